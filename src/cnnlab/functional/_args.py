@@ -1,0 +1,235 @@
+"""Argument normalisation, validation and output-size arithmetic shared by every operator.
+
+Each helper takes the name of the public op and of the argument it checks, so that an error
+reads like ``conv2d: stride must be positive integers, got (0, 1)``.  Validation happens once,
+at the public entry point, before any work is done.  Wrong types or dtypes raise ``TypeError``;
+wrong values or shapes raise ``ValueError``.  Nothing here uses ``assert``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+PadPairs = tuple[tuple[int, int], ...]
+
+_NUMERIC_KINDS = "biuf"
+
+
+def _describe(value: Any) -> str:
+    """Short description of a received value for an error message."""
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_array(op: str, name: str, x: Any) -> np.ndarray:
+    """Return ``x`` as a non-empty numeric NumPy array.
+
+    Lists, tuples and scalars are converted with ``np.asarray``.  Booleans count as integers.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` cannot become an array or its dtype is not boolean, integer or floating point.
+    ValueError
+        If ``x`` is ragged or empty.
+    """
+    if isinstance(x, (str, bytes, dict, set)) or x is None:
+        raise TypeError(f"{op}: {name} must be a numeric array, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{op}: {name} must be a rectangular numeric array, got a ragged sequence ({exc})"
+        ) from None
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"{op}: {name} must have a boolean, integer or floating dtype, got dtype {arr.dtype}"
+        )
+    if arr.size == 0:
+        raise ValueError(f"{op}: {name} must not be empty, got shape {arr.shape}")
+    return arr
+
+
+def result_dtype(*arrays: np.ndarray) -> np.dtype:
+    """The dtype an exact operator computes and returns in.
+
+    All-integer (or boolean) inputs accumulate in ``int64`` so that uint8 images never overflow;
+    otherwise the floating inputs decide (float32 stays float32, float64 stays float64) and
+    integer inputs are promoted to that float type.
+    """
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    if not floats:
+        return np.dtype(np.int64)
+    return np.result_type(*floats)
+
+
+def float_dtype(x: np.ndarray) -> np.dtype:
+    """The floating dtype for a non-exact op (activations): floats keep theirs, ints get float64."""
+    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _as_int(op: str, name: str, value: Any, full: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {_describe(full)}")
+    return int(value)
+
+
+def ntuple(op: str, name: str, value: Any, n: int, *, minimum: int) -> tuple[int, ...]:
+    """Normalise an ``int | sequence of n ints`` argument and check each entry is >= minimum."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n:
+            raise ValueError(
+                f"{op}: {name} must be an int or a tuple of {n} ints, got {_describe(value)}"
+            )
+        out = tuple(_as_int(op, name, v, value) for v in value)
+    else:
+        out = (_as_int(op, name, value, value),) * n
+    if any(v < minimum for v in out):
+        what = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{op}: {name} must be {what} integers, got {_describe(value)}")
+    return out
+
+
+def padding_pairs(op: str, value: Any, n: int, name: str = "padding") -> PadPairs:
+    """Normalise explicit padding to ``((lo, hi),) * n``.
+
+    Accepts an int (same on both sides of every dim), a tuple of ``n`` ints (symmetric per dim),
+    or a tuple of ``n`` ``(lo, hi)`` pairs (asymmetric, as in JAX and ONNX).  Negative entries
+    raise ``ValueError``.
+    """
+    if isinstance(value, str):
+        raise ValueError(f"{op}: {name} must be an int or a tuple here, got {value!r}")
+    if isinstance(value, Sequence):
+        if len(value) != n:
+            raise ValueError(
+                f"{op}: {name} must be an int, a tuple of {n} ints or a tuple of {n} (lo, hi) "
+                f"pairs, got {_describe(value)}"
+            )
+        pairs = []
+        for v in value:
+            if isinstance(v, Sequence) and not isinstance(v, str):
+                if len(v) != 2:
+                    raise ValueError(
+                        f"{op}: {name} pairs must be (lo, hi), got {_describe(value)}"
+                    )
+                pairs.append((_as_int(op, name, v[0], value), _as_int(op, name, v[1], value)))
+            else:
+                p = _as_int(op, name, v, value)
+                pairs.append((p, p))
+    else:
+        p = _as_int(op, name, value, value)
+        pairs = [(p, p)] * n
+    if any(lo < 0 or hi < 0 for lo, hi in pairs):
+        raise ValueError(f"{op}: {name} must be non-negative, got {_describe(value)}")
+    return tuple(pairs)
+
+
+def same_padding(
+    in_sizes: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> PadPairs:
+    """'same' padding by the TensorFlow/ONNX SAME_UPPER rule.
+
+    ``out = ceil(in / stride)``; the total padding is
+    ``max((out - 1) * stride + dilation * (k - 1) + 1 - in, 0)``, split with the smaller half
+    first and the odd element at the end.  With stride 1 this is PyTorch's ``padding='same'``.
+    """
+    pairs = []
+    for size, k, s, d in zip(in_sizes, kernel, stride, dilation, strict=True):
+        out = -(-size // s)
+        total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
+
+
+def out_size(
+    size: int, k: int, stride: int, lo: int, hi: int, dilation: int, ceil_mode: bool = False
+) -> int:
+    """Output length of a sliding window.
+
+    ``out = floor((size + lo + hi - dilation*(k-1) - 1) / stride) + 1`` (``ceil`` in ceil mode,
+    where a last window that would start past the input and the left padding is dropped, as in
+    PyTorch's pooling).
+    """
+    span = size + lo + hi - dilation * (k - 1) - 1
+    if span < 0:
+        return 0
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        if (out - 1) * stride >= size + lo:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+def out_sizes(
+    op: str,
+    in_sizes: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: PadPairs,
+    dilation: Sequence[int],
+    ceil_mode: bool = False,
+) -> tuple[int, ...]:
+    """Output sizes for every spatial dim, raising ``ValueError`` if any is <= 0."""
+    sizes = []
+    for i, (size, k, s, (lo, hi), d) in enumerate(
+        zip(in_sizes, kernel, stride, pads, dilation, strict=True)
+    ):
+        o = out_size(size, k, s, lo, hi, d, ceil_mode)
+        if o <= 0:
+            raise ValueError(
+                f"{op}: kernel is larger than the padded input in spatial dim {i}: "
+                f"effective kernel size {d * (k - 1) + 1} (kernel {k}, dilation {d}) > "
+                f"padded input size {size + lo + hi} (input {size}, padding ({lo}, {hi}))"
+            )
+        sizes.append(o)
+    return tuple(sizes)
+
+
+def check_bool(op: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {_describe(value)}")
+    return bool(value)
+
+
+def check_choice(op: str, name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{op}: {name} must be one of {list(choices)}, got {_describe(value)}")
+    if value not in choices:
+        raise ValueError(f"{op}: {name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_ndim(op: str, name: str, x: np.ndarray, allowed: Sequence[int], what: str) -> None:
+    """Raise ``ValueError`` unless ``x.ndim`` is one of ``allowed``; ``what`` names the layouts."""
+    if x.ndim not in allowed:
+        dims = " or ".join(f"{d}-D" for d in allowed)
+        raise ValueError(f"{op}: {name} must be {dims} ({what}), got shape {x.shape}")
+
+
+def check_scalar(op: str, name: str, value: Any) -> float:
+    """A real number (int or float, not bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{op}: {name} must be a real number, got {_describe(value)}")
+    if isinstance(value, (complex, np.complexfloating)) or math.isnan(float(value)):
+        raise ValueError(f"{op}: {name} must be a real number, got {value!r}")
+    return value
+
+
+def check_dim(op: str, dim: Any, ndim: int) -> int:
+    """Normalise a possibly negative axis index."""
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, Integral):
+        raise TypeError(f"{op}: dim must be an int, got {_describe(dim)}")
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{op}: dim must be in [{-ndim}, {ndim - 1}] for a {ndim}-D input, got {dim}")
+    return int(dim) % ndim

@@ -1,0 +1,153 @@
+"""Window machinery: padding (and its adjoint), sliding-window views, scatter-add, dilation.
+
+This is the one home of the code that turns an array into its windows.  Every function works on
+the last ``len(kernel)`` axes ("spatial" axes) and leaves the leading axes alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from cnnlab.functional._args import PadPairs
+
+PAD_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _pad_index(size: int, lo: int, hi: int, mode: str) -> np.ndarray:
+    """Source index in the unpadded axis for every position of the padded axis (lo, hi >= 0)."""
+    pos = np.arange(-lo, size + hi)
+    if mode == "replicate":
+        return np.clip(pos, 0, size - 1)
+    if mode == "circular":
+        return pos % size
+    if mode == "reflect":
+        # Reflect about the edge samples without repeating them: -1 -> 1, size -> size - 2.
+        if size == 1:
+            return np.zeros_like(pos)
+        period = 2 * (size - 1)
+        p = np.abs(pos) % period
+        return np.where(p < size, p, period - p)
+    raise ValueError(f"pad: mode must be one of {list(PAD_MODES)}, got {mode!r}")
+
+
+def pad(x: np.ndarray, pads: PadPairs, mode: str = "zeros", value: float = 0) -> np.ndarray:
+    """Pad the last ``len(pads)`` axes of ``x``.
+
+    ``mode`` is ``'zeros'`` (constant ``value``), ``'reflect'``, ``'replicate'`` or ``'circular'``
+    with PyTorch's meanings.  Negative entries crop (used internally by transposed convolutions).
+    """
+    n = len(pads)
+    lead = x.ndim - n
+    crop = tuple(slice(max(-lo, 0), x.shape[lead + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(pads))
+    x = x[(Ellipsis, *crop)]
+    pos = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads)
+    if not any(lo or hi for lo, hi in pos):
+        return x
+    if mode == "zeros":
+        return np.pad(x, ((0, 0),) * lead + pos, mode="constant", constant_values=value)
+    for i, (lo, hi) in enumerate(pos):
+        if lo or hi:
+            x = np.take(x, _pad_index(x.shape[lead + i], lo, hi, mode), axis=lead + i)
+    return x
+
+
+def pad_backward(grad: np.ndarray, in_spatial: Sequence[int], pads: PadPairs, mode: str) -> np.ndarray:
+    """Adjoint of :func:`pad`: fold the gradient of the padded array back onto the input.
+
+    Zero padding just drops the border (and restores cropped cells as zeros); the other modes
+    copied input cells into the border, so those border gradients are added back to their source
+    cells (``np.add.at`` handles a cell used several times).
+    """
+    n = len(pads)
+    lead = grad.ndim - n
+    for i, (lo, hi) in enumerate(pads):
+        axis = lead + i
+        size = in_spatial[i] - max(-lo, 0) - max(-hi, 0)
+        plo, phi = max(lo, 0), max(hi, 0)
+        if plo or phi:
+            if mode == "zeros":
+                grad = np.take(grad, np.arange(plo, plo + size), axis=axis)
+            else:
+                shape = list(grad.shape)
+                shape[axis] = size
+                folded = np.zeros(shape, dtype=grad.dtype)
+                index = [slice(None)] * grad.ndim
+                index[axis] = _pad_index(size, plo, phi, mode)
+                np.add.at(folded, tuple(index), grad)
+                grad = folded
+        clo, chi = max(-lo, 0), max(-hi, 0)
+        if clo or chi:
+            widths = [(0, 0)] * grad.ndim
+            widths[axis] = (clo, chi)
+            grad = np.pad(grad, widths)
+    return grad
+
+
+def windows(
+    x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> np.ndarray:
+    """Read-only strided view of shape ``(*lead, *out, *kernel)`` over the last ``n`` axes.
+
+    ``view[..., o_1..o_n, k_1..k_n] = x[..., o_1*s_1 + k_1*d_1, ..., o_n*s_n + k_n*d_n]`` with
+    ``out_i = floor((size_i - d_i*(k_i-1) - 1) / s_i) + 1``.  No data is copied.
+    """
+    n = len(kernel)
+    lead = x.ndim - n
+    sizes = x.shape[lead:]
+    out = tuple(
+        (size - d * (k - 1) - 1) // s + 1
+        for size, k, s, d in zip(sizes, kernel, stride, dilation, strict=True)
+    )
+    st = x.strides[lead:]
+    shape = x.shape[:lead] + out + tuple(kernel)
+    strides = (
+        x.strides[:lead]
+        + tuple(a * s for a, s in zip(st, stride, strict=True))
+        + tuple(a * d for a, d in zip(st, dilation, strict=True))
+    )
+    return np.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=False)
+
+
+def windows_backward(
+    grad_windows: np.ndarray,
+    padded_spatial: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> np.ndarray:
+    """Adjoint of :func:`windows`: scatter-add window gradients into an array of the padded shape.
+
+    One vectorised add per kernel tap (a loop over taps, never over output positions).
+    """
+    n = len(kernel)
+    lead_shape = grad_windows.shape[: grad_windows.ndim - 2 * n]
+    out = grad_windows.shape[len(lead_shape) : len(lead_shape) + n]
+    result = np.zeros(lead_shape + tuple(padded_spatial), dtype=grad_windows.dtype)
+    for tap in np.ndindex(*kernel):
+        target = tuple(
+            slice(t * d, t * d + (o - 1) * s + 1, s)
+            for t, d, o, s in zip(tap, dilation, out, stride, strict=True)
+        )
+        result[(Ellipsis, *target)] += grad_windows[(Ellipsis, *tap)]
+    return result
+
+
+def dilate(x: np.ndarray, factor: Sequence[int]) -> np.ndarray:
+    """Insert ``factor - 1`` zeros between neighbouring elements of the last ``len(factor)`` axes."""
+    n = len(factor)
+    if all(f == 1 for f in factor):
+        return x
+    lead = x.ndim - n
+    shape = x.shape[:lead] + tuple(
+        (size - 1) * f + 1 for size, f in zip(x.shape[lead:], factor, strict=True)
+    )
+    out = np.zeros(shape, dtype=x.dtype)
+    out[(Ellipsis, *(slice(None, None, f) for f in factor))] = x
+    return out
+
+
+def flip(x: np.ndarray, n: int) -> np.ndarray:
+    """Reverse the last ``n`` axes (turns a correlation kernel into a convolution kernel)."""
+    return x[(Ellipsis, *(slice(None, None, -1),) * n)]
