@@ -151,3 +151,27 @@ def dilate(x: np.ndarray, factor: Sequence[int]) -> np.ndarray:
 def flip(x: np.ndarray, n: int) -> np.ndarray:
     """Reverse the last ``n`` axes (turns a correlation kernel into a convolution kernel)."""
     return x[(Ellipsis, *(slice(None, None, -1),) * n)]
+
+
+def im2col(
+    xp: np.ndarray,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Windows of a padded batched input as a matrix per group.
+
+    Returns ``cols`` of shape ``(groups, N * P, C_g * K)`` (``P`` output positions, ``K`` taps)
+    with ``cols[g, b*P + p, c*K + t] = xp[b, g*C_g + c, p*stride + t*dilation]``, and the output
+    spatial shape.
+    """
+    n = len(kernel)
+    batch, channels = xp.shape[:2]
+    view = windows(xp, kernel, stride, dilation)  # (N, C, *out, *k)
+    out = view.shape[2 : 2 + n]
+    view = view.reshape(batch, groups, channels // groups, *out, *kernel)
+    # -> (G, N, *out, C_g, *k): the copy made here is the im2col matrix
+    order = (1, 0, *range(3, 3 + n), 2, *range(3 + n, 3 + 2 * n))
+    cols = view.transpose(order).reshape(groups, batch * int(np.prod(out)), -1)
+    return cols, out
