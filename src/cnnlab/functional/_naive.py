@@ -51,8 +51,9 @@ def naive_correlate(
         starts, sizes = [0] * n, full_shape
     elif mode == "same":
         starts, sizes = [(e - 1) // 2 for e in keff], list(x.shape)
-    else:
-        starts, sizes = [e - 1 for e in keff], [s - e + 1 for s, e in zip(x.shape, keff, strict=True)]
+    else:  # full overlaps only: the smaller of x and the kernel lies wholly inside the other
+        starts = [min(e, s) - 1 for s, e in zip(x.shape, keff, strict=True)]
+        sizes = [abs(s - e) + 1 for s, e in zip(x.shape, keff, strict=True)]
     crop = full[tuple(slice(a, a + s) for a, s in zip(starts, sizes, strict=True))]
     return crop[tuple(slice(None, None, s) for s in stride)]
 
@@ -125,4 +126,115 @@ def naive_conv_transpose(
                         y[(b, g * og + o, *dst)] = y[(b, g * og + o, *dst)] + x[(b, c, *i)] * weight[(c, o, *t)]
     if bias is not None:
         y = y + bias.reshape((-1,) + (1,) * nsp)
+    return y
+
+
+def _naive_pool_out(size: int, k: int, s: int, lo: int, hi: int, d: int, ceil_mode: bool) -> int:
+    """Pooling output length, written out again here so the reference does not share code with
+    the operator: floor (or ceil) of ``(size + lo + hi - d*(k-1) - 1) / s`` plus one, dropping in
+    ceil mode a last window that would start at or past ``size + lo``."""
+    span = size + lo + hi - d * (k - 1) - 1
+    count = (span + s - 1) // s + 1 if ceil_mode else span // s + 1
+    if ceil_mode and (count - 1) * s >= size + lo:
+        count -= 1
+    return count
+
+
+def _naive_pool_positions(
+    x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], pads: PadPairs,
+    dilation: Sequence[int], ceil_mode: bool,
+) -> list[range]:
+    sp = x.shape[2:]
+    return [
+        range(_naive_pool_out(sp[i], kernel[i], stride[i], *pads[i], dilation[i], ceil_mode))
+        for i in range(len(kernel))
+    ]
+
+
+def naive_max_pool(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: PadPairs,
+    dilation: Sequence[int],
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Max pooling of a batched ``(N, C, *sp)`` input by looping over every window and tap.
+
+    ``y[b, c, p] = max x[b, c, p*s + t*d - lo]`` over the taps ``t`` that land inside the input
+    (padding is never chosen).  Taps are scanned in row-major order and one replaces the best so
+    far if it is the first inside the input, strictly greater, or NaN: ties keep the first
+    maximum, a NaN window keeps its last NaN (PyTorch's choice).  ``indices`` holds the flat
+    index of the chosen cell in its channel's spatial input.  Integer inputs give ``int64``.
+    """
+    n = len(kernel)
+    sp = x.shape[2:]
+    outs = _naive_pool_positions(x, kernel, stride, pads, dilation, ceil_mode)
+    shape = x.shape[:2] + tuple(len(r) for r in outs)
+    dtype = object if x.dtype == object else (x.dtype if x.dtype.kind == "f" else np.int64)
+    y = np.empty(shape, dtype=dtype)
+    indices = np.empty(shape, dtype=np.int64)
+    for b, c in product(range(x.shape[0]), range(x.shape[1])):
+        for p in product(*outs):
+            best: Any = None
+            where = -1
+            for t in product(*(range(k) for k in kernel)):
+                src = tuple(p[i] * stride[i] + t[i] * dilation[i] - pads[i][0] for i in range(n))
+                if not all(0 <= src[i] < sp[i] for i in range(n)):
+                    continue
+                v = x[(b, c, *src)]
+                if best is None or v > best or v != v:
+                    best = v
+                    where = int(np.ravel_multi_index(src, sp))
+            y[(b, c, *p)] = best
+            indices[(b, c, *p)] = where
+    return (y, indices) if return_indices else y
+
+
+def naive_avg_pool(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: PadPairs,
+    dilation: Sequence[int],
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> np.ndarray:
+    """Average pooling of a batched ``(N, C, *sp)`` input by looping over every window and tap.
+
+    The sum runs over the taps ``q = p*s + t*d - lo`` inside the input (padding adds zero).  The
+    divisor is ``divisor_override`` if given, else the number of taps inside the padded input
+    ``-lo <= q < sp + hi`` (``count_include_pad``) or inside the input ``0 <= q < sp``.  Object
+    arrays of ints or Fractions give exact Fractions; numeric arrays give floats (float64 for
+    integer inputs).
+    """
+    from fractions import Fraction  # local: this file's header is shared with other references
+
+    n = len(kernel)
+    sp = x.shape[2:]
+    outs = _naive_pool_positions(x, kernel, stride, pads, dilation, ceil_mode)
+    shape = x.shape[:2] + tuple(len(r) for r in outs)
+    exact = x.dtype == object
+    y = np.empty(shape, dtype=object if exact else (x.dtype if x.dtype.kind == "f" else np.float64))
+    for b, c in product(range(x.shape[0]), range(x.shape[1])):
+        for p in product(*outs):
+            acc: Any = 0
+            in_padded = in_input = 0
+            for t in product(*(range(k) for k in kernel)):
+                src = tuple(p[i] * stride[i] + t[i] * dilation[i] - pads[i][0] for i in range(n))
+                if all(-pads[i][0] <= src[i] < sp[i] + pads[i][1] for i in range(n)):
+                    in_padded += 1
+                if all(0 <= src[i] < sp[i] for i in range(n)):
+                    in_input += 1
+                    acc = acc + (x[(b, c, *src)] if exact else x[(b, c, *src)].item())
+            if divisor_override is not None:
+                divisor = divisor_override
+            else:
+                divisor = in_padded if count_include_pad else in_input
+            if exact and isinstance(acc, (int, Fraction)):
+                y[(b, c, *p)] = Fraction(acc) / divisor
+            else:
+                y[(b, c, *p)] = acc / divisor
     return y
