@@ -40,7 +40,8 @@ def test_matches_loop_reference_float64(info: OpInfo):
         out = out[0] if isinstance(out, tuple) else out
         ref = info.reference(*s.args, **s.kwargs)
         assert out.shape == np.shape(ref), s
-        np.testing.assert_allclose(out, np.asarray(ref, dtype=np.float64), err_msg=repr(s), **FLOAT_TOL[np.dtype(np.float64)])
+        expected = np.asarray(ref, dtype=np.float64)
+        np.testing.assert_allclose(out, expected, err_msg=repr(s), **FLOAT_TOL[np.dtype(np.float64)])
 
 
 @pytest.mark.parametrize("info", REGISTRY, ids=_ids(REGISTRY))
