@@ -1,1 +1,105 @@
-"""Operators on NumPy arrays, each with its backward (vector-Jacobian product) beside it."""
+"""Operators on NumPy arrays, each with its backward (vector-Jacobian product) beside it.
+
+Every forward here accepts NumPy arrays (and array-likes) and returns NumPy arrays, exactly; given
+a :class:`cnnlab.Tensor` it returns a Tensor that records its backward (see ``_dispatch``).  The
+``*_backward`` functions take ``grad_out`` followed by the forward's arguments and return one
+gradient per differentiable input.
+
+Conventions are PyTorch's: layouts ``(N, C, *spatial)`` (or unbatched ``(C, *spatial)``), weights
+``(C_out, C_in / groups, *kernel)``, ``dilation=1`` means none, and the deep-learning ``conv`` is
+a cross-correlation; :func:`convolve` is the flipped-kernel convolution.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from cnnlab.functional import activation as _act
+from cnnlab.functional import conv as _conv
+from cnnlab.functional import conv_transpose as _convt
+from cnnlab.functional import correlate as _corr
+from cnnlab.functional import pool as _pool
+from cnnlab.functional._dispatch import differentiable
+from cnnlab.functional.activation import (
+    elu_backward,
+    gelu_backward,
+    leaky_relu_backward,
+    log_softmax_backward,
+    relu_backward,
+    sigmoid_backward,
+    softmax_backward,
+    tanh_backward,
+)
+from cnnlab.functional.conv import conv_backward
+from cnnlab.functional.conv_transpose import conv_transpose_backward
+from cnnlab.functional.correlate import convolve_backward, correlate_backward
+from cnnlab.functional.matrix import conv_matrix, conv_transpose_matrix
+from cnnlab.functional.pool import avg_pool_backward, max_pool_backward
+
+
+def _pool_backward(forward: Callable[..., Any], backward: Callable[..., Any], n: int | None) -> Callable[..., Any]:
+    """Adapt a pooling backward to be called with the forward's exact arguments.
+
+    Drops ``return_indices`` (not an input of the gradient) and, for the 1d/2d/3d names, spells an
+    int ``kernel_size`` as a tuple so the generic backward knows the number of spatial dims.
+    """
+    signature = inspect.signature(forward)
+
+    def adapted(grad_out: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        arguments = dict(bound.arguments)
+        arguments.pop("return_indices", None)
+        kernel = arguments.get("kernel_size")
+        if n is not None and isinstance(kernel, int):
+            arguments["kernel_size"] = (kernel,) * n
+        return backward(grad_out, **arguments)
+
+    return adapted
+
+
+correlate = differentiable(_corr.correlate, correlate_backward, n_diff=2)
+convolve = differentiable(_corr.convolve, convolve_backward, n_diff=2)
+
+conv = differentiable(_conv.conv, conv_backward, n_diff=3)
+conv1d = differentiable(_conv.conv1d, conv_backward, n_diff=3)
+conv2d = differentiable(_conv.conv2d, conv_backward, n_diff=3)
+conv3d = differentiable(_conv.conv3d, conv_backward, n_diff=3)
+
+conv_transpose = differentiable(_convt.conv_transpose, conv_transpose_backward, n_diff=3)
+conv_transpose1d = differentiable(_convt.conv_transpose1d, conv_transpose_backward, n_diff=3)
+conv_transpose2d = differentiable(_convt.conv_transpose2d, conv_transpose_backward, n_diff=3)
+conv_transpose3d = differentiable(_convt.conv_transpose3d, conv_transpose_backward, n_diff=3)
+
+max_pool = differentiable(_pool.max_pool, _pool_backward(_pool.max_pool, max_pool_backward, None))
+max_pool1d = differentiable(_pool.max_pool1d, _pool_backward(_pool.max_pool1d, max_pool_backward, 1))
+max_pool2d = differentiable(_pool.max_pool2d, _pool_backward(_pool.max_pool2d, max_pool_backward, 2))
+max_pool3d = differentiable(_pool.max_pool3d, _pool_backward(_pool.max_pool3d, max_pool_backward, 3))
+avg_pool = differentiable(_pool.avg_pool, _pool_backward(_pool.avg_pool, avg_pool_backward, None))
+avg_pool1d = differentiable(_pool.avg_pool1d, _pool_backward(_pool.avg_pool1d, avg_pool_backward, 1))
+avg_pool2d = differentiable(_pool.avg_pool2d, _pool_backward(_pool.avg_pool2d, avg_pool_backward, 2))
+avg_pool3d = differentiable(_pool.avg_pool3d, _pool_backward(_pool.avg_pool3d, avg_pool_backward, 3))
+
+relu = differentiable(_act.relu, relu_backward)
+leaky_relu = differentiable(_act.leaky_relu, leaky_relu_backward)
+elu = differentiable(_act.elu, elu_backward)
+gelu = differentiable(_act.gelu, gelu_backward)
+sigmoid = differentiable(_act.sigmoid, sigmoid_backward)
+tanh = differentiable(_act.tanh, tanh_backward)
+softmax = differentiable(_act.softmax, softmax_backward)
+log_softmax = differentiable(_act.log_softmax, log_softmax_backward)
+
+__all__ = [
+    "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool_backward",
+    "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_matrix",
+    "conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "conv_transpose_backward", "conv_transpose_matrix",
+    "convolve", "convolve_backward", "correlate", "correlate_backward",
+    "differentiable",
+    "elu", "elu_backward", "gelu", "gelu_backward", "leaky_relu", "leaky_relu_backward",
+    "log_softmax", "log_softmax_backward",
+    "max_pool", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool_backward",
+    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "softmax", "softmax_backward",
+    "tanh", "tanh_backward",
+]
