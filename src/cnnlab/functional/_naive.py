@@ -238,3 +238,106 @@ def naive_avg_pool(
             else:
                 y[(b, c, *p)] = acc / divisor
     return y
+
+
+# --------------------------------------------------------------------------------------------
+# Activations: one element at a time with the math module, straight from each definition.
+# Floating inputs give their own dtype (computed in Python floats, i.e. float64, then rounded),
+# other inputs float64; naive_relu keeps integers exact (int64, or Python ints for object input).
+# --------------------------------------------------------------------------------------------
+def _naive_map(x: Any, f: Any) -> np.ndarray:
+    x = np.asarray(x)
+    out = np.empty(x.shape, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+    for idx in np.ndindex(x.shape):
+        out[idx] = f(float(x[idx]))
+    return out
+
+
+def naive_relu(x: Any) -> np.ndarray:
+    """``relu(v) = v if v > 0 else 0`` (NaN stays NaN); exact on integers and Fractions."""
+    x = np.asarray(x)
+    exact = x.dtype == object
+    out = np.empty(x.shape, dtype=object if exact else (x.dtype if x.dtype.kind == "f" else np.int64))
+    for idx in np.ndindex(x.shape):
+        v = x[idx] if exact else x[idx].item()
+        out[idx] = 0 if v <= 0 else v
+    return out
+
+
+def naive_leaky_relu(x: Any, negative_slope: float = 0.01) -> np.ndarray:
+    """``v if v > 0 else negative_slope * v``."""
+    return _naive_map(x, lambda v: v if v > 0 else negative_slope * v)
+
+
+def naive_elu(x: Any, alpha: float = 1.0) -> np.ndarray:
+    """``v if v > 0 else alpha * (exp(v) - 1)``."""
+    import math  # local: this file's header is shared with other references
+
+    return _naive_map(x, lambda v: v if v > 0 else alpha * math.expm1(v))
+
+
+def naive_gelu(x: Any, approximate: str = "none") -> np.ndarray:
+    """``v/2 * (1 + erf(v/sqrt 2))``, or with ``tanh(sqrt(2/pi) (v + 0.044715 v^3))`` for 'tanh'."""
+    import math
+
+    if approximate == "tanh":
+        k = math.sqrt(2 / math.pi)
+        return _naive_map(x, lambda v: 0.5 * v * (1 + math.tanh(k * (v + 0.044715 * v**3))))
+    return _naive_map(x, lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))))
+
+
+def naive_sigmoid(x: Any) -> np.ndarray:
+    """``1 / (1 + exp(-v))``, written as ``exp(v) / (1 + exp(v))`` for negative ``v``."""
+    import math
+
+    def sigma(v: float) -> float:
+        if v >= 0:
+            return 1 / (1 + math.exp(-v))
+        e = math.exp(v)
+        return e / (1 + e)
+
+    return _naive_map(x, sigma)
+
+
+def naive_tanh(x: Any) -> np.ndarray:
+    """``math.tanh`` per element."""
+    import math
+
+    return _naive_map(x, math.tanh)
+
+
+def _naive_rows(x: Any, dim: int, row: Any) -> np.ndarray:
+    """Apply ``row`` (list of floats -> list of floats) to every 1-D slice of ``x`` along ``dim``."""
+    x = np.asarray(x)
+    shape = x.shape
+    x = x.reshape(1) if x.ndim == 0 else x
+    moved = np.moveaxis(x, dim % x.ndim, -1)
+    out = np.empty(moved.shape, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+    for idx in np.ndindex(moved.shape[:-1]):
+        out[idx] = row([float(v) for v in moved[idx]])
+    return np.moveaxis(out, -1, dim % x.ndim).reshape(shape)
+
+
+def naive_softmax(x: Any, dim: int) -> np.ndarray:
+    """``exp(v_i - m) / sum_j exp(v_j - m)`` per slice, ``m`` the slice maximum."""
+    import math
+
+    def row(vals: list[float]) -> list[float]:
+        m = max(vals)
+        e = [math.exp(v - m) for v in vals]
+        total = math.fsum(e)
+        return [t / total for t in e]
+
+    return _naive_rows(x, dim, row)
+
+
+def naive_log_softmax(x: Any, dim: int) -> np.ndarray:
+    """``(v_i - m) - log(sum_j exp(v_j - m))`` per slice, ``m`` the slice maximum."""
+    import math
+
+    def row(vals: list[float]) -> list[float]:
+        m = max(vals)
+        lse = math.log(math.fsum(math.exp(v - m) for v in vals))
+        return [(v - m) - lse for v in vals]
+
+    return _naive_rows(x, dim, row)
