@@ -161,14 +161,13 @@ def out_size(
     PyTorch's pooling).
     """
     span = size + lo + hi - dilation * (k - 1) - 1
-    if span < 0:
-        return 0
     if ceil_mode:
+        # ceil(span / stride) + 1; a window may hang past the end but must start inside
         out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + lo:
+        if out > 0 and (out - 1) * stride >= size + lo:
             out -= 1
-        return out
-    return span // stride + 1
+        return max(out, 0)
+    return max(span // stride + 1, 0)
 
 
 def out_sizes(
