@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab import _tensor_ops as ops
+from cnnlab import functional as F
 from cnnlab.functional._args import check_dim
 from cnnlab.functional._dispatch import differentiable, register_engine
 
@@ -514,19 +515,19 @@ class Tensor:
         return _clamp(self, min, max)
 
     def relu(self) -> Tensor:
-        return _activation("relu")(self)
+        return F.relu(self)
 
     def sigmoid(self) -> Tensor:
-        return _activation("sigmoid")(self)
+        return F.sigmoid(self)
 
     def tanh(self) -> Tensor:
-        return _activation("tanh")(self)
+        return F.tanh(self)
 
     def softmax(self, dim: int) -> Tensor:
-        return _activation("softmax")(self, dim)
+        return F.softmax(self, dim)
 
     def log_softmax(self, dim: int) -> Tensor:
-        return _activation("log_softmax")(self, dim)
+        return F.log_softmax(self, dim)
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -626,16 +627,3 @@ _log = differentiable(ops.log, ops.log_backward)
 _sqrt = differentiable(ops.sqrt, ops.sqrt_backward)
 _abs = differentiable(ops.abs_, ops.abs_backward)
 _clamp = differentiable(ops.clamp, ops.clamp_backward)
-
-_activations: dict[str, Callable[..., Any]] = {}
-
-
-def _activation(name: str) -> Callable[..., Any]:
-    """The Tensor-aware activation ``name`` of :mod:`cnnlab.functional.activation` (imported
-    on first use)."""
-    if name not in _activations:
-        from cnnlab.functional import activation
-
-        forward, backward = getattr(activation, name), getattr(activation, name + "_backward")
-        _activations[name] = differentiable(forward, backward)
-    return _activations[name]

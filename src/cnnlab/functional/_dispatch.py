@@ -167,6 +167,6 @@ def _call_on_tensors(
         grads = backward(grad_out, *arr_args, **arr_kwargs)
         return (grads,) if n_diff == 1 else tuple(grads)
 
-    backward_fn.__name__ = getattr(backward, "__name__", "backward")
+    backward_fn.__name__ = getattr(forward, "__name__", "op") + "_backward"
     out = record(result, parents, backward_fn)
     return (out, *rest) if is_tuple else out

@@ -433,7 +433,11 @@ def _bce_parse(x, target, weight, reduction, pos_weight) -> tuple:
     for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
         if extra is not None:
             extra = check_array(op, name, extra)
-            if np.broadcast_shapes(extra.shape, x.shape) != x.shape:
+            try:
+                fits = np.broadcast_shapes(extra.shape, x.shape) == x.shape
+            except ValueError:
+                fits = False
+            if not fits:
                 raise ValueError(
                     f"{op}: {name} of shape {extra.shape} does not broadcast to the input's "
                     f"shape {x.shape}"
