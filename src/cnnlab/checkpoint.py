@@ -1,0 +1,537 @@
+"""Checkpoints in the safetensors format: safe to load, atomic to write, readable by PyTorch.
+
+A checkpoint is a safetensors file: an 8-byte little-endian header length, a JSON header giving
+each tensor's dtype, shape and byte range, then the raw little-endian tensor bytes.  Nothing in
+it is code, so loading one never executes anything (unlike ``pickle`` and ``torch.save``).
+The tensors are a module's ``state_dict`` under PyTorch's key names (``"0.weight"``,
+``"fc.bias"``), so ``safetensors.torch.load_file`` + ``load_state_dict`` reads a cnnlab model
+into the equivalent PyTorch model, and the reverse.
+
+cnnlab adds one string entry to the header's ``__metadata__``: under the key ``"cnnlab"``, a
+JSON document with the format version, the cnnlab version, the model's architecture (its
+``to_config()``) when there is one, and the caller's own metadata.  ``load_model`` rebuilds the
+model from that architecture.
+
+Saving writes a temporary file next to the target, flushes it to disk and renames it over the
+target in one step (``os.replace``), so an interrupted save leaves the previous checkpoint intact.
+
+The ``safetensors`` package is an optional dependency: ``pip install cnnlab[io]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CheckpointError",
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "save",
+    "load",
+    "load_metadata",
+    "load_weights",
+    "load_model",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = "cnnlab"
+
+PathLike = str | os.PathLike
+
+# dtypes safetensors stores, by the header's names.
+_DTYPES = {
+    "BOOL": np.dtype(np.bool_),
+    "U8": np.dtype(np.uint8),
+    "I8": np.dtype(np.int8),
+    "U16": np.dtype(np.uint16),
+    "I16": np.dtype(np.int16),
+    "U32": np.dtype(np.uint32),
+    "I32": np.dtype(np.int32),
+    "U64": np.dtype(np.uint64),
+    "I64": np.dtype(np.int64),
+    "F16": np.dtype(np.float16),
+    "F32": np.dtype(np.float32),
+    "F64": np.dtype(np.float64),
+}
+_SAVABLE = {dtype.newbyteorder("<") for dtype in _DTYPES.values()}
+_MAX_HEADER = 100_000_000  # the limit safetensors itself enforces
+
+
+class CheckpointError(ValueError):
+    """A file cannot be read as a cnnlab checkpoint, or does not fit the model it is loaded into.
+
+    The message names the file and the problem.
+    """
+
+
+def _safetensors_numpy() -> Any:
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise ImportError(
+            "cnnlab checkpoints need the 'safetensors' package; install it with "
+            "`pip install cnnlab[io]` (or `pip install safetensors`)"
+        ) from None
+    return safetensors.numpy
+
+
+# -- saving -------------------------------------------------------------------------------------
+
+
+def _as_array(name: str, value: Any) -> np.ndarray:
+    array = value
+    if not isinstance(array, np.ndarray):
+        array = getattr(value, "data", None)  # a cnnlab Tensor or Parameter
+    if not isinstance(array, np.ndarray):
+        raise TypeError(
+            f"save: tensor {name!r} must be a NumPy array (or hold one in .data), "
+            f"got {type(value).__name__}"
+        )
+    little = array.dtype.newbyteorder("<")
+    if little not in _SAVABLE:
+        raise TypeError(
+            f"save: tensor {name!r} has dtype {array.dtype}, which safetensors cannot store; "
+            "use bool, (u)int8-64 or float16/32/64"
+        )
+    return np.asarray(array, dtype=little, order="C")  # (ascontiguousarray would make 0-d 1-d)
+
+
+def _tensors_and_config(obj: Any) -> tuple[dict[str, np.ndarray], Any]:
+    if isinstance(obj, Mapping):
+        tensors, config = obj, None
+    elif callable(getattr(obj, "state_dict", None)):
+        tensors = obj.state_dict()
+        to_config = getattr(obj, "to_config", None)
+        config = to_config() if callable(to_config) else None
+    else:
+        raise TypeError(
+            "save: obj must be a module (with state_dict()) or a dict of name -> array, "
+            f"got {type(obj).__name__}"
+        )
+    arrays = {}
+    for name, value in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(f"save: tensor names must be str, got {name!r}")
+        arrays[name] = _as_array(name, value)
+    return arrays, config
+
+
+def _metadata_document(config: Any, metadata: Any) -> str:
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"save: metadata must be a dict, got {type(metadata).__name__}")
+    import cnnlab
+
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "cnnlab_version": getattr(cnnlab, "__version__", "unknown"),
+        "metadata": dict(metadata or {}),
+    }
+    if config is not None:
+        document["config"] = config
+    try:
+        return json.dumps(document, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"save: the model config and metadata must be JSON-serialisable ({exc})"
+        ) from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to the file descriptor ``fd``."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename durable by syncing its directory (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def save(obj: Any, path: PathLike, metadata: Mapping[str, Any] | None = None) -> None:
+    """Save a module's weights (and architecture) or a dict of arrays as a safetensors file.
+
+    Parameters
+    ----------
+    obj : Module or dict of str -> ndarray
+        A module (anything with ``state_dict()``; its ``to_config()``, if it has one, is
+        recorded so that :func:`load_model` can rebuild it), or a plain dict of named arrays.
+    path : str or os.PathLike
+        Destination file, conventionally ``*.safetensors``.  Replaced atomically if it exists.
+    metadata : dict, optional
+        Extra JSON-serialisable information (epoch, accuracy, ...) stored in the header;
+        :func:`load_metadata` returns it.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is neither a module nor a dict, a value is not an array of a dtype
+        safetensors stores, a name is not a str, or the config/metadata is not JSON-serialisable.
+    ImportError
+        If the ``safetensors`` package is not installed.
+    OSError
+        If the file cannot be written; an existing file at ``path`` is then left as it was.
+
+    Notes
+    -----
+    Arrays are written C-contiguous and little-endian.  The write goes to a temporary file in
+    the same directory, is flushed with ``fsync`` and then renamed over ``path`` with
+    ``os.replace``, which is atomic: readers see the old file or the new one, never a mix.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from cnnlab import checkpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> checkpoint.save({"weight": np.eye(2, dtype=np.float32)}, path, metadata={"epoch": 3})
+    >>> checkpoint.load(path)["weight"]
+    array([[1., 0.],
+           [0., 1.]], dtype=float32)
+    >>> checkpoint.load_metadata(path)["metadata"]
+    {'epoch': 3}
+    """
+    st = _safetensors_numpy()
+    arrays, config = _tensors_and_config(obj)
+    header_metadata = {METADATA_KEY: _metadata_document(config, metadata)}
+    data = st.save(arrays, metadata=header_metadata)
+    _atomic_write(os.fspath(path), data)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def _sniff(head: bytes) -> str | None:
+    """Name a well-known non-safetensors format from a file's first bytes, if it is one."""
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (as written by torch.save or pickle.dump)"
+    if head[:4] == b"PK\x03\x04":
+        return "a zip archive (torch.save's default format)"
+    if head[:6] == b"\x93NUMPY":
+        return "a NumPy .npy file"
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        return "an HDF5 file"
+    if head and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head[:64]):
+        return "a text file"
+    return None
+
+
+def _read_bytes(path: PathLike) -> tuple[str, bytes]:
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            return name, f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint file {name!r} does not exist") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{name!r} is a directory, not a checkpoint file") from None
+
+
+def _not_safetensors(name: str, data: bytes, problem: str) -> CheckpointError:
+    kind = _sniff(data)
+    if kind is not None:
+        return CheckpointError(
+            f"{name!r} is not a safetensors checkpoint: it looks like {kind}. cnnlab reads only "
+            "safetensors files and never unpickles (unpickling can run arbitrary code)"
+        )
+    return CheckpointError(f"{name!r} is truncated or corrupted: {problem}")
+
+
+def _parse_header(name: str, data: bytes) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check the file's structure; return its tensor entries and its string metadata."""
+    if len(data) == 0:
+        raise CheckpointError(f"{name!r} is empty, not a checkpoint")
+    if len(data) < 8:
+        raise _not_safetensors(
+            name, data, f"it has only {len(data)} bytes, fewer than the 8-byte header length"
+        )
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > len(data) - 8 or header_len > _MAX_HEADER:
+        raise _not_safetensors(
+            name,
+            data,
+            f"its header claims {header_len} bytes but the file has only {len(data) - 8} "
+            "after the length field",
+        )
+    raw = data[8 : 8 + header_len]
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _not_safetensors(name, data, f"its header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(
+            f"{name!r} has a corrupted header: expected a JSON object, got {type(header).__name__}"
+        )
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise CheckpointError(f"{name!r} has a corrupted header: __metadata__ must map str to str")
+    data_len = len(data) - 8 - header_len
+    for key, entry in header.items():
+        _check_entry(name, key, entry, data_len)
+    return header, metadata
+
+
+def _check_entry(name: str, key: str, entry: Any, data_len: int) -> None:
+    bad = f"{name!r} has a corrupted header entry for tensor {key!r}"
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+        raise CheckpointError(f"{bad}: expected dtype, shape and data_offsets, got {entry!r}")
+    dtype = _DTYPES.get(entry["dtype"])
+    if dtype is None:
+        raise CheckpointError(
+            f"{bad}: unsupported dtype {entry['dtype']!r} (supported: {', '.join(_DTYPES)})"
+        )
+    shape, offsets = entry["shape"], entry["data_offsets"]
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise CheckpointError(f"{bad}: shape must be a list of non-negative ints, got {shape!r}")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in offsets)
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
+        raise CheckpointError(f"{bad}: data_offsets must be [begin, end], got {offsets!r}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if offsets[1] - offsets[0] != nbytes:
+        raise CheckpointError(
+            f"{bad}: shape {shape} of {entry['dtype']} needs {nbytes} bytes but data_offsets "
+            f"{offsets} span {offsets[1] - offsets[0]}"
+        )
+    if offsets[1] > data_len:
+        raise CheckpointError(
+            f"{name!r} is truncated: tensor {key!r} ends at byte {offsets[1]} of the data "
+            f"section, which has only {data_len} bytes"
+        )
+
+
+def _document(name: str, metadata: Mapping[str, str]) -> dict[str, Any] | None:
+    text = metadata.get(METADATA_KEY)
+    if text is None:
+        return None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(
+            f"{name!r} has corrupted cnnlab metadata: not valid JSON ({exc})"
+        ) from None
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{name!r} has corrupted cnnlab metadata: expected a JSON object")
+    version = document.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{name!r} has corrupted cnnlab metadata: no format_version")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name!r} was written in cnnlab checkpoint format {version}, newer than the "
+            f"format {FORMAT_VERSION} this cnnlab reads; upgrade cnnlab"
+        )
+    return document
+
+
+def _read(path: PathLike) -> tuple[str, dict[str, np.ndarray], dict[str, Any] | None]:
+    st = _safetensors_numpy()
+    name, data = _read_bytes(path)
+    _, metadata = _parse_header(name, data)
+    document = _document(name, metadata)
+    try:
+        tensors = st.load(data)
+    except Exception as exc:  # safetensors raises its own error type for format problems
+        raise CheckpointError(f"{name!r} is corrupted: {exc}") from None
+    # safetensors returns read-only views of the file's bytes; hand out owned, writable arrays.
+    return name, {key: np.array(value, copy=True) for key, value in tensors.items()}, document
+
+
+def load(path: PathLike) -> dict[str, np.ndarray]:
+    """Read the named arrays of a safetensors file (written by cnnlab, PyTorch or anyone).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    dict of str -> ndarray
+        The tensors, in the file's order, as writable NumPy arrays.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    CheckpointError
+        If the file is empty, truncated, has a corrupted header, or is not a safetensors file
+        (a pickle, a zip from ``torch.save``, a text file, ...).  Nothing in the file is ever
+        executed.
+    ImportError
+        If the ``safetensors`` package is not installed.
+    """
+    return _read(path)[1]
+
+
+def load_metadata(path: PathLike) -> dict[str, Any] | None:
+    """The cnnlab metadata document of a checkpoint, or None if cnnlab did not write it.
+
+    Returns
+    -------
+    dict or None
+        ``{"format_version", "cnnlab_version", "metadata", "config"}``: ``metadata`` is what
+        was passed to :func:`save`; ``config`` (the architecture) is present for modules that
+        have ``to_config()``.
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError, ImportError
+        As for :func:`load`.
+    """
+    return _read(path)[2]
+
+
+def _own_array(value: Any) -> np.ndarray:
+    """A model's state entry as an array (a cnnlab Tensor keeps its array in ``.data``)."""
+    return value if isinstance(value, np.ndarray) else np.asarray(getattr(value, "data", value))
+
+
+def _check_fit(name: str, model: Any, tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Check keys and shapes against the model's own state dict; cast to its dtypes."""
+    own = {key: _own_array(value) for key, value in model.state_dict().items()}
+    missing = [key for key in own if key not in tensors]
+    unexpected = [key for key in tensors if key not in own]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    for key in own:
+        if key in tensors and tensors[key].shape != own[key].shape:
+            problems.append(
+                f"{key!r} has shape {tensors[key].shape} in the file but "
+                f"{own[key].shape} in the model"
+            )
+    if problems:
+        raise CheckpointError(
+            f"{name!r} does not fit {type(model).__name__}: " + "; ".join(problems)
+        )
+    return {key: tensors[key].astype(own[key].dtype, copy=False) for key in own}
+
+
+def load_weights(model: Any, path: PathLike) -> Any:
+    """Load a checkpoint's tensors into an existing model, strictly.
+
+    Works for any safetensors file whose keys are the model's ``state_dict`` keys, including
+    one written by PyTorch with ``safetensors.torch.save_file``.  Arrays are cast to the
+    dtypes of the model's own state (as PyTorch's ``load_state_dict`` copies do).
+
+    Parameters
+    ----------
+    model : Module
+        Anything with ``state_dict()`` and ``load_state_dict(state)``.
+    path : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    Module
+        ``model``, for chaining.
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be read (see :func:`load`), or keys are missing or unexpected, or a
+        shape differs; the message lists every mismatch.
+    """
+    name, tensors, _ = _read(path)
+    model.load_state_dict(_check_fit(name, model, tensors))
+    return model
+
+
+def _build_from_config(config: dict[str, Any]) -> Any:
+    """Rebuild a module from its ``to_config()`` output (``cnnlab.nn.from_config``)."""
+    from cnnlab import nn
+
+    return nn.from_config(config)
+
+
+def load_model(path: PathLike) -> Any:
+    """Rebuild the model saved by :func:`save` from its recorded architecture, with its weights.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint written by ``cnnlab.save(module, path)`` for a module with ``to_config()``.
+
+    Returns
+    -------
+    Module
+        A new module of the recorded architecture holding the saved weights.
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be read (see :func:`load`), it has no cnnlab metadata or no
+        recorded architecture (load it with :func:`load`, or :func:`load_weights` into a model
+        you build), the architecture is unknown to this cnnlab, or the weights do not fit it.
+    """
+    name, tensors, document = _read(path)
+    if document is None:
+        raise CheckpointError(
+            f"{name!r} has no cnnlab metadata, so the model cannot be rebuilt; read the tensors "
+            "with cnnlab.load, or build the model and use load_weights"
+        )
+    config = document.get("config")
+    if config is None:
+        raise CheckpointError(
+            f"{name!r} records no architecture (it was saved from a plain dict or a module "
+            "without to_config); read it with cnnlab.load or load_weights"
+        )
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"{name!r} has a corrupted architecture: expected a JSON object, "
+            f"got {type(config).__name__}"
+        )
+    try:
+        model = _build_from_config(config)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{name!r}: cannot rebuild the recorded architecture: {exc}"
+        ) from exc
+    model.load_state_dict(_check_fit(name, model, tensors))
+    return model
