@@ -1,0 +1,636 @@
+"""Max and average pooling over any number of spatial dims, each with its backward beside it.
+
+Arguments follow PyTorch (``NCHW`` layout, ``stride=None`` meaning ``stride = kernel_size``,
+``ceil_mode``, ``count_include_pad``, ``divisor_override``) with three extensions: ``(lo, hi)``
+padding pairs, dilation for average pooling, and padding larger than half the kernel (allowed as
+long as every window still covers at least one input cell).
+
+The forward works on the strided :func:`~cnnlab.functional._windows.windows` view of the padded
+input; the only Python loop is over kernel taps.  The backward scatters window gradients back with
+:func:`~cnnlab.functional._windows.windows_backward` and drops the padding with
+:func:`~cnnlab.functional._windows.pad_backward`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from cnnlab.functional._args import (
+    PadPairs,
+    _describe,
+    check_array,
+    check_bool,
+    check_ndim,
+    float_dtype,
+    ntuple,
+    out_sizes,
+    padding_pairs,
+    result_dtype,
+)
+from cnnlab.functional._windows import pad, pad_backward, windows, windows_backward
+
+_LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+class _Geometry(NamedTuple):
+    """Normalised arguments of one pooling call (input always batched)."""
+
+    x: np.ndarray
+    batched: bool
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: PadPairs
+    full_pads: PadPairs  # pads plus the ceil-mode overhang past the high end
+    out: tuple[int, ...]
+
+
+def _tap_positions(out: int, k: int, s: int, d: int, lo: int) -> np.ndarray:
+    """Input coordinate ``o*s + t*d - lo`` of every (output index, kernel tap) pair along a dim."""
+    return np.arange(out)[:, None] * s + np.arange(k)[None, :] * d - lo
+
+
+def _geometry(
+    op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+    n: int | None,
+) -> _Geometry:
+    """Validate every argument and compute the output size before any work is done."""
+    x = check_array(op, "x", x)
+    if n is None:
+        if isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
+            n = len(kernel_size)
+            if n == 0:
+                raise ValueError(f"{op}: kernel_size must not be empty, got {kernel_size!r}")
+        else:
+            n = x.ndim - 2
+            if n < 1:
+                raise ValueError(
+                    f"{op}: with an int kernel_size x must be batched (N, C, *spatial) with at "
+                    f"least one spatial dim, got shape {x.shape}"
+                )
+    layout = _LAYOUTS.get(n, f"{n} spatial dims")
+    check_ndim(op, "x", x, (n + 1, n + 2), f"(C, {layout}) unbatched or (N, C, {layout}) batched")
+    kernel = ntuple(op, "kernel_size", kernel_size, n, minimum=1)
+    stride = kernel if stride is None else ntuple(op, "stride", stride, n, minimum=1)
+    pads = padding_pairs(op, padding, n)
+    dilation = ntuple(op, "dilation", dilation, n, minimum=1)
+    ceil_mode = check_bool(op, "ceil_mode", ceil_mode)
+    batched = x.ndim == n + 2
+    xb = x if batched else x[None]
+    sp = xb.shape[2:]
+    out = out_sizes(op, sp, kernel, stride, pads, dilation, ceil_mode)
+    full = []
+    for i, (size, k, s, d, (lo, hi), o) in enumerate(
+        zip(sp, kernel, stride, dilation, pads, out, strict=True)
+    ):
+        pos = _tap_positions(o, k, s, d, lo)
+        empty = np.flatnonzero(~((pos >= 0) & (pos < size)).any(axis=1))
+        if empty.size:
+            raise ValueError(
+                f"{op}: padding {(lo, hi)} in spatial dim {i} leaves output window {empty[0]} "
+                f"with no input cell (input size {size}, kernel {k}, stride {s}, dilation {d}); "
+                f"reduce the padding"
+            )
+        overhang = (o - 1) * s + d * (k - 1) + 1 - (size + lo + hi)
+        full.append((lo, hi + max(overhang, 0)))
+    return _Geometry(xb, batched, kernel, stride, dilation, pads, tuple(full), out)
+
+
+def _window_view(a: np.ndarray, g: _Geometry) -> np.ndarray:
+    """``(*lead, *out, *kernel)`` view of ``a`` padded by ``g.full_pads`` (zeros / False)."""
+    view = windows(pad(a, g.full_pads), g.kernel, g.stride, g.dilation)
+    # In ceil mode the view may hold one window more than the ceil rule keeps: cut to ``out``.
+    return view[(Ellipsis, *(slice(0, o) for o in g.out), *(slice(None),) * len(g.kernel))]
+
+
+def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
+    grad_out = check_array(op, "grad_out", grad_out)
+    expected = g.x.shape[:2] + g.out if g.batched else g.x.shape[1:2] + g.out
+    if grad_out.shape != expected:
+        raise ValueError(
+            f"{op}: grad_out must have the output shape {expected}, got shape {grad_out.shape}"
+        )
+    return grad_out if g.batched else grad_out[None]
+
+
+# ----------------------------------------------------------------------------------------------
+# Max pooling
+
+
+def _max_select(g: _Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Window maxima and, per output cell, the flat kernel-tap index of the chosen cell.
+
+    Taps are visited in row-major order.  A tap is taken when it lies in the input (padding is
+    never chosen) and it is the first input tap, or strictly greater than the best so far, or
+    NaN.  So ties keep the first maximum and a window with NaN picks its last NaN, as PyTorch does.
+    """
+    x = g.x.astype(result_dtype(g.x), copy=False)
+    view = _window_view(x, g)
+    inside = _window_view(np.ones(x.shape[2:], dtype=bool), g)
+    best = np.zeros(x.shape[:2] + g.out, dtype=x.dtype)
+    arg = np.zeros(best.shape, dtype=np.int64)
+    found = np.zeros(g.out, dtype=bool)
+    check_nan = x.dtype.kind == "f"
+    for flat, tap in enumerate(np.ndindex(*g.kernel)):
+        value = view[(Ellipsis, *tap)]
+        valid = inside[(Ellipsis, *tap)]
+        better = ~found | (value > best)
+        if check_nan:
+            better |= np.isnan(value)
+        take = valid & better
+        np.copyto(best, value, where=take)
+        np.copyto(arg, flat, where=take)
+        found |= valid
+    return best, arg
+
+
+def _flat_indices(arg: np.ndarray, g: _Geometry) -> np.ndarray:
+    """Turn kernel-tap indices into flat indices into each channel's unpadded spatial input."""
+    n = len(g.kernel)
+    taps = np.unravel_index(arg, g.kernel)
+    sp = g.x.shape[2:]
+    flat = np.zeros(arg.shape, dtype=np.int64)
+    for i in range(n):
+        shape = [1] * arg.ndim
+        shape[2 + i] = g.out[i]
+        origin = (np.arange(g.out[i]) * g.stride[i] - g.pads[i][0]).reshape(shape)
+        flat = flat * sp[i] + origin + taps[i] * g.dilation[i]
+    return flat
+
+
+def max_pool(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Max pooling over the trailing spatial dims of ``(N, C, *spatial)`` or ``(C, *spatial)``.
+
+    The number of spatial dims ``n`` is ``len(kernel_size)`` when ``kernel_size`` is a tuple, and
+    ``x.ndim - 2`` (a batched input) when it is an int.  Use :func:`max_pool1d`,
+    :func:`max_pool2d` or :func:`max_pool3d` to fix ``n`` and pool unbatched inputs with an int
+    kernel size.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of shape ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; bool, int or float.
+    kernel_size : int or tuple of n ints
+        Window size ``k`` per spatial dim.
+    stride : int or tuple of n ints, optional
+        Step between windows; ``None`` (default) means ``stride = kernel_size``.
+    padding : int, tuple of n ints or tuple of n (lo, hi) pairs, default 0
+        Implicit ``-inf`` cells added on each side; padding cells are never the maximum.  Unlike
+        PyTorch, padding may exceed half the kernel as long as every window covers an input cell.
+    dilation : int or tuple of n ints, default 1
+        Spacing between kernel taps (1 means contiguous windows).
+    ceil_mode : bool, default False
+        Round the output size up, keeping a last partial window only if it starts inside the
+        input or the low padding (PyTorch's rule).  Cells past the high padding are ignored.
+    return_indices : bool, default False
+        Also return the argmax of every window.
+
+    Returns
+    -------
+    y : ndarray
+        Window maxima, shape ``(N, C, *out)`` (``(C, *out)`` for an unbatched input).  Integer
+        and bool inputs give exact ``int64``; float inputs keep their dtype.
+    indices : ndarray of int64, only if ``return_indices``
+        PyTorch's indices: for each output cell the flat (row-major) index of the chosen cell in
+        its channel's unpadded spatial input.
+
+    Shape
+    -----
+    ``out = floor((in + pad_lo + pad_hi - dilation*(k-1) - 1) / stride) + 1`` per spatial dim,
+    with ``ceil`` instead of ``floor`` in ceil mode (minus one if that last window would start at
+    or past ``in + pad_lo``).
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x``; non-int sizes; non-bool flags.
+    ValueError
+        Wrong ``x.ndim``, empty ``x``, non-positive sizes, negative padding, a kernel larger than
+        the padded input, or a window lying wholly in the padding.
+
+    Notes
+    -----
+    ``y[b, c, p] = max_{t in [0, k)^n, 0 <= p*s + t*d - pad_lo < in} x[b, c, p*s + t*d - pad_lo]``.
+
+    NaN propagates: a window holding NaN gives NaN (its last NaN is the argmax, as in PyTorch).
+    On ties the first maximum in row-major kernel order is the argmax; :func:`max_pool_backward`
+    sends the whole gradient to that one cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> max_pool(x, (2, 2))
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> y, idx = max_pool(np.array([[3, 1, 4, 1, 5]]), (2,), ceil_mode=True, return_indices=True)
+    >>> y, idx
+    (array([[3, 4, 5]]), array([[0, 2, 4]]))
+    """
+    return _max_pool("max_pool", None, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def _max_pool(
+    op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+    ceil_mode: Any, return_indices: Any,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
+    return_indices = check_bool(op, "return_indices", return_indices)
+    y, arg = _max_select(g)
+    if not return_indices:
+        return y if g.batched else y[0]
+    idx = _flat_indices(arg, g)
+    return (y, idx) if g.batched else (y[0], idx[0])
+
+
+def max_pool1d(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """1-D max pooling of ``(N, C, L)`` or ``(C, L)``; :func:`max_pool` with one spatial dim.
+
+    See :func:`max_pool` for the parameters, shape rule, tie and NaN conventions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> max_pool1d(np.array([[1.0, 3.0, 2.0, 5.0, 4.0]]), 2, stride=1)
+    array([[3., 3., 5., 5.]])
+    """
+    return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool2d(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """2-D max pooling of ``(N, C, H, W)`` or ``(C, H, W)``; :func:`max_pool` with two spatial dims.
+
+    See :func:`max_pool` for the parameters, shape rule, tie and NaN conventions.
+
+    Examples
+    --------
+    The lecture example: a ReLU output ``[[2, 0], [3, 5]]`` pooled by a 2x2 window with stride 1.
+
+    >>> import numpy as np
+    >>> max_pool2d(np.array([[[2, 0], [3, 5]]]), 2, stride=1)
+    array([[[5]]])
+    """
+    return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool3d(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """3-D max pooling of ``(N, C, D, H, W)`` or ``(C, D, H, W)``; :func:`max_pool` with n = 3.
+
+    See :func:`max_pool` for the parameters, shape rule, tie and NaN conventions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> max_pool3d(np.arange(8.0).reshape(1, 2, 2, 2), 2)
+    array([[[[7.]]]])
+    """
+    return _max_pool("max_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool_backward(
+    grad_out: Any,
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+) -> np.ndarray:
+    """Gradient of :func:`max_pool` with respect to ``x``.
+
+    Parameters
+    ----------
+    grad_out : array_like
+        Gradient of the loss with respect to the pooled output (its shape).
+    x, kernel_size, stride, padding, dilation, ceil_mode
+        The forward call's arguments; ``n`` is inferred as in :func:`max_pool`, so pass
+        ``kernel_size`` as a tuple for an unbatched input.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Shape of ``x``; dtype of ``x`` for a float ``x``, else ``grad_out``'s (ints as ``int64``).
+
+    Notes
+    -----
+    ``grad_x[b, c, i] = sum_p grad_out[b, c, p] * [i = argmax of window p]``: each window sends its
+    gradient to one cell (the first maximum on ties, the last NaN in a NaN window), and cells
+    chosen by several overlapping windows accumulate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> max_pool_backward(np.ones((1, 1, 2)), np.array([[[1.0, 3.0, 2.0]]]), 2, stride=1)
+    array([[[0., 2., 0.]]])
+    """
+    op = "max_pool_backward"
+    g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, None)
+    grad_out = _check_grad_out(op, grad_out, g)
+    dtype = g.x.dtype if g.x.dtype.kind == "f" else result_dtype(grad_out)
+    _, arg = _max_select(g)
+    size = int(np.prod(g.kernel))
+    grad_windows = np.zeros(arg.shape + (size,), dtype=dtype)
+    np.put_along_axis(grad_windows, arg[..., None], grad_out.astype(dtype)[..., None], axis=-1)
+    grad_windows = grad_windows.reshape(arg.shape + g.kernel)
+    padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]
+    grad_padded = windows_backward(grad_windows, padded, g.kernel, g.stride, g.dilation)
+    grad_x = pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
+    return grad_x if g.batched else grad_x[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Average pooling
+
+
+def _check_divisor(op: str, divisor_override: Any) -> int | None:
+    if divisor_override is None:
+        return None
+    if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, Integral):
+        raise TypeError(f"{op}: divisor_override must be None or an int, got "
+                        f"{_describe(divisor_override)}")
+    if divisor_override <= 0:
+        raise ValueError(f"{op}: divisor_override must be a positive int, got {divisor_override}")
+    return int(divisor_override)
+
+
+def _avg_divisor(g: _Geometry, count_include_pad: bool, divisor_override: int | None,
+                 dtype: np.dtype) -> np.ndarray:
+    """Divisor of every output cell, shape ``out``: the number of taps landing in the padded
+    input (``count_include_pad``) or in the real input, unless overridden."""
+    if divisor_override is not None:
+        return np.full(g.out, divisor_override, dtype=dtype)
+    divisor = np.ones((), dtype=np.int64)
+    for size, k, s, d, (lo, hi), o in zip(
+        g.x.shape[2:], g.kernel, g.stride, g.dilation, g.pads, g.out, strict=True
+    ):
+        pos = _tap_positions(o, k, s, d, lo)
+        low, high = (-lo, size + hi) if count_include_pad else (0, size)
+        count = ((pos >= low) & (pos < high)).sum(axis=1)
+        divisor = np.multiply.outer(divisor, count)
+    return divisor.astype(dtype)
+
+
+def _avg_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
+              count_include_pad: Any, divisor_override: Any, dilation: Any,
+              n: int | None) -> tuple[_Geometry, np.ndarray]:
+    g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
+    count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
+    divisor_override = _check_divisor(op, divisor_override)
+    divisor = _avg_divisor(g, count_include_pad, divisor_override, float_dtype(g.x))
+    return g, divisor
+
+
+def _avg_pool(op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, padding: Any,
+              ceil_mode: Any, count_include_pad: Any, divisor_override: Any,
+              dilation: Any) -> np.ndarray:
+    g, divisor = _avg_args(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override, dilation, n)
+    xb = g.x.astype(result_dtype(g.x), copy=False)  # ints sum exactly in int64
+    n_sp = len(g.kernel)
+    total = _window_view(xb, g).sum(axis=tuple(range(-n_sp, 0)))
+    y = total.astype(divisor.dtype, copy=False) / divisor
+    return y if g.batched else y[0]
+
+
+def avg_pool(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """Average pooling over the trailing spatial dims of ``(N, C, *spatial)`` or ``(C, *spatial)``.
+
+    ``n`` is ``len(kernel_size)`` for a tuple ``kernel_size`` and ``x.ndim - 2`` for an int;
+    :func:`avg_pool1d`, :func:`avg_pool2d` and :func:`avg_pool3d` fix ``n``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of shape ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; bool, int or float.
+    kernel_size : int or tuple of n ints
+        Window size ``k`` per spatial dim.
+    stride : int or tuple of n ints, optional
+        Step between windows; ``None`` (default) means ``stride = kernel_size``.
+    padding : int, tuple of n ints or tuple of n (lo, hi) pairs, default 0
+        Implicit zeros on each side.  May exceed half the kernel while every window still covers
+        an input cell.
+    ceil_mode : bool, default False
+        Round the output size up (PyTorch's rule, see :func:`max_pool`).
+    count_include_pad : bool, default True
+        Whether padding cells count in the divisor.
+    divisor_override : int, optional
+        A positive int used as the divisor of every window instead of the count.
+    dilation : int or tuple of n ints, default 1
+        Spacing between kernel taps (PyTorch has none; ONNX ``AveragePool`` has it).
+
+    Returns
+    -------
+    y : ndarray
+        Window means, shape ``(N, C, *out)`` (``(C, *out)`` unbatched).  Float inputs keep their
+        dtype; integer and bool inputs give ``float64``.
+
+    Shape
+    -----
+    ``out = floor((in + pad_lo + pad_hi - dilation*(k-1) - 1) / stride) + 1`` per spatial dim,
+    ``ceil`` in ceil mode (minus one if that last window would start at or past ``in + pad_lo``).
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x``; non-int sizes or ``divisor_override``; non-bool flags.
+    ValueError
+        As :func:`max_pool`, and ``divisor_override <= 0``.
+
+    Notes
+    -----
+    ``y[b, c, p] = (1 / D_p) * sum_{t in [0, k)^n} xpad[b, c, p*s + t*d]`` with zero padding.
+
+    The divisor ``D_p`` is ``divisor_override`` when given.  Otherwise it counts the taps
+    ``p*s + t*d - pad_lo`` (per dim, multiplied over dims) that lie in ``[-pad_lo, in + pad_hi)``
+    when ``count_include_pad`` (the padded input: taps hanging past the high padding in ceil mode
+    are not counted), or in ``[0, in)`` when not (input cells only).  With ``dilation = 1`` this
+    is exactly PyTorch's divisor; with dilation it counts the taps, not the cells spanned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> avg_pool(np.arange(16.0).reshape(1, 1, 4, 4), (2, 2))
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]])
+    >>> avg_pool(np.array([[[1.0, 2.0, 3.0]]]), 2, padding=1)
+    array([[[0.5, 2.5]]])
+    >>> avg_pool(np.array([[[1.0, 2.0, 3.0]]]), 2, padding=1, count_include_pad=False)
+    array([[[1. , 2.5]]])
+    """
+    return _avg_pool("avg_pool", None, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override, dilation)
+
+
+def avg_pool1d(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """1-D average pooling of ``(N, C, L)`` or ``(C, L)``; :func:`avg_pool` with one spatial dim.
+
+    See :func:`avg_pool` for the parameters, shape rule and divisor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> avg_pool1d(np.array([[1, 2, 3, 4]]), 2)
+    array([[1.5, 3.5]])
+    """
+    return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override, dilation)
+
+
+def avg_pool2d(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """2-D average pooling of ``(N, C, H, W)`` or ``(C, H, W)``; :func:`avg_pool` with n = 2.
+
+    See :func:`avg_pool` for the parameters, shape rule and divisor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> avg_pool2d(np.array([[[2.0, 0.0], [3.0, 5.0]]]), 2)
+    array([[[2.5]]])
+    """
+    return _avg_pool("avg_pool2d", 2, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override, dilation)
+
+
+def avg_pool3d(
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """3-D average pooling of ``(N, C, D, H, W)`` or ``(C, D, H, W)``; :func:`avg_pool` with n = 3.
+
+    See :func:`avg_pool` for the parameters, shape rule and divisor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> avg_pool3d(np.arange(8.0).reshape(1, 2, 2, 2), 2)
+    array([[[[3.5]]]])
+    """
+    return _avg_pool("avg_pool3d", 3, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override, dilation)
+
+
+def avg_pool_backward(
+    grad_out: Any,
+    x: Any,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """Gradient of :func:`avg_pool` with respect to ``x``.
+
+    Parameters
+    ----------
+    grad_out : array_like
+        Gradient of the loss with respect to the pooled output (its shape).
+    x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation
+        The forward call's arguments; ``n`` is inferred as in :func:`avg_pool`, so pass
+        ``kernel_size`` as a tuple for an unbatched input.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Shape of ``x``; dtype of ``x`` for a float ``x``, else ``grad_out``'s float dtype
+        (``float64`` for integer ``grad_out``).
+
+    Notes
+    -----
+    Average pooling is linear, so ``grad_x`` is its adjoint applied to ``grad_out``:
+    ``grad_xpad[b, c, p*s + t*d] += grad_out[b, c, p] / D_p`` for every window ``p`` and tap
+    ``t``, after which the padding (and any ceil-mode overhang) is dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> avg_pool_backward(np.ones((1, 1, 2)), np.zeros((1, 1, 3)), 2, stride=1)
+    array([[[0.5, 1. , 0.5]]])
+    """
+    op = "avg_pool_backward"
+    g, divisor = _avg_args(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override, dilation, None)
+    grad_out = _check_grad_out(op, grad_out, g)
+    dtype = g.x.dtype if g.x.dtype.kind == "f" else float_dtype(grad_out)
+    n = len(g.kernel)
+    per_window = grad_out.astype(dtype) / divisor.astype(dtype)
+    grad_windows = np.broadcast_to(per_window[(Ellipsis, *(None,) * n)],
+                                   per_window.shape + g.kernel)
+    padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]
+    grad_padded = windows_backward(grad_windows, padded, g.kernel, g.stride, g.dilation)
+    grad_x = pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
+    return grad_x if g.batched else grad_x[0]

@@ -1,0 +1,316 @@
+"""Registry entries for the pooling operators: max and average pooling, 1-D to 3-D and N-D.
+
+Conventions for the generic tests:
+
+- ``reference`` has the op's signature; it normalises the arguments and calls the loop
+  references :func:`naive_max_pool` / :func:`naive_avg_pool` on a batched input.
+- ``torch_ref`` returns ``None`` for a sample PyTorch cannot run: asymmetric ``(lo, hi)`` padding,
+  padding above ``k // 2``, dilated average pooling, more than three spatial dims, or a 3-D
+  average pooling whose kernel is larger than the input (a ceil-mode window hanging past the end,
+  which torch's max pooling and 1-D/2-D average pooling accept).  The
+  generic test skips the torch comparison for such a sample.  Integer inputs go through torch in
+  float64 (its CPU max pooling has no integer kernels) and come back as ``int64``.
+- Max pooling is exact on integers (``exact_int``); average pooling of integers is float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional._args import ntuple, padding_pairs
+from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
+from cnnlab.functional.pool import (
+    avg_pool,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    avg_pool_backward,
+    max_pool,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
+    max_pool_backward,
+)
+from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, to_torch, torch
+
+# (input shape, geometry kwargs).  Spatial sizes <= 7, batch <= 2, channels <= 3.  Every entry
+# is valid; together they cover default stride, padding (int, per dim, (lo, hi) pairs, beyond
+# half the kernel), dilation, ceil mode (including a dropped last window), unbatched inputs and
+# the 1-cell edge case.
+GEOMETRIES: dict[int, list[tuple[tuple[int, ...], dict[str, Any]]]] = {
+    1: [
+        ((2, 3, 7), dict(kernel_size=3)),
+        ((2, 3, 7), dict(kernel_size=3, stride=2, padding=1)),
+        ((3, 7), dict(kernel_size=2, stride=1)),
+        ((2, 2, 6), dict(kernel_size=3, stride=2, ceil_mode=True)),
+        ((2, 2, 7), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+        ((1, 2, 5), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)),
+        ((2, 2, 7), dict(kernel_size=2, stride=1, dilation=3)),
+        ((2, 2, 7), dict(kernel_size=3, stride=2, padding=((2, 0),))),
+        ((3, 5), dict(kernel_size=(2,), padding=((0, 1),))),
+        ((2, 2, 5), dict(kernel_size=3, stride=1, padding=2)),
+        ((2, 2, 7), dict(kernel_size=2, stride=2, padding=1, dilation=2, ceil_mode=True)),
+        ((1, 1, 1), dict(kernel_size=1)),
+        ((2, 2, 6), dict(kernel_size=(4,), stride=(3,), ceil_mode=True)),
+        ((2, 2, 3), dict(kernel_size=4, stride=3, ceil_mode=True)),  # one window, past the end
+    ],
+    2: [
+        ((2, 3, 6, 6), dict(kernel_size=2)),
+        ((2, 3, 7, 6), dict(kernel_size=3, stride=2, padding=1)),
+        ((3, 5, 7), dict(kernel_size=(2, 3), stride=(1, 2))),
+        ((2, 2, 7, 7), dict(kernel_size=3, stride=2, ceil_mode=True)),
+        ((2, 2, 6, 7), dict(kernel_size=(3, 2), stride=2, padding=(1, 1), ceil_mode=True)),
+        ((1, 2, 5, 5), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)),
+        ((2, 2, 7, 7), dict(kernel_size=2, stride=1, dilation=(2, 3))),
+        ((2, 2, 6, 6), dict(kernel_size=3, stride=2, padding=((1, 0), (0, 2)))),
+        ((2, 2, 5, 5), dict(kernel_size=2, stride=1, padding=(0, 1))),
+        ((1, 2, 5, 6), dict(kernel_size=3, stride=2, padding=2)),
+        ((2, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
+        ((1, 1, 1, 1), dict(kernel_size=1)),
+        ((3, 4, 4), dict(kernel_size=4)),
+        ((2, 1, 7, 5), dict(kernel_size=(3, 2), stride=(2, 1), padding=((0, 1), (1, 1)),
+                            ceil_mode=True)),
+    ],
+    3: [
+        ((2, 2, 4, 4, 4), dict(kernel_size=2)),
+        ((2, 2, 5, 5, 4), dict(kernel_size=3, stride=2, padding=1)),
+        ((2, 4, 5, 5), dict(kernel_size=(2, 2, 3), stride=(1, 2, 1))),
+        ((1, 2, 5, 5, 5), dict(kernel_size=2, stride=2, ceil_mode=True)),
+        ((1, 2, 5, 4, 5), dict(kernel_size=2, stride=1, dilation=(2, 1, 2))),
+        ((1, 2, 4, 5, 4), dict(kernel_size=(2, 3, 2), stride=2,
+                               padding=((1, 0), (0, 2), (1, 1)))),
+        ((1, 2, 5, 5, 5), dict(kernel_size=3, stride=2, padding=(1, 0, 1), dilation=(1, 1, 2),
+                               ceil_mode=True)),
+        ((1, 1, 1, 1, 1), dict(kernel_size=1)),
+        ((1, 2, 2, 3, 3), dict(kernel_size=(3, 2, 4), stride=2, padding=(1, 0, 0),
+                               ceil_mode=True)),
+    ],
+}
+
+# Averaging options cycled over the geometries so that every count rule meets every n.
+AVG_OPTIONS = [
+    {},
+    dict(count_include_pad=False),
+    dict(divisor_override=3),
+    dict(count_include_pad=True),
+]
+
+
+def _tuple_kernel(kwargs: dict[str, Any], n: int) -> dict[str, Any]:
+    k = kwargs["kernel_size"]
+    return {**kwargs, "kernel_size": (k,) * n if isinstance(k, int) else tuple(k)}
+
+
+def _geometries(n: int | None) -> list[tuple[tuple[int, ...], dict[str, Any]]]:
+    """Geometries for a fixed ``n``, or for the generic op (tuple kernels over n = 1..4, plus an
+    int kernel on a batched input)."""
+    if n is not None:
+        return GEOMETRIES[n]
+    chosen = []
+    for dims, table in GEOMETRIES.items():
+        chosen += [(shape, _tuple_kernel(kw, dims)) for shape, kw in table[1::3]]
+    chosen.append(((2, 2, 5, 6), dict(kernel_size=2, stride=1, padding=1)))  # int kernel, n = 2
+    chosen.append(((1, 2, 3, 3, 3, 3), dict(kernel_size=(2, 2, 2, 2), stride=1,
+                                            padding=((0, 1), 0, 1, 0))))  # n = 4
+    return chosen
+
+
+def _samples(n: int | None, avg: bool) -> Callable[[np.dtype], Iterator[Sample]]:
+    def samples(dtype: Any) -> Iterator[Sample]:
+        for i, (shape, kwargs) in enumerate(_geometries(n)):
+            kw = {**kwargs, **AVG_OPTIONS[i % len(AVG_OPTIONS)]} if avg else dict(kwargs)
+            yield Sample((rand(shape, dtype, seed=100 + i),), kw, desc=f"geometry {i}")
+
+    return samples
+
+
+def _normalise(x: np.ndarray, n: int | None, kernel_size: Any, stride: Any, padding: Any,
+               dilation: Any) -> tuple[Any, ...]:
+    """Batched input, spatial-dim count and tuple arguments for the loop references."""
+    x = np.asarray(x)
+    if n is None:
+        n = len(kernel_size) if isinstance(kernel_size, Sequence) else x.ndim - 2
+    batched = x.ndim == n + 2
+    kernel = ntuple("ref", "kernel_size", kernel_size, n, minimum=1)
+    strides = kernel if stride is None else ntuple("ref", "stride", stride, n, minimum=1)
+    pads = padding_pairs("ref", padding, n)
+    dil = ntuple("ref", "dilation", dilation, n, minimum=1)
+    return (x if batched else x[None]), batched, n, kernel, strides, pads, dil
+
+
+def _max_reference(n: int | None) -> Callable[..., np.ndarray]:
+    def reference(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        xb, batched, _, kernel, strides, pads, dil = _normalise(
+            x, n, kernel_size, stride, padding, dilation)
+        y = naive_max_pool(xb, kernel, strides, pads, dil, ceil_mode)
+        return y if batched else y[0]
+
+    return reference
+
+
+def _avg_reference(n: int | None) -> Callable[..., np.ndarray]:
+    def reference(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                  count_include_pad=True, divisor_override=None, dilation=1):
+        xb, batched, _, kernel, strides, pads, dil = _normalise(
+            x, n, kernel_size, stride, padding, dilation)
+        y = naive_avg_pool(xb, kernel, strides, pads, dil, ceil_mode, count_include_pad,
+                           divisor_override)
+        return y if batched else y[0]
+
+    return reference
+
+
+def _torch_args(x: Any, n: int | None, kernel_size: Any, stride: Any, padding: Any,
+                dilation: Any) -> tuple[Any, ...] | None:
+    """Torch-ready arguments, or None where torch does not support the call."""
+    if torch is None:
+        return None
+    _, _, n, kernel, strides, pads, dil = _normalise(x, n, kernel_size, stride, padding, dilation)
+    if n > 3 or any(lo != hi or lo > k // 2 for (lo, hi), k in zip(pads, kernel, strict=True)):
+        return None
+    x = np.asarray(x)
+    xt = to_torch(x if x.dtype.kind == "f" else x.astype(np.float64))
+    return xt, n, kernel, strides, tuple(lo for lo, _ in pads), dil
+
+
+def _back(x: np.ndarray, y: Any) -> np.ndarray:
+    out = y.detach().numpy()
+    return out if np.asarray(x).dtype.kind == "f" else out.astype(np.int64)
+
+
+def _torch_max(n: int | None) -> Callable[..., np.ndarray | None]:
+    def torch_ref(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        args = _torch_args(x, n, kernel_size, stride, padding, dilation)
+        if args is None:
+            return None
+        xt, dims, kernel, strides, pads, dil = args
+        fn = {1: torch.nn.functional.max_pool1d, 2: torch.nn.functional.max_pool2d,
+              3: torch.nn.functional.max_pool3d}[dims]
+        return _back(x, fn(xt, kernel, strides, pads, dil, ceil_mode))
+
+    return torch_ref
+
+
+def _torch_avg(n: int | None) -> Callable[..., np.ndarray | None]:
+    def torch_ref(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                  count_include_pad=True, divisor_override=None, dilation=1):
+        args = _torch_args(x, n, kernel_size, stride, padding, dilation)
+        if args is None:
+            return None
+        xt, dims, kernel, strides, pads, dil = args
+        if any(d != 1 for d in dil):
+            return None
+        F = torch.nn.functional
+        if dims == 1:  # torch's avg_pool1d has no divisor_override: pool an (L) as a (1, L)
+            y = F.avg_pool2d(xt.unsqueeze(-2), (1, *kernel), (1, *strides), (0, *pads),
+                             ceil_mode, count_include_pad, divisor_override)
+            return y.squeeze(-2).numpy()
+        if dims == 3 and any(k > size for k, size in zip(kernel, xt.shape[-3:], strict=True)):
+            return None  # torch's avg_pool3d (only) refuses an input smaller than the kernel
+        fn = {2: F.avg_pool2d, 3: F.avg_pool3d}[dims]
+        return fn(xt, kernel, strides, pads, ceil_mode, count_include_pad,
+                  divisor_override).numpy()
+
+    return torch_ref
+
+
+def _shape(n: int | None, batched: bool = True, size: int = 4) -> tuple[int, ...]:
+    dims = 2 if n is None else n
+    return ((2,) if batched else ()) + (3,) + (size,) * dims
+
+
+def _errors(name: str, n: int | None, avg: bool) -> Callable[[], list[ErrorCase]]:
+    def errors() -> list[ErrorCase]:
+        dims = 2 if n is None else n
+        x = rand(_shape(n), np.float64, seed=1)
+        k = (2,) * dims if n is None else 2
+        op = rf"^{name}: "
+        cases = [
+            ErrorCase((rand((3,) * (dims + 3), np.float64, 2),), dict(kernel_size=k), ValueError,
+                      op + r"x must be .*got shape"),
+            ErrorCase((x,), dict(kernel_size=0 if n else (0,) * dims), ValueError,
+                      op + r"kernel_size must be positive"),
+            ErrorCase((x,), dict(kernel_size=k, stride=0), ValueError, op + r"stride must be"),
+            ErrorCase((x,), dict(kernel_size=k, dilation=-1), ValueError,
+                      op + r"dilation must be positive"),
+            ErrorCase((x,), dict(kernel_size=k, padding=-1), ValueError,
+                      op + r"padding must be non-negative"),
+            ErrorCase((x,), dict(kernel_size=k, stride=2, padding=2), ValueError,
+                      op + r"padding .* no input cell"),
+            ErrorCase((x,), dict(kernel_size=(9,) * dims), ValueError,
+                      op + r"kernel is larger than the padded input"),
+            ErrorCase((np.zeros((2, 3) + (0,) * dims),), dict(kernel_size=k), ValueError,
+                      op + r"x must not be empty"),
+            ErrorCase((np.full(_shape(n), "a"),), dict(kernel_size=k), TypeError,
+                      op + r"x must have a boolean, integer or floating dtype"),
+            ErrorCase((x,), dict(kernel_size=2.0 if n else (2.0,) * dims), TypeError,
+                      op + r"kernel_size must be an int"),
+            ErrorCase((x,), dict(kernel_size=k, ceil_mode=1), TypeError,
+                      op + r"ceil_mode must be a bool"),
+            ErrorCase((x,), dict(kernel_size=k, padding=((1, 2, 3),) * dims), ValueError,
+                      op + r"padding pairs must be \(lo, hi\)"),
+        ]
+        if n is not None:
+            cases.append(ErrorCase((x,), dict(kernel_size=(2,) * (dims + 1)), ValueError,
+                                   op + rf"kernel_size must be an int or a tuple of {dims} ints"))
+        if avg:
+            cases += [
+                ErrorCase((x,), dict(kernel_size=k, divisor_override=0), ValueError,
+                          op + r"divisor_override must be a positive int, got 0"),
+                ErrorCase((x,), dict(kernel_size=k, divisor_override=1.5), TypeError,
+                          op + r"divisor_override must be None or an int"),
+                ErrorCase((x,), dict(kernel_size=k, divisor_override=True), TypeError,
+                          op + r"divisor_override must be None or an int"),
+                ErrorCase((x,), dict(kernel_size=k, count_include_pad="yes"), TypeError,
+                          op + r"count_include_pad must be a bool"),
+            ]
+        else:
+            cases.append(ErrorCase((x,), dict(kernel_size=k, return_indices=None), TypeError,
+                                   op + r"return_indices must be a bool"))
+        return cases
+
+    return errors
+
+
+def _max_backward(n: int | None) -> Callable[..., np.ndarray]:
+    """``max_pool_backward`` infers n like the generic op; a wrapper fixes it via the kernel."""
+    def backward(grad_out, x, kernel_size, *args, **kwargs):
+        kernel = kernel_size if n is None or not isinstance(kernel_size, int) else (kernel_size,) * n
+        return max_pool_backward(grad_out, x, kernel, *args, **kwargs)
+
+    return backward
+
+
+def _avg_backward(n: int | None) -> Callable[..., np.ndarray]:
+    def backward(grad_out, x, kernel_size, *args, **kwargs):
+        kernel = kernel_size if n is None or not isinstance(kernel_size, int) else (kernel_size,) * n
+        return avg_pool_backward(grad_out, x, kernel, *args, **kwargs)
+
+    return backward
+
+
+def _max_info(name: str, op: Callable[..., Any], n: int | None) -> OpInfo:
+    return OpInfo(name=name, op=op, backward=_max_backward(n), reference=_max_reference(n),
+                  samples=_samples(n, avg=False), errors=_errors(name, n, avg=False),
+                  n_diff=1, exact_int=True, torch_ref=_torch_max(n))
+
+
+def _avg_info(name: str, op: Callable[..., Any], n: int | None) -> OpInfo:
+    return OpInfo(name=name, op=op, backward=_avg_backward(n), reference=_avg_reference(n),
+                  samples=_samples(n, avg=True), errors=_errors(name, n, avg=True),
+                  n_diff=1, exact_int=False, torch_ref=_torch_avg(n))
+
+
+OPS: list[OpInfo] = [
+    _max_info("max_pool", max_pool, None),
+    _max_info("max_pool1d", max_pool1d, 1),
+    _max_info("max_pool2d", max_pool2d, 2),
+    _max_info("max_pool3d", max_pool3d, 3),
+    _avg_info("avg_pool", avg_pool, None),
+    _avg_info("avg_pool1d", avg_pool1d, 1),
+    _avg_info("avg_pool2d", avg_pool2d, 2),
+    _avg_info("avg_pool3d", avg_pool3d, 3),
+]
