@@ -1,0 +1,324 @@
+"""The ``cnnlab`` command line.
+
+Each subcommand is two functions: ``_add_<name>(subparsers)`` declares its options and
+``_run_<name>(args) -> int`` does the work and returns the exit code.  To add a subcommand,
+write the pair and list it in :data:`COMMANDS`.
+
+Exit codes: 0 success, 2 bad usage or bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cnnlab import __version__
+
+FORMAT_CHOICES = ("text", "md", "latex", "html")
+
+
+class CommandError(Exception):
+    """A user error: printed as one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors become one line instead of usage + exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CommandError(f"{self.prog}: {message}")
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `cnnlab demo | head`
+        pass
+
+
+def _color(choice: str) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return bool(getattr(sys.stdout, "isatty", lambda: False)())
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="text",
+                   help="output format: plain text (default), Markdown, LaTeX or HTML")
+    p.add_argument("--cells", type=_count, default=None, metavar="N",
+                   help="show at most N worked cells per stage (every matrix is still shown)")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="bold the current window in text output (auto: only on a terminal)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _ints(text: str) -> Any:
+    """``2`` -> 2, ``2,1`` -> (2, 1), ``0,1;1,0`` or ``[[0,1],[1,0]]`` -> ((0, 1), (1, 0))."""
+    from cnnlab.explain._parse import MatrixError, parse_matrix
+
+    expected = "an int, two ints like 2,1, or (lo, hi) pairs like 0,1;1,0"
+    try:
+        a = parse_matrix(text)
+    except MatrixError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if a.dtype.kind not in "iu":
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    if a.size == 1:
+        return int(a.ravel()[0])
+    if a.size == 2 and (a.ndim == 1 or a.shape[0] == 1):
+        return tuple(int(v) for v in a.ravel())
+    if a.shape == (2, 2):
+        return tuple((int(lo), int(hi)) for lo, hi in a)
+    raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+
+
+def _padding(text: str) -> Any:
+    if text in ("same", "valid", "full"):
+        return text
+    return _ints(text)
+
+
+def _real(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# cnnlab demo
+
+
+def _add_demo(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the lecture's example, worked out step by step",
+        description=(
+            "Work out the lecture's example by hand: I = [[1,0,2],[3,1,0],[0,0,4]], "
+            "F = [[1,0],[0,1]], stride 1, ReLU, 2x2 max-pool with stride 1. Shows every window "
+            "of the conv with its products and sum, Conv(I), ReLU, the pooling window and the "
+            "answer 5, and how a true convolution (flipped filter) compares."
+        ),
+    )
+    _add_output_options(p)
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from cnnlab.explain import lecture_example
+
+    solution = lecture_example()
+    _write(solution.render(args.format, cells=args.cells, color=_color(args.color)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# cnnlab explain
+
+_EXPLAIN_EPILOG = """\
+matrices: [[1,0,2],[3,1,0],[0,0,4]] or "1 0 2; 3 1 0; 0 0 4"; entries may be fractions (1/3);
+a file (.json, .csv, .txt, .npy), or - to read stdin. A 3-D --input is a stack of channels.
+
+example:
+  cnnlab explain --input "[[1,0,2],[3,1,0],[0,0,4]]" --filter "[[1,0],[0,1]]" \\
+      --stride 1 --padding 0 --activation relu --pool max --pool-size 2 --pool-stride 1
+"""
+
+
+def _add_explain(sub: Any) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="work out any conv -> activation -> pool pipeline by hand",
+        description=(
+            "Work out a conv -> activation -> pooling pipeline on your own matrices: every "
+            "window, product and sum, every intermediate matrix, and the output-size arithmetic. "
+            "Integers and fractions stay exact."
+        ),
+        epilog=_EXPLAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-i", "--input", required=True, metavar="MATRIX",
+                   help="the input: a matrix, a stack of channels, a file, or - for stdin")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="MATRIX",
+                   help="a filter (repeat for several filters); without one there is no conv")
+    p.add_argument("--bias", default=None, metavar="NUMBERS",
+                   help="one bias per filter, e.g. 1 or 1,0,-1")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--convolve", action="store_true",
+                      help="compute a true convolution (flipped filter) instead of the CNN "
+                           "layer's cross-correlation")
+    mode.add_argument("--both", action="store_true",
+                      help="show cross-correlation and convolution side by side")
+    p.add_argument("--stride", type=_ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
+    p.add_argument("--padding", type=_padding, default=0,
+                   help="conv padding: 1, 1,2, (lo,hi) pairs 0,1;1,0, same, valid or full")
+    p.add_argument("--dilation", type=_ints, default=1, help="conv dilation (default 1)")
+    p.add_argument("--padding-mode", default="zeros",
+                   choices=("zeros", "reflect", "replicate", "circular"))
+    p.add_argument("--activation", default="none",
+                   choices=("none", "relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh"))
+    p.add_argument("--negative-slope", type=_real, default=0.01, help="for leaky_relu")
+    p.add_argument("--alpha", type=_real, default=1.0, help="for elu")
+    p.add_argument("--approximate", choices=("none", "tanh"), default="none", help="for gelu")
+    p.add_argument("--pool", choices=("none", "max", "avg"), default="none")
+    p.add_argument("--pool-size", type=_ints, default=2, help="pooling window (default 2)")
+    p.add_argument("--pool-stride", type=_ints, default=None,
+                   help="pooling stride (default: the window size)")
+    p.add_argument("--pool-padding", type=_ints, default=0, help="pooling padding (default 0)")
+    p.add_argument("--pool-dilation", type=_ints, default=1, help="pooling dilation (default 1)")
+    p.add_argument("--ceil-mode", action="store_true", help="round the pooled size up")
+    p.add_argument("--exclude-pad", action="store_true",
+                   help="average pooling: padding zeros do not count in the divisor")
+    p.add_argument("--divisor", type=int, default=None,
+                   help="average pooling: divide every sum by this number")
+    _add_output_options(p)
+    p.set_defaults(run=_run_explain)
+
+
+def _matrices(args: argparse.Namespace) -> tuple[Any, list, Any]:
+    """The input, filters and bias, read and checked, as arrays."""
+    import numpy as np
+
+    from cnnlab.explain._parse import MatrixError, has_fraction, read_source, to_array
+
+    sources = [("--input", args.input)]
+    sources += [("--filter" if len(args.filter) == 1 else f"--filter {n}", f)
+                for n, f in enumerate(args.filter, start=1)]
+    if args.bias is not None:
+        sources.append(("--bias", args.bias))
+    if sum(1 for _, text in sources if text == "-") > 1:
+        raise CommandError("cnnlab explain: only one matrix can be read from stdin ('-')")
+    read = []
+    for name, text in sources:
+        try:
+            read.append((name, read_source(text, sys.stdin)))
+        except MatrixError as exc:
+            raise CommandError(f"cnnlab explain: {name} {exc}") from None
+    exact = any(isinstance(tree, list) and has_fraction(tree) for _, tree in read)
+    arrays = {}
+    for name, tree in read:
+        try:
+            arrays[name] = tree if isinstance(tree, np.ndarray) else to_array(tree, exact)
+        except MatrixError as exc:
+            raise CommandError(f"cnnlab explain: {name} {exc}") from None
+    x = arrays.pop("--input")
+    if x.ndim not in (2, 3):
+        raise CommandError(
+            f"cnnlab explain: --input must be a 2-D matrix or a 3-D stack of channels, got "
+            f"{x.ndim}-D with shape {x.shape}"
+        )
+    bias = arrays.pop("--bias", None)
+    if bias is not None:
+        if bias.ndim > 1 and bias.size == bias.shape[-1]:
+            bias = bias.reshape(-1)
+        if bias.ndim > 1:
+            raise CommandError(f"cnnlab explain: --bias must be numbers, got shape {bias.shape}")
+    filters = list(arrays.items())
+    for name, f in filters:
+        if f.ndim not in (2, 3, 4):
+            raise CommandError(
+                f"cnnlab explain: {name} must be a 2-D filter (or 3-D/4-D stack), got "
+                f"{f.ndim}-D with shape {f.shape}"
+            )
+        if f.shape != filters[0][1].shape:
+            raise CommandError(
+                f"cnnlab explain: {name} has shape {f.shape}, expected {filters[0][1].shape} "
+                f"like the first filter"
+            )
+    return x, [f for _, f in filters], bias
+
+
+def _stages(args: argparse.Namespace, filters: list, bias: Any) -> list:
+    import numpy as np
+
+    from cnnlab.explain import Activation, Conv, Pool
+
+    stages: list = []
+    if filters:
+        weights = filters[0] if len(filters) == 1 else np.stack(filters)
+        stages.append(Conv(weights, mode="convolve" if args.convolve else "correlate",
+                           stride=args.stride, padding=args.padding, dilation=args.dilation,
+                           bias=bias, padding_mode=args.padding_mode))
+    elif bias is not None:
+        raise CommandError("cnnlab explain: --bias needs a --filter")
+    if args.activation != "none":
+        stages.append(Activation(args.activation, negative_slope=args.negative_slope,
+                                 alpha=args.alpha, approximate=args.approximate))
+    if args.pool != "none":
+        stages.append(Pool(args.pool, args.pool_size, stride=args.pool_stride,
+                           padding=args.pool_padding, dilation=args.pool_dilation,
+                           ceil_mode=args.ceil_mode, count_include_pad=not args.exclude_pad,
+                           divisor_override=args.divisor))
+    if not stages:
+        raise CommandError(
+            "cnnlab explain: nothing to explain: give a --filter, an --activation or a --pool"
+        )
+    if args.both and not filters:
+        raise CommandError("cnnlab explain: --both needs a --filter")
+    return stages
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from cnnlab.explain import compare, explain
+
+    x, filters, bias = _matrices(args)
+    stages = _stages(args, filters, bias)
+    try:
+        result = compare(x, stages) if args.both else explain(x, stages)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(f"cnnlab {exc}") from None
+    _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the parser and main
+
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_explain]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cnnlab`` parser with every subcommand of :data:`COMMANDS`."""
+    parser = _Parser(
+        prog="cnnlab",
+        description="Convolutional neural networks from first principles: exact, explained, "
+                    "and fast (NumPy only).",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``cnnlab`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        return int(args.run(args))
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except CommandError as exc:
+        print(str(exc).splitlines()[0] if str(exc) else "cnnlab: error", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Worked, exact, step-by-step solutions of CNN pipelines, in text, Markdown, LaTeX and HTML.
+
+>>> from cnnlab.explain import Conv, Pool, explain
+>>> sol = explain([[1, 0, 2], [3, 1, 0], [0, 0, 4]], [Conv([[1, 0], [0, 1]]), "relu", Pool("max", 2, stride=1)])
+>>> sol.answer
+5
+"""
+
+from cnnlab.explain._engine import compare, explain
+from cnnlab.explain._lecture import LECTURE_FILTER, LECTURE_INPUT, lecture_example
+from cnnlab.explain._render import FORMATS, render
+from cnnlab.explain._solution import (
+    ActivationCell,
+    ActivationStage,
+    Comparison,
+    ConvCell,
+    ConvStage,
+    DimShape,
+    PoolCell,
+    PoolStage,
+    Solution,
+)
+from cnnlab.explain._spec import ACTIVATIONS, Activation, Conv, Pool
+
+__all__ = [
+    "ACTIVATIONS",
+    "FORMATS",
+    "LECTURE_FILTER",
+    "LECTURE_INPUT",
+    "Activation",
+    "ActivationCell",
+    "ActivationStage",
+    "Comparison",
+    "Conv",
+    "ConvCell",
+    "ConvStage",
+    "DimShape",
+    "Pool",
+    "PoolCell",
+    "PoolStage",
+    "Solution",
+    "compare",
+    "explain",
+    "lecture_example",
+    "render",
+]

@@ -1,0 +1,575 @@
+"""Build a worked solution: validate the pipeline, run it, and record every cell's arithmetic.
+
+The numbers come from the library, never from a second implementation of the math: the
+matrices of integer and floating inputs from the vectorised operators in
+:mod:`cnnlab.functional`, those of exact rationals from the loop references in
+:mod:`cnnlab.functional._naive`.  The per-cell windows are read from the padded input with the
+window machinery of :mod:`cnnlab.functional._windows`; their products are what the sum in each
+output cell adds up (the tests check that it does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from cnnlab.explain import _numbers as num
+from cnnlab.explain._solution import (
+    INPUT,
+    OUTSIDE,
+    PAD,
+    ActivationCell,
+    ActivationStage,
+    Comparison,
+    ConvCell,
+    ConvStage,
+    DimShape,
+    PoolCell,
+    PoolStage,
+    Solution,
+)
+from cnnlab.explain._spec import (
+    ACTIVATION_NAMES,
+    ACTIVATIONS,
+    CONV_MODES,
+    POOL_KINDS,
+    Activation,
+    Conv,
+    Pool,
+)
+from cnnlab.functional import _naive
+from cnnlab.functional._args import (
+    check_bool,
+    check_choice,
+    check_scalar,
+    ntuple,
+    out_sizes,
+    padding_pairs,
+    same_padding,
+)
+from cnnlab.functional._windows import PAD_MODES, flip, pad, windows
+
+OP = "explain"
+AXES = ("rows", "cols")
+
+
+def _op(module: str, name: str) -> Any:
+    """The plain NumPy operator ``cnnlab.functional.<module>.<name>``.
+
+    Looked up through the module (not the package namespace, which exports Tensor-aware
+    wrappers under the same names).
+    """
+    return getattr(importlib.import_module(f"cnnlab.functional.{module}"), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# validated plans, one per stage
+
+
+@dataclass
+class _ConvPlan:
+    spec: Conv
+    filters: np.ndarray  # (O, C, kH, kW)
+    bias: np.ndarray | None
+    mode: str
+    stride: tuple[int, int]
+    pads: tuple[tuple[int, int], tuple[int, int]]
+    dilation: tuple[int, int]
+    padding_mode: str
+    out: tuple[int, int]
+
+
+@dataclass
+class _ActivationPlan:
+    spec: Activation
+    name: str
+    params: dict
+
+
+@dataclass
+class _PoolPlan:
+    spec: Pool
+    kind: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[tuple[int, int], tuple[int, int]]
+    dilation: tuple[int, int]
+    ceil_mode: bool
+    count_include_pad: bool
+    divisor_override: int | None
+    out: tuple[int, int]
+
+
+def _filters(op: str, value: Any, channels: int) -> np.ndarray:
+    """Filters as ``(O, C, kH, kW)`` by the rules of :class:`Conv`."""
+    w = num.as_values(op, "filters", value)
+    if channels == 1 and w.ndim in (2, 3):
+        return w.reshape((1 if w.ndim == 2 else w.shape[0], 1, *w.shape[-2:]))
+    if channels > 1 and w.ndim == 3 and w.shape[0] == channels:
+        return w[None]
+    if w.ndim == 4 and w.shape[1] == channels:
+        return w
+    if channels == 1:
+        expected = "(kH, kW) for one filter or (O, kH, kW) for several"
+    else:
+        expected = f"({channels}, kH, kW) for one filter or (O, {channels}, kH, kW) for several"
+    raise ValueError(
+        f"{op}: filters for an input with {channels} channel{'s' if channels > 1 else ''} must "
+        f"be {expected}, got shape {w.shape}"
+    )
+
+
+def _bias(op: str, value: Any, out_channels: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    b = num.as_values(op, "bias", value)
+    if b.ndim == 0:
+        return np.repeat(b[None], out_channels)
+    if b.shape == (out_channels,):
+        return b
+    raise ValueError(f"{op}: bias must be one number per filter ({out_channels}), got shape {b.shape}")
+
+
+def _conv_pads(op: str, padding: Any, sizes, kernel, stride, dilation):
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "same":
+            return same_padding(sizes, kernel, stride, dilation)
+        if padding == "full":
+            return tuple((d * (k - 1), d * (k - 1)) for k, d in zip(kernel, dilation, strict=True))
+        raise ValueError(
+            f"{op}: padding must be an int, a tuple, (lo, hi) pairs, 'valid', 'same' or 'full', "
+            f"got {padding!r}"
+        )
+    return padding_pairs(op, padding, 2)
+
+
+def _check_fit(op: str, what: str, sizes, kernel, dilation, pads) -> None:
+    """Say which axis is too small when the (dilated) kernel does not fit the padded input."""
+    for axis, size, k, d, (lo, hi) in zip(AXES, sizes, kernel, dilation, pads, strict=True):
+        span = d * (k - 1) + 1
+        if span > size + lo + hi:
+            dilated = f" (dilated to {span})" if d > 1 else ""
+            raise ValueError(
+                f"{op}: the {what} is larger than the padded input along {axis}: {what} size "
+                f"{k}{dilated} > input {size} + padding {lo} + {hi}"
+            )
+
+
+def _plan_conv(op: str, spec: Conv, shape: tuple[int, int, int]) -> _ConvPlan:
+    channels, *sizes = shape
+    check_choice(op, "mode", spec.mode, CONV_MODES)
+    filters = _filters(op, spec.filters, channels)
+    bias = _bias(op, spec.bias, filters.shape[0])
+    kernel = filters.shape[2:]
+    stride = ntuple(op, "stride", spec.stride, 2, minimum=1)
+    dilation = ntuple(op, "dilation", spec.dilation, 2, minimum=1)
+    check_choice(op, "padding_mode", spec.padding_mode, PAD_MODES)
+    pads = _conv_pads(op, spec.padding, sizes, kernel, stride, dilation)
+    if spec.padding_mode in ("reflect", "circular"):
+        for axis, (lo, hi), size in zip(AXES, pads, sizes, strict=True):
+            limit = size - 1 if spec.padding_mode == "reflect" else size
+            if max(lo, hi) > limit:
+                raise ValueError(
+                    f"{op}: padding_mode '{spec.padding_mode}' needs padding <= {limit} along "
+                    f"{axis} (input size {size}), got ({lo}, {hi})"
+                )
+    _check_fit(op, "filter", sizes, kernel, dilation, pads)
+    out = out_sizes(op, sizes, kernel, stride, pads, dilation)
+    return _ConvPlan(spec, filters, bias, spec.mode, stride, pads, dilation, spec.padding_mode, out)
+
+
+def _plan_activation(op: str, spec: Activation) -> _ActivationPlan:
+    name = check_choice(op, "activation", spec.name, ACTIVATIONS)
+    params: dict = {}
+    if name == "leaky_relu":
+        params["negative_slope"] = check_scalar(op, "negative_slope", spec.negative_slope)
+    elif name == "elu":
+        params["alpha"] = check_scalar(op, "alpha", spec.alpha)
+    elif name == "gelu":
+        params["approximate"] = check_choice(op, "approximate", spec.approximate, ("none", "tanh"))
+    return _ActivationPlan(spec, name, params)
+
+
+def _plan_pool(op: str, spec: Pool, shape: tuple[int, int, int]) -> _PoolPlan:
+    _, *sizes = shape
+    kind = check_choice(op, "pool", spec.kind, POOL_KINDS)
+    kernel = ntuple(op, "kernel_size", spec.kernel_size, 2, minimum=1)
+    stride = kernel if spec.stride is None else ntuple(op, "stride", spec.stride, 2, minimum=1)
+    pads = padding_pairs(op, spec.padding, 2)
+    dilation = ntuple(op, "dilation", spec.dilation, 2, minimum=1)
+    ceil_mode = check_bool(op, "ceil_mode", spec.ceil_mode)
+    count_include_pad = check_bool(op, "count_include_pad", spec.count_include_pad)
+    divisor = spec.divisor_override
+    if divisor is not None:
+        divisor = ntuple(op, "divisor_override", divisor, 1, minimum=1)[0]
+    _check_fit(op, "pooling window", sizes, kernel, dilation, pads)
+    out = out_sizes(op, sizes, kernel, stride, pads, dilation, ceil_mode)
+    for axis, size, k, s, d, (lo, _), o in zip(AXES, sizes, kernel, stride, dilation, pads, out, strict=True):
+        for p in range(o):
+            taps = [p * s + t * d - lo for t in range(k)]
+            if not any(0 <= q < size for q in taps):
+                raise ValueError(
+                    f"{op}: pool padding {pads} leaves window {p} along {axis} with no input cell "
+                    f"(input size {size}, kernel {k}, stride {s}); reduce the padding"
+                )
+    return _PoolPlan(spec, kind, kernel, stride, pads, dilation, ceil_mode, count_include_pad,
+                     divisor, out)
+
+
+def _plan(shape: tuple[int, int, int], stages: Sequence[Any]) -> list:
+    if isinstance(stages, (Conv, Activation, Pool, str)):
+        stages = [stages]
+    plans = []
+    for i, spec in enumerate(stages, start=1):
+        if isinstance(spec, str):
+            spec = Activation(spec)
+        if isinstance(spec, Conv):
+            plan = _plan_conv(f"{OP} (conv stage {i})", spec, shape)
+            shape = (plan.filters.shape[0], *plan.out)
+        elif isinstance(spec, Activation):
+            plan = _plan_activation(f"{OP} (activation stage {i})", spec)
+        elif isinstance(spec, Pool):
+            plan = _plan_pool(f"{OP} (pool stage {i})", spec, shape)
+            shape = (shape[0], *plan.out)
+        else:
+            raise TypeError(
+                f"{OP}: stage {i} must be a Conv, Activation or Pool (or an activation name), "
+                f"got {type(spec).__name__}"
+            )
+        plans.append(plan)
+    return plans
+
+
+# ---------------------------------------------------------------------------------------------
+# the numbers, from the library's operators (or the loop references for exact rationals)
+
+
+def _in_arithmetic(arithmetic: str, *arrays: np.ndarray | None) -> list:
+    out = []
+    for a in arrays:
+        if a is None:
+            out.append(None)
+        elif arithmetic == num.RATIONAL:
+            out.append(a if num.is_exact(a) else num.to_exact(a))
+        elif num.is_exact(a):
+            out.append(num.to_float(a))
+        else:
+            out.append(a)
+    return out
+
+
+def _conv_output(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, plan: _ConvPlan) -> np.ndarray:
+    if num.is_exact(x):
+        b = None if bias is None else bias
+        return _naive.naive_conv(
+            x[None], w, b, plan.stride, plan.pads, plan.dilation, 1, plan.padding_mode
+        )[0]
+    return _op("conv", "conv")(x, w, bias, plan.stride, plan.pads, plan.dilation, 1, plan.padding_mode)
+
+
+def _conv_operands(x: np.ndarray, plan: _ConvPlan, mode: str):
+    arithmetic = num.common_arithmetic(x, plan.filters, *(() if plan.bias is None else (plan.bias,)))
+    x, filters, bias = _in_arithmetic(arithmetic, x, plan.filters, plan.bias)
+    applied = np.ascontiguousarray(flip(filters, 2)) if mode == "convolve" else filters
+    return arithmetic, x, filters, applied, bias
+
+
+_EXACT_ACTIVATIONS = ("relu", "leaky_relu")
+
+
+def _activation_output(x: np.ndarray, plan: _ActivationPlan) -> tuple[np.ndarray, list[str]]:
+    name = ACTIVATION_NAMES[plan.name]
+    if num.is_exact(x):
+        if plan.name in _EXACT_ACTIVATIONS:
+            # ReLU and leaky ReLU of a rational are rational: each cell is x or slope*x, picked
+            # by the sign of x.  NumPy's operators cannot hold Fractions, so this selection is
+            # written here; the tests check it against cnnlab.functional on the float values.
+            slope = Fraction(0)
+            if plan.name == "leaky_relu":
+                raw = plan.params["negative_slope"]
+                slope = Fraction(str(raw)) if isinstance(raw, float) else Fraction(raw)
+            y = np.empty(x.shape, dtype=object)
+            for index, v in np.ndenumerate(x):
+                y[index] = v if v > 0 else slope * v
+            return y, []
+        note = (
+            f"{name} of a rational number is not rational in general: from here on the solution "
+            f"computes in floating point."
+        )
+        x = num.to_float(x)
+        return _op("activation", plan.name)(x, **plan.params), [note]
+    return _op("activation", plan.name)(x, **plan.params), []
+
+
+def _pool_output(x: np.ndarray, plan: _PoolPlan) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pooled matrix and, for max pooling, the flat input index of each chosen cell."""
+    if plan.kind == "max":
+        if num.is_exact(x):
+            y, idx = _naive.naive_max_pool(x[None], plan.kernel, plan.stride, plan.pads,
+                                           plan.dilation, plan.ceil_mode, True)
+            return y[0], idx[0]
+        return _op("pool", "max_pool2d")(x, plan.kernel, plan.stride, plan.pads, plan.dilation,
+                                plan.ceil_mode, return_indices=True)
+    if x.dtype.kind in "iub":
+        x = num.to_exact(x)  # the average of integers is an exact rational, not a float
+    if num.is_exact(x):
+        y = _naive.naive_avg_pool(x[None], plan.kernel, plan.stride, plan.pads, plan.dilation,
+                                  plan.ceil_mode, plan.count_include_pad, plan.divisor_override)
+        return y[0], None
+    y = _op("pool", "avg_pool2d")(x, plan.kernel, plan.stride, plan.pads, plan.ceil_mode,
+                         plan.count_include_pad, plan.divisor_override, plan.dilation)
+    return y, None
+
+
+def _forward(x: np.ndarray, plans: list, switch: bool) -> np.ndarray:
+    """Only the final matrix; ``switch`` swaps correlate and convolve in every conv stage."""
+    for plan in plans:
+        if isinstance(plan, _ConvPlan):
+            mode = plan.mode
+            if switch:
+                mode = "convolve" if mode == "correlate" else "correlate"
+            _, xs, _, applied, bias = _conv_operands(x, plan, mode)
+            x = _conv_output(xs, applied, bias, plan)
+        elif isinstance(plan, _ActivationPlan):
+            x, _ = _activation_output(x, plan)
+        else:
+            x, _ = _pool_output(x, plan)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# the stages with their cells
+
+
+def _dims(sizes, kernel, stride, dilation, pads, ceil_mode, out) -> list[DimShape]:
+    return [
+        DimShape(axis, size, k, s, d, lo, hi, ceil_mode, o)
+        for axis, size, k, s, d, (lo, hi), o in zip(
+            AXES, sizes, kernel, stride, dilation, pads, out, strict=True
+        )
+    ]
+
+
+def _scipy_same(x: np.ndarray, plan: _ConvPlan, applied: np.ndarray) -> dict | None:
+    """SciPy's 'same' (odd padding first) where it differs from the 'same' used here."""
+    if plan.spec.padding != "same" or plan.stride != (1, 1):
+        return None
+    eff = [d * (k - 1) + 1 for k, d in zip(plan.filters.shape[2:], plan.dilation, strict=True)]
+    pads = tuple((e - 1 - (e - 1) // 2, (e - 1) // 2) for e in eff)
+    if pads == tuple(plan.pads):
+        return None
+    output = None
+    if x.shape[0] == 1 and applied.shape[0] == 1:
+        if num.is_exact(x):
+            output = _naive.naive_correlate(x[0], applied[0, 0], "same", (1, 1), plan.dilation)
+        else:
+            output = _op("correlate", "correlate")(x[0], applied[0, 0], "same", 1, plan.dilation)
+    return {"pads": pads, "output": output}
+
+
+def _conv_stage(x: np.ndarray, plan: _ConvPlan, label: str) -> ConvStage:
+    arithmetic, xs, filters, applied, bias = _conv_operands(x, plan, plan.mode)
+    output = _conv_output(xs, applied, bias, plan)
+    flipped = np.ascontiguousarray(flip(filters, 2))
+    other = flipped if plan.mode == "correlate" else filters
+    other_output = _conv_output(xs, other, bias, plan)
+    grid = pad(xs, plan.pads, plan.padding_mode)
+    roles = np.where(pad(np.ones(x.shape[1:], dtype=np.int8), plan.pads) == 1, INPUT, PAD)
+    kernel = filters.shape[2:]
+    view = windows(grid, kernel, plan.stride, plan.dilation)  # (C, oH, oW, kH, kW)
+    cells = []
+    for o, i, j in np.ndindex(*output.shape):
+        window = view[:, i, j]
+        rows = tuple(i * plan.stride[0] + t * plan.dilation[0] for t in range(kernel[0]))
+        cols = tuple(j * plan.stride[1] + t * plan.dilation[1] for t in range(kernel[1]))
+        cells.append(ConvCell(
+            (o, i, j), rows, cols, np.array(window), applied[o], window * applied[o],
+            None if bias is None else bias[o], output[o, i, j],
+        ))
+    count = filters.shape[0]
+    names = [plan.spec.label] if count == 1 else [f"{plan.spec.label}{n + 1}" for n in range(count)]
+    return ConvStage(
+        spec=plan.spec, label=label, input_label="", filter_labels=names, mode=plan.mode,
+        input=xs, filters=filters, applied=applied, flipped=flipped, bias=bias,
+        stride=plan.stride, pads=plan.pads, dilation=plan.dilation, padding=plan.spec.padding,
+        padding_mode=plan.padding_mode, grid=grid, roles=roles, output=output,
+        other_output=other_output,
+        shape=_dims(x.shape[1:], kernel, plan.stride, plan.dilation, plan.pads, False, plan.out),
+        cells=cells, arithmetic=arithmetic, scipy_same=_scipy_same(xs, plan, applied),
+    )
+
+
+def _activation_stage(x: np.ndarray, plan: _ActivationPlan, label: str) -> ActivationStage:
+    output, notes = _activation_output(x, plan)
+    cells = [ActivationCell(index, x[index], output[index]) for index in np.ndindex(*x.shape)]
+    return ActivationStage(
+        spec=plan.spec, label=label, input_label="", name=plan.name, input=x, output=output,
+        cells=cells, arithmetic=num.arithmetic_of(output), notes=notes,
+    )
+
+
+def _pool_grid(x: np.ndarray, plan: _PoolPlan) -> tuple[np.ndarray, np.ndarray]:
+    """The input with its padding and any ceil-mode overhang, as shown in the solution."""
+    channels, *sizes = x.shape
+    extent = []
+    for size, k, s, d, (lo, hi), o in zip(
+        sizes, plan.kernel, plan.stride, plan.dilation, plan.pads, plan.out, strict=True
+    ):
+        extent.append(max(size + lo + hi, (o - 1) * s + d * (k - 1) + 1))
+    roles = np.full(extent, OUTSIDE, dtype=np.int8)
+    (rlo, rhi), (clo, chi) = plan.pads
+    roles[: rlo + sizes[0] + rhi, : clo + sizes[1] + chi] = PAD
+    roles[rlo : rlo + sizes[0], clo : clo + sizes[1]] = INPUT
+    grid = np.empty((channels, *extent), dtype=object)
+    grid[:, roles == PAD] = float("-inf") if plan.kind == "max" else 0
+    grid[:, rlo : rlo + sizes[0], clo : clo + sizes[1]] = x
+    return grid, roles
+
+
+def _pool_stage(x: np.ndarray, plan: _PoolPlan, label: str) -> PoolStage:
+    output, indices = _pool_output(x, plan)
+    grid, roles = _pool_grid(x, plan)
+    view = windows(grid, plan.kernel, plan.stride, plan.dilation)
+    role_view = windows(roles, plan.kernel, plan.stride, plan.dilation)
+    (rlo, _), (clo, _) = plan.pads
+    width = x.shape[2]
+    cells = []
+    for c, i, j in np.ndindex(*output.shape):
+        window, window_roles = np.array(view[c, i, j]), np.array(role_view[i, j])
+        rows = tuple(i * plan.stride[0] + t * plan.dilation[0] for t in range(plan.kernel[0]))
+        cols = tuple(j * plan.stride[1] + t * plan.dilation[1] for t in range(plan.kernel[1]))
+        counted = window_roles == INPUT
+        if plan.kind == "avg" and plan.count_include_pad:
+            counted = counted | (window_roles == PAD)
+        terms = list(window[counted])
+        chosen = divisor = None
+        if plan.kind == "max":
+            flat = int(indices[c, i, j])
+            chosen = (flat // width + rlo, flat % width + clo)
+        else:
+            divisor = plan.divisor_override or len(terms)
+        cells.append(PoolCell((c, i, j), rows, cols, window, window_roles, terms, chosen,
+                              divisor, output[c, i, j]))
+    return PoolStage(
+        spec=plan.spec, label=label, input_label="", pool=plan.kind, kernel=plan.kernel,
+        stride=plan.stride, pads=plan.pads, dilation=plan.dilation, ceil_mode=plan.ceil_mode,
+        count_include_pad=plan.count_include_pad, divisor_override=plan.divisor_override,
+        input=x, grid=grid, roles=roles, output=output,
+        shape=_dims(x.shape[1:], plan.kernel, plan.stride, plan.dilation, plan.pads,
+                    plan.ceil_mode, plan.out),
+        cells=cells, arithmetic=num.arithmetic_of(output),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+
+
+def _input(x: Any) -> tuple[np.ndarray, bool]:
+    x = num.as_values(OP, "input", x)
+    if x.ndim not in (2, 3):
+        raise ValueError(
+            f"{OP}: input must be a 2-D matrix (H, W) or a stack of channels (C, H, W), "
+            f"got shape {x.shape}"
+        )
+    return (x[None], True) if x.ndim == 2 else (x, False)
+
+
+def explain(x: Any, stages: Sequence[Any], *, label: str = "I") -> Solution:
+    """Work a CNN pipeline out by hand: every matrix, every window, every product and sum.
+
+    Parameters
+    ----------
+    x : array_like
+        A 2-D matrix ``(H, W)`` or a stack of channels ``(C, H, W)``: ints, floats or
+        :class:`fractions.Fraction` values (nested lists or a NumPy array).
+    stages : sequence of Conv, Activation, Pool or str
+        The pipeline, applied in order; a string names an activation (``'relu'``).
+    label : str, default 'I'
+        The input's name in the solution.
+
+    Returns
+    -------
+    Solution
+        Render it with ``str()``, :meth:`Solution.render` or in Jupyter.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input or filters, an unknown stage, a wrong argument type.
+    ValueError
+        Ragged or empty matrices, a wrong number of dims, filters that do not fit the input's
+        channels, a kernel larger than the padded input, bad strides, padding or names.
+
+    Notes
+    -----
+    Integers stay exact integers (average pooling turns them into exact
+    :class:`~fractions.Fraction` values); any Fraction input makes the whole computation exact
+    rational arithmetic; any float input makes it floating point (as in Python, a float wins).
+
+    Examples
+    --------
+    The lecture's example: a 3x3 image, a 2x2 filter, ReLU and a 2x2 max-pool, all stride 1.
+
+    >>> from cnnlab.explain import Conv, Pool, explain
+    >>> I = [[1, 0, 2], [3, 1, 0], [0, 0, 4]]
+    >>> F = [[1, 0], [0, 1]]
+    >>> sol = explain(I, [Conv(F), "relu", Pool("max", 2, stride=1)])
+    >>> sol.stages[0].output[0].tolist()
+    [[2, 0], [3, 5]]
+    >>> sol.answer
+    5
+    """
+    x3, planar = _input(x)
+    if not isinstance(label, str):
+        raise TypeError(f"{OP}: label must be a str, got {type(label).__name__}")
+    plans = _plan(x3.shape, stages)
+    current, current_label = x3, label
+    done = []
+    for plan in plans:
+        if isinstance(plan, _ConvPlan):
+            stage = _conv_stage(current, plan, f"Conv({current_label})")
+        elif isinstance(plan, _ActivationPlan):
+            name = ACTIVATION_NAMES[plan.name]
+            stage = _activation_stage(current, plan, f"{name}({current_label})")
+        else:
+            stage = _pool_stage(current, plan, f"Pool({current_label})")
+        stage.input_label = current_label
+        done.append(stage)
+        current, current_label = stage.output, stage.label
+    alternative = None
+    if any(isinstance(p, _ConvPlan) for p in plans):
+        alternative = _forward(x3, plans, switch=True)
+    return Solution(x3, label, planar, done, alternative)
+
+
+def compare(x: Any, stages: Sequence[Any], *, label: str = "I") -> Comparison:
+    """The same pipeline worked out twice: with cross-correlation and with true convolution.
+
+    Every :class:`Conv` stage is run once with ``mode='correlate'`` (what CNN libraries call
+    convolution) and once with ``mode='convolve'`` (the filter flipped by 180 degrees).
+    Arguments as for :func:`explain`.
+
+    Examples
+    --------
+    >>> from cnnlab.explain import Conv, compare
+    >>> both = compare([[1, 2], [3, 4]], [Conv([[1, 0], [0, 0]])])
+    >>> both.correlation.answer, both.convolution.answer
+    (1, 4)
+    """
+    if isinstance(stages, (Conv, Activation, Pool, str)):
+        stages = [stages]
+    stages = list(stages)
+    correlation = [dataclasses.replace(s, mode="correlate") if isinstance(s, Conv) else s
+                   for s in stages]
+    convolution = [dataclasses.replace(s, mode="convolve") if isinstance(s, Conv) else s
+                   for s in stages]
+    return Comparison(explain(x, correlation, label=label), explain(x, convolution, label=label))
