@@ -565,3 +565,26 @@ SCHEDULER_ERRORS = [
 def test_scheduler_errors(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make(SGD([_p()], lr=0.1, momentum=0.9))
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+                                  lambda ps: Adam(ps, lr=0.1),
+                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.0)])  # fmt: skip
+def test_optimizers_train_autograd_tensors(make):
+    """With cnnlab's Tensor and its backward, each optimizer fits a small least-squares problem."""
+    from cnnlab.autograd import Tensor
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 3))
+    true_w = np.array([1.5, -2.0, 0.5])
+    y = Tensor(x @ true_w)
+    w = Tensor(np.zeros(3), requires_grad=True)
+    data = w.data
+    opt = make([w])
+    for _ in range(400):
+        opt.zero_grad()
+        loss = ((Tensor(x) @ w - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+    assert w.data is data
+    np.testing.assert_allclose(w.data, true_w, atol=1e-3)
