@@ -153,10 +153,10 @@ def matmul_backward(grad_out: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = grad_out
+    if b.ndim == 1:  # put back the column axis first: with both 1-D, grad_out is 0-d
+        g2 = g2[..., None]
     if a.ndim == 1:
-        g2 = np.expand_dims(g2, -2)
-    if b.ndim == 1:
-        g2 = np.expand_dims(g2, -1)
+        g2 = g2[..., None, :]
     grad_a = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
     grad_b = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
     return grad_a, grad_b
