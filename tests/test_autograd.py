@@ -239,6 +239,11 @@ def test_astype_casts_the_gradient_back():
     gradcheck(lambda t: t.double() * t, _rand(3, seed=31))
 
 
+def test_integer_results_do_not_require_grad():
+    x = Tensor(np.array([1.5, -2.5]), requires_grad=True)
+    assert not x.astype(np.int64).requires_grad
+
+
 def test_shape_op_values():
     x = _rand(2, 3, 4, seed=13)
     t = Tensor(x)

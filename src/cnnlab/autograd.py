@@ -548,9 +548,12 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 def _record(
     data: Any, parents: Sequence[Tensor | None], backward_fn: Callable[[np.ndarray], tuple]
 ) -> Tensor:
-    """Wrap an operation's result; link it into the graph if any parent requires grad."""
+    """Wrap an operation's result; link it into the graph if any parent requires grad (and
+    the result is floating point: an integer or boolean result has no gradient)."""
     out = Tensor(data)
-    if is_grad_enabled() and any(p is not None and p.requires_grad for p in parents):
+    if out.dtype.kind != "f" or not is_grad_enabled():
+        return out
+    if any(p is not None and p.requires_grad for p in parents):
         out._requires_grad = True
         out._parents = tuple(parents)
         out._backward_fn = backward_fn
