@@ -466,8 +466,9 @@ def gelu_backward(grad_out: Any, x: Any, approximate: str = "none") -> np.ndarra
     Notes
     -----
     Exact form: ``gelu'(x) = Phi(x) + x * phi(x)`` with ``phi(x) = exp(-x^2/2) / sqrt(2 pi)``.
-    Tanh form, with ``u = sqrt(2/pi) (x + 0.044715 x^3)`` and ``t = tanh(u)``:
-    ``gelu'(x) = (1 + t)/2 + x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2``.
+    Tanh form, with ``u = sqrt(2/pi) (x + 0.044715 x^3)``:
+    ``gelu'(x) = (1 + tanh(u))/2 + x sech(u)^2 sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2``; ``sech^2`` is
+    computed as ``1/cosh^2``, accurate where ``1 - tanh^2`` would cancel.
     At ``x = +-inf`` the limits 1 and 0 are returned (PyTorch returns NaN).
 
     Examples
@@ -484,10 +485,10 @@ def gelu_backward(grad_out: Any, x: Any, approximate: str = "none") -> np.ndarra
             slope = x64 * (_INV_SQRT_2PI * np.exp(-0.5 * x64 * x64))
             deriv = cdf + np.where(np.isinf(x64), 0.0, slope)
         else:
-            t = np.tanh(_GELU_K * (x64 + _GELU_C * x64**3))
-            sech2 = 1.0 - t * t
+            u = _GELU_K * (x64 + _GELU_C * x64**3)
+            sech2 = 1.0 / np.cosh(u) ** 2  # not 1 - tanh(u)^2, which cancels for large |u|
             slope = 0.5 * x64 * sech2 * _GELU_K * (1.0 + 3.0 * _GELU_C * x64 * x64)
-            deriv = 0.5 * (1.0 + t) + np.where(sech2 == 0, 0.0, slope)
+            deriv = 0.5 * (1.0 + np.tanh(u)) + np.where(sech2 == 0, 0.0, slope)
     return g * deriv.astype(g.dtype, copy=False)
 
 
@@ -623,7 +624,8 @@ def tanh_backward(grad_out: Any, x: Any) -> np.ndarray:
 
     Notes
     -----
-    ``tanh'(x) = 1 - tanh(x)^2``.
+    ``tanh'(x) = 1 - tanh(x)^2 = 1 / cosh(x)^2``; the last form keeps full relative accuracy for
+    large ``|x|``, where ``1 - tanh^2`` cancels.
 
     Examples
     --------
@@ -631,8 +633,8 @@ def tanh_backward(grad_out: Any, x: Any) -> np.ndarray:
     array([2., 0.])
     """
     g, xa = _backward_inputs("tanh_backward", grad_out, x)
-    t = np.tanh(xa)
-    return g * (1 - t * t)
+    with np.errstate(over="ignore"):  # cosh overflows to inf for large |x|: the gradient is 0
+        return g / np.cosh(xa) ** 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,7 +646,7 @@ def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
     A slice that is all ``-inf`` (or holds ``+inf``) gives NaN, as in PyTorch.
     """
     m = np.max(x, axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # -big - big = -inf is harmless: exp gives 0
         return x - m
 
 
