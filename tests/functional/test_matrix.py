@@ -4,7 +4,9 @@ transposed conv and the input gradient, its structure is (doubly block) Toeplitz
 
 from __future__ import annotations
 
+import doctest
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ try:
 except ImportError:  # pragma: no cover
     scipy_signal = None
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SIGNAL_OPS = {"correlate": correlate, "convolve": convolve}
 
 
@@ -435,3 +438,21 @@ def test_too_large_matrix_is_refused():
     side = math.isqrt(matrix_mod.MAX_ENTRIES) // 8 + 1
     with pytest.raises(ValueError, match="matrix form is meant for small examples"):
         conv_matrix((side * 8, 8), np.ones((1, 1)), mode="same")
+
+
+# ----------------------------------------------------------------------------------------------
+# documentation
+
+
+def test_module_docstrings():
+    result = doctest.testmod(matrix_mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_matrix_form_doc():
+    result = doctest.testfile(
+        str(DOCS / "matrix-form.md"),
+        module_relative=False,
+        optionflags=doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.attempted > 0 and result.failed == 0
