@@ -1,0 +1,247 @@
+"""Batch normalisation with its backward beside it, with PyTorch's semantics.
+
+Training normalises each channel with the statistics of the batch (the *biased* variance) and,
+when running statistics are given, updates them in place with the *unbiased* variance; evaluation
+normalises with the running statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from cnnlab.functional._args import check_array, check_bool, check_scalar, float_dtype
+
+
+class _NormArgs(NamedTuple):
+    x: np.ndarray  # floating, (N, C, *)
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+    weight: np.ndarray | None
+    bias: np.ndarray | None
+    batch_stats: bool  # normalise with the batch's statistics (training)
+    axes: tuple[int, ...]  # every axis but the channel axis
+    count: int  # values per channel
+
+
+def _channel_vector(op: str, name: str, value: Any, channels: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = check_array(op, name, value)
+    if arr.shape != (channels,):
+        raise ValueError(f"{op}: {name} must have shape ({channels},) (one per channel), got shape {arr.shape}")
+    return arr
+
+
+def _norm_args(
+    op: str, x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any, training: Any,
+    momentum: Any, eps: Any,
+) -> _NormArgs:
+    x = check_array(op, "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: x must be (N, C, *) with at least 2 dims, got shape {x.shape}")
+    x = x.astype(float_dtype(x), copy=False)
+    channels = x.shape[1]
+    running_mean = _channel_vector(op, "running_mean", running_mean, channels)
+    running_var = _channel_vector(op, "running_var", running_var, channels)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: running_mean and running_var must both be given or both be None")
+    for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+        if stat is not None and stat.dtype.kind != "f":
+            raise TypeError(f"{op}: {name} must be a floating array (updated in place), got dtype {stat.dtype}")
+    weight = _channel_vector(op, "weight", weight, channels)
+    bias = _channel_vector(op, "bias", bias, channels)
+    training = check_bool(op, "training", training)
+    check_scalar(op, "momentum", momentum)
+    if check_scalar(op, "eps", eps) < 0:
+        raise ValueError(f"{op}: eps must be non-negative, got {eps}")
+    if not training and running_mean is None:
+        raise ValueError(
+            f"{op}: training=False normalises with running_mean and running_var, but they are None"
+        )
+    axes = (0, *range(2, x.ndim))
+    count = x.size // channels
+    if training and count <= 1:
+        raise ValueError(
+            f"{op}: expected more than 1 value per channel when training, got x of shape {x.shape}"
+        )
+    return _NormArgs(x, running_mean, running_var, weight, bias, training, axes, count)
+
+
+def _statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel ``(mean, biased variance, 1/sqrt(var + eps))`` used to normalise."""
+    if a.batch_stats:
+        mean = a.x.mean(axis=a.axes)
+        var = a.x.var(axis=a.axes)
+    else:
+        mean = a.running_mean.astype(a.x.dtype, copy=False)
+        var = a.running_var.astype(a.x.dtype, copy=False)
+    inv_std = 1 / np.sqrt(var + a.x.dtype.type(eps))
+    return mean, var, inv_std
+
+
+def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    """Reshape a ``(C,)`` vector to broadcast against ``(N, C, *)``."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def batch_norm(
+    x: Any,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> np.ndarray:
+    r"""Batch normalisation over every axis but the channel axis 1 (PyTorch's ``F.batch_norm``).
+
+    Parameters
+    ----------
+    x : array_like
+        Input ``(N, C)`` or ``(N, C, *spatial)``.
+    running_mean, running_var : numpy.ndarray of shape (C,), optional
+        Running statistics.  Used to normalise when ``training`` is False; when ``training`` is
+        True they are **updated in place** (if given).
+    weight, bias : array_like of shape (C,), optional
+        Per-channel scale ``gamma`` and shift ``beta`` (default 1 and 0).
+    training : bool, default False
+        Normalise with the batch's statistics (and update the running ones) instead of the
+        running statistics.
+    momentum : float, default 0.1
+        Weight of the new batch in the running update,
+        ``running = (1 - momentum) * running + momentum * batch_stat``.
+    eps : float, default 1e-5
+        Added to the variance before the square root.
+
+    Shape
+    -----
+    The output has the input's shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        Floating inputs keep their dtype; integer inputs give float64.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric arrays, a non-bool ``training``, non-real ``momentum`` or ``eps``.
+    ValueError
+        ``x`` with fewer than 2 dims, per-channel vectors of the wrong shape, only one of the
+        running statistics, ``training=False`` without running statistics, one value per channel
+        when training, negative ``eps``.
+
+    Notes
+    -----
+    With :math:`\mu_c` and :math:`\sigma^2_c = \frac1M \sum (x - \mu_c)^2` over the ``M`` values
+    of channel ``c`` (the *biased* variance),
+
+    .. math:: y = \gamma_c \frac{x - \mu_c}{\sqrt{\sigma^2_c + \epsilon}} + \beta_c .
+
+    The running variance is updated with the *unbiased* variance :math:`\frac{M}{M-1}\sigma^2_c`,
+    exactly as PyTorch does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0], [3.0]])
+    >>> mean, var = np.zeros(1), np.ones(1)
+    >>> batch_norm(x, mean, var, training=True, eps=0.0)
+    array([[-1.],
+           [ 1.]])
+    >>> mean, var
+    (array([0.2]), array([1.1]))
+    """
+    a = _norm_args("batch_norm", x, running_mean, running_var, weight, bias, training, momentum, eps)
+    mean, var, inv_std = _statistics(a, eps)
+    if a.batch_stats and a.running_mean is not None:
+        m = float(momentum)
+        unbiased = var * (a.count / (a.count - 1))
+        a.running_mean[...] = (1 - m) * a.running_mean + m * mean
+        a.running_var[...] = (1 - m) * a.running_var + m * unbiased
+    nd = a.x.ndim
+    y = (a.x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)
+    if a.weight is not None:
+        y = y * _per_channel(a.weight.astype(y.dtype, copy=False), nd)
+    if a.bias is not None:
+        y = y + _per_channel(a.bias.astype(y.dtype, copy=False), nd)
+    return y
+
+
+# Backward of y = gamma * xhat + beta, xhat = (x - mu) * s, s = (var + eps)^(-1/2).
+# grad_beta = sum g and grad_gamma = sum g * xhat (sums over the M values of each channel).
+# With batch statistics mu and var depend on x: d mu/dx = 1/M, d var/dx = 2 (x - mu)/M, so with
+# h = g * gamma:
+#   grad_x = s * (h - mean(h) - xhat * mean(h * xhat))
+# With running statistics mu and s are constants: grad_x = h * s.
+def batch_norm_backward(
+    grad_out: Any,
+    x: Any,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`batch_norm`.
+
+    Takes ``grad_out`` and the forward's arguments; never touches the running statistics (with
+    ``training=True`` it uses the batch's statistics, as the forward did).  ``grad_weight`` and
+    ``grad_bias`` are None where ``weight`` and ``bias`` are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gx, gw, gb = batch_norm_backward(np.array([[1.0], [0.0]]), np.array([[1.0], [3.0]]),
+    ...                                  weight=np.ones(1), bias=np.zeros(1), training=True, eps=0.0)
+    >>> gx, gw, gb  # two values normalise to -1 and 1 whatever x is, so grad_x is 0
+    (array([[0.],
+           [0.]]), array([-1.]), array([1.]))
+    """
+    op = "batch_norm_backward"
+    a = _norm_args(op, x, running_mean, running_var, weight, bias, training, momentum, eps)
+    g = check_array(op, "grad_out", grad_out)
+    if g.shape != a.x.shape:
+        raise ValueError(f"{op}: grad_out must have the input's shape {a.x.shape}, got {g.shape}")
+    g = g.astype(a.x.dtype, copy=False)
+    nd = a.x.ndim
+    mean, _, inv_std = _statistics(a, eps)
+    xhat = (a.x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)
+    h = g if a.weight is None else g * _per_channel(a.weight.astype(g.dtype, copy=False), nd)
+    if a.batch_stats:
+        h_mean = h.mean(axis=a.axes, keepdims=True)
+        hx_mean = (h * xhat).mean(axis=a.axes, keepdims=True)
+        grad_x = _per_channel(inv_std, nd) * (h - h_mean - xhat * hx_mean)
+    else:
+        grad_x = h * _per_channel(inv_std, nd)
+    grad_weight = None if a.weight is None else (g * xhat).sum(axis=a.axes)
+    grad_bias = None if a.bias is None else g.sum(axis=a.axes)
+    return grad_x, grad_weight, grad_bias
+
+
+def batch_norm_backward_all(
+    grad_out: Any,
+    x: Any,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, None, None, np.ndarray | None, np.ndarray | None]:
+    """:func:`batch_norm_backward` with one entry per leading argument of :func:`batch_norm`:
+    ``(grad_x, None, None, grad_weight, grad_bias)`` (the running statistics get no gradient).
+
+    This is the form ``differentiable(batch_norm, batch_norm_backward_all, n_diff=5)`` needs,
+    since ``weight`` and ``bias`` come after the running statistics in PyTorch's argument order.
+    """
+    grad_x, grad_weight, grad_bias = batch_norm_backward(
+        grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps
+    )
+    return grad_x, None, None, grad_weight, grad_bias
