@@ -4,10 +4,11 @@ A solution computes in one of three arithmetics, chosen from its inputs:
 
 - ``"integer"``: every input is an integer; arrays are ``int64`` and every conv, ReLU and
   max-pool result is an exact integer.
-- ``"rational"``: some input is a :class:`fractions.Fraction`; arrays have ``dtype=object`` and
+- ``"rational"``: some input is a :class:`fractions.Fraction` and none is a float; arrays have ``dtype=object`` and
   hold Python ``int`` and ``Fraction`` values, so every result is an exact rational.  Average
   pooling of integers switches to this arithmetic (4/3 stays 4/3).
-- ``"float"``: some input is a float; arrays keep their floating dtype.
+- ``"float"``: some input is a float; arrays keep their floating dtype (exact inputs are
+  converted, as Python turns ``Fraction(1, 2) * 0.5`` into a float).
 """
 
 from __future__ import annotations
@@ -108,11 +109,12 @@ def as_values(op: str, name: str, value: Any) -> np.ndarray:
 
 
 def common_arithmetic(*arrays: np.ndarray) -> str:
-    """The arithmetic for a computation on several inputs: rational wins, then float."""
+    """The arithmetic for a computation on several inputs: float wins (as in Python, where a
+    Fraction times a float is a float), then rational, then integer."""
     kinds = {arithmetic_of(a) for a in arrays}
-    if RATIONAL in kinds:
-        return RATIONAL
-    return FLOAT if FLOAT in kinds else INTEGER
+    if FLOAT in kinds:
+        return FLOAT
+    return RATIONAL if RATIONAL in kinds else INTEGER
 
 
 # ---------------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def parse_matrix(text: str, exact: bool = False) -> np.ndarray:
     >>> parse_matrix("[[1, 0, 2], [3, 1, 0]]").tolist()
     [[1, 0, 2], [3, 1, 0]]
     >>> parse_matrix("1/2 1; 0 -1/3").tolist()
-    [[Fraction(1, 2), Fraction(1, 1)], [Fraction(0, 1), Fraction(-1, 3)]]
+    [[Fraction(1, 2), 1], [0, Fraction(-1, 3)]]
     >>> parse_matrix("[[1, 2], [3]]")
     Traceback (most recent call last):
     ...
