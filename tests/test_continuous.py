@@ -175,6 +175,10 @@ def test_correlate_is_convolve_with_f_reversed():
     np.testing.assert_allclose(
         correlate(f, g).evaluate(ts), convolve(f.subs(t, -t), g).evaluate(ts), atol=1e-12
     )
+    # the quadrature path uses the same convention
+    np.testing.assert_allclose(
+        correlate(f, g, method="numeric").evaluate(ts), correlate(f, g).evaluate(ts), atol=1e-10
+    )
     # swapping the arguments mirrors the correlation
     np.testing.assert_allclose(
         correlate(f, g).evaluate(ts), correlate(g, f).evaluate(-ts), atol=1e-12
@@ -320,6 +324,7 @@ def test_gaussian_sampled_sum_converges_fast():
         (lambda: sampled_sum(rect(t), rect(t), 0.1, [0.0], support=(1, 0)), ValueError, "lo <= hi"),
         (lambda: sampled_sum(a * rect(t), rect(t), 0.1, [0.0], t=t), ValueError, r"\['a'\]"),
         (lambda: convergence_table(rect(t), rect(t), [], [0.0]), ValueError, "non-empty"),
+        (lambda: convergence_table(rect(t), rect(t), [0.1], [0.0], op="conv"), ValueError, "op must be"),
     ],
 )
 def test_errors(call, exc, match):
@@ -343,14 +348,6 @@ def test_variable_is_inferred_and_kept():
 def test_latex_repr_states_numeric(hard, classic):
     assert "numeric" in hard._repr_latex_()
     assert "numeric" not in classic["rect"]._repr_latex_()
-
-
-def test_module_docstrings():
-    import cnnlab._piecewise as piecewise
-
-    for mod in (continuous, piecewise):
-        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0
 
 
 def test_continuous_convolution_doc():

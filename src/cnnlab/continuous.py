@@ -514,6 +514,8 @@ def convergence_table(
     0.050 0.0500
     0.025 0.0250
     """
+    if not isinstance(op, str) or op not in OPS:
+        raise ValueError(f"convergence_table: op must be one of {list(OPS)}, got {op!r}")
     if not isinstance(steps, Sequence) or not steps:
         raise ValueError(f"convergence_table: steps must be a non-empty sequence, got {steps!r}")
     exact = (convolve if op == "convolve" else correlate)(f, g, t)

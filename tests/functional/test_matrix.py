@@ -444,11 +444,6 @@ def test_too_large_matrix_is_refused():
 # documentation
 
 
-def test_module_docstrings():
-    result = doctest.testmod(matrix_mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_matrix_form_doc():
     result = doctest.testfile(
         str(DOCS / "matrix-form.md"),
