@@ -35,17 +35,14 @@ from cnnlab.functional.activation import (
     gelu_backward,
     leaky_relu,
     leaky_relu_backward,
-    log_softmax,
-    log_softmax_backward,
     relu,
     relu_backward,
     sigmoid,
     sigmoid_backward,
-    softmax,
-    softmax_backward,
     tanh,
     tanh_backward,
 )
+from cnnlab.functional.softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, to_torch, torch
 
 SHAPES: list[tuple[int, ...]] = [(7,), (3, 5), (2, 3, 4), (2, 3, 4, 5)]

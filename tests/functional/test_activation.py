@@ -18,25 +18,22 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from cnnlab.functional._naive import naive_gelu, naive_log_softmax, naive_relu, naive_softmax
+from cnnlab.functional._special import erf as _erf
 from cnnlab.functional.activation import (
-    _erf,
     elu,
     elu_backward,
     gelu,
     gelu_backward,
     leaky_relu,
     leaky_relu_backward,
-    log_softmax,
-    log_softmax_backward,
     relu,
     relu_backward,
     sigmoid,
     sigmoid_backward,
-    softmax,
-    softmax_backward,
     tanh,
     tanh_backward,
 )
+from cnnlab.functional.softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 from tests.functional.opinfo import OpInfo, rand, rng, to_torch, torch
 from tests.functional.ops_activation import OPS
 

@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from tests.functional import ops_conv, ops_pool
+from tests.functional import ops_activation, ops_conv, ops_loss, ops_pool
 from tests.functional.opinfo import OpInfo, Sample, rng, scipy_signal, torch
 
-REGISTRY: list[OpInfo] = [*ops_conv.OPS, *ops_pool.OPS]
+REGISTRY: list[OpInfo] = [*ops_conv.OPS, *ops_pool.OPS, *ops_activation.OPS, *ops_loss.OPS]
 
 FLOAT_TOL = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-10), np.dtype(np.float32): dict(rtol=1e-5, atol=1e-5)}
 

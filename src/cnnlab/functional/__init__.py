@@ -20,23 +20,30 @@ from cnnlab.functional import activation as _act
 from cnnlab.functional import conv as _conv
 from cnnlab.functional import conv_transpose as _convt
 from cnnlab.functional import correlate as _corr
+from cnnlab.functional import loss as _loss
 from cnnlab.functional import pool as _pool
+from cnnlab.functional import softmax as _softmax
 from cnnlab.functional._dispatch import differentiable
 from cnnlab.functional.activation import (
     elu_backward,
     gelu_backward,
     leaky_relu_backward,
-    log_softmax_backward,
     relu_backward,
     sigmoid_backward,
-    softmax_backward,
     tanh_backward,
 )
 from cnnlab.functional.conv import conv_backward
 from cnnlab.functional.conv_transpose import conv_transpose_backward
 from cnnlab.functional.correlate import convolve_backward, correlate_backward
+from cnnlab.functional.loss import (
+    binary_cross_entropy_with_logits_backward,
+    cross_entropy_backward,
+    mse_loss_backward,
+    nll_loss_backward,
+)
 from cnnlab.functional.matrix import conv_matrix, conv_transpose_matrix
 from cnnlab.functional.pool import avg_pool_backward, max_pool_backward
+from cnnlab.functional.softmax import log_softmax_backward, softmax_backward
 
 
 def _pool_backward(forward: Callable[..., Any], backward: Callable[..., Any], n: int | None) -> Callable[..., Any]:
@@ -87,10 +94,19 @@ elu = differentiable(_act.elu, elu_backward)
 gelu = differentiable(_act.gelu, gelu_backward)
 sigmoid = differentiable(_act.sigmoid, sigmoid_backward)
 tanh = differentiable(_act.tanh, tanh_backward)
-softmax = differentiable(_act.softmax, softmax_backward)
-log_softmax = differentiable(_act.log_softmax, log_softmax_backward)
+softmax = differentiable(_softmax.softmax, softmax_backward)
+log_softmax = differentiable(_softmax.log_softmax, log_softmax_backward)
+
+cross_entropy = differentiable(_loss.cross_entropy, cross_entropy_backward)
+nll_loss = differentiable(_loss.nll_loss, nll_loss_backward)
+mse_loss = differentiable(_loss.mse_loss, mse_loss_backward, n_diff=2)
+binary_cross_entropy_with_logits = differentiable(
+    _loss.binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward, n_diff=2
+)
 
 __all__ = [
+    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
+    "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward", "nll_loss", "nll_loss_backward",
     "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool_backward",
     "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_matrix",
     "conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",

@@ -10,7 +10,7 @@ integer inputs in ``float64``.  A backward returns the floating dtype of ``grad_
 promoted together (``float64`` when both are integer; ``relu_backward`` stays exact instead).
 
 Subgradients at kinks follow PyTorch: ``relu'(0) = 0``, ``leaky_relu'(0) = negative_slope``,
-``elu'(0) = alpha``.
+``elu'(0) = alpha``.  ``softmax`` and ``log_softmax`` live in :mod:`cnnlab.functional.softmax`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import numpy as np
 from cnnlab.functional._args import (
     check_array,
     check_choice,
-    check_dim,
     check_scalar,
     float_dtype,
     result_dtype,
 )
+from cnnlab.functional._special import erf as _erf
 
 __all__ = [
     "elu",
@@ -36,14 +36,10 @@ __all__ = [
     "gelu_backward",
     "leaky_relu",
     "leaky_relu_backward",
-    "log_softmax",
-    "log_softmax_backward",
     "relu",
     "relu_backward",
     "sigmoid",
     "sigmoid_backward",
-    "softmax",
-    "softmax_backward",
     "tanh",
     "tanh_backward",
 ]
@@ -53,74 +49,6 @@ _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_K = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
-
-
-# --------------------------------------------------------------------------------------------
-# erf in float64 without SciPy
-#
-# |z| < 0.375: Maclaurin series  erf(a) = (2/sqrt(pi)) * sum_k (-1)^k a^(2k+1) / (k! (2k+1)),
-#   evaluated as a + a*p(a^2) where p's constant term is 2/sqrt(pi) - 1, so the leading term
-#   a is exact and p only adds a correction of relative size 0.13.
-# 0.375 <= |z| < 6.0625: Taylor expansion about the nearest centre c = j/8 (|h| = |a - c| <=
-#   1/16).  The derivatives of erf are erf^(n+1)(c) = (2/sqrt(pi)) (-1)^n H_n(c) exp(-c^2) with
-#   the Hermite polynomials H_0 = 1, H_1 = 2c, H_(n+1) = 2c H_n - 2n H_(n-1); erf(c) itself comes
-#   from the C library (math.erf).  The correction h*P(h) is at most a fifth of erf(c), so
-#   rounding errors in it barely reach the result.
-# |z| >= 6.0625: erf = +-1 exactly in float64 (erfc(6) < 2.2e-17).
-# Measured against 40-digit mpmath: at most ~1 ulp (tests/functional/test_activation.py).
-# --------------------------------------------------------------------------------------------
-_ERF_SMALL = 0.375
-_ERF_STEP = 0.125
-_ERF_CENTRES = 49  # c = 0, 1/8, ..., 6
-_ERF_TERMS = 12  # Taylor terms about each centre
-_ERF_ONE = (_ERF_CENTRES - 0.5) * _ERF_STEP
-_TWO_OVER_SQRT_PI_MINUS_1 = 0.12837916709551257390  # 2/sqrt(pi) - 1 to 20 digits
-
-
-def _erf_maclaurin() -> np.ndarray:
-    coef = [(-1) ** k * 2.0 / math.sqrt(math.pi) / (math.factorial(k) * (2 * k + 1)) for k in range(14)]
-    coef[0] = _TWO_OVER_SQRT_PI_MINUS_1
-    return np.array(coef)
-
-
-def _erf_taylor_table() -> np.ndarray:
-    """``table[n, j]``: the n-th Taylor coefficient of erf about ``c = j * _ERF_STEP``."""
-    table = np.empty((_ERF_TERMS, _ERF_CENTRES))
-    for j in range(_ERF_CENTRES):
-        c = j * _ERF_STEP
-        scale = 2.0 / math.sqrt(math.pi) * math.exp(-c * c)
-        table[0, j] = math.erf(c)
-        herm_prev, herm = 0.0, 1.0  # H_(n-1)(c)/(n-1)!, H_n(c)/n!
-        for n in range(_ERF_TERMS - 1):
-            table[n + 1, j] = scale * (-1) ** n * herm / (n + 1)
-            herm_prev, herm = herm, (2.0 * c * herm - 2.0 * herm_prev) / (n + 1)
-    return table
-
-
-_ERF_MACLAURIN = _erf_maclaurin()
-_ERF_TABLE = _erf_taylor_table()
-
-
-def _erf(z: np.ndarray) -> np.ndarray:
-    """The error function of a float64 array, vectorised, to about 1 ulp (NaN stays NaN)."""
-    a = np.abs(z)
-    out = np.empty_like(a)
-    small = a < _ERF_SMALL
-    s = a[small]
-    q = s * s
-    p = np.full_like(s, _ERF_MACLAURIN[-1])
-    for coef in _ERF_MACLAURIN[-2::-1]:
-        p = coef + p * q
-    out[small] = s + s * p
-    big = ~small
-    b = np.minimum(a[big], _ERF_ONE)  # NaN passes through, inf is clamped
-    j = np.fmin(np.rint(b / _ERF_STEP), _ERF_CENTRES - 1).astype(np.intp)
-    h = b - j * _ERF_STEP  # exact
-    t = _ERF_TABLE[-1, j]
-    for n in range(_ERF_TERMS - 2, -1, -1):
-        t = _ERF_TABLE[n, j] + t * h
-    out[big] = np.where(b >= _ERF_ONE, 1.0, t)
-    return np.copysign(out, z)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,11 +72,6 @@ def _backward_inputs(op: str, grad_out: Any, x: Any, exact: bool = False) -> tup
         dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
     return g.astype(dtype, copy=False), xa.astype(dtype, copy=False)
 
-
-def _softmax_dim(op: str, dim: Any, x: np.ndarray) -> tuple[int, np.ndarray]:
-    """Normalise ``dim``; a 0-d input is treated as 1-D (dim 0 or -1), as PyTorch does."""
-    axis = check_dim(op, dim, max(x.ndim, 1))
-    return axis, x.reshape(1) if x.ndim == 0 else x
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,183 +558,3 @@ def tanh_backward(grad_out: Any, x: Any) -> np.ndarray:
     g, xa = _backward_inputs("tanh_backward", grad_out, x)
     with np.errstate(over="ignore"):  # cosh overflows to inf for large |x|: the gradient is 0
         return g / np.cosh(xa) ** 2
-
-
-# --------------------------------------------------------------------------------------------
-# softmax family
-# --------------------------------------------------------------------------------------------
-def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
-    """``x - max(x, axis)``: every entry <= 0, so ``exp`` cannot overflow.
-
-    A slice that is all ``-inf`` (or holds ``+inf``) gives NaN, as in PyTorch.
-    """
-    m = np.max(x, axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore", over="ignore"):  # -big - big = -inf is harmless: exp gives 0
-        return x - m
-
-
-def softmax(x: Any, dim: int) -> np.ndarray:
-    r"""Softmax along ``dim``: ``exp(x) / sum(exp(x))``, so every slice sums to 1.
-
-    Parameters
-    ----------
-    x : array_like
-        Input of any shape (a 0-d input counts as 1-D, as in PyTorch).
-    dim : int
-        The axis to normalise over; negative values count from the end.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape; floating inputs keep their dtype, integer inputs give ``float64``.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is not numeric or ``dim`` is not an int.
-    ValueError
-        If ``x`` is empty or ``dim`` is out of range.
-
-    Notes
-    -----
-    .. math:: \mathrm{softmax}(x)_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}},
-              \qquad m = \max_j x_j
-
-    Subtracting the maximum changes nothing mathematically and keeps ``exp`` from overflowing.
-    ``-inf`` entries get probability 0; a slice that is entirely ``-inf`` gives NaN, as in
-    PyTorch.
-
-    Examples
-    --------
-    >>> softmax(np.array([[0.0, 0.0], [1000.0, -np.inf]]), dim=1)
-    array([[0.5, 0.5],
-           [1. , 0. ]])
-    """
-    arr = _float_input("softmax", x)
-    axis, work = _softmax_dim("softmax", dim, arr)
-    e = np.exp(_shifted(work, axis))
-    return (e / np.sum(e, axis=axis, keepdims=True)).reshape(arr.shape)
-
-
-def softmax_backward(grad_out: Any, x: Any, dim: int) -> np.ndarray:
-    """Gradient of :func:`softmax` with respect to ``x``.
-
-    Parameters
-    ----------
-    grad_out : array_like
-        Gradient with respect to the output; same shape as ``x``.
-    x : array_like
-        The forward's input.
-    dim : int
-        The forward's ``dim``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``grad_x``, same shape, floating.
-
-    Raises
-    ------
-    TypeError
-        If an input is not numeric or ``dim`` is not an int.
-    ValueError
-        If an input is empty, the shapes differ or ``dim`` is out of range.
-
-    Notes
-    -----
-    With ``y = softmax(x)``, ``dy_i/dx_k = y_i (delta_ik - y_k)``, so
-    ``grad_x = y * (grad_out - sum(grad_out * y, dim))``.
-
-    Examples
-    --------
-    >>> softmax_backward(np.array([[1.0, 0.0]]), np.array([[0.0, 0.0]]), dim=1)
-    array([[ 0.25, -0.25]])
-    """
-    g, xa = _backward_inputs("softmax_backward", grad_out, x)
-    axis, work = _softmax_dim("softmax_backward", dim, xa)
-    e = np.exp(_shifted(work, axis))
-    y = e / np.sum(e, axis=axis, keepdims=True)
-    gw = g.reshape(work.shape)
-    return (y * (gw - np.sum(gw * y, axis=axis, keepdims=True))).reshape(xa.shape)
-
-
-def log_softmax(x: Any, dim: int) -> np.ndarray:
-    r"""Logarithm of :func:`softmax` along ``dim``, computed without forming the softmax.
-
-    Parameters
-    ----------
-    x : array_like
-        Input of any shape (a 0-d input counts as 1-D, as in PyTorch).
-    dim : int
-        The axis to normalise over; negative values count from the end.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape; floating inputs keep their dtype, integer inputs give ``float64``.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is not numeric or ``dim`` is not an int.
-    ValueError
-        If ``x`` is empty or ``dim`` is out of range.
-
-    Notes
-    -----
-    .. math:: \mathrm{log\_softmax}(x)_i = (x_i - m) - \log \sum_j e^{x_j - m},
-              \qquad m = \max_j x_j
-
-    Finite for any finite input (the sum is at least 1); ``-inf`` entries stay ``-inf``.
-
-    Examples
-    --------
-    >>> log_softmax(np.array([-1e4, 1e4]), dim=0)
-    array([-20000.,      0.])
-    """
-    arr = _float_input("log_softmax", x)
-    axis, work = _softmax_dim("log_softmax", dim, arr)
-    z = _shifted(work, axis)
-    return (z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))).reshape(arr.shape)
-
-
-def log_softmax_backward(grad_out: Any, x: Any, dim: int) -> np.ndarray:
-    """Gradient of :func:`log_softmax` with respect to ``x``.
-
-    Parameters
-    ----------
-    grad_out : array_like
-        Gradient with respect to the output; same shape as ``x``.
-    x : array_like
-        The forward's input.
-    dim : int
-        The forward's ``dim``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``grad_x``, same shape, floating.
-
-    Raises
-    ------
-    TypeError
-        If an input is not numeric or ``dim`` is not an int.
-    ValueError
-        If an input is empty, the shapes differ or ``dim`` is out of range.
-
-    Notes
-    -----
-    ``d log_softmax(x)_i / dx_k = delta_ik - softmax(x)_k``, so
-    ``grad_x = grad_out - softmax(x) * sum(grad_out, dim)``.
-
-    Examples
-    --------
-    >>> log_softmax_backward(np.array([1.0, 0.0]), np.array([0.0, 0.0]), dim=0)
-    array([ 0.5, -0.5])
-    """
-    g, xa = _backward_inputs("log_softmax_backward", grad_out, x)
-    axis, work = _softmax_dim("log_softmax_backward", dim, xa)
-    e = np.exp(_shifted(work, axis))
-    y = e / np.sum(e, axis=axis, keepdims=True)
-    gw = g.reshape(work.shape)
-    return (gw - y * np.sum(gw, axis=axis, keepdims=True)).reshape(xa.shape)

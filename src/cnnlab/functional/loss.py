@@ -21,17 +21,12 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional._args import check_array, check_choice, check_scalar, float_dtype
+from cnnlab.functional.softmax import log_softmax
 
 _REDUCTIONS = ("none", "mean", "sum")
 
 
 # ---------------------------------------------------------------- shared helpers
-
-
-def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    """``x - logsumexp(x)`` along ``axis``, shifted by the maximum so nothing overflows."""
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def _reduce(loss: np.ndarray, reduction: str, count: Any) -> np.ndarray:
@@ -238,7 +233,7 @@ def cross_entropy(
     x, target, weight, eps, ignore_index, probs = _ce_parse(
         input, target, weight, reduction, label_smoothing, ignore_index
     )
-    logp = _log_softmax(x, axis=1)
+    logp = log_softmax(x, 1)
     if probs:
         q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
         loss = -np.sum(q * logp, axis=1)
@@ -279,7 +274,7 @@ def cross_entropy_backward(
         input, target, weight, reduction, label_smoothing, ignore_index
     )
     q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
-    p = np.exp(_log_softmax(x, axis=1))
+    p = np.exp(log_softmax(x, 1))
     grad = p * np.sum(q, axis=1, keepdims=True) - q
     scale = _grad_scale(grad_out, reduction, count, x.dtype)
     if reduction == "none":
