@@ -8,6 +8,8 @@ cross-correlation vs convolution note with the flipped filter.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from cnnlab.explain import _numbers as num
@@ -373,8 +375,8 @@ def _pool_blocks(n: int, st: PoolStage, limit: int | None) -> list:
     shown_grid = bool((st.roles != INPUT).any())
     source = f"pad({st.input_label})" if shown_grid else st.input_label
     if shown_grid:
-        fill = ("-inf (padding is never the maximum)" if st.pool == "max" else "zeros")
-        text = f"The input with its padding: {fill}"
+        fill = "-inf, never the maximum" if st.pool == "max" else "zeros"
+        text = f"The input with its padding ({fill})"
         if (st.roles == 2).any():
             text += ("; '.' marks cells past the padding that a ceil-mode window overhangs "
                      "(they are ignored)")
@@ -402,7 +404,9 @@ def _pool_blocks(n: int, st: PoolStage, limit: int | None) -> list:
             total = sum(cell.terms[1:], cell.terms[0]) if cell.terms else 0
             items = [Sym(label), Op("="),
                      Frac(tuple(joined([[Num(t, True)] for t in cell.terms])), (Num(cell.divisor),))]
-            if len(cell.terms) > 1:
+            reduced = (isinstance(total, (int, np.integer))
+                       and Fraction(int(total), cell.divisor).denominator == cell.divisor)
+            if len(cell.terms) > 1 and not reduced:
                 items += [Op("="), Frac((Num(total),), (Num(cell.divisor),))]
             items += [Op("="), Num(cell.value)]
             blocks.append(Math(items))
