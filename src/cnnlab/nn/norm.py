@@ -25,7 +25,7 @@ class _BatchNorm(Module):
 
     def __init__(
         self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-        track_running_stats: bool = True, dtype: Any = None,
+        track_running_stats: bool = True, dtype: Any = None, *, bias: bool = True,
     ) -> None:
         super().__init__()
         op = type(self).__name__
@@ -37,11 +37,14 @@ class _BatchNorm(Module):
         self.affine = check_bool(op, "affine", affine)
         self.track_running_stats = check_bool(op, "track_running_stats", track_running_stats)
         self._dtype = check_dtype(op, dtype)
+        with_bias = check_bool(op, "bias", bias)
         if self.affine:
             self.weight = Parameter(np.ones(self.num_features, dtype=self._dtype))
-            self.bias = Parameter(np.zeros(self.num_features, dtype=self._dtype))
         else:
             self.register_parameter("weight", None)
+        if self.affine and with_bias:
+            self.bias = Parameter(np.zeros(self.num_features, dtype=self._dtype))
+        else:
             self.register_parameter("bias", None)
         if self.track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(self.num_features, dtype=self._dtype)))
@@ -61,8 +64,9 @@ class _BatchNorm(Module):
     def reset_parameters(self) -> None:
         """Reset the running statistics, and the affine weight to 1 and bias to 0."""
         self.reset_running_stats()
-        if self.affine:
+        if self.weight is not None:
             self.weight.data[...] = 1
+        if self.bias is not None:
             self.bias.data[...] = 0
 
     def forward(self, x: Any) -> Any:
@@ -91,12 +95,12 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
     def config_args(self) -> dict[str, Any]:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
                 "affine": self.affine, "track_running_stats": self.track_running_stats,
-                "dtype": self._dtype_name()}
+                "dtype": self._dtype_name(), "bias": self.bias is not None or not self.affine}
 
 
 @register_module
@@ -126,6 +130,8 @@ class BatchNorm2d(_BatchNorm):
     track_running_stats : bool, default True
         Keep running statistics; without them the batch's statistics are used in both modes.
     dtype : float32 or float64, default float32
+    bias : bool, default True (keyword only)
+        With ``affine``, whether to learn the shift ``bias`` too (PyTorch 2.x's argument).
 
     Notes
     -----
@@ -139,7 +145,7 @@ class BatchNorm2d(_BatchNorm):
     >>> import numpy as np
     >>> bn = BatchNorm2d(3)
     >>> bn
-    BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+    BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
     >>> y = bn(np.random.default_rng(0).normal(5.0, 2.0, (8, 3, 4, 4)).astype(np.float32))
     >>> bool(abs(y.data.mean()) < 1e-5), int(bn.num_batches_tracked.data)
     (True, 1)
