@@ -57,7 +57,7 @@ def file_server(tmp_path):
     requests: list[str] = []
     handler_cls = type("Handler", (_QuietHandler,), {"requests": requests})
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler_cls, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield FileServer(root, f"http://127.0.0.1:{server.server_port}/", requests)

@@ -168,6 +168,15 @@ def test_download_only_the_missing_file(isolated_data_dirs, file_server, served_
     assert file_server.requests == ["/mnist/train-labels-idx1-ubyte.gz"]
 
 
+def test_falls_back_to_the_next_mirror(isolated_data_dirs, file_server, served_mnist, closed_port_url, monkeypatch):
+    info = dataclasses.replace(mnist.DATASETS["mnist"], mirrors=(closed_port_url, file_server.url + "nowhere/",
+                                                                 file_server.url + "mnist/"))
+    monkeypatch.setitem(mnist.DATASETS, "mnist", info)
+    _check(load_mnist("mnist", "test", verbose=False), *served_mnist["test"])
+    assert file_server.requests == ["/nowhere/t10k-images-idx3-ubyte.gz", "/mnist/t10k-images-idx3-ubyte.gz",
+                                    "/nowhere/t10k-labels-idx1-ubyte.gz", "/mnist/t10k-labels-idx1-ubyte.gz"]
+
+
 def test_checksum_mismatch_against_published_sums(isolated_data_dirs, file_server):
     data, _ = isolated_data_dirs
     images, labels = _split_arrays(5, 0)
@@ -196,7 +205,7 @@ def test_offline_message(isolated_data_dirs, closed_port_url):
         load_mnist("mnist", "test", mirror=closed_port_url, verbose=False)
     msg = str(info.value)
     assert "cannot reach" in msg
-    assert f"put these four files in {data / 'mnist'}/" in msg
+    assert f"put these four files (gzipped or not) in {data / 'mnist'}/" in msg
     for name in NAMES:
         assert name in msg
     for folder in (data / "mnist", user_cache / "mnist"):
@@ -257,6 +266,7 @@ def test_corrupt_copy_names_the_file(tmp_path):
         ({"kind": "emnist"}, ValueError, r"load_mnist: kind must be one of 'mnist', 'fashion-mnist', 'kmnist'"),
         ({"split": "val"}, ValueError, r"load_mnist: split must be one of 'train', 'test', got 'val'"),
         ({"kind": 3}, TypeError, r"load_mnist: kind must be a string, got int"),
+        ({"mirror": 3}, TypeError, r"load_mnist: mirror must be a URL string or None, got int"),
     ],
 )
 def test_argument_errors(kwargs, exc, pattern):

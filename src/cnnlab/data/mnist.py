@@ -176,11 +176,12 @@ def _not_found_message(kind: str, split: str, folders: list[Path], target: Path,
     lines = [f"load_mnist: no copy of {info.name} ({split} split) was found"
              + (" and it could not be downloaded:" if errors else " and download=False.")]
     lines += [f"  {e}" for e in errors]
-    lines.append("Looked in (each file may be gzipped or not):")
+    lines.append("Looked in:")
     lines += [f"  {folder}" for folder in folders]
-    lines.append(f"To use {info.name} offline, put these four files in {target}/")
-    lines.append(f"(or in ${ENV_DATA}/{kind}/, or pass root=FOLDER):")
+    lines.append(f"To use {info.name} offline, put these four files (gzipped or not) in {target}/")
+    lines.append("or in a folder of your choice passed as load_mnist(..., root=FOLDER):")
     lines += [f"  {name}" for name in names]
+    lines.append(f"(Setting ${ENV_DATA} moves the data folder to ${ENV_DATA}/{kind}/.)")
     lines.append(f"They are published at {info.mirrors[0]} (see {info.homepage}).")
     if info.debian_package:
         lines.append(f"On Debian or Ubuntu: sudo apt-get install {info.debian_package}"
@@ -280,6 +281,8 @@ def load_mnist(
     ((10000, 28, 28), dtype('uint8'), (10000,), dtype('int64'))
     """
     _check_choice("load_mnist", "kind", kind, DATASETS)
+    if mirror is not None and not isinstance(mirror, str):
+        raise TypeError(f"load_mnist: mirror must be a URL string or None, got {type(mirror).__name__}")
     _check_choice("load_mnist", "split", split, SPLITS)
     info = DATASETS[kind]
     wanted = split_filenames(split)
@@ -294,7 +297,9 @@ def load_mnist(
         paths = []
         for name in wanted:
             path = _existing(target, name) or _download(info, kind, name, target, mirror, verbose, errors)
+            if path is None:
+                break
             paths.append(path)
-        if all(p is not None for p in paths):
+        else:
             return _validate(kind, paths[0], paths[1])
     raise DatasetNotFoundError(_not_found_message(kind, split, folders, target, errors))

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,7 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
             return {name: f[name] for name in ("x_train", "y_train", "x_test", "y_test")}
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         warnings.warn(f"load_mnist1d: cache file {path} is unreadable ({exc}); generating it again",
                       RuntimeWarning, stacklevel=3)
         return None
