@@ -141,3 +141,18 @@ def test_signal_backward_is_the_adjoint(case):
         gx, gk = bwd(g, x, k, **kw)
         # exact integer identities
         assert int(np.sum(y * g)) == int(np.sum(x * gx)) == int(np.sum(k * gk))
+
+
+def test_conv_transpose_when_padding_crops_more_than_the_dilated_input():
+    """Regression: a crop larger than the dilated input must still give (in-1)*s - lo - hi + ... + 1 cells."""
+    from cnnlab.functional._naive import naive_conv_transpose
+
+    x = np.array([[[0.5]]])
+    w = np.array([[[2.0]]])
+    y = conv_transpose(x, w, stride=3, padding=((2, 0),), output_padding=2)
+    expected = naive_conv_transpose(x, w, None, (3,), ((2, 0),), (2,), 1, (1,))
+    assert y.shape == expected.shape == (1, 1, 1)
+    np.testing.assert_array_equal(y, expected)
+    g = np.ones_like(y)
+    gx, gw, _ = conv_transpose_backward(g, x, w, stride=3, padding=((2, 0),), output_padding=2)
+    assert np.sum(x * gx) == np.sum(y * g) == np.sum(w * gw)

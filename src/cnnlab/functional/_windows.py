@@ -36,37 +36,46 @@ def pad(x: np.ndarray, pads: PadPairs, mode: str = "zeros", value: float = 0) ->
     """Pad the last ``len(pads)`` axes of ``x``.
 
     ``mode`` is ``'zeros'`` (constant ``value``), ``'reflect'``, ``'replicate'`` or ``'circular'``
-    with PyTorch's meanings.  Negative entries crop (used internally by transposed convolutions).
+    with PyTorch's meanings.  Negative entries crop (used internally by transposed convolutions):
+    the positive amounts are padded first, then the negative ones cropped, so every axis ends up
+    with ``size + lo + hi`` cells even when a crop is larger than the input.
     """
     n = len(pads)
     lead = x.ndim - n
-    crop = tuple(slice(max(-lo, 0), x.shape[lead + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(pads))
-    x = x[(Ellipsis, *crop)]
     pos = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads)
-    if not any(lo or hi for lo, hi in pos):
-        return x
-    if mode == "zeros":
-        return np.pad(x, ((0, 0),) * lead + pos, mode="constant", constant_values=value)
-    for i, (lo, hi) in enumerate(pos):
-        if lo or hi:
-            x = np.take(x, _pad_index(x.shape[lead + i], lo, hi, mode), axis=lead + i)
+    if any(lo or hi for lo, hi in pos):
+        if mode == "zeros":
+            x = np.pad(x, ((0, 0),) * lead + pos, mode="constant", constant_values=value)
+        else:
+            for i, (lo, hi) in enumerate(pos):
+                if lo or hi:
+                    x = np.take(x, _pad_index(x.shape[lead + i], lo, hi, mode), axis=lead + i)
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        crop = tuple(slice(max(-lo, 0), x.shape[lead + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(pads))
+        x = x[(Ellipsis, *crop)]
     return x
 
 
 def pad_backward(grad: np.ndarray, in_spatial: Sequence[int], pads: PadPairs, mode: str) -> np.ndarray:
     """Adjoint of :func:`pad`: fold the gradient of the padded array back onto the input.
 
-    Zero padding just drops the border (and restores cropped cells as zeros); the other modes
-    copied input cells into the border, so those border gradients are added back to their source
-    cells (``np.add.at`` handles a cell used several times).
+    In reverse order of :func:`pad`: cropped cells get a zero gradient back, then zero padding
+    just drops the border, while the other modes copied input cells into the border, so those
+    border gradients are added back to their source cells (``np.add.at`` handles a cell used
+    several times).
     """
     n = len(pads)
     lead = grad.ndim - n
     for i, (lo, hi) in enumerate(pads):
         axis = lead + i
-        size = in_spatial[i] - max(-lo, 0) - max(-hi, 0)
+        clo, chi = max(-lo, 0), max(-hi, 0)
+        if clo or chi:
+            widths = [(0, 0)] * grad.ndim
+            widths[axis] = (clo, chi)
+            grad = np.pad(grad, widths)
         plo, phi = max(lo, 0), max(hi, 0)
         if plo or phi:
+            size = in_spatial[i]
             if mode == "zeros":
                 grad = np.take(grad, np.arange(plo, plo + size), axis=axis)
             else:
@@ -77,11 +86,6 @@ def pad_backward(grad: np.ndarray, in_spatial: Sequence[int], pads: PadPairs, mo
                 index[axis] = _pad_index(size, plo, phi, mode)
                 np.add.at(folded, tuple(index), grad)
                 grad = folded
-        clo, chi = max(-lo, 0), max(-hi, 0)
-        if clo or chi:
-            widths = [(0, 0)] * grad.ndim
-            widths[axis] = (clo, chi)
-            grad = np.pad(grad, widths)
     return grad
 
 
