@@ -1,0 +1,184 @@
+"""cnnlab.nn.init and cnnlab.random: PyTorch's formulas, distributions, reproducibility, errors;
+the layers' default initialisation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import cnnlab.nn as nn
+from cnnlab import random as cnn_random
+from cnnlab.nn import init
+
+from .helpers import needs_torch, torch
+
+NONLINEARITIES = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "sigmoid", "tanh", "relu", "selu",
+                  "leaky_relu"]
+
+
+@needs_torch
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+def test_calculate_gain_matches_torch(nonlinearity):
+    assert init.calculate_gain(nonlinearity) == pytest.approx(torch.nn.init.calculate_gain(nonlinearity), rel=1e-15)
+    if nonlinearity == "leaky_relu":
+        assert init.calculate_gain(nonlinearity, 0.2) == pytest.approx(torch.nn.init.calculate_gain(nonlinearity, 0.2))
+
+
+@needs_torch
+@pytest.mark.parametrize("shape", [(4, 3), (8, 3, 5), (6, 2, 3, 4), (2, 3, 1, 2, 2)])
+def test_fans_match_torch(shape):
+    expected = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    assert init.calculate_fan_in_and_fan_out(np.zeros(shape)) == expected
+
+
+def _sample(fill, shape=(256, 64, 3), **kwargs):
+    return fill(np.zeros(shape), generator=np.random.default_rng(0), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("fill", "kwargs", "bound"),
+    [
+        (init.kaiming_uniform_, {}, math.sqrt(2) * math.sqrt(3 / (64 * 3))),
+        (init.kaiming_uniform_, {"a": math.sqrt(5)}, 1 / math.sqrt(64 * 3)),
+        (init.kaiming_uniform_, {"mode": "fan_out", "nonlinearity": "relu"}, math.sqrt(2) * math.sqrt(3 / (256 * 3))),
+        (init.xavier_uniform_, {"gain": 2.0}, 2.0 * math.sqrt(6 / (64 * 3 + 256 * 3))),
+        (init.uniform_, {"a": -0.3, "b": 0.3}, 0.3),
+    ],
+)
+def test_uniform_fills_reach_their_bound(fill, kwargs, bound):
+    w = _sample(fill, **kwargs)
+    assert np.abs(w).max() <= bound
+    assert np.abs(w).max() > 0.999 * bound
+    assert abs(w.mean()) < 0.01 * bound
+    assert w.std() == pytest.approx(bound / math.sqrt(3), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("fill", "kwargs", "std"),
+    [
+        (init.kaiming_normal_, {}, math.sqrt(2) / math.sqrt(64 * 3)),
+        (init.kaiming_normal_, {"mode": "fan_out", "nonlinearity": "tanh"}, (5 / 3) / math.sqrt(256 * 3)),
+        (init.kaiming_normal_, {"a": 0.1, "nonlinearity": "leaky_relu"}, math.sqrt(2 / 1.01) / math.sqrt(64 * 3)),
+        (init.xavier_normal_, {}, math.sqrt(2 / (64 * 3 + 256 * 3))),
+        (init.normal_, {"mean": 0.0, "std": 0.02}, 0.02),
+    ],
+)
+def test_normal_fills_have_their_std(fill, kwargs, std):
+    w = _sample(fill, **kwargs)
+    assert w.std() == pytest.approx(std, rel=0.01)
+    assert abs(w.mean()) < 0.01 * std
+
+
+@needs_torch
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("kaiming_uniform_", {"a": math.sqrt(5)}), ("kaiming_normal_", {"mode": "fan_out"}),
+     ("xavier_uniform_", {}), ("xavier_normal_", {"gain": 0.5})],
+)
+def test_spread_matches_torch(name, kwargs):
+    shape = (128, 32, 3, 3)
+    ours = getattr(init, name)(np.zeros(shape), generator=np.random.default_rng(1), **kwargs)
+    torch.manual_seed(1)
+    theirs = getattr(torch.nn.init, name)(torch.empty(shape), **kwargs).numpy()
+    assert ours.std() == pytest.approx(theirs.std(), rel=0.02)
+
+
+def test_constant_fills():
+    w = nn.Parameter(np.full((2, 3), 5.0, dtype=np.float32))
+    assert init.zeros_(w) is w and np.all(w.data == 0) and w.dtype == np.float32
+    init.ones_(w)
+    assert np.all(w.data == 1)
+    init.constant_(w, -0.5)
+    assert np.all(w.data == -0.5)
+
+
+def test_fills_work_in_place_on_parameters_and_keep_their_dtype():
+    layer = nn.Linear(10, 20)
+    data = layer.weight.data
+    init.kaiming_normal_(layer.weight)
+    assert layer.weight.data is data and data.dtype == np.float32 and data.std() > 0
+
+
+def test_manual_seed_makes_layers_reproducible():
+    cnn_random.manual_seed(3)
+    first = nn.Conv2d(3, 4, 3).state_dict()
+    second_model = nn.Linear(4, 2).state_dict()
+    cnn_random.manual_seed(3)
+    again, second_again = nn.Conv2d(3, 4, 3).state_dict(), nn.Linear(4, 2).state_dict()
+    assert all(np.array_equal(v, again[k]) for k, v in first.items())
+    assert all(np.array_equal(v, second_again[k]) for k, v in second_model.items())
+    cnn_random.manual_seed(4)
+    assert not np.array_equal(nn.Conv2d(3, 4, 3).weight.data, first["weight"])
+
+
+def test_generator_argument_leaves_the_default_alone():
+    cnn_random.manual_seed(5)
+    expected = cnn_random.default_generator().random()
+    cnn_random.manual_seed(5)
+    a = init.uniform_(np.zeros(4), generator=np.random.default_rng(9))
+    b = init.uniform_(np.zeros(4), generator=np.random.default_rng(9))
+    np.testing.assert_array_equal(a, b)
+    assert cnn_random.default_generator().random() == expected
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda: init.kaiming_uniform_(np.zeros(3)), ValueError, "at least 2 dims"),
+        (lambda: init.kaiming_uniform_(np.zeros((2, 2), dtype=int)), TypeError, "must be floating point"),
+        (lambda: init.kaiming_uniform_([[0.0]]), TypeError, "must be a Tensor, Parameter or numpy array"),
+        (lambda: init.kaiming_uniform_(np.zeros((2, 2)), mode="fan"), ValueError, "mode must be one of"),
+        (lambda: init.kaiming_normal_(np.zeros((2, 2)), nonlinearity="swish"), ValueError, "nonlinearity must be"),
+        (lambda: init.uniform_(np.zeros(2), 1.0, 0.0), ValueError, "a must be <= b"),
+        (lambda: init.normal_(np.zeros(2), std=-1.0), ValueError, "std must be non-negative"),
+        (lambda: init.normal_(np.zeros(2), generator=0), TypeError, "generator must be a numpy.random.Generator"),
+        (lambda: init.kaiming_uniform_(np.zeros((3, 0, 2))), ValueError, "fan_in is 0"),
+        (lambda: cnn_random.manual_seed(-1), ValueError, "non-negative"),
+        (lambda: cnn_random.manual_seed(1.5), TypeError, "seed must be an int"),
+    ],
+)
+def test_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+# ---------------------------------------------------------------- default initialisation of layers
+
+
+@pytest.mark.parametrize(
+    ("layer", "fan_in"),
+    [
+        (nn.Conv2d(6, 16, 5), 6 * 25),
+        (nn.Conv1d(4, 8, 3, groups=2), 2 * 3),
+        (nn.Conv3d(2, 64, 2), 2 * 8),
+        (nn.ConvTranspose2d(16, 8, 3, groups=2), 4 * 9),  # fan_in from the weight (in, out/groups, k)
+        (nn.Linear(30, 200), 30),
+    ],
+)
+def test_conv_and_linear_default_initialisation(layer, fan_in):
+    bound = 1 / math.sqrt(fan_in)
+    for values in (layer.weight.data, layer.bias.data):
+        assert np.abs(values).max() <= bound
+    weight = layer.weight.data
+    assert np.abs(weight).max() > 0.9 * bound
+    assert weight.std() == pytest.approx(bound / math.sqrt(3), rel=0.15)
+
+
+@needs_torch
+def test_default_spread_matches_torch():
+    torch.manual_seed(0)
+    theirs = torch.nn.Conv2d(32, 64, 3).weight.detach().numpy()
+    ours = nn.Conv2d(32, 64, 3).weight.data
+    assert ours.std() == pytest.approx(theirs.std(), rel=0.03)
+    assert np.abs(ours).max() == pytest.approx(np.abs(theirs).max(), rel=0.01)
+
+
+def test_batchnorm_default_initialisation():
+    bn = nn.BatchNorm2d(4)
+    np.testing.assert_array_equal(bn.weight.data, 1)
+    np.testing.assert_array_equal(bn.bias.data, 0)
+    np.testing.assert_array_equal(bn.running_mean.data, 0)
+    np.testing.assert_array_equal(bn.running_var.data, 1)
+    assert bn.num_batches_tracked.data == 0 and bn.num_batches_tracked.dtype == np.int64
