@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import cnnlab
-from cnnlab import checkpoint
+from cnnlab import checkpoint, nn
 from cnnlab.checkpoint import CheckpointError
 
 try:
@@ -410,20 +410,11 @@ def test_missing_safetensors_gives_install_hint(tmp_path, monkeypatch):
 # -- with the real cnnlab.nn (skipped until it exists) -------------------------------------------
 
 
-def _import_nn():
-    """cnnlab.nn, or skip while it is being written (the lead removes this guard once it exists)."""
-    nn = pytest.importorskip("cnnlab.nn")
-    if not all(hasattr(nn, name) for name in ("from_config", "Sequential", "Conv2d", "Linear")):
-        pytest.skip("cnnlab.nn does not provide from_config and the layers yet")
-    return nn
-
-
 def _nn_sequential(nn):
     return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
 
 
 def test_nn_module_round_trip_through_load_model(tmp_path):
-    nn = _import_nn()
     model = _nn_sequential(nn)
     path = _save(tmp_path, model)
     rebuilt = checkpoint.load_model(path)
@@ -436,7 +427,6 @@ def test_nn_module_round_trip_through_load_model(tmp_path):
 
 @needs_torch
 def test_nn_module_checkpoint_loads_into_torch_and_back(tmp_path):
-    nn = _import_nn()
     model = _nn_sequential(nn)
     path = _save(tmp_path, model)
     net = torch_sequential()

@@ -1,16 +1,35 @@
 """cnnlab: convolutional neural networks from first principles, exact, explained and fast."""
 
-from cnnlab import functional
-from cnnlab.autograd import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
-
 __version__ = "0.1.0"
 
+from cnnlab import functional, nn, optim  # noqa: E402
+from cnnlab.autograd import Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
+from cnnlab.checkpoint import (  # noqa: E402
+    CheckpointError,
+    load,
+    load_metadata,
+    load_model,
+    load_weights,
+    save,
+)
+from cnnlab.random import default_generator, manual_seed  # noqa: E402
+
 __all__ = [
+    "CheckpointError",
     "Tensor",
     "__version__",
+    "default_generator",
     "enable_grad",
     "functional",
     "is_grad_enabled",
+    "load",
+    "load_metadata",
+    "load_model",
+    "load_weights",
+    "manual_seed",
+    "nn",
     "no_grad",
+    "optim",
+    "save",
     "tensor",
 ]

@@ -17,10 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from cnnlab.functional import activation as _act
+from cnnlab.functional import adaptive as _adaptive
 from cnnlab.functional import conv as _conv
 from cnnlab.functional import conv_transpose as _convt
 from cnnlab.functional import correlate as _corr
+from cnnlab.functional import linear as _linear
 from cnnlab.functional import loss as _loss
+from cnnlab.functional import norm as _norm
 from cnnlab.functional import pool as _pool
 from cnnlab.functional import softmax as _softmax
 from cnnlab.functional._dispatch import differentiable
@@ -32,9 +35,17 @@ from cnnlab.functional.activation import (
     sigmoid_backward,
     tanh_backward,
 )
+from cnnlab.functional.adaptive import (
+    adaptive_avg_pool1d_backward,
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool3d_backward,
+    adaptive_avg_pool_backward,
+)
 from cnnlab.functional.conv import conv_backward
 from cnnlab.functional.conv_transpose import conv_transpose_backward
 from cnnlab.functional.correlate import convolve_backward, correlate_backward
+from cnnlab.functional.dropout import dropout, dropout_backward, dropout_mask
+from cnnlab.functional.linear import linear_backward
 from cnnlab.functional.loss import (
     binary_cross_entropy_with_logits_backward,
     cross_entropy_backward,
@@ -42,6 +53,7 @@ from cnnlab.functional.loss import (
     nll_loss_backward,
 )
 from cnnlab.functional.matrix import conv_matrix, conv_transpose_matrix
+from cnnlab.functional.norm import batch_norm_backward, batch_norm_backward_all
 from cnnlab.functional.pool import avg_pool_backward, max_pool_backward
 from cnnlab.functional.softmax import log_softmax_backward, softmax_backward
 
@@ -97,6 +109,15 @@ tanh = differentiable(_act.tanh, tanh_backward)
 softmax = differentiable(_softmax.softmax, softmax_backward)
 log_softmax = differentiable(_softmax.log_softmax, log_softmax_backward)
 
+linear = differentiable(_linear.linear, linear_backward, n_diff=3)
+# batch_norm(x, running_mean, running_var, weight, bias, ...): the running statistics are inputs
+# with no gradient, so the differentiable-input count reaches weight and bias at positions 4 and 5
+batch_norm = differentiable(_norm.batch_norm, batch_norm_backward_all, n_diff=5)
+adaptive_avg_pool = differentiable(_adaptive.adaptive_avg_pool, adaptive_avg_pool_backward)
+adaptive_avg_pool1d = differentiable(_adaptive.adaptive_avg_pool1d, adaptive_avg_pool1d_backward)
+adaptive_avg_pool2d = differentiable(_adaptive.adaptive_avg_pool2d, adaptive_avg_pool2d_backward)
+adaptive_avg_pool3d = differentiable(_adaptive.adaptive_avg_pool3d, adaptive_avg_pool3d_backward)
+
 cross_entropy = differentiable(_loss.cross_entropy, cross_entropy_backward)
 nll_loss = differentiable(_loss.nll_loss, nll_loss_backward)
 mse_loss = differentiable(_loss.mse_loss, mse_loss_backward, n_diff=2)
@@ -105,6 +126,10 @@ binary_cross_entropy_with_logits = differentiable(
 )
 
 __all__ = [
+    "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_avg_pool_backward", "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool3d_backward", "batch_norm", "batch_norm_backward", "batch_norm_backward_all",
+    "dropout", "dropout_backward", "dropout_mask", "linear", "linear_backward",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
     "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward", "nll_loss", "nll_loss_backward",
     "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool_backward",
