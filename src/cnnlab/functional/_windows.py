@@ -164,18 +164,19 @@ def im2col(
     dilation: Sequence[int],
     groups: int,
 ) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Windows of a padded batched input as a matrix per group.
+    """Windows of a padded batched input as one matrix per group and sample.
 
-    Returns ``cols`` of shape ``(groups, N * P, C_g * K)`` (``P`` output positions, ``K`` taps)
-    with ``cols[g, b*P + p, c*K + t] = xp[b, g*C_g + c, p*stride + t*dilation]``, and the output
-    spatial shape.
+    Returns ``cols`` of shape ``(groups, N, C_g * K, P)`` (``K`` kernel taps, ``P`` output
+    positions) with ``cols[g, b, c*K + t, p] = xp[b, g*C_g + c, p*stride + t*dilation]``, and the
+    output spatial shape.  Output positions stay the fastest axis, as they are in ``xp``, so the
+    copy reads memory in order and ``W @ cols[g, b]`` is already channel-first.
     """
     n = len(kernel)
     batch, channels = xp.shape[:2]
     view = windows(xp, kernel, stride, dilation)  # (N, C, *out, *k)
     out = view.shape[2 : 2 + n]
     view = view.reshape(batch, groups, channels // groups, *out, *kernel)
-    # -> (G, N, *out, C_g, *k): the copy made here is the im2col matrix
-    order = (1, 0, *range(3, 3 + n), 2, *range(3 + n, 3 + 2 * n))
-    cols = view.transpose(order).reshape(groups, batch * int(np.prod(out)), -1)
+    # -> (G, N, C_g, *k, *out): the copy made here is the im2col matrix
+    order = (1, 0, 2, *range(3 + n, 3 + 2 * n), *range(3, 3 + n))
+    cols = view.transpose(order).reshape(groups, batch, -1, int(np.prod(out)))
     return cols, out

@@ -37,15 +37,22 @@ def _correlate_padded(
 
     ``xp`` is already padded and batched ``(N, C, *sp)``; ``weight`` is ``(O, C_g, *k)``.
     """
-    n = weight.ndim - 2
     batch = xp.shape[0]
     out_ch = weight.shape[0]
-    cols, out = im2col(xp, weight.shape[2:], stride, dilation, groups)
-    w = weight.reshape(groups, out_ch // groups, -1).transpose(0, 2, 1)  # (G, C_g*K, O_g)
-    y = np.matmul(cols, w)  # (G, N*P, O_g)
-    y = y.reshape(groups, batch, *out, out_ch // groups)
-    y = y.transpose(1, 0, 2 + n, *range(2, 2 + n))  # (N, G, O_g, *out)
-    return np.ascontiguousarray(y.reshape(batch, out_ch, *out))
+    cols, out = im2col(xp, weight.shape[2:], stride, dilation, groups)  # (G, N, C_g*K, P)
+    w = weight.reshape(groups, 1, out_ch // groups, -1)  # (G, 1, O_g, C_g*K)
+    y = np.matmul(w, cols)  # (G, N, O_g, P)
+    if groups > 1:
+        y = y.transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(y).reshape(batch, out_ch, *out)
+
+
+def _weight_grad(upstream: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``sum_b upstream[g, b] @ cols[g, b].T``: ``(G, N, A, P)`` and ``(G, N, B, P)`` -> ``(G, A, B)``.
+
+    The contraction over samples and positions shared by both weight gradients.
+    """
+    return np.matmul(upstream, cols.swapaxes(-1, -2)).sum(axis=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,10 +291,9 @@ def _conv_backward_core(
     kernel = weight.shape[2:]
     batch, out_ch = grad_out.shape[:2]
     xp = pad(x, pads, padding_mode)
-    cols, _ = im2col(xp, kernel, stride, dilation, groups)  # (G, N*P, C_g*K)
-    g = grad_out.reshape(batch, groups, out_ch // groups, -1).transpose(1, 2, 0, 3)
-    g = g.reshape(groups, out_ch // groups, -1)  # (G, O_g, N*P)
-    grad_w = np.matmul(g, cols).reshape(weight.shape)
+    cols, _ = im2col(xp, kernel, stride, dilation, groups)  # (G, N, C_g*K, P)
+    g = grad_out.reshape(batch, groups, out_ch // groups, -1).swapaxes(0, 1)  # (G, N, O_g, P)
+    grad_w = _weight_grad(g, cols).reshape(weight.shape)
     extra = tuple(
         size - ((o - 1) * s + d * (k - 1) + 1)
         for size, o, s, d, k in zip(xp.shape[2:], grad_out.shape[2:], stride, dilation, kernel, strict=True)

@@ -27,6 +27,7 @@ from cnnlab.functional.conv import (
     _check_groups,
     _conv_transpose_core,
     _correlate_padded,
+    _weight_grad,
 )
 
 
@@ -215,9 +216,9 @@ def conv_transpose_backward(
     gp = pad(g, cpads)
     grad_x = _correlate_padded(gp, w, a.stride, a.dilation, a.groups)  # exactly x's shape
     n = w.ndim - 2
-    cols, _ = im2col(gp, w.shape[2:], a.stride, a.dilation, a.groups)  # (G, N*P, O_g*K)
+    cols, _ = im2col(gp, w.shape[2:], a.stride, a.dilation, a.groups)  # (G, N, O_g*K, P)
     cg = xb.shape[1] // a.groups
-    xm = xb.reshape(xb.shape[0], a.groups, cg, -1).transpose(1, 2, 0, 3).reshape(a.groups, cg, -1)
-    grad_w = np.matmul(xm, cols).reshape(w.shape)
+    xm = xb.reshape(xb.shape[0], a.groups, cg, -1).swapaxes(0, 1)  # (G, N, C_g, P)
+    grad_w = _weight_grad(xm, cols).reshape(w.shape)
     grad_b = None if a.bias is None else g.sum(axis=(0, *range(2, 2 + n)))
     return (grad_x[0] if a.unbatched else grad_x), grad_w, grad_b
