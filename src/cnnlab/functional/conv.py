@@ -97,21 +97,26 @@ def _batched(op: str, x: np.ndarray, n: int) -> tuple[np.ndarray, bool]:
     return (x[None], True) if x.ndim == n + 1 else (x, False)
 
 
+def _spatial_dims(op: str, weight: np.ndarray, n: int | None, layout: str) -> int:
+    """The number of spatial dims: fixed by a 1d/2d/3d name, else ``weight.ndim - 2`` (>= 1)."""
+    if n is None:
+        n = weight.ndim - 2
+        if n < 1:
+            raise ValueError(
+                f"{op}: weight must be ({layout}) with at least one spatial dim, got shape {weight.shape}"
+            )
+    else:
+        check_ndim(op, "weight", weight, (n + 2,), layout)
+    return n
+
+
 def _conv_args(
     op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
     groups: Any, padding_mode: Any, n: int | None,
 ) -> _ConvArgs:
     x = check_array(op, "x", x)
     weight = check_array(op, "weight", weight)
-    if n is None:
-        n = weight.ndim - 2
-        if n < 1:
-            raise ValueError(
-                f"{op}: weight must be (out_channels, in_channels/groups, *kernel) with at least "
-                f"one spatial dim, got shape {weight.shape}"
-            )
-    else:
-        check_ndim(op, "weight", weight, (n + 2,), "out_channels, in_channels/groups, *kernel")
+    n = _spatial_dims(op, weight, n, "out_channels, in_channels/groups, *kernel")
     xb, unbatched = _batched(op, x, n)
     groups = _check_groups(op, groups)
     channels, out_ch, cg = xb.shape[1], weight.shape[0], weight.shape[1]

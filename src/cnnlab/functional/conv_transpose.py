@@ -14,7 +14,6 @@ import numpy as np
 from cnnlab.functional._args import (
     PadPairs,
     check_array,
-    check_ndim,
     ntuple,
     padding_pairs,
     result_dtype,
@@ -27,6 +26,7 @@ from cnnlab.functional.conv import (
     _check_groups,
     _conv_transpose_core,
     _correlate_padded,
+    _spatial_dims,
     _weight_grad,
 )
 
@@ -52,15 +52,7 @@ def _transpose_args(
 ) -> _TransposeArgs:
     x = check_array(op, "x", x)
     weight = check_array(op, "weight", weight)
-    if n is None:
-        n = weight.ndim - 2
-        if n < 1:
-            raise ValueError(
-                f"{op}: weight must be (in_channels, out_channels/groups, *kernel) with at least "
-                f"one spatial dim, got shape {weight.shape}"
-            )
-    else:
-        check_ndim(op, "weight", weight, (n + 2,), "in_channels, out_channels/groups, *kernel")
+    n = _spatial_dims(op, weight, n, "in_channels, out_channels/groups, *kernel")
     xb, unbatched = _batched(op, x, n)
     groups = _check_groups(op, groups)
     channels = xb.shape[1]
