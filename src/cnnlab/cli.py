@@ -150,6 +150,14 @@ def _add_explain(sub: Any) -> None:
         epilog=_EXPLAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_pipeline_options(p, both=True)
+    _add_output_options(p)
+    p.set_defaults(run=_run_explain)
+
+
+def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
+    """The matrices and the conv -> activation -> pooling options of ``explain`` (``both``: offer
+    ``--both``)."""
     p.add_argument("-i", "--input", required=True, metavar="MATRIX",
                    help="the input: a matrix, a stack of channels, a file, or - for stdin")
     p.add_argument("-f", "--filter", action="append", default=[], metavar="MATRIX",
@@ -160,8 +168,11 @@ def _add_explain(sub: Any) -> None:
     mode.add_argument("--convolve", action="store_true",
                       help="compute a true convolution (flipped filter) instead of the CNN "
                            "layer's cross-correlation")
-    mode.add_argument("--both", action="store_true",
-                      help="show cross-correlation and convolution side by side")
+    if both:
+        mode.add_argument("--both", action="store_true",
+                          help="show cross-correlation and convolution side by side")
+    else:
+        p.set_defaults(both=False)
     p.add_argument("--stride", type=_ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
     p.add_argument("--padding", type=_padding, default=0,
                    help="conv padding: 1, 1,2, (lo,hi) pairs 0,1;1,0, same, valid or full")
@@ -184,12 +195,11 @@ def _add_explain(sub: Any) -> None:
                    help="average pooling: padding zeros do not count in the divisor")
     p.add_argument("--divisor", type=int, default=None,
                    help="average pooling: divide every sum by this number")
-    _add_output_options(p)
-    p.set_defaults(run=_run_explain)
 
 
-def _matrices(args: argparse.Namespace) -> tuple[Any, list, Any]:
-    """The input, filters and bias, read and checked, as arrays."""
+def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, list, Any]:
+    """The input, filters and bias, read and checked, as arrays (``command`` names the
+    subcommand in error messages)."""
     import numpy as np
 
     from cnnlab.explain._parse import MatrixError, has_fraction, read_source, to_array
@@ -200,24 +210,24 @@ def _matrices(args: argparse.Namespace) -> tuple[Any, list, Any]:
     if args.bias is not None:
         sources.append(("--bias", args.bias))
     if sum(1 for _, text in sources if text == "-") > 1:
-        raise CommandError("cnnlab explain: only one matrix can be read from stdin ('-')")
+        raise CommandError(f"cnnlab {command}: only one matrix can be read from stdin ('-')")
     read = []
     for name, text in sources:
         try:
             read.append((name, read_source(text, sys.stdin)))
         except MatrixError as exc:
-            raise CommandError(f"cnnlab explain: {name} {exc}") from None
+            raise CommandError(f"cnnlab {command}: {name} {exc}") from None
     exact = any(isinstance(tree, list) and has_fraction(tree) for _, tree in read)
     arrays = {}
     for name, tree in read:
         try:
             arrays[name] = tree if isinstance(tree, np.ndarray) else to_array(tree, exact)
         except MatrixError as exc:
-            raise CommandError(f"cnnlab explain: {name} {exc}") from None
+            raise CommandError(f"cnnlab {command}: {name} {exc}") from None
     x = arrays.pop("--input")
     if x.ndim not in (2, 3):
         raise CommandError(
-            f"cnnlab explain: --input must be a 2-D matrix or a 3-D stack of channels, got "
+            f"cnnlab {command}: --input must be a 2-D matrix or a 3-D stack of channels, got "
             f"{x.ndim}-D with shape {x.shape}"
         )
     bias = arrays.pop("--bias", None)
@@ -225,23 +235,23 @@ def _matrices(args: argparse.Namespace) -> tuple[Any, list, Any]:
         if bias.ndim > 1 and bias.size == bias.shape[-1]:
             bias = bias.reshape(-1)
         if bias.ndim > 1:
-            raise CommandError(f"cnnlab explain: --bias must be numbers, got shape {bias.shape}")
+            raise CommandError(f"cnnlab {command}: --bias must be numbers, got shape {bias.shape}")
     filters = list(arrays.items())
     for name, f in filters:
         if f.ndim not in (2, 3, 4):
             raise CommandError(
-                f"cnnlab explain: {name} must be a 2-D filter (or 3-D/4-D stack), got "
+                f"cnnlab {command}: {name} must be a 2-D filter (or 3-D/4-D stack), got "
                 f"{f.ndim}-D with shape {f.shape}"
             )
         if f.shape != filters[0][1].shape:
             raise CommandError(
-                f"cnnlab explain: {name} has shape {f.shape}, expected {filters[0][1].shape} "
+                f"cnnlab {command}: {name} has shape {f.shape}, expected {filters[0][1].shape} "
                 f"like the first filter"
             )
     return x, [f for _, f in filters], bias
 
 
-def _stages(args: argparse.Namespace, filters: list, bias: Any) -> list:
+def _stages(args: argparse.Namespace, filters: list, bias: Any, command: str = "explain") -> list:
     import numpy as np
 
     from cnnlab.explain import Activation, Conv, Pool
@@ -253,7 +263,7 @@ def _stages(args: argparse.Namespace, filters: list, bias: Any) -> list:
                            stride=args.stride, padding=args.padding, dilation=args.dilation,
                            bias=bias, padding_mode=args.padding_mode))
     elif bias is not None:
-        raise CommandError("cnnlab explain: --bias needs a --filter")
+        raise CommandError(f"cnnlab {command}: --bias needs a --filter")
     if args.activation != "none":
         stages.append(Activation(args.activation, negative_slope=args.negative_slope,
                                  alpha=args.alpha, approximate=args.approximate))
@@ -264,10 +274,10 @@ def _stages(args: argparse.Namespace, filters: list, bias: Any) -> list:
                            divisor_override=args.divisor))
     if not stages:
         raise CommandError(
-            "cnnlab explain: nothing to explain: give a --filter, an --activation or a --pool"
+            f"cnnlab {command}: nothing to explain: give a --filter, an --activation or a --pool"
         )
     if args.both and not filters:
-        raise CommandError("cnnlab explain: --both needs a --filter")
+        raise CommandError(f"cnnlab {command}: --both needs a --filter")
     return stages
 
 
@@ -285,9 +295,192 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# cnnlab backprop
+
+_BACKPROP_EPILOG = """\
+the pipeline options are those of cnnlab explain. Losses: sum (every output cell counts once),
+mse (squared error to --target, a matrix of the output's shape), cross_entropy (the output's cells,
+read row by row, are class scores; --target is the class index).
+
+example (the lecture's pipeline):
+  cnnlab backprop --input "[[1,0,2],[3,1,0],[0,0,4]]" --filter "[[1,0],[0,1]]" \\
+      --activation relu --pool max --pool-size 2 --pool-stride 1
+"""
+
+
+def _add_backprop(sub: Any) -> None:
+    p = sub.add_parser(
+        "backprop",
+        help="work out the gradients of a conv -> activation -> pool pipeline by hand",
+        description=(
+            "Backprop by hand: the gradient of a loss with respect to the input, the filters and "
+            "the bias, step by step: the loss, pooling routing the gradient, the activation "
+            "masking it, the filter gradient as a correlation and the input gradient as a full "
+            "convolution with the flipped filter. Integers and fractions stay exact."
+        ),
+        epilog=_BACKPROP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_pipeline_options(p, both=False)
+    p.add_argument("--loss", choices=("sum", "mse", "cross_entropy"), default="sum",
+                   help="the loss of the output (default sum)")
+    p.add_argument("--target", default=None, metavar="TARGET",
+                   help="mse: a matrix of the output's shape; cross_entropy: the class index")
+    p.add_argument("--reduction", choices=("mean", "sum"), default="mean",
+                   help="mse: average (default) or add up the squared errors")
+    _add_output_options(p)
+    p.set_defaults(run=_run_backprop)
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from cnnlab.explain._parse import MatrixError, has_fraction, read_source, to_array
+
+    if args.target is None:
+        if args.loss != "sum":
+            raise CommandError(f"cnnlab backprop: --loss {args.loss} needs a --target")
+        return None
+    if args.loss == "sum":
+        raise CommandError("cnnlab backprop: --loss sum takes no --target")
+    if args.loss == "cross_entropy":
+        try:
+            return int(args.target)
+        except ValueError:
+            raise CommandError(
+                f"cnnlab backprop: --target must be a class index (a whole number) for "
+                f"cross_entropy, got {args.target!r}"
+            ) from None
+    if args.target == "-" and "-" in [args.input, *args.filter, args.bias]:
+        raise CommandError("cnnlab backprop: only one matrix can be read from stdin ('-')")
+    try:
+        tree = read_source(args.target, sys.stdin)
+        return tree if not isinstance(tree, list) else to_array(tree, has_fraction(tree))
+    except MatrixError as exc:
+        raise CommandError(f"cnnlab backprop: --target {exc}") from None
+
+
+def _run_backprop(args: argparse.Namespace) -> int:
+    from cnnlab.explain.backprop import backprop
+
+    target = _target(args)
+    x, filters, bias = _matrices(args, "backprop")
+    stages = _stages(args, filters, bias, "backprop")
+    try:
+        result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(f"cnnlab {exc}") from None
+    _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# cnnlab matrix
+
+
+def _add_matrix(sub: Any) -> None:
+    p = sub.add_parser(
+        "matrix",
+        help="a conv as the matrix M: M vec(I) = vec(Conv(I)), and M^T as its gradient",
+        description=(
+            "Show the conv stage of a pipeline as its matrix M (conv_matrix), check that "
+            "M vec(I) is the conv's output and that M^T vec(g) is the input gradient the conv's "
+            "backward computes (the transposed convolution). Pipeline options as for explain."
+        ),
+    )
+    _add_pipeline_options(p, both=False)
+    p.add_argument("--grad", default=None, metavar="MATRIX",
+                   help="the upstream gradient g (the conv output's shape); default all ones")
+    _add_output_options(p)
+    p.set_defaults(run=_run_matrix)
+
+
+def _run_matrix(args: argparse.Namespace) -> int:
+    from cnnlab.explain import explain
+    from cnnlab.explain._parse import MatrixError, has_fraction, read_source, to_array
+    from cnnlab.explain.matrix_view import matrix_view
+
+    x, filters, bias = _matrices(args, "matrix")
+    if not filters:
+        raise CommandError("cnnlab matrix: the matrix form needs a --filter")
+    grad = None
+    if args.grad is not None:
+        try:
+            tree = read_source(args.grad, sys.stdin)
+            grad = tree if not isinstance(tree, list) else to_array(tree, has_fraction(tree))
+        except MatrixError as exc:
+            raise CommandError(f"cnnlab matrix: --grad {exc}") from None
+    stages = _stages(args, filters, bias, "matrix")
+    try:
+        result = matrix_view(explain(x, stages), grad_out=grad)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(f"cnnlab {exc}") from None
+    _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# cnnlab problem
+
+
+def _difficulty(text: str) -> int:
+    if text not in ("1", "2", "3"):
+        raise argparse.ArgumentTypeError(f"expected 1, 2 or 3, got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _add_problem(sub: Any) -> None:
+    from cnnlab.explain.problems import KINDS, MAX_COUNT
+
+    p = sub.add_parser(
+        "problem",
+        help="fresh practice problems like the lecture's, with answers and worked solutions",
+        description=(
+            "Generate problems with small integer matrices and integer answers: conv outputs, "
+            "pooling, the lecture's Pool(ReLU(Conv(I))), backprop, output shapes. The same seed "
+            "gives the same problems; --answers appends the answer key and worked solutions."
+        ),
+    )
+    p.add_argument("--seed", type=_count, default=None, metavar="N",
+                   help="the problem set's seed (default: a fresh one, printed in the title)")
+    p.add_argument("--kind", choices=KINDS, default="conv", help="what to practise (default conv)")
+    p.add_argument("--difficulty", type=_difficulty, default=1, metavar="{1,2,3}",
+                   help="1 (small, stride 1) to 3 (channels, stride, padding, bias); default 1")
+    p.add_argument("--count", type=_positive, default=5, metavar="N",
+                   help=f"number of problems, 1 to {MAX_COUNT} (default 5)")
+    p.add_argument("--answers", action="store_true",
+                   help="append the answer key and the worked solutions")
+    _add_output_options(p)
+    p.set_defaults(run=_run_problem)
+
+
+def _run_problem(args: argparse.Namespace) -> int:
+    import secrets
+
+    from cnnlab.explain.problems import generate
+
+    seed = secrets.randbelow(1_000_000) if args.seed is None else args.seed
+    try:
+        problems = generate(seed, kind=args.kind, difficulty=args.difficulty, count=args.count)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(f"cnnlab {exc}") from None
+    _write(problems.render(args.format, cells=args.cells, color=_color(args.color),
+                           answers=args.answers))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # the parser and main
 
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_explain]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_explain, _add_backprop, _add_matrix, _add_problem]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,8 @@ from cnnlab.explain._solution import (
     Solution,
 )
 from cnnlab.explain._spec import ACTIVATIONS, Activation, Conv, Pool
+from cnnlab.explain.backprop import Backprop, backprop
+from cnnlab.explain.matrix_view import MatrixView, matrix_view
 
 __all__ = [
     "ACTIVATIONS",
@@ -30,17 +32,21 @@ __all__ = [
     "Activation",
     "ActivationCell",
     "ActivationStage",
+    "Backprop",
     "Comparison",
     "Conv",
     "ConvCell",
     "ConvStage",
     "DimShape",
+    "MatrixView",
     "Pool",
     "PoolCell",
     "PoolStage",
     "Solution",
+    "backprop",
     "compare",
     "explain",
     "lecture_example",
+    "matrix_view",
     "render",
 ]

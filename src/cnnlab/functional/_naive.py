@@ -341,3 +341,162 @@ def naive_log_softmax(x: Any, dim: int) -> np.ndarray:
         return [(v - m) - lse for v in vals]
 
     return _naive_rows(x, dim, row)
+
+
+# --------------------------------------------------------------------------------------------
+# Backward references: each gradient written from the chain rule on the defining sum, one term
+# at a time, so object arrays of int / Fraction stay exact (the worked backprop solutions use
+# them for rational numbers).  Inputs are batched like the forward references above.
+# --------------------------------------------------------------------------------------------
+def naive_conv_backward(
+    grad_out: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: Sequence[int],
+    pads: PadPairs,
+    dilation: Sequence[int],
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(grad_x, grad_w, grad_b)`` of :func:`naive_conv` by scattering every term of its sum.
+
+    ``y[b, o, p] += xpad[b, g*C_g + c, p*s + t*d] * w[o, c, t]`` gives
+    ``grad_w[o, c, t] += grad_out[b, o, p] * xpad[...]`` and ``grad_xpad[...] += grad_out[b, o, p]
+    * w[o, c, t]``; ``grad_b[o]`` sums ``grad_out[:, o]``.  ``grad_xpad`` is folded back onto
+    the input: zero padding drops the border, the other modes add each border cell's gradient to
+    the input cell it was copied from.
+    """
+    nsp = weight.ndim - 2
+    exact = object in (grad_out.dtype, x.dtype, weight.dtype)
+    like = np.empty(0, dtype=object) if exact else np.zeros(0, dtype=np.result_type(grad_out, x, weight))
+    xp = _pad(x, pads, padding_mode)
+    batch, _, *sp = xp.shape
+    out_ch, cg, *kernel = weight.shape
+    og = out_ch // groups
+    out = grad_out.shape[2:]
+    grad_xp = _zeros(xp.shape, like)
+    grad_w = _zeros(weight.shape, like)
+    grad_b = _zeros((out_ch,), like)
+    for b, o in product(range(batch), range(out_ch)):
+        g = o // og
+        for p in product(*(range(s) for s in out)):
+            go = grad_out[(b, o, *p)]
+            grad_b[o] = grad_b[o] + go
+            for c in range(cg):
+                for t in product(*(range(s) for s in kernel)):
+                    src = (b, g * cg + c, *(p[i] * stride[i] + t[i] * dilation[i] for i in range(nsp)))
+                    grad_w[(o, c, *t)] = grad_w[(o, c, *t)] + go * xp[src]
+                    grad_xp[src] = grad_xp[src] + go * weight[(o, c, *t)]
+    # fold: the padded position q of an axis copies input position source[q] (or nothing)
+    index = np.arange(int(np.prod(x.shape[2:]))).reshape(x.shape[2:])
+    source = _pad(index, pads, padding_mode) if padding_mode != "zeros" else _pad(index + 1, pads) - 1
+    grad_x = _zeros(x.shape, like)
+    for q in product(*(range(s) for s in sp)):
+        flat = int(source[q])
+        if flat < 0:
+            continue
+        dst = np.unravel_index(flat, x.shape[2:])
+        for b, c in product(range(batch), range(x.shape[1])):
+            grad_x[(b, c, *dst)] = grad_x[(b, c, *dst)] + grad_xp[(b, c, *q)]
+    return grad_x, grad_w, grad_b
+
+
+def naive_max_pool_backward(
+    grad_out: np.ndarray,
+    x: np.ndarray,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: PadPairs,
+    dilation: Sequence[int],
+    ceil_mode: bool = False,
+) -> np.ndarray:
+    """Each window's ``grad_out`` added to the cell :func:`naive_max_pool` chose (the first
+    maximum on ties); cells chosen by several windows accumulate."""
+    _, indices = naive_max_pool(x, kernel, stride, pads, dilation, ceil_mode, True)
+    exact = object in (grad_out.dtype, x.dtype)
+    grad_x = _zeros(x.shape, np.empty(0, dtype=object) if exact else grad_out)
+    sp = x.shape[2:]
+    for b, c in product(range(x.shape[0]), range(x.shape[1])):
+        for p in np.ndindex(*grad_out.shape[2:]):
+            dst = (b, c, *np.unravel_index(int(indices[(b, c, *p)]), sp))
+            grad_x[dst] = grad_x[dst] + grad_out[(b, c, *p)]
+    return grad_x
+
+
+def naive_avg_pool_backward(
+    grad_out: np.ndarray,
+    x: np.ndarray,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: PadPairs,
+    dilation: Sequence[int],
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> np.ndarray:
+    """Each window's ``grad_out / divisor`` added to every input cell of the window (padding
+    cells take their share away).  Exact (Fractions) for object arrays of ints or Fractions."""
+    from fractions import Fraction
+
+    n = len(kernel)
+    sp = x.shape[2:]
+    exact = object in (grad_out.dtype, x.dtype)
+    grad_x = _zeros(x.shape, np.empty(0, dtype=object) if exact else np.zeros(0, dtype=np.float64))
+    for b, c in product(range(x.shape[0]), range(x.shape[1])):
+        for p in np.ndindex(*grad_out.shape[2:]):
+            taps = [tuple(p[i] * stride[i] + t[i] * dilation[i] - pads[i][0] for i in range(n))
+                    for t in product(*(range(k) for k in kernel))]
+            inside = [q for q in taps if all(0 <= q[i] < sp[i] for i in range(n))]
+            padded = [q for q in taps if all(-pads[i][0] <= q[i] < sp[i] + pads[i][1] for i in range(n))]
+            if divisor_override is not None:
+                divisor = divisor_override
+            else:
+                divisor = len(padded) if count_include_pad else len(inside)
+            g = grad_out[(b, c, *p)]
+            share = Fraction(g) / divisor if exact and not isinstance(g, float) else g / divisor
+            for q in inside:
+                grad_x[(b, c, *q)] = grad_x[(b, c, *q)] + share
+    return grad_x
+
+
+def naive_relu_backward(grad_out: Any, x: Any) -> np.ndarray:
+    """``grad_out`` where ``x > 0``, else 0 (the subgradient 0 at the kink ``x = 0``)."""
+    grad_out, x = np.asarray(grad_out), np.asarray(x)
+    out = np.empty(x.shape, dtype=object if object in (grad_out.dtype, x.dtype) else grad_out.dtype)
+    for idx in np.ndindex(x.shape):
+        out[idx] = grad_out[idx] if x[idx] > 0 else 0 * grad_out[idx]
+    return out
+
+
+def naive_leaky_relu_backward(grad_out: Any, x: Any, negative_slope: Any = 0.01) -> np.ndarray:
+    """``grad_out`` where ``x > 0``, else ``negative_slope * grad_out``."""
+    grad_out, x = np.asarray(grad_out), np.asarray(x)
+    exact = object in (grad_out.dtype, x.dtype)
+    out = np.empty(x.shape, dtype=object if exact else np.float64)
+    for idx in np.ndindex(x.shape):
+        out[idx] = grad_out[idx] if x[idx] > 0 else negative_slope * grad_out[idx]
+    return out
+
+
+def naive_mse_loss(x: np.ndarray, target: np.ndarray, reduction: str = "mean") -> Any:
+    """``sum (x - target)^2``, divided by the element count for ``'mean'`` (exact for ints and
+    Fractions: the mean is a Fraction)."""
+    from fractions import Fraction
+
+    total: Any = 0
+    for idx in np.ndindex(x.shape):
+        total = total + (x[idx] - target[idx]) ** 2
+    if reduction == "sum":
+        return total
+    return Fraction(total) / x.size if not isinstance(total, float) else total / x.size
+
+
+def naive_mse_loss_backward(grad_out: Any, x: np.ndarray, target: np.ndarray, reduction: str = "mean") -> np.ndarray:
+    """``2 (x - target) grad_out``, divided by the element count for ``'mean'``."""
+    from fractions import Fraction
+
+    out = np.empty(x.shape, dtype=object)
+    for idx in np.ndindex(x.shape):
+        g = 2 * (x[idx] - target[idx]) * grad_out
+        out[idx] = g if reduction == "sum" or isinstance(g, float) else Fraction(g) / x.size
+    return out
