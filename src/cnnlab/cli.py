@@ -297,6 +297,17 @@ def _run_explain(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 # cnnlab backprop
 
+
+def _retag(exc: Exception, command: str) -> CommandError:
+    """A library error as this command's one-line message: the library's op name at the start
+    (``explain (conv stage 1): ...``, ``matrix_view: ...``) becomes the command's."""
+    text = str(exc)
+    for op in ("explain", "backprop", "matrix_view", "problems"):
+        if text.startswith(op):
+            text = command + text[len(op):]
+            break
+    return CommandError(f"cnnlab {text}")
+
 _BACKPROP_EPILOG = """\
 the pipeline options are those of cnnlab explain. Losses: sum (every output cell counts once),
 mse (squared error to --target, a matrix of the output's shape), cross_entropy (the output's cells,
@@ -367,7 +378,7 @@ def _run_backprop(args: argparse.Namespace) -> int:
     try:
         result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction)
     except (ValueError, TypeError) as exc:
-        raise CommandError(f"cnnlab {exc}") from None
+        raise _retag(exc, "backprop") from None
     _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
     return 0
 
@@ -412,7 +423,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
     try:
         result = matrix_view(explain(x, stages), grad_out=grad)
     except (ValueError, TypeError) as exc:
-        raise CommandError(f"cnnlab {exc}") from None
+        raise _retag(exc, "matrix") from None
     _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
     return 0
 
@@ -471,7 +482,7 @@ def _run_problem(args: argparse.Namespace) -> int:
     try:
         problems = generate(seed, kind=args.kind, difficulty=args.difficulty, count=args.count)
     except (ValueError, TypeError) as exc:
-        raise CommandError(f"cnnlab {exc}") from None
+        raise _retag(exc, "problem") from None
     _write(problems.render(args.format, cells=args.cells, color=_color(args.color),
                            answers=args.answers))
     return 0

@@ -205,7 +205,9 @@ def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixV
         if g.size == st.output.size and g.shape != st.output.shape:
             g = g.reshape(st.output.shape) if g.ndim == st.output.ndim - 1 else g
         if g.shape != st.output.shape:
-            raise ValueError(f"{OP}: grad_out must have the stage output's shape {st.output.shape}, got {g.shape}")
+            shape = st.output.shape
+            shown = f"{shape[1:]} (or {shape})" if shape[0] == 1 else str(shape)
+            raise ValueError(f"{OP}: grad_out must have the stage output's shape {shown}, got {g.shape}")
         grad_note = "Here g is the given upstream gradient."
     elif backward_grads:
         g = backward_grads[stage]

@@ -109,6 +109,8 @@ class MaxPoolAsReLU(Rendered):
         if hidden:
             blocks.append(Para(f"... {hidden} more window(s) not shown."))
         verdict = "the same: checked" if self.verified else "NOT the same"
+        if self.x.dtype.kind == "f":
+            verdict += " (up to rounding: in floating point m + (v - m) can differ from v in the last digit)"
         blocks += [Row([Grid("with ReLUs", self.output), Grid("max_pool2d(I)", self.pooled)]),
                    Para(f"The ReLU construction and the library's max pooling are {verdict}.")]
         return blocks
