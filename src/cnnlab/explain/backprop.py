@@ -19,7 +19,6 @@ shown for each cell are what those numbers add up to (the tests check that they 
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 
 from cnnlab.explain import _numbers as num
 from cnnlab.explain._document import ARITHMETIC, _cell_label, _grids, _limit, _span_text, _stage_summary
-from cnnlab.explain._engine import explain
+from cnnlab.explain._engine import _in_arithmetic, _op, explain
 from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sum, Sym, Txt, joined
 from cnnlab.explain._render import Rendered
 from cnnlab.explain._solution import INPUT, PAD, ActivationStage, ConvStage, PoolStage, Solution
@@ -39,11 +38,6 @@ from cnnlab.functional._windows import dilate, flip, pad
 OP = "backprop"
 LOSSES = ("sum", "mse", "cross_entropy")
 REDUCTIONS = ("mean", "sum")
-
-
-def _op(module: str, name: str) -> Any:
-    """The plain NumPy function ``cnnlab.functional.<module>.<name>`` (not the Tensor wrapper)."""
-    return getattr(importlib.import_module(f"cnnlab.functional.{module}"), name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,20 +173,6 @@ def _simplify(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _converted(arithmetic: str, *arrays: np.ndarray | None) -> list:
-    out = []
-    for a in arrays:
-        if a is None:
-            out.append(None)
-        elif arithmetic == num.RATIONAL:
-            out.append(a if num.is_exact(a) else num.to_exact(a))
-        elif num.is_exact(a):
-            out.append(num.to_float(a))
-        else:
-            out.append(a)
-    return out
-
-
 def _ones(a: np.ndarray) -> np.ndarray:
     if num.is_exact(a):
         out = np.empty(a.shape, dtype=object)
@@ -226,7 +206,7 @@ def _loss(sol: Solution, name: str, target: Any, reduction: str) -> LossStep:
             raise ValueError(f"{OP}: target must have the output's shape {sol.output.shape}, got {t.shape}")
         arithmetic = num.common_arithmetic(y, t)
         if arithmetic == num.FLOAT:
-            ys, ts = _converted(arithmetic, y, t)
+            ys, ts = _in_arithmetic(arithmetic, y, t)
             value = _op("loss", "mse_loss")(ys, ts, reduction).item()
             grad = _op("loss", "mse_loss_backward")(1.0, ys, ts, reduction)[0]
         else:
@@ -257,7 +237,7 @@ def _pool_grad(st: PoolStage, g: np.ndarray) -> PoolGrad:
     arithmetic = num.common_arithmetic(g, st.input)
     if st.pool == "avg" and arithmetic == num.INTEGER:
         arithmetic = num.RATIONAL  # the share g / count of an integer is an exact fraction
-    gs, xs = _converted(arithmetic, g, st.input)
+    gs, xs = _in_arithmetic(arithmetic, g, st.input)
     if st.pool == "max":
         if arithmetic == num.RATIONAL:
             grad_in = _naive.naive_max_pool_backward(gs[None], xs[None], st.kernel, st.stride, st.pads,
@@ -303,7 +283,7 @@ def _activation_grad(st: ActivationStage, g: np.ndarray) -> ActivationGrad:
     arithmetic = num.common_arithmetic(g, st.input)
     if st.name not in _EXACT_ACTIVATIONS:
         arithmetic = num.FLOAT
-    gs, xs = _converted(arithmetic, g, st.input)
+    gs, xs = _in_arithmetic(arithmetic, g, st.input)
     if arithmetic == num.RATIONAL:
         if st.name == "relu":
             derivative = _naive.naive_relu_backward(_ones(xs), xs)
@@ -328,7 +308,7 @@ def _activation_grad(st: ActivationStage, g: np.ndarray) -> ActivationGrad:
 
 def _conv_grads(st: ConvStage, g: np.ndarray, arithmetic: str):
     """``(grad_in, grad_applied, grad_bias, grad_grid)`` from the library's conv backward."""
-    gs, xs, ws, grid = _converted(arithmetic, g, st.input, st.applied, st.grid)
+    gs, xs, ws, grid = _in_arithmetic(arithmetic, g, st.input, st.applied, st.grid)
     bias = None if st.bias is None else np.zeros(st.applied.shape[0], dtype=np.int64)
     if arithmetic == num.RATIONAL:
         gx, gw, gb = _naive.naive_conv_backward(gs[None], xs[None], ws, st.stride, st.pads, st.dilation, 1,
@@ -348,7 +328,7 @@ def _conv_grad(st: ConvStage, g: np.ndarray) -> ConvGrad:
         None if a is None else _simplify(a) for a in _conv_grads(st, g, arithmetic)
     )
     grad_filters = np.ascontiguousarray(flip(grad_applied, 2)) if st.mode == "convolve" else grad_applied
-    (gs, grid, applied) = _converted(arithmetic, g, st.grid, st.applied)
+    (gs, grid, applied) = _in_arithmetic(arithmetic, g, st.grid, st.applied)
     kernel = st.applied.shape[2:]
     (s0, s1), (d0, d1) = st.stride, st.dilation
     filter_cells = []
@@ -661,9 +641,9 @@ def _conv_back_blocks(n: int, step: ConvGrad, limit: int | None) -> list:
     blocks.append(Row(grads))
     # the input gradient
     blocks += [Heading(f"The input gradient {_d(src)}", 3),
-               Para(f"{_d(src)} is a full convolution of {g} with the filter: pad {g} by dilation*(k - 1) = "
-                    f"{d0 * (kh - 1)}, {d1 * (kw - 1)} cells and slide the flipped filter over it (the transposed "
-                    "convolution).")]
+               Para(f"{_d(src)} is a full convolution of {g} with the filter: pad {g} by dilation*(k - 1) cells "
+                    f"on each side ({d0 * (kh - 1)} row(s), {d1 * (kw - 1)} column(s)) and slide the flipped filter "
+                    "over it (the transposed convolution).")]
     if st.stride != (1, 1):
         blocks += [Para(f"With stride {st.stride[0]}x{st.stride[1]}, first spread {g} out: stride - 1 zeros "
                         "between neighbouring cells (the dilated upstream gradient)."),
