@@ -40,11 +40,13 @@ def _correlate_padded(
     batch = xp.shape[0]
     out_ch = weight.shape[0]
     cols, out = im2col(xp, weight.shape[2:], stride, dilation, groups)  # (G, N, C_g*K, P)
-    w = weight.reshape(groups, 1, out_ch // groups, -1)  # (G, 1, O_g, C_g*K)
-    y = np.matmul(w, cols)  # (G, N, O_g, P)
-    if groups > 1:
-        y = y.transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(y).reshape(batch, out_ch, *out)
+    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
+    # one (O_g, C_g*K) @ (N, C_g*K, P) product per group
+    if groups == 1:
+        y = np.matmul(w[0], cols[0])  # (N, O, P)
+    else:
+        y = np.stack([np.matmul(w[g], cols[g]) for g in range(groups)], axis=1)  # (N, G, O_g, P)
+    return y.reshape(batch, out_ch, *out)
 
 
 def _weight_grad(upstream: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -52,7 +54,7 @@ def _weight_grad(upstream: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
     The contraction over samples and positions shared by both weight gradients.
     """
-    return np.matmul(upstream, cols.swapaxes(-1, -2)).sum(axis=1)
+    return np.stack([np.matmul(upstream[g], cols[g].swapaxes(-1, -2)).sum(axis=0) for g in range(len(cols))])
 
 
 # ---------------------------------------------------------------------------------------------
