@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cnnlab import __version__
+from cnnlab._cli_eval import add_evaluate, add_predict
+from cnnlab._cli_train import add_train
 
 FORMAT_CHOICES = ("text", "md", "latex", "html")
 
@@ -110,10 +112,13 @@ def _add_demo(sub: Any) -> None:
             "Work out the lecture's example by hand: I = [[1,0,2],[3,1,0],[0,0,4]], "
             "F = [[1,0],[0,1]], stride 1, ReLU, 2x2 max-pool with stride 1. Shows every window "
             "of the conv with its products and sum, Conv(I), ReLU, the pooling window and the "
-            "answer 5, and how a true convolution (flipped filter) compares."
+            "answer 5, and how a true convolution (flipped filter) compares. Then (text format) "
+            "a short MNIST-1D training of the paper's CNN, compared with the published accuracies."
         ),
     )
     _add_output_options(p)
+    p.add_argument("--no-train", action="store_true",
+                   help="skip the short MNIST-1D training after the lecture's example")
     p.set_defaults(run=_run_demo)
 
 
@@ -122,6 +127,10 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     solution = lecture_example()
     _write(solution.render(args.format, cells=args.cells, color=_color(args.color)))
+    if args.format == "text" and not args.no_train:
+        from cnnlab._cli_train import demo_training
+
+        demo_training(_write)
     return 0
 
 
@@ -491,7 +500,8 @@ def _run_problem(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 # the parser and main
 
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_explain, _add_backprop, _add_matrix, _add_problem]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_explain, _add_backprop, _add_matrix, _add_problem,
+                                          add_train, add_evaluate, add_predict]
 
 
 def build_parser() -> argparse.ArgumentParser:
