@@ -285,7 +285,7 @@ def test_demo_without_mnist1d_prints_how_to_install(capsys, monkeypatch):
     (["--data", "mnist", "--model", "c4k3-flat-fc3"], "outputs shape (3,) but mnist has 10 classes; end the spec "
                                                       "with fc10"),
     (["--data", "mnist", "--model", "mnist1d-cnn"], "model 'mnist1d-cnn' does not fit inputs of shape (1, 28, 28)"),
-    (["--data", "kmnist"], "no copy of Kuzushiji-MNIST was found and it could not be downloaded; put its four IDX files"),
+    (["--data", "kmnist"], "no copy of Kuzushiji-MNIST was found and it could not be downloaded; put its four"),
     (["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
     (["--lr", "fast"], "argument --lr: expected a number >= 0, got 'fast'"),
     (["--val-split", "1.5"], "argument --val-split: expected a fraction in [0, 1), got 1.5"),
