@@ -361,8 +361,10 @@ def _describe(settings: dict[str, Any], data: Data, n_train: int) -> str:
 
 
 def _published_table(accuracy: float, model: str) -> str:
-    rows = [f"  {name:<22}{value:>5}%   (published)" for name, value in PUBLISHED_MNIST1D]
-    rows.append(f"  {'this run: ' + model:<22}{100 * accuracy:>5.1f}%")
+    label = "this run: " + model
+    width = max(22, len(label) + 2)
+    rows = [f"  {name:<{width}}{value:>5}%   (published)" for name, value in PUBLISHED_MNIST1D]
+    rows.append(f"  {label:<{width}}{100 * accuracy:>5.1f}%")
     return f"MNIST-1D test accuracy ({PAPER}):\n" + "\n".join(rows) + "\n"
 
 
