@@ -26,8 +26,12 @@ dim) and a number of classes:
     between (the modern variant: ReLU and max-pooling instead of LeCun's scaled tanh and
     trainable sub-sampling).  61,706 parameters for ``(1, 28, 28)``.
 ``convnet``
-    A small VGG-style CNN for 28 x 28 images (Fashion-MNIST): two stages of
-    conv3x3-BatchNorm-ReLU twice then max-pool 2, widths 32 and 64, then dropout and ``Linear``.
+    A small CNN for 28 x 28 images (Fashion-MNIST): three stages of conv3x3 (padding 1, no bias),
+    BatchNorm, ReLU and 2 x 2 average pooling, widths 32, 64, 128 (28 -> 14 -> 7 -> 3), then
+    dropout 0.3 and ``Linear(1152, classes)``; 104,426 parameters.  One convolution per stage and
+    average rather than max pooling keep an epoch of Fashion-MNIST within about 3 minutes on a
+    2-core CPU (a conv32-conv32-pool-conv64-conv64-pool network costs 4 times as much per epoch
+    here), so that 4 epochs fit in the 15-minute budget of the benchmark.
 
 Architecture specs: a model can also be written as a string of layers joined by ``-``:
 
@@ -272,24 +276,24 @@ def lenet5(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10) -> n
     )
 
 
-def convnet(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, widths: Sequence[int] = (32, 64),
+def convnet(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, widths: Sequence[int] = (32, 64, 128),
             dropout: float = 0.3) -> nn.Sequential:
-    """A small VGG-style CNN: per width, (conv3x3 + BatchNorm + ReLU) x 2 and max-pool 2; then Linear.
+    """A small CNN: per width, conv3x3 + BatchNorm + ReLU + 2 x 2 average pooling; then dropout and Linear.
 
     Examples
     --------
-    >>> output_shape(convnet(), (1, 28, 28))
-    (10,)
+    >>> model = convnet()
+    >>> output_shape(model, (1, 28, 28)), sum(p.numel() for p in model.parameters())
+    ((10,), 104426)
     """
     shape = _check_shape("convnet", input_shape)
     _check_dims("convnet", shape, 2, "(1, 28, 28)")
     layers: list[nn.Module] = []
     c_in = shape[0]
     for width in widths:
-        for _ in range(2):
-            layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-            c_in = width
-        layers.append(nn.MaxPool2d(2))
+        layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                   nn.AvgPool2d(2)]
+        c_in = width
     features = nn.Sequential(*layers, nn.Flatten())
     head = _head(features, shape, _check_classes("convnet", num_classes))
     return nn.Sequential(*features, nn.Dropout(dropout), head)
@@ -310,7 +314,7 @@ MODELS: dict[str, ModelInfo] = {
     "mnist1d-mlp": ModelInfo(mnist1d_mlp, (1, 40), "MNIST-1D paper's MLP: 100 hidden units, residual middle layer"),
     "mnist1d-logreg": ModelInfo(mnist1d_logreg, (1, 40), "logistic regression (one Linear layer)"),
     "lenet5": ModelInfo(lenet5, (1, 28, 28), "LeNet-5 (ReLU, max-pool) for 28 x 28 images"),
-    "convnet": ModelInfo(convnet, (1, 28, 28), "conv32-conv32-pool-conv64-conv64-pool with BatchNorm, dropout"),
+    "convnet": ModelInfo(convnet, (1, 28, 28), "3 x (conv3x3 + BatchNorm + ReLU + avg-pool), 32/64/128 ch, dropout"),
 }
 
 
