@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/train_fashion_mnist.py [--epochs 3] [--budget 900] [-- EXTRA TRAIN OPTIONS]
+    PYTHONPATH=src python benchmarks/train_fashion_mnist.py [--epochs N] [--budget 900] [-- EXTRA TRAIN OPTIONS]
 
 Runs ``cnnlab train --data fashion-mnist`` (the ``convnet`` recipe unless options after ``--``
 change it) and prints the command line, the per-epoch lines, the final model's test accuracy and

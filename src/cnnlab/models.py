@@ -29,9 +29,9 @@ dim) and a number of classes:
     A small CNN for 28 x 28 images (Fashion-MNIST): three stages of conv3x3 (padding 1, no bias),
     BatchNorm, ReLU and 2 x 2 average pooling, widths 32, 64, 128 (28 -> 14 -> 7 -> 3), then
     dropout 0.3 and ``Linear(1152, classes)``; 104,426 parameters.  One convolution per stage and
-    average rather than max pooling keep an epoch of Fashion-MNIST within about 3 minutes on a
-    2-core CPU (a conv32-conv32-pool-conv64-conv64-pool network costs 4 times as much per epoch
-    here), so that 4 epochs fit in the 15-minute budget of the benchmark.
+    average rather than max pooling keep an epoch of Fashion-MNIST near 4 minutes on a 2-core CPU
+    (a conv32-conv32-pool-conv64-conv64-pool network costs 3 times as much per epoch there), so
+    that 3 epochs fit the 15-minute budget of the benchmark (see docs/RESULTS.md).
 
 Architecture specs: a model can also be written as a string of layers joined by ``-``:
 
