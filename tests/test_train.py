@@ -347,3 +347,20 @@ def test_train_loader_must_be_a_dataloader():
     model, train, val, opt, scheduler = setup()
     with pytest.raises(TypeError, match="train_loader must be a cnnlab.data.DataLoader"):
         fit(model, [(np.zeros((1, 1, 12), np.float32), np.zeros(1, np.int64))], epochs=1, optimizer=opt)
+
+
+def test_checkpoints_of_deep_sequentials_rebuild_in_layer_order(tmp_path):
+    # more than ten layers: the checkpoint's JSON (sorted keys) lists "10" before "2"
+    cnnlab.manual_seed(0)
+    layers = [nn.Linear(12, 12)]
+    for _ in range(6):
+        layers += [nn.Tanh(), nn.Linear(12, 12)]
+    model = nn.Sequential(nn.Flatten(), *layers, nn.ReLU(), nn.Linear(12, 3))
+    assert len(model) > 10
+    x, y = signals(n=32)
+    fit(model, DataLoader(TensorDataset(x, y), batch_size=16), epochs=1,
+        optimizer=optim.SGD(model.parameters(), lr=0.01), out_dir=tmp_path, progress=False)
+    for name in ("best.safetensors", "last.safetensors"):
+        loaded, _ = load_trained(tmp_path / name)
+        assert [type(m).__name__ for m in loaded] == [type(m).__name__ for m in model]
+        np.testing.assert_array_equal(predict(loaded, x), predict(model, x))
