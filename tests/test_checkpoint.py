@@ -436,3 +436,20 @@ def test_nn_module_checkpoint_loads_into_torch_and_back(tmp_path):
     fresh = checkpoint.load_weights(_nn_sequential(nn), torch_path)
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(np.asarray(fresh.state_dict()[key]), np.asarray(value))
+
+
+@pytest.mark.parametrize("names", [[str(i) for i in range(12)], ["conv", "relu", "pool", "flat", "fc"]])
+def test_load_model_rebuilds_layers_in_the_order_they_run(tmp_path, names):
+    """Layer names that sort differently from their order ('10' < '2', 'conv' > 'flat') keep their order."""
+    from collections import OrderedDict
+
+    layers = [nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 4)]
+    if len(names) > len(layers):
+        layers = [nn.Conv2d(1, 1, 1) for _ in range(len(names) - 2)] + [nn.Flatten(), nn.Linear(64, 3)]
+    model = nn.Sequential(OrderedDict(zip(names, layers, strict=True)))
+    path = tmp_path / "model.safetensors"
+    cnnlab.save(model, path)
+    rebuilt = cnnlab.load_model(path)
+    assert [name for name, _ in rebuilt.named_children()] == names
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(rebuilt(cnnlab.Tensor(x)).numpy(), model(cnnlab.Tensor(x)).numpy())

@@ -136,7 +136,9 @@ def _metadata_document(config: Any, metadata: Any) -> str:
     if config is not None:
         document["config"] = config
     try:
-        return json.dumps(document, sort_keys=True, allow_nan=False)
+        # insertion order is kept (no sort_keys): a Sequential's layers are recorded, and rebuilt,
+        # in the order they run, whatever their names
+        return json.dumps(document, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"save: the model config and metadata must be JSON-serialisable ({exc})"
