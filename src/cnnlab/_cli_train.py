@@ -41,7 +41,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                        "scheduler": "none", "augment": 0},
     "lenet5": {"epochs": 10, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
                "scheduler": "none", "augment": 0},
-    "convnet": {"epochs": 3, "batch_size": 128, "optimizer": "adamw", "lr": 5e-3, "weight_decay": 5e-4,
+    "convnet": {"epochs": 4, "batch_size": 128, "optimizer": "adamw", "lr": 5e-3, "weight_decay": 5e-4,
                 "scheduler": "onecycle", "augment": 0},
     "spec": {"epochs": 10, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
              "scheduler": "none", "augment": 0},
@@ -215,7 +215,7 @@ models: a built-in name or a spec string such as c16k3p1-bn-relu-mp2-c32k3p1-rel
 examples:
   cnnlab train                                   # the MNIST-1D paper's CNN, compared with the paper
   cnnlab train --model mnist1d-cnn-bn            # our stronger MNIST-1D recipe
-  cnnlab train --data fashion-mnist --epochs 4   # convnet on Fashion-MNIST
+  cnnlab train --data fashion-mnist              # convnet on Fashion-MNIST (4 epochs)
   cnnlab train --resume runs/RUN/last.safetensors --epochs 80
 """
 

@@ -27,11 +27,11 @@ dim) and a number of classes:
     trainable sub-sampling).  61,706 parameters for ``(1, 28, 28)``.
 ``convnet``
     A small CNN for 28 x 28 images (Fashion-MNIST): three stages of conv3x3 (padding 1, no bias),
-    BatchNorm, ReLU and 2 x 2 average pooling, widths 32, 64, 128 (28 -> 14 -> 7 -> 3), then
-    dropout 0.3 and ``Linear(1152, classes)``; 104,426 parameters.  One convolution per stage and
-    average rather than max pooling keep an epoch of Fashion-MNIST near 4 minutes on a 2-core CPU
-    (a conv32-conv32-pool-conv64-conv64-pool network costs 3 times as much per epoch there), so
-    that 3 epochs fit the 15-minute budget of the benchmark (see docs/RESULTS.md).
+    BatchNorm, ReLU and 2 x 2 average pooling, widths 24, 48, 96 (28 -> 14 -> 7 -> 3), then
+    dropout 0.3 and ``Linear(864, classes)``; 61,042 parameters.  One convolution per stage,
+    average rather than max pooling and these widths keep an epoch of Fashion-MNIST near 2.5
+    minutes on a 2-core CPU (a conv32-conv32-pool-conv64-conv64-pool network costs 5 times as
+    much there), so that 4 epochs fit the 15-minute budget of the benchmark (docs/RESULTS.md).
 
 Architecture specs: a model can also be written as a string of layers joined by ``-``:
 
@@ -276,7 +276,7 @@ def lenet5(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10) -> n
     )
 
 
-def convnet(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, widths: Sequence[int] = (32, 64, 128),
+def convnet(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, widths: Sequence[int] = (24, 48, 96),
             dropout: float = 0.3) -> nn.Sequential:
     """A small CNN: per width, conv3x3 + BatchNorm + ReLU + 2 x 2 average pooling; then dropout and Linear.
 
@@ -284,7 +284,7 @@ def convnet(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, wid
     --------
     >>> model = convnet()
     >>> output_shape(model, (1, 28, 28)), sum(p.numel() for p in model.parameters())
-    ((10,), 104426)
+    ((10,), 61042)
     """
     shape = _check_shape("convnet", input_shape)
     _check_dims("convnet", shape, 2, "(1, 28, 28)")
@@ -314,7 +314,7 @@ MODELS: dict[str, ModelInfo] = {
     "mnist1d-mlp": ModelInfo(mnist1d_mlp, (1, 40), "MNIST-1D paper's MLP: 100 hidden units, residual middle layer"),
     "mnist1d-logreg": ModelInfo(mnist1d_logreg, (1, 40), "logistic regression (one Linear layer)"),
     "lenet5": ModelInfo(lenet5, (1, 28, 28), "LeNet-5 (ReLU, max-pool) for 28 x 28 images"),
-    "convnet": ModelInfo(convnet, (1, 28, 28), "3 x (conv3x3 + BatchNorm + ReLU + avg-pool), 32/64/128 ch, dropout"),
+    "convnet": ModelInfo(convnet, (1, 28, 28), "3 x (conv3x3 + BatchNorm + ReLU + avg-pool), 24/48/96 ch, dropout"),
 }
 
 
