@@ -149,28 +149,6 @@ def read_training_state(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndar
     return model_tensors, optim_tensors, training, metadata
 
 
-def numeric_module_order(config: Any) -> Any:
-    """The config with each container's modules named ``"0"``, ``"1"``, ... put back in numeric order.
-
-    :func:`cnnlab.checkpoint.save` writes its JSON with sorted keys, which puts a Sequential's
-    ``"10"`` before ``"2"``; rebuilding from that order would run the layers in the wrong order.
-
-    Examples
-    --------
-    >>> numeric_module_order({"class": "Sequential", "args": {}, "modules": {"0": 1, "10": 3, "2": 2}})["modules"]
-    {'0': 1, '2': 2, '10': 3}
-    """
-    if not isinstance(config, dict):
-        return config
-    modules = config.get("modules")
-    if not isinstance(modules, dict):
-        return config
-    names = list(modules)
-    if all(isinstance(n, str) and n.isdigit() for n in names):
-        names.sort(key=int)
-    return dict(config, modules={n: numeric_module_order(modules[n]) for n in names})
-
-
 def load_trained(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     """The model a cnnlab checkpoint records (best or last of a run, or any saved model), and its metadata.
 
@@ -204,7 +182,7 @@ def load_trained(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
             "(load its tensors with cnnlab.load)"
         )
     try:
-        model = nn.from_config(numeric_module_order(document["config"]))
+        model = nn.from_config(document["config"])
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{name!r}: cannot rebuild the recorded architecture: {exc}") from None
     weights, _ = split_tensors(tensors)
