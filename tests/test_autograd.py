@@ -12,7 +12,7 @@ import pytest
 import cnnlab
 from cnnlab import Tensor, enable_grad, is_grad_enabled, no_grad
 from cnnlab import functional as F
-from cnnlab.functional import loss
+from cnnlab.functional import _loss as loss
 from cnnlab.functional._dispatch import differentiable
 
 try:

@@ -30,9 +30,9 @@ LECTURE_I = [[1, 0, 2], [3, 1, 0], [0, 0, 4]]
 LECTURE_F = [[1, 0], [0, 1]]
 ACTS = ["relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh"]
 # the plain NumPy modules (the package namespace exports Tensor-aware functions of these names)
-act_ops = importlib.import_module("cnnlab.functional.activation")
-conv_ops = importlib.import_module("cnnlab.functional.conv")
-pool_ops = importlib.import_module("cnnlab.functional.pool")
+act_ops = importlib.import_module("cnnlab.functional._activation")
+conv_ops = importlib.import_module("cnnlab.functional._conv")
+pool_ops = importlib.import_module("cnnlab.functional._pool")
 
 
 def _f(a) -> np.ndarray:

@@ -25,8 +25,8 @@ from cnnlab.continuous import (  # noqa: E402
     rect,
     sampled_sum,
 )
-from cnnlab.functional.correlate import convolve as discrete_convolve  # noqa: E402
-from cnnlab.functional.correlate import correlate as discrete_correlate  # noqa: E402
+from cnnlab.functional._correlate import convolve as discrete_convolve  # noqa: E402
+from cnnlab.functional._correlate import correlate as discrete_correlate  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 t = sp.Symbol("t", real=True)

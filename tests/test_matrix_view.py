@@ -10,7 +10,7 @@ import pytest
 
 from cnnlab.cli import main
 from cnnlab.explain import Activation, Conv, MatrixView, Pool, backprop, explain, matrix_view
-from cnnlab.functional.matrix import conv_matrix
+from cnnlab.functional._matrix import conv_matrix
 
 try:
     import torch

@@ -357,7 +357,7 @@ def correlate(
     -----
     The convention is the usual mathematical one (``conj(f)`` in place of ``f`` for complex
     signals, irrelevant here): the result at ``t`` pairs ``f`` at ``tau`` with ``g`` shifted
-    left by ``t``.  The discrete :func:`cnnlab.functional.correlate` ``(x, k)`` computes
+    left by ``t``.  The discrete :func:`cnnlab.functional._correlate` ``(x, k)`` computes
     ``sum_m x[n + m] k[m]``, which samples ``correlate(k, x)`` - the kernel is the first
     argument here.  Swapping the arguments mirrors the result: ``(f ⋆ g)(t) = (g ⋆ f)(-t)``.
 

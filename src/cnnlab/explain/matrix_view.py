@@ -21,7 +21,7 @@ from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym, j
 from cnnlab.explain._render import Rendered
 from cnnlab.explain._solution import ConvStage, Solution
 from cnnlab.explain.backprop import Backprop, _conv_grads
-from cnnlab.functional.matrix import conv_matrix
+from cnnlab.functional._matrix import conv_matrix
 
 OP = "matrix_view"
 

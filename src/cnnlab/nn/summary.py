@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd import Tensor, no_grad
-from cnnlab.functional.adaptive import averaging_matrix
+from cnnlab.functional._adaptive import averaging_matrix
 from cnnlab.nn.conv import _ConvNd, _ConvTransposeNd
 from cnnlab.nn.linear import Flatten, Linear
 from cnnlab.nn.module import Module

@@ -10,7 +10,7 @@ integer inputs in ``float64``.  A backward returns the floating dtype of ``grad_
 promoted together (``float64`` when both are integer; ``relu_backward`` stays exact instead).
 
 Subgradients at kinks follow PyTorch: ``relu'(0) = 0``, ``leaky_relu'(0) = negative_slope``,
-``elu'(0) = alpha``.  ``softmax`` and ``log_softmax`` live in :mod:`cnnlab.functional.softmax`.
+``elu'(0) = alpha``.  ``softmax`` and ``log_softmax`` live in :mod:`cnnlab.functional._softmax`.
 """
 
 from __future__ import annotations

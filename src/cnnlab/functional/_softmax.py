@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.functional._activation import _backward_inputs, _float_input
 from cnnlab.functional._args import check_dim
-from cnnlab.functional.activation import _backward_inputs, _float_input
 
 __all__ = ["log_softmax", "log_softmax_backward", "softmax", "softmax_backward"]
 

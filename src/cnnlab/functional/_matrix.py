@@ -193,9 +193,9 @@ def conv_matrix(
         For ``'correlate'``/``'convolve'``: the N-d kernel.  For ``'conv'``: the weight
         ``(O, C / groups, *k)``.
     op : {'correlate', 'convolve', 'conv'}, default 'correlate'
-        Which operator: :func:`cnnlab.functional.correlate` (signal-processing cross-correlation),
+        Which operator: :func:`cnnlab.functional._correlate` (signal-processing cross-correlation),
         :func:`cnnlab.functional.convolve` (the kernel flipped), or the deep-learning
-        :func:`cnnlab.functional.conv` (a cross-correlation over channels, without bias).
+        :func:`cnnlab.functional._conv` (a cross-correlation over channels, without bias).
     mode : {'valid', 'same', 'full'}, default 'valid'
         Output extent for ``'correlate'``/``'convolve'``, as in SciPy (``'same'`` is centred,
         with an odd excess of padding at the start).  Must stay ``'valid'`` for ``'conv'``.
@@ -251,7 +251,7 @@ def conv_matrix(
     In N-d the nesting goes N levels deep.
 
     The transpose ``M.T`` maps an output-shaped array back to the input shape: it is the
-    transposed convolution :func:`cnnlab.functional.conv_transpose` with the same weight (see
+    transposed convolution :func:`cnnlab.functional._conv_transpose` with the same weight (see
     :func:`conv_transpose_matrix`).  Because the gradient of ``y = M x`` with respect to ``x``
     is ``M.T @ grad_out``, the input gradient of a convolution is a transposed convolution.
 
@@ -261,7 +261,7 @@ def conv_matrix(
     'valid' correlation ``[[2, 0], [3, 5]]``, raveled.
 
     >>> import numpy as np
-    >>> from cnnlab.functional.matrix import conv_matrix
+    >>> from cnnlab.functional._matrix import conv_matrix
     >>> I = np.array([[1, 0, 2], [3, 1, 0], [0, 0, 4]])
     >>> F = np.array([[1, 0], [0, 1]])
     >>> M = conv_matrix(I.shape, F)
@@ -382,7 +382,7 @@ def conv_transpose_matrix(
     input_shape : tuple of int
         Unbatched input shape ``(C_in, *spatial)`` of the transposed convolution.
     weight : array_like
-        Weight ``(C_in, O / groups, *k)``, as for :func:`cnnlab.functional.conv_transpose`.
+        Weight ``(C_in, O / groups, *k)``, as for :func:`cnnlab.functional._conv_transpose`.
     stride, dilation : int or tuple of int, default 1
         Stride and dilation of the convolution being transposed.
     padding : int, tuple or tuple of (lo, hi) pairs, default 0
@@ -420,7 +420,7 @@ def conv_transpose_matrix(
     Examples
     --------
     >>> import numpy as np
-    >>> from cnnlab.functional.matrix import conv_matrix, conv_transpose_matrix
+    >>> from cnnlab.functional._matrix import conv_matrix, conv_transpose_matrix
     >>> w = np.arange(1, 5).reshape(1, 1, 2, 2)
     >>> T = conv_transpose_matrix((1, 2, 2), w)
     >>> T.shape

@@ -5,7 +5,7 @@ One general N-d implementation; ``conv1d/2d/3d`` only fix the number of spatial 
 :func:`_correlate_padded` takes the sliding windows of the padded input (a strided view), copies
 them into an im2col matrix per group and multiplies by the weight matrix.  The backward pass
 reuses it (see the derivation above :func:`conv_backward`), and so do the signal-processing
-:mod:`~cnnlab.functional.correlate` ops and the transposed conv.
+:mod:`~cnnlab.functional._correlate` ops and the transposed conv.
 """
 
 from __future__ import annotations

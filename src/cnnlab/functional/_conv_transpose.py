@@ -1,4 +1,4 @@
-"""Transposed convolution (the adjoint of :func:`~cnnlab.functional.conv.conv` in its input),
+"""Transposed convolution (the adjoint of :func:`~cnnlab.functional._conv.conv` in its input),
 with its backward.  PyTorch's argument order: ``(x, weight, bias, stride, padding,
 output_padding, groups, dilation)``.
 """
@@ -18,8 +18,7 @@ from cnnlab.functional._args import (
     padding_pairs,
     result_dtype,
 )
-from cnnlab.functional._windows import im2col, pad
-from cnnlab.functional.conv import (
+from cnnlab.functional._conv import (
     _batched,
     _check_bias,
     _check_grad_out,
@@ -29,6 +28,7 @@ from cnnlab.functional.conv import (
     _spatial_dims,
     _weight_grad,
 )
+from cnnlab.functional._windows import im2col, pad
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 :func:`correlate` does not flip the kernel (it is what a CNN's "conv" layer computes);
 :func:`convolve` flips it on every axis.  For stride 1 both agree with
 :func:`scipy.signal.correlate` / :func:`scipy.signal.convolve` in all three modes.  Both run on
-the conv kernel of :mod:`cnnlab.functional.conv` with the mode turned into explicit padding.
+the conv kernel of :mod:`cnnlab.functional._conv` with the mode turned into explicit padding.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from cnnlab.functional._args import (
     out_sizes,
     result_dtype,
 )
+from cnnlab.functional._conv import _check_grad_out, _conv_backward_core, _correlate_padded
 from cnnlab.functional._windows import flip, pad
-from cnnlab.functional.conv import _check_grad_out, _conv_backward_core, _correlate_padded
 
 MODES = ("valid", "same", "full")
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional._args import check_array, check_choice, check_scalar, float_dtype
-from cnnlab.functional.softmax import log_softmax
+from cnnlab.functional._softmax import log_softmax
 
 _REDUCTIONS = ("none", "mean", "sum")
 
