@@ -1,4 +1,4 @@
-"""Reverse-mode automatic differentiation: the :class:`Tensor`, its tape and ``no_grad``.
+"""The :class:`Tensor`: reverse-mode automatic differentiation: the :class:`Tensor`, its tape and ``no_grad``.
 
 A :class:`Tensor` wraps a NumPy array.  When an operation runs on Tensors and one of them
 ``requires_grad``, the result remembers its input Tensors (its *parents*) and a backward
@@ -10,7 +10,7 @@ accumulate into ``.grad`` across calls, as in PyTorch.  Intermediate Tensors kee
 
 Every operation goes through :func:`cnnlab.functional._dispatch.differentiable`: a NumPy
 forward and its backward written beside it (the Tensor's arithmetic, reductions and shape ops
-in ``cnnlab/_tensor_ops.py``; activations, convolution, pooling and losses in
+in ``cnnlab/autograd/_ops.py``; activations, convolution, pooling and losses in
 ``cnnlab.functional``).  The engine has no copy of any derivative.
 
 Differences from PyTorch, on purpose: the graph is kept after ``backward`` (as if
@@ -21,78 +21,20 @@ require grad; modifying ``.data`` in place between forward and backward is not d
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from cnnlab import _tensor_ops as ops
 from cnnlab import functional as F
+from cnnlab.autograd import _ops as ops
+from cnnlab.autograd._grad_mode import is_grad_enabled
+from cnnlab.autograd._tape import run_backward
 from cnnlab.functional._args import check_dim
 from cnnlab.functional._dispatch import differentiable, register_engine
 
-__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
-
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
-
-# ---------------------------------------------------------------- grad mode
-
-_mode = threading.local()
-
-
-def is_grad_enabled() -> bool:
-    """Whether operations are being recorded for backward (False inside ``no_grad``)."""
-    return getattr(_mode, "enabled", True)
-
-
-class no_grad:  # noqa: N801 - named as in PyTorch
-    """Context manager and decorator that records no operations (results need no grad).
-
-    Examples
-    --------
-    >>> w = Tensor([1.0, 2.0], requires_grad=True)
-    >>> with no_grad():
-    ...     y = w * 2
-    >>> y.requires_grad
-    False
-    """
-
-    _enabled = False
-
-    def __new__(cls, func: Callable[..., Any] | None = None) -> Any:
-        self = super().__new__(cls)
-        if func is None:
-            return self
-        return self(func)  # used bare, as ``@no_grad``
-
-    def __enter__(self) -> None:
-        self._previous = is_grad_enabled()
-        _mode.enabled = self._enabled
-
-    def __exit__(self, *exc_info: object) -> None:
-        _mode.enabled = self._previous
-
-    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        cls = type(self)
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with cls():
-                return func(*args, **kwargs)
-
-        return wrapper
-
-
-class enable_grad(no_grad):  # noqa: N801
-    """Context manager and decorator that turns recording back on inside ``no_grad``."""
-
-    _enabled = True
-
-
-# ---------------------------------------------------------------- the Tensor
 
 
 def _data(x: Any) -> Any:
@@ -221,7 +163,7 @@ class Tensor:
                     f"backward: grad must have the tensor's shape {self.shape}, got {seed.shape}"
                 )
             seed = seed.astype(self.dtype, copy=False)
-        _run_backward(self, seed)
+        run_backward(self, seed)
 
     # ------------------------------------------------------------ array-like facts
 
@@ -558,50 +500,6 @@ def _record(
         out._parents = tuple(parents)
         out._backward_fn = backward_fn
     return out
-
-
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors that require grad and lead to ``root``, each after all of its parents
-    (iterative depth-first search)."""
-    order: list[Tensor] = []
-    seen = {id(root)}
-    stack = [(root, iter(root._parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent is not None and parent.requires_grad and id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append((parent, iter(parent._parents)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    return order
-
-
-def _run_backward(root: Tensor, seed: np.ndarray) -> None:
-    pending = {id(root): seed}  # summed gradient of each tensor not yet processed
-    for node in reversed(_topological_order(root)):
-        grad = pending.pop(id(node), None)
-        if grad is None:
-            continue
-        if node._backward_fn is None:  # a leaf: accumulate across backward calls
-            grad = np.array(grad, dtype=node.dtype, copy=True)
-            node.grad = grad if node.grad is None else node.grad + grad
-            continue
-        grads = node._backward_fn(grad)
-        for parent, parent_grad in zip(node._parents, grads, strict=True):
-            if parent is None or parent_grad is None or not parent.requires_grad:
-                continue
-            parent_grad = np.asarray(parent_grad)
-            if parent_grad.shape != parent.shape:
-                raise RuntimeError(
-                    f"backward: {node.grad_fn} returned a gradient of shape "
-                    f"{parent_grad.shape} for an input of shape {parent.shape}"
-                )
-            parent_grad = parent_grad.astype(parent.dtype, copy=False)
-            key = id(parent)
-            pending[key] = pending[key] + parent_grad if key in pending else parent_grad
 
 
 register_engine(Tensor, _record)
