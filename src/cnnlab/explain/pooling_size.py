@@ -28,7 +28,7 @@ from cnnlab.explain import _numbers as num
 from cnnlab.explain._document import _limit, _pair_text
 from cnnlab.explain._engine import explain
 from cnnlab.explain._expr import Call, Grid, Heading, Items, Math, Num, Op, Para, Paren, Row, Sym, joined
-from cnnlab.explain._render import Rendered
+from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import PoolStage
 from cnnlab.explain._spec import Conv, Pool
 from cnnlab.functional import _naive

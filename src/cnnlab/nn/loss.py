@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd import Tensor
-from cnnlab.functional._args import check_array, check_choice, check_scalar
+from cnnlab.functional._args import check_array, check_choice, check_int, check_scalar
 from cnnlab.nn import _ops
 from cnnlab.nn.config import register_module
-from cnnlab.nn.module import Module, check_int
+from cnnlab.nn.module import Module
 
 _REDUCTIONS = ("none", "mean", "sum")
 

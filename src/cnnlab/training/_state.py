@@ -170,26 +170,7 @@ def load_trained(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     CheckpointError
         If it is not a cnnlab checkpoint with an architecture, or the weights do not fit it.
     """
-    import cnnlab.models  # noqa: F401 - registers the Residual block used by built-in models
-    from cnnlab import nn
-
-    name = os.fspath(path)
-    tensors = checkpoint.load(path)
-    document = checkpoint.load_metadata(path)
-    if document is None or not isinstance(document.get("config"), dict):
-        raise CheckpointError(
-            f"{name!r} records no model architecture; it was not written by cnnlab train/fit "
-            "(load its tensors with cnnlab.load)"
-        )
-    try:
-        model = nn.from_config(document["config"])
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{name!r}: cannot rebuild the recorded architecture: {exc}") from None
-    weights, _ = split_tensors(tensors)
-    try:
-        model.load_state_dict(weights)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{name!r}: the weights do not fit the recorded architecture: {exc}") from None
+    model, document = checkpoint.read_model(path, ignore_prefix=OPTIMIZER_PREFIX)
     metadata = dict(document.get("metadata") or {})
     metadata.pop("training", None)
     return model.eval(), metadata

@@ -1,4 +1,4 @@
-"""Exact continuous convolution of piecewise signals with SymPy (private to cnnlab.continuous).
+"""Exact continuous convolution of piecewise signals with SymPy (private to cnnlab.explain.continuous).
 
 A piecewise signal is split into pieces ``(lo, hi, expr)`` on intervals with numeric ends; the
 convolution of two such signals is then, between consecutive breakpoints ``a + b``, a sum of
@@ -19,7 +19,7 @@ def import_sympy() -> Any:
         import sympy
     except ImportError:  # pragma: no cover - exercised only without sympy
         raise ImportError(
-            "cnnlab.continuous needs SymPy, an optional dependency: pip install cnnlab[explain]"
+            "cnnlab.explain.continuous needs SymPy, an optional dependency: pip install cnnlab[explain]"
         ) from None
     return sympy
 

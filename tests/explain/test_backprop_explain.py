@@ -16,7 +16,7 @@ import cnnlab.functional as F
 from cnnlab.autograd import Tensor
 from cnnlab.cli import main
 from cnnlab.explain import Activation, Conv, Pool
-from cnnlab.explain.backprop import ActivationGrad, Backprop, ConvGrad, PoolGrad, backprop
+from cnnlab.explain._backprop import ActivationGrad, Backprop, ConvGrad, PoolGrad, backprop
 from cnnlab.functional import _naive
 
 try:
@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - the torch oracle is optional
     torch = None
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 LECTURE_I = [[1, 0, 2], [3, 1, 0], [0, 0, 4]]
 LECTURE_F = [[1, 0], [0, 1]]
 ACTS = ["relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh"]

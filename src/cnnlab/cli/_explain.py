@@ -1,110 +1,29 @@
-"""The ``cnnlab`` command line.
-
-Each subcommand is two functions: ``_add_<name>(subparsers)`` declares its options and
-``_run_<name>(args) -> int`` does the work and returns the exit code.  To add a subcommand,
-write the pair and list it in :data:`COMMANDS`.
-
-Exit codes: 0 success, 2 bad usage or bad input (one line on stderr, no traceback).
-"""
+"""The teaching commands: ``demo``, ``explain``, ``backprop``, ``matrix`` and ``problem``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from cnnlab import __version__
-from cnnlab._cli_eval import add_evaluate, add_predict
-from cnnlab._cli_train import add_train
-
-FORMAT_CHOICES = ("text", "md", "latex", "html")
-
-
-class CommandError(Exception):
-    """A user error: printed as one line on stderr, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors become one line instead of usage + exit."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise CommandError(f"{self.prog}: {message}")
-
-
-def _write(text: str) -> None:
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:  # e.g. `cnnlab demo | head`
-        pass
-
-
-def _color(choice: str) -> bool:
-    if choice == "always":
-        return True
-    if choice == "never":
-        return False
-    return bool(getattr(sys.stdout, "isatty", lambda: False)())
-
-
-def _add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMAT_CHOICES, default="text",
-                   help="output format: plain text (default), Markdown, LaTeX or HTML")
-    p.add_argument("--cells", type=_count, default=None, metavar="N",
-                   help="show at most N worked cells per stage (every matrix is still shown)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="bold the current window in text output (auto: only on a terminal)")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
-
-
-def _ints(text: str) -> Any:
-    """``2`` -> 2, ``2,1`` -> (2, 1), ``0,1;1,0`` or ``[[0,1],[1,0]]`` -> ((0, 1), (1, 0))."""
-    from cnnlab.explain._parse import MatrixError, parse_matrix
-
-    expected = "an int, two ints like 2,1, or (lo, hi) pairs like 0,1;1,0"
-    try:
-        a = parse_matrix(text)
-    except MatrixError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if a.dtype.kind not in "iu":
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    if a.size == 1:
-        return int(a.ravel()[0])
-    if a.size == 2 and (a.ndim == 1 or a.shape[0] == 1):
-        return tuple(int(v) for v in a.ravel())
-    if a.shape == (2, 2):
-        return tuple((int(lo), int(hi)) for lo, hi in a)
-    raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-
-
-def _padding(text: str) -> Any:
-    if text in ("same", "valid", "full"):
-        return text
-    return _ints(text)
-
-
-def _real(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
+from cnnlab.cli._common import (
+    CommandError,
+    add_output_options,
+    color,
+    count,
+    ints,
+    padding,
+    positive_int,
+    real,
+    retag,
+    write,
+)
 
 # ---------------------------------------------------------------------------------------------
 # cnnlab demo
 
 
-def _add_demo(sub: Any) -> None:
+def add_demo(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="the lecture's example, worked out step by step",
@@ -116,7 +35,7 @@ def _add_demo(sub: Any) -> None:
             "a short MNIST-1D training of the paper's CNN, compared with the published accuracies."
         ),
     )
-    _add_output_options(p)
+    add_output_options(p)
     p.add_argument("--no-train", action="store_true",
                    help="skip the short MNIST-1D training after the lecture's example")
     p.set_defaults(run=_run_demo)
@@ -126,11 +45,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     from cnnlab.explain import lecture_example
 
     solution = lecture_example()
-    _write(solution.render(args.format, cells=args.cells, color=_color(args.color)))
+    write(solution.render(args.format, cells=args.cells, color=color(args.color)))
     if args.format == "text" and not args.no_train:
-        from cnnlab._cli_train import demo_training
+        from cnnlab.training.recipes import demo_training
 
-        demo_training(_write)
+        demo_training(write)
     return 0
 
 
@@ -147,7 +66,7 @@ example:
 """
 
 
-def _add_explain(sub: Any) -> None:
+def add_explain(sub: Any) -> None:
     p = sub.add_parser(
         "explain",
         help="work out any conv -> activation -> pool pipeline by hand",
@@ -160,7 +79,7 @@ def _add_explain(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_pipeline_options(p, both=True)
-    _add_output_options(p)
+    add_output_options(p)
     p.set_defaults(run=_run_explain)
 
 
@@ -182,23 +101,23 @@ def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
                           help="show cross-correlation and convolution side by side")
     else:
         p.set_defaults(both=False)
-    p.add_argument("--stride", type=_ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
-    p.add_argument("--padding", type=_padding, default=0,
+    p.add_argument("--stride", type=ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
+    p.add_argument("--padding", type=padding, default=0,
                    help="conv padding: 1, 1,2, (lo,hi) pairs 0,1;1,0, same, valid or full")
-    p.add_argument("--dilation", type=_ints, default=1, help="conv dilation (default 1)")
+    p.add_argument("--dilation", type=ints, default=1, help="conv dilation (default 1)")
     p.add_argument("--padding-mode", default="zeros",
                    choices=("zeros", "reflect", "replicate", "circular"))
     p.add_argument("--activation", default="none",
                    choices=("none", "relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh"))
-    p.add_argument("--negative-slope", type=_real, default=0.01, help="for leaky_relu")
-    p.add_argument("--alpha", type=_real, default=1.0, help="for elu")
+    p.add_argument("--negative-slope", type=real, default=0.01, help="for leaky_relu")
+    p.add_argument("--alpha", type=real, default=1.0, help="for elu")
     p.add_argument("--approximate", choices=("none", "tanh"), default="none", help="for gelu")
     p.add_argument("--pool", choices=("none", "max", "avg"), default="none")
-    p.add_argument("--pool-size", type=_ints, default=2, help="pooling window (default 2)")
-    p.add_argument("--pool-stride", type=_ints, default=None,
+    p.add_argument("--pool-size", type=ints, default=2, help="pooling window (default 2)")
+    p.add_argument("--pool-stride", type=ints, default=None,
                    help="pooling stride (default: the window size)")
-    p.add_argument("--pool-padding", type=_ints, default=0, help="pooling padding (default 0)")
-    p.add_argument("--pool-dilation", type=_ints, default=1, help="pooling dilation (default 1)")
+    p.add_argument("--pool-padding", type=ints, default=0, help="pooling padding (default 0)")
+    p.add_argument("--pool-dilation", type=ints, default=1, help="pooling dilation (default 1)")
     p.add_argument("--ceil-mode", action="store_true", help="round the pooled size up")
     p.add_argument("--exclude-pad", action="store_true",
                    help="average pooling: padding zeros do not count in the divisor")
@@ -211,7 +130,7 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
     subcommand in error messages)."""
     import numpy as np
 
-    from cnnlab.explain._parse import MatrixError, has_fraction, read_source, to_array
+    from cnnlab.explain import MatrixError, has_fraction, read_source, to_array
 
     sources = [("--input", args.input)]
     sources += [("--filter" if len(args.filter) == 1 else f"--filter {n}", f)
@@ -299,23 +218,13 @@ def _run_explain(args: argparse.Namespace) -> int:
         result = compare(x, stages) if args.both else explain(x, stages)
     except (ValueError, TypeError) as exc:
         raise CommandError(f"cnnlab {exc}") from None
-    _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
+    write(result.render(args.format, cells=args.cells, color=color(args.color)))
     return 0
 
 
 # ---------------------------------------------------------------------------------------------
 # cnnlab backprop
 
-
-def _retag(exc: Exception, command: str) -> CommandError:
-    """A library error as this command's one-line message: the library's op name at the start
-    (``explain (conv stage 1): ...``, ``matrix_view: ...``) becomes the command's."""
-    text = str(exc)
-    for op in ("explain", "backprop", "matrix_view", "problems"):
-        if text.startswith(op):
-            text = command + text[len(op):]
-            break
-    return CommandError(f"cnnlab {text}")
 
 _BACKPROP_EPILOG = """\
 the pipeline options are those of cnnlab explain. Losses: sum (every output cell counts once),
@@ -328,7 +237,7 @@ example (the lecture's pipeline):
 """
 
 
-def _add_backprop(sub: Any) -> None:
+def add_backprop(sub: Any) -> None:
     p = sub.add_parser(
         "backprop",
         help="work out the gradients of a conv -> activation -> pool pipeline by hand",
@@ -348,12 +257,12 @@ def _add_backprop(sub: Any) -> None:
                    help="mse: a matrix of the output's shape; cross_entropy: the class index")
     p.add_argument("--reduction", choices=("mean", "sum"), default="mean",
                    help="mse: average (default) or add up the squared errors")
-    _add_output_options(p)
+    add_output_options(p)
     p.set_defaults(run=_run_backprop)
 
 
 def _target(args: argparse.Namespace) -> Any:
-    from cnnlab.explain._parse import MatrixError, has_fraction, read_source, to_array
+    from cnnlab.explain import MatrixError, has_fraction, read_source, to_array
 
     if args.target is None:
         if args.loss != "sum":
@@ -379,7 +288,7 @@ def _target(args: argparse.Namespace) -> Any:
 
 
 def _run_backprop(args: argparse.Namespace) -> int:
-    from cnnlab.explain.backprop import backprop
+    from cnnlab.explain import backprop
 
     target = _target(args)
     x, filters, bias = _matrices(args, "backprop")
@@ -387,8 +296,8 @@ def _run_backprop(args: argparse.Namespace) -> int:
     try:
         result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction)
     except (ValueError, TypeError) as exc:
-        raise _retag(exc, "backprop") from None
-    _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
+        raise retag(exc, "backprop") from None
+    write(result.render(args.format, cells=args.cells, color=color(args.color)))
     return 0
 
 
@@ -396,7 +305,7 @@ def _run_backprop(args: argparse.Namespace) -> int:
 # cnnlab matrix
 
 
-def _add_matrix(sub: Any) -> None:
+def add_matrix(sub: Any) -> None:
     p = sub.add_parser(
         "matrix",
         help="a conv as the matrix M: M vec(I) = vec(Conv(I)), and M^T as its gradient",
@@ -409,14 +318,12 @@ def _add_matrix(sub: Any) -> None:
     _add_pipeline_options(p, both=False)
     p.add_argument("--grad", default=None, metavar="MATRIX",
                    help="the upstream gradient g (the conv output's shape); default all ones")
-    _add_output_options(p)
+    add_output_options(p)
     p.set_defaults(run=_run_matrix)
 
 
 def _run_matrix(args: argparse.Namespace) -> int:
-    from cnnlab.explain import explain
-    from cnnlab.explain._parse import MatrixError, has_fraction, read_source, to_array
-    from cnnlab.explain.matrix_view import matrix_view
+    from cnnlab.explain import MatrixError, explain, has_fraction, matrix_view, read_source, to_array
 
     x, filters, bias = _matrices(args, "matrix")
     if not filters:
@@ -432,8 +339,8 @@ def _run_matrix(args: argparse.Namespace) -> int:
     try:
         result = matrix_view(explain(x, stages), grad_out=grad)
     except (ValueError, TypeError) as exc:
-        raise _retag(exc, "matrix") from None
-    _write(result.render(args.format, cells=args.cells, color=_color(args.color)))
+        raise retag(exc, "matrix") from None
+    write(result.render(args.format, cells=args.cells, color=color(args.color)))
     return 0
 
 
@@ -447,17 +354,7 @@ def _difficulty(text: str) -> int:
     return int(text)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
-def _add_problem(sub: Any) -> None:
+def add_problem(sub: Any) -> None:
     from cnnlab.explain.problems import KINDS, MAX_COUNT
 
     p = sub.add_parser(
@@ -469,16 +366,16 @@ def _add_problem(sub: Any) -> None:
             "gives the same problems; --answers appends the answer key and worked solutions."
         ),
     )
-    p.add_argument("--seed", type=_count, default=None, metavar="N",
+    p.add_argument("--seed", type=count, default=None, metavar="N",
                    help="the problem set's seed (default: a fresh one, printed in the title)")
     p.add_argument("--kind", choices=KINDS, default="conv", help="what to practise (default conv)")
     p.add_argument("--difficulty", type=_difficulty, default=1, metavar="{1,2,3}",
                    help="1 (small, stride 1) to 3 (channels, stride, padding, bias); default 1")
-    p.add_argument("--count", type=_positive, default=5, metavar="N",
+    p.add_argument("--count", type=positive_int, default=5, metavar="N",
                    help=f"number of problems, 1 to {MAX_COUNT} (default 5)")
     p.add_argument("--answers", action="store_true",
                    help="append the answer key and the worked solutions")
-    _add_output_options(p)
+    add_output_options(p)
     p.set_defaults(run=_run_problem)
 
 
@@ -491,48 +388,7 @@ def _run_problem(args: argparse.Namespace) -> int:
     try:
         problems = generate(seed, kind=args.kind, difficulty=args.difficulty, count=args.count)
     except (ValueError, TypeError) as exc:
-        raise _retag(exc, "problem") from None
-    _write(problems.render(args.format, cells=args.cells, color=_color(args.color),
+        raise retag(exc, "problem") from None
+    write(problems.render(args.format, cells=args.cells, color=color(args.color),
                            answers=args.answers))
     return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# the parser and main
-
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_explain, _add_backprop, _add_matrix, _add_problem,
-                                          add_train, add_evaluate, add_predict]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``cnnlab`` parser with every subcommand of :data:`COMMANDS`."""
-    parser = _Parser(
-        prog="cnnlab",
-        description="Convolutional neural networks from first principles: exact, explained, "
-                    "and fast (NumPy only).",
-    )
-    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in COMMANDS:
-        add(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``cnnlab`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 0
-        return int(args.run(args))
-    except SystemExit as exc:  # --help and --version
-        return exc.code if isinstance(exc.code, int) else 0
-    except CommandError as exc:
-        print(str(exc).splitlines()[0] if str(exc) else "cnnlab: error", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -17,7 +17,7 @@ import cnnlab
 import cnnlab.functional as F
 from cnnlab.cli import main
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 LECTURE = ["--input", "[[1,0,2],[3,1,0],[0,0,4]]", "--filter", "[[1,0],[0,1]]"]
 PIPELINE = ["--stride", "1", "--padding", "0", "--activation", "relu", "--pool", "max",
             "--pool-size", "2", "--pool-stride", "1"]

@@ -1,4 +1,4 @@
-"""Progress display and Ctrl-C handling for :func:`cnnlab.train.fit`.
+"""Progress display and Ctrl-C handling for :func:`cnnlab.training.fit`.
 
 The progress bar is tqdm's, an optional dependency imported only when a bar is shown; without it
 (or when stderr is not a terminal) training prints plain lines instead.

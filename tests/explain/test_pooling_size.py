@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - the torch oracle is optional
     torch = None
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _f(a) -> np.ndarray:

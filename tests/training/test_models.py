@@ -1,4 +1,4 @@
-"""cnnlab.models: built-in models (shapes, parameter counts, the paper's models in torch) and spec strings."""
+"""cnnlab.training.models: built-in models (shapes, parameter counts, the paper's models in torch) and spec strings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 import cnnlab
 from cnnlab import nn
-from cnnlab.models import MODELS, Residual, SpecError, build_model, output_shape, parse_spec
+from cnnlab.training.models import MODELS, Residual, SpecError, build_model, output_shape, parse_spec
 
 
 def n_params(model):

@@ -94,7 +94,8 @@ def trained(tiny_mnist, capsys):
 
 def test_train_writes_run_folder_and_reports(trained):
     run_dir, out = trained
-    assert out.startswith(f"training {SPEC} on mnist (100 train / 40 test), Adam lr 0.01, batch 20, 3 epochs")
+    assert out.startswith(f"training {SPEC} on mnist (90 train / 10 val held out of the training data / 40 test), "
+                          "Adam lr 0.01, batch 20, 3 epochs")
     match = re.search(r"trained 3 epochs in \d+ s; test accuracy (\d+\.\d)%", out)
     assert match and float(match.group(1)) >= 90.0  # the squares are easy to find
     assert "(published)" not in out  # the MNIST-1D table only for MNIST-1D
@@ -222,7 +223,7 @@ def test_image_folder_train_evaluate_predict(tmp_path, capsys, monkeypatch):
     code, out, err = run(capsys, ["train", "--data", tmp_path / "shapes", "--model", "c4k3p1-relu-flat-fc2",
                                   "--epochs", 5, "--batch-size", 6, "--lr", 0.05, "--out", "run", "--no-progress"])
     assert code == 0, err
-    assert "(24 train / 8 test)" in out
+    assert "(22 train / 2 val held out of the training data / 8 test)" in out
     code, out, err = run(capsys, ["evaluate", "run/best.safetensors"])
     assert code == 0 and "0 left" in out and "1 right" in out
     code, out, err = run(capsys, ["predict", "run/best.safetensors", tmp_path / "shapes/test/right/0.png"])
@@ -237,7 +238,8 @@ def test_default_train_is_the_mnist1d_cnn_with_the_published_table(fake_mnist1d,
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, ["train", "--epochs", 2, "--no-progress"])
     assert code == 0, err
-    assert out.startswith("training mnist1d-cnn on mnist1d (300 train / 100 test), Adam lr 0.01, batch 100, "
+    assert out.startswith("training mnist1d-cnn on mnist1d (270 train / 30 val held out of the training data / "
+                          "100 test), Adam lr 0.01, batch 100, "
                           "2 epochs, random shifts up to 4, seed 0 -> runs/mnist1d-mnist1d-cnn-")
     table = out[out.index("MNIST-1D test accuracy (Greydanus & Kobak, MNIST-1D):"):]
     for name, value in (("logistic regression", 32), ("MLP", 68), ("CNN", 94), ("human", 96)):
@@ -252,8 +254,9 @@ def test_demo_trains_briefly_after_the_lecture(fake_mnist1d, capsys):
     lecture_end = out.index("Pool(ReLU(Conv(I))) = 5")
     training = out.index("Now a short training run: the MNIST-1D paper's CNN (5,210 parameters)")
     assert lecture_end < training
-    assert re.search(r"epoch 15/15: train accuracy \d+%, test accuracy \d+%", out)
-    assert re.search(r"Test accuracy after this short run \(\d+ s\): \d+%\. The full `cnnlab train` reaches", out)
+    assert re.search(r"epoch 15/15: train accuracy \d+%\n", out)
+    assert re.search(r"Test accuracy after this short run \(\d+ s\), measured once at the end: \d+%\. "
+                     r"The full `cnnlab train` reaches", out)
     assert "logistic regression 32%, MLP 68%, CNN 94%, human 96%" in out
     code, out_no_train, _ = run(capsys, ["demo", "--no-train"])
     assert code == 0 and out_no_train == out[:out.index("\nNow a short training run")]
@@ -290,7 +293,7 @@ def test_demo_without_mnist1d_prints_how_to_install(capsys, monkeypatch):
     (["--lr", "fast"], "argument --lr: expected a number >= 0, got 'fast'"),
     (["--val-split", "1.5"], "argument --val-split: expected a fraction in [0, 1), got 1.5"),
     (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
-    (["--data", "mnist", "--model", SPEC, "--val-split", "0.001"], "--val-split 0.001 leaves no validation"),
+    (["--data", "mnist", "--model", SPEC, "--val-split", "0.001"], "val_split 0.001 leaves no validation"),
     (["--resume", "nowhere.safetensors"], "cannot resume from nowhere.safetensors"),
 ])
 def test_train_bad_input(tiny_mnist, capsys, argv, fragment):
@@ -303,7 +306,7 @@ def test_evaluate_and_predict_bad_input(tiny_mnist, capsys):
     one_line_error(code, out, err, "evaluate", "checkpoint missing.safetensors does not exist")
     cnnlab.save({"w": np.zeros(2, dtype=np.float32)}, tiny_mnist / "plain.safetensors")
     code, out, err = run(capsys, ["evaluate", tiny_mnist / "plain.safetensors"])
-    one_line_error(code, out, err, "evaluate", "records no model architecture")
+    one_line_error(code, out, err, "evaluate", "records no architecture")
     (tiny_mnist / "notes.txt").write_text("hello")
     code, out, err = run(capsys, ["predict", tiny_mnist / "notes.txt", tiny_mnist / "x.npy"])
     one_line_error(code, out, err, "predict", "is not a safetensors checkpoint")

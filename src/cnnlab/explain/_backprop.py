@@ -36,7 +36,7 @@ from cnnlab.explain._backprop_steps import (
     PoolRoute,
 )
 from cnnlab.explain._engine import _in_arithmetic, _op, explain
-from cnnlab.explain._render import Rendered
+from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import INPUT, PAD, ActivationStage, ConvStage, PoolStage, Solution
 from cnnlab.functional import _naive
 from cnnlab.functional._args import check_choice

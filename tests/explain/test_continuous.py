@@ -15,9 +15,9 @@ import pytest
 sp = pytest.importorskip("sympy")
 integrate = pytest.importorskip("scipy.integrate")
 
-from cnnlab import continuous  # noqa: E402
-from cnnlab._piecewise import import_sympy  # noqa: E402
-from cnnlab.continuous import (  # noqa: E402
+from cnnlab.explain import continuous  # noqa: E402
+from cnnlab.explain._piecewise import import_sympy  # noqa: E402
+from cnnlab.explain.continuous import (  # noqa: E402
     ContinuousResult,
     convergence_table,
     convolve,
@@ -28,7 +28,7 @@ from cnnlab.continuous import (  # noqa: E402
 from cnnlab.functional._correlate import convolve as discrete_convolve  # noqa: E402
 from cnnlab.functional._correlate import correlate as discrete_correlate  # noqa: E402
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 t = sp.Symbol("t", real=True)
 a = sp.Symbol("a", positive=True)
 

@@ -8,7 +8,7 @@ given an ``out_dir``, writes there
   ``seconds``; accuracies are fractions in [0, 1], and ``null`` where there is no value;
 - ``last.safetensors``: the model and the full training state after the latest epoch (or at the
   batch where training was interrupted), from which ``fit(..., resume_from=...)`` continues
-  exactly as if it had never stopped (see :mod:`cnnlab._training_state` for the format);
+  exactly as if it had never stopped (see :mod:`cnnlab.training._state` for the format);
 - ``best.safetensors``: the model (weights, architecture, metrics; no optimizer state) of the
   epoch with the lowest validation loss so far (training loss without a validation loader).
   :func:`cnnlab.load_model` and PyTorch's ``safetensors`` loader read it directly.
@@ -40,8 +40,14 @@ import numpy as np
 
 from cnnlab import checkpoint
 from cnnlab import functional as F
-from cnnlab._train_progress import Progress, StopFlag, epoch_line
-from cnnlab._training_state import (
+from cnnlab.autograd import Tensor, no_grad
+from cnnlab.checkpoint import CheckpointError
+from cnnlab.data.loader import DataLoader
+from cnnlab.functional._args import check_positive_int
+from cnnlab.optim import LRScheduler, OneCycleLR, Optimizer
+from cnnlab.random import manual_seed
+from cnnlab.training._progress import Progress, StopFlag, epoch_line
+from cnnlab.training._state import (
     generator_state,
     load_trained,
     read_training_state,
@@ -49,11 +55,6 @@ from cnnlab._training_state import (
     set_generator_state,
     unpack_optimizer,
 )
-from cnnlab.autograd import Tensor, no_grad
-from cnnlab.checkpoint import CheckpointError
-from cnnlab.data.loader import DataLoader
-from cnnlab.optim import LRScheduler, OneCycleLR, Optimizer
-from cnnlab.random import manual_seed
 
 __all__ = ["EvalResult", "FitResult", "evaluate", "fit", "load_trained", "predict"]
 
@@ -231,16 +232,6 @@ def evaluate(model: Any, loader: Iterable[Any], loss: LossFn | None = None,
 # fit
 
 
-def _positive(name: str, value: Any, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"fit: {name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"fit: {name} must be a positive int, got {value}")
-    return int(value)
-
-
 def _json_float(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
@@ -400,6 +391,8 @@ class _Trainer:
             "lr": p["lr"],
             "seconds": round(time.perf_counter() - start, 3),
         }
+        if "val_source" in self.metadata:  # where the "val" numbers come from, stated in every record
+            record["val_source"] = self.metadata["val_source"]
         if self.scheduler is not None and self.interval == "epoch":
             self.scheduler.step()
         self.finish_epoch(record)
@@ -524,8 +517,9 @@ def fit(
     """
     if not isinstance(train_loader, DataLoader):
         raise TypeError(f"fit: train_loader must be a cnnlab.data.DataLoader, got {type(train_loader).__name__}")
-    epochs = _positive("epochs", epochs)
-    patience = _positive("early_stopping_patience", early_stopping_patience, allow_none=True)
+    epochs = check_positive_int("fit", "epochs", epochs)
+    patience = (None if early_stopping_patience is None
+                else check_positive_int("fit", "early_stopping_patience", early_stopping_patience))
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: optimizer must be a cnnlab.optim.Optimizer, got {type(optimizer).__name__}")
     if scheduler is not None and not isinstance(scheduler, LRScheduler):

@@ -60,7 +60,7 @@ the architecture; see :func:`cnnlab.checkpoint.load_model`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ import numpy as np
 
 from cnnlab import nn
 from cnnlab.autograd import no_grad
-from cnnlab.nn.config import check_config, register_module
+from cnnlab.nn import Residual
 
 __all__ = [
     "MODELS",
@@ -85,46 +85,6 @@ __all__ = [
     "output_shape",
     "parse_spec",
 ]
-
-
-@register_module
-class Residual(nn.Module):
-    """A residual block: ``x + body(x)`` (the body must keep the shape).
-
-    Parameters
-    ----------
-    body : Module
-
-    Examples
-    --------
-    >>> block = Residual(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
-    >>> block(np.zeros((2, 4), dtype=np.float32)).shape
-    (2, 4)
-    >>> [name for name, _ in block.named_parameters()]
-    ['body.0.weight', 'body.0.bias']
-    """
-
-    def __init__(self, body: nn.Module) -> None:
-        super().__init__()
-        if not isinstance(body, nn.Module):
-            raise TypeError(f"Residual: body must be a Module, got {type(body).__name__}")
-        self.body = body
-
-    def forward(self, x: Any) -> Any:
-        return x + self.body(x)
-
-    def to_config(self) -> dict[str, Any]:
-        return {"class": "Residual", "args": {}, "modules": {"body": self.body.to_config()}}
-
-    @classmethod
-    def from_config_dict(cls, config: Mapping[str, Any], args: dict[str, Any]) -> Residual:
-        if args:
-            raise ValueError(f"from_config: Residual takes no args, got {sorted(args)}")
-        children = config.get("modules", {})
-        if not isinstance(children, Mapping) or set(children) != {"body"}:
-            raise ValueError("from_config: Residual's 'modules' must be {'body': config}")
-        body_cls, body_args = check_config(children["body"])
-        return cls(body_cls.from_config_dict(children["body"], body_args))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,7 +387,7 @@ def parse_spec(spec: str, input_shape: Sequence[int]) -> nn.Sequential:
     >>> parse_spec("c8k3-zz-fc10", (1, 40))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnlab.models.SpecError: model spec 'c8k3-zz-fc10': unknown layer 'zz' at character 6 (layer 2); expected ...
+    cnnlab.training.models.SpecError: model spec 'c8k3-zz-fc10': unknown layer 'zz' at character 6 ...
     """
     if not isinstance(spec, str):
         raise TypeError(f"parse_spec: spec must be a string, got {type(spec).__name__}")

@@ -33,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover - the torch oracle is optional
     torch = None
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 LECTURE_I = [[1, 0, 2], [3, 1, 0], [0, 0, 4]]
 LECTURE_F = [[1, 0], [0, 1]]
 

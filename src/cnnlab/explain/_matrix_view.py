@@ -3,7 +3,7 @@
 For a fixed input shape a conv layer is linear in its input, so it is a matrix ``M``
 (:func:`cnnlab.functional.conv_matrix`): row ``p`` holds the filter's cells in the columns of the
 input cells that output cell ``p`` reads.  :func:`matrix_view` shows ``M`` for a conv stage of a
-:class:`~cnnlab.explain.Solution` (or a :class:`~cnnlab.explain.backprop.Backprop`), checks that
+:class:`~cnnlab.explain.Solution` (or a :class:`~cnnlab.explain._backprop.Backprop`), checks that
 ``M @ vec(I)`` is the stage's output, and that ``M.T @ vec(g)`` is the input gradient the
 library's conv backward computes for an upstream gradient ``g``: the transposed matrix is the
 transposed convolution.
@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from cnnlab.explain import _numbers as num
+from cnnlab.explain._backprop import Backprop, _conv_grads
 from cnnlab.explain._document import _limit
 from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym, joined
-from cnnlab.explain._render import Rendered
+from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import ConvStage, Solution
-from cnnlab.explain.backprop import Backprop, _conv_grads
 from cnnlab.functional._matrix import conv_matrix
 
 OP = "matrix_view"
@@ -152,7 +152,7 @@ def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixV
     Parameters
     ----------
     source : Solution, Backprop or ConvStage
-        What :func:`cnnlab.explain.explain` or :func:`cnnlab.explain.backprop.backprop` returned,
+        What :func:`cnnlab.explain.explain` or :func:`cnnlab.explain._backprop.backprop` returned,
         or one conv stage of it.
     stage : int, default 0
         Which conv stage of the pipeline (0 is the first conv stage).

@@ -1,4 +1,4 @@
-"""cnnlab.train.fit: learning, exact resume, Ctrl-C, early stopping, metrics and checkpoints."""
+"""cnnlab.training.fit: learning, exact resume, Ctrl-C, early stopping, metrics and checkpoints."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import cnnlab
 from cnnlab import nn, optim
 from cnnlab.checkpoint import CheckpointError
 from cnnlab.data import DataLoader, RandomShift, TensorDataset
-from cnnlab.train import evaluate, fit, load_trained, predict
+from cnnlab.training import evaluate, fit, load_trained, predict
 
 pytest.importorskip("safetensors")
 
@@ -219,7 +219,7 @@ def test_sigint_stops_after_the_batch(tmp_path):
     assert result.interrupted
     assert seen[-1] in ((1, 2), (1, 3))  # the signal lands after batch 2 (at the latest, batch 3)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    _, _, state, _ = __import__("cnnlab._training_state", fromlist=["x"]).read_training_state(
+    _, _, state, _ = __import__("cnnlab.training._state", fromlist=["x"]).read_training_state(
         tmp_path / "last.safetensors")
     assert (state["epochs_completed"], state["batch"]) == (0, seen[-1][1])
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab._piecewise import NoClosedForm, exact_integral, import_sympy, signal_support
+from cnnlab.explain._piecewise import NoClosedForm, exact_integral, import_sympy, signal_support
 
 __all__ = [
     "ContinuousResult",
@@ -337,7 +337,7 @@ def convolve(
     Examples
     --------
     >>> import sympy as sp
-    >>> from cnnlab.continuous import convolve, rect
+    >>> from cnnlab.explain.continuous import convolve, rect
     >>> t = sp.Symbol("t", real=True)
     >>> convolve(rect(t), rect(t)).expr
     Piecewise((t + 1, (t >= -1) & (t < 0)), (1 - t, (t >= 0) & (t < 1)), (0, True))
@@ -364,7 +364,7 @@ def correlate(
     Examples
     --------
     >>> import sympy as sp
-    >>> from cnnlab.continuous import correlate
+    >>> from cnnlab.explain.continuous import correlate
     >>> t = sp.Symbol("t", real=True)
     >>> decay = sp.Heaviside(t) * sp.exp(-t)
     >>> correlate(decay, decay).expr          # exp(-|t|)/2
@@ -379,7 +379,7 @@ def rect(t: Any, width: Any = 1) -> Any:
     Examples
     --------
     >>> import sympy as sp
-    >>> from cnnlab.continuous import rect
+    >>> from cnnlab.explain.continuous import rect
     >>> rect(sp.Symbol("t"))
     Piecewise((1, (t >= -1/2) & (t <= 1/2)), (0, True))
     """
@@ -438,7 +438,7 @@ def sampled_sum(
     Examples
     --------
     >>> import sympy as sp
-    >>> from cnnlab.continuous import rect, sampled_sum
+    >>> from cnnlab.explain.continuous import rect, sampled_sum
     >>> t = sp.Symbol("t", real=True)
     >>> sampled_sum(rect(t), rect(t), 0.25, [0.0, 0.5])   # exact values 1 and 0.5
     array([1.25, 0.75])
@@ -506,7 +506,7 @@ def convergence_table(
     Examples
     --------
     >>> import sympy as sp
-    >>> from cnnlab.continuous import convergence_table, rect
+    >>> from cnnlab.explain.continuous import convergence_table, rect
     >>> t = sp.Symbol("t", real=True)
     >>> for step, err in convergence_table(rect(t), rect(t), [0.1, 0.05, 0.025], [0.3, -0.55]):
     ...     print(f"{step:.3f} {err:.4f}")
