@@ -7,7 +7,6 @@ the average-pooling divisor rules, unbatched input and properties.
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
+from cnnlab.functional._naive import naive_avg_pool, naive_max_pool, naive_window_count
 from cnnlab.functional._pool import (
     avg_pool,
     avg_pool1d,
@@ -323,25 +322,49 @@ def test_avg_pool_dtypes():
 # Properties and errors
 
 
+def _pool_validity(size, k, s, lo, hi, d, ceil):
+    """From the definition, before calling the op: the number of windows (PyTorch's rule, counted
+    by the loop reference), and the first window holding no input cell (None if every window
+    holds one).  Window ``p`` reads input positions ``p*s + t*d - lo`` for ``t = 0 .. k-1``."""
+    count = naive_window_count(size, k, s, lo, hi, d, ceil)
+    empty = next((p for p in range(count)
+                  if not any(0 <= p * s + t * d - lo < size for t in range(k))), None)
+    return count, empty
+
+
 @given(size=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 3), lo=st.integers(0, 3),
        hi=st.integers(0, 3), d=st.integers(1, 3), ceil=st.booleans())
 def test_output_shape_formula_and_avg_adjointness(size, k, s, lo, hi, d, ceil):
+    """Validity is decided first, from the definition; then the op must either succeed with the
+    right shape and values, or raise the error the definition calls for (never swallowed)."""
     x = rand((1, 2, size), np.float64, seed=size)
-    try:
-        y = avg_pool1d(x, k, s, ((lo, hi),), ceil, dilation=d)
-    except ValueError as exc:
-        assert re.search("no input cell|kernel is larger", str(exc))
+    pads = ((lo, hi),)
+    count, empty = _pool_validity(size, k, s, lo, hi, d, ceil)
+    if count == 0:
+        for pool in (avg_pool1d, max_pool1d):
+            with pytest.raises(ValueError, match="kernel is larger than the padded input"):
+                pool(x, k, s, pads, ceil_mode=ceil, dilation=d)
         return
+    if empty is not None:
+        for pool in (avg_pool1d, max_pool1d):
+            with pytest.raises(ValueError, match=rf"leaves output window {empty} with no input cell"):
+                pool(x, k, s, pads, ceil_mode=ceil, dilation=d)
+        return
+    y = avg_pool1d(x, k, s, pads, ceil, dilation=d)
     span = size + lo + hi - d * (k - 1) - 1
     out = (-(-span // s) if ceil else span // s) + 1
     if ceil and (out - 1) * s >= size + lo:
         out -= 1
-    assert y.shape == (1, 2, out)
+    assert y.shape == (1, 2, out) and out == count
+    np.testing.assert_allclose(y, naive_avg_pool(x, (k,), (s,), pads, (d,), ceil), rtol=1e-13)
     g = rand(y.shape, np.float64, seed=1)
-    grad = avg_pool_backward(g, x, (k,), s, ((lo, hi),), ceil, dilation=d)
+    grad = avg_pool_backward(g, x, (k,), s, pads, ceil, dilation=d)
     np.testing.assert_allclose(np.sum(y * g), np.sum(x * grad), rtol=1e-12)
-    mg = max_pool_backward(g, x, (k,), s, ((lo, hi),), d, ceil)
-    _, idx = max_pool1d(x, k, s, ((lo, hi),), d, ceil, return_indices=True)
+    mg = max_pool_backward(g, x, (k,), s, pads, d, ceil)
+    ym, idx = max_pool1d(x, k, s, pads, d, ceil, return_indices=True)
+    ref, ref_idx = naive_max_pool(x, (k,), (s,), pads, (d,), ceil, return_indices=True)
+    np.testing.assert_array_equal(ym, ref)
+    np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_allclose(mg.sum(), g.sum(), rtol=1e-12)
     assert set(np.flatnonzero(mg[0, 0])) <= set(idx[0, 0].tolist())
 
