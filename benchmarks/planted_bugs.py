@@ -51,6 +51,8 @@ PLANTS = [
           "if out > 0 and (out - 1) * stride > size + lo:"),
     Plant("output-size", "functional/_args.py", "return max(span // stride + 1, 0)",
           "return max((span + 1) // stride + 1, 0)"),
+    Plant("pool-raises-on-valid-ceil", "functional/_pool.py", "        if empty.size:",
+          "        if empty.size or (ceil_mode and (o - 1) * s + d * (k - 1) + 1 > size + lo + hi):"),
     Plant("explain-window-too-long", "explain/_document.py", 'return f"{positions[0]}-{positions[-1]}"',
           'return f"{positions[0]}-{positions[-1] + 1}"'),
     Plant("explain-max-location", "explain/_document.py", "r, col = cell.chosen[0] - rlo, cell.chosen[1] - clo",
