@@ -191,6 +191,17 @@ def test_every_window_product_sum_and_maximum_is_printed(seed, fmt):
     for cell in m["pool"]:
         _check_window(doc, _header(m["pool_name"], m["pool_in"], cell, fmt),
                       _max_line(m["pool_name"], m["pool_in"], cell, fmt), m["pool_src"], cell, fmt)
+    # the summary's sizes, and the index ranges of the defining sum, from the model
+    rows, cols = len(p["image"]), len(p["image"][0])
+    oh, ow = len(m["conv_out"]), len(m["conv_out"][0])
+    ph, pw = max(c["at"][0] for c in m["pool"]) + 1, max(c["at"][1] for c in m["pool"]) + 1
+    text = "\n".join(doc)
+    assert f"Input I: {rows}x{cols}" in text
+    assert f"{rows}x{cols} in, {oh}x{ow} out" in text
+    assert f"{oh}x{ow} in, {ph}x{pw} out" in text
+    if fmt in ("text", "md"):
+        kh, kw = len(p["filt"]), len(p["filt"][0])
+        assert f"sum_{{m=0..{kh - 1}, n=0..{kw - 1}}}" in text
     assert sol.answer is not None
 
 
