@@ -95,5 +95,18 @@ def rand(shape: tuple[int, ...], dtype: Any, seed: int) -> np.ndarray:
     return g.integers(-5, 6, size=shape).astype(dtype)
 
 
+def as_tuple(value: Any, n: int) -> tuple[int, ...]:
+    """``int | sequence`` -> an ``n``-tuple of ints, for the references (written here rather than
+    imported from ``cnnlab.functional._args`` so the oracle shares no code with the op)."""
+    return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value),) * n
+
+
+def as_pairs(padding: Any, n: int) -> tuple[tuple[int, int], ...]:
+    """``int | tuple of ints | tuple of (lo, hi)`` -> ``n`` ``(lo, hi)`` pairs, for the references."""
+    if not isinstance(padding, (tuple, list)):
+        return ((int(padding), int(padding)),) * n
+    return tuple((int(p[0]), int(p[1])) if isinstance(p, (tuple, list)) else (int(p), int(p)) for p in padding)
+
+
 def to_torch(a: Any) -> Any:
     return None if a is None else torch.from_numpy(np.ascontiguousarray(a))

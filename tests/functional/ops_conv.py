@@ -8,7 +8,6 @@ import itertools
 import numpy as np
 
 from cnnlab.functional import _naive
-from cnnlab.functional._args import ntuple, padding_pairs, same_padding
 from cnnlab.functional._conv import conv, conv1d, conv2d, conv3d, conv_backward
 from cnnlab.functional._conv_transpose import (
     conv_transpose,
@@ -18,7 +17,17 @@ from cnnlab.functional._conv_transpose import (
     conv_transpose_backward,
 )
 from cnnlab.functional._correlate import convolve, convolve_backward, correlate, correlate_backward
-from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, scipy_signal, to_torch, torch
+from tests.functional.opinfo import (
+    ErrorCase,
+    OpInfo,
+    Sample,
+    as_pairs,
+    as_tuple,
+    rand,
+    scipy_signal,
+    to_torch,
+    torch,
+)
 
 # ------------------------------------------------------------------ correlate / convolve
 
@@ -42,8 +51,7 @@ def _signal_ref(flip: bool):
         x, k = np.asarray(x), np.asarray(k)
         if flip:
             k = k[(slice(None, None, -1),) * k.ndim]
-        return _naive.naive_correlate(x, k, mode, ntuple("", "", stride, x.ndim, minimum=1),
-                                      ntuple("", "", dilation, x.ndim, minimum=1))
+        return _naive.naive_correlate(x, k, mode, as_tuple(stride, x.ndim), as_tuple(dilation, x.ndim))
     return ref
 
 
@@ -123,14 +131,14 @@ def _conv_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, p
     n = weight.ndim - 2
     unbatched = x.ndim == n + 1
     xb = x[None] if unbatched else x
-    stride = ntuple("", "", stride, n, minimum=1)
-    dilation = ntuple("", "", dilation, n, minimum=1)
-    if padding == "same":
-        pads = same_padding(xb.shape[2:], weight.shape[2:], stride, dilation)
+    stride = as_tuple(stride, n)
+    dilation = as_tuple(dilation, n)
+    if padding == "same":  # the reference's own 'same' rule, not the op's
+        pads = _naive.naive_same_padding(xb.shape[2:], weight.shape[2:], stride, dilation)
     elif padding == "valid":
         pads = ((0, 0),) * n
     else:
-        pads = padding_pairs("", padding, n)
+        pads = as_pairs(padding, n)
     dtype = np.int64 if x.dtype.kind in "biu" and weight.dtype.kind in "biu" else np.result_type(x, weight)
     y = _naive.naive_conv(xb.astype(dtype), weight.astype(dtype), None if bias is None else np.asarray(bias),
                           stride, pads, dilation, groups, padding_mode)
@@ -240,8 +248,7 @@ def _transpose_ref(x, weight, bias=None, stride=1, padding=0, output_padding=0, 
     dtype = np.int64 if x.dtype.kind in "biu" and weight.dtype.kind in "biu" else np.result_type(x, weight)
     y = _naive.naive_conv_transpose(
         xb.astype(dtype), weight.astype(dtype), None if bias is None else np.asarray(bias),
-        ntuple("", "", stride, n, minimum=1), padding_pairs("", padding, n),
-        ntuple("", "", output_padding, n, minimum=0), groups, ntuple("", "", dilation, n, minimum=1))
+        as_tuple(stride, n), as_pairs(padding, n), as_tuple(output_padding, n), groups, as_tuple(dilation, n))
     return y[0] if unbatched else y
 
 

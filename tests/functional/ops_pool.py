@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.functional._args import ntuple, padding_pairs
 from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
 from cnnlab.functional._pool import (
     avg_pool,
@@ -34,7 +33,7 @@ from cnnlab.functional._pool import (
     max_pool3d,
     max_pool_backward,
 )
-from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, to_torch, torch
+from tests.functional.opinfo import ErrorCase, OpInfo, Sample, as_pairs, as_tuple, rand, to_torch, torch
 
 # (input shape, geometry kwargs).  Spatial sizes <= 7, batch <= 2, channels <= 3.  Every entry
 # is valid; together they cover default stride, padding (int, per dim, (lo, hi) pairs, beyond
@@ -134,10 +133,10 @@ def _normalise(x: np.ndarray, n: int | None, kernel_size: Any, stride: Any, padd
     if n is None:
         n = len(kernel_size) if isinstance(kernel_size, Sequence) else x.ndim - 2
     batched = x.ndim == n + 2
-    kernel = ntuple("ref", "kernel_size", kernel_size, n, minimum=1)
-    strides = kernel if stride is None else ntuple("ref", "stride", stride, n, minimum=1)
-    pads = padding_pairs("ref", padding, n)
-    dil = ntuple("ref", "dilation", dilation, n, minimum=1)
+    kernel = as_tuple(kernel_size, n)
+    strides = kernel if stride is None else as_tuple(stride, n)
+    pads = as_pairs(padding, n)
+    dil = as_tuple(dilation, n)
     return (x if batched else x[None]), batched, n, kernel, strides, pads, dil
 
 

@@ -3,13 +3,17 @@ of forward and backward, convolve == correlate with a flipped kernel, unbatched 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cnnlab.functional._conv import conv, conv_backward
 from cnnlab.functional._conv_transpose import conv_transpose, conv_transpose_backward
 from cnnlab.functional._correlate import convolve, convolve_backward, correlate, correlate_backward
+from cnnlab.functional._naive import naive_conv, naive_conv_backward, naive_pad, naive_same_padding
 
 
 @st.composite
@@ -156,3 +160,106 @@ def test_conv_transpose_when_padding_crops_more_than_the_dilated_input():
     g = np.ones_like(y)
     gx, gw, _ = conv_transpose_backward(g, x, w, stride=3, padding=((2, 0),), output_padding=2)
     assert np.sum(x * gx) == np.sum(y * g) == np.sum(w * gw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Against the loop reference, and hand-worked padding and 'same' cases.  The loop reference
+# pads, resolves 'same' and counts windows with its own code, so these catch a mistake that the
+# properties above (which only relate the fast path to itself) cannot.
+# ---------------------------------------------------------------------------------------------
+@given(conv_case())
+def test_conv_and_its_backward_match_the_loop_reference(case):
+    x, w, kw, r = case
+    pads, mode = kw["padding"], kw["padding_mode"]
+    y = conv(x, w, **kw)
+    ref = naive_conv(x, w, None, kw["stride"], pads, kw["dilation"], kw["groups"], mode)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
+    g = r.standard_normal(y.shape)
+    gx, gw, gb = conv_backward(g, x, w, **kw)
+    rx, rw, rb = naive_conv_backward(g, x, w, kw["stride"], pads, kw["dilation"], kw["groups"], mode)
+    np.testing.assert_allclose(gx, rx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gw, rw, rtol=1e-10, atol=1e-10)
+
+
+# x = [1, 2, 3, 4] padded by (lo, hi) = (2, 1): the padded row, and the input cell each padded
+# position copies (worked out by hand from PyTorch's definitions of the modes).
+PADDED = {
+    "zeros": ([0, 0, 1, 2, 3, 4, 0], [None, None, 0, 1, 2, 3, None]),
+    "replicate": ([1, 1, 1, 2, 3, 4, 4], [0, 0, 0, 1, 2, 3, 3]),
+    "circular": ([3, 4, 1, 2, 3, 4, 1], [2, 3, 0, 1, 2, 3, 0]),
+    "reflect": ([3, 2, 1, 2, 3, 4, 3], [2, 1, 0, 1, 2, 3, 2]),
+}
+
+
+@pytest.mark.parametrize("mode", list(PADDED))
+def test_asymmetric_padding_by_hand(mode):
+    """A 1x1 identity kernel returns the padded input itself; its backward folds a gradient that
+    tags every padded position (powers of ten) back onto the source cells."""
+    values, sources = PADDED[mode]
+    x = np.array([[[1, 2, 3, 4]]])
+    one = np.ones((1, 1, 1), dtype=np.int64)
+    assert conv(x, one, padding=((2, 1),), padding_mode=mode).tolist() == [[values]]
+    tags = 10 ** np.arange(7)
+    gx, _, _ = conv_backward(tags[None, None], x, one, padding=((2, 1),), padding_mode=mode)
+    expected = [sum(int(t) for t, src in zip(tags, sources, strict=True) if src == i) for i in range(4)]
+    assert gx.tolist() == [[expected]]
+    assert naive_pad(x, ((2, 1),), mode).tolist() == [[values]]
+    # the mirror image: padding (1, 2) of the reversed row is the reversed padded row
+    assert conv(x[..., ::-1], one, padding=((1, 2),), padding_mode=mode).tolist() == [[values[::-1]]]
+
+
+# (in, kernel, stride, dilation) -> 'same' padding (lo, hi), worked by hand from the SAME_UPPER
+# definition: out = ceil(in / stride), total = max((out - 1)*stride + (k - 1)*dilation + 1 - in, 0),
+# lo = total // 2, hi = total - lo.
+SAME = [
+    ((5, 2, 2, 1), (0, 1)),  # out 3: total 2*2 + 2 - 5 = 1
+    ((6, 3, 2, 1), (0, 1)),  # out 3: 4 + 3 - 6 = 1
+    ((7, 4, 3, 1), (1, 2)),  # out 3: 6 + 4 - 7 = 3
+    ((6, 2, 2, 1), (0, 0)),  # out 3: 4 + 2 - 6 = 0
+    ((5, 3, 1, 1), (1, 1)),
+    ((5, 4, 1, 1), (1, 2)),
+    ((5, 3, 1, 2), (2, 2)),  # span 5
+    ((4, 3, 3, 1), (1, 1)),  # out 2: 3 + 3 - 4 = 2
+    ((1, 3, 2, 1), (1, 1)),  # out 1: 0 + 3 - 1 = 2
+    ((8, 5, 3, 2), (3, 4)),  # out 3, span 9: 6 + 9 - 8 = 7
+    ((9, 1, 4, 1), (0, 0)),  # out 3: 8 + 1 - 9 = 0
+]
+
+
+@pytest.mark.parametrize(("geometry", "pads"), SAME)
+def test_same_padding_by_hand(geometry, pads):
+    size, k, s, d = geometry
+    assert naive_same_padding((size,), (k,), (s,), (d,)) == (pads,)
+    x = np.arange(1, size + 1)[None, None]
+    w = np.ones((1, 1, k), dtype=np.int64)
+    y = conv(x, w, stride=s, padding="same", dilation=d)
+    assert y.shape == (1, 1, -(-size // s))
+    explicit = conv(x, w, stride=s, padding=(pads,), dilation=d)
+    assert y.tolist() == explicit.tolist()
+
+
+def test_same_padding_strided_values_by_hand():
+    x = np.arange(1, 6)[None, None]  # 1..5, k 2, stride 2: pads (0, 1) -> [1 2 3 4 5 0]
+    assert conv(x, np.ones((1, 1, 2), dtype=int), stride=2, padding="same").tolist() == [[[3, 7, 5]]]
+    x = np.arange(1, 8)[None, None]  # 1..7, k 4, stride 3: pads (1, 2) -> [0 1 .. 7 0 0]
+    assert conv(x, np.ones((1, 1, 4), dtype=int), stride=3, padding="same").tolist() == [[[6, 18, 13]]]
+
+
+def test_naive_imports_nothing_from_cnnlab():
+    """The loop references are the oracle: they may import only NumPy and the standard library."""
+    import ast
+    import sys
+
+    import cnnlab.functional._naive as naive_mod
+
+    tree = ast.parse(Path(naive_mod.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import in _naive"
+            imported.add(node.module.split(".")[0])
+    allowed = {"numpy", "__future__"} | set(sys.stdlib_module_names)
+    assert imported <= allowed, imported - allowed

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnnlab.functional import _matrix as matrix_mod
-from cnnlab.functional._args import padding_pairs, same_padding
 from cnnlab.functional._conv import conv, conv_backward
 from cnnlab.functional._conv_transpose import conv_transpose
 from cnnlab.functional._correlate import convolve, correlate
 from cnnlab.functional._matrix import conv_matrix, conv_transpose_matrix
-from cnnlab.functional._naive import naive_conv, naive_correlate
+from cnnlab.functional._naive import naive_conv, naive_correlate, naive_same_padding
+from tests.functional.opinfo import as_pairs
 
 try:
     import scipy.signal as scipy_signal
@@ -254,11 +254,11 @@ def test_conv_matrix_equals_loop_reference(kwargs):
     dilation = kwargs.get("dilation", 1)
     dilation = (dilation,) * 2 if isinstance(dilation, int) else dilation
     if padding == "same":
-        pads = same_padding(x.shape[1:], w.shape[2:], stride, dilation)
+        pads = naive_same_padding(x.shape[1:], w.shape[2:], stride, dilation)
     elif padding == "valid":
         pads = ((0, 0), (0, 0))
     else:
-        pads = padding_pairs("test", padding, 2)
+        pads = as_pairs(padding, 2)
     ref = naive_conv(x[None], w, None, stride, pads, dilation, groups)[0]
     np.testing.assert_array_equal(m @ x.ravel(), ref.ravel())
 
@@ -299,11 +299,11 @@ def test_transpose_equals_conv_transpose_and_grad_x(case):
     stride, dilation = kwargs["stride"], kwargs["dilation"]
     padding = kwargs["padding"]
     if padding == "same":
-        pads = same_padding(x.shape[1:], w.shape[2:], stride, dilation)
+        pads = naive_same_padding(x.shape[1:], w.shape[2:], stride, dilation)
     elif padding == "valid":
         pads = ((0, 0),) * n
     else:
-        pads = padding_pairs("test", padding, n)
+        pads = as_pairs(padding, n)
     g = _ints(y.shape, case[-1] + 2)
     m = conv_matrix(x.shape, w, op="conv", **kwargs)
     back = m.T @ g.ravel()

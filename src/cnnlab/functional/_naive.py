@@ -4,6 +4,12 @@ These are the test oracle for the vectorised operators, and the source of the nu
 worked explanations.  They loop over every output position in plain Python, so they also work on
 ``object`` arrays of ``int`` or ``fractions.Fraction`` (exact rationals).  Arguments are already
 normalised: tuples per spatial dim and ``(lo, hi)`` padding pairs; inputs are batched.
+
+This module shares no code with what it checks: it imports only NumPy and the standard library
+(a test parses its imports).  Padding for every mode, the 'same' rule and the output-size
+arithmetic are written out again here from their definitions, in a different form from the
+fast path (positions are counted one window at a time, padded cells traced to their source cell
+one step at a time), so that one mistake cannot hide in both.
 """
 
 from __future__ import annotations
@@ -14,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.functional._windows import pad as _pad
-
 PadPairs = tuple[tuple[int, int], ...]
 
 
@@ -25,6 +29,99 @@ def _zeros(shape: Sequence[int], like: np.ndarray) -> np.ndarray:
         out[...] = 0
         return out
     return np.zeros(tuple(shape), dtype=like.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Padding, the 'same' rule and window counts, from their definitions.
+# --------------------------------------------------------------------------------------------
+def naive_pad_source(q: int, size: int, mode: str) -> int | None:
+    """The input cell that padded position ``q`` (input coordinates, may be < 0 or >= size) copies.
+
+    ``None`` for zero padding outside the input.  'replicate' repeats the edge cell; 'circular'
+    wraps around (the cell ``size`` places away, as often as needed); 'reflect' mirrors about the
+    edge cell without repeating it (``-1 -> 1``, ``size -> size - 2``), folding again until the
+    position lands inside.
+    """
+    if 0 <= q < size:
+        return q
+    if mode == "zeros":
+        return None
+    if mode == "replicate":
+        return 0 if q < 0 else size - 1
+    if mode == "circular":
+        while q < 0:
+            q += size
+        while q >= size:
+            q -= size
+        return q
+    if mode == "reflect":
+        if size == 1:
+            return 0
+        while not 0 <= q < size:
+            q = -q if q < 0 else 2 * (size - 1) - q
+        return q
+    raise ValueError(f"naive_pad_source: unknown mode {mode!r}")
+
+
+def naive_pad(x: np.ndarray, pads: PadPairs, mode: str = "zeros") -> np.ndarray:
+    """Pad the last ``len(pads)`` axes of ``x`` cell by cell: padded cell ``q`` (``lo`` cells
+    before the input, ``hi`` after) holds ``x[source(q - lo)]`` or zero (non-negative pads)."""
+    n = len(pads)
+    lead = x.shape[: x.ndim - n]
+    sizes = x.shape[x.ndim - n :]
+    padded = [size + lo + hi for size, (lo, hi) in zip(sizes, pads, strict=True)]
+    out = _zeros([*lead, *padded], x)
+    for q in product(*(range(s) for s in padded)):
+        src = [naive_pad_source(q[i] - pads[i][0], sizes[i], mode) for i in range(n)]
+        if None not in src:
+            out[(Ellipsis, *q)] = x[(Ellipsis, *src)]
+    return out
+
+
+def naive_same_padding(
+    in_sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> PadPairs:
+    """'same' padding from its definition (TensorFlow/ONNX SAME_UPPER; PyTorch's for stride 1).
+
+    There is one output cell per stride step that starts inside the input (positions
+    ``0, s, 2s, ... < in``: ``ceil(in / s)`` of them); the last window, spanning
+    ``(k - 1)*d + 1`` cells, must fit, so the total padding is
+    ``max((out - 1)*s + (k - 1)*d + 1 - in, 0)``; the smaller half goes first (``lo``), the odd
+    cell at the end (``hi``).
+    """
+    pairs = []
+    for size, k, s, d in zip(in_sizes, kernel, stride, dilation, strict=True):
+        out = len(range(0, size, s))
+        last_end = (out - 1) * s + (k - 1) * d + 1
+        total = last_end - size if last_end > size else 0
+        lo = total // 2
+        pairs.append((lo, total - lo))
+    return tuple(pairs)
+
+
+def naive_window_count(size: int, k: int, s: int, lo: int, hi: int, d: int, ceil_mode: bool = False) -> int:
+    """Number of windows along one axis, counted one window at a time.
+
+    Window ``p`` covers padded cells ``p*s .. p*s + (k - 1)*d`` of the ``lo + size + hi`` padded
+    cells.  Floor mode keeps the windows that fit.  Ceil mode keeps a window as long as the one
+    before it had not reached the end (so the last kept window may hang past the end), and then,
+    as PyTorch's pooling does, drops that last window if it starts in the right padding (at or
+    past ``lo + size``).
+    """
+    total = lo + size + hi
+    span = (k - 1) * d + 1
+    count = 0
+    while True:
+        if ceil_mode:
+            kept = (count - 1) * s + span < total  # the previous window stops short of the end
+        else:
+            kept = count * s + span <= total
+        if not kept:
+            break
+        count += 1
+    if ceil_mode and count > 0 and (count - 1) * s >= lo + size:
+        count -= 1
+    return count
 
 
 def naive_correlate(
@@ -74,11 +171,11 @@ def naive_conv(
     ``g = o // (O / groups)`` is the group of output channel ``o``.
     """
     nsp = weight.ndim - 2
-    xp = _pad(x, pads, padding_mode)
+    xp = naive_pad(x, pads, padding_mode)
     batch, _, *sp = xp.shape
     out_ch, cg, *kernel = weight.shape
     og = out_ch // groups
-    out = [(s - d * (k - 1) - 1) // st + 1 for s, k, st, d in zip(sp, kernel, stride, dilation, strict=True)]
+    out = [naive_window_count(s, k, st, 0, 0, d) for s, k, st, d in zip(sp, kernel, stride, dilation, strict=True)]
     y = _zeros([batch, out_ch, *out], weight if x.dtype != object else x)
     for b, o in product(range(batch), range(out_ch)):
         g = o // og
@@ -129,24 +226,13 @@ def naive_conv_transpose(
     return y
 
 
-def _naive_pool_out(size: int, k: int, s: int, lo: int, hi: int, d: int, ceil_mode: bool) -> int:
-    """Pooling output length, written out again here so the reference does not share code with
-    the operator: floor (or ceil) of ``(size + lo + hi - d*(k-1) - 1) / s`` plus one, dropping in
-    ceil mode a last window that would start at or past ``size + lo``."""
-    span = size + lo + hi - d * (k - 1) - 1
-    count = (span + s - 1) // s + 1 if ceil_mode else span // s + 1
-    if ceil_mode and (count - 1) * s >= size + lo:
-        count -= 1
-    return count
-
-
 def _naive_pool_positions(
     x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], pads: PadPairs,
     dilation: Sequence[int], ceil_mode: bool,
 ) -> list[range]:
     sp = x.shape[2:]
     return [
-        range(_naive_pool_out(sp[i], kernel[i], stride[i], *pads[i], dilation[i], ceil_mode))
+        range(naive_window_count(sp[i], kernel[i], stride[i], *pads[i], dilation[i], ceil_mode))
         for i in range(len(kernel))
     ]
 
@@ -369,7 +455,7 @@ def naive_conv_backward(
     nsp = weight.ndim - 2
     exact = object in (grad_out.dtype, x.dtype, weight.dtype)
     like = np.empty(0, dtype=object) if exact else np.zeros(0, dtype=np.result_type(grad_out, x, weight))
-    xp = _pad(x, pads, padding_mode)
+    xp = naive_pad(x, pads, padding_mode)
     batch, _, *sp = xp.shape
     out_ch, cg, *kernel = weight.shape
     og = out_ch // groups
@@ -387,15 +473,12 @@ def naive_conv_backward(
                     src = (b, g * cg + c, *(p[i] * stride[i] + t[i] * dilation[i] for i in range(nsp)))
                     grad_w[(o, c, *t)] = grad_w[(o, c, *t)] + go * xp[src]
                     grad_xp[src] = grad_xp[src] + go * weight[(o, c, *t)]
-    # fold: the padded position q of an axis copies input position source[q] (or nothing)
-    index = np.arange(int(np.prod(x.shape[2:]))).reshape(x.shape[2:])
-    source = _pad(index, pads, padding_mode) if padding_mode != "zeros" else _pad(index + 1, pads) - 1
+    # fold: padded cell q copied input cell source(q - lo) (or nothing, for zero padding)
     grad_x = _zeros(x.shape, like)
     for q in product(*(range(s) for s in sp)):
-        flat = int(source[q])
-        if flat < 0:
+        dst = [naive_pad_source(q[i] - pads[i][0], x.shape[2 + i], padding_mode) for i in range(nsp)]
+        if None in dst:
             continue
-        dst = np.unravel_index(flat, x.shape[2:])
         for b, c in product(range(batch), range(x.shape[1])):
             grad_x[(b, c, *dst)] = grad_x[(b, c, *dst)] + grad_xp[(b, c, *q)]
     return grad_x, grad_w, grad_b
