@@ -1,0 +1,43 @@
+"""Figures with matplotlib (headless, PNG and SVG): see the sliding window, filters, feature maps,
+training curves and the mistakes a model makes.
+
+Every figure function takes an optional ``path``; given one, the figure is saved there (PNG or
+SVG by the suffix) at ``figsize * 100`` pixels and closed.  Needs matplotlib
+(``pip install 'cnnlab[viz]'``).
+"""
+
+from cnnlab.viz._layers import (
+    CLASSIC_FILTERS,
+    LayerOutput,
+    layer_outputs,
+    plot_feature_maps,
+    plot_filter_bank,
+    plot_filters,
+)
+from cnnlab.viz._runs import (
+    most_wrong,
+    plot_confusion_matrix,
+    plot_most_wrong,
+    plot_training_curves,
+    read_metrics,
+    write_run_figures,
+)
+from cnnlab.viz._windows import SlidingWindow, WindowFrame, sliding_window
+
+__all__ = [
+    "CLASSIC_FILTERS",
+    "LayerOutput",
+    "SlidingWindow",
+    "WindowFrame",
+    "layer_outputs",
+    "most_wrong",
+    "plot_confusion_matrix",
+    "plot_feature_maps",
+    "plot_filter_bank",
+    "plot_filters",
+    "plot_most_wrong",
+    "plot_training_curves",
+    "read_metrics",
+    "sliding_window",
+    "write_run_figures",
+]
