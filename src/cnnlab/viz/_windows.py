@@ -264,7 +264,7 @@ def _transposed(x: np.ndarray, kernel: np.ndarray, stride: Any, padding: Any, di
     reference = np.asarray(F.conv_transpose2d(x[None, None], kernel[None, None], b, s, p, op, 1, d))[0, 0]
     (h, w), (kh, kw) = x.shape, kernel.shape
     pads = []
-    for axis, k, si, pi, di, oi in zip(("rows", "cols"), (kh, kw), s, p, d, op, strict=True):
+    for axis, k, pi, di, oi in zip(("rows", "cols"), (kh, kw), p, d, op, strict=True):
         lo = di * (k - 1) - pi
         if lo < 0:
             raise ValueError(f"{OP}: transposed conv padding {pi} along {axis} is larger than dilation*(kernel-1) = "
