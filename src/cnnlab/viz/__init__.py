@@ -22,13 +22,14 @@ from cnnlab.viz._runs import (
     read_metrics,
     write_run_figures,
 )
-from cnnlab.viz._windows import SlidingWindow, WindowFrame, sliding_window
+from cnnlab.viz._windows import SlidingWindow, WindowFrame, cell_text, shape_text, sliding_window
 
 __all__ = [
     "CLASSIC_FILTERS",
     "LayerOutput",
     "SlidingWindow",
     "WindowFrame",
+    "cell_text",
     "layer_outputs",
     "most_wrong",
     "plot_confusion_matrix",
@@ -38,6 +39,7 @@ __all__ = [
     "plot_most_wrong",
     "plot_training_curves",
     "read_metrics",
+    "shape_text",
     "sliding_window",
     "write_run_figures",
 ]

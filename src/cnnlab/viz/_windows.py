@@ -50,19 +50,33 @@ class WindowFrame:
     text: str
 
 
-def _conv_text(index: tuple[int, int], cell: Any) -> str:
-    window, kernel = cell.window.reshape(-1), cell.kernel.reshape(-1)
-    terms = [f"{number_text(w)}*{number_text(v)}" for w, v in zip(kernel, window, strict=True)]
-    if cell.bias is not None:
-        terms.append(number_text(cell.bias))
-    return f"O[{index[0]},{index[1]}] = " + " + ".join(terms) + f" = {number_text(cell.value)}"
+def cell_text(cell: Any, label: str = "O") -> str:
+    """One output cell's arithmetic from a worked solution, on one line.
 
+    Parameters
+    ----------
+    cell : ConvCell or PoolCell
+        A cell of a :func:`cnnlab.explain.explain` stage.
+    label : str, default 'O'
+        The output's name.
 
-def _pool_text(index: tuple[int, int], cell: Any, kind: str) -> str:
-    terms = ", ".join(number_text(t) for t in cell.terms)
-    head = f"O[{index[0]},{index[1]}] = "
-    if kind == "max":
-        return head + f"max({terms}) = {number_text(cell.value)}"
+    Examples
+    --------
+    >>> from cnnlab.explain import Conv, explain
+    >>> stage = explain([[1, 2], [3, 4]], [Conv([[1, 1], [0, 1]], bias=1)]).stages[0]
+    >>> cell_text(stage.cells[0])
+    'O[0,0] = 1*1 + 1*2 + 0*3 + 1*4 + 1 = 8'
+    """
+    i, j = cell.index[-2:]
+    head = f"{label}[{i},{j}] = "
+    if hasattr(cell, "kernel"):
+        window, kernel = np.asarray(cell.window).reshape(-1), np.asarray(cell.kernel).reshape(-1)
+        terms = [f"{number_text(w)}*{number_text(v)}" for w, v in zip(kernel, window, strict=True)]
+        if cell.bias is not None:
+            terms.append(number_text(cell.bias))
+        return head + " + ".join(terms) + f" = {number_text(cell.value)}"
+    if cell.chosen is not None:
+        return head + f"max({', '.join(number_text(t) for t in cell.terms)}) = {number_text(cell.value)}"
     total = " + ".join(number_text(t) for t in cell.terms)
     return head + f"({total}) / {cell.divisor} = {number_text(cell.value)}"
 
@@ -227,7 +241,15 @@ class SlidingWindow:
         return Path(path)
 
 
-def _shape_lines(dims: Any) -> list[str]:
+def shape_text(dims: Any) -> list[str]:
+    """The output-size arithmetic of a stage, one line per axis, from its ``DimShape`` list.
+
+    Examples
+    --------
+    >>> from cnnlab.explain import Conv, explain
+    >>> shape_text(explain([[1, 2, 3]] * 3, [Conv([[1, 1]] * 2, stride=2, padding=1)]).stages[0].shape)[0]
+    'rows: out = floor((3 + 1 + 1 - 1*(2-1) - 1) / 2) + 1 = 2'
+    """
     lines = []
     for d in dims:
         rounding = "ceil" if d.ceil_mode else "floor"
@@ -278,7 +300,7 @@ def _transposed(x: np.ndarray, kernel: np.ndarray, stride: Any, padding: Any, di
     roles = np.where(stage.roles == 0, INSERTED, PAD).astype(np.int8)
     (rlo, _), (clo, _) = pads
     roles[rlo: rlo + spread.shape[0]: s[0], clo: clo + spread.shape[1]: s[1]] = INPUT
-    frames = [WindowFrame(cell.index[1:], cell.rows, cell.cols, cell.value, _conv_text(cell.index[1:], cell))
+    frames = [WindowFrame(cell.index[1:], cell.rows, cell.cols, cell.value, cell_text(cell))
               for cell in stage.cells]
     shape_text = [f"{axis}: out = ({n} - 1)*{si} - 2*{pi} + {di}*({k}-1) + {oi} + 1 = {o}"
                   for axis, n, si, pi, di, k, oi, o in zip(("rows", "cols"), (h, w), s, p, d, (kh, kw), op,
@@ -350,18 +372,18 @@ def sliding_window(
             stride = 1
         sol = explain(xm, [Conv(km, mode=mode, stride=stride, padding=padding, dilation=dilation, bias=bias)])
         stage = sol.stages[0]
-        frames = [WindowFrame(cell.index[1:], cell.rows, cell.cols, cell.value, _conv_text(cell.index[1:], cell))
+        frames = [WindowFrame(cell.index[1:], cell.rows, cell.cols, cell.value, cell_text(cell))
                   for cell in stage.cells]
         roles = np.where(stage.roles == 0, INPUT, PAD).astype(np.int8)
         return SlidingWindow(op, stage.grid[0], roles, stage.applied[0, 0], stage.output[0], frames,
-                             _shape_lines(stage.shape))
+                             shape_text(stage.shape))
     kind = "max" if op == "max_pool" else "avg"
     sol = explain(xm, [Pool(kind, kernel_size, stride=stride, padding=padding, dilation=dilation,
                             ceil_mode=ceil_mode)])
     stage = sol.stages[0]
-    frames = [WindowFrame(cell.index[1:], cell.rows, cell.cols, cell.value, _pool_text(cell.index[1:], cell, kind))
+    frames = [WindowFrame(cell.index[1:], cell.rows, cell.cols, cell.value, cell_text(cell))
               for cell in stage.cells]
     grid = stage.grid[0].copy()
     grid[stage.roles == OUTSIDE] = None
     return SlidingWindow(op, grid, stage.roles.astype(np.int8), None, stage.output[0], frames,
-                         _shape_lines(stage.shape))
+                         shape_text(stage.shape))
