@@ -28,6 +28,22 @@ MAX_MAPS = 16
 MAX_FILTERS = 64
 
 
+def load_checkpoint(path: Path) -> Any:
+    """The model of a checkpoint: :func:`cnnlab.load_model`, or for a ``last.safetensors`` that
+    also holds the training state, the model part of it (the ``__``-prefixed entries dropped)."""
+    try:
+        return cnnlab.load_model(path)
+    except cnnlab.CheckpointError as exc:
+        document = cnnlab.load_metadata(path) or {}
+        config = document.get("config")
+        if "unexpected keys" not in str(exc) or not isinstance(config, dict):
+            raise
+    tensors = {k: v for k, v in cnnlab.load(path).items() if not k.startswith("__")}
+    model = nn.from_config(config)
+    model.load_state_dict(tensors)
+    return model
+
+
 class Runs:
     """The configured runs folder: lists runs and checkpoints, loads models (cached)."""
 
@@ -96,7 +112,7 @@ class Runs:
         with self.lock:
             if key not in self._cache:
                 try:
-                    model = cnnlab.load_model(path)
+                    model = load_checkpoint(path)
                     document = cnnlab.load_metadata(path) or {}
                 except (ValueError, OSError) as exc:
                     raise ApiError(422, f"cannot load {rel}: {exc}") from None

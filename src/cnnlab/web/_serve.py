@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from cnnlab.web._app import Limits, create_app
 

@@ -26,6 +26,7 @@ import cnnlab
 from cnnlab import nn
 from cnnlab.viz import read_metrics
 from cnnlab.web._explore import jsonable
+from cnnlab.web._models import load_checkpoint
 from cnnlab.web._schema import ApiError, Field
 
 MODELS = ("mnist1d-cnn", "mnist1d-logreg", "mnist1d-mlp", "mnist1d-cnn-bn", "lenet5", "convnet")
@@ -127,7 +128,7 @@ def first_filters(folder: Path) -> Any:
         if not path.is_file():
             continue
         try:
-            model = cnnlab.load_model(path)
+            model = load_checkpoint(path)
         except (ValueError, OSError):
             continue
         children = model.children() if isinstance(model, nn.Sequential) else [model]
