@@ -1,7 +1,7 @@
 """End to end in a real headless browser: Debian's chromium driven by Playwright.
 
 Skips when Playwright or chromium is missing.  Screenshots go to ``$CNNLAB_SCREENSHOTS``
-(default ``tests-output/screenshots`` in the current folder).
+(default ``build/screenshots`` in the current folder, which git ignores).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ CHROMIUM = os.environ.get("CNNLAB_CHROMIUM") or shutil.which("chromium") or "/us
 if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
-SHOTS = Path(os.environ.get("CNNLAB_SCREENSHOTS", "tests-output/screenshots"))
+SHOTS = Path(os.environ.get("CNNLAB_SCREENSHOTS", "build/screenshots"))
 
 
 @pytest.fixture(scope="module")
