@@ -6,6 +6,7 @@ SVG by the suffix) at ``figsize * 100`` pixels and closed.  Needs matplotlib
 (``pip install 'cnnlab[viz]'``).
 """
 
+from cnnlab.viz._data import load_test_set, prepare_input
 from cnnlab.viz._layers import (
     CLASSIC_FILTERS,
     LayerOutput,
@@ -31,6 +32,7 @@ __all__ = [
     "WindowFrame",
     "cell_text",
     "layer_outputs",
+    "load_test_set",
     "most_wrong",
     "plot_confusion_matrix",
     "plot_feature_maps",
@@ -38,6 +40,7 @@ __all__ = [
     "plot_filters",
     "plot_most_wrong",
     "plot_training_curves",
+    "prepare_input",
     "read_metrics",
     "shape_text",
     "sliding_window",

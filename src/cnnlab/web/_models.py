@@ -19,7 +19,7 @@ import numpy as np
 import cnnlab
 from cnnlab import nn
 from cnnlab.explain import Conv, explain
-from cnnlab.viz import cell_text, layer_outputs
+from cnnlab.viz import cell_text, layer_outputs, load_test_set, prepare_input
 from cnnlab.web._explore import jsonable
 from cnnlab.web._schema import ApiError
 
@@ -135,18 +135,10 @@ class Runs:
                 "layers": layers, "filters": filters, "signal": isinstance(shape, list) and len(shape) == 2}
 
     def _prepare(self, meta: dict[str, Any], x: np.ndarray) -> np.ndarray:
-        shape = meta.get("input_shape")
-        if isinstance(shape, list) and x.size == int(np.prod(shape)):
-            x = x.reshape(shape)
-        elif isinstance(shape, list):
-            raise ApiError(422, f"input has {x.size} numbers but this model takes shape {tuple(shape)} "
-                                f"({int(np.prod(shape))} numbers)")
-        pre = meta.get("preprocess") or {}
-        if pre.get("pixels"):
-            from cnnlab.data import Normalize
-
-            x = np.asarray(Normalize(pre.get("mean", 0.0), pre.get("std", 1.0))(x.astype(np.float32)))
-        return x.astype(np.float32)
+        try:
+            return prepare_input(meta, x)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
 
     def example(self, rel: Any, index: int) -> dict[str, Any]:
         """Test example ``index`` of the data set the checkpoint was trained on (raw, unnormalised)."""
@@ -154,22 +146,11 @@ class Runs:
         name = str(meta.get("data", "")).lower()
         if name not in self._data:
             try:
-                if name == "mnist1d":
-                    from cnnlab.data import load_mnist1d
-
-                    _, _, x, y = load_mnist1d()
-                    x = x[:, None]
-                elif name in ("mnist", "fashion-mnist", "kmnist"):
-                    from cnnlab.data import load_mnist
-
-                    x, y = load_mnist(name, "test")
-                    x = (x[:, None] / np.float32(255)).astype(np.float32)
-                else:
-                    raise ApiError(422, f"test examples are available for mnist1d, mnist, fashion-mnist and kmnist, "
-                                        f"not for data {name!r}")
-            except (ImportError, OSError, ValueError) as exc:
+                self._data[name] = load_test_set(name)
+            except ValueError as exc:
+                raise ApiError(422, str(exc)) from None
+            except (ImportError, OSError) as exc:
                 raise ApiError(422, f"the {name} test set is not available here: {exc}") from None
-            self._data[name] = (x, y)
         x, y = self._data[name]
         if not 0 <= index < len(x):
             raise ApiError(422, f"field 'index': expected an integer in [0, {len(x) - 1}], got {index}")

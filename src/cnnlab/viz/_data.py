@@ -1,0 +1,67 @@
+"""Inputs for the figures of a checkpoint: its data set's test split and its preprocessing.
+
+A checkpoint written by ``cnnlab train`` records in its metadata the data set (``data``), the
+input shape, the classes and the preprocessing (``preprocess``: for images, the mean and standard
+deviation the inputs were normalised with).  These helpers read that record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+BUILT_IN = ("mnist1d", "mnist", "fashion-mnist", "kmnist")
+
+
+def load_test_set(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The test split of a built-in data set, unnormalised: ``(x, y)`` with ``x`` as
+    ``(N, 1, 40)`` signals (MNIST-1D) or ``(N, 1, 28, 28)`` pixels in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For a data set other than mnist1d, mnist, fashion-mnist and kmnist.
+    ImportError, OSError
+        When the data set is not available (mnist1d not installed, no copy of the IDX files).
+    """
+    key = str(name).lower()
+    if key == "mnist1d":
+        from cnnlab.data import load_mnist1d
+
+        _, _, x, y = load_mnist1d()
+        return x[:, None].astype(np.float32), y.astype(np.int64)
+    if key in BUILT_IN:
+        from cnnlab.data import load_mnist
+
+        x, y = load_mnist(key, "test")
+        return (x[:, None] / np.float32(255)).astype(np.float32), y.astype(np.int64)
+    raise ValueError(f"load_test_set: test examples are available for {', '.join(BUILT_IN)}, not for data {name!r}")
+
+
+def prepare_input(metadata: Mapping[str, Any], x: Any) -> np.ndarray:
+    """One raw example (or a batch) as the checkpoint's model takes it: reshaped to the recorded
+    input shape when it has that many numbers, and normalised as in training.
+
+    Raises
+    ------
+    ValueError
+        When the number of values does not match the recorded input shape.
+    """
+    a = np.asarray(x, dtype=np.float32)
+    shape = metadata.get("input_shape")
+    if isinstance(shape, (list, tuple)) and shape:
+        size = int(np.prod(shape))
+        if a.size == size:
+            a = a.reshape(tuple(shape))
+        elif a.size % size == 0 and a.shape[1:] == tuple(shape):
+            pass  # a batch
+        else:
+            raise ValueError(f"input has {a.size} numbers but this model takes shape {tuple(shape)} ({size} numbers)")
+    pre = metadata.get("preprocess") or {}
+    if pre.get("pixels"):
+        from cnnlab.data import Normalize
+
+        a = np.asarray(Normalize(pre.get("mean", 0.0), pre.get("std", 1.0))(a), dtype=np.float32)
+    return a
