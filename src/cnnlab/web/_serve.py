@@ -66,5 +66,8 @@ def serve(runs_dir: str | Path = "runs", *, host: str = LOCAL, port: int = 0, li
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled, after shutting down cleanly
     finally:
         sock.close()
+    print("cnnlab serve: stopped", file=out, flush=True)
