@@ -6,7 +6,7 @@ SVG by the suffix) at ``figsize * 100`` pixels and closed.  Needs matplotlib
 (``pip install 'cnnlab[viz]'``).
 """
 
-from cnnlab.viz._data import load_test_set, prepare_input
+from cnnlab.viz._data import load_checkpoint, load_test_set, prepare_input
 from cnnlab.viz._layers import (
     CLASSIC_FILTERS,
     LayerOutput,
@@ -32,6 +32,7 @@ __all__ = [
     "WindowFrame",
     "cell_text",
     "layer_outputs",
+    "load_checkpoint",
     "load_test_set",
     "most_wrong",
     "plot_confusion_matrix",

@@ -12,7 +12,32 @@ from typing import Any
 
 import numpy as np
 
+import cnnlab
+from cnnlab import nn
+
 BUILT_IN = ("mnist1d", "mnist", "fashion-mnist", "kmnist")
+
+
+def load_checkpoint(path: Any) -> Any:
+    """The model of a checkpoint: :func:`cnnlab.load_model`, or for a ``last.safetensors`` that
+    also holds the training state, the model part of it (the ``__``-prefixed entries dropped).
+
+    Raises
+    ------
+    cnnlab.CheckpointError
+        When the file is not a cnnlab checkpoint of a model.
+    """
+    try:
+        return cnnlab.load_model(path)
+    except cnnlab.CheckpointError as exc:
+        document = cnnlab.load_metadata(path) or {}
+        config = document.get("config")
+        if "unexpected keys" not in str(exc) or not isinstance(config, dict):
+            raise
+    tensors = {k: v for k, v in cnnlab.load(path).items() if not k.startswith("__")}
+    model = nn.from_config(config)
+    model.load_state_dict(tensors)
+    return model
 
 
 def load_test_set(name: str) -> tuple[np.ndarray, np.ndarray]:

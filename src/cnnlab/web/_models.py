@@ -19,29 +19,13 @@ import numpy as np
 import cnnlab
 from cnnlab import nn
 from cnnlab.explain import Conv, explain
-from cnnlab.viz import cell_text, layer_outputs, load_test_set, prepare_input
+from cnnlab.viz import cell_text, layer_outputs, load_checkpoint, load_test_set, prepare_input
 from cnnlab.web._explore import jsonable
 from cnnlab.web._schema import ApiError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_MAPS = 16
 MAX_FILTERS = 64
-
-
-def load_checkpoint(path: Path) -> Any:
-    """The model of a checkpoint: :func:`cnnlab.load_model`, or for a ``last.safetensors`` that
-    also holds the training state, the model part of it (the ``__``-prefixed entries dropped)."""
-    try:
-        return cnnlab.load_model(path)
-    except cnnlab.CheckpointError as exc:
-        document = cnnlab.load_metadata(path) or {}
-        config = document.get("config")
-        if "unexpected keys" not in str(exc) or not isinstance(config, dict):
-            raise
-    tensors = {k: v for k, v in cnnlab.load(path).items() if not k.startswith("__")}
-    model = nn.from_config(config)
-    model.load_state_dict(tensors)
-    return model
 
 
 class Runs:

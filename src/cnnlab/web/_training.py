@@ -24,9 +24,8 @@ import numpy as np
 
 import cnnlab
 from cnnlab import nn
-from cnnlab.viz import read_metrics
+from cnnlab.viz import load_checkpoint, read_metrics
 from cnnlab.web._explore import jsonable
-from cnnlab.web._models import load_checkpoint
 from cnnlab.web._schema import ApiError, Field
 
 MODELS = ("mnist1d-cnn", "mnist1d-logreg", "mnist1d-mlp", "mnist1d-cnn-bn", "lenet5", "convnet")
