@@ -281,7 +281,7 @@ async function loadModel() {
   const i = mv.info;
   $("model-info").textContent = `${i.data || "?"}, input ${JSON.stringify(i.input_shape)}, ` +
     `${i.layers.length} layers: ${i.layers.map((l) => l.type).join(" > ")}`;
-  filterTiles($("model-filters"), i.filters, 8);
+  filterTiles($("model-filters"), i.filters, 16);
   $("draw").hidden = i.signal; $("signal").hidden = !i.signal;
   $("probs").innerHTML = ""; $("maps").innerHTML = ""; $("model-cell").textContent = "";
 }
