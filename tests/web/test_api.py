@@ -241,3 +241,19 @@ def test_schema_lists_every_endpoint_with_limits(client):
     assert body["limits"]["max_upload"] == 100_000
     assert body["endpoints"]["POST /api/explain"]["stride"] == {"type": "int", "required": False, "default": 1,
                                                                  "low": 1, "high": 8}
+
+
+def test_front_end_fetches_nothing_from_the_internet(client):
+    import re
+    from pathlib import Path
+
+    import cnnlab.web
+
+    static = Path(cnnlab.web.__file__).parent / "static"
+    names = sorted(p.name for p in static.iterdir())
+    assert names == ["app.js", "index.html", "style.css"]
+    for name in names:
+        text = (static / name).read_text()
+        urls = set(re.findall(r"https?://[^\s\"')]+", text)) - {"http://www.w3.org/2000/svg"}
+        assert urls == set(), (name, urls)
+        assert client.get(f"/static/{name}").status_code == 200
