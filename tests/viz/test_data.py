@@ -57,3 +57,14 @@ def test_prepare_input_reshapes_and_normalises():
     assert viz.prepare_input({"input_shape": [1, 3]}, [1, 2, 3]).tolist() == [[1.0, 2.0, 3.0]]
     with pytest.raises(ValueError, match=r"takes shape \(1, 2, 2\)"):
         viz.prepare_input(meta, [1, 2, 3])
+
+
+def test_run_figures_from_the_model(run):
+    meta = cnnlab.load_metadata(run / "best.safetensors")["metadata"]
+    model = viz.load_checkpoint(run / "best.safetensors")
+    x, y = viz.load_test_set("mnist1d")
+    p = viz.predict_probabilities(model, x[:300], meta)
+    assert p.shape == (300, 10) and np.allclose(p.sum(axis=1), 1)
+    written = viz.write_run_figures(run, model=model, metadata=meta, x=x[:300], targets=y[:300],
+                                    classes=meta["classes"])
+    assert [w.name for w in written] == ["curves.png", "confusion.png", "most_wrong.png"]

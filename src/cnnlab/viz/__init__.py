@@ -6,7 +6,7 @@ SVG by the suffix) at ``figsize * 100`` pixels and closed.  Needs matplotlib
 (``pip install 'cnnlab[viz]'``).
 """
 
-from cnnlab.viz._data import load_checkpoint, load_test_set, prepare_input
+from cnnlab.viz._data import load_checkpoint, load_test_set, predict_probabilities, prepare_input
 from cnnlab.viz._layers import (
     CLASSIC_FILTERS,
     LayerOutput,
@@ -41,6 +41,7 @@ __all__ = [
     "plot_filters",
     "plot_most_wrong",
     "plot_training_curves",
+    "predict_probabilities",
     "prepare_input",
     "read_metrics",
     "shape_text",

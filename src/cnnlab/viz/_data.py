@@ -90,3 +90,26 @@ def prepare_input(metadata: Mapping[str, Any], x: Any) -> np.ndarray:
 
         a = np.asarray(Normalize(pre.get("mean", 0.0), pre.get("std", 1.0))(a), dtype=np.float32)
     return a
+
+
+def predict_probabilities(model: Any, x: Any, metadata: Mapping[str, Any] | None = None,
+                          batch_size: int = 500) -> np.ndarray:
+    """Class probabilities ``(N, K)`` of ``model`` for raw examples ``x`` ``(N, ...)``, prepared as
+    :func:`prepare_input` says (in batches, eval mode, no gradients)."""
+    from cnnlab import functional as F
+
+    xs = np.asarray(x, dtype=np.float32)
+    meta = dict(metadata or {})
+    was_training = model.training
+    model.eval()
+    parts = []
+    try:
+        with cnnlab.no_grad():
+            for i in range(0, len(xs), batch_size):
+                batch = xs[i:i + batch_size]
+                if meta:
+                    batch = prepare_input({**meta, "input_shape": None}, batch)
+                parts.append(np.asarray(model(cnnlab.Tensor(batch)).data, dtype=np.float64))
+    finally:
+        model.train(was_training)
+    return np.asarray(F.softmax(np.concatenate(parts), dim=1))

@@ -211,7 +211,8 @@ def _confusion(predicted: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray
 
 
 def write_run_figures(run: str | os.PathLike[str], *, probabilities: Any = None, targets: Any = None,
-                      x: Any = None, classes: Sequence[str] | None = None) -> list[Path]:
+                      x: Any = None, classes: Sequence[str] | None = None, model: Any = None,
+                      metadata: Any = None) -> list[Path]:
     """Write a run folder's figures: ``curves.png`` and, given test predictions, ``confusion.png``
     and ``most_wrong.png``.  Returns the paths written.
 
@@ -222,10 +223,18 @@ def write_run_figures(run: str | os.PathLike[str], *, probabilities: Any = None,
     probabilities, targets : array_like, optional
         The model's test-set class probabilities ``(N, K)`` and the true classes ``(N,)``.
     x : array_like, optional
-        The test examples, for ``most_wrong.png``.
+        The raw test examples, for ``most_wrong.png``.
     classes : sequence of str, optional
+    model : Module, optional
+        Without ``probabilities``: the model that gives them for ``x``.
+    metadata : dict, optional
+        With ``model``: the checkpoint's record of its preprocessing (see :func:`prepare_input`).
     """
+    from cnnlab.viz._data import predict_probabilities
+
     folder = Path(run)
+    if probabilities is None and model is not None and x is not None:
+        probabilities = predict_probabilities(model, x, metadata)
     written = []
     records = read_metrics(folder)
     if records:
