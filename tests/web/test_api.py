@@ -161,6 +161,15 @@ def test_image_upload(client):
     assert pixels.shape == (28, 28) and pixels.max() > 0.9 and pixels.mean() < 0.5
 
 
+def test_image_for_the_explorer(client):
+    r = client.post("/api/image", data={"size": "8", "invert": "no"},
+                    files={"file": ("digit.png", _png(40, 40), "image/png")})
+    assert r.status_code == 200, r.json()
+    assert np.asarray(r.json()["pixels"]).shape == (8, 8)
+    r = client.post("/api/image", data={"size": "40"}, files={"file": ("digit.png", _png(40, 40), "image/png")})
+    assert r.status_code == 422 and "[1, 16]" in r.json()["error"]
+
+
 def test_image_limits(client):
     big = client.post("/api/image", data={"checkpoint": "bars/best.safetensors"},
                       files={"file": ("big.bin", b"\0" * 150_000, "image/png")})
@@ -173,7 +182,7 @@ def test_image_limits(client):
                        files={"file": ("x.png", b"not an image", "image/png")})
     assert junk.status_code == 422
     assert client.post("/api/image", json={"checkpoint": "x"}).status_code == 415
-    missing = client.post("/api/image", files={"checkpoint": (None, "bars/best.safetensors")})
+    missing = client.post("/api/image", files={"checkpoint": (None, "bars/best.safetensors")})  # no file
     assert missing.status_code == 422 and "'file' is required" in missing.json()["error"]
 
 

@@ -62,6 +62,20 @@ def page(browser, server):
     assert errors == [], errors
 
 
+def test_explorer_loads_an_image(page, tmp_path):
+    from PIL import Image
+
+    img = Image.new("L", (32, 32), 0)
+    img.paste(255, (12, 4, 20, 28))
+    img.save(tmp_path / "bar.png")
+    page.set_input_files("#in-image", str(tmp_path / "bar.png"))
+    sync_api.expect(page.locator("#input-grid input")).to_have_count(16)
+    assert page.input_value("#in-rows") == "4"
+    values = [page.input_value(f'#input-grid input[data-row="1"][data-col="{j}"]') for j in range(4)]
+    assert values[0] == "0" and max(int(v) for v in values) >= 4  # the bar is in the middle columns
+    sync_api.expect(page.locator("#step-pos")).to_contain_text("of 9")
+
+
 def test_explorer_shows_five_and_follows_edits(page):
     answer = page.locator("#answer")
     sync_api.expect(answer).to_have_text("5")

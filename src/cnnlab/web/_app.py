@@ -80,7 +80,10 @@ def _schemas(limits: Limits) -> dict[str, dict[str, Field]]:
                            "channel": Field("int", low=0, high=4096, default=0),
                            "row": Field("int", low=0, high=4096, default=0),
                            "col": Field("int", low=0, high=4096, default=0)},
-        "POST /api/image": {"checkpoint": Field("text", required=True, pattern=r".{1,300}"),
+        "POST /api/image": {"checkpoint": Field("text", pattern=r".{1,300}", default=None,
+                                                doc="resize to this model's input; without it, to size x size"),
+                            "size": Field("int", low=1, high=limits.max_matrix, default=8,
+                                          doc="rows and columns for the explorer (without a checkpoint)"),
                             "invert": Field("choice", choices=("auto", "yes", "no"), default="auto"),
                             "file": Field("file", required=True, high=limits.max_upload)},
         "POST /api/train": train_schema(limits.max_epochs),
@@ -174,8 +177,10 @@ def create_app(runs_dir: str | Path = "runs", limits: Limits | None = None,
         fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
         schema = {k: f for k, f in schemas["POST /api/image"].items() if k != "file"}
         req = validate(fields, schema)
-        info = await _thread(runs.describe, req["checkpoint"])
-        shape = info["input_shape"]
+        if req["checkpoint"] is None:
+            shape = [1, req["size"], req["size"]]
+        else:
+            shape = (await _thread(runs.describe, req["checkpoint"]))["input_shape"]
         if not isinstance(shape, list) or len(shape) != 3 or shape[0] != 1:
             raise ApiError(422, f"this model takes input shape {shape}, not a grey image")
         pixels = await _thread(decode_image, data, limits.max_pixels, (shape[1], shape[2]), req["invert"] == "yes")

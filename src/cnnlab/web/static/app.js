@@ -105,6 +105,22 @@ $("lecture").addEventListener("click", () => {
   scheduleExplain();
 });
 
+$("in-image").addEventListener("change", async () => {
+  const file = $("in-image").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("size", String(Math.max(parseInt($("in-rows").value, 10) || 8, 4)));
+  form.append("invert", "no");
+  form.append("file", file);
+  let r;
+  try { r = await api("/api/image", { method: "POST", body: form }); } catch (e) { return; }
+  // grey levels 0..9 keep the arithmetic readable
+  ex.input = r.pixels.map((row) => row.map((v) => Math.round(9 * v)));
+  $("in-rows").value = ex.input.length; $("in-cols").value = ex.input[0].length;
+  buildEditors();
+  scheduleExplain();
+});
+
 let explainTimer = null;
 function scheduleExplain() { clearTimeout(explainTimer); explainTimer = setTimeout(runExplain, 150); }
 
