@@ -376,8 +376,13 @@ async function predict() {
         cv.setAttribute("aria-label", `layer ${l.name} channel ${c}: click a cell`);
         cv.addEventListener("click", (e) => {
           const b = cv.getBoundingClientRect();
-          explainCell(l.name, c, Math.floor((e.clientY - b.top) / b.height * m.length),
-                      Math.floor((e.clientX - b.left) / b.width * m[0].length));
+          const row = Math.floor((e.clientY - b.top) / b.height * m.length);
+          const col = Math.floor((e.clientX - b.left) / b.width * m[0].length);
+          heat(cv, m, Math.max(2, Math.floor(84 / m[0].length)));
+          const ctx = cv.getContext("2d");
+          ctx.fillStyle = "rgba(230, 85, 13, 0.9)";
+          ctx.fillRect(col, row, 1, 1);  // the clicked cell
+          explainCell(l.name, c, row, col);
         });
         cv.addEventListener("keydown", (e) => { if (e.key === "Enter") explainCell(l.name, c, 0, 0); });
       }
