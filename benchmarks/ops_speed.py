@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 import cnnlab.functional as F
-from cnnlab.functional.conv import conv_backward
+from cnnlab.functional._conv import conv_backward
 
 
 def best_of(fn: Callable[[], object], repeat: int) -> float:

@@ -4,8 +4,8 @@ Usage::
 
     PYTHONPATH=src python benchmarks/train_mnist1d.py [--seeds 0 1 2] [--only NAME ...] [--out DIR]
 
-Each run is exactly a ``cnnlab train`` command line (printed with its result), so any row can be
-repeated by hand.  Runs (``--only`` picks some):
+Each run calls :func:`cnnlab.training.run` with the settings of a ``cnnlab train`` command line
+(printed with its result), so any row can be repeated by hand.  Runs (``--only`` picks some):
 
 ``paper``
     The paper's CNN with the paper's recipe: Adam, lr 1e-2, batch 100, 6,000 steps (150 epochs
@@ -19,49 +19,44 @@ repeated by hand.  Runs (``--only`` picks some):
 ``mlp``, ``logreg``
     The paper's baselines with the paper's recipe (150 epochs).
 
-The printed table reports, per run, the final model's test accuracy (not the best epoch's:
-without ``--val-split`` the per-epoch validation metrics are on the test set, so choosing an
-epoch by them would overstate the accuracy), its mean and range over the seeds, and the mean
-wall time per run on this machine.
+The printed table reports, per run, the final model's test accuracy (the test set is used once,
+at the end; the per-epoch validation numbers come from a split of the training data), its mean
+and range over the seeds, and the mean wall time per run on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from cnnlab.cli import main
+from cnnlab.training import resolve_settings, run
 
 PUBLISHED = {"logreg": 32, "mlp": 68, "paper": 94, "default": 94, "best": 94}
-RUNS = {
-    "paper": ["--model", "mnist1d-cnn", "--epochs", "150", "--augment", "0"],
-    "default": [],
-    "best": ["--model", "mnist1d-cnn-bn"],
-    "mlp": ["--model", "mnist1d-mlp"],
-    "logreg": ["--model", "mnist1d-logreg"],
+RUNS: dict[str, dict[str, object]] = {
+    "paper": {"model": "mnist1d-cnn", "epochs": 150, "augment": 0},
+    "default": {},
+    "best": {"model": "mnist1d-cnn-bn"},
+    "mlp": {"model": "mnist1d-mlp"},
+    "logreg": {"model": "mnist1d-logreg"},
 }
 
 
+def command(name: str, seed: int | None = None) -> str:
+    """The ``cnnlab train`` command line with the same settings."""
+    options = dict(RUNS[name], **({} if seed is None else {"seed": seed}))
+    return " ".join(["cnnlab train", *(f"--{k.replace('_', '-')} {v}" for k, v in options.items())])
+
+
 def run_one(name: str, seed: int, out: Path) -> dict[str, float]:
-    argv = ["train", *RUNS[name], "--seed", str(seed), "--out", str(out / f"{name}-seed{seed}"), "--no-progress"]
-    captured = io.StringIO()
+    settings = resolve_settings(dict(RUNS[name], seed=seed))
     start = time.perf_counter()
-    with contextlib.redirect_stdout(captured):
-        code = main(argv)
+    result = run(settings, out / f"{name}-seed{seed}", progress=False, log=None)
     seconds = time.perf_counter() - start
-    if code != 0:
-        sys.exit(f"cnnlab {' '.join(argv)} failed with exit code {code}:\n{captured.getvalue()}")
-    results = json.loads((out / f"{name}-seed{seed}" / "results.json").read_text())
-    print(f"  cnnlab {' '.join(argv)}\n    test accuracy {100 * results['test_accuracy']:.1f}%, {seconds:.0f} s",
-          flush=True)
-    return {"accuracy": results["test_accuracy"], "seconds": seconds}
+    print(f"  {command(name, seed)}\n    test accuracy {100 * result.test_accuracy:.1f}%, {seconds:.0f} s", flush=True)
+    return {"accuracy": result.test_accuracy, "seconds": seconds}
 
 
 def main_benchmark() -> None:
@@ -82,8 +77,7 @@ def main_benchmark() -> None:
     print("\n| run | command | test accuracy, mean (min-max) | published | s / run |")
     print("|---|---|---|---|---|")
     for name, mean, low, high, seconds in rows:
-        command = "cnnlab train " + " ".join(RUNS[name])
-        print(f"| {name} | `{command.strip()}` | {mean:.1f}% ({low:.1f}-{high:.1f}) | {PUBLISHED[name]}% | "
+        print(f"| {name} | `{command(name)}` | {mean:.1f}% ({low:.1f}-{high:.1f}) | {PUBLISHED[name]}% | "
               f"{seconds:.0f} |")
     print(f"\nseeds {args.seeds}; human accuracy (published) 96%")
 

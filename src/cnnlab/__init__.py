@@ -1,8 +1,7 @@
 """cnnlab: convolutional neural networks from first principles, exact, explained and fast."""
 
-__version__ = "0.1.0"
-
 from cnnlab import functional, nn, optim  # noqa: E402
+from cnnlab._version import __version__
 from cnnlab.autograd import Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
 from cnnlab.checkpoint import (  # noqa: E402
     CheckpointError,

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab._version import __version__
+
 __all__ = [
     "CheckpointError",
     "FORMAT_VERSION",
@@ -126,11 +128,9 @@ def _tensors_and_config(obj: Any) -> tuple[dict[str, np.ndarray], Any]:
 def _metadata_document(config: Any, metadata: Any) -> str:
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"save: metadata must be a dict, got {type(metadata).__name__}")
-    import cnnlab
-
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "cnnlab_version": getattr(cnnlab, "__version__", "unknown"),
+        "cnnlab_version": __version__,
         "metadata": dict(metadata or {}),
     }
     if config is not None:
@@ -513,6 +513,38 @@ def load_model(path: PathLike) -> Any:
         you build), the architecture is unknown to this cnnlab, or the weights do not fit it.
     """
     name, tensors, document = _read(path)
+    return _rebuild(name, tensors, document)
+
+
+def read_model(path: PathLike, ignore_prefix: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Read a checkpoint once: the model it records (as :func:`load_model`) and its metadata document.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint with a recorded architecture.
+    ignore_prefix : str, optional
+        Tensors whose names start with this are not model weights (a training checkpoint's
+        optimizer state) and are left out before the weights are fitted to the model.
+
+    Returns
+    -------
+    model : Module
+    document : dict
+        The checkpoint's cnnlab metadata document (``format_version``, ``config``, ``metadata``).
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError
+        As :func:`load_model`.
+    """
+    name, tensors, document = _read(path)
+    if ignore_prefix is not None:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(ignore_prefix)}
+    return _rebuild(name, tensors, document), dict(document or {})
+
+
+def _rebuild(name: str, tensors: dict[str, np.ndarray], document: dict[str, Any] | None) -> Any:
     if document is None:
         raise CheckpointError(
             f"{name!r} has no cnnlab metadata, so the model cannot be rebuilt; read the tensors "

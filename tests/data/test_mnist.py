@@ -263,9 +263,11 @@ def test_corrupt_copy_names_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "exc", "pattern"),
     [
-        ({"kind": "emnist"}, ValueError, r"load_mnist: kind must be one of 'mnist', 'fashion-mnist', 'kmnist'"),
-        ({"split": "val"}, ValueError, r"load_mnist: split must be one of 'train', 'test', got 'val'"),
-        ({"kind": 3}, TypeError, r"load_mnist: kind must be a string, got int"),
+        ({"kind": "emnist"}, ValueError,
+         r"load_mnist: kind must be one of \['mnist', 'fashion-mnist', 'kmnist'\], got 'emnist'"),
+        ({"split": "val"}, ValueError, r"load_mnist: split must be one of \['train', 'test'\], got 'val'"),
+        ({"kind": 3}, TypeError,
+         r"load_mnist: kind must be one of \['mnist', 'fashion-mnist', 'kmnist'\], got 3"),
         ({"mirror": 3}, TypeError, r"load_mnist: mirror must be a URL string or None, got int"),
     ],
 )

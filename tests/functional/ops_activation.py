@@ -18,17 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.functional._naive import (
-    naive_elu,
-    naive_gelu,
-    naive_leaky_relu,
-    naive_log_softmax,
-    naive_relu,
-    naive_sigmoid,
-    naive_softmax,
-    naive_tanh,
-)
-from cnnlab.functional.activation import (
+from cnnlab.functional._activation import (
     elu,
     elu_backward,
     gelu,
@@ -42,7 +32,17 @@ from cnnlab.functional.activation import (
     tanh,
     tanh_backward,
 )
-from cnnlab.functional.softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
+from cnnlab.functional._naive import (
+    naive_elu,
+    naive_gelu,
+    naive_leaky_relu,
+    naive_log_softmax,
+    naive_relu,
+    naive_sigmoid,
+    naive_softmax,
+    naive_tanh,
+)
+from cnnlab.functional._softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, to_torch, torch
 
 SHAPES: list[tuple[int, ...]] = [(7,), (3, 5), (2, 3, 4), (2, 3, 4, 5)]

@@ -9,15 +9,15 @@ import numpy as np
 
 from cnnlab.functional import _naive
 from cnnlab.functional._args import ntuple, padding_pairs, same_padding
-from cnnlab.functional.conv import conv, conv1d, conv2d, conv3d, conv_backward
-from cnnlab.functional.conv_transpose import (
+from cnnlab.functional._conv import conv, conv1d, conv2d, conv3d, conv_backward
+from cnnlab.functional._conv_transpose import (
     conv_transpose,
     conv_transpose1d,
     conv_transpose2d,
     conv_transpose3d,
     conv_transpose_backward,
 )
-from cnnlab.functional.correlate import convolve, convolve_backward, correlate, correlate_backward
+from cnnlab.functional._correlate import convolve, convolve_backward, correlate, correlate_backward
 from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, scipy_signal, to_torch, torch
 
 # ------------------------------------------------------------------ correlate / convolve

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.functional.loss import (
+from cnnlab.functional._loss import (
     binary_cross_entropy_with_logits,
     binary_cross_entropy_with_logits_backward,
     cross_entropy,

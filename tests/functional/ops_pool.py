@@ -22,7 +22,7 @@ import numpy as np
 
 from cnnlab.functional._args import ntuple, padding_pairs
 from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
-from cnnlab.functional.pool import (
+from cnnlab.functional._pool import (
     avg_pool,
     avg_pool1d,
     avg_pool2d,

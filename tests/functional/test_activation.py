@@ -17,9 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from cnnlab.functional._naive import naive_gelu, naive_log_softmax, naive_relu, naive_softmax
-from cnnlab.functional._special import erf as _erf
-from cnnlab.functional.activation import (
+from cnnlab.functional._activation import (
     elu,
     elu_backward,
     gelu,
@@ -33,7 +31,9 @@ from cnnlab.functional.activation import (
     tanh,
     tanh_backward,
 )
-from cnnlab.functional.softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
+from cnnlab.functional._naive import naive_gelu, naive_log_softmax, naive_relu, naive_softmax
+from cnnlab.functional._softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
+from cnnlab.functional._special import erf as _erf
 from tests.functional.opinfo import OpInfo, rand, rng, to_torch, torch
 from tests.functional.ops_activation import OPS
 

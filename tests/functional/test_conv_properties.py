@@ -7,9 +7,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnnlab.functional.conv import conv, conv_backward
-from cnnlab.functional.conv_transpose import conv_transpose, conv_transpose_backward
-from cnnlab.functional.correlate import convolve, convolve_backward, correlate, correlate_backward
+from cnnlab.functional._conv import conv, conv_backward
+from cnnlab.functional._conv_transpose import conv_transpose, conv_transpose_backward
+from cnnlab.functional._correlate import convolve, convolve_backward, correlate, correlate_backward
 
 
 @st.composite

@@ -12,7 +12,7 @@ import pytest
 
 from cnnlab import Tensor
 from cnnlab import functional as F
-from cnnlab.functional import loss
+from cnnlab.functional import _loss as loss
 from cnnlab.functional._dispatch import differentiable
 from tests.functional.opinfo import OpInfo, rng, torch
 from tests.functional.ops_loss import OPS

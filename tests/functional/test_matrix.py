@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnnlab.functional import matrix as matrix_mod
+from cnnlab.functional import _matrix as matrix_mod
 from cnnlab.functional._args import padding_pairs, same_padding
+from cnnlab.functional._conv import conv, conv_backward
+from cnnlab.functional._conv_transpose import conv_transpose
+from cnnlab.functional._correlate import convolve, correlate
+from cnnlab.functional._matrix import conv_matrix, conv_transpose_matrix
 from cnnlab.functional._naive import naive_conv, naive_correlate
-from cnnlab.functional.conv import conv, conv_backward
-from cnnlab.functional.conv_transpose import conv_transpose
-from cnnlab.functional.correlate import convolve, correlate
-from cnnlab.functional.matrix import conv_matrix, conv_transpose_matrix
 
 try:
     import scipy.signal as scipy_signal

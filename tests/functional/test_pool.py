@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
-from cnnlab.functional.pool import (
+from cnnlab.functional._pool import (
     avg_pool,
     avg_pool1d,
     avg_pool2d,

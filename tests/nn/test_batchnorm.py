@@ -8,7 +8,7 @@ import pytest
 
 import cnnlab.nn as nn
 from cnnlab import Tensor
-from cnnlab.functional.norm import batch_norm, batch_norm_backward
+from cnnlab.functional._norm import batch_norm, batch_norm_backward
 
 from .helpers import close, needs_torch, to_numpy, torch, torch_dtype
 

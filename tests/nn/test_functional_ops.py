@@ -11,15 +11,15 @@ import pytest
 import cnnlab.nn as nn
 from cnnlab import Tensor
 from cnnlab import random as cnn_random
-from cnnlab.functional.adaptive import (
+from cnnlab.functional._adaptive import (
     adaptive_avg_pool,
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool_backward,
     averaging_matrix,
 )
-from cnnlab.functional.dropout import dropout, dropout_backward, dropout_mask
-from cnnlab.functional.linear import linear, linear_backward
+from cnnlab.functional._dropout import dropout, dropout_backward, dropout_mask
+from cnnlab.functional._linear import linear, linear_backward
 
 from .helpers import needs_torch, to_numpy, torch
 

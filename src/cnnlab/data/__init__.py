@@ -5,6 +5,7 @@ and reading image folders needs Pillow; both come with ``pip install 'cnnlab[dat
 imported only when used.
 """
 
+from cnnlab.data._named import IMAGE_SUFFIXES, Data, DataError, load_dataset
 from cnnlab.data.cache import data_dir, search_dirs, user_cache_dir
 from cnnlab.data.download import ChecksumError, DownloadError, download_file, file_digest
 from cnnlab.data.idx import parse_idx, read_idx, write_idx
@@ -16,6 +17,9 @@ from cnnlab.data.transforms import Compose, Normalize, RandomCrop, RandomShift, 
 
 __all__ = [
     "DATASETS",
+    "IMAGE_SUFFIXES",
+    "Data",
+    "DataError",
     "MNIST1D_DEFAULTS",
     "ChecksumError",
     "Compose",
@@ -35,6 +39,7 @@ __all__ = [
     "download_file",
     "file_digest",
     "generate_mnist1d",
+    "load_dataset",
     "load_image",
     "load_mnist",
     "load_mnist1d",

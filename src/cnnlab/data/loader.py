@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from numbers import Integral
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from cnnlab.data.transforms import apply_transform
+from cnnlab.functional._args import check_bool, check_int
 
 
 @runtime_checkable
@@ -70,20 +70,6 @@ class TensorDataset:
 
     def __repr__(self) -> str:
         return "TensorDataset(" + ", ".join(f"{a.dtype}{list(a.shape)}" for a in self.arrays) + ")"
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"DataLoader: {name} must be a bool, got {value!r}")
-    return bool(value)
-
-
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
-        raise TypeError(f"DataLoader: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"DataLoader: {name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _stack(field: list[Any], what: str) -> np.ndarray:
@@ -157,9 +143,9 @@ class DataLoader:
         if not isinstance(dataset, Dataset):
             raise TypeError(f"DataLoader: dataset must support len() and indexing, got {type(dataset).__name__}")
         self.dataset = dataset
-        self.batch_size = _check_count("batch_size", batch_size, 1)
-        self.shuffle = _check_bool("shuffle", shuffle)
-        self.drop_last = _check_bool("drop_last", drop_last)
+        self.batch_size = check_int("DataLoader", "batch_size", batch_size, minimum=1)
+        self.shuffle = check_bool("DataLoader", "shuffle", shuffle)
+        self.drop_last = check_bool("DataLoader", "drop_last", drop_last)
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable or None, got {transform!r}")
         self.transform = transform
@@ -171,7 +157,7 @@ class DataLoader:
             seed = int(generator.integers(0, 2**63))
         elif seed is None:
             seed = int(np.random.SeedSequence().entropy)
-        self._seed = _check_count("seed", seed, 0)
+        self._seed = check_int("DataLoader", "seed", seed, minimum=0)
         self._epoch = 0
         self._resume_batch = 0
         self._progress: tuple[int, int] | None = None
@@ -192,7 +178,7 @@ class DataLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration run epoch ``epoch`` from its first batch."""
-        self._epoch = _check_count("epoch", epoch, 0)
+        self._epoch = check_int("DataLoader", "epoch", epoch, minimum=0)
         self._resume_batch = 0
         self._progress = None
 
@@ -205,7 +191,7 @@ class DataLoader:
         >>> sorted(loader.indices(0).tolist())
         [0, 1, 2, 3]
         """
-        epoch = _check_count("epoch", epoch, 0)
+        epoch = check_int("DataLoader", "epoch", epoch, minimum=0)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
@@ -226,9 +212,9 @@ class DataLoader:
         """Continue from a :meth:`state_dict`: the next iteration resumes at that epoch and batch."""
         if not isinstance(state, dict) or set(state) != {"seed", "epoch", "batch"}:
             raise ValueError(f"DataLoader: state must be a dict with keys seed, epoch, batch, got {state!r}")
-        self._seed = _check_count("seed", state["seed"], 0)
-        self._epoch = _check_count("epoch", state["epoch"], 0)
-        self._resume_batch = _check_count("batch", state["batch"], 0)
+        self._seed = check_int("DataLoader", "seed", state["seed"], minimum=0)
+        self._epoch = check_int("DataLoader", "epoch", state["epoch"], minimum=0)
+        self._resume_batch = check_int("DataLoader", "batch", state["batch"], minimum=0)
         if self._resume_batch > len(self):
             raise ValueError(f"DataLoader: state batch {self._resume_batch} is past the {len(self)} batches")
         self._progress = None

@@ -30,6 +30,7 @@ import numpy as np
 from cnnlab.data.cache import ENV_DATA, ENV_MIRROR, data_dir, search_dirs
 from cnnlab.data.download import ChecksumError, DownloadError, download_file
 from cnnlab.data.idx import IDX_DTYPES, IDX_TYPE_NAMES, read_idx
+from cnnlab.functional._args import check_choice
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,6 @@ class DatasetNotFoundError(FileNotFoundError):
     """No copy of a data set was found and none could be downloaded."""
 
 
-def _check_choice(op: str, name: str, value: object, choices) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{op}: {name} must be a string, got {type(value).__name__}")
-    if value not in choices:
-        raise ValueError(f"{op}: {name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-    return value
-
-
 def class_names(kind: str) -> tuple[str, ...]:
     """The ten class names of ``kind`` (``"mnist"``, ``"fashion-mnist"`` or ``"kmnist"``).
 
@@ -139,7 +132,7 @@ def class_names(kind: str) -> tuple[str, ...]:
     >>> class_names("fashion-mnist")[:3]
     ('T-shirt/top', 'Trouser', 'Pullover')
     """
-    return DATASETS[_check_choice("class_names", "kind", kind, DATASETS)].classes
+    return DATASETS[check_choice("class_names", "kind", kind, DATASETS)].classes
 
 
 def split_filenames(split: str) -> tuple[str, str]:
@@ -150,7 +143,7 @@ def split_filenames(split: str) -> tuple[str, str]:
     >>> split_filenames("test")
     ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
     """
-    prefix = SPLITS[_check_choice("split_filenames", "split", split, SPLITS)]
+    prefix = SPLITS[check_choice("split_filenames", "split", split, SPLITS)]
     return f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"
 
 
@@ -280,10 +273,10 @@ def load_mnist(
     >>> images.shape, images.dtype, labels.shape, labels.dtype  # doctest: +SKIP
     ((10000, 28, 28), dtype('uint8'), (10000,), dtype('int64'))
     """
-    _check_choice("load_mnist", "kind", kind, DATASETS)
+    check_choice("load_mnist", "kind", kind, DATASETS)
     if mirror is not None and not isinstance(mirror, str):
         raise TypeError(f"load_mnist: mirror must be a URL string or None, got {type(mirror).__name__}")
-    _check_choice("load_mnist", "split", split, SPLITS)
+    check_choice("load_mnist", "split", split, SPLITS)
     info = DATASETS[kind]
     wanted = split_filenames(split)
     folders = [Path(root).expanduser()] if root is not None else search_dirs(kind)

@@ -6,8 +6,11 @@
 5
 """
 
+from cnnlab.explain._backprop import Backprop, backprop
 from cnnlab.explain._engine import compare, explain
 from cnnlab.explain._lecture import LECTURE_FILTER, LECTURE_INPUT, lecture_example
+from cnnlab.explain._matrix_view import MatrixView, matrix_view
+from cnnlab.explain._parse import MatrixError, has_fraction, parse_matrix, read_source, to_array
 from cnnlab.explain._render import FORMATS, render
 from cnnlab.explain._solution import (
     ActivationCell,
@@ -21,8 +24,6 @@ from cnnlab.explain._solution import (
     Solution,
 )
 from cnnlab.explain._spec import ACTIVATIONS, Activation, Conv, Pool
-from cnnlab.explain.backprop import Backprop, backprop
-from cnnlab.explain.matrix_view import MatrixView, matrix_view
 
 __all__ = [
     "ACTIVATIONS",
@@ -38,6 +39,7 @@ __all__ = [
     "ConvCell",
     "ConvStage",
     "DimShape",
+    "MatrixError",
     "MatrixView",
     "Pool",
     "PoolCell",
@@ -46,7 +48,11 @@ __all__ = [
     "backprop",
     "compare",
     "explain",
+    "has_fraction",
     "lecture_example",
     "matrix_view",
+    "parse_matrix",
+    "read_source",
     "render",
+    "to_array",
 ]

@@ -1,4 +1,4 @@
-"""Rendering of a worked backward pass (:class:`cnnlab.explain.backprop.Backprop`) as document
+"""Rendering of a worked backward pass (:class:`cnnlab.explain._backprop.Backprop`) as document
 blocks, which the text, Markdown, LaTeX and HTML writers turn into output."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from cnnlab.explain._solution import INPUT
 from cnnlab.functional._windows import flip
 
 if TYPE_CHECKING:
-    from cnnlab.explain.backprop import Backprop
+    from cnnlab.explain._backprop import Backprop
 
 def _d(label: str) -> str:
     return f"dL/d{label}"

@@ -1,4 +1,4 @@
-"""The steps of a worked backward pass (data only): what :mod:`cnnlab.explain.backprop` computes
+"""The steps of a worked backward pass (data only): what :mod:`cnnlab.explain._backprop` computes
 and :mod:`cnnlab.explain._backprop_doc` renders."""
 
 from __future__ import annotations

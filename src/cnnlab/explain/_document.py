@@ -9,6 +9,7 @@ cross-correlation vs convolution note with the flipped filter.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,15 +34,16 @@ from cnnlab.explain._expr import (
     Txt,
     joined,
 )
-from cnnlab.explain._solution import (
+from cnnlab.explain._spec import ACTIVATION_NAMES
+from cnnlab.explain._stages import (
     INPUT,
     ActivationStage,
-    Comparison,
     ConvStage,
     PoolStage,
-    Solution,
 )
-from cnnlab.explain._spec import ACTIVATION_NAMES
+
+if TYPE_CHECKING:  # annotations only: the solution objects render through this module
+    from cnnlab.explain._solution import Comparison, Solution
 
 ARITHMETIC = {
     num.INTEGER: "exact integer arithmetic",

@@ -11,7 +11,6 @@ output cell adds up (the tests check that it does).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+import cnnlab.functional as _functional
 from cnnlab.explain import _numbers as num
 from cnnlab.explain._solution import (
     INPUT,
@@ -60,12 +60,8 @@ AXES = ("rows", "cols")
 
 
 def _op(module: str, name: str) -> Any:
-    """The plain NumPy operator ``cnnlab.functional.<module>.<name>``.
-
-    Looked up through the module (not the package namespace, which exports Tensor-aware
-    wrappers under the same names).
-    """
-    return getattr(importlib.import_module(f"cnnlab.functional.{module}"), name)
+    """The operator ``name`` of ``cnnlab.functional`` (arrays in, arrays out); ``module`` names its family."""
+    return getattr(_functional, name)
 
 
 # ---------------------------------------------------------------------------------------------

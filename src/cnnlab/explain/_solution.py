@@ -1,187 +1,28 @@
-"""What a worked solution holds: every intermediate matrix, every output cell's arithmetic.
-
-All arrays of a solution are stored with a channel axis, ``(C, H, W)``; :attr:`Solution.output`
-drops it again for a single-channel result of a 2-D input.  Positions (``rows``, ``cols``) index
-the *grid* a stage shows: its input with the padding added (and, for pooling in ceil mode, the
-cells past the padding that a last window overhangs).
-"""
+"""A worked solution and a comparison of correlation with convolution: the objects users render."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cnnlab.explain._spec import Activation, Conv, Pool
-
-# roles of the cells of a shown grid
-INPUT, PAD, OUTSIDE = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class DimShape:
-    """The output-size arithmetic along one axis.
-
-    ``out = floor((size + lo + hi - dilation*(kernel-1) - 1) / stride) + 1`` (``ceil`` in
-    ceil mode, minus one when that last window would start past the input and the left padding).
-    """
-
-    axis: str
-    size: int
-    kernel: int
-    stride: int
-    dilation: int
-    lo: int
-    hi: int
-    ceil_mode: bool
-    out: int
-
-    @property
-    def span(self) -> int:
-        """The numerator ``size + lo + hi - dilation*(kernel-1) - 1``."""
-        return self.size + self.lo + self.hi - self.dilation * (self.kernel - 1) - 1
-
-    @property
-    def rounded(self) -> int:
-        """``floor(span / stride)`` or ``ceil(span / stride)`` in ceil mode."""
-        return -(-self.span // self.stride) if self.ceil_mode else self.span // self.stride
-
-    @property
-    def dropped(self) -> bool:
-        """True when ceil mode's extra last window was dropped (it would start in the padding)."""
-        return self.ceil_mode and self.rounded + 1 != self.out
-
-    @property
-    def remainder(self) -> int:
-        return self.span % self.stride
+from cnnlab.explain._document import comparison_blocks, solution_blocks
+from cnnlab.explain._rendered import Rendered
+from cnnlab.explain._stages import (  # noqa: F401 - re-exported for the modules that build solutions
+    INPUT,
+    OUTSIDE,
+    PAD,
+    ActivationCell,
+    ActivationStage,
+    ConvCell,
+    ConvStage,
+    DimShape,
+    PoolCell,
+    PoolStage,
+)
 
 
-@dataclass(eq=False)
-class ConvCell:
-    """One output cell of a conv: ``value = sum(products) (+ bias)``.
-
-    ``index`` is ``(filter, row, col)``; ``window``, ``kernel`` and ``products`` are
-    ``(C, kH, kW)``; ``kernel`` is the filter as applied (flipped for a true convolution).
-    """
-
-    index: tuple[int, int, int]
-    rows: tuple[int, ...]
-    cols: tuple[int, ...]
-    window: np.ndarray
-    kernel: np.ndarray
-    products: np.ndarray
-    bias: Any
-    value: Any
-
-
-@dataclass(eq=False)
-class PoolCell:
-    """One output cell of a pooling stage.
-
-    ``window`` holds the grid values under the window (``None`` past the padding) and ``roles``
-    whether each is an input cell, padding or outside.  For max pooling ``terms`` are the input
-    values in row-major order and ``chosen`` is the ``(row, col)`` grid position of the maximum;
-    for average pooling ``terms`` are the summed values and ``divisor`` the count.
-    """
-
-    index: tuple[int, int, int]
-    rows: tuple[int, ...]
-    cols: tuple[int, ...]
-    window: np.ndarray
-    roles: np.ndarray
-    terms: list
-    chosen: tuple[int, int] | None
-    divisor: int | None
-    value: Any
-
-
-@dataclass(eq=False)
-class ActivationCell:
-    """``value = f(arg)`` for the output cell ``index = (channel, row, col)``."""
-
-    index: tuple[int, int, int]
-    arg: Any
-    value: Any
-
-
-@dataclass(eq=False)
-class ConvStage:
-    """A conv stage: ``output[o] = sum_c correlate(input[c], applied[o, c]) (+ bias[o])``."""
-
-    kind = "conv"
-    spec: Conv
-    label: str
-    input_label: str
-    filter_labels: list[str]
-    mode: str
-    input: np.ndarray
-    filters: np.ndarray  # (O, C, kH, kW) as given
-    applied: np.ndarray  # as used: the flipped filters for mode 'convolve'
-    flipped: np.ndarray  # the filters rotated by 180 degrees
-    bias: np.ndarray | None
-    stride: tuple[int, int]
-    pads: tuple[tuple[int, int], tuple[int, int]]
-    dilation: tuple[int, int]
-    padding: Any
-    padding_mode: str
-    grid: np.ndarray  # (C, Hp, Wp): the padded input
-    roles: np.ndarray  # (Hp, Wp)
-    output: np.ndarray
-    other_output: np.ndarray  # what the other operation (convolve <-> correlate) gives
-    shape: list[DimShape]
-    cells: list[ConvCell]
-    arithmetic: str
-    scipy_same: dict | None = None  # SciPy's 'same' padding and result where it differs
-
-    @property
-    def symmetric(self) -> bool:
-        """Whether every filter equals its 180-degree rotation (then both operations agree)."""
-        return bool(np.all(self.filters == self.flipped))
-
-
-@dataclass(eq=False)
-class ActivationStage:
-    """An element-wise activation ``output = f(input)``."""
-
-    kind = "activation"
-    spec: Activation
-    label: str
-    input_label: str
-    name: str
-    input: np.ndarray
-    output: np.ndarray
-    cells: list[ActivationCell]
-    arithmetic: str
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class PoolStage:
-    """A pooling stage, applied to each channel separately."""
-
-    kind = "pool"
-    spec: Pool
-    label: str
-    input_label: str
-    pool: str  # 'max' or 'avg'
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pads: tuple[tuple[int, int], tuple[int, int]]
-    dilation: tuple[int, int]
-    ceil_mode: bool
-    count_include_pad: bool
-    divisor_override: int | None
-    input: np.ndarray
-    grid: np.ndarray  # (C, Hg, Wg) object: values, the pad value, None outside
-    roles: np.ndarray  # (Hg, Wg)
-    output: np.ndarray
-    shape: list[DimShape]
-    cells: list[PoolCell]
-    arithmetic: str
-
-
-class Solution:
+class Solution(Rendered):
     """A worked solution: the input, each stage with its cells, and the answer.
 
     Build one with :func:`cnnlab.explain.explain`.  Render it with :meth:`render` (or
@@ -236,30 +77,9 @@ class Solution:
     def final_label(self) -> str:
         return self.stages[-1].label if self.stages else self.label
 
-    def render(self, format: str = "text", cells: int | None = None, color: bool = False) -> str:
-        """The solution as ``'text'``, ``'md'`` (Markdown), ``'latex'`` or ``'html'``.
-
-        ``cells`` shows at most that many worked cells per stage (the matrices are always
-        complete); ``color`` adds ANSI bold to the text form's highlighted windows.
-        """
-        from cnnlab.explain._render import render
-
-        return render(self, format, cells=cells, color=color)
-
-    def to_text(self, cells: int | None = None, color: bool = False) -> str:
-        return self.render("text", cells, color)
-
-    def to_markdown(self, cells: int | None = None) -> str:
-        return self.render("md", cells)
-
-    def to_latex(self, cells: int | None = None) -> str:
-        return self.render("latex", cells)
-
-    def to_html(self, cells: int | None = None) -> str:
-        return self.render("html", cells)
-
-    def __str__(self) -> str:
-        return self.to_text()
+    def document_blocks(self, cells: int | None = None) -> list:
+        """The blocks of the worked solution; ``cells`` limits the worked cells per stage."""
+        return solution_blocks(self, cells)
 
     def __repr__(self) -> str:
         shapes = " -> ".join(
@@ -267,16 +87,8 @@ class Solution:
         )
         return f"<Solution {self.final_label}: {shapes}>"
 
-    def _repr_html_(self) -> str:
-        return self.to_html()
 
-    def _repr_latex_(self) -> str:
-        from cnnlab.explain._render import render
-
-        return render(self, "latex", math_only=True)
-
-
-class Comparison:
+class Comparison(Rendered):
     """The same pipeline computed with cross-correlation and with true convolution.
 
     Built by :func:`cnnlab.explain.compare`; renders both solutions after a side-by-side summary.
@@ -286,22 +98,10 @@ class Comparison:
         self.correlation = correlation
         self.convolution = convolution
 
-    def render(self, format: str = "text", cells: int | None = None, color: bool = False) -> str:
-        """Same formats and options as :meth:`Solution.render`."""
-        from cnnlab.explain._render import render
-
-        return render(self, format, cells=cells, color=color)
-
-    def __str__(self) -> str:
-        return self.render()
+    def document_blocks(self, cells: int | None = None) -> list:
+        """The blocks of the side-by-side summary and both worked solutions."""
+        return comparison_blocks(self, cells)
 
     def __repr__(self) -> str:
         return f"<Comparison of {self.correlation.final_label}>"
 
-    def _repr_html_(self) -> str:
-        return self.render("html")
-
-    def _repr_latex_(self) -> str:
-        from cnnlab.explain._render import render
-
-        return render(self, "latex", math_only=True)

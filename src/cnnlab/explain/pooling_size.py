@@ -16,7 +16,6 @@ Every number comes from :mod:`cnnlab.functional` (or its loop references for exa
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+import cnnlab.functional as _functional
 from cnnlab.explain import _numbers as num
 from cnnlab.explain._document import _limit, _pair_text
 from cnnlab.explain._engine import explain
 from cnnlab.explain._expr import Call, Grid, Heading, Items, Math, Num, Op, Para, Paren, Row, Sym, joined
-from cnnlab.explain._render import Rendered
+from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import PoolStage
 from cnnlab.explain._spec import Conv, Pool
 from cnnlab.functional import _naive
@@ -37,7 +37,8 @@ from cnnlab.functional._windows import windows
 
 
 def _op(module: str, name: str) -> Any:
-    return getattr(importlib.import_module(f"cnnlab.functional.{module}"), name)
+    """The operator ``name`` of ``cnnlab.functional`` (arrays in, arrays out); ``module`` names its family."""
+    return getattr(_functional, name)
 
 
 def _matrix(op: str, x: Any) -> np.ndarray:

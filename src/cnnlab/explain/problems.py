@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from cnnlab.explain import _numbers as num
+from cnnlab.explain._backprop import backprop
 from cnnlab.explain._document import _grids, _shape_blocks, solution_blocks
 from cnnlab.explain._engine import explain
 from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sym
-from cnnlab.explain._render import FORMATS, Rendered, make_writer
+from cnnlab.explain._rendered import FORMATS, Rendered, make_writer
 from cnnlab.explain._solution import DimShape, Solution
 from cnnlab.explain._spec import Activation, Conv, Pool
-from cnnlab.explain.backprop import backprop
 from cnnlab.functional._args import out_sizes
 
 KINDS = ("conv", "pool", "pipeline", "backprop", "shape")
@@ -36,7 +36,7 @@ class Problem:
     ``data`` maps each matrix's name to its values; ``answer`` is an int, an ``int64`` matrix,
     a dict of named matrices (backprop) or a dict of named shapes (shape problems);
     ``solution`` is the worked solution (a :class:`~cnnlab.explain.Solution`,
-    :class:`~cnnlab.explain.backprop.Backprop` or :class:`ShapeSolution`); ``stages`` the
+    :class:`~cnnlab.explain._backprop.Backprop` or :class:`ShapeSolution`); ``stages`` the
     pipeline given to :func:`cnnlab.explain.explain` (``None`` for shape problems, whose numbers
     are in ``params``).
     """

@@ -16,18 +16,17 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from cnnlab.functional import activation as _act
-from cnnlab.functional import adaptive as _adaptive
-from cnnlab.functional import conv as _conv
-from cnnlab.functional import conv_transpose as _convt
-from cnnlab.functional import correlate as _corr
-from cnnlab.functional import linear as _linear
-from cnnlab.functional import loss as _loss
-from cnnlab.functional import norm as _norm
-from cnnlab.functional import pool as _pool
-from cnnlab.functional import softmax as _softmax
-from cnnlab.functional._dispatch import differentiable
-from cnnlab.functional.activation import (
+from cnnlab.functional import _activation as _act
+from cnnlab.functional import _adaptive as _adaptive
+from cnnlab.functional import _conv as _conv
+from cnnlab.functional import _conv_transpose as _convt
+from cnnlab.functional import _correlate as _corr
+from cnnlab.functional import _linear as _linear
+from cnnlab.functional import _loss as _loss
+from cnnlab.functional import _norm as _norm
+from cnnlab.functional import _pool as _pool
+from cnnlab.functional import _softmax as _softmax
+from cnnlab.functional._activation import (
     elu_backward,
     gelu_backward,
     leaky_relu_backward,
@@ -35,27 +34,28 @@ from cnnlab.functional.activation import (
     sigmoid_backward,
     tanh_backward,
 )
-from cnnlab.functional.adaptive import (
+from cnnlab.functional._adaptive import (
     adaptive_avg_pool1d_backward,
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool3d_backward,
     adaptive_avg_pool_backward,
 )
-from cnnlab.functional.conv import conv_backward
-from cnnlab.functional.conv_transpose import conv_transpose_backward
-from cnnlab.functional.correlate import convolve_backward, correlate_backward
-from cnnlab.functional.dropout import dropout, dropout_backward, dropout_mask
-from cnnlab.functional.linear import linear_backward
-from cnnlab.functional.loss import (
+from cnnlab.functional._conv import conv_backward
+from cnnlab.functional._conv_transpose import conv_transpose_backward
+from cnnlab.functional._correlate import convolve_backward, correlate_backward
+from cnnlab.functional._dispatch import differentiable
+from cnnlab.functional._dropout import dropout, dropout_backward, dropout_mask
+from cnnlab.functional._linear import linear_backward
+from cnnlab.functional._loss import (
     binary_cross_entropy_with_logits_backward,
     cross_entropy_backward,
     mse_loss_backward,
     nll_loss_backward,
 )
-from cnnlab.functional.matrix import conv_matrix, conv_transpose_matrix
-from cnnlab.functional.norm import batch_norm_backward, batch_norm_backward_all
-from cnnlab.functional.pool import avg_pool_backward, max_pool_backward
-from cnnlab.functional.softmax import log_softmax_backward, softmax_backward
+from cnnlab.functional._matrix import conv_matrix, conv_transpose_matrix
+from cnnlab.functional._norm import batch_norm_backward, batch_norm_backward_all
+from cnnlab.functional._pool import avg_pool_backward, max_pool_backward
+from cnnlab.functional._softmax import log_softmax_backward, softmax_backward
 
 
 def _pool_backward(forward: Callable[..., Any], backward: Callable[..., Any], n: int | None) -> Callable[..., Any]:

@@ -195,9 +195,10 @@ def out_sizes(
     return tuple(sizes)
 
 
-def check_bool(op: str, name: str, value: Any) -> bool:
+def check_bool(op: str, name: str, value: Any, where: str = "") -> bool:
+    """A bool (NumPy's too); ``where`` adds context such as ``" in param group 0"``."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be a bool, got {_describe(value)}")
+        raise TypeError(f"{op}: {name} must be a bool{where}, got {_describe(value)}")
     return bool(value)
 
 
@@ -232,3 +233,50 @@ def check_dim(op: str, dim: Any, ndim: int) -> int:
     if not -ndim <= dim < ndim:
         raise ValueError(f"{op}: dim must be in [{-ndim}, {ndim - 1}] for a {ndim}-D input, got {dim}")
     return int(dim) % ndim
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar arguments: the one set of checks that layers, optimizers, schedulers, data loaders,
+# training and the command line use too
+
+
+def check_int(op: str, name: str, value: Any, minimum: int | None = None, where: str = "") -> int:
+    """An int (Python's or NumPy's, not a bool), at least ``minimum`` when given.
+
+    Examples
+    --------
+    >>> check_int("DataLoader", "batch_size", 0, minimum=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: DataLoader: batch_size must be >= 1, got 0
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
+        raise TypeError(f"{op}: {name} must be an int{where}, got {_describe(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}{where}, got {value}")
+    return int(value)
+
+
+def check_positive_int(op: str, name: str, value: Any, where: str = "") -> int:
+    """An int >= 1 (not a bool): sizes, counts, epochs, steps."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
+        raise TypeError(f"{op}: {name} must be a positive int{where}, got {_describe(value)}")
+    if value < 1:
+        raise ValueError(f"{op}: {name} must be a positive int{where}, got {value}")
+    return int(value)
+
+
+def check_real(op: str, name: str, value: Any, where: str = "") -> float:
+    """A real number (int or float, not a bool) as a float; NaN passes (callers that refuse it use
+    :func:`check_nonnegative` or compare)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: {name} must be a real number{where}, got {_describe(value)}")
+    return float(value)
+
+
+def check_nonnegative(op: str, name: str, value: Any, where: str = "") -> float:
+    """A real number >= 0 (NaN is refused) as a float."""
+    number = check_real(op, name, value, where)
+    if not number >= 0.0:
+        raise ValueError(f"{op}: {name} must be >= 0{where}, got {value!r}")
+    return number

@@ -15,7 +15,7 @@ inputs are the first ``n_diff`` parameters of ``op`` (positional or passed by ke
 The package ``__init__`` exports the Tensor-aware version::
 
     from cnnlab.functional._dispatch import differentiable
-    from cnnlab.functional import conv as _conv
+    from cnnlab.functional import _conv
     conv = differentiable(_conv.conv, _conv.conv_backward, n_diff=3)   # x, weight, bias
     relu = differentiable(_activation.relu, _activation.relu_backward)  # n_diff=1
 

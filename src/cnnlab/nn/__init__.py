@@ -6,9 +6,10 @@ between the two unchanged.
 """
 
 from cnnlab.nn import init
+from cnnlab.nn._summary import LayerSummary, ModelSummary, summary
 from cnnlab.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from cnnlab.nn.config import from_config, register_module, registered_modules
-from cnnlab.nn.container import Sequential
+from cnnlab.nn.container import Residual, Sequential
 from cnnlab.nn.conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from cnnlab.nn.dropout import Dropout
 from cnnlab.nn.linear import Flatten, Identity, Linear
@@ -26,13 +27,12 @@ from cnnlab.nn.pooling import (
     MaxPool2d,
     MaxPool3d,
 )
-from cnnlab.nn.summary import LayerSummary, ModelSummary, summary
 
 __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
     "ConvTranspose2d", "ConvTranspose3d", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "GELU", "Identity",
     "IncompatibleKeys", "LayerSummary", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d",
-    "MaxPool3d", "ModelSummary", "Module", "NLLLoss", "Parameter", "ReLU", "RemovableHandle", "Sequential",
+    "MaxPool3d", "ModelSummary", "Module", "NLLLoss", "Parameter", "ReLU", "RemovableHandle", "Residual", "Sequential",
     "Sigmoid", "Softmax", "Tanh", "from_config", "init", "register_module", "registered_modules", "summary",
 ]

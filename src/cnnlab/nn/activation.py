@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab import functional as F
-from cnnlab.functional._args import check_choice, check_scalar
+from cnnlab.functional._args import check_choice, check_int, check_scalar
 from cnnlab.nn.config import register_module
-from cnnlab.nn.module import Module, check_int
+from cnnlab.nn.module import Module
 
 
 @register_module

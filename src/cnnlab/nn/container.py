@@ -96,3 +96,45 @@ class Sequential(Module):
             child_cls, child_args = check_config(child)
             built[name] = child_cls.from_config_dict(child, child_args)
         return cls(built)
+
+
+@register_module
+class Residual(Module):
+    """A residual block: ``x + body(x)`` (the body must keep the shape).
+
+    Parameters
+    ----------
+    body : Module
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnlab import nn
+    >>> block = nn.Residual(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+    >>> block(np.zeros((2, 4), dtype=np.float32)).shape
+    (2, 4)
+    >>> [name for name, _ in block.named_parameters()]
+    ['body.0.weight', 'body.0.bias']
+    """
+
+    def __init__(self, body: Module) -> None:
+        super().__init__()
+        if not isinstance(body, Module):
+            raise TypeError(f"Residual: body must be a Module, got {type(body).__name__}")
+        self.body = body
+
+    def forward(self, x: Any) -> Any:
+        return x + self.body(x)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"class": "Residual", "args": {}, "modules": {"body": self.body.to_config()}}
+
+    @classmethod
+    def from_config_dict(cls, config: Mapping[str, Any], args: dict[str, Any]) -> Residual:
+        if args:
+            raise ValueError(f"from_config: Residual takes no args, got {sorted(args)}")
+        children = config.get("modules", {})
+        if not isinstance(children, Mapping) or set(children) != {"body"}:
+            raise ValueError("from_config: Residual's 'modules' must be {'body': config}")
+        body_cls, body_args = check_config(children["body"])
+        return cls(body_cls.from_config_dict(children["body"], body_args))

@@ -14,19 +14,11 @@ from typing import Any
 import numpy as np
 
 from cnnlab import functional as F
-from cnnlab.functional._args import _describe, check_bool, check_choice, ntuple, padding_pairs
+from cnnlab.functional._args import _describe, check_bool, check_choice, check_positive_int, ntuple, padding_pairs
 from cnnlab.functional._windows import PAD_MODES
 from cnnlab.nn import init
 from cnnlab.nn.config import register_module
 from cnnlab.nn.module import Module, Parameter, check_dtype
-
-
-def _positive_int(op: str, name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: {name} must be a positive int, got {_describe(value)}")
-    if value < 1:
-        raise ValueError(f"{op}: {name} must be a positive int, got {value}")
-    return int(value)
 
 
 def _padding(op: str, padding: Any, n: int) -> tuple | str:
@@ -66,9 +58,9 @@ class _ConvBase(Module):
         groups: Any, bias: Any, padding_mode: Any, dtype: Any,
     ) -> None:
         op, n = type(self).__name__, self._n
-        self.in_channels = _positive_int(op, "in_channels", in_channels)
-        self.out_channels = _positive_int(op, "out_channels", out_channels)
-        self.groups = _positive_int(op, "groups", groups)
+        self.in_channels = check_positive_int(op, "in_channels", in_channels)
+        self.out_channels = check_positive_int(op, "out_channels", out_channels)
+        self.groups = check_positive_int(op, "groups", groups)
         if self.in_channels % self.groups:
             raise ValueError(f"{op}: in_channels {in_channels} is not divisible by groups {groups}")
         if self.out_channels % self.groups:

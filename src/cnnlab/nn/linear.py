@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd import Tensor
-from cnnlab.functional._args import check_bool, check_dim
+from cnnlab.functional._args import check_bool, check_dim, check_int, check_positive_int
 from cnnlab.nn import _ops
 from cnnlab.nn.config import register_module
-from cnnlab.nn.conv import _positive_int, reset_conv_like
-from cnnlab.nn.module import Module, Parameter, check_dtype, check_int
+from cnnlab.nn.conv import reset_conv_like
+from cnnlab.nn.module import Module, Parameter, check_dtype
 
 
 @register_module
@@ -44,8 +44,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None) -> None:
         super().__init__()
-        self.in_features = _positive_int("Linear", "in_features", in_features)
-        self.out_features = _positive_int("Linear", "out_features", out_features)
+        self.in_features = check_positive_int("Linear", "in_features", in_features)
+        self.out_features = check_positive_int("Linear", "out_features", out_features)
         dtype = check_dtype("Linear", dtype)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         if check_bool("Linear", "bias", bias):

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd import Tensor
-from cnnlab.functional._args import check_array, check_choice, check_scalar
+from cnnlab.functional._args import check_array, check_choice, check_int, check_scalar
 from cnnlab.nn import _ops
 from cnnlab.nn.config import register_module
-from cnnlab.nn.module import Module, check_int
+from cnnlab.nn.module import Module
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -43,7 +43,7 @@ class _Loss(Module):
 @register_module
 class CrossEntropyLoss(_Loss):
     """Cross-entropy of logits and class targets (indices or probabilities);
-    see :func:`cnnlab.functional.loss.cross_entropy`.
+    see :func:`cnnlab.functional._loss.cross_entropy`.
 
     Parameters
     ----------
@@ -79,7 +79,7 @@ class CrossEntropyLoss(_Loss):
 @register_module
 class NLLLoss(_Loss):
     """Negative log-likelihood of log-probabilities and class indices;
-    see :func:`cnnlab.functional.loss.nll_loss`.
+    see :func:`cnnlab.functional._loss.nll_loss`.
 
     Parameters
     ----------
@@ -102,7 +102,7 @@ class NLLLoss(_Loss):
 
 @register_module
 class MSELoss(_Loss):
-    """Mean squared error; see :func:`cnnlab.functional.loss.mse_loss`.
+    """Mean squared error; see :func:`cnnlab.functional._loss.mse_loss`.
 
     Parameters
     ----------
@@ -119,7 +119,7 @@ class MSELoss(_Loss):
 @register_module
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits (sigmoid built in, numerically stable);
-    see :func:`cnnlab.functional.loss.binary_cross_entropy_with_logits`.
+    see :func:`cnnlab.functional._loss.binary_cross_entropy_with_logits`.
 
     Parameters
     ----------

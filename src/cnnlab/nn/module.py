@@ -39,13 +39,6 @@ def check_dtype(op: str, dtype: Any) -> np.dtype:
     return resolved
 
 
-def check_int(op: str, name: str, value: Any) -> int:
-    """An int argument (not a bool), e.g. a ``dim``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
-    return int(value)
-
-
 class Parameter(Tensor):
     """A Tensor that is a trainable weight: it requires grad, and assigning it to an attribute
     of a :class:`Module` registers it there.

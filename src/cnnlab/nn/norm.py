@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd import Tensor
-from cnnlab.functional._args import check_bool, check_scalar
+from cnnlab.functional._args import check_bool, check_positive_int, check_scalar
 from cnnlab.nn import _ops
 from cnnlab.nn.config import register_module
-from cnnlab.nn.conv import _positive_int
 from cnnlab.nn.module import Module, Parameter, check_dtype
 
 
@@ -29,7 +28,7 @@ class _BatchNorm(Module):
     ) -> None:
         super().__init__()
         op = type(self).__name__
-        self.num_features = _positive_int(op, "num_features", num_features)
+        self.num_features = check_positive_int(op, "num_features", num_features)
         self.eps = float(check_scalar(op, "eps", eps))
         if self.eps < 0:
             raise ValueError(f"{op}: eps must be non-negative, got {eps}")

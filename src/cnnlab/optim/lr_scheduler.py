@@ -12,20 +12,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 from typing import Any
 
-from cnnlab.optim.optimizer import Optimizer, check_real
+from cnnlab.functional._args import check_positive_int, check_real
+from cnnlab.optim.optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR"]
-
-
-def _check_positive_int(owner: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{owner}: {name} must be a positive int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class LRScheduler:
@@ -159,7 +151,7 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = _check_positive_int("StepLR", "step_size", step_size)
+        self.step_size = check_positive_int("StepLR", "step_size", step_size)
         self.gamma = check_real("StepLR", "gamma", gamma)
         super().__init__(optimizer)
 
@@ -222,7 +214,7 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:  # noqa: N803
-        self.T_max = _check_positive_int("CosineAnnealingLR", "T_max", T_max)
+        self.T_max = check_positive_int("CosineAnnealingLR", "T_max", T_max)
         self.eta_min = check_real("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer)
 
@@ -358,10 +350,10 @@ class OneCycleLR(LRScheduler):
                 f"got {type(optimizer).__name__}"
             )
         if total_steps is not None:
-            self.total_steps = _check_positive_int(owner, "total_steps", total_steps)
+            self.total_steps = check_positive_int(owner, "total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            epochs = _check_positive_int(owner, "epochs", epochs)
-            steps_per_epoch = _check_positive_int(owner, "steps_per_epoch", steps_per_epoch)
+            epochs = check_positive_int(owner, "epochs", epochs)
+            steps_per_epoch = check_positive_int(owner, "steps_per_epoch", steps_per_epoch)
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError(f"{owner}: give total_steps, or both epochs and steps_per_epoch")

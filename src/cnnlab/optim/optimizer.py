@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -78,26 +78,6 @@ def _check_param(opt: str, param: Any, where: str) -> None:
             f"{opt}: {where} must hold a floating-point array to be optimized, "
             f"got dtype {data.dtype}"
         )
-
-
-def check_real(opt: str, name: str, value: Any, where: str = "") -> float:
-    """Return ``value`` as a float, or raise ``TypeError`` naming the optimizer and argument."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{opt}: {name} must be a real number{where}, got {value!r}")
-    return float(value)
-
-
-def check_nonnegative(opt: str, name: str, value: Any, where: str = "") -> None:
-    """Raise ``ValueError`` unless ``value`` is a real number >= 0 (NaN is rejected)."""
-    number = check_real(opt, name, value, where)
-    if not number >= 0.0:
-        raise ValueError(f"{opt}: {name} must be >= 0{where}, got {value!r}")
-
-
-def check_bool(opt: str, name: str, value: Any, where: str = "") -> None:
-    """Raise ``TypeError`` unless ``value`` is a bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{opt}: {name} must be a bool{where}, got {value!r}")
 
 
 def _copy_value(value: Any) -> Any:

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.optim.optimizer import Optimizer, check_bool, check_nonnegative, check_real
+from cnnlab.functional._args import check_bool, check_nonnegative, check_real
+from cnnlab.optim.optimizer import Optimizer
 
 __all__ = ["SGD"]
 

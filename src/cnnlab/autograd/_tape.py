@@ -1,0 +1,55 @@
+"""The tape's walk: reverse topological order and gradient accumulation.
+
+Nodes are Tensors (duck-typed here: ``_parents``, ``_backward_fn``, ``requires_grad``, ``grad``,
+``shape``, ``dtype``, ``grad_fn``); the engine sums the gradients reaching a node used twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def topological_order(root: Any) -> list[Any]:
+    """Tensors that require grad and lead to ``root``, each after all of its parents
+    (iterative depth-first search)."""
+    order: list[Any] = []
+    seen = {id(root)}
+    stack = [(root, iter(root._parents))]
+    while stack:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent is not None and parent.requires_grad and id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, iter(parent._parents)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def run_backward(root: Any, seed: np.ndarray) -> None:
+    pending = {id(root): seed}  # summed gradient of each tensor not yet processed
+    for node in reversed(topological_order(root)):
+        grad = pending.pop(id(node), None)
+        if grad is None:
+            continue
+        if node._backward_fn is None:  # a leaf: accumulate across backward calls
+            grad = np.array(grad, dtype=node.dtype, copy=True)
+            node.grad = grad if node.grad is None else node.grad + grad
+            continue
+        grads = node._backward_fn(grad)
+        for parent, parent_grad in zip(node._parents, grads, strict=True):
+            if parent is None or parent_grad is None or not parent.requires_grad:
+                continue
+            parent_grad = np.asarray(parent_grad)
+            if parent_grad.shape != parent.shape:
+                raise RuntimeError(
+                    f"backward: {node.grad_fn} returned a gradient of shape "
+                    f"{parent_grad.shape} for an input of shape {parent.shape}"
+                )
+            parent_grad = parent_grad.astype(parent.dtype, copy=False)
+            key = id(parent)
+            pending[key] = pending[key] + parent_grad if key in pending else parent_grad

@@ -1,0 +1,376 @@
+"""The deep-learning convolution layer ``conv`` (a cross-correlation, as in PyTorch) with its
+backward, and the one kernel every convolution in cnnlab runs on.
+
+One general N-d implementation; ``conv1d/2d/3d`` only fix the number of spatial dims.
+:func:`_correlate_padded` takes the sliding windows of the padded input (a strided view), copies
+them into an im2col matrix per group and multiplies by the weight matrix.  The backward pass
+reuses it (see the derivation above :func:`conv_backward`), and so do the signal-processing
+:mod:`~cnnlab.functional._correlate` ops and the transposed conv.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional._args import (
+    PadPairs,
+    check_array,
+    check_choice,
+    check_ndim,
+    ntuple,
+    out_sizes,
+    padding_pairs,
+    result_dtype,
+    same_padding,
+)
+from cnnlab.functional._windows import PAD_MODES, dilate, flip, im2col, pad, pad_backward
+
+
+def _correlate_padded(
+    xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int
+) -> np.ndarray:
+    """``y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]`` with ``g = o // O_g``.
+
+    ``xp`` is already padded and batched ``(N, C, *sp)``; ``weight`` is ``(O, C_g, *k)``.
+    """
+    batch = xp.shape[0]
+    out_ch = weight.shape[0]
+    cols, out = im2col(xp, weight.shape[2:], stride, dilation, groups)  # (G, N, C_g*K, P)
+    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
+    # one (O_g, C_g*K) @ (N, C_g*K, P) product per group
+    if groups == 1:
+        y = np.matmul(w[0], cols[0])  # (N, O, P)
+    else:
+        y = np.stack([np.matmul(w[g], cols[g]) for g in range(groups)], axis=1)  # (N, G, O_g, P)
+    return y.reshape(batch, out_ch, *out)
+
+
+def _weight_grad(upstream: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``sum_b upstream[g, b] @ cols[g, b].T``: ``(G, N, A, P)`` and ``(G, N, B, P)`` -> ``(G, A, B)``.
+
+    The contraction over samples and positions shared by both weight gradients.
+    """
+    return np.stack([np.matmul(upstream[g], cols[g].swapaxes(-1, -2)).sum(axis=0) for g in range(len(cols))])
+
+
+# ---------------------------------------------------------------------------------------------
+# the deep-learning layer: conv
+
+
+@dataclass(frozen=True)
+class _ConvArgs:
+    x: np.ndarray  # batched (N, C, *sp)
+    weight: np.ndarray
+    bias: np.ndarray | None
+    unbatched: bool
+    stride: tuple[int, ...]
+    pads: PadPairs
+    dilation: tuple[int, ...]
+    groups: int
+    padding_mode: str
+    out: tuple[int, ...]
+    dtype: np.dtype
+
+
+def _check_groups(op: str, groups: Any) -> int:
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{op}: groups must be a positive int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups}")
+    return int(groups)
+
+
+def _check_bias(op: str, bias: Any, channels: int) -> np.ndarray | None:
+    if bias is None:
+        return None
+    bias = check_array(op, "bias", bias)
+    if bias.shape != (channels,):
+        raise ValueError(f"{op}: bias must have shape ({channels},), got shape {bias.shape}")
+    return bias
+
+
+def _batched(op: str, x: np.ndarray, n: int) -> tuple[np.ndarray, bool]:
+    layout = f"(N, C, {n} spatial) or unbatched (C, {n} spatial)"
+    check_ndim(op, "x", x, (n + 1, n + 2), layout)
+    return (x[None], True) if x.ndim == n + 1 else (x, False)
+
+
+def _spatial_dims(op: str, weight: np.ndarray, n: int | None, layout: str) -> int:
+    """The number of spatial dims: fixed by a 1d/2d/3d name, else ``weight.ndim - 2`` (>= 1)."""
+    if n is None:
+        n = weight.ndim - 2
+        if n < 1:
+            raise ValueError(
+                f"{op}: weight must be ({layout}) with at least one spatial dim, got shape {weight.shape}"
+            )
+    else:
+        check_ndim(op, "weight", weight, (n + 2,), layout)
+    return n
+
+
+def _conv_args(
+    op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+    groups: Any, padding_mode: Any, n: int | None,
+) -> _ConvArgs:
+    x = check_array(op, "x", x)
+    weight = check_array(op, "weight", weight)
+    n = _spatial_dims(op, weight, n, "out_channels, in_channels/groups, *kernel")
+    xb, unbatched = _batched(op, x, n)
+    groups = _check_groups(op, groups)
+    channels, out_ch, cg = xb.shape[1], weight.shape[0], weight.shape[1]
+    if channels % groups:
+        raise ValueError(f"{op}: in_channels {channels} is not divisible by groups {groups}")
+    if out_ch % groups:
+        raise ValueError(f"{op}: out_channels {out_ch} is not divisible by groups {groups}")
+    if cg * groups != channels:
+        raise ValueError(
+            f"{op}: weight expects {cg * groups} input channels ({cg} per group x {groups} "
+            f"groups), got x with {channels} channels (x shape {x.shape})"
+        )
+    bias = _check_bias(op, bias, out_ch)
+    stride = ntuple(op, "stride", stride, n, minimum=1)
+    dilation = ntuple(op, "dilation", dilation, n, minimum=1)
+    check_choice(op, "padding_mode", padding_mode, PAD_MODES)
+    spatial, kernel = xb.shape[2:], weight.shape[2:]
+    if isinstance(padding, str):
+        check_choice(op, "padding", padding, ("valid", "same"))
+        pads = ((0, 0),) * n if padding == "valid" else same_padding(spatial, kernel, stride, dilation)
+    else:
+        pads = padding_pairs(op, padding, n)
+    if padding_mode in ("reflect", "circular"):
+        for i, ((lo, hi), size) in enumerate(zip(pads, spatial, strict=True)):
+            limit = size - 1 if padding_mode == "reflect" else size
+            if lo > limit or hi > limit:
+                raise ValueError(
+                    f"{op}: padding_mode '{padding_mode}' needs padding <= {limit} in spatial dim "
+                    f"{i} (input size {size}), got ({lo}, {hi})"
+                )
+    out = out_sizes(op, spatial, kernel, stride, pads, dilation)
+    dtype = result_dtype(xb, weight, *(() if bias is None else (bias,)))
+    return _ConvArgs(xb, weight, bias, unbatched, stride, pads, dilation, groups, padding_mode, out, dtype)
+
+
+def _conv(
+    op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+    groups: Any, padding_mode: Any, n: int | None,
+) -> np.ndarray:
+    a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
+    xp = pad(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
+    y = _correlate_padded(xp, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups)
+    if a.bias is not None:
+        y += a.bias.astype(a.dtype).reshape((-1,) + (1,) * len(a.stride))
+    return y[0] if a.unbatched else y
+
+
+def conv(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
+    padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
+    padding_mode: str = "zeros",
+) -> np.ndarray:
+    """N-d convolution layer (a cross-correlation, as in every deep-learning library).
+
+    The number of spatial dims is ``weight.ndim - 2``.  :func:`conv1d`, :func:`conv2d` and
+    :func:`conv3d` are this op with that number fixed.
+
+    Parameters
+    ----------
+    x : array_like
+        Input ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
+    weight : array_like
+        Filters ``(C_out, C_in / groups, *kernel)``: each filter looks for one feature.
+    bias : array_like, optional
+        ``(C_out,)``, added to every output position of its channel.
+    stride : int or tuple of int, default 1
+        Step between neighbouring windows.
+    padding : int, tuple, tuple of (lo, hi) pairs, 'valid' or 'same', default 0
+        Cells added around each spatial dim.  An int pads every side equally, a tuple gives one
+        symmetric amount per dim, ``((lo, hi), ...)`` pads asymmetrically (as JAX and ONNX allow).
+        'valid' means no padding.  'same' gives ``out = ceil(in / stride)`` by the TensorFlow /
+        ONNX SAME_UPPER rule: total padding ``max((out-1)*stride + dilation*(k-1) + 1 - in, 0)``,
+        half of it (rounded down) before and the rest, the odd cell, after; with stride 1 this is
+        exactly PyTorch's ``padding='same'``.
+    dilation : int or tuple of int, default 1
+        Spacing between kernel taps; 1 means none.
+    groups : int, default 1
+        Split channels into groups convolved separately; ``C_in`` and ``C_out`` must be
+        divisible by it.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        How padded cells are filled, as in PyTorch's ``nn.Conv`` layers.
+
+    Shape
+    -----
+    ``out = floor((in + pad_lo + pad_hi - dilation*(k-1) - 1) / stride) + 1`` per spatial dim.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out, *out)`` (unbatched in, unbatched out).  Integer inputs give exact int64
+        (uint8 images cannot overflow); float32 stays float32, float64 stays float64.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric arrays, non-integer stride/padding/dilation/groups.
+    ValueError
+        Wrong ndim, channels not divisible by groups, stride or dilation < 1, negative padding,
+        a kernel larger than the padded input, empty arrays, an unknown padding or padding_mode.
+
+    Notes
+    -----
+    ``y[b, o, p] = bias[o] + sum_{c, t} x_pad[b, g*C_g + c, p*stride + t*dilation] * w[o, c, t]``
+    where ``g = o // (C_out / groups)`` and ``C_g = C_in / groups``.
+
+    Examples
+    --------
+    The lecture's example: one 3x3 image, one 2x2 filter, stride 1.
+
+    >>> conv2d([[[1, 0, 2], [3, 1, 0], [0, 0, 4]]], [[[[1, 0], [0, 1]]]])
+    array([[[2, 0],
+            [3, 5]]])
+    """
+    return _conv("conv", x, weight, bias, stride, padding, dilation, groups, padding_mode, None)
+
+
+def conv1d(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
+    padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
+    padding_mode: str = "zeros",
+) -> np.ndarray:
+    """1-d :func:`conv`: ``x`` is ``(N, C_in, L)`` or ``(C_in, L)``, weight ``(C_out, C_in/groups, k)``."""
+    return _conv("conv1d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 1)
+
+
+def conv2d(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
+    padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
+    padding_mode: str = "zeros",
+) -> np.ndarray:
+    """2-d :func:`conv`: ``x`` is ``(N, C_in, H, W)`` or ``(C_in, H, W)``, weight ``(C_out, C_in/groups, kH, kW)``.
+
+    Examples
+    --------
+    >>> conv2d([[[1, 0, 2], [3, 1, 0], [0, 0, 4]]], [[[[1, 0], [0, 1]]]], padding="same").tolist()
+    [[[2, 0, 2], [3, 5, 0], [0, 0, 4]]]
+    """
+    return _conv("conv2d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 2)
+
+
+def conv3d(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
+    padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
+    padding_mode: str = "zeros",
+) -> np.ndarray:
+    """3-d :func:`conv`: ``x`` is ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``,
+    weight ``(C_out, C_in/groups, kD, kH, kW)``."""
+    return _conv("conv3d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 3)
+
+
+def _check_grad_out(op: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
+    grad_out = check_array(op, "grad_out", grad_out)
+    if grad_out.shape != tuple(shape):
+        raise ValueError(
+            f"{op}: grad_out must have the output's shape {tuple(shape)}, got {grad_out.shape}"
+        )
+    return grad_out
+
+
+# Backward of y[b,o,p] = sum_{c,t} xp[b, g*C_g + c, p*s + t*d] * w[o,c,t]   (g = o // O_g).
+#
+# grad_w[o,c,t] = sum_{b,p} grad_out[b,o,p] * xp[b, g*C_g + c, p*s + t*d]
+#   : a correlation of the input with grad_out, i.e. grad_out (O_g x N*P per group) times the
+#     forward's im2col matrix of xp (N*P x C_g*K).
+# grad_xp[b, g*C_g + c, q] = sum_{o in g} sum_{p,t : p*s + t*d = q} grad_out[b,o,p] * w[o,c,t]
+#   : exactly a transposed conv of grad_out with the same weight (read as (in=O, out=C_g)),
+#     stride s, dilation d, no padding, and output_padding chosen to reach the padded size.
+#     conv_transpose is in turn a correlation of grad_out dilated by s, padded by d*(k-1), with
+#     the flipped kernel (see conv_transpose), so the forward kernel serves both directions.
+# grad_x folds grad_xp back through the padding (pad_backward).
+# grad_b[o] = sum_{b,p} grad_out[b,o,p].
+def _conv_backward_core(
+    grad_out: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: tuple[int, ...],
+    pads: PadPairs, dilation: tuple[int, ...], groups: int, padding_mode: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = weight.ndim - 2
+    kernel = weight.shape[2:]
+    batch, out_ch = grad_out.shape[:2]
+    xp = pad(x, pads, padding_mode)
+    cols, _ = im2col(xp, kernel, stride, dilation, groups)  # (G, N, C_g*K, P)
+    g = grad_out.reshape(batch, groups, out_ch // groups, -1).swapaxes(0, 1)  # (G, N, O_g, P)
+    grad_w = _weight_grad(g, cols).reshape(weight.shape)
+    extra = tuple(
+        size - ((o - 1) * s + d * (k - 1) + 1)
+        for size, o, s, d, k in zip(xp.shape[2:], grad_out.shape[2:], stride, dilation, kernel, strict=True)
+    )
+    grad_xp = _conv_transpose_core(grad_out, weight, stride, ((0, 0),) * n, extra, groups, dilation)
+    grad_x = pad_backward(grad_xp, x.shape[2:], pads, padding_mode)
+    grad_b = grad_out.sum(axis=(0, *range(2, 2 + n)))
+    return grad_x, grad_w, grad_b
+
+
+def conv_backward(
+    grad_out: Any, x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
+    padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
+    padding_mode: str = "zeros",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients ``(grad_x, grad_w, grad_b)`` of :func:`conv` (and conv1d/2d/3d).
+
+    Takes the upstream gradient ``grad_out`` (the output's shape) and the forward's arguments.
+    ``grad_x`` is a transposed convolution of ``grad_out`` with the weight, ``grad_w`` a
+    correlation of the (padded) input with ``grad_out``, ``grad_b`` the sum of ``grad_out`` over
+    batch and positions (``None`` when ``bias`` is ``None``).  Gradients through 'reflect',
+    'replicate' and 'circular' padding are added back to the cells that were copied.
+
+    Examples
+    --------
+    >>> gx, gw, gb = conv_backward([[[[1, 1], [1, 1]]]], [[[[1, 0, 2], [3, 1, 0], [0, 0, 4]]]],
+    ...                            [[[[1, 0], [0, 1]]]], bias=[0])
+    >>> gx[0, 0]
+    array([[1, 1, 0],
+           [1, 2, 1],
+           [0, 1, 1]])
+    >>> gw[0, 0], gb
+    (array([[5, 3],
+           [4, 5]]), array([4]))
+    """
+    a = _conv_args("conv_backward", x, weight, bias, stride, padding, dilation, groups, padding_mode, None)
+    shape = (a.x.shape[0], a.weight.shape[0], *a.out)
+    grad_out = _check_grad_out("conv_backward", grad_out, shape[1:] if a.unbatched else shape)
+    dtype = result_dtype(grad_out, a.x, a.weight)
+    gb = grad_out[None] if a.unbatched else grad_out
+    grad_x, grad_w, grad_b = _conv_backward_core(
+        gb.astype(dtype, copy=False), a.x.astype(dtype, copy=False),
+        a.weight.astype(dtype, copy=False), a.stride, a.pads, a.dilation, a.groups, a.padding_mode,
+    )
+    return (grad_x[0] if a.unbatched else grad_x), grad_w, (None if a.bias is None else grad_b)
+
+
+# ---------------------------------------------------------------------------------------------
+# transposed convolution
+
+
+def _conv_transpose_core(
+    x: np.ndarray, weight: np.ndarray, stride: Sequence[int], pads: PadPairs,
+    output_padding: Sequence[int], groups: int, dilation: Sequence[int],
+) -> np.ndarray:
+    """``y[b, g*O_g + o, i*s + t*d - lo] += x[b, c, i] * w[c, o, t]`` for ``c`` in group ``g``.
+
+    Substituting ``t' = k-1-t`` and ``u = x`` dilated by ``s`` (zeros between cells) gives
+    ``y[q] = sum_{t'} u_pad[q + t'*d] * w_flip[t']`` with ``u`` padded by ``d*(k-1) - lo`` before
+    and ``d*(k-1) - hi + output_padding`` after (negative amounts crop): a plain correlation with
+    the flipped kernel whose in/out channel axes are swapped within each group.
+    """
+    n = weight.ndim - 2
+    in_ch, og = weight.shape[:2]
+    kernel = weight.shape[2:]
+    cg = in_ch // groups
+    w = weight.reshape(groups, cg, og, *kernel).swapaxes(1, 2).reshape(groups * og, cg, *kernel)
+    u = dilate(x, stride)
+    tpads = tuple(
+        (d * (k - 1) - lo, d * (k - 1) - hi + op)
+        for d, k, (lo, hi), op in zip(dilation, kernel, pads, output_padding, strict=True)
+    )
+    return _correlate_padded(pad(u, tpads), flip(w, n), (1,) * n, dilation, groups)

@@ -1,0 +1,216 @@
+"""Transposed convolution (the adjoint of :func:`~cnnlab.functional._conv.conv` in its input),
+with its backward.  PyTorch's argument order: ``(x, weight, bias, stride, padding,
+output_padding, groups, dilation)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional._args import (
+    PadPairs,
+    check_array,
+    ntuple,
+    padding_pairs,
+    result_dtype,
+)
+from cnnlab.functional._conv import (
+    _batched,
+    _check_bias,
+    _check_grad_out,
+    _check_groups,
+    _conv_transpose_core,
+    _correlate_padded,
+    _spatial_dims,
+    _weight_grad,
+)
+from cnnlab.functional._windows import im2col, pad
+
+
+@dataclass(frozen=True)
+class _TransposeArgs:
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None
+    unbatched: bool
+    stride: tuple[int, ...]
+    pads: PadPairs
+    output_padding: tuple[int, ...]
+    groups: int
+    dilation: tuple[int, ...]
+    out: tuple[int, ...]
+    dtype: np.dtype
+
+
+def _transpose_args(
+    op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
+    groups: Any, dilation: Any, n: int | None,
+) -> _TransposeArgs:
+    x = check_array(op, "x", x)
+    weight = check_array(op, "weight", weight)
+    n = _spatial_dims(op, weight, n, "in_channels, out_channels/groups, *kernel")
+    xb, unbatched = _batched(op, x, n)
+    groups = _check_groups(op, groups)
+    channels = xb.shape[1]
+    if channels % groups:
+        raise ValueError(f"{op}: in_channels {channels} is not divisible by groups {groups}")
+    if weight.shape[0] != channels:
+        raise ValueError(
+            f"{op}: weight's first dim must equal in_channels {channels}, got weight shape "
+            f"{weight.shape}"
+        )
+    bias = _check_bias(op, bias, weight.shape[1] * groups)
+    stride = ntuple(op, "stride", stride, n, minimum=1)
+    dilation = ntuple(op, "dilation", dilation, n, minimum=1)
+    pads = padding_pairs(op, padding, n)
+    output_padding = ntuple(op, "output_padding", output_padding, n, minimum=0)
+    for i, (op_, s, d) in enumerate(zip(output_padding, stride, dilation, strict=True)):
+        if op_ >= max(s, d):
+            raise ValueError(
+                f"{op}: output_padding must be smaller than stride or dilation in spatial dim "
+                f"{i}, got output_padding {op_} with stride {s} and dilation {d}"
+            )
+    out = []
+    for i, (size, k, s, (lo, hi), d, op_) in enumerate(
+        zip(xb.shape[2:], weight.shape[2:], stride, pads, dilation, output_padding, strict=True)
+    ):
+        o = (size - 1) * s - lo - hi + d * (k - 1) + op_ + 1
+        if o <= 0:
+            raise ValueError(
+                f"{op}: padding ({lo}, {hi}) is too large in spatial dim {i}: output size would "
+                f"be {o} = ({size} - 1) * {s} - {lo} - {hi} + {d} * ({k} - 1) + {op_} + 1"
+            )
+        out.append(o)
+    dtype = result_dtype(xb, weight, *(() if bias is None else (bias,)))
+    return _TransposeArgs(
+        xb, weight, bias, unbatched, stride, pads, output_padding, groups, dilation, tuple(out), dtype
+    )
+
+
+def _conv_transpose(
+    op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
+    groups: Any, dilation: Any, n: int | None,
+) -> np.ndarray:
+    a = _transpose_args(op, x, weight, bias, stride, padding, output_padding, groups, dilation, n)
+    y = _conv_transpose_core(
+        a.x.astype(a.dtype, copy=False), a.weight.astype(a.dtype, copy=False), a.stride, a.pads,
+        a.output_padding, a.groups, a.dilation,
+    )
+    if a.bias is not None:
+        y += a.bias.astype(a.dtype).reshape((-1,) + (1,) * len(a.stride))
+    return y[0] if a.unbatched else y
+
+
+def conv_transpose(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1, padding: Any = 0,
+    output_padding: int | Sequence[int] = 0, groups: int = 1, dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """N-d transposed convolution (the adjoint of :func:`conv` in ``x``), PyTorch's argument order.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
+    weight : array_like
+        ``(C_in, C_out / groups, *kernel)`` (the layout of the conv it transposes).
+    bias : array_like, optional
+        ``(C_out,)``.
+    stride, dilation : int or tuple of int, default 1
+    padding : int, tuple or tuple of (lo, hi) pairs, default 0
+        Removes ``dilation*(k-1) - padding`` ... i.e. crops ``lo``/``hi`` cells of the full output.
+    output_padding : int or tuple of int, default 0
+        Extra cells at the end of each dim (smaller than stride or dilation), to pick one of the
+        input sizes a strided conv maps to the same output size.
+    groups : int, default 1
+
+    Shape
+    -----
+    ``out = (in - 1)*stride - pad_lo - pad_hi + dilation*(k - 1) + output_padding + 1``.
+
+    Notes
+    -----
+    ``y[b, g*O_g + o, i*stride + t*dilation - pad_lo] += x[b, c, i] * w[c, o, t]``: every input
+    cell stamps a scaled copy of its filter into the output.
+
+    Examples
+    --------
+    >>> conv_transpose2d([[[1, 2], [3, 4]]], [[[[1, 1], [1, 1]]]], stride=2)
+    array([[[1, 1, 2, 2],
+            [1, 1, 2, 2],
+            [3, 3, 4, 4],
+            [3, 3, 4, 4]]])
+    """
+    return _conv_transpose(
+        "conv_transpose", x, weight, bias, stride, padding, output_padding, groups, dilation, None
+    )
+
+
+def conv_transpose1d(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1, padding: Any = 0,
+    output_padding: int | Sequence[int] = 0, groups: int = 1, dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """1-d :func:`conv_transpose`."""
+    return _conv_transpose(
+        "conv_transpose1d", x, weight, bias, stride, padding, output_padding, groups, dilation, 1
+    )
+
+
+def conv_transpose2d(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1, padding: Any = 0,
+    output_padding: int | Sequence[int] = 0, groups: int = 1, dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """2-d :func:`conv_transpose`."""
+    return _conv_transpose(
+        "conv_transpose2d", x, weight, bias, stride, padding, output_padding, groups, dilation, 2
+    )
+
+
+def conv_transpose3d(
+    x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1, padding: Any = 0,
+    output_padding: int | Sequence[int] = 0, groups: int = 1, dilation: int | Sequence[int] = 1,
+) -> np.ndarray:
+    """3-d :func:`conv_transpose`."""
+    return _conv_transpose(
+        "conv_transpose3d", x, weight, bias, stride, padding, output_padding, groups, dilation, 3
+    )
+
+
+# Backward of the transposed conv y = T(x, w): T is the adjoint of the conv map x -> conv(x, w)
+# with the same stride/padding/dilation/groups, so grad_x = conv(grad_out, w) (same stride,
+# padding, dilation, groups).  For the weight, y[q] = sum x[c,i] w[c,o,t] over i*s + t*d - lo = q,
+# so grad_w[c,o,t] = sum_{b,i} x[b,c,i] * grad_out_pad[b, g*O_g + o, i*s + t*d]: the weight
+# gradient of a conv whose input is grad_out and whose upstream gradient is x, i.e. again a
+# correlation of grad_out's windows with x (the forward's im2col).
+def conv_transpose_backward(
+    grad_out: Any, x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
+    padding: Any = 0, output_padding: int | Sequence[int] = 0, groups: int = 1,
+    dilation: int | Sequence[int] = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients ``(grad_x, grad_w, grad_b)`` of :func:`conv_transpose` (and its 1d/2d/3d forms).
+
+    ``grad_x`` is the conv of ``grad_out`` with the same weight and arguments; ``grad_w`` the
+    correlation of ``grad_out`` with ``x``.
+    """
+    op = "conv_transpose_backward"
+    a = _transpose_args(op, x, weight, bias, stride, padding, output_padding, groups, dilation, None)
+    shape = (a.x.shape[0], a.weight.shape[1] * a.groups, *a.out)
+    grad_out = _check_grad_out(op, grad_out, shape[1:] if a.unbatched else shape)
+    dtype = result_dtype(grad_out, a.x, a.weight)
+    g = (grad_out[None] if a.unbatched else grad_out).astype(dtype, copy=False)
+    xb = a.x.astype(dtype, copy=False)
+    w = a.weight.astype(dtype, copy=False)
+    # extend the high padding by output_padding so the conv's windows cover grad_out exactly
+    cpads = tuple((lo, hi - op_) for (lo, hi), op_ in zip(a.pads, a.output_padding, strict=True))
+    gp = pad(g, cpads)
+    grad_x = _correlate_padded(gp, w, a.stride, a.dilation, a.groups)  # exactly x's shape
+    n = w.ndim - 2
+    cols, _ = im2col(gp, w.shape[2:], a.stride, a.dilation, a.groups)  # (G, N, O_g*K, P)
+    cg = xb.shape[1] // a.groups
+    xm = xb.reshape(xb.shape[0], a.groups, cg, -1).swapaxes(0, 1)  # (G, N, C_g, P)
+    grad_w = _weight_grad(xm, cols).reshape(w.shape)
+    grad_b = None if a.bias is None else g.sum(axis=(0, *range(2, 2 + n)))
+    return (grad_x[0] if a.unbatched else grad_x), grad_w, grad_b

@@ -1,0 +1,526 @@
+"""Loss functions on NumPy arrays, each with its backward beside it, as PyTorch defines them.
+
+``cross_entropy`` and ``nll_loss`` take scores of shape ``(N, C)``, ``(N, C, d1, d2, ...)`` or
+unbatched ``(C,)`` with class-index targets of shape ``(N,)``, ``(N, d1, d2, ...)`` or ``()``;
+``cross_entropy`` also takes class-probability targets of the input's shape.  Losses are
+computed in the input's floating dtype (integer inputs in float64).
+
+Reductions: ``"none"`` keeps one loss per sample (and position); ``"sum"`` adds them;
+``"mean"`` divides the sum by the total weight of the non-ignored targets for class-index
+targets (the number of targets when no ``weight`` is given), and by the number of samples and
+positions otherwise.  If every target is ignored the mean is ``0 / 0 = nan``, as in PyTorch.
+
+Each ``*_backward(grad_out, *same_arguments)`` returns the gradient with respect to ``input``
+(and, for ``mse_loss`` and ``binary_cross_entropy_with_logits``, also ``target``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional._args import check_array, check_choice, check_scalar, float_dtype
+from cnnlab.functional._softmax import log_softmax
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def _reduce(loss: np.ndarray, reduction: str, count: Any) -> np.ndarray:
+    """Apply ``reduction``; ``count`` is the divisor of ``"mean"``."""
+    if reduction == "none":
+        return loss
+    total = np.sum(loss, dtype=loss.dtype)
+    if reduction == "sum":
+        return np.asarray(total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(total / count, dtype=loss.dtype)
+
+
+def _grad_scale(grad_out: Any, reduction: str, count: Any, dtype: np.dtype) -> np.ndarray:
+    """The factor each element's local gradient is multiplied by (broadcastable to them)."""
+    grad_out = np.asarray(grad_out, dtype=dtype)
+    if reduction == "mean":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad_out / count
+    return grad_out
+
+
+def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient over the axes that broadcasting added or stretched."""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
+
+
+def _check_input(op: str, x: Any) -> np.ndarray:
+    x = check_array(op, "input", x)
+    if x.ndim == 0:
+        raise ValueError(f"{op}: input must be (C,), (N, C) or (N, C, d1, ...), got a 0-d array")
+    return x.astype(float_dtype(x), copy=False)
+
+
+def _check_weight(op: str, weight: Any, n_classes: int, dtype: np.dtype) -> np.ndarray | None:
+    if weight is None:
+        return None
+    weight = check_array(op, "weight", weight)
+    if weight.shape != (n_classes,):
+        raise ValueError(
+            f"{op}: weight must have shape ({n_classes},), one entry per class, "
+            f"got shape {weight.shape}"
+        )
+    return weight.astype(dtype, copy=False)
+
+
+def _check_ignore_index(op: str, ignore_index: Any) -> int:
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
+        ignore_index, (int, np.integer)
+    ):
+        raise TypeError(f"{op}: ignore_index must be an int, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _batched(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give an unbatched ``(C,)`` input a batch axis (and its target)."""
+    if x.ndim == 1:
+        return x[None], target[None]
+    return x, target
+
+
+def _class_targets(
+    op: str, x: np.ndarray, target: Any, weight: np.ndarray | None, ignore_index: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check class indices for batched ``x`` (N, C, ...) and return ``(index, mask, w_t)``:
+    the target with ignored entries set to 0, the mask of kept entries, and each entry's
+    weight ``weight[target]`` (0 where ignored)."""
+    n_classes = x.shape[1]
+    expected = x.shape[:1] + x.shape[2:]
+    if target.shape != expected:
+        raise ValueError(
+            f"{op}: target must have shape {expected} for input of shape {x.shape}, "
+            f"got {target.shape}"
+        )
+    kept = target != ignore_index
+    index = np.where(kept, target, 0).astype(np.intp)
+    bad = (index < 0) | (index >= n_classes)
+    if np.any(bad):
+        raise ValueError(
+            f"{op}: target {target[bad].flat[0]} is out of bounds for {n_classes} classes"
+        )
+    w = np.ones(n_classes, dtype=x.dtype) if weight is None else weight
+    w_t = np.where(kept, w[index], 0).astype(x.dtype)
+    return index, kept, w_t
+
+
+def _check_class_target(op: str, target: Any) -> np.ndarray:
+    target = np.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must be integer class indices, got dtype {target.dtype}")
+    return target
+
+
+# ---------------------------------------------------------------- cross entropy
+
+
+def _ce_parse(
+    x: Any, target: Any, weight: Any, reduction: str, label_smoothing: Any, ignore_index: Any
+) -> tuple:
+    """Validate and return ``(x, target, weight, smoothing, ignore_index, probabilities)`` with
+    ``x`` batched; ``probabilities`` tells which kind of target was given."""
+    op = "cross_entropy"
+    x = _check_input(op, x)
+    check_choice(op, "reduction", reduction, _REDUCTIONS)
+    eps = float(check_scalar(op, "label_smoothing", label_smoothing))
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    ignore_index = _check_ignore_index(op, ignore_index)
+    probabilities = np.shape(target) == x.shape
+    if probabilities:
+        target = check_array(op, "target", target)
+        if target.dtype.kind != "f":
+            raise TypeError(
+                f"{op}: a target of the input's shape holds class probabilities and must be "
+                f"floating point, got dtype {target.dtype}"
+            )
+        if ignore_index >= 0:
+            raise ValueError(f"{op}: ignore_index is not supported for probability targets")
+        target = target.astype(x.dtype, copy=False)
+    else:
+        target = _check_class_target(op, target)
+    n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    weight = _check_weight(op, weight, n_classes, x.dtype)
+    x, target = _batched(x, target)
+    return x, target, weight, eps, ignore_index, probabilities
+
+
+def _ce_target_weights(x, target, weight, eps, ignore_index, probabilities):
+    """``q`` with ``loss = -sum_c q[:, c] * log_softmax(x)[:, c]`` per sample, and the divisor
+    of the mean.  Index targets: ``q_c = (1-eps) w_t [c == t] + eps/C * w_c`` where kept, 0 where
+    ignored; probability targets: ``q_c = w_c ((1-eps) t_c + eps/C)``."""
+    n_classes = x.shape[1]
+    class_shape = (1, n_classes) + (1,) * (x.ndim - 2)
+    w = np.ones(class_shape, dtype=x.dtype) if weight is None else weight.reshape(class_shape)
+    if probabilities:
+        q = w * (target * (1 - eps) + eps / n_classes)
+        return q, q[:, 0].size
+    index, kept, w_t = _class_targets("cross_entropy", x, target, weight, ignore_index)
+    q = np.zeros_like(x)
+    np.put_along_axis(q, index[:, None], ((1 - eps) * w_t)[:, None], axis=1)
+    if eps > 0:
+        q += (eps / n_classes) * w * kept[:, None]
+    return q, w_t.sum()
+
+
+def cross_entropy(
+    input: Any,  # noqa: A002 - PyTorch's name
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> np.ndarray:
+    """Cross-entropy between the softmax of scores (logits) and class targets.
+
+    Parameters
+    ----------
+    input : array_like
+        Unnormalised scores, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+    target : array_like
+        Integer class indices of shape ``()``, ``(N,)`` or ``(N, d1, ...)`` with values in
+        ``[0, C)`` or equal to ``ignore_index``; or floating class probabilities of the
+        input's shape.
+    weight : array_like, optional
+        A rescaling weight per class, shape ``(C,)``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+    label_smoothing : float, default 0.0
+        Mixes the target with the uniform distribution: ``(1 - eps) * target + eps / C``.
+    ignore_index : int, default -100
+        A class-index target value that contributes neither loss nor gradient.
+
+    Returns
+    -------
+    numpy.ndarray
+        A 0-d array, or with ``reduction="none"`` one loss per sample and position.
+
+    Raises
+    ------
+    TypeError
+        For a non-numeric input, non-integer class indices or integer probabilities.
+    ValueError
+        For a wrong target or weight shape, an index out of ``[0, C)``, a bad reduction or
+        ``label_smoothing`` outside ``[0, 1]``.
+
+    Notes
+    -----
+    With ``log p = log_softmax(input, dim=1)`` (computed with the log-sum-exp shift) and class
+    indices ``t``, sample ``n`` has
+    ``loss_n = -(1 - eps) w[t_n] log p[n, t_n] - (eps / C) sum_c w[c] log p[n, c]``,
+    and ``"mean"`` divides the sum of the kept losses by ``sum_n w[t_n]`` over kept samples.
+    With probabilities ``y``: ``loss_n = -sum_c w[c] ((1 - eps) y[n, c] + eps / C) log p[n, c]``
+    and ``"mean"`` divides by the number of samples and positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(cross_entropy(np.array([[0.0, 0.0]]), np.array([1])))  # log 2
+    0.6931471805599453
+    """
+    x, target, weight, eps, ignore_index, probs = _ce_parse(
+        input, target, weight, reduction, label_smoothing, ignore_index
+    )
+    logp = log_softmax(x, 1)
+    if probs:
+        q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
+        loss = -np.sum(q * logp, axis=1)
+    else:
+        # Gather the target's log-probability so that a -inf elsewhere cannot give 0 * -inf.
+        index, kept, w_t = _class_targets("cross_entropy", x, target, weight, ignore_index)
+        picked = np.take_along_axis(logp, index[:, None], axis=1)[:, 0]
+        loss = -(1 - eps) * w_t * picked
+        if eps > 0:
+            class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+            w = 1 if weight is None else weight.reshape(class_shape)
+            loss = loss - (eps / x.shape[1]) * np.where(kept, np.sum(w * logp, axis=1), 0)
+        count = w_t.sum()
+    if np.ndim(input) == 1 and reduction == "none":
+        loss = loss[0]
+    return _reduce(loss.astype(x.dtype, copy=False), reduction, count)
+
+
+def cross_entropy_backward(
+    grad_out: Any,
+    input: Any,  # noqa: A002
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> np.ndarray:
+    """Gradient of :func:`cross_entropy` with respect to ``input``.
+
+    Notes
+    -----
+    With ``loss_n = -sum_c q[n, c] log p[n, c]`` (``q`` the weighted, smoothed target; see
+    :func:`cross_entropy`) and ``d log p[n, c] / d x[n, j] = [c == j] - p[n, j]``:
+    ``d loss_n / d x[n, j] = p[n, j] sum_c q[n, c] - q[n, j]``, times ``grad_out`` (divided by
+    the mean's divisor for ``"mean"``).
+    """
+    x, target, weight, eps, ignore_index, probs = _ce_parse(
+        input, target, weight, reduction, label_smoothing, ignore_index
+    )
+    q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
+    p = np.exp(log_softmax(x, 1))
+    grad = p * np.sum(q, axis=1, keepdims=True) - q
+    scale = _grad_scale(grad_out, reduction, count, x.dtype)
+    if reduction == "none":
+        scale = scale.reshape((x.shape[0], 1) + x.shape[2:])
+    return (grad * scale).reshape(np.shape(input)).astype(x.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- negative log-likelihood
+
+
+def _nll_parse(x: Any, target: Any, weight: Any, reduction: str, ignore_index: Any) -> tuple:
+    op = "nll_loss"
+    x = _check_input(op, x)
+    check_choice(op, "reduction", reduction, _REDUCTIONS)
+    ignore_index = _check_ignore_index(op, ignore_index)
+    target = _check_class_target(op, target)
+    n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    weight = _check_weight(op, weight, n_classes, x.dtype)
+    x, target = _batched(x, target)
+    return x, _class_targets(op, x, target, weight, ignore_index)
+
+
+def nll_loss(
+    input: Any,  # noqa: A002
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> np.ndarray:
+    """Negative log-likelihood of class targets given log-probabilities.
+
+    Parameters
+    ----------
+    input : array_like
+        Log-probabilities (e.g. from ``log_softmax``), shape ``(C,)``, ``(N, C)`` or
+        ``(N, C, d1, ...)``.
+    target : array_like
+        Integer class indices, shape ``()``, ``(N,)`` or ``(N, d1, ...)``.
+    weight : array_like, optional
+        A rescaling weight per class, shape ``(C,)``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+    ignore_index : int, default -100
+        A target value that contributes neither loss nor gradient.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``loss_n = -w[t_n] input[n, t_n]`` reduced; ``"mean"`` divides by ``sum_n w[t_n]``
+        over the kept targets.
+
+    Raises
+    ------
+    TypeError
+        For a non-numeric input or non-integer targets.
+    ValueError
+        For a wrong target or weight shape, an index out of ``[0, C)`` or a bad reduction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nll_loss(np.log(np.array([[0.25, 0.75]])), np.array([1]), reduction="none")
+    array([0.28768207])
+    """
+    x, (index, _, w_t) = _nll_parse(input, target, weight, reduction, ignore_index)
+    loss = -w_t * np.take_along_axis(x, index[:, None], axis=1)[:, 0]
+    if np.ndim(input) == 1 and reduction == "none":
+        loss = loss[0]
+    return _reduce(loss, reduction, w_t.sum())
+
+
+def nll_loss_backward(
+    grad_out: Any,
+    input: Any,  # noqa: A002
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> np.ndarray:
+    """Gradient of :func:`nll_loss` with respect to ``input``: ``-w[t_n] * grad_out`` at
+    ``input[n, t_n]`` (divided by ``sum_n w[t_n]`` for ``"mean"``), zero elsewhere."""
+    x, (index, _, w_t) = _nll_parse(input, target, weight, reduction, ignore_index)
+    scale = _grad_scale(grad_out, reduction, w_t.sum(), x.dtype)
+    if reduction == "none":
+        scale = scale.reshape(w_t.shape)
+    grad = np.zeros_like(x)
+    np.put_along_axis(grad, index[:, None], (-w_t * scale)[:, None], axis=1)
+    return grad.reshape(np.shape(input))
+
+
+# ---------------------------------------------------------------- mean squared error
+
+
+def _mse_parse(x: Any, target: Any, reduction: str) -> tuple[np.ndarray, np.ndarray]:
+    x = check_array("mse_loss", "input", x)
+    target = check_array("mse_loss", "target", target)
+    check_choice("mse_loss", "reduction", reduction, _REDUCTIONS)
+    try:
+        np.broadcast_shapes(x.shape, target.shape)
+    except ValueError:
+        raise ValueError(
+            f"mse_loss: input of shape {x.shape} and target of shape {target.shape} "
+            "do not broadcast"
+        ) from None
+    dtype = np.result_type(float_dtype(x), float_dtype(target))
+    return x.astype(dtype, copy=False), target.astype(dtype, copy=False)
+
+
+def mse_loss(input: Any, target: Any, reduction: str = "mean") -> np.ndarray:  # noqa: A002
+    """Squared error ``(input - target)^2``, broadcasting the two, then reduced.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
+    2.5
+    """
+    x, target = _mse_parse(input, target, reduction)
+    loss = (x - target) ** 2
+    return _reduce(loss, reduction, loss.size)
+
+
+def mse_loss_backward(
+    grad_out: Any,
+    input: Any,  # noqa: A002
+    target: Any,
+    reduction: str = "mean",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of :func:`mse_loss`: ``2 (input - target) grad_out`` for ``input`` and its
+    negative for ``target`` (divided by the element count for ``"mean"``), each summed over
+    the axes broadcasting stretched."""
+    x, target = _mse_parse(input, target, reduction)
+    diff = x - target
+    grad = 2 * diff * _grad_scale(grad_out, reduction, diff.size, diff.dtype)
+    return _sum_to_shape(grad, x.shape), _sum_to_shape(-grad, target.shape)
+
+
+# ---------------------------------------------------------------- binary cross entropy
+
+
+def _bce_parse(x, target, weight, reduction, pos_weight) -> tuple:
+    op = "binary_cross_entropy_with_logits"
+    x = check_array(op, "input", x)
+    target = check_array(op, "target", target)
+    check_choice(op, "reduction", reduction, _REDUCTIONS)
+    if target.shape != x.shape:
+        raise ValueError(
+            f"{op}: target must have the input's shape {x.shape}, got {target.shape}"
+        )
+    dtype = np.result_type(float_dtype(x), float_dtype(target))
+    arrays = [x.astype(dtype, copy=False), target.astype(dtype, copy=False)]
+    for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
+        if extra is not None:
+            extra = check_array(op, name, extra)
+            try:
+                fits = np.broadcast_shapes(extra.shape, x.shape) == x.shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError(
+                    f"{op}: {name} of shape {extra.shape} does not broadcast to the input's "
+                    f"shape {x.shape}"
+                )
+            extra = extra.astype(dtype, copy=False)
+        arrays.append(extra)
+    return tuple(arrays)
+
+
+def _log_sigmoid(x: np.ndarray) -> np.ndarray:
+    """``log(1 / (1 + exp(-x))) = -(max(-x, 0) + log1p(exp(-|x|)))``, stable for any ``x``."""
+    return -(np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x))))
+
+
+def binary_cross_entropy_with_logits(
+    input: Any,  # noqa: A002
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> np.ndarray:
+    """Binary cross-entropy between ``sigmoid(input)`` and targets in [0, 1], from logits.
+
+    Parameters
+    ----------
+    input : array_like
+        Logits, any shape.
+    target : array_like
+        Targets of the input's shape (probabilities of the positive class).
+    weight : array_like, optional
+        Rescaling of each element, broadcastable to the input.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` divides by the number of elements.
+    pos_weight : array_like, optional
+        Weight of the positive term, broadcastable to the input (usually one per class,
+        along the last axis).
+
+    Raises
+    ------
+    TypeError
+        For non-numeric arrays.
+    ValueError
+        For a target not of the input's shape, a weight that does not broadcast to it, or a
+        bad reduction.
+
+    Notes
+    -----
+    ``loss = -weight (pos_weight y log sigmoid(x) + (1 - y) log(1 - sigmoid(x)))``, computed as
+    ``weight ((1 - y) x - (1 + (pos_weight - 1) y) log sigmoid(x))`` with a stable log-sigmoid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(binary_cross_entropy_with_logits(np.array([0.0]), np.array([1.0])))  # log 2
+    0.6931471805599453
+    """
+    x, y, weight, pos_weight = _bce_parse(input, target, weight, reduction, pos_weight)
+    log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
+    loss = (1 - y) * x - log_weight * _log_sigmoid(x)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, loss.size)
+
+
+def binary_cross_entropy_with_logits_backward(
+    grad_out: Any,
+    input: Any,  # noqa: A002
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of :func:`binary_cross_entropy_with_logits` for ``input`` and ``target``.
+
+    Notes
+    -----
+    With ``l = 1 + (pos_weight - 1) y``: ``d loss / d x = weight (l sigmoid(x) - pos_weight y)``
+    and ``d loss / d y = -weight (x + (pos_weight - 1) log sigmoid(x))``.
+    """
+    x, y, weight, pos_weight = _bce_parse(input, target, weight, reduction, pos_weight)
+    log_sig = _log_sigmoid(x)
+    if pos_weight is None:
+        grad_x = np.exp(log_sig) - y
+        grad_y = -x
+    else:
+        grad_x = (1 + (pos_weight - 1) * y) * np.exp(log_sig) - pos_weight * y
+        grad_y = -x - (pos_weight - 1) * log_sig
+    scale = _grad_scale(grad_out, reduction, x.size, x.dtype)
+    if weight is not None:
+        scale = scale * weight
+    return grad_x * scale, grad_y * scale

@@ -1,0 +1,139 @@
+"""Progress display and Ctrl-C handling for :func:`cnnlab.training.fit`.
+
+The progress bar is tqdm's, an optional dependency imported only when a bar is shown; without it
+(or when stderr is not a terminal) training prints plain lines instead.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """A tqdm bar (optional dependency) or plain periodic lines on stdout, or nothing."""
+
+    def __init__(self, mode: Any, epochs: int, n_batches: int) -> None:
+        if mode is True:
+            mode = "bar" if _tqdm() is not None and getattr(sys.stderr, "isatty", lambda: False)() else "lines"
+        if mode not in (False, None, "bar", "lines"):
+            raise ValueError(f"fit: progress must be True, False, 'bar' or 'lines', got {mode!r}")
+        if mode == "bar" and _tqdm() is None:
+            mode = "lines"
+        self.mode = mode or None
+        self.epochs, self.n_batches = epochs, n_batches
+        self._bar: Any = None
+        self._last = 0.0
+
+    def start_epoch(self, epoch: int, batch: int) -> None:
+        self._started = self._last = time.perf_counter()
+        self._epoch = epoch
+        if self.mode == "bar":
+            tqdm = _tqdm()
+            self._bar = tqdm(total=self.n_batches, initial=batch, desc=f"epoch {epoch + 1}/{self.epochs}",
+                             leave=False, file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, batch: int, loss: float, acc: float | None) -> None:
+        if self.mode == "bar":
+            self._bar.update(1)
+            self._bar.set_postfix_str(f"loss {loss:.4f}" + ("" if acc is None else f" acc {100 * acc:.1f}%"),
+                                      refresh=False)
+        elif self.mode == "lines":
+            now = time.perf_counter()
+            if now - self._last >= 10.0 and batch < self.n_batches:
+                self._last = now
+                acc_text = "" if acc is None else f"  acc {100 * acc:.1f}%"
+                _print(f"  epoch {self._epoch + 1}/{self.epochs}  batch {batch}/{self.n_batches}  "
+                       f"loss {loss:.4f}{acc_text}  ({now - self._started:.0f} s)")
+
+    def end_epoch(self, line: str) -> None:
+        self.close()
+        if self.mode == "bar":
+            _tqdm().write(line, file=sys.stdout)
+        elif self.mode == "lines":
+            _print(line)
+
+    def note(self, line: str) -> None:
+        self.close()
+        if self.mode is not None:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _tqdm() -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def _print(line: str) -> None:
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        pass
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:.1f}%" if percent else f"{value:.4f}"
+
+
+def epoch_line(record: Mapping[str, Any], epochs: int, best: bool = False) -> str:
+    """One line for an epoch record, as :func:`fit` prints it.
+
+    Examples
+    --------
+    >>> epoch_line({"epoch": 2, "train_loss": 0.5, "train_acc": 0.8, "val_loss": None, "val_acc": None,
+    ...             "lr": 0.01, "seconds": 1.25}, 10)
+    'epoch 2/10  train loss 0.5000 acc 80.0%  lr 0.01  1.2 s'
+    """
+    text = f"epoch {record['epoch']}/{epochs}  train loss {_fmt(record['train_loss'])}"
+    text += f" acc {_fmt(record['train_acc'], True)}"
+    if record.get("val_loss") is not None:
+        text += f"  val loss {_fmt(record['val_loss'])} acc {_fmt(record['val_acc'], True)}"
+    text += f"  lr {record['lr']:.3g}  {record['seconds']:.1f} s"
+    return text + ("  *" if best else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+class StopFlag:
+    """Turns the first SIGINT into a request to stop after the batch; the second interrupts."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.requested = False
+        self._progress = progress
+        self._previous: Any = None
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._progress.note("fit: stopping after this batch and saving (press Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)

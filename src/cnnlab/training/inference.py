@@ -1,0 +1,124 @@
+"""Inference on a trained model's own terms: inputs read from files and preprocessed as the checkpoint records.
+
+A checkpoint written by ``cnnlab train`` records the input shape, the classes and the preprocessing
+(``pixels``: image data scaled to [0, 1], then normalised with the training set's mean and standard
+deviation; MNIST-1D signals are used as they are).  ``cnnlab predict``, ``cnnlab evaluate`` and the
+web app's model viewer read inputs through these functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.data import IMAGE_SUFFIXES
+
+
+class InputError(ValueError):
+    """A file cannot be turned into the model's inputs (unreadable, wrong shape or kind)."""
+
+
+def preprocess(x: np.ndarray, preprocess: dict[str, Any]) -> np.ndarray:
+    """Model inputs ``(N, C, *spatial)`` from data in the training set's units (pixels in [0, 1])."""
+    if not preprocess.get("pixels"):
+        return x
+    return _normalise(x, preprocess)
+
+
+def _normalise(x: np.ndarray, preprocess: dict[str, Any]) -> np.ndarray:
+    """Model inputs ``(N, C, *spatial)`` from data in the training set's units."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = np.asarray(preprocess["mean"], dtype=np.float32).reshape(shape if np.ndim(preprocess["mean"]) else ())
+    std = np.asarray(preprocess["std"], dtype=np.float32).reshape(shape if np.ndim(preprocess["std"]) else ())
+    return ((x.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+def npy_samples(path: Path, expected: tuple[int, ...], pixels: bool) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{path} holds {array.dtype} data; expected numbers")
+    shape, c, spatial = array.shape, expected[0], expected[1:]
+    if shape == expected:
+        batch = array[None]
+    elif c == 1 and shape == spatial:
+        batch = array[None, None]
+    elif shape[1:] == expected:
+        batch = array
+    elif c == 1 and len(shape) == len(spatial) + 1 and shape[1:] == spatial:
+        batch = array[:, None]
+    else:
+        one = f"{spatial} or {expected}" if c == 1 else f"{expected}"
+        raise InputError(f"{path} has shape {shape} but the model expects one sample of shape {one}, "
+                    f"or a batch (N, {', '.join(map(str, expected))})")
+    if pixels and batch.dtype == np.uint8:
+        return batch.astype(np.float32) / np.float32(255)
+    return batch.astype(np.float32)
+
+
+def image_sample(path: Path, expected: tuple[int, ...], resize: bool) -> np.ndarray:
+    from cnnlab.data import load_image
+
+    if len(expected) != 3:
+        raise InputError(f"{path} is an image but the model expects signals of shape {expected}; "
+                    "give a .npy file")
+    c, h, w = expected
+    if c not in (1, 3):
+        raise InputError(f"the model expects {c}-channel inputs; give a .npy file")
+    try:
+        x = load_image(path, grayscale=c == 1, size=(h, w) if resize else None)
+    except (ValueError, ImportError) as exc:
+        raise InputError(f"{exc}") from None
+    if x.shape != expected:
+        raise InputError(f"{path} is {x.shape[2]}x{x.shape[1]} pixels but the model expects "
+                    f"{w}x{h} images; add --resize to scale it")
+    return x[None]
+
+
+
+
+def read_samples(path: str | Path, input_shape: tuple[int, ...], pixels: bool, resize: bool = False) -> np.ndarray:
+    """A batch ``(N, *input_shape)`` of float32 samples from an image or a ``.npy`` file (not yet normalised).
+
+    Raises
+    ------
+    InputError
+        If the file does not exist, is of another kind, cannot be read, or does not fit ``input_shape``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    if path.suffix.lower() == ".npy":
+        batch = npy_samples(path, input_shape, pixels)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        batch = image_sample(path, input_shape, resize)
+    else:
+        raise InputError(f"{path}: expected an image ({', '.join(IMAGE_SUFFIXES)}) or a .npy file")
+    if len(batch) == 0:
+        raise InputError(f"{path} holds no samples")
+    return batch
+
+
+def classify(model: Any, batch: np.ndarray, preprocess_info: dict[str, Any], top: int = 3,
+             batch_size: int = 256) -> list[list[tuple[int, float]]]:
+    """Per sample, the ``top`` classes with their probabilities, most probable first (ties: lower class first).
+
+    ``batch`` is ``(N, *input_shape)`` in the training set's units (as :func:`read_samples` gives it);
+    it is preprocessed as the checkpoint records, run through ``model`` in eval mode, and the
+    scores turned into probabilities with a softmax.
+    """
+    from cnnlab.functional import softmax
+    from cnnlab.training._fit import predict
+
+    scores = predict(model, preprocess(batch, preprocess_info), batch_size=batch_size)
+    probs = softmax(scores, dim=1)
+    k = max(1, min(int(top), probs.shape[1]))
+    ranked = []
+    for p in probs:
+        order = np.argsort(-p, kind="stable")[:k]
+        ranked.append([(int(c), float(p[c])) for c in order])
+    return ranked
