@@ -70,3 +70,22 @@ def test_model_figures_from_a_run(tmp_path):
     assert r.returncode != 0 and "grey image model" in r.stderr
     r = cnnlab_cli("plot", "filters", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.png"))
     assert r.returncode != 0 and "cannot load" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_writes_its_figures_and_never_fails_for_them(tmp_path):
+    pytest.importorskip("mnist1d")
+    run = tmp_path / "run"
+    r = cnnlab_cli("train", "--data", "mnist1d", "--model", "mnist1d-logreg", "--epochs", "2", "--limit", "300",
+                   "--out", str(run), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "figures: " in r.stdout
+    for name in ("curves.png", "confusion.png", "most_wrong.png"):
+        assert (run / name).stat().st_size > 2000
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
+               MPLBACKEND="no-such-backend")
+    r = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--data", "mnist1d", "--model", "mnist1d-logreg",
+                        "--epochs", "1", "--limit", "300", "--out", str(tmp_path / "run2"), "--no-progress"],
+                       capture_output=True, text=True, env=env, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "figures not written" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "run2" / "last.safetensors").is_file()

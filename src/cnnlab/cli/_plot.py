@@ -82,7 +82,8 @@ def add_plot(sub: Any) -> None:
 
     r = kinds.add_parser("run", help="a run's curves, confusion matrix and most-wrong test examples")
     r.add_argument("run_dir", metavar="RUN", help="a run folder written by cnnlab train")
-    r.add_argument("--checkpoint", default="best.safetensors", metavar="NAME")
+    r.add_argument("--checkpoint", default="last.safetensors", metavar="NAME",
+                   help="the model to evaluate (default last.safetensors: the final model)")
     r.set_defaults(run=_run_run)
 
 
@@ -205,14 +206,6 @@ def _run_curves(args: argparse.Namespace) -> int:
 
 def _run_run(args: argparse.Namespace) -> int:
     viz = _viz()
-    folder = Path(args.run_dir)
-    model, meta = _model(viz, str(folder / args.checkpoint))
-    x = targets = None
-    try:
-        x, targets = viz.load_test_set(meta.get("data", ""))
-    except (ValueError, ImportError, OSError) as exc:
-        print(f"cnnlab plot: no test set ({exc}); only the curves")
-    written = _guard(viz.write_run_figures, folder, x=x, targets=targets, classes=meta.get("classes"),
-                     model=None if x is None else model, metadata=meta)
+    written = _guard(viz.plot_run, args.run_dir, args.checkpoint)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

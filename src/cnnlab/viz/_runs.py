@@ -249,3 +249,34 @@ def write_run_figures(run: str | os.PathLike[str], *, probabilities: Any = None,
             plot_most_wrong(x, y, p, classes, folder / MOST_WRONG)
             written.append(folder / MOST_WRONG)
     return written
+
+
+def plot_run(run: str | os.PathLike[str], checkpoint: str = "last.safetensors") -> list[Path]:
+    """Write a finished run folder's figures: ``curves.png`` from its ``metrics.jsonl`` and, with the
+    model of ``checkpoint`` on its data set's test split, ``confusion.png`` and ``most_wrong.png``.
+
+    The data set, its classes and preprocessing are those the checkpoint records (what
+    ``cnnlab train`` writes); when its data cannot be loaded only the curves are drawn.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The figures written.
+    """
+    import cnnlab
+    from cnnlab.data import load_dataset
+    from cnnlab.viz._data import load_checkpoint
+
+    folder = Path(run)
+    path = folder / checkpoint
+    if not path.is_file():
+        return write_run_figures(folder)
+    meta = dict((cnnlab.load_metadata(path) or {}).get("metadata") or {})
+    settings = meta.get("settings") or {}
+    try:
+        data = load_dataset(str(meta.get("data", "")), seed=int(settings.get("seed", 0) or 0),
+                            image_size=settings.get("image_size"), rgb=bool(settings.get("rgb", False)))
+    except (ValueError, OSError, ImportError):
+        return write_run_figures(folder)
+    return write_run_figures(folder, model=load_checkpoint(path), metadata=meta, x=data.x_test,
+                             targets=data.y_test, classes=meta.get("classes") or data.classes)
