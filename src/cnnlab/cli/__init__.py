@@ -1,7 +1,8 @@
 """The ``cnnlab`` command line.
 
 Each command group is a module here (``_explain``: demo, explain, backprop, matrix, problem;
-``_train``: train; ``_evaluate``: evaluate, predict).  A subcommand is two functions:
+``_train``: train; ``_evaluate``: evaluate, predict; ``_plot``: plot; ``_serve``: serve).
+A subcommand is two functions:
 ``add_<name>(subparsers)`` declares its options and sets ``run``, a function of the parsed
 arguments that does the work by calling the library and returns the exit code.  To add one, write
 the pair and list ``add_<name>`` in :data:`COMMANDS`.
@@ -20,6 +21,8 @@ from cnnlab._version import __version__
 from cnnlab.cli._common import CommandError, Parser
 from cnnlab.cli._evaluate import add_evaluate, add_predict
 from cnnlab.cli._explain import add_backprop, add_demo, add_explain, add_matrix, add_problem
+from cnnlab.cli._plot import add_plot
+from cnnlab.cli._serve import add_serve
 from cnnlab.cli._train import add_train
 
 __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
@@ -28,7 +31,7 @@ __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
 # the parser and main
 
 COMMANDS: list[Callable[[Any], None]] = [add_demo, add_explain, add_backprop, add_matrix, add_problem,
-                                          add_train, add_evaluate, add_predict]
+                                          add_train, add_evaluate, add_predict, add_plot, add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -97,4 +97,10 @@ def run_train(args: argparse.Namespace) -> int:
         print(published_table(result.test_accuracy, settings["model"]), end="")
     print(f"checkpoints: {out}/last.safetensors, {out}/best.safetensors; "
           f"try: cnnlab evaluate {out}/last.safetensors")
+    try:  # the figures are a bonus: drawing them must never fail a finished run
+        from cnnlab.viz import plot_run
+
+        print("figures: " + ", ".join(str(p) for p in plot_run(out)))
+    except Exception as exc:  # noqa: BLE001
+        print(f"cnnlab train: figures not written ({type(exc).__name__}: {exc})", file=sys.stderr)
     return 0
