@@ -15,7 +15,6 @@ import numpy as np
 
 from cnnlab.data import IMAGE_SUFFIXES
 
-
 MAX_NPY_BYTES = 1 << 30  # a .npy file given to predict holds at most 1 GiB
 
 

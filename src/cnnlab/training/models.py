@@ -56,8 +56,8 @@ or a layer that does not fit its input raises :class:`SpecError` naming the toke
 position in the string.  So does a layer beyond the stated limits, checked before anything is
 allocated: at most :data:`MAX_LAYER_PARAMETERS` (50 million) weights in one layer and at most
 :data:`MAX_SAMPLE_VALUES` (16 million) values in one sample's output of a layer (``c99999999k3``
-is refused at once instead of running out of memory).  The built model records itself with ``to_config`` (a checkpoint holds
-the architecture; see :func:`cnnlab.checkpoint.load_model`).
+is refused at once instead of running out of memory).  The built model records itself with
+``to_config`` (a checkpoint holds the architecture; see :func:`cnnlab.checkpoint.load_model`).
 """
 
 from __future__ import annotations
