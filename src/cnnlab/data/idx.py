@@ -18,8 +18,8 @@ file's name.  Memory is bounded by the header, not by what the file expands to: 
 first, the payload size it promises is checked against :data:`MAX_IDX_BYTES` (and, for a raw file,
 against the file's size), and gzip data is decompressed as a stream that stops one byte past that
 size, so a small gzip "bomb" is refused without being expanded.  The reader checks every field and
-the exact payload length, so a truncated download, a file with trailing bytes or one whose type code does not match its length is reported with the
-file name and what is wrong instead of being silently reshaped.
+the exact payload length, so a truncated download, a file with trailing bytes or one whose type
+code does not match its length is reported with the file name and what is wrong instead of being silently reshaped.
 """
 
 from __future__ import annotations
