@@ -98,6 +98,9 @@ class RunFolder:
             self.resume.parent if self.resume is not None else default)
         self._lock: int | None = None
 
+    def _fresh(self) -> bool:
+        return self.requested is None and self.resume is None
+
     def _resuming_here(self) -> bool:
         return self.resume is not None and self.resume.parent.resolve() == self.path.resolve()
 
@@ -112,13 +115,13 @@ class RunFolder:
     def check(self) -> None:
         """The checks that need no writing: not a file, not holding a run (see the class notes)."""
         _check_not_file(self.path)
-        if self.path.is_dir():
+        if self.path.is_dir() and not self._fresh():
             self._refuse_run()
 
     def __enter__(self) -> RunFolder:
         self.check()
         try:
-            if self.requested is None and self.resume is None:
+            if self._fresh():
                 self.path = fresh_folder(self.default)
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
