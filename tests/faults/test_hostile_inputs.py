@@ -163,11 +163,11 @@ from cnnlab.data import read_idx
 from cnnlab.checkpoint import CheckpointError, load_model
 from cnnlab.training.models import SpecError, build_model
 tmp = sys.argv[1]
-# a 4 MB gzip that expands to 4 GiB behind an honest-looking small header
+# a 1 MB gzip that expands to 1 GiB behind an honest-looking small header
 co = zlib.compressobj(9, zlib.DEFLATED, 31)
 out = co.compress(bytes([0, 0, 8, 1]) + np.array([10], dtype=">u4").tobytes())
 zeros = bytes(1 << 24)
-for _ in range(256):
+for _ in range(64):  # 1 GiB of zeros: more than the memory limit allows
     out += co.compress(zeros)
 open(tmp + "/bomb.gz", "wb").write(out + co.flush())
 # a header that claims 4 GiB
