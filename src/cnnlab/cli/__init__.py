@@ -58,8 +58,8 @@ def one_line(text: str) -> str:
 
     Examples
     --------
-    >>> one_line("does not fit:\n\tsize mismatch for 'w'")
-    "does not fit: size mismatch for 'w'"
+    >>> one_line("does not fit:" + chr(10) + "  size mismatch for w")
+    'does not fit: size mismatch for w'
     """
     return " ".join(text.split())
 
