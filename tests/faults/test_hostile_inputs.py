@@ -10,12 +10,11 @@ import zlib
 
 import numpy as np
 import pytest
+from faultkit import assert_one_line, train_args
 
 import cnnlab
 from cnnlab.checkpoint import CheckpointError
 from cnnlab.cli import main
-
-from faultkit import SPEC, assert_one_line, train_args
 
 pytest.importorskip("safetensors")
 

@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from faultkit import SPEC, assert_one_line, cli, snapshot, train_args
 
 from cnnlab.cli import main
 from cnnlab.training import RunFolder, RunFolderError
-
-from faultkit import SPEC, assert_one_line, cli, snapshot, train_args
 
 pytest.importorskip("safetensors")
 

@@ -10,11 +10,10 @@ import time
 
 import numpy as np
 import pytest
+from faultkit import train_args
 
 from cnnlab import checkpoint
 from cnnlab.training._progress import Progress, StopFlag
-
-from faultkit import train_args
 
 pytest.importorskip("safetensors")
 
