@@ -1,5 +1,6 @@
 # cnnlab's two set-up commands (see README.md): `make demo` and `make test`.
 # Each creates .venv with the machine's python3 if it is missing and installs what it needs.
+# `make demo` installs the train extra (safetensors, mnist1d, pillow, tqdm): every README command then runs.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 demo: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[data]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train]'
 	$(BIN)/cnnlab demo
 
 test: $(BIN)/python

@@ -15,12 +15,21 @@ model from that architecture.
 Saving writes a temporary file next to the target, flushes it to disk and renames it over the
 target in one step (``os.replace``), so an interrupted save leaves the previous checkpoint intact.
 
+Integrity: the document also records ``tensor_sha256``, the SHA-256 of the file's tensor bytes
+(everything after the header), and every load checks it (``verify=False`` skips that, for speed), so a
+flipped bit in the weights is reported instead of loaded.  The document is schema-checked before use
+(types, ranges, lengths, nesting at most :data:`MAX_NESTING` deep), and the architecture it records
+is compared with the file's tensors *before* the model is built, so a small file cannot make
+``load_model`` allocate a huge model.
+
 The ``safetensors`` package is an optional dependency: ``pip install cnnlab[io]``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import struct
 import uuid
@@ -35,6 +44,7 @@ __all__ = [
     "CheckpointError",
     "FORMAT_VERSION",
     "METADATA_KEY",
+    "MAX_NESTING",
     "save",
     "load",
     "load_metadata",
@@ -44,6 +54,8 @@ __all__ = [
 
 FORMAT_VERSION = 1
 METADATA_KEY = "cnnlab"
+DIGEST_KEY = "tensor_sha256"
+MAX_NESTING = 64  # deepest JSON nesting a cnnlab document may have (cnnlab writes about 12)
 
 PathLike = str | os.PathLike
 
@@ -232,9 +244,26 @@ def save(obj: Any, path: PathLike, metadata: Mapping[str, Any] | None = None) ->
     """
     st = _safetensors_numpy()
     arrays, config = _tensors_and_config(obj)
-    header_metadata = {METADATA_KEY: _metadata_document(config, metadata)}
-    data = st.save(arrays, metadata=header_metadata)
-    _atomic_write(os.fspath(path), data)
+    document = _metadata_document(config, metadata)
+    data = st.save(arrays, metadata={METADATA_KEY: document})
+    _atomic_write(os.fspath(path), _with_digest(data, document))
+
+
+def _with_digest(data: bytes, document: str) -> bytes:
+    """``data`` (a safetensors file) with the SHA-256 of its tensor bytes added to the cnnlab document.
+
+    The tensor bytes do not depend on the header, so only the header is rewritten: the same JSON
+    with the document replaced, padded with spaces to a multiple of 8 bytes as safetensors does.
+    """
+    (header_len,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + header_len])
+    tensor_bytes = memoryview(data)[8 + header_len:]
+    full = json.loads(document)
+    full[DIGEST_KEY] = hashlib.sha256(tensor_bytes).hexdigest()
+    header["__metadata__"][METADATA_KEY] = json.dumps(full, allow_nan=False)
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + bytes(tensor_bytes)
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -297,6 +326,8 @@ def _parse_header(name: str, data: bytes) -> tuple[dict[str, Any], dict[str, str
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _not_safetensors(name, data, f"its header is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{name!r} has a corrupted header: its JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise CheckpointError(
             f"{name!r} has a corrupted header: expected a JSON object, got {type(header).__name__}"
@@ -309,6 +340,16 @@ def _parse_header(name: str, data: bytes) -> tuple[dict[str, Any], dict[str, str
     data_len = len(data) - 8 - header_len
     for key, entry in header.items():
         _check_entry(name, key, entry, data_len)
+    end = 0  # the tensors must tile the data section: no overlap, no gap, nothing after them
+    for key, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
+        begin, stop = entry["data_offsets"]
+        if begin != end:
+            raise CheckpointError(f"{name!r} is corrupted: tensor {key!r} has an invalid offset {begin} "
+                                  f"(expected {end}: tensors overlap or leave a gap)")
+        end = stop
+    if end != data_len:
+        raise CheckpointError(f"{name!r} is corrupted: the data section is not fully covered by the tensors "
+                              f"({data_len - end} bytes after the last one)")
     return header, metadata
 
 
@@ -350,45 +391,110 @@ def _document(name: str, metadata: Mapping[str, str]) -> dict[str, Any] | None:
     text = metadata.get(METADATA_KEY)
     if text is None:
         return None
+    bad = f"{name!r} has corrupted cnnlab metadata"
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CheckpointError(
-            f"{name!r} has corrupted cnnlab metadata: not valid JSON ({exc})"
-        ) from None
+        raise CheckpointError(f"{bad}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{bad}: its JSON is nested more than {MAX_NESTING} levels deep") from None
     if not isinstance(document, dict):
-        raise CheckpointError(f"{name!r} has corrupted cnnlab metadata: expected a JSON object")
+        raise CheckpointError(f"{bad}: expected a JSON object, got {type(document).__name__}")
+    depth = nesting_depth(document)
+    if depth > MAX_NESTING:
+        raise CheckpointError(f"{bad}: its JSON is nested {depth} levels deep, more than {MAX_NESTING}")
     version = document.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise CheckpointError(f"{name!r} has corrupted cnnlab metadata: no format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{bad}: format_version must be a whole number >= 1, got {version!r}")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{name!r} was written in cnnlab checkpoint format {version}, newer than the "
             f"format {FORMAT_VERSION} this cnnlab reads; upgrade cnnlab"
         )
+    expected = {"cnnlab_version": str, "metadata": dict, "config": dict, DIGEST_KEY: str}
+    for key, kind in expected.items():
+        if key in document and document[key] is not None and not isinstance(document[key], kind):
+            raise CheckpointError(f"{bad}: {key!r} must be a {'JSON object' if kind is dict else 'string'}, "
+                                  f"got {type(document[key]).__name__}")
+    digest = document.get(DIGEST_KEY)
+    if digest is not None and not (len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise CheckpointError(f"{bad}: {DIGEST_KEY!r} must be 64 lower-case hex digits")
     return document
 
 
-def _read(path: PathLike) -> tuple[str, dict[str, np.ndarray], dict[str, Any] | None]:
-    st = _safetensors_numpy()
+def nesting_depth(value: Any) -> int:
+    """How deeply JSON data (dicts and lists) nests: 0 for a scalar, 1 for a flat list or dict.
+
+    Iterative, so hostile data nested 100,000 deep is measured without recursion.
+
+    Examples
+    --------
+    >>> nesting_depth({"a": [1, {"b": 2}]}), nesting_depth(3)
+    (3, 0)
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _verify(name: str, data: bytes, document: dict[str, Any] | None) -> None:
+    """Compare the SHA-256 of the tensor bytes with the one the document records (if it records one)."""
+    digest = None if document is None else document.get(DIGEST_KEY)
+    if digest is None:
+        return
+    (header_len,) = struct.unpack("<Q", data[:8])
+    actual = hashlib.sha256(memoryview(data)[8 + header_len:]).hexdigest()
+    if actual != digest:
+        raise CheckpointError(
+            f"{name!r} is corrupted: the SHA-256 of its tensor data is {actual[:12]}..., but the file "
+            f"records {digest[:12]}... (a changed or damaged byte in the weights)"
+        )
+
+
+def _read_checked(path: PathLike, verify: bool) -> tuple[str, bytes, dict[str, Any], dict[str, Any] | None]:
+    """The file's bytes, its checked header entries and its checked cnnlab document; no tensor built yet."""
+    _safetensors_numpy()
     name, data = _read_bytes(path)
-    _, metadata = _parse_header(name, data)
+    entries, metadata = _parse_header(name, data)
     document = _document(name, metadata)
+    if verify:
+        _verify(name, data, document)
+    return name, data, entries, document
+
+
+def _tensors(name: str, data: bytes) -> dict[str, np.ndarray]:
+    st = _safetensors_numpy()
     try:
         tensors = st.load(data)
     except Exception as exc:  # safetensors raises its own error type for format problems
         raise CheckpointError(f"{name!r} is corrupted: {exc}") from None
     # safetensors returns read-only views of the file's bytes; hand out owned, writable arrays.
-    return name, {key: np.array(value, copy=True) for key, value in tensors.items()}, document
+    return {key: np.array(value, copy=True) for key, value in tensors.items()}
 
 
-def load(path: PathLike) -> dict[str, np.ndarray]:
+def _read(path: PathLike, verify: bool = True) -> tuple[str, dict[str, np.ndarray], dict[str, Any] | None]:
+    name, data, _, document = _read_checked(path, verify)
+    return name, _tensors(name, data), document
+
+
+def load(path: PathLike, *, verify: bool = True) -> dict[str, np.ndarray]:
     """Read the named arrays of a safetensors file (written by cnnlab, PyTorch or anyone).
 
     Parameters
     ----------
     path : str or os.PathLike
         The checkpoint file.
+    verify : bool, default True
+        Check the SHA-256 of the tensor data that cnnlab records (files without one are not checked).
 
     Returns
     -------
@@ -401,15 +507,15 @@ def load(path: PathLike) -> dict[str, np.ndarray]:
         If the file does not exist.
     CheckpointError
         If the file is empty, truncated, has a corrupted header, or is not a safetensors file
-        (a pickle, a zip from ``torch.save``, a text file, ...).  Nothing in the file is ever
-        executed.
+        (a pickle, a zip from ``torch.save``, a text file, ...), its metadata is malformed, or the
+        tensor data does not match its recorded SHA-256.  Nothing in the file is ever executed.
     ImportError
         If the ``safetensors`` package is not installed.
     """
-    return _read(path)[1]
+    return _read(path, verify)[1]
 
 
-def load_metadata(path: PathLike) -> dict[str, Any] | None:
+def load_metadata(path: PathLike, *, verify: bool = True) -> dict[str, Any] | None:
     """The cnnlab metadata document of a checkpoint, or None if cnnlab did not write it.
 
     Returns
@@ -424,7 +530,7 @@ def load_metadata(path: PathLike) -> dict[str, Any] | None:
     FileNotFoundError, CheckpointError, ImportError
         As for :func:`load`.
     """
-    return _read(path)[2]
+    return _read_checked(path, verify)[3]
 
 
 def _own_array(value: Any) -> np.ndarray:
@@ -455,7 +561,7 @@ def _check_fit(name: str, model: Any, tensors: Mapping[str, np.ndarray]) -> dict
     return {key: tensors[key].astype(own[key].dtype, copy=False) for key in own}
 
 
-def load_weights(model: Any, path: PathLike) -> Any:
+def load_weights(model: Any, path: PathLike, *, verify: bool = True) -> Any:
     """Load a checkpoint's tensors into an existing model, strictly.
 
     Works for any safetensors file whose keys are the model's ``state_dict`` keys, including
@@ -480,7 +586,7 @@ def load_weights(model: Any, path: PathLike) -> Any:
         If the file cannot be read (see :func:`load`), or keys are missing or unexpected, or a
         shape differs; the message lists every mismatch.
     """
-    name, tensors, _ = _read(path)
+    name, tensors, _ = _read(path, verify)
     model.load_state_dict(_check_fit(name, model, tensors))
     return model
 
@@ -492,7 +598,7 @@ def _build_from_config(config: dict[str, Any]) -> Any:
     return nn.from_config(config)
 
 
-def load_model(path: PathLike) -> Any:
+def load_model(path: PathLike, *, verify: bool = True) -> Any:
     """Rebuild the model saved by :func:`save` from its recorded architecture, with its weights.
 
     Parameters
@@ -512,11 +618,11 @@ def load_model(path: PathLike) -> Any:
         recorded architecture (load it with :func:`load`, or :func:`load_weights` into a model
         you build), the architecture is unknown to this cnnlab, or the weights do not fit it.
     """
-    name, tensors, document = _read(path)
-    return _rebuild(name, tensors, document)
+    return _load_rebuilt(path, None, verify)[0]
 
 
-def read_model(path: PathLike, ignore_prefix: str | None = None) -> tuple[Any, dict[str, Any]]:
+def read_model(path: PathLike, ignore_prefix: str | None = None, *, verify: bool = True
+               ) -> tuple[Any, dict[str, Any]]:
     """Read a checkpoint once: the model it records (as :func:`load_model`) and its metadata document.
 
     Parameters
@@ -538,13 +644,68 @@ def read_model(path: PathLike, ignore_prefix: str | None = None) -> tuple[Any, d
     FileNotFoundError, CheckpointError
         As :func:`load_model`.
     """
-    name, tensors, document = _read(path)
+    model, document = _load_rebuilt(path, ignore_prefix, verify)
+    return model, dict(document or {})
+
+
+def _load_rebuilt(path: PathLike, ignore_prefix: str | None, verify: bool) -> tuple[Any, dict[str, Any] | None]:
+    """Check the file, check its architecture against its tensors' shapes, then build and fill the model."""
+    name, data, entries, document = _read_checked(path, verify)
+    config = _config_of(name, document)
+    values = sum(math.prod(entry["shape"]) for entry in entries.values())
+    needed = _least_state_size(config)
+    if needed > values:
+        raise CheckpointError(
+            f"{name!r} does not fit its recorded architecture: building it needs at least {needed:,} weights, "
+            f"but the file holds only {values:,} values; the model is not built"
+        )
+    tensors = _tensors(name, data)
     if ignore_prefix is not None:
         tensors = {k: v for k, v in tensors.items() if not k.startswith(ignore_prefix)}
-    return _rebuild(name, tensors, document), dict(document or {})
+    return _rebuild(name, tensors, config), document
 
 
-def _rebuild(name: str, tensors: dict[str, np.ndarray], document: dict[str, Any] | None) -> Any:
+def _int_arg(args: Mapping[str, Any], key: str) -> int | None:
+    value = args.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _least_state_size(config: Any) -> int:
+    """A lower bound of the number of values the modules of ``config`` allocate (0 where unknown).
+
+    Read from the argument names of cnnlab's layers, so no module is built: ``in_features`` x
+    ``out_features`` (Linear), ``in_channels`` x ``out_channels`` x kernel / ``groups`` (convolutions),
+    ``num_features`` (batch norm).  Iterative: a config nested 100,000 deep is walked without recursion.
+    """
+    total, stack = 0, [config]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, Mapping):
+            continue
+        args = item.get("args")
+        if isinstance(args, Mapping):
+            features = _int_arg(args, "in_features"), _int_arg(args, "out_features")
+            channels = _int_arg(args, "in_channels"), _int_arg(args, "out_channels")
+            if None not in features:
+                total += features[0] * features[1]
+            elif None not in channels:
+                kernel = args.get("kernel_size")
+                kernel = kernel if isinstance(kernel, list) else [kernel]
+                size = channels[0] * channels[1] // (_int_arg(args, "groups") or 1)
+                for k in kernel:
+                    size *= k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else 1
+                total += size
+            elif _int_arg(args, "num_features") is not None:
+                total += args["num_features"]
+        modules = item.get("modules")
+        if isinstance(modules, Mapping):
+            stack.extend(modules.values())
+    return total
+
+
+def _config_of(name: str, document: dict[str, Any] | None) -> dict[str, Any]:
     if document is None:
         raise CheckpointError(
             f"{name!r} has no cnnlab metadata, so the model cannot be rebuilt; read the tensors "
@@ -561,9 +722,13 @@ def _rebuild(name: str, tensors: dict[str, np.ndarray], document: dict[str, Any]
             f"{name!r} has a corrupted architecture: expected a JSON object, "
             f"got {type(config).__name__}"
         )
+    return config
+
+
+def _rebuild(name: str, tensors: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
     try:
         model = _build_from_config(config)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
         raise CheckpointError(
             f"{name!r}: cannot rebuild the recorded architecture: {exc}"
         ) from exc

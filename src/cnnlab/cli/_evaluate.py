@@ -11,16 +11,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
+
 from cnnlab.cli._common import CommandError, positive_int
 from cnnlab.training.inference import InputError, classify, preprocess, read_samples
 
 
-def _load_checkpoint(cmd: str, path: str) -> tuple[Any, dict[str, Any]]:
+def _load_checkpoint(cmd: str, path: str, verify: bool = True) -> tuple[Any, dict[str, Any]]:
     from cnnlab.checkpoint import CheckpointError
     from cnnlab.training import load_trained
+    from cnnlab.training.inference import nonfinite_weight
 
     try:
-        model, metadata = load_trained(path)
+        model, metadata = load_trained(path, verify=verify)
     except FileNotFoundError:
         raise CommandError(f"cnnlab {cmd}: checkpoint {path} does not exist") from None
     except (CheckpointError, ImportError) as exc:
@@ -28,7 +31,16 @@ def _load_checkpoint(cmd: str, path: str) -> tuple[Any, dict[str, Any]]:
     missing = [k for k in ("input_shape", "classes", "preprocess") if k not in metadata]
     if missing:
         raise CommandError(f"cnnlab {cmd}: {path} records no {', '.join(missing)}; it was not written by cnnlab train")
+    bad = nonfinite_weight(model)
+    if bad is not None:
+        raise CommandError(f"cnnlab {cmd}: {path} holds NaN or infinite weights (in {bad!r}); its outputs would be "
+                           "meaningless")
     return model, metadata
+
+
+def _add_verify(p: Any) -> None:
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the SHA-256 check of the checkpoint's tensor data (faster for big files)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,6 +58,7 @@ def add_evaluate(sub: Any) -> None:
     p.add_argument("--data", default=None, metavar="NAME|PATH", help="default: the data set the model was trained on")
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--batch-size", type=positive_int, default=500, metavar="N")
+    _add_verify(p)
     p.set_defaults(run=run_evaluate)
 
 
@@ -55,7 +68,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.training import evaluate
     from cnnlab.training.metrics import confusion_matrix, format_confusion_matrix
 
-    model, meta = _load_checkpoint("evaluate", args.checkpoint)
+    model, meta = _load_checkpoint("evaluate", args.checkpoint, args.verify)
     settings = meta.get("settings") or {}
     name = args.data or meta.get("data")
     if not name:
@@ -75,7 +88,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if len(x) == 0:
         raise CommandError(f"cnnlab evaluate: the {args.split} split of {data.name} is empty")
     inputs = preprocess(x, meta["preprocess"])
+    if not np.isfinite(inputs).all():
+        raise CommandError(f"cnnlab evaluate: the {args.split} split of {data.name} holds NaN or infinite values")
     result = evaluate(model, DataLoader(TensorDataset(inputs, y), batch_size=args.batch_size))
+    if not np.isfinite(result.loss):
+        raise CommandError(f"cnnlab evaluate: the model's outputs on {data.name} are NaN or infinite "
+                           f"(mean loss {result.loss}); no accuracy is reported")
     epoch = (meta.get("metrics") or {}).get("epoch")
     print(f"checkpoint: {args.checkpoint} ({meta.get('model', 'model')}"
           + (f", epoch {epoch})" if epoch else ")"))
@@ -104,12 +122,13 @@ def add_predict(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="images or .npy files")
     p.add_argument("--top", type=positive_int, default=3, metavar="K", help="probabilities shown (default 3)")
     p.add_argument("--resize", action="store_true", help="resize images to the model's input size")
+    _add_verify(p)
     p.set_defaults(run=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``cnnlab predict``."""
-    model, meta = _load_checkpoint("predict", args.checkpoint)
+    model, meta = _load_checkpoint("predict", args.checkpoint, args.verify)
     expected = tuple(int(n) for n in meta["input_shape"])
     classes = [str(c) for c in meta["classes"]]
     pixels = bool(meta["preprocess"].get("pixels"))
@@ -121,7 +140,11 @@ def run_predict(args: argparse.Namespace) -> int:
             raise CommandError(f"cnnlab predict: {exc}") from None
         inputs.append((name, batch))
     for name, batch in inputs:
-        for i, ranked in enumerate(classify(model, batch, meta["preprocess"], top=args.top)):
+        try:
+            results = classify(model, batch, meta["preprocess"], top=args.top)
+        except InputError as exc:
+            raise CommandError(f"cnnlab predict: {name}: {exc}") from None
+        for i, ranked in enumerate(results):
             label = name if len(batch) == 1 else f"{name}[{i}]"
             shown = "  ".join(f"{classes[k]} {100 * p:.1f}%" for k, p in ranked)
             print(f"{label}: {_class_text(ranked[0][0], classes)}   ({shown})")

@@ -9,6 +9,7 @@ need: the data set, its classes, the input shape, the preprocessing and the sett
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
@@ -60,7 +61,10 @@ def add_train(sub: Any) -> None:
     p.add_argument("--image-size", type=positive_int, default=None, metavar="N",
                    help="resize folder images to N x N")
     p.add_argument("--rgb", action="store_true", default=None, help="read folder images in colour")
-    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<data>-<model>-<time>)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="run folder (default: a fresh runs/<data>-<model>-<time>); a folder holding a run is refused "
+                        "unless it is resumed or --overwrite is given")
+    p.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     p.add_argument("--resume", default=None, metavar="CKPT",
                    help="continue the run of a last.safetensors (only --epochs and --out may change)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines, only the summary")
@@ -69,7 +73,10 @@ def add_train(sub: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``cnnlab train``."""
+    from cnnlab.checkpoint import CheckpointError
     from cnnlab.data import DataError
+    from cnnlab.training import RunFolderError
+    from cnnlab.training.models import SpecError
     from cnnlab.training.recipes import SETTINGS, RunError, published_table, resolve_settings, resume_settings, run
 
     try:
@@ -83,14 +90,14 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             settings = resolve_settings({k: getattr(args, k, None) for k in SETTINGS})
         result = run(settings, args.out, resume=args.resume, progress=False if args.no_progress else True,
-                     log=lambda line: print(line, flush=True))
-    except (DataError, RunError, FloatingPointError) as exc:
+                     log=lambda line: print(line, flush=True), overwrite=args.overwrite)
+    except (DataError, RunError, RunFolderError, SpecError, CheckpointError, FloatingPointError) as exc:
         raise CommandError(f"cnnlab train: {exc}") from None
     out = result.out_dir
     if result.interrupted:
         print(f"cnnlab train: {result.message}", file=sys.stderr)
         print(f"continue with: cnnlab train --resume {out / 'last.safetensors'}", file=sys.stderr)
-        return 130
+        return 128 + int(result.signal or signal.SIGINT)  # 130 after Ctrl-C, 143 after SIGTERM
     print(f"{result.message} in {result.seconds:.0f} s; test accuracy {100 * result.test_accuracy:.1f}% "
           f"(loss {result.test_loss:.4f}, final model, test set used once at the end)")
     if settings["data"] == "mnist1d":

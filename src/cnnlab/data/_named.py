@@ -52,11 +52,13 @@ def _pixel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
 
 
 def _folder_arrays(folder: Any) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        x = np.stack([folder[i][0] for i in range(len(folder))])
-    except ValueError as exc:
-        raise DataError(f"images in {folder.root} differ in size ({exc}); give --image-size N") from None
-    return x.astype(np.float32), folder.targets.astype(np.int64)
+    images = [folder[i][0] for i in range(len(folder))]  # an unreadable image raises its own ValueError
+    shapes = sorted({x.shape for x in images})
+    if len(shapes) > 1:
+        hint = "; give --image-size N to resize them all" if folder.size is None else ""
+        sizes = ", ".join(f"{w}x{h}" for _, h, w in shapes[:3]) + (", ..." if len(shapes) > 3 else "")
+        raise DataError(f"images in {folder.root} differ in size ({sizes}){hint}")
+    return np.stack(images).astype(np.float32), folder.targets.astype(np.int64)
 
 
 def _load_folder(path: Path, image_size: int | None, rgb: bool, seed: int) -> Data:
@@ -76,8 +78,10 @@ def _load_folder(path: Path, image_size: int | None, rgb: bool, seed: int) -> Da
             n_test = max(1, len(x) // 5) if len(x) > 1 else 0
             x_test, y_test = x[order[:n_test]], y[order[:n_test]]
             x_train, y_train = x[order[n_test:]], y[order[n_test:]]
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        raise DataError(f"{exc}") from None
+    except DataError:
+        raise
+    except (ValueError, OSError, ImportError) as exc:
+        raise DataError(" ".join(str(exc).split())) from None
     mean, std = _pixel_stats(x_train)
     return Data(str(path), x_train, y_train, x_test, y_test, list(train.classes), mean, std, pixels=True)
 

@@ -14,9 +14,12 @@ then         ``prod(sizes)`` items of the type, big-endian, in C (row-major) ord
 ===========  =====================================================================
 
 Files may be gzip-compressed; the reader recognises gzip by its first two bytes, whatever the
-file's name.  The reader checks every field and the exact payload length, so a truncated download,
-a file with trailing bytes or one whose type code does not match its length is reported with the
-file name and what is wrong instead of being silently reshaped.
+file's name.  Memory is bounded by the header, not by what the file expands to: the header is read
+first, the payload size it promises is checked against :data:`MAX_IDX_BYTES` (and, for a raw file,
+against the file's size), and gzip data is decompressed as a stream that stops one byte past that
+size, so a small gzip "bomb" is refused without being expanded.  The reader checks every field and
+the exact payload length, so a truncated download, a file with trailing bytes or one whose type
+code does not match its length is reported with the file name and what is wrong instead of being silently reshaped.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 import os
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -47,21 +51,63 @@ IDX_TYPE_NAMES: dict[int, str] = {
     0x0E: "double",
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 1 << 31  # 2 GiB of payload; MNIST's largest file holds 47 MB
 
 
 def _type_list() -> str:
     return ", ".join(f"0x{code:02X} ({IDX_TYPE_NAMES[code]})" for code in IDX_DTYPES)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it is gzip."""
-    raw = path.read_bytes()
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise ValueError(f"read_idx: {path}: damaged gzip data ({exc})") from None
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes of ``stream`` (fewer only at its end)."""
+    parts, left = [], n
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _payload_size(head: bytes, name: str, max_bytes: int) -> int:
+    """The header's length plus the payload size it promises (checked against ``max_bytes``)."""
+    if len(head) >= 4 and head[0] == 0 and head[1] == 0 and head[2] in IDX_DTYPES and head[3] > 0 \
+            and len(head) >= 4 + 4 * head[3]:
+        shape = np.frombuffer(head, dtype=">u4", count=head[3], offset=4)
+        payload = math.prod(int(d) for d in shape) * IDX_DTYPES[head[2]].itemsize
+        if payload > max_bytes:
+            dims = " x ".join(str(int(d)) for d in shape)
+            raise ValueError(f"read_idx: {name}: header promises {payload:,} bytes ({dims}), more than the "
+                             f"limit of {max_bytes:,}")
+        return 4 + 4 * head[3] + payload
+    return len(head)  # not a valid header: parse_idx says what is wrong with it
+
+
+def _read_bytes(path: Path, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """The file's content, decompressed when it is gzip, never more than the header promises plus one byte."""
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+        raw.seek(0)
+        stream: BinaryIO = raw
+        if magic != _GZIP_MAGIC:  # a raw file: its size is known, so its length errors are exact
+            size = os.fstat(raw.fileno()).st_size
+            if size > max_bytes + 1024:
+                raise ValueError(f"read_idx: {path}: file has {size:,} bytes, more than the limit of {max_bytes:,}")
+            return raw.read()
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        try:
+            head = _read_exact(stream, 4)
+            if len(head) == 4:
+                head += _read_exact(stream, 4 * head[3])
+            total = _payload_size(head, str(path), max_bytes)
+            data = head + _read_exact(stream, total - len(head) + 1)  # one extra byte reveals trailing data
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ValueError(f"read_idx: {path}: damaged gzip data ({exc})") from None
+    if len(data) > total > len(head):
+        raise ValueError(f"read_idx: {path}: payload is longer than the {total - len(head):,} bytes the header "
+                         "promises: trailing bytes (decompression stopped there)")
+    return data
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -142,8 +188,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the gzip stream is damaged, or the header or payload length is wrong (see
-        :func:`parse_idx`).  The message names the file and what is wrong, e.g.
+        If the gzip stream is damaged, the header or payload length is wrong (see
+        :func:`parse_idx`; trailing data is reported as soon as one byte of it is read), or the
+        header promises more than :data:`MAX_IDX_BYTES`.  The message names the file and what is wrong, e.g.
         ``read_idx: train-images-idx3-ubyte.gz: payload has 1000 bytes, header promises 7840
         (10 x 28 x 28 x 1, type 0x08 ubyte): truncated``.
 

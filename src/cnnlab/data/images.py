@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+MAX_IMAGE_PIXELS = 25_000_000  # e.g. 5000 x 5000; checked from the file's header before decoding
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _INSTALL_HINT = "pip install 'cnnlab[data]'  (or: pip install pillow)"
 
@@ -44,6 +45,8 @@ def _check_size(size: Any) -> tuple[int, int] | None:
         raise TypeError(f"ImageFolder: size must be an int, a (height, width) pair or None, got {size!r}")
     if min(items) < 1:
         raise ValueError(f"ImageFolder: size must be positive, got {size!r}")
+    if int(items[0]) * int(items[1]) > MAX_IMAGE_PIXELS:
+        raise ValueError(f"ImageFolder: size {size!r} has more than {MAX_IMAGE_PIXELS:,} pixels")
     return int(items[0]), int(items[1])
 
 
@@ -70,19 +73,26 @@ def load_image(path: str | os.PathLike[str], grayscale: bool = True,
     ImportError
         If Pillow is not installed.
     ValueError
-        If the file cannot be decoded; the message names it.
+        If the file cannot be decoded, or its header declares more than :data:`MAX_IMAGE_PIXELS`
+        pixels (checked before decoding, so a small file cannot make Pillow allocate gigabytes); the
+        message names the file.
     """
     image_mod, unidentified = _pillow()
     hw = _check_size(size)
     path = Path(path)
+    bomb = getattr(image_mod, "DecompressionBombError", OSError)
     try:
         with image_mod.open(path) as im:
+            width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"it is {width} x {height} pixels, more than the limit of {MAX_IMAGE_PIXELS:,}")
             im = im.convert("L" if grayscale else "RGB")
             if hw is not None and (im.height, im.width) != hw:
                 im = im.resize((hw[1], hw[0]), image_mod.Resampling.BILINEAR)
             pixels = np.asarray(im, dtype=np.uint8)
-    except (unidentified, OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(f"ImageFolder: cannot read image {path}: {exc}") from None
+    except (unidentified, bomb, OSError, ValueError, SyntaxError, MemoryError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"ImageFolder: cannot read image {path}: {detail}") from None
     if pixels.ndim == 2:
         pixels = pixels[None]
     else:

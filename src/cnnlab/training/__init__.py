@@ -9,6 +9,7 @@
 
 from cnnlab.training import metrics, models, recipes
 from cnnlab.training._fit import EvalResult, FitResult, evaluate, fit, predict
+from cnnlab.training._rundir import RunFolder, RunFolderError
 from cnnlab.training._state import load_trained
 from cnnlab.training.recipes import RECIPES, RunError, RunResult, resolve_settings, resume_settings, run
 
@@ -17,6 +18,8 @@ __all__ = [
     "EvalResult",
     "FitResult",
     "RunError",
+    "RunFolder",
+    "RunFolderError",
     "RunResult",
     "evaluate",
     "fit",

@@ -18,11 +18,14 @@ Reproducibility: with ``seed`` the default generator (dropout masks) is seeded w
 build the model after ``cnnlab.manual_seed(...)`` too, so its initial weights repeat.  Epoch ``e``
 of :func:`fit` is epoch ``e`` of the loader, whatever the loader did before.
 
-Ctrl-C: the first Ctrl-C (SIGINT, in the main thread) asks training to stop after the current
-batch; the state is saved to ``last.safetensors`` and :func:`fit` returns normally with
-``interrupted=True``.  A second Ctrl-C, or a ``KeyboardInterrupt`` raised by other code, stops at
-once: the batch in progress is discarded (the batch-norm statistics and the random generator are
-restored to its start) and the same state is saved.
+Ctrl-C and SIGTERM: the first Ctrl-C (SIGINT) or SIGTERM (in the main thread) asks training to stop
+after the current batch; the state is saved to ``last.safetensors`` and :func:`fit` returns normally
+with ``interrupted=True`` and ``signal`` set to the signal's number.  A second Ctrl-C, or a
+``KeyboardInterrupt`` raised by other code, stops at once: the batch in progress is discarded (the
+batch-norm statistics and the random generator are restored to its start) and the same state is saved.
+An optimizer step with its bookkeeping, and every checkpoint write, finish before a second Ctrl-C
+takes effect, and further Ctrl-Cs during the final save only say that it is finishing: the saved
+state is always whole.
 """
 
 from __future__ import annotations
@@ -75,11 +78,13 @@ class FitResult:
     best_loss : float or None
     stopped_early : bool
     interrupted : bool
-        True when Ctrl-C (KeyboardInterrupt) stopped training; the state was saved when
+        True when Ctrl-C (KeyboardInterrupt) or SIGTERM stopped training; the state was saved when
         ``out_dir`` was given.
     message : str
         How training ended, in one line.
     out_dir : pathlib.Path or None
+    signal : int or None
+        The signal that stopped training (``signal.SIGINT`` or ``signal.SIGTERM``), if one did.
     """
 
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -90,6 +95,7 @@ class FitResult:
     interrupted: bool = False
     message: str = ""
     out_dir: Path | None = None
+    signal: int | None = None
 
 
 @dataclass
@@ -279,7 +285,17 @@ class _Trainer:
 
     def restore(self, path: str | os.PathLike[str]) -> None:
         name = os.fspath(path)
-        weights, optim_tensors, state, _ = read_training_state(path)
+        weights, optim_tensors, state, _ = read_training_state(path)  # schema-checked
+        try:
+            self._restore(name, weights, optim_tensors, state)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise CheckpointError(f"{name!r} holds a training state this run cannot use: {detail}") from None
+
+    def _restore(self, name: str, weights: dict[str, np.ndarray], optim_tensors: dict[str, np.ndarray],
+                 state: dict[str, Any]) -> None:
         if state["batches_per_epoch"] != len(self.loader):
             raise CheckpointError(
                 f"{name!r} was written with {state['batches_per_epoch']} training batches per epoch, but this "
@@ -301,8 +317,9 @@ class _Trainer:
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(sched["state"])
                 self.interval = sched["interval"]
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"{name!r} does not fit this model and optimizer: {exc}") from None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            detail = " ".join(str(exc).split())
+            raise CheckpointError(f"{name!r} does not fit this model and optimizer: {detail}") from None
         set_generator_state(state["rng"])
         loader = state["loader"]
         self.loader.load_state_dict({"seed": loader["seed"], "epoch": loader["epoch"], "batch": loader["batch"]})
@@ -349,20 +366,21 @@ class _Trainer:
                     )
                 self.optimizer.zero_grad()
                 loss.backward()
-                self.optimizer.step()
-                if self.scheduler is not None and self.interval == "batch":
-                    self.scheduler.step()
-                snapshot = None
-                n = len(y)
-                hits = _correct(out, y)
-                p["loss_sum"] += value * n
-                p["count"] += n
-                if hits is None:
-                    p["scored"] = False
-                else:
-                    p["correct"] += hits
-                self.batch += 1
-                p["seconds"] = time.perf_counter() - start
+                with stop.protected():  # the step and its bookkeeping happen whole, or not at all
+                    self.optimizer.step()
+                    if self.scheduler is not None and self.interval == "batch":
+                        self.scheduler.step()
+                    snapshot = None
+                    n = len(y)
+                    hits = _correct(out, y)
+                    p["loss_sum"] += value * n
+                    p["count"] += n
+                    if hits is None:
+                        p["scored"] = False
+                    else:
+                        p["correct"] += hits
+                    self.batch += 1
+                    p["seconds"] = time.perf_counter() - start
                 acc = p["correct"] / p["count"] if p["scored"] else None
                 self.progress.update(self.batch, p["loss_sum"] / p["count"], acc)
                 if self.on_batch_end is not None:
@@ -393,9 +411,12 @@ class _Trainer:
         }
         if "val_source" in self.metadata:  # where the "val" numbers come from, stated in every record
             record["val_source"] = self.metadata["val_source"]
-        if self.scheduler is not None and self.interval == "epoch":
-            self.scheduler.step()
-        self.finish_epoch(record)
+        with stop.protected():  # the epoch's state and checkpoints are written whole
+            if self.scheduler is not None and self.interval == "epoch":
+                self.scheduler.step()
+            self.finish_epoch(record)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(dict(record))
 
     def finish_epoch(self, record: dict[str, Any]) -> None:
         self.history.append(record)
@@ -417,8 +438,6 @@ class _Trainer:
                 checkpoint.save(self.model, self.out_dir / "best.safetensors",
                                 metadata=dict(self.metadata, metrics=record))
             self.save_last()
-        if self.on_epoch_end is not None:
-            self.on_epoch_end(dict(record))
 
 
 def fit(
@@ -557,10 +576,13 @@ def fit(
                 trainer.run_epoch(stop)
         except KeyboardInterrupt:
             interrupted = True
+            stop.raised = True  # from here on, signals only say that the save is finishing
         finally:
             bar.close()
+        if interrupted:
+            with stop.protected():
+                path = trainer.save_last()
     if interrupted:
-        path = trainer.save_last()
         where = f"epoch {trainer.epoch + 1}, after batch {trainer.batch}/{len(train_loader)}"
         message = (f"interrupted at {where}; saved {path} (resume with resume_from={str(path)!r})"
                    if path is not None else f"interrupted at {where}; nothing saved (no out_dir)")
@@ -572,4 +594,4 @@ def fit(
         message = f"trained {trainer.epoch} epochs"
     return FitResult(history=list(trainer.history), epochs_completed=trainer.epoch, best_epoch=trainer.best_epoch,
                      best_loss=trainer.best_loss, stopped_early=trainer.stopped_early, interrupted=interrupted,
-                     message=message, out_dir=folder)
+                     message=message, out_dir=folder, signal=stop.signum if interrupted else None)

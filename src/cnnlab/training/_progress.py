@@ -111,29 +111,84 @@ def epoch_line(record: Mapping[str, Any], epochs: int, best: bool = False) -> st
 
 
 # ---------------------------------------------------------------------------------------------
-# Ctrl-C
+# Ctrl-C and SIGTERM
 
 
 class StopFlag:
-    """Turns the first SIGINT into a request to stop after the batch; the second interrupts."""
+    """Turns the first SIGINT or SIGTERM into a request to stop after the batch; the second interrupts.
+
+    SIGTERM (what ``kill``, job schedulers and ``docker stop`` send) is handled as the first Ctrl-C:
+    training stops after the batch, saves, and :attr:`signum` tells the caller which signal it was
+    (``cnnlab train`` then exits 128 + signum: 130 for Ctrl-C, 143 for SIGTERM).  Inside
+    :meth:`protected` (an optimizer step with its bookkeeping, a checkpoint write) a second signal does
+    not interrupt: it is noted and raised as ``KeyboardInterrupt`` when the protected block ends, so a
+    save is never cut short and the state saved is never half-updated.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self, progress: Progress) -> None:
         self.requested = False
+        self.signum: int | None = None
         self._progress = progress
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
+        self._protected = 0
+        self._pending = False
+        self.raised = False  # an interrupt was raised: later signals only wait for the save
 
     def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self.SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            current = signal.getsignal(signum)
+            if current in (signal.default_int_handler, signal.SIG_DFL):
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self._progress.note("fit: stopping after this batch and saving (press Ctrl-C again to stop at once)")
+        if self.raised:
+            self._progress.note("fit: saving the interrupted run; it finishes in a moment")
+            return
+        if self.signum is None:
+            self.signum = signum
+        if not self.requested:
+            self.requested = True
+            what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            self._progress.note(f"fit: {what}: stopping after this batch and saving (press Ctrl-C again to stop "
+                                "at once)")
+            return
+        if self._protected:
+            if not self._pending:
+                self._pending = True
+                self._progress.note("fit: finishing the step or save in progress, then stopping")
+            return
+        self.raised = True
+        raise KeyboardInterrupt
+
+    def protected(self) -> _Protected:
+        """A block a second signal does not cut short (it is raised when the block ends)."""
+        return _Protected(self)
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
+
+class _Protected:
+    def __init__(self, flag: StopFlag) -> None:
+        self._flag = flag
+
+    def __enter__(self) -> None:
+        self._flag._protected += 1
+
+    def __exit__(self, kind: Any, *exc: object) -> None:
+        flag = self._flag
+        flag._protected -= 1
+        if flag._protected == 0 and flag._pending and kind is None and not flag.raised:
+            flag._pending = False
+            flag.raised = True
+            raise KeyboardInterrupt

@@ -26,6 +26,7 @@ import numpy as np
 from cnnlab import checkpoint
 from cnnlab.checkpoint import CheckpointError
 from cnnlab.random import default_generator
+from cnnlab.training._schema import check_run_metadata, check_training_state
 
 OPTIMIZER_PREFIX = "__optimizer__.state."
 STATE_VERSION = 1
@@ -123,8 +124,8 @@ class _ModelWithState:
             return None
 
 
-def read_training_state(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
-                                                              dict[str, Any], dict[str, Any]]:
+def read_training_state(path: str | os.PathLike[str], *, verify: bool = True
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
     """``(model tensors, optimizer tensors, training state, metadata)`` of a training checkpoint.
 
     Raises
@@ -133,8 +134,7 @@ def read_training_state(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndar
         If the file holds no training state (e.g. a ``best.safetensors``, which holds the model only).
     """
     name = os.fspath(path)
-    tensors = checkpoint.load(path)
-    document = checkpoint.load_metadata(path) or {}
+    document = checkpoint.load_metadata(path, verify=verify) or {}
     metadata = dict(document.get("metadata") or {})
     training = metadata.pop("training", None)
     if not isinstance(training, dict):
@@ -142,14 +142,17 @@ def read_training_state(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndar
             f"{name!r} holds no training state (optimizer, position, history), so training cannot resume "
             "from it; resume from the run's last.safetensors"
         )
-    if training.get("version", 0) > STATE_VERSION:
+    version = training.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version > STATE_VERSION:
         raise CheckpointError(f"{name!r} was written by a newer cnnlab (training state version "
                               f"{training.get('version')}); upgrade cnnlab")
+    check_training_state(name, training)
+    tensors = checkpoint.load(path, verify=verify)
     model_tensors, optim_tensors = split_tensors(tensors)
     return model_tensors, optim_tensors, training, metadata
 
 
-def load_trained(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+def load_trained(path: str | os.PathLike[str], *, verify: bool = True) -> tuple[Any, dict[str, Any]]:
     """The model a cnnlab checkpoint records (best or last of a run, or any saved model), and its metadata.
 
     Unlike :func:`cnnlab.checkpoint.load_model`, this also accepts training checkpoints
@@ -168,9 +171,11 @@ def load_trained(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     FileNotFoundError
         If the file does not exist.
     CheckpointError
-        If it is not a cnnlab checkpoint with an architecture, or the weights do not fit it.
+        If it is not a cnnlab checkpoint with an architecture, the weights do not fit it, the tensor
+        data does not match its recorded SHA-256 (unless ``verify=False``), or the run metadata is malformed.
     """
-    model, document = checkpoint.read_model(path, ignore_prefix=OPTIMIZER_PREFIX)
+    model, document = checkpoint.read_model(path, ignore_prefix=OPTIMIZER_PREFIX, verify=verify)
     metadata = dict(document.get("metadata") or {})
     metadata.pop("training", None)
+    check_run_metadata(os.fspath(path), metadata)
     return model.eval(), metadata

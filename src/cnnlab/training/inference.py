@@ -15,6 +15,8 @@ import numpy as np
 
 from cnnlab.data import IMAGE_SUFFIXES
 
+MAX_NPY_BYTES = 1 << 30  # a .npy file given to predict holds at most 1 GiB
+
 
 class InputError(ValueError):
     """A file cannot be turned into the model's inputs (unreadable, wrong shape or kind)."""
@@ -35,11 +37,26 @@ def _normalise(x: np.ndarray, preprocess: dict[str, Any]) -> np.ndarray:
     return ((x.astype(np.float32) - mean) / std).astype(np.float32)
 
 
+def nonfinite_weight(model: Any) -> str | None:
+    """The name of the first weight or buffer of ``model`` holding NaN or infinity, or None."""
+    for key, value in model.state_dict().items():
+        array = np.asarray(getattr(value, "data", value))
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return key
+    return None
+
+
 def npy_samples(path: Path, expected: tuple[int, ...], pixels: bool) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
+    try:  # mapped first: a header claiming more data than the file holds is refused before allocating
+        mapped = np.load(path, allow_pickle=False, mmap_mode="r")
+        if not isinstance(mapped, np.ndarray):
+            raise ValueError("not a single array")
+        if mapped.nbytes > MAX_NPY_BYTES:
+            raise InputError(f"{path} holds {mapped.nbytes:,} bytes of data, more than the limit of "
+                             f"{MAX_NPY_BYTES:,}")
+        array = np.array(mapped)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
+        raise InputError(f"cannot read {path} as a .npy array: {' '.join(str(exc).split())}") from None
     if array.dtype.kind not in "biuf":
         raise InputError(f"{path} holds {array.dtype} data; expected numbers")
     shape, c, spatial = array.shape, expected[0], expected[1:]
@@ -57,7 +74,13 @@ def npy_samples(path: Path, expected: tuple[int, ...], pixels: bool) -> np.ndarr
                     f"or a batch (N, {', '.join(map(str, expected))})")
     if pixels and batch.dtype == np.uint8:
         return batch.astype(np.float32) / np.float32(255)
-    return batch.astype(np.float32)
+    if batch.dtype.kind == "f" and not np.isfinite(batch).all():
+        raise InputError(f"{path} holds NaN or infinite values")
+    with np.errstate(over="ignore"):
+        batch = batch.astype(np.float32)
+    if not np.isfinite(batch).all():
+        raise InputError(f"{path} holds values too large for float32")
+    return batch
 
 
 def image_sample(path: Path, expected: tuple[int, ...], resize: bool) -> np.ndarray:
@@ -87,7 +110,8 @@ def read_samples(path: str | Path, input_shape: tuple[int, ...], pixels: bool, r
     Raises
     ------
     InputError
-        If the file does not exist, is of another kind, cannot be read, or does not fit ``input_shape``.
+        If the file does not exist, is of another kind, cannot be read, does not fit ``input_shape``,
+        or holds NaN or infinite values.
     """
     path = Path(path)
     if not path.is_file():
@@ -115,6 +139,8 @@ def classify(model: Any, batch: np.ndarray, preprocess_info: dict[str, Any], top
     from cnnlab.training._fit import predict
 
     scores = predict(model, preprocess(batch, preprocess_info), batch_size=batch_size)
+    if not np.isfinite(scores).all():
+        raise InputError("the model's outputs are NaN or infinite; no class can be given")
     probs = softmax(scores, dim=1)
     k = max(1, min(int(top), probs.shape[1]))
     ranked = []

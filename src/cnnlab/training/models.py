@@ -53,8 +53,11 @@ token               layer
 
 Input channels and features are inferred from the input shape, layer by layer; an invalid token
 or a layer that does not fit its input raises :class:`SpecError` naming the token and its
-position in the string.  The built model records itself with ``to_config`` (a checkpoint holds
-the architecture; see :func:`cnnlab.checkpoint.load_model`).
+position in the string.  So does a layer beyond the stated limits, checked before anything is
+allocated: at most :data:`MAX_LAYER_PARAMETERS` (50 million) weights in one layer and at most
+:data:`MAX_SAMPLE_VALUES` (16 million) values in one sample's output of a layer (``c99999999k3``
+is refused at once instead of running out of memory).  The built model records itself with
+``to_config`` (a checkpoint holds the architecture; see :func:`cnnlab.checkpoint.load_model`).
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ __all__ = [
     "MODELS",
     "ModelInfo",
     "Residual",
+    "MAX_LAYER_PARAMETERS",
+    "MAX_SAMPLE_VALUES",
     "SpecError",
     "build_model",
     "convnet",
@@ -286,6 +291,20 @@ class SpecError(ValueError):
     """An architecture spec string that cannot be parsed or does not fit its input shape."""
 
 
+MAX_LAYER_PARAMETERS = 50_000_000
+MAX_SAMPLE_VALUES = 16_000_000
+MAX_MODEL_PARAMETERS = 100_000_000
+MAX_LAYERS = 1000
+
+
+def _check_size(weights: int, values: int, fail: Callable[[str], SpecError]) -> None:
+    """Refuse a layer whose weights or per-sample output would exceed the spec limits (before allocating)."""
+    if weights > MAX_LAYER_PARAMETERS:
+        raise fail(f"would have {weights:,} weights, more than the limit of {MAX_LAYER_PARAMETERS:,} per layer")
+    if values > MAX_SAMPLE_VALUES:
+        raise fail(f"would output {values:,} values per sample, more than the limit of {MAX_SAMPLE_VALUES:,}")
+
+
 _NUM = r"(\d+)"
 _TOKENS: list[tuple[str, re.Pattern[str]]] = [
     ("conv", re.compile(rf"c{_NUM}k{_NUM}(?:s{_NUM})?(?:p{_NUM})?(?:d{_NUM})?(nb)?")),
@@ -323,6 +342,8 @@ def _layer(kind: str, groups: tuple[str | None, ...], shape: tuple[int, ...], fa
         raise fail(f"needs a 1-d or 2-d feature map (C, L) or (C, H, W), got shape {shape}")
     if kind == "conv":
         out, k, s, p, d = ints[:5]
+        padded = [n + 2 * (p or 0) for n in shape[1:]]
+        _check_size(out * shape[0] * k ** spatial, out * int(np.prod(padded, dtype=object)), fail)
         cls = nn.Conv1d if spatial == 1 else nn.Conv2d
         return [cls(shape[0], out, k, stride=s or 1, padding=p or 0, dilation=d or 1, bias=groups[5] is None)]
     if kind in ("maxpool", "avgpool"):
@@ -343,6 +364,7 @@ def _layer(kind: str, groups: tuple[str | None, ...], shape: tuple[int, ...], fa
     if kind == "fc":
         if len(shape) != 1:
             raise fail(f"needs a flat input but gets shape {shape}; put 'flat' (or 'gap') before it")
+        _check_size(shape[0] * ints[0], ints[0], fail)
         return [nn.Linear(shape[0], ints[0], bias=groups[1] is None)]
     if kind == "drop":
         p = float(groups[0])
@@ -395,8 +417,12 @@ def parse_spec(spec: str, input_shape: Sequence[int]) -> nn.Sequential:
     text = spec.strip()
     if not text:
         raise SpecError("model spec is empty; write layers joined by '-', e.g. c16k3p1-relu-mp2-flat-fc10")
+    tokens = _tokens(text)
+    if len(tokens) > MAX_LAYERS:
+        raise SpecError(f"model spec has {len(tokens)} layers, more than the limit of {MAX_LAYERS}")
     modules: list[nn.Module] = []
-    for index, (pos, token) in enumerate(_tokens(text), start=1):
+    total = 0
+    for index, (pos, token) in enumerate(tokens, start=1):
         where = f"model spec {text!r}: {'empty layer' if not token else repr(token)} at character {pos} (layer {index})"
 
         def fail(problem: str, where: str = where) -> SpecError:
@@ -419,6 +445,9 @@ def parse_spec(spec: str, input_shape: Sequence[int]) -> nn.Sequential:
             raise fail(f"does not fit its input of shape {shape}: {exc}") from None
         if min(shape, default=1) < 1:
             raise fail(f"gives an empty output of shape {shape}")
+        total += sum(p.numel() for p in block.parameters())
+        if total > MAX_MODEL_PARAMETERS:
+            raise fail(f"brings the model to {total:,} weights, more than the limit of {MAX_MODEL_PARAMETERS:,}")
         modules.extend(new)
     return nn.Sequential(*modules)
 

@@ -14,6 +14,7 @@ numbers are test-set numbers); every metrics record states its ``val_source``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class RunResult:
     test_accuracy: float | None = None
     test_loss: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM), if one did
 
 
 def resolve_settings(given: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,6 +214,29 @@ def published_table(accuracy: float, model: str) -> str:
     return f"MNIST-1D test accuracy ({PAPER}):\n" + "\n".join(rows) + "\n"
 
 
+def check_dependencies() -> None:
+    """Fail before any work when a package a run needs is missing (checkpoints need ``safetensors``)."""
+    try:
+        import safetensors.numpy  # noqa: F401
+    except ImportError:
+        raise RunError("training writes safetensors checkpoints, which need the 'safetensors' package; install "
+                       "it with: pip install 'cnnlab[train]'  (or: pip install safetensors)") from None
+
+
+def data_label(data: str) -> str:
+    """The short name of a data set for a run folder: ``mnist``, or an image folder's own name."""
+    from cnnlab.data import DATASETS
+
+    text = str(data)
+    return text.lower() if text.lower() in (*DATASETS, "mnist1d") else (Path(text).name or "data")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
 def default_out_dir(settings: Mapping[str, Any], data_name: str) -> Path:
     """``runs/<data>-<model>-<time>``: a fresh run folder."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -220,7 +245,8 @@ def default_out_dir(settings: Mapping[str, Any], data_name: str) -> Path:
 
 
 def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resume: str | Path | None = None,
-        progress: bool | str = True, log: Callable[[str], Any] | None = print, data: Any = None) -> RunResult:
+        progress: bool | str = True, log: Callable[[str], Any] | None = print, data: Any = None,
+        overwrite: bool = False) -> RunResult:
     """Train a model as ``cnnlab train`` does, from settings (see :func:`resolve_settings`).
 
     Parameters
@@ -238,8 +264,13 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
         Receives the run's one-line descriptions (default ``print``; None for silence).
     data : Data, optional
         An already loaded data set (see :func:`cnnlab.data.load_dataset`) instead of ``settings['data']``.
+    overwrite : bool, default False
+        Replace the run that ``out_dir`` holds; without it such a folder is refused (unless resumed).
 
-    Returns
+    Everything that can fail is checked before the first batch, in this order: the ``safetensors``
+    package, the run folder (not a file, not holding another run; see :class:`RunFolder`), the data
+    (loadable, finite), the model (fits the data, within the spec limits), then the folder is locked
+    and test-written.  While the run goes on, its folder is locked against a second run.
     -------
     RunResult
         ``test_accuracy`` and ``test_loss`` of the final model on the test set, evaluated once after
@@ -250,23 +281,35 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
     cnnlab.data.DataError
         If the data cannot be loaded.
     RunError
-        If the settings do not fit (model vs data, validation split) or the resume fails.
+        If the settings do not fit (model vs data, validation split), the resume fails, safetensors is
+        missing.
+    cnnlab.training.RunFolderError
+        If the run folder is refused (holds another run, in use, a file, not writable).
+    OSError
+        If the run folder cannot be written while the run goes on (e.g. the disk is full); the last
+        checkpoint written stays whole.
     FloatingPointError
         If the training loss becomes NaN or infinite.
     """
     import cnnlab
-    from cnnlab.checkpoint import CheckpointError
     from cnnlab.data import DataLoader, TensorDataset, load_dataset
-    from cnnlab.training._fit import evaluate, fit
+    from cnnlab.training._rundir import RunFolder
 
     settings = dict(settings)
     say = log if log is not None else (lambda _text: None)
+    check_dependencies()
+    folder = RunFolder(out_dir, default_out_dir(settings, data_label(settings["data"] if data is None else data.name)),
+                       resume=resume, overwrite=overwrite)
+    folder.check()
     if data is None:
         data = load_dataset(settings["data"], seed=settings["seed"], image_size=settings["image_size"],
                             rgb=settings["rgb"])
     cnnlab.manual_seed(settings["seed"])
     model = build_for_data(settings, data)
     x_train, y_train, x_val, y_val = split_train_val(data, settings)
+    for split, x in (("training", x_train), ("test", data.x_test)):
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise RunError(f"the {split} data of {data.name} holds NaN or infinite values")
     spatial = len(data.input_shape) - 1
     train_tf = input_transform(data.pixels, data.mean, data.std, settings["augment"], spatial)
     eval_tf = input_transform(data.pixels, data.mean, data.std, 0, spatial)
@@ -280,18 +323,23 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
         val_source = "train-split"
     opt = build_optimizer(settings, model.parameters())
     scheduler = build_scheduler(settings, opt, len(train_loader))
-    if out_dir is not None:
-        out = Path(out_dir)
-    elif resume is not None:
-        out = Path(resume).parent
-    else:
-        out = default_out_dir(settings, data.name)
+    with folder:
+        return _train_in(folder.path, settings, data, model, opt, scheduler, train_loader, val_loader, test_loader,
+                         val_source, len(x_train), 0 if x_val is None else len(x_val), resume, progress, say)
+
+
+def _train_in(out: Path, settings: dict[str, Any], data: Any, model: Any, opt: Any, scheduler: Any,
+              train_loader: Any, val_loader: Any, test_loader: Any, val_source: str, n_train: int, n_val: int,
+              resume: Any, progress: bool | str, say: Callable[[str], Any]) -> RunResult:
+    """The run itself, in its locked folder ``out``: fit, then the test set once, then :func:`finish_run`."""
+    from cnnlab.checkpoint import CheckpointError
+    from cnnlab.training._fit import evaluate, fit
+
     metadata = {"data": data.name, "classes": data.classes, "input_shape": list(data.input_shape),
                 "preprocess": data.preprocess(), "model": settings["model"], "settings": settings,
                 "val_source": val_source}
-    n_val = 0 if x_val is None else len(x_val)
-    say(("resuming " if resume else "training ") + describe(settings, data, len(x_train), n_val) + f" -> {out}/")
-    if x_val is None:
+    say(("resuming " if resume else "training ") + describe(settings, data, n_train, n_val) + f" -> {out}/")
+    if not n_val:
         say("(val-split 0: the per-epoch val metrics are TEST-set numbers, and they choose best.safetensors)")
     else:
         say(f"(validation: {n_val} examples held out of the training data choose best.safetensors and early "
@@ -301,20 +349,27 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
         result = fit(model, train_loader, val_loader, epochs=settings["epochs"], optimizer=opt, scheduler=scheduler,
                      out_dir=out, seed=settings["seed"], early_stopping_patience=settings["patience"],
                      resume_from=resume, progress=progress, metadata=metadata)
-    except (CheckpointError, FileNotFoundError) as exc:
+    except CheckpointError as exc:
+        if resume is None:
+            raise
         raise RunError(f"cannot resume: {exc}") from None
     seconds = time.perf_counter() - start
     outcome = RunResult(out, settings, result.epochs_completed, round(seconds, 1), result.message,
-                        result.interrupted, history=list(result.history))
+                        result.interrupted, history=list(result.history), signal=result.signal)
     if result.interrupted:
         return outcome
     test = evaluate(model, test_loader)
     outcome.test_accuracy, outcome.test_loss = test.accuracy, test.loss
-    summary = {"test_accuracy": test.accuracy, "test_loss": test.loss, "val_source": val_source,
-               "epochs": result.epochs_completed, "seconds": round(seconds, 1), "message": result.message,
-               "settings": settings}
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    finish_run(outcome, val_source)
     return outcome
+
+
+def finish_run(outcome: RunResult, val_source: str) -> None:
+    """What a finished run writes at the end, in its still-locked folder: ``results.json`` (atomically)."""
+    summary = {"test_accuracy": outcome.test_accuracy, "test_loss": outcome.test_loss, "val_source": val_source,
+               "epochs": outcome.epochs_completed, "seconds": outcome.seconds, "message": outcome.message,
+               "settings": outcome.settings}
+    _write_atomic(outcome.out_dir / "results.json", json.dumps(summary, indent=2) + "\n")
 
 
 def demo_training(write: Callable[[str], Any], epochs: int = DEMO_EPOCHS) -> None:
