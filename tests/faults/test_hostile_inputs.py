@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
-from faultkit import assert_one_line, train_args
+from faultkit import assert_one_line, snapshot, train_args
 
 import cnnlab
 from cnnlab.checkpoint import CheckpointError
@@ -208,9 +208,74 @@ def test_broken_pipe_ends_quietly(ckpt, env):
     assert "Traceback" not in err and "Error" not in err, err
 
 
-def test_shape_mismatch_message_is_not_cut(ckpt, capsys, env):
-    assert main([str(a) for a in train_args(env / "other", 1, "--model", "c8k3p1-relu-mp4-flat-fc10")]) == 0
+def interrupted_run(env, capsys, name="half"):
+    """A run stopped after 1 of 3 epochs: its last.safetensors is a resumable training state."""
+    assert main([str(a) for a in train_args(env / name, 1)]) == 0
     capsys.readouterr()
-    code = main(["train", "--resume", str(env / "other" / "last.safetensors"), "--out", str(env / "r"),
-                 "--no-progress"])
-    assert code == 0 or code == 2
+    last = env / name / "last.safetensors"
+
+    def three_epochs(document):
+        document["metadata"]["training"]["epochs"] = 3
+        document["metadata"]["settings"]["epochs"] = 3
+
+    rewrite_document(last, three_epochs)
+    return last
+
+
+def test_shape_mismatch_message_is_not_cut(capsys, env):
+    last = interrupted_run(env, capsys)
+    # the recorded architecture says 8 filters where the file holds 4: the weights do not fit
+    rewrite_document(last, lambda d: d["config"]["modules"]["0"]["args"].update(out_channels=8))
+    code = main(["train", "--resume", str(last), "--epochs", "3", "--no-progress"])
+    _, err = capsys.readouterr()
+    assert_one_line(code, err, "cnnlab train:", command="cnnlab train")
+    line = err.strip()
+    # the details after the colon survive: which tensor, and both shapes
+    assert "0.weight" in line and "(8, 1, 3, 3)" in line and "(4, 1, 3, 3)" in line, line
+    assert not line.endswith(":")
+
+
+TAMPERED_STATES = [
+    ("epochs_completed a string", lambda t: t.update(epochs_completed="1")),
+    ("epochs_completed negative", lambda t: t.update(epochs_completed=-1)),
+    ("epochs_completed past epochs", lambda t: t.update(epochs_completed=99)),
+    ("batch past the epoch", lambda t: t.update(batch=10**6)),
+    ("batches_per_epoch zero", lambda t: t.update(batches_per_epoch=0)),
+    ("partial missing", lambda t: t.pop("partial")),
+    ("partial count a list", lambda t: t["partial"].update(count=[1])),
+    ("loader a number", lambda t: t.update(loader=3)),
+    ("loader seed negative", lambda t: t["loader"].update(seed=-5)),
+    ("rng an unknown generator", lambda t: t["rng"].update(bit_generator="Nope")),
+    ("rng state a string", lambda t: t["rng"].update(state="x")),
+    ("history a dict", lambda t: t.update(history={"a": 1})),
+    ("history records of strings", lambda t: t.update(history=["x"])),
+    ("best_loss a string", lambda t: t.update(best_loss="low")),
+    ("bad_epochs negative", lambda t: t.update(bad_epochs=-3)),
+    ("version unknown", lambda t: t.update(version=99)),
+    ("optimizer a list", lambda t: t.update(optimizer=[1, 2])),
+    ("optimizer class unknown", lambda t: t["optimizer"].update({"class": "Nope"})),
+    ("optimizer param groups empty", lambda t: t["optimizer"].update(param_groups=[])),
+    ("scheduler garbage", lambda t: t.update(scheduler={"class": "OneCycleLR", "x": 1})),
+    ("training state missing", None),
+]
+
+
+@pytest.mark.parametrize(("case", "change"), TAMPERED_STATES, ids=[c for c, _ in TAMPERED_STATES])
+def test_tampered_resume_states_are_refused_in_one_line(case, change, capsys, env):
+    last = interrupted_run(env, capsys, name="t")
+    before = snapshot(env / "t")
+
+    def tamper(document):
+        if change is None:
+            document["metadata"].pop("training")
+        else:
+            change(document["metadata"]["training"])
+
+    rewrite_document(last, tamper)
+    tampered = snapshot(env / "t")
+    code = main(["train", "--resume", str(last), "--epochs", "3", "--no-progress"])
+    _, err = capsys.readouterr()
+    assert code == 2, (case, err)
+    assert_one_line(code, err, "", command="cnnlab train")
+    assert snapshot(env / "t") == tampered  # a refused resume changes nothing in the run folder
+    assert tampered != before
