@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
-from faultkit import assert_one_line, snapshot, train_args
+from faultkit import SPEC, assert_one_line, snapshot, train_args
 
 import cnnlab
 from cnnlab.checkpoint import CheckpointError
@@ -42,6 +42,8 @@ def rewrite_document(path, change):
     header = json.loads(data[8:8 + n])
     document = json.loads(header["__metadata__"]["cnnlab"])
     new = change(document)
+    if new is None:  # changed in place
+        new = document
     header["__metadata__"]["cnnlab"] = new if isinstance(new, str) else json.dumps(new)
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
@@ -224,8 +226,8 @@ def interrupted_run(env, capsys, name="half"):
 
 def test_shape_mismatch_message_is_not_cut(capsys, env):
     last = interrupted_run(env, capsys)
-    # the recorded architecture says 8 filters where the file holds 4: the weights do not fit
-    rewrite_document(last, lambda d: d["config"]["modules"]["0"]["args"].update(out_channels=8))
+    # the recorded settings name a model with 8 filters where the file holds 4: the weights do not fit
+    rewrite_document(last, lambda d: d["metadata"]["settings"].update(model=SPEC.replace("c4k3", "c8k3")))
     code = main(["train", "--resume", str(last), "--epochs", "3", "--no-progress"])
     _, err = capsys.readouterr()
     assert_one_line(code, err, "cnnlab train:", command="cnnlab train")
