@@ -28,8 +28,8 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_array(op: str, name: str, x: Any) -> np.ndarray:
-    """Return ``x`` as a non-empty numeric NumPy array.
+def check_array(op: str, name: str, x: Any, allow_empty: bool = True) -> np.ndarray:
+    """Return ``x`` as a numeric NumPy array (empty too, as PyTorch allows, unless ``allow_empty`` is False).
 
     Lists, tuples and scalars are converted with ``np.asarray``.  Booleans count as integers.
 
@@ -38,7 +38,7 @@ def check_array(op: str, name: str, x: Any) -> np.ndarray:
     TypeError
         If ``x`` cannot become an array or its dtype is not boolean, integer or floating point.
     ValueError
-        If ``x`` is ragged or empty.
+        If ``x`` is ragged, or empty where ``allow_empty`` is False.
     """
     if isinstance(x, (str, bytes, dict, set)) or x is None:
         raise TypeError(f"{op}: {name} must be a numeric array, got {type(x).__name__}")
@@ -52,7 +52,7 @@ def check_array(op: str, name: str, x: Any) -> np.ndarray:
         raise TypeError(
             f"{op}: {name} must have a boolean, integer or floating dtype, got dtype {arr.dtype}"
         )
-    if arr.size == 0:
+    if arr.size == 0 and not allow_empty:
         raise ValueError(f"{op}: {name} must not be empty, got shape {arr.shape}")
     return arr
 
@@ -82,8 +82,14 @@ def _as_int(op: str, name: str, value: Any, full: Any) -> int:
 
 
 def ntuple(op: str, name: str, value: Any, n: int, *, minimum: int) -> tuple[int, ...]:
-    """Normalise an ``int | sequence of n ints`` argument and check each entry is >= minimum."""
+    """Normalise an ``int | sequence of n ints`` argument and check each entry is >= minimum.
+
+    As in PyTorch, a one-element sequence stands for every spatial dim: ``(2,)`` is ``(2, 2)``
+    for a 2-d op.
+    """
     if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 1 and n > 1:
+            value = tuple(value) * n
         if len(value) != n:
             raise ValueError(
                 f"{op}: {name} must be an int or a tuple of {n} ints, got {_describe(value)}"
@@ -101,12 +107,14 @@ def padding_pairs(op: str, value: Any, n: int, name: str = "padding") -> PadPair
     """Normalise explicit padding to ``((lo, hi),) * n``.
 
     Accepts an int (same on both sides of every dim), a tuple of ``n`` ints (symmetric per dim),
-    or a tuple of ``n`` ``(lo, hi)`` pairs (asymmetric, as in JAX and ONNX).  Negative entries
-    raise ``ValueError``.
+    or a tuple of ``n`` ``(lo, hi)`` pairs (asymmetric, as in JAX and ONNX); a one-element tuple
+    stands for every dim, as in PyTorch.  Negative entries raise ``ValueError``.
     """
     if isinstance(value, str):
         raise ValueError(f"{op}: {name} must be an int or a tuple here, got {value!r}")
     if isinstance(value, Sequence):
+        if len(value) == 1 and n > 1:  # one entry for every dim, as PyTorch reads (1,)
+            value = tuple(value) * n
         if len(value) != n:
             raise ValueError(
                 f"{op}: {name} must be an int, a tuple of {n} ints or a tuple of {n} (lo, hi) "

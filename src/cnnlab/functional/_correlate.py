@@ -57,8 +57,8 @@ def _signal_pads(
 def _signal_args(
     op: str, x: Any, k: Any, mode: Any, stride: Any, dilation: Any
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], tuple[int, ...], PadPairs, np.dtype]:
-    x = check_array(op, "x", x)
-    k = check_array(op, "k", k)
+    x = check_array(op, "x", x, allow_empty=False)  # SciPy refuses empty signals too
+    k = check_array(op, "k", k, allow_empty=False)
     if k.ndim != x.ndim:
         raise ValueError(
             f"{op}: x and k must have the same number of dims, got x shape {x.shape} and "

@@ -282,6 +282,51 @@ def cross_entropy_backward(
     return (grad * scale).reshape(np.shape(input)).astype(x.dtype, copy=False)
 
 
+def cross_entropy_backward_all(
+    grad_out: Any,
+    input: Any,  # noqa: A002
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`cross_entropy` with respect to ``input`` and ``target``.
+
+    The target gradient exists for probability targets (knowledge distillation, label mixing)
+    and is ``None`` for class indices, which are not differentiable.
+
+    Notes
+    -----
+    With probabilities ``y`` the loss is linear in them:
+    ``loss_n = -sum_c w[c] ((1 - eps) y[n, c] + eps / C) log p[n, c]``, so
+    ``d loss_n / d y[n, c] = -(1 - eps) w[c] log p[n, c]``, times ``grad_out`` (divided by the
+    mean's divisor for ``"mean"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g_x, g_y = cross_entropy_backward_all(1.0, np.array([[0.0, 0.0]]), np.array([[0.5, 0.5]]))
+    >>> g_y  # -log(1/2) per class, over one sample
+    array([[0.69314718, 0.69314718]])
+    """
+    grad_x = cross_entropy_backward(grad_out, input, target, weight, reduction, label_smoothing, ignore_index)
+    x, target_arr, weight_arr, eps, _, probs = _ce_parse(
+        input, target, weight, reduction, label_smoothing, ignore_index
+    )
+    if not probs:
+        return grad_x, None
+    n_classes = x.shape[1]
+    class_shape = (1, n_classes) + (1,) * (x.ndim - 2)
+    w = np.ones(class_shape, dtype=x.dtype) if weight_arr is None else weight_arr.reshape(class_shape)
+    grad = -(1 - eps) * w * log_softmax(x, 1)
+    count = x[:, 0].size
+    scale = _grad_scale(grad_out, reduction, count, x.dtype)
+    if reduction == "none":
+        scale = scale.reshape((x.shape[0], 1) + x.shape[2:])
+    return grad_x, (grad * scale).reshape(np.shape(target)).astype(x.dtype, copy=False)
+
+
 # ---------------------------------------------------------------- negative log-likelihood
 
 

@@ -62,7 +62,7 @@ def _norm_args(
         )
     axes = (0, *range(2, x.ndim))
     count = x.size // channels
-    if training and count <= 1:
+    if training and count <= 1 and x.size:  # an empty batch is allowed (PyTorch returns it empty)
         raise ValueError(
             f"{op}: expected more than 1 value per channel when training, got x of shape {x.shape}"
         )
@@ -156,6 +156,8 @@ def batch_norm(
     (array([0.2]), array([1.1]))
     """
     a = _norm_args("batch_norm", x, running_mean, running_var, weight, bias, training, momentum, eps)
+    if a.x.size == 0:  # an empty batch: an empty result, and the running statistics stay as they are
+        return a.x.copy()
     mean, var, inv_std = _statistics(a, eps)
     if a.batch_stats and a.running_mean is not None:
         m = float(momentum)
@@ -209,6 +211,9 @@ def batch_norm_backward(
     if g.shape != a.x.shape:
         raise ValueError(f"{op}: grad_out must have the input's shape {a.x.shape}, got {g.shape}")
     g = g.astype(a.x.dtype, copy=False)
+    if a.x.size == 0:  # an empty batch: nothing flows back, the affine parameters get zero
+        zeros = np.zeros(a.x.shape[1] if a.x.ndim > 1 else a.x.shape[0], dtype=g.dtype)
+        return (g.copy(), None if a.weight is None else zeros, None if a.bias is None else zeros.copy())
     nd = a.x.ndim
     mean, _, inv_std = _statistics(a, eps)
     xhat = (a.x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)

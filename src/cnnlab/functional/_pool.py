@@ -75,11 +75,15 @@ def _geometry(
     layout = _LAYOUTS.get(n, f"{n} spatial dims")
     check_ndim(op, "x", x, (n + 1, n + 2), f"(C, {layout}) unbatched or (N, C, {layout}) batched")
     kernel = ntuple(op, "kernel_size", kernel_size, n, minimum=1)
-    stride = kernel if stride is None else ntuple(op, "stride", stride, n, minimum=1)
+    # PyTorch: stride None, () or [] means "the kernel size"
+    no_stride = stride is None or (isinstance(stride, Sequence) and not isinstance(stride, str) and len(stride) == 0)
+    stride = kernel if no_stride else ntuple(op, "stride", stride, n, minimum=1)
     pads = padding_pairs(op, padding, n)
     dilation = ntuple(op, "dilation", dilation, n, minimum=1)
     ceil_mode = check_bool(op, "ceil_mode", ceil_mode)
     batched = x.ndim == n + 2
+    if 0 in x.shape[1:] if batched else 0 in x.shape:
+        raise ValueError(f"{op}: only the batch dim of x may be 0 (as in PyTorch), got shape {x.shape}")
     xb = x if batched else x[None]
     sp = xb.shape[2:]
     out = out_sizes(op, sp, kernel, stride, pads, dilation, ceil_mode)
@@ -388,8 +392,8 @@ def _check_divisor(op: str, divisor_override: Any) -> int | None:
     if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, Integral):
         raise TypeError(f"{op}: divisor_override must be None or an int, got "
                         f"{_describe(divisor_override)}")
-    if divisor_override <= 0:
-        raise ValueError(f"{op}: divisor_override must be a positive int, got {divisor_override}")
+    if divisor_override == 0:  # PyTorch: "divisor must be not zero"; a negative one divides as given
+        raise ValueError(f"{op}: divisor_override must be a nonzero int, got 0")
     return int(divisor_override)
 
 

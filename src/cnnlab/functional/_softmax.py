@@ -25,6 +25,8 @@ def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
 
     A slice that is all ``-inf`` (or holds ``+inf``) gives NaN, as in PyTorch.
     """
+    if x.size == 0:  # nothing to shift (an empty batch, or no classes)
+        return x.copy()
     m = np.max(x, axis=axis, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):  # -big - big = -inf is harmless: exp gives 0
         return x - m
