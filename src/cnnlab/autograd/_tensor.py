@@ -502,7 +502,13 @@ def _record(
     return out
 
 
-register_engine(Tensor, _record)
+def _needs(parents: Sequence[Tensor | None]) -> tuple[bool, ...]:
+    """PyTorch's ``needs_input_grad``: which parents want a gradient from this operation."""
+    enabled = is_grad_enabled()
+    return tuple(enabled and p is not None and p.requires_grad for p in parents)
+
+
+register_engine(Tensor, _record, _needs)
 
 # ---------------------------------------------------------------- Tensor-aware ops
 

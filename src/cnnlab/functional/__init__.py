@@ -82,10 +82,10 @@ def _pool_backward(forward: Callable[..., Any], backward: Callable[..., Any], n:
 correlate = differentiable(_corr.correlate, correlate_backward, n_diff=2)
 convolve = differentiable(_corr.convolve, convolve_backward, n_diff=2)
 
-conv = differentiable(_conv.conv, conv_backward, n_diff=3)
-conv1d = differentiable(_conv.conv1d, conv_backward, n_diff=3)
-conv2d = differentiable(_conv.conv2d, conv_backward, n_diff=3)
-conv3d = differentiable(_conv.conv3d, conv_backward, n_diff=3)
+conv = differentiable(_conv.conv, conv_backward, n_diff=3, saving=_conv.saving_pair("conv", None))
+conv1d = differentiable(_conv.conv1d, conv_backward, n_diff=3, saving=_conv.saving_pair("conv1d", 1))
+conv2d = differentiable(_conv.conv2d, conv_backward, n_diff=3, saving=_conv.saving_pair("conv2d", 2))
+conv3d = differentiable(_conv.conv3d, conv_backward, n_diff=3, saving=_conv.saving_pair("conv3d", 3))
 
 conv_transpose = differentiable(_convt.conv_transpose, conv_transpose_backward, n_diff=3)
 conv_transpose1d = differentiable(_convt.conv_transpose1d, conv_transpose_backward, n_diff=3)

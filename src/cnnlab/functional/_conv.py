@@ -10,12 +10,14 @@ reuses it (see the derivation above :func:`conv_backward`), and so do the signal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
     PadPairs,
     check_array,
@@ -27,34 +29,20 @@ from cnnlab.functional._args import (
     result_dtype,
     same_padding,
 )
-from cnnlab.functional._windows import PAD_MODES, dilate, flip, im2col, pad, pad_backward
+from cnnlab.functional._windows import PAD_MODES, dilate, flip, pad, pad_backward
 
 
 def _correlate_padded(
-    xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int
+    xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
+    method: str = "auto",
 ) -> np.ndarray:
     """``y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]`` with ``g = o // O_g``.
 
-    ``xp`` is already padded and batched ``(N, C, *sp)``; ``weight`` is ``(O, C_g, *k)``.
+    ``xp`` is already padded and batched ``(N, C, *sp)``; ``weight`` is ``(O, C_g, *k)``.  The
+    work is done by :func:`cnnlab.functional._conv_kernels.forward` (im2col + one GEMM, or the
+    direct loop).
     """
-    batch = xp.shape[0]
-    out_ch = weight.shape[0]
-    cols, out = im2col(xp, weight.shape[2:], stride, dilation, groups)  # (G, N, C_g*K, P)
-    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
-    # one (O_g, C_g*K) @ (N, C_g*K, P) product per group
-    if groups == 1:
-        y = np.matmul(w[0], cols[0])  # (N, O, P)
-    else:
-        y = np.stack([np.matmul(w[g], cols[g]) for g in range(groups)], axis=1)  # (N, G, O_g, P)
-    return y.reshape(batch, out_ch, *out)
-
-
-def _weight_grad(upstream: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``sum_b upstream[g, b] @ cols[g, b].T``: ``(G, N, A, P)`` and ``(G, N, B, P)`` -> ``(G, A, B)``.
-
-    The contraction over samples and positions shared by both weight gradients.
-    """
-    return np.stack([np.matmul(upstream[g], cols[g].swapaxes(-1, -2)).sum(axis=0) for g in range(len(cols))])
+    return kernels.forward(xp, weight, stride, dilation, groups, method)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,22 +142,35 @@ def _conv_args(
     return _ConvArgs(xb, weight, bias, unbatched, stride, pads, dilation, groups, padding_mode, out, dtype)
 
 
+def _check_method(op: str, method: Any) -> str:
+    return check_choice(op, "method", method, kernels.CONV_METHODS)
+
+
 def _conv(
     op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
-    groups: Any, padding_mode: Any, n: int | None,
+    groups: Any, padding_mode: Any, n: int | None, method: Any = "auto",
 ) -> np.ndarray:
+    method = _check_method(op, method)
     a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
-    xp = pad(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
-    y = _correlate_padded(xp, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups)
-    if a.bias is not None:
-        y += a.bias.astype(a.dtype).reshape((-1,) + (1,) * len(a.stride))
+    y = _empty_output(a)
+    if y is None:
+        xp = pad(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
+        bias = None if a.bias is None else a.bias.astype(a.dtype, copy=False)
+        y, _ = kernels.forward(xp, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups, method, bias)
     return y[0] if a.unbatched else y
+
+
+def _empty_output(a: _ConvArgs) -> np.ndarray | None:
+    """The output of an empty batch (``N = 0``, as PyTorch allows), else None."""
+    if a.x.shape[0]:
+        return None
+    return np.zeros((0, a.weight.shape[0], *a.out), dtype=a.dtype)
 
 
 def conv(
     x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
     padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
-    padding_mode: str = "zeros",
+    padding_mode: str = "zeros", method: str = "auto",
 ) -> np.ndarray:
     """N-d convolution layer (a cross-correlation, as in every deep-learning library).
 
@@ -200,6 +201,12 @@ def conv(
         divisible by it.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
         How padded cells are filled, as in PyTorch's ``nn.Conv`` layers.
+    method : {'auto', 'gemm', 'direct'}, default 'auto'
+        The kernel that computes the sum (all give the same result up to float rounding, and
+        integer inputs stay exact on every method): ``'gemm'`` is im2col and one matrix product
+        for the whole batch (a 1x1 kernel skips im2col); ``'direct'`` loops over kernel taps
+        (compiled with Numba when installed).  ``'auto'`` follows
+        :func:`cnnlab.functional._conv_kernels.choose_method` and :func:`cnnlab.set_backend`.
 
     Shape
     -----
@@ -232,22 +239,22 @@ def conv(
     array([[[2, 0],
             [3, 5]]])
     """
-    return _conv("conv", x, weight, bias, stride, padding, dilation, groups, padding_mode, None)
+    return _conv("conv", x, weight, bias, stride, padding, dilation, groups, padding_mode, None, method)
 
 
 def conv1d(
     x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
     padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
-    padding_mode: str = "zeros",
+    padding_mode: str = "zeros", method: str = "auto",
 ) -> np.ndarray:
     """1-d :func:`conv`: ``x`` is ``(N, C_in, L)`` or ``(C_in, L)``, weight ``(C_out, C_in/groups, k)``."""
-    return _conv("conv1d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 1)
+    return _conv("conv1d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 1, method)
 
 
 def conv2d(
     x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
     padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
-    padding_mode: str = "zeros",
+    padding_mode: str = "zeros", method: str = "auto",
 ) -> np.ndarray:
     """2-d :func:`conv`: ``x`` is ``(N, C_in, H, W)`` or ``(C_in, H, W)``, weight ``(C_out, C_in/groups, kH, kW)``.
 
@@ -256,17 +263,17 @@ def conv2d(
     >>> conv2d([[[1, 0, 2], [3, 1, 0], [0, 0, 4]]], [[[[1, 0], [0, 1]]]], padding="same").tolist()
     [[[2, 0, 2], [3, 5, 0], [0, 0, 4]]]
     """
-    return _conv("conv2d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 2)
+    return _conv("conv2d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 2, method)
 
 
 def conv3d(
     x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
     padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
-    padding_mode: str = "zeros",
+    padding_mode: str = "zeros", method: str = "auto",
 ) -> np.ndarray:
     """3-d :func:`conv`: ``x`` is ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``,
     weight ``(C_out, C_in/groups, kD, kH, kW)``."""
-    return _conv("conv3d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 3)
+    return _conv("conv3d", x, weight, bias, stride, padding, dilation, groups, padding_mode, 3, method)
 
 
 def _check_grad_out(op: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -282,30 +289,95 @@ def _check_grad_out(op: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarra
 #
 # grad_w[o,c,t] = sum_{b,p} grad_out[b,o,p] * xp[b, g*C_g + c, p*s + t*d]
 #   : a correlation of the input with grad_out, i.e. grad_out (O_g x N*P per group) times the
-#     forward's im2col matrix of xp (N*P x C_g*K).
+#     forward's im2col matrix of xp (C_g*K x N*P, transposed): one GEMM over the whole batch.
 # grad_xp[b, g*C_g + c, q] = sum_{o in g} sum_{p,t : p*s + t*d = q} grad_out[b,o,p] * w[o,c,t]
-#   : exactly a transposed conv of grad_out with the same weight (read as (in=O, out=C_g)),
-#     stride s, dilation d, no padding, and output_padding chosen to reach the padded size.
-#     conv_transpose is in turn a correlation of grad_out dilated by s, padded by d*(k-1), with
-#     the flipped kernel (see conv_transpose), so the forward kernel serves both directions.
+#   : a transposed conv of grad_out with the same weight; computed as W.T @ grad_out (one GEMM)
+#     followed by col2im, the adjoint of im2col (see _conv_kernels.backward).
 # grad_x folds grad_xp back through the padding (pad_backward).
 # grad_b[o] = sum_{b,p} grad_out[b,o,p].
+class ConvSaved(NamedTuple):
+    """What :func:`conv_forward_saving` keeps for :func:`conv_backward_saved`."""
+
+    kernel: kernels.Saved | None  # None for an empty batch
+    x_shape: tuple[int, ...]  # batched
+    pads: PadPairs
+    padding_mode: str
+    unbatched: bool
+    has_bias: bool
+    dtype: np.dtype
+    weight_shape: tuple[int, ...]
+
+
+def saving_pair(op: str, n: int | None) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(forward_saving, backward_saved)`` for the op named ``op`` with ``n`` spatial dims
+    (None: from the weight), as :func:`~cnnlab.functional._dispatch.differentiable` takes them."""
+    return functools.partial(_conv_forward_saving, op, n), conv_backward_saved
+
+
+def _conv_forward_saving(
+    op: str, n: int | None, needs: Sequence[bool], x: Any, weight: Any, bias: Any = None, stride: Any = 1,
+    padding: Any = 0, dilation: Any = 1, groups: Any = 1, padding_mode: str = "zeros", method: str = "auto",
+) -> tuple[np.ndarray, ConvSaved]:
+    """:func:`conv` that also returns what its backward needs (the column matrix or padded input).
+
+    ``needs`` says which of ``(x, weight, bias)`` will want a gradient; with neither ``x`` nor
+    ``weight`` wanted nothing large is kept.
+    """
+    method = _check_method(op, method)
+    a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
+    y = _empty_output(a)
+    saved = None
+    if y is None:
+        xp = pad(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
+        b = None if a.bias is None else a.bias.astype(a.dtype, copy=False)
+        keep = bool(needs[0] or needs[1])
+        y, saved = kernels.forward(
+            xp, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups, method, b, save=keep
+        )
+    ctx = ConvSaved(
+        saved, a.x.shape, a.pads, a.padding_mode, a.unbatched, a.bias is not None, a.dtype, a.weight.shape
+    )
+    return (y[0] if a.unbatched else y), ctx
+
+
+def conv_backward_saved(
+    grad_out: np.ndarray, ctx: ConvSaved, needs: Sequence[bool] = (True, True, True)
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(grad_x, grad_w, grad_b)`` from the saving forward's context; None where not needed."""
+    g = np.asarray(grad_out)
+    g = (g[None] if ctx.unbatched else g).astype(ctx.dtype, copy=False)
+    n = g.ndim - 2
+    if ctx.kernel is None:  # empty batch: every gradient is zero (or empty)
+        return _empty_grads(g, ctx, needs)
+    grad_xp, grad_w = kernels.backward(g, ctx.kernel, (bool(needs[0]), bool(needs[1])))
+    grad_x = None
+    if grad_xp is not None:
+        grad_x = pad_backward(grad_xp, ctx.x_shape[2:], ctx.pads, ctx.padding_mode)
+        grad_x = grad_x[0] if ctx.unbatched else grad_x
+    grad_b = g.sum(axis=(0, *range(2, 2 + n))) if ctx.has_bias and needs[2] else None
+    return grad_x, grad_w, grad_b
+
+
+def _empty_grads(g: np.ndarray, ctx: ConvSaved, needs: Sequence[bool]) -> tuple:
+    """Gradients of an empty batch: an empty ``grad_x`` and zero ``grad_w`` / ``grad_b`` (no terms)."""
+    grad_x = np.zeros(ctx.x_shape, dtype=ctx.dtype) if needs[0] else None
+    grad_w = np.zeros(ctx.weight_shape, dtype=ctx.dtype) if needs[1] else None
+    grad_b = np.zeros(ctx.weight_shape[0], dtype=ctx.dtype) if ctx.has_bias and needs[2] else None
+    return (grad_x[0] if ctx.unbatched and grad_x is not None else grad_x), grad_w, grad_b
+
+
 def _conv_backward_core(
     grad_out: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: tuple[int, ...],
-    pads: PadPairs, dilation: tuple[int, ...], groups: int, padding_mode: str,
+    pads: PadPairs, dilation: tuple[int, ...], groups: int, padding_mode: str, method: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All three gradients from plain arrays (batched, already in the compute dtype)."""
     n = weight.ndim - 2
-    kernel = weight.shape[2:]
-    batch, out_ch = grad_out.shape[:2]
+    if x.shape[0] == 0:
+        return np.zeros(x.shape, grad_out.dtype), np.zeros(weight.shape, grad_out.dtype), np.zeros(
+            weight.shape[0], grad_out.dtype)
     xp = pad(x, pads, padding_mode)
-    cols, _ = im2col(xp, kernel, stride, dilation, groups)  # (G, N, C_g*K, P)
-    g = grad_out.reshape(batch, groups, out_ch // groups, -1).swapaxes(0, 1)  # (G, N, O_g, P)
-    grad_w = _weight_grad(g, cols).reshape(weight.shape)
-    extra = tuple(
-        size - ((o - 1) * s + d * (k - 1) + 1)
-        for size, o, s, d, k in zip(xp.shape[2:], grad_out.shape[2:], stride, dilation, kernel, strict=True)
-    )
-    grad_xp = _conv_transpose_core(grad_out, weight, stride, ((0, 0),) * n, extra, groups, dilation)
+    _, saved = kernels.forward(xp, weight, stride, dilation, groups, method, save=True)
+    grad_xp, grad_w = kernels.backward(grad_out, saved)
     grad_x = pad_backward(grad_xp, x.shape[2:], pads, padding_mode)
     grad_b = grad_out.sum(axis=(0, *range(2, 2 + n)))
     return grad_x, grad_w, grad_b
@@ -314,7 +386,7 @@ def _conv_backward_core(
 def conv_backward(
     grad_out: Any, x: Any, weight: Any, bias: Any = None, stride: int | Sequence[int] = 1,
     padding: Any = 0, dilation: int | Sequence[int] = 1, groups: int = 1,
-    padding_mode: str = "zeros",
+    padding_mode: str = "zeros", method: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients ``(grad_x, grad_w, grad_b)`` of :func:`conv` (and conv1d/2d/3d).
 
@@ -344,8 +416,11 @@ def conv_backward(
     grad_x, grad_w, grad_b = _conv_backward_core(
         gb.astype(dtype, copy=False), a.x.astype(dtype, copy=False),
         a.weight.astype(dtype, copy=False), a.stride, a.pads, a.dilation, a.groups, a.padding_mode,
+        _check_method("conv_backward", method),
     )
     return (grad_x[0] if a.unbatched else grad_x), grad_w, (None if a.bias is None else grad_b)
+
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
     PadPairs,
     check_array,
@@ -24,11 +25,9 @@ from cnnlab.functional._conv import (
     _check_grad_out,
     _check_groups,
     _conv_transpose_core,
-    _correlate_padded,
     _spatial_dims,
-    _weight_grad,
 )
-from cnnlab.functional._windows import im2col, pad
+from cnnlab.functional._windows import pad
 
 
 @dataclass(frozen=True)
@@ -206,11 +205,12 @@ def conv_transpose_backward(
     # extend the high padding by output_padding so the conv's windows cover grad_out exactly
     cpads = tuple((lo, hi - op_) for (lo, hi), op_ in zip(a.pads, a.output_padding, strict=True))
     gp = pad(g, cpads)
-    grad_x = _correlate_padded(gp, w, a.stride, a.dilation, a.groups)  # exactly x's shape
     n = w.ndim - 2
-    cols, _ = im2col(gp, w.shape[2:], a.stride, a.dilation, a.groups)  # (G, N, O_g*K, P)
-    cg = xb.shape[1] // a.groups
-    xm = xb.reshape(xb.shape[0], a.groups, cg, -1).swapaxes(0, 1)  # (G, N, C_g, P)
-    grad_w = _weight_grad(xm, cols).reshape(w.shape)
+    if xb.shape[0] == 0:
+        grad_x, grad_w = np.zeros(xb.shape, dtype), np.zeros(w.shape, dtype)
+    else:
+        # one forward on grad_out gives grad_x and keeps its column matrix for grad_w
+        grad_x, saved = kernels.forward(gp, w, a.stride, a.dilation, a.groups, "gemm", save=True)
+        grad_w = kernels.backward(xb, saved, (False, True))[1]
     grad_b = None if a.bias is None else g.sum(axis=(0, *range(2, 2 + n)))
     return (grad_x[0] if a.unbatched else grad_x), grad_w, grad_b

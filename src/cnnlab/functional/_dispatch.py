@@ -32,6 +32,21 @@ and behaves as follows:
 - If ``op`` returns a tuple (``max_pool(..., return_indices=True)``), only its first element
   becomes a Tensor; the rest are returned as NumPy arrays.
 
+Saving for backward
+-------------------
+An op may also give a pair that keeps what its backward needs instead of recomputing it::
+
+    def op_forward_saving(needs, x, w, b=None, *, stride=1):   # -> (out, saved)
+    def op_backward_saved(grad_out, saved, needs):             # -> (grad_x, grad_w, grad_b)
+
+    conv = differentiable(_conv.conv, _conv.conv_backward, n_diff=3,
+                          saving=(_conv.conv_forward_saving, _conv.conv_backward_saved))
+
+``needs`` has one bool per differentiable input (PyTorch's ``needs_input_grad``): whether that
+input is a Tensor that requires grad while grad mode is on.  The pair is used only on Tensors
+when some input needs a gradient; plain arrays, and Tensors under ``no_grad``, run ``op``.  The
+plain ``op_backward`` stays the public, array-level backward.
+
 Dependencies point one way: this module never imports :mod:`cnnlab.autograd`.  Instead the
 autograd module, when imported, calls :func:`register_engine` with its Tensor class and a
 ``record(data, parents, backward_fn)`` function that builds the result Tensor and its tape entry.
@@ -51,19 +66,28 @@ class _NoTensor:
     """Placeholder Tensor type before the engine is registered: nothing is an instance of it."""
 
 
-_engine: dict[str, Any] = {"tensor": _NoTensor, "record": None}
+def _no_grad_needed(parents: Sequence[Any]) -> tuple[bool, ...]:
+    return tuple(False for _ in parents)
 
 
-def register_engine(tensor_type: type, record: Callable[..., Any]) -> None:
+_engine: dict[str, Any] = {"tensor": _NoTensor, "record": None, "needs": _no_grad_needed}
+
+
+def register_engine(
+    tensor_type: type, record: Callable[..., Any], needs: Callable[[Sequence[Any]], tuple[bool, ...]] | None = None
+) -> None:
     """Tell the dispatcher which class is the Tensor and how to record an operation.
 
     Called once by :mod:`cnnlab.autograd` at import.  ``record(data, parents, backward_fn)``
     must return a Tensor wrapping ``data``; ``parents`` is a sequence with one entry per
     differentiable input (a Tensor or ``None``) and ``backward_fn(grad_out)`` returns a tuple
-    with one gradient (or ``None``) per parent.
+    with one gradient (or ``None``) per parent.  ``needs(parents)`` says which parents will want
+    a gradient (a requires-grad Tensor while grad mode is on).
     """
     _engine["tensor"] = tensor_type
     _engine["record"] = record
+    if needs is not None:
+        _engine["needs"] = needs
 
 
 def _diff_names(forward: Callable[..., Any], n_diff: int) -> tuple[str, ...]:
@@ -77,7 +101,8 @@ def _diff_names(forward: Callable[..., Any], n_diff: int) -> tuple[str, ...]:
 
 
 def differentiable(
-    forward: Callable[..., Any], backward: Callable[..., Any], n_diff: int = 1
+    forward: Callable[..., Any], backward: Callable[..., Any], n_diff: int = 1,
+    saving: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
 ) -> Callable[..., Any]:
     """Wrap a NumPy operator so that it also accepts Tensors and records its backward.
 
@@ -90,6 +115,10 @@ def differentiable(
         array if ``n_diff == 1`` else a tuple of ``n_diff`` gradients (or ``None``).
     n_diff : int, default 1
         How many leading parameters of ``forward`` are differentiable.
+    saving : (callable, callable), optional
+        ``(forward_saving, backward_saved)``: the forward that also returns what backward needs,
+        ``forward_saving(needs, *args, **kwargs) -> (out, saved)``, and the backward that uses
+        it, ``backward_saved(grad_out, saved, needs)``; used on Tensors instead of the pair above.
 
     Returns
     -------
@@ -134,9 +163,10 @@ def differentiable(
                     break
             else:
                 return forward(*args, **kwargs)
-        return _call_on_tensors(forward, backward, n_diff, names, args, kwargs)
+        return _call_on_tensors(forward, backward, n_diff, names, args, kwargs, saving)
 
     wrapper.backward = backward  # type: ignore[attr-defined]
+    wrapper.saving = saving  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -147,6 +177,7 @@ def _call_on_tensors(
     names: Sequence[str],
     args: tuple,
     kwargs: dict,
+    saving: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
 ) -> Any:
     tensor, record = _engine["tensor"], _engine["record"]
     # The differentiable inputs as given (Tensor, array or None), by position or by keyword.
@@ -158,14 +189,24 @@ def _call_on_tensors(
     arr_args = tuple(v.data if isinstance(v, tensor) else v for v in args)
     arr_kwargs = {k: (v.data if isinstance(v, tensor) else v) for k, v in kwargs.items()}
 
-    result = forward(*arr_args, **arr_kwargs)
+    needs = _engine["needs"](parents)
+    if saving is not None and any(needs):
+        forward_saving, backward_saved = saving
+        result, saved = forward_saving(needs, *arr_args, **arr_kwargs)
+
+        def backward_fn(grad_out: np.ndarray) -> tuple:
+            grads = backward_saved(grad_out, saved, needs)
+            return (grads,) if n_diff == 1 else tuple(grads)
+    else:
+        result = forward(*arr_args, **arr_kwargs)
+
+        def backward_fn(grad_out: np.ndarray) -> tuple:
+            grads = backward(grad_out, *arr_args, **arr_kwargs)
+            return (grads,) if n_diff == 1 else tuple(grads)
+
     is_tuple = isinstance(result, tuple)
     if is_tuple:
         result, rest = result[0], tuple(result[1:])
-
-    def backward_fn(grad_out: np.ndarray) -> tuple:
-        grads = backward(grad_out, *arr_args, **arr_kwargs)
-        return (grads,) if n_diff == 1 else tuple(grads)
 
     backward_fn.__name__ = getattr(forward, "__name__", "op") + "_backward"
     out = record(result, parents, backward_fn)

@@ -1,0 +1,140 @@
+"""The one switch for cnnlab's fast paths: which kernels run, and on how many threads.
+
+Every operator with several methods (``conv(..., method=...)``, pooling, batch norm, ...) asks
+this module whether the optional compiled kernels may be used.  The rule is:
+
+- ``"auto"`` (the default): use Numba kernels where they are faster, if Numba is installed
+  (``pip install cnnlab[fast]``); otherwise the pure NumPy paths.
+- ``"numpy"``: never use Numba (the complete fallback; every op has a NumPy path).
+- ``"numba"``: like ``"auto"`` but an error if Numba is missing.
+
+The environment variable ``CNNLAB_BACKEND`` sets the starting value, and ``CNNLAB_DISABLE_NUMBA=1``
+forces ``"numpy"`` whatever else is asked (CI runs the test suite both ways).  At run time use
+:func:`set_backend`.  A ``method=`` argument on an op overrides the automatic choice for that
+call only.
+
+Threads: :func:`set_num_threads` sets the thread count of the BLAS (through threadpoolctl when it
+is installed) and of Numba's ``prange`` loops together; ``CNNLAB_NUM_THREADS`` sets it at import.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+BACKENDS = ("auto", "numpy", "numba")
+
+_state: dict[str, Any] = {"backend": None, "numba": None, "threads": None, "limiter": None}
+
+
+def _disabled_by_env() -> bool:
+    return os.environ.get("CNNLAB_DISABLE_NUMBA", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def numba_available() -> bool:
+    """Whether the ``numba`` package can be imported (and is not disabled by the environment)."""
+    if _disabled_by_env():
+        return False
+    if _state["numba"] is None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            _state["numba"] = False
+        else:
+            _state["numba"] = True
+    return bool(_state["numba"])
+
+
+def get_backend() -> str:
+    """The current backend: ``'auto'``, ``'numpy'`` or ``'numba'``."""
+    if _state["backend"] is None:
+        value = os.environ.get("CNNLAB_BACKEND", "auto").strip().lower() or "auto"
+        _state["backend"] = value if value in BACKENDS else "auto"
+    return "numpy" if _disabled_by_env() else _state["backend"]
+
+
+def set_backend(name: str) -> str:
+    """Choose the kernels every op uses; returns the previous backend.
+
+    Parameters
+    ----------
+    name : {'auto', 'numpy', 'numba'}
+        ``'auto'`` uses Numba when installed, ``'numpy'`` never does, ``'numba'`` requires it.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        If ``name`` is not one of the three, or is ``'numba'`` while Numba cannot be imported.
+
+    Examples
+    --------
+    >>> previous = set_backend("numpy")
+    >>> get_backend()
+    'numpy'
+    >>> _ = set_backend(previous)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_backend: name must be one of {list(BACKENDS)}, got {name!r}")
+    if name not in BACKENDS:
+        raise ValueError(f"set_backend: name must be one of {list(BACKENDS)}, got {name!r}")
+    if name == "numba" and not numba_available():
+        raise ValueError(
+            "set_backend: 'numba' needs the numba package (pip install 'cnnlab[fast]'), which is "
+            "not importable here (or CNNLAB_DISABLE_NUMBA is set)"
+        )
+    previous = get_backend()
+    _state["backend"] = name
+    return previous
+
+
+def use_numba() -> bool:
+    """Whether ops should run their Numba kernels now."""
+    return get_backend() != "numpy" and numba_available()
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in the BLAS and in the Numba kernels.
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an int.
+    ValueError
+        If ``n`` < 1.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be a positive int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n}")
+    _state["threads"] = n
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        _state["limiter"] = threadpool_limits(limits=n, user_api="blas")
+    if numba_available():
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def get_num_threads() -> int:
+    """The thread count set by :func:`set_num_threads`, else the number of CPUs available."""
+    if _state["threads"] is not None:
+        return int(_state["threads"])
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _init_from_env() -> None:
+    value = os.environ.get("CNNLAB_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) >= 1:
+        set_num_threads(int(value))
+
+
+_init_from_env()

@@ -1,0 +1,279 @@
+"""The kernels behind every convolution: one padded, batched, grouped correlation and its adjoints.
+
+Everything here works on an input ``xp`` that is already padded and batched ``(N, C, *sp)`` and a
+weight ``(O, C_g, *k)``, and computes
+
+    y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]        (g = o // O_g)
+
+by one of two methods (``conv(..., method=...)`` chooses; :func:`choose_method` is the rule):
+
+``'gemm'``
+    im2col then one matrix product per group.  The columns are laid out channel-major,
+    ``cols[(c, t), (b, p)]`` of shape ``(C*K, N*P)``, so the whole batch is a single
+    ``(O_g, C_g*K) @ (C_g*K, N*P)`` product: the BLAS sees one large GEMM, not N small ones.
+    The same matrix serves the backward pass: ``grad_w = G @ cols.T`` (one GEMM over the whole
+    batch) and ``grad_cols = W.T @ G`` folded back by col2im (a scatter-add per kernel tap).
+    A 1x1 kernel needs no im2col: the input itself is the column matrix.
+``'direct'``
+    the defining sum as loops over kernel taps (NumPy: one vectorised multiply-add per tap; Numba,
+    when installed: the naive loop with the output position innermost, threads over samples and
+    channels).  It wins where a GEMM has little to do per copied value: depthwise convolutions
+    (one input channel per group) and first layers with a single input channel.
+
+Forward functions return the output and what backward needs (the column matrix, or the padded
+input), so backward never recomputes the forward; backward functions take a ``needs`` pair
+``(input, weight)`` and skip a gradient nobody wants (the first layer's image gradient).
+Integer inputs run the same code in int64, so results stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from cnnlab.functional import _backend
+from cnnlab.functional._windows import windows
+
+CONV_METHODS = ("auto", "gemm", "direct")
+
+
+class Saved(NamedTuple):
+    """What a forward keeps for its backward (one of ``cols`` / ``xp`` is set)."""
+
+    method: str
+    cols: np.ndarray | None  # (C*K, N*P) im2col matrix, or the (C, N*P) input of a 1x1 conv
+    xp: np.ndarray | None  # padded input, for the direct method
+    xp_shape: tuple[int, ...]
+    weight: np.ndarray
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    out: tuple[int, ...]
+
+
+def _out_shape(xp_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+               dilation: Sequence[int]) -> tuple[int, ...]:
+    return tuple(
+        (size - d * (k - 1) - 1) // s + 1
+        for size, k, s, d in zip(xp_shape[2:], kernel, stride, dilation, strict=True)
+    )
+
+
+def _is_pointwise(kernel: Sequence[int], stride: Sequence[int]) -> bool:
+    return all(k == 1 for k in kernel) and all(s == 1 for s in stride)
+
+
+def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int) -> str:
+    """The automatic rule: ``'direct'`` for depthwise convolutions (one input and one output
+    channel per group) when the Numba kernels are available, ``'gemm'`` otherwise.
+
+    A first layer with one input channel has a short im2col matrix (``K`` rows), and the GEMM on
+    it is still the faster of the two NumPy paths; Numba's direct loop beats it only when the
+    output has few channels, so that case also goes direct.
+    """
+    out_ch, cg = weight_shape[0], weight_shape[1]
+    if not _backend.use_numba() or len(weight_shape) - 2 > 2:
+        return "gemm"
+    if cg == 1 and out_ch == groups:
+        return "direct"
+    return "gemm"
+
+
+# ---------------------------------------------------------------------------------------------
+# im2col / col2im in the channel-major layout
+
+
+def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+              ) -> np.ndarray:
+    """``cols[c*K + t, b*P + p] = xp[b, c, p*stride + t*dilation]``: shape ``(C*K, N*P)``."""
+    batch, channels = xp.shape[:2]
+    n = len(kernel)
+    if _backend.use_numba() and n <= 2 and xp.dtype.kind in "fi":
+        from cnnlab.functional import _numba_kernels as nk
+
+        return nk.im2col(*_as_2d(xp, kernel, stride, dilation))
+    view = windows(xp, kernel, stride, dilation)  # (N, C, *out, *k)
+    out = view.shape[2 : 2 + n]
+    order = (1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n))  # (C, *k, N, *out)
+    return view.transpose(order).reshape(channels * int(np.prod(kernel)), batch * int(np.prod(out)))
+
+
+def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+              dilation: Sequence[int]) -> np.ndarray:
+    """Adjoint of :func:`im2col_cm`: add every column entry back to the input cell it came from."""
+    n = len(kernel)
+    out = _out_shape(xp_shape, kernel, stride, dilation)
+    if _backend.use_numba() and n <= 2 and cols.dtype.kind in "fi":
+        from cnnlab.functional import _numba_kernels as nk
+
+        shape2 = tuple(xp_shape[:2]) + (1,) * (2 - n) + tuple(xp_shape[2:])
+        k2, s2, d2 = _pad2(kernel, 1), _pad2(stride, 1), _pad2(dilation, 1)
+        result = nk.col2im(cols, shape2, k2, s2, d2, _pad2(out, 1))
+        return result.reshape(xp_shape)
+    batch, channels = xp_shape[:2]
+    grid = cols.reshape(channels, *kernel, batch, *out)
+    result = np.zeros((batch, channels, *xp_shape[2:]), dtype=cols.dtype)
+    for tap in np.ndindex(*kernel):
+        target = tuple(
+            slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilation, out, stride, strict=True)
+        )
+        result[(slice(None), slice(None), *target)] += grid[(slice(None), *tap)].swapaxes(0, 1)
+    return result
+
+
+def _pad2(values: Sequence[int], fill: int) -> tuple[int, ...]:
+    return (fill,) * (2 - len(values)) + tuple(values)
+
+
+def _as_2d(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> tuple:
+    """View a 1-d problem as 2-d with a height of 1 (the Numba kernels are written for 2-d)."""
+    if len(kernel) == 2:
+        return xp, tuple(kernel), tuple(stride), tuple(dilation)
+    return xp[:, :, None, :], _pad2(kernel, 1), _pad2(stride, 1), _pad2(dilation, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# forward
+
+
+def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
+            method: str = "auto", bias: np.ndarray | None = None, save: bool = False
+            ) -> tuple[np.ndarray, Saved | None]:
+    """``(y, saved)`` for the correlation above; ``saved`` is None unless ``save``."""
+    stride, dilation = tuple(stride), tuple(dilation)
+    kernel = weight.shape[2:]
+    out = _out_shape(xp.shape, kernel, stride, dilation)
+    if method == "auto":
+        method = choose_method(xp.shape, weight.shape, groups)
+    if method == "direct":
+        y = _direct_forward(xp, weight, stride, dilation, groups, out)
+        if bias is not None:
+            y += bias.reshape((-1,) + (1,) * len(out))
+        saved = Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out) if save else None
+        return y, saved
+    cols = _columns(xp, kernel, stride, dilation)
+    y = _gemm_forward(cols, weight, groups, xp.shape[0], out, bias)
+    saved = Saved("gemm", cols, None, xp.shape, weight, stride, dilation, groups, out) if save else None
+    return y, saved
+
+
+def _columns(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> np.ndarray:
+    if _is_pointwise(kernel, stride):  # 1x1: the input is already the column matrix (up to a transpose)
+        return np.ascontiguousarray(xp.reshape(xp.shape[0], xp.shape[1], -1).swapaxes(0, 1)).reshape(xp.shape[1], -1)
+    return im2col_cm(xp, kernel, stride, dilation)
+
+
+def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int, out: tuple[int, ...],
+                  bias: np.ndarray | None) -> np.ndarray:
+    out_ch = weight.shape[0]
+    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
+    c = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
+    prod = np.matmul(w[0], c[0]) if groups == 1 else np.matmul(w, c).reshape(out_ch, -1)  # (O, N*P)
+    prod = prod.reshape(out_ch, batch, -1).swapaxes(0, 1)  # (N, O, P) view
+    y = np.empty((batch, out_ch, prod.shape[2]), dtype=prod.dtype)
+    if bias is None:
+        np.copyto(y, prod)
+    else:  # the bias is added during the copy that makes the output channel-first
+        np.add(prod, bias.reshape(-1, 1).astype(prod.dtype, copy=False), out=y)
+    return y.reshape(batch, out_ch, *out)
+
+
+def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
+                    groups: int, out: tuple[int, ...]) -> np.ndarray:
+    n = len(out)
+    if _backend.use_numba() and n <= 2 and xp.dtype.kind in "fi":
+        from cnnlab.functional import _numba_kernels as nk
+
+        x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
+        w2 = weight if n == 2 else weight[:, :, None, :]
+        return nk.direct_forward(x2, w2, s2, d2, groups, _pad2(out, 1)).reshape(xp.shape[0], weight.shape[0], *out)
+    batch = xp.shape[0]
+    out_ch, cg = weight.shape[:2]
+    og = out_ch // groups
+    y = np.zeros((batch, groups, og, int(np.prod(out))), dtype=np.result_type(xp, weight))
+    view = windows(xp, weight.shape[2:], stride, dilation)  # (N, C, *out, *k)
+    w = weight.reshape(groups, og, cg, -1)
+    for i, tap in enumerate(np.ndindex(*weight.shape[2:])):
+        xs = view[(Ellipsis, *tap)].reshape(batch, groups, cg, -1)  # (N, G, C_g, P)
+        if cg == 1:
+            y += w[None, :, :, :, i] * xs
+        else:
+            y += np.matmul(w[:, :, :, i], xs)
+    return y.reshape(batch, out_ch, *out)
+
+
+# ---------------------------------------------------------------------------------------------
+# backward
+
+
+# From y[b,o,p] = sum_{c,t} xp[b, g*C_g + c, p*s + t*d] * w[o,c,t]:
+#   grad_w[o,c,t] = sum_{b,p} grad_out[b,o,p] * xp[b, g*C_g + c, p*s + t*d]
+#                 = (G @ cols.T)[o, (c,t)]   with G[o, (b,p)] = grad_out[b,o,p]
+#   grad_xp[b, g*C_g + c, q] = sum_{o in g} sum_{p,t: p*s + t*d = q} grad_out[b,o,p] * w[o,c,t]
+#                 = col2im(W.T @ G)          (a transposed conv of grad_out with w)
+def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (True, True)
+             ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(grad_xp, grad_w)`` from the forward's ``saved``; an entry is None where ``needs`` says so."""
+    if saved.method == "direct":
+        return _direct_backward(grad_out, saved, needs)
+    weight, groups = saved.weight, saved.groups
+    out_ch = weight.shape[0]
+    batch = grad_out.shape[0]
+    g = np.ascontiguousarray(grad_out.reshape(batch, out_ch, -1).swapaxes(0, 1)).reshape(groups, out_ch // groups, -1)
+    cols = saved.cols.reshape(groups, -1, saved.cols.shape[1])  # (G, C_g*K, N*P)
+    grad_w = grad_xp = None
+    if needs[1]:
+        grad_w = np.matmul(g, cols.swapaxes(1, 2)).reshape(weight.shape)
+    if needs[0]:
+        w = weight.reshape(groups, out_ch // groups, -1)
+        grad_cols = np.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2])  # (C*K, N*P)
+        kernel = weight.shape[2:]
+        if _is_pointwise(kernel, saved.stride):
+            channels = saved.xp_shape[1]
+            grad_xp = np.ascontiguousarray(grad_cols.reshape(channels, batch, -1).swapaxes(0, 1))
+            grad_xp = grad_xp.reshape(saved.xp_shape)
+        else:
+            grad_xp = col2im_cm(grad_cols, saved.xp_shape, kernel, saved.stride, saved.dilation)
+    return grad_xp, grad_w
+
+
+def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    xp, weight, groups = saved.xp, saved.weight, saved.groups
+    stride, dilation, out = saved.stride, saved.dilation, saved.out
+    n = len(out)
+    if _backend.use_numba() and n <= 2 and xp.dtype.kind in "fi":
+        from cnnlab.functional import _numba_kernels as nk
+
+        x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
+        w2 = weight if n == 2 else weight[:, :, None, :]
+        g2 = grad_out if n == 2 else grad_out[:, :, None, :]
+        g2 = np.ascontiguousarray(g2)
+        grad_w = nk.direct_grad_w(x2, g2, w2.shape, s2, d2, groups).reshape(weight.shape) if needs[1] else None
+        grad_xp = nk.direct_grad_x(g2, w2, x2.shape, s2, d2, groups).reshape(xp.shape) if needs[0] else None
+        return grad_xp, grad_w
+    batch = xp.shape[0]
+    out_ch, cg = weight.shape[:2]
+    og = out_ch // groups
+    kernel = weight.shape[2:]
+    g = grad_out.reshape(batch, groups, og, -1)  # (N, G, O_g, P)
+    w = weight.reshape(groups, og, cg, -1)
+    view = windows(xp, kernel, stride, dilation)
+    grad_w = np.zeros(w.shape, dtype=grad_out.dtype) if needs[1] else None
+    grad_xp = np.zeros(xp.shape, dtype=grad_out.dtype) if needs[0] else None
+    for i, tap in enumerate(np.ndindex(*kernel)):
+        if needs[1]:
+            xs = view[(Ellipsis, *tap)].reshape(batch, groups, cg, -1)  # (N, G, C_g, P)
+            grad_w[:, :, :, i] = np.einsum("ngop,ngcp->goc", g, xs)
+        if needs[0]:
+            target = tuple(
+                slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilation, out, stride, strict=True)
+            )
+            if og == 1:
+                contrib = w[None, :, 0, :, i, None] * g  # (N, G, C_g, P) since O_g = 1
+            else:
+                contrib = np.matmul(w[:, :, :, i].swapaxes(1, 2), g)  # (N, G, C_g, P)
+            grad_xp[(slice(None), slice(None), *target)] += contrib.reshape(batch, -1, *out)
+    return grad_xp, (None if grad_w is None else grad_w.reshape(weight.shape))

@@ -1,0 +1,151 @@
+"""Compiled kernels (Numba), imported only when Numba is installed and the backend allows it.
+
+Each kernel is the loop of the definition it speeds up, written with a loop order that reads
+and writes memory in order, and a ``prange`` over an outer axis whose iterations write disjoint
+outputs (so no two threads ever add to the same cell).  ``cache=True`` keeps the compiled code on
+disk (in ``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``), so only the first run of a
+new dtype pays the compile time.  All kernels are 2-d; 1-d problems are viewed with a height 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# ---------------------------------------------------------------------------------------------
+# im2col / col2im, channel-major: cols[(c*kh + i)*kw + j, (b*oh + a)*ow + e] = xp[b, c, a*sh + i*dh, e*sw + j*dw]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
+    batch, channels = xp.shape[0], xp.shape[1]
+    for row in prange(channels * kh * kw):
+        c = row // (kh * kw)
+        i = (row // kw) % kh
+        j = row % kw
+        for b in range(batch):
+            base = b * oh * ow
+            for a in range(oh):
+                src = xp[b, c, a * sh + i * dh]
+                dst = base + a * ow
+                for e in range(ow):
+                    cols[row, dst + e] = src[e * sw + j * dw]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _col2im(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
+    batch, channels = grad.shape[0], grad.shape[1]
+    for c in prange(channels):  # each thread owns whole channels: no two write one cell
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                for b in range(batch):
+                    base = b * oh * ow
+                    for a in range(oh):
+                        dst = grad[b, c, a * sh + i * dh]
+                        src = base + a * ow
+                        for e in range(ow):
+                            dst[e * sw + j * dw] += cols[row, src + e]
+
+
+def im2col(xp, kernel, stride, dilation):
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    batch, channels, hp, wp = xp.shape
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=xp.dtype)
+    _im2col(np.ascontiguousarray(xp), kh, kw, sh, sw, dh, dw, oh, ow, cols)
+    return cols
+
+
+def col2im(cols, xp_shape, kernel, stride, dilation, out):
+    grad = np.zeros(xp_shape, dtype=cols.dtype)
+    _col2im(np.ascontiguousarray(cols), *kernel, *stride, *dilation, *out, grad)
+    return grad
+
+
+# ---------------------------------------------------------------------------------------------
+# direct convolution: y[b, o, a, e] = sum_{c, i, j} xp[b, g*C_g + c, a*sh + i*dh, e*sw + j*dw] * w[o, c, i, j]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _direct_forward(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - compiled
+    batch, out_ch, oh, ow = y.shape
+    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    og = out_ch // groups
+    for job in prange(batch * out_ch):
+        b = job // out_ch
+        o = job % out_ch
+        first = (o // og) * cg
+        for c in range(cg):
+            for i in range(kh):
+                for j in range(kw):
+                    wv = w[o, c, i, j]
+                    for a in range(oh):
+                        src = xp[b, first + c, a * sh + i * dh]
+                        dst = y[b, o, a]
+                        for e in range(ow):
+                            dst[e] += wv * src[e * sw + j * dw]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _direct_grad_w(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
+    batch, out_ch, oh, ow = g.shape
+    cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
+    og = out_ch // groups
+    for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
+        o = job // cg
+        c = job % cg
+        channel = (o // og) * cg + c
+        for i in range(kh):
+            for j in range(kw):
+                acc = grad_w[o, c, i, j] * 0
+                for b in range(batch):
+                    for a in range(oh):
+                        src = xp[b, channel, a * sh + i * dh]
+                        gg = g[b, o, a]
+                        for e in range(ow):
+                            acc += gg[e] * src[e * sw + j * dw]
+                grad_w[o, c, i, j] = acc
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
+    batch, out_ch, oh, ow = g.shape
+    channels = grad_xp.shape[1]
+    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    og = out_ch // groups
+    for job in prange(batch * channels):  # each thread owns one (sample, input channel) plane
+        b = job // channels
+        channel = job % channels
+        grp = channel // cg
+        c = channel % cg
+        for o in range(grp * og, (grp + 1) * og):
+            for i in range(kh):
+                for j in range(kw):
+                    wv = w[o, c, i, j]
+                    for a in range(oh):
+                        dst = grad_xp[b, channel, a * sh + i * dh]
+                        src = g[b, o, a]
+                        for e in range(ow):
+                            dst[e * sw + j * dw] += wv * src[e]
+
+
+def direct_forward(xp, w, stride, dilation, groups, out):
+    dtype = np.result_type(xp, w)
+    y = np.zeros((xp.shape[0], w.shape[0], *out), dtype=dtype)
+    _direct_forward(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype),
+                    *stride, *dilation, groups, y)
+    return y
+
+
+def direct_grad_w(xp, g, w_shape, stride, dilation, groups):
+    grad_w = np.zeros(w_shape, dtype=g.dtype)
+    _direct_grad_w(np.ascontiguousarray(xp, dtype=g.dtype), g, *stride, *dilation, groups, grad_w)
+    return grad_w
+
+
+def direct_grad_x(g, w, xp_shape, stride, dilation, groups):
+    grad_xp = np.zeros(xp_shape, dtype=g.dtype)
+    _direct_grad_x(g, np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups, grad_xp)
+    return grad_xp
