@@ -70,6 +70,44 @@ def result_dtype(*arrays: np.ndarray) -> np.dtype:
     return np.result_type(*floats)
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _max_abs(a: np.ndarray) -> int:
+    """The largest magnitude in ``a`` as a Python int (no overflow, even for int64's minimum)."""
+    if a.size == 0:
+        return 0
+    return max(abs(int(a.max())), abs(int(a.min())))
+
+
+def check_exact_range(op: str, terms: int, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
+    """Refuse all-integer inputs whose exact sums of ``terms`` products could overflow int64.
+
+    The exact integer path accumulates in int64; a sum of ``terms`` products of entries of ``x``
+    and ``weight`` (plus a bias) stays below ``2**63`` when
+    ``terms * max|x| * max|weight| + max|bias| <= 2**63 - 1``.  Beyond that bound the result could
+    wrap silently, so the op refuses before any work and names the numbers.  Floating inputs pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_exact_range("conv2d", 4, np.array([2**31]), np.array([2**31]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: conv2d: these integer inputs could overflow int64 in the exact sums: up to 4 products of ...
+    """
+    arrays = (x, weight) if bias is None else (x, weight, bias)
+    if any(a.dtype.kind == "f" for a in arrays):
+        return
+    mx, mw = _max_abs(x), _max_abs(weight)
+    bound = terms * mx * mw + (0 if bias is None else _max_abs(bias))
+    if bound > _INT64_MAX:
+        raise ValueError(
+            f"{op}: these integer inputs could overflow int64 in the exact sums: up to {terms} products of "
+            f"|x| <= {mx} and |weight| <= {mw} reach {bound} > 2**63 - 1; use smaller integers, or float64"
+        )
+
+
 def float_dtype(x: np.ndarray) -> np.dtype:
     """The floating dtype for a non-exact op (activations): floats keep theirs, ints get float64."""
     return x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)

@@ -22,6 +22,7 @@ from cnnlab.functional._args import (
     PadPairs,
     check_array,
     check_choice,
+    check_exact_range,
     check_ndim,
     ntuple,
     out_sizes,
@@ -139,6 +140,7 @@ def _conv_args(
                 )
     out = out_sizes(op, spatial, kernel, stride, pads, dilation)
     dtype = result_dtype(xb, weight, *(() if bias is None else (bias,)))
+    check_exact_range(op, int(np.prod(weight.shape[1:])), xb, weight, bias)
     return _ConvArgs(xb, weight, bias, unbatched, stride, pads, dilation, groups, padding_mode, out, dtype)
 
 

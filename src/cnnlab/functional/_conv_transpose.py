@@ -15,6 +15,7 @@ from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
     PadPairs,
     check_array,
+    check_exact_range,
     ntuple,
     padding_pairs,
     result_dtype,
@@ -85,6 +86,8 @@ def _transpose_args(
             )
         out.append(o)
     dtype = result_dtype(xb, weight, *(() if bias is None else (bias,)))
+    # each output sums at most every (input channel, kernel tap) product
+    check_exact_range(op, weight.shape[0] // groups * int(np.prod(weight.shape[2:])), xb, weight, bias)
     return _TransposeArgs(
         xb, weight, bias, unbatched, stride, pads, output_padding, groups, dilation, tuple(out), dtype
     )

@@ -17,6 +17,7 @@ from cnnlab.functional._args import (
     PadPairs,
     check_array,
     check_choice,
+    check_exact_range,
     ntuple,
     out_sizes,
     result_dtype,
@@ -69,6 +70,7 @@ def _signal_args(
     dilation = ntuple(op, "dilation", dilation, x.ndim, minimum=1)
     pads = _signal_pads(op, x, k, mode, dilation)
     out_sizes(op, x.shape, k.shape, stride, pads, dilation)
+    check_exact_range(op, k.size, x, k)
     return x, k, stride, dilation, pads, result_dtype(x, k)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.functional._args import check_array, check_ndim, result_dtype
+from cnnlab.functional._args import check_array, check_exact_range, check_ndim, result_dtype
 
 
 def _linear_args(op: str, x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, ...]:
@@ -25,6 +25,7 @@ def _linear_args(op: str, x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, .
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got shape {bias.shape}")
     dtype = result_dtype(x, weight, *(() if bias is None else (bias,)))
+    check_exact_range(op, weight.shape[1], x, weight, bias)
     cast = [a if a is None else a.astype(dtype, copy=False) for a in (x, weight, bias)]
     return tuple(cast)
 
