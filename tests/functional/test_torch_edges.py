@@ -56,6 +56,8 @@ EMPTY_CASES = [
      [(0, 3, 6, 6), (4, 3, 3, 3)], (0, 4, 2, 2)),
     ("conv3d", lambda x, w: F.conv3d(x, w), lambda x, w: T.conv3d(x, w), [(0, 2, 4, 4, 4), (3, 2, 2, 2, 2)],
      (0, 3, 3, 3, 3)),
+    ("conv_transpose2d", lambda x, w: F.conv_transpose2d(x, w, stride=2),
+     lambda x, w: T.conv_transpose2d(x, w, stride=2), [(0, 3, 5, 5), (3, 4, 3, 3)], (0, 4, 11, 11)),
     ("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: T.max_pool2d(x, 2), [(0, 3, 6, 6)], (0, 3, 3, 3)),
     ("avg_pool1d", lambda x: F.avg_pool1d(x, 3, 1, 1), lambda x: T.avg_pool1d(x, 3, 1, 1), [(0, 2, 5)], (0, 2, 5)),
     ("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (2, 3)), lambda x: T.adaptive_avg_pool2d(x, (2, 3)),

@@ -98,6 +98,8 @@ def _conv_transpose(
     groups: Any, dilation: Any, n: int | None,
 ) -> np.ndarray:
     a = _transpose_args(op, x, weight, bias, stride, padding, output_padding, groups, dilation, n)
+    if a.x.shape[0] == 0:  # an empty batch, as PyTorch allows: an empty output of the right shape
+        return np.zeros((0, a.weight.shape[1] * a.groups, *a.out), dtype=a.dtype)
     y = _conv_transpose_core(
         a.x.astype(a.dtype, copy=False), a.weight.astype(a.dtype, copy=False), a.stride, a.pads,
         a.output_padding, a.groups, a.dilation,
