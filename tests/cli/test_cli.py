@@ -180,7 +180,7 @@ def test_unknown_command_is_one_line(capsys):
 
 def test_python_m_cnnlab_demo():
     env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run([sys.executable, "-m", "cnnlab", "demo"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "cnnlab", "demo", "--no-train"], capture_output=True,
                             text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Pool(ReLU(Conv(I))) = 5" in result.stdout
