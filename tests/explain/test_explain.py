@@ -508,7 +508,8 @@ def test_channels_and_several_filters():
 ERRORS = [
     ("hello", [Conv([[1]])], TypeError, "input must be an array of real numbers"),
     ([[1, 2], [3]], [Conv([[1]])], ValueError, "ragged"),
-    ([1, 2, 3], [Conv([[1]])], ValueError, r"2-D matrix \(H, W\) or a stack of channels"),
+    ([[[[1, 2, 3]]]], [Conv([[1]])], ValueError, r"2-D matrix \(H, W\) or a stack of channels"),
+    ([1, 2, 3], [Conv([[[1]]])], ValueError, r"filters for a 1-D signal must be \(k,\)"),
     ([[]], [Conv([[1]])], ValueError, "must not be empty"),
     ([["a", "b"]], [Conv([[1]])], TypeError, "real numbers"),
     ([[1, 2], [3, 4]], [Conv([[1, 2, 3]] * 3)], ValueError,

@@ -32,8 +32,20 @@ from cnnlab.explain._expr import (
     Txt,
     tex_name,
 )
+from cnnlab.explain._limits import Gap, elide
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
+
+
+def _elided(g: Grid) -> Grid:
+    """``g`` with the middle of a large matrix elided (see :func:`cnnlab.explain._limits.elide`)."""
+    values = np.asarray(g.values, dtype=object)
+    if values.ndim != 2:
+        values = values.reshape(1, -1) if values.ndim < 2 else values.reshape(-1, values.shape[-1])
+    shown, (highlight, faded) = elide(values, g.highlight, g.faded)
+    if shown is values and values is g.values:
+        return g
+    return Grid(g.label, shown, highlight, faded, g.caption)
 
 
 class Writer:
@@ -126,7 +138,13 @@ class Writer:
         return f"sum_{{{bounds}}} {body}"
 
     def cell(self, value) -> str:
+        if isinstance(value, Gap):
+            return self.gap(value.kind)
         return "." if value is None else self.number(value, False)
+
+    def gap(self, kind: str) -> str:
+        """The mark of an elided run of rows or columns in a matrix."""
+        return "..."
 
     # blocks ---------------------------------------------------------------------------------
     def block(self, b) -> str:
@@ -137,9 +155,9 @@ class Writer:
         if isinstance(b, Items):
             return self.items(b.lines)
         if isinstance(b, Grid):
-            return self.row([b])
+            return self.row([_elided(b)])
         if isinstance(b, Row):
-            return self.row(b.grids)
+            return self.row([_elided(g) for g in b.grids])
         if isinstance(b, Math):
             return self.math(self.expr(b.items))
         raise TypeError(f"writer: unknown block {b!r}")
@@ -322,7 +340,7 @@ class LatexWriter(Writer):
     MathJax, which only typesets math).
     """
 
-    ops = {"*": " \\cdot ", "->": "\\to", ",": ","}
+    ops = {"*": " \\cdot ", "->": "\\to", ",": ",", "...": "\\cdots"}
     calls = {"max": "\\max", "min": "\\min"}
 
     def __init__(self, precision: int = 6, math_only: bool = False) -> None:
@@ -336,7 +354,12 @@ class LatexWriter(Writer):
         return text
 
     def cell(self, value) -> str:
+        if isinstance(value, Gap):
+            return self.gap(value.kind)
         return "\\cdot" if value is None else self.number(value, False)
+
+    def gap(self, kind: str) -> str:
+        return {"row": "\\vdots", "col": "\\cdots", "both": "\\ddots"}[kind]
 
     def sym(self, text: str) -> str:
         return tex_name(text)
@@ -425,7 +448,10 @@ _STYLE = """<style>
 class HtmlWriter(Writer):
     """HTML with one small style sheet; the current window's cells have class ``cnnlab-window``."""
 
-    ops = {"*": "&middot;", "->": "&rarr;"}
+    ops = {"*": "&middot;", "->": "&rarr;", "...": "&hellip;"}
+
+    def gap(self, kind: str) -> str:
+        return {"row": "&vellip;", "col": "&hellip;", "both": "&dtdot;"}[kind]
 
     def number(self, value, factor: bool) -> str:
         return html.escape(super().number(value, factor))
