@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -83,9 +84,21 @@ def add_explain(sub: Any) -> None:
     p.set_defaults(run=_run_explain)
 
 
+# argparse reads any argument that starts with '-' and is not a plain negative number (-1, -.5)
+# as an option, so `--bias -1,2` would lose its value.  These commands have no option that looks
+# like a number, so a '-' followed by numbers and separators is a value here.
+_NEGATIVE_VALUES = re.compile(r"^-\.?\d[\d\s.,;/eE+-]*$")
+
+
+def _accept_negative_values(p: argparse.ArgumentParser) -> None:
+    """Let ``p`` take values such as ``-1,2`` or ``"-1 2; 3 4"`` after an option."""
+    p._negative_number_matcher = _NEGATIVE_VALUES  # noqa: SLF001 - argparse has no public hook
+
+
 def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
     """The matrices and the conv -> activation -> pooling options of ``explain`` (``both``: offer
     ``--both``)."""
+    _accept_negative_values(p)
     p.add_argument("-i", "--input", required=True, metavar="MATRIX",
                    help="the input: a matrix, a stack of channels, a file, or - for stdin")
     p.add_argument("-f", "--filter", action="append", default=[], metavar="MATRIX",
@@ -153,10 +166,12 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
         except MatrixError as exc:
             raise CommandError(f"cnnlab {command}: {name} {exc}") from None
     x = arrays.pop("--input")
-    if x.ndim not in (2, 3):
+    if x.ndim == 2 and x.shape[0] == 1 and getattr(args, "signal", False):
+        x = x[0]
+    if x.ndim not in (1, 2, 3):
         raise CommandError(
-            f"cnnlab {command}: --input must be a 2-D matrix or a 3-D stack of channels, got "
-            f"{x.ndim}-D with shape {x.shape}"
+            f"cnnlab {command}: --input must be a 1-D signal, a 2-D matrix or a 3-D stack of "
+            f"channels, got {x.ndim}-D with shape {x.shape}"
         )
     bias = arrays.pop("--bias", None)
     if bias is not None:
@@ -164,9 +179,16 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
             bias = bias.reshape(-1)
         if bias.ndim > 1:
             raise CommandError(f"cnnlab {command}: --bias must be numbers, got shape {bias.shape}")
-    filters = list(arrays.items())
+    # a filter typed as one row ("1 0 -1") is a 1-D filter for a signal
+    filters = [(name, f[0] if x.ndim == 1 and f.ndim == 2 and f.shape[0] == 1 else f)
+               for name, f in arrays.items()]
     for name, f in filters:
-        if f.ndim not in (2, 3, 4):
+        if x.ndim == 1 and f.ndim != 1:
+            raise CommandError(
+                f"cnnlab {command}: {name} must be a 1-D filter for a 1-D --input, got "
+                f"{f.ndim}-D with shape {f.shape}"
+            )
+        if x.ndim > 1 and f.ndim not in (2, 3, 4):
             raise CommandError(
                 f"cnnlab {command}: {name} must be a 2-D filter (or 3-D/4-D stack), got "
                 f"{f.ndim}-D with shape {f.shape}"
@@ -215,9 +237,12 @@ def _run_explain(args: argparse.Namespace) -> int:
     x, filters, bias = _matrices(args)
     stages = _stages(args, filters, bias)
     try:
-        result = compare(x, stages) if args.both else explain(x, stages)
+        result = (compare(x, stages, cells=args.cells) if args.both
+                  else explain(x, stages, cells=args.cells))
     except (ValueError, TypeError) as exc:
         raise CommandError(f"cnnlab {exc}") from None
+    except MemoryError:
+        raise CommandError("cnnlab explain: not enough memory for this input") from None
     write(result.render(args.format, cells=args.cells, color=color(args.color)))
     return 0
 
@@ -294,9 +319,12 @@ def _run_backprop(args: argparse.Namespace) -> int:
     x, filters, bias = _matrices(args, "backprop")
     stages = _stages(args, filters, bias, "backprop")
     try:
-        result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction)
+        result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction,
+                          cells=args.cells)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "backprop") from None
+    except MemoryError:
+        raise CommandError("cnnlab backprop: not enough memory for this input") from None
     write(result.render(args.format, cells=args.cells, color=color(args.color)))
     return 0
 
@@ -337,9 +365,11 @@ def _run_matrix(args: argparse.Namespace) -> int:
             raise CommandError(f"cnnlab matrix: --grad {exc}") from None
     stages = _stages(args, filters, bias, "matrix")
     try:
-        result = matrix_view(explain(x, stages), grad_out=grad)
+        result = matrix_view(explain(x, stages, cells=args.cells), grad_out=grad)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "matrix") from None
+    except MemoryError:
+        raise CommandError("cnnlab matrix: not enough memory for this input") from None
     write(result.render(args.format, cells=args.cells, color=color(args.color)))
     return 0
 

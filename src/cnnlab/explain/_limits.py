@@ -28,7 +28,7 @@ MAX_VALUES = 1_000_000
 MAX_WORK = 200_000_000
 """The most multiply-adds of one stage in integer or floating-point arithmetic."""
 
-MAX_EXACT_WORK = 2_000_000
+MAX_EXACT_WORK = 500_000
 """The most multiply-adds of one stage in exact rational arithmetic (Python fractions)."""
 
 MAX_MATRIX_ENTRIES = 4_000_000
