@@ -118,7 +118,8 @@ LECTURE_LINES = {
 
 @pytest.mark.parametrize("fmt", sorted(LECTURE_LINES))
 def test_lecture_in_every_format(fmt):
-    text = lecture_example().render(fmt)
+    # LaTeX may break a long equation into lines and allow breaks in long names
+    text = lecture_example().render(fmt).replace(" \\\\\n", " ").replace("\\allowbreak{}", "")
     for line in LECTURE_LINES[fmt]:
         assert line in text, line
     # integers stay integers: no "2.0" or "5.0" anywhere
@@ -439,7 +440,7 @@ def test_compare_shows_both_side_by_side():
     assert text.index("Worked solution with cross-correlation") < text.index(
         "Worked solution with convolution")
     for fmt in ("md", "latex", "html"):
-        assert "flip(F)" in both.render(fmt)
+        assert "flip(F)" in both.render(fmt).replace("\\allowbreak{}", "")
 
 
 def test_same_padding_puts_the_odd_cell_last_and_notes_scipy():

@@ -9,7 +9,6 @@ from typing import Any
 
 from cnnlab.cli._common import (
     CommandError,
-    add_output_options,
     color,
     count,
     ints,
@@ -19,6 +18,23 @@ from cnnlab.cli._common import (
     retag,
     write,
 )
+from cnnlab.cli._common import add_output_options as _common_output_options
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """The shared output options, and ``--standalone`` for a complete LaTeX document."""
+    _common_output_options(p)
+    p.add_argument("--standalone", action="store_true",
+                   help="with --format latex: a complete document for pdflatex (default: a "
+                        "fragment for any document that loads amsmath)")
+
+
+def _render(result: Any, args: argparse.Namespace, **extra: Any) -> str:
+    """``result`` rendered as the output options ask."""
+    if args.standalone and args.format != "latex":
+        raise CommandError(f"cnnlab {args.command}: --standalone needs --format latex")
+    return result.render(args.format, cells=args.cells, color=color(args.color),
+                         standalone=args.standalone, **extra)
+
 
 # ---------------------------------------------------------------------------------------------
 # cnnlab demo
@@ -46,7 +62,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from cnnlab.explain import lecture_example
 
     solution = lecture_example()
-    write(solution.render(args.format, cells=args.cells, color=color(args.color)))
+    write(_render(solution, args))
     if args.format == "text" and not args.no_train:
         from cnnlab.training.recipes import demo_training
 
@@ -243,7 +259,7 @@ def _run_explain(args: argparse.Namespace) -> int:
         raise CommandError(f"cnnlab {exc}") from None
     except MemoryError:
         raise CommandError("cnnlab explain: not enough memory for this input") from None
-    write(result.render(args.format, cells=args.cells, color=color(args.color)))
+    write(_render(result, args))
     return 0
 
 
@@ -325,7 +341,7 @@ def _run_backprop(args: argparse.Namespace) -> int:
         raise retag(exc, "backprop") from None
     except MemoryError:
         raise CommandError("cnnlab backprop: not enough memory for this input") from None
-    write(result.render(args.format, cells=args.cells, color=color(args.color)))
+    write(_render(result, args))
     return 0
 
 
@@ -370,7 +386,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
         raise retag(exc, "matrix") from None
     except MemoryError:
         raise CommandError("cnnlab matrix: not enough memory for this input") from None
-    write(result.render(args.format, cells=args.cells, color=color(args.color)))
+    write(_render(result, args))
     return 0
 
 
@@ -419,6 +435,5 @@ def _run_problem(args: argparse.Namespace) -> int:
         problems = generate(seed, kind=args.kind, difficulty=args.difficulty, count=args.count)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "problem") from None
-    write(problems.render(args.format, cells=args.cells, color=color(args.color),
-                           answers=args.answers))
+    write(_render(problems, args, answers=args.answers))
     return 0

@@ -118,18 +118,22 @@ class Gap:
         return f"Gap({self.kind!r})"
 
 
-def _kept(n: int) -> list[int] | None:
+def _kept(n: int, side: int, edge: int) -> list[int] | None:
     """The positions kept along an axis of length ``n`` (None: keep all)."""
-    if n <= SHOW_SIDE:
+    if n <= side:
         return None
-    return [*range(EDGE), -1, *range(n - EDGE, n)]
+    return [*range(edge), -1, *range(n - edge, n)]
 
 
-def elide(values: np.ndarray, *masks: np.ndarray | None) -> tuple[np.ndarray, list]:
+def elide(values: np.ndarray, *masks: np.ndarray | None, side: int = SHOW_SIDE, edge: int = EDGE,
+          col_side: int | None = None, col_edge: int | None = None) -> tuple[np.ndarray, list]:
     """A matrix (and its masks) with the middle rows and columns replaced by one :class:`Gap` row /
-    column when it is larger than :data:`SHOW_SIDE` along that axis."""
+    column when it is larger than ``side`` (:data:`SHOW_SIDE`) along that axis, keeping ``edge``
+    at each end (``col_side`` and ``col_edge``: other numbers for the columns)."""
     values = np.asarray(values, dtype=object)
-    rows, cols = _kept(values.shape[0]), _kept(values.shape[1])
+    rows = _kept(values.shape[0], side, edge)
+    cols = _kept(values.shape[1], side if col_side is None else col_side,
+                 edge if col_edge is None else col_edge)
     if rows is None and cols is None:
         return values, list(masks)
     rows = rows if rows is not None else list(range(values.shape[0]))

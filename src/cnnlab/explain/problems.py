@@ -19,6 +19,7 @@ from cnnlab.explain._backprop import backprop
 from cnnlab.explain._document import _grids, _shape_blocks, solution_blocks
 from cnnlab.explain._engine import explain
 from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sym
+from cnnlab.explain._writers import standalone as latex_document
 from cnnlab.explain._rendered import FORMATS, Rendered, make_writer
 from cnnlab.explain._solution import DimShape, Solution
 from cnnlab.explain._spec import Activation, Conv, Pool
@@ -99,14 +100,20 @@ class ProblemSet(Rendered):
         return blocks
 
     def render(self, format: str = "text", cells: int | None = None, color: bool = False,
-               answers: bool = False) -> str:
-        """The questions (and with ``answers=True`` the answer key and worked solutions)."""
+               answers: bool = False, *, standalone: bool = False) -> str:
+        """The questions (and with ``answers=True`` the answer key and worked solutions);
+        ``standalone`` (LaTeX): a complete document for pdflatex."""
         if not isinstance(answers, bool):
             raise TypeError(f"render: answers must be a bool, got {answers!r}")
         if format not in FORMATS:
             raise ValueError(f"render: format must be one of {list(FORMATS)}, got {format!r}")
         writer = make_writer(format, color=color)
-        return writer.document(self.document_blocks(cells, answers))
+        text = writer.document(self.document_blocks(cells, answers))
+        if standalone:
+            if format != "latex":
+                raise ValueError("render: standalone needs format 'latex'")
+            text = latex_document(text)
+        return text
 
 
 def _answer_blocks(p: Problem) -> list:
