@@ -8,8 +8,8 @@ Overfull boxes (a line wider than the page) are failures.  Skipped where pdflate
 from __future__ import annotations
 
 import shutil
-from fractions import Fraction
 import subprocess
+from fractions import Fraction
 
 import numpy as np
 import pytest

@@ -20,6 +20,7 @@ from cnnlab.cli._common import (
 )
 from cnnlab.cli._common import add_output_options as _common_output_options
 
+
 def add_output_options(p: argparse.ArgumentParser) -> None:
     """The shared output options, and ``--standalone`` for a complete LaTeX document."""
     _common_output_options(p)

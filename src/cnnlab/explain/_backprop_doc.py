@@ -19,8 +19,8 @@ from cnnlab.explain._document import (
     _terms,
     _window_grids,
 )
-from cnnlab.explain._limits import DEFAULT_CELLS, FULL, chosen, few, representative
 from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sum, Sym, Txt, joined
+from cnnlab.explain._limits import DEFAULT_CELLS, FULL, chosen, few, representative
 from cnnlab.explain._solution import INPUT
 from cnnlab.functional._windows import flip
 

@@ -20,6 +20,17 @@ import numpy as np
 
 import cnnlab.functional as _functional
 from cnnlab.explain import _numbers as num
+from cnnlab.explain._limits import (
+    DEFAULT_CELLS,
+    FULL,
+    cell_count,
+    check_values,
+    check_work,
+    representative,
+)
+from cnnlab.explain._limits import (
+    chosen as chosen_cells,
+)
 from cnnlab.explain._solution import (
     INPUT,
     OUTSIDE,
@@ -42,16 +53,6 @@ from cnnlab.explain._spec import (
     Activation,
     Conv,
     Pool,
-)
-from cnnlab.explain._limits import (
-    DEFAULT_CELLS,
-    FULL,
-    MAX_VALUES,
-    cell_count,
-    check_values,
-    check_work,
-    chosen as chosen_cells,
-    representative,
 )
 from cnnlab.functional import _naive
 from cnnlab.functional._args import (

@@ -18,8 +18,8 @@ import numpy as np
 from cnnlab.explain import _numbers as num
 from cnnlab.explain._backprop import Backprop, _conv_grads
 from cnnlab.explain._document import _terms
+from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym
 from cnnlab.explain._limits import MAX_MATRIX_ENTRIES, check_values, chosen
-from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym, joined
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import ConvStage, Solution
 from cnnlab.functional._matrix import conv_matrix
@@ -113,9 +113,9 @@ class MatrixView(Rendered):
             Row([Grid("M", self.matrix), Grid(f"vec({src})", _column(self.vec_input))]),
         ]
         if h == 1 and c == 1 and st.applied.shape[0] == 1 and st.stride == (1, 1):
-            blocks.append(Para(f"For a 1-D signal with stride 1, M is a Toeplitz matrix: every diagonal is "
-                               f"constant, because each row is the filter shifted one place to the right of "
-                               f"the row above (a 1-D convolution is multiplication by a Toeplitz matrix)."))
+            blocks.append(Para("For a 1-D signal with stride 1, M is a Toeplitz matrix: every diagonal is "
+                               "constant, because each row is the filter shifted one place to the right of "
+                               "the row above (a 1-D convolution is multiplication by a Toeplitz matrix)."))
         elif c == 1 and st.applied.shape[0] == 1 and st.stride == (1, 1):
             blocks.append(Para(f"With stride 1, M is doubly block Toeplitz: cut into blocks of {w} columns (one "
                                f"input row each), every block is constant along its diagonals, and so are the "

@@ -19,10 +19,10 @@ from cnnlab.explain._backprop import backprop
 from cnnlab.explain._document import _grids, _shape_blocks, solution_blocks
 from cnnlab.explain._engine import explain
 from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sym
-from cnnlab.explain._writers import standalone as latex_document
 from cnnlab.explain._rendered import FORMATS, Rendered, make_writer
 from cnnlab.explain._solution import DimShape, Solution
 from cnnlab.explain._spec import Activation, Conv, Pool
+from cnnlab.explain._writers import standalone as latex_document
 from cnnlab.functional._args import out_sizes
 
 KINDS = ("conv", "pool", "pipeline", "backprop", "shape")
