@@ -20,6 +20,7 @@ from cnnlab._version import __version__
 from cnnlab.cli._common import CommandError, Parser
 from cnnlab.cli._evaluate import add_evaluate, add_predict
 from cnnlab.cli._explain import add_backprop, add_demo, add_explain, add_matrix, add_problem
+from cnnlab.cli._teach import add_continuous, add_filters, add_flip, add_scale, add_size
 from cnnlab.cli._train import add_train
 
 __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
@@ -28,6 +29,7 @@ __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
 # the parser and main
 
 COMMANDS: list[Callable[[Any], None]] = [add_demo, add_explain, add_backprop, add_matrix, add_problem,
+                                          add_size, add_filters, add_flip, add_scale, add_continuous,
                                           add_train, add_evaluate, add_predict]
 
 

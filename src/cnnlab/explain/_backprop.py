@@ -368,6 +368,12 @@ def backprop(
     >>> bp.grad_input.tolist()
     [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
+    with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
+        return _backprop(x, stages, loss, target, reduction, label, cells)
+
+
+def _backprop(x: Any, stages: Any, loss: str, target: Any, reduction: str, label: str,
+              cells: int | None) -> Backprop:
     sol = explain(x, stages, label=label, cells=cells)
     select = cell_count(OP, cells)
     step = _loss(sol, loss, target, reduction)

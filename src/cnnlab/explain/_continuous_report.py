@@ -137,6 +137,10 @@ def continuous_report(f: str, g: str, *, op: str = "convolve",
     elif math.isinf(hi):
         hi = lo + TRUNCATE
     exact = np.asarray(result.evaluate(ts), dtype=float)
+    if not np.all(np.isfinite(exact)):
+        bad = ", ".join(f"{v:g}" for v in ts[~np.isfinite(exact)])
+        raise ValueError(f"{OP}: the integral diverges (is not finite) at t = {bad}; the signals do not decay "
+                         "fast enough for their product to be integrable")
     rows = []
     for h in steps_a:
         sums = continuous.sampled_sum(fx, gx, float(h), ts, t=t, op=op, support=(lo, hi))

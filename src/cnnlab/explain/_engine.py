@@ -634,6 +634,11 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | Non
     >>> sol.answer
     5
     """
+    with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
+        return _explain(x, stages, label, cells)
+
+
+def _explain(x: Any, stages: Sequence[Any], label: str, cells: int | None) -> Solution:
     x3, planar, signal = _input(x)
     if not isinstance(label, str):
         raise TypeError(f"{OP}: label must be a str, got {type(label).__name__}")

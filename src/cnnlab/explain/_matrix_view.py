@@ -222,4 +222,5 @@ def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixV
     entries = st.output.size * st.input.size
     check_values(OP, f"the conv matrix M ({st.output.size} x {st.input.size})", entries,
                  MAX_MATRIX_ENTRIES, "MAX_MATRIX_ENTRIES")
-    return MatrixView(st, _matrix(st), g, grad_note)
+    with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
+        return MatrixView(st, _matrix(st), g, grad_note)

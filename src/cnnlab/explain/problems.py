@@ -130,7 +130,8 @@ def _answer_blocks(p: Problem) -> list:
     if isinstance(p.answer, np.ndarray):
         final = p.solution.final_label
         return [Para(label), Row(_grids(final, p.answer if p.answer.ndim == 3 else p.answer[None]))]
-    return [Math([Sym(label), Sym(p.solution.final_label), Op("="), Num(p.answer)])]
+    # a number is laid out as a matrix answer is: the problem's number, then the answer
+    return [Para(label), Math([Sym(p.solution.final_label), Op("="), Num(p.answer)])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +212,10 @@ def _pool_problem(rng, n: int, difficulty: int) -> Problem:
             x[r - rlo, c - clo] -= sum(cell.terms) % cell.divisor
     sol = explain(x, [spec])
     word = "max" if kind == "max" else "average"
-    extra = " (padding counts as zeros in the average)" if kind == "avg" and padding else ""
+    extra = ""
+    if padding:
+        extra = (" (padding counts as zeros in the average)" if kind == "avg" else
+                 " (padding cells are -inf, so a padding cell is never the maximum)")
     question = f"Compute the {word} pooling of I with a {k}x{k} window, {_params_text(stride, padding)}{extra}."
     return Problem(n, "pool", question, {"I": x}, [spec], _integral(sol.output), sol)
 
