@@ -253,8 +253,8 @@ def read_source(arg: str, stdin: TextIO) -> Any:
     if arg == "-":
         text = stdin.read(8 * MAX_TEXT_VALUES + 1)
         if len(text) > 8 * MAX_TEXT_VALUES:
-            raise MatrixError(f"from stdin is larger than {8 * MAX_TEXT_VALUES:,} characters; give a "
-                              f".npy file for a larger matrix")
+            raise MatrixError(f"from stdin is larger than {8 * MAX_TEXT_VALUES:,} characters, the limit for "
+                              f"text; give a .npy file for a larger matrix")
         return read_entries(_sized(text))
     if not looks_like_file(arg) or arg.lstrip().startswith("["):
         return read_entries(_sized(arg))
@@ -284,6 +284,6 @@ def read_source(arg: str, stdin: TextIO) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise MatrixError(f"file {arg!r} cannot be read ({exc})") from None
     if len(text) > 8 * MAX_TEXT_VALUES:
-        raise MatrixError(f"file {arg!r} is larger than {8 * MAX_TEXT_VALUES:,} characters; give a "
-                          f".npy file for a larger matrix")
+        raise MatrixError(f"file {arg!r} is larger than {8 * MAX_TEXT_VALUES:,} characters, the limit for "
+                          f"text; give a .npy file for a larger matrix")
     return read_entries(_sized(text))

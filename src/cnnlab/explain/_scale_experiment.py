@@ -10,7 +10,6 @@ augmentation), and measures both on the test images rescaled by each factor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
