@@ -20,7 +20,7 @@ from cnnlab.explain._document import (
     _window_grids,
 )
 from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sum, Sym, Txt, joined
-from cnnlab.explain._limits import DEFAULT_CELLS, FULL, chosen, few, representative
+from cnnlab.explain._limits import DEFAULT_CELLS, FULL, MAX_TERMS, chosen, few, representative
 from cnnlab.explain._solution import INPUT
 from cnnlab.functional._windows import flip
 
@@ -48,7 +48,21 @@ def _picked(indices: list, limit: int | None) -> tuple[list, int]:
     return keep, len(indices) - len(keep)
 
 
+def _few_cells(a: np.ndarray) -> list:
+    """The cells of ``a`` in row-major order; of a large ``a`` only the ends an elided sum shows,
+    with ``MAX_TERMS + 1`` cells in all so that the sum is still elided (the middle is never listed)."""
+    flat = a.ravel()
+    if flat.size <= MAX_TERMS:
+        return list(flat)
+    return [*flat[:4], *flat[4:4 + MAX_TERMS - 7], *flat[-4:]]
+
+
 def _products(a: np.ndarray, b: np.ndarray) -> list:
+    if a.size > MAX_TERMS:  # only the ends are shown: do not list the middle
+        a = np.concatenate([a.ravel()[:4], a.ravel()[-4:]])
+        b = np.concatenate([b.ravel()[:4], b.ravel()[-4:]])
+        pairs: list = [*zip(a[:4], b[:4], strict=True), None, *zip(a[4:], b[4:], strict=True)]
+        return joined([[Op("...")] if p is None else [Num(p[0], True), Op("*"), Num(p[1], True)] for p in pairs])
     pairs = list(zip(a.ravel(), b.ravel(), strict=True))
     kept, _ = few(pairs)
     return joined([[Op("...")] if p is None else [Num(p[0], True), Op("*"), Num(p[1], True)] for p in kept])
@@ -60,7 +74,7 @@ def _loss_blocks(step: LossStep, limit: int | None) -> list:
     blocks: list = [Heading(f"The loss and {_d(label)}", 2)]
     if step.name == "sum":
         blocks += [Para(f"L is the sum of the cells of {label}, so every cell has dL/d(cell) = 1."),
-                   Math([Sym("L"), Op("="), *_terms([[Num(v, True)] for v in y.ravel()]), Op("="),
+                   Math([Sym("L"), Op("="), *_terms([[Num(v, True)] for v in _few_cells(y)]), Op("="),
                          Num(step.value)])]
     elif step.name == "mse":
         n = y.size
@@ -146,13 +160,15 @@ def _activation_back_blocks(n: int, step: ActivationGrad, limit: int | None) -> 
     if st.name == "relu":
         stopped = (np.array([not num.is_negative(-v) for v in st.input.ravel()], dtype=bool)
                    .reshape(st.input.shape)) if num.is_exact(st.input) else st.input <= 0
-        indices = [tuple(int(v) for v in i) for i in np.argwhere(stopped)]
-        blocks.append(Para(f"The cells where {src} <= 0 stop the gradient:" if indices
+        flat = np.flatnonzero(stopped)
+        keep = [int(flat[k]) for (k,) in chosen((len(flat),), limit)] if len(flat) else []
+        shown = [tuple(int(v) for v in np.unravel_index(f, st.input.shape)) for f in keep]
+        hidden = len(flat) - len(shown)
+        blocks.append(Para(f"The cells where {src} <= 0 stop the gradient:" if len(flat)
                            else f"No cell of {src} is <= 0: the gradient passes unchanged."))
     else:
         indices = representative(st.input.shape, None if st.input.size <= FULL else DEFAULT_CELLS)
-    shown, hidden = _picked(indices, limit)
-    if st.name != "relu":
+        shown, hidden = _picked(indices, limit)
         hidden += st.input.size - len(indices)
     for index in shown:
         blocks.append(Math([Sym(_cell_label(_d(src), index, channels)), Op("="), Num(step.grad_out[index], True),
@@ -174,7 +190,7 @@ def _conv_back_blocks(n: int, step: ConvGrad, limit: int | None) -> list:
     if step.grad_bias is not None:
         blocks.append(Para(f"Each bias is added to every cell of its output channel, so dL/db is the sum of {g}:"))
         for o, name in enumerate(st.filter_labels):
-            cells = [[Num(v, True)] for v in step.grad_out[o].ravel()]
+            cells = [[Num(v, True)] for v in _few_cells(step.grad_out[o])]
             blocks.append(Math([Sym(f"dL/db[{name}]"), Op("="), *_terms(cells), Op("="), Num(step.grad_bias[o])]))
     applied = "flip(F)" if st.mode == "convolve" else "F"
     (s0, s1), (d0, d1) = st.stride, st.dilation

@@ -145,7 +145,8 @@ def filter_bank(image: Any = None, *, index: int = 0) -> FilterBank:
     """
     if image is None:
         found = _real_image(index)
-        image, source = found if found else (synthetic_image(), "a synthetic image (a bright rectangle and a diagonal stroke)")
+        synthetic = (synthetic_image(), "a synthetic image (a bright rectangle and a diagonal stroke)")
+        image, source = found if found else synthetic
     else:
         source = "the given image"
         image = np.asarray(image)
