@@ -99,7 +99,7 @@ def flip_experiment(steps: int = 150, *, images: int = 16, size: int = 12, lr: f
     >>> exp = flip_experiment(steps=100)
     >>> exp.flipped, exp.loss_gap < 1e-9
     (True, True)
-    >>> np.round(exp.convolve_filter, 1)[0].tolist() + 0.0  # flip(T)
+    >>> (np.round(exp.convolve_filter, 1)[0] + 0.0).tolist()  # the first row of flip(T)
     [-1.0, 0.0, 1.0]
     """
     from cnnlab.autograd import Tensor
