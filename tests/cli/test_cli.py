@@ -326,3 +326,13 @@ def test_teaching_commands(capsys, argv, text):
 def test_size_of_an_unknown_model_is_one_line(capsys):
     code, out, err = run(capsys, ["size", "no-such-model"])
     assert code == 2 and "needs --input-shape" in err
+
+
+def test_size_of_a_saved_checkpoint(capsys, tmp_path):
+    pytest.importorskip("mnist1d")
+    code, _, err = run(capsys, ["train", "--data", "mnist1d", "--epochs", "1", "--limit", "64",
+                                "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == 0, err
+    code, out, err = run(capsys, ["size", str(tmp_path / "run" / "best.safetensors")])
+    assert code == 0, err
+    assert "4 (Conv1d): kernel 3, stride 2 -> one cell sees 17 input cells" in out

@@ -103,3 +103,12 @@ def test_nan_and_inf_give_no_warnings():
         explain([[np.inf, 1.0], [2.0, 3.0]], [Conv([[1, -1]]), "gelu"]).render()
         backprop([[np.nan, 1.0], [2.0, 3.0]], [Conv([[1, -1]]), "sigmoid"]).render()
         matrix_view(explain([[np.inf, 1.0], [2.0, 3.0]], [Conv([[1, -1]])])).render()
+
+
+def test_asking_for_every_cell_of_a_large_input_is_capped():
+    from cnnlab.explain._limits import MAX_CELLS
+
+    sol = explain(BIG, [Conv([[1, 0], [0, 1]])], cells=10**9)
+    assert len(sol.stages[0].cells) == MAX_CELLS
+    assert sol.stages[0].left_out == 299 * 299 - MAX_CELLS
+    assert len(sol.render()) < 1_000_000

@@ -26,7 +26,6 @@ from cnnlab.explain._limits import (
     cell_count,
     check_values,
     check_work,
-    representative,
 )
 from cnnlab.explain._limits import (
     chosen as chosen_cells,
@@ -449,9 +448,11 @@ def _activation_stage(x: np.ndarray, plan: _ActivationPlan, label: str,
         # only the negative cells change: work out (a few of) those
         negative = np.argwhere(np.array([num.is_negative(v) for v in x.ravel()]).reshape(x.shape)
                                if num.is_exact(x) else x < 0)
-        indices = [tuple(int(v) for v in negative[k]) for k in
-                   (range(len(negative)) if select is None and len(negative) <= FULL else
-                    [k for (k,) in representative((len(negative),), DEFAULT_CELLS if select is None else select)])]
+        if select is None and len(negative) <= FULL:
+            keep = list(range(len(negative)))
+        else:
+            keep = [k for (k,) in chosen_cells((len(negative),), DEFAULT_CELLS if select is None else select)]
+        indices = [tuple(int(v) for v in negative[k]) for k in keep]
         total = len(negative)
     else:
         indices, total = chosen_cells(x.shape, select), x.size

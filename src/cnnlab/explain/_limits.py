@@ -43,6 +43,10 @@ FULL = 64
 DEFAULT_CELLS = 4
 """How many representative cells a larger stage works out when no number is asked for."""
 
+MAX_CELLS = 200
+"""The most cells of one stage worked out by hand, however many are asked for (the rest are
+counted as not shown)."""
+
 SHOW_SIDE = 16
 """Matrices with more rows or columns than this are printed with the middle elided."""
 
@@ -103,6 +107,8 @@ def chosen(shape: tuple[int, ...], cells: int | None) -> list[tuple[int, ...]]:
     total = int(np.prod(shape))
     if cells is None:
         cells = None if total <= FULL else DEFAULT_CELLS
+    else:
+        cells = min(cells, MAX_CELLS)
     return representative(shape, cells)
 
 
