@@ -112,3 +112,29 @@ def test_asking_for_every_cell_of_a_large_input_is_capped():
     assert len(sol.stages[0].cells) == MAX_CELLS
     assert sol.stages[0].left_out == 299 * 299 - MAX_CELLS
     assert len(sol.render()) < 1_000_000
+
+
+def test_the_average_of_integers_matches_the_loop_reference():
+    from cnnlab.explain import _numbers as num
+    from cnnlab.explain._engine import _average_of_integers, _plan
+    from cnnlab.functional import _naive
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(1, 8, 2))
+        k, s, d = (tuple(int(v) for v in rng.integers(1, hi, 2)) for hi in (4, 4, 3))
+        spec = Pool("avg", k, stride=s, padding=int(rng.integers(0, 2)), dilation=d,
+                    ceil_mode=bool(rng.integers(0, 2)), count_include_pad=bool(rng.integers(0, 2)),
+                    divisor_override=[None, 3][int(rng.integers(0, 2))])
+        x = rng.integers(-9, 10, (2, h, w))
+        try:
+            (plan,) = _plan(x.shape, [spec], num.INTEGER)
+        except ValueError:
+            continue
+        ref = _naive.naive_avg_pool(num.to_exact(x)[None], plan.kernel, plan.stride, plan.pads, plan.dilation,
+                                    plan.ceil_mode, plan.count_include_pad, plan.divisor_override)[0]
+        fast = _average_of_integers(x, plan)
+        assert fast.shape == ref.shape and all(a == b for a, b in zip(fast.ravel(), ref.ravel(), strict=True))
+        checked += 1
+    assert checked > 100

@@ -233,8 +233,10 @@ def _plan_pool(op: str, spec: Pool, shape: tuple[int, int, int], arithmetic: str
     check_values(op, f"the padded input ({_extent(shape[0], sizes, pads)})",
                  shape[0] * (sizes[0] + sum(pads[0])) * (sizes[1] + sum(pads[1])))
     out = out_sizes(op, sizes, kernel, stride, pads, dilation, ceil_mode)
-    # the average of integers is worked out in exact fractions, one window at a time
-    check_work(op, "the pooling", shape[0] * out[0] * out[1] * kernel[0] * kernel[1],
+    # exact fractions are slow: rationals are averaged one window at a time, and the average of
+    # integers makes one Fraction per output cell
+    per_cell = 1 if arithmetic == num.INTEGER else kernel[0] * kernel[1]
+    check_work(op, "the pooling", shape[0] * out[0] * out[1] * per_cell,
                arithmetic == num.RATIONAL or (arithmetic == num.INTEGER and kind == "avg"))
     for axis, size, k, s, d, (lo, _), o in zip(AXES, sizes, kernel, stride, dilation, pads, out, strict=True):
         for p in range(o):
@@ -350,7 +352,7 @@ def _pool_output(x: np.ndarray, plan: _PoolPlan) -> tuple[np.ndarray, np.ndarray
         return _op("pool", "max_pool2d")(x, plan.kernel, plan.stride, plan.pads, plan.dilation,
                                 plan.ceil_mode, return_indices=True)
     if x.dtype.kind in "iub":
-        x = num.to_exact(x)  # the average of integers is an exact rational, not a float
+        return _average_of_integers(x, plan), None  # an exact rational, not a float
     if num.is_exact(x):
         y = _naive.naive_avg_pool(x[None], plan.kernel, plan.stride, plan.pads, plan.dilation,
                                   plan.ceil_mode, plan.count_include_pad, plan.divisor_override)
@@ -358,6 +360,30 @@ def _pool_output(x: np.ndarray, plan: _PoolPlan) -> tuple[np.ndarray, np.ndarray
     y = _op("pool", "avg_pool2d")(x, plan.kernel, plan.stride, plan.pads, plan.ceil_mode,
                          plan.count_include_pad, plan.divisor_override, plan.dilation)
     return y, None
+
+
+def _average_of_integers(x: np.ndarray, plan: _PoolPlan) -> np.ndarray:
+    """Average pooling of integers in exact fractions: each window's integer sum (NumPy, exact in
+    int64) over its count, made a :class:`~fractions.Fraction` only for the output cells.
+
+    The counted cells are those of the grid of :func:`_pool_grid`: input cells, and padding cells
+    when ``count_include_pad`` (never the cells past the padding that a ceil-mode window
+    overhangs), as the loop reference ``naive_avg_pool`` counts them.
+    """
+    _, roles = _pool_grid(np.zeros((1, *x.shape[1:]), dtype=np.int8), plan)
+    (rlo, _), (clo, _) = plan.pads
+    grid = np.zeros((x.shape[0], *roles.shape), dtype=np.int64)
+    grid[:, rlo:rlo + x.shape[1], clo:clo + x.shape[2]] = x
+    sums = windows(grid, plan.kernel, plan.stride, plan.dilation).sum(axis=(-2, -1))
+    role_view = windows(roles, plan.kernel, plan.stride, plan.dilation)
+    counted = (role_view == INPUT) | ((role_view == PAD) if plan.count_include_pad else False)
+    counts = counted.sum(axis=(-2, -1))
+    sums = sums[:, : plan.out[0], : plan.out[1]]
+    counts = np.broadcast_to(counts[: plan.out[0], : plan.out[1]], sums.shape)
+    out = np.empty(sums.shape, dtype=object)
+    for index in np.ndindex(*sums.shape):
+        out[index] = Fraction(int(sums[index]), plan.divisor_override or int(counts[index]))
+    return out
 
 
 def _forward(x: np.ndarray, plans: list, switch: bool) -> np.ndarray:
