@@ -124,15 +124,20 @@ WALKTHROUGH = [
              "print(matrix_view(explain([1, 2, 3, 4], [Conv([1, -1])])).matrix)\n"
              "print(matrix_view(explain([[1, 0, 2], [3, 1, 0], [0, 0, 4]], [Conv([[1, 0], [0, 1]])])).matrix)"),
     ("markdown", "## Why many filters? Each filter looks for one feature"),
-    ("code", "from cnnlab.explain import filter_bank\nbank = filter_bank()\n"
+    ("code", "from cnnlab.data import DatasetNotFoundError, load_mnist\nfrom cnnlab.explain import filter_bank\n"
+             "try:\n    x, _ = load_mnist('fashion-mnist', 'test')\n"
+             "    bank = filter_bank(x[1], source='Fashion-MNIST test image 1')\n"
+             "except DatasetNotFoundError:\n    bank = filter_bank()  # the synthetic image\n"
              "print(bank.source)\nfor name in bank.responses:\n    print(name, bank.summary(name))"),
     ("markdown", "## Pooling, and how big an object the network sees"),
     ("code", "from cnnlab.explain import model_field\nfrom cnnlab.training.models import build_model\n"
              "print(model_field(build_model('lenet5'), (1, 28, 28), name='lenet5'))"),
     ("markdown", "The measured effect of object size (a few seconds on a tiny subset here; the guide "
                  "`lecture-questions.md` has the full run's table)."),
-    ("code", "from cnnlab.data import DataError\nfrom cnnlab.explain import scale_experiment\n"
-             "try:\n    print(scale_experiment(train=128, test=64, epochs=1, scales=(0.5, 1.0, 1.5)).table())\n"
+    ("code", "from cnnlab.data import DataError, load_dataset\nfrom cnnlab.explain import scale_experiment\n"
+             "try:\n    d = load_dataset('fashion-mnist')\n"
+             "    exp = scale_experiment(d.x_train[:128], d.y_train[:128], d.x_test[:64], d.y_test[:64],\n"
+             "                           epochs=1, scales=(0.5, 1.0, 1.5))\n    print(exp.table())\n"
              "except DataError as exc:\n    print('no data set here:', exc)"),
     ("markdown", "## Backprop through the example"),
     ("code", "from cnnlab.explain import Pool, backprop\n"

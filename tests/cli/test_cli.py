@@ -315,9 +315,18 @@ def test_continuous_prints_the_closed_form_and_the_sums(capsys):
     (["size", "lenet5"], "no layer sees all of it (the last field is 16)"),
     (["size", "c8k3-relu-mp2-flat-fc10", "--input-shape", "1,28,28"], "the last field is 4"),
     (["filters", "--synthetic"], "strongest response 800"),
+    (["filters", "--index", "1"], "strongest response"),
     (["flip", "--steps", "30"], "rotated by 180 degrees: yes"),
+    (["scale", "--train", "64", "--test", "32", "--epochs", "1", "--scales", "0.5,1"], "scale 0.5x:"),
 ])
 def test_teaching_commands(capsys, argv, text):
+    if argv[0] == "scale" and not Path("/usr/share/datasets/fashion-mnist").exists():
+        from cnnlab.data import DataError, load_dataset
+
+        try:
+            load_dataset("fashion-mnist")
+        except DataError:
+            pytest.skip("Fashion-MNIST is not available")
     code, out, err = run(capsys, argv)
     assert code == 0, err
     assert text in out

@@ -110,9 +110,16 @@ def test_filter_bank_responds_where_the_feature_is():
 
 
 def test_filter_bank_on_a_real_image_when_available():
-    bank = filter_bank(index=1)
+    from cnnlab.data import DatasetNotFoundError, load_mnist
+
+    try:
+        x, _ = load_mnist("fashion-mnist", "test")
+    except DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST is not available")
+    bank = filter_bank(x[1], source="Fashion-MNIST test image 1")
     assert bank.image.shape == (28, 28) and set(bank.responses) == {"vertical edge", "horizontal edge",
                                                                     "blur", "sharpen"}
+    assert bank.summary("blur")["peak"] > 0
 
 
 def test_model_field_of_builtin_models():
@@ -140,16 +147,20 @@ def test_rescale_zooms_about_the_centre():
 
 
 def test_scale_experiment_runs_on_a_tiny_subset():
-    from cnnlab.data import DataError
+    from cnnlab.data import DataError, load_dataset
     from cnnlab.explain import scale_experiment
 
     try:
-        exp = scale_experiment("fashion-mnist", train=64, test=32, epochs=1, scales=(0.5, 1.0))
+        d = load_dataset("fashion-mnist")
     except DataError:
         pytest.skip("Fashion-MNIST is not available")
+    exp = scale_experiment(d.x_train[:64], d.y_train[:64], d.x_test[:32], d.y_test[:32], epochs=1,
+                           scales=(0.5, 1.0), data="fashion-mnist")
     assert len(exp.plain) == len(exp.augmented) == 2
     assert all(0 <= a <= 1 for a in exp.plain + exp.augmented)
     assert "| scale | 0.5x | 1x |" in exp.table()
+    with pytest.raises(ValueError, match="must be \\(N, 28, 28\\) images"):
+        scale_experiment(d.x_train[:4, 0, :10], d.y_train[:4], d.x_test[:4], d.y_test[:4])
 
 
 HOSTILE = [

@@ -97,12 +97,24 @@ def add_filters(sub: Any) -> None:
     p.set_defaults(run=_run_filters)
 
 
-def _run_filters(args: argparse.Namespace) -> int:
-    from cnnlab.explain import filter_bank, synthetic_image
+def _fashion_image(index: int) -> tuple[Any, str] | None:
+    """Fashion-MNIST test image ``index`` (uint8) and its description, or None without the data."""
+    from cnnlab.data import DATASETS, DatasetNotFoundError, load_mnist
 
-    if args.index >= 10_000:
-        raise CommandError(f"cnnlab filters: --index must be below 10000 (the test images), got {args.index}")
-    write(_render(filter_bank(synthetic_image() if args.synthetic else None, index=args.index), args))
+    try:
+        x, y = load_mnist("fashion-mnist", "test")
+    except (DatasetNotFoundError, OSError, ValueError):
+        return None
+    if index >= len(x):
+        raise CommandError(f"cnnlab filters: --index must be below {len(x)} (the test images), got {index}")
+    return x[index], f"Fashion-MNIST test image {index} ({DATASETS['fashion-mnist'].classes[int(y[index])]})"
+
+
+def _run_filters(args: argparse.Namespace) -> int:
+    from cnnlab.explain import filter_bank
+
+    found = None if args.synthetic else _fashion_image(args.index)
+    write(_render(filter_bank(found[0], source=found[1]) if found else filter_bank(), args))
     return 0
 
 
@@ -149,12 +161,14 @@ def add_scale(sub: Any) -> None:
 
 
 def _run_scale(args: argparse.Namespace) -> int:
-    from cnnlab.data import DataError
+    from cnnlab.data import DataError, load_dataset
     from cnnlab.explain import scale_experiment
 
     try:
-        result = scale_experiment(args.data, train=args.train, test=args.test, epochs=args.epochs,
-                                  scales=args.scales, seed=args.seed)
+        d = load_dataset(args.data)
+        result = scale_experiment(d.x_train[:args.train], d.y_train[:args.train], d.x_test[:args.test],
+                                  d.y_test[:args.test], epochs=args.epochs, scales=args.scales, seed=args.seed,
+                                  data=args.data)
     except (DataError, ValueError) as exc:
         raise CommandError(f"cnnlab scale: {str(exc).splitlines()[0]}") from None
     write(_render(result, args))

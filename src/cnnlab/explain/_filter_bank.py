@@ -49,18 +49,6 @@ def synthetic_image(size: int = 28) -> np.ndarray:
     return img
 
 
-def _real_image(index: int) -> tuple[np.ndarray, str] | None:
-    try:
-        from cnnlab.data import load_mnist
-        from cnnlab.data._named import DATASETS
-
-        x, y = load_mnist("fashion-mnist", "test")
-    except Exception:  # noqa: BLE001 - no files and no network: use the synthetic image
-        return None
-    name = DATASETS["fashion-mnist"].classes[int(y[index])]
-    return np.asarray(x[index], dtype=np.uint8), f"Fashion-MNIST test image {index} ({name})"
-
-
 class FilterBank(Rendered):
     """The responses of the classic filters to one image.
 
@@ -120,16 +108,16 @@ class FilterBank(Rendered):
         return blocks
 
 
-def filter_bank(image: Any = None, *, index: int = 0) -> FilterBank:
+def filter_bank(image: Any = None, *, source: str | None = None) -> FilterBank:
     """Apply the classic filters of :data:`FILTERS` to one image.
 
     Parameters
     ----------
     image : array_like, optional
-        A 2-D image of integers 0..255 (at least 3x3).  By default Fashion-MNIST test image
-        ``index`` when the data set is available, else :func:`synthetic_image`.
-    index : int, default 0
-        Which Fashion-MNIST test image.
+        A 2-D image of integers 0..255 (at least 3x3); ``cnnlab filters`` passes a Fashion-MNIST
+        test image.  By default :func:`synthetic_image`.
+    source : str, optional
+        Where the image comes from, for the text.
 
     Returns
     -------
@@ -144,16 +132,13 @@ def filter_bank(image: Any = None, *, index: int = 0) -> FilterBank:
     0
     """
     if image is None:
-        found = _real_image(index)
-        synthetic = (synthetic_image(), "a synthetic image (a bright rectangle and a diagonal stroke)")
-        image, source = found if found else synthetic
-    else:
-        source = "the given image"
-        image = np.asarray(image)
-        if image.ndim != 2 or min(image.shape) < 3:
-            raise ValueError(f"{OP}: image must be a 2-D array of at least 3x3, got shape {image.shape}")
-        if image.dtype.kind not in "iu":
-            raise TypeError(f"{OP}: image must hold integers 0..255, got dtype {image.dtype}")
+        image = synthetic_image()
+        source = source or "a synthetic image (a bright rectangle and a diagonal stroke)"
+    image = np.asarray(image)
+    if image.ndim != 2 or min(image.shape) < 3:
+        raise ValueError(f"{OP}: image must be a 2-D array of at least 3x3, got shape {image.shape}")
+    if image.dtype.kind not in "iu":
+        raise TypeError(f"{OP}: image must hold integers 0..255, got dtype {image.dtype}")
     x = np.asarray(image, dtype=np.int64)
     responses = {name: correlate(x, kernel) for name, (kernel, _) in FILTERS.items()}
-    return FilterBank(np.asarray(image), source, responses)
+    return FilterBank(image, source or "the given image", responses)

@@ -10,6 +10,7 @@ augmentation), and measures both on the test images rescaled by each factor.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -86,23 +87,80 @@ class ScaleExperiment(Rendered):
         ]
 
 
-def scale_experiment(data: str = "fashion-mnist", *, train: int = 6000, test: int = 1000, epochs: int = 3,
+def _model(seed: int) -> Any:
+    """:data:`MODEL`, built from its layers (seeded)."""
+    import cnnlab
+    from cnnlab import nn
+
+    cnnlab.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+
+
+def _train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, lr: float = 2e-3) -> Any:
+    """Train :data:`MODEL` on ``x`` ``(N, 1, 28, 28)`` with Adam (written out: the update of
+    Kingma and Ba, without an optimizer object), batches of 64, cross-entropy."""
+    from cnnlab.autograd import Tensor
+    from cnnlab.functional import cross_entropy
+
+    model = _model(seed)
+    params = list(model.parameters())
+    moments = [(np.zeros_like(p.data), np.zeros_like(p.data)) for p in params]
+    rng = np.random.default_rng(seed)
+    t = 0
+    model.train()
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 64):
+            batch = order[start:start + 64]
+            for p in params:
+                p.grad = None
+            loss = cross_entropy(model(Tensor(x[batch])), y[batch])
+            loss.backward()
+            t += 1
+            for p, (m, v) in zip(params, moments, strict=True):
+                g = p.grad.numpy() if hasattr(p.grad, "numpy") else np.asarray(p.grad)
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                p.data -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    model.eval()
+    return model
+
+
+def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    from cnnlab.autograd import Tensor, no_grad
+
+    correct = 0
+    with no_grad():
+        for start in range(0, len(x), 500):
+            logits = model(Tensor(x[start:start + 500])).numpy()
+            correct += int((logits.argmax(axis=1) == y[start:start + 500]).sum())
+    return correct / len(x)
+
+
+def scale_experiment(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, epochs: int = 3,
                      scales: Sequence[float] = (0.5, 0.75, 1.0, 1.25, 1.5), low: float = 0.5,
-                     high: float = 1.5, seed: int = 0) -> ScaleExperiment:
+                     high: float = 1.5, seed: int = 0, data: str = "the data") -> ScaleExperiment:
     """Train :data:`MODEL` with and without scale augmentation and test it on rescaled images.
 
     Parameters
     ----------
-    data : str, default 'fashion-mnist'
-        A 28x28 image data set of :func:`cnnlab.data.load_dataset` (``mnist``, ``fashion-mnist``).
-    train, test : int
-        How many training and test images to use (the first ones).
+    x_train, x_test : array_like
+        28x28 images ``(N, 28, 28)`` or ``(N, 1, 28, 28)`` with values in [0, 1] (as
+        ``cnnlab.data.load_dataset('fashion-mnist')`` gives them); ``cnnlab scale`` loads them.
+    y_train, y_test : array_like
+        Class indices 0..9.
     epochs : int, default 3
     scales : sequence of float
         The test zoom factors.
     low, high : float
         The range of the random training zoom of the augmented model.
     seed : int, default 0
+    data : str
+        The data set's name, for the text.
 
     Returns
     -------
@@ -110,47 +168,42 @@ def scale_experiment(data: str = "fashion-mnist", *, train: int = 6000, test: in
 
     Raises
     ------
-    cnnlab.data.DataError
-        If the data set is not available.
     ValueError
-        For sizes or factors out of range.
-    """
-    import cnnlab
-    from cnnlab import optim
-    from cnnlab.data import DataLoader, TensorDataset, load_dataset
-    from cnnlab.training import evaluate, fit
-    from cnnlab.training.models import build_model
+        For images that are not 28x28, labels out of range, or sizes and factors out of range.
 
-    for name, value in (("train", train), ("test", test), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{OP}: {name} must be a whole number >= 1, got {value!r}")
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.random((32, 28, 28)), rng.integers(0, 10, 32)
+    >>> exp = scale_experiment(x, y, x[:8], y[:8], epochs=1, scales=(0.5, 1.0))
+    >>> len(exp.plain), len(exp.augmented)
+    (2, 2)
+    """
+    x_train, x_test = (np.asarray(a, dtype=np.float32) for a in (x_train, x_test))
+    x_train, x_test = (a[:, 0] if a.ndim == 4 and a.shape[1] == 1 else a for a in (x_train, x_test))
+    y_train, y_test = (np.asarray(a).astype(np.int64) for a in (y_train, y_test))
+    for name, a, labels in (("x_train", x_train, y_train), ("x_test", x_test, y_test)):
+        if a.ndim != 3 or a.shape[1:] != (28, 28) or len(a) != len(labels) or len(a) == 0:
+            raise ValueError(f"{OP}: {name} must be (N, 28, 28) images with one label each, got shape {a.shape} "
+                             f"and {len(labels)} labels")
+        if labels.min() < 0 or labels.max() > 9:
+            raise ValueError(f"{OP}: labels must be class indices 0..9, got {labels.min()}..{labels.max()}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 100:
+        raise ValueError(f"{OP}: epochs must be a whole number in [1, 100], got {epochs!r}")
     factors = [float(f) for f in scales]
-    if not factors or any(not 0.1 <= f <= 4 for f in factors) or not 0.1 <= low <= high <= 4:
-        raise ValueError(f"{OP}: scale factors must lie in [0.1, 4] with low <= high, got {factors}, {low}, {high}")
-    d = load_dataset(data)
-    if d.x_train.ndim != 4 or d.x_train.shape[1] != 1:
-        raise ValueError(f"{OP}: needs single-channel images, {data} has inputs {d.x_train.shape[1:]}")
-    mean, std = np.float32(np.ravel(d.mean)[0]), np.float32(np.ravel(d.std)[0])
+    if not factors or len(factors) > 12 or any(not 0.1 <= f <= 4 for f in factors) or not 0.1 <= low <= high <= 4:
+        raise ValueError(f"{OP}: give 1 to 12 scale factors in [0.1, 4] and 0.1 <= low <= high <= 4, got "
+                         f"{factors}, {low}, {high}")
+    mean, std = np.float32(x_train.mean()), np.float32(max(float(x_train.std()), 1e-6))
     rng = np.random.default_rng(seed)
-    x_train, y_train = d.x_train[:train, 0], d.y_train[:train]
-    x_test, y_test = d.x_test[:test, 0], d.y_test[:test]
     zoomed = np.empty_like(x_train)
     for i, f in enumerate(rng.uniform(low, high, size=len(x_train))):
         zoomed[i] = rescale(x_train[i:i + 1], float(f))[0]
     accuracies = []
     for images in (x_train, zoomed):
-        cnnlab.manual_seed(seed)
-        model = build_model(MODEL, input_shape=(1, *images.shape[1:]))
-        loader = DataLoader(TensorDataset(((images - mean) / std)[:, None], y_train), batch_size=64,
-                            shuffle=True, seed=seed)
-        fit(model, loader, None, epochs=epochs, optimizer=optim.Adam(model.parameters(), lr=2e-3), seed=seed,
-            progress=False)
-        accs = []
-        for f in factors:
-            scaled = (rescale(x_test, f) - mean) / std
-            accs.append(float(evaluate(model, DataLoader(TensorDataset(scaled[:, None], y_test),
-                                                         batch_size=500)).accuracy))
-        accuracies.append(accs)
+        model = _train(((images - mean) / std)[:, None], y_train, epochs, seed)
+        accuracies.append([_accuracy(model, ((rescale(x_test, f) - mean) / std)[:, None], y_test)
+                           for f in factors])
     setup = {"data": data, "train": len(x_train), "test": len(x_test), "epochs": epochs, "seed": seed,
              "model": MODEL, "low": low, "high": high}
     return ScaleExperiment(factors, accuracies[0], accuracies[1], setup)
