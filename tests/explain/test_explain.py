@@ -118,7 +118,8 @@ LECTURE_LINES = {
 
 @pytest.mark.parametrize("fmt", sorted(LECTURE_LINES))
 def test_lecture_in_every_format(fmt):
-    text = lecture_example().render(fmt)
+    # LaTeX may break a long equation into lines and allow breaks in long names
+    text = lecture_example().render(fmt).replace(" \\\\\n", " ").replace("\\allowbreak{}", "")
     for line in LECTURE_LINES[fmt]:
         assert line in text, line
     # integers stay integers: no "2.0" or "5.0" anywhere
@@ -439,7 +440,7 @@ def test_compare_shows_both_side_by_side():
     assert text.index("Worked solution with cross-correlation") < text.index(
         "Worked solution with convolution")
     for fmt in ("md", "latex", "html"):
-        assert "flip(F)" in both.render(fmt)
+        assert "flip(F)" in both.render(fmt).replace("\\allowbreak{}", "")
 
 
 def test_same_padding_puts_the_odd_cell_last_and_notes_scipy():
@@ -508,7 +509,8 @@ def test_channels_and_several_filters():
 ERRORS = [
     ("hello", [Conv([[1]])], TypeError, "input must be an array of real numbers"),
     ([[1, 2], [3]], [Conv([[1]])], ValueError, "ragged"),
-    ([1, 2, 3], [Conv([[1]])], ValueError, r"2-D matrix \(H, W\) or a stack of channels"),
+    ([[[[1, 2, 3]]]], [Conv([[1]])], ValueError, r"2-D matrix \(H, W\) or a stack of channels"),
+    ([1, 2, 3], [Conv([[[1]]])], ValueError, r"filters for a 1-D signal must be \(k,\)"),
     ([[]], [Conv([[1]])], ValueError, "must not be empty"),
     ([["a", "b"]], [Conv([[1]])], TypeError, "real numbers"),
     ([[1, 2], [3, 4]], [Conv([[1, 2, 3]] * 3)], ValueError,

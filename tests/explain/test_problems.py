@@ -160,7 +160,8 @@ def test_questions_then_answers_and_worked_solutions(fmt):
         key = full.split("Answer key")[1].split("Worked solutions")[0]
         for p in ps.problems:
             if isinstance(p.answer, int):
-                assert f"{p.number}. Pool(ReLU(Conv(I))) = {p.answer}" in key
+                # a number is laid out like a matrix answer: the problem's number, then the answer
+                assert f"{p.number}.\n\n  Pool(ReLU(Conv(I))) = {p.answer}\n" in key
             else:
                 assert f"{p.number}." in key and all(str(v) in key for v in p.answer.ravel())
 

@@ -1,7 +1,8 @@
 """The ``cnnlab`` command line.
 
 Each command group is a module here (``_explain``: demo, explain, backprop, matrix, problem;
-``_train``: train; ``_evaluate``: evaluate, predict; ``_plot``: plot; ``_serve``: serve).
+``_teach``: size, filters, flip, scale, continuous; ``_train``: train; ``_evaluate``: evaluate, predict;
+``_plot``: plot; ``_serve``: serve).
 A subcommand is two functions:
 ``add_<name>(subparsers)`` declares its options and sets ``run``, a function of the parsed
 arguments that does the work by calling the library and returns the exit code.  To add one, write
@@ -27,6 +28,7 @@ from cnnlab.cli._evaluate import add_evaluate, add_predict
 from cnnlab.cli._explain import add_backprop, add_demo, add_explain, add_matrix, add_problem
 from cnnlab.cli._plot import add_plot
 from cnnlab.cli._serve import add_serve
+from cnnlab.cli._teach import add_continuous, add_filters, add_flip, add_scale, add_size
 from cnnlab.cli._train import add_train
 
 __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
@@ -35,6 +37,7 @@ __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
 # the parser and main
 
 COMMANDS: list[Callable[[Any], None]] = [add_demo, add_explain, add_backprop, add_matrix, add_problem,
+                                          add_size, add_filters, add_flip, add_scale, add_continuous,
                                           add_train, add_evaluate, add_predict, add_plot, add_serve]
 
 

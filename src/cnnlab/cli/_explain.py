@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
 from cnnlab.cli._common import (
     CommandError,
-    add_output_options,
     color,
     count,
     ints,
@@ -18,6 +18,24 @@ from cnnlab.cli._common import (
     retag,
     write,
 )
+from cnnlab.cli._common import add_output_options as _common_output_options
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """The shared output options, and ``--standalone`` for a complete LaTeX document."""
+    _common_output_options(p)
+    p.add_argument("--standalone", action="store_true",
+                   help="with --format latex: a complete document for pdflatex (default: a "
+                        "fragment for any document that loads amsmath)")
+
+
+def _render(result: Any, args: argparse.Namespace, **extra: Any) -> str:
+    """``result`` rendered as the output options ask."""
+    if args.standalone and args.format != "latex":
+        raise CommandError(f"cnnlab {args.command}: --standalone needs --format latex")
+    return result.render(args.format, cells=args.cells, color=color(args.color),
+                         standalone=args.standalone, **extra)
+
 
 # ---------------------------------------------------------------------------------------------
 # cnnlab demo
@@ -45,7 +63,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from cnnlab.explain import lecture_example
 
     solution = lecture_example()
-    write(solution.render(args.format, cells=args.cells, color=color(args.color)))
+    write(_render(solution, args))
     if args.format == "text" and not args.no_train:
         from cnnlab.training.recipes import demo_training
 
@@ -83,9 +101,21 @@ def add_explain(sub: Any) -> None:
     p.set_defaults(run=_run_explain)
 
 
+# argparse reads any argument that starts with '-' and is not a plain negative number (-1, -.5)
+# as an option, so `--bias -1,2` would lose its value.  These commands have no option that looks
+# like a number, so a '-' followed by numbers and separators is a value here.
+_NEGATIVE_VALUES = re.compile(r"^-\.?\d[\d\s.,;/eE+-]*$")
+
+
+def _accept_negative_values(p: argparse.ArgumentParser) -> None:
+    """Let ``p`` take values such as ``-1,2`` or ``"-1 2; 3 4"`` after an option."""
+    p._negative_number_matcher = _NEGATIVE_VALUES  # noqa: SLF001 - argparse has no public hook
+
+
 def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
     """The matrices and the conv -> activation -> pooling options of ``explain`` (``both``: offer
     ``--both``)."""
+    _accept_negative_values(p)
     p.add_argument("-i", "--input", required=True, metavar="MATRIX",
                    help="the input: a matrix, a stack of channels, a file, or - for stdin")
     p.add_argument("-f", "--filter", action="append", default=[], metavar="MATRIX",
@@ -153,10 +183,12 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
         except MatrixError as exc:
             raise CommandError(f"cnnlab {command}: {name} {exc}") from None
     x = arrays.pop("--input")
-    if x.ndim not in (2, 3):
+    if x.ndim == 2 and x.shape[0] == 1 and getattr(args, "signal", False):
+        x = x[0]
+    if x.ndim not in (1, 2, 3):
         raise CommandError(
-            f"cnnlab {command}: --input must be a 2-D matrix or a 3-D stack of channels, got "
-            f"{x.ndim}-D with shape {x.shape}"
+            f"cnnlab {command}: --input must be a 1-D signal, a 2-D matrix or a 3-D stack of "
+            f"channels, got {x.ndim}-D with shape {x.shape}"
         )
     bias = arrays.pop("--bias", None)
     if bias is not None:
@@ -164,9 +196,16 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
             bias = bias.reshape(-1)
         if bias.ndim > 1:
             raise CommandError(f"cnnlab {command}: --bias must be numbers, got shape {bias.shape}")
-    filters = list(arrays.items())
+    # a filter typed as one row ("1 0 -1") is a 1-D filter for a signal
+    filters = [(name, f[0] if x.ndim == 1 and f.ndim == 2 and f.shape[0] == 1 else f)
+               for name, f in arrays.items()]
     for name, f in filters:
-        if f.ndim not in (2, 3, 4):
+        if x.ndim == 1 and f.ndim != 1:
+            raise CommandError(
+                f"cnnlab {command}: {name} must be a 1-D filter for a 1-D --input, got "
+                f"{f.ndim}-D with shape {f.shape}"
+            )
+        if x.ndim > 1 and f.ndim not in (2, 3, 4):
             raise CommandError(
                 f"cnnlab {command}: {name} must be a 2-D filter (or 3-D/4-D stack), got "
                 f"{f.ndim}-D with shape {f.shape}"
@@ -215,10 +254,13 @@ def _run_explain(args: argparse.Namespace) -> int:
     x, filters, bias = _matrices(args)
     stages = _stages(args, filters, bias)
     try:
-        result = compare(x, stages) if args.both else explain(x, stages)
+        result = (compare(x, stages, cells=args.cells) if args.both
+                  else explain(x, stages, cells=args.cells))
     except (ValueError, TypeError) as exc:
         raise CommandError(f"cnnlab {exc}") from None
-    write(result.render(args.format, cells=args.cells, color=color(args.color)))
+    except MemoryError:
+        raise CommandError("cnnlab explain: not enough memory for this input") from None
+    write(_render(result, args))
     return 0
 
 
@@ -294,10 +336,13 @@ def _run_backprop(args: argparse.Namespace) -> int:
     x, filters, bias = _matrices(args, "backprop")
     stages = _stages(args, filters, bias, "backprop")
     try:
-        result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction)
+        result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction,
+                          cells=args.cells)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "backprop") from None
-    write(result.render(args.format, cells=args.cells, color=color(args.color)))
+    except MemoryError:
+        raise CommandError("cnnlab backprop: not enough memory for this input") from None
+    write(_render(result, args))
     return 0
 
 
@@ -337,10 +382,12 @@ def _run_matrix(args: argparse.Namespace) -> int:
             raise CommandError(f"cnnlab matrix: --grad {exc}") from None
     stages = _stages(args, filters, bias, "matrix")
     try:
-        result = matrix_view(explain(x, stages), grad_out=grad)
+        result = matrix_view(explain(x, stages, cells=args.cells), grad_out=grad)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "matrix") from None
-    write(result.render(args.format, cells=args.cells, color=color(args.color)))
+    except MemoryError:
+        raise CommandError("cnnlab matrix: not enough memory for this input") from None
+    write(_render(result, args))
     return 0
 
 
@@ -389,6 +436,5 @@ def _run_problem(args: argparse.Namespace) -> int:
         problems = generate(seed, kind=args.kind, difficulty=args.difficulty, count=args.count)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "problem") from None
-    write(problems.render(args.format, cells=args.cells, color=color(args.color),
-                           answers=args.answers))
+    write(_render(problems, args, answers=args.answers))
     return 0

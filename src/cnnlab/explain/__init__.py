@@ -7,11 +7,18 @@
 """
 
 from cnnlab.explain._backprop import Backprop, backprop
+from cnnlab.explain._continuous_report import ContinuousReport, continuous_report
 from cnnlab.explain._engine import compare, explain
+from cnnlab.explain._filter_bank import FILTERS, FilterBank, filter_bank, synthetic_image
+from cnnlab.explain._flip_experiment import FlipExperiment, flip_experiment
 from cnnlab.explain._lecture import LECTURE_FILTER, LECTURE_INPUT, lecture_example
+from cnnlab.explain._limits import MAX_EXACT_WORK, MAX_MATRIX_ENTRIES, MAX_TEXT_VALUES, MAX_VALUES, MAX_WORK
 from cnnlab.explain._matrix_view import MatrixView, matrix_view
+from cnnlab.explain._model_field import ModelField, model_field
 from cnnlab.explain._parse import MatrixError, has_fraction, parse_matrix, read_source, to_array
 from cnnlab.explain._render import FORMATS, render
+from cnnlab.explain._scale_experiment import ScaleExperiment, rescale, scale_experiment
+from cnnlab.explain._signal_text import parse_signal
 from cnnlab.explain._solution import (
     ActivationCell,
     ActivationStage,
@@ -27,7 +34,26 @@ from cnnlab.explain._spec import ACTIVATIONS, Activation, Conv, Pool
 
 __all__ = [
     "ACTIVATIONS",
+    "FILTERS",
     "FORMATS",
+    "MAX_EXACT_WORK",
+    "MAX_MATRIX_ENTRIES",
+    "MAX_TEXT_VALUES",
+    "MAX_VALUES",
+    "MAX_WORK",
+    "ContinuousReport",
+    "FilterBank",
+    "FlipExperiment",
+    "ModelField",
+    "ScaleExperiment",
+    "continuous_report",
+    "filter_bank",
+    "flip_experiment",
+    "model_field",
+    "parse_signal",
+    "rescale",
+    "scale_experiment",
+    "synthetic_image",
     "LECTURE_FILTER",
     "LECTURE_INPUT",
     "Activation",

@@ -36,6 +36,7 @@ from cnnlab.explain._backprop_steps import (
     PoolRoute,
 )
 from cnnlab.explain._engine import _in_arithmetic, _op, explain
+from cnnlab.explain._limits import cell_count, check_work, chosen
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import INPUT, PAD, ActivationStage, ConvStage, PoolStage, Solution
 from cnnlab.functional import _naive
@@ -153,7 +154,7 @@ def _pool_grad(st: PoolStage, g: np.ndarray) -> PoolGrad:
             share = Fraction(value) / cell.divisor if arithmetic == num.RATIONAL else value / cell.divisor
             routes.append(PoolRoute(cell.index, value, targets, cell.divisor, share, 0))
     grad_in = _simplify(grad_in)
-    return PoolGrad(st, g, grad_in, routes, num.arithmetic_of(grad_in))
+    return PoolGrad(st, g, grad_in, routes, num.arithmetic_of(grad_in), left_out=st.left_out)
 
 
 _EXACT_ACTIVATIONS = ("relu", "leaky_relu")
@@ -207,7 +208,21 @@ def _conv_grads(st: ConvStage, g: np.ndarray, arithmetic: str):
     return gx, gw, gb, grad_grid
 
 
-def _conv_grad(st: ConvStage, g: np.ndarray) -> ConvGrad:
+def _check_backward_work(n: int, st: Any, g: np.ndarray) -> None:
+    """Refuse, before computing it, a backward step that exact fractions would make too slow."""
+    if isinstance(st, ConvStage):
+        exact = num.common_arithmetic(g, st.input, st.applied) == num.RATIONAL
+        work = 2 * st.output.size * st.applied[0].size
+    elif isinstance(st, PoolStage):
+        arithmetic = num.common_arithmetic(g, st.input)
+        exact = arithmetic == num.RATIONAL or (st.pool == "avg" and arithmetic == num.INTEGER)
+        work = st.output.size * st.kernel[0] * st.kernel[1]
+    else:
+        return
+    check_work(f"{OP} (step {n})", "the backward pass", work, exact)
+
+
+def _conv_grad(st: ConvStage, g: np.ndarray, select: int | None = None) -> ConvGrad:
     arithmetic = num.common_arithmetic(g, st.input, st.applied)
     grad_in, grad_applied, grad_bias, grad_grid = (
         None if a is None else _simplify(a) for a in _conv_grads(st, g, arithmetic)
@@ -217,7 +232,8 @@ def _conv_grad(st: ConvStage, g: np.ndarray) -> ConvGrad:
     kernel = st.applied.shape[2:]
     (s0, s1), (d0, d1) = st.stride, st.dilation
     filter_cells = []
-    for o, c, m, n in np.ndindex(*st.applied.shape):
+    picked = chosen(st.applied.shape, select)
+    for o, c, m, n in picked:
         rows = tuple(i * s0 + m * d0 for i in range(g.shape[1]))
         cols = tuple(j * s1 + n * d1 for j in range(g.shape[2]))
         window = grid[c][np.ix_(rows, cols)]
@@ -233,16 +249,21 @@ def _conv_grad(st: ConvStage, g: np.ndarray) -> ConvGrad:
     padded_roles = np.where(marks == 1, INPUT, PAD)
     flipped = flip(applied, 2)
     input_cells = []
-    for c, r, q in np.ndindex(*grid.shape):
-        if st.roles[r, q] != INPUT and st.padding_mode == "zeros":
-            continue
+    if st.padding_mode == "zeros":  # the padding's gradient is dropped: only input cells
+        (rlo, _), (clo, _) = st.pads
+        places = [(c, r + rlo, q + clo) for c, r, q in chosen(st.input.shape, select)]
+        total = st.input.size
+    else:
+        places, total = chosen(grid.shape, select), grid.size
+    for c, r, q in places:
         rows = tuple(r + t * d0 for t in range(kernel[0]))
         cols = tuple(q + t * d1 for t in range(kernel[1]))
         window = padded[:, rows][:, :, cols]
         input_cells.append(InputGradCell((c, r, q), rows, cols, window, flipped[:, c],
                                          window * flipped[:, c], grad_grid[c, r, q]))
     return ConvGrad(st, g, grad_bias, grad_applied, grad_filters, dilated, padded, padded_roles, tail,
-                    grad_grid, grad_in, filter_cells, input_cells, num.arithmetic_of(grad_in))
+                    grad_grid, grad_in, filter_cells, input_cells, num.arithmetic_of(grad_in),
+                    filter_left_out=st.applied.size - len(picked), input_left_out=total - len(places))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +320,7 @@ class Backprop(Rendered):
 
 def backprop(
     x: Any, stages: Any, *, loss: str = "sum", target: Any = None, reduction: str = "mean",
-    label: str = "I",
+    label: str = "I", cells: int | None = None,
 ) -> Backprop:
     """Work the gradients of a CNN pipeline out by hand, step by step.
 
@@ -315,6 +336,9 @@ def backprop(
         See ``loss``.
     reduction : {'mean', 'sum'}, default 'mean'
         For ``'mse'``: average or add up the squared errors.
+    cells : int, optional
+        How many cells of each step to work out by hand (as for :func:`~cnnlab.explain.explain`:
+        all of a small step, 4 representative ones of a large one by default).
 
     Returns
     -------
@@ -344,17 +368,25 @@ def backprop(
     >>> bp.grad_input.tolist()
     [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
-    sol = explain(x, stages, label=label)
+    with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
+        return _backprop(x, stages, loss, target, reduction, label, cells)
+
+
+def _backprop(x: Any, stages: Any, loss: str, target: Any, reduction: str, label: str,
+              cells: int | None) -> Backprop:
+    sol = explain(x, stages, label=label, cells=cells)
+    select = cell_count(OP, cells)
     step = _loss(sol, loss, target, reduction)
     g = step.grad
     steps: list = []
-    for st in reversed(sol.stages):
+    for n, st in reversed(list(enumerate(sol.stages, start=1))):
+        _check_backward_work(n, st, g)
         if isinstance(st, PoolStage):
             back = _pool_grad(st, g)
         elif isinstance(st, ActivationStage):
             back = _activation_grad(st, g)
         else:
-            back = _conv_grad(st, g)
+            back = _conv_grad(st, g, select)
         steps.append(back)
         g = back.grad_in
     return Backprop(sol, step, steps)

@@ -9,8 +9,18 @@ import numpy as np
 
 from cnnlab.explain import _numbers as num
 from cnnlab.explain._backprop_steps import ActivationGrad, ConvGrad, LossStep, PoolGrad
-from cnnlab.explain._document import ARITHMETIC, _cell_label, _grids, _limit, _span_text, _stage_summary
+from cnnlab.explain._document import (
+    ARITHMETIC,
+    _cell_label,
+    _grids,
+    _limit,
+    _span_text,
+    _stage_summary,
+    _terms,
+    _window_grids,
+)
 from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sum, Sym, Txt, joined
+from cnnlab.explain._limits import DEFAULT_CELLS, FULL, MAX_TERMS, chosen, few, representative
 from cnnlab.explain._solution import INPUT
 from cnnlab.functional._windows import flip
 
@@ -26,14 +36,36 @@ def _more(hidden: int) -> list:
 
 
 def _marked(label: str, a: np.ndarray, roles: np.ndarray, rows, cols) -> Row:
-    """``a`` (C, H, W) with the cells at ``rows`` x ``cols`` highlighted and non-input cells faded."""
-    mask = np.zeros(roles.shape, dtype=bool)
-    mask[np.ix_(rows, cols)] = True
-    return Row(_grids(label, a, mask, roles != INPUT))
+    """``a`` (C, H, W) with the cells at ``rows`` x ``cols`` highlighted and non-input cells faded
+    (only the part around them when ``a`` is large)."""
+    return _window_grids(label, a, roles, rows, cols)
+
+
+def _picked(indices: list, limit: int | None) -> tuple[list, int]:
+    """A few representative ``indices`` of a large step (all of a small one), then at most
+    ``limit`` of those, and how many are not shown."""
+    keep = [indices[k] for (k,) in chosen((len(indices),), limit)] if indices else []
+    return keep, len(indices) - len(keep)
+
+
+def _few_cells(a: np.ndarray) -> list:
+    """The cells of ``a`` in row-major order; of a large ``a`` only the ends an elided sum shows,
+    with ``MAX_TERMS + 1`` cells in all so that the sum is still elided (the middle is never listed)."""
+    flat = a.ravel()
+    if flat.size <= MAX_TERMS:
+        return list(flat)
+    return [*flat[:4], *flat[4:4 + MAX_TERMS - 7], *flat[-4:]]
 
 
 def _products(a: np.ndarray, b: np.ndarray) -> list:
-    return joined([[Num(u, True), Op("*"), Num(v, True)] for u, v in zip(a.ravel(), b.ravel(), strict=True)])
+    if a.size > MAX_TERMS:  # only the ends are shown: do not list the middle
+        a = np.concatenate([a.ravel()[:4], a.ravel()[-4:]])
+        b = np.concatenate([b.ravel()[:4], b.ravel()[-4:]])
+        pairs: list = [*zip(a[:4], b[:4], strict=True), None, *zip(a[4:], b[4:], strict=True)]
+        return joined([[Op("...")] if p is None else [Num(p[0], True), Op("*"), Num(p[1], True)] for p in pairs])
+    pairs = list(zip(a.ravel(), b.ravel(), strict=True))
+    kept, _ = few(pairs)
+    return joined([[Op("...")] if p is None else [Num(p[0], True), Op("*"), Num(p[1], True)] for p in kept])
 
 
 def _loss_blocks(step: LossStep, limit: int | None) -> list:
@@ -42,7 +74,7 @@ def _loss_blocks(step: LossStep, limit: int | None) -> list:
     blocks: list = [Heading(f"The loss and {_d(label)}", 2)]
     if step.name == "sum":
         blocks += [Para(f"L is the sum of the cells of {label}, so every cell has dL/d(cell) = 1."),
-                   Math([Sym("L"), Op("="), *joined([[Num(v, True)] for v in y.ravel()]), Op("="),
+                   Math([Sym("L"), Op("="), *_terms([[Num(v, True)] for v in _few_cells(y)]), Op("="),
                          Num(step.value)])]
     elif step.name == "mse":
         n = y.size
@@ -51,7 +83,9 @@ def _loss_blocks(step: LossStep, limit: int | None) -> list:
                         f"the {n} cells: L = {'(1/' + str(n) + ') ' if mean else ''}sum (Y - T)^2, so "
                         f"dL/dY = 2 (Y - T){' / ' + str(n) if mean else ''}."),
                    Row(_grids("T", step.target)), Math([Sym("L"), Op("="), Num(step.value)])]
-        shown, hidden = _limit(list(np.ndindex(*y.shape)), limit)
+        indices = representative(y.shape, None if y.size <= FULL else DEFAULT_CELLS)
+        shown, hidden = _picked(indices, limit)
+        hidden += y.size - len(indices)
         for index in shown:
             items = [Sym(_cell_label(_d(label), index, channels)), Op("="), Num(2), Op("*"),
                      Txt(f"({num.plain(y[index])} - {num.plain(step.target[index])})")]
@@ -86,7 +120,7 @@ def _pool_back_blocks(n: int, step: PoolGrad, limit: int | None) -> list:
             f"by the window's count and added to every {src} cell of the window (padding takes its share "
             "away). Cells in several windows add up their shares."))
     blocks.append(Row(_grids(_d(out), step.grad_out)))
-    shown, hidden = _limit(step.routes, limit)
+    shown, hidden = _limit(step.routes, limit, step.left_out)
     for route in shown:
         c = route.index[0]
         where = ", ".join(_cell_label(src, (c, r, q), channels) for r, q in route.targets)
@@ -123,12 +157,19 @@ def _activation_back_blocks(n: int, step: ActivationGrad, limit: int | None) -> 
                     Para(f"{_DERIVATIVES[st.name]} Cell by cell, {_d(src)} = {_d(out)} * f'({src}):"),
                     Row(_grids(src, st.input) + _grids(f"f'({src})", step.derivative)
                         + _grids(_d(out), step.grad_out))]
-    indices = list(np.ndindex(*st.input.shape))
     if st.name == "relu":
-        indices = [i for i in indices if not num.is_negative(-st.input[i])]
-        blocks.append(Para(f"The cells where {src} <= 0 stop the gradient:" if indices
+        stopped = (np.array([not num.is_negative(-v) for v in st.input.ravel()], dtype=bool)
+                   .reshape(st.input.shape)) if num.is_exact(st.input) else st.input <= 0
+        flat = np.flatnonzero(stopped)
+        keep = [int(flat[k]) for (k,) in chosen((len(flat),), limit)] if len(flat) else []
+        shown = [tuple(int(v) for v in np.unravel_index(f, st.input.shape)) for f in keep]
+        hidden = len(flat) - len(shown)
+        blocks.append(Para(f"The cells where {src} <= 0 stop the gradient:" if len(flat)
                            else f"No cell of {src} is <= 0: the gradient passes unchanged."))
-    shown, hidden = _limit(indices, limit)
+    else:
+        indices = representative(st.input.shape, None if st.input.size <= FULL else DEFAULT_CELLS)
+        shown, hidden = _picked(indices, limit)
+        hidden += st.input.size - len(indices)
     for index in shown:
         blocks.append(Math([Sym(_cell_label(_d(src), index, channels)), Op("="), Num(step.grad_out[index], True),
                             Op("*"), Num(step.derivative[index], True), Op("="), Num(step.grad_in[index]),
@@ -149,8 +190,8 @@ def _conv_back_blocks(n: int, step: ConvGrad, limit: int | None) -> list:
     if step.grad_bias is not None:
         blocks.append(Para(f"Each bias is added to every cell of its output channel, so dL/db is the sum of {g}:"))
         for o, name in enumerate(st.filter_labels):
-            cells = [[Num(v, True)] for v in step.grad_out[o].ravel()]
-            blocks.append(Math([Sym(f"dL/db[{name}]"), Op("="), *joined(cells), Op("="), Num(step.grad_bias[o])]))
+            cells = [[Num(v, True)] for v in _few_cells(step.grad_out[o])]
+            blocks.append(Math([Sym(f"dL/db[{name}]"), Op("="), *_terms(cells), Op("="), Num(step.grad_bias[o])]))
     applied = "flip(F)" if st.mode == "convolve" else "F"
     (s0, s1), (d0, d1) = st.stride, st.dilation
     rows = f"{'' if s0 == 1 else s0}i+{'' if d0 == 1 else d0}m"
@@ -162,7 +203,7 @@ def _conv_back_blocks(n: int, step: ConvGrad, limit: int | None) -> list:
                Math([Sym(f"dL/d{applied}[m, n]"), Op("="),
                      Sum((("i", "0", str(step.grad_out.shape[1] - 1)), ("j", "0", str(step.grad_out.shape[2] - 1))),
                          (Sym(f"{g}[i, j]"), Op("*"), Sym(f"{grid_label}[{rows}, {cols}]")))])]
-    shown, hidden = _limit(step.filter_cells, limit)
+    shown, hidden = _limit(step.filter_cells, limit, step.filter_left_out)
     for cell in shown:
         o, c, m, k = cell.index
         name = st.filter_labels[o] + ("" if st.input.shape[0] == 1 else f"[{c}]")
@@ -191,7 +232,7 @@ def _conv_back_blocks(n: int, step: ConvGrad, limit: int | None) -> list:
                            "reached by a window: one more zero row/column each is padded after, so they get 0."))
     flips = [gr for o, name in enumerate(st.filter_labels) for gr in _grids(f"flip({name})", flip(st.applied[o], 2))]
     blocks.append(Row(_grids(f"P = pad({g})", step.padded, None, step.padded_roles != INPUT) + flips))
-    shown, hidden = _limit(step.input_cells, limit)
+    shown, hidden = _limit(step.input_cells, limit, step.input_left_out)
     for cell in shown:
         label = _cell_label(f"dL/d{grid_label}", cell.index, st.input.shape[0])
         blocks.append(_marked("P", step.padded, step.padded_roles, cell.rows, cell.cols))

@@ -60,6 +60,7 @@ class PoolGrad:
     grad_in: np.ndarray
     routes: list[PoolRoute]
     arithmetic: str
+    left_out: int = 0  # pooled cells whose route is not worked out (a large stage shows a few)
 
 
 @dataclass(eq=False)
@@ -130,3 +131,5 @@ class ConvGrad:
     filter_cells: list[FilterGradCell]
     input_cells: list[InputGradCell]
     arithmetic: str
+    filter_left_out: int = 0  # filter cells whose gradient is not worked out (a large filter)
+    input_left_out: int = 0  # input cells whose gradient is not worked out (a large input)

@@ -34,6 +34,7 @@ from cnnlab.explain._expr import (
     Txt,
     joined,
 )
+from cnnlab.explain._limits import SHOW_SIDE, few
 from cnnlab.explain._spec import ACTIVATION_NAMES
 from cnnlab.explain._stages import (
     INPUT,
@@ -89,10 +90,18 @@ def _span_text(positions) -> str:
     return ", ".join(str(p) for p in positions)
 
 
-def _limit(cells: list, limit: int | None) -> tuple[list, int]:
+def _limit(cells: list, limit: int | None, left_out: int = 0) -> tuple[list, int]:
+    """The cells to show (at most ``limit``) and how many are not shown, counting the ``left_out``
+    cells that were never worked out (a large stage works out only a few)."""
     if limit is None or limit >= len(cells):
-        return cells, 0
-    return cells[:limit], len(cells) - limit
+        return cells, left_out
+    return cells[:limit], len(cells) - limit + left_out
+
+
+def _terms(parts: list[list]) -> list:
+    """``parts`` joined by ``+``; a long sum shows its first and last terms around ``...``."""
+    kept, _ = few(parts)
+    return joined([[Op("...")] if p is None else p for p in kept])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +193,14 @@ def _same_blocks(st: ConvStage) -> list:
 def _window_grids(label: str, grid: np.ndarray, roles: np.ndarray, rows, cols) -> Row:
     mask = np.zeros(roles.shape, dtype=bool)
     mask[np.ix_(rows, cols)] = True
-    return Row(_grids(label, grid, mask, roles != INPUT))
+    if max(roles.shape) <= SHOW_SIDE:
+        return Row(_grids(label, grid, mask, roles != INPUT))
+    # a large grid: show the window with a margin of one cell, and say where it is
+    r0, r1 = max(min(rows) - 1, 0), min(max(rows) + 2, roles.shape[0])
+    c0, c1 = max(min(cols) - 1, 0), min(max(cols) + 2, roles.shape[1])
+    crop = (slice(r0, r1), slice(c0, c1))
+    part = f"{label}[rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}]"
+    return Row(_grids(part, grid[(slice(None), *crop)], mask[crop], (roles != INPUT)[crop]))
 
 
 def _conv_blocks(n: int, st: ConvStage, limit: int | None) -> list:
@@ -229,7 +245,7 @@ def _conv_blocks(n: int, st: ConvStage, limit: int | None) -> list:
         blocks.append(Para(f"The input with its padding ({fill}):"))
         blocks.append(Row(_grids(source, st.grid, None, st.roles != INPUT)))
     blocks.append(Heading("Windows", 3))
-    shown, hidden = _limit(st.cells, limit)
+    shown, hidden = _limit(st.cells, limit, st.left_out)
     for cell in shown:
         label = _cell_label(st.label, cell.index, st.output.shape[0])
         where = "of the padded input" if padded else f"of {st.input_label}"
@@ -245,9 +261,9 @@ def _conv_blocks(n: int, st: ConvStage, limit: int | None) -> list:
         if cell.bias is not None:
             terms.append([Num(cell.bias, True)])
             products.append([Num(cell.bias, True)])
-        items = [Sym(label), Op("="), *joined(terms)]
+        items = [Sym(label), Op("="), *_terms(terms)]
         if len(products) > 1:
-            items += [Op("="), *joined(products)]
+            items += [Op("="), *_terms(products)]
         items += [Op("="), Num(cell.value)]
         blocks.append(Math(items))
     if hidden:
@@ -336,13 +352,13 @@ def _activation_blocks(n: int, st: ActivationStage, limit: int | None) -> list:
     cells = st.cells
     if st.name in ("relu", "leaky_relu"):
         cells = [c for c in cells if num.is_negative(c.arg)]
-        if not cells:
+        if not cells and not st.left_out:
             blocks.append(Para(
                 f"No cell of {st.input_label} is negative, so {st.label} = {st.input_label}."
             ))
         else:
             blocks.append(Para(f"The negative cells of {st.input_label} change:"))
-    shown, hidden = _limit(cells, limit)
+    shown, hidden = _limit(cells, limit, st.left_out)
     channels = st.output.shape[0]
     for cell in shown:
         blocks.append(Math([Sym(_cell_label(st.label, cell.index, channels)), Op("="),
@@ -384,7 +400,7 @@ def _pool_blocks(n: int, st: PoolStage, limit: int | None) -> list:
                      "(they are ignored)")
         blocks += [Para(text + ":"), Row(_grids(source, st.grid, None, st.roles != INPUT))]
     blocks.append(Heading("Windows", 3))
-    shown, hidden = _limit(st.cells, limit)
+    shown, hidden = _limit(st.cells, limit, st.left_out)
     channels = st.output.shape[0]
     (rlo, _), (clo, _) = st.pads
     for cell in shown:
@@ -400,12 +416,13 @@ def _pool_blocks(n: int, st: PoolStage, limit: int | None) -> list:
             r, col = cell.chosen[0] - rlo, cell.chosen[1] - clo
             at = f"{st.input_label}[{r},{col}]" if channels == 1 else (
                 f"{st.input_label}[{c}][{r},{col}]")
-            blocks.append(Math([Sym(label), Op("="), Call("max", tuple((Num(t),) for t in cell.terms)),
+            blocks.append(Math([Sym(label), Op("="), Call("max", tuple((Op("..."),) if t is None else (Num(t),)
+                                                     for t in few(cell.terms)[0])),
                                 Op("="), Num(cell.value), Txt(f"(the maximum is {at})")]))
         else:
             total = sum(cell.terms[1:], cell.terms[0]) if cell.terms else 0
             items = [Sym(label), Op("="),
-                     Frac(tuple(joined([[Num(t, True)] for t in cell.terms])), (Num(cell.divisor),))]
+                     Frac(tuple(_terms([[Num(t, True)] for t in cell.terms])), (Num(cell.divisor),))]
             reduced = (isinstance(total, (int, np.integer))
                        and Fraction(int(total), cell.divisor).denominator == cell.divisor)
             if len(cell.terms) > 1 and not reduced:

@@ -20,6 +20,16 @@ import numpy as np
 
 import cnnlab.functional as _functional
 from cnnlab.explain import _numbers as num
+from cnnlab.explain._limits import (
+    DEFAULT_CELLS,
+    FULL,
+    cell_count,
+    check_values,
+    check_work,
+)
+from cnnlab.explain._limits import (
+    chosen as chosen_cells,
+)
 from cnnlab.explain._solution import (
     INPUT,
     OUTSIDE,
@@ -56,6 +66,7 @@ from cnnlab.functional._args import (
 from cnnlab.functional._windows import PAD_MODES, flip, pad, windows
 
 OP = "explain"
+_EXACT_ACTIVATIONS = ("relu", "leaky_relu")
 AXES = ("rows", "cols")
 
 
@@ -159,7 +170,13 @@ def _check_fit(op: str, what: str, sizes, kernel, dilation, pads) -> None:
             )
 
 
-def _plan_conv(op: str, spec: Conv, shape: tuple[int, int, int]) -> _ConvPlan:
+def _extent(channels: int, sizes, pads) -> str:
+    """``C x H' x W'`` of a padded input, as a size is said in a limit's message."""
+    padded = [size + lo + hi for size, (lo, hi) in zip(sizes, pads, strict=True)]
+    return " x ".join(str(v) for v in ([channels] if channels > 1 else []) + padded)
+
+
+def _plan_conv(op: str, spec: Conv, shape: tuple[int, int, int], exact: bool = False) -> _ConvPlan:
     channels, *sizes = shape
     check_choice(op, "mode", spec.mode, CONV_MODES)
     filters = _filters(op, spec.filters, channels)
@@ -178,7 +195,13 @@ def _plan_conv(op: str, spec: Conv, shape: tuple[int, int, int]) -> _ConvPlan:
                     f"{axis} (input size {size}), got ({lo}, {hi})"
                 )
     _check_fit(op, "filter", sizes, kernel, dilation, pads)
+    padded = channels * (sizes[0] + sum(pads[0])) * (sizes[1] + sum(pads[1]))
+    check_values(op, f"the padded input ({_extent(channels, sizes, pads)})", padded)
     out = out_sizes(op, sizes, kernel, stride, pads, dilation)
+    check_values(op, "the output", filters.shape[0] * out[0] * out[1])
+    exact = (exact or num.is_exact(filters) or (bias is not None and num.is_exact(bias))) and not (
+        filters.dtype.kind == "f" or (bias is not None and bias.dtype.kind == "f"))
+    check_work(op, "the conv", filters.shape[0] * out[0] * out[1] * filters[0].size, exact)
     return _ConvPlan(spec, filters, bias, spec.mode, stride, pads, dilation, spec.padding_mode, out)
 
 
@@ -194,7 +217,7 @@ def _plan_activation(op: str, spec: Activation) -> _ActivationPlan:
     return _ActivationPlan(spec, name, params)
 
 
-def _plan_pool(op: str, spec: Pool, shape: tuple[int, int, int]) -> _PoolPlan:
+def _plan_pool(op: str, spec: Pool, shape: tuple[int, int, int], arithmetic: str = num.FLOAT) -> _PoolPlan:
     _, *sizes = shape
     kind = check_choice(op, "pool", spec.kind, POOL_KINDS)
     kernel = ntuple(op, "kernel_size", spec.kernel_size, 2, minimum=1)
@@ -207,7 +230,14 @@ def _plan_pool(op: str, spec: Pool, shape: tuple[int, int, int]) -> _PoolPlan:
     if divisor is not None:
         divisor = ntuple(op, "divisor_override", divisor, 1, minimum=1)[0]
     _check_fit(op, "pooling window", sizes, kernel, dilation, pads)
+    check_values(op, f"the padded input ({_extent(shape[0], sizes, pads)})",
+                 shape[0] * (sizes[0] + sum(pads[0])) * (sizes[1] + sum(pads[1])))
     out = out_sizes(op, sizes, kernel, stride, pads, dilation, ceil_mode)
+    # exact fractions are slow: rationals are averaged one window at a time, and the average of
+    # integers makes one Fraction per output cell
+    per_cell = 1 if arithmetic == num.INTEGER else kernel[0] * kernel[1]
+    check_work(op, "the pooling", shape[0] * out[0] * out[1] * per_cell,
+               arithmetic == num.RATIONAL or (arithmetic == num.INTEGER and kind == "avg"))
     for axis, size, k, s, d, (lo, _), o in zip(AXES, sizes, kernel, stride, dilation, pads, out, strict=True):
         for p in range(o):
             taps = [p * s + t * d - lo for t in range(k)]
@@ -220,7 +250,9 @@ def _plan_pool(op: str, spec: Pool, shape: tuple[int, int, int]) -> _PoolPlan:
                      divisor, out)
 
 
-def _plan(shape: tuple[int, int, int], stages: Sequence[Any]) -> list:
+def _plan(shape: tuple[int, int, int], stages: Sequence[Any], arithmetic: str = num.FLOAT) -> list:
+    """Validate every stage against the shape of its input; ``arithmetic`` (of the input) decides
+    which stages compute in exact fractions, and so which work limit applies."""
     if isinstance(stages, (Conv, Activation, Pool, str)):
         stages = [stages]
     plans = []
@@ -228,13 +260,21 @@ def _plan(shape: tuple[int, int, int], stages: Sequence[Any]) -> list:
         if isinstance(spec, str):
             spec = Activation(spec)
         if isinstance(spec, Conv):
-            plan = _plan_conv(f"{OP} (conv stage {i})", spec, shape)
+            plan = _plan_conv(f"{OP} (conv stage {i})", spec, shape, arithmetic == num.RATIONAL)
             shape = (plan.filters.shape[0], *plan.out)
+            arithmetic = num.common_arithmetic(
+                np.empty(0, dtype=object if arithmetic == num.RATIONAL else
+                         np.float64 if arithmetic == num.FLOAT else np.int64),
+                plan.filters, *(() if plan.bias is None else (plan.bias,)))
         elif isinstance(spec, Activation):
             plan = _plan_activation(f"{OP} (activation stage {i})", spec)
+            if plan.name not in _EXACT_ACTIVATIONS:
+                arithmetic = num.FLOAT
         elif isinstance(spec, Pool):
-            plan = _plan_pool(f"{OP} (pool stage {i})", spec, shape)
+            plan = _plan_pool(f"{OP} (pool stage {i})", spec, shape, arithmetic)
             shape = (shape[0], *plan.out)
+            if plan.kind == "avg" and arithmetic == num.INTEGER:
+                arithmetic = num.RATIONAL
         else:
             raise TypeError(
                 f"{OP}: stage {i} must be a Conv, Activation or Pool (or an activation name), "
@@ -278,9 +318,6 @@ def _conv_operands(x: np.ndarray, plan: _ConvPlan, mode: str):
     return arithmetic, x, filters, applied, bias
 
 
-_EXACT_ACTIVATIONS = ("relu", "leaky_relu")
-
-
 def _activation_output(x: np.ndarray, plan: _ActivationPlan) -> tuple[np.ndarray, list[str]]:
     name = ACTIVATION_NAMES[plan.name]
     if num.is_exact(x):
@@ -315,7 +352,7 @@ def _pool_output(x: np.ndarray, plan: _PoolPlan) -> tuple[np.ndarray, np.ndarray
         return _op("pool", "max_pool2d")(x, plan.kernel, plan.stride, plan.pads, plan.dilation,
                                 plan.ceil_mode, return_indices=True)
     if x.dtype.kind in "iub":
-        x = num.to_exact(x)  # the average of integers is an exact rational, not a float
+        return _average_of_integers(x, plan), None  # an exact rational, not a float
     if num.is_exact(x):
         y = _naive.naive_avg_pool(x[None], plan.kernel, plan.stride, plan.pads, plan.dilation,
                                   plan.ceil_mode, plan.count_include_pad, plan.divisor_override)
@@ -323,6 +360,30 @@ def _pool_output(x: np.ndarray, plan: _PoolPlan) -> tuple[np.ndarray, np.ndarray
     y = _op("pool", "avg_pool2d")(x, plan.kernel, plan.stride, plan.pads, plan.ceil_mode,
                          plan.count_include_pad, plan.divisor_override, plan.dilation)
     return y, None
+
+
+def _average_of_integers(x: np.ndarray, plan: _PoolPlan) -> np.ndarray:
+    """Average pooling of integers in exact fractions: each window's integer sum (NumPy, exact in
+    int64) over its count, made a :class:`~fractions.Fraction` only for the output cells.
+
+    The counted cells are those of the grid of :func:`_pool_grid`: input cells, and padding cells
+    when ``count_include_pad`` (never the cells past the padding that a ceil-mode window
+    overhangs), as the loop reference ``naive_avg_pool`` counts them.
+    """
+    _, roles = _pool_grid(np.zeros((1, *x.shape[1:]), dtype=np.int8), plan)
+    (rlo, _), (clo, _) = plan.pads
+    grid = np.zeros((x.shape[0], *roles.shape), dtype=np.int64)
+    grid[:, rlo:rlo + x.shape[1], clo:clo + x.shape[2]] = x
+    sums = windows(grid, plan.kernel, plan.stride, plan.dilation).sum(axis=(-2, -1))
+    role_view = windows(roles, plan.kernel, plan.stride, plan.dilation)
+    counted = (role_view == INPUT) | ((role_view == PAD) if plan.count_include_pad else False)
+    counts = counted.sum(axis=(-2, -1))
+    sums = sums[:, : plan.out[0], : plan.out[1]]
+    counts = np.broadcast_to(counts[: plan.out[0], : plan.out[1]], sums.shape)
+    out = np.empty(sums.shape, dtype=object)
+    for index in np.ndindex(*sums.shape):
+        out[index] = Fraction(int(sums[index]), plan.divisor_override or int(counts[index]))
+    return out
 
 
 def _forward(x: np.ndarray, plans: list, switch: bool) -> np.ndarray:
@@ -372,7 +433,7 @@ def _scipy_same(x: np.ndarray, plan: _ConvPlan, applied: np.ndarray) -> dict | N
     return {"pads": pads, "output": output}
 
 
-def _conv_stage(x: np.ndarray, plan: _ConvPlan, label: str) -> ConvStage:
+def _conv_stage(x: np.ndarray, plan: _ConvPlan, label: str, select: int | None = None) -> ConvStage:
     arithmetic, xs, filters, applied, bias = _conv_operands(x, plan, plan.mode)
     output = _conv_output(xs, applied, bias, plan)
     flipped = np.ascontiguousarray(flip(filters, 2))
@@ -383,7 +444,8 @@ def _conv_stage(x: np.ndarray, plan: _ConvPlan, label: str) -> ConvStage:
     kernel = filters.shape[2:]
     view = windows(grid, kernel, plan.stride, plan.dilation)  # (C, oH, oW, kH, kW)
     cells = []
-    for o, i, j in np.ndindex(*output.shape):
+    picked = chosen_cells(output.shape, select)
+    for o, i, j in picked:
         window = view[:, i, j]
         rows = tuple(i * plan.stride[0] + t * plan.dilation[0] for t in range(kernel[0]))
         cols = tuple(j * plan.stride[1] + t * plan.dilation[1] for t in range(kernel[1]))
@@ -401,15 +463,29 @@ def _conv_stage(x: np.ndarray, plan: _ConvPlan, label: str) -> ConvStage:
         other_output=other_output,
         shape=_dims(x.shape[1:], kernel, plan.stride, plan.dilation, plan.pads, False, plan.out),
         cells=cells, arithmetic=arithmetic, scipy_same=_scipy_same(xs, plan, applied),
+        left_out=output.size - len(picked),
     )
 
 
-def _activation_stage(x: np.ndarray, plan: _ActivationPlan, label: str) -> ActivationStage:
+def _activation_stage(x: np.ndarray, plan: _ActivationPlan, label: str,
+                      select: int | None = None) -> ActivationStage:
     output, notes = _activation_output(x, plan)
-    cells = [ActivationCell(index, x[index], output[index]) for index in np.ndindex(*x.shape)]
+    if plan.name in _EXACT_ACTIVATIONS:
+        # only the negative cells change: work out (a few of) those
+        negative = np.argwhere(np.array([num.is_negative(v) for v in x.ravel()]).reshape(x.shape)
+                               if num.is_exact(x) else x < 0)
+        if select is None and len(negative) <= FULL:
+            keep = list(range(len(negative)))
+        else:
+            keep = [k for (k,) in chosen_cells((len(negative),), DEFAULT_CELLS if select is None else select)]
+        indices = [tuple(int(v) for v in negative[k]) for k in keep]
+        total = len(negative)
+    else:
+        indices, total = chosen_cells(x.shape, select), x.size
+    cells = [ActivationCell(index, x[index], output[index]) for index in indices]
     return ActivationStage(
         spec=plan.spec, label=label, input_label="", name=plan.name, input=x, output=output,
-        cells=cells, arithmetic=num.arithmetic_of(output), notes=notes,
+        cells=cells, arithmetic=num.arithmetic_of(output), notes=notes, left_out=total - len(cells),
     )
 
 
@@ -431,7 +507,7 @@ def _pool_grid(x: np.ndarray, plan: _PoolPlan) -> tuple[np.ndarray, np.ndarray]:
     return grid, roles
 
 
-def _pool_stage(x: np.ndarray, plan: _PoolPlan, label: str) -> PoolStage:
+def _pool_stage(x: np.ndarray, plan: _PoolPlan, label: str, select: int | None = None) -> PoolStage:
     output, indices = _pool_output(x, plan)
     grid, roles = _pool_grid(x, plan)
     view = windows(grid, plan.kernel, plan.stride, plan.dilation)
@@ -439,7 +515,8 @@ def _pool_stage(x: np.ndarray, plan: _PoolPlan, label: str) -> PoolStage:
     (rlo, _), (clo, _) = plan.pads
     width = x.shape[2]
     cells = []
-    for c, i, j in np.ndindex(*output.shape):
+    picked = chosen_cells(output.shape, select)
+    for c, i, j in picked:
         window, window_roles = np.array(view[c, i, j]), np.array(role_view[i, j])
         rows = tuple(i * plan.stride[0] + t * plan.dilation[0] for t in range(plan.kernel[0]))
         cols = tuple(j * plan.stride[1] + t * plan.dilation[1] for t in range(plan.kernel[1]))
@@ -462,7 +539,7 @@ def _pool_stage(x: np.ndarray, plan: _PoolPlan, label: str) -> PoolStage:
         input=x, grid=grid, roles=roles, output=output,
         shape=_dims(x.shape[1:], plan.kernel, plan.stride, plan.dilation, plan.pads,
                     plan.ceil_mode, plan.out),
-        cells=cells, arithmetic=num.arithmetic_of(output),
+        cells=cells, arithmetic=num.arithmetic_of(output), left_out=output.size - len(picked),
     )
 
 
@@ -470,17 +547,69 @@ def _pool_stage(x: np.ndarray, plan: _PoolPlan, label: str) -> PoolStage:
 # public entry points
 
 
-def _input(x: Any) -> tuple[np.ndarray, bool]:
+def _input(x: Any) -> tuple[np.ndarray, bool, bool]:
+    """``(x as (C, H, W), planar, signal)``: a 2-D matrix is one channel (planar), a 1-D signal
+    of length L is one channel of one row, ``(1, 1, L)``."""
     x = num.as_values(OP, "input", x)
+    check_values(OP, f"the input (shape {x.shape})", x.size)
+    if x.ndim == 1:
+        return x[None, None], True, True
     if x.ndim not in (2, 3):
         raise ValueError(
-            f"{OP}: input must be a 2-D matrix (H, W) or a stack of channels (C, H, W), "
-            f"got shape {x.shape}"
+            f"{OP}: input must be a 1-D signal (L,), a 2-D matrix (H, W) or a stack of channels "
+            f"(C, H, W), got shape {x.shape}"
         )
-    return (x[None], True) if x.ndim == 2 else (x, False)
+    return ((x[None], True) if x.ndim == 2 else (x, False)) + (False,)
 
 
-def explain(x: Any, stages: Sequence[Any], *, label: str = "I") -> Solution:
+def _row_pair(value: Any, fill: Any) -> Any:
+    """A 1-D option (``3``, ``(3,)``, ``(lo, hi)`` for padding) as the 2-D option of a 1xL row:
+    ``fill`` along the row axis, the value along the signal."""
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return (fill, value)
+
+
+def _as_rows(stages: Sequence[Any]) -> list:
+    """The stages of a 1-D pipeline as stages over a 1xL row: filters ``(k,)`` or ``(O, k)``
+    become ``(1, k)`` / ``(O, 1, 1, k)``; strides, dilations and pooling windows act along the
+    signal only, padding only pads its two ends."""
+    if isinstance(stages, (Conv, Activation, Pool, str)):
+        stages = [stages]
+    out = []
+    for spec in stages:
+        if isinstance(spec, Conv):
+            w = num.as_values(OP, "filters", spec.filters)
+            if w.ndim == 1:
+                w = w[None]
+            elif w.ndim == 2:
+                w = w[:, None, None, :]
+            else:
+                raise ValueError(
+                    f"{OP}: filters for a 1-D signal must be (k,) for one filter or (O, k) for "
+                    f"several, got shape {w.shape}"
+                )
+            pads = spec.padding
+            if not isinstance(pads, str):
+                pads = _row_pair(pads, 0)
+                if isinstance(pads[1], (tuple, list)):
+                    pads = ((0, 0), tuple(pads[1]))
+            spec = dataclasses.replace(spec, filters=w, stride=_row_pair(spec.stride, 1),
+                                       dilation=_row_pair(spec.dilation, 1), padding=pads)
+        elif isinstance(spec, Pool):
+            pads = _row_pair(spec.padding, 0)
+            if isinstance(pads[1], (tuple, list)):
+                pads = ((0, 0), tuple(pads[1]))
+            spec = dataclasses.replace(spec, kernel_size=_row_pair(spec.kernel_size, 1),
+                                       stride=_row_pair(spec.stride, 1), padding=pads,
+                                       dilation=_row_pair(spec.dilation, 1))
+        out.append(spec)
+    return out
+
+
+def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | None = None) -> Solution:
     """Work a CNN pipeline out by hand: every matrix, every window, every product and sum.
 
     Parameters
@@ -492,6 +621,10 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I") -> Solution:
         The pipeline, applied in order; a string names an activation (``'relu'``).
     label : str, default 'I'
         The input's name in the solution.
+    cells : int, optional
+        How many output cells of each stage to work out by hand, spread evenly from the first
+        to the last.  By default every cell of a stage with at most 64 output cells, and 4
+        representative ones of a larger stage.  Every output value is computed either way.
 
     Returns
     -------
@@ -504,7 +637,10 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I") -> Solution:
         Non-numeric input or filters, an unknown stage, a wrong argument type.
     ValueError
         Ragged or empty matrices, a wrong number of dims, filters that do not fit the input's
-        channels, a kernel larger than the padded input, bad strides, padding or names.
+        channels, a kernel larger than the padded input, bad strides, padding or names; and,
+        before any work, a matrix of more than ``MAX_VALUES`` (1,000,000) values or a stage of
+        more multiply-adds than ``MAX_WORK`` (``MAX_EXACT_WORK`` in exact fractions), see
+        :mod:`cnnlab.explain._limits`.
 
     Notes
     -----
@@ -525,30 +661,38 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I") -> Solution:
     >>> sol.answer
     5
     """
-    x3, planar = _input(x)
+    with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
+        return _explain(x, stages, label, cells)
+
+
+def _explain(x: Any, stages: Sequence[Any], label: str, cells: int | None) -> Solution:
+    x3, planar, signal = _input(x)
     if not isinstance(label, str):
         raise TypeError(f"{OP}: label must be a str, got {type(label).__name__}")
-    plans = _plan(x3.shape, stages)
+    select = cell_count(OP, cells)
+    if signal:
+        stages = _as_rows(stages)
+    plans = _plan(x3.shape, stages, num.arithmetic_of(x3))
     current, current_label = x3, label
     done = []
     for plan in plans:
         if isinstance(plan, _ConvPlan):
-            stage = _conv_stage(current, plan, f"Conv({current_label})")
+            stage = _conv_stage(current, plan, f"Conv({current_label})", select)
         elif isinstance(plan, _ActivationPlan):
             name = ACTIVATION_NAMES[plan.name]
-            stage = _activation_stage(current, plan, f"{name}({current_label})")
+            stage = _activation_stage(current, plan, f"{name}({current_label})", select)
         else:
-            stage = _pool_stage(current, plan, f"Pool({current_label})")
+            stage = _pool_stage(current, plan, f"Pool({current_label})", select)
         stage.input_label = current_label
         done.append(stage)
         current, current_label = stage.output, stage.label
     alternative = None
     if any(isinstance(p, _ConvPlan) for p in plans):
         alternative = _forward(x3, plans, switch=True)
-    return Solution(x3, label, planar, done, alternative)
+    return Solution(x3, label, planar, done, alternative, signal=signal)
 
 
-def compare(x: Any, stages: Sequence[Any], *, label: str = "I") -> Comparison:
+def compare(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | None = None) -> Comparison:
     """The same pipeline worked out twice: with cross-correlation and with true convolution.
 
     Every :class:`Conv` stage is run once with ``mode='correlate'`` (what CNN libraries call
@@ -569,4 +713,5 @@ def compare(x: Any, stages: Sequence[Any], *, label: str = "I") -> Comparison:
                    for s in stages]
     convolution = [dataclasses.replace(s, mode="convolve") if isinstance(s, Conv) else s
                    for s in stages]
-    return Comparison(explain(x, correlation, label=label), explain(x, convolution, label=label))
+    return Comparison(explain(x, correlation, label=label, cells=cells),
+                      explain(x, convolution, label=label, cells=cells))

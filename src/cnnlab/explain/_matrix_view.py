@@ -17,8 +17,9 @@ import numpy as np
 
 from cnnlab.explain import _numbers as num
 from cnnlab.explain._backprop import Backprop, _conv_grads
-from cnnlab.explain._document import _limit
-from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym, joined
+from cnnlab.explain._document import _terms
+from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym
+from cnnlab.explain._limits import MAX_MATRIX_ENTRIES, check_values, chosen
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import ConvStage, Solution
 from cnnlab.functional._matrix import conv_matrix
@@ -111,19 +112,23 @@ class MatrixView(Rendered):
                  f"{src} cells that output cell p reads (padding cells read zeros, so they have no column)."),
             Row([Grid("M", self.matrix), Grid(f"vec({src})", _column(self.vec_input))]),
         ]
-        if c == 1 and st.applied.shape[0] == 1 and st.stride == (1, 1):
+        if h == 1 and c == 1 and st.applied.shape[0] == 1 and st.stride == (1, 1):
+            blocks.append(Para("For a 1-D signal with stride 1, M is a Toeplitz matrix: every diagonal is "
+                               "constant, because each row is the filter shifted one place to the right of "
+                               "the row above (a 1-D convolution is multiplication by a Toeplitz matrix)."))
+        elif c == 1 and st.applied.shape[0] == 1 and st.stride == (1, 1):
             blocks.append(Para(f"With stride 1, M is doubly block Toeplitz: cut into blocks of {w} columns (one "
                                f"input row each), every block is constant along its diagonals, and so are the "
                                f"blocks along the block diagonals."))
-        rows = [p for p in range(self.matrix.shape[0])]
-        shown, hidden = _limit(rows, cells)
+        rows = chosen((self.matrix.shape[0],), cells)
+        shown, hidden = [p for (p,) in rows], self.matrix.shape[0] - len(rows)
         bias = None if st.bias is None else np.repeat(st.bias, self.matrix.shape[0] // st.bias.size)
         for p in shown:
             cols = [i for i in range(self.matrix.shape[1]) if self.matrix[p, i] != 0]
             terms = [[Num(self.matrix[p, i], True), Op("*"), Num(self.vec_input[i], True)] for i in cols]
             if bias is not None:
                 terms.append([Num(bias[p], True)])
-            items = [Sym(f"(M vec({src}))[{p}]"), Op("="), *(joined(terms) if terms else [Num(0)]),
+            items = [Sym(f"(M vec({src}))[{p}]"), Op("="), *(_terms(terms) if terms else [Num(0)]),
                      Op("="), Num(self.product[p])]
             blocks.append(Math(items))
         if hidden:
@@ -214,4 +219,8 @@ def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixV
         grad_note = "Here g is the upstream gradient of the backward pass."
     else:
         g = np.ones(st.output.shape, dtype=np.int64)
-    return MatrixView(st, _matrix(st), g, grad_note)
+    entries = st.output.size * st.input.size
+    check_values(OP, f"the conv matrix M ({st.output.size} x {st.input.size})", entries,
+                 MAX_MATRIX_ENTRIES, "MAX_MATRIX_ENTRIES")
+    with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
+        return MatrixView(st, _matrix(st), g, grad_note)

@@ -14,8 +14,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from cnnlab.explain._limits import MAX_TEXT_VALUES, MAX_VALUES
+
 _INT = re.compile(r"[+-]?\d+")
 _FRACTION = re.compile(r"([+-]?\d+)\s*/\s*([+-]?\d+)")
+_SEPARATORS = re.compile(r"[\s,;\[\]]+")
 _FILE_SUFFIXES = (".json", ".csv", ".npy", ".txt", ".tsv")
 
 
@@ -231,17 +234,43 @@ def looks_like_file(arg: str) -> bool:
     return arg == "-" or os.path.exists(arg) or arg.lower().endswith(_FILE_SUFFIXES)
 
 
+def _sized(text: str) -> str:
+    """``text`` if it holds at most ``MAX_TEXT_VALUES`` entries (counted before parsing them)."""
+    if len(text) > 2 * MAX_TEXT_VALUES and len(_SEPARATORS.split(text)) > MAX_TEXT_VALUES + 1:
+        raise MatrixError(
+            f"holds more than {MAX_TEXT_VALUES:,} entries (MAX_TEXT_VALUES); give a .npy file for "
+            f"a larger matrix"
+        )
+    return text
+
+
 def read_source(arg: str, stdin: TextIO) -> Any:
-    """Entries (nested list of strings) or, for ``.npy``, an array, from a literal, file or ``-``."""
+    """Entries (nested list of strings) or, for ``.npy``, an array, from a literal, file or ``-``.
+
+    Text holding more than ``MAX_TEXT_VALUES`` entries and ``.npy`` arrays of more than
+    ``MAX_VALUES`` values are refused before they are parsed or loaded.
+    """
     if arg == "-":
-        return read_entries(stdin.read())
+        text = stdin.read(8 * MAX_TEXT_VALUES + 1)
+        if len(text) > 8 * MAX_TEXT_VALUES:
+            raise MatrixError(f"from stdin is larger than {8 * MAX_TEXT_VALUES:,} characters, the limit for "
+                              f"text; give a .npy file for a larger matrix")
+        return read_entries(_sized(text))
     if not looks_like_file(arg) or arg.lstrip().startswith("["):
-        return read_entries(arg)
+        return read_entries(_sized(arg))
     if not os.path.isfile(arg):
         raise MatrixError(f"names no readable file: {arg!r}")
     if arg.lower().endswith(".npy"):
         try:
-            arr = np.load(arg, allow_pickle=False)
+            head = np.load(arg, allow_pickle=False, mmap_mode="r")
+            if head.size > MAX_VALUES:
+                raise MatrixError(
+                    f"file {arg!r} holds {head.size:,} values (shape {head.shape}); the limit is "
+                    f"{MAX_VALUES:,} (MAX_VALUES)"
+                )
+            arr = np.array(head)
+        except MatrixError:
+            raise
         except (OSError, ValueError) as exc:
             raise MatrixError(f"file {arg!r} is not a readable .npy array ({exc})") from None
         if arr.dtype.kind not in "biuf":
@@ -251,7 +280,10 @@ def read_source(arg: str, stdin: TextIO) -> Any:
         return arr
     try:
         with open(arg, encoding="utf-8") as f:
-            text = f.read()
+            text = f.read(8 * MAX_TEXT_VALUES + 1)
     except (OSError, UnicodeDecodeError) as exc:
         raise MatrixError(f"file {arg!r} cannot be read ({exc})") from None
-    return read_entries(text)
+    if len(text) > 8 * MAX_TEXT_VALUES:
+        raise MatrixError(f"file {arg!r} is larger than {8 * MAX_TEXT_VALUES:,} characters, the limit for "
+                          f"text; give a .npy file for a larger matrix")
+    return read_entries(_sized(text))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.explain._writers import HtmlWriter, LatexWriter, MarkdownWriter, TextWriter
+from cnnlab.explain._writers import standalone as _standalone
 
 FORMATS = ("text", "md", "latex", "html")
 
@@ -42,16 +43,23 @@ class Rendered:
         raise NotImplementedError
 
     def render(self, format: str = "text", cells: int | None = None, color: bool = False, *,
-               math_only: bool = False, precision: int = 6) -> str:
+               math_only: bool = False, precision: int = 6, standalone: bool = False) -> str:
         """The explanation as ``'text'``, ``'md'`` (Markdown), ``'latex'`` or ``'html'``.
 
         ``cells`` shows at most that many worked cells per stage (the matrices are always
         complete); ``color`` adds ANSI bold to the text form's highlighted windows; ``math_only``
-        (LaTeX) gives one ``$$ ... $$`` block, as Jupyter's MathJax needs.
+        (LaTeX) gives one ``$$ ... $$`` block, as Jupyter's MathJax needs; ``standalone`` (LaTeX)
+        a complete document for ``pdflatex`` (otherwise a fragment that compiles inside any
+        document that loads amsmath).
         """
         check_cells(cells)
         writer = make_writer(format, precision=precision, color=color, math_only=math_only)
-        return writer.document(self.document_blocks(cells))
+        text = writer.document(self.document_blocks(cells))
+        if standalone:
+            if format != "latex" or math_only:
+                raise ValueError("render: standalone needs format 'latex' without math_only")
+            text = _standalone(text)
+        return text
 
     def to_text(self, cells: int | None = None, color: bool = False) -> str:
         return self.render("text", cells, color)

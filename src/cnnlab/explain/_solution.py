@@ -36,7 +36,9 @@ class Solution(Rendered):
     label : str
         The input's name (``'I'``).
     planar : bool
-        Whether the input was given as a 2-D matrix.
+        Whether the input was given as a 2-D matrix (or a 1-D signal).
+    signal : bool
+        Whether the input was a 1-D signal ``(L,)``, worked out as one row ``(1, 1, L)``.
     stages : list
         :class:`ConvStage`, :class:`ActivationStage` and :class:`PoolStage` objects in order.
     alternative : numpy.ndarray or None
@@ -46,15 +48,18 @@ class Solution(Rendered):
 
     def __init__(
         self, input: np.ndarray, label: str, planar: bool, stages: list,
-        alternative: np.ndarray | None,
+        alternative: np.ndarray | None, *, signal: bool = False,
     ) -> None:
         self.input = input
         self.label = label
         self.planar = planar
+        self.signal = signal
         self.stages = stages
         self.alternative = alternative
 
     def _squeeze(self, a: np.ndarray) -> np.ndarray:
+        if self.signal:
+            return a[0, 0] if a.shape[0] == 1 else a[:, 0]
         return a[0] if self.planar and a.shape[0] == 1 else a
 
     @property

@@ -133,6 +133,7 @@ class ConvStage:
     cells: list[ConvCell]
     arithmetic: str
     scipy_same: dict | None = None  # SciPy's 'same' padding and result where it differs
+    left_out: int = 0  # output cells not worked out (a large stage works out a few)
 
     @property
     def symmetric(self) -> bool:
@@ -154,6 +155,7 @@ class ActivationStage:
     cells: list[ActivationCell]
     arithmetic: str
     notes: list[str] = field(default_factory=list)
+    left_out: int = 0  # cells not worked out (only the first few changed cells of a large stage)
 
 
 @dataclass(eq=False)
@@ -179,3 +181,4 @@ class PoolStage:
     shape: list[DimShape]
     cells: list[PoolCell]
     arithmetic: str
+    left_out: int = 0  # output cells not worked out (a large stage works out a few)

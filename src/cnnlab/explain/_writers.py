@@ -8,6 +8,8 @@ highlighted window and a heading; what the document says is decided in
 from __future__ import annotations
 
 import html
+import re
+import textwrap
 
 import numpy as np
 
@@ -32,8 +34,18 @@ from cnnlab.explain._expr import (
     Txt,
     tex_name,
 )
+from cnnlab.explain._limits import Gap, elide
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
+
+
+def _elided(g: Grid, **sides: int) -> Grid:
+    """``g`` with the middle of a large matrix elided (see :func:`cnnlab.explain._limits.elide`)."""
+    values = np.asarray(g.values, dtype=object)
+    if values.ndim != 2:
+        values = values.reshape(1, -1) if values.ndim < 2 else values.reshape(-1, values.shape[-1])
+    shown, (highlight, faded) = elide(values, g.highlight, g.faded, **sides)
+    return Grid(g.label, shown, highlight, faded, g.caption)
 
 
 class Writer:
@@ -126,7 +138,13 @@ class Writer:
         return f"sum_{{{bounds}}} {body}"
 
     def cell(self, value) -> str:
+        if isinstance(value, Gap):
+            return self.gap(value.kind)
         return "." if value is None else self.number(value, False)
+
+    def gap(self, kind: str) -> str:
+        """The mark of an elided run of rows or columns in a matrix."""
+        return "..."
 
     # blocks ---------------------------------------------------------------------------------
     def block(self, b) -> str:
@@ -137,9 +155,9 @@ class Writer:
         if isinstance(b, Items):
             return self.items(b.lines)
         if isinstance(b, Grid):
-            return self.row([b])
+            return self.row([_elided(b)])
         if isinstance(b, Row):
-            return self.row(b.grids)
+            return self.row([_elided(g) for g in b.grids])
         if isinstance(b, Math):
             return self.math(self.expr(b.items))
         raise TypeError(f"writer: unknown block {b!r}")
@@ -310,9 +328,29 @@ def tex_escape(text: str) -> str:
             out.append("\\textgreater{}")
         elif ch == "\x00":
             out.append("$\\to$")
+        elif ch in "(/[":
+            out.append(ch + "\\allowbreak{}")  # long names such as Pool(ReLU(Conv(I))) may break
         else:
             out.append(ch)
     return "".join(out)
+
+
+PREAMBLE = r"""\documentclass{article}
+\usepackage{amsmath}
+\setcounter{MaxMatrixCols}{40}
+\allowdisplaybreaks
+\sloppy
+\begin{document}
+"""
+
+
+def standalone(latex: str) -> str:
+    r"""A LaTeX fragment of :class:`LatexWriter` as a complete document that ``pdflatex`` compiles.
+
+    >>> standalone(r"\[ x = 1 \]").splitlines()[1]
+    '\\usepackage{amsmath}'
+    """
+    return PREAMBLE + latex.rstrip("\n") + "\n\\end{document}\n"
 
 
 class LatexWriter(Writer):
@@ -322,7 +360,7 @@ class LatexWriter(Writer):
     MathJax, which only typesets math).
     """
 
-    ops = {"*": " \\cdot ", "->": "\\to", ",": ","}
+    ops = {"*": " \\cdot ", "->": "\\to", ",": ",", "...": "\\cdots"}
     calls = {"max": "\\max", "min": "\\min"}
 
     def __init__(self, precision: int = 6, math_only: bool = False) -> None:
@@ -336,7 +374,12 @@ class LatexWriter(Writer):
         return text
 
     def cell(self, value) -> str:
+        if isinstance(value, Gap):
+            return self.gap(value.kind)
         return "\\cdot" if value is None else self.number(value, False)
+
+    def gap(self, kind: str) -> str:
+        return {"row": "\\vdots", "col": "\\cdots", "both": "\\ddots"}[kind]
 
     def sym(self, text: str) -> str:
         return tex_name(text)
@@ -363,6 +406,31 @@ class LatexWriter(Writer):
     def sum(self, ranges, body: str) -> str:
         return "".join(f"\\sum_{{{v}={lo}}}^{{{hi}}}" for v, lo, hi in ranges) + " " + body
 
+    # the width of a line: an article's text is about 345pt wide, about 55 characters of math
+    line = 55
+
+    @staticmethod
+    def visible(tex: str) -> int:
+        """About how many characters wide ``tex`` is typeset (a command counts as one)."""
+        text = re.sub(r"\\(left|right|quad|qquad|text|mathrm|boxed|begin|end)\b|[{}_^]", "", tex)
+        text = re.sub(r"\\[A-Za-z]+", "x", text)
+        return len(text) + 2 * sum(text.count(op) for op in "+=-")
+
+    def grid_width(self, g: Grid) -> int:
+        values = np.asarray(g.values, dtype=object)
+        widths = [max(self.visible(self.cell(v)) for v in values[:, c]) + 2 for c in range(values.shape[1])]
+        return sum(widths) + self.visible(tex_name(g.label)) + 3
+
+    def fitted(self, g: Grid) -> Grid:
+        """``g`` with as many columns elided as it takes to fit a line (at most 9 columns, so that
+        ``bmatrix`` compiles without raising MaxMatrixCols)."""
+        shown = _elided(g, side=9, edge=4)
+        for edge in (3, 2, 1):
+            if self.grid_width(shown) <= self.line:
+                break
+            shown = _elided(g, side=9, edge=4, col_side=2 * edge + 1, col_edge=edge)
+        return shown
+
     def matrix(self, g: Grid) -> str:
         values = np.asarray(g.values, dtype=object)
         rows = []
@@ -386,11 +454,15 @@ class LatexWriter(Writer):
         return f"\\{command}{{{tex_escape(text)}}}"
 
     def para(self, text: str) -> str:
-        return f"\\text{{{tex_escape(text)}}}" if self.math_only else tex_escape(text)
+        if not self.math_only:
+            return tex_escape(text)
+        # math only: \text does not wrap, so break the words into lines of the page's width
+        lines = textwrap.wrap(text, self.line + 5) or [""]
+        return " \\\\ ".join(f"\\text{{{tex_escape(line)}}}" for line in lines)
 
     def items(self, lines) -> str:
         if self.math_only:
-            return " \\\\ ".join(f"\\text{{{tex_escape(line)}}}" for line in lines)
+            return " \\\\ ".join(self.para(line) for line in lines)
         body = "\n".join(f"  \\item {tex_escape(line)}" for line in lines)
         return f"\\begin{{itemize}}\n{body}\n\\end{{itemize}}"
 
@@ -398,11 +470,46 @@ class LatexWriter(Writer):
         return text if self.math_only else f"\\[ {text} \\]"
 
     def row(self, grids) -> str:
-        return self.math(" \\qquad ".join(self.matrix(g) for g in grids))
+        grids = [self.fitted(g) for g in grids]
+        width = sum(self.grid_width(g) + 4 for g in grids)
+        if len(grids) == 1 or width <= self.line:
+            return self.math(" \\qquad ".join(self.matrix(g) for g in grids))
+        if self.math_only:
+            return " \\\\ ".join(self.matrix(g) for g in grids)
+        # too wide for one line: one matrix per line
+        body = " \\\\\n".join(self.matrix(g) for g in grids)
+        return f"\\begin{{gather*}}\n{body}\n\\end{{gather*}}"
+
+    def block(self, b) -> str:
+        if isinstance(b, Math):
+            return self.equation(b.items)
+        return super().block(b)
+
+    def equation(self, items) -> str:
+        """A displayed equation, broken before ``=`` or ``+`` into lines that fit the page."""
+        pieces: list[list] = [[]]
+        for item in items:
+            if ((isinstance(item, Op) and item.op in ("=", "+", "-", "...")) or isinstance(item, Txt)) and pieces[-1]:
+                pieces.append([])
+            pieces[-1].append(item)
+        lines: list[str] = []
+        for piece in pieces:
+            text = self.expr(piece)
+            if lines and self.visible(lines[-1] + text) <= self.line:
+                lines[-1] += " " + text
+            else:
+                lines.append(text)
+        if len(lines) == 1:
+            return self.math(lines[0])
+        if self.math_only:
+            return " \\\\ \\qquad ".join(lines)
+        body = " \\\\\n".join(lines)
+        return f"\\begin{{multline*}}\n{body}\n\\end{{multline*}}"
 
     def document(self, blocks) -> str:
         if not self.math_only:
-            return super().document(blocks)
+            # a group with \sloppy: long lines of words break inside the page in any document
+            return "{\\sloppy\n" + super().document(blocks) + "\\par}\n"
         lines = " \\\\[6pt]\n".join(self.block(b) for b in blocks)
         return f"$$\\begin{{array}}{{l}}\n{lines}\n\\end{{array}}$$"
 
@@ -425,7 +532,10 @@ _STYLE = """<style>
 class HtmlWriter(Writer):
     """HTML with one small style sheet; the current window's cells have class ``cnnlab-window``."""
 
-    ops = {"*": "&middot;", "->": "&rarr;"}
+    ops = {"*": "&middot;", "->": "&rarr;", "...": "&hellip;"}
+
+    def gap(self, kind: str) -> str:
+        return {"row": "&vellip;", "col": "&hellip;", "both": "&dtdot;"}[kind]
 
     def number(self, value, factor: bool) -> str:
         return html.escape(super().number(value, factor))

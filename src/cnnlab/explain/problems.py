@@ -22,6 +22,7 @@ from cnnlab.explain._expr import Heading, Items, Math, Num, Op, Para, Row, Sym
 from cnnlab.explain._rendered import FORMATS, Rendered, make_writer
 from cnnlab.explain._solution import DimShape, Solution
 from cnnlab.explain._spec import Activation, Conv, Pool
+from cnnlab.explain._writers import standalone as latex_document
 from cnnlab.functional._args import out_sizes
 
 KINDS = ("conv", "pool", "pipeline", "backprop", "shape")
@@ -99,14 +100,20 @@ class ProblemSet(Rendered):
         return blocks
 
     def render(self, format: str = "text", cells: int | None = None, color: bool = False,
-               answers: bool = False) -> str:
-        """The questions (and with ``answers=True`` the answer key and worked solutions)."""
+               answers: bool = False, *, standalone: bool = False) -> str:
+        """The questions (and with ``answers=True`` the answer key and worked solutions);
+        ``standalone`` (LaTeX): a complete document for pdflatex."""
         if not isinstance(answers, bool):
             raise TypeError(f"render: answers must be a bool, got {answers!r}")
         if format not in FORMATS:
             raise ValueError(f"render: format must be one of {list(FORMATS)}, got {format!r}")
         writer = make_writer(format, color=color)
-        return writer.document(self.document_blocks(cells, answers))
+        text = writer.document(self.document_blocks(cells, answers))
+        if standalone:
+            if format != "latex":
+                raise ValueError("render: standalone needs format 'latex'")
+            text = latex_document(text)
+        return text
 
 
 def _answer_blocks(p: Problem) -> list:
@@ -123,7 +130,8 @@ def _answer_blocks(p: Problem) -> list:
     if isinstance(p.answer, np.ndarray):
         final = p.solution.final_label
         return [Para(label), Row(_grids(final, p.answer if p.answer.ndim == 3 else p.answer[None]))]
-    return [Math([Sym(label), Sym(p.solution.final_label), Op("="), Num(p.answer)])]
+    # a number is laid out as a matrix answer is: the problem's number, then the answer
+    return [Para(label), Math([Sym(p.solution.final_label), Op("="), Num(p.answer)])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +212,10 @@ def _pool_problem(rng, n: int, difficulty: int) -> Problem:
             x[r - rlo, c - clo] -= sum(cell.terms) % cell.divisor
     sol = explain(x, [spec])
     word = "max" if kind == "max" else "average"
-    extra = " (padding counts as zeros in the average)" if kind == "avg" and padding else ""
+    extra = ""
+    if padding:
+        extra = (" (padding counts as zeros in the average)" if kind == "avg" else
+                 " (padding cells are -inf, so a padding cell is never the maximum)")
     question = f"Compute the {word} pooling of I with a {k}x{k} window, {_params_text(stride, padding)}{extra}."
     return Problem(n, "pool", question, {"I": x}, [spec], _integral(sol.output), sol)
 
