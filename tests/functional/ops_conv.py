@@ -301,3 +301,22 @@ OPS: list[OpInfo] = [
     _transpose_entry("conv_transpose3d", conv_transpose3d, 3, False),
     _transpose_entry("conv_transpose", conv_transpose, 1, True),
 ]
+
+
+def _method_entry(name: str, fn, n: int, method: str) -> OpInfo:
+    """The same op pinned to one of its methods (``method=``), checked like every entry."""
+    import functools
+
+    info = _conv_entry(name, functools.partial(fn, method=method), n, False)
+    info.name = f"{name}[{method}]"
+    info.backward = functools.partial(conv_backward, method=method)
+    return info
+
+
+OPS += [
+    _method_entry("conv1d", conv1d, 1, "gemm"),
+    _method_entry("conv1d", conv1d, 1, "direct"),
+    _method_entry("conv2d", conv2d, 2, "gemm"),
+    _method_entry("conv2d", conv2d, 2, "direct"),
+    _method_entry("conv3d", conv3d, 3, "direct"),
+]

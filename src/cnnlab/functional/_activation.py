@@ -558,3 +558,20 @@ def tanh_backward(grad_out: Any, x: Any) -> np.ndarray:
     g, xa = _backward_inputs("tanh_backward", grad_out, x)
     with np.errstate(over="ignore"):  # cosh overflows to inf for large |x|: the gradient is 0
         return g / np.cosh(xa) ** 2
+
+
+# --------------------------------------------------------------------------------------------
+# saving pairs (used on Tensors): the backward reads the forward's output instead of recomputing
+
+
+def relu_forward_saving(needs: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`relu` and its output, which is all its backward needs (``x > 0`` iff ``y > 0``)."""
+    y = relu(x)
+    return y, y
+
+
+def relu_backward_saved(grad_out: np.ndarray, y: np.ndarray, needs: Any) -> np.ndarray:
+    """``grad_out`` where ``y > 0``, else 0 (NaN passes ``grad_out`` through, as :func:`relu_backward`)."""
+    g = np.asarray(grad_out)
+    return np.where(y <= 0, g.dtype.type(0), g)
+
