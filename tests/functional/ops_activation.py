@@ -115,8 +115,9 @@ def _common_errors(name: str, kwargs: dict[str, Any]) -> list[ErrorCase]:
         ErrorCase((np.array([["a", "b"]]),), dict(kwargs), TypeError, f"{name}: x must have a boolean, integer"),
         ErrorCase((np.ones(2, dtype=complex),), dict(kwargs), TypeError, f"{name}: x must have a boolean"),
         ErrorCase((None,), dict(kwargs), TypeError, f"{name}: x must be a numeric array"),
-        ErrorCase((np.ones((0, 3)),), dict(kwargs), ValueError, rf"{name}: x must not be empty, got shape \(0, 3\)"),
         ErrorCase(([[1.0, 2.0], [3.0]],), dict(kwargs), ValueError, f"{name}: x must be a rectangular"),
+        ErrorCase((np.array(["2020"], dtype="datetime64[s]"),), dict(kwargs), TypeError,
+                  f"{name}: x must have a boolean"),
     ]
 
 

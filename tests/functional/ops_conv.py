@@ -55,7 +55,7 @@ def _signal_errors(name: str):
             ErrorCase((x, k), {"mode": "middle"}, ValueError, f"{name}: mode must be one of"),
             ErrorCase((x, k), {"mode": 3}, TypeError, f"{name}: mode must be one of"),
             ErrorCase((x, k), {"stride": 0}, ValueError, f"{name}: stride must be positive"),
-            ErrorCase((x, k), {"dilation": (1,)}, ValueError, f"{name}: dilation must be an int or a tuple of 2"),
+            ErrorCase((x, k), {"dilation": (1, 1, 1)}, ValueError, f"{name}: dilation must be an int or a tuple of 2"),
             ErrorCase((x, k), {"stride": 1.5}, TypeError, f"{name}: stride must be an int"),
             ErrorCase((np.ones((0, 3)), k), {}, ValueError, f"{name}: x must not be empty"),
             ErrorCase((np.array([["a", "b"]]), k), {}, TypeError,

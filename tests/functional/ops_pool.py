@@ -259,7 +259,7 @@ def _errors(name: str, n: int | None, avg: bool) -> Callable[[], list[ErrorCase]
         if avg:
             cases += [
                 ErrorCase((x,), dict(kernel_size=k, divisor_override=0), ValueError,
-                          op + r"divisor_override must be a positive int, got 0"),
+                          op + r"divisor_override must be a non-zero int, got 0"),
                 ErrorCase((x,), dict(kernel_size=k, divisor_override=1.5), TypeError,
                           op + r"divisor_override must be None or an int"),
                 ErrorCase((x,), dict(kernel_size=k, divisor_override=True), TypeError,

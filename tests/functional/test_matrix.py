@@ -381,7 +381,7 @@ ERRORS = [
     (dict(input_shape=(3, 3), kernel=np.ones((2, 2)), padding=1), ValueError, "padding is used by"),
     (dict(input_shape=(3, 3), kernel=np.ones((2, 2)), groups=2), ValueError, "groups is used by"),
     (dict(input_shape=(3, 3), kernel=np.ones((2, 2)), stride=0), ValueError, "stride"),
-    (dict(input_shape=(3, 3), kernel=np.ones((2, 2)), dilation=(1,)), ValueError, "dilation"),
+    (dict(input_shape=(3, 3), kernel=np.ones((2, 2)), dilation=(1, 1, 1)), ValueError, "dilation"),
     (dict(input_shape=(2, 5), kernel=np.ones((3, 3))), ValueError, "'valid'"),
     (dict(input_shape=(1, 3, 3), kernel=np.ones((1, 1, 2, 2)), op="conv", mode="same"),
      ValueError, "mode is used by"),

@@ -49,6 +49,7 @@ from cnnlab.functional._linear import linear_backward
 from cnnlab.functional._loss import (
     binary_cross_entropy_with_logits_backward,
     cross_entropy_backward,
+    cross_entropy_backward_all,
     mse_loss_backward,
     nll_loss_backward,
 )
@@ -133,7 +134,7 @@ adaptive_avg_pool1d = differentiable(_adaptive.adaptive_avg_pool1d, adaptive_avg
 adaptive_avg_pool2d = differentiable(_adaptive.adaptive_avg_pool2d, adaptive_avg_pool2d_backward)
 adaptive_avg_pool3d = differentiable(_adaptive.adaptive_avg_pool3d, adaptive_avg_pool3d_backward)
 
-cross_entropy = differentiable(_loss.cross_entropy, cross_entropy_backward)
+cross_entropy = differentiable(_loss.cross_entropy, _loss.cross_entropy_backward_all, n_diff=2)
 nll_loss = differentiable(_loss.nll_loss, nll_loss_backward)
 mse_loss = differentiable(_loss.mse_loss, mse_loss_backward, n_diff=2)
 binary_cross_entropy_with_logits = differentiable(
@@ -146,7 +147,8 @@ __all__ = [
     "adaptive_avg_pool3d_backward", "batch_norm", "batch_norm_backward", "batch_norm_backward_all",
     "dropout", "dropout_backward", "dropout_mask", "linear", "linear_backward",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
-    "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward", "nll_loss", "nll_loss_backward",
+    "cross_entropy", "cross_entropy_backward", "cross_entropy_backward_all",
+    "mse_loss", "mse_loss_backward", "nll_loss", "nll_loss_backward",
     "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool_backward",
     "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_matrix",
     "conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",

@@ -55,14 +55,14 @@ _GELU_C = 0.044715
 # argument handling
 # --------------------------------------------------------------------------------------------
 def _float_input(op: str, x: Any) -> np.ndarray:
-    arr = check_array(op, "x", x)
+    arr = check_array(op, "x", x, allow_empty=True)
     return arr.astype(float_dtype(arr), copy=False)
 
 
 def _backward_inputs(op: str, grad_out: Any, x: Any, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``grad_out`` and ``x`` (same shape) and cast both to the gradient's dtype."""
-    g = check_array(op, "grad_out", grad_out)
-    xa = check_array(op, "x", x)
+    g = check_array(op, "grad_out", grad_out, allow_empty=True)
+    xa = check_array(op, "x", x, allow_empty=True)
     if g.shape != xa.shape:
         raise ValueError(f"{op}: grad_out must have the shape of x {xa.shape}, got {g.shape}")
     if exact:
@@ -112,7 +112,7 @@ def relu(x: Any) -> np.ndarray:
     >>> relu(np.array([-1.5, 0.0, 2.0], dtype=np.float32))
     array([0., 0., 2.], dtype=float32)
     """
-    arr = check_array("relu", "x", x)
+    arr = check_array("relu", "x", x, allow_empty=True)
     if arr.dtype.kind != "f":
         arr = arr.astype(np.int64)
     return np.maximum(arr, arr.dtype.type(0))

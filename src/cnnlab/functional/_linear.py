@@ -11,7 +11,7 @@ from cnnlab.functional._args import check_array, check_ndim, result_dtype
 
 
 def _linear_args(op: str, x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, ...]:
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     weight = check_array(op, "weight", weight)
     check_ndim(op, "weight", weight, (2,), "out_features, in_features")
     if x.ndim == 0:
@@ -93,7 +93,7 @@ def linear_backward(
            [1, 2]]), array([1, 1, 1]))
     """
     x, weight, bias = _linear_args("linear_backward", x, weight, bias)
-    grad_out = check_array("linear_backward", "grad_out", grad_out)
+    grad_out = check_array("linear_backward", "grad_out", grad_out, allow_empty=True)
     shape = x.shape[:-1] + (weight.shape[0],)
     if grad_out.shape != shape:
         raise ValueError(f"linear_backward: grad_out must have the output's shape {shape}, got {grad_out.shape}")

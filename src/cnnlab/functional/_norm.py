@@ -38,7 +38,7 @@ def _norm_args(
     op: str, x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any, training: Any,
     momentum: Any, eps: Any,
 ) -> _NormArgs:
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     if x.ndim < 2:
         raise ValueError(f"{op}: x must be (N, C, *) with at least 2 dims, got shape {x.shape}")
     x = x.astype(float_dtype(x), copy=False)
@@ -205,7 +205,7 @@ def batch_norm_backward(
     """
     op = "batch_norm_backward"
     a = _norm_args(op, x, running_mean, running_var, weight, bias, training, momentum, eps)
-    g = check_array(op, "grad_out", grad_out)
+    g = check_array(op, "grad_out", grad_out, allow_empty=True)
     if g.shape != a.x.shape:
         raise ValueError(f"{op}: grad_out must have the input's shape {a.x.shape}, got {g.shape}")
     g = g.astype(a.x.dtype, copy=False)

@@ -23,6 +23,7 @@ from cnnlab.functional._args import (
     PadPairs,
     _describe,
     check_array,
+    check_batch_only_empty,
     check_bool,
     check_ndim,
     float_dtype,
@@ -66,7 +67,7 @@ def _geometry(
     n: int | None,
 ) -> _Geometry:
     """Validate every argument and compute the output size before any work is done."""
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     if n is None:
         if isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
             n = len(kernel_size)
@@ -82,11 +83,17 @@ def _geometry(
     layout = _LAYOUTS.get(n, f"{n} spatial dims")
     check_ndim(op, "x", x, (n + 1, n + 2), f"(C, {layout}) unbatched or (N, C, {layout}) batched")
     kernel = ntuple(op, "kernel_size", kernel_size, n, minimum=1)
-    stride = kernel if stride is None else ntuple(op, "stride", stride, n, minimum=1)
+    # stride None or () means "same as kernel_size", as in PyTorch
+    empty_tuple = isinstance(stride, Sequence) and not isinstance(stride, str) and len(stride) == 0
+    stride = kernel if stride is None or empty_tuple else ntuple(op, "stride", stride, n, minimum=1)
     pads = padding_pairs(op, padding, n)
     dilation = ntuple(op, "dilation", dilation, n, minimum=1)
     ceil_mode = check_bool(op, "ceil_mode", ceil_mode)
     batched = x.ndim == n + 2
+    if batched:
+        check_batch_only_empty(op, "x", x)
+    elif x.size == 0:
+        raise ValueError(f"{op}: x must not be empty, got shape {x.shape}")
     xb = x if batched else x[None]
     sp = xb.shape[2:]
     out = out_sizes(op, sp, kernel, stride, pads, dilation, ceil_mode)
@@ -115,7 +122,7 @@ def _window_view(a: np.ndarray, g: _Geometry) -> np.ndarray:
 
 
 def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
-    grad_out = check_array(op, "grad_out", grad_out)
+    grad_out = check_array(op, "grad_out", grad_out, allow_empty=True)
     expected = g.x.shape[:2] + g.out if g.batched else g.x.shape[1:2] + g.out
     if grad_out.shape != expected:
         raise ValueError(
@@ -433,8 +440,8 @@ def _check_divisor(op: str, divisor_override: Any) -> int | None:
     if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, Integral):
         raise TypeError(f"{op}: divisor_override must be None or an int, got "
                         f"{_describe(divisor_override)}")
-    if divisor_override <= 0:
-        raise ValueError(f"{op}: divisor_override must be a positive int, got {divisor_override}")
+    if divisor_override == 0:  # PyTorch divides by a negative override too, and refuses only 0
+        raise ValueError(f"{op}: divisor_override must be a non-zero int, got {divisor_override}")
     return int(divisor_override)
 
 
