@@ -116,7 +116,8 @@ def _common_errors(name: str, kwargs: dict[str, Any]) -> list[ErrorCase]:
         ErrorCase((np.ones(2, dtype=complex),), dict(kwargs), TypeError, f"{name}: x must have a boolean"),
         ErrorCase((None,), dict(kwargs), TypeError, f"{name}: x must be a numeric array"),
         ErrorCase(([[1.0, 2.0], [3.0]],), dict(kwargs), ValueError, f"{name}: x must be a rectangular"),
-        ErrorCase((np.array([1.0, None], dtype=object),), dict(kwargs), TypeError, f"{name}: x must have a boolean"),
+        ErrorCase((np.array(["2020"], dtype="datetime64[s]"),), dict(kwargs), TypeError,
+                  f"{name}: x must have a boolean"),
     ]
 
 

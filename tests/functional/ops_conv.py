@@ -196,7 +196,7 @@ def _conv_errors(name: str, fn_n: int | None):
             ErrorCase((x, w), {"dilation": 3}, ValueError, f"{name}: kernel is larger than the padded input"),
             ErrorCase((x, w, np.ones(3)), {}, ValueError, rf"{name}: bias must have shape \(2,\)"),
             ErrorCase((np.ones((1, 4) + (0,) * n), w), {}, ValueError,
-                      f"{name}: kernel is larger than the padded input"),
+                      rf"{name}: x must not be empty in dim 2 \(only the batch dim may be 0\)"),
             ErrorCase((x.astype(str), w), {}, TypeError, f"{name}: x must have a boolean, integer or floating dtype"),
             ErrorCase((x, w.astype(object)), {}, TypeError, f"{name}: weight must have a boolean"),
             ErrorCase(([1, 2], w), {}, ValueError, f"{name}: x must be"),
@@ -308,4 +308,23 @@ OPS: list[OpInfo] = [
     _transpose_entry("conv_transpose2d", conv_transpose2d, 2, False),
     _transpose_entry("conv_transpose3d", conv_transpose3d, 3, False),
     _transpose_entry("conv_transpose", conv_transpose, 1, True),
+]
+
+
+def _method_entry(name: str, fn, n: int, method: str) -> OpInfo:
+    """The same op pinned to one of its methods (``method=``), checked like every entry."""
+    import functools
+
+    info = _conv_entry(name, functools.partial(fn, method=method), n, False)
+    info.name = f"{name}[{method}]"
+    info.backward = functools.partial(conv_backward, method=method)
+    return info
+
+
+OPS += [
+    _method_entry("conv1d", conv1d, 1, "gemm"),
+    _method_entry("conv1d", conv1d, 1, "direct"),
+    _method_entry("conv2d", conv2d, 2, "gemm"),
+    _method_entry("conv2d", conv2d, 2, "direct"),
+    _method_entry("conv3d", conv3d, 3, "direct"),
 ]

@@ -245,6 +245,7 @@ def _ce_errors() -> list[ErrorCase]:
         ),
         ErrorCase((np.array(1.0),), {"target": np.array(0)}, ValueError, f"{name}: input must be"),
         ErrorCase((np.array([["a"]]),), {"target": T}, TypeError, f"{name}: input must have a boolean, integer"),
+        ErrorCase((np.ones((0, 3)),), {"target": T}, ValueError, rf"{name}: target must have shape \(0,\)"),
     ]
 
 

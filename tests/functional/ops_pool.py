@@ -243,7 +243,7 @@ def _errors(name: str, n: int | None, avg: bool) -> Callable[[], list[ErrorCase]
             ErrorCase((x,), dict(kernel_size=(9,) * dims), ValueError,
                       op + r"kernel is larger than the padded input"),
             ErrorCase((np.zeros((2, 3) + (0,) * dims),), dict(kernel_size=k), ValueError,
-                      op + r"only the batch dim of x may be 0"),
+                      op + r"x must not be empty in dim 2 \(only the batch dim may be 0\)"),
             ErrorCase((np.full(_shape(n), "a"),), dict(kernel_size=k), TypeError,
                       op + r"x must have a boolean, integer or floating dtype"),
             ErrorCase((x,), dict(kernel_size=2.0 if n else (2.0,) * dims), TypeError,
@@ -259,7 +259,7 @@ def _errors(name: str, n: int | None, avg: bool) -> Callable[[], list[ErrorCase]
         if avg:
             cases += [
                 ErrorCase((x,), dict(kernel_size=k, divisor_override=0), ValueError,
-                          op + r"divisor_override must be a nonzero int, got 0"),
+                          op + r"divisor_override must be a non-zero int, got 0"),
                 ErrorCase((x,), dict(kernel_size=k, divisor_override=1.5), TypeError,
                           op + r"divisor_override must be None or an int"),
                 ErrorCase((x,), dict(kernel_size=k, divisor_override=True), TypeError,

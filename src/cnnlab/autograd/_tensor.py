@@ -374,7 +374,8 @@ class Tensor:
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         shape = self.shape
-        return self.reshape(shape[:start] + (-1,) + shape[end + 1 :])
+        merged = int(np.prod(shape[start : end + 1]))  # explicit, so an empty batch flattens too
+        return self.reshape(shape[:start] + (merged,) + shape[end + 1 :])
 
     def unsqueeze(self, dim: int) -> Tensor:
         """Insert an axis of length 1 at ``dim``."""

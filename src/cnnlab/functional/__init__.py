@@ -92,16 +92,28 @@ conv_transpose1d = differentiable(_convt.conv_transpose1d, conv_transpose_backwa
 conv_transpose2d = differentiable(_convt.conv_transpose2d, conv_transpose_backward, n_diff=3)
 conv_transpose3d = differentiable(_convt.conv_transpose3d, conv_transpose_backward, n_diff=3)
 
-max_pool = differentiable(_pool.max_pool, _pool_backward(_pool.max_pool, max_pool_backward, None))
-max_pool1d = differentiable(_pool.max_pool1d, _pool_backward(_pool.max_pool1d, max_pool_backward, 1))
-max_pool2d = differentiable(_pool.max_pool2d, _pool_backward(_pool.max_pool2d, max_pool_backward, 2))
-max_pool3d = differentiable(_pool.max_pool3d, _pool_backward(_pool.max_pool3d, max_pool_backward, 3))
+max_pool = differentiable(
+    _pool.max_pool, _pool_backward(_pool.max_pool, max_pool_backward, None),
+    saving=_pool.max_pool_saving("max_pool", None),
+)
+max_pool1d = differentiable(
+    _pool.max_pool1d, _pool_backward(_pool.max_pool1d, max_pool_backward, 1),
+    saving=_pool.max_pool_saving("max_pool1d", 1),
+)
+max_pool2d = differentiable(
+    _pool.max_pool2d, _pool_backward(_pool.max_pool2d, max_pool_backward, 2),
+    saving=_pool.max_pool_saving("max_pool2d", 2),
+)
+max_pool3d = differentiable(
+    _pool.max_pool3d, _pool_backward(_pool.max_pool3d, max_pool_backward, 3),
+    saving=_pool.max_pool_saving("max_pool3d", 3),
+)
 avg_pool = differentiable(_pool.avg_pool, _pool_backward(_pool.avg_pool, avg_pool_backward, None))
 avg_pool1d = differentiable(_pool.avg_pool1d, _pool_backward(_pool.avg_pool1d, avg_pool_backward, 1))
 avg_pool2d = differentiable(_pool.avg_pool2d, _pool_backward(_pool.avg_pool2d, avg_pool_backward, 2))
 avg_pool3d = differentiable(_pool.avg_pool3d, _pool_backward(_pool.avg_pool3d, avg_pool_backward, 3))
 
-relu = differentiable(_act.relu, relu_backward)
+relu = differentiable(_act.relu, relu_backward, saving=(_act.relu_forward_saving, _act.relu_backward_saved))
 leaky_relu = differentiable(_act.leaky_relu, leaky_relu_backward)
 elu = differentiable(_act.elu, elu_backward)
 gelu = differentiable(_act.gelu, gelu_backward)
@@ -113,13 +125,16 @@ log_softmax = differentiable(_softmax.log_softmax, log_softmax_backward)
 linear = differentiable(_linear.linear, linear_backward, n_diff=3)
 # batch_norm(x, running_mean, running_var, weight, bias, ...): the running statistics are inputs
 # with no gradient, so the differentiable-input count reaches weight and bias at positions 4 and 5
-batch_norm = differentiable(_norm.batch_norm, batch_norm_backward_all, n_diff=5)
+batch_norm = differentiable(
+    _norm.batch_norm, batch_norm_backward_all, n_diff=5,
+    saving=(_norm.batch_norm_forward_saving, _norm.batch_norm_backward_saved),
+)
 adaptive_avg_pool = differentiable(_adaptive.adaptive_avg_pool, adaptive_avg_pool_backward)
 adaptive_avg_pool1d = differentiable(_adaptive.adaptive_avg_pool1d, adaptive_avg_pool1d_backward)
 adaptive_avg_pool2d = differentiable(_adaptive.adaptive_avg_pool2d, adaptive_avg_pool2d_backward)
 adaptive_avg_pool3d = differentiable(_adaptive.adaptive_avg_pool3d, adaptive_avg_pool3d_backward)
 
-cross_entropy = differentiable(_loss.cross_entropy, cross_entropy_backward_all, n_diff=2)
+cross_entropy = differentiable(_loss.cross_entropy, _loss.cross_entropy_backward_all, n_diff=2)
 nll_loss = differentiable(_loss.nll_loss, nll_loss_backward)
 mse_loss = differentiable(_loss.mse_loss, mse_loss_backward, n_diff=2)
 binary_cross_entropy_with_logits = differentiable(

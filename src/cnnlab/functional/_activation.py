@@ -55,14 +55,14 @@ _GELU_C = 0.044715
 # argument handling
 # --------------------------------------------------------------------------------------------
 def _float_input(op: str, x: Any) -> np.ndarray:
-    arr = check_array(op, "x", x)
+    arr = check_array(op, "x", x, allow_empty=True)
     return arr.astype(float_dtype(arr), copy=False)
 
 
 def _backward_inputs(op: str, grad_out: Any, x: Any, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``grad_out`` and ``x`` (same shape) and cast both to the gradient's dtype."""
-    g = check_array(op, "grad_out", grad_out)
-    xa = check_array(op, "x", x)
+    g = check_array(op, "grad_out", grad_out, allow_empty=True)
+    xa = check_array(op, "x", x, allow_empty=True)
     if g.shape != xa.shape:
         raise ValueError(f"{op}: grad_out must have the shape of x {xa.shape}, got {g.shape}")
     if exact:
@@ -112,7 +112,7 @@ def relu(x: Any) -> np.ndarray:
     >>> relu(np.array([-1.5, 0.0, 2.0], dtype=np.float32))
     array([0., 0., 2.], dtype=float32)
     """
-    arr = check_array("relu", "x", x)
+    arr = check_array("relu", "x", x, allow_empty=True)
     if arr.dtype.kind != "f":
         arr = arr.astype(np.int64)
     return np.maximum(arr, arr.dtype.type(0))
@@ -558,3 +558,20 @@ def tanh_backward(grad_out: Any, x: Any) -> np.ndarray:
     g, xa = _backward_inputs("tanh_backward", grad_out, x)
     with np.errstate(over="ignore"):  # cosh overflows to inf for large |x|: the gradient is 0
         return g / np.cosh(xa) ** 2
+
+
+# --------------------------------------------------------------------------------------------
+# saving pairs (used on Tensors): the backward reads the forward's output instead of recomputing
+
+
+def relu_forward_saving(needs: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`relu` and its output, which is all its backward needs (``x > 0`` iff ``y > 0``)."""
+    y = relu(x)
+    return y, y
+
+
+def relu_backward_saved(grad_out: np.ndarray, y: np.ndarray, needs: Any) -> np.ndarray:
+    """``grad_out`` where ``y > 0``, else 0 (NaN passes ``grad_out`` through, as :func:`relu_backward`)."""
+    g = np.asarray(grad_out)
+    return np.where(y <= 0, g.dtype.type(0), g)
+

@@ -62,7 +62,7 @@ def _output_sizes(op: str, output_size: Any, n: int, spatial: Sequence[int]) -> 
 
 def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray, bool, tuple[int, ...]]:
     """``(x batched and floating, whether x was unbatched, output sizes)``."""
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     if n is None:
         if isinstance(output_size, Sequence) and not isinstance(output_size, str):
             n = len(output_size)
@@ -97,7 +97,7 @@ def _adaptive_avg_pool(op: str, x: Any, output_size: Any, n: int | None) -> np.n
 
 def _adaptive_avg_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any, n: int | None) -> np.ndarray:
     xb, unbatched, sizes = _parse(op, x, output_size, n)
-    g = check_array(op, "grad_out", grad_out)
+    g = check_array(op, "grad_out", grad_out, allow_empty=True)
     shape = xb.shape[:2] + sizes
     if unbatched:
         shape = shape[1:]

@@ -28,10 +28,12 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_array(op: str, name: str, x: Any, allow_empty: bool = True) -> np.ndarray:
-    """Return ``x`` as a numeric NumPy array (empty too, as PyTorch allows, unless ``allow_empty`` is False).
+def check_array(op: str, name: str, x: Any, allow_empty: bool = False) -> np.ndarray:
+    """Return ``x`` as a numeric NumPy array, non-empty unless ``allow_empty``.
 
     Lists, tuples and scalars are converted with ``np.asarray``.  Booleans count as integers.
+    Operators pass ``allow_empty=True`` for inputs PyTorch accepts with zero elements (a batch of
+    0 samples) and then check the other dims themselves (:func:`check_batch_only_empty`).
 
     Raises
     ------
@@ -55,6 +57,15 @@ def check_array(op: str, name: str, x: Any, allow_empty: bool = True) -> np.ndar
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"{op}: {name} must not be empty, got shape {arr.shape}")
     return arr
+
+
+def check_batch_only_empty(op: str, name: str, x: np.ndarray, batch_axis: int = 0) -> None:
+    """Allow a zero-size batch axis (PyTorch returns an empty result) but no other zero dim."""
+    zero = [i for i, size in enumerate(x.shape) if size == 0 and i != batch_axis]
+    if zero:
+        raise ValueError(
+            f"{op}: {name} must not be empty in dim {zero[0]} (only the batch dim may be 0), got shape {x.shape}"
+        )
 
 
 def result_dtype(*arrays: np.ndarray) -> np.dtype:
@@ -122,11 +133,10 @@ def _as_int(op: str, name: str, value: Any, full: Any) -> int:
 def ntuple(op: str, name: str, value: Any, n: int, *, minimum: int) -> tuple[int, ...]:
     """Normalise an ``int | sequence of n ints`` argument and check each entry is >= minimum.
 
-    As in PyTorch, a one-element sequence stands for every spatial dim: ``(2,)`` is ``(2, 2)``
-    for a 2-d op.
+    A 1-element sequence is broadcast to all ``n`` dims, as PyTorch does for ``(k,)``.
     """
     if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) == 1 and n > 1:
+        if len(value) == 1 and n > 1:  # PyTorch broadcasts a 1-element tuple to every dim
             value = tuple(value) * n
         if len(value) != n:
             raise ValueError(
@@ -151,7 +161,7 @@ def padding_pairs(op: str, value: Any, n: int, name: str = "padding") -> PadPair
     if isinstance(value, str):
         raise ValueError(f"{op}: {name} must be an int or a tuple here, got {value!r}")
     if isinstance(value, Sequence):
-        if len(value) == 1 and n > 1:  # one entry for every dim, as PyTorch reads (1,)
+        if len(value) == 1 and n > 1:  # a 1-element tuple applies to every dim, as in PyTorch
             value = tuple(value) * n
         if len(value) != n:
             raise ValueError(

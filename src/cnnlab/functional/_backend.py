@@ -131,6 +131,51 @@ def get_num_threads() -> int:
         return os.cpu_count() or 1
 
 
+# A matrix product below this many flops runs on one BLAS thread: waking a second thread costs
+# more than it saves on small products, and on a busy machine it can cost milliseconds.
+SMALL_GEMM_FLOPS = 5e7
+
+
+def _blas_controllers() -> list[Any]:
+    if _state.get("blas") is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _state["blas"] = []
+        else:
+            _state["blas"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _state["blas"]
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` on one BLAS thread when the product is small, else on all of them.
+
+    Only floating products reach the BLAS (integer ones are NumPy's exact loops), so the gate
+    applies to floats only.
+    """
+    import numpy as np
+
+    flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, int(np.prod(b.shape[:-2])))
+    controllers = _blas_controllers() if flops < SMALL_GEMM_FLOPS and a.dtype.kind == "f" else []
+    if not controllers:
+        return np.matmul(a, b)
+    previous = [c.num_threads for c in controllers]
+    if all(p == 1 for p in previous):
+        return np.matmul(a, b)
+    for c in controllers:
+        c.set_num_threads(1)
+    try:
+        return np.matmul(a, b)
+    finally:
+        for c, p in zip(controllers, previous, strict=True):
+            c.set_num_threads(p)
+
+
+def parallel_worth_it(work: int) -> bool:
+    """Whether a Numba kernel doing ``work`` multiply-adds should use its threaded version."""
+    return work >= 2_000_000 and get_num_threads() > 1
+
+
 def _init_from_env() -> None:
     value = os.environ.get("CNNLAB_NUM_THREADS", "").strip()
     if value.isdigit() and int(value) >= 1:

@@ -21,6 +21,7 @@ from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
     PadPairs,
     check_array,
+    check_batch_only_empty,
     check_choice,
     check_exact_range,
     check_ndim,
@@ -105,10 +106,11 @@ def _conv_args(
     op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
     groups: Any, padding_mode: Any, n: int | None,
 ) -> _ConvArgs:
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     weight = check_array(op, "weight", weight)
     n = _spatial_dims(op, weight, n, "out_channels, in_channels/groups, *kernel")
     xb, unbatched = _batched(op, x, n)
+    check_batch_only_empty(op, "x", x if not unbatched else x[None])
     groups = _check_groups(op, groups)
     channels, out_ch, cg = xb.shape[1], weight.shape[0], weight.shape[1]
     if channels % groups:
@@ -279,7 +281,7 @@ def conv3d(
 
 
 def _check_grad_out(op: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
-    grad_out = check_array(op, "grad_out", grad_out)
+    grad_out = check_array(op, "grad_out", grad_out, allow_empty=True)
     if grad_out.shape != tuple(shape):
         raise ValueError(
             f"{op}: grad_out must have the output's shape {tuple(shape)}, got {grad_out.shape}"

@@ -170,7 +170,7 @@ def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int,
     out_ch = weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
     c = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
-    prod = np.matmul(w[0], c[0]) if groups == 1 else np.matmul(w, c).reshape(out_ch, -1)  # (O, N*P)
+    prod = _backend.matmul(w[0], c[0]) if groups == 1 else _backend.matmul(w, c).reshape(out_ch, -1)  # (O, N*P)
     prod = prod.reshape(out_ch, batch, -1).swapaxes(0, 1)  # (N, O, P) view
     y = np.empty((batch, out_ch, prod.shape[2]), dtype=prod.dtype)
     if bias is None:
@@ -225,10 +225,11 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
     cols = saved.cols.reshape(groups, -1, saved.cols.shape[1])  # (G, C_g*K, N*P)
     grad_w = grad_xp = None
     if needs[1]:
-        grad_w = np.matmul(g, cols.swapaxes(1, 2)).reshape(weight.shape)
+        grad_w = (_backend.matmul(g[0], cols[0].T) if groups == 1 else _backend.matmul(g, cols.swapaxes(1, 2)))
+        grad_w = grad_w.reshape(weight.shape)
     if needs[0]:
         w = weight.reshape(groups, out_ch // groups, -1)
-        grad_cols = np.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2])  # (C*K, N*P)
+        grad_cols = _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2])  # (C*K, N*P)
         kernel = weight.shape[2:]
         if _is_pointwise(kernel, saved.stride):
             channels = saved.xp_shape[1]

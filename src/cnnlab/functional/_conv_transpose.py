@@ -15,6 +15,7 @@ from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
     PadPairs,
     check_array,
+    check_batch_only_empty,
     check_exact_range,
     ntuple,
     padding_pairs,
@@ -50,10 +51,11 @@ def _transpose_args(
     op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
     groups: Any, dilation: Any, n: int | None,
 ) -> _TransposeArgs:
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     weight = check_array(op, "weight", weight)
     n = _spatial_dims(op, weight, n, "in_channels, out_channels/groups, *kernel")
     xb, unbatched = _batched(op, x, n)
+    check_batch_only_empty(op, "x", xb)
     groups = _check_groups(op, groups)
     channels = xb.shape[1]
     if channels % groups:
@@ -98,8 +100,9 @@ def _conv_transpose(
     groups: Any, dilation: Any, n: int | None,
 ) -> np.ndarray:
     a = _transpose_args(op, x, weight, bias, stride, padding, output_padding, groups, dilation, n)
-    if a.x.shape[0] == 0:  # an empty batch, as PyTorch allows: an empty output of the right shape
-        return np.zeros((0, a.weight.shape[1] * a.groups, *a.out), dtype=a.dtype)
+    if a.x.shape[0] == 0:  # an empty batch gives an empty output, as in PyTorch
+        y = np.zeros((0, a.weight.shape[1] * a.groups, *a.out), dtype=a.dtype)
+        return y[0] if a.unbatched else y
     y = _conv_transpose_core(
         a.x.astype(a.dtype, copy=False), a.weight.astype(a.dtype, copy=False), a.stride, a.pads,
         a.output_padding, a.groups, a.dilation,

@@ -73,8 +73,8 @@ def apply_mask(x: Any, mask: Any) -> np.ndarray:
     >>> apply_mask(np.array([1.0, 2.0]), np.array([0.0, 2.0]))
     array([0., 4.])
     """
-    x = check_array("apply_mask", "x", x)
-    mask = check_array("apply_mask", "mask", mask)
+    x = check_array("apply_mask", "x", x, allow_empty=True)
+    mask = check_array("apply_mask", "mask", mask, allow_empty=True)
     if mask.shape != x.shape:
         raise ValueError(f"apply_mask: mask must have x's shape {x.shape}, got {mask.shape}")
     x = x.astype(float_dtype(x), copy=False)
@@ -83,8 +83,8 @@ def apply_mask(x: Any, mask: Any) -> np.ndarray:
 
 def apply_mask_backward(grad_out: Any, x: Any, mask: Any) -> np.ndarray:
     """Gradient of :func:`apply_mask` in ``x``: ``grad_out * mask`` (dropped elements get 0)."""
-    g = check_array("apply_mask_backward", "grad_out", grad_out)
-    mask = check_array("apply_mask_backward", "mask", mask)
+    g = check_array("apply_mask_backward", "grad_out", grad_out, allow_empty=True)
+    mask = check_array("apply_mask_backward", "mask", mask, allow_empty=True)
     if g.shape != mask.shape or np.shape(x) != mask.shape:
         raise ValueError(
             f"apply_mask_backward: grad_out, x and mask must have one shape, got {g.shape}, "
@@ -155,7 +155,7 @@ def dropout(
     training = check_bool("dropout", "training", training)
     return_mask = check_bool("dropout", "return_mask", return_mask)
     data = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
-    arr = check_array("dropout", "x", data)
+    arr = check_array("dropout", "x", data, allow_empty=True)
     rng = resolve_generator("dropout", generator)
     if not training or p == 0:
         return (x, None) if return_mask else x

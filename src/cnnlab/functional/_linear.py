@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._args import check_array, check_exact_range, check_ndim, result_dtype
 
 
 def _linear_args(op: str, x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, ...]:
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     weight = check_array(op, "weight", weight)
     check_ndim(op, "weight", weight, (2,), "out_features, in_features")
     if x.ndim == 0:
@@ -69,7 +70,7 @@ def linear(x: Any, weight: Any, bias: Any = None) -> np.ndarray:
     array([[1, 3, 8]])
     """
     x, weight, bias = _linear_args("linear", x, weight, bias)
-    y = x @ weight.T
+    y = _backend.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(*x.shape[:-1], weight.shape[0])
     if bias is not None:
         y = y + bias
     return y
@@ -93,14 +94,14 @@ def linear_backward(
            [1, 2]]), array([1, 1, 1]))
     """
     x, weight, bias = _linear_args("linear_backward", x, weight, bias)
-    grad_out = check_array("linear_backward", "grad_out", grad_out)
+    grad_out = check_array("linear_backward", "grad_out", grad_out, allow_empty=True)
     shape = x.shape[:-1] + (weight.shape[0],)
     if grad_out.shape != shape:
         raise ValueError(f"linear_backward: grad_out must have the output's shape {shape}, got {grad_out.shape}")
     dtype = result_dtype(grad_out, x, weight)
     g = grad_out.astype(dtype, copy=False)
-    grad_x = g @ weight.astype(dtype, copy=False)
     g2 = g.reshape(-1, weight.shape[0])
-    grad_w = g2.T @ x.astype(dtype, copy=False).reshape(-1, weight.shape[1])
+    grad_x = _backend.matmul(g2, weight.astype(dtype, copy=False)).reshape(x.shape)
+    grad_w = _backend.matmul(g2.T, x.astype(dtype, copy=False).reshape(-1, weight.shape[1]))
     grad_b = None if bias is None else g2.sum(axis=0)
     return grad_x, grad_w, grad_b

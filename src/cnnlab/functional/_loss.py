@@ -59,7 +59,7 @@ def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _check_input(op: str, x: Any) -> np.ndarray:
-    x = check_array(op, "input", x)
+    x = check_array(op, "input", x, allow_empty=True)
     if x.ndim == 0:
         raise ValueError(f"{op}: input must be (C,), (N, C) or (N, C, d1, ...), got a 0-d array")
     return x.astype(float_dtype(x), copy=False)
@@ -141,7 +141,7 @@ def _ce_parse(
     ignore_index = _check_ignore_index(op, ignore_index)
     probabilities = np.shape(target) == x.shape
     if probabilities:
-        target = check_array(op, "target", target)
+        target = check_array(op, "target", target, allow_empty=True)
         if target.dtype.kind != "f":
             raise TypeError(
                 f"{op}: a target of the input's shape holds class probabilities and must be "
@@ -291,40 +291,36 @@ def cross_entropy_backward_all(
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Gradients of :func:`cross_entropy` with respect to ``input`` and ``target``.
+    """Gradients ``(grad_input, grad_target)`` of :func:`cross_entropy`.
 
-    The target gradient exists for probability targets (knowledge distillation, label mixing)
-    and is ``None`` for class indices, which are not differentiable.
-
-    Notes
-    -----
-    With probabilities ``y`` the loss is linear in them:
-    ``loss_n = -sum_c w[c] ((1 - eps) y[n, c] + eps / C) log p[n, c]``, so
-    ``d loss_n / d y[n, c] = -(1 - eps) w[c] log p[n, c]``, times ``grad_out`` (divided by the
-    mean's divisor for ``"mean"``).
+    ``grad_target`` is None for class-index targets (they are not differentiable) and, for a
+    target of class probabilities (knowledge distillation, label mixing), the derivative of
+    ``loss_n = -sum_c w_c ((1 - eps) t[n, c] + eps / C) log p[n, c]``:
+    ``d loss_n / d t[n, c] = -(1 - eps) w_c log p[n, c]``, times ``grad_out`` (divided by the
+    mean's divisor for ``"mean"``), as PyTorch gives it.
 
     Examples
     --------
     >>> import numpy as np
-    >>> g_x, g_y = cross_entropy_backward_all(1.0, np.array([[0.0, 0.0]]), np.array([[0.5, 0.5]]))
-    >>> g_y  # -log(1/2) per class, over one sample
+    >>> gx, gt = cross_entropy_backward_all(1.0, np.array([[0.0, 0.0]]), np.array([[0.5, 0.5]]))
+    >>> gt  # -log(1/2) for each class
     array([[0.69314718, 0.69314718]])
     """
     grad_x = cross_entropy_backward(grad_out, input, target, weight, reduction, label_smoothing, ignore_index)
-    x, target_arr, weight_arr, eps, _, probs = _ce_parse(
-        input, target, weight, reduction, label_smoothing, ignore_index
-    )
+    x, target_b, weight_a, eps, _, probs = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
     if not probs:
         return grad_x, None
     n_classes = x.shape[1]
     class_shape = (1, n_classes) + (1,) * (x.ndim - 2)
-    w = np.ones(class_shape, dtype=x.dtype) if weight_arr is None else weight_arr.reshape(class_shape)
-    grad = -(1 - eps) * w * log_softmax(x, 1)
-    count = x[:, 0].size
+    w = np.ones(class_shape, dtype=x.dtype) if weight_a is None else weight_a.reshape(class_shape)
+    count = x.shape[0] * int(np.prod(x.shape[2:]))
+    local = -(1 - eps) * w * log_softmax(x, 1)
     scale = _grad_scale(grad_out, reduction, count, x.dtype)
     if reduction == "none":
         scale = scale.reshape((x.shape[0], 1) + x.shape[2:])
-    return grad_x, (grad * scale).reshape(np.shape(target)).astype(x.dtype, copy=False)
+    grad_t = (local * scale).reshape(np.shape(target))
+    dtype = np.asarray(target).dtype if np.asarray(target).dtype.kind == "f" else x.dtype
+    return grad_x, grad_t.astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------- negative log-likelihood
@@ -413,8 +409,8 @@ def nll_loss_backward(
 
 
 def _mse_parse(x: Any, target: Any, reduction: str) -> tuple[np.ndarray, np.ndarray]:
-    x = check_array("mse_loss", "input", x)
-    target = check_array("mse_loss", "target", target)
+    x = check_array("mse_loss", "input", x, allow_empty=True)
+    target = check_array("mse_loss", "target", target, allow_empty=True)
     check_choice("mse_loss", "reduction", reduction, _REDUCTIONS)
     try:
         np.broadcast_shapes(x.shape, target.shape)
@@ -461,8 +457,8 @@ def mse_loss_backward(
 
 def _bce_parse(x, target, weight, reduction, pos_weight) -> tuple:
     op = "binary_cross_entropy_with_logits"
-    x = check_array(op, "input", x)
-    target = check_array(op, "target", target)
+    x = check_array(op, "input", x, allow_empty=True)
+    target = check_array(op, "target", target, allow_empty=True)
     check_choice(op, "reduction", reduction, _REDUCTIONS)
     if target.shape != x.shape:
         raise ValueError(

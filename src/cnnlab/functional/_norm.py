@@ -38,7 +38,7 @@ def _norm_args(
     op: str, x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any, training: Any,
     momentum: Any, eps: Any,
 ) -> _NormArgs:
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     if x.ndim < 2:
         raise ValueError(f"{op}: x must be (N, C, *) with at least 2 dims, got shape {x.shape}")
     x = x.astype(float_dtype(x), copy=False)
@@ -207,7 +207,7 @@ def batch_norm_backward(
     """
     op = "batch_norm_backward"
     a = _norm_args(op, x, running_mean, running_var, weight, bias, training, momentum, eps)
-    g = check_array(op, "grad_out", grad_out)
+    g = check_array(op, "grad_out", grad_out, allow_empty=True)
     if g.shape != a.x.shape:
         raise ValueError(f"{op}: grad_out must have the input's shape {a.x.shape}, got {g.shape}")
     g = g.astype(a.x.dtype, copy=False)
@@ -250,3 +250,88 @@ def batch_norm_backward_all(
         grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps
     )
     return grad_x, None, None, grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------------------------
+# saving forward / backward pair (used on Tensors): the forward keeps xhat and 1/std, so the
+# backward needs no second pass over x for the statistics.
+
+
+class NormSaved(NamedTuple):
+    xhat: np.ndarray | None  # None when no gradient is needed that uses it
+    inv_std: np.ndarray
+    weight: np.ndarray | None
+    has_bias: bool
+    batch_stats: bool
+    axes: tuple[int, ...]
+
+
+def _fused_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, var, inv_std)``: the batch variance from the centred values of one pass (same
+    formula as ``np.var``), computed once and reused for the output."""
+    if not a.batch_stats:
+        return _statistics(a, eps)
+    mean = a.x.mean(axis=a.axes)
+    centred = a.x - _per_channel(mean, a.x.ndim)
+    flat = centred.reshape(centred.shape[0], centred.shape[1], -1)
+    var = np.einsum("ncp,ncp->c", flat, flat) / a.count
+    inv_std = 1 / np.sqrt(var + a.x.dtype.type(eps))
+    return mean, var.astype(a.x.dtype, copy=False), inv_std.astype(a.x.dtype, copy=False)
+
+
+def batch_norm_forward_saving(
+    needs: Any, x: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None, bias: Any = None,
+    training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+) -> tuple[np.ndarray, NormSaved]:
+    """:func:`batch_norm` that also returns the normalised values and ``1/std`` for the backward."""
+    a = _norm_args("batch_norm", x, running_mean, running_var, weight, bias, training, momentum, eps)
+    if a.x.size == 0:
+        y = batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        return y, NormSaved(np.zeros(a.x.shape, a.x.dtype), np.zeros(a.x.shape[1], a.x.dtype), a.weight,
+                            a.bias is not None, a.batch_stats, a.axes)
+    mean, var, inv_std = _fused_statistics(a, eps)
+    if a.batch_stats and a.running_mean is not None:
+        m = float(momentum)
+        a.running_mean[...] = (1 - m) * a.running_mean + m * mean
+        a.running_var[...] = (1 - m) * a.running_var + m * (var * (a.count / (a.count - 1)))
+    nd = a.x.ndim
+    xhat = a.x - _per_channel(mean, nd)
+    xhat *= _per_channel(inv_std, nd)
+    if a.weight is None and a.bias is None:
+        y = xhat.copy()
+    else:
+        scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight.astype(a.x.dtype, copy=False)
+        shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias.astype(a.x.dtype, copy=False)
+        y = xhat * _per_channel(scale, nd)
+        y += _per_channel(shift, nd)
+    keep = needs[0] or (len(needs) > 3 and needs[3])
+    return y, NormSaved(xhat if keep else None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes)
+
+
+def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any) -> tuple:
+    """``(grad_x, None, None, grad_weight, grad_bias)`` from the saving forward (see the derivation
+    above :func:`batch_norm_backward`)."""
+    xhat, inv_std = saved.xhat, saved.inv_std
+    g = np.asarray(grad_out).astype(inv_std.dtype, copy=False)
+    nd = g.ndim
+    want_w = len(needs) > 3 and needs[3] and saved.weight is not None
+    want_b = len(needs) > 4 and needs[4] and saved.has_bias
+    grad_bias = g.sum(axis=saved.axes) if (want_b or (needs[0] and saved.batch_stats)) else None
+    grad_weight = None
+    if want_w or (needs[0] and saved.batch_stats):
+        shape3 = (g.shape[0], g.shape[1], int(np.prod(g.shape[2:])))
+        grad_weight = np.einsum("ncp,ncp->c", g.reshape(shape3), xhat.reshape(shape3))
+    grad_x = None
+    if needs[0]:
+        gamma = np.ones_like(inv_std) if saved.weight is None else saved.weight.astype(g.dtype, copy=False)
+        scale = gamma * inv_std
+        if saved.batch_stats:
+            count = g.size // g.shape[1] if g.size else 1
+            # h = g * gamma; grad_x = s * (h - mean(h) - xhat * mean(h * xhat)) with the per-channel
+            # means written through grad_bias = sum g and grad_weight = sum g * xhat
+            grad_x = g - _per_channel(grad_bias / count, nd)
+            grad_x -= xhat * _per_channel(grad_weight / count, nd)
+            grad_x *= _per_channel(scale, nd)
+        else:
+            grad_x = g * _per_channel(scale, nd)
+    return (grad_x, None, None, grad_weight if want_w else None, grad_bias if want_b else None)

@@ -9,8 +9,27 @@ new dtype pays the compile time.  All kernels are 2-d; 1-d problems are viewed w
 
 from __future__ import annotations
 
+import contextlib
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+from cnnlab.functional import _backend
+
+
+@contextlib.contextmanager
+def _threads_for(work: int):
+    """Run a small kernel on the calling thread only (waking the pool costs more than it saves)."""
+    if _backend.parallel_worth_it(work):
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 # ---------------------------------------------------------------------------------------------
 # im2col / col2im, channel-major: cols[(c*kh + i)*kw + j, (b*oh + a)*ow + e] = xp[b, c, a*sh + i*dh, e*sw + j*dw]
@@ -54,13 +73,15 @@ def im2col(xp, kernel, stride, dilation):
     oh = (hp - dh * (kh - 1) - 1) // sh + 1
     ow = (wp - dw * (kw - 1) - 1) // sw + 1
     cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=xp.dtype)
-    _im2col(np.ascontiguousarray(xp), kh, kw, sh, sw, dh, dw, oh, ow, cols)
+    with _threads_for(cols.size):
+        _im2col(np.ascontiguousarray(xp), kh, kw, sh, sw, dh, dw, oh, ow, cols)
     return cols
 
 
 def col2im(cols, xp_shape, kernel, stride, dilation, out):
     grad = np.zeros(xp_shape, dtype=cols.dtype)
-    _col2im(np.ascontiguousarray(cols), *kernel, *stride, *dilation, *out, grad)
+    with _threads_for(cols.size):
+        _col2im(np.ascontiguousarray(cols), *kernel, *stride, *dilation, *out, grad)
     return grad
 
 
@@ -134,18 +155,21 @@ def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover -
 def direct_forward(xp, w, stride, dilation, groups, out):
     dtype = np.result_type(xp, w)
     y = np.zeros((xp.shape[0], w.shape[0], *out), dtype=dtype)
-    _direct_forward(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype),
-                    *stride, *dilation, groups, y)
+    with _threads_for(y.size * w[0].size):
+        _direct_forward(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype),
+                        *stride, *dilation, groups, y)
     return y
 
 
 def direct_grad_w(xp, g, w_shape, stride, dilation, groups):
     grad_w = np.zeros(w_shape, dtype=g.dtype)
-    _direct_grad_w(np.ascontiguousarray(xp, dtype=g.dtype), g, *stride, *dilation, groups, grad_w)
+    with _threads_for(g.size * grad_w[0].size):
+        _direct_grad_w(np.ascontiguousarray(xp, dtype=g.dtype), g, *stride, *dilation, groups, grad_w)
     return grad_w
 
 
 def direct_grad_x(g, w, xp_shape, stride, dilation, groups):
     grad_xp = np.zeros(xp_shape, dtype=g.dtype)
-    _direct_grad_x(g, np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups, grad_xp)
+    with _threads_for(g.size * w[0].size):
+        _direct_grad_x(g, np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups, grad_xp)
     return grad_xp

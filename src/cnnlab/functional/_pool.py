@@ -23,6 +23,7 @@ from cnnlab.functional._args import (
     PadPairs,
     _describe,
     check_array,
+    check_batch_only_empty,
     check_bool,
     check_ndim,
     float_dtype,
@@ -30,6 +31,13 @@ from cnnlab.functional._args import (
     out_sizes,
     padding_pairs,
     result_dtype,
+)
+from cnnlab.functional._pool_kernels import (
+    avg_tiles,
+    avg_tiles_backward,
+    max_tiles,
+    max_tiles_backward,
+    tiles_apply,
 )
 from cnnlab.functional._windows import pad, pad_backward, windows, windows_backward
 
@@ -59,7 +67,7 @@ def _geometry(
     n: int | None,
 ) -> _Geometry:
     """Validate every argument and compute the output size before any work is done."""
-    x = check_array(op, "x", x)
+    x = check_array(op, "x", x, allow_empty=True)
     if n is None:
         if isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
             n = len(kernel_size)
@@ -75,15 +83,17 @@ def _geometry(
     layout = _LAYOUTS.get(n, f"{n} spatial dims")
     check_ndim(op, "x", x, (n + 1, n + 2), f"(C, {layout}) unbatched or (N, C, {layout}) batched")
     kernel = ntuple(op, "kernel_size", kernel_size, n, minimum=1)
-    # PyTorch: stride None, () or [] means "the kernel size"
-    no_stride = stride is None or (isinstance(stride, Sequence) and not isinstance(stride, str) and len(stride) == 0)
-    stride = kernel if no_stride else ntuple(op, "stride", stride, n, minimum=1)
+    # stride None or () means "same as kernel_size", as in PyTorch
+    empty_tuple = isinstance(stride, Sequence) and not isinstance(stride, str) and len(stride) == 0
+    stride = kernel if stride is None or empty_tuple else ntuple(op, "stride", stride, n, minimum=1)
     pads = padding_pairs(op, padding, n)
     dilation = ntuple(op, "dilation", dilation, n, minimum=1)
     ceil_mode = check_bool(op, "ceil_mode", ceil_mode)
     batched = x.ndim == n + 2
-    if 0 in x.shape[1:] if batched else 0 in x.shape:
-        raise ValueError(f"{op}: only the batch dim of x may be 0 (as in PyTorch), got shape {x.shape}")
+    if batched:
+        check_batch_only_empty(op, "x", x)
+    elif x.size == 0:
+        raise ValueError(f"{op}: x must not be empty, got shape {x.shape}")
     xb = x if batched else x[None]
     sp = xb.shape[2:]
     out = out_sizes(op, sp, kernel, stride, pads, dilation, ceil_mode)
@@ -112,7 +122,7 @@ def _window_view(a: np.ndarray, g: _Geometry) -> np.ndarray:
 
 
 def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
-    grad_out = check_array(op, "grad_out", grad_out)
+    grad_out = check_array(op, "grad_out", grad_out, allow_empty=True)
     expected = g.x.shape[:2] + g.out if g.batched else g.x.shape[1:2] + g.out
     if grad_out.shape != expected:
         raise ValueError(
@@ -133,6 +143,8 @@ def _max_select(g: _Geometry) -> tuple[np.ndarray, np.ndarray]:
     NaN.  So ties keep the first maximum and a window with NaN picks its last NaN, as PyTorch does.
     """
     x = g.x.astype(result_dtype(g.x), copy=False)
+    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
+        return max_tiles(x, g.kernel, g.out)
     view = _window_view(x, g)
     inside = _window_view(np.ones(x.shape[2:], dtype=bool), g)
     best = np.zeros(x.shape[:2] + g.out, dtype=x.dtype)
@@ -372,14 +384,50 @@ def max_pool_backward(
     grad_out = _check_grad_out(op, grad_out, g)
     dtype = g.x.dtype if g.x.dtype.kind == "f" else result_dtype(grad_out)
     _, arg = _max_select(g)
+    grad_x = _max_scatter(grad_out.astype(dtype, copy=False), arg, g)
+    return grad_x if g.batched else grad_x[0]
+
+
+def _max_scatter(grad_out: np.ndarray, arg: np.ndarray, g: _Geometry) -> np.ndarray:
+    """Send each window's gradient to the cell its tap index ``arg`` chose (batched)."""
+    dtype = grad_out.dtype
+    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
+        return max_tiles_backward(grad_out, arg, g.x.shape, g.kernel)
     size = int(np.prod(g.kernel))
     grad_windows = np.zeros(arg.shape + (size,), dtype=dtype)
     np.put_along_axis(grad_windows, arg[..., None], grad_out.astype(dtype)[..., None], axis=-1)
     grad_windows = grad_windows.reshape(arg.shape + g.kernel)
     padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]
     grad_padded = windows_backward(grad_windows, padded, g.kernel, g.stride, g.dilation)
-    grad_x = pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
-    return grad_x if g.batched else grad_x[0]
+    return pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
+
+
+def max_pool_saving(op: str, n: int | None):
+    """``(forward_saving, backward_saved)`` for :func:`differentiable`: the forward keeps the
+    chosen tap of every window, so the backward is one scatter (no second max search)."""
+
+    def forward_saving(needs, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       return_indices=False):
+        g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
+        return_indices = check_bool(op, "return_indices", return_indices)
+        y, arg = _max_select(g)
+        saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, arg)
+        if not g.batched:
+            y = y[0]
+        if return_indices:
+            idx = _flat_indices(arg, g)
+            return (y, idx if g.batched else idx[0]), saved
+        return y, saved
+
+    def backward_saved(grad_out, saved, needs):
+        g, x_shape, arg = saved
+        g = g._replace(x=np.broadcast_to(np.zeros((), g.x.dtype), x_shape))
+        dtype = g.x.dtype if g.x.dtype.kind == "f" else np.dtype(np.float64)
+        grad = np.asarray(grad_out, dtype=dtype)
+        grad_x = _max_scatter(grad if g.batched else grad[None], arg, g)
+        return grad_x if g.batched else grad_x[0]
+
+    return forward_saving, backward_saved
 
 
 # ----------------------------------------------------------------------------------------------
@@ -392,8 +440,8 @@ def _check_divisor(op: str, divisor_override: Any) -> int | None:
     if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, Integral):
         raise TypeError(f"{op}: divisor_override must be None or an int, got "
                         f"{_describe(divisor_override)}")
-    if divisor_override == 0:  # PyTorch: "divisor must be not zero"; a negative one divides as given
-        raise ValueError(f"{op}: divisor_override must be a nonzero int, got 0")
+    if divisor_override == 0:  # PyTorch divides by a negative override too, and refuses only 0
+        raise ValueError(f"{op}: divisor_override must be a non-zero int, got {divisor_override}")
     return int(divisor_override)
 
 
@@ -431,7 +479,10 @@ def _avg_pool(op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, pad
                            divisor_override, dilation, n)
     xb = g.x.astype(result_dtype(g.x), copy=False)  # ints sum exactly in int64
     n_sp = len(g.kernel)
-    total = _window_view(xb, g).sum(axis=tuple(range(-n_sp, 0)))
+    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
+        total = avg_tiles(xb, g.kernel, g.out)
+    else:
+        total = _window_view(xb, g).sum(axis=tuple(range(-n_sp, 0)))
     y = total.astype(divisor.dtype, copy=False) / divisor
     return y if g.batched else y[0]
 
@@ -632,6 +683,9 @@ def avg_pool_backward(
     dtype = g.x.dtype if g.x.dtype.kind == "f" else float_dtype(grad_out)
     n = len(g.kernel)
     per_window = grad_out.astype(dtype) / divisor.astype(dtype)
+    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
+        grad_x = avg_tiles_backward(per_window, g.x.shape, g.kernel)
+        return grad_x if g.batched else grad_x[0]
     grad_windows = np.broadcast_to(per_window[(Ellipsis, *(None,) * n)],
                                    per_window.shape + g.kernel)
     padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]

@@ -1,0 +1,127 @@
+"""Timing loop, report and command line of ``python -m cnnlab.bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional import _backend
+
+
+def _time(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def gemm_rate(size: int = 1024, repeats: int = 5) -> float:
+    """The float32 GEMM rate (GFLOP/s) of NumPy's BLAS on this machine, now: the ceiling."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    a @ a
+    return 2.0 * size**3 / float(np.median(_time(lambda: a @ a, repeats))) / 1e9
+
+
+def _interleaved(fns: dict[str, Any], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():  # one round of every contender, so slow phases of a busy machine hit all
+            times[name] += _time(fn, 1)
+    return times
+
+
+def _training_workloads(torch):
+    from cnnlab.bench._training import training_pairs
+
+    return training_pairs(torch)
+
+
+def run(repeats: int = 7, threads: int | None = None, only: str | None = None, training: bool = True,
+        progress: bool = True) -> dict[str, Any]:
+    """Run every workload; returns the machine-readable result that ``--json`` prints."""
+    import torch
+
+    from cnnlab.bench._workloads import conv_workloads, other_workloads
+
+    threads = threads or _backend.get_num_threads()
+    _backend.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    ceiling = gemm_rate()
+    workloads = conv_workloads(torch, rng) + other_workloads(torch, rng)
+    if only:
+        workloads = [w for w in workloads if only in w.name]
+    rows = []
+    for i, w in enumerate(workloads):
+        if progress:
+            print(f"[{i + 1}/{len(workloads)}] {w.name}", file=sys.stderr, flush=True)
+        times = _interleaved({"cnnlab": w.ours, **w.peers}, repeats)
+        ours = float(np.median(times["cnnlab"]))
+        peers = {k: float(np.median(v)) for k, v in times.items() if k != "cnnlab"}
+        best_peer = min(peers, key=peers.get)
+        rows.append({
+            "workload": w.name, "cnnlab_s": ours, "cnnlab_spread_s": float(np.ptp(times["cnnlab"])),
+            "peers_s": peers, "best_peer": best_peer, "ratio": peers[best_peer] / ours,
+            "gflops": w.flops / ours / 1e9, "ceiling_share": w.flops / ours / 1e9 / ceiling,
+        })
+    steps = []
+    if training and not only:
+        for name, ours_step, peer_step in _training_workloads(torch):
+            if progress:
+                print(f"[training] {name}", file=sys.stderr, flush=True)
+            times = _interleaved({"cnnlab": ours_step, "torch": peer_step}, max(repeats, 10), warmup=2)
+            o, t = float(np.median(times["cnnlab"])), float(np.median(times["torch"]))
+            steps.append({"model": name, "cnnlab_steps_per_s": 1 / o, "torch_steps_per_s": 1 / t, "ratio": t / o})
+    return {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": threads,
+                    "numpy": np.__version__, "torch": torch.__version__, "numba": _backend.use_numba(),
+                    "gemm_gflops": ceiling},
+        "workloads": rows, "training": steps,
+    }
+
+
+def _print(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(f"machine: {m['platform']}, {m['threads']} threads, numba={m['numba']}, "
+          f"float32 GEMM {m['gemm_gflops']:.1f} GFLOP/s (the ceiling)")
+    print(f"{'workload':58s} {'cnnlab ms':>10s} {'spread':>8s} {'best peer':>18s} {'ratio':>6s} "
+          f"{'GFLOP/s':>8s} {'ceil%':>6s}")
+    for r in result["workloads"]:
+        print(f"{r['workload'][:58]:58s} {r['cnnlab_s'] * 1e3:10.2f} {r['cnnlab_spread_s'] * 1e3:8.2f} "
+              f"{r['best_peer'][:18]:>18s} {r['ratio']:6.2f} {r['gflops']:8.1f} {100 * r['ceiling_share']:5.0f}%")
+    for s in result["training"]:
+        print(f"training {s['model']:20s} cnnlab {s['cnnlab_steps_per_s']:7.1f} steps/s   "
+              f"torch {s['torch_steps_per_s']:7.1f} steps/s   ratio {s['ratio']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m cnnlab.bench [--repeats N] [--threads N] [--only TEXT] [--json]``."""
+    parser = argparse.ArgumentParser(prog="cnnlab bench", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds per workload (median reported)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS, Numba and torch")
+    parser.add_argument("--only", default=None, help="run the workloads whose name contains this text")
+    parser.add_argument("--no-training", action="store_true", help="skip the end-to-end training steps")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    args = parser.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("cnnlab bench: the peer library torch is not installed (pip install torch)", file=sys.stderr)
+        return 2
+    result = run(args.repeats, args.threads, args.only, not args.no_training, progress=True)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print(result)
+    return 0

@@ -1,0 +1,57 @@
+"""End-to-end training steps with identical models and optimizers in cnnlab and PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import cnnlab.functional as F
+from cnnlab import Tensor, models, optim
+
+
+def _torch_model(torch, name):
+    nn = torch.nn
+    if name == "lenet5":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+                             nn.ReLU(), nn.Linear(84, 10))
+    if name == "mnist1d-cnn":
+        return nn.Sequential(nn.Conv1d(1, 25, 5, 2, 1), nn.ReLU(), nn.Conv1d(25, 25, 3, 2, 1), nn.ReLU(),
+                             nn.Conv1d(25, 25, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(125, 10))
+    layers, c = [], 1
+    for width in (24, 48, 96):
+        layers += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.AvgPool2d(2)]
+        c = width
+    return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.3), nn.Linear(864, 10))
+
+
+def training_pairs(torch):
+    """``[(name, cnnlab_step, torch_step)]`` for LeNet-5, the MNIST-1D CNN and the convnet recipe."""
+    rng = np.random.default_rng(0)
+    pairs = []
+    for name, batch, shape in (("lenet5", 64, (1, 28, 28)), ("mnist1d-cnn", 100, (1, 40)),
+                               ("convnet", 128, (1, 28, 28))):
+        model = models.build_model(name)
+        tmodel = _torch_model(torch, name)
+        if name == "lenet5":
+            opt, topt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9), torch.optim.SGD(
+                tmodel.parameters(), lr=0.01, momentum=0.9)
+        elif name == "mnist1d-cnn":
+            opt, topt = optim.Adam(model.parameters(), lr=1e-3), torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+        else:
+            opt, topt = optim.AdamW(model.parameters(), lr=1e-3), torch.optim.AdamW(tmodel.parameters(), lr=1e-3)
+        x = rng.standard_normal((batch, *shape)).astype(np.float32)
+        y = rng.integers(0, 10, batch)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def ours(model=model, opt=opt, x=x, y=y):
+            opt.zero_grad()
+            F.cross_entropy(model(Tensor(x)), y).backward()
+            opt.step()
+
+        def theirs(tmodel=tmodel, topt=topt, tx=tx, ty=ty):
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(tmodel(tx), ty).backward()
+            topt.step()
+
+        pairs.append((name, ours, theirs))
+    return pairs

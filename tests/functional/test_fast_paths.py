@@ -1,0 +1,118 @@
+"""The fast paths agree with the plain paths: saving forward/backward pairs (the Tensor route)
+against the array-level backward functions, every conv method against the loop reference, and the
+pooling reshape path against the general one.  Runs with and without Numba (CNNLAB_DISABLE_NUMBA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnlab.functional as F
+from cnnlab import Tensor
+from cnnlab.functional import _backend, _naive
+
+RNG = np.random.default_rng(7)
+CONV_CASES = [
+    # x shape, weight shape, kwargs
+    ((2, 3, 7, 6), (4, 3, 3, 3), {"padding": 1}),
+    ((2, 1, 9, 9), (5, 1, 5, 5), {"padding": 2}),
+    ((3, 4, 8, 8), (4, 1, 3, 3), {"padding": 1, "groups": 4}),  # depthwise
+    ((2, 4, 9, 8), (6, 2, 3, 2), {"stride": 2, "dilation": (2, 1), "groups": 2}),
+    ((2, 6, 5, 5), (3, 6, 1, 1), {}),  # 1x1
+    ((2, 6, 6, 6), (3, 6, 1, 1), {"stride": 2}),
+    ((4, 3, 11), (5, 3, 3), {"stride": 2, "padding": 1}),  # 1d
+    ((2, 2, 4, 5, 4), (3, 2, 2, 3, 2), {"padding": 1}),  # 3d
+]
+
+
+def _conv(x, w, **kw):
+    return {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[np.ndim(x)](x, w, **kw)
+
+
+@pytest.mark.parametrize("method", ["gemm", "direct"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"{c[0]}x{c[1]}")
+def test_conv_methods_match_loop_reference_and_backward(case, method):
+    xs, ws, kw = case
+    x, w = RNG.standard_normal(xs), RNG.standard_normal(ws)
+    b = RNG.standard_normal(ws[0])
+    y = _conv(x, w, bias=b, method=method, **kw)
+    n = len(xs) - 2
+    from cnnlab.functional._args import ntuple, padding_pairs
+
+    ref = _naive.naive_conv(x, w, b, ntuple("", "", kw.get("stride", 1), n, minimum=1),
+                            padding_pairs("", kw.get("padding", 0), n),
+                            ntuple("", "", kw.get("dilation", 1), n, minimum=1), kw.get("groups", 1))
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
+    g = RNG.standard_normal(y.shape)
+    expected = F.conv_backward(g, x, w, b, **kw)
+    xt, wt, bt = Tensor(x.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True), Tensor(b.copy(),
+                                                                                                   requires_grad=True)
+    out = _conv(xt, wt, bias=bt, method=method, **kw)
+    out.backward(g)
+    for got, want in zip((xt.grad, wt.grad, bt.grad), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_conv_integer_inputs_stay_exact_on_every_method():
+    x = RNG.integers(-1000, 1000, (2, 3, 6, 6))
+    w = RNG.integers(-1000, 1000, (3, 1, 3, 3))
+    for method in ("gemm", "direct"):
+        y = F.conv2d(x, w, groups=3, method=method)
+        assert y.dtype == np.int64
+        np.testing.assert_array_equal(y, _naive.naive_conv(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 3))
+
+
+def test_first_layer_input_gradient_is_skipped():
+    x = Tensor(RNG.standard_normal((2, 1, 6, 6)))  # images: no grad wanted
+    w = Tensor(RNG.standard_normal((3, 1, 3, 3)), requires_grad=True)
+    F.conv2d(x, w).sum().backward()
+    assert x.grad is None and w.grad is not None
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [(2, 2, (2, 3, 8, 8)), (2, 2, (2, 3, 7, 9)), (3, 3, (1, 2, 9, 7)),
+                                                 ((2, 3), (2, 3), (2, 2, 6, 9))])
+def test_pool_tiles_match_reference_and_backward(kernel, stride, shape):
+    x = RNG.standard_normal(shape)
+    x[0, 0, :2, :2] = 0.0  # a tie: the first maximum wins
+    k = (kernel,) * 2 if isinstance(kernel, int) else kernel
+    s = (stride,) * 2 if isinstance(stride, int) else stride
+    y = F.max_pool2d(x, kernel, stride)
+    np.testing.assert_allclose(y, _naive.naive_max_pool(x, k, s, ((0, 0),) * 2, (1, 1), False))
+    g = RNG.standard_normal(y.shape)
+    np.testing.assert_allclose(F.max_pool_backward(g, x, k, s),
+                               _naive.naive_max_pool_backward(g, x, k, s, ((0, 0),) * 2, (1, 1), False))
+    xt = Tensor(x.copy(), requires_grad=True)
+    F.max_pool2d(xt, kernel, stride).backward(g)
+    np.testing.assert_allclose(xt.grad, F.max_pool_backward(g, x, k, s))
+    xt = Tensor(x.copy(), requires_grad=True)
+    F.avg_pool2d(xt, kernel, stride).backward(g)
+    np.testing.assert_allclose(xt.grad, F.avg_pool_backward(g, x, k, s), rtol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_saving_pair_matches_plain_backward(training):
+    x = RNG.standard_normal((4, 3, 5, 5))
+    w, b = RNG.standard_normal(3), RNG.standard_normal(3)
+    rm, rv = RNG.standard_normal(3), RNG.random(3) + 0.5
+    g = RNG.standard_normal(x.shape)
+    expected = F.batch_norm_backward(g, x, rm.copy(), rv.copy(), w, b, training)
+    xt, wt, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, w, b))
+    y = F.batch_norm(xt, rm.copy(), rv.copy(), wt, bt, training)
+    np.testing.assert_allclose(y.data, F.batch_norm(x, rm.copy(), rv.copy(), w, b, training), rtol=1e-10, atol=1e-12)
+    y.backward(g)
+    for got, want in zip((xt.grad, wt.grad, bt.grad), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_backend_switch_and_errors():
+    previous = _backend.set_backend("numpy")
+    try:
+        assert not _backend.use_numba()
+        with pytest.raises(ValueError, match="set_backend: name must be one of"):
+            _backend.set_backend("cuda")
+        with pytest.raises(TypeError):
+            _backend.set_backend(3)
+        with pytest.raises(ValueError, match="method must be one of"):
+            F.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), method="fast")
+    finally:
+        _backend.set_backend(previous)
