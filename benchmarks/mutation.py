@@ -49,6 +49,16 @@ TESTS = {
     "checkpoint.py": ["tests/test_checkpoint.py"],
 }
 
+# --fast: a smaller subset per part, for a larger sample on a busy machine
+FAST = {
+    "functional": ["tests/functional/test_registry.py", "tests/functional/test_conv_properties.py",
+                   "tests/functional/test_pool.py"],
+    "explain": ["tests/explain/test_solution_text.py", "tests/explain/test_convolve_multichannel.py",
+                "tests/explain/test_explain.py", "tests/explain/test_pooling_size.py",
+                "tests/explain/test_backprop_explain.py"],
+    "checkpoint.py": ["tests/test_checkpoint.py"],
+}
+
 CMP_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
             ast.NotEq: ast.Eq}
 
@@ -115,12 +125,12 @@ def _mutate(source: str, m: Mutant) -> str:
     return ast.unparse(tree)
 
 
-def _tests_for(rel: str) -> list[str]:
+def _tests_for(rel: str, fast: bool = False) -> list[str]:
     key = rel.split("/")[0]
-    return [t for t in TESTS[key] if (ROOT / t).exists()]
+    return [t for t in (FAST if fast else TESTS)[key] if (ROOT / t).exists()]
 
 
-def run_mutant(m: Mutant, timeout: float) -> tuple[str, float]:
+def run_mutant(m: Mutant, timeout: float, fast: bool = False) -> tuple[str, float]:
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
@@ -129,7 +139,7 @@ def run_mutant(m: Mutant, timeout: float) -> tuple[str, float]:
         target.write_text(_mutate(target.read_text(), m))
         env = {**os.environ, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-o", "addopts=", "-p", "no:randomly",
-               "-p", "no:cacheprovider", "--tb=no", *_tests_for(m.path)]
+               "-p", "no:cacheprovider", "--tb=no", *_tests_for(m.path, fast)]
         try:
             rc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
@@ -148,6 +158,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=0, help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--fast", action="store_true", help="run the smaller FAST test subsets")
     parser.add_argument("--list", action="store_true", help="only list the mutants")
     args = parser.parse_args()
     files = args.files or sorted(
@@ -163,7 +174,7 @@ def main() -> None:
         return
     killed = survived = 0
     for m in mutants:
-        verdict, secs = run_mutant(m, args.timeout)
+        verdict, secs = run_mutant(m, args.timeout, args.fast)
         if verdict == "SURVIVED":
             survived += 1
         else:
