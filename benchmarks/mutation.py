@@ -49,13 +49,21 @@ TESTS = {
     "checkpoint.py": ["tests/test_checkpoint.py"],
 }
 
-# --fast: a smaller subset per part, for a larger sample on a busy machine
+# --fast: smaller subsets, for a larger sample on a busy machine (by file where one file has
+# its own tests, else by part)
 FAST = {
     "functional": ["tests/functional/test_registry.py", "tests/functional/test_conv_properties.py",
-                   "tests/functional/test_pool.py"],
+                   "tests/functional/test_pool.py", "tests/functional/test_activation.py",
+                   "tests/functional/test_loss.py"],
     "explain": ["tests/explain/test_solution_text.py", "tests/explain/test_convolve_multichannel.py",
-                "tests/explain/test_explain.py", "tests/explain/test_pooling_size.py",
-                "tests/explain/test_backprop_explain.py"],
+                "tests/explain/test_explain.py", "tests/explain/test_backprop_explain.py",
+                "tests/explain/test_pooling_size.py", "tests/explain/test_problems.py",
+                "tests/explain/test_matrix_view.py"],
+    "explain/_piecewise.py": ["tests/explain/test_continuous.py"],
+    "explain/continuous.py": ["tests/explain/test_continuous.py"],
+    "explain/pooling_size.py": ["tests/explain/test_pooling_size.py"],
+    "explain/problems.py": ["tests/explain/test_problems.py"],
+    "explain/_matrix_view.py": ["tests/explain/test_matrix_view.py"],
     "checkpoint.py": ["tests/test_checkpoint.py"],
 }
 
@@ -126,7 +134,7 @@ def _mutate(source: str, m: Mutant) -> str:
 
 
 def _tests_for(rel: str, fast: bool = False) -> list[str]:
-    key = rel.split("/")[0]
+    key = rel if fast and rel in FAST else rel.split("/")[0]
     return [t for t in (FAST if fast else TESTS)[key] if (ROOT / t).exists()]
 
 
