@@ -8,7 +8,6 @@ import pytest
 
 import cnnlab.nn as nn
 from cnnlab import Tensor
-
 from cnnlab.functional._naive import naive_conv_transpose
 
 from .helpers import needs_torch, to_numpy, torch

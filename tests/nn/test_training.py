@@ -49,8 +49,10 @@ def test_small_cnn_sgd_steps_follow_gradients_and_the_update_rule():
         x, y = rng.standard_normal((4, 1, 6, 6)), rng.integers(0, 3, 4)
         probe = copy.deepcopy(model)
         probe_params = dict(probe.named_parameters())
-        numeric = {name: numerical_grad(lambda: float(loss_fn(probe(Tensor(x)), y).item()), p.data)
-                   for name, p in probe_params.items()}
+        def probe_loss(probe=probe, x=x, y=y):
+            return float(loss_fn(probe(Tensor(x)), y).item())
+
+        numeric = {name: numerical_grad(probe_loss, p.data) for name, p in probe_params.items()}
         before = {name: p.data.copy() for name, p in model.named_parameters()}
         conv_out = model[0](Tensor(x)).data  # what the batch norm sees in this step
         opt.zero_grad()

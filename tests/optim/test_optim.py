@@ -614,18 +614,19 @@ def reference_schedule(name, kwargs, base_lrs, base_momenta, steps):
         else:
             phases = [(pct_start * total - 1, start, peak, m_hi, m_lo),
                       (total - 1, peak, low, m_lo, m_hi)]
-        begin = 0.0
-        for index, (end, lr_a, lr_b, mom_a, mom_b) in enumerate(phases):
-            if t <= end or index == len(phases) - 1:
-                frac = (t - begin) / (end - begin)
-                break
-            begin = end
-        if kwargs.get("anneal_strategy", "cos") == "cos":
-            def anneal(a, b):
+        begin, index = 0.0, 0
+        while t > phases[index][0] and index < len(phases) - 1:
+            begin = phases[index][0]
+            index += 1
+        end, lr_a, lr_b, mom_a, mom_b = phases[index]
+        frac = (t - begin) / (end - begin)
+        cosine = kwargs.get("anneal_strategy", "cos") == "cos"
+
+        def anneal(a, b, frac=frac, cosine=cosine):
+            if cosine:
                 return b + (a - b) * (1 + math.cos(math.pi * frac)) / 2
-        else:
-            def anneal(a, b):
-                return a + (b - a) * frac
+            return a + (b - a) * frac
+
         lrs = [anneal(a, b) for a, b in zip(lr_a, lr_b, strict=True)]
         if kwargs.get("cycle_momentum", True):
             momenta = [anneal(a, b) for a, b in zip(mom_a, mom_b, strict=True)]
