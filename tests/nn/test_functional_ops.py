@@ -150,6 +150,17 @@ def test_adaptive2d_matches_torch(shape, out):
     np.testing.assert_allclose(adaptive_avg_pool2d_backward(g, x, out), to_numpy(xt.grad), rtol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("call", "shape"),
+    [(lambda x: adaptive_avg_pool2d(x, 2), (4, 4)), (lambda x: adaptive_avg_pool(x, (2, 2)), (4, 4)),
+     (lambda x: adaptive_avg_pool2d(x, 2), (1, 1, 1, 4, 4)), (lambda x: adaptive_avg_pool(x, (2,)), (4,))],
+)
+def test_adaptive_needs_a_channel_axis(call, shape):
+    """An input without its channel axis (or with an extra one) is refused, not pooled."""
+    with pytest.raises(ValueError, match=r"must be \d-D or \d-D \(\(N, C, "):
+        call(np.zeros(shape))
+
+
 def test_adaptive_backward_is_the_adjoint():
     rng = np.random.default_rng(3)
     x, g = rng.standard_normal((2, 2, 7, 6)), rng.standard_normal((2, 2, 3, 4))
