@@ -110,3 +110,29 @@ def test_flipped_filters_are_printed_channel_by_channel():
     sol = explain(x, [Conv(filters, mode="convolve")])
     assert int(np.asarray(sol.stages[0].output)[0, 0, 0]) == want
     assert str(want) in text
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("mode", ["correlate", "convolve"])
+def test_the_answer_says_when_the_other_operation_agrees(mode, channels):
+    """The closing sentence about the other operation: '(the same, because every filter is
+    symmetric ...)' for a symmetric filter, '(the same)' when a non-symmetric filter agrees by
+    coincidence (a constant input), nothing when the results differ; decided here with the loop
+    reference."""
+    other = "a true convolution" if mode == "correlate" else "a cross-correlation"
+    lead = f"With {other} in every conv stage instead, the result would be"
+    varied = np.arange(channels * 16).reshape(channels, 4, 4) % 7 - 3
+    constant = np.ones((channels, 4, 4), dtype=np.int64)
+    symmetric = np.array([[[1, 2], [2, 1]], [[3, 0], [0, 3]]])[:channels]
+    lopsided = np.array([[[1, 2], [0, 5]], [[4, -1], [2, 0]]])[:channels]
+    for x, filt, expect in [(varied, symmetric, " (the same, because every filter is symmetric under a "
+                                                "180-degree rotation):"),
+                            (constant, lopsided, " (the same):"),
+                            (varied, lopsided, ":")]:
+        spec_x = x if channels > 1 else x[0]
+        spec_f = filt if channels > 1 else filt[0]
+        here = _loop_conv(x, filt[None], mode, 1, 0)
+        there = _loop_conv(x, filt[None], "correlate" if mode == "convolve" else "convolve", 1, 0)
+        assert (expect != ":") == bool(np.array_equal(here, there))  # the case is what it claims
+        text = render(explain(spec_x, [Conv(spec_f, mode=mode)]), "text")
+        assert lead + expect in [line.strip() for line in text.splitlines()]
