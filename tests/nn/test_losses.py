@@ -30,6 +30,9 @@ LOSS_CASES = [
     ("ce-ignore-spatial", lambda: nn.CrossEntropyLoss(ignore_index=1),
      lambda: torch.nn.CrossEntropyLoss(ignore_index=1), (2, 3, 2, 2),
      lambda rng, dt: _class_target(rng, (2, 2, 2), 3), False),
+    ("ce-spatial-weight-smoothing", lambda: nn.CrossEntropyLoss(weight=W3, label_smoothing=0.1, ignore_index=2),
+     lambda: torch.nn.CrossEntropyLoss(weight=torch.tensor(W3), label_smoothing=0.1, ignore_index=2), (2, 3, 2, 3),
+     lambda rng, dt: _class_target(rng, (2, 2, 3), 3), False),
     ("ce-probabilities-none", lambda: nn.CrossEntropyLoss(reduction="none"),
      lambda: torch.nn.CrossEntropyLoss(reduction="none"), (4, 3),
      lambda rng, dt: rng.dirichlet(np.ones(3), 4).astype(dt), False),
@@ -157,6 +160,8 @@ REFERENCES = {
     "ce-weight-smoothing-sum": lambda x, t: reference_cross_entropy(x, t, W3, label_smoothing=0.2,
                                                                     reduction="sum"),
     "ce-ignore-spatial": lambda x, t: reference_cross_entropy(x, t, ignore_index=1),
+    "ce-spatial-weight-smoothing": lambda x, t: reference_cross_entropy(x, t, W3, ignore_index=2,
+                                                                        label_smoothing=0.1),
     "ce-probabilities-none": lambda x, t: reference_cross_entropy(x, t, reduction="none"),
     "nll-weight": lambda x, t: reference_cross_entropy(x, t, W3, log_probabilities=True),
     "mse": lambda x, t: reference_mse(x, t),
@@ -211,7 +216,8 @@ def test_loss_follows_its_definition(case, dtype):
     if target_grad:
         expected_gt = numerical_grad(lambda: float((np.asarray(reference(x64, t64)) * grad).sum()), t64)
         np.testing.assert_allclose(tc.grad, expected_gt, **gtol, err_msg="grad of target")
-    expected_keys = ["weight"] if name in ("ce-weight-smoothing-sum", "nll-weight") else (
+    expected_keys = ["weight"] if name in ("ce-weight-smoothing-sum", "ce-spatial-weight-smoothing",
+                                           "nll-weight") else (
         ["weight", "pos_weight"] if name == "bce-weights" else [])
     assert list(loss.state_dict()) == expected_keys  # class weights are buffers, as in PyTorch
 
