@@ -45,3 +45,14 @@ def test_backprop_outline_levels(name):
         end = next(i for i in range(start + 1, len(outline)) if outline[i][0] <= top + 1)
         inside = [(lv, t) for lv, t in outline[start + 1:end]]
         assert inside and inside[-1] == (top + 2, "Result")
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (1, 2), (2, 1)])
+def test_the_upstream_gradient_is_spread_out_only_for_a_stride(stride):
+    """The input-gradient step explains the dilated upstream gradient exactly when a stride
+    exceeds 1, with the stride's numbers."""
+    bp = backprop(np.array(LECTURE_INPUT), [Conv([[1, 0], [0, -1]], stride=stride)])
+    text = render(bp, "text")
+    sentence = f"With stride {stride[0]}x{stride[1]}, first spread"
+    assert (sentence in text) == (stride != (1, 1))
+    assert ("first spread" in text) == (stride != (1, 1))
