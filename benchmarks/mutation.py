@@ -43,9 +43,35 @@ SKIP = {"functional/_naive.py"}  # the oracle itself
 TESTS = {
     "functional": ["tests/functional/test_registry.py", "tests/functional/test_conv_properties.py",
                    "tests/functional/test_pool.py", "tests/functional/test_activation.py",
-                   "tests/functional/test_loss.py", "tests/functional/test_matrix.py"],
+                   "tests/functional/test_loss.py", "tests/functional/test_matrix.py",
+                   "tests/functional/test_public_defaults.py", "tests/nn/test_functional_ops.py"],
     "explain": ["tests/explain", "tests/test_explain.py", "tests/test_backprop_explain.py",
                 "tests/test_pooling_size.py", "tests/test_matrix_view.py", "tests/test_problems.py"],
+    "checkpoint.py": ["tests/test_checkpoint.py"],
+}
+
+# --fast: smaller subsets, for a larger sample on a busy machine (by file where one file has
+# its own tests, else by part)
+FAST = {
+    "functional": ["tests/functional/test_registry.py", "tests/functional/test_conv_properties.py",
+                   "tests/functional/test_pool.py", "tests/functional/test_activation.py",
+                   "tests/functional/test_loss.py", "tests/functional/test_public_defaults.py"],
+    "explain": ["tests/explain/test_solution_text.py", "tests/explain/test_convolve_multichannel.py",
+                "tests/explain/test_defining_sum_text.py", "tests/explain/test_document_outline.py",
+                "tests/explain/test_text_layout.py", "tests/explain/test_shape_solutions.py",
+                "tests/explain/test_pooling_defaults.py",
+                "tests/explain/test_explain.py", "tests/explain/test_backprop_explain.py",
+                "tests/explain/test_pooling_size.py", "tests/explain/test_problems.py",
+                "tests/explain/test_matrix_view.py"],
+    "functional/_adaptive.py": ["tests/nn/test_functional_ops.py", "tests/functional/test_registry.py"],
+    "functional/_linear.py": ["tests/nn/test_functional_ops.py", "tests/functional/test_registry.py"],
+    "functional/_dropout.py": ["tests/nn/test_functional_ops.py", "tests/functional/test_registry.py"],
+    "functional/_norm.py": ["tests/nn/test_batchnorm.py", "tests/nn/test_gradcheck.py"],
+    "explain/_piecewise.py": ["tests/explain/test_continuous.py"],
+    "explain/continuous.py": ["tests/explain/test_continuous.py"],
+    "explain/pooling_size.py": ["tests/explain/test_pooling_size.py"],
+    "explain/problems.py": ["tests/explain/test_problems.py"],
+    "explain/_matrix_view.py": ["tests/explain/test_matrix_view.py"],
     "checkpoint.py": ["tests/test_checkpoint.py"],
 }
 
@@ -115,12 +141,12 @@ def _mutate(source: str, m: Mutant) -> str:
     return ast.unparse(tree)
 
 
-def _tests_for(rel: str) -> list[str]:
-    key = rel.split("/")[0]
-    return [t for t in TESTS[key] if (ROOT / t).exists()]
+def _tests_for(rel: str, fast: bool = False) -> list[str]:
+    key = rel if fast and rel in FAST else rel.split("/")[0]
+    return [t for t in (FAST if fast else TESTS)[key] if (ROOT / t).exists()]
 
 
-def run_mutant(m: Mutant, timeout: float) -> tuple[str, float]:
+def run_mutant(m: Mutant, timeout: float, fast: bool = False) -> tuple[str, float]:
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
@@ -129,7 +155,7 @@ def run_mutant(m: Mutant, timeout: float) -> tuple[str, float]:
         target.write_text(_mutate(target.read_text(), m))
         env = {**os.environ, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-o", "addopts=", "-p", "no:randomly",
-               "-p", "no:cacheprovider", "--tb=no", *_tests_for(m.path)]
+               "-p", "no:cacheprovider", "--tb=no", *_tests_for(m.path, fast)]
         try:
             rc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
@@ -148,6 +174,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=0, help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--fast", action="store_true", help="run the smaller FAST test subsets")
     parser.add_argument("--list", action="store_true", help="only list the mutants")
     args = parser.parse_args()
     files = args.files or sorted(
@@ -163,7 +190,7 @@ def main() -> None:
         return
     killed = survived = 0
     for m in mutants:
-        verdict, secs = run_mutant(m, args.timeout)
+        verdict, secs = run_mutant(m, args.timeout, args.fast)
         if verdict == "SURVIVED":
             survived += 1
         else:

@@ -5,6 +5,7 @@ choices at ties and kinks, and a small CNN end to end."""
 from __future__ import annotations
 
 import inspect
+import math
 
 import numpy as np
 import pytest
@@ -116,6 +117,17 @@ def test_integer_exponent_of_a_negative_base():
     gradcheck(lambda x: x**3, _rand(4, seed=8))
 
 
+def test_pow_at_zero_by_hand():
+    """d(a**b)/da = b * a**(b-1), taken as 0 where b == 0; d(a**b)/db = a**b * log(a), taken as 0
+    where a == 0 and b >= 0 (PyTorch's convention, written out)."""
+    base = np.array([0.0, 0.0, 2.0, 0.0])
+    exponent = np.array([0.0, 2.0, 0.0, 0.5])
+    a, b = Tensor(base, requires_grad=True), Tensor(exponent, requires_grad=True)
+    (a**b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0, 0.0, np.inf])  # 0.5 * 0**-0.5
+    np.testing.assert_array_equal(b.grad, [0.0, 0.0, np.log(2.0), 0.0])
+
+
 @needs_torch
 def test_pow_at_zero_follows_torch():
     base = np.array([0.0, 0.0, 2.0, 0.0])
@@ -159,6 +171,21 @@ def test_max_and_min_along_a_dim(dim, keepdim):
     np.testing.assert_array_equal(values.data, np.max(x, axis=dim, keepdims=keepdim))
     np.testing.assert_array_equal(indices.data.reshape(-1), np.argmax(x, axis=dim).reshape(-1))
     assert indices.dtype == np.int64 and not indices.requires_grad
+
+
+def test_ties_share_the_gradient_by_hand():
+    """A full or per-dim max/min splits the gradient evenly among tied maxima (PyTorch's rule)."""
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    cases = [
+        (lambda t: t.max(), [[0, 0.5, 0.5], [0, 0, 0]]),
+        (lambda t: t.amax(dim=1), [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]]),
+        (lambda t: t.amin(dim=0), [[1, 0, 0], [0, 1, 1]]),
+        (lambda t: t.min(), [[1, 0, 0], [0, 0, 0]]),
+    ]
+    for fn, expected in cases:
+        ours = Tensor(x, requires_grad=True)
+        fn(ours).sum().backward()
+        np.testing.assert_allclose(ours.grad, expected, rtol=0, atol=1e-15)
 
 
 @needs_torch
@@ -332,6 +359,21 @@ def test_elementwise_functions(fn):
     x[np.abs(x - 0.8) < 0.05] += 0.1
     x[np.abs(x - 1.5) < 0.05] += 0.1
     gradcheck(fn, x)
+
+
+def test_subgradients_at_kinks_by_hand():
+    """abs'(0) = 0; relu'(0) = 0; clamp passes the gradient on its closed interval [min, max]."""
+    x = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
+    cases = [
+        (lambda t: t.abs(), [-1, 0, 1, 1, 1]),
+        (lambda t: t.clamp(0.0, 1.0), [0, 1, 1, 1, 0]),
+        (lambda t: t.relu(), [0, 0, 1, 1, 1]),
+        (lambda t: t.clamp(min=0.5), [0, 0, 1, 1, 1]),
+    ]
+    for fn, expected in cases:
+        ours = Tensor(x, requires_grad=True)
+        fn(ours).sum().backward()
+        np.testing.assert_array_equal(ours.grad, expected)
 
 
 @needs_torch
@@ -659,6 +701,29 @@ def _cnn_inputs():
 def test_small_cnn_gradients_match_central_differences():
     x, w, b, fc, target = _cnn_inputs()
     gradcheck(lambda *ts: _small_cnn(*ts, target), x, w, b, fc, rtol=1e-5, atol=1e-8)
+
+
+def test_small_cnn_loss_matches_loops():
+    """The forward value by plain loops: padded correlation, ReLU, 2x2 max pool, logits,
+    log-sum-exp cross entropy averaged over the batch (the gradients are checked above)."""
+    x, w, b, fc, target = _cnn_inputs()
+    batch, channels, size, _ = x.shape
+    out_ch = w.shape[0]
+    xp = np.zeros((batch, channels, size + 2, size + 2))
+    xp[:, :, 1:-1, 1:-1] = x
+    losses = []
+    for n in range(batch):
+        conv = [[[float(b[o]) + sum(xp[n, c, i + m, j + q] * w[o, c, m, q] for c in range(channels)
+                                    for m in range(3) for q in range(3))
+                  for j in range(size)] for i in range(size)] for o in range(out_ch)]
+        pooled = [max(max(conv[o][2 * i + m][2 * j + q], 0.0) for m in range(2) for q in range(2))
+                  for o in range(out_ch) for i in range(size // 2) for j in range(size // 2)]
+        logits = [sum(pooled[k] * fc[k, c] for k in range(len(pooled))) for c in range(fc.shape[1])]
+        top = max(logits)
+        log_total = top + math.log(sum(math.exp(v - top) for v in logits))
+        losses.append(log_total - logits[int(target[n])])
+    out = _small_cnn(*(Tensor(a) for a in (x, w, b, fc)), target)
+    np.testing.assert_allclose(out.item(), sum(losses) / batch, rtol=1e-12)
 
 
 @needs_torch

@@ -1,7 +1,10 @@
 """BatchNorm: running statistics over several steps, train/eval behaviour, options and errors,
-against PyTorch; the functional batch_norm on arrays."""
+against a reference written from the definition (always) and PyTorch (where installed); the
+functional batch_norm on arrays."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import cnnlab.nn as nn
 from cnnlab import Tensor
 from cnnlab.functional._norm import batch_norm, batch_norm_backward
 
-from .helpers import close, needs_torch, to_numpy, torch, torch_dtype
+from .helpers import close, needs_torch, numerical_grad, to_numpy, torch, torch_dtype
 
 OPTIONS = [
     {},
@@ -156,6 +159,113 @@ def test_functional_matches_torch_and_updates_in_place(training):
     np.testing.assert_allclose(y, to_numpy(expected), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(mean, tm.numpy(), rtol=1e-12)
     np.testing.assert_allclose(var, tv.numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the definition, without torch
+
+
+class ReferenceBatchNorm:
+    """Batch normalisation from its definition (Ioffe & Szegedy 2015, with PyTorch's conventions),
+    in float64 with plain loops over channels: the batch mean and *biased* variance normalise in
+    training; the running statistics take the batch mean and the *unbiased* variance, as
+    ``running = (1 - momentum) * running + momentum * batch``, or the cumulative average
+    ``running += (batch - running) / batches_seen`` when momentum is None; evaluation
+    normalises with the running statistics, or with the batch when none are kept."""
+
+    def __init__(self, channels, momentum=0.1, eps=1e-5, affine=True, track_running_stats=True):
+        self.momentum, self.eps, self.track = momentum, eps, track_running_stats
+        self.weight, self.bias = [1.0] * channels, [0.0] * channels
+        self.affine = affine
+        self.mean, self.var, self.seen = [0.0] * channels, [1.0] * channels, 0
+
+    def _channel(self, x, c):
+        return np.asarray(x, dtype=np.float64)[:, c].reshape(-1)
+
+    def forward(self, x, training):
+        x = np.asarray(x, dtype=np.float64)
+        y = np.empty_like(x)
+        if training and self.track:
+            self.seen += 1
+        for c in range(x.shape[1]):
+            values = [float(v) for v in self._channel(x, c)]
+            n = len(values)
+            mean = sum(values) / n
+            biased = sum((v - mean) ** 2 for v in values) / n
+            if training or not self.track:
+                use_mean, use_var = mean, biased
+            else:
+                use_mean, use_var = self.mean[c], self.var[c]
+            if training and self.track:
+                unbiased = biased * n / (n - 1)
+                factor = 1.0 / self.seen if self.momentum is None else self.momentum
+                self.mean[c] = (1 - factor) * self.mean[c] + factor * mean
+                self.var[c] = (1 - factor) * self.var[c] + factor * unbiased
+            w, b = (self.weight[c], self.bias[c]) if self.affine else (1.0, 0.0)
+            y[:, c] = (x[:, c] - use_mean) / math.sqrt(use_var + self.eps) * w + b
+        return y
+
+
+def test_reference_batchnorm_on_a_hand_worked_batch():
+    ref = ReferenceBatchNorm(1, momentum=0.5, eps=0.0)
+    y = ref.forward(np.array([[1.0], [3.0]]), training=True)  # mean 2, biased var 1, unbiased 2
+    np.testing.assert_allclose(y, [[-1.0], [1.0]])
+    assert ref.mean == [1.0] and ref.var == [1.5]  # 0.5*0 + 0.5*2, 0.5*1 + 0.5*2
+    np.testing.assert_allclose(ref.forward(np.array([[2.5]]), training=False), [[1.5 / math.sqrt(1.5)]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("options", OPTIONS, ids=[str(o) for o in OPTIONS])
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_running_statistics_over_steps_then_eval_follow_the_definition(kind, options, dtype):
+    shape = (5, 3) if kind == "1d" else (4, 3, 3, 2)
+    layer = (nn.BatchNorm1d if kind == "1d" else nn.BatchNorm2d)(3, dtype=dtype, **options)
+    reference = ReferenceBatchNorm(3, **options)
+    rng = np.random.default_rng(0)
+    if layer.affine:
+        reference.weight, reference.bias = list(rng.standard_normal(3)), list(rng.standard_normal(3))
+        layer.weight.data[...] = reference.weight
+        layer.bias.data[...] = reference.bias
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for step in range(4):
+        x = (rng.standard_normal(shape) * (step + 1) + step).astype(dtype)
+        y = layer(Tensor(x))
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y.data, reference.forward(x, training=True), **tol, err_msg=f"step {step}")
+        if layer.track_running_stats:
+            np.testing.assert_allclose(layer.running_mean.data, reference.mean, **tol)
+            np.testing.assert_allclose(layer.running_var.data, reference.var, **tol)
+    if layer.track_running_stats:
+        assert int(layer.num_batches_tracked.data) == 4
+    layer.eval()
+    before = layer.state_dict()
+    x = rng.standard_normal(shape).astype(dtype)
+    xc = Tensor(x, requires_grad=True)
+    y = layer(xc)
+    np.testing.assert_allclose(y.data, reference.forward(x, training=False), **tol, err_msg="eval forward")
+    grad = rng.standard_normal(shape)
+    y.backward(grad.astype(dtype))
+    x64 = x.astype(np.float64)
+    expected = numerical_grad(lambda: float((reference.forward(x64, training=False) * grad).sum()), x64)
+    np.testing.assert_allclose(xc.grad, expected, rtol=1e-4 if dtype == np.float32 else 1e-6, atol=1e-5,
+                               err_msg="eval grad")
+    for name, value in layer.state_dict().items():  # evaluation never changes the state
+        np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_functional_follows_the_definition_and_updates_in_place(training):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 3, 5))
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    weight, bias = rng.standard_normal(3), rng.standard_normal(3)
+    reference = ReferenceBatchNorm(3, momentum=0.2, eps=1e-4)
+    reference.mean, reference.var = list(mean), list(var)
+    reference.weight, reference.bias = list(weight), list(bias)
+    expected = reference.forward(x, training)
+    y = batch_norm(x, mean, var, weight, bias, training, 0.2, 1e-4)
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mean, reference.mean, rtol=1e-12)
+    np.testing.assert_allclose(var, reference.var, rtol=1e-12)
 
 
 def test_functional_backward_leaves_running_statistics_alone():

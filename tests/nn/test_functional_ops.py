@@ -21,9 +21,39 @@ from cnnlab.functional._adaptive import (
 from cnnlab.functional._dropout import dropout, dropout_backward, dropout_mask
 from cnnlab.functional._linear import linear, linear_backward
 
-from .helpers import needs_torch, to_numpy, torch
+from .helpers import needs_torch, numerical_grad, to_numpy, torch
 
 # ---------------------------------------------------------------- linear
+
+
+@pytest.mark.parametrize("shape", [(4,), (3, 4), (2, 3, 4)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_follows_its_definition(shape, with_bias):
+    """y[..., o] = sum_i x[..., i] w[o, i] + b[o]; grad_x[..., i] = sum_o g[..., o] w[o, i];
+    grad_w[o, i] = sum over the leading dims of g[..., o] x[..., i]; grad_b[o] = sum of g[..., o]."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(shape), rng.standard_normal((5, 4))
+    b = rng.standard_normal(5) if with_bias else None
+    lead = list(itertools.product(*(range(n) for n in shape[:-1])))
+    expected = np.zeros(shape[:-1] + (5,))
+    for idx in lead:
+        for o in range(5):
+            expected[(*idx, o)] = sum(x[(*idx, i)] * w[o, i] for i in range(4)) + (0.0 if b is None else b[o])
+    np.testing.assert_allclose(linear(x, w, b), expected, rtol=1e-12, atol=1e-14)
+    g = rng.standard_normal(expected.shape)
+    gx, gw, gb = linear_backward(g, x, w, b)
+    want_gx, want_gw = np.zeros(shape), np.zeros((5, 4))
+    for idx in lead:
+        for i in range(4):
+            want_gx[(*idx, i)] = sum(g[(*idx, o)] * w[o, i] for o in range(5))
+            for o in range(5):
+                want_gw[o, i] += g[(*idx, o)] * x[(*idx, i)]
+    np.testing.assert_allclose(gx, want_gx, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gw, want_gw, rtol=1e-12, atol=1e-14)
+    if b is None:
+        assert gb is None
+    else:
+        np.testing.assert_allclose(gb, [sum(g[(*idx, o)] for idx in lead) for o in range(5)], rtol=1e-12)
 
 
 @needs_torch
@@ -94,6 +124,19 @@ def test_adaptive_matches_the_definition(shape, out):
     np.testing.assert_allclose(adaptive_avg_pool(x, out), _loop_adaptive(x, out), rtol=1e-12)
 
 
+@pytest.mark.parametrize(("shape", "out"), [((2, 3, 9, 6), (4, 4)), ((3, 5, 5), 2), ((1, 2, 4, 3), (None, 5))])
+def test_adaptive2d_follows_the_definition(shape, out):
+    """The 2-d wrapper's size forms (an int for both sides, None keeps a side) against the loop
+    definition; the backward against float64 central differences."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    size = (out, out) if isinstance(out, int) else tuple(shape[-2 + i] if o is None else o for i, o in enumerate(out))
+    np.testing.assert_allclose(adaptive_avg_pool2d(x, out), _loop_adaptive(x, size), rtol=1e-12)
+    g = rng.standard_normal(_loop_adaptive(x, size).shape)
+    expected = numerical_grad(lambda: float((_loop_adaptive(x, size) * g).sum()), x)
+    np.testing.assert_allclose(adaptive_avg_pool2d_backward(g, x, out), expected, rtol=1e-7, atol=1e-9)
+
+
 @needs_torch
 @pytest.mark.parametrize(("shape", "out"), [((2, 3, 9, 6), (4, 4)), ((3, 5, 5), 2), ((1, 2, 4, 3), (None, 5))])
 def test_adaptive2d_matches_torch(shape, out):
@@ -105,6 +148,17 @@ def test_adaptive2d_matches_torch(shape, out):
     g = rng.standard_normal(tuple(yt.shape))
     yt.backward(torch.tensor(g))
     np.testing.assert_allclose(adaptive_avg_pool2d_backward(g, x, out), to_numpy(xt.grad), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "shape"),
+    [(lambda x: adaptive_avg_pool2d(x, 2), (4, 4)), (lambda x: adaptive_avg_pool(x, (2, 2)), (4, 4)),
+     (lambda x: adaptive_avg_pool2d(x, 2), (1, 1, 1, 4, 4)), (lambda x: adaptive_avg_pool(x, (2,)), (4,))],
+)
+def test_adaptive_needs_a_channel_axis(call, shape):
+    """An input without its channel axis (or with an extra one) is refused, not pooled."""
+    with pytest.raises(ValueError, match=r"must be \d-D or \d-D \(\(N, C, "):
+        call(np.zeros(shape))
 
 
 def test_adaptive_backward_is_the_adjoint():

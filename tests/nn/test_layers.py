@@ -8,6 +8,7 @@ import pytest
 
 import cnnlab.nn as nn
 from cnnlab import Tensor
+from cnnlab.functional._naive import naive_conv_transpose
 
 from .helpers import needs_torch, to_numpy, torch
 
@@ -80,6 +81,23 @@ def test_conv_transpose_output_size_matches_torch(output_size):
     y = layer(x, output_size=output_size)
     assert y.shape == tuple(expected.shape)
     np.testing.assert_allclose(y.data, to_numpy(expected), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"output_size 11 in spatial dim 0 is not reachable; it must be in \[9, 10\]"):
+        layer(x, output_size=(11, 9))
+
+
+@pytest.mark.parametrize("output_size", [(9, 10), (1, 2, 10, 9)])
+def test_conv_transpose_output_size_follows_the_scatter_definition(output_size):
+    """Without torch: output_size picks output_padding = requested - minimal size per axis; the
+    values are the loop reference's scatter with that output_padding."""
+    layer = nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1).double()
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5))
+    y = layer(x, output_size=output_size)
+    minimal = (5 - 1) * 2 - 2 * 1 + (3 - 1) + 1  # 9
+    extra = [size - minimal for size in output_size[-2:]]
+    expected = naive_conv_transpose(x, layer.weight.data, layer.bias.data, (2, 2), ((1, 1), (1, 1)), extra, 1,
+                                    (1, 1))
+    assert y.shape == (1, 2, *output_size[-2:])
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match=r"output_size 11 in spatial dim 0 is not reachable; it must be in \[9, 10\]"):
         layer(x, output_size=(11, 9))
 

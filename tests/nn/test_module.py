@@ -274,6 +274,22 @@ def test_load_state_dict_type_errors(state, exc, match):
         nn.Linear(2, 2).load_state_dict(state)
 
 
+LENET_KEYS = ["features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias",
+              "features.1.running_mean", "features.1.running_var", "features.1.num_batches_tracked",
+              "features.4.weight", "features.4.bias", "classifier.0.weight", "classifier.0.bias",
+              "classifier.3.weight", "classifier.3.bias"]
+
+
+def test_state_dict_keys_and_parameter_count_by_hand():
+    """PyTorch's naming (dotted child names, parameters then buffers, layers without state
+    skipped) written out, and the parameter count from the layer sizes."""
+    model = lenet()
+    assert list(model.state_dict()) == LENET_KEYS
+    # conv 1*6*25 + 6, batch norm 6 + 6, conv 6*16*25 + 16, linear 400*120 + 120, linear 120*10 + 10
+    assert sum(p.numel() for p in model.parameters()) == 156 + 12 + 2416 + 48120 + 1210
+    assert model.state_dict()["features.1.num_batches_tracked"].dtype == np.int64
+
+
 @needs_torch
 def test_state_dict_keys_match_torch_and_load_both_ways():
     torch.manual_seed(0)
@@ -293,6 +309,54 @@ def test_parameter_count_matches_torch():
 
 
 # ---------------------------------------------------------------- repr
+
+
+LENET_REPR = """Sequential(
+  (features): Sequential(
+    (0): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))
+    (1): BatchNorm2d(6, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+    (2): ReLU()
+    (3): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    (4): Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))
+    (5): ReLU()
+    (6): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+  )
+  (flatten): Flatten(start_dim=1, end_dim=-1)
+  (classifier): Sequential(
+    (0): Linear(in_features=400, out_features=120, bias=True)
+    (1): ReLU()
+    (2): Dropout(p=0.5)
+    (3): Linear(in_features=120, out_features=10, bias=True)
+  )
+)"""
+
+
+def test_repr_written_out():
+    """PyTorch's repr format (non-default arguments only for convolutions, tuples for their
+    sizes, every argument for pooling and batch norm), written out so it is checked without torch."""
+    assert repr(lenet()) == LENET_REPR
+    expected = [
+        (nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=2, groups=2, bias=False, padding_mode="reflect"),
+         "Conv2d(2, 4, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(2, 2), groups=2, "
+         "bias=False, padding_mode=reflect)"),
+        (nn.Conv1d(2, 4, 3, padding="same"), "Conv1d(2, 4, kernel_size=(3,), stride=(1,), padding=same)"),
+        (nn.ConvTranspose2d(4, 2, 3, stride=2, output_padding=1),
+         "ConvTranspose2d(4, 2, kernel_size=(3, 3), stride=(2, 2), output_padding=(1, 1))"),
+        (nn.AvgPool2d(3, 2, 1), "AvgPool2d(kernel_size=3, stride=2, padding=1)"),
+        (nn.AdaptiveAvgPool2d((2, 3)), "AdaptiveAvgPool2d(output_size=(2, 3))"),
+        (nn.LeakyReLU(0.2), "LeakyReLU(negative_slope=0.2)"),
+        (nn.ELU(), "ELU(alpha=1.0)"),
+        (nn.GELU("tanh"), "GELU(approximate='tanh')"),
+        (nn.Softmax(1), "Softmax(dim=1)"),
+        (nn.BatchNorm1d(3, momentum=None, affine=False),
+         "BatchNorm1d(3, eps=1e-05, momentum=None, affine=False, bias=False, track_running_stats=True)"),
+        (nn.BatchNorm2d(3, bias=False),
+         "BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=False, track_running_stats=True)"),
+        (nn.Flatten(), "Flatten(start_dim=1, end_dim=-1)"),
+        (nn.Identity(), "Identity()"),
+    ]
+    for layer, text in expected:
+        assert repr(layer) == text
 
 
 @needs_torch

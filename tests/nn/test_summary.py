@@ -27,6 +27,18 @@ def rows(result):
     return {layer.name: layer for layer in result.layers}
 
 
+def test_parameter_counts_by_hand():
+    """weights + biases per layer: conv O*C*k*k + O, linear out*in + out."""
+    result = nn.summary(lenet5(nn), (1, 1, 32, 32))
+    counts = {"features.0": 6 * 1 * 25 + 6, "features.3": 16 * 6 * 25 + 16, "classifier.0": 120 * 400 + 120,
+              "classifier.2": 84 * 120 + 84, "classifier.4": 10 * 84 + 10}
+    assert result.total_params == sum(counts.values()) == 61706
+    assert result.trainable_params == result.total_params
+    for name, layer in rows(result).items():
+        if name.startswith(("features.", "classifier.")):  # activations, pooling: no parameters
+            assert layer.params == counts.get(name, 0), name
+
+
 @needs_torch
 def test_parameter_counts_match_torch():
     result = nn.summary(lenet5(nn), (1, 1, 32, 32))
