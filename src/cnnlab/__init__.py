@@ -11,6 +11,7 @@ from cnnlab.checkpoint import (  # noqa: E402
     load_weights,
     save,
 )
+from cnnlab.functional import get_backend, get_num_threads, set_backend, set_num_threads  # noqa: E402
 from cnnlab.random import default_generator, manual_seed  # noqa: E402
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "default_generator",
     "enable_grad",
     "functional",
+    "get_backend",
+    "get_num_threads",
     "is_grad_enabled",
     "load",
     "load_metadata",
@@ -30,5 +33,7 @@ __all__ = [
     "no_grad",
     "optim",
     "save",
+    "set_backend",
+    "set_num_threads",
     "tensor",
 ]

@@ -2,7 +2,7 @@
 
 Each command group is a module here (``_explain``: demo, explain, backprop, matrix, problem;
 ``_teach``: size, filters, flip, scale, continuous; ``_train``: train; ``_evaluate``: evaluate, predict;
-``_plot``: plot; ``_serve``: serve).
+``_plot``: plot; ``_serve``: serve; ``_bench``: bench).
 A subcommand is two functions:
 ``add_<name>(subparsers)`` declares its options and sets ``run``, a function of the parsed
 arguments that does the work by calling the library and returns the exit code.  To add one, write
@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cnnlab._version import __version__
+from cnnlab.cli._bench import add_bench
 from cnnlab.cli._common import CommandError, Parser
 from cnnlab.cli._evaluate import add_evaluate, add_predict
 from cnnlab.cli._explain import add_backprop, add_demo, add_explain, add_matrix, add_problem
@@ -38,7 +39,7 @@ __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
 
 COMMANDS: list[Callable[[Any], None]] = [add_demo, add_explain, add_backprop, add_matrix, add_problem,
                                           add_size, add_filters, add_flip, add_scale, add_continuous,
-                                          add_train, add_evaluate, add_predict, add_plot, add_serve]
+                                          add_train, add_evaluate, add_predict, add_plot, add_serve, add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ from cnnlab.functional._adaptive import (
     adaptive_avg_pool3d_backward,
     adaptive_avg_pool_backward,
 )
+from cnnlab.functional._backend import get_backend, get_num_threads, set_backend, set_num_threads
 from cnnlab.functional._conv import conv_backward
 from cnnlab.functional._conv_transpose import conv_transpose_backward
 from cnnlab.functional._correlate import convolve_backward, correlate_backward
@@ -155,6 +156,7 @@ __all__ = [
     "conv_transpose_backward", "conv_transpose_matrix",
     "convolve", "convolve_backward", "correlate", "correlate_backward",
     "differentiable",
+    "get_backend", "get_num_threads", "set_backend", "set_num_threads",
     "elu", "elu_backward", "gelu", "gelu_backward", "leaky_relu", "leaky_relu_backward",
     "log_softmax", "log_softmax_backward",
     "max_pool", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool_backward",
