@@ -160,6 +160,21 @@ def _grid(chunk: str, fmt: str) -> list[list[tuple[int, bool]]]:
     return rows
 
 
+def _plain_layout(document: str, fmt: str) -> str:
+    """Undo LaTeX's line-breaking aids, which change where a line may break, not what it says:
+    ``\\allowbreak{}`` between words, and a long equation set as a ``multline*`` of several lines
+    (read back as the one ``\\[ ... \\]`` line it stands for)."""
+    if fmt != "latex":
+        return document
+    document = document.replace(r"\allowbreak{}", "")
+
+    def one_line(match: re.Match) -> str:
+        parts = [part.strip().removesuffix(r"\\").strip() for part in match.group(1).splitlines()]
+        return r"\[ " + " ".join(part for part in parts if part) + r" \]"
+
+    return re.sub(r"\\begin\{multline\*\}\n(.*?)\n\\end\{multline\*\}", one_line, document, flags=re.S)
+
+
 def _check_window(doc: list[str], header: str, equation: str, matrix, cell, fmt: str) -> None:
     assert header in doc, f"missing window line {header!r}"
     assert equation in doc, f"missing or wrong worked line {equation!r}"
@@ -182,7 +197,7 @@ def test_every_window_product_sum_and_maximum_is_printed(seed, fmt):
     stages += ["relu"] if p["relu"] else []
     stages += [Pool("max", p["pool_k"], stride=p["pool_s"])]
     sol = explain(np.array(p["image"]), stages)
-    doc = [line.rstrip() for line in render(sol, fmt).splitlines()]
+    doc = [line.rstrip() for line in _plain_layout(render(sol, fmt), fmt).splitlines()]
     assert sum("the window at rows" in line for line in doc) == len(m["conv"]) + len(m["pool"])
     conv_src = "the padded input" if p["pad"] else "I"
     for cell in m["conv"]:
