@@ -1,6 +1,7 @@
 # cnnlab's two set-up commands (see README.md): `make demo` and `make test`.
 # Each creates .venv with the machine's python3 if it is missing and installs what it needs.
-# `make demo` installs the train extra (safetensors, mnist1d, pillow, tqdm): every README command then runs.
+# `make demo` installs the all extra (safetensors, mnist1d, Pillow, tqdm, SymPy, matplotlib, Starlette, uvicorn,
+# Numba): every README command then runs (`cnnlab bench` also needs its peer, torch, which is never a dependency).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 demo: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all]'
 	$(BIN)/cnnlab demo
 
 test: $(BIN)/python
