@@ -131,6 +131,9 @@ def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
                           help="show cross-correlation and convolution side by side")
     else:
         p.set_defaults(both=False)
+    p.add_argument("--volume", action="store_true",
+                   help="a 3-D --input is one volume (D, H, W), a 4-D one a volume with channels "
+                        "(C, D, H, W); filters have a depth axis (kD, kH, kW); explain only")
     p.add_argument("--stride", type=ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
     p.add_argument("--padding", type=padding, default=0,
                    help="conv padding: 1, 1,2, (lo,hi) pairs 0,1;1,0, same, valid or full")
@@ -185,7 +188,13 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
     x = arrays.pop("--input")
     if x.ndim == 2 and x.shape[0] == 1 and getattr(args, "signal", False):
         x = x[0]
-    if x.ndim not in (1, 2, 3):
+    volume = getattr(args, "volume", False)
+    if volume and x.ndim not in (3, 4):
+        raise CommandError(
+            f"cnnlab {command}: --volume needs a 3-D --input (D, H, W) or a 4-D one (C, D, H, W), "
+            f"got {x.ndim}-D with shape {x.shape}"
+        )
+    if not volume and x.ndim not in (1, 2, 3):
         raise CommandError(
             f"cnnlab {command}: --input must be a 1-D signal, a 2-D matrix or a 3-D stack of "
             f"channels, got {x.ndim}-D with shape {x.shape}"
@@ -205,7 +214,12 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
                 f"cnnlab {command}: {name} must be a 1-D filter for a 1-D --input, got "
                 f"{f.ndim}-D with shape {f.shape}"
             )
-        if x.ndim > 1 and f.ndim not in (2, 3, 4):
+        if volume and f.ndim not in (3, 4, 5):
+            raise CommandError(
+                f"cnnlab {command}: {name} must be a 3-D filter (kD, kH, kW) for a volume (or a "
+                f"4-D/5-D stack), got {f.ndim}-D with shape {f.shape}"
+            )
+        if not volume and x.ndim > 1 and f.ndim not in (2, 3, 4):
             raise CommandError(
                 f"cnnlab {command}: {name} must be a 2-D filter (or 3-D/4-D stack), got "
                 f"{f.ndim}-D with shape {f.shape}"
@@ -253,9 +267,12 @@ def _run_explain(args: argparse.Namespace) -> int:
 
     x, filters, bias = _matrices(args)
     stages = _stages(args, filters, bias)
+    if args.volume and args.both:
+        raise CommandError("cnnlab explain: --both is not supported with --volume; run it once "
+                           "with and once without --convolve")
     try:
         result = (compare(x, stages, cells=args.cells) if args.both
-                  else explain(x, stages, cells=args.cells))
+                  else explain(x, stages, cells=args.cells, volume=args.volume))
     except (ValueError, TypeError) as exc:
         raise CommandError(f"cnnlab {exc}") from None
     except MemoryError:
@@ -332,6 +349,10 @@ def _target(args: argparse.Namespace) -> Any:
 def _run_backprop(args: argparse.Namespace) -> int:
     from cnnlab.explain import backprop
 
+    if args.volume:
+        raise CommandError("cnnlab backprop: --volume is not supported yet (backprop works out "
+                           "1-D signals and 2-D matrices with channels); cnnlab explain --volume "
+                           "works volumes out")
     target = _target(args)
     x, filters, bias = _matrices(args, "backprop")
     stages = _stages(args, filters, bias, "backprop")
@@ -370,6 +391,10 @@ def add_matrix(sub: Any) -> None:
 def _run_matrix(args: argparse.Namespace) -> int:
     from cnnlab.explain import MatrixError, explain, has_fraction, matrix_view, read_source, to_array
 
+    if args.volume:
+        raise CommandError("cnnlab matrix: --volume is not supported yet: the matrix of a 3-D conv "
+                           "is triply block Toeplitz (a block Toeplitz matrix of doubly block "
+                           "Toeplitz blocks); cnnlab explain --volume works volumes out")
     x, filters, bias = _matrices(args, "matrix")
     if not filters:
         raise CommandError("cnnlab matrix: the matrix form needs a --filter")

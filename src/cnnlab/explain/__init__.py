@@ -31,6 +31,7 @@ from cnnlab.explain._solution import (
     Solution,
 )
 from cnnlab.explain._spec import ACTIVATIONS, Activation, Conv, Pool
+from cnnlab.explain._volume import VolumeCell, VolumeSolution, VolumeStage
 
 __all__ = [
     "ACTIVATIONS",
@@ -71,6 +72,9 @@ __all__ = [
     "PoolCell",
     "PoolStage",
     "Solution",
+    "VolumeCell",
+    "VolumeSolution",
+    "VolumeStage",
     "backprop",
     "compare",
     "explain",

@@ -320,7 +320,7 @@ class Backprop(Rendered):
 
 def backprop(
     x: Any, stages: Any, *, loss: str = "sum", target: Any = None, reduction: str = "mean",
-    label: str = "I", cells: int | None = None,
+    label: str = "I", cells: int | None = None, volume: bool = False,
 ) -> Backprop:
     """Work the gradients of a CNN pipeline out by hand, step by step.
 
@@ -339,6 +339,9 @@ def backprop(
     cells : int, optional
         How many cells of each step to work out by hand (as for :func:`~cnnlab.explain.explain`:
         all of a small step, 4 representative ones of a large one by default).
+    volume : bool, default False
+        Volumes are not supported yet: ``True`` raises ``ValueError`` (``explain`` works the
+        forward pass of a volume out).
 
     Returns
     -------
@@ -368,6 +371,11 @@ def backprop(
     >>> bp.grad_input.tolist()
     [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
+    if volume is not False:
+        raise ValueError(
+            "backprop: volumes are not supported yet (1-D signals and 2-D matrices with channels "
+            "are); explain(..., volume=True) works the forward pass of a volume out"
+        )
     with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
         return _backprop(x, stages, loss, target, reduction, label, cells)
 

@@ -22,6 +22,7 @@ from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym
 from cnnlab.explain._limits import MAX_MATRIX_ENTRIES, check_values, chosen
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import ConvStage, Solution
+from cnnlab.explain._volume import VolumeSolution
 from cnnlab.functional._matrix import conv_matrix
 
 OP = "matrix_view"
@@ -194,6 +195,12 @@ def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixV
         stages = [s for s in source.stages if isinstance(s, ConvStage)]
     elif isinstance(source, ConvStage):
         stages = [source]
+    elif isinstance(source, VolumeSolution):
+        raise ValueError(
+            f"{OP}: volumes are not supported yet: the matrix of a 3-D conv is triply block "
+            f"Toeplitz (a block Toeplitz matrix of doubly block Toeplitz blocks); "
+            f"explain(..., volume=True) works them out cell by cell"
+        )
     else:
         raise TypeError(f"{OP}: source must be a Solution, Backprop or ConvStage, got {type(source).__name__}")
     if isinstance(stage, bool) or not isinstance(stage, int):
