@@ -300,3 +300,15 @@ def test_cli_volume(tmp_path):
         bad = _cli(command, "--input", "vol.npy", "--filter", "f.npy", "--volume", cwd=tmp_path)
         assert bad.returncode == 2 and "not supported yet" in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_deep_volumes_leave_middle_slices_out():
+    x = np.arange(10 * 3 * 3).reshape(10, 3, 3)
+    sol = explain(x, [Conv(np.ones((8, 1, 1), dtype=np.int64))], volume=True, cells=1)
+    np.testing.assert_array_equal(sol.stages[0].output[0, :, 0, 0],
+                                  [sum(x[z:z + 8, 0, 0]) for z in range(3)])
+    for f in FORMATS:
+        text = sol.render(f).replace("\\allowbreak{}", "")
+        assert "(the 4 depth slices z=3-6 are not shown)" in text  # the input
+        assert "(the 2 depth slices z=3-4 are not shown)" in text  # the 8-deep filter and window
+        assert "I[z=9]" in text and "I[z=3]" not in text and "I[z=4]" not in text

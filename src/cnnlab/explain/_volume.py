@@ -25,8 +25,8 @@ import numpy as np
 import cnnlab.functional as _functional
 from cnnlab.explain import _numbers as num
 from cnnlab.explain._document import _limit, _span_text, _terms
-from cnnlab.explain._expr import Call, Frac, Grid, Heading, Items, Math, Num, Op, Para, Row, Sym, joined
-from cnnlab.explain._limits import SHOW_SIDE, cell_count, check_values, check_work
+from cnnlab.explain._expr import Call, Frac, Grid, Heading, Items, Math, Num, Op, Para, Row, Sym, Txt
+from cnnlab.explain._limits import SHOW_SIDE, cell_count, check_values, check_work, few
 from cnnlab.explain._limits import chosen as chosen_cells
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._spec import (
@@ -349,15 +349,21 @@ def _pool_stage(x: np.ndarray, plan: dict, label: str, select: int | None) -> Vo
 # the document
 
 
+def _kept(depths: list[int]) -> tuple[list[int], list[int]]:
+    """The depth slices printed (all, or the first and last three of more than
+    :data:`MAX_SLICES`) and those left out."""
+    if len(depths) <= MAX_SLICES:
+        return depths, []
+    return depths[:3] + depths[-3:], depths[3:-3]
+
+
 def _slices(label: str, a: np.ndarray, depths=None, rows=None, cols=None, roles=None) -> list:
-    """The depth slices of ``a`` ``(C, D, H, W)`` as grids, one per channel and depth: all of them,
-    or the window's ``depths`` with its ``rows`` and ``cols`` highlighted (cropped with a margin
-    of one cell when the slice is large)."""
-    channels, depth = a.shape[:2]
-    if depths is None:
-        keep = list(range(depth)) if depth <= MAX_SLICES else [0, 1, 2, depth - 3, depth - 2, depth - 1]
-    else:
-        keep = list(depths)
+    """Blocks showing the depth slices of ``a`` ``(C, D, H, W)``, one grid per channel and depth:
+    all of them, or the window's ``depths`` with its ``rows`` and ``cols`` highlighted (cropped
+    with a margin of one cell when the slice is large); the middle slices of a deep volume are
+    left out, and a line says which."""
+    channels = a.shape[0]
+    keep, left = _kept(list(range(a.shape[1])) if depths is None else list(depths))
     grids = []
     for c in range(channels):
         name = label if channels == 1 else f"{label}[{c}]"
@@ -375,9 +381,12 @@ def _slices(label: str, a: np.ndarray, depths=None, rows=None, cols=None, roles=
                 c0, c1 = max(min(cols) - 1, 0), min(max(cols) + 2, values.shape[1])
                 values, highlight = values[r0:r1, c0:c1], highlight[r0:r1, c0:c1]
                 faded = None if faded is None else faded[r0:r1, c0:c1]
-                crop = f", rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}"
-            grids.append(Grid(f"{name}[z={z}{crop}]", values, highlight, faded))
-    return grids
+                crop = f"rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}"
+            grids.append(Grid(f"{name}[z={z}]", values, highlight, faded, crop))
+    blocks: list = [Row(grids)]
+    if left:
+        blocks.append(Para(f"(the {len(left)} depth slices z={_span_text(left)} are not shown)"))
+    return blocks
 
 
 def _shape_volume(a: np.ndarray) -> str:
@@ -412,9 +421,9 @@ def _stage_blocks(n: int, st: VolumeStage, limit: int | None) -> list:
         ))
         for o in range(st.filters.shape[0]):
             name = "F" if st.filters.shape[0] == 1 else f"F{o + 1}"
-            blocks.append(Row(_slices(name, st.filters[o])))
+            blocks += _slices(name, st.filters[o])
             if st.mode == "convolve":
-                blocks.append(Row(_slices(f"flip({name})", st.filters[o][..., ::-1, ::-1, ::-1])))
+                blocks += _slices(f"flip({name})", st.filters[o][..., ::-1, ::-1, ::-1])
     elif st.kind == "pool":
         blocks = [Heading(f"Step {n}: {st.label}, {st.name} pooling of every depth, row and column", 2)]
     else:
@@ -427,7 +436,7 @@ def _stage_blocks(n: int, st: VolumeStage, limit: int | None) -> list:
         blocks.append(Items(_size_lines(st.dims)))
     if padded:
         blocks.append(Para(f"The input with its padding, slice by slice ({source}):"))
-        blocks.append(Row(_slices(source, st.grid, roles=st.roles)))
+        blocks += _slices(source, st.grid, roles=st.roles)
     blocks.append(Heading("Cells", 3))
     shown, hidden = _limit(st.cells, limit, st.left_out)
     for cell in shown:
@@ -441,7 +450,7 @@ def _stage_blocks(n: int, st: VolumeStage, limit: int | None) -> list:
             f"cols {_span_text(cell.cols)} of {source}"
         ))
         window_source = st.grid if st.kind == "conv" else st.grid[cell.index[0]][None]
-        blocks.append(Row(_slices(source, window_source, cell.depths, cell.rows, cell.cols)))
+        blocks += _slices(source, window_source, cell.depths, cell.rows, cell.cols)
         if st.kind == "conv":
             terms = [[Num(w, True), Op("*"), Num(k, True)]
                      for w, k in zip(cell.window.ravel(), cell.kernel.ravel(), strict=True)]
@@ -454,17 +463,20 @@ def _stage_blocks(n: int, st: VolumeStage, limit: int | None) -> list:
                 items += [Op("="), *_terms(products)]
             blocks.append(Math([*items, Op("="), Num(cell.value)]))
         elif st.kind == "pool" and cell.divisor is None:
-            blocks.append(Math([Sym(label), Op("="), Call("max", tuple((Num(t),) for t in cell.terms)),
-                                Op("="), Num(cell.value)]))
+            terms = tuple((Op("..."),) if t is None else (Num(t),) for t in few(cell.terms)[0])
+            blocks.append(Math([Sym(label), Op("="), Call("max", terms), Op("="), Num(cell.value)]))
         else:
-            body = joined([[Num(t, True)] for t in cell.terms])
-            blocks.append(Math([Sym(label), Op("="), Frac(tuple(body), (Num(cell.divisor),)),
+            # the sum first (a line that can break at every +), then the division
+            total = sum(cell.terms[1:], cell.terms[0])
+            blocks.append(Math([Txt("sum"), Op("="), *_terms([[Num(t, True)] for t in cell.terms]),
+                                Op("="), Num(total)]))
+            blocks.append(Math([Sym(label), Op("="), Frac((Num(total),), (Num(cell.divisor),)),
                                 Op("="), Num(cell.value)]))
     if hidden:
         blocks.append(Para(f"... {hidden} more cell(s) not shown; all values are in the result below."))
     blocks.append(Heading("Result", 3))
     blocks.append(Para(f"{st.label}: {_shape_volume(st.output)}, slice by slice:"))
-    blocks.append(Row(_slices(st.label, st.output)))
+    blocks += _slices(st.label, st.output)
     return blocks
 
 
@@ -497,7 +509,7 @@ class VolumeSolution(Rendered):
             f"{self.label} is a volume of {_shape_volume(self.input)} (depth x rows x cols), shown "
             f"as its depth slices {self.label}[z=0], {self.label}[z=1], ..."
         ))
-        blocks.append(Row(_slices(self.label, self.input)))
+        blocks += _slices(self.label, self.input)
         for n, st in enumerate(self.stages, start=1):
             blocks += _stage_blocks(n, st, cells)
         blocks.append(Heading("Answer", 2))
@@ -507,7 +519,7 @@ class VolumeSolution(Rendered):
                                 Num(out.reshape(()).item())]))
         else:
             blocks.append(Para(f"A volume of {_shape_volume(out)}:"))
-            blocks.append(Row(_slices(self.stages[-1].label if self.stages else self.label, out)))
+            blocks += _slices(self.stages[-1].label if self.stages else self.label, out)
         return blocks
 
 
