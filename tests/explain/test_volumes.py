@@ -258,9 +258,6 @@ def test_volume_flag_type_and_refusals_elsewhere():
         explain(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume="yes")
     with pytest.raises(ValueError, match="volumes are not supported yet"):
         backprop(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume=True)
-    sol = explain(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume=True)
-    with pytest.raises(ValueError, match="triply block Toeplitz"):
-        matrix_view(sol)
     # without volume=True a 3-D input is still a stack of 2-D channels
     stack = explain(np.ones((2, 3, 3)), [Conv(np.ones((2, 2, 2)))])
     assert stack.stages[0].output.shape == (1, 2, 2)
@@ -296,10 +293,61 @@ def test_cli_volume(tmp_path):
         bad = _cli("explain", *args, cwd=tmp_path)
         assert bad.returncode == 2, (args, bad.stderr)
         assert bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr
-    for command in ("backprop", "matrix"):
-        bad = _cli(command, "--input", "vol.npy", "--filter", "f.npy", "--volume", cwd=tmp_path)
-        assert bad.returncode == 2 and "not supported yet" in bad.stderr
-        assert len(bad.stderr.strip().splitlines()) == 1
+    bad = _cli("backprop", "--input", "vol.npy", "--filter", "f.npy", "--volume", cwd=tmp_path)
+    assert bad.returncode == 2 and "not supported yet" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    done = _cli("matrix", "--input", "vol.npy", "--filter", "f.npy", "--volume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "triply block Toeplitz" in done.stdout and "are equal: checked." in done.stdout
+    assert "NOT equal" not in done.stdout
+
+
+def _shifted(m: np.ndarray, x_shape, out_shape) -> bool:
+    """Whether M[p, q] depends only on the differences of the (depth, row, col) positions of output
+    cell p and input cell q: what 'triply block Toeplitz' means for stride 1."""
+    seen: dict = {}
+    for p in range(m.shape[0]):
+        a = np.unravel_index(p, out_shape)
+        for q in range(m.shape[1]):
+            b = np.unravel_index(q, x_shape)
+            key = tuple(int(u) - int(v) for u, v in zip(b, a, strict=True))
+            if seen.setdefault(key, m[p, q]) != m[p, q]:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"seed{c[0]}" for c in CASES])
+@pytest.mark.parametrize("mode", ["correlate", "convolve"])
+def test_matrix_view_of_a_volume(case, mode):
+    seed, xshape, wshape, stride, padding, dilation, bias, _ = case
+    x, w, b = _case(seed, xshape, wshape, bias)
+    sol = explain(x, [Conv(w, mode=mode, stride=stride, padding=padding, dilation=dilation, bias=b)],
+                  volume=True)
+    rng = np.random.default_rng(seed + 100)
+    g = rng.integers(-3, 4, size=sol.stages[0].output.shape)
+    view = matrix_view(sol, grad_out=g)
+    assert view.forward_ok and view.backward_ok
+    x4, w5 = _as5(x, w)
+    if mode == "convolve":
+        w5 = w5[..., ::-1, ::-1, ::-1]
+    pads = tuple((p, p) for p in _three(padding))
+    # M from the loop reference, column by column: the conv (without bias) of each unit volume
+    columns = []
+    for q in range(x4.size):
+        unit = np.zeros(x4.size, dtype=np.int64)
+        unit[q] = 1
+        columns.append(ref_conv(unit.reshape(x4.shape), w5, None, _three(stride), pads,
+                                _three(dilation)).ravel())
+    m = np.stack(columns, axis=1)
+    np.testing.assert_array_equal(view.matrix, m)
+    np.testing.assert_array_equal(view.transpose_product, m.T @ g.ravel())
+    one_filter = x4.shape[0] == 1 and w5.shape[0] == 1 and _three(stride) == (1, 1, 1)
+    for f in FORMATS:
+        text = view.render(f)
+        assert ("triply block Toeplitz" in text) == one_filter
+        assert "NOT equal" not in text
+    if one_filter and _three(dilation) == (1, 1, 1) and pads == ((0, 0),) * 3:
+        assert _shifted(m, x4.shape[1:], sol.stages[0].output.shape[1:])
 
 
 def test_deep_volumes_leave_middle_slices_out():

@@ -133,7 +133,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
         p.set_defaults(both=False)
     p.add_argument("--volume", action="store_true",
                    help="a 3-D --input is one volume (D, H, W), a 4-D one a volume with channels "
-                        "(C, D, H, W); filters have a depth axis (kD, kH, kW); explain only")
+                        "(C, D, H, W); filters have a depth axis (kD, kH, kW); explain and matrix")
     p.add_argument("--stride", type=ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
     p.add_argument("--padding", type=padding, default=0,
                    help="conv padding: 1, 1,2, (lo,hi) pairs 0,1;1,0, same, valid or full")
@@ -391,10 +391,6 @@ def add_matrix(sub: Any) -> None:
 def _run_matrix(args: argparse.Namespace) -> int:
     from cnnlab.explain import MatrixError, explain, has_fraction, matrix_view, read_source, to_array
 
-    if args.volume:
-        raise CommandError("cnnlab matrix: --volume is not supported yet: the matrix of a 3-D conv "
-                           "is triply block Toeplitz (a block Toeplitz matrix of doubly block "
-                           "Toeplitz blocks); cnnlab explain --volume works volumes out")
     x, filters, bias = _matrices(args, "matrix")
     if not filters:
         raise CommandError("cnnlab matrix: the matrix form needs a --filter")
@@ -407,7 +403,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
             raise CommandError(f"cnnlab matrix: --grad {exc}") from None
     stages = _stages(args, filters, bias, "matrix")
     try:
-        result = matrix_view(explain(x, stages, cells=args.cells), grad_out=grad)
+        result = matrix_view(explain(x, stages, cells=args.cells, volume=args.volume), grad_out=grad)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "matrix") from None
     except MemoryError:

@@ -91,6 +91,12 @@ class VolumeStage:
     name: str = ""
     cells: list = field(default_factory=list)
     left_out: int = 0
+    # a conv's filters as applied (flipped for a true convolution), bias, stride, pads, dilation
+    applied: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    stride: tuple = ()
+    pads: tuple = ()
+    dilation: tuple = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +299,8 @@ def _conv_stage(x: np.ndarray, plan: dict, label: str, select: int | None) -> Vo
     params = (f"Stride {plan['stride']}, padding {plan['pads']}, dilation {plan['dilation']}"
               + ("" if bias is None else ", bias " + ", ".join(num.plain(b) for b in bias)) + ".")
     return VolumeStage("conv", label, "", x, output, params, grid, roles, _dims(x.shape[1:], plan),
-                       filters, mode, cells=cells, left_out=output.size - len(picked))
+                       filters, mode, cells=cells, left_out=output.size - len(picked), applied=applied,
+                       bias=bias, stride=plan["stride"], pads=plan["pads"], dilation=plan["dilation"])
 
 
 def _activation_stage(x: np.ndarray, plan: dict, label: str, select: int | None) -> VolumeStage:
