@@ -203,7 +203,13 @@ def test_every_printed_pool_window(kind):
                 assert line in normalized(texts[f]), (f, line)
         else:
             assert cell.divisor == 8 and cell.value == pytest.approx(sum(inside) / 8)
-            assert sum(float(t) for t in cell.terms) == pytest.approx(sum(inside))
+            # padding zeros count in the divisor (count_include_pad) and are shown as terms
+            terms = [x[a, p - 1, q - 1] if 1 <= p <= 4 and 1 <= q <= 4 else 0
+                     for a in (z, z + 1) for p in (2 * i, 2 * i + 1) for q in (2 * j, 2 * j + 1)]
+            line = f"sum={'+'.join(factor(t) for t in terms)}={sum(terms)}"
+            for f in ("text", "md", "html"):
+                assert line in normalized(texts[f]), (f, line)
+                assert f"={sum(terms)}/8={sum(terms) / 8}" in normalized(texts[f])
 
 
 def test_channels_and_float_input():

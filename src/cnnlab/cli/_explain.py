@@ -76,11 +76,13 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 _EXPLAIN_EPILOG = """\
 matrices: [[1,0,2],[3,1,0],[0,0,4]] or "1 0 2; 3 1 0; 0 0 4"; entries may be fractions (1/3);
-a file (.json, .csv, .txt, .npy), or - to read stdin. A 3-D --input is a stack of channels.
+a file (.json, .csv, .txt, .npy), or - to read stdin. A 3-D --input is a stack of channels;
+with --volume it is one volume (D, H, W) (4-D: with channels) and filters are (kD, kH, kW).
 
 example:
   cnnlab explain --input "[[1,0,2],[3,1,0],[0,0,4]]" --filter "[[1,0],[0,1]]" \\
       --stride 1 --padding 0 --activation relu --pool max --pool-size 2 --pool-stride 1
+  cnnlab explain --input vol.npy --filter f.npy --volume --activation relu --pool max
 """
 
 

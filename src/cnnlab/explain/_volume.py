@@ -319,8 +319,8 @@ def _pool_stage(x: np.ndarray, plan: dict, label: str, select: int | None) -> Vo
     if kind == "max":
         output = _functional.max_pool3d(x, plan["kernel"], plan["stride"], plan["pads"], plan["dilation"])
     else:
-        x = x.astype(np.float64)
-        output = _functional.avg_pool3d(x, plan["kernel"], plan["stride"], plan["pads"], False,
+        # an average is a float here (the terms shown keep the input's integers)
+        output = _functional.avg_pool3d(x.astype(np.float64), plan["kernel"], plan["stride"], plan["pads"], False,
                                         plan["count_include_pad"], plan["divisor"], plan["dilation"])
     fill = -np.inf if kind == "max" else 0
     # max pooling pads with -inf (never chosen); integers stay integers beside it
@@ -550,6 +550,12 @@ def explain_volume(x: Any, stages: Any, *, label: str = "I", cells: int | None =
     Returns
     -------
     VolumeSolution
+
+    Notes
+    -----
+    Integers stay exact integers through conv and ReLU; any float makes the stage floating
+    point, and so does average pooling and every other activation (volumes have no exact
+    fractions, unlike 2-D inputs).
 
     Raises
     ------
