@@ -262,8 +262,12 @@ def test_bad_volumes_raise(x, stages, message):
 def test_volume_flag_type_and_refusals_elsewhere():
     with pytest.raises(TypeError, match="volume must be a bool"):
         explain(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume="yes")
-    with pytest.raises(ValueError, match="volumes are not supported yet"):
-        backprop(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume=True)
+    with pytest.raises(TypeError, match="volume must be a bool"):
+        backprop(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume=1)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        backprop(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume=True, loss="cross_entropy")
+    with pytest.raises(ValueError, match="target must be"):
+        backprop(np.ones((2, 2, 2)), [Conv(np.ones((1, 1, 1)))], volume=True, loss="mse", target=[1, 2])
     # without volume=True a 3-D input is still a stack of 2-D channels
     stack = explain(np.ones((2, 3, 3)), [Conv(np.ones((2, 2, 2)))])
     assert stack.stages[0].output.shape == (1, 2, 2)
@@ -299,9 +303,13 @@ def test_cli_volume(tmp_path):
         bad = _cli("explain", *args, cwd=tmp_path)
         assert bad.returncode == 2, (args, bad.stderr)
         assert bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr
-    bad = _cli("backprop", "--input", "vol.npy", "--filter", "f.npy", "--volume", cwd=tmp_path)
-    assert bad.returncode == 2 and "not supported yet" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
+    done = _cli("backprop", "--input", "vol.npy", "--filter", "f.npy", "--volume", "--activation", "relu",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Backpropagation through the volume I" in done.stdout and "dL/dF[0,0,0] = " in done.stdout
+    bad = _cli("backprop", "--input", "vol.npy", "--filter", "f.npy", "--volume", "--loss", "cross_entropy",
+               "--target", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "loss must be" in bad.stderr
     done = _cli("matrix", "--input", "vol.npy", "--filter", "f.npy", "--volume", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "triply block Toeplitz" in done.stdout and "are equal: checked." in done.stdout
@@ -366,3 +374,78 @@ def test_deep_volumes_leave_middle_slices_out():
         assert "(the 4 depth slices z=3-6 are not shown)" in text  # the input
         assert "(the 2 depth slices z=3-4 are not shown)" in text  # the 8-deep filter and window
         assert "I[z=9]" in text and "I[z=3]" not in text and "I[z=4]" not in text
+
+
+def _loss_value(x, w, b, case, target):
+    _, _, _, stride, padding, dilation, _, pool = case
+    stages = [Conv(w, stride=stride, padding=padding, dilation=dilation, bias=b), "tanh"]
+    if pool is not None:
+        stages.append(Pool(pool[0], pool[1], stride=pool[2], padding=pool[3]))
+    y = explain(x, stages, volume=True, cells=0).output
+    return float(((y - target) ** 2).mean()), stages
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"seed{c[0]}" for c in CASES])
+def test_backprop_matches_finite_differences(case):
+    seed, xshape, wshape, *_ = case
+    rng = np.random.default_rng(seed + 50)
+    x, w = rng.normal(size=xshape), rng.normal(size=wshape)
+    b = None if case[6] is None else rng.normal(size=len(case[6]))
+    _, stages = _loss_value(x, w, b, case, 0.0)
+    target = rng.normal(size=explain(x, stages, volume=True, cells=0).output.shape)
+    bp = backprop(x, stages, loss="mse", target=target, volume=True)
+    h = 1e-6
+    for name, array, grad in (("x", x, bp.grad_input.reshape(x.shape)), ("w", w, bp.grad_filters[0].reshape(w.shape))):
+        for flat in (0, array.size // 2, array.size - 1):
+            index = tuple(int(v) for v in np.unravel_index(flat, array.shape))
+            up, down = array.copy(), array.copy()
+            up[index] += h
+            down[index] -= h
+            args = {"x": (up, w), "w": (x, up)}[name], {"x": (down, w), "w": (x, down)}[name]
+            numeric = (_loss_value(*args[0], b, case, target)[0] - _loss_value(*args[1], b, case, target)[0]) / (2 * h)
+            assert grad[index] == pytest.approx(numeric, rel=1e-5, abs=1e-7), (name, index)
+    if b is not None:
+        for o in range(len(b)):
+            up, down = b.copy(), b.copy()
+            up[o] += h
+            down[o] -= h
+            numeric = (_loss_value(x, w, up, case, target)[0] - _loss_value(x, w, down, case, target)[0]) / (2 * h)
+            assert bp.grad_biases[0][o] == pytest.approx(numeric, rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("case", CASES[:3], ids=[f"seed{c[0]}" for c in CASES[:3]])
+@pytest.mark.parametrize("mode", ["correlate", "convolve"])
+def test_backprop_filter_cells_as_text(case, mode):
+    seed, xshape, wshape, stride, padding, dilation, bias, _ = case
+    x, w, b = _case(seed, xshape, wshape, bias)
+    bp = backprop(x, [Conv(w, mode=mode, stride=stride, padding=padding, dilation=dilation, bias=b), "relu"],
+                  volume=True, cells=3)
+    x4, w5 = _as5(x, w)
+    applied = w5[..., ::-1, ::-1, ::-1] if mode == "convolve" else w5
+    pads = tuple((p, p) for p in _three(padding))
+    grid = np.pad(x4, ((0, 0), *pads))
+    conv = ref_conv(x4, applied, b, _three(stride), pads, _three(dilation))
+    g = (conv > 0).astype(np.int64)  # d sum(ReLU(Y)) / dY, with ReLU'(0) = 0
+    s, d = _three(stride), _three(dilation)
+    expected = np.zeros(applied.shape, dtype=np.int64)
+    for o, c, a, bb, e in np.ndindex(*applied.shape):
+        for z, i, j in np.ndindex(*g.shape[1:]):
+            read = grid[c, z * s[0] + a * d[0], i * s[1] + bb * d[1], j * s[2] + e * d[2]]
+            expected[o, c, a, bb, e] += read * g[o, z, i, j]
+    own = expected[..., ::-1, ::-1, ::-1] if mode == "convolve" else expected
+    np.testing.assert_array_equal(bp.grad_filters[0], own)
+    if b is not None:
+        np.testing.assert_array_equal(bp.grad_biases[0], g.sum(axis=(1, 2, 3)))
+    step = next(st for st in bp.steps if st.stage.kind == "conv")
+    assert len(step.cells) == 3
+    texts = {f: normalized(bp.render(f)) for f in FORMATS}
+    for index, _, value in step.cells:
+        o, c, a, bb, e = index
+        terms = [f"{factor(grid[c, z * s[0] + a * d[0], i * s[1] + bb * d[1], j * s[2] + e * d[2]])}"
+                 f"*{factor(g[o, z, i, j])}" for z, i, j in np.ndindex(*g.shape[1:])]
+        if len(terms) > 12:
+            terms = terms[:4] + ["..."] + terms[-4:]
+        line = "=" + "+".join(terms) + f"={expected[index]}"
+        assert value == expected[index]
+        for f in FORMATS:
+            assert normalized(line) in texts[f], (f, line)

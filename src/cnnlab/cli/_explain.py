@@ -135,7 +135,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
         p.set_defaults(both=False)
     p.add_argument("--volume", action="store_true",
                    help="a 3-D --input is one volume (D, H, W), a 4-D one a volume with channels "
-                        "(C, D, H, W); filters have a depth axis (kD, kH, kW); explain and matrix")
+                        "(C, D, H, W); filters have a depth axis (kD, kH, kW)")
     p.add_argument("--stride", type=ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
     p.add_argument("--padding", type=padding, default=0,
                    help="conv padding: 1, 1,2, (lo,hi) pairs 0,1;1,0, same, valid or full")
@@ -351,16 +351,12 @@ def _target(args: argparse.Namespace) -> Any:
 def _run_backprop(args: argparse.Namespace) -> int:
     from cnnlab.explain import backprop
 
-    if args.volume:
-        raise CommandError("cnnlab backprop: --volume is not supported yet (backprop works out "
-                           "1-D signals and 2-D matrices with channels); cnnlab explain --volume "
-                           "works volumes out")
     target = _target(args)
     x, filters, bias = _matrices(args, "backprop")
     stages = _stages(args, filters, bias, "backprop")
     try:
         result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction,
-                          cells=args.cells)
+                          cells=args.cells, volume=args.volume)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "backprop") from None
     except MemoryError:

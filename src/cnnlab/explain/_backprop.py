@@ -39,8 +39,9 @@ from cnnlab.explain._engine import _in_arithmetic, _op, explain
 from cnnlab.explain._limits import cell_count, check_work, chosen
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import INPUT, PAD, ActivationStage, ConvStage, PoolStage, Solution
+from cnnlab.explain._volume_backprop import volume_backprop
 from cnnlab.functional import _naive
-from cnnlab.functional._args import check_choice
+from cnnlab.functional._args import check_bool, check_choice
 from cnnlab.functional._windows import dilate, flip, pad
 
 OP = "backprop"
@@ -340,8 +341,8 @@ def backprop(
         How many cells of each step to work out by hand (as for :func:`~cnnlab.explain.explain`:
         all of a small step, 4 representative ones of a large one by default).
     volume : bool, default False
-        Volumes are not supported yet: ``True`` raises ``ValueError`` (``explain`` works the
-        forward pass of a volume out).
+        Read the input as a volume, as ``explain(..., volume=True)`` does; the result is then a
+        ``VolumeBackprop`` (losses 'sum' and 'mse').
 
     Returns
     -------
@@ -371,11 +372,9 @@ def backprop(
     >>> bp.grad_input.tolist()
     [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
-    if volume is not False:
-        raise ValueError(
-            "backprop: volumes are not supported yet (1-D signals and 2-D matrices with channels "
-            "are); explain(..., volume=True) works the forward pass of a volume out"
-        )
+    if check_bool("backprop", "volume", volume):
+        return volume_backprop(x, stages, loss=loss, target=target, reduction=reduction, label=label,
+                               cells=cells)
     with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
         return _backprop(x, stages, loss, target, reduction, label, cells)
 

@@ -97,6 +97,9 @@ class VolumeStage:
     stride: tuple = ()
     pads: tuple = ()
     dilation: tuple = ()
+    # a pool's window and options; an activation's parameters
+    kernel: tuple = ()
+    options: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +314,8 @@ def _activation_stage(x: np.ndarray, plan: dict, label: str, select: int | None)
     cells = [VolumeCell(index, (), (), (), np.array(x[index]), output[index]) for index in picked]
     params = ", ".join(f"{k} {v}" for k, v in plan["params"].items())
     return VolumeStage("activation", label, "", x, output, params + "." if params else "",
-                       name=name, cells=cells, left_out=output.size - len(picked))
+                       name=name, cells=cells, left_out=output.size - len(picked),
+                       options=dict(plan["params"]))
 
 
 def _pool_stage(x: np.ndarray, plan: dict, label: str, select: int | None) -> VolumeStage:
@@ -349,7 +353,10 @@ def _pool_stage(x: np.ndarray, plan: dict, label: str, select: int | None) -> Vo
     params += " (max pooling pads with -inf)." if kind == "max" and any(
         lo or hi for lo, hi in plan["pads"]) else "."
     return VolumeStage("pool", label, "", x, output, params, grid, roles, _dims(x.shape[1:], plan),
-                       mode=kind, name=kind, cells=cells, left_out=output.size - len(picked))
+                       mode=kind, name=kind, cells=cells, left_out=output.size - len(picked),
+                       stride=plan["stride"], pads=plan["pads"], dilation=plan["dilation"],
+                       kernel=plan["kernel"], options={"count_include_pad": plan["count_include_pad"],
+                                                       "divisor_override": plan["divisor"]})
 
 
 # ---------------------------------------------------------------------------------------------
