@@ -32,6 +32,8 @@ from cnnlab.explain._solution import (
 )
 from cnnlab.explain._spec import ACTIVATIONS, Activation, Conv, Pool
 from cnnlab.explain._volume import VolumeCell, VolumeSolution, VolumeStage
+from cnnlab.explain._volume_backprop import VolumeBackprop, VolumeGradStep
+from cnnlab.explain._volume_matrix import VolumeMatrixView
 
 __all__ = [
     "ACTIVATIONS",
@@ -72,7 +74,10 @@ __all__ = [
     "PoolCell",
     "PoolStage",
     "Solution",
+    "VolumeBackprop",
     "VolumeCell",
+    "VolumeGradStep",
+    "VolumeMatrixView",
     "VolumeSolution",
     "VolumeStage",
     "backprop",
