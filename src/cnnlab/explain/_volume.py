@@ -157,7 +157,8 @@ def _fit(op: str, what: str, sizes, kernel, dilation, pads) -> None:
 
 def _padded_count(channels: int, sizes, pads) -> tuple[int, str]:
     padded = [s + lo + hi for s, (lo, hi) in zip(sizes, pads, strict=True)]
-    return channels * int(np.prod(padded)), " x ".join(str(v) for v in [channels, *padded])
+    shown = ([channels] if channels > 1 else []) + padded
+    return channels * int(np.prod(padded)), " x ".join(str(v) for v in shown)
 
 
 def _conv_plan(op: str, spec: Conv, shape: tuple[int, ...]) -> dict:
