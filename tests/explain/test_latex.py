@@ -49,6 +49,14 @@ CASES = {
     "backprop_large": lambda: backprop(RNG.normal(size=(40, 40)), [Conv(RNG.normal(size=(3, 3))), "tanh"]),
     "matrix_4x4": lambda: matrix_view(explain(np.arange(16).reshape(4, 4), [Conv([[1, 0], [0, 1]])])),
     "matrix_signal": lambda: matrix_view(explain(np.arange(12), [Conv([1, 2, -1])])),
+    "volume": lambda: explain(RNG.integers(-5, 6, (3, 4, 4)), [Conv(RNG.integers(-2, 3, (2, 2, 2)), padding=1, bias=1),
+                                                              "relu", Pool("max", 2)], volume=True),
+    "matrix_volume": lambda: matrix_view(explain(np.arange(18).reshape(2, 3, 3), [Conv(np.ones((2, 2, 2)))],
+                                                 volume=True)),
+    "backprop_volume": lambda: backprop(RNG.integers(-3, 4, (3, 4, 4)), [Conv(RNG.integers(-2, 3, (2, 2, 2)), bias=1),
+                                                                      "relu", Pool("max", 2)], volume=True),
+    "volume_large": lambda: explain(RNG.normal(size=(2, 12, 20, 20)), [Conv(RNG.normal(size=(2, 2, 3, 3, 3))),
+                                                                        "tanh", Pool("avg", 2)], volume=True),
 }
 
 

@@ -76,11 +76,13 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 _EXPLAIN_EPILOG = """\
 matrices: [[1,0,2],[3,1,0],[0,0,4]] or "1 0 2; 3 1 0; 0 0 4"; entries may be fractions (1/3);
-a file (.json, .csv, .txt, .npy), or - to read stdin. A 3-D --input is a stack of channels.
+a file (.json, .csv, .txt, .npy), or - to read stdin. A 3-D --input is a stack of channels;
+with --volume it is one volume (D, H, W) (4-D: with channels) and filters are (kD, kH, kW).
 
 example:
   cnnlab explain --input "[[1,0,2],[3,1,0],[0,0,4]]" --filter "[[1,0],[0,1]]" \\
       --stride 1 --padding 0 --activation relu --pool max --pool-size 2 --pool-stride 1
+  cnnlab explain --input vol.npy --filter f.npy --volume --activation relu --pool max
 """
 
 
@@ -131,6 +133,9 @@ def _add_pipeline_options(p: argparse.ArgumentParser, both: bool) -> None:
                           help="show cross-correlation and convolution side by side")
     else:
         p.set_defaults(both=False)
+    p.add_argument("--volume", action="store_true",
+                   help="a 3-D --input is one volume (D, H, W), a 4-D one a volume with channels "
+                        "(C, D, H, W); filters have a depth axis (kD, kH, kW)")
     p.add_argument("--stride", type=ints, default=1, help="conv stride: 1 or 2,1 (default 1)")
     p.add_argument("--padding", type=padding, default=0,
                    help="conv padding: 1, 1,2, (lo,hi) pairs 0,1;1,0, same, valid or full")
@@ -185,7 +190,13 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
     x = arrays.pop("--input")
     if x.ndim == 2 and x.shape[0] == 1 and getattr(args, "signal", False):
         x = x[0]
-    if x.ndim not in (1, 2, 3):
+    volume = getattr(args, "volume", False)
+    if volume and x.ndim not in (3, 4):
+        raise CommandError(
+            f"cnnlab {command}: --volume needs a 3-D --input (D, H, W) or a 4-D one (C, D, H, W), "
+            f"got {x.ndim}-D with shape {x.shape}"
+        )
+    if not volume and x.ndim not in (1, 2, 3):
         raise CommandError(
             f"cnnlab {command}: --input must be a 1-D signal, a 2-D matrix or a 3-D stack of "
             f"channels, got {x.ndim}-D with shape {x.shape}"
@@ -205,7 +216,12 @@ def _matrices(args: argparse.Namespace, command: str = "explain") -> tuple[Any, 
                 f"cnnlab {command}: {name} must be a 1-D filter for a 1-D --input, got "
                 f"{f.ndim}-D with shape {f.shape}"
             )
-        if x.ndim > 1 and f.ndim not in (2, 3, 4):
+        if volume and f.ndim not in (3, 4, 5):
+            raise CommandError(
+                f"cnnlab {command}: {name} must be a 3-D filter (kD, kH, kW) for a volume (or a "
+                f"4-D/5-D stack), got {f.ndim}-D with shape {f.shape}"
+            )
+        if not volume and x.ndim > 1 and f.ndim not in (2, 3, 4):
             raise CommandError(
                 f"cnnlab {command}: {name} must be a 2-D filter (or 3-D/4-D stack), got "
                 f"{f.ndim}-D with shape {f.shape}"
@@ -253,9 +269,12 @@ def _run_explain(args: argparse.Namespace) -> int:
 
     x, filters, bias = _matrices(args)
     stages = _stages(args, filters, bias)
+    if args.volume and args.both:
+        raise CommandError("cnnlab explain: --both is not supported with --volume; run it once "
+                           "with and once without --convolve")
     try:
         result = (compare(x, stages, cells=args.cells) if args.both
-                  else explain(x, stages, cells=args.cells))
+                  else explain(x, stages, cells=args.cells, volume=args.volume))
     except (ValueError, TypeError) as exc:
         raise CommandError(f"cnnlab {exc}") from None
     except MemoryError:
@@ -337,7 +356,7 @@ def _run_backprop(args: argparse.Namespace) -> int:
     stages = _stages(args, filters, bias, "backprop")
     try:
         result = backprop(x, stages, loss=args.loss, target=target, reduction=args.reduction,
-                          cells=args.cells)
+                          cells=args.cells, volume=args.volume)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "backprop") from None
     except MemoryError:
@@ -382,7 +401,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
             raise CommandError(f"cnnlab matrix: --grad {exc}") from None
     stages = _stages(args, filters, bias, "matrix")
     try:
-        result = matrix_view(explain(x, stages, cells=args.cells), grad_out=grad)
+        result = matrix_view(explain(x, stages, cells=args.cells, volume=args.volume), grad_out=grad)
     except (ValueError, TypeError) as exc:
         raise retag(exc, "matrix") from None
     except MemoryError:

@@ -31,6 +31,9 @@ from cnnlab.explain._solution import (
     Solution,
 )
 from cnnlab.explain._spec import ACTIVATIONS, Activation, Conv, Pool
+from cnnlab.explain._volume import VolumeCell, VolumeSolution, VolumeStage
+from cnnlab.explain._volume_backprop import VolumeBackprop, VolumeGradStep
+from cnnlab.explain._volume_matrix import VolumeMatrixView
 
 __all__ = [
     "ACTIVATIONS",
@@ -71,6 +74,12 @@ __all__ = [
     "PoolCell",
     "PoolStage",
     "Solution",
+    "VolumeBackprop",
+    "VolumeCell",
+    "VolumeGradStep",
+    "VolumeMatrixView",
+    "VolumeSolution",
+    "VolumeStage",
     "backprop",
     "compare",
     "explain",

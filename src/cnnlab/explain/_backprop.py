@@ -39,8 +39,9 @@ from cnnlab.explain._engine import _in_arithmetic, _op, explain
 from cnnlab.explain._limits import cell_count, check_work, chosen
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import INPUT, PAD, ActivationStage, ConvStage, PoolStage, Solution
+from cnnlab.explain._volume_backprop import volume_backprop
 from cnnlab.functional import _naive
-from cnnlab.functional._args import check_choice
+from cnnlab.functional._args import check_bool, check_choice
 from cnnlab.functional._windows import dilate, flip, pad
 
 OP = "backprop"
@@ -320,7 +321,7 @@ class Backprop(Rendered):
 
 def backprop(
     x: Any, stages: Any, *, loss: str = "sum", target: Any = None, reduction: str = "mean",
-    label: str = "I", cells: int | None = None,
+    label: str = "I", cells: int | None = None, volume: bool = False,
 ) -> Backprop:
     """Work the gradients of a CNN pipeline out by hand, step by step.
 
@@ -339,6 +340,9 @@ def backprop(
     cells : int, optional
         How many cells of each step to work out by hand (as for :func:`~cnnlab.explain.explain`:
         all of a small step, 4 representative ones of a large one by default).
+    volume : bool, default False
+        Read the input as a volume, as ``explain(..., volume=True)`` does; the result is then a
+        ``VolumeBackprop`` (losses 'sum' and 'mse').
 
     Returns
     -------
@@ -368,6 +372,9 @@ def backprop(
     >>> bp.grad_input.tolist()
     [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
+    if check_bool("backprop", "volume", volume):
+        return volume_backprop(x, stages, loss=loss, target=target, reduction=reduction, label=label,
+                               cells=cells)
     with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
         return _backprop(x, stages, loss, target, reduction, label, cells)
 

@@ -53,6 +53,7 @@ from cnnlab.explain._spec import (
     Conv,
     Pool,
 )
+from cnnlab.explain._volume import VolumeSolution, explain_volume
 from cnnlab.functional import _naive
 from cnnlab.functional._args import (
     check_bool,
@@ -609,7 +610,8 @@ def _as_rows(stages: Sequence[Any]) -> list:
     return out
 
 
-def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | None = None) -> Solution:
+def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | None = None,
+            volume: bool = False) -> Solution | VolumeSolution:
     """Work a CNN pipeline out by hand: every matrix, every window, every product and sum.
 
     Parameters
@@ -625,10 +627,15 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | Non
         How many output cells of each stage to work out by hand, spread evenly from the first
         to the last.  By default every cell of a stage with at most 64 output cells, and 4
         representative ones of a larger stage.  Every output value is computed either way.
+    volume : bool, default False
+        Read a 3-D input ``(D, H, W)`` as one volume (not a stack of channels), a 4-D input as a
+        volume with channels ``(C, D, H, W)``, and the filters with a depth axis; see
+        :func:`cnnlab.explain._volume.explain_volume`.
 
     Returns
     -------
     Solution
+        (a :class:`~cnnlab.explain._volume.VolumeSolution` with ``volume=True``)
         Render it with ``str()``, :meth:`Solution.render` or in Jupyter.
 
     Raises
@@ -661,6 +668,8 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | Non
     >>> sol.answer
     5
     """
+    if check_bool(OP, "volume", volume):
+        return explain_volume(x, stages, label=label, cells=cells)
     with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
         return _explain(x, stages, label, cells)
 

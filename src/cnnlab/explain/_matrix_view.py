@@ -22,6 +22,8 @@ from cnnlab.explain._expr import Grid, Heading, Math, Num, Op, Para, Row, Sym
 from cnnlab.explain._limits import MAX_MATRIX_ENTRIES, check_values, chosen
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._solution import ConvStage, Solution
+from cnnlab.explain._volume import VolumeSolution
+from cnnlab.explain._volume_matrix import VolumeMatrixView, volume_matrix_view
 from cnnlab.functional._matrix import conv_matrix
 
 OP = "matrix_view"
@@ -151,14 +153,15 @@ class MatrixView(Rendered):
         return blocks
 
 
-def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixView:
+def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixView | VolumeMatrixView:
     """Show the conv stage of a worked solution as its matrix ``M`` and verify ``M`` and ``M.T``.
 
     Parameters
     ----------
-    source : Solution, Backprop or ConvStage
+    source : Solution, Backprop, ConvStage or VolumeSolution
         What :func:`cnnlab.explain.explain` or :func:`cnnlab.explain._backprop.backprop` returned,
-        or one conv stage of it.
+        or one conv stage of it.  For a volume (``explain(..., volume=True)``) the result is a
+        ``VolumeMatrixView``: M of the 3-D conv, triply block Toeplitz for one filter at stride 1.
     stage : int, default 0
         Which conv stage of the pipeline (0 is the first conv stage).
     grad_out : array_like, optional
@@ -194,6 +197,8 @@ def matrix_view(source: Any, *, stage: int = 0, grad_out: Any = None) -> MatrixV
         stages = [s for s in source.stages if isinstance(s, ConvStage)]
     elif isinstance(source, ConvStage):
         stages = [source]
+    elif isinstance(source, VolumeSolution):
+        return volume_matrix_view(source, stage=stage, grad_out=grad_out)
     else:
         raise TypeError(f"{OP}: source must be a Solution, Backprop or ConvStage, got {type(source).__name__}")
     if isinstance(stage, bool) or not isinstance(stage, int):
