@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import cnnlab.functional as F
-from cnnlab import Tensor, models, optim
+from cnnlab import Tensor, optim
+from cnnlab.training import models
 
 
 def _torch_model(torch, name):

@@ -72,7 +72,20 @@ def add_train(sub: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``cnnlab train``."""
+    """Run ``cnnlab train``; a SIGTERM at any moment ends it cleanly with exit 143."""
+    from cnnlab.training import Terminated, sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():
+            return _train(args)
+    except Terminated:
+        out = f" in {args.out}" if args.out else ""
+        print(f"cnnlab train: terminated (SIGTERM) outside the training loop; every checkpoint written{out} is "
+              "complete (resume with --resume LAST, or start again)", file=sys.stderr)
+        return 143
+
+
+def _train(args: argparse.Namespace) -> int:
     from cnnlab.checkpoint import CheckpointError
     from cnnlab.data import DataError
     from cnnlab.training import RunFolderError

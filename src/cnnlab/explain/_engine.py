@@ -445,7 +445,7 @@ def _conv_stage(x: np.ndarray, plan: _ConvPlan, label: str, select: int | None =
     kernel = filters.shape[2:]
     view = windows(grid, kernel, plan.stride, plan.dilation)  # (C, oH, oW, kH, kW)
     cells = []
-    picked = chosen_cells(output.shape, select)
+    picked = _picked(output.shape, select)
     for o, i, j in picked:
         window = view[:, i, j]
         rows = tuple(i * plan.stride[0] + t * plan.dilation[0] for t in range(kernel[0]))
@@ -468,10 +468,37 @@ def _conv_stage(x: np.ndarray, plan: _ConvPlan, label: str, select: int | None =
     )
 
 
+def _explicit(select: Any) -> bool:
+    """Whether ``select`` lists output positions (``at=``) rather than a number of cells."""
+    return isinstance(select, tuple)
+
+
+def _picked(shape: tuple[int, ...], select: Any) -> list[tuple[int, ...]]:
+    """The output cells of a stage to work out: the listed positions that lie in it, else a count."""
+    if _explicit(select):
+        return [p for p in select if len(p) == len(shape) and all(0 <= v < n for v, n in zip(p, shape, strict=True))]
+    return chosen_cells(shape, select)
+
+
+def _positions(at: Any) -> tuple[tuple[int, ...], ...]:
+    """``at`` checked: a sequence of output positions ``(channel, row, col)``."""
+    if isinstance(at, (str, bytes)) or not isinstance(at, Sequence) or len(at) == 0:
+        raise TypeError(f"{OP}: at must be a non-empty list of (channel, row, col) positions, got {at!r}")
+    out = []
+    for p in at:
+        if (isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) != 3
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in p)):
+            raise TypeError(f"{OP}: each position in at must be (channel, row, col) ints, got {p!r}")
+        out.append(tuple(int(v) for v in p))
+    return tuple(out)
+
+
 def _activation_stage(x: np.ndarray, plan: _ActivationPlan, label: str,
                       select: int | None = None) -> ActivationStage:
     output, notes = _activation_output(x, plan)
-    if plan.name in _EXACT_ACTIVATIONS:
+    if _explicit(select):
+        indices, total = _picked(x.shape, select), x.size
+    elif plan.name in _EXACT_ACTIVATIONS:
         # only the negative cells change: work out (a few of) those
         negative = np.argwhere(np.array([num.is_negative(v) for v in x.ravel()]).reshape(x.shape)
                                if num.is_exact(x) else x < 0)
@@ -516,7 +543,7 @@ def _pool_stage(x: np.ndarray, plan: _PoolPlan, label: str, select: int | None =
     (rlo, _), (clo, _) = plan.pads
     width = x.shape[2]
     cells = []
-    picked = chosen_cells(output.shape, select)
+    picked = _picked(output.shape, select)
     for c, i, j in picked:
         window, window_roles = np.array(view[c, i, j]), np.array(role_view[i, j])
         rows = tuple(i * plan.stride[0] + t * plan.dilation[0] for t in range(plan.kernel[0]))
@@ -611,7 +638,7 @@ def _as_rows(stages: Sequence[Any]) -> list:
 
 
 def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | None = None,
-            volume: bool = False) -> Solution | VolumeSolution:
+            volume: bool = False, at: Sequence[Sequence[int]] | None = None) -> Solution | VolumeSolution:
     """Work a CNN pipeline out by hand: every matrix, every window, every product and sum.
 
     Parameters
@@ -627,6 +654,9 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | Non
         How many output cells of each stage to work out by hand, spread evenly from the first
         to the last.  By default every cell of a stage with at most 64 output cells, and 4
         representative ones of a larger stage.  Every output value is computed either way.
+    at : list of (channel, row, col), optional
+        Work out exactly these output positions of every stage (positions outside a stage's output
+        are skipped) instead of a number of cells; what a viewer asks when a cell is clicked.
     volume : bool, default False
         Read a 3-D input ``(D, H, W)`` as one volume (not a stack of channels), a 4-D input as a
         volume with channels ``(C, D, H, W)``, and the filters with a depth axis; see
@@ -671,14 +701,14 @@ def explain(x: Any, stages: Sequence[Any], *, label: str = "I", cells: int | Non
     if check_bool(OP, "volume", volume):
         return explain_volume(x, stages, label=label, cells=cells)
     with np.errstate(all="ignore"):  # NaN and inf propagate as IEEE says, without warnings
-        return _explain(x, stages, label, cells)
+        return _explain(x, stages, label, cells if at is None else _positions(at))
 
 
-def _explain(x: Any, stages: Sequence[Any], label: str, cells: int | None) -> Solution:
+def _explain(x: Any, stages: Sequence[Any], label: str, cells: Any) -> Solution:
     x3, planar, signal = _input(x)
     if not isinstance(label, str):
         raise TypeError(f"{OP}: label must be a str, got {type(label).__name__}")
-    select = cell_count(OP, cells)
+    select = cells if _explicit(cells) else cell_count(OP, cells)
     if signal:
         stages = _as_rows(stages)
     plans = _plan(x3.shape, stages, num.arithmetic_of(x3))

@@ -9,6 +9,7 @@
 
 from cnnlab.training import metrics, models, recipes
 from cnnlab.training._fit import EvalResult, FitResult, evaluate, fit, predict
+from cnnlab.training._progress import Terminated, sigterm_as_interrupt
 from cnnlab.training._rundir import RunFolder, RunFolderError
 from cnnlab.training._state import load_trained
 from cnnlab.training.recipes import RECIPES, RunError, RunResult, resolve_settings, resume_settings, run
@@ -20,6 +21,7 @@ __all__ = [
     "RunError",
     "RunFolder",
     "RunFolderError",
+    "Terminated",
     "RunResult",
     "evaluate",
     "fit",
@@ -31,4 +33,5 @@ __all__ = [
     "resolve_settings",
     "resume_settings",
     "run",
+    "sigterm_as_interrupt",
 ]

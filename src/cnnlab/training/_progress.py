@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ class StopFlag:
             if signum is None:
                 continue
             current = signal.getsignal(signum)
-            if current in (signal.default_int_handler, signal.SIG_DFL):
+            if current in (signal.default_int_handler, signal.SIG_DFL) or getattr(current, "replaceable", False):
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -192,3 +193,33 @@ class _Protected:
             flag._pending = False
             flag.raised = True
             raise KeyboardInterrupt
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived outside the training loop (while loading data, or after training ended)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+_raise_terminated.replaceable = True  # type: ignore[attr-defined]  # fit's StopFlag takes over while it runs
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` instead of killing the process at once.
+
+    While :func:`cnnlab.training.fit` runs, its own handler takes over (SIGTERM then stops after the
+    batch and saves, like the first Ctrl-C); before and after it, a SIGTERM ends the command with
+    this exception, so a scheduler's ``docker stop`` gets a clean exit 143 at any moment.
+    Outside the main thread, or where SIGTERM already has a handler, it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -203,10 +203,10 @@ class Runs:
             stride, dilation = conv.stride, conv.dilation
             if not isinstance(padding, str):
                 padding = tuple(p if isinstance(p, tuple) else (p, p) for p in padding)
-        stage = explain(xin, [Conv(weight, stride=stride, padding=padding, dilation=dilation, bias=bias,
-                                   padding_mode=conv.padding_mode)]).stages[0]
         wanted = (0, row if out.ndim == 3 else 0, col)
-        cell = next(c for c in stage.cells if c.index == wanted)
+        stage = explain(xin, [Conv(weight, stride=stride, padding=padding, dilation=dilation, bias=bias,
+                                   padding_mode=conv.padding_mode)], at=[wanted]).stages[0]
+        cell = stage.cells[0]  # the one position asked for (the layer's shape says it lies in the output)
         return {"layer": layer, "index": [channel, row, col], "rows": list(cell.rows), "cols": list(cell.cols),
                 "window": jsonable(cell.window), "kernel": jsonable(cell.kernel), "bias": jsonable(cell.bias),
                 "value": jsonable(cell.value), "layer_value": jsonable(out[(channel, *wanted[1:])]
