@@ -193,6 +193,15 @@ def test_predict_input_limits(client):
     assert r.status_code == 422 and "shape (1, 28, 28)" in r.json()["error"]
 
 
+@pytest.mark.parametrize("path, extra", [("/api/predict", {}), ("/api/cell", {"layer": "0"})])
+@pytest.mark.parametrize("array", [[[0.0], [0.0, 0.0]], [[[0.0]], [[0.0, 1.0]]], [[0.0], 1.0], [1.0, [0.0]]])
+def test_ragged_input_is_a_422(client, path, extra, array):
+    # found by the schemathesis run (test_openapi.py): a ragged input used to reach NumPy and answer 500
+    r = client.post(path, json={"checkpoint": "bars/best.safetensors", "input": array, **extra})
+    assert r.status_code == 422, r.text
+    assert "field 'input'" in r.json()["error"]
+
+
 def _events(client, run: str) -> list[tuple[str, dict]]:
     out = []
     with client.stream("GET", f"/api/runs/{run}/events") as r:
