@@ -102,6 +102,7 @@ def test_cell_arithmetic_matches_the_layer(client):
         assert r.status_code == 200, body
         assert body["value"] == pytest.approx(body["layer_value"], rel=1e-4, abs=1e-5)
         assert body["text"].startswith(f"{layer}[{channel}][{row},{col}] = ")
+        assert body["pads"] == ([[1, 1], [1, 1]] if layer == "0" else [[0, 0], [0, 0]])
     r = client.post("/api/cell", json={"checkpoint": "bars/best.safetensors", "input": x[0, 0].tolist(),
                                        "layer": "1"})
     assert r.status_code == 422 and "conv layer" in r.json()["error"]
