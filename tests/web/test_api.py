@@ -102,6 +102,7 @@ def test_cell_arithmetic_matches_the_layer(client):
         assert r.status_code == 200, body
         assert body["value"] == pytest.approx(body["layer_value"], rel=1e-4, abs=1e-5)
         assert body["text"].startswith(f"{layer}[{channel}][{row},{col}] = ")
+        assert body["pads"] == ([[1, 1], [1, 1]] if layer == "0" else [[0, 0], [0, 0]])
     r = client.post("/api/cell", json={"checkpoint": "bars/best.safetensors", "input": x[0, 0].tolist(),
                                        "layer": "1"})
     assert r.status_code == 422 and "conv layer" in r.json()["error"]
@@ -191,6 +192,15 @@ def test_predict_input_limits(client):
     assert r.status_code == 413 and "limit of 27648 numbers" in r.json()["error"]
     r = client.post("/api/predict", json={"checkpoint": "bars/best.safetensors", "input": [[0.0] * 5] * 5})
     assert r.status_code == 422 and "shape (1, 28, 28)" in r.json()["error"]
+
+
+@pytest.mark.parametrize("path, extra", [("/api/predict", {}), ("/api/cell", {"layer": "0"})])
+@pytest.mark.parametrize("array", [[[0.0], [0.0, 0.0]], [[[0.0]], [[0.0, 1.0]]], [[0.0], 1.0], [1.0, [0.0]]])
+def test_ragged_input_is_a_422(client, path, extra, array):
+    # found by the schemathesis run (test_openapi.py): a ragged input used to reach NumPy and answer 500
+    r = client.post(path, json={"checkpoint": "bars/best.safetensors", "input": array, **extra})
+    assert r.status_code == 422, r.text
+    assert "field 'input'" in r.json()["error"]
 
 
 def _events(client, run: str) -> list[tuple[str, dict]]:

@@ -126,7 +126,13 @@ def test_model_viewer_draw_and_predict(page):
     # click a cell of the first conv layer's first map: its arithmetic appears
     page.locator("#maps canvas.clickable").first.click(position={"x": 40, "y": 40})
     sync_api.expect(page.locator("#model-cell")).to_contain_text("0[0][")
+    sync_api.expect(page.locator("#cell-window canvas")).to_have_count(1)  # the window on the 1-channel input
     page.screenshot(path=str(SHOTS / "model-viewer.png"), full_page=True)
+    # a cell of the second conv layer: its window spans the 4 maps of the layer before it
+    page.locator("#maps canvas.clickable").nth(4).click(position={"x": 20, "y": 20})
+    sync_api.expect(page.locator("#model-cell")).to_contain_text("3[0][")
+    sync_api.expect(page.locator("#cell-window canvas")).to_have_count(4)
+    page.locator("#cell-window").screenshot(path=str(SHOTS / "model-cell-window.png"))
     page.click("#draw-clear")
     box = page.locator("#draw").bounding_box()
     page.mouse.move(box["x"] + 30, box["y"] + 140)

@@ -21,8 +21,10 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+import cnnlab
 from cnnlab.web._explore import explore, explore_schema
 from cnnlab.web._models import Runs, decode_image
+from cnnlab.web._openapi import document
 from cnnlab.web._schema import ApiError, Field, validate
 from cnnlab.web._training import Jobs, events, train_schema
 
@@ -128,6 +130,7 @@ def create_app(runs_dir: str | Path = "runs", limits: Limits | None = None,
     runs = Runs(runs_dir)
     jobs = Jobs(runs.root, limits.max_runs, train_command)
     schemas = _schemas(limits)
+    openapi = document(schemas, "cnnlab serve", cnnlab.__version__)
 
     async def explain_route(request: Request) -> Response:
         req = validate(await _json_body(request, limits), schemas["POST /api/explain"])
@@ -136,6 +139,9 @@ def create_app(runs_dir: str | Path = "runs", limits: Limits | None = None,
     async def schema_route(request: Request) -> Response:
         return JSONResponse({"limits": asdict(limits),
                              "endpoints": {k: {n: f.describe() for n, f in v.items()} for k, v in schemas.items()}})
+
+    async def openapi_route(request: Request) -> Response:
+        return JSONResponse(openapi)
 
     async def runs_route(request: Request) -> Response:
         running = jobs.running()
@@ -225,6 +231,7 @@ def create_app(runs_dir: str | Path = "runs", limits: Limits | None = None,
 
     routes = [
         Route("/", index),
+        Route("/openapi.json", openapi_route),
         Route("/api/schema", schema_route),
         Route("/api/explain", explain_route, methods=["POST"]),
         Route("/api/runs", runs_route),

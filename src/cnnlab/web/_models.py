@@ -208,6 +208,7 @@ class Runs:
                                    padding_mode=conv.padding_mode)], at=[wanted]).stages[0]
         cell = stage.cells[0]  # the one position asked for (the layer's shape says it lies in the output)
         return {"layer": layer, "index": [channel, row, col], "rows": list(cell.rows), "cols": list(cell.cols),
+                "pads": jsonable(stage.pads),
                 "window": jsonable(cell.window), "kernel": jsonable(cell.kernel), "bias": jsonable(cell.bias),
                 "value": jsonable(cell.value), "layer_value": jsonable(out[(channel, *wanted[1:])]
                                                                        if out.ndim == 3 else out[channel, col]),

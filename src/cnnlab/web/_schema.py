@@ -3,7 +3,8 @@
 A schema is a mapping ``field -> Field``.  :func:`validate` turns a decoded JSON body (or the
 query parameters) into a dict of checked values, or raises :class:`ApiError` with status 422 and
 a message naming the field, what was expected and what was received.  ``GET /api/schema`` serves
-the schemas, so the front end and the tests read the same declaration.
+the schemas, so the front end and the tests read the same declaration, and ``GET /openapi.json``
+serves the OpenAPI document built from them (:mod:`cnnlab.web._openapi`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Field:
 
     ``kind`` is ``'int'``, ``'number'``, ``'bool'``, ``'choice'``, ``'text'`` (matching
     ``pattern``), ``'matrix'`` (a rectangular list of lists of numbers), ``'matrices'`` (a list of
-    such matrices of one shape) or ``'array'`` (nested lists of numbers of any depth up to 3).
+    such matrices of one shape) or ``'array'`` (rectangular nested lists of numbers, 1 to 3 deep).
     ``low``/``high`` bound ints and numbers, and the side of a matrix; ``count`` bounds the
     number of matrices.
     """
@@ -84,24 +85,30 @@ def _matrix(name: str, value: Any, side: int) -> list[list[float]]:
     return value
 
 
-def _array(name: str, value: Any, high: float | None, depth: int = 0) -> Any:
-    """Nested lists of finite numbers (depth 1 to 3); ``high`` bounds the total count."""
-    flat: list[Any] = []
+def _array(name: str, value: Any, high: float | None) -> Any:
+    """Rectangular nested lists of finite numbers (depth 1 to 3); ``high`` bounds the total count."""
+    expected = "rectangular nested lists (at most 3 deep) of finite numbers"
+    count = 0
 
-    def walk(v: Any, d: int) -> None:
-        if isinstance(v, list):
-            if d >= 3 or not v:
-                raise _fail(name, "nested lists (at most 3 deep) of finite numbers", v)
+    def shape(v: Any, d: int) -> tuple[int, ...]:
+        nonlocal count
+        if not isinstance(v, list) or not v or d >= 3:
+            raise _fail(name, expected, v)
+        if not isinstance(v[0], list):
             for item in v:
-                walk(item, d + 1)
-                if high is not None and len(flat) > high:
-                    raise ApiError(413, f"field '{name}': more than the limit of {int(high)} numbers")
-        elif _is_number(v) and d > 0:
-            flat.append(v)
-        else:
-            raise _fail(name, "nested lists of finite numbers", v)
+                if not _is_number(item):
+                    raise _fail(name, expected, item)
+            count += len(v)
+            if high is not None and count > high:
+                raise ApiError(413, f"field '{name}': more than the limit of {int(high)} numbers")
+            return (len(v),)
+        inner = shape(v[0], d + 1)
+        for item in v[1:]:
+            if shape(item, d + 1) != inner:
+                raise ApiError(422, f"field '{name}': the nested lists differ in length (not a rectangular array)")
+        return (len(v), *inner)
 
-    walk(value, depth)
+    shape(value, 0)
     return value
 
 

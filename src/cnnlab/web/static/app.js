@@ -360,6 +360,8 @@ async function predict() {
   probs.dataset.predicted = r.predicted;
   const maps = $("maps");
   maps.innerHTML = "";
+  $("cell-window").innerHTML = "";
+  mv.layers = r.layers;
   r.layers.filter((l) => l.maps).forEach((l) => {
     const div = document.createElement("div");
     div.className = "layer";
@@ -393,11 +395,32 @@ async function predict() {
   });
 }
 
+// The clicked cell's window on the layer's input: the model input for the first layer, else the
+// previous layer's maps; the window's rows and cols are of the padded input, so the pads come off.
+function showWindow(layer, r) {
+  const box = $("cell-window");
+  box.innerHTML = "";
+  const k = (mv.layers || []).findIndex((l) => l.name === layer);
+  if (k < 0) return;
+  const x = mv.input;
+  const inputs = k > 0 ? mv.layers[k - 1].maps : (x && Array.isArray(x[0]) && Array.isArray(x[0][0]) ? x : [x]);
+  if (!inputs || !Array.isArray(inputs[0]) || !Array.isArray(inputs[0][0])) return;  // signals: the text says it
+  const [[top], [left]] = r.pads;
+  inputs.forEach((m) => {
+    const cv = heat(document.createElement("canvas"), m, Math.max(2, Math.floor(84 / m[0].length)));
+    const ctx = cv.getContext("2d");
+    ctx.fillStyle = "rgba(230, 85, 13, 0.75)";
+    r.rows.forEach((i) => r.cols.forEach((j) => ctx.fillRect(j - left, i - top, 1, 1)));
+    box.appendChild(cv);
+  });
+}
+
 async function explainCell(layer, channel, row, col) {
   try {
     const r = await postJSON("/api/cell", { checkpoint: mv.info.checkpoint, input: mv.input, layer, channel, row, col });
     $("model-cell").textContent = `layer ${layer}, channel ${channel}, cell (${row}, ${col}); window rows ` +
       `${r.rows.join(",")} cols ${r.cols.join(",")} of the padded input\n${r.text}`;
+    showWindow(layer, r);
   } catch (e) { /* shown */ }
 }
 
