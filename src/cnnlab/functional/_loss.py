@@ -270,16 +270,26 @@ def cross_entropy_backward(
     ``d loss_n / d x[n, j] = p[n, j] sum_c q[n, c] - q[n, j]``, times ``grad_out`` (divided by
     the mean's divisor for ``"mean"``).
     """
-    x, target, weight, eps, ignore_index, probs = _ce_parse(
-        input, target, weight, reduction, label_smoothing, ignore_index
-    )
-    q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
-    p = np.exp(log_softmax(x, 1))
-    grad = p * np.sum(q, axis=1, keepdims=True) - q
+    parsed = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
+    x = parsed[0]
+    return _ce_input_grad(grad_out, parsed, log_softmax(x, 1), reduction, np.shape(input))
+
+
+def _ce_scale(grad_out: Any, reduction: str, count: Any, x: np.ndarray) -> np.ndarray:
+    """``grad_out`` over the mean's divisor, shaped to broadcast against ``(N, C, d1, ...)``."""
     scale = _grad_scale(grad_out, reduction, count, x.dtype)
     if reduction == "none":
         scale = scale.reshape((x.shape[0], 1) + x.shape[2:])
-    return (grad * scale).reshape(np.shape(input)).astype(x.dtype, copy=False)
+    return scale
+
+
+def _ce_input_grad(grad_out: Any, parsed: tuple, logp: np.ndarray, reduction: str,
+                   shape: tuple[int, ...]) -> np.ndarray:
+    """The input gradient of :func:`cross_entropy` from its parsed arguments and ``log_softmax(x, 1)``."""
+    x, target, weight, eps, ignore_index, probs = parsed
+    q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
+    grad = np.exp(logp) * np.sum(q, axis=1, keepdims=True) - q
+    return (grad * _ce_scale(grad_out, reduction, count, x)).reshape(shape).astype(x.dtype, copy=False)
 
 
 def cross_entropy_backward_all(
@@ -306,19 +316,16 @@ def cross_entropy_backward_all(
     >>> gt  # -log(1/2) for each class
     array([[0.69314718, 0.69314718]])
     """
-    grad_x = cross_entropy_backward(grad_out, input, target, weight, reduction, label_smoothing, ignore_index)
-    x, target_b, weight_a, eps, _, probs = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
+    parsed = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
+    x, _, weight_a, eps, _, probs = parsed
+    logp = log_softmax(x, 1)  # once, for both gradients
+    grad_x = _ce_input_grad(grad_out, parsed, logp, reduction, np.shape(input))
     if not probs:
         return grad_x, None
-    n_classes = x.shape[1]
-    class_shape = (1, n_classes) + (1,) * (x.ndim - 2)
+    class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     w = np.ones(class_shape, dtype=x.dtype) if weight_a is None else weight_a.reshape(class_shape)
     count = x.shape[0] * int(np.prod(x.shape[2:]))
-    local = -(1 - eps) * w * log_softmax(x, 1)
-    scale = _grad_scale(grad_out, reduction, count, x.dtype)
-    if reduction == "none":
-        scale = scale.reshape((x.shape[0], 1) + x.shape[2:])
-    grad_t = (local * scale).reshape(np.shape(target))
+    grad_t = (-(1 - eps) * w * logp * _ce_scale(grad_out, reduction, count, x)).reshape(np.shape(target))
     dtype = np.asarray(target).dtype if np.asarray(target).dtype.kind == "f" else x.dtype
     return grad_x, grad_t.astype(dtype, copy=False)
 
