@@ -45,10 +45,14 @@ def _im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - com
         for b in range(batch):
             base = b * oh * ow
             for a in range(oh):
-                src = xp[b, c, a * sh + i * dh]
-                dst = base + a * ow
-                for e in range(ow):
-                    cols[row, dst + e] = src[e * sw + j * dw]
+                src = xp[b, c, a * sh + i * dh, j * dw:]
+                dst = cols[row, base + a * ow: base + (a + 1) * ow]
+                if sw == 1:  # unit stride: a contiguous copy the compiler vectorises
+                    for e in range(ow):
+                        dst[e] = src[e]
+                else:
+                    for e in range(ow):
+                        dst[e] = src[e * sw]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -61,10 +65,14 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - c
                 for b in range(batch):
                     base = b * oh * ow
                     for a in range(oh):
-                        dst = grad[b, c, a * sh + i * dh]
-                        src = base + a * ow
-                        for e in range(ow):
-                            dst[e * sw + j * dw] += cols[row, src + e]
+                        dst = grad[b, c, a * sh + i * dh, j * dw:]
+                        src = cols[row, base + a * ow: base + (a + 1) * ow]
+                        if sw == 1:
+                            for e in range(ow):
+                                dst[e] += src[e]
+                        else:
+                            for e in range(ow):
+                                dst[e * sw] += src[e]
 
 
 def im2col(xp, kernel, stride, dilation):

@@ -1,0 +1,78 @@
+"""The blocked GEMM path of large conv layers: the forward runs im2col and the matrix product on
+blocks of samples, and the backward rebuilds each block's columns instead of keeping the whole
+matrix.  Forcing tiny blocks (one or a few samples) must give the loop reference's output and
+gradients for every geometry, dtype and group count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnlab.functional as F
+from cnnlab import Tensor
+from cnnlab.functional import _conv_kernels, _naive
+
+CASES = [
+    # x shape, weight shape, stride, padding, dilation, groups
+    ((5, 3, 7, 6), (4, 3, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+    ((4, 4, 9, 8), (6, 2, 3, 2), (2, 1), ((0, 0), (1, 1)), (2, 1), 2),
+    ((3, 6, 5, 5), (4, 6, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),  # 1x1, no im2col
+    ((5, 2, 11), (3, 2, 3), (2,), ((1, 1),), (1,), 1),  # 1-d
+    ((3, 2, 4, 5, 4), (3, 2, 2, 3, 2), (1, 1, 1), ((1, 1), (0, 0), (1, 1)), (1, 1, 1), 1),  # 3-d
+]
+
+
+@pytest.fixture(params=[8, 20_000], ids=["one-sample-blocks", "few-sample-blocks"])
+def tiny_blocks(request, monkeypatch):
+    monkeypatch.setattr(_conv_kernels, "BLOCK_BYTES", request.param)
+    return request.param
+
+
+def _conv(x, w, **kw):
+    return {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[np.ndim(x)](x, w, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}")
+def test_blocked_gemm_matches_loop_reference(tiny_blocks, case, dtype):
+    xs, ws, stride, pads, dilation, groups = case
+    rng = np.random.default_rng(11)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (xs, ws, ws[:1]))
+    kw = dict(stride=stride, padding=tuple(lo for lo, _ in pads), dilation=dilation, groups=groups)
+    y = _conv(x, w, bias=b, method="gemm", **kw)
+    assert y.dtype == dtype
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    want = _naive.naive_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, pads,
+                             dilation, groups)
+    np.testing.assert_allclose(y, want, **tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    ref = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), stride,
+                                     pads, dilation, groups)
+    xt, wt, bt = Tensor(x.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True), Tensor(
+        b.copy(), requires_grad=True)
+    _conv(xt, wt, bias=bt, method="gemm", **kw).backward(g)
+    for got, expected in zip((xt.grad, wt.grad), ref[:2], strict=True):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, expected, **tol)
+    plain = F.conv_backward(g, x, w, b, method="gemm", **kw)
+    for got, expected in zip(plain[:2], ref[:2], strict=True):
+        np.testing.assert_allclose(got, expected, **tol)
+
+
+def test_blocked_gemm_keeps_integers_exact(tiny_blocks):
+    rng = np.random.default_rng(12)
+    x = rng.integers(-1000, 1000, (4, 3, 6, 6))
+    w = rng.integers(-1000, 1000, (2, 3, 3, 3))
+    y = F.conv2d(x, w, padding=1, method="gemm")
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, _naive.naive_conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1))
+
+
+def test_blocked_gemm_skips_the_unwanted_input_gradient(tiny_blocks):
+    rng = np.random.default_rng(13)
+    x = Tensor(rng.standard_normal((4, 1, 6, 6)))
+    w = Tensor(rng.standard_normal((3, 1, 3, 3)), requires_grad=True)
+    F.conv2d(x, w, method="gemm").sum().backward()
+    assert x.grad is None
+    ref = _naive.naive_conv_backward(np.ones((4, 3, 4, 4)), x.data, w.data, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    np.testing.assert_allclose(w.grad, ref[1], rtol=1e-10)
