@@ -111,10 +111,14 @@ def _direct_forward(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - com
                 for j in range(kw):
                     wv = w[o, c, i, j]
                     for a in range(oh):
-                        src = xp[b, first + c, a * sh + i * dh]
+                        src = xp[b, first + c, a * sh + i * dh, j * dw:]
                         dst = y[b, o, a]
-                        for e in range(ow):
-                            dst[e] += wv * src[e * sw + j * dw]
+                        if sw == 1:  # unit stride: contiguous rows the compiler vectorises
+                            for e in range(ow):
+                                dst[e] += wv * src[e]
+                        else:
+                            for e in range(ow):
+                                dst[e] += wv * src[e * sw]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -126,16 +130,25 @@ def _direct_grad_w(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover -
         o = job // cg
         c = job % cg
         channel = (o // og) * cg + c
+        # per-position partial sums: the inner loop has no carried sum, so it vectorises
+        part = np.zeros((kh, kw, ow), dtype=grad_w.dtype)
+        for b in range(batch):
+            for a in range(oh):
+                gg = g[b, o, a]
+                for i in range(kh):
+                    row = xp[b, channel, a * sh + i * dh]
+                    for j in range(kw):
+                        src = row[j * dw:]
+                        acc = part[i, j]
+                        if sw == 1:
+                            for e in range(ow):
+                                acc[e] += gg[e] * src[e]
+                        else:
+                            for e in range(ow):
+                                acc[e] += gg[e] * src[e * sw]
         for i in range(kh):
             for j in range(kw):
-                acc = grad_w[o, c, i, j] * 0
-                for b in range(batch):
-                    for a in range(oh):
-                        src = xp[b, channel, a * sh + i * dh]
-                        gg = g[b, o, a]
-                        for e in range(ow):
-                            acc += gg[e] * src[e * sw + j * dw]
-                grad_w[o, c, i, j] = acc
+                grad_w[o, c, i, j] = part[i, j].sum()
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -154,10 +167,14 @@ def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover -
                 for j in range(kw):
                     wv = w[o, c, i, j]
                     for a in range(oh):
-                        dst = grad_xp[b, channel, a * sh + i * dh]
+                        dst = grad_xp[b, channel, a * sh + i * dh, j * dw:]
                         src = g[b, o, a]
-                        for e in range(ow):
-                            dst[e * sw + j * dw] += wv * src[e]
+                        if sw == 1:
+                            for e in range(ow):
+                                dst[e] += wv * src[e]
+                        else:
+                            for e in range(ow):
+                                dst[e * sw] += wv * src[e]
 
 
 def direct_forward(xp, w, stride, dilation, groups, out):

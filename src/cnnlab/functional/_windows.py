@@ -44,7 +44,12 @@ def pad(x: np.ndarray, pads: PadPairs, mode: str = "zeros", value: float = 0) ->
     lead = x.ndim - n
     pos = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads)
     if any(lo or hi for lo, hi in pos):
-        if mode == "zeros":
+        if mode == "zeros" and value == 0:  # calloc'd zeros and one copy of the interior
+            out = np.zeros(x.shape[:lead] + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[lead:], pos,
+                                                                                      strict=True)), x.dtype)
+            out[(Ellipsis, *(slice(lo, lo + s) for s, (lo, _) in zip(x.shape[lead:], pos, strict=True)))] = x
+            x = out
+        elif mode == "zeros":
             x = np.pad(x, ((0, 0),) * lead + pos, mode="constant", constant_values=value)
         else:
             for i, (lo, hi) in enumerate(pos):
@@ -66,6 +71,9 @@ def pad_backward(grad: np.ndarray, in_spatial: Sequence[int], pads: PadPairs, mo
     """
     n = len(pads)
     lead = grad.ndim - n
+    if mode == "zeros" and all(lo >= 0 and hi >= 0 for lo, hi in pads):  # drop the border: one copy
+        inner = tuple(slice(lo, lo + size) for (lo, _), size in zip(pads, in_spatial, strict=True))
+        return np.ascontiguousarray(grad[(Ellipsis, *inner)])
     for i, (lo, hi) in enumerate(pads):
         axis = lead + i
         clo, chi = max(-lo, 0), max(-hi, 0)
