@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._args import check_array, check_bool, check_scalar, float_dtype
 
 
@@ -279,6 +280,21 @@ def _fused_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray,
     return mean, var.astype(a.x.dtype, copy=False), inv_std.astype(a.x.dtype, copy=False)
 
 
+def _fast(x: np.ndarray) -> bool:
+    """Whether the compiled kernels handle ``x`` (float32/float64, Numba allowed)."""
+    return x.dtype in (np.float32, np.float64) and x.ndim >= 2 and _backend.use_numba()
+
+
+def _kernel_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_fused_statistics` by the compiled kernel: two passes, sums in float64."""
+    from cnnlab.functional import _numba_kernels as nk
+
+    mean, var = nk.bn_statistics(a.x)
+    t = a.x.dtype
+    var_t = var.astype(t)
+    return mean.astype(t), var_t, (1 / np.sqrt(var_t + t.type(eps))).astype(t, copy=False)
+
+
 def batch_norm_forward_saving(
     needs: Any, x: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None, bias: Any = None,
     training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
@@ -289,12 +305,21 @@ def batch_norm_forward_saving(
         y = batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
         return y, NormSaved(np.zeros(a.x.shape, a.x.dtype), np.zeros(a.x.shape[1], a.x.dtype), a.weight,
                             a.bias is not None, a.batch_stats, a.axes)
-    mean, var, inv_std = _fused_statistics(a, eps)
+    fast = _fast(a.x)
+    mean, var, inv_std = _kernel_statistics(a, eps) if fast and a.batch_stats else _fused_statistics(a, eps)
     if a.batch_stats and a.running_mean is not None:
         m = float(momentum)
         a.running_mean[...] = (1 - m) * a.running_mean + m * mean
         a.running_var[...] = (1 - m) * a.running_var + m * (var * (a.count / (a.count - 1)))
     nd = a.x.ndim
+    keep = needs[0] or (len(needs) > 3 and needs[3])
+    if fast:  # one pass writes both the normalised values and the output
+        from cnnlab.functional import _numba_kernels as nk
+
+        scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
+        shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
+        xhat, y = nk.bn_apply(a.x, mean, inv_std, scale, shift)
+        return y, NormSaved(xhat if keep else None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes)
     xhat = a.x - _per_channel(mean, nd)
     xhat *= _per_channel(inv_std, nd)
     if a.weight is None and a.bias is None:
@@ -304,7 +329,6 @@ def batch_norm_forward_saving(
         shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias.astype(a.x.dtype, copy=False)
         y = xhat * _per_channel(scale, nd)
         y += _per_channel(shift, nd)
-    keep = needs[0] or (len(needs) > 3 and needs[3])
     return y, NormSaved(xhat if keep else None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes)
 
 
@@ -316,6 +340,8 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
     nd = g.ndim
     want_w = len(needs) > 3 and needs[3] and saved.weight is not None
     want_b = len(needs) > 4 and needs[4] and saved.has_bias
+    if xhat is not None and _fast(g):
+        return _kernel_backward(g, saved, needs, want_w, want_b)
     grad_bias = g.sum(axis=saved.axes) if (want_b or (needs[0] and saved.batch_stats)) else None
     grad_weight = None
     if want_w or (needs[0] and saved.batch_stats):
@@ -335,3 +361,24 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
         else:
             grad_x = g * _per_channel(scale, nd)
     return (grad_x, None, None, grad_weight if want_w else None, grad_bias if want_b else None)
+
+
+def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, want_b: bool) -> tuple:
+    """:func:`batch_norm_backward_saved` by the compiled kernels: one pass for both sums, one for
+    ``grad_x``."""
+    from cnnlab.functional import _numba_kernels as nk
+
+    xhat, inv_std = saved.xhat, saved.inv_std
+    sum_g, sum_gx = nk.bn_sums(g, xhat)
+    grad_x = None
+    if needs[0]:
+        gamma = np.ones_like(inv_std) if saved.weight is None else saved.weight.astype(g.dtype, copy=False)
+        scale = gamma * inv_std
+        if saved.batch_stats:
+            count = g.size // g.shape[1]
+            grad_x = nk.bn_grad_x(g, xhat, sum_g / count, sum_gx / count, scale)
+        else:
+            grad_x = g * _per_channel(scale, g.ndim)
+    grad_weight = sum_gx.astype(g.dtype) if want_w else None
+    grad_bias = sum_g.astype(g.dtype) if want_b else None
+    return (grad_x, None, None, grad_weight, grad_bias)

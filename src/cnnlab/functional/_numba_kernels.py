@@ -198,3 +198,128 @@ def direct_grad_x(g, w, xp_shape, stride, dilation, groups):
     with _threads_for(g.size * w[0].size):
         _direct_grad_x(g, np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups, grad_xp)
     return grad_xp
+
+
+# ---------------------------------------------------------------------------------------------
+# batch norm over x viewed as (N, C, P): one thread per channel, sums in float64 ('reassoc' lets
+# the compiler split each sum into vector lanes; NaN and infinity keep their IEEE meaning)
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
+def _bn_stats(x, mean, var):  # pragma: no cover - compiled
+    batch, channels, positions = x.shape
+    count = batch * positions
+    for c in prange(channels):
+        total = 0.0
+        for b in range(batch):
+            row = x[b, c]
+            for p in range(positions):
+                total += row[p]
+        mu = total / count
+        sq = 0.0
+        for b in range(batch):
+            row = x[b, c]
+            for p in range(positions):
+                d = row[p] - mu
+                sq += d * d
+        mean[c] = mu
+        var[c] = sq / count
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _bn_apply(x, mean, inv_std, scale, shift, xhat, y):  # pragma: no cover - compiled
+    batch, channels, positions = x.shape
+    for c in prange(channels):
+        mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
+        for b in range(batch):
+            src, dh, dy = x[b, c], xhat[b, c], y[b, c]
+            for p in range(positions):
+                h = (src[p] - mu) * s
+                dh[p] = h
+                dy[p] = h * gam + bet
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
+def _bn_sums(g, xhat, sum_g, sum_gx):  # pragma: no cover - compiled
+    batch, channels, positions = g.shape
+    for c in prange(channels):
+        a = 0.0
+        b2 = 0.0
+        for b in range(batch):
+            gg, hh = g[b, c], xhat[b, c]
+            for p in range(positions):
+                a += gg[p]
+                b2 += gg[p] * hh[p]
+        sum_g[c] = a
+        sum_gx[c] = b2
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _bn_grad_x(g, xhat, mean_g, mean_gx, scale, grad_x):  # pragma: no cover - compiled
+    batch, channels, positions = g.shape
+    for c in prange(channels):
+        mg, mgx, s = mean_g[c], mean_gx[c], scale[c]
+        for b in range(batch):
+            gg, hh, out = g[b, c], xhat[b, c], grad_x[b, c]
+            for p in range(positions):
+                out[p] = (gg[p] - mg - hh[p] * mgx) * s
+
+
+def _as_ncp(a):
+    return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+
+
+def bn_statistics(x):
+    """``(mean, biased var)`` per channel of a floating ``(N, C, ...)`` array (float64 sums)."""
+    x3 = _as_ncp(x)
+    mean, var = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
+    with _threads_for(2 * x.size):
+        _bn_stats(x3, mean, var)
+    return mean, var
+
+
+def bn_apply(x, mean, inv_std, scale, shift):
+    """``(xhat, y)`` with ``xhat = (x - mean) * inv_std`` and ``y = xhat * scale + shift``."""
+    x3 = _as_ncp(x)
+    xhat, y = np.empty(x3.shape, x.dtype), np.empty(x3.shape, x.dtype)
+    t = x.dtype.type
+    with _threads_for(2 * x.size):
+        _bn_apply(x3, mean.astype(t), inv_std.astype(t), scale.astype(t), shift.astype(t), xhat, y)
+    return xhat.reshape(x.shape), y.reshape(x.shape)
+
+
+def bn_sums(g, xhat):
+    """``(sum g, sum g * xhat)`` per channel (float64 sums)."""
+    sg, sgx = np.empty(g.shape[1], np.float64), np.empty(g.shape[1], np.float64)
+    with _threads_for(2 * g.size):
+        _bn_sums(_as_ncp(g), _as_ncp(xhat), sg, sgx)
+    return sg, sgx
+
+
+def bn_grad_x(g, xhat, mean_g, mean_gx, scale):
+    """``(g - mean_g - xhat * mean_gx) * scale`` per channel."""
+    g3 = _as_ncp(g)
+    out = np.empty(g3.shape, g.dtype)
+    t = g.dtype.type
+    with _threads_for(2 * g.size):
+        _bn_grad_x(g3, _as_ncp(xhat), mean_g.astype(t), mean_gx.astype(t), scale.astype(t), out)
+    return out.reshape(g.shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU backward from its output: a branch-free select over the flat arrays
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _relu_grad(g, y, out):  # pragma: no cover - compiled
+    for i in prange(out.size):
+        out[i] = 0 if y[i] <= 0 else g[i]
+
+
+def relu_grad(g, y):
+    """``g`` where ``y > 0`` (or NaN), else 0; ``g`` is broadcast to ``y``'s shape."""
+    g = np.ascontiguousarray(np.broadcast_to(g, y.shape)).reshape(-1)
+    out = np.empty(y.shape, g.dtype)
+    with _threads_for(4 * out.size):
+        _relu_grad(g, np.ascontiguousarray(y).reshape(-1), out.reshape(-1))
+    return out
