@@ -48,7 +48,7 @@ def _training_workloads(torch):
 
 
 def run(repeats: int = 7, threads: int | None = None, only: str | None = None, training: bool = True,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, memory: bool = True) -> dict[str, Any]:
     """Run every workload; returns the machine-readable result that ``--json`` prints."""
     import torch
 
@@ -82,7 +82,15 @@ def run(repeats: int = 7, threads: int | None = None, only: str | None = None, t
                 print(f"[training] {name}", file=sys.stderr, flush=True)
             times = _interleaved({"cnnlab": ours_step, "torch": peer_step}, max(repeats, 10), warmup=2)
             o, t = float(np.median(times["cnnlab"])), float(np.median(times["torch"]))
-            steps.append({"model": name, "cnnlab_steps_per_s": 1 / o, "torch_steps_per_s": 1 / t, "ratio": t / o})
+            row = {"model": name, "cnnlab_steps_per_s": 1 / o, "torch_steps_per_s": 1 / t, "ratio": t / o}
+            if memory:
+                from cnnlab.bench import _memory
+
+                ours_mib = _memory.measure_in_child(name, "cnnlab", threads)
+                torch_mib = _memory.measure_in_child(name, "torch", threads)
+                row.update({"cnnlab_peak_mib": ours_mib, "torch_peak_mib": torch_mib,
+                            "memory_ratio": ours_mib / torch_mib if ours_mib and torch_mib else None})
+            steps.append(row)
     return {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": threads,
                     "numpy": np.__version__, "torch": torch.__version__, "numba": _backend.use_numba(),
@@ -101,8 +109,12 @@ def _print(result: dict[str, Any]) -> None:
         print(f"{r['workload'][:58]:58s} {r['cnnlab_s'] * 1e3:10.2f} {r['cnnlab_spread_s'] * 1e3:8.2f} "
               f"{r['best_peer'][:18]:>18s} {r['ratio']:6.2f} {r['gflops']:8.1f} {100 * r['ceiling_share']:5.0f}%")
     for s in result["training"]:
-        print(f"training {s['model']:20s} cnnlab {s['cnnlab_steps_per_s']:7.1f} steps/s   "
-              f"torch {s['torch_steps_per_s']:7.1f} steps/s   ratio {s['ratio']:.2f}")
+        line = (f"training {s['model']:14s} cnnlab {s['cnnlab_steps_per_s']:7.1f} steps/s   "
+                f"torch {s['torch_steps_per_s']:7.1f} steps/s   ratio {s['ratio']:.2f}")
+        if s.get("memory_ratio") is not None:
+            line += (f"   peak memory of the steps: cnnlab {s['cnnlab_peak_mib']:.0f} MiB, torch "
+                     f"{s['torch_peak_mib']:.0f} MiB ({s['memory_ratio']:.2f}x)")
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="threads for BLAS, Numba and torch")
     parser.add_argument("--only", default=None, help="run the workloads whose name contains this text")
     parser.add_argument("--no-training", action="store_true", help="skip the end-to-end training steps")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the peak-memory measurement of the training steps (child processes)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
     try:
@@ -119,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("cnnlab bench: the peer library torch is not installed (pip install torch)", file=sys.stderr)
         return 2
-    result = run(args.repeats, args.threads, args.only, not args.no_training, progress=True)
+    result = run(args.repeats, args.threads, args.only, not args.no_training, progress=True,
+                 memory=not args.no_memory)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

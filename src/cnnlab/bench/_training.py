@@ -25,12 +25,16 @@ def _torch_model(torch, name):
     return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.3), nn.Linear(864, 10))
 
 
-def training_pairs(torch):
-    """``[(name, cnnlab_step, torch_step)]`` for LeNet-5, the MNIST-1D CNN and the convnet recipe."""
+def training_pairs(torch, only: str | None = None, batch_size: int | None = None):
+    """``[(name, cnnlab_step, torch_step)]`` for LeNet-5, the MNIST-1D CNN and the convnet recipe
+    (only the model named ``only`` when given; ``batch_size`` replaces each model's batch)."""
     rng = np.random.default_rng(0)
     pairs = []
     for name, batch, shape in (("lenet5", 64, (1, 28, 28)), ("mnist1d-cnn", 100, (1, 40)),
                                ("convnet", 128, (1, 28, 28))):
+        if only is not None and name != only:
+            continue
+        batch = batch_size or batch
         model = models.build_model(name)
         tmodel = _torch_model(torch, name)
         if name == "lenet5":

@@ -21,6 +21,8 @@ def add_bench(sub: Any) -> None:
     p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="threads for BLAS, Numba and torch")
     p.add_argument("--only", default=None, metavar="TEXT", help="run the workloads whose name contains TEXT")
     p.add_argument("--no-training", action="store_true", help="skip the end-to-end training steps")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the peak-memory measurement of the training steps (child processes)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(run=_run_bench)
 
@@ -31,5 +33,5 @@ def _run_bench(args: argparse.Namespace) -> int:
     argv = ["--repeats", str(args.repeats)]
     argv += [] if args.threads is None else ["--threads", str(args.threads)]
     argv += [] if args.only is None else ["--only", args.only]
-    argv += ["--no-training"] * args.no_training + ["--json"] * args.json
+    argv += ["--no-training"] * args.no_training + ["--no-memory"] * args.no_memory + ["--json"] * args.json
     return main(argv)

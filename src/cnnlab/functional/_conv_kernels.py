@@ -15,8 +15,9 @@ by one of two methods (``conv(..., method=...)`` chooses; :func:`choose_method` 
     batch) and ``grad_cols = W.T @ G`` folded back by col2im (a scatter-add per kernel tap).
     A 1x1 kernel needs no im2col: the input itself is the column matrix.  A layer whose column
     matrix is large (over :data:`BLOCK_BYTES`) runs the same products on blocks of samples, so
-    each block's columns are built, used and dropped while still in cache; its backward pass
-    rebuilds them from the padded input instead of keeping the whole matrix.
+    each block's columns are built, used and dropped while still in cache.  The backward pass
+    rebuilds the columns from the padded input unless they are small
+    (:data:`KEEP_COLUMNS_BYTES`): the forward keeps ``xp``, not ``K`` copies of it.
 ``'direct'``
     the defining sum as loops over kernel taps (NumPy: one vectorised multiply-add per tap; Numba,
     when installed: the naive loop with the output position innermost, threads over samples and
@@ -157,11 +158,14 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation:
         saved = Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out) if save else None
         return y, saved
     step = _chunk(xp.shape, kernel, out, xp.dtype.itemsize)
-    if step >= xp.shape[0]:  # one block: keep the column matrix for the backward pass
+    if step >= xp.shape[0]:  # one block
         cols = _columns(xp, kernel, stride, dilation)
         y = _gemm_forward(cols, weight, groups, xp.shape[0], out, bias)
-        saved = Saved("gemm", cols, None, xp.shape, weight, stride, dilation, groups, out) if save else None
-        return y, saved
+        if not save:
+            return y, None
+        if cols.nbytes <= KEEP_COLUMNS_BYTES:  # small: keep the columns for the backward pass
+            return y, Saved("gemm", cols, None, xp.shape, weight, stride, dilation, groups, out)
+        return y, Saved("gemm", None, xp, xp.shape, weight, stride, dilation, groups, out)
     # large layers: blocks of samples whose columns stay in cache; backward rebuilds them
     y = np.empty((xp.shape[0], weight.shape[0], *out), dtype=np.result_type(xp, weight))
     for start in range(0, xp.shape[0], step):
@@ -176,7 +180,11 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation:
 # full matrix of a large layer (``C*K`` times the input size) would go out to main memory twice,
 # while a block is written and read back from cache, and the backward pass rebuilds it instead
 # of keeping it (less memory).  Measured on a 2-core x86 machine; any value gives the same result.
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 4 << 20
+# A forward keeps its column matrix for the backward pass only up to this size; larger ones are
+# rebuilt from the padded input (an im2col costs a few percent of a training step, while keeping
+# ``K`` copies of every input would make the peak memory of training several times larger).
+KEEP_COLUMNS_BYTES = 1 << 20
 
 
 def _chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], itemsize: int) -> int:
@@ -245,48 +253,55 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
     if saved.method == "direct":
         return _direct_backward(grad_out, saved, needs)
     if saved.cols is not None:
-        return _gemm_backward(grad_out, saved.cols, saved, saved.xp_shape, needs)
+        g = _grad_matrix(grad_out, saved)
+        grad_w = _gemm_grad_w(g, saved.cols, saved) if needs[1] else None
+        grad_xp = _gemm_grad_x(g, saved, saved.xp_shape) if needs[0] else None
+        return grad_xp, grad_w
     xp, kernel = saved.xp, saved.weight.shape[2:]
     step = _chunk(xp.shape, kernel, saved.out, xp.dtype.itemsize)
     grad_xp = np.empty(xp.shape, dtype=grad_out.dtype) if needs[0] else None
     grad_w = None
     for start in range(0, xp.shape[0], step):
         part = xp[start:start + step]
-        cols = _columns(part, kernel, saved.stride, saved.dilation)
-        gx, gw = _gemm_backward(grad_out[start:start + step], cols, saved, part.shape, needs)
-        if gx is not None:
-            grad_xp[start:start + step] = gx
-        if gw is not None:
+        g = _grad_matrix(grad_out[start:start + step], saved)
+        if needs[1]:  # the block's columns are rebuilt, used and dropped before grad_x needs memory
+            gw = _gemm_grad_w(g, _columns(part, kernel, saved.stride, saved.dilation), saved)
             grad_w = gw if grad_w is None else np.add(grad_w, gw, out=grad_w)
+        if needs[0]:
+            grad_xp[start:start + step] = _gemm_grad_x(g, saved, part.shape)
     return grad_xp, grad_w
 
 
-def _gemm_backward(grad_out: np.ndarray, cols: np.ndarray, saved: Saved, xp_shape: Sequence[int],
-                   needs: tuple[bool, bool]) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Both gradients of one block of samples whose column matrix is ``cols``."""
+def _grad_matrix(grad_out: np.ndarray, saved: Saved) -> np.ndarray:
+    """``G[g, o, (b, p)] = grad_out[b, g*O_g + o, p]``, contiguous: shape ``(G, O_g, N*P)``."""
+    out_ch, groups = saved.weight.shape[0], saved.groups
+    batch = grad_out.shape[0]
+    g = np.ascontiguousarray(grad_out.reshape(batch, out_ch, -1).swapaxes(0, 1))
+    return g.reshape(groups, out_ch // groups, -1)
+
+
+def _gemm_grad_w(g: np.ndarray, cols: np.ndarray, saved: Saved) -> np.ndarray:
+    """``grad_w = G @ cols.T`` per group, computed as ``(cols @ G.T).T``: the BLAS runs this layout
+    several times faster, since the shared dimension ``N*P`` is then the contiguous one of both."""
+    groups = saved.groups
+    c = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
+    grad_w = (_backend.matmul(c[0], g[0].T).T if groups == 1
+              else _backend.matmul(c, g.swapaxes(1, 2)).swapaxes(1, 2))
+    return np.ascontiguousarray(grad_w).reshape(saved.weight.shape)
+
+
+def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int]) -> np.ndarray:
+    """``col2im(W.T @ G)``: the gradient of the padded input of one block of samples."""
     weight, groups = saved.weight, saved.groups
     out_ch = weight.shape[0]
-    batch = grad_out.shape[0]
-    g = np.ascontiguousarray(grad_out.reshape(batch, out_ch, -1).swapaxes(0, 1)).reshape(groups, out_ch // groups, -1)
-    cols = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
-    grad_w = grad_xp = None
-    if needs[1]:
-        # cols @ G.T, read transposed: the BLAS runs this layout several times faster than
-        # G @ cols.T, whose shared dimension N*P is the long, strided one
-        grad_w = (_backend.matmul(cols[0], g[0].T).T if groups == 1
-                  else _backend.matmul(cols, g.swapaxes(1, 2)).swapaxes(1, 2))
-        grad_w = np.ascontiguousarray(grad_w).reshape(weight.shape)
-    if needs[0]:
-        w = weight.reshape(groups, out_ch // groups, -1)
-        grad_cols = _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2])  # (C*K, N*P)
-        kernel = weight.shape[2:]
-        if _is_pointwise(kernel, saved.stride):
-            channels = xp_shape[1]
-            grad_xp = np.ascontiguousarray(grad_cols.reshape(channels, batch, -1).swapaxes(0, 1))
-            grad_xp = grad_xp.reshape(xp_shape)
-        else:
-            grad_xp = col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation)
-    return grad_xp, grad_w
+    w = weight.reshape(groups, out_ch // groups, -1)
+    grad_cols = _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2])  # (C*K, N*P)
+    kernel = weight.shape[2:]
+    if _is_pointwise(kernel, saved.stride):
+        channels, batch = xp_shape[1], xp_shape[0]
+        grad_xp = np.ascontiguousarray(grad_cols.reshape(channels, batch, -1).swapaxes(0, 1))
+        return grad_xp.reshape(xp_shape)
+    return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation)
 
 
 def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]

@@ -265,6 +265,10 @@ class NormSaved(NamedTuple):
     has_bias: bool
     batch_stats: bool
     axes: tuple[int, ...]
+    # the compiled path keeps the input and the mean instead of xhat (the input is alive anyway,
+    # held by the graph), and its kernels recompute xhat on the fly: one array less per layer
+    x: np.ndarray | None = None
+    mean: np.ndarray | None = None
 
 
 def _fused_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -318,8 +322,9 @@ def batch_norm_forward_saving(
 
         scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
         shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
-        xhat, y = nk.bn_apply(a.x, mean, inv_std, scale, shift)
-        return y, NormSaved(xhat if keep else None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes)
+        y = nk.bn_apply(a.x, mean, inv_std, scale, shift)
+        return y, NormSaved(None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
+                            a.x if keep else None, mean)
     xhat = a.x - _per_channel(mean, nd)
     xhat *= _per_channel(inv_std, nd)
     if a.weight is None and a.bias is None:
@@ -340,7 +345,7 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
     nd = g.ndim
     want_w = len(needs) > 3 and needs[3] and saved.weight is not None
     want_b = len(needs) > 4 and needs[4] and saved.has_bias
-    if xhat is not None and _fast(g):
+    if saved.x is not None:
         return _kernel_backward(g, saved, needs, want_w, want_b)
     grad_bias = g.sum(axis=saved.axes) if (want_b or (needs[0] and saved.batch_stats)) else None
     grad_weight = None
@@ -364,19 +369,20 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
 
 
 def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, want_b: bool) -> tuple:
-    """:func:`batch_norm_backward_saved` by the compiled kernels: one pass for both sums, one for
-    ``grad_x``."""
+    """:func:`batch_norm_backward_saved` by the compiled kernels from the saved input: one pass for
+    both sums, one for ``grad_x`` (each recomputes ``xhat = (x - mean) * inv_std`` as it reads)."""
     from cnnlab.functional import _numba_kernels as nk
 
-    xhat, inv_std = saved.xhat, saved.inv_std
-    sum_g, sum_gx = nk.bn_sums(g, xhat)
+    x, mean, inv_std = saved.x, saved.mean, saved.inv_std
+    g = g.astype(x.dtype, copy=False)
+    sum_g, sum_gx = nk.bn_sums(g, x, mean, inv_std)
     grad_x = None
     if needs[0]:
         gamma = np.ones_like(inv_std) if saved.weight is None else saved.weight.astype(g.dtype, copy=False)
         scale = gamma * inv_std
         if saved.batch_stats:
             count = g.size // g.shape[1]
-            grad_x = nk.bn_grad_x(g, xhat, sum_g / count, sum_gx / count, scale)
+            grad_x = nk.bn_grad_x(g, x, mean, inv_std, sum_g / count, sum_gx / count, scale)
         else:
             grad_x = g * _per_channel(scale, g.ndim)
     grad_weight = sum_gx.astype(g.dtype) if want_w else None

@@ -227,42 +227,41 @@ def _bn_stats(x, mean, var):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _bn_apply(x, mean, inv_std, scale, shift, xhat, y):  # pragma: no cover - compiled
+def _bn_apply(x, mean, inv_std, scale, shift, y):  # pragma: no cover - compiled
     batch, channels, positions = x.shape
     for c in prange(channels):
         mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         for b in range(batch):
-            src, dh, dy = x[b, c], xhat[b, c], y[b, c]
+            src, dy = x[b, c], y[b, c]
             for p in range(positions):
-                h = (src[p] - mu) * s
-                dh[p] = h
-                dy[p] = h * gam + bet
+                dy[p] = (src[p] - mu) * s * gam + bet
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _bn_sums(g, xhat, sum_g, sum_gx):  # pragma: no cover - compiled
+def _bn_sums(g, x, mean, inv_std, sum_g, sum_gx):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
     for c in prange(channels):
+        mu, s = mean[c], inv_std[c]
         a = 0.0
         b2 = 0.0
         for b in range(batch):
-            gg, hh = g[b, c], xhat[b, c]
+            gg, xx = g[b, c], x[b, c]
             for p in range(positions):
                 a += gg[p]
-                b2 += gg[p] * hh[p]
+                b2 += gg[p] * ((xx[p] - mu) * s)
         sum_g[c] = a
         sum_gx[c] = b2
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _bn_grad_x(g, xhat, mean_g, mean_gx, scale, grad_x):  # pragma: no cover - compiled
+def _bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, grad_x):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
     for c in prange(channels):
-        mg, mgx, s = mean_g[c], mean_gx[c], scale[c]
+        mu, s, mg, mgx, sc = mean[c], inv_std[c], mean_g[c], mean_gx[c], scale[c]
         for b in range(batch):
-            gg, hh, out = g[b, c], xhat[b, c], grad_x[b, c]
+            gg, xx, out = g[b, c], x[b, c], grad_x[b, c]
             for p in range(positions):
-                out[p] = (gg[p] - mg - hh[p] * mgx) * s
+                out[p] = (gg[p] - mg - ((xx[p] - mu) * s) * mgx) * sc
 
 
 def _as_ncp(a):
@@ -279,30 +278,32 @@ def bn_statistics(x):
 
 
 def bn_apply(x, mean, inv_std, scale, shift):
-    """``(xhat, y)`` with ``xhat = (x - mean) * inv_std`` and ``y = xhat * scale + shift``."""
+    """``y = (x - mean) * inv_std * scale + shift`` per channel."""
     x3 = _as_ncp(x)
-    xhat, y = np.empty(x3.shape, x.dtype), np.empty(x3.shape, x.dtype)
+    y = np.empty(x3.shape, x.dtype)
     t = x.dtype.type
     with _threads_for(2 * x.size):
-        _bn_apply(x3, mean.astype(t), inv_std.astype(t), scale.astype(t), shift.astype(t), xhat, y)
-    return xhat.reshape(x.shape), y.reshape(x.shape)
+        _bn_apply(x3, mean.astype(t), inv_std.astype(t), scale.astype(t), shift.astype(t), y)
+    return y.reshape(x.shape)
 
 
-def bn_sums(g, xhat):
-    """``(sum g, sum g * xhat)`` per channel (float64 sums)."""
+def bn_sums(g, x, mean, inv_std):
+    """``(sum g, sum g * xhat)`` per channel with ``xhat = (x - mean) * inv_std`` (float64 sums)."""
     sg, sgx = np.empty(g.shape[1], np.float64), np.empty(g.shape[1], np.float64)
+    t = x.dtype.type
     with _threads_for(2 * g.size):
-        _bn_sums(_as_ncp(g), _as_ncp(xhat), sg, sgx)
+        _bn_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
     return sg, sgx
 
 
-def bn_grad_x(g, xhat, mean_g, mean_gx, scale):
-    """``(g - mean_g - xhat * mean_gx) * scale`` per channel."""
+def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale):
+    """``(g - mean_g - xhat * mean_gx) * scale`` per channel, ``xhat = (x - mean) * inv_std``."""
     g3 = _as_ncp(g)
     out = np.empty(g3.shape, g.dtype)
     t = g.dtype.type
     with _threads_for(2 * g.size):
-        _bn_grad_x(g3, _as_ncp(xhat), mean_g.astype(t), mean_gx.astype(t), scale.astype(t), out)
+        _bn_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), mean_g.astype(t), mean_gx.astype(t),
+                   scale.astype(t), out)
     return out.reshape(g.shape)
 
 
