@@ -19,12 +19,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._args import (
     PadPairs,
     _describe,
     check_array,
     check_batch_only_empty,
     check_bool,
+    check_choice,
     check_ndim,
     float_dtype,
     ntuple,
@@ -132,6 +134,39 @@ def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
+# Choice of kernels
+
+POOL_METHODS = ("auto", "numpy", "numba")
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
+
+
+def _plan(op: str, method: Any, g: _Geometry, *dtypes: np.dtype) -> Any:
+    """The compiled kernels' plan for this call, or ``None`` for the NumPy path.
+
+    ``'numpy'`` is the strided-window (or tiling reshape) path; ``'numba'`` the compiled loops,
+    an error if Numba cannot be imported; ``'auto'`` the compiled loops whenever the backend
+    allows them (:func:`cnnlab.set_backend`).  The compiled loops cover one to three spatial
+    dims in float32, float64 and int64 (integer and bool inputs are cast to int64 first); any
+    other call takes the NumPy path whatever ``method`` says.
+    """
+    method = check_choice(op, "method", method, POOL_METHODS)
+    if method == "numpy":
+        return None
+    if method == "numba":
+        if not _backend.numba_available():
+            raise ValueError(f"{op}: method 'numba' needs the numba package (pip install 'cnnlab[fast]'), "
+                             f"which is not importable here (or CNNLAB_DISABLE_NUMBA is set)")
+    elif not _backend.use_numba():
+        return None
+    if len(g.kernel) > 3 or any(np.dtype(d) not in _COMPILED_DTYPES for d in dtypes):
+        return None
+    from cnnlab.functional._numba_pool import Plan
+
+    return Plan(g.x.shape[0] * g.x.shape[1], g.x.shape[2:], g.kernel, g.stride, g.dilation, g.pads,
+                g.out)
+
+
+# ----------------------------------------------------------------------------------------------
 # Max pooling
 
 
@@ -164,6 +199,28 @@ def _max_select(g: _Geometry) -> tuple[np.ndarray, np.ndarray]:
     return best, arg
 
 
+def _max_forward(g: _Geometry, plan: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Window maxima and the argmax of every window: the flat index into the input plane on the
+    compiled path (``plan``), the kernel-tap index on the NumPy path."""
+    if plan is None:
+        return _max_select(g)
+    from cnnlab.functional import _numba_pool
+
+    x = g.x.astype(result_dtype(g.x), copy=False)
+    y, idx = _numba_pool.max_forward(x, plan, np.dtype(np.int64))
+    shape = g.x.shape[:2] + g.out
+    return y.reshape(shape), idx.reshape(shape)
+
+
+def _max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Any, g: _Geometry) -> np.ndarray:
+    """Send each window's gradient to the cell it chose (batched ``grad_out`` of the right dtype)."""
+    if plan is None:
+        return _max_scatter(grad_out, arg, g)
+    from cnnlab.functional import _numba_pool
+
+    return _numba_pool.max_backward(grad_out, arg, plan).reshape(g.x.shape)
+
+
 def _flat_indices(arg: np.ndarray, g: _Geometry) -> np.ndarray:
     """Turn kernel-tap indices into flat indices into each channel's unpadded spatial input."""
     n = len(g.kernel)
@@ -186,6 +243,7 @@ def max_pool(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Max pooling over the trailing spatial dims of ``(N, C, *spatial)`` or ``(C, *spatial)``.
 
@@ -212,6 +270,13 @@ def max_pool(
         input or the low padding (PyTorch's rule).  Cells past the high padding are ignored.
     return_indices : bool, default False
         Also return the argmax of every window.
+    method : {'auto', 'numpy', 'numba'}, default 'auto'
+        Which kernels run (the results are the same): ``'numpy'`` loops over the kernel taps on
+        a strided window view (a reshape when the windows tile the input); ``'numba'`` runs
+        compiled loops over the windows, threaded over the ``N*C`` planes (an error if Numba is
+        not installed); ``'auto'`` takes ``'numba'`` where the backend allows it (see
+        :func:`cnnlab.set_backend`).  More than three spatial dims, and dtypes other than
+        float32, float64 and integers, always take the NumPy path.
 
     Returns
     -------
@@ -231,10 +296,11 @@ def max_pool(
     Raises
     ------
     TypeError
-        Non-numeric ``x``; non-int sizes; non-bool flags.
+        Non-numeric ``x``; non-int sizes; non-bool flags; a non-string ``method``.
     ValueError
         Wrong ``x.ndim``, empty ``x``, non-positive sizes, negative padding, a kernel larger than
-        the padded input, or a window lying wholly in the padding.
+        the padded input, a window lying wholly in the padding, an unknown ``method``, or
+        ``method='numba'`` without Numba.
 
     Notes
     -----
@@ -256,19 +322,20 @@ def max_pool(
     (array([[3, 4, 5]]), array([[0, 2, 4]]))
     """
     return _max_pool("max_pool", None, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def _max_pool(
     op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-    ceil_mode: Any, return_indices: Any,
+    ceil_mode: Any, return_indices: Any, method: Any,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
     return_indices = check_bool(op, "return_indices", return_indices)
-    y, arg = _max_select(g)
+    plan = _plan(op, method, g, result_dtype(g.x))
+    y, arg = _max_forward(g, plan)
     if not return_indices:
         return y if g.batched else y[0]
-    idx = _flat_indices(arg, g)
+    idx = _flat_indices(arg, g) if plan is None else arg
     return (y, idx) if g.batched else (y[0], idx[0])
 
 
@@ -280,6 +347,7 @@ def max_pool1d(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """1-D max pooling of ``(N, C, L)`` or ``(C, L)``; :func:`max_pool` with one spatial dim.
 
@@ -292,7 +360,7 @@ def max_pool1d(
     array([[3., 3., 5., 5.]])
     """
     return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def max_pool2d(
@@ -303,6 +371,7 @@ def max_pool2d(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """2-D max pooling of ``(N, C, H, W)`` or ``(C, H, W)``; :func:`max_pool` with two spatial dims.
 
@@ -317,7 +386,7 @@ def max_pool2d(
     array([[[5]]])
     """
     return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def max_pool3d(
@@ -328,6 +397,7 @@ def max_pool3d(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """3-D max pooling of ``(N, C, D, H, W)`` or ``(C, D, H, W)``; :func:`max_pool` with n = 3.
 
@@ -340,7 +410,7 @@ def max_pool3d(
     array([[[[7.]]]])
     """
     return _max_pool("max_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def max_pool_backward(
@@ -351,6 +421,7 @@ def max_pool_backward(
     padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
+    method: str = "auto",
 ) -> np.ndarray:
     """Gradient of :func:`max_pool` with respect to ``x``.
 
@@ -358,7 +429,7 @@ def max_pool_backward(
     ----------
     grad_out : array_like
         Gradient of the loss with respect to the pooled output (its shape).
-    x, kernel_size, stride, padding, dilation, ceil_mode
+    x, kernel_size, stride, padding, dilation, ceil_mode, method
         The forward call's arguments; ``n`` is inferred as in :func:`max_pool`, so pass
         ``kernel_size`` as a tuple for an unbatched input.
 
@@ -383,8 +454,9 @@ def max_pool_backward(
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, None)
     grad_out = _check_grad_out(op, grad_out, g)
     dtype = g.x.dtype if g.x.dtype.kind == "f" else result_dtype(grad_out)
-    _, arg = _max_select(g)
-    grad_x = _max_scatter(grad_out.astype(dtype, copy=False), arg, g)
+    plan = _plan(op, method, g, result_dtype(g.x), dtype)
+    _, arg = _max_forward(g, plan)
+    grad_x = _max_backward(grad_out.astype(dtype, copy=False), arg, plan, g)
     return grad_x if g.batched else grad_x[0]
 
 
@@ -407,24 +479,25 @@ def max_pool_saving(op: str, n: int | None):
     chosen tap of every window, so the backward is one scatter (no second max search)."""
 
     def forward_saving(needs, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                       return_indices=False):
+                       return_indices=False, method="auto"):
         g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
         return_indices = check_bool(op, "return_indices", return_indices)
-        y, arg = _max_select(g)
-        saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, arg)
+        grad_dtype = g.x.dtype if g.x.dtype.kind == "f" else np.dtype(np.float64)
+        plan = _plan(op, method, g, result_dtype(g.x), grad_dtype)
+        y, arg = _max_forward(g, plan)
+        saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, arg, plan, grad_dtype)
         if not g.batched:
             y = y[0]
         if return_indices:
-            idx = _flat_indices(arg, g)
+            idx = _flat_indices(arg, g) if plan is None else arg
             return (y, idx if g.batched else idx[0]), saved
         return y, saved
 
     def backward_saved(grad_out, saved, needs):
-        g, x_shape, arg = saved
+        g, x_shape, arg, plan, dtype = saved
         g = g._replace(x=np.broadcast_to(np.zeros((), g.x.dtype), x_shape))
-        dtype = g.x.dtype if g.x.dtype.kind == "f" else np.dtype(np.float64)
         grad = np.asarray(grad_out, dtype=dtype)
-        grad_x = _max_scatter(grad if g.batched else grad[None], arg, g)
+        grad_x = _max_backward(grad if g.batched else grad[None], arg, plan, g)
         return grad_x if g.batched else grad_x[0]
 
     return forward_saving, backward_saved
@@ -474,10 +547,16 @@ def _avg_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil
 
 def _avg_pool(op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, padding: Any,
               ceil_mode: Any, count_include_pad: Any, divisor_override: Any,
-              dilation: Any) -> np.ndarray:
+              dilation: Any, method: Any) -> np.ndarray:
     g, divisor = _avg_args(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                            divisor_override, dilation, n)
     xb = g.x.astype(result_dtype(g.x), copy=False)  # ints sum exactly in int64
+    plan = _plan(op, method, g, xb.dtype, divisor.dtype)
+    if plan is not None:
+        from cnnlab.functional import _numba_pool
+
+        y = _numba_pool.avg_forward(xb, plan, divisor, divisor.dtype).reshape(g.x.shape[:2] + g.out)
+        return y if g.batched else y[0]
     n_sp = len(g.kernel)
     if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
         total = avg_tiles(xb, g.kernel, g.out)
@@ -496,6 +575,7 @@ def avg_pool(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """Average pooling over the trailing spatial dims of ``(N, C, *spatial)`` or ``(C, *spatial)``.
 
@@ -521,6 +601,8 @@ def avg_pool(
         A positive int used as the divisor of every window instead of the count.
     dilation : int or tuple of n ints, default 1
         Spacing between kernel taps (PyTorch has none; ONNX ``AveragePool`` has it).
+    method : {'auto', 'numpy', 'numba'}, default 'auto'
+        Which kernels run, as in :func:`max_pool`.
 
     Returns
     -------
@@ -536,7 +618,8 @@ def avg_pool(
     Raises
     ------
     TypeError
-        Non-numeric ``x``; non-int sizes or ``divisor_override``; non-bool flags.
+        Non-numeric ``x``; non-int sizes or ``divisor_override``; non-bool flags; a non-string
+        ``method``.
     ValueError
         As :func:`max_pool`, and ``divisor_override <= 0``.
 
@@ -562,7 +645,7 @@ def avg_pool(
     array([[[1. , 2.5]]])
     """
     return _avg_pool("avg_pool", None, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool1d(
@@ -574,6 +657,7 @@ def avg_pool1d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """1-D average pooling of ``(N, C, L)`` or ``(C, L)``; :func:`avg_pool` with one spatial dim.
 
@@ -586,7 +670,7 @@ def avg_pool1d(
     array([[1.5, 3.5]])
     """
     return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool2d(
@@ -598,6 +682,7 @@ def avg_pool2d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """2-D average pooling of ``(N, C, H, W)`` or ``(C, H, W)``; :func:`avg_pool` with n = 2.
 
@@ -610,7 +695,7 @@ def avg_pool2d(
     array([[[2.5]]])
     """
     return _avg_pool("avg_pool2d", 2, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool3d(
@@ -622,6 +707,7 @@ def avg_pool3d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """3-D average pooling of ``(N, C, D, H, W)`` or ``(C, D, H, W)``; :func:`avg_pool` with n = 3.
 
@@ -634,7 +720,7 @@ def avg_pool3d(
     array([[[[3.5]]]])
     """
     return _avg_pool("avg_pool3d", 3, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool_backward(
@@ -647,6 +733,7 @@ def avg_pool_backward(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """Gradient of :func:`avg_pool` with respect to ``x``.
 
@@ -654,7 +741,7 @@ def avg_pool_backward(
     ----------
     grad_out : array_like
         Gradient of the loss with respect to the pooled output (its shape).
-    x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation
+    x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, method
         The forward call's arguments; ``n`` is inferred as in :func:`avg_pool`, so pass
         ``kernel_size`` as a tuple for an unbatched input.
 
@@ -681,6 +768,13 @@ def avg_pool_backward(
                            divisor_override, dilation, None)
     grad_out = _check_grad_out(op, grad_out, g)
     dtype = g.x.dtype if g.x.dtype.kind == "f" else float_dtype(grad_out)
+    plan = _plan(op, method, g, dtype)
+    if plan is not None:
+        from cnnlab.functional import _numba_pool
+
+        grad_x = _numba_pool.avg_backward(grad_out.astype(dtype, copy=False), plan,
+                                          divisor.astype(dtype, copy=False)).reshape(g.x.shape)
+        return grad_x if g.batched else grad_x[0]
     n = len(g.kernel)
     per_window = grad_out.astype(dtype) / divisor.astype(dtype)
     if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
