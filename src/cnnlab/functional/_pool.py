@@ -13,6 +13,7 @@ input; the only Python loop is over kernel taps.  The backward scatters window g
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any, NamedTuple
@@ -97,7 +98,15 @@ def _geometry(
     elif x.size == 0:
         raise ValueError(f"{op}: x must not be empty, got shape {x.shape}")
     xb = x if batched else x[None]
-    sp = xb.shape[2:]
+    out, full = _layout(op, xb.shape[2:], kernel, stride, pads, dilation, ceil_mode)
+    return _Geometry(xb, batched, kernel, stride, dilation, pads, full, out)
+
+
+@functools.lru_cache(maxsize=512)
+def _layout(op: str, sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+            pads: PadPairs, dilation: tuple[int, ...], ceil_mode: bool) -> tuple[tuple[int, ...], PadPairs]:
+    """Output size and padding with the ceil-mode overhang, checked (cached: a network pools the
+    same shapes at every step)."""
     out = out_sizes(op, sp, kernel, stride, pads, dilation, ceil_mode)
     full = []
     for i, (size, k, s, d, (lo, hi), o) in enumerate(
@@ -113,7 +122,7 @@ def _geometry(
             )
         overhang = (o - 1) * s + d * (k - 1) + 1 - (size + lo + hi)
         full.append((lo, hi + max(overhang, 0)))
-    return _Geometry(xb, batched, kernel, stride, dilation, pads, tuple(full), out)
+    return out, tuple(full)
 
 
 def _window_view(a: np.ndarray, g: _Geometry) -> np.ndarray:
@@ -160,10 +169,10 @@ def _plan(op: str, method: Any, g: _Geometry, *dtypes: np.dtype) -> Any:
         return None
     if len(g.kernel) > 3 or any(np.dtype(d) not in _COMPILED_DTYPES for d in dtypes):
         return None
-    from cnnlab.functional._numba_pool import Plan
+    from cnnlab.functional import _numba_pool
 
-    return Plan(g.x.shape[0] * g.x.shape[1], g.x.shape[2:], g.kernel, g.stride, g.dilation, g.pads,
-                g.out)
+    return _numba_pool.plan(g.x.shape[0] * g.x.shape[1], g.x.shape[2:], g.kernel, g.stride, g.dilation,
+                            g.pads, g.out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,7 +216,7 @@ def _max_forward(g: _Geometry, plan: Any) -> tuple[np.ndarray, np.ndarray]:
     from cnnlab.functional import _numba_pool
 
     x = g.x.astype(result_dtype(g.x), copy=False)
-    y, idx = _numba_pool.max_forward(x, plan, np.dtype(np.int64))
+    y, idx = _numba_pool.max_forward(x, plan)
     shape = g.x.shape[:2] + g.out
     return y.reshape(shape), idx.reshape(shape)
 
@@ -521,18 +530,28 @@ def _check_divisor(op: str, divisor_override: Any) -> int | None:
 def _avg_divisor(g: _Geometry, count_include_pad: bool, divisor_override: int | None,
                  dtype: np.dtype) -> np.ndarray:
     """Divisor of every output cell, shape ``out``: the number of taps landing in the padded
-    input (``count_include_pad``) or in the real input, unless overridden."""
+    input (``count_include_pad``) or in the real input, unless overridden.  Read-only (cached)."""
+    return _divisor(g.x.shape[2:], g.kernel, g.stride, g.dilation, g.pads, g.out, count_include_pad,
+                    divisor_override, np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=512)
+def _divisor(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+             dilation: tuple[int, ...], pads: PadPairs, out: tuple[int, ...], count_include_pad: bool,
+             divisor_override: int | None, dtype: np.dtype) -> np.ndarray:
     if divisor_override is not None:
-        return np.full(g.out, divisor_override, dtype=dtype)
+        divisor = np.full(out, divisor_override, dtype=dtype)
+        divisor.flags.writeable = False
+        return divisor
     divisor = np.ones((), dtype=np.int64)
-    for size, k, s, d, (lo, hi), o in zip(
-        g.x.shape[2:], g.kernel, g.stride, g.dilation, g.pads, g.out, strict=True
-    ):
+    for size, k, s, d, (lo, hi), o in zip(sp, kernel, stride, dilation, pads, out, strict=True):
         pos = _tap_positions(o, k, s, d, lo)
         low, high = (-lo, size + hi) if count_include_pad else (0, size)
         count = ((pos >= low) & (pos < high)).sum(axis=1)
         divisor = np.multiply.outer(divisor, count)
-    return divisor.astype(dtype)
+    divisor = divisor.astype(dtype)
+    divisor.flags.writeable = False
+    return divisor
 
 
 def _avg_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
@@ -555,7 +574,7 @@ def _avg_pool(op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, pad
     if plan is not None:
         from cnnlab.functional import _numba_pool
 
-        y = _numba_pool.avg_forward(xb, plan, divisor, divisor.dtype).reshape(g.x.shape[:2] + g.out)
+        y = _numba_pool.avg_forward(xb, plan, divisor).reshape(g.x.shape[:2] + g.out)
         return y if g.batched else y[0]
     n_sp = len(g.kernel)
     if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
