@@ -5,10 +5,9 @@ Arguments follow PyTorch (``NCHW`` layout, ``stride=None`` meaning ``stride = ke
 padding pairs, dilation for average pooling, and padding larger than half the kernel (allowed as
 long as every window still covers at least one input cell).
 
-The forward works on the strided :func:`~cnnlab.functional._windows.windows` view of the padded
-input; the only Python loop is over kernel taps.  The backward scatters window gradients back with
-:func:`~cnnlab.functional._windows.windows_backward` and drops the padding with
-:func:`~cnnlab.functional._windows.pad_backward`.
+This module checks the arguments, computes the output size and the averaging divisors, and
+hands the work to :mod:`cnnlab.functional._pool_kernels`: a NumPy path (a loop over kernel taps
+on a strided window view) or compiled Numba loops, chosen by ``method=``.
 """
 
 from __future__ import annotations
@@ -16,18 +15,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from cnnlab.functional import _backend
 from cnnlab.functional._args import (
     PadPairs,
     _describe,
     check_array,
     check_batch_only_empty,
     check_bool,
-    check_choice,
     check_ndim,
     float_dtype,
     ntuple,
@@ -36,39 +33,23 @@ from cnnlab.functional._args import (
     result_dtype,
 )
 from cnnlab.functional._pool_kernels import (
-    avg_tiles,
-    avg_tiles_backward,
-    max_tiles,
-    max_tiles_backward,
-    tiles_apply,
+    Geometry,
+    avg_backward,
+    avg_forward,
+    choose,
+    flat_indices,
+    max_backward,
+    max_forward,
+    tap_positions,
 )
-from cnnlab.functional._windows import pad, pad_backward, windows, windows_backward
 
 _LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
-
-
-class _Geometry(NamedTuple):
-    """Normalised arguments of one pooling call (input always batched)."""
-
-    x: np.ndarray
-    batched: bool
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: PadPairs
-    full_pads: PadPairs  # pads plus the ceil-mode overhang past the high end
-    out: tuple[int, ...]
-
-
-def _tap_positions(out: int, k: int, s: int, d: int, lo: int) -> np.ndarray:
-    """Input coordinate ``o*s + t*d - lo`` of every (output index, kernel tap) pair along a dim."""
-    return np.arange(out)[:, None] * s + np.arange(k)[None, :] * d - lo
 
 
 def _geometry(
     op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
     n: int | None,
-) -> _Geometry:
+) -> Geometry:
     """Validate every argument and compute the output size before any work is done."""
     x = check_array(op, "x", x, allow_empty=True)
     if n is None:
@@ -99,7 +80,7 @@ def _geometry(
         raise ValueError(f"{op}: x must not be empty, got shape {x.shape}")
     xb = x if batched else x[None]
     out, full = _layout(op, xb.shape[2:], kernel, stride, pads, dilation, ceil_mode)
-    return _Geometry(xb, batched, kernel, stride, dilation, pads, full, out)
+    return Geometry(xb, batched, kernel, stride, dilation, pads, full, out)
 
 
 @functools.lru_cache(maxsize=512)
@@ -112,7 +93,7 @@ def _layout(op: str, sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple
     for i, (size, k, s, d, (lo, hi), o) in enumerate(
         zip(sp, kernel, stride, dilation, pads, out, strict=True)
     ):
-        pos = _tap_positions(o, k, s, d, lo)
+        pos = tap_positions(o, k, s, d, lo)
         empty = np.flatnonzero(~((pos >= 0) & (pos < size)).any(axis=1))
         if empty.size:
             raise ValueError(
@@ -125,14 +106,7 @@ def _layout(op: str, sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple
     return out, tuple(full)
 
 
-def _window_view(a: np.ndarray, g: _Geometry) -> np.ndarray:
-    """``(*lead, *out, *kernel)`` view of ``a`` padded by ``g.full_pads`` (zeros / False)."""
-    view = windows(pad(a, g.full_pads), g.kernel, g.stride, g.dilation)
-    # In ceil mode the view may hold one window more than the ceil rule keeps: cut to ``out``.
-    return view[(Ellipsis, *(slice(0, o) for o in g.out), *(slice(None),) * len(g.kernel))]
-
-
-def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
+def _check_grad_out(op: str, grad_out: Any, g: Geometry) -> np.ndarray:
     grad_out = check_array(op, "grad_out", grad_out, allow_empty=True)
     expected = g.x.shape[:2] + g.out if g.batched else g.x.shape[1:2] + g.out
     if grad_out.shape != expected:
@@ -143,105 +117,7 @@ def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# Choice of kernels
-
-POOL_METHODS = ("auto", "numpy", "numba")
-_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
-
-
-def _plan(op: str, method: Any, g: _Geometry, *dtypes: np.dtype) -> Any:
-    """The compiled kernels' plan for this call, or ``None`` for the NumPy path.
-
-    ``'numpy'`` is the strided-window (or tiling reshape) path; ``'numba'`` the compiled loops,
-    an error if Numba cannot be imported; ``'auto'`` the compiled loops whenever the backend
-    allows them (:func:`cnnlab.set_backend`).  The compiled loops cover one to three spatial
-    dims in float32, float64 and int64 (integer and bool inputs are cast to int64 first); any
-    other call takes the NumPy path whatever ``method`` says.
-    """
-    method = check_choice(op, "method", method, POOL_METHODS)
-    if method == "numpy":
-        return None
-    if method == "numba":
-        if not _backend.numba_available():
-            raise ValueError(f"{op}: method 'numba' needs the numba package (pip install 'cnnlab[fast]'), "
-                             f"which is not importable here (or CNNLAB_DISABLE_NUMBA is set)")
-    elif not _backend.use_numba():
-        return None
-    if len(g.kernel) > 3 or any(np.dtype(d) not in _COMPILED_DTYPES for d in dtypes):
-        return None
-    from cnnlab.functional import _numba_pool
-
-    return _numba_pool.plan(g.x.shape[0] * g.x.shape[1], g.x.shape[2:], g.kernel, g.stride, g.dilation,
-                            g.pads, g.out)
-
-
-# ----------------------------------------------------------------------------------------------
 # Max pooling
-
-
-def _max_select(g: _Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Window maxima and, per output cell, the flat kernel-tap index of the chosen cell.
-
-    Taps are visited in row-major order.  A tap is taken when it lies in the input (padding is
-    never chosen) and it is the first input tap, or strictly greater than the best so far, or
-    NaN.  So ties keep the first maximum and a window with NaN picks its last NaN, as PyTorch does.
-    """
-    x = g.x.astype(result_dtype(g.x), copy=False)
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        return max_tiles(x, g.kernel, g.out)
-    view = _window_view(x, g)
-    inside = _window_view(np.ones(x.shape[2:], dtype=bool), g)
-    best = np.zeros(x.shape[:2] + g.out, dtype=x.dtype)
-    arg = np.zeros(best.shape, dtype=np.int64)
-    found = np.zeros(g.out, dtype=bool)
-    check_nan = x.dtype.kind == "f"
-    for flat, tap in enumerate(np.ndindex(*g.kernel)):
-        value = view[(Ellipsis, *tap)]
-        valid = inside[(Ellipsis, *tap)]
-        better = ~found | (value > best)
-        if check_nan:
-            better |= np.isnan(value)
-        take = valid & better
-        np.copyto(best, value, where=take)
-        np.copyto(arg, flat, where=take)
-        found |= valid
-    return best, arg
-
-
-def _max_forward(g: _Geometry, plan: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Window maxima and the argmax of every window: the flat index into the input plane on the
-    compiled path (``plan``), the kernel-tap index on the NumPy path."""
-    if plan is None:
-        return _max_select(g)
-    from cnnlab.functional import _numba_pool
-
-    x = g.x.astype(result_dtype(g.x), copy=False)
-    y, idx = _numba_pool.max_forward(x, plan)
-    shape = g.x.shape[:2] + g.out
-    return y.reshape(shape), idx.reshape(shape)
-
-
-def _max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Any, g: _Geometry) -> np.ndarray:
-    """Send each window's gradient to the cell it chose (batched ``grad_out`` of the right dtype)."""
-    if plan is None:
-        return _max_scatter(grad_out, arg, g)
-    from cnnlab.functional import _numba_pool
-
-    return _numba_pool.max_backward(grad_out, arg, plan).reshape(g.x.shape)
-
-
-def _flat_indices(arg: np.ndarray, g: _Geometry) -> np.ndarray:
-    """Turn kernel-tap indices into flat indices into each channel's unpadded spatial input."""
-    n = len(g.kernel)
-    taps = np.unravel_index(arg, g.kernel)
-    sp = g.x.shape[2:]
-    flat = np.zeros(arg.shape, dtype=np.int64)
-    for i in range(n):
-        shape = [1] * arg.ndim
-        shape[2 + i] = g.out[i]
-        origin = (np.arange(g.out[i]) * g.stride[i] - g.pads[i][0]).reshape(shape)
-        flat = flat * sp[i] + origin + taps[i] * g.dilation[i]
-    return flat
 
 
 def max_pool(
@@ -340,11 +216,11 @@ def _max_pool(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
     return_indices = check_bool(op, "return_indices", return_indices)
-    plan = _plan(op, method, g, result_dtype(g.x))
-    y, arg = _max_forward(g, plan)
+    plan = choose(op, method, g, result_dtype(g.x))
+    y, arg = max_forward(g, plan)
     if not return_indices:
         return y if g.batched else y[0]
-    idx = _flat_indices(arg, g) if plan is None else arg
+    idx = flat_indices(arg, plan, g)
     return (y, idx) if g.batched else (y[0], idx[0])
 
 
@@ -463,24 +339,10 @@ def max_pool_backward(
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, None)
     grad_out = _check_grad_out(op, grad_out, g)
     dtype = g.x.dtype if g.x.dtype.kind == "f" else result_dtype(grad_out)
-    plan = _plan(op, method, g, result_dtype(g.x), dtype)
-    _, arg = _max_forward(g, plan)
-    grad_x = _max_backward(grad_out.astype(dtype, copy=False), arg, plan, g)
+    plan = choose(op, method, g, result_dtype(g.x), dtype)
+    _, arg = max_forward(g, plan)
+    grad_x = max_backward(grad_out.astype(dtype, copy=False), arg, plan, g)
     return grad_x if g.batched else grad_x[0]
-
-
-def _max_scatter(grad_out: np.ndarray, arg: np.ndarray, g: _Geometry) -> np.ndarray:
-    """Send each window's gradient to the cell its tap index ``arg`` chose (batched)."""
-    dtype = grad_out.dtype
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        return max_tiles_backward(grad_out, arg, g.x.shape, g.kernel)
-    size = int(np.prod(g.kernel))
-    grad_windows = np.zeros(arg.shape + (size,), dtype=dtype)
-    np.put_along_axis(grad_windows, arg[..., None], grad_out.astype(dtype)[..., None], axis=-1)
-    grad_windows = grad_windows.reshape(arg.shape + g.kernel)
-    padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]
-    grad_padded = windows_backward(grad_windows, padded, g.kernel, g.stride, g.dilation)
-    return pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
 
 
 def max_pool_saving(op: str, n: int | None):
@@ -492,13 +354,13 @@ def max_pool_saving(op: str, n: int | None):
         g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
         return_indices = check_bool(op, "return_indices", return_indices)
         grad_dtype = g.x.dtype if g.x.dtype.kind == "f" else np.dtype(np.float64)
-        plan = _plan(op, method, g, result_dtype(g.x), grad_dtype)
-        y, arg = _max_forward(g, plan)
+        plan = choose(op, method, g, result_dtype(g.x), grad_dtype)
+        y, arg = max_forward(g, plan)
         saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, arg, plan, grad_dtype)
         if not g.batched:
             y = y[0]
         if return_indices:
-            idx = _flat_indices(arg, g) if plan is None else arg
+            idx = flat_indices(arg, plan, g)
             return (y, idx if g.batched else idx[0]), saved
         return y, saved
 
@@ -506,7 +368,7 @@ def max_pool_saving(op: str, n: int | None):
         g, x_shape, arg, plan, dtype = saved
         g = g._replace(x=np.broadcast_to(np.zeros((), g.x.dtype), x_shape))
         grad = np.asarray(grad_out, dtype=dtype)
-        grad_x = _max_backward(grad if g.batched else grad[None], arg, plan, g)
+        grad_x = max_backward(grad if g.batched else grad[None], arg, plan, g)
         return grad_x if g.batched else grad_x[0]
 
     return forward_saving, backward_saved
@@ -527,7 +389,7 @@ def _check_divisor(op: str, divisor_override: Any) -> int | None:
     return int(divisor_override)
 
 
-def _avg_divisor(g: _Geometry, count_include_pad: bool, divisor_override: int | None,
+def _avg_divisor(g: Geometry, count_include_pad: bool, divisor_override: int | None,
                  dtype: np.dtype) -> np.ndarray:
     """Divisor of every output cell, shape ``out``: the number of taps landing in the padded
     input (``count_include_pad``) or in the real input, unless overridden.  Read-only (cached)."""
@@ -545,7 +407,7 @@ def _divisor(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ..
         return divisor
     divisor = np.ones((), dtype=np.int64)
     for size, k, s, d, (lo, hi), o in zip(sp, kernel, stride, dilation, pads, out, strict=True):
-        pos = _tap_positions(o, k, s, d, lo)
+        pos = tap_positions(o, k, s, d, lo)
         low, high = (-lo, size + hi) if count_include_pad else (0, size)
         count = ((pos >= low) & (pos < high)).sum(axis=1)
         divisor = np.multiply.outer(divisor, count)
@@ -556,7 +418,7 @@ def _divisor(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ..
 
 def _avg_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
               count_include_pad: Any, divisor_override: Any, dilation: Any,
-              n: int | None) -> tuple[_Geometry, np.ndarray]:
+              n: int | None) -> tuple[Geometry, np.ndarray]:
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
     count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
     divisor_override = _check_divisor(op, divisor_override)
@@ -569,19 +431,8 @@ def _avg_pool(op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, pad
               dilation: Any, method: Any) -> np.ndarray:
     g, divisor = _avg_args(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                            divisor_override, dilation, n)
-    xb = g.x.astype(result_dtype(g.x), copy=False)  # ints sum exactly in int64
-    plan = _plan(op, method, g, xb.dtype, divisor.dtype)
-    if plan is not None:
-        from cnnlab.functional import _numba_pool
-
-        y = _numba_pool.avg_forward(xb, plan, divisor).reshape(g.x.shape[:2] + g.out)
-        return y if g.batched else y[0]
-    n_sp = len(g.kernel)
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        total = avg_tiles(xb, g.kernel, g.out)
-    else:
-        total = _window_view(xb, g).sum(axis=tuple(range(-n_sp, 0)))
-    y = total.astype(divisor.dtype, copy=False) / divisor
+    plan = choose(op, method, g, result_dtype(g.x), divisor.dtype)
+    y = avg_forward(g, plan, divisor)
     return y if g.batched else y[0]
 
 
@@ -787,21 +638,6 @@ def avg_pool_backward(
                            divisor_override, dilation, None)
     grad_out = _check_grad_out(op, grad_out, g)
     dtype = g.x.dtype if g.x.dtype.kind == "f" else float_dtype(grad_out)
-    plan = _plan(op, method, g, dtype)
-    if plan is not None:
-        from cnnlab.functional import _numba_pool
-
-        grad_x = _numba_pool.avg_backward(grad_out.astype(dtype, copy=False), plan,
-                                          divisor.astype(dtype, copy=False)).reshape(g.x.shape)
-        return grad_x if g.batched else grad_x[0]
-    n = len(g.kernel)
-    per_window = grad_out.astype(dtype) / divisor.astype(dtype)
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        grad_x = avg_tiles_backward(per_window, g.x.shape, g.kernel)
-        return grad_x if g.batched else grad_x[0]
-    grad_windows = np.broadcast_to(per_window[(Ellipsis, *(None,) * n)],
-                                   per_window.shape + g.kernel)
-    padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]
-    grad_padded = windows_backward(grad_windows, padded, g.kernel, g.stride, g.dilation)
-    grad_x = pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
+    plan = choose(op, method, g, dtype)
+    grad_x = avg_backward(grad_out.astype(dtype, copy=False), plan, divisor.astype(dtype, copy=False), g)
     return grad_x if g.batched else grad_x[0]
