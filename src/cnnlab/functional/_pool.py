@@ -436,6 +436,30 @@ def _avg_pool(op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, pad
     return y if g.batched else y[0]
 
 
+def avg_pool_saving(op: str, n: int | None):
+    """``(forward_saving, backward_saved)`` for :func:`differentiable`: the forward keeps the
+    checked geometry and the divisors, so the backward is the scatter alone (no second parse)."""
+
+    def forward_saving(needs, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                       count_include_pad=True, divisor_override=None, dilation=1, method="auto"):
+        g, divisor = _avg_args(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                               divisor_override, dilation, n)
+        grad_dtype = float_dtype(g.x)
+        plan = choose(op, method, g, result_dtype(g.x), grad_dtype)
+        y = avg_forward(g, plan, divisor)
+        saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, divisor, plan, grad_dtype)
+        return (y if g.batched else y[0]), saved
+
+    def backward_saved(grad_out, saved, needs):
+        g, x_shape, divisor, plan, dtype = saved
+        g = g._replace(x=np.broadcast_to(np.zeros((), g.x.dtype), x_shape))
+        grad = np.asarray(grad_out, dtype=dtype)
+        grad_x = avg_backward(grad if g.batched else grad[None], plan, divisor.astype(dtype, copy=False), g)
+        return grad_x if g.batched else grad_x[0]
+
+    return forward_saving, backward_saved
+
+
 def avg_pool(
     x: Any,
     kernel_size: int | Sequence[int],
