@@ -55,8 +55,8 @@ def tap_ranges(out: int, k: int, s: int, d: int, lo: int, size: int) -> tuple[np
 class Plan:
     """The geometry of one pooling call folded to three spatial dims ``(P, D, H, W)``, ``P = N*C``,
     in the two arrays the kernels take: ``ranges`` ``(6, L)``, the tap ranges ``[first, last)`` of
-    every output index along depth, height and width, and ``geo``, the strides, dilations and low
-    paddings of the three dims."""
+    every output index along depth, height and width, and ``geo``: the strides, dilations, low
+    paddings and kernel sizes of the three dims, and the padded width of a row."""
 
     __slots__ = ("planes", "sp", "out", "ranges", "geo", "parallel")
 
@@ -78,7 +78,9 @@ def _folded(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...
     for i in range(3):
         ranges[2 * i, :out3[i]], ranges[2 * i + 1, :out3[i]] = tap_ranges(
             out3[i], k3[i], s3[i], d3[i], lo3[i], sp3[i])
-    geo = np.array(s3 + d3 + lo3, dtype=np.int64)
+    # width of a row padded so that every window's width taps land in it (zeros outside the input)
+    padded_width = max(lo3[2] + sp3[2], (out3[2] - 1) * s3[2] + (k3[2] - 1) * d3[2] + 1)
+    geo = np.array(s3 + d3 + lo3 + k3 + (padded_width,), dtype=np.int64)
     ranges.flags.writeable = False  # shared by every call with this geometry
     geo.flags.writeable = False
     # work per plane: every tap of every window, plus one pass over the input
@@ -125,12 +127,13 @@ def _max_forward_loops(x, ranges, geo, y, arg):  # pragma: no cover - compiled
                         for i in range(i0, i1):
                             row = ((z0 + t * dd) * height + r0 + i * dh) * width + c0
                             for j in range(j0, j1):
-                                v = src[row + j * dw]
+                                k = row + j * dw
+                                v = src[np.uint64(k)]  # (an unsigned index skips the negative-index check)
                                 # Ties keep the first maximum.  A plain ``>`` select compiles to
                                 # branch-free code; NaN is only noted here and handled below.
                                 take = v > best
                                 best = v if take else best
-                                where = row + j * dw if take else where
+                                where = k if take else where
                                 nan |= v != v
                     if nan:  # a window holding NaN gives NaN at its last NaN (PyTorch's choice)
                         for t in range(t0, t1):
@@ -189,72 +192,80 @@ def _avg_forward_loops(x, ranges, geo, divisor, zero, y):  # pragma: no cover - 
     planes, depth, height, width = x.shape
     od, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
-    ld, hd, lh, hh, lw, hw = ranges[0], ranges[1], ranges[2], ranges[3], ranges[4], ranges[5]
+    kw, padded_width = geo[11], geo[12]
+    ld, hd, lh, hh = ranges[0], ranges[1], ranges[2], ranges[3]
     xf = x.reshape(planes, depth * height * width)
     yf = y.reshape(planes, od * oh * ow)
     for p in prange(planes):
         src = xf[p]
-        lines = np.empty(width, dtype=x.dtype)
+        # one row of the input with its zero padding, and one row of window sums
+        lines = np.zeros(padded_width, dtype=x.dtype)
+        sums = np.empty(ow, dtype=x.dtype)
+        inside = lines[pw:pw + width]
         for a in range(od):
-            t0, t1 = ld[a], hd[a]
             z0 = a * sd - pd
             for b in range(oh):
-                i0, i1 = lh[b], hh[b]
                 r0 = b * sh - ph
                 # The taps of window (a, b, c) are (its depth and height taps) x (its width taps):
                 # first add up the input rows of the first two, whole rows at a time ...
                 for col in range(width):
-                    lines[col] = zero
-                for t in range(t0, t1):
-                    for i in range(i0, i1):
+                    inside[col] = zero
+                for t in range(ld[a], hd[a]):
+                    for i in range(lh[b], hh[b]):
                         row = ((z0 + t * dd) * height + r0 + i * dh) * width
-                        for col in range(width):
-                            lines[col] += src[row + col]
-                # ... then each window's width taps of that sum.
+                        src_row = src[row:row + width]
+                        for col in range(width):  # (indexing by the loop variable vectorises)
+                            inside[col] += src_row[col]
+                # ... then each window's width taps of that sum (padding adds zeros), tap by tap.
+                for c in range(ow):
+                    sums[c] = zero
+                for j in range(kw):
+                    tap = lines[j * dw:j * dw + (ow - 1) * sw + 1:sw]  # tap j of every window
+                    for c in range(ow):
+                        sums[c] += tap[c]
                 o = (a * oh + b) * ow
                 for c in range(ow):
-                    c0 = c * sw - pw
-                    total = zero
-                    for j in range(lw[c], hw[c]):
-                        total += lines[c0 + j * dw]
-                    yf[p, o + c] = total / divisor[o + c]
+                    yf[p, o + c] = sums[c] / divisor[o + c]
 
 
 def _avg_backward_loops(grad_out, ranges, geo, divisor, grad_x):  # pragma: no cover - compiled
     planes, depth, height, width = grad_x.shape
     od, oh, ow = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
     sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
-    ld, hd, lh, hh, lw, hw = ranges[0], ranges[1], ranges[2], ranges[3], ranges[4], ranges[5]
+    kw, padded_width = geo[11], geo[12]
+    ld, hd, lh, hh = ranges[0], ranges[1], ranges[2], ranges[3]
     gf = grad_out.reshape(planes, od * oh * ow)
     xf = grad_x.reshape(planes, depth * height * width)
     size = depth * height * width
     for p in prange(planes):  # a plane's windows on one thread: overlapping windows add serially
         dst = xf[p]
-        lines = np.empty(width, dtype=grad_x.dtype)
+        lines = np.empty(padded_width, dtype=grad_x.dtype)
+        shares = np.empty(ow, dtype=grad_x.dtype)
+        inside = lines[pw:pw + width]
         for k in range(size):
             dst[k] = 0
         for a in range(od):
-            t0, t1 = ld[a], hd[a]
             z0 = a * sd - pd
             for b in range(oh):
-                i0, i1 = lh[b], hh[b]
                 r0 = b * sh - ph
                 # The adjoint of the forward's two steps: spread each window's share over its
-                # width taps in one row ...
-                for col in range(width):
-                    lines[col] = 0
+                # width taps in one padded row ...
                 o = (a * oh + b) * ow
                 for c in range(ow):
-                    c0 = c * sw - pw
-                    share = gf[p, o + c] / divisor[o + c]
-                    for j in range(lw[c], hw[c]):
-                        lines[c0 + j * dw] += share
-                # ... then add that row to every input row among the depth and height taps.
-                for t in range(t0, t1):
-                    for i in range(i0, i1):
+                    shares[c] = gf[p, o + c] / divisor[o + c]
+                for col in range(padded_width):
+                    lines[col] = 0
+                for j in range(kw):
+                    tap = lines[j * dw:j * dw + (ow - 1) * sw + 1:sw]  # tap j of every window
+                    for c in range(ow):
+                        tap[c] += shares[c]
+                # ... then add its input part to every input row among the depth and height taps.
+                for t in range(ld[a], hd[a]):
+                    for i in range(lh[b], hh[b]):
                         row = ((z0 + t * dd) * height + r0 + i * dh) * width
-                        for col in range(width):
-                            dst[row + col] += lines[col]
+                        dst_row = dst[row:row + width]
+                        for col in range(width):  # (indexing by the loop variable vectorises)
+                            dst_row[col] += inside[col]
 
 
 _avg_forward, _avg_forward_serial = _twins(_avg_forward_loops)
