@@ -6,10 +6,14 @@ planes (1-d and 2-d problems get height and depth 1), and ``prange`` runs over t
 every thread owns whole planes: the backward scatters, where overlapping windows add into one
 cell, stay serial within a plane and need no atomics.
 
-Padding is never materialised.  For every output index along a dim the caller passes the range
-``[lo, hi)`` of kernel taps that land inside the input (:func:`tap_ranges`), so the inner loops
-run only over real cells: max pooling never picks padding, and average pooling adds the padding's
-zeros by leaving them out (the divisor, computed by the caller, still counts them when asked).
+For every output index along a dim the caller passes the range ``[lo, hi)`` of kernel taps that
+land inside the input (:func:`tap_ranges`), so max pooling loops over real cells only and never
+picks padding.  Average pooling uses that a window's taps are (its depth and height taps) x (its
+width taps): it first adds up whole input rows, then takes each window's width taps of that sum
+from a one-row buffer that holds the zero padding, so both steps are loops of uniform length.
+
+Inner loops index arrays by the loop variable (over row slices) wherever they can: Numba wraps a
+computed signed index for negative values, and that check stops LLVM from vectorising the loop.
 
 ``cache=True`` keeps the compiled code on disk, so only the first run of a new dtype compiles.
 """
@@ -24,9 +28,6 @@ import numpy as np
 from numba import njit, prange
 
 from cnnlab.functional import _backend
-
-# dtypes the kernels are compiled for (inputs are cast to these first: ints and bools to int64)
-DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
 
 
 def _twins(fn):
