@@ -79,9 +79,10 @@ def choose(op: str, method: Any, g: Geometry, *dtypes: np.dtype) -> Any:
                             g.pads, g.out)
 
 
-def _window_view(a: np.ndarray, g: Geometry) -> np.ndarray:
-    """``(*lead, *out, *kernel)`` view of ``a`` padded by ``g.full_pads`` (zeros / False)."""
-    view = windows(pad(a, g.full_pads), g.kernel, g.stride, g.dilation)
+def _window_view(a: np.ndarray, g: Geometry, value: float = 0) -> np.ndarray:
+    """``(*lead, *out, *kernel)`` view of ``a`` padded by ``g.full_pads`` with ``value`` (zeros /
+    False by default)."""
+    view = windows(pad(a, g.full_pads, value=value), g.kernel, g.stride, g.dilation)
     # In ceil mode the view may hold one window more than the ceil rule keeps: cut to ``out``.
     return view[(Ellipsis, *(slice(0, o) for o in g.out), *(slice(None),) * len(g.kernel))]
 
@@ -110,24 +111,28 @@ def max_forward(g: Geometry, plan: Any) -> tuple[np.ndarray, np.ndarray]:
         return y.reshape(shape), idx.reshape(shape)
     if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
         return max_tiles(x, g.kernel, g.out)
-    # Taps in row-major order; a tap is taken when it lies in the input (padding is never chosen)
-    # and it is the window's first input tap, or strictly greater than the best so far, or NaN.
-    view = _window_view(x, g)
-    inside = _window_view(np.ones(x.shape[2:], dtype=bool), g)
-    best = np.zeros(x.shape[:2] + g.out, dtype=x.dtype)
+    # The maximum over the taps, with padding that can never win (-inf, or the integer minimum),
+    # then the argmax: the first tap in the input holding it (ties keep the first maximum, and
+    # padding is never chosen), or, in a window holding NaN, its last NaN.
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    view = _window_view(x, g, low)
+    taps = [(Ellipsis, *tap) for tap in np.ndindex(*g.kernel)]
+    best = view[taps[0]].copy()
+    for tap in taps[1:]:
+        np.maximum(best, view[tap], out=best)  # NaN propagates
+    padded = any(lo or hi for lo, hi in g.full_pads)
+    inside = _window_view(np.ones(x.shape[2:], dtype=bool), g) if padded else None
     arg = np.zeros(best.shape, dtype=np.int64)
-    found = np.zeros(g.out, dtype=bool)
-    check_nan = x.dtype.kind == "f"
-    for flat, tap in enumerate(np.ndindex(*g.kernel)):
-        value = view[(Ellipsis, *tap)]
-        valid = inside[(Ellipsis, *tap)]
-        better = ~found | (value > best)
-        if check_nan:
-            better |= np.isnan(value)
-        take = valid & better
-        np.copyto(best, value, where=take)
-        np.copyto(arg, flat, where=take)
-        found |= valid
+    for flat in range(len(taps) - 1, -1, -1):
+        value = view[taps[flat]]
+        hit = value == best
+        if inside is not None:
+            hit &= inside[taps[flat]]
+        np.copyto(arg, flat, where=hit)
+        np.copyto(best, value, where=hit)  # the chosen cell's own value (the sign of a zero)
+    if x.dtype.kind == "f" and np.isnan(best).any():
+        for flat, tap in enumerate(taps):
+            np.copyto(arg, flat, where=np.isnan(view[tap]))
     return best, arg
 
 
