@@ -11,15 +11,20 @@ Conventions for the generic tests:
   generic test skips the torch comparison for such a sample.  Integer inputs go through torch in
   float64 (its CPU max pooling has no integer kernels) and come back as ``int64``.
 - Max pooling is exact on integers (``exact_int``); average pooling of integers is float64.
+- Each op appears with ``method='auto'`` and pinned to ``'numpy'`` and (where Numba is
+  importable) ``'numba'``, named ``max_pool2d[numpy]`` and so on: every kernel meets the loop
+  reference, torch, the dtype rules and the gradient check.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
 from cnnlab.functional._pool import (
     avg_pool,
@@ -292,25 +297,39 @@ def _avg_backward(n: int | None) -> Callable[..., np.ndarray]:
     return backward
 
 
-def _max_info(name: str, op: Callable[..., Any], n: int | None) -> OpInfo:
-    return OpInfo(name=name, op=op, backward=_max_backward(n), reference=_max_reference(n),
-                  samples=_samples(n, avg=False), errors=_errors(name, n, avg=False),
-                  n_diff=1, exact_int=True, torch_ref=_torch_max(n))
+def _max_info(name: str, op: Callable[..., Any], n: int | None, method: str | None = None) -> OpInfo:
+    """The registry entry of a max pooling op; with ``method``, forward and backward are pinned to
+    that method (the entry's name says which)."""
+    pin = {} if method is None else {"method": method}
+    return OpInfo(name=name if method is None else f"{name}[{method}]",
+                  op=functools.partial(op, **pin), backward=functools.partial(_max_backward(n), **pin),
+                  reference=_max_reference(n), samples=_samples(n, avg=False),
+                  errors=_errors(name, n, avg=False), n_diff=1, exact_int=True, torch_ref=_torch_max(n))
 
 
-def _avg_info(name: str, op: Callable[..., Any], n: int | None) -> OpInfo:
-    return OpInfo(name=name, op=op, backward=_avg_backward(n), reference=_avg_reference(n),
-                  samples=_samples(n, avg=True), errors=_errors(name, n, avg=True),
-                  n_diff=1, exact_int=False, torch_ref=_torch_avg(n))
+def _avg_info(name: str, op: Callable[..., Any], n: int | None, method: str | None = None) -> OpInfo:
+    pin = {} if method is None else {"method": method}
+    return OpInfo(name=name if method is None else f"{name}[{method}]",
+                  op=functools.partial(op, **pin), backward=functools.partial(_avg_backward(n), **pin),
+                  reference=_avg_reference(n), samples=_samples(n, avg=True),
+                  errors=_errors(name, n, avg=True), n_diff=1, exact_int=False, torch_ref=_torch_avg(n))
 
+
+# Every op with the automatic choice, and pinned to each method: 'numpy' always, 'numba' where
+# Numba is importable (CI runs the suite with and without it).
+METHODS: list[str | None] = [None, "numpy"] + (["numba"] if _backend.numba_available() else [])
 
 OPS: list[OpInfo] = [
-    _max_info("max_pool", max_pool, None),
-    _max_info("max_pool1d", max_pool1d, 1),
-    _max_info("max_pool2d", max_pool2d, 2),
-    _max_info("max_pool3d", max_pool3d, 3),
-    _avg_info("avg_pool", avg_pool, None),
-    _avg_info("avg_pool1d", avg_pool1d, 1),
-    _avg_info("avg_pool2d", avg_pool2d, 2),
-    _avg_info("avg_pool3d", avg_pool3d, 3),
+    info
+    for method in METHODS
+    for info in (
+        _max_info("max_pool", max_pool, None, method),
+        _max_info("max_pool1d", max_pool1d, 1, method),
+        _max_info("max_pool2d", max_pool2d, 2, method),
+        _max_info("max_pool3d", max_pool3d, 3, method),
+        _avg_info("avg_pool", avg_pool, None, method),
+        _avg_info("avg_pool1d", avg_pool1d, 1, method),
+        _avg_info("avg_pool2d", avg_pool2d, 2, method),
+        _avg_info("avg_pool3d", avg_pool3d, 3, method),
+    )
 ]

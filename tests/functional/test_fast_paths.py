@@ -1,6 +1,7 @@
 """The fast paths agree with the plain paths: saving forward/backward pairs (the Tensor route)
-against the array-level backward functions, every conv method against the loop reference, and the
-pooling reshape path against the general one.  Runs with and without Numba (CNNLAB_DISABLE_NUMBA)."""
+against the array-level backward functions, every conv method against the loop reference, the
+pooling reshape path against the general one, and the pooling methods against each other.  Runs
+with and without Numba (CNNLAB_DISABLE_NUMBA)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _backend, _naive
+from cnnlab.functional import _backend, _naive, _pool
+from cnnlab.functional._dispatch import differentiable
+from tests.functional.opinfo import rand
 
 RNG = np.random.default_rng(7)
 CONV_CASES = [
@@ -87,6 +90,89 @@ def test_pool_tiles_match_reference_and_backward(kernel, stride, shape):
     xt = Tensor(x.copy(), requires_grad=True)
     F.avg_pool2d(xt, kernel, stride).backward(g)
     np.testing.assert_allclose(xt.grad, F.avg_pool_backward(g, x, k, s), rtol=1e-12)
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize(("shape", "kw", "view"), [
+    ((2, 32, 64, 64), dict(kernel_size=3, stride=1, padding=1), None),  # large: the threaded kernels
+    ((3, 4, 9, 10), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), ceil_mode=True), "strided"),
+    ((3, 4, 9, 10), dict(kernel_size=2, dilation=(2, 3)), "transposed"),
+    ((0, 4, 9, 10), dict(kernel_size=2), None),  # empty batch
+    ((2, 3, 5, 6, 7), dict(kernel_size=(2, 3, 2), stride=(1, 2, 3), padding=(1, 1, 0)), None),
+    ((2, 3, 40), dict(kernel_size=4, stride=3, padding=2, ceil_mode=True), "strided"),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.uint8])
+def test_pool_numba_and_numpy_methods_agree(kind, shape, kw, view, dtype):
+    """Values, indices, gradients and dtypes agree between the two methods, on views, empty
+    batches and inputs large enough for the threaded kernels."""
+    x = rand(shape, dtype, seed=len(shape))
+    if view == "strided":
+        x = np.repeat(x, 2, axis=-1)[..., ::2]
+    elif view == "transposed":
+        x = np.ascontiguousarray(np.swapaxes(x, -1, -2)).swapaxes(-1, -2)
+    pool = {"max": F.max_pool, "avg": F.avg_pool}[kind]
+    backward = {"max": F.max_pool_backward, "avg": F.avg_pool_backward}[kind]
+    kernel = kw["kernel_size"]
+    kw = {**kw, "kernel_size": kernel if isinstance(kernel, tuple) else (kernel,) * (len(shape) - 2)}
+    fast, slow = pool(x, **kw, method="numba"), pool(x, **kw, method="numpy")
+    assert fast.dtype == slow.dtype and fast.shape == slow.shape
+    tol = dict(rtol=1e-5, atol=1e-5) if x.dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast, slow, **tol)
+    g = rand(fast.shape, np.float64 if x.dtype.kind != "f" else x.dtype, seed=3)
+    fast_grad = backward(g, x, **kw, method="numba")
+    slow_grad = backward(g, x, **kw, method="numpy")
+    assert fast_grad.dtype == slow_grad.dtype
+    np.testing.assert_allclose(fast_grad, slow_grad, **tol)
+    if kind == "max":
+        _, fast_idx = F.max_pool(x, **kw, method="numba", return_indices=True)
+        _, slow_idx = F.max_pool(x, **kw, method="numpy", return_indices=True)
+        np.testing.assert_array_equal(fast_idx, slow_idx)
+
+
+POOL_TENSOR_CASES = [
+    # x shape, kwargs of the Tensor call, n
+    ((2, 3, 7, 6), dict(kernel_size=3, stride=2, padding=1), 2),  # overlapping windows
+    ((2, 3, 8, 8), dict(kernel_size=2), 2),  # tiles
+    ((3, 5, 7), dict(kernel_size=(2, 3), stride=1, dilation=(2, 1), ceil_mode=True), 2),  # unbatched
+    ((2, 2, 11), dict(kernel_size=4, stride=3, padding=2, ceil_mode=True), 1),
+    ((1, 2, 4, 5, 4), dict(kernel_size=(2, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0)), 3),
+]
+
+
+@pytest.mark.parametrize("method", ["numpy", "numba"] if _backend.numba_available() else ["numpy"])
+@pytest.mark.parametrize(("shape", "kw", "n"), POOL_TENSOR_CASES, ids=lambda c: str(c))
+def test_pool_tensor_route_matches_array_backward(shape, kw, n, method):
+    """The Tensor route (max pooling's saving pair, average pooling's backward) on each method
+    gives the array-level backward's gradient, and the indices of the array-level forward."""
+    x = RNG.standard_normal(shape)
+    x.flat[::7] = 0.0  # ties
+    arrays = dict(kw, kernel_size=kw["kernel_size"] if isinstance(kw["kernel_size"], tuple)
+                  else (kw["kernel_size"],) * n)
+    for kind in ("max", "avg"):
+        op = getattr(F, f"{kind}_pool{n}d")
+        y = op(x, **kw, method=method)
+        g = RNG.standard_normal(y.shape)
+        xt = Tensor(x.copy(), requires_grad=True)
+        out = op(xt, **kw, method=method)
+        np.testing.assert_allclose(out.data, y, rtol=1e-12, atol=1e-12)
+        out.backward(g)
+        expected = getattr(F, f"{kind}_pool_backward")(g, x, **arrays, method="numpy")
+        np.testing.assert_allclose(xt.grad, expected, rtol=1e-12, atol=1e-12)
+    # average pooling's saving pair (what the Tensor route uses once wired in __init__)
+    saving_op = differentiable(getattr(_pool, f"avg_pool{n}d"), F.avg_pool_backward,
+                               saving=_pool.avg_pool_saving(f"avg_pool{n}d", n))
+    xt = Tensor(x.copy(), requires_grad=True)
+    out = saving_op(xt, **kw, method=method)
+    np.testing.assert_allclose(out.data, getattr(F, f"avg_pool{n}d")(x, **kw), rtol=1e-12, atol=1e-12)
+    g = RNG.standard_normal(out.shape)
+    out.backward(g)
+    np.testing.assert_allclose(xt.grad, F.avg_pool_backward(g, x, **arrays, method="numpy"), rtol=1e-12,
+                               atol=1e-12)
+    xt = Tensor(x.copy(), requires_grad=True)
+    out, idx = getattr(F, f"max_pool{n}d")(xt, **kw, method=method, return_indices=True)
+    np.testing.assert_array_equal(idx, getattr(F, f"max_pool{n}d")(x, **kw, method="numpy",
+                                                                      return_indices=True)[1])
 
 
 @pytest.mark.parametrize("training", [True, False])

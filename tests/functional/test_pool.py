@@ -2,7 +2,9 @@
 
 The generic checks of every pooling entry (values, dtypes, gradients, errors) run from
 ``ops_pool.OPS`` in ``test_registry.py``; here: argmax indices, NaN, ties, ceil mode, padding,
-the average-pooling divisor rules, unbatched input and properties.
+the average-pooling divisor rules, unbatched input and properties.  Every test here runs once per
+backend (the NumPy paths, and the compiled Numba kernels where Numba is importable), so both
+kinds of kernel meet every edge case.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cnnlab.functional import _backend
 from cnnlab.functional._naive import (
     naive_avg_pool,
     naive_avg_pool_backward,
@@ -40,6 +43,15 @@ TORCH_MAX = {1: "max_pool1d", 2: "max_pool2d", 3: "max_pool3d"}
 TORCH_AVG = {2: "avg_pool2d", 3: "avg_pool3d"}
 OURS_MAX = {1: max_pool1d, 2: max_pool2d, 3: max_pool3d}
 OURS_AVG = {1: avg_pool1d, 2: avg_pool2d, 3: avg_pool3d}
+BACKENDS = ["numpy"] + (["numba"] if _backend.numba_available() else [])
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request):
+    """Run the test with ``method='auto'`` choosing the NumPy paths, then the Numba kernels."""
+    previous = _backend.set_backend(request.param)
+    yield request.param
+    _backend.set_backend(previous)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -412,3 +424,60 @@ def test_backward_checks_grad_out_shape():
         avg_pool_backward(np.zeros((1, 1, 2)), x, (2, 2))
     with pytest.raises(TypeError, match=r"avg_pool_backward: grad_out must have a boolean"):
         avg_pool_backward(np.full((1, 1, 2, 2), "a"), x, (2, 2))
+
+
+# ----------------------------------------------------------------------------------------------
+# Methods: the NumPy paths and the compiled kernels
+
+
+def _hard_values(shape, seed):
+    """Small integers as floats (many ties), with NaNs and infinities sprinkled in."""
+    g = np.random.default_rng(seed)
+    x = g.integers(-2, 3, size=shape).astype(np.float64)
+    x[g.random(shape) < 0.08] = np.nan
+    x[g.random(shape) < 0.05] = -np.inf
+    x[g.random(shape) < 0.03] = np.inf
+    return x
+
+
+@pytest.mark.parametrize(("n", "shape", "kw"), _torch_geometries()[::3])
+def test_max_pool_ties_nan_and_infinities_match_reference(n, shape, kw):
+    """Ties keep the first maximum, a NaN window its last NaN, and -inf cells are chosen over the
+    padding: indices, values and gradients equal the loop reference on both backends."""
+    x = _hard_values(shape, seed=sum(shape))
+    y, idx = OURS_MAX[n](x, **kw, return_indices=True)
+    batched = len(shape) == n + 2
+    xb = x if batched else x[None]
+    geometry = (kw["kernel_size"], kw["stride"], tuple((p, p) for p in kw["padding"]), kw["dilation"],
+                kw["ceil_mode"])
+    ref, ref_idx = naive_max_pool(xb, *geometry, return_indices=True)
+    np.testing.assert_array_equal(idx, ref_idx if batched else ref_idx[0])
+    np.testing.assert_array_equal(y, ref if batched else ref[0])  # NaNs in the same places
+    g = rand(y.shape, np.float64, seed=6)
+    ref_grad = naive_max_pool_backward(g if batched else g[None], xb, *geometry)
+    np.testing.assert_allclose(max_pool_backward(g, x, **kw), ref_grad if batched else ref_grad[0],
+                               rtol=1e-14, atol=1e-15)  # overlapping windows add in another order
+
+
+def test_avg_pool_integers_are_summed_exactly():
+    # 2**53 + 1 is no float64: a float sum would round it before dividing
+    x = np.array([[[2**53 + 1, 1, 2**61, 2**61]]], dtype=np.int64)
+    np.testing.assert_array_equal(avg_pool1d(x, 2), [[[2.0**52 + 1, 2.0**61]]])
+
+
+@pytest.mark.parametrize("pool", [max_pool2d, avg_pool2d])
+def test_method_argument_is_checked(pool, monkeypatch):
+    x = rand((1, 2, 4, 4), np.float64, seed=0)
+    name = pool.__name__
+    with pytest.raises(ValueError, match=rf"^{name}: method must be one of \['auto', 'numpy', 'numba'\], "
+                                         r"got 'fast'"):
+        pool(x, 2, method="fast")
+    with pytest.raises(TypeError, match=rf"^{name}: method must be one of"):
+        pool(x, 2, method=None)
+    backward = max_pool_backward if pool is max_pool2d else avg_pool_backward
+    with pytest.raises(ValueError, match=r"_pool_backward: method must be one of"):
+        backward(np.ones((1, 2, 2, 2)), x, (2, 2), method="gemm")
+    monkeypatch.setenv("CNNLAB_DISABLE_NUMBA", "1")
+    with pytest.raises(ValueError, match=rf"^{name}: method 'numba' needs the numba package"):
+        pool(x, 2, method="numba")
+    np.testing.assert_array_equal(pool(x, 2, method="auto"), pool(x, 2, method="numpy"))

@@ -5,17 +5,17 @@ Arguments follow PyTorch (``NCHW`` layout, ``stride=None`` meaning ``stride = ke
 padding pairs, dilation for average pooling, and padding larger than half the kernel (allowed as
 long as every window still covers at least one input cell).
 
-The forward works on the strided :func:`~cnnlab.functional._windows.windows` view of the padded
-input; the only Python loop is over kernel taps.  The backward scatters window gradients back with
-:func:`~cnnlab.functional._windows.windows_backward` and drops the padding with
-:func:`~cnnlab.functional._windows.pad_backward`.
+This module checks the arguments, computes the output size and the averaging divisors, and
+hands the work to :mod:`cnnlab.functional._pool_kernels`: a NumPy path (a loop over kernel taps
+on a strided window view) or compiled Numba loops, chosen by ``method=``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -33,39 +33,23 @@ from cnnlab.functional._args import (
     result_dtype,
 )
 from cnnlab.functional._pool_kernels import (
-    avg_tiles,
-    avg_tiles_backward,
-    max_tiles,
-    max_tiles_backward,
-    tiles_apply,
+    Geometry,
+    avg_backward,
+    avg_forward,
+    choose,
+    flat_indices,
+    max_backward,
+    max_forward,
+    tap_positions,
 )
-from cnnlab.functional._windows import pad, pad_backward, windows, windows_backward
 
 _LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
-
-
-class _Geometry(NamedTuple):
-    """Normalised arguments of one pooling call (input always batched)."""
-
-    x: np.ndarray
-    batched: bool
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: PadPairs
-    full_pads: PadPairs  # pads plus the ceil-mode overhang past the high end
-    out: tuple[int, ...]
-
-
-def _tap_positions(out: int, k: int, s: int, d: int, lo: int) -> np.ndarray:
-    """Input coordinate ``o*s + t*d - lo`` of every (output index, kernel tap) pair along a dim."""
-    return np.arange(out)[:, None] * s + np.arange(k)[None, :] * d - lo
 
 
 def _geometry(
     op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
     n: int | None,
-) -> _Geometry:
+) -> Geometry:
     """Validate every argument and compute the output size before any work is done."""
     x = check_array(op, "x", x, allow_empty=True)
     if n is None:
@@ -95,13 +79,21 @@ def _geometry(
     elif x.size == 0:
         raise ValueError(f"{op}: x must not be empty, got shape {x.shape}")
     xb = x if batched else x[None]
-    sp = xb.shape[2:]
+    out, full = _layout(op, xb.shape[2:], kernel, stride, pads, dilation, ceil_mode)
+    return Geometry(xb, batched, kernel, stride, dilation, pads, full, out)
+
+
+@functools.lru_cache(maxsize=512)
+def _layout(op: str, sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+            pads: PadPairs, dilation: tuple[int, ...], ceil_mode: bool) -> tuple[tuple[int, ...], PadPairs]:
+    """Output size and padding with the ceil-mode overhang, checked (cached: a network pools the
+    same shapes at every step)."""
     out = out_sizes(op, sp, kernel, stride, pads, dilation, ceil_mode)
     full = []
     for i, (size, k, s, d, (lo, hi), o) in enumerate(
         zip(sp, kernel, stride, dilation, pads, out, strict=True)
     ):
-        pos = _tap_positions(o, k, s, d, lo)
+        pos = tap_positions(o, k, s, d, lo)
         empty = np.flatnonzero(~((pos >= 0) & (pos < size)).any(axis=1))
         if empty.size:
             raise ValueError(
@@ -111,17 +103,10 @@ def _geometry(
             )
         overhang = (o - 1) * s + d * (k - 1) + 1 - (size + lo + hi)
         full.append((lo, hi + max(overhang, 0)))
-    return _Geometry(xb, batched, kernel, stride, dilation, pads, tuple(full), out)
+    return out, tuple(full)
 
 
-def _window_view(a: np.ndarray, g: _Geometry) -> np.ndarray:
-    """``(*lead, *out, *kernel)`` view of ``a`` padded by ``g.full_pads`` (zeros / False)."""
-    view = windows(pad(a, g.full_pads), g.kernel, g.stride, g.dilation)
-    # In ceil mode the view may hold one window more than the ceil rule keeps: cut to ``out``.
-    return view[(Ellipsis, *(slice(0, o) for o in g.out), *(slice(None),) * len(g.kernel))]
-
-
-def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
+def _check_grad_out(op: str, grad_out: Any, g: Geometry) -> np.ndarray:
     grad_out = check_array(op, "grad_out", grad_out, allow_empty=True)
     expected = g.x.shape[:2] + g.out if g.batched else g.x.shape[1:2] + g.out
     if grad_out.shape != expected:
@@ -135,49 +120,6 @@ def _check_grad_out(op: str, grad_out: Any, g: _Geometry) -> np.ndarray:
 # Max pooling
 
 
-def _max_select(g: _Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Window maxima and, per output cell, the flat kernel-tap index of the chosen cell.
-
-    Taps are visited in row-major order.  A tap is taken when it lies in the input (padding is
-    never chosen) and it is the first input tap, or strictly greater than the best so far, or
-    NaN.  So ties keep the first maximum and a window with NaN picks its last NaN, as PyTorch does.
-    """
-    x = g.x.astype(result_dtype(g.x), copy=False)
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        return max_tiles(x, g.kernel, g.out)
-    view = _window_view(x, g)
-    inside = _window_view(np.ones(x.shape[2:], dtype=bool), g)
-    best = np.zeros(x.shape[:2] + g.out, dtype=x.dtype)
-    arg = np.zeros(best.shape, dtype=np.int64)
-    found = np.zeros(g.out, dtype=bool)
-    check_nan = x.dtype.kind == "f"
-    for flat, tap in enumerate(np.ndindex(*g.kernel)):
-        value = view[(Ellipsis, *tap)]
-        valid = inside[(Ellipsis, *tap)]
-        better = ~found | (value > best)
-        if check_nan:
-            better |= np.isnan(value)
-        take = valid & better
-        np.copyto(best, value, where=take)
-        np.copyto(arg, flat, where=take)
-        found |= valid
-    return best, arg
-
-
-def _flat_indices(arg: np.ndarray, g: _Geometry) -> np.ndarray:
-    """Turn kernel-tap indices into flat indices into each channel's unpadded spatial input."""
-    n = len(g.kernel)
-    taps = np.unravel_index(arg, g.kernel)
-    sp = g.x.shape[2:]
-    flat = np.zeros(arg.shape, dtype=np.int64)
-    for i in range(n):
-        shape = [1] * arg.ndim
-        shape[2 + i] = g.out[i]
-        origin = (np.arange(g.out[i]) * g.stride[i] - g.pads[i][0]).reshape(shape)
-        flat = flat * sp[i] + origin + taps[i] * g.dilation[i]
-    return flat
-
-
 def max_pool(
     x: Any,
     kernel_size: int | Sequence[int],
@@ -186,6 +128,7 @@ def max_pool(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Max pooling over the trailing spatial dims of ``(N, C, *spatial)`` or ``(C, *spatial)``.
 
@@ -212,6 +155,13 @@ def max_pool(
         input or the low padding (PyTorch's rule).  Cells past the high padding are ignored.
     return_indices : bool, default False
         Also return the argmax of every window.
+    method : {'auto', 'numpy', 'numba'}, default 'auto'
+        Which kernels run (the results are the same): ``'numpy'`` loops over the kernel taps on
+        a strided window view (a reshape when the windows tile the input); ``'numba'`` runs
+        compiled loops over the windows, threaded over the ``N*C`` planes (an error if Numba is
+        not installed); ``'auto'`` takes ``'numba'`` where the backend allows it (see
+        :func:`cnnlab.set_backend`).  More than three spatial dims, and dtypes other than
+        float32, float64 and integers, always take the NumPy path.
 
     Returns
     -------
@@ -231,10 +181,11 @@ def max_pool(
     Raises
     ------
     TypeError
-        Non-numeric ``x``; non-int sizes; non-bool flags.
+        Non-numeric ``x``; non-int sizes; non-bool flags; a non-string ``method``.
     ValueError
         Wrong ``x.ndim``, empty ``x``, non-positive sizes, negative padding, a kernel larger than
-        the padded input, or a window lying wholly in the padding.
+        the padded input, a window lying wholly in the padding, an unknown ``method``, or
+        ``method='numba'`` without Numba.
 
     Notes
     -----
@@ -256,19 +207,20 @@ def max_pool(
     (array([[3, 4, 5]]), array([[0, 2, 4]]))
     """
     return _max_pool("max_pool", None, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def _max_pool(
     op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-    ceil_mode: Any, return_indices: Any,
+    ceil_mode: Any, return_indices: Any, method: Any,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
     return_indices = check_bool(op, "return_indices", return_indices)
-    y, arg = _max_select(g)
+    plan = choose(op, method, g, result_dtype(g.x))
+    y, arg = max_forward(g, plan)
     if not return_indices:
         return y if g.batched else y[0]
-    idx = _flat_indices(arg, g)
+    idx = flat_indices(arg, plan, g)
     return (y, idx) if g.batched else (y[0], idx[0])
 
 
@@ -280,6 +232,7 @@ def max_pool1d(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """1-D max pooling of ``(N, C, L)`` or ``(C, L)``; :func:`max_pool` with one spatial dim.
 
@@ -292,7 +245,7 @@ def max_pool1d(
     array([[3., 3., 5., 5.]])
     """
     return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def max_pool2d(
@@ -303,6 +256,7 @@ def max_pool2d(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """2-D max pooling of ``(N, C, H, W)`` or ``(C, H, W)``; :func:`max_pool` with two spatial dims.
 
@@ -317,7 +271,7 @@ def max_pool2d(
     array([[[5]]])
     """
     return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def max_pool3d(
@@ -328,6 +282,7 @@ def max_pool3d(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    method: str = "auto",
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """3-D max pooling of ``(N, C, D, H, W)`` or ``(C, D, H, W)``; :func:`max_pool` with n = 3.
 
@@ -340,7 +295,7 @@ def max_pool3d(
     array([[[[7.]]]])
     """
     return _max_pool("max_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, method)
 
 
 def max_pool_backward(
@@ -351,6 +306,7 @@ def max_pool_backward(
     padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
+    method: str = "auto",
 ) -> np.ndarray:
     """Gradient of :func:`max_pool` with respect to ``x``.
 
@@ -358,7 +314,7 @@ def max_pool_backward(
     ----------
     grad_out : array_like
         Gradient of the loss with respect to the pooled output (its shape).
-    x, kernel_size, stride, padding, dilation, ceil_mode
+    x, kernel_size, stride, padding, dilation, ceil_mode, method
         The forward call's arguments; ``n`` is inferred as in :func:`max_pool`, so pass
         ``kernel_size`` as a tuple for an unbatched input.
 
@@ -383,23 +339,10 @@ def max_pool_backward(
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, None)
     grad_out = _check_grad_out(op, grad_out, g)
     dtype = g.x.dtype if g.x.dtype.kind == "f" else result_dtype(grad_out)
-    _, arg = _max_select(g)
-    grad_x = _max_scatter(grad_out.astype(dtype, copy=False), arg, g)
+    plan = choose(op, method, g, result_dtype(g.x), dtype)
+    _, arg = max_forward(g, plan)
+    grad_x = max_backward(grad_out.astype(dtype, copy=False), arg, plan, g)
     return grad_x if g.batched else grad_x[0]
-
-
-def _max_scatter(grad_out: np.ndarray, arg: np.ndarray, g: _Geometry) -> np.ndarray:
-    """Send each window's gradient to the cell its tap index ``arg`` chose (batched)."""
-    dtype = grad_out.dtype
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        return max_tiles_backward(grad_out, arg, g.x.shape, g.kernel)
-    size = int(np.prod(g.kernel))
-    grad_windows = np.zeros(arg.shape + (size,), dtype=dtype)
-    np.put_along_axis(grad_windows, arg[..., None], grad_out.astype(dtype)[..., None], axis=-1)
-    grad_windows = grad_windows.reshape(arg.shape + g.kernel)
-    padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]
-    grad_padded = windows_backward(grad_windows, padded, g.kernel, g.stride, g.dilation)
-    return pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
 
 
 def max_pool_saving(op: str, n: int | None):
@@ -407,24 +350,25 @@ def max_pool_saving(op: str, n: int | None):
     chosen tap of every window, so the backward is one scatter (no second max search)."""
 
     def forward_saving(needs, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                       return_indices=False):
+                       return_indices=False, method="auto"):
         g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
         return_indices = check_bool(op, "return_indices", return_indices)
-        y, arg = _max_select(g)
-        saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, arg)
+        grad_dtype = g.x.dtype if g.x.dtype.kind == "f" else np.dtype(np.float64)
+        plan = choose(op, method, g, result_dtype(g.x), grad_dtype)
+        y, arg = max_forward(g, plan)
+        saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, arg, plan, grad_dtype)
         if not g.batched:
             y = y[0]
         if return_indices:
-            idx = _flat_indices(arg, g)
+            idx = flat_indices(arg, plan, g)
             return (y, idx if g.batched else idx[0]), saved
         return y, saved
 
     def backward_saved(grad_out, saved, needs):
-        g, x_shape, arg = saved
+        g, x_shape, arg, plan, dtype = saved
         g = g._replace(x=np.broadcast_to(np.zeros((), g.x.dtype), x_shape))
-        dtype = g.x.dtype if g.x.dtype.kind == "f" else np.dtype(np.float64)
         grad = np.asarray(grad_out, dtype=dtype)
-        grad_x = _max_scatter(grad if g.batched else grad[None], arg, g)
+        grad_x = max_backward(grad if g.batched else grad[None], arg, plan, g)
         return grad_x if g.batched else grad_x[0]
 
     return forward_saving, backward_saved
@@ -445,26 +389,36 @@ def _check_divisor(op: str, divisor_override: Any) -> int | None:
     return int(divisor_override)
 
 
-def _avg_divisor(g: _Geometry, count_include_pad: bool, divisor_override: int | None,
+def _avg_divisor(g: Geometry, count_include_pad: bool, divisor_override: int | None,
                  dtype: np.dtype) -> np.ndarray:
     """Divisor of every output cell, shape ``out``: the number of taps landing in the padded
-    input (``count_include_pad``) or in the real input, unless overridden."""
+    input (``count_include_pad``) or in the real input, unless overridden.  Read-only (cached)."""
+    return _divisor(g.x.shape[2:], g.kernel, g.stride, g.dilation, g.pads, g.out, count_include_pad,
+                    divisor_override, np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=512)
+def _divisor(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+             dilation: tuple[int, ...], pads: PadPairs, out: tuple[int, ...], count_include_pad: bool,
+             divisor_override: int | None, dtype: np.dtype) -> np.ndarray:
     if divisor_override is not None:
-        return np.full(g.out, divisor_override, dtype=dtype)
+        divisor = np.full(out, divisor_override, dtype=dtype)
+        divisor.flags.writeable = False
+        return divisor
     divisor = np.ones((), dtype=np.int64)
-    for size, k, s, d, (lo, hi), o in zip(
-        g.x.shape[2:], g.kernel, g.stride, g.dilation, g.pads, g.out, strict=True
-    ):
-        pos = _tap_positions(o, k, s, d, lo)
+    for size, k, s, d, (lo, hi), o in zip(sp, kernel, stride, dilation, pads, out, strict=True):
+        pos = tap_positions(o, k, s, d, lo)
         low, high = (-lo, size + hi) if count_include_pad else (0, size)
         count = ((pos >= low) & (pos < high)).sum(axis=1)
         divisor = np.multiply.outer(divisor, count)
-    return divisor.astype(dtype)
+    divisor = divisor.astype(dtype)
+    divisor.flags.writeable = False
+    return divisor
 
 
 def _avg_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
               count_include_pad: Any, divisor_override: Any, dilation: Any,
-              n: int | None) -> tuple[_Geometry, np.ndarray]:
+              n: int | None) -> tuple[Geometry, np.ndarray]:
     g = _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
     count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
     divisor_override = _check_divisor(op, divisor_override)
@@ -474,17 +428,36 @@ def _avg_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil
 
 def _avg_pool(op: str, n: int | None, x: Any, kernel_size: Any, stride: Any, padding: Any,
               ceil_mode: Any, count_include_pad: Any, divisor_override: Any,
-              dilation: Any) -> np.ndarray:
+              dilation: Any, method: Any) -> np.ndarray:
     g, divisor = _avg_args(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                            divisor_override, dilation, n)
-    xb = g.x.astype(result_dtype(g.x), copy=False)  # ints sum exactly in int64
-    n_sp = len(g.kernel)
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        total = avg_tiles(xb, g.kernel, g.out)
-    else:
-        total = _window_view(xb, g).sum(axis=tuple(range(-n_sp, 0)))
-    y = total.astype(divisor.dtype, copy=False) / divisor
+    plan = choose(op, method, g, result_dtype(g.x), divisor.dtype)
+    y = avg_forward(g, plan, divisor)
     return y if g.batched else y[0]
+
+
+def avg_pool_saving(op: str, n: int | None):
+    """``(forward_saving, backward_saved)`` for :func:`differentiable`: the forward keeps the
+    checked geometry and the divisors, so the backward is the scatter alone (no second parse)."""
+
+    def forward_saving(needs, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                       count_include_pad=True, divisor_override=None, dilation=1, method="auto"):
+        g, divisor = _avg_args(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                               divisor_override, dilation, n)
+        grad_dtype = float_dtype(g.x)
+        plan = choose(op, method, g, result_dtype(g.x), grad_dtype)
+        y = avg_forward(g, plan, divisor)
+        saved = (g._replace(x=np.empty((0,), g.x.dtype)), g.x.shape, divisor, plan, grad_dtype)
+        return (y if g.batched else y[0]), saved
+
+    def backward_saved(grad_out, saved, needs):
+        g, x_shape, divisor, plan, dtype = saved
+        g = g._replace(x=np.broadcast_to(np.zeros((), g.x.dtype), x_shape))
+        grad = np.asarray(grad_out, dtype=dtype)
+        grad_x = avg_backward(grad if g.batched else grad[None], plan, divisor.astype(dtype, copy=False), g)
+        return grad_x if g.batched else grad_x[0]
+
+    return forward_saving, backward_saved
 
 
 def avg_pool(
@@ -496,6 +469,7 @@ def avg_pool(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """Average pooling over the trailing spatial dims of ``(N, C, *spatial)`` or ``(C, *spatial)``.
 
@@ -521,6 +495,8 @@ def avg_pool(
         A positive int used as the divisor of every window instead of the count.
     dilation : int or tuple of n ints, default 1
         Spacing between kernel taps (PyTorch has none; ONNX ``AveragePool`` has it).
+    method : {'auto', 'numpy', 'numba'}, default 'auto'
+        Which kernels run, as in :func:`max_pool`.
 
     Returns
     -------
@@ -536,7 +512,8 @@ def avg_pool(
     Raises
     ------
     TypeError
-        Non-numeric ``x``; non-int sizes or ``divisor_override``; non-bool flags.
+        Non-numeric ``x``; non-int sizes or ``divisor_override``; non-bool flags; a non-string
+        ``method``.
     ValueError
         As :func:`max_pool`, and ``divisor_override <= 0``.
 
@@ -562,7 +539,7 @@ def avg_pool(
     array([[[1. , 2.5]]])
     """
     return _avg_pool("avg_pool", None, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool1d(
@@ -574,6 +551,7 @@ def avg_pool1d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """1-D average pooling of ``(N, C, L)`` or ``(C, L)``; :func:`avg_pool` with one spatial dim.
 
@@ -586,7 +564,7 @@ def avg_pool1d(
     array([[1.5, 3.5]])
     """
     return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool2d(
@@ -598,6 +576,7 @@ def avg_pool2d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """2-D average pooling of ``(N, C, H, W)`` or ``(C, H, W)``; :func:`avg_pool` with n = 2.
 
@@ -610,7 +589,7 @@ def avg_pool2d(
     array([[[2.5]]])
     """
     return _avg_pool("avg_pool2d", 2, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool3d(
@@ -622,6 +601,7 @@ def avg_pool3d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """3-D average pooling of ``(N, C, D, H, W)`` or ``(C, D, H, W)``; :func:`avg_pool` with n = 3.
 
@@ -634,7 +614,7 @@ def avg_pool3d(
     array([[[[3.5]]]])
     """
     return _avg_pool("avg_pool3d", 3, x, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override, dilation)
+                     count_include_pad, divisor_override, dilation, method)
 
 
 def avg_pool_backward(
@@ -647,6 +627,7 @@ def avg_pool_backward(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     dilation: int | Sequence[int] = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """Gradient of :func:`avg_pool` with respect to ``x``.
 
@@ -654,7 +635,7 @@ def avg_pool_backward(
     ----------
     grad_out : array_like
         Gradient of the loss with respect to the pooled output (its shape).
-    x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation
+    x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, method
         The forward call's arguments; ``n`` is inferred as in :func:`avg_pool`, so pass
         ``kernel_size`` as a tuple for an unbatched input.
 
@@ -681,14 +662,6 @@ def avg_pool_backward(
                            divisor_override, dilation, None)
     grad_out = _check_grad_out(op, grad_out, g)
     dtype = g.x.dtype if g.x.dtype.kind == "f" else float_dtype(grad_out)
-    n = len(g.kernel)
-    per_window = grad_out.astype(dtype) / divisor.astype(dtype)
-    if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
-        grad_x = avg_tiles_backward(per_window, g.x.shape, g.kernel)
-        return grad_x if g.batched else grad_x[0]
-    grad_windows = np.broadcast_to(per_window[(Ellipsis, *(None,) * n)],
-                                   per_window.shape + g.kernel)
-    padded = [s + lo + hi for s, (lo, hi) in zip(g.x.shape[2:], g.full_pads, strict=True)]
-    grad_padded = windows_backward(grad_windows, padded, g.kernel, g.stride, g.dilation)
-    grad_x = pad_backward(grad_padded, g.x.shape[2:], g.full_pads, "zeros")
+    plan = choose(op, method, g, dtype)
+    grad_x = avg_backward(grad_out.astype(dtype, copy=False), plan, divisor.astype(dtype, copy=False), g)
     return grad_x if g.batched else grad_x[0]

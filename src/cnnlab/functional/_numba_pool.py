@@ -1,0 +1,295 @@
+"""Compiled pooling kernels (Numba), imported only when Numba is installed and the backend allows it.
+
+Each kernel is the loop of the loop reference in :mod:`cnnlab.functional._naive`: for every
+window, the taps in row-major order.  The input is viewed as ``(P, D, H, W)`` with ``P = N*C``
+planes (1-d and 2-d problems get height and depth 1), and ``prange`` runs over the planes, so
+every thread owns whole planes: the backward scatters, where overlapping windows add into one
+cell, stay serial within a plane and need no atomics.
+
+For every output index along a dim the caller passes the range ``[lo, hi)`` of kernel taps that
+land inside the input (:func:`tap_ranges`), so max pooling loops over real cells only and never
+picks padding.  Average pooling uses that a window's taps are (its depth and height taps) x (its
+width taps): it first adds up whole input rows, then takes each window's width taps of that sum
+from a one-row buffer that holds the zero padding, so both steps are loops of uniform length.
+
+Inner loops index arrays by the loop variable (over row slices) wherever they can: Numba wraps a
+computed signed index for negative values, and that check stops LLVM from vectorising the loop.
+
+``cache=True`` keeps the compiled code on disk, so only the first run of a new dtype compiles.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit, prange
+
+from cnnlab.functional import _backend
+
+
+def _twins(fn):
+    """The kernel compiled twice: threaded over ``prange``, and serial (``prange`` runs as
+    ``range``) for small problems, where waking the thread pool costs more than it saves.
+
+    Numba's disk cache is keyed by the function's qualified name and line, not by the compile
+    options, so the serial twin is a copy of the function under its own name.
+    """
+    serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                fn.__closure__)
+    serial.__qualname__ = fn.__qualname__ + "_serial"
+    return (njit(parallel=True, cache=True, nogil=True)(fn),
+            njit(parallel=False, cache=True, nogil=True)(serial))
+
+
+def tap_ranges(out: int, k: int, s: int, d: int, lo: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each output index ``o`` along a dim, the taps ``t`` in ``[first, last)`` whose input
+    coordinate ``o*s + t*d - lo`` lies in ``[0, size)`` (contiguous, since it grows with ``t``)."""
+    start = np.arange(out, dtype=np.int64) * s - lo
+    first = np.minimum(np.maximum(-(start // d), 0), k)  # ceil(-start / d), within [0, k]
+    last = np.minimum(np.maximum((size - 1 - start) // d + 1, 0), k)
+    return first, last
+
+
+class Plan:
+    """The geometry of one pooling call folded to three spatial dims ``(P, D, H, W)``, ``P = N*C``,
+    in the two arrays the kernels take: ``ranges`` ``(6, L)``, the tap ranges ``[first, last)`` of
+    every output index along depth, height and width, and ``geo``: the strides, dilations, low
+    paddings and kernel sizes of the three dims, and the padded width of a row."""
+
+    __slots__ = ("planes", "sp", "out", "ranges", "geo", "parallel")
+
+    def __init__(self, planes: int, sp: tuple[int, ...], out: tuple[int, ...], ranges: np.ndarray,
+                 geo: np.ndarray, work: int) -> None:
+        self.planes, self.sp, self.out, self.ranges, self.geo = planes, sp, out, ranges, geo
+        self.parallel = _backend.parallel_worth_it(work)
+
+
+@functools.lru_cache(maxsize=256)
+def _folded(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+            dilation: tuple[int, ...], lows: tuple[int, ...], out: tuple[int, ...]
+            ) -> tuple[tuple[int, ...], tuple[int, ...], np.ndarray, np.ndarray, int]:
+    fill = 3 - len(sp)
+    sp3, out3 = (1,) * fill + sp, (1,) * fill + out
+    k3, s3 = (1,) * fill + kernel, (1,) * fill + stride
+    d3, lo3 = (1,) * fill + dilation, (0,) * fill + lows
+    ranges = np.zeros((6, max(out3)), dtype=np.int64)
+    for i in range(3):
+        ranges[2 * i, :out3[i]], ranges[2 * i + 1, :out3[i]] = tap_ranges(
+            out3[i], k3[i], s3[i], d3[i], lo3[i], sp3[i])
+    # width of a row padded so that every window's width taps land in it (zeros outside the input)
+    padded_width = max(lo3[2] + sp3[2], (out3[2] - 1) * s3[2] + (k3[2] - 1) * d3[2] + 1)
+    geo = np.array(s3 + d3 + lo3 + k3 + (padded_width,), dtype=np.int64)
+    ranges.flags.writeable = False  # shared by every call with this geometry
+    geo.flags.writeable = False
+    # work per plane: every tap of every window, plus one pass over the input
+    per_plane = int(np.prod(out3)) * int(np.prod(k3)) + int(np.prod(sp3))
+    return sp3, out3, ranges, geo, per_plane
+
+
+def plan(planes: int, sp: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+         dilation: Sequence[int], pads: Sequence[tuple[int, int]], out: Sequence[int]) -> Plan:
+    """The :class:`Plan` of a pooling call with 1 to 3 spatial dims (cached per geometry)."""
+    sp3, out3, ranges, geo, per_plane = _folded(tuple(sp), tuple(kernel), tuple(stride),
+                                                tuple(dilation), tuple(lo for lo, _ in pads), tuple(out))
+    return Plan(planes, sp3, out3, ranges, geo, planes * per_plane)
+
+
+# ---------------------------------------------------------------------------------------------
+# max pooling: y[p, o] = max over the taps in the input; arg[p, o] = flat index in the plane
+
+
+def _max_forward_loops(x, ranges, geo, y, arg):  # pragma: no cover - compiled
+    planes, depth, height, width = x.shape
+    od, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+    sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
+    ld, hd, lh, hh, lw, hw = ranges[0], ranges[1], ranges[2], ranges[3], ranges[4], ranges[5]
+    xf = x.reshape(planes, depth * height * width)
+    yf = y.reshape(planes, od * oh * ow)
+    af = arg.reshape(planes, od * oh * ow)
+    for p in prange(planes):
+        src = xf[p]
+        for a in range(od):
+            t0, t1 = ld[a], hd[a]
+            z0 = a * sd - pd
+            for b in range(oh):
+                i0, i1 = lh[b], hh[b]
+                r0 = b * sh - ph
+                o = (a * oh + b) * ow
+                for c in range(ow):
+                    j0, j1 = lw[c], hw[c]
+                    c0 = c * sw - pw
+                    where = ((z0 + t0 * dd) * height + r0 + i0 * dh) * width + c0 + j0 * dw
+                    best = src[where]
+                    nan = best != best
+                    for t in range(t0, t1):
+                        for i in range(i0, i1):
+                            row = ((z0 + t * dd) * height + r0 + i * dh) * width + c0
+                            for j in range(j0, j1):
+                                k = row + j * dw
+                                v = src[np.uint64(k)]  # (an unsigned index skips the negative-index check)
+                                # Ties keep the first maximum.  A plain ``>`` select compiles to
+                                # branch-free code; NaN is only noted here and handled below.
+                                take = v > best
+                                best = v if take else best
+                                where = k if take else where
+                                nan |= v != v
+                    if nan:  # a window holding NaN gives NaN at its last NaN (PyTorch's choice)
+                        for t in range(t0, t1):
+                            for i in range(i0, i1):
+                                row = ((z0 + t * dd) * height + r0 + i * dh) * width + c0
+                                for j in range(j0, j1):
+                                    if src[row + j * dw] != src[row + j * dw]:
+                                        where = row + j * dw
+                        best = src[where]
+                    yf[p, o + c] = best
+                    af[p, o + c] = where
+
+
+def _max_backward_loops(grad_out, arg, grad_x):  # pragma: no cover - compiled
+    planes, cells = grad_out.shape
+    size = grad_x.shape[1]
+    for p in prange(planes):  # a plane's windows on one thread: overlapping windows add serially
+        dst = grad_x[p]
+        for i in range(size):
+            dst[i] = 0
+        for o in range(cells):
+            dst[arg[p, o]] += grad_out[p, o]
+
+
+_max_forward, _max_forward_serial = _twins(_max_forward_loops)
+_max_backward, _max_backward_serial = _twins(_max_backward_loops)
+
+
+def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Window maxima ``(P, *out)`` of ``x`` (``(P, *sp)``, a kernel dtype) and their flat int64
+    indices into the plane."""
+    x4 = np.ascontiguousarray(x).reshape((plan.planes, *plan.sp))
+    y = np.empty((plan.planes, *plan.out), dtype=x.dtype)
+    arg = np.empty(y.shape, dtype=np.int64)
+    if plan.planes:
+        (_max_forward if plan.parallel else _max_forward_serial)(x4, plan.ranges, plan.geo, y, arg)
+    return y, arg
+
+
+def max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Plan) -> np.ndarray:
+    """``grad_x`` ``(P, prod(sp))``: each window's gradient added to the cell it chose."""
+    cells = arg.size // max(plan.planes, 1)
+    g2 = np.ascontiguousarray(grad_out).reshape(plan.planes, cells)
+    grad_x = np.empty((plan.planes, int(np.prod(plan.sp))), dtype=grad_out.dtype)
+    if plan.planes:
+        kernel = _max_backward if plan.parallel else _max_backward_serial
+        kernel(g2, arg.reshape(plan.planes, cells), grad_x)
+    return grad_x
+
+
+# ---------------------------------------------------------------------------------------------
+# average pooling: y[p, o] = (sum of the taps in the input) / divisor[o]
+
+
+def _avg_forward_loops(x, ranges, geo, divisor, zero, y):  # pragma: no cover - compiled
+    planes, depth, height, width = x.shape
+    od, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+    sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
+    kw, padded_width = geo[11], geo[12]
+    ld, hd, lh, hh = ranges[0], ranges[1], ranges[2], ranges[3]
+    xf = x.reshape(planes, depth * height * width)
+    yf = y.reshape(planes, od * oh * ow)
+    for p in prange(planes):
+        src = xf[p]
+        # one row of the input with its zero padding, and one row of window sums
+        lines = np.zeros(padded_width, dtype=x.dtype)
+        sums = np.empty(ow, dtype=x.dtype)
+        inside = lines[pw:pw + width]
+        for a in range(od):
+            z0 = a * sd - pd
+            for b in range(oh):
+                r0 = b * sh - ph
+                # The taps of window (a, b, c) are (its depth and height taps) x (its width taps):
+                # first add up the input rows of the first two, whole rows at a time ...
+                for col in range(width):
+                    inside[col] = zero
+                for t in range(ld[a], hd[a]):
+                    for i in range(lh[b], hh[b]):
+                        row = ((z0 + t * dd) * height + r0 + i * dh) * width
+                        src_row = src[row:row + width]
+                        for col in range(width):  # (indexing by the loop variable vectorises)
+                            inside[col] += src_row[col]
+                # ... then each window's width taps of that sum (padding adds zeros), tap by tap.
+                for c in range(ow):
+                    sums[c] = zero
+                for j in range(kw):
+                    tap = lines[j * dw:j * dw + (ow - 1) * sw + 1:sw]  # tap j of every window
+                    for c in range(ow):
+                        sums[c] += tap[c]
+                o = (a * oh + b) * ow
+                for c in range(ow):
+                    yf[p, o + c] = sums[c] / divisor[o + c]
+
+
+def _avg_backward_loops(grad_out, ranges, geo, divisor, grad_x):  # pragma: no cover - compiled
+    planes, depth, height, width = grad_x.shape
+    od, oh, ow = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
+    sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
+    kw, padded_width = geo[11], geo[12]
+    ld, hd, lh, hh = ranges[0], ranges[1], ranges[2], ranges[3]
+    gf = grad_out.reshape(planes, od * oh * ow)
+    xf = grad_x.reshape(planes, depth * height * width)
+    size = depth * height * width
+    for p in prange(planes):  # a plane's windows on one thread: overlapping windows add serially
+        dst = xf[p]
+        lines = np.empty(padded_width, dtype=grad_x.dtype)
+        shares = np.empty(ow, dtype=grad_x.dtype)
+        inside = lines[pw:pw + width]
+        for k in range(size):
+            dst[k] = 0
+        for a in range(od):
+            z0 = a * sd - pd
+            for b in range(oh):
+                r0 = b * sh - ph
+                # The adjoint of the forward's two steps: spread each window's share over its
+                # width taps in one padded row ...
+                o = (a * oh + b) * ow
+                for c in range(ow):
+                    shares[c] = gf[p, o + c] / divisor[o + c]
+                for col in range(padded_width):
+                    lines[col] = 0
+                for j in range(kw):
+                    tap = lines[j * dw:j * dw + (ow - 1) * sw + 1:sw]  # tap j of every window
+                    for c in range(ow):
+                        tap[c] += shares[c]
+                # ... then add its input part to every input row among the depth and height taps.
+                for t in range(ld[a], hd[a]):
+                    for i in range(lh[b], hh[b]):
+                        row = ((z0 + t * dd) * height + r0 + i * dh) * width
+                        dst_row = dst[row:row + width]
+                        for col in range(width):  # (indexing by the loop variable vectorises)
+                            dst_row[col] += inside[col]
+
+
+_avg_forward, _avg_forward_serial = _twins(_avg_forward_loops)
+_avg_backward, _avg_backward_serial = _twins(_avg_backward_loops)
+
+
+def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
+    """Window means ``(P, *out)`` of ``x`` (``(P, *sp)``, a kernel dtype): window sums (exact
+    int64 sums for integers) divided by ``divisor`` (shape ``out``, whose dtype ``y`` takes)."""
+    x4 = np.ascontiguousarray(x).reshape((plan.planes, *plan.sp))
+    y = np.empty((plan.planes, *plan.out), dtype=divisor.dtype)
+    if plan.planes:
+        kernel = _avg_forward if plan.parallel else _avg_forward_serial
+        kernel(x4, plan.ranges, plan.geo, np.ascontiguousarray(divisor).reshape(-1), x.dtype.type(0), y)
+    return y
+
+
+def avg_backward(grad_out: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
+    """``grad_x`` ``(P, *sp)``: ``grad_out[p, o] / divisor[o]`` added to every input tap of window
+    ``o`` (``divisor`` of ``grad_out``'s dtype)."""
+    g4 = np.ascontiguousarray(grad_out).reshape((plan.planes, *plan.out))
+    grad_x = np.empty((plan.planes, *plan.sp), dtype=grad_out.dtype)
+    if plan.planes:
+        kernel = _avg_backward if plan.parallel else _avg_backward_serial
+        kernel(g4, plan.ranges, plan.geo, np.ascontiguousarray(divisor).reshape(-1), grad_x)
+    return grad_x
