@@ -109,10 +109,14 @@ max_pool3d = differentiable(
     _pool.max_pool3d, _pool_backward(_pool.max_pool3d, max_pool_backward, 3),
     saving=_pool.max_pool_saving("max_pool3d", 3),
 )
-avg_pool = differentiable(_pool.avg_pool, _pool_backward(_pool.avg_pool, avg_pool_backward, None))
-avg_pool1d = differentiable(_pool.avg_pool1d, _pool_backward(_pool.avg_pool1d, avg_pool_backward, 1))
-avg_pool2d = differentiable(_pool.avg_pool2d, _pool_backward(_pool.avg_pool2d, avg_pool_backward, 2))
-avg_pool3d = differentiable(_pool.avg_pool3d, _pool_backward(_pool.avg_pool3d, avg_pool_backward, 3))
+avg_pool = differentiable(_pool.avg_pool, _pool_backward(_pool.avg_pool, avg_pool_backward, None),
+                          saving=_pool.avg_pool_saving("avg_pool", None))
+avg_pool1d = differentiable(_pool.avg_pool1d, _pool_backward(_pool.avg_pool1d, avg_pool_backward, 1),
+                            saving=_pool.avg_pool_saving("avg_pool1d", 1))
+avg_pool2d = differentiable(_pool.avg_pool2d, _pool_backward(_pool.avg_pool2d, avg_pool_backward, 2),
+                            saving=_pool.avg_pool_saving("avg_pool2d", 2))
+avg_pool3d = differentiable(_pool.avg_pool3d, _pool_backward(_pool.avg_pool3d, avg_pool_backward, 3),
+                            saving=_pool.avg_pool_saving("avg_pool3d", 3))
 
 relu = differentiable(_act.relu, relu_backward, saving=(_act.relu_forward_saving, _act.relu_backward_saved))
 leaky_relu = differentiable(_act.leaky_relu, leaky_relu_backward)
