@@ -41,15 +41,22 @@ from cnnlab.functional._windows import flip, pad
 MODES = ("valid", "same", "full")
 METHODS = ("auto", "direct", "fft")
 
-# Seconds per unit of work, measured on a 2-core x86 machine (AVX2) with the 512x512 image and
-# 1-d/3-d signals of benchmarks/: a multiply-add of the direct method (Numba, or NumPy's
-# per-tap loop), and one ``L log2 L`` unit of the three FFTs of the 'fft' method, plus the fixed
-# cost of an FFT call.  Only their ratios matter; the crossover for a 512x512 float32 image is
-# near a 13x13 kernel.
-_DIRECT_NUMBA = {4: 7e-11, 8: 1.2e-10}
-_DIRECT_NUMPY = {4: 4e-10, 8: 6e-10}
-_FFT_UNIT = {4: 7.5e-10, 8: 1.2e-9}
-_FFT_FIXED = 1e-4
+# The cost model of the automatic rule, in seconds, measured on the 2-core x86 (AVX2) machine of
+# docs/BENCHMARKS.md with 1-d, 2-d and 3-d float32/float64 signals (best of repeated runs); keyed by
+# the item size of the floating dtype.  Direct: a fixed cost plus one multiply-add per output and
+# kernel tap (Numba loop; its rows get slower when short), or, for NumPy's loop, a fixed cost per
+# kernel tap plus one multiply-add per output.  FFT: a fixed cost per transformed axis plus
+# ``L log2 L`` for the ``L`` cells transformed; 1-d transforms are not split over threads and cost
+# about twice as much per cell.  For a 512x512 float32 image the crossover is near a 13x13 kernel.
+_DIRECT_NUMBA_FIXED = 2e-5
+_DIRECT_NUMBA_MAC = {4: 6e-11, 8: 1.2e-10}
+_DIRECT_NUMBA_SHORT_ROW = 32  # a row of w outputs costs as if it had w + 32
+_DIRECT_NUMPY_TAP = 8e-6
+_DIRECT_NUMPY_MAC = {4: 5e-10, 8: 9e-10}
+_FFT_FIXED = 4e-5
+_FFT_FIXED_AXIS = 6e-5
+_FFT_UNIT = {4: 5.5e-10, 8: 1.1e-9}
+_FFT_1D_FACTOR = 2.5
 
 
 def _signal_pads(
@@ -132,11 +139,18 @@ def _choose(x_shape: Sequence[int], k_shape: Sequence[int], pads: PadPairs, stri
     if dtype.kind != "f":
         return "direct"
     size = 4 if dtype.itemsize <= 4 else 8
+    ndim = len(x_shape)
     out = _out_shape(x_shape, k_shape, pads, stride, dilation)
-    per_mac = (_DIRECT_NUMBA if _numba_ok(len(x_shape), np.dtype(dtype)) else _DIRECT_NUMPY)[size]
-    direct = float(np.prod(out)) * float(np.prod(k_shape)) * per_mac
+    cells, taps = float(np.prod(out)), float(np.prod(k_shape))
+    if _numba_ok(ndim, np.dtype(dtype)):
+        row = min(out[-1], 4096)
+        slowdown = (row + _DIRECT_NUMBA_SHORT_ROW) / row
+        direct = _DIRECT_NUMBA_FIXED + cells * taps * _DIRECT_NUMBA_MAC[size] * slowdown
+    else:
+        direct = taps * (_DIRECT_NUMPY_TAP + cells * _DIRECT_NUMPY_MAC[size])
     keff = [d * (s - 1) + 1 for s, d in zip(k_shape, dilation, strict=True)]
-    fft = _FFT_FIXED + _fft.fft_cost(x_shape, keff, pads) * _FFT_UNIT[size]
+    unit = _FFT_UNIT[size] * (_FFT_1D_FACTOR if ndim == 1 else 1.0)
+    fft = _FFT_FIXED + _FFT_FIXED_AXIS * ndim + _fft.fft_cost(x_shape, keff, pads) * unit
     return "fft" if fft < direct else "direct"
 
 
