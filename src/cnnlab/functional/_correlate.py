@@ -44,12 +44,14 @@ METHODS = ("auto", "direct", "fft")
 # The cost model of the automatic rule, in seconds, measured on the 2-core x86 (AVX2) machine of
 # docs/BENCHMARKS.md with 1-d, 2-d and 3-d float32/float64 signals (best of repeated runs); keyed by
 # the item size of the floating dtype.  Direct: a fixed cost plus one multiply-add per output and
-# kernel tap (Numba loop; its rows get slower when short), or, for NumPy's loop, a fixed cost per
-# kernel tap plus one multiply-add per output.  FFT: a fixed cost per transformed axis plus
-# ``L log2 L`` for the ``L`` cells transformed; 1-d transforms are not split over threads and cost
-# about twice as much per cell.  For a 512x512 float32 image the crossover is near a 13x13 kernel.
+# kernel tap (Numba loop, on one thread or on all of them for large work; its rows get slower when
+# short), or, for NumPy's loop, a fixed cost per kernel tap plus one multiply-add per output.
+# FFT: a fixed cost per transformed axis plus ``L log2 L`` for the ``L`` cells transformed; long
+# 1-d transforms cost about 2.5 times as much per cell.  For a 512x512 float32 image the crossover
+# is near an 11x11 kernel.
 _DIRECT_NUMBA_FIXED = 2e-5
-_DIRECT_NUMBA_MAC = {4: 6e-11, 8: 1.2e-10}
+_DIRECT_NUMBA_MAC = {4: 9e-11, 8: 1.8e-10}
+_DIRECT_NUMBA_MAC_PARALLEL = {4: 6e-11, 8: 1.2e-10}
 _DIRECT_NUMBA_SHORT_ROW = 32  # a row of w outputs costs as if it had w + 32
 _DIRECT_NUMPY_TAP = 8e-6
 _DIRECT_NUMPY_MAC = {4: 5e-10, 8: 9e-10}
@@ -143,9 +145,12 @@ def _choose(x_shape: Sequence[int], k_shape: Sequence[int], pads: PadPairs, stri
     out = _out_shape(x_shape, k_shape, pads, stride, dilation)
     cells, taps = float(np.prod(out)), float(np.prod(k_shape))
     if _numba_ok(ndim, np.dtype(dtype)):
-        row = min(out[-1], 4096)
+        from cnnlab.functional import _numba_correlate
+
+        row = min(out[-1], _numba_correlate.CHUNK)
         slowdown = (row + _DIRECT_NUMBA_SHORT_ROW) / row
-        direct = _DIRECT_NUMBA_FIXED + cells * taps * _DIRECT_NUMBA_MAC[size] * slowdown
+        per_mac = (_DIRECT_NUMBA_MAC_PARALLEL if _numba_correlate.parallel(cells * taps) else _DIRECT_NUMBA_MAC)[size]
+        direct = _DIRECT_NUMBA_FIXED + cells * taps * per_mac * slowdown
     else:
         direct = taps * (_DIRECT_NUMPY_TAP + cells * _DIRECT_NUMPY_MAC[size])
     keff = [d * (s - 1) + 1 for s, d in zip(k_shape, dilation, strict=True)]

@@ -17,7 +17,8 @@ Real inputs use real FFTs (half the work); float32 stays float32 (single-precisi
 float64.  Transforms are done one axis at a time so that the zero padding of a small kernel costs
 nothing on the axes not yet transformed, and the inverse only finishes the rows that are kept.
 SciPy's :mod:`scipy.fft` is used when installed (its ``workers`` follow
-:func:`cnnlab.functional.get_num_threads`), else :mod:`numpy.fft`.
+:func:`cnnlab.functional.get_num_threads` for transforms of at least :data:`PARALLEL_CELLS`
+cells, one worker below), else :mod:`numpy.fft`.
 """
 
 from __future__ import annotations
@@ -71,26 +72,37 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
 
 
-def _fft_axis(a: np.ndarray, n: int, axis: int, real: bool) -> np.ndarray:
+# Cells transformed below which the FFTs run on one worker (a 1024x1024 image is the first size
+# above): smaller transforms gain little from a second worker, and on a machine whose other cores
+# are busy the call waits for the slowest worker to be scheduled again (milliseconds each time).
+PARALLEL_CELLS = 1 << 20
+
+
+def workers(cells: int) -> int:
+    """SciPy ``workers`` for a transform of ``cells`` cells: cnnlab's thread count, or 1 if small."""
+    return _backend.get_num_threads() if cells >= PARALLEL_CELLS else 1
+
+
+def _fft_axis(a: np.ndarray, n: int, axis: int, real: bool, threads: int) -> np.ndarray:
     if _scipy_fft is not None:
         fn = _scipy_fft.rfft if real else _scipy_fft.fft
-        return fn(a, n=n, axis=axis, workers=_backend.get_num_threads(), overwrite_x=not real)
+        return fn(a, n=n, axis=axis, workers=threads, overwrite_x=not real)
     return (np.fft.rfft if real else np.fft.fft)(a, n=n, axis=axis)
 
 
-def _ifft_axis(a: np.ndarray, n: int, axis: int, real: bool) -> np.ndarray:
+def _ifft_axis(a: np.ndarray, n: int, axis: int, real: bool, threads: int) -> np.ndarray:
     if _scipy_fft is not None:
         fn = _scipy_fft.irfft if real else _scipy_fft.ifft
-        return fn(a, n=n, axis=axis, workers=_backend.get_num_threads(), overwrite_x=True)
+        return fn(a, n=n, axis=axis, workers=threads, overwrite_x=True)
     return (np.fft.irfft if real else np.fft.ifft)(a, n=n, axis=axis)
 
 
-def _forward(a: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
+def _forward(a: np.ndarray, lengths: Sequence[int], threads: int) -> np.ndarray:
     """The real n-d FFT of ``a`` zero-padded to ``lengths``, one axis at a time (last first)."""
     last = a.ndim - 1
-    spec = _fft_axis(a, lengths[last], last, real=True)
+    spec = _fft_axis(a, lengths[last], last, True, threads)
     for axis in range(last - 1, -1, -1):
-        spec = _fft_axis(spec, lengths[axis], axis, real=False)
+        spec = _fft_axis(spec, lengths[axis], axis, False, threads)
     return spec
 
 
@@ -130,13 +142,14 @@ def correlate_fft(x: np.ndarray, k: np.ndarray, pads: Sequence[tuple[int, int]],
         x = np.pad(x, extra)
         pads = tuple((lo - a, hi - b) for (lo, hi), (a, b) in zip(pads, extra, strict=True))
     lengths, first, count = plan(x.shape, kd.shape, pads)
-    spec = _forward(x, lengths)
-    spec *= _forward(flip(kd, kd.ndim), lengths)
+    threads = workers(int(np.prod(lengths)))
+    spec = _forward(x, lengths, threads)
+    spec *= _forward(flip(kd, kd.ndim), lengths, threads)
     last = x.ndim - 1
     for axis in range(last):  # inverse on the leading axes, keeping only the wanted rows
-        spec = _ifft_axis(spec, lengths[axis], axis, real=False)
+        spec = _ifft_axis(spec, lengths[axis], axis, False, threads)
         keep = slice(first[axis], first[axis] + count[axis], stride[axis])
         spec = spec[(slice(None),) * axis + (keep,)]
-    y = _ifft_axis(spec, lengths[last], last, real=True)
+    y = _ifft_axis(spec, lengths[last], last, True, threads)
     y = y[(Ellipsis, slice(first[last], first[last] + count[last], stride[last]))]
     return np.ascontiguousarray(y, dtype=dtype)

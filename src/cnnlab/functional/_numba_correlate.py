@@ -14,14 +14,40 @@ leading sizes of 1.  Integer inputs run in int64 and stay exact.
 
 from __future__ import annotations
 
+import contextlib
+
+import numba
 import numpy as np
 from numba import njit, prange
 
-from cnnlab.functional._numba_kernels import _threads_for
+from cnnlab.functional import _backend
 
 # Output cells per job along the last axis: a 512-wide image row is one job; a long 1-d signal
 # becomes many, so that threads share it.
 CHUNK = 4096
+
+# Multiply-adds below which the loop runs on the calling thread only: about 4 ms of work on one
+# core.  Waking a second thread saves at most half of that, and on a machine whose other cores are
+# busy the whole call waits for the slowest thread to be scheduled again (milliseconds each time).
+PARALLEL_MACS = 5e7
+
+
+def parallel(work: float) -> bool:
+    """Whether a correlation of ``work`` multiply-adds runs on all of cnnlab's threads."""
+    return work >= PARALLEL_MACS and _backend.get_num_threads() > 1
+
+
+@contextlib.contextmanager
+def _threads_for(work: float):
+    if parallel(work):
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 @njit(parallel=True, cache=True, nogil=True)
