@@ -48,16 +48,16 @@ METHODS = ("auto", "direct", "fft")
 # short), or, for NumPy's loop, a fixed cost per kernel tap plus one multiply-add per output.
 # FFT: a fixed cost per transformed axis plus ``L log2 L`` for the ``L`` cells transformed; long
 # 1-d transforms cost about 2.5 times as much per cell.  For a 512x512 float32 image the crossover
-# is near an 11x11 kernel.
+# is near a 13x13 kernel.
 _DIRECT_NUMBA_FIXED = 2e-5
-_DIRECT_NUMBA_MAC = {4: 9e-11, 8: 1.8e-10}
-_DIRECT_NUMBA_MAC_PARALLEL = {4: 6e-11, 8: 1.2e-10}
+_DIRECT_NUMBA_MAC = {4: 6e-11, 8: 1.1e-10}
+_DIRECT_NUMBA_MAC_PARALLEL = {4: 4.5e-11, 8: 8e-11}
 _DIRECT_NUMBA_SHORT_ROW = 32  # a row of w outputs costs as if it had w + 32
 _DIRECT_NUMPY_TAP = 8e-6
 _DIRECT_NUMPY_MAC = {4: 5e-10, 8: 9e-10}
 _FFT_FIXED = 4e-5
 _FFT_FIXED_AXIS = 6e-5
-_FFT_UNIT = {4: 5.5e-10, 8: 1.1e-9}
+_FFT_UNIT = {4: 5.5e-10, 8: 1.3e-9}
 _FFT_1D_FACTOR = 2.5
 
 
