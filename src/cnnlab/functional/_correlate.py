@@ -20,6 +20,7 @@ one of two methods (``method=``; :func:`choose_correlate_method` is the automati
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -143,7 +144,9 @@ def _choose(x_shape: Sequence[int], k_shape: Sequence[int], pads: PadPairs, stri
     size = 4 if dtype.itemsize <= 4 else 8
     ndim = len(x_shape)
     out = _out_shape(x_shape, k_shape, pads, stride, dilation)
-    cells, taps = float(np.prod(out)), float(np.prod(k_shape))
+    cells, taps = float(math.prod(out)), float(math.prod(k_shape))
+    if cells * taps * _DIRECT_NUMPY_MAC[8] + taps * _DIRECT_NUMPY_TAP < _FFT_FIXED + _FFT_FIXED_AXIS:
+        return "direct"  # cheaper than the FFT's fixed cost alone, whichever loop runs it
     if _numba_ok(ndim, np.dtype(dtype)):
         from cnnlab.functional import _numba_correlate
 

@@ -23,6 +23,7 @@ cells, one worker below), else :mod:`numpy.fft`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,7 +122,7 @@ def plan(x_shape: Sequence[int], kernel_shape: Sequence[int], pads: Sequence[tup
 def fft_cost(x_shape: Sequence[int], kernel_shape: Sequence[int], pads: Sequence[tuple[int, int]]) -> float:
     """``L log2 L`` with ``L`` the number of cells transformed (the model of the FFT's time)."""
     lengths, _, _ = plan(x_shape, kernel_shape, pads)
-    size = float(np.prod(lengths))
+    size = float(math.prod(lengths))
     return size * max(np.log2(size), 1.0)
 
 
@@ -142,7 +143,7 @@ def correlate_fft(x: np.ndarray, k: np.ndarray, pads: Sequence[tuple[int, int]],
         x = np.pad(x, extra)
         pads = tuple((lo - a, hi - b) for (lo, hi), (a, b) in zip(pads, extra, strict=True))
     lengths, first, count = plan(x.shape, kd.shape, pads)
-    threads = workers(int(np.prod(lengths)))
+    threads = workers(math.prod(lengths))
     spec = _forward(x, lengths, threads)
     spec *= _forward(flip(kd, kd.ndim), lengths, threads)
     last = x.ndim - 1

@@ -16,9 +16,6 @@ leading sizes of 1.  Integer inputs run in int64 and stay exact.
 
 from __future__ import annotations
 
-import contextlib
-
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -39,25 +36,13 @@ def parallel(work: float) -> bool:
     return work >= PARALLEL_MACS and _backend.get_num_threads() > 1
 
 
-@contextlib.contextmanager
-def _threads_for(work: float):
-    if parallel(work):
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _correlate3d(xp, k, s0, s1, s2, d0, d1, d2, y):  # pragma: no cover - compiled
-    o0, o1, o2 = y.shape
+@njit(cache=True, nogil=True)
+def _correlate_jobs(xp, k, s0, s1, s2, d0, d1, d2, y, first, last):  # pragma: no cover - compiled
+    """Jobs ``first <= job < last``; a job is one output row ``(a, b)`` and one chunk of it."""
+    o1, o2 = y.shape[1], y.shape[2]
     k0, k1, k2 = k.shape
     chunks = (o2 + CHUNK - 1) // CHUNK
-    for job in prange(o0 * o1 * chunks):
+    for job in range(first, last):
         row = job // chunks
         start = (job % chunks) * CHUNK
         stop = min(start + CHUNK, o2)
@@ -94,13 +79,22 @@ def _correlate3d(xp, k, s0, s1, s2, d0, d1, d2, y):  # pragma: no cover - compil
                     t += 1
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _correlate_parallel(xp, k, s0, s1, s2, d0, d1, d2, y, jobs):  # pragma: no cover - compiled
+    for job in prange(jobs):  # jobs write disjoint pieces of y
+        _correlate_jobs(xp, k, s0, s1, s2, d0, d1, d2, y, job, job + 1)
+
+
 def correlate(xp: np.ndarray, k: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
               out: tuple[int, ...]) -> np.ndarray:
     """The valid correlation of the padded ``xp`` with ``k`` (1-3 dims, same dtype), ``out`` cells."""
     lead = (1,) * (3 - xp.ndim)
     y = np.zeros(lead + tuple(out), dtype=xp.dtype)
-    with _threads_for(y.size * k.size):
-        _correlate3d(np.ascontiguousarray(xp).reshape(lead + xp.shape),
-                     np.ascontiguousarray(k).reshape(lead + k.shape),
-                     *(lead + tuple(stride)), *(lead + tuple(dilation)), y)
+    args = (np.ascontiguousarray(xp).reshape(lead + xp.shape), np.ascontiguousarray(k).reshape(lead + k.shape),
+            *(lead + tuple(stride)), *(lead + tuple(dilation)), y)
+    jobs = y.shape[0] * y.shape[1] * -(-y.shape[2] // CHUNK)
+    if parallel(y.size * k.size):
+        _correlate_parallel(*args, jobs)
+    else:  # the calling thread only: no thread pool to wake
+        _correlate_jobs(*args, 0, jobs)
     return y.reshape(out)
