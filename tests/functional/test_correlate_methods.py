@@ -351,3 +351,32 @@ def test_one_element_and_kernel_larger_than_signal(method):
 
 def test_the_module_names_its_methods():
     assert _correlate.METHODS == ("auto", "direct", "fft")
+
+
+@pytest.mark.parametrize("mode", ["valid", "same", "full"])
+def test_overlap_save_blocks_of_a_long_1d_signal_match_direct(mode):
+    rng = np.random.default_rng(9)
+    x, k = rng.standard_normal(20000), rng.standard_normal(301)
+    assert _fft.tile_lengths(x.shape, k.shape, ((0, 0),)) is not None  # the blocked path runs
+    for stride, dilation in ((1, 1), (3, 2)):
+        got = F.correlate(x, k, mode, stride, dilation, method="fft")
+        want = F.correlate(x, k, mode, stride, dilation, method="direct")
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    x32, k32 = x.astype(np.float32), k.astype(np.float32)
+    got = F.correlate(x32, k32, mode, method="fft")
+    assert got.dtype == np.float32
+    _assert_close(got, F.correlate(x, k, mode, method="direct"), _bound(x, k, mode), np.finfo(np.float32).eps)
+    g = rng.standard_normal(got.shape)
+    for a, b in zip(F.correlate_backward(g, x, k, mode, method="fft"),
+                    F.correlate_backward(g, x, k, mode, method="direct"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_overlap_save_on_numpy_fft(monkeypatch):
+    rng = np.random.default_rng(10)
+    x, k = rng.standard_normal(9000), rng.standard_normal(100)
+    monkeypatch.setattr(_fft, "_scipy_fft", None)
+    assert _fft.tile_lengths(x.shape, k.shape, ((99, 99),)) is not None
+    np.testing.assert_allclose(F.correlate(x, k, "full", method="fft"), F.correlate(x, k, "full", method="direct"),
+                               rtol=1e-9, atol=1e-9)
