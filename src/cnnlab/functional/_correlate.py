@@ -16,6 +16,8 @@ one of two methods (``method=``; :func:`choose_correlate_method` is the automati
     cost grows like ``L log L`` in the padded size ``L`` instead of ``out * K`` in the kernel
     size ``K``, so it wins for large kernels; rounding makes it inexact, so integer inputs are
     refused.
+
+The gradients are correlations too (see :func:`correlate_backward`) and run by the same methods.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ METHODS = ("auto", "direct", "fft")
 # the item size of the floating dtype.  Direct: a fixed cost plus one multiply-add per output and
 # kernel tap (Numba loop, on one thread or on all of them for large work; its rows get slower when
 # short), or, for NumPy's loop, a fixed cost per kernel tap plus one multiply-add per output.
-# FFT: a fixed cost per transformed axis plus ``L log2 L`` for the ``L`` cells transformed; long
-# 1-d transforms cost about 2.5 times as much per cell.  For a 512x512 float32 image the crossover
+# FFT: a fixed cost per transformed axis plus ``L log2 L`` for the ``L`` cells transformed (in
+# overlap-save blocks for long 1-d signals); 1-d transforms cost about 2.5 times as much per cell
+# as 2-d and 3-d ones.  For a 512x512 float32 image the crossover
 # is near a 13x13 kernel.
 _DIRECT_NUMBA_FIXED = 2e-5
 _DIRECT_NUMBA_MAC = {4: 6e-11, 8: 1.1e-10}
