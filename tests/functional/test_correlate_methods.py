@@ -184,14 +184,21 @@ def test_smooth_lengths_are_the_next_2_3_5_smooth_numbers():
     assert _fft.fast_len(512) == 512
 
 
-@given(st.integers(1, 3), st.integers(0, 2**32 - 1), st.sampled_from(["valid", "same", "full"]))
-def test_fft_equals_direct_property(ndim, seed, mode):
+@given(st.integers(1, 3), st.integers(0, 2**32 - 1), st.sampled_from(["valid", "same", "full"]), st.booleans())
+def test_fft_equals_direct_property(ndim, seed, mode, kernel_larger):
     rng = np.random.default_rng(seed)
+    stride = tuple(int(v) for v in rng.integers(1, 3, ndim))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, ndim))
     ks = tuple(int(v) for v in rng.integers(1, 5, ndim))
-    xs = tuple(int(a + b) for a, b in zip(ks, rng.integers(0, 6, ndim), strict=True))
+    keff = [d * (k - 1) + 1 for k, d in zip(ks, dilation, strict=True)]
+    if kernel_larger:  # SciPy's 'valid' rule swaps the roles when the kernel covers x in every dim
+        xs = tuple(max(1, e - int(v)) for e, v in zip(keff, rng.integers(0, 3, ndim), strict=True))
+    else:
+        xs = tuple(e + int(v) for e, v in zip(keff, rng.integers(0, 6, ndim), strict=True))
     x, k = rng.standard_normal(xs), rng.standard_normal(ks)
-    np.testing.assert_allclose(F.correlate(x, k, mode, method="fft"), F.correlate(x, k, mode, method="direct"),
-                               rtol=1e-10, atol=1e-10)
+    got = F.correlate(x, k, mode, stride, dilation, method="fft")
+    np.testing.assert_allclose(got, F.correlate(x, k, mode, stride, dilation, method="direct"), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got, _naive.naive_correlate(x, k, mode, stride, dilation), rtol=1e-10, atol=1e-10)
 
 
 # ------------------------------------------------------------------ dtypes and exactness
