@@ -328,3 +328,35 @@ OPS += [
     _method_entry("conv2d", conv2d, 2, "direct"),
     _method_entry("conv3d", conv3d, 3, "direct"),
 ]
+
+
+def _signal_method_entry(name: str, fn, backward, method: str) -> OpInfo:
+    """correlate/convolve pinned to one ``method=``.  The FFT entry refuses integers (its result
+    would be rounded), so it is not an exact-integer entry, adds that refusal to its error cases,
+    and is compared with SciPy in test_correlate_methods.py (float tolerances) instead of by the
+    generic test, which also feeds integers."""
+    import functools
+
+    base = _signal_errors(name)
+    exact = method != "fft"
+
+    def errors():
+        cases = list(base())
+        if not exact:
+            ints = np.arange(16).reshape(4, 4), np.ones((2, 2), dtype=np.int64)
+            cases.append(ErrorCase(ints, {}, ValueError, f"{name}: method 'fft' is inexact"))
+        return cases
+
+    return OpInfo(
+        f"{name}[{method}]", functools.partial(fn, method=method), functools.partial(backward, method=method),
+        _signal_ref(name == "convolve"), _signal_samples, errors, n_diff=2, exact_int=exact,
+        scipy_ref=_scipy(name) if scipy_signal is not None and exact else None, scipy_ok=_signal_scipy_ok,
+    )
+
+
+OPS += [
+    _signal_method_entry("correlate", correlate, correlate_backward, "direct"),
+    _signal_method_entry("correlate", correlate, correlate_backward, "fft"),
+    _signal_method_entry("convolve", convolve, convolve_backward, "direct"),
+    _signal_method_entry("convolve", convolve, convolve_backward, "fft"),
+]

@@ -43,7 +43,7 @@ from cnnlab.functional._adaptive import (
 from cnnlab.functional._backend import get_backend, get_num_threads, set_backend, set_num_threads
 from cnnlab.functional._conv import conv_backward
 from cnnlab.functional._conv_transpose import conv_transpose_backward
-from cnnlab.functional._correlate import convolve_backward, correlate_backward
+from cnnlab.functional._correlate import choose_correlate_method, convolve_backward, correlate_backward
 from cnnlab.functional._dispatch import differentiable
 from cnnlab.functional._dropout import dropout, dropout_backward, dropout_mask
 from cnnlab.functional._linear import linear_backward
@@ -158,7 +158,7 @@ __all__ = [
     "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_matrix",
     "conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "conv_transpose_backward", "conv_transpose_matrix",
-    "convolve", "convolve_backward", "correlate", "correlate_backward",
+    "choose_correlate_method", "convolve", "convolve_backward", "correlate", "correlate_backward",
     "differentiable",
     "get_backend", "get_num_threads", "set_backend", "set_num_threads",
     "elu", "elu_backward", "gelu", "gelu_backward", "leaky_relu", "leaky_relu_backward",
