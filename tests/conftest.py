@@ -46,3 +46,17 @@ def seed_every_generator(request):
     if torch is not None:
         torch.manual_seed(seed)
     return seed
+
+
+@pytest.fixture(autouse=True)
+def compiled_kernels_on_small_arrays(monkeypatch):
+    """Let the compiled kernels run on the suite's small arrays too.
+
+    By default the 'auto' backend keeps tiny calls on NumPy (``_backend.COMPILE_MIN_WORK``) so
+    that nobody waits for a compiler on a 3 x 3 example; the tests' arrays are mostly tiny, and
+    without this every Numba kernel would go untested.  ``test_backend_threshold.py`` checks the
+    threshold itself.
+    """
+    from cnnlab.functional import _backend
+
+    monkeypatch.setattr(_backend, "COMPILE_MIN_WORK", 0)

@@ -574,7 +574,7 @@ def relu_forward_saving(needs: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
 def relu_backward_saved(grad_out: np.ndarray, y: np.ndarray, needs: Any) -> np.ndarray:
     """``grad_out`` where ``y > 0``, else 0 (NaN passes ``grad_out`` through, as :func:`relu_backward`)."""
     g = np.asarray(grad_out)
-    if y.dtype.kind == "f" and g.dtype == y.dtype and y.size and _backend.use_numba():
+    if y.dtype.kind == "f" and g.dtype == y.dtype and _backend.use_numba(y.size):
         from cnnlab.functional import _numba_kernels as nk
 
         return nk.relu_grad(g, y)  # one branch-free pass (np.where branches on every element)

@@ -89,9 +89,19 @@ def set_backend(name: str) -> str:
     return previous
 
 
-def use_numba() -> bool:
-    """Whether ops should run their Numba kernels now."""
-    return get_backend() != "numpy" and numba_available()
+# Below this much work (elements, or multiply-adds) the 'auto' backend keeps to the NumPy path: the
+# first call of a compiled kernel costs a second or more of compilation (once per machine, then it
+# is read from the disk cache in milliseconds), and on tiny arrays NumPy is as fast anyway.  So the
+# lecture's 3 x 3 example never waits for a compiler.  ``set_backend('numba')`` ignores it.
+COMPILE_MIN_WORK = 1 << 15
+
+
+def use_numba(work: float | None = None) -> bool:
+    """Whether ops should run their Numba kernels now, for a call doing ``work`` (None: any)."""
+    backend = get_backend()
+    if backend == "numpy" or not numba_available():
+        return False
+    return work is None or backend == "numba" or work >= COMPILE_MIN_WORK
 
 
 def set_num_threads(n: int) -> None:

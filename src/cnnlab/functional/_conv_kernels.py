@@ -78,7 +78,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     output has few channels, so that case also goes direct.
     """
     out_ch, cg = weight_shape[0], weight_shape[1]
-    if not _backend.use_numba() or len(weight_shape) - 2 > 2:
+    work = float(np.prod(xp_shape)) * float(np.prod(weight_shape[1:]))
+    if not _backend.use_numba(work) or len(weight_shape) - 2 > 2:
         return "gemm"
     if cg == 1 and out_ch == groups:
         return "direct"
@@ -94,7 +95,7 @@ def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dila
     """``cols[c*K + t, b*P + p] = xp[b, c, p*stride + t*dilation]``: shape ``(C*K, N*P)``."""
     batch, channels = xp.shape[:2]
     n = len(kernel)
-    if _backend.use_numba() and n <= 2 and xp.dtype.kind in "fi":
+    if _backend.use_numba(xp.size * int(np.prod(kernel))) and n <= 2 and xp.dtype.kind in "fi":
         from cnnlab.functional import _numba_kernels as nk
 
         return nk.im2col(*_as_2d(xp, kernel, stride, dilation))
@@ -109,7 +110,7 @@ def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], 
     """Adjoint of :func:`im2col_cm`: add every column entry back to the input cell it came from."""
     n = len(kernel)
     out = _out_shape(xp_shape, kernel, stride, dilation)
-    if _backend.use_numba() and n <= 2 and cols.dtype.kind in "fi":
+    if _backend.use_numba(cols.size) and n <= 2 and cols.dtype.kind in "fi":
         from cnnlab.functional import _numba_kernels as nk
 
         shape2 = tuple(xp_shape[:2]) + (1,) * (2 - n) + tuple(xp_shape[2:])
@@ -217,7 +218,7 @@ def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int,
 def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
                     groups: int, out: tuple[int, ...]) -> np.ndarray:
     n = len(out)
-    if _backend.use_numba() and n <= 2 and xp.dtype.kind in "fi":
+    if _backend.use_numba(xp.size * weight[0].size) and n <= 2 and xp.dtype.kind in "fi":
         from cnnlab.functional import _numba_kernels as nk
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
@@ -309,7 +310,7 @@ def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool
     xp, weight, groups = saved.xp, saved.weight, saved.groups
     stride, dilation, out = saved.stride, saved.dilation, saved.out
     n = len(out)
-    if _backend.use_numba() and n <= 2 and xp.dtype.kind in "fi":
+    if _backend.use_numba(xp.size * weight[0].size) and n <= 2 and xp.dtype.kind in "fi":
         from cnnlab.functional import _numba_kernels as nk
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)

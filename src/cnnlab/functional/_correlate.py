@@ -135,8 +135,8 @@ def _out_shape(shape: Sequence[int], k_shape: Sequence[int], pads: PadPairs, str
     )
 
 
-def _numba_ok(ndim: int, dtype: np.dtype) -> bool:
-    return _backend.use_numba() and ndim <= 3 and dtype in (np.float32, np.float64, np.int64)
+def _numba_ok(ndim: int, dtype: np.dtype, work: float | None = None) -> bool:
+    return _backend.use_numba(work) and ndim <= 3 and dtype in (np.float32, np.float64, np.int64)
 
 
 def _choose(x_shape: Sequence[int], k_shape: Sequence[int], pads: PadPairs, stride: Sequence[int],
@@ -150,7 +150,7 @@ def _choose(x_shape: Sequence[int], k_shape: Sequence[int], pads: PadPairs, stri
     cells, taps = float(math.prod(out)), float(math.prod(k_shape))
     if cells * taps * _DIRECT_NUMPY_MAC[8] + taps * _DIRECT_NUMPY_TAP < _FFT_FIXED + _FFT_FIXED_AXIS:
         return "direct"  # cheaper than the FFT's fixed cost alone, whichever loop runs it
-    if _numba_ok(ndim, np.dtype(dtype)):
+    if _numba_ok(ndim, np.dtype(dtype), cells * taps):
         from cnnlab.functional import _numba_correlate
 
         row = min(out[-1], _numba_correlate.CHUNK)
@@ -169,7 +169,7 @@ def _direct(x: np.ndarray, k: np.ndarray, pads: PadPairs, stride: Sequence[int],
             out: tuple[int, ...]) -> np.ndarray:
     """``y[j] = sum_t pad(x)[j*stride + t*dilation] * k[t]``, tap by tap (``x``, ``k`` in one dtype)."""
     xp = pad(x, pads)
-    if _numba_ok(x.ndim, x.dtype):
+    if _numba_ok(x.ndim, x.dtype, math.prod(out) * k.size):
         from cnnlab.functional import _numba_correlate
 
         return _numba_correlate.correlate(xp, k, tuple(stride), tuple(dilation), out)

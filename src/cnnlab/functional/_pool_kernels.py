@@ -69,7 +69,7 @@ def choose(op: str, method: Any, g: Geometry, *dtypes: np.dtype) -> Any:
         if not _backend.numba_available():
             raise ValueError(f"{op}: method 'numba' needs the numba package (pip install 'cnnlab[fast]'), "
                              f"which is not importable here (or CNNLAB_DISABLE_NUMBA is set)")
-    elif not _backend.use_numba():
+    elif not _backend.use_numba(g.x.size * int(np.prod(g.kernel))):
         return None
     if len(g.kernel) > 3 or any(np.dtype(d) not in _COMPILED_DTYPES for d in dtypes):
         return None
