@@ -35,8 +35,13 @@ def _threads_for(work: int):
 # im2col / col2im, channel-major: cols[(c*kh + i)*kw + j, (b*oh + a)*ow + e] = xp[b, c, a*sh + i*dh, e*sw + j*dw]
 
 
+# Unit and general strides are separate kernels: a branch between them inside the ``prange`` body
+# triples Numba's compile time (its parallel pass analyses both), and a conv compiles only the
+# one it uses.  The unit-stride loops are contiguous copies the compiler vectorises.
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
+def _im2col(xp, kh, kw, sh, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
     batch, channels = xp.shape[0], xp.shape[1]
     for row in prange(channels * kh * kw):
         c = row // (kh * kw)
@@ -47,16 +52,28 @@ def _im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - com
             for a in range(oh):
                 src = xp[b, c, a * sh + i * dh, j * dw:]
                 dst = cols[row, base + a * ow: base + (a + 1) * ow]
-                if sw == 1:  # unit stride: a contiguous copy the compiler vectorises
-                    for e in range(ow):
-                        dst[e] = src[e]
-                else:
-                    for e in range(ow):
-                        dst[e] = src[e * sw]
+                for e in range(ow):
+                    dst[e] = src[e]
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _col2im(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
+def _im2col_strided(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
+    batch, channels = xp.shape[0], xp.shape[1]
+    for row in prange(channels * kh * kw):
+        c = row // (kh * kw)
+        i = (row // kw) % kh
+        j = row % kw
+        for b in range(batch):
+            base = b * oh * ow
+            for a in range(oh):
+                src = xp[b, c, a * sh + i * dh, j * dw:]
+                dst = cols[row, base + a * ow: base + (a + 1) * ow]
+                for e in range(ow):
+                    dst[e] = src[e * sw]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _col2im(cols, kh, kw, sh, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
     batch, channels = grad.shape[0], grad.shape[1]
     for c in prange(channels):  # each thread owns whole channels: no two write one cell
         for i in range(kh):
@@ -67,12 +84,24 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - c
                     for a in range(oh):
                         dst = grad[b, c, a * sh + i * dh, j * dw:]
                         src = cols[row, base + a * ow: base + (a + 1) * ow]
-                        if sw == 1:
-                            for e in range(ow):
-                                dst[e] += src[e]
-                        else:
-                            for e in range(ow):
-                                dst[e * sw] += src[e]
+                        for e in range(ow):
+                            dst[e] += src[e]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _col2im_strided(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
+    batch, channels = grad.shape[0], grad.shape[1]
+    for c in prange(channels):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                for b in range(batch):
+                    base = b * oh * ow
+                    for a in range(oh):
+                        dst = grad[b, c, a * sh + i * dh, j * dw:]
+                        src = cols[row, base + a * ow: base + (a + 1) * ow]
+                        for e in range(ow):
+                            dst[e * sw] += src[e]
 
 
 def im2col(xp, kernel, stride, dilation):
@@ -81,15 +110,24 @@ def im2col(xp, kernel, stride, dilation):
     oh = (hp - dh * (kh - 1) - 1) // sh + 1
     ow = (wp - dw * (kw - 1) - 1) // sw + 1
     cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=xp.dtype)
+    xp = np.ascontiguousarray(xp)
     with _threads_for(cols.size):
-        _im2col(np.ascontiguousarray(xp), kh, kw, sh, sw, dh, dw, oh, ow, cols)
+        if sw == 1:
+            _im2col(xp, kh, kw, sh, dh, dw, oh, ow, cols)
+        else:
+            _im2col_strided(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols)
     return cols
 
 
 def col2im(cols, xp_shape, kernel, stride, dilation, out):
     grad = np.zeros(xp_shape, dtype=cols.dtype)
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
+    cols = np.ascontiguousarray(cols)
     with _threads_for(cols.size):
-        _col2im(np.ascontiguousarray(cols), *kernel, *stride, *dilation, *out, grad)
+        if sw == 1:
+            _col2im(cols, kh, kw, sh, dh, dw, oh, ow, grad)
+        else:
+            _col2im_strided(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad)
     return grad
 
 
