@@ -30,40 +30,61 @@ def available() -> bool:
     return Path("/proc/self/clear_refs").exists() and Path("/proc/self/status").exists()
 
 
-def measure_in_child(model: str, library: str, threads: int, steps: int = 3, timeout: float = 300) -> float | None:
-    """Peak memory growth (MiB) of ``steps`` training steps of ``model`` in ``library``
-    (``'cnnlab'`` or ``'torch'``), run in a child process; None where it cannot be measured."""
+def measure_in_child(model: str, library: str, threads: int, steps: int = 3, timed: int = 10,
+                     timeout: float = 300) -> dict[str, float] | None:
+    """Run ``model``'s training step in ``library`` (``'cnnlab'`` or ``'torch'``) alone in a child
+    process: ``{"peak_growth_mib": ..., "step_s": ...}`` (the memory of ``steps`` steps, then the
+    median time of ``timed`` more), or None where it cannot be measured.
+
+    Alone means without the other library in the process: in the interleaved run both share one
+    OpenMP runtime (torch loads its own, and Numba then uses it), set up as torch wants it.
+    """
     if not available():
         return None
-    cmd = [sys.executable, "-m", "cnnlab.bench._memory", model, library, str(threads), str(steps)]
+    cmd = [sys.executable, "-m", "cnnlab.bench._memory", model, library, str(threads), str(steps), str(timed)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
-        return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_growth_mib"])
-    except (subprocess.SubprocessError, ValueError, KeyError, IndexError, OSError):
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        return {"peak_growth_mib": float(result["peak_growth_mib"]), "step_s": float(result["step_s"])}
+    except (subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError, OSError):
         return None
 
 
-def _child(model: str, library: str, threads: int, steps: int) -> dict[str, float]:
-    import torch
+def _child(model: str, library: str, threads: int, steps: int, timed: int) -> dict[str, float]:
+    import time
 
-    from cnnlab.bench._training import training_pairs
+    from cnnlab.bench._training import cnnlab_step, torch_steps
     from cnnlab.functional import _backend
 
-    _backend.set_num_threads(threads)
-    torch.set_num_threads(threads)
-    side = 1 if library == "cnnlab" else 2
-    warm = training_pairs(torch, only=model, batch_size=2)[0][side]
-    step = training_pairs(torch, only=model)[0][side]
-    for _ in range(2):
-        warm()
+    if library == "cnnlab":
+        _backend.set_num_threads(threads)
+        warm, step = cnnlab_step(model, 2), cnnlab_step(model)
+        limit, _backend.COMPILE_MIN_WORK = _backend.COMPILE_MIN_WORK, 0  # load every kernel while warming
+        for _ in range(2):
+            warm()
+        _backend.COMPILE_MIN_WORK = limit
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        warm, step = torch_steps(torch, model, 2), torch_steps(torch, model)
+        for _ in range(2):
+            warm()
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")
     for _ in range(steps):
         step()
     peak = _status_kib("VmHWM")
-    return {"before_mib": before / 1024, "peak_mib": peak / 1024, "peak_growth_mib": max(0, peak - before) / 1024}
+    times = []
+    for _ in range(timed):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return {"before_mib": before / 1024, "peak_mib": peak / 1024, "peak_growth_mib": max(0, peak - before) / 1024,
+            "step_s": times[len(times) // 2] if times else None}
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child by measure_in_child
-    name, lib, n_threads, n_steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    print(json.dumps(_child(name, lib, n_threads, n_steps)))
+    name, lib, n_threads, n_steps, n_timed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    print(json.dumps(_child(name, lib, n_threads, n_steps, n_timed)))

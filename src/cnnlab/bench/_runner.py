@@ -86,10 +86,15 @@ def run(repeats: int = 7, threads: int | None = None, only: str | None = None, t
             if memory:
                 from cnnlab.bench import _memory
 
-                ours_mib = _memory.measure_in_child(name, "cnnlab", threads)
-                torch_mib = _memory.measure_in_child(name, "torch", threads)
-                row.update({"cnnlab_peak_mib": ours_mib, "torch_peak_mib": torch_mib,
-                            "memory_ratio": ours_mib / torch_mib if ours_mib and torch_mib else None})
+                ours_alone = _memory.measure_in_child(name, "cnnlab", threads) or {}
+                torch_alone = _memory.measure_in_child(name, "torch", threads) or {}
+                om, tm = ours_alone.get("peak_growth_mib"), torch_alone.get("peak_growth_mib")
+                os_, ts_ = ours_alone.get("step_s"), torch_alone.get("step_s")
+                row.update({"cnnlab_peak_mib": om, "torch_peak_mib": tm,
+                            "memory_ratio": om / tm if om and tm else None,
+                            "alone_cnnlab_steps_per_s": 1 / os_ if os_ else None,
+                            "alone_torch_steps_per_s": 1 / ts_ if ts_ else None,
+                            "alone_ratio": ts_ / os_ if os_ and ts_ else None})
             steps.append(row)
     return {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": threads,
@@ -111,6 +116,8 @@ def _print(result: dict[str, Any]) -> None:
     for s in result["training"]:
         line = (f"training {s['model']:14s} cnnlab {s['cnnlab_steps_per_s']:7.1f} steps/s   "
                 f"torch {s['torch_steps_per_s']:7.1f} steps/s   ratio {s['ratio']:.2f}")
+        if s.get("alone_ratio") is not None:
+            line += f"   each alone: ratio {s['alone_ratio']:.2f}"
         if s.get("memory_ratio") is not None:
             line += (f"   peak memory of the steps: cnnlab {s['cnnlab_peak_mib']:.0f} MiB, torch "
                      f"{s['torch_peak_mib']:.0f} MiB ({s['memory_ratio']:.2f}x)")
