@@ -598,13 +598,20 @@ def _build_from_config(config: dict[str, Any]) -> Any:
     return nn.from_config(config)
 
 
+# Tensors under this prefix in a training checkpoint (``last.safetensors`` of ``cnnlab train``)
+# are the optimizer's state, not weights; no module's parameter name can start with it.
+TRAINING_STATE_PREFIX = "__optimizer__.state."
+
+
 def load_model(path: PathLike, *, verify: bool = True) -> Any:
     """Rebuild the model saved by :func:`save` from its recorded architecture, with its weights.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A checkpoint written by ``cnnlab.save(module, path)`` for a module with ``to_config()``.
+        A checkpoint written by ``cnnlab.save(module, path)`` for a module with ``to_config()``,
+        or a training checkpoint of ``cnnlab train`` (``best.safetensors``, or ``last.safetensors``,
+        whose optimizer state, stored under :data:`TRAINING_STATE_PREFIX`, is left out).
 
     Returns
     -------
@@ -618,7 +625,7 @@ def load_model(path: PathLike, *, verify: bool = True) -> Any:
         recorded architecture (load it with :func:`load`, or :func:`load_weights` into a model
         you build), the architecture is unknown to this cnnlab, or the weights do not fit it.
     """
-    return _load_rebuilt(path, None, verify)[0]
+    return _load_rebuilt(path, TRAINING_STATE_PREFIX, verify)[0]
 
 
 def read_model(path: PathLike, ignore_prefix: str | None = None, *, verify: bool = True

@@ -364,3 +364,18 @@ def test_checkpoints_of_deep_sequentials_rebuild_in_layer_order(tmp_path):
         loaded, _ = load_trained(tmp_path / name)
         assert [type(m).__name__ for m in loaded] == [type(m).__name__ for m in model]
         np.testing.assert_array_equal(predict(loaded, x), predict(model, x))
+
+
+def test_load_model_reads_last_checkpoint_without_its_optimizer_state(tmp_path):
+    """``cnnlab.load_model`` rebuilds the model of a training ``last.safetensors`` (the optimizer
+    state stored beside the weights is left out) with the weights the run ended with."""
+    import cnnlab
+
+    model, train, val, opt, scheduler = setup()
+    fit(model, train, val, epochs=2, optimizer=opt, scheduler=scheduler, seed=3, out_dir=tmp_path, progress=False)
+    loaded = cnnlab.load_model(tmp_path / "last.safetensors")
+    want = model.state_dict()
+    got = loaded.state_dict()
+    assert set(got) == set(want)
+    for key, value in want.items():
+        np.testing.assert_array_equal(got[key], value)

@@ -86,5 +86,6 @@ def _child(model: str, library: str, threads: int, steps: int, timed: int) -> di
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child by measure_in_child
-    name, lib, n_threads, n_steps, n_timed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    name, lib = sys.argv[1], sys.argv[2]
+    n_threads, n_steps, n_timed = (int(v) for v in sys.argv[3:6])
     print(json.dumps(_child(name, lib, n_threads, n_steps, n_timed)))

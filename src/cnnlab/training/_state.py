@@ -28,7 +28,7 @@ from cnnlab.checkpoint import CheckpointError
 from cnnlab.random import default_generator
 from cnnlab.training._schema import check_run_metadata, check_training_state
 
-OPTIMIZER_PREFIX = "__optimizer__.state."
+OPTIMIZER_PREFIX = checkpoint.TRAINING_STATE_PREFIX
 STATE_VERSION = 1
 
 __all__ = ["OPTIMIZER_PREFIX", "load_trained", "read_training_state", "save_training_state", "split_tensors"]
