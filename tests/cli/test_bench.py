@@ -27,3 +27,29 @@ def test_bench_refuses_bad_options_in_one_line(capsys):
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1
     assert re.search(r"--repeats: expected a whole number >= 1, got 0", err), err
+
+
+def test_bench_models_are_the_same_in_both_libraries():
+    """The training-step workloads compare identical architectures: same parameter shapes, in order."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    from cnnlab.bench._training import MODELS, _torch_model
+    from cnnlab.training import models
+
+    for name, _, _ in MODELS:
+        ours = [tuple(p.shape) for p in models.build_model(name).parameters()]
+        theirs = [tuple(p.shape) for p in _torch_model(torch, name).parameters()]
+        assert ours == theirs, name
+
+
+def test_memory_child_measures_a_cnnlab_step_alone():
+    from cnnlab.bench import _memory
+
+    if not _memory.available():
+        import pytest
+
+        pytest.skip("needs Linux /proc to reset the peak resident memory")
+    result = _memory.measure_in_child("mnist1d-cnn", "cnnlab", threads=1, steps=1, timed=1)
+    assert result is not None
+    assert result["step_s"] > 0 and result["peak_growth_mib"] >= 0
