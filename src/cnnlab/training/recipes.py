@@ -30,7 +30,7 @@ DEFAULT_VAL_SPLIT = 0.1
 # Training settings per model; explicit settings override them.
 RECIPES: dict[str, dict[str, Any]] = {
     "mnist1d-cnn": {"epochs": 60, "batch_size": 100, "optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0,
-                    "scheduler": "none", "augment": 4},
+                    "scheduler": "cosine", "augment": 4},
     "mnist1d-cnn-bn": {"epochs": 40, "batch_size": 100, "optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0,
                        "scheduler": "onecycle", "augment": 4},
     "mnist1d-mlp": {"epochs": 150, "batch_size": 100, "optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0,
