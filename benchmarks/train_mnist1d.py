@@ -11,7 +11,7 @@ Each run calls :func:`cnnlab.training.run` with the settings of a ``cnnlab train
     The paper's CNN with the paper's recipe: Adam, lr 1e-2, batch 100, 6,000 steps (150 epochs
     of 4,000 signals), no augmentation.
 ``default``
-    What ``cnnlab train`` does with no arguments: the paper's CNN, 60 epochs, with random
+    What ``cnnlab train`` does with no arguments: the paper's CNN, 60 epochs, a cosine schedule, random
     shifts of up to 4 samples.
 ``best``
     ``cnnlab train --model mnist1d-cnn-bn``: the paper's layout with 64 channels, BatchNorm,
@@ -36,7 +36,7 @@ from cnnlab.training import resolve_settings, run
 
 PUBLISHED = {"logreg": 32, "mlp": 68, "paper": 94, "default": 94, "best": 94}
 RUNS: dict[str, dict[str, object]] = {
-    "paper": {"model": "mnist1d-cnn", "epochs": 150, "augment": 0},
+    "paper": {"model": "mnist1d-cnn", "epochs": 150, "augment": 0, "scheduler": "none"},
     "default": {},
     "best": {"model": "mnist1d-cnn-bn"},
     "mlp": {"model": "mnist1d-mlp"},
