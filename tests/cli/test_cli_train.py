@@ -239,7 +239,7 @@ def test_default_train_is_the_mnist1d_cnn_with_the_published_table(fake_mnist1d,
     code, out, err = run(capsys, ["train", "--epochs", 2, "--no-progress"])
     assert code == 0, err
     assert out.startswith("training mnist1d-cnn on mnist1d (270 train / 30 val held out of the training data / "
-                          "100 test), Adam lr 0.01, batch 100, "
+                          "100 test), Adam lr 0.01, cosine schedule, batch 100, "
                           "2 epochs, random shifts up to 4, seed 0 -> runs/mnist1d-mnist1d-cnn-")
     table = out[out.index("MNIST-1D test accuracy (Greydanus & Kobak, MNIST-1D):"):]
     for name, value in (("logistic regression", 32), ("MLP", 68), ("CNN", 94), ("human", 96)):
