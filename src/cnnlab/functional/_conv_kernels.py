@@ -159,22 +159,21 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation:
         saved = Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out) if save else None
         return y, saved
     step = _chunk(xp.shape, kernel, out, xp.dtype.itemsize)
+    kept = None  # the column matrix, when small enough to keep for the backward pass
     if step >= xp.shape[0]:  # one block
         cols = _columns(xp, kernel, stride, dilation)
         y = _gemm_forward(cols, weight, groups, xp.shape[0], out, bias)
-        if not save:
-            return y, None
-        if cols.nbytes <= KEEP_COLUMNS_BYTES:  # small: keep the columns for the backward pass
-            return y, Saved("gemm", cols, None, xp.shape, weight, stride, dilation, groups, out)
-        return y, Saved("gemm", None, xp, xp.shape, weight, stride, dilation, groups, out)
-    # large layers: blocks of samples whose columns stay in cache; backward rebuilds them
-    y = np.empty((xp.shape[0], weight.shape[0], *out), dtype=np.result_type(xp, weight))
-    for start in range(0, xp.shape[0], step):
-        part = xp[start:start + step]
-        y[start:start + step] = _gemm_forward(_columns(part, kernel, stride, dilation), weight, groups,
-                                              part.shape[0], out, bias)
-    saved = Saved("gemm", None, xp, xp.shape, weight, stride, dilation, groups, out) if save else None
-    return y, saved
+        kept = cols if cols.nbytes <= KEEP_COLUMNS_BYTES else None
+    else:  # large layers: blocks of samples whose columns stay in cache
+        y = np.empty((xp.shape[0], weight.shape[0], *out), dtype=np.result_type(xp, weight))
+        for start in range(0, xp.shape[0], step):
+            part = xp[start:start + step]
+            y[start:start + step] = _gemm_forward(_columns(part, kernel, stride, dilation), weight, groups,
+                                                  part.shape[0], out, bias)
+    if not save:
+        return y, None
+    # without the columns, the backward pass rebuilds them block by block from the padded input
+    return y, Saved("gemm", kept, None if kept is not None else xp, xp.shape, weight, stride, dilation, groups, out)
 
 
 # Column blocks above this many bytes are built and consumed a block of samples at a time: the

@@ -317,7 +317,7 @@ def batch_norm_forward_saving(
         a.running_var[...] = (1 - m) * a.running_var + m * (var * (a.count / (a.count - 1)))
     nd = a.x.ndim
     keep = needs[0] or (len(needs) > 3 and needs[3])
-    if fast:  # one pass writes both the normalised values and the output
+    if fast:  # one pass writes the output; the backward recomputes xhat from x and mean
         from cnnlab.functional import _numba_kernels as nk
 
         scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
@@ -354,8 +354,7 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
         grad_weight = np.einsum("ncp,ncp->c", g.reshape(shape3), xhat.reshape(shape3))
     grad_x = None
     if needs[0]:
-        gamma = np.ones_like(inv_std) if saved.weight is None else saved.weight.astype(g.dtype, copy=False)
-        scale = gamma * inv_std
+        scale = _grad_scale(saved, g.dtype)
         if saved.batch_stats:
             count = g.size // g.shape[1] if g.size else 1
             # h = g * gamma; grad_x = s * (h - mean(h) - xhat * mean(h * xhat)) with the per-channel
@@ -368,6 +367,12 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
     return (grad_x, None, None, grad_weight if want_w else None, grad_bias if want_b else None)
 
 
+def _grad_scale(saved: NormSaved, dtype: np.dtype) -> np.ndarray:
+    """``gamma / std`` per channel, the factor every input gradient ends with."""
+    gamma = np.ones_like(saved.inv_std) if saved.weight is None else saved.weight.astype(dtype, copy=False)
+    return gamma * saved.inv_std
+
+
 def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, want_b: bool) -> tuple:
     """:func:`batch_norm_backward_saved` by the compiled kernels from the saved input: one pass for
     both sums, one for ``grad_x`` (each recomputes ``xhat = (x - mean) * inv_std`` as it reads)."""
@@ -378,8 +383,7 @@ def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, 
     sum_g, sum_gx = nk.bn_sums(g, x, mean, inv_std)
     grad_x = None
     if needs[0]:
-        gamma = np.ones_like(inv_std) if saved.weight is None else saved.weight.astype(g.dtype, copy=False)
-        scale = gamma * inv_std
+        scale = _grad_scale(saved, g.dtype)
         if saved.batch_stats:
             count = g.size // g.shape[1]
             grad_x = nk.bn_grad_x(g, x, mean, inv_std, sum_g / count, sum_gx / count, scale)
