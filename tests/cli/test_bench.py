@@ -37,7 +37,7 @@ def test_bench_models_are_the_same_in_both_libraries():
     from cnnlab.bench._training import MODELS, _torch_model
     from cnnlab.training import models
 
-    for name, _, _ in MODELS:
+    for name, *_ in MODELS:
         ours = [tuple(p.shape) for p in models.build_model(name).parameters()]
         theirs = [tuple(p.shape) for p in _torch_model(torch, name).parameters()]
         assert ours == theirs, name

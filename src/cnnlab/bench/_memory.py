@@ -51,25 +51,25 @@ def measure_in_child(model: str, library: str, threads: int, steps: int = 3, tim
 
 
 def _child(model: str, library: str, threads: int, steps: int, timed: int) -> dict[str, float]:
+    import statistics
     import time
 
-    from cnnlab.bench._training import cnnlab_step, torch_steps
+    from cnnlab.bench._training import cnnlab_step, torch_step
     from cnnlab.functional import _backend
 
+    limit = _backend.COMPILE_MIN_WORK
     if library == "cnnlab":
         _backend.set_num_threads(threads)
         warm, step = cnnlab_step(model, 2), cnnlab_step(model)
-        limit, _backend.COMPILE_MIN_WORK = _backend.COMPILE_MIN_WORK, 0  # load every kernel while warming
-        for _ in range(2):
-            warm()
-        _backend.COMPILE_MIN_WORK = limit
+        _backend.COMPILE_MIN_WORK = 0  # load every kernel while warming, small batch or not
     else:
         import torch
 
         torch.set_num_threads(threads)
-        warm, step = torch_steps(torch, model, 2), torch_steps(torch, model)
-        for _ in range(2):
-            warm()
+        warm, step = torch_step(torch, model, 2), torch_step(torch, model)
+    for _ in range(2):
+        warm()
+    _backend.COMPILE_MIN_WORK = limit
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")
     for _ in range(steps):
@@ -80,9 +80,8 @@ def _child(model: str, library: str, threads: int, steps: int, timed: int) -> di
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    times.sort()
     return {"before_mib": before / 1024, "peak_mib": peak / 1024, "peak_growth_mib": max(0, peak - before) / 1024,
-            "step_s": times[len(times) // 2] if times else None}
+            "step_s": statistics.median(times) if times else None}
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child by measure_in_child

@@ -25,12 +25,22 @@ def _torch_model(torch, name):
     return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.3), nn.Linear(864, 10))
 
 
-MODELS = (("lenet5", 64, (1, 28, 28)), ("mnist1d-cnn", 100, (1, 40)), ("convnet", 128, (1, 28, 28)))
+# (model, batch size, input shape, optimizer class, its arguments): the class name is the same in
+# cnnlab.optim and torch.optim, so both libraries build the same optimizer from one row
+MODELS = (
+    ("lenet5", 64, (1, 28, 28), "SGD", {"lr": 0.01, "momentum": 0.9}),
+    ("mnist1d-cnn", 100, (1, 40), "Adam", {"lr": 1e-3}),
+    ("convnet", 128, (1, 28, 28), "AdamW", {"lr": 1e-3}),
+)
+
+
+def _row(name: str) -> tuple:
+    return next(row for row in MODELS if row[0] == name)
 
 
 def _batch(name: str, batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The same seeded batch for both libraries."""
-    batch, shape = next((b, s) for n, b, s in MODELS if n == name)
+    _, batch, shape, _, _ = _row(name)
     rng = np.random.default_rng(0)
     batch = batch_size or batch
     return rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, 10, batch)
@@ -39,12 +49,8 @@ def _batch(name: str, batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
 def cnnlab_step(name: str, batch_size: int | None = None):
     """One cnnlab training step of the named model (its bench optimizer, a fixed batch)."""
     model = models.build_model(name)
-    if name == "lenet5":
-        opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    elif name == "mnist1d-cnn":
-        opt = optim.Adam(model.parameters(), lr=1e-3)
-    else:
-        opt = optim.AdamW(model.parameters(), lr=1e-3)
+    _, _, _, opt_name, opt_args = _row(name)
+    opt = getattr(optim, opt_name)(model.parameters(), **opt_args)
     x, y = _batch(name, batch_size)
 
     def step():
@@ -55,15 +61,11 @@ def cnnlab_step(name: str, batch_size: int | None = None):
     return step
 
 
-def torch_steps(torch, name: str, batch_size: int | None = None):
+def torch_step(torch, name: str, batch_size: int | None = None):
     """The same step in PyTorch: identical architecture, optimizer and batch."""
     tmodel = _torch_model(torch, name)
-    if name == "lenet5":
-        topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
-    elif name == "mnist1d-cnn":
-        topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-    else:
-        topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-3)
+    _, _, _, opt_name, opt_args = _row(name)
+    topt = getattr(torch.optim, opt_name)(tmodel.parameters(), **opt_args)
     x, y = _batch(name, batch_size)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -79,5 +81,5 @@ def training_pairs(torch, only: str | None = None, batch_size: int | None = None
     """``[(name, cnnlab_step, torch_step)]`` for LeNet-5, the MNIST-1D CNN and the convnet recipe
     (only the model named ``only`` when given; ``batch_size`` replaces each model's batch; with
     ``torch`` None the torch step is None)."""
-    return [(name, cnnlab_step(name, batch_size), None if torch is None else torch_steps(torch, name, batch_size))
-            for name, _, _ in MODELS if only is None or name == only]
+    return [(name, cnnlab_step(name, batch_size), None if torch is None else torch_step(torch, name, batch_size))
+            for name, *_ in MODELS if only is None or name == only]
