@@ -1,5 +1,5 @@
 """``python -m cnnlab``: the same as the ``cnnlab`` command."""
 
-from cnnlab.cli import main
+from cnnlab.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

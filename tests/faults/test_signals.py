@@ -85,3 +85,14 @@ def test_sigterm_is_the_first_ctrl_c():
     with StopFlag(progress) as stop:
         stop._handle(signal.SIGTERM, None)
         assert stop.requested and stop.signum == signal.SIGTERM
+
+
+def test_sigterm_while_the_interpreter_exits_keeps_the_commands_exit_code(env):
+    # the command has finished (its files written); a SIGTERM during the interpreter's shutdown,
+    # which takes a few tenths of a second after Numba and friends were loaded, must not turn a
+    # finished run into a death by signal
+    code = ("import os, signal, sys; from cnnlab.cli import entry; sys.argv = ['cnnlab', '--version']; "
+            "code = entry(); os.kill(os.getpid(), signal.SIGTERM); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("cnnlab ")

@@ -112,6 +112,7 @@ def test_model_viewer_draw_and_predict(page):
     sync_api.expect(page.locator("#ckpt option")).not_to_have_count(0)
     page.select_option("#ckpt", "bars/best.safetensors")
     sync_api.expect(page.locator("#model-info")).to_contain_text("Conv2d")
+    sync_api.expect(page.locator("#draw")).to_be_visible()
     box = page.locator("#draw").bounding_box()
     # a vertical stroke down the middle of the canvas
     page.mouse.move(box["x"] + 140, box["y"] + 40)

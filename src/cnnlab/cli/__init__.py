@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -130,6 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry() -> int:
+    """The ``cnnlab`` command and ``python -m cnnlab``: :func:`main`, then a quiet exit.
+
+    Once the command has finished, a SIGTERM can only cut the interpreter's exit short (a run's
+    files are all written by then), so it is ignored: the exit code stays the command's own
+    instead of a death by signal halfway through shutting down.
+    """
+    code = main()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
+
+
 def _quiet_stdout() -> None:
     """After a broken pipe, point stdout at /dev/null so the interpreter's final flush stays quiet."""
     try:
@@ -141,4 +154,4 @@ def _quiet_stdout() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    raise SystemExit(entry())

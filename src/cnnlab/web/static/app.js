@@ -293,8 +293,12 @@ $("ckpt").addEventListener("change", loadModel);
 async function loadModel() {
   const ckpt = $("ckpt").value;
   if (!ckpt) return;
-  try { mv.info = await api(`/api/model?checkpoint=${encodeURIComponent(ckpt)}`); } catch (e) { return; }
-  const i = mv.info;
+  let info;
+  try { info = await api(`/api/model?checkpoint=${encodeURIComponent(ckpt)}`); } catch (e) { return; }
+  // a slower answer for a checkpoint picked earlier must not replace the one picked since
+  if ($("ckpt").value !== ckpt) return;
+  mv.info = info;
+  const i = info;
   $("model-info").textContent = `${i.data || "?"}, input ${JSON.stringify(i.input_shape)}, ` +
     `${i.layers.length} layers: ${i.layers.map((l) => l.type).join(" > ")}`;
   filterTiles($("model-filters"), i.filters, 16);
