@@ -96,3 +96,24 @@ def test_sigterm_while_the_interpreter_exits_keeps_the_commands_exit_code(env):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("cnnlab ")
+
+
+def test_sigterm_during_a_deferred_block_is_raised_when_the_block_ends():
+    # in a child process: were the block not deferring, the signal would kill the test run
+    code = """if True:
+        import os, signal, sys
+        from cnnlab.training import Terminated, sigterm_deferred
+        before = signal.getsignal(signal.SIGTERM)
+        try:
+            with sigterm_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):  # the handler runs between bytecodes: give it many
+                    pass
+                print("block finished", flush=True)
+        except Terminated:
+            assert signal.getsignal(signal.SIGTERM) == before
+            sys.exit(143)
+        """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stdout == "block finished\n"

@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from cnnlab.checkpoint import CheckpointError
     from cnnlab.data import DataError
-    from cnnlab.training import RunFolderError
+    from cnnlab.training import RunFolderError, sigterm_deferred
     from cnnlab.training.models import SpecError
     from cnnlab.training.recipes import SETTINGS, RunError, published_table, resolve_settings, resume_settings, run
 
@@ -117,10 +117,13 @@ def _train(args: argparse.Namespace) -> int:
         print(published_table(result.test_accuracy, settings["model"]), end="")
     print(f"checkpoints: {out}/last.safetensors, {out}/best.safetensors; "
           f"try: cnnlab evaluate {out}/last.safetensors")
-    try:  # the figures are a bonus: drawing them must never fail a finished run
-        from cnnlab.viz import plot_run
+    # the figures are a bonus: drawing them must never fail a finished run, and a SIGTERM meanwhile
+    # waits for them (an exception inside matplotlib's first import can break the interpreter's exit)
+    with sigterm_deferred():
+        try:
+            from cnnlab.viz import plot_run
 
-        print("figures: " + ", ".join(str(p) for p in plot_run(out)))
-    except Exception as exc:  # noqa: BLE001
-        print(f"cnnlab train: figures not written ({type(exc).__name__}: {exc})", file=sys.stderr)
+            print("figures: " + ", ".join(str(p) for p in plot_run(out)))
+        except Exception as exc:  # noqa: BLE001
+            print(f"cnnlab train: figures not written ({type(exc).__name__}: {exc})", file=sys.stderr)
     return 0

@@ -9,7 +9,7 @@
 
 from cnnlab.training import metrics, models, recipes
 from cnnlab.training._fit import EvalResult, FitResult, evaluate, fit, predict
-from cnnlab.training._progress import Terminated, sigterm_as_interrupt
+from cnnlab.training._progress import Terminated, sigterm_as_interrupt, sigterm_deferred
 from cnnlab.training._rundir import RunFolder, RunFolderError
 from cnnlab.training._state import load_trained
 from cnnlab.training.recipes import RECIPES, RunError, RunResult, resolve_settings, resume_settings, run
@@ -34,4 +34,5 @@ __all__ = [
     "resume_settings",
     "run",
     "sigterm_as_interrupt",
+    "sigterm_deferred",
 ]

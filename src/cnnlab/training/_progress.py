@@ -223,3 +223,26 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Within the block, a SIGTERM is noted and raised as :class:`Terminated` when the block ends.
+
+    For work that must not be cut in the middle and is short, such as drawing a finished run's
+    figures: an exception raised inside an ``import`` (matplotlib's, on first use) can leave a
+    half-initialised extension module behind, which some libraries turn into an ImportError and
+    which can crash the interpreter when it exits.  Outside the main thread it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if received:
+        raise Terminated()
+
