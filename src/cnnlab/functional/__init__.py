@@ -134,6 +134,10 @@ batch_norm = differentiable(
     _norm.batch_norm, batch_norm_backward_all, n_diff=5,
     saving=(_norm.batch_norm_forward_saving, _norm.batch_norm_backward_saved),
 )
+batch_norm_relu = differentiable(
+    _norm.batch_norm_relu, _norm.batch_norm_relu_backward_all, n_diff=5,
+    saving=(_norm.batch_norm_relu_forward_saving, _norm.batch_norm_backward_saved),
+)
 adaptive_avg_pool = differentiable(_adaptive.adaptive_avg_pool, adaptive_avg_pool_backward)
 adaptive_avg_pool1d = differentiable(_adaptive.adaptive_avg_pool1d, adaptive_avg_pool1d_backward)
 adaptive_avg_pool2d = differentiable(_adaptive.adaptive_avg_pool2d, adaptive_avg_pool2d_backward)
@@ -149,7 +153,7 @@ binary_cross_entropy_with_logits = differentiable(
 __all__ = [
     "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_avg_pool_backward", "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward",
-    "adaptive_avg_pool3d_backward", "batch_norm", "batch_norm_backward", "batch_norm_backward_all",
+    "adaptive_avg_pool3d_backward", "batch_norm", "batch_norm_backward", "batch_norm_backward_all", "batch_norm_relu",
     "dropout", "dropout_backward", "dropout_mask", "linear", "linear_backward",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
     "cross_entropy", "cross_entropy_backward", "cross_entropy_backward_all",

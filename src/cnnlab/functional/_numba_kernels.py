@@ -302,6 +302,51 @@ def _bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, grad_x):  # pragma: 
                 out[p] = (gg[p] - mg - ((xx[p] - mu) * s) * mgx) * sc
 
 
+# the same three passes for relu(batch_norm(x)) fused: the output is clamped as it is written, and
+# the backward reads the gradient through ReLU's mask (0 where the output is <= 0) as it goes
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _bn_apply_relu(x, mean, inv_std, scale, shift, y):  # pragma: no cover - compiled
+    batch, channels, positions = x.shape
+    for c in prange(channels):
+        mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
+        for b in range(batch):
+            src, dy = x[b, c], y[b, c]
+            for p in range(positions):
+                v = (src[p] - mu) * s * gam + bet
+                dy[p] = 0 if v <= 0 else v  # max(v, 0) with NaN kept, as np.maximum
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
+def _bn_relu_sums(g, y, x, mean, inv_std, sum_g, sum_gx):  # pragma: no cover - compiled
+    batch, channels, positions = g.shape
+    for c in prange(channels):
+        mu, s = mean[c], inv_std[c]
+        a = 0.0
+        b2 = 0.0
+        for b in range(batch):
+            gg, yy, xx = g[b, c], y[b, c], x[b, c]
+            for p in range(positions):
+                h = 0 if yy[p] <= 0 else gg[p]
+                a += h
+                b2 += h * ((xx[p] - mu) * s)
+        sum_g[c] = a
+        sum_gx[c] = b2
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _bn_relu_grad_x(g, y, x, mean, inv_std, mean_g, mean_gx, scale, grad_x):  # pragma: no cover - compiled
+    batch, channels, positions = g.shape
+    for c in prange(channels):
+        mu, s, mg, mgx, sc = mean[c], inv_std[c], mean_g[c], mean_gx[c], scale[c]
+        for b in range(batch):
+            gg, yy, xx, out = g[b, c], y[b, c], x[b, c], grad_x[b, c]
+            for p in range(positions):
+                h = 0 if yy[p] <= 0 else gg[p]
+                out[p] = (h - mg - ((xx[p] - mu) * s) * mgx) * sc
+
+
 def _as_ncp(a):
     return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
 
@@ -315,33 +360,42 @@ def bn_statistics(x):
     return mean, var
 
 
-def bn_apply(x, mean, inv_std, scale, shift):
-    """``y = (x - mean) * inv_std * scale + shift`` per channel."""
+def bn_apply(x, mean, inv_std, scale, shift, relu=False):
+    """``y = (x - mean) * inv_std * scale + shift`` per channel (clamped at 0 with ``relu``)."""
     x3 = _as_ncp(x)
     y = np.empty(x3.shape, x.dtype)
     t = x.dtype.type
     with _threads_for(2 * x.size):
-        _bn_apply(x3, mean.astype(t), inv_std.astype(t), scale.astype(t), shift.astype(t), y)
+        (_bn_apply_relu if relu else _bn_apply)(x3, mean.astype(t), inv_std.astype(t), scale.astype(t),
+                                                shift.astype(t), y)
     return y.reshape(x.shape)
 
 
-def bn_sums(g, x, mean, inv_std):
-    """``(sum g, sum g * xhat)`` per channel with ``xhat = (x - mean) * inv_std`` (float64 sums)."""
+def bn_sums(g, x, mean, inv_std, relu_out=None):
+    """``(sum g, sum g * xhat)`` per channel with ``xhat = (x - mean) * inv_std`` (float64 sums);
+    with ``relu_out`` (the output of the fused ReLU), ``g`` is first zeroed where it is <= 0."""
     sg, sgx = np.empty(g.shape[1], np.float64), np.empty(g.shape[1], np.float64)
     t = x.dtype.type
     with _threads_for(2 * g.size):
-        _bn_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
+        if relu_out is None:
+            _bn_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
+        else:
+            _bn_relu_sums(_as_ncp(g), _as_ncp(relu_out), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
     return sg, sgx
 
 
-def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale):
-    """``(g - mean_g - xhat * mean_gx) * scale`` per channel, ``xhat = (x - mean) * inv_std``."""
+def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu_out=None):
+    """``(g - mean_g - xhat * mean_gx) * scale`` per channel, ``xhat = (x - mean) * inv_std``
+    (``g`` masked by the fused ReLU's output as in :func:`bn_sums`)."""
     g3 = _as_ncp(g)
     out = np.empty(g3.shape, g.dtype)
     t = g.dtype.type
+    stats = (mean.astype(t), inv_std.astype(t), mean_g.astype(t), mean_gx.astype(t), scale.astype(t), out)
     with _threads_for(2 * g.size):
-        _bn_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), mean_g.astype(t), mean_gx.astype(t),
-                   scale.astype(t), out)
+        if relu_out is None:
+            _bn_grad_x(g3, _as_ncp(x), *stats)
+        else:
+            _bn_relu_grad_x(g3, _as_ncp(relu_out), _as_ncp(x), *stats)
     return out.reshape(g.shape)
 
 

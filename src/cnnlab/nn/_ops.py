@@ -11,6 +11,7 @@ from cnnlab.functional import (
     adaptive_avg_pool2d,
     adaptive_avg_pool3d,
     batch_norm,
+    batch_norm_relu,
     binary_cross_entropy_with_logits,
     cross_entropy,
     dropout,
@@ -20,6 +21,6 @@ from cnnlab.functional import (
 )
 
 __all__ = [
-    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "batch_norm",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "batch_norm", "batch_norm_relu",
     "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "linear", "mse_loss", "nll_loss",
 ]

@@ -6,8 +6,10 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cnnlab.nn.activation import ReLU
 from cnnlab.nn.config import check_config, register_module
 from cnnlab.nn.module import Module
+from cnnlab.nn.norm import _BatchNorm
 
 
 @register_module
@@ -50,8 +52,15 @@ class Sequential(Module):
         self.add_module(name, module)
 
     def forward(self, x: Any) -> Any:
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and _fuses_with_relu(modules[i], modules[i + 1]):
+                x = modules[i].forward_relu(x)  # BatchNorm then ReLU, one operator
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
     def __len__(self) -> int:
@@ -138,3 +147,12 @@ class Residual(Module):
             raise ValueError("from_config: Residual's 'modules' must be {'body': config}")
         body_cls, body_args = check_config(children["body"])
         return cls(body_cls.from_config_dict(children["body"], body_args))
+
+
+def _fuses_with_relu(first: Module, second: Module) -> bool:
+    """A BatchNorm layer followed by a ReLU, both as the library defines them (no subclass that
+    changes ``forward``) and without forward hooks, which would need the value between them."""
+    return (isinstance(first, _BatchNorm) and type(first).forward is _BatchNorm.forward
+            and type(second).forward is ReLU.forward and isinstance(second, ReLU)
+            and not first._forward_hooks and not second._forward_hooks)
+
