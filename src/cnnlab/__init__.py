@@ -1,7 +1,20 @@
 """cnnlab: convolutional neural networks from first principles, exact, explained and fast."""
 
+import os as _os
+import sys as _sys
+
+# OpenBLAS, NumPy's BLAS, keeps its worker threads spinning for a long while after every matrix
+# product (OPENBLAS_THREAD_TIMEOUT, default 2**28 cycles, about a tenth of a second).  On a machine
+# with few cores they take the cores the next operator needs: a compiled pooling kernel run right
+# after a GEMM took 4.0 ms instead of 2.2 ms on 2 cores, and PyTorch run in the same process after
+# cnnlab 150 ms per convnet step instead of 85 ms.  OpenBLAS reads the timeout once, when it loads,
+# so it is set here (2**4 cycles, its smallest: the threads sleep at once) only while NumPy is not
+# loaded yet and the user has not set it; docs/BENCHMARKS.md says how to get it in every case.
+if "numpy" not in _sys.modules:
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 from cnnlab import functional, nn, optim  # noqa: E402
-from cnnlab._version import __version__
+from cnnlab._version import __version__  # noqa: E402
 from cnnlab.autograd import Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
 from cnnlab.checkpoint import (  # noqa: E402
     CheckpointError,
