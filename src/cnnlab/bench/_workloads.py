@@ -88,6 +88,13 @@ def other_workloads(torch, rng) -> list[Workload]:
         tf.relu(tf.batch_norm(xx, None, None, ww, bb, training=True)).sum().backward()
 
     out.append(Workload("batch_norm2d + relu N128 C48 14x14 fwd+bwd", ours_bn, {"torch": theirs_bn}, xb.size * 10.0))
+
+    def ours_fused():  # what nn.Sequential runs for BatchNorm2d then ReLU
+        xx, ww, bb = (Tensor(a.copy(), requires_grad=True) for a in (xb, w, b))
+        F.batch_norm_relu(xx, None, None, ww, bb, training=True).sum().backward()
+
+    out.append(Workload("batch_norm_relu (fused) N128 C48 14x14 fwd+bwd", ours_fused, {"torch": theirs_bn},
+                        xb.size * 10.0))
     c_in = 1
     x1 = rng.standard_normal((100, 1, 40)).astype(np.float32)
     length = 40
