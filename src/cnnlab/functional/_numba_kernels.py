@@ -146,86 +146,99 @@ def col2im(cols, xp_shape, kernel, stride, dilation, out):
 
 # ---------------------------------------------------------------------------------------------
 # direct convolution: y[b, o, a, e] = sum_{c, i, j} xp[b, g*C_g + c, a*sh + i*dh, e*sw + j*dw] * w[o, c, i, j]
+# (flat arrays and unsigned offsets, as the im2col kernels above)
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _direct_forward(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - compiled
     batch, out_ch, oh, ow = y.shape
+    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     og = out_ch // groups
+    xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
+    step = np.uint64(sw)
     for job in prange(batch * out_ch):
         b = job // out_ch
         o = job % out_ch
         first = (o // og) * cg
+        out = job * oh * ow
         for c in range(cg):
+            plane = (b * channels + first + c) * hp * wp
             for i in range(kh):
                 for j in range(kw):
-                    wv = w[o, c, i, j]
+                    wv = wf[((o * cg + c) * kh + i) * kw + j]
                     for a in range(oh):
-                        src = xp[b, first + c, a * sh + i * dh, j * dw:]
-                        dst = y[b, o, a]
+                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                        d0 = np.uint64(out + a * ow)
                         if sw == 1:  # unit stride: contiguous rows the compiler vectorises
                             for e in range(ow):
-                                dst[e] += wv * src[e]
+                                yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e)]
                         else:
                             for e in range(ow):
-                                dst[e] += wv * src[e * sw]
+                                yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e) * step]
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _direct_grad_w(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
     batch, out_ch, oh, ow = g.shape
+    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
     og = out_ch // groups
+    xf, gf = xp.reshape(-1), g.reshape(-1)
+    step = np.uint64(sw)
     for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
         o = job // cg
         c = job % cg
         channel = (o // og) * cg + c
         # per-position partial sums: the inner loop has no carried sum, so it vectorises
-        part = np.zeros((kh, kw, ow), dtype=grad_w.dtype)
+        part = np.zeros(kh * kw * ow, dtype=grad_w.dtype)
         for b in range(batch):
+            plane = (b * channels + channel) * hp * wp
             for a in range(oh):
-                gg = g[b, o, a]
+                g0 = np.uint64(((b * out_ch + o) * oh + a) * ow)
                 for i in range(kh):
-                    row = xp[b, channel, a * sh + i * dh]
                     for j in range(kw):
-                        src = row[j * dw:]
-                        acc = part[i, j]
+                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                        p0 = np.uint64((i * kw + j) * ow)
                         if sw == 1:
                             for e in range(ow):
-                                acc[e] += gg[e] * src[e]
+                                part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e)]
                         else:
                             for e in range(ow):
-                                acc[e] += gg[e] * src[e * sw]
+                                part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e) * step]
         for i in range(kh):
             for j in range(kw):
-                grad_w[o, c, i, j] = part[i, j].sum()
+                grad_w[o, c, i, j] = part[(i * kw + j) * ow:(i * kw + j + 1) * ow].sum()
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
     batch, out_ch, oh, ow = g.shape
-    channels = grad_xp.shape[1]
+    channels, hp, wp = grad_xp.shape[1], grad_xp.shape[2], grad_xp.shape[3]
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     og = out_ch // groups
+    gf, wf, xf = g.reshape(-1), w.reshape(-1), grad_xp.reshape(-1)
+    step = np.uint64(sw)
     for job in prange(batch * channels):  # each thread owns one (sample, input channel) plane
         b = job // channels
         channel = job % channels
         grp = channel // cg
         c = channel % cg
+        plane = job * hp * wp
         for o in range(grp * og, (grp + 1) * og):
+            gplane = (b * out_ch + o) * oh * ow
             for i in range(kh):
                 for j in range(kw):
-                    wv = w[o, c, i, j]
+                    wv = wf[((o * cg + c) * kh + i) * kw + j]
                     for a in range(oh):
-                        dst = grad_xp[b, channel, a * sh + i * dh, j * dw:]
-                        src = g[b, o, a]
+                        d0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                        s0 = np.uint64(gplane + a * ow)
                         if sw == 1:
                             for e in range(ow):
-                                dst[e] += wv * src[e]
+                                xf[d0 + np.uint64(e)] += wv * gf[s0 + np.uint64(e)]
                         else:
                             for e in range(ow):
-                                dst[e * sw] += wv * src[e]
+                                xf[d0 + np.uint64(e) * step] += wv * gf[s0 + np.uint64(e)]
 
 
 def direct_forward(xp, w, stride, dilation, groups, out):
@@ -240,14 +253,16 @@ def direct_forward(xp, w, stride, dilation, groups, out):
 def direct_grad_w(xp, g, w_shape, stride, dilation, groups):
     grad_w = np.zeros(w_shape, dtype=g.dtype)
     with _threads_for(g.size * grad_w[0].size):
-        _direct_grad_w(np.ascontiguousarray(xp, dtype=g.dtype), g, *stride, *dilation, groups, grad_w)
+        _direct_grad_w(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation, groups,
+                       grad_w)
     return grad_w
 
 
 def direct_grad_x(g, w, xp_shape, stride, dilation, groups):
     grad_xp = np.zeros(xp_shape, dtype=g.dtype)
     with _threads_for(g.size * w[0].size):
-        _direct_grad_x(g, np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups, grad_xp)
+        _direct_grad_x(np.ascontiguousarray(g), np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups,
+                       grad_xp)
     return grad_xp
 
 
