@@ -130,6 +130,26 @@ def test_pool_numba_and_numpy_methods_agree(kind, shape, kw, view, dtype):
         np.testing.assert_array_equal(fast_idx, slow_idx)
 
 
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 2), ((2, 3), (1, 3)), (3, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_windows_inside_the_input_keep_ties_and_nan_rules(kernel, stride, dtype):
+    """The kernel for windows wholly inside the input (no padding or dilation) against the
+    NumPy path: ties pick the first maximum, a window with NaN gives its last NaN, and the
+    indices and gradients agree."""
+    rng = np.random.default_rng(21)
+    x = rng.integers(-2, 3, (3, 5, 12, 13)).astype(dtype)  # many ties
+    x[rng.random(x.shape) < 0.08] = np.nan
+    y, idx = F.max_pool2d(x, kernel, stride, method="numba", return_indices=True)
+    want, want_idx = F.max_pool2d(x, kernel, stride, method="numpy", return_indices=True)
+    np.testing.assert_array_equal(y, want)  # NaN where NaN
+    np.testing.assert_array_equal(idx, want_idx)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-12  # overlapping windows add in another order
+    np.testing.assert_allclose(F.max_pool_backward(g, x, kernel, stride, method="numba"),
+                               F.max_pool_backward(g, x, kernel, stride, method="numpy"), rtol=tol, atol=tol)
+
+
 POOL_TENSOR_CASES = [
     # x shape, kwargs of the Tensor call, n
     ((2, 3, 7, 6), dict(kernel_size=3, stride=2, padding=1), 2),  # overlapping windows

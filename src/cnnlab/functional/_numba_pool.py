@@ -59,18 +59,20 @@ class Plan:
     every output index along depth, height and width, and ``geo``: the strides, dilations, low
     paddings and kernel sizes of the three dims, and the padded width of a row."""
 
-    __slots__ = ("planes", "sp", "out", "ranges", "geo", "parallel")
+    __slots__ = ("planes", "sp", "out", "ranges", "geo", "parallel", "plain")
 
     def __init__(self, planes: int, sp: tuple[int, ...], out: tuple[int, ...], ranges: np.ndarray,
-                 geo: np.ndarray, work: int) -> None:
+                 geo: np.ndarray, work: int, plain: bool = False) -> None:
         self.planes, self.sp, self.out, self.ranges, self.geo = planes, sp, out, ranges, geo
         self.parallel = _backend.parallel_worth_it(work)
+        # 2-d windows with every tap inside the input and no dilation: the specialised kernels
+        self.plain = plain
 
 
 @functools.lru_cache(maxsize=256)
 def _folded(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
             dilation: tuple[int, ...], lows: tuple[int, ...], out: tuple[int, ...]
-            ) -> tuple[tuple[int, ...], tuple[int, ...], np.ndarray, np.ndarray, int]:
+            ) -> tuple[tuple[int, ...], tuple[int, ...], np.ndarray, np.ndarray, int, bool]:
     fill = 3 - len(sp)
     sp3, out3 = (1,) * fill + sp, (1,) * fill + out
     k3, s3 = (1,) * fill + kernel, (1,) * fill + stride
@@ -86,15 +88,17 @@ def _folded(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...
     geo.flags.writeable = False
     # work per plane: every tap of every window, plus one pass over the input
     per_plane = int(np.prod(out3)) * int(np.prod(k3)) + int(np.prod(sp3))
-    return sp3, out3, ranges, geo, per_plane
+    full = all((ranges[2 * i, :out3[i]] == 0).all() and (ranges[2 * i + 1, :out3[i]] == k3[i]).all() for i in range(3))
+    plain = bool(full and sp3[0] == 1 and k3[0] == 1 and d3[1:] == (1, 1) and lo3[1:] == (0, 0))
+    return sp3, out3, ranges, geo, per_plane, plain
 
 
 def plan(planes: int, sp: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
          dilation: Sequence[int], pads: Sequence[tuple[int, int]], out: Sequence[int]) -> Plan:
     """The :class:`Plan` of a pooling call with 1 to 3 spatial dims (cached per geometry)."""
-    sp3, out3, ranges, geo, per_plane = _folded(tuple(sp), tuple(kernel), tuple(stride),
-                                                tuple(dilation), tuple(lo for lo, _ in pads), tuple(out))
-    return Plan(planes, sp3, out3, ranges, geo, planes * per_plane)
+    sp3, out3, ranges, geo, per_plane, plain = _folded(tuple(sp), tuple(kernel), tuple(stride),
+                                                       tuple(dilation), tuple(lo for lo, _ in pads), tuple(out))
+    return Plan(planes, sp3, out3, ranges, geo, planes * per_plane, plain)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +163,37 @@ def _max_backward_loops(grad_out, arg, grad_x):  # pragma: no cover - compiled
             dst[arg[p, o]] += grad_out[p, o]
 
 
+def _max_plain_loops(x, kh, kw, sh, sw, y, arg):  # pragma: no cover - compiled
+    # Windows wholly inside a 2-d plane (no padding, no dilation): the taps in row-major order, each
+    # applied to a whole output row at once (a loop the compiler vectorises), with the same choice
+    # as above written as one select: a larger value, or a NaN, replaces the best so far.  So ties
+    # keep the first maximum, and once a NaN is chosen only a later NaN replaces it (the last NaN).
+    planes, height, width = x.shape[0], x.shape[2], x.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    xf, yf, af = x.reshape(-1), y.reshape(-1), arg.reshape(-1)
+    step = np.uint64(sw)
+    for p in prange(planes):
+        plane = p * height * width
+        for b in range(oh):
+            o = np.uint64((p * oh + b) * ow)
+            for i in range(kh):
+                for j in range(kw):
+                    where = (b * sh + i) * width + j  # in the plane, for the first column
+                    src = np.uint64(plane + where)
+                    if i == 0 and j == 0:
+                        for c in range(ow):
+                            yf[o + np.uint64(c)] = xf[src + np.uint64(c) * step]
+                            af[o + np.uint64(c)] = where + c * sw
+                    else:
+                        for c in range(ow):
+                            v = xf[src + np.uint64(c) * step]
+                            best = yf[o + np.uint64(c)]
+                            take = (v > best) | (v != v)
+                            yf[o + np.uint64(c)] = v if take else best
+                            af[o + np.uint64(c)] = where + c * sw if take else af[o + np.uint64(c)]
+
+
+_max_plain, _max_plain_serial = _twins(_max_plain_loops)
 _max_forward, _max_forward_serial = _twins(_max_forward_loops)
 _max_backward, _max_backward_serial = _twins(_max_backward_loops)
 
@@ -169,7 +204,10 @@ def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     x4 = np.ascontiguousarray(x).reshape((plan.planes, *plan.sp))
     y = np.empty((plan.planes, *plan.out), dtype=x.dtype)
     arg = np.empty(y.shape, dtype=np.int64)
-    if plan.planes:
+    if plan.planes and plan.plain and x.dtype.kind == "f":
+        kh, kw, sh, sw = int(plan.geo[10]), int(plan.geo[11]), int(plan.geo[1]), int(plan.geo[2])
+        (_max_plain if plan.parallel else _max_plain_serial)(x4, kh, kw, sh, sw, y, arg)
+    elif plan.planes:
         (_max_forward if plan.parallel else _max_forward_serial)(x4, plan.ranges, plan.geo, y, arg)
     return y, arg
 
