@@ -150,6 +150,24 @@ def test_max_pool_windows_inside_the_input_keep_ties_and_nan_rules(kernel, strid
                                F.max_pool_backward(g, x, kernel, stride, method="numpy"), rtol=tol, atol=tol)
 
 
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 2), ((2, 3), (3, 3)), (3, 1), (2, (2, 3))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("divisor_override", [None, 3])
+def test_avg_pool_windows_inside_the_input_match_the_numpy_path(kernel, stride, dtype, divisor_override):
+    """The kernels for windows wholly inside the input (no padding or dilation; the backward's
+    for windows that do not overlap) against the NumPy path, with cells no window covers."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((3, 5, 12, 13)).astype(dtype)
+    kw = dict(kernel_size=kernel, stride=stride, divisor_override=divisor_override)
+    y = F.avg_pool2d(x, **kw, method="numba")
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(y, F.avg_pool2d(x, **kw, method="numpy"), rtol=tol, atol=tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(F.avg_pool_backward(g, x, **kw, method="numba"),
+                               F.avg_pool_backward(g, x, **kw, method="numpy"), rtol=tol, atol=tol)
+
+
 POOL_TENSOR_CASES = [
     # x shape, kwargs of the Tensor call, n
     ((2, 3, 7, 6), dict(kernel_size=3, stride=2, padding=1), 2),  # overlapping windows

@@ -307,6 +307,60 @@ def _avg_backward_loops(grad_out, ranges, geo, divisor, grad_x):  # pragma: no c
                             dst_row[col] += inside[col]
 
 
+def _avg_plain_loops(x, kh, kw, sh, sw, divisor, sums, y):  # pragma: no cover - compiled
+    # Windows that neither overlap nor leave a 2-d plane (no padding, no dilation): for each width tap, the window
+    # columns' sums over the height taps, then those added up over the width taps (the order of the
+    # kernel above, so the same rounding); every loop runs along a whole output row (``sums`` holds
+    # one row per plane, allocated once by the caller).
+    planes, height, width = x.shape[0], x.shape[2], x.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    step = np.uint64(sw)
+    for p in prange(planes):
+        plane = p * height * width
+        t = sums[p]
+        for b in range(oh):
+            o = np.uint64((p * oh + b) * ow)
+            for j in range(kw):
+                src = np.uint64(plane + b * sh * width + j)
+                for c in range(ow):
+                    t[c] = xf[src + np.uint64(c) * step]
+                for i in range(1, kh):
+                    row = src + np.uint64(i * width)
+                    for c in range(ow):
+                        t[c] += xf[row + np.uint64(c) * step]
+                if j == 0:
+                    for c in range(ow):
+                        yf[o + np.uint64(c)] = t[c]
+                else:
+                    for c in range(ow):
+                        yf[o + np.uint64(c)] += t[c]
+            for c in range(ow):
+                yf[o + np.uint64(c)] = yf[o + np.uint64(c)] / divisor[b * ow + c]
+
+
+def _avg_plain_backward_loops(grad_out, kh, kw, sh, sw, divisor, grad_x):  # pragma: no cover - compiled
+    # The adjoint for windows that neither overlap nor leave the plane: every input cell receives
+    # its window's share, or 0 when no window covers it.
+    planes, height, width = grad_x.shape[0], grad_x.shape[2], grad_x.shape[3]
+    oh, ow = grad_out.shape[2], grad_out.shape[3]
+    gf, xf = grad_out.reshape(-1), grad_x.reshape(-1)
+    step = np.uint64(sw)
+    for p in prange(planes):
+        plane = p * height * width
+        for k in range(height * width):
+            xf[np.uint64(plane + k)] = 0
+        for b in range(oh):
+            o = (p * oh + b) * ow
+            for i in range(kh):
+                for j in range(kw):
+                    dst = np.uint64(plane + (b * sh + i) * width + j)
+                    for c in range(ow):
+                        xf[dst + np.uint64(c) * step] = gf[np.uint64(o + c)] / divisor[b * ow + c]
+
+
+_avg_plain, _avg_plain_serial = _twins(_avg_plain_loops)
+_avg_plain_backward, _avg_plain_backward_serial = _twins(_avg_plain_backward_loops)
 _avg_forward, _avg_forward_serial = _twins(_avg_forward_loops)
 _avg_backward, _avg_backward_serial = _twins(_avg_backward_loops)
 
@@ -316,9 +370,15 @@ def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
     int64 sums for integers) divided by ``divisor`` (shape ``out``, whose dtype ``y`` takes)."""
     x4 = np.ascontiguousarray(x).reshape((plan.planes, *plan.sp))
     y = np.empty((plan.planes, *plan.out), dtype=divisor.dtype)
-    if plan.planes:
+    div = np.ascontiguousarray(divisor).reshape(-1)
+    kh, kw, sh, sw = int(plan.geo[10]), int(plan.geo[11]), int(plan.geo[1]), int(plan.geo[2])
+    # windows that do not overlap (overlapping ones share row sums in the general kernel, faster)
+    if plan.planes and plan.plain and kh <= sh and kw <= sw and x.dtype.kind == "f" and x.dtype == y.dtype:
+        sums = np.empty((plan.planes, plan.out[2]), dtype=x.dtype)
+        (_avg_plain if plan.parallel else _avg_plain_serial)(x4, kh, kw, sh, sw, div, sums, y)
+    elif plan.planes:
         kernel = _avg_forward if plan.parallel else _avg_forward_serial
-        kernel(x4, plan.ranges, plan.geo, np.ascontiguousarray(divisor).reshape(-1), x.dtype.type(0), y)
+        kernel(x4, plan.ranges, plan.geo, div, x.dtype.type(0), y)
     return y
 
 
@@ -327,7 +387,11 @@ def avg_backward(grad_out: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.nd
     ``o`` (``divisor`` of ``grad_out``'s dtype)."""
     g4 = np.ascontiguousarray(grad_out).reshape((plan.planes, *plan.out))
     grad_x = np.empty((plan.planes, *plan.sp), dtype=grad_out.dtype)
-    if plan.planes:
+    div = np.ascontiguousarray(divisor).reshape(-1)
+    kh, kw, sh, sw = int(plan.geo[10]), int(plan.geo[11]), int(plan.geo[1]), int(plan.geo[2])
+    if plan.planes and plan.plain and kh <= sh and kw <= sw:  # windows that do not overlap
+        (_avg_plain_backward if plan.parallel else _avg_plain_backward_serial)(g4, kh, kw, sh, sw, div, grad_x)
+    elif plan.planes:
         kernel = _avg_backward if plan.parallel else _avg_backward_serial
-        kernel(g4, plan.ranges, plan.geo, np.ascontiguousarray(divisor).reshape(-1), grad_x)
+        kernel(g4, plan.ranges, plan.geo, div, grad_x)
     return grad_x
