@@ -149,8 +149,89 @@ def col2im(cols, xp_shape, kernel, stride, dilation, out):
 # (flat arrays and unsigned offsets, as the im2col kernels above)
 
 
+# Unit and general strides are separate kernels here too (a branch between them inside the
+# ``prange`` body doubles the compile time); each call compiles only the one it uses.
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _direct_forward(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - compiled
+    batch, out_ch, oh, ow = y.shape
+    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    og = out_ch // groups
+    xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
+    for job in prange(batch * out_ch):
+        b = job // out_ch
+        o = job % out_ch
+        first = (o // og) * cg
+        out = job * oh * ow
+        for c in range(cg):
+            plane = (b * channels + first + c) * hp * wp
+            for i in range(kh):
+                for j in range(kw):
+                    wv = wf[((o * cg + c) * kh + i) * kw + j]
+                    for a in range(oh):
+                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                        d0 = np.uint64(out + a * ow)
+                        for e in range(ow):
+                            yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e)]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _direct_grad_w(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
+    batch, out_ch, oh, ow = g.shape
+    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+    cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
+    og = out_ch // groups
+    xf, gf = xp.reshape(-1), g.reshape(-1)
+    for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
+        o = job // cg
+        c = job % cg
+        channel = (o // og) * cg + c
+        # per-position partial sums: the inner loop has no carried sum, so it vectorises
+        part = np.zeros(kh * kw * ow, dtype=grad_w.dtype)
+        for b in range(batch):
+            plane = (b * channels + channel) * hp * wp
+            for a in range(oh):
+                g0 = np.uint64(((b * out_ch + o) * oh + a) * ow)
+                for i in range(kh):
+                    for j in range(kw):
+                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                        p0 = np.uint64((i * kw + j) * ow)
+                        for e in range(ow):
+                            part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e)]
+        for i in range(kh):
+            for j in range(kw):
+                grad_w[o, c, i, j] = part[(i * kw + j) * ow:(i * kw + j + 1) * ow].sum()
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
+    batch, out_ch, oh, ow = g.shape
+    channels, hp, wp = grad_xp.shape[1], grad_xp.shape[2], grad_xp.shape[3]
+    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    og = out_ch // groups
+    gf, wf, xf = g.reshape(-1), w.reshape(-1), grad_xp.reshape(-1)
+    for job in prange(batch * channels):  # each thread owns one (sample, input channel) plane
+        b = job // channels
+        channel = job % channels
+        grp = channel // cg
+        c = channel % cg
+        plane = job * hp * wp
+        for o in range(grp * og, (grp + 1) * og):
+            gplane = (b * out_ch + o) * oh * ow
+            for i in range(kh):
+                for j in range(kw):
+                    wv = wf[((o * cg + c) * kh + i) * kw + j]
+                    for a in range(oh):
+                        d0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                        s0 = np.uint64(gplane + a * ow)
+                        for e in range(ow):
+                            xf[d0 + np.uint64(e)] += wv * gf[s0 + np.uint64(e)]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _direct_forward_strided(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - compiled
     batch, out_ch, oh, ow = y.shape
     channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
@@ -170,16 +251,12 @@ def _direct_forward(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - com
                     for a in range(oh):
                         s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
                         d0 = np.uint64(out + a * ow)
-                        if sw == 1:  # unit stride: contiguous rows the compiler vectorises
-                            for e in range(ow):
-                                yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e)]
-                        else:
-                            for e in range(ow):
-                                yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e) * step]
+                        for e in range(ow):
+                            yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e) * step]
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _direct_grad_w(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
+def _direct_grad_w_strided(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
     batch, out_ch, oh, ow = g.shape
     channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
@@ -200,19 +277,15 @@ def _direct_grad_w(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover -
                     for j in range(kw):
                         s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
                         p0 = np.uint64((i * kw + j) * ow)
-                        if sw == 1:
-                            for e in range(ow):
-                                part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e)]
-                        else:
-                            for e in range(ow):
-                                part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e) * step]
+                        for e in range(ow):
+                            part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e) * step]
         for i in range(kh):
             for j in range(kw):
                 grad_w[o, c, i, j] = part[(i * kw + j) * ow:(i * kw + j + 1) * ow].sum()
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
+def _direct_grad_x_strided(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
     batch, out_ch, oh, ow = g.shape
     channels, hp, wp = grad_xp.shape[1], grad_xp.shape[2], grad_xp.shape[3]
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
@@ -233,36 +306,33 @@ def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover -
                     for a in range(oh):
                         d0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
                         s0 = np.uint64(gplane + a * ow)
-                        if sw == 1:
-                            for e in range(ow):
-                                xf[d0 + np.uint64(e)] += wv * gf[s0 + np.uint64(e)]
-                        else:
-                            for e in range(ow):
-                                xf[d0 + np.uint64(e) * step] += wv * gf[s0 + np.uint64(e)]
+                        for e in range(ow):
+                            xf[d0 + np.uint64(e) * step] += wv * gf[s0 + np.uint64(e)]
 
 
 def direct_forward(xp, w, stride, dilation, groups, out):
     dtype = np.result_type(xp, w)
     y = np.zeros((xp.shape[0], w.shape[0], *out), dtype=dtype)
     with _threads_for(y.size * w[0].size):
-        _direct_forward(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype),
-                        *stride, *dilation, groups, y)
+        kernel = _direct_forward if stride[1] == 1 else _direct_forward_strided
+        kernel(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
+               groups, y)
     return y
 
 
 def direct_grad_w(xp, g, w_shape, stride, dilation, groups):
     grad_w = np.zeros(w_shape, dtype=g.dtype)
     with _threads_for(g.size * grad_w[0].size):
-        _direct_grad_w(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation, groups,
-                       grad_w)
+        kernel = _direct_grad_w if stride[1] == 1 else _direct_grad_w_strided
+        kernel(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation, groups, grad_w)
     return grad_w
 
 
 def direct_grad_x(g, w, xp_shape, stride, dilation, groups):
     grad_xp = np.zeros(xp_shape, dtype=g.dtype)
     with _threads_for(g.size * w[0].size):
-        _direct_grad_x(np.ascontiguousarray(g), np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups,
-                       grad_xp)
+        kernel = _direct_grad_x if stride[1] == 1 else _direct_grad_x_strided
+        kernel(np.ascontiguousarray(g), np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups, grad_xp)
     return grad_xp
 
 
