@@ -115,8 +115,9 @@ def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dila
 
 
 def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
-              dilation: Sequence[int]) -> np.ndarray:
-    """Adjoint of :func:`im2col_cm`: add every column entry back to the input cell it came from."""
+              dilation: Sequence[int], into: np.ndarray | None = None) -> np.ndarray:
+    """Adjoint of :func:`im2col_cm`: add every column entry back to the input cell it came from
+    (into a new array, or into the contiguous array ``into`` of shape ``xp_shape``, overwritten)."""
     n = len(kernel)
     out = _out_shape(xp_shape, kernel, stride, dilation)
     if _backend.use_numba(cols.size) and n <= 2 and cols.dtype.kind in "fi":
@@ -124,11 +125,16 @@ def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], 
 
         shape2 = tuple(xp_shape[:2]) + (1,) * (2 - n) + tuple(xp_shape[2:])
         k2, s2, d2 = _pad2(kernel, 1), _pad2(stride, 1), _pad2(dilation, 1)
-        result = nk.col2im(cols, shape2, k2, s2, d2, _pad2(out, 1))
+        target = None if into is None else into.reshape(shape2)
+        result = nk.col2im(cols, shape2, k2, s2, d2, _pad2(out, 1), into=target)
         return result.reshape(xp_shape)
     batch, channels = xp_shape[:2]
     grid = cols.reshape(channels, *kernel, batch, *out)
-    result = np.zeros((batch, channels, *xp_shape[2:]), dtype=cols.dtype)
+    if into is None:
+        result = np.zeros((batch, channels, *xp_shape[2:]), dtype=cols.dtype)
+    else:
+        result = into.reshape(batch, channels, *xp_shape[2:])
+        result[...] = 0
     for tap in np.ndindex(*kernel):
         target = tuple(
             slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilation, out, stride, strict=True)
@@ -177,8 +183,8 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation:
         y = np.empty((xp.shape[0], weight.shape[0], *out), dtype=np.result_type(xp, weight))
         for start in range(0, xp.shape[0], step):
             part = xp[start:start + step]
-            y[start:start + step] = _gemm_forward(_columns(part, kernel, stride, dilation), weight, groups,
-                                                  part.shape[0], out, bias)
+            _gemm_forward(_columns(part, kernel, stride, dilation), weight, groups, part.shape[0], out, bias,
+                          into=y[start:start + step])
     if not save:
         return y, None
     # without the columns, the backward pass rebuilds them block by block from the padded input
@@ -209,13 +215,15 @@ def _columns(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilat
 
 
 def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int, out: tuple[int, ...],
-                  bias: np.ndarray | None) -> np.ndarray:
+                  bias: np.ndarray | None, into: np.ndarray | None = None) -> np.ndarray:
+    """The product, copied channel-first into a new array or into ``into`` (a block of the output)."""
     out_ch = weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
     c = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
     prod = _backend.matmul(w[0], c[0]) if groups == 1 else _backend.matmul(w, c).reshape(out_ch, -1)  # (O, N*P)
     prod = prod.reshape(out_ch, batch, -1).swapaxes(0, 1)  # (N, O, P) view
-    y = np.empty((batch, out_ch, prod.shape[2]), dtype=prod.dtype)
+    y = (np.empty((batch, out_ch, prod.shape[2]), dtype=prod.dtype) if into is None
+         else into.reshape(batch, out_ch, prod.shape[2]))
     if bias is None:
         np.copyto(y, prod)
     else:  # the bias is added during the copy that makes the output channel-first
@@ -277,7 +285,7 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
             gw = _gemm_grad_w(g, _columns(part, kernel, saved.stride, saved.dilation), saved)
             grad_w = gw if grad_w is None else np.add(grad_w, gw, out=grad_w)
         if needs[0]:
-            grad_xp[start:start + step] = _gemm_grad_x(g, saved, part.shape)
+            _gemm_grad_x(g, saved, part.shape, into=grad_xp[start:start + step])
     return grad_xp, grad_w
 
 
@@ -299,8 +307,10 @@ def _gemm_grad_w(g: np.ndarray, cols: np.ndarray, saved: Saved) -> np.ndarray:
     return np.ascontiguousarray(grad_w).reshape(saved.weight.shape)
 
 
-def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int]) -> np.ndarray:
-    """``col2im(W.T @ G)``: the gradient of the padded input of one block of samples."""
+def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """``col2im(W.T @ G)``: the gradient of the padded input of one block of samples (written into
+    ``into``, a contiguous block of the whole gradient, when given)."""
     weight, groups = saved.weight, saved.groups
     out_ch = weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)
@@ -309,11 +319,17 @@ def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int]) -> np.nda
     grad_cols = (_backend.matmul(w[0].T, g[0]) if groups == 1
                  else _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2]))
     kernel = weight.shape[2:]
+    if into is not None and into.dtype != grad_cols.dtype:  # (no such caller today) compute, then cast
+        into[...] = _gemm_grad_x(g, saved, xp_shape)
+        return into
     if _is_pointwise(kernel, saved.stride):
         channels, batch = xp_shape[1], xp_shape[0]
-        grad_xp = np.ascontiguousarray(grad_cols.reshape(channels, batch, -1).swapaxes(0, 1))
-        return grad_xp.reshape(xp_shape)
-    return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation)
+        grad_xp = grad_cols.reshape(channels, batch, -1).swapaxes(0, 1)
+        if into is None:
+            return np.ascontiguousarray(grad_xp).reshape(xp_shape)
+        np.copyto(into.reshape(batch, channels, -1), grad_xp)
+        return into
+    return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation, into=into)
 
 
 def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]

@@ -132,8 +132,12 @@ def im2col(xp, kernel, stride, dilation):
     return cols
 
 
-def col2im(cols, xp_shape, kernel, stride, dilation, out):
-    grad = np.zeros(xp_shape, dtype=cols.dtype)
+def col2im(cols, xp_shape, kernel, stride, dilation, out, into=None):
+    if into is None:
+        grad = np.zeros(xp_shape, dtype=cols.dtype)
+    else:  # a contiguous block of a larger gradient (the kernel indexes it flat)
+        grad = into
+        grad[...] = 0
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
     cols = np.ascontiguousarray(cols)
     with _threads_for(cols.size):
