@@ -14,6 +14,7 @@ gradient over the broadcast axes (:func:`unbroadcast`).  Backward functions neve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -179,7 +180,7 @@ def mean(x: np.ndarray, dim: Dims = None, keepdim: bool = False) -> np.ndarray:
 
 def mean_backward(grad_out: np.ndarray, x: np.ndarray, dim: Dims = None, keepdim: bool = False):
     ax = axes("mean", dim, x.ndim)
-    count = int(np.prod([x.shape[d] for d in ax]))
+    count = int(math.prod([x.shape[d] for d in ax]))
     return _expand(grad_out / count, ax, keepdim, x.shape).copy()
 
 

@@ -21,6 +21,7 @@ require grad; modifying ``.data`` in place between forward and backward is not d
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -374,7 +375,7 @@ class Tensor:
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         shape = self.shape
-        merged = int(np.prod(shape[start : end + 1]))  # explicit, so an empty batch flattens too
+        merged = int(math.prod(shape[start : end + 1]))  # explicit, so an empty batch flattens too
         return self.reshape(shape[:start] + (merged,) + shape[end + 1 :])
 
     def unsqueeze(self, dim: int) -> Tensor:

@@ -19,6 +19,7 @@ is installed) and of Numba's ``prange`` loops together; ``CNNLAB_NUM_THREADS`` s
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -180,7 +181,7 @@ def matmul(a: Any, b: Any) -> Any:
     """
     import numpy as np
 
-    flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, int(np.prod(b.shape[:-2])))
+    flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, int(math.prod(b.shape[:-2])))
     controllers = _blas_controllers() if flops < SMALL_GEMM_FLOPS and a.dtype.kind == "f" else []
     if not controllers:
         return np.matmul(a, b)

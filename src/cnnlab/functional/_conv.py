@@ -11,6 +11,7 @@ reuses it (see the derivation above :func:`conv_backward`), and so do the signal
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -142,7 +143,7 @@ def _conv_args(
                 )
     out = out_sizes(op, spatial, kernel, stride, pads, dilation)
     dtype = result_dtype(xb, weight, *(() if bias is None else (bias,)))
-    check_exact_range(op, int(np.prod(weight.shape[1:])), xb, weight, bias)
+    check_exact_range(op, int(math.prod(weight.shape[1:])), xb, weight, bias)
     return _ConvArgs(xb, weight, bias, unbatched, stride, pads, dilation, groups, padding_mode, out, dtype)
 
 

@@ -32,6 +32,7 @@ Integer inputs run the same code in int64, so results stay exact.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -81,7 +82,7 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     faster).  Without Numba the GEMM is the faster of the two NumPy paths.
     """
     out_ch, cg = weight_shape[0], weight_shape[1]
-    work = float(np.prod(xp_shape)) * float(np.prod(weight_shape[1:]))
+    work = float(math.prod(xp_shape)) * float(math.prod(weight_shape[1:]))
     if not _backend.use_numba(work) or len(weight_shape) - 2 > 2:
         return "gemm"
     if cg == 1 and out_ch == groups:
@@ -104,14 +105,14 @@ def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dila
     """``cols[c*K + t, b*P + p] = xp[b, c, p*stride + t*dilation]``: shape ``(C*K, N*P)``."""
     batch, channels = xp.shape[:2]
     n = len(kernel)
-    if _backend.use_numba(xp.size * int(np.prod(kernel))) and n <= 2 and xp.dtype.kind in "fi":
+    if _backend.use_numba(xp.size * int(math.prod(kernel))) and n <= 2 and xp.dtype.kind in "fi":
         from cnnlab.functional import _numba_kernels as nk
 
         return nk.im2col(*_as_2d(xp, kernel, stride, dilation))
     view = windows(xp, kernel, stride, dilation)  # (N, C, *out, *k)
     out = view.shape[2 : 2 + n]
     order = (1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n))  # (C, *k, N, *out)
-    return view.transpose(order).reshape(channels * int(np.prod(kernel)), batch * int(np.prod(out)))
+    return view.transpose(order).reshape(channels * int(math.prod(kernel)), batch * int(math.prod(out)))
 
 
 def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
@@ -204,7 +205,7 @@ KEEP_COLUMNS_BYTES = 1 << 20
 
 def _chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], itemsize: int) -> int:
     """Samples per block: all of them when the whole column matrix is small."""
-    per_sample = xp_shape[1] * int(np.prod(kernel)) * int(np.prod(out)) * itemsize
+    per_sample = xp_shape[1] * int(math.prod(kernel)) * int(math.prod(out)) * itemsize
     return max(1, BLOCK_BYTES // max(1, per_sample))
 
 
@@ -243,7 +244,7 @@ def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...],
     batch = xp.shape[0]
     out_ch, cg = weight.shape[:2]
     og = out_ch // groups
-    y = np.zeros((batch, groups, og, int(np.prod(out))), dtype=np.result_type(xp, weight))
+    y = np.zeros((batch, groups, og, int(math.prod(out))), dtype=np.result_type(xp, weight))
     view = windows(xp, weight.shape[2:], stride, dilation)  # (N, C, *out, *k)
     w = weight.reshape(groups, og, cg, -1)
     for i, tap in enumerate(np.ndindex(*weight.shape[2:])):

@@ -16,6 +16,7 @@ Each ``*_backward(grad_out, *same_arguments)`` returns the gradient with respect
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -324,7 +325,7 @@ def cross_entropy_backward_all(
         return grad_x, None
     class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     w = np.ones(class_shape, dtype=x.dtype) if weight_a is None else weight_a.reshape(class_shape)
-    count = x.shape[0] * int(np.prod(x.shape[2:]))
+    count = x.shape[0] * int(math.prod(x.shape[2:]))
     grad_t = (-(1 - eps) * w * logp * _ce_scale(grad_out, reduction, count, x)).reshape(np.shape(target))
     dtype = np.asarray(target).dtype if np.asarray(target).dtype.kind == "f" else x.dtype
     return grad_x, grad_t.astype(dtype, copy=False)

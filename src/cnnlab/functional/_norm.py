@@ -7,6 +7,7 @@ normalises with the running statistics.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -368,7 +369,7 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
     grad_bias = g.sum(axis=saved.axes) if (want_b or (needs[0] and saved.batch_stats)) else None
     grad_weight = None
     if want_w or (needs[0] and saved.batch_stats):
-        shape3 = (g.shape[0], g.shape[1], int(np.prod(g.shape[2:])))
+        shape3 = (g.shape[0], g.shape[1], int(math.prod(g.shape[2:])))
         grad_weight = np.einsum("ncp,ncp->c", g.reshape(shape3), xhat.reshape(shape3))
     grad_x = None
     if needs[0]:

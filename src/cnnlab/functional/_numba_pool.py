@@ -21,6 +21,7 @@ computed signed index for negative values, and that check stops LLVM from vector
 from __future__ import annotations
 
 import functools
+import math
 import types
 from collections.abc import Sequence
 
@@ -87,7 +88,7 @@ def _folded(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...
     ranges.flags.writeable = False  # shared by every call with this geometry
     geo.flags.writeable = False
     # work per plane: every tap of every window, plus one pass over the input
-    per_plane = int(np.prod(out3)) * int(np.prod(k3)) + int(np.prod(sp3))
+    per_plane = int(math.prod(out3)) * int(math.prod(k3)) + int(math.prod(sp3))
     full = all((ranges[2 * i, :out3[i]] == 0).all() and (ranges[2 * i + 1, :out3[i]] == k3[i]).all() for i in range(3))
     plain = bool(full and sp3[0] == 1 and k3[0] == 1 and d3[1:] == (1, 1) and lo3[1:] == (0, 0))
     return sp3, out3, ranges, geo, per_plane, plain
@@ -216,7 +217,7 @@ def max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Plan) -> np.ndarra
     """``grad_x`` ``(P, prod(sp))``: each window's gradient added to the cell it chose."""
     cells = arg.size // max(plan.planes, 1)
     g2 = np.ascontiguousarray(grad_out).reshape(plan.planes, cells)
-    grad_x = np.empty((plan.planes, int(np.prod(plan.sp))), dtype=grad_out.dtype)
+    grad_x = np.empty((plan.planes, int(math.prod(plan.sp))), dtype=grad_out.dtype)
     if plan.planes:
         kernel = _max_backward if plan.parallel else _max_backward_serial
         kernel(g2, arg.reshape(plan.planes, cells), grad_x)

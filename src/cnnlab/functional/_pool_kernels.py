@@ -22,6 +22,7 @@ op on both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -69,7 +70,7 @@ def choose(op: str, method: Any, g: Geometry, *dtypes: np.dtype) -> Any:
         if not _backend.numba_available():
             raise ValueError(f"{op}: method 'numba' needs the numba package (pip install 'cnnlab[fast]'), "
                              f"which is not importable here (or CNNLAB_DISABLE_NUMBA is set)")
-    elif not _backend.use_numba(g.x.size * int(np.prod(g.kernel))):
+    elif not _backend.use_numba(g.x.size * int(math.prod(g.kernel))):
         return None
     if len(g.kernel) > 3 or any(np.dtype(d) not in _COMPILED_DTYPES for d in dtypes):
         return None
@@ -145,7 +146,7 @@ def max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Any, g: Geometry) 
         return _numba_pool.max_backward(grad_out, arg, plan).reshape(g.x.shape)
     if tiles_apply(g.kernel, g.stride, g.dilation, g.full_pads):
         return max_tiles_backward(grad_out, arg, g.x.shape, g.kernel)
-    size = int(np.prod(g.kernel))
+    size = int(math.prod(g.kernel))
     grad_windows = np.zeros(arg.shape + (size,), dtype=grad_out.dtype)
     np.put_along_axis(grad_windows, arg[..., None], grad_out[..., None], axis=-1)
     return _scatter_windows(grad_windows.reshape(arg.shape + g.kernel), g)

@@ -6,6 +6,7 @@ the last ``len(kernel)`` axes ("spatial" axes) and leaves the leading axes alone
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -186,5 +187,5 @@ def im2col(
     view = view.reshape(batch, groups, channels // groups, *out, *kernel)
     # -> (G, N, C_g, *k, *out): the copy made here is the im2col matrix
     order = (1, 0, 2, *range(3 + n, 3 + 2 * n), *range(3, 3 + n))
-    cols = view.transpose(order).reshape(groups, batch, -1, int(np.prod(out)))
+    cols = view.transpose(order).reshape(groups, batch, -1, int(math.prod(out)))
     return cols, out
