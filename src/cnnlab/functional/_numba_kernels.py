@@ -35,86 +35,80 @@ def _threads_for(work: int):
 # im2col / col2im, channel-major: cols[(c*kh + i)*kw + j, (b*oh + a)*ow + e] = xp[b, c, a*sh + i*dh, e*sw + j*dw]
 
 
-# Unit and general strides are separate kernels: a branch between them inside the ``prange`` body
-# triples Numba's compile time (its parallel pass analyses both), and a conv compiles only the
-# one it uses.  The loops index the flat arrays with unsigned offsets: a row of a small layer is
-# only ``ow`` values long, and a slice per row (or a signed index, which Numba checks for
-# wrap-around) cost more than the copy itself; this way the unit-stride copies vectorise and the
-# kernels run 2-3x faster than with one slice per row.
+# Each loop family below is written once, in a ``_make_*(unit)`` function, and compiled twice by
+# :func:`_unit_and_strided`: for a unit stride along the width and for any stride.  ``unit`` is a
+# constant of the closure, so Numba prunes the branch on it before compiling: each kernel compiles
+# and vectorises as if written alone (a branch on the run-time stride inside the ``prange`` body
+# instead tripled the compile time, and a stride multiplied into every index stopped the
+# unit-stride copies from vectorising), and a conv compiles only the one it uses.  The loops index
+# the flat arrays with unsigned offsets: a row of a small layer is only ``ow`` values long, and a
+# slice per row (or a signed index, which Numba checks for wrap-around) cost more than the copy
+# itself; this way the kernels run 2-3x faster than with one slice per row.
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _im2col(xp, kh, kw, sh, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
-    batch, channels, hp, wp = xp.shape
-    xf, cf, ncols = xp.reshape(-1), cols.reshape(-1), cols.shape[1]
-    for row in prange(channels * kh * kw):
-        c = row // (kh * kw)
-        i = (row // kw) % kh
-        j = row % kw
-        for b in range(batch):
-            src = ((b * channels + c) * hp + i * dh) * wp + j * dw
-            dst = row * ncols + b * oh * ow
-            for a in range(oh):
-                s0 = np.uint64(src + a * sh * wp)
-                d0 = np.uint64(dst + a * ow)
-                for e in range(ow):
-                    cf[d0 + np.uint64(e)] = xf[s0 + np.uint64(e)]
+def _unit_and_strided(make):
+    """``(unit-stride kernel, general kernel)`` compiled from ``make(unit)``, named after ``make``
+    (``_make_im2col`` gives ``_im2col`` and ``_im2col_strided``: distinct names, so the two never
+    share an entry of Numba's disk cache)."""
+    name = make.__name__.removeprefix("_make")
+    kernels = []
+    for unit, suffix in ((True, ""), (False, "_strided")):
+        fn = make(unit)
+        fn.__name__ = fn.__qualname__ = name + suffix
+        kernels.append(njit(parallel=True, cache=True, nogil=True)(fn))
+    return tuple(kernels)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _im2col_strided(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
-    batch, channels, hp, wp = xp.shape
-    xf, cf, ncols = xp.reshape(-1), cols.reshape(-1), cols.shape[1]
-    step = np.uint64(sw)
-    for row in prange(channels * kh * kw):
-        c = row // (kh * kw)
-        i = (row // kw) % kh
-        j = row % kw
-        for b in range(batch):
-            src = ((b * channels + c) * hp + i * dh) * wp + j * dw
-            dst = row * ncols + b * oh * ow
-            for a in range(oh):
-                s0 = np.uint64(src + a * sh * wp)
-                d0 = np.uint64(dst + a * ow)
-                for e in range(ow):
-                    cf[d0 + np.uint64(e)] = xf[s0 + np.uint64(e) * step]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _col2im(cols, kh, kw, sh, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
-    batch, channels, hp, wp = grad.shape
-    gf, cf, ncols = grad.reshape(-1), cols.reshape(-1), cols.shape[1]
-    for c in prange(channels):  # each thread owns whole channels: no two write one cell
-        for i in range(kh):
-            for j in range(kw):
-                row = (c * kh + i) * kw + j
-                for b in range(batch):
-                    dst = ((b * channels + c) * hp + i * dh) * wp + j * dw
-                    src = row * ncols + b * oh * ow
-                    for a in range(oh):
-                        d0 = np.uint64(dst + a * sh * wp)
-                        s0 = np.uint64(src + a * ow)
+def _make_im2col(unit):
+    def kernel(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
+        batch, channels, hp, wp = xp.shape
+        xf, cf, ncols = xp.reshape(-1), cols.reshape(-1), cols.shape[1]
+        step = np.uint64(sw)
+        for row in prange(channels * kh * kw):
+            c = row // (kh * kw)
+            i = (row // kw) % kh
+            j = row % kw
+            for b in range(batch):
+                src = ((b * channels + c) * hp + i * dh) * wp + j * dw
+                dst = row * ncols + b * oh * ow
+                for a in range(oh):
+                    s0 = np.uint64(src + a * sh * wp)
+                    d0 = np.uint64(dst + a * ow)
+                    if unit:
                         for e in range(ow):
-                            gf[d0 + np.uint64(e)] += cf[s0 + np.uint64(e)]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _col2im_strided(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
-    batch, channels, hp, wp = grad.shape
-    gf, cf, ncols = grad.reshape(-1), cols.reshape(-1), cols.shape[1]
-    step = np.uint64(sw)
-    for c in prange(channels):
-        for i in range(kh):
-            for j in range(kw):
-                row = (c * kh + i) * kw + j
-                for b in range(batch):
-                    dst = ((b * channels + c) * hp + i * dh) * wp + j * dw
-                    src = row * ncols + b * oh * ow
-                    for a in range(oh):
-                        d0 = np.uint64(dst + a * sh * wp)
-                        s0 = np.uint64(src + a * ow)
+                            cf[d0 + np.uint64(e)] = xf[s0 + np.uint64(e)]
+                    else:
                         for e in range(ow):
-                            gf[d0 + np.uint64(e) * step] += cf[s0 + np.uint64(e)]
+                            cf[d0 + np.uint64(e)] = xf[s0 + np.uint64(e) * step]
+    return kernel
+
+
+def _make_col2im(unit):
+    def kernel(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
+        batch, channels, hp, wp = grad.shape
+        gf, cf, ncols = grad.reshape(-1), cols.reshape(-1), cols.shape[1]
+        step = np.uint64(sw)
+        for c in prange(channels):  # each thread owns whole channels: no two write one cell
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    for b in range(batch):
+                        dst = ((b * channels + c) * hp + i * dh) * wp + j * dw
+                        src = row * ncols + b * oh * ow
+                        for a in range(oh):
+                            d0 = np.uint64(dst + a * sh * wp)
+                            s0 = np.uint64(src + a * ow)
+                            if unit:
+                                for e in range(ow):
+                                    gf[d0 + np.uint64(e)] += cf[s0 + np.uint64(e)]
+                            else:
+                                for e in range(ow):
+                                    gf[d0 + np.uint64(e) * step] += cf[s0 + np.uint64(e)]
+    return kernel
+
+
+_im2col, _im2col_strided = _unit_and_strided(_make_im2col)
+_col2im, _col2im_strided = _unit_and_strided(_make_col2im)
 
 
 def im2col(xp, kernel, stride, dilation):
@@ -125,10 +119,7 @@ def im2col(xp, kernel, stride, dilation):
     cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=xp.dtype)
     xp = np.ascontiguousarray(xp)
     with _threads_for(cols.size):
-        if sw == 1:
-            _im2col(xp, kh, kw, sh, dh, dw, oh, ow, cols)
-        else:
-            _im2col_strided(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols)
+        (_im2col if sw == 1 else _im2col_strided)(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols)
     return cols
 
 
@@ -141,177 +132,113 @@ def col2im(cols, xp_shape, kernel, stride, dilation, out, into=None):
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
     cols = np.ascontiguousarray(cols)
     with _threads_for(cols.size):
-        if sw == 1:
-            _col2im(cols, kh, kw, sh, dh, dw, oh, ow, grad)
-        else:
-            _col2im_strided(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad)
+        (_col2im if sw == 1 else _col2im_strided)(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad)
     return grad
 
 
 # ---------------------------------------------------------------------------------------------
 # direct convolution: y[b, o, a, e] = sum_{c, i, j} xp[b, g*C_g + c, a*sh + i*dh, e*sw + j*dw] * w[o, c, i, j]
-# (flat arrays and unsigned offsets, as the im2col kernels above)
+# (the same two compilations of one source, flat arrays and unsigned offsets, as im2col above)
 
 
-# Unit and general strides are separate kernels here too (a branch between them inside the
-# ``prange`` body doubles the compile time); each call compiles only the one it uses.
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_forward(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - compiled
-    batch, out_ch, oh, ow = y.shape
-    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
-    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    og = out_ch // groups
-    xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
-    for job in prange(batch * out_ch):
-        b = job // out_ch
-        o = job % out_ch
-        first = (o // og) * cg
-        out = job * oh * ow
-        for c in range(cg):
-            plane = (b * channels + first + c) * hp * wp
-            for i in range(kh):
-                for j in range(kw):
-                    wv = wf[((o * cg + c) * kh + i) * kw + j]
-                    for a in range(oh):
-                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
-                        d0 = np.uint64(out + a * ow)
-                        for e in range(ow):
-                            yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e)]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_grad_w(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
-    batch, out_ch, oh, ow = g.shape
-    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
-    cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
-    og = out_ch // groups
-    xf, gf = xp.reshape(-1), g.reshape(-1)
-    for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
-        o = job // cg
-        c = job % cg
-        channel = (o // og) * cg + c
-        # per-position partial sums: the inner loop has no carried sum, so it vectorises
-        part = np.zeros(kh * kw * ow, dtype=grad_w.dtype)
-        for b in range(batch):
-            plane = (b * channels + channel) * hp * wp
-            for a in range(oh):
-                g0 = np.uint64(((b * out_ch + o) * oh + a) * ow)
+def _make_direct_forward(unit):
+    def kernel(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - compiled
+        batch, out_ch, oh, ow = y.shape
+        channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+        cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+        og = out_ch // groups
+        xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
+        step = np.uint64(sw)
+        for job in prange(batch * out_ch):
+            b = job // out_ch
+            o = job % out_ch
+            first = (o // og) * cg
+            out = job * oh * ow
+            for c in range(cg):
+                plane = (b * channels + first + c) * hp * wp
                 for i in range(kh):
                     for j in range(kw):
-                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
-                        p0 = np.uint64((i * kw + j) * ow)
-                        for e in range(ow):
-                            part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e)]
-        for i in range(kh):
-            for j in range(kw):
-                grad_w[o, c, i, j] = part[(i * kw + j) * ow:(i * kw + j + 1) * ow].sum()
+                        wv = wf[((o * cg + c) * kh + i) * kw + j]
+                        for a in range(oh):
+                            s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                            d0 = np.uint64(out + a * ow)
+                            if unit:
+                                for e in range(ow):
+                                    yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e)]
+                            else:
+                                for e in range(ow):
+                                    yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e) * step]
+    return kernel
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_grad_x(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
-    batch, out_ch, oh, ow = g.shape
-    channels, hp, wp = grad_xp.shape[1], grad_xp.shape[2], grad_xp.shape[3]
-    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    og = out_ch // groups
-    gf, wf, xf = g.reshape(-1), w.reshape(-1), grad_xp.reshape(-1)
-    for job in prange(batch * channels):  # each thread owns one (sample, input channel) plane
-        b = job // channels
-        channel = job % channels
-        grp = channel // cg
-        c = channel % cg
-        plane = job * hp * wp
-        for o in range(grp * og, (grp + 1) * og):
-            gplane = (b * out_ch + o) * oh * ow
+def _make_direct_grad_w(unit):
+    def kernel(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
+        batch, out_ch, oh, ow = g.shape
+        channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+        cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
+        og = out_ch // groups
+        xf, gf = xp.reshape(-1), g.reshape(-1)
+        step = np.uint64(sw)
+        for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
+            o = job // cg
+            c = job % cg
+            channel = (o // og) * cg + c
+            # per-position partial sums: the inner loop has no carried sum, so it vectorises
+            part = np.zeros(kh * kw * ow, dtype=grad_w.dtype)
+            for b in range(batch):
+                plane = (b * channels + channel) * hp * wp
+                for a in range(oh):
+                    g0 = np.uint64(((b * out_ch + o) * oh + a) * ow)
+                    for i in range(kh):
+                        for j in range(kw):
+                            s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                            p0 = np.uint64((i * kw + j) * ow)
+                            if unit:
+                                for e in range(ow):
+                                    part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e)]
+                            else:
+                                for e in range(ow):
+                                    part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e) * step]
             for i in range(kh):
                 for j in range(kw):
-                    wv = wf[((o * cg + c) * kh + i) * kw + j]
-                    for a in range(oh):
-                        d0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
-                        s0 = np.uint64(gplane + a * ow)
-                        for e in range(ow):
-                            xf[d0 + np.uint64(e)] += wv * gf[s0 + np.uint64(e)]
+                    grad_w[o, c, i, j] = part[(i * kw + j) * ow:(i * kw + j + 1) * ow].sum()
+    return kernel
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_forward_strided(xp, w, sh, sw, dh, dw, groups, y):  # pragma: no cover - compiled
-    batch, out_ch, oh, ow = y.shape
-    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
-    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    og = out_ch // groups
-    xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
-    step = np.uint64(sw)
-    for job in prange(batch * out_ch):
-        b = job // out_ch
-        o = job % out_ch
-        first = (o // og) * cg
-        out = job * oh * ow
-        for c in range(cg):
-            plane = (b * channels + first + c) * hp * wp
-            for i in range(kh):
-                for j in range(kw):
-                    wv = wf[((o * cg + c) * kh + i) * kw + j]
-                    for a in range(oh):
-                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
-                        d0 = np.uint64(out + a * ow)
-                        for e in range(ow):
-                            yf[d0 + np.uint64(e)] += wv * xf[s0 + np.uint64(e) * step]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_grad_w_strided(xp, g, sh, sw, dh, dw, groups, grad_w):  # pragma: no cover - compiled
-    batch, out_ch, oh, ow = g.shape
-    channels, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
-    cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
-    og = out_ch // groups
-    xf, gf = xp.reshape(-1), g.reshape(-1)
-    step = np.uint64(sw)
-    for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
-        o = job // cg
-        c = job % cg
-        channel = (o // og) * cg + c
-        # per-position partial sums: the inner loop has no carried sum, so it vectorises
-        part = np.zeros(kh * kw * ow, dtype=grad_w.dtype)
-        for b in range(batch):
-            plane = (b * channels + channel) * hp * wp
-            for a in range(oh):
-                g0 = np.uint64(((b * out_ch + o) * oh + a) * ow)
+def _make_direct_grad_x(unit):
+    def kernel(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
+        batch, out_ch, oh, ow = g.shape
+        channels, hp, wp = grad_xp.shape[1], grad_xp.shape[2], grad_xp.shape[3]
+        cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+        og = out_ch // groups
+        gf, wf, xf = g.reshape(-1), w.reshape(-1), grad_xp.reshape(-1)
+        step = np.uint64(sw)
+        for job in prange(batch * channels):  # each thread owns one (sample, input channel) plane
+            b = job // channels
+            channel = job % channels
+            grp = channel // cg
+            c = channel % cg
+            plane = job * hp * wp
+            for o in range(grp * og, (grp + 1) * og):
+                gplane = (b * out_ch + o) * oh * ow
                 for i in range(kh):
                     for j in range(kw):
-                        s0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
-                        p0 = np.uint64((i * kw + j) * ow)
-                        for e in range(ow):
-                            part[p0 + np.uint64(e)] += gf[g0 + np.uint64(e)] * xf[s0 + np.uint64(e) * step]
-        for i in range(kh):
-            for j in range(kw):
-                grad_w[o, c, i, j] = part[(i * kw + j) * ow:(i * kw + j + 1) * ow].sum()
+                        wv = wf[((o * cg + c) * kh + i) * kw + j]
+                        for a in range(oh):
+                            d0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
+                            s0 = np.uint64(gplane + a * ow)
+                            if unit:
+                                for e in range(ow):
+                                    xf[d0 + np.uint64(e)] += wv * gf[s0 + np.uint64(e)]
+                            else:
+                                for e in range(ow):
+                                    xf[d0 + np.uint64(e) * step] += wv * gf[s0 + np.uint64(e)]
+    return kernel
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_grad_x_strided(g, w, sh, sw, dh, dw, groups, grad_xp):  # pragma: no cover - compiled
-    batch, out_ch, oh, ow = g.shape
-    channels, hp, wp = grad_xp.shape[1], grad_xp.shape[2], grad_xp.shape[3]
-    cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    og = out_ch // groups
-    gf, wf, xf = g.reshape(-1), w.reshape(-1), grad_xp.reshape(-1)
-    step = np.uint64(sw)
-    for job in prange(batch * channels):  # each thread owns one (sample, input channel) plane
-        b = job // channels
-        channel = job % channels
-        grp = channel // cg
-        c = channel % cg
-        plane = job * hp * wp
-        for o in range(grp * og, (grp + 1) * og):
-            gplane = (b * out_ch + o) * oh * ow
-            for i in range(kh):
-                for j in range(kw):
-                    wv = wf[((o * cg + c) * kh + i) * kw + j]
-                    for a in range(oh):
-                        d0 = np.uint64(plane + (a * sh + i * dh) * wp + j * dw)
-                        s0 = np.uint64(gplane + a * ow)
-                        for e in range(ow):
-                            xf[d0 + np.uint64(e) * step] += wv * gf[s0 + np.uint64(e)]
+_direct_forward, _direct_forward_strided = _unit_and_strided(_make_direct_forward)
+_direct_grad_w, _direct_grad_w_strided = _unit_and_strided(_make_direct_grad_w)
+_direct_grad_x, _direct_grad_x_strided = _unit_and_strided(_make_direct_grad_x)
 
 
 def direct_forward(xp, w, stride, dilation, groups, out):
