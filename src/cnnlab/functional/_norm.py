@@ -440,7 +440,7 @@ def batch_norm_relu(
     Returns
     -------
     numpy.ndarray
-        :math:`\max(0, \gamma_c (x - \mu_c) / \sqrt{\sigma^2_c + \epsilon} + eta_c)`, the
+        :math:`\max(0, \gamma_c (x - \mu_c) / \sqrt{\sigma^2_c + \epsilon} + \beta_c)`, the
         input's shape; floating inputs keep their dtype, integer inputs give float64.  NaN stays NaN.
 
     Examples
