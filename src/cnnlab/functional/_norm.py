@@ -365,7 +365,7 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
     if saved.x is not None:
         return _kernel_backward(g, saved, needs, want_w, want_b)
     if saved.relu_out is not None:  # through the fused ReLU first
-        g = np.where(saved.relu_out <= 0, g.dtype.type(0), g)
+        g = _through_relu(g, saved.relu_out)
     grad_bias = g.sum(axis=saved.axes) if (want_b or (needs[0] and saved.batch_stats)) else None
     grad_weight = None
     if want_w or (needs[0] and saved.batch_stats):
@@ -384,6 +384,12 @@ def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any
         else:
             grad_x = g * _per_channel(scale, nd)
     return (grad_x, None, None, grad_weight if want_w else None, grad_bias if want_b else None)
+
+
+def _through_relu(g: np.ndarray, relu_out: np.ndarray) -> np.ndarray:
+    """``g`` through the fused ReLU: 0 where its output (or input) is <= 0, ``g`` elsewhere (a NaN
+    passes, as in :func:`relu_backward`); the compiled kernels apply the same mask as they read."""
+    return np.where(relu_out <= 0, g.dtype.type(0), g)
 
 
 def _grad_scale(saved: NormSaved, dtype: np.dtype) -> np.ndarray:
@@ -408,7 +414,7 @@ def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, 
             count = g.size // g.shape[1]
             grad_x = nk.bn_grad_x(g, x, mean, inv_std, sum_g / count, sum_gx / count, scale, mask)
         else:
-            h = g if mask is None else np.where(mask <= 0, g.dtype.type(0), g)
+            h = g if mask is None else _through_relu(g, mask)
             grad_x = h * _per_channel(scale, g.ndim)
     grad_weight = sum_gx.astype(g.dtype) if want_w else None
     grad_bias = sum_g.astype(g.dtype) if want_b else None
@@ -476,7 +482,7 @@ def batch_norm_relu_backward_all(
         raise ValueError(f"{op}: grad_out must have the input's shape {a.x.shape}, got {g.shape}")
     stats = (None, None) if a.batch_stats else (running_mean, running_var)  # eval mode updates nothing
     y = batch_norm(a.x, *stats, weight, bias, a.batch_stats, momentum, eps)
-    g = np.where(y <= 0, 0, g).astype(g.dtype, copy=False)
+    g = _through_relu(g, y)
     return batch_norm_backward_all(g, x, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
