@@ -60,20 +60,22 @@ class Plan:
     every output index along depth, height and width, and ``geo``: the strides, dilations, low
     paddings and kernel sizes of the three dims, and the padded width of a row."""
 
-    __slots__ = ("planes", "sp", "out", "ranges", "geo", "parallel", "plain")
+    __slots__ = ("planes", "sp", "out", "ranges", "geo", "parallel", "plain", "disjoint")
 
     def __init__(self, planes: int, sp: tuple[int, ...], out: tuple[int, ...], ranges: np.ndarray,
-                 geo: np.ndarray, work: int, plain: bool = False) -> None:
+                 geo: np.ndarray, work: int, plain: tuple[int, int, int, int] | None = None) -> None:
         self.planes, self.sp, self.out, self.ranges, self.geo = planes, sp, out, ranges, geo
         self.parallel = _backend.parallel_worth_it(work)
-        # 2-d windows with every tap inside the input and no dilation: the specialised kernels
+        # 2-d windows with every tap inside the input and no dilation, for the specialised kernels:
+        # their ``(kh, kw, sh, sw)``, else None; ``disjoint`` when such windows also do not overlap
         self.plain = plain
+        self.disjoint = plain is not None and plain[0] <= plain[2] and plain[1] <= plain[3]
 
 
 @functools.lru_cache(maxsize=256)
 def _folded(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
             dilation: tuple[int, ...], lows: tuple[int, ...], out: tuple[int, ...]
-            ) -> tuple[tuple[int, ...], tuple[int, ...], np.ndarray, np.ndarray, int, bool]:
+            ) -> tuple[tuple[int, ...], tuple[int, ...], np.ndarray, np.ndarray, int, tuple[int, ...] | None]:
     fill = 3 - len(sp)
     sp3, out3 = (1,) * fill + sp, (1,) * fill + out
     k3, s3 = (1,) * fill + kernel, (1,) * fill + stride
@@ -90,7 +92,8 @@ def _folded(sp: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...
     # work per plane: every tap of every window, plus one pass over the input
     per_plane = int(math.prod(out3)) * int(math.prod(k3)) + int(math.prod(sp3))
     full = all((ranges[2 * i, :out3[i]] == 0).all() and (ranges[2 * i + 1, :out3[i]] == k3[i]).all() for i in range(3))
-    plain = bool(full and sp3[0] == 1 and k3[0] == 1 and d3[1:] == (1, 1) and lo3[1:] == (0, 0))
+    inside = full and sp3[0] == 1 and k3[0] == 1 and d3[1:] == (1, 1) and lo3[1:] == (0, 0)
+    plain = (k3[1], k3[2], s3[1], s3[2]) if inside else None
     return sp3, out3, ranges, geo, per_plane, plain
 
 
@@ -206,8 +209,7 @@ def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     y = np.empty((plan.planes, *plan.out), dtype=x.dtype)
     arg = np.empty(y.shape, dtype=np.int64)
     if plan.planes and plan.plain and x.dtype.kind == "f":
-        kh, kw, sh, sw = int(plan.geo[10]), int(plan.geo[11]), int(plan.geo[1]), int(plan.geo[2])
-        (_max_plain if plan.parallel else _max_plain_serial)(x4, kh, kw, sh, sw, y, arg)
+        (_max_plain if plan.parallel else _max_plain_serial)(x4, *plan.plain, y, arg)
     elif plan.planes:
         (_max_forward if plan.parallel else _max_forward_serial)(x4, plan.ranges, plan.geo, y, arg)
     return y, arg
@@ -309,10 +311,10 @@ def _avg_backward_loops(grad_out, ranges, geo, divisor, grad_x):  # pragma: no c
 
 
 def _avg_plain_loops(x, kh, kw, sh, sw, divisor, sums, y):  # pragma: no cover - compiled
-    # Windows that neither overlap nor leave a 2-d plane (no padding, no dilation): for each width tap, the window
-    # columns' sums over the height taps, then those added up over the width taps (the order of the
-    # kernel above, so the same rounding); every loop runs along a whole output row (``sums`` holds
-    # one row per plane, allocated once by the caller).
+    # Windows that neither overlap nor leave a 2-d plane (no padding, no dilation): for each width
+    # tap, the window columns' sums over the height taps, then those added up over the width taps
+    # (the order of the kernel above, so the same rounding); every loop runs along a whole output
+    # row (``sums`` holds one row per plane, allocated once by the caller).
     planes, height, width = x.shape[0], x.shape[2], x.shape[3]
     oh, ow = y.shape[2], y.shape[3]
     xf, yf = x.reshape(-1), y.reshape(-1)
@@ -372,11 +374,10 @@ def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
     x4 = np.ascontiguousarray(x).reshape((plan.planes, *plan.sp))
     y = np.empty((plan.planes, *plan.out), dtype=divisor.dtype)
     div = np.ascontiguousarray(divisor).reshape(-1)
-    kh, kw, sh, sw = int(plan.geo[10]), int(plan.geo[11]), int(plan.geo[1]), int(plan.geo[2])
     # windows that do not overlap (overlapping ones share row sums in the general kernel, faster)
-    if plan.planes and plan.plain and kh <= sh and kw <= sw and x.dtype.kind == "f" and x.dtype == y.dtype:
+    if plan.planes and plan.disjoint and x.dtype.kind == "f" and x.dtype == y.dtype:
         sums = np.empty((plan.planes, plan.out[2]), dtype=x.dtype)
-        (_avg_plain if plan.parallel else _avg_plain_serial)(x4, kh, kw, sh, sw, div, sums, y)
+        (_avg_plain if plan.parallel else _avg_plain_serial)(x4, *plan.plain, div, sums, y)
     elif plan.planes:
         kernel = _avg_forward if plan.parallel else _avg_forward_serial
         kernel(x4, plan.ranges, plan.geo, div, x.dtype.type(0), y)
@@ -389,9 +390,8 @@ def avg_backward(grad_out: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.nd
     g4 = np.ascontiguousarray(grad_out).reshape((plan.planes, *plan.out))
     grad_x = np.empty((plan.planes, *plan.sp), dtype=grad_out.dtype)
     div = np.ascontiguousarray(divisor).reshape(-1)
-    kh, kw, sh, sw = int(plan.geo[10]), int(plan.geo[11]), int(plan.geo[1]), int(plan.geo[2])
-    if plan.planes and plan.plain and kh <= sh and kw <= sw:  # windows that do not overlap
-        (_avg_plain_backward if plan.parallel else _avg_plain_backward_serial)(g4, kh, kw, sh, sw, div, grad_x)
+    if plan.planes and plan.disjoint:
+        (_avg_plain_backward if plan.parallel else _avg_plain_backward_serial)(g4, *plan.plain, div, grad_x)
     elif plan.planes:
         kernel = _avg_backward if plan.parallel else _avg_backward_serial
         kernel(g4, plan.ranges, plan.geo, div, grad_x)
