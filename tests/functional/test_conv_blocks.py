@@ -76,3 +76,22 @@ def test_blocked_gemm_skips_the_unwanted_input_gradient(tiny_blocks):
     assert x.grad is None
     ref = _naive.naive_conv_backward(np.ones((4, 3, 4, 4)), x.data, w.data, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     np.testing.assert_allclose(w.grad, ref[1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", CASES[:3], ids=lambda c: f"{c[0]}x{c[1]}")
+def test_blocked_and_whole_backward_agree_on_dtype(monkeypatch, case):
+    """A float32 gradient into a float64 layer: the blocked backward gives the input gradient the
+    dtype the one-block backward gives it (that of ``W.T @ G``)."""
+    xs, ws, stride, pads, dilation, groups = case
+    rng = np.random.default_rng(12)
+    xp, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    results = []
+    for block_bytes in (8, 1 << 30):
+        monkeypatch.setattr(_conv_kernels, "BLOCK_BYTES", block_bytes)
+        y, saved = _conv_kernels.forward(xp, w, stride, dilation, groups, method="gemm", save=True)
+        assert (saved.cols is None) == (block_bytes == 8)
+        results.append(_conv_kernels.backward(np.ones(y.shape, np.float32), saved))
+    (gx_blocks, gw_blocks), (gx_whole, gw_whole) = results
+    assert gx_blocks.dtype == gx_whole.dtype and gw_blocks.dtype == gw_whole.dtype
+    np.testing.assert_allclose(gx_blocks, gx_whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw_blocks, gw_whole, rtol=1e-12, atol=1e-12)

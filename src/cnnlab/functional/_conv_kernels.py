@@ -277,7 +277,8 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
         return grad_xp, grad_w
     xp, kernel = saved.xp, saved.weight.shape[2:]
     step = _chunk(xp.shape, kernel, saved.out, xp.dtype.itemsize)
-    grad_xp = np.empty(xp.shape, dtype=grad_out.dtype) if needs[0] else None
+    # the dtype of W.T @ G, as in the one-block path above (the blocks are written into it)
+    grad_xp = np.empty(xp.shape, dtype=np.result_type(grad_out, saved.weight)) if needs[0] else None
     grad_w = None
     for start in range(0, xp.shape[0], step):
         part = xp[start:start + step]
@@ -320,9 +321,6 @@ def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.
     grad_cols = (_backend.matmul(w[0].T, g[0]) if groups == 1
                  else _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2]))
     kernel = weight.shape[2:]
-    if into is not None and into.dtype != grad_cols.dtype:  # (no such caller today) compute, then cast
-        into[...] = _gemm_grad_x(g, saved, xp_shape)
-        return into
     if _is_pointwise(kernel, saved.stride):
         channels, batch = xp_shape[1], xp_shape[0]
         grad_xp = grad_cols.reshape(channels, batch, -1).swapaxes(0, 1)
