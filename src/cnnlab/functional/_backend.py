@@ -19,8 +19,10 @@ is installed) and of Numba's ``prange`` loops together; ``CNNLAB_NUM_THREADS`` s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 BACKENDS = ("auto", "numpy", "numba")
@@ -200,6 +202,23 @@ def matmul(a: Any, b: Any) -> Any:
 def parallel_worth_it(work: int) -> bool:
     """Whether a Numba kernel doing ``work`` multiply-adds should use its threaded version."""
     return work >= 2_000_000 and get_num_threads() > 1
+
+
+@contextlib.contextmanager
+def threads_for(work: int) -> Iterator[None]:
+    """Within the block, Numba's parallel kernels run on the calling thread only when ``work`` is
+    small (:func:`parallel_worth_it`): waking the pool would cost more than it saves."""
+    if parallel_worth_it(work):
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def _init_from_env() -> None:

@@ -9,27 +9,10 @@ new dtype pays the compile time.  All kernels are 2-d; 1-d problems are viewed w
 
 from __future__ import annotations
 
-import contextlib
-
-import numba
 import numpy as np
 from numba import njit, prange
 
 from cnnlab.functional import _backend
-
-
-@contextlib.contextmanager
-def _threads_for(work: int):
-    """Run a small kernel on the calling thread only (waking the pool costs more than it saves)."""
-    if _backend.parallel_worth_it(work):
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 # ---------------------------------------------------------------------------------------------
 # im2col / col2im, channel-major: cols[(c*kh + i)*kw + j, (b*oh + a)*ow + e] = xp[b, c, a*sh + i*dh, e*sw + j*dw]
@@ -118,7 +101,7 @@ def im2col(xp, kernel, stride, dilation):
     ow = (wp - dw * (kw - 1) - 1) // sw + 1
     cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=xp.dtype)
     xp = np.ascontiguousarray(xp)
-    with _threads_for(cols.size):
+    with _backend.threads_for(cols.size):
         (_im2col if sw == 1 else _im2col_strided)(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols)
     return cols
 
@@ -131,7 +114,7 @@ def col2im(cols, xp_shape, kernel, stride, dilation, out, into=None):
         grad[...] = 0
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
     cols = np.ascontiguousarray(cols)
-    with _threads_for(cols.size):
+    with _backend.threads_for(cols.size):
         (_col2im if sw == 1 else _col2im_strided)(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad)
     return grad
 
@@ -244,7 +227,7 @@ _direct_grad_x, _direct_grad_x_strided = _unit_and_strided(_make_direct_grad_x)
 def direct_forward(xp, w, stride, dilation, groups, out):
     dtype = np.result_type(xp, w)
     y = np.zeros((xp.shape[0], w.shape[0], *out), dtype=dtype)
-    with _threads_for(y.size * w[0].size):
+    with _backend.threads_for(y.size * w[0].size):
         kernel = _direct_forward if stride[1] == 1 else _direct_forward_strided
         kernel(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
                groups, y)
@@ -253,7 +236,7 @@ def direct_forward(xp, w, stride, dilation, groups, out):
 
 def direct_grad_w(xp, g, w_shape, stride, dilation, groups):
     grad_w = np.zeros(w_shape, dtype=g.dtype)
-    with _threads_for(g.size * grad_w[0].size):
+    with _backend.threads_for(g.size * grad_w[0].size):
         kernel = _direct_grad_w if stride[1] == 1 else _direct_grad_w_strided
         kernel(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation, groups, grad_w)
     return grad_w
@@ -261,7 +244,7 @@ def direct_grad_w(xp, g, w_shape, stride, dilation, groups):
 
 def direct_grad_x(g, w, xp_shape, stride, dilation, groups):
     grad_xp = np.zeros(xp_shape, dtype=g.dtype)
-    with _threads_for(g.size * w[0].size):
+    with _backend.threads_for(g.size * w[0].size):
         kernel = _direct_grad_x if stride[1] == 1 else _direct_grad_x_strided
         kernel(np.ascontiguousarray(g), np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, groups, grad_xp)
     return grad_xp
@@ -384,7 +367,7 @@ def bn_statistics(x):
     """``(mean, biased var)`` per channel of a floating ``(N, C, ...)`` array (float64 sums)."""
     x3 = _as_ncp(x)
     mean, var = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
-    with _threads_for(2 * x.size):
+    with _backend.threads_for(2 * x.size):
         _bn_stats(x3, mean, var)
     return mean, var
 
@@ -394,7 +377,7 @@ def bn_apply(x, mean, inv_std, scale, shift, relu=False):
     x3 = _as_ncp(x)
     y = np.empty(x3.shape, x.dtype)
     t = x.dtype.type
-    with _threads_for(2 * x.size):
+    with _backend.threads_for(2 * x.size):
         (_bn_apply_relu if relu else _bn_apply)(x3, mean.astype(t), inv_std.astype(t), scale.astype(t),
                                                 shift.astype(t), y)
     return y.reshape(x.shape)
@@ -405,7 +388,7 @@ def bn_sums(g, x, mean, inv_std, relu_out=None):
     with ``relu_out`` (the output of the fused ReLU), ``g`` is first zeroed where it is <= 0."""
     sg, sgx = np.empty(g.shape[1], np.float64), np.empty(g.shape[1], np.float64)
     t = x.dtype.type
-    with _threads_for(2 * g.size):
+    with _backend.threads_for(2 * g.size):
         if relu_out is None:
             _bn_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
         else:
@@ -420,7 +403,7 @@ def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu_out=None):
     out = np.empty(g3.shape, g.dtype)
     t = g.dtype.type
     stats = (mean.astype(t), inv_std.astype(t), mean_g.astype(t), mean_gx.astype(t), scale.astype(t), out)
-    with _threads_for(2 * g.size):
+    with _backend.threads_for(2 * g.size):
         if relu_out is None:
             _bn_grad_x(g3, _as_ncp(x), *stats)
         else:
@@ -442,6 +425,6 @@ def relu_grad(g, y):
     """``g`` where ``y > 0`` (or NaN), else 0; ``g`` is broadcast to ``y``'s shape."""
     g = np.ascontiguousarray(np.broadcast_to(g, y.shape)).reshape(-1)
     out = np.empty(y.shape, g.dtype)
-    with _threads_for(4 * out.size):
+    with _backend.threads_for(4 * out.size):
         _relu_grad(g, np.ascontiguousarray(y).reshape(-1), out.reshape(-1))
     return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-import types
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,18 +30,10 @@ from numba import njit, prange
 from cnnlab.functional import _backend
 
 
-def _twins(fn):
-    """The kernel compiled twice: threaded over ``prange``, and serial (``prange`` runs as
-    ``range``) for small problems, where waking the thread pool costs more than it saves.
-
-    Numba's disk cache is keyed by the function's qualified name and line, not by the compile
-    options, so the serial twin is a copy of the function under its own name.
-    """
-    serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                                fn.__closure__)
-    serial.__qualname__ = fn.__qualname__ + "_serial"
-    return (njit(parallel=True, cache=True, nogil=True)(fn),
-            njit(parallel=False, cache=True, nogil=True)(serial))
+def _kernel(fn):
+    """``fn`` compiled threaded over its ``prange``; small calls run it on the calling thread
+    (:func:`cnnlab.functional._backend.threads_for`), as every other compiled kernel does."""
+    return njit(parallel=True, cache=True, nogil=True)(fn)
 
 
 def tap_ranges(out: int, k: int, s: int, d: int, lo: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +51,12 @@ class Plan:
     every output index along depth, height and width, and ``geo``: the strides, dilations, low
     paddings and kernel sizes of the three dims, and the padded width of a row."""
 
-    __slots__ = ("planes", "sp", "out", "ranges", "geo", "parallel", "plain", "disjoint")
+    __slots__ = ("planes", "sp", "out", "ranges", "geo", "work", "plain", "disjoint")
 
     def __init__(self, planes: int, sp: tuple[int, ...], out: tuple[int, ...], ranges: np.ndarray,
                  geo: np.ndarray, work: int, plain: tuple[int, int, int, int] | None = None) -> None:
         self.planes, self.sp, self.out, self.ranges, self.geo = planes, sp, out, ranges, geo
-        self.parallel = _backend.parallel_worth_it(work)
+        self.work = work  # for _backend.threads_for: small calls run on the calling thread
         # 2-d windows with every tap inside the input and no dilation, for the specialised kernels:
         # their ``(kh, kw, sh, sw)``, else None; ``disjoint`` when such windows also do not overlap
         self.plain = plain
@@ -197,9 +188,9 @@ def _max_plain_loops(x, kh, kw, sh, sw, y, arg):  # pragma: no cover - compiled
                             af[o + np.uint64(c)] = where + c * sw if take else af[o + np.uint64(c)]
 
 
-_max_plain, _max_plain_serial = _twins(_max_plain_loops)
-_max_forward, _max_forward_serial = _twins(_max_forward_loops)
-_max_backward, _max_backward_serial = _twins(_max_backward_loops)
+_max_plain = _kernel(_max_plain_loops)
+_max_forward = _kernel(_max_forward_loops)
+_max_backward = _kernel(_max_backward_loops)
 
 
 def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
@@ -209,9 +200,11 @@ def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     y = np.empty((plan.planes, *plan.out), dtype=x.dtype)
     arg = np.empty(y.shape, dtype=np.int64)
     if plan.planes and plan.plain and x.dtype.kind == "f":
-        (_max_plain if plan.parallel else _max_plain_serial)(x4, *plan.plain, y, arg)
+        with _backend.threads_for(plan.work):
+            _max_plain(x4, *plan.plain, y, arg)
     elif plan.planes:
-        (_max_forward if plan.parallel else _max_forward_serial)(x4, plan.ranges, plan.geo, y, arg)
+        with _backend.threads_for(plan.work):
+            _max_forward(x4, plan.ranges, plan.geo, y, arg)
     return y, arg
 
 
@@ -221,8 +214,8 @@ def max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Plan) -> np.ndarra
     g2 = np.ascontiguousarray(grad_out).reshape(plan.planes, cells)
     grad_x = np.empty((plan.planes, int(math.prod(plan.sp))), dtype=grad_out.dtype)
     if plan.planes:
-        kernel = _max_backward if plan.parallel else _max_backward_serial
-        kernel(g2, arg.reshape(plan.planes, cells), grad_x)
+        with _backend.threads_for(plan.work):
+            _max_backward(g2, arg.reshape(plan.planes, cells), grad_x)
     return grad_x
 
 
@@ -362,10 +355,10 @@ def _avg_plain_backward_loops(grad_out, kh, kw, sh, sw, divisor, grad_x):  # pra
                         xf[dst + np.uint64(c) * step] = gf[np.uint64(o + c)] / divisor[b * ow + c]
 
 
-_avg_plain, _avg_plain_serial = _twins(_avg_plain_loops)
-_avg_plain_backward, _avg_plain_backward_serial = _twins(_avg_plain_backward_loops)
-_avg_forward, _avg_forward_serial = _twins(_avg_forward_loops)
-_avg_backward, _avg_backward_serial = _twins(_avg_backward_loops)
+_avg_plain = _kernel(_avg_plain_loops)
+_avg_plain_backward = _kernel(_avg_plain_backward_loops)
+_avg_forward = _kernel(_avg_forward_loops)
+_avg_backward = _kernel(_avg_backward_loops)
 
 
 def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
@@ -377,10 +370,11 @@ def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
     # windows that do not overlap (overlapping ones share row sums in the general kernel, faster)
     if plan.planes and plan.disjoint and x.dtype.kind == "f" and x.dtype == y.dtype:
         sums = np.empty((plan.planes, plan.out[2]), dtype=x.dtype)
-        (_avg_plain if plan.parallel else _avg_plain_serial)(x4, *plan.plain, div, sums, y)
+        with _backend.threads_for(plan.work):
+            _avg_plain(x4, *plan.plain, div, sums, y)
     elif plan.planes:
-        kernel = _avg_forward if plan.parallel else _avg_forward_serial
-        kernel(x4, plan.ranges, plan.geo, div, x.dtype.type(0), y)
+        with _backend.threads_for(plan.work):
+            _avg_forward(x4, plan.ranges, plan.geo, div, x.dtype.type(0), y)
     return y
 
 
@@ -391,8 +385,9 @@ def avg_backward(grad_out: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.nd
     grad_x = np.empty((plan.planes, *plan.sp), dtype=grad_out.dtype)
     div = np.ascontiguousarray(divisor).reshape(-1)
     if plan.planes and plan.disjoint:
-        (_avg_plain_backward if plan.parallel else _avg_plain_backward_serial)(g4, *plan.plain, div, grad_x)
+        with _backend.threads_for(plan.work):
+            _avg_plain_backward(g4, *plan.plain, div, grad_x)
     elif plan.planes:
-        kernel = _avg_backward if plan.parallel else _avg_backward_serial
-        kernel(g4, plan.ranges, plan.geo, div, grad_x)
+        with _backend.threads_for(plan.work):
+            _avg_backward(g4, plan.ranges, plan.geo, div, grad_x)
     return grad_x
