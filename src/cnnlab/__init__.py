@@ -13,6 +13,13 @@ import sys as _sys
 if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+# Freed arrays are kept for the next training step instead of being handed back to the kernel and
+# faulted in again (a third of a convnet step's time on 2 cores): see cnnlab/functional/_malloc.py.
+from cnnlab.functional import _malloc  # noqa: E402
+
+if _malloc.wanted():
+    _malloc.tune()
+
 from cnnlab import functional, nn, optim  # noqa: E402
 from cnnlab._version import __version__  # noqa: E402
 from cnnlab.autograd import Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
@@ -24,7 +31,13 @@ from cnnlab.checkpoint import (  # noqa: E402
     load_weights,
     save,
 )
-from cnnlab.functional import get_backend, get_num_threads, set_backend, set_num_threads  # noqa: E402
+from cnnlab.functional import (  # noqa: E402
+    get_backend,
+    get_num_threads,
+    set_backend,
+    set_num_threads,
+    start_threads,
+)
 from cnnlab.random import default_generator, manual_seed  # noqa: E402
 
 __all__ = [
@@ -48,5 +61,6 @@ __all__ = [
     "save",
     "set_backend",
     "set_num_threads",
+    "start_threads",
     "tensor",
 ]

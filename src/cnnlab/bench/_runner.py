@@ -50,6 +50,9 @@ def _training_workloads(torch):
 def run(repeats: int = 7, threads: int | None = None, only: str | None = None, training: bool = True,
         progress: bool = True, memory: bool = True) -> dict[str, Any]:
     """Run every workload; returns the machine-readable result that ``--json`` prints."""
+    # cnnlab's thread pool first, so that Numba binds to its own OpenMP runtime and torch (imported
+    # next) keeps its own: see cnnlab.functional._backend._quiet_openmp_threads
+    _backend.start_threads()
     import torch
 
     from cnnlab.bench._workloads import conv_workloads, other_workloads

@@ -40,7 +40,7 @@ from cnnlab.functional._adaptive import (
     adaptive_avg_pool3d_backward,
     adaptive_avg_pool_backward,
 )
-from cnnlab.functional._backend import get_backend, get_num_threads, set_backend, set_num_threads
+from cnnlab.functional._backend import get_backend, get_num_threads, set_backend, set_num_threads, start_threads
 from cnnlab.functional._conv import conv_backward
 from cnnlab.functional._conv_transpose import conv_transpose_backward
 from cnnlab.functional._correlate import choose_correlate_method, convolve_backward, correlate_backward
@@ -164,7 +164,7 @@ __all__ = [
     "conv_transpose_backward", "conv_transpose_matrix",
     "choose_correlate_method", "convolve", "convolve_backward", "correlate", "correlate_backward",
     "differentiable",
-    "get_backend", "get_num_threads", "set_backend", "set_num_threads",
+    "get_backend", "get_num_threads", "set_backend", "set_num_threads", "start_threads",
     "elu", "elu_backward", "gelu", "gelu_backward", "leaky_relu", "leaky_relu_backward",
     "log_softmax", "log_softmax_backward",
     "max_pool", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool_backward",

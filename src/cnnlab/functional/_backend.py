@@ -41,11 +41,13 @@ def numba_available() -> bool:
     if _state["numba"] is None:
         _quiet_openmp_threads()
         try:
-            import numba  # noqa: F401
+            import numba
         except ImportError:
             _state["numba"] = False
         else:
             _state["numba"] = True
+            # start the thread pool now, binding it to the OpenMP library loaded for it (below)
+            numba.get_num_threads()
     return bool(_state["numba"])
 
 
@@ -56,11 +58,29 @@ def _quiet_openmp_threads() -> None:
     BLAS has threads of its own, so on a machine with few cores a spinning kernel thread takes the
     core a matrix product needs next (and the reverse): a convnet training step on 2 cores ran
     1.6x slower.  ``GOMP_SPINCOUNT`` is read when Numba loads its OpenMP library, which happens
-    after this point; a value the user set (or ``OMP_WAIT_POLICY``) is left alone, and a library
-    that loaded its own OpenMP earlier (e.g. torch, imported first) keeps its settings.
+    after this point; a value the user set (or ``OMP_WAIT_POLICY``) is left alone.
+
+    The pool is started as soon as Numba is imported, because that is when its OpenMP calls are
+    bound to a library.  A library that loaded its own OpenMP into the global namespace before
+    that (PyTorch does, with its own copy of GNU OpenMP) would otherwise receive Numba's calls too,
+    and its threads spin for milliseconds after every loop (set up as PyTorch wants them): on 2
+    cores, with torch merely imported first, a 14x14 conv forward took 9-12 ms instead of 6-7 ms,
+    as the spinning thread took the core the following matrix product needed.  A process that
+    uses both libraries should therefore run a cnnlab op, or call :func:`start_threads`, before
+    it imports torch (``python -m cnnlab.bench`` does); each then keeps its own runtime.
     """
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+
+def start_threads() -> bool:
+    """Import Numba and start its thread pool now, when the backend may use it; True if started.
+
+    Everything starts by itself on the first op that needs it.  Call this first only in a process
+    that will also import a library bringing its own OpenMP runtime (PyTorch): see
+    :func:`_quiet_openmp_threads` for why the order matters.
+    """
+    return get_backend() != "numpy" and numba_available()
 
 
 def get_backend() -> str:
