@@ -44,6 +44,13 @@ def test_numba_keeps_its_own_openmp_when_torch_comes_after(first, tmp_path):
     assert all("torch" not in t for t in targets), targets
 
 
+def test_the_bench_starts_cnnlabs_threads_before_it_imports_torch(tmp_path):
+    code = ("from cnnlab.bench._runner import main; main(['--only', 'correlate 512x512 with 5x5', '--repeats', '1', "
+            "'--no-training', '--no-memory', '--json'])")
+    targets = _gomp_parallel_bound_to(code, tmp_path)
+    assert targets and all("torch" not in t for t in targets), targets
+
+
 def test_start_threads_reports_numba_and_respects_the_numpy_backend():
     import cnnlab
 

@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the peak-memory measurement of the training steps (child processes)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
+    _backend.start_threads()  # before torch is imported (see run)
     try:
         import torch  # noqa: F401
     except ImportError:
