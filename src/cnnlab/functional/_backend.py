@@ -180,8 +180,15 @@ def get_num_threads() -> int:
 
 
 # A matrix product below this many flops runs on one BLAS thread: waking a second thread costs
-# more than it saves on small products, and on a busy machine it can cost milliseconds.
-SMALL_GEMM_FLOPS = 5e7
+# more than it saves on small products, and on a busy machine it can cost milliseconds.  With the
+# BLAS threads asleep between products (OPENBLAS_THREAD_TIMEOUT, see cnnlab/__init__.py) and
+# Numba's pool on its own OpenMP runtime, products down to this size gain from a second thread: on
+# 2 cores, A/B in one process, this value and PARALLEL_MIN_WORK below (from 5e7 and 2,000,000)
+# took the LeNet-5 step 12.7-13.3 -> 11.0-11.9 ms and the convnet step 81-88 -> 74-75 ms, the
+# MNIST-1D step unchanged.
+SMALL_GEMM_FLOPS = 1e7
+# A Numba kernel doing less work than this (values, or multiply-adds) runs on the calling thread.
+PARALLEL_MIN_WORK = 500_000
 
 
 def _blas_controllers() -> list[Any]:
@@ -221,7 +228,7 @@ def matmul(a: Any, b: Any) -> Any:
 
 def parallel_worth_it(work: int) -> bool:
     """Whether a Numba kernel doing ``work`` multiply-adds should use its threaded version."""
-    return work >= 2_000_000 and get_num_threads() > 1
+    return work >= PARALLEL_MIN_WORK and get_num_threads() > 1
 
 
 @contextlib.contextmanager
