@@ -517,3 +517,40 @@ def test_numpy_scalar_options_do_not_change_the_dtype():
     assert leaky_relu(x, negative_slope=np.float64(0.1)).dtype == np.float32
     assert elu(x, alpha=np.float64(0.5)).dtype == np.float32
     assert elu_backward(x, x, alpha=np.int64(2)).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_relu_matches_the_definition_bit_for_bit_on_every_backend(dtype, backend):
+    # large enough for the compiled kernel; special values spread through it: NaN stays NaN, -0.0
+    # and negatives give +0.0, +inf stays, positives pass unchanged (max(x, 0) written out here)
+    import cnnlab
+
+    if backend == "numba" and not _numba_importable():
+        pytest.skip("numba is not installed")
+    values = np.random.default_rng(5).standard_normal((64, 6, 30, 30)).astype(dtype)
+    flat = values.reshape(-1)
+    flat[::97] = np.nan
+    flat[1::89] = -0.0
+    flat[2::83] = np.inf
+    flat[3::79] = -np.inf
+    previous = cnnlab.set_backend(backend)
+    try:
+        got = relu(values[:, :, 1:-1, 1:-1])  # a strided view, too
+    finally:
+        cnnlab.set_backend(previous)
+    view = values[:, :, 1:-1, 1:-1]
+    expected = np.where(view > 0, view, dtype(0.0))
+    expected = np.where(np.isnan(view), view, expected)
+    assert got.dtype == dtype and got.shape == view.shape
+    assert np.array_equal(got.view(np.uint8), np.ascontiguousarray(expected).view(np.uint8))
+
+
+def _numba_importable() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    from cnnlab.functional import _backend
+
+    return _backend.numba_available()

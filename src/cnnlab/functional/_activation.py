@@ -116,6 +116,10 @@ def relu(x: Any) -> np.ndarray:
     arr = check_array("relu", "x", x, allow_empty=True)
     if arr.dtype.kind != "f":
         arr = arr.astype(np.int64)
+    elif arr.dtype in (np.float32, np.float64) and _backend.use_numba(arr.size):
+        from cnnlab.functional import _numba_kernels as nk
+
+        return nk.relu(arr)  # both cores; np.maximum runs on one
     return np.maximum(arr, arr.dtype.type(0))
 
 

@@ -416,6 +416,21 @@ def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu_out=None):
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def _relu(x, out):  # pragma: no cover - compiled
+    for i in prange(out.size):
+        # as np.maximum(x, 0): NaN stays NaN, -0.0 gives +0.0
+        out[i] = 0 if x[i] <= 0 else x[i]
+
+
+def relu(x):
+    """``max(x, 0)`` of a floating array on both cores, bit for bit as ``np.maximum(x, 0)``."""
+    out = np.empty(x.shape, x.dtype)
+    with _backend.threads_for(4 * out.size):
+        _relu(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def _relu_grad(g, y, out):  # pragma: no cover - compiled
     for i in prange(out.size):
         out[i] = 0 if y[i] <= 0 else g[i]
