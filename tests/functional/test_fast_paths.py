@@ -240,3 +240,35 @@ def test_backend_switch_and_errors():
             F.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), method="fast")
     finally:
         _backend.set_backend(previous)
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 7, 8])
+@pytest.mark.parametrize(("stride", "dilation", "groups"), [(1, 1, 1), ((2, 1), (1, 2), 1), (1, (2, 3), 2)])
+def test_direct_forward_per_kernel_width_matches_the_loop_reference(width, stride, dilation, groups):
+    # each width 1-7 has a forward of its own (the row's taps unrolled), 8 takes the general loop;
+    # the compiled path is forced (set_backend('numba')) even though the arrays are small
+    from cnnlab.functional import _numba_kernels as nk
+    from cnnlab.functional._args import ntuple
+
+    rng = np.random.default_rng(width)
+    x = rng.standard_normal((3, 2 * groups, 9, 25)).astype(np.float32)
+    w = rng.standard_normal((2 * groups, 2, 3, width)).astype(np.float32)
+    previous = _backend.set_backend("numba")
+    try:
+        y = F.conv2d(x, w, stride=stride, padding=(1, 2), dilation=dilation, groups=groups, method="direct")
+        xi = rng.integers(-50, 50, x.shape)
+        wi = rng.integers(-50, 50, w.shape)
+        yi = F.conv2d(xi, wi, stride=stride, dilation=dilation, groups=groups, method="direct")
+    finally:
+        _backend.set_backend(previous)
+    s2, d2 = ntuple("", "", stride, 2, minimum=1), ntuple("", "", dilation, 2, minimum=1)
+    ref = _naive.naive_conv(x.astype(np.float64), w.astype(np.float64), None, s2, ((1, 1), (2, 2)), d2, groups)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    assert yi.dtype == np.int64
+    np.testing.assert_array_equal(yi, _naive.naive_conv(xi, wi, None, s2, ((0, 0), (0, 0)), d2, groups))
+    # the same sums in the same order as the general kernel: equal to the bit
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)))
+    general = np.zeros_like(y)
+    nk._direct_forward_strided(xp, w, *s2, *d2, groups, general)
+    assert np.array_equal(y.view(np.uint32), general.view(np.uint32))
