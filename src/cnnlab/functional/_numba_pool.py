@@ -304,35 +304,32 @@ def _avg_backward_loops(grad_out, ranges, geo, divisor, grad_x):  # pragma: no c
 
 
 def _avg_plain_loops(x, kh, kw, sh, sw, divisor, sums, y):  # pragma: no cover - compiled
-    # Windows that neither overlap nor leave a 2-d plane (no padding, no dilation): for each width
-    # tap, the window columns' sums over the height taps, then those added up over the width taps
-    # (the order of the kernel above, so the same rounding); every loop runs along a whole output
-    # row (``sums`` holds one row per plane, allocated once by the caller).
+    # Windows that neither overlap nor leave a 2-d plane (no padding, no dilation): the sums of
+    # each input column over the window's height taps, in one contiguous pass along the row (a loop
+    # that vectorises), then each window's column sums added up over its width taps.  That is the
+    # order of the kernel above (height taps first, then width taps), so the same rounding.
+    # ``sums`` holds one input row per plane, allocated once by the caller.
     planes, height, width = x.shape[0], x.shape[2], x.shape[3]
     oh, ow = y.shape[2], y.shape[3]
     xf, yf = x.reshape(-1), y.reshape(-1)
-    step = np.uint64(sw)
+    used = min(ow * sw, width)  # the columns any window reads (and the gaps between them)
     for p in prange(planes):
         plane = p * height * width
         t = sums[p]
         for b in range(oh):
+            src = np.uint64(plane + b * sh * width)
+            for col in range(used):
+                t[col] = xf[src + np.uint64(col)]
+            for i in range(1, kh):
+                row = src + np.uint64(i * width)
+                for col in range(used):
+                    t[col] += xf[row + np.uint64(col)]
             o = np.uint64((p * oh + b) * ow)
-            for j in range(kw):
-                src = np.uint64(plane + b * sh * width + j)
-                for c in range(ow):
-                    t[c] = xf[src + np.uint64(c) * step]
-                for i in range(1, kh):
-                    row = src + np.uint64(i * width)
-                    for c in range(ow):
-                        t[c] += xf[row + np.uint64(c) * step]
-                if j == 0:
-                    for c in range(ow):
-                        yf[o + np.uint64(c)] = t[c]
-                else:
-                    for c in range(ow):
-                        yf[o + np.uint64(c)] += t[c]
             for c in range(ow):
-                yf[o + np.uint64(c)] = yf[o + np.uint64(c)] / divisor[b * ow + c]
+                acc = t[c * sw]
+                for j in range(1, kw):
+                    acc += t[c * sw + j]
+                yf[o + np.uint64(c)] = acc / divisor[b * ow + c]
 
 
 def _avg_plain_backward_loops(grad_out, kh, kw, sh, sw, divisor, shares, grad_x):  # pragma: no cover - compiled
@@ -375,7 +372,7 @@ def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
     div = np.ascontiguousarray(divisor).reshape(-1)
     # windows that do not overlap (overlapping ones share row sums in the general kernel, faster)
     if plan.planes and plan.disjoint and x.dtype.kind == "f" and x.dtype == y.dtype:
-        sums = np.empty((plan.planes, plan.out[2]), dtype=x.dtype)
+        sums = np.empty((plan.planes, plan.sp[2]), dtype=x.dtype)
         with _backend.threads_for(plan.work):
             _avg_plain(x4, *plan.plain, div, sums, y)
     elif plan.planes:
