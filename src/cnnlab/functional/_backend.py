@@ -46,8 +46,10 @@ def numba_available() -> bool:
             _state["numba"] = False
         else:
             _state["numba"] = True
-            # start the thread pool now, binding it to the OpenMP library loaded for it (below)
-            numba.get_num_threads()
+            # start the thread pool now, binding it to the OpenMP library loaded for it (below);
+            # a pool that cannot start fails later, where a kernel needs it, as it did before
+            with contextlib.suppress(Exception):
+                numba.get_num_threads()
     return bool(_state["numba"])
 
 
