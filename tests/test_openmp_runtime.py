@@ -60,3 +60,18 @@ def test_start_threads_reports_numba_and_respects_the_numpy_backend():
     finally:
         cnnlab.set_backend(previous)
     assert cnnlab.start_threads() is True
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, "None"), ({"GOMP_SPINCOUNT": "77"}, "77")])
+def test_the_spin_setting_is_not_left_for_torch_or_child_processes(env, expected):
+    # cnnlab's GOMP_SPINCOUNT is meant for Numba's OpenMP only: set while that library loads, then
+    # removed (a user's own value stays), so torch imported later keeps its default
+    environ = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY",
+                                                                "CNNLAB_DISABLE_NUMBA", "CNNLAB_BACKEND")}
+    environ.update(env, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), NUMBA_THREADING_LAYER="omp")
+    code = ("import os, cnnlab; assert cnnlab.start_threads(); "
+            "assert any('libgomp' in line for line in open('/proc/self/maps')); "
+            "print(os.environ.get('GOMP_SPINCOUNT'))")
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=300,
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == expected

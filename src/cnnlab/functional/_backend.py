@@ -39,28 +39,32 @@ def numba_available() -> bool:
     if _disabled_by_env():
         return False
     if _state["numba"] is None:
-        _quiet_openmp_threads()
-        try:
-            import numba
-        except ImportError:
-            _state["numba"] = False
-        else:
-            _state["numba"] = True
-            # start the thread pool now, binding it to the OpenMP library loaded for it (below);
-            # a pool that cannot start fails later, where a kernel needs it, as it did before
-            with contextlib.suppress(Exception):
-                numba.get_num_threads()
+        with _quiet_openmp_threads():
+            try:
+                import numba
+            except ImportError:
+                _state["numba"] = False
+            else:
+                _state["numba"] = True
+                # start the thread pool now, binding it to the OpenMP library loaded for it (below);
+                # a pool that cannot start fails later, where a kernel needs it, as it did before
+                with contextlib.suppress(Exception):
+                    numba.get_num_threads()
     return bool(_state["numba"])
 
 
-def _quiet_openmp_threads() -> None:
-    """Ask OpenMP (Numba's usual threading layer) not to spin after a parallel loop.
+@contextlib.contextmanager
+def _quiet_openmp_threads() -> Iterator[None]:
+    """Within the block, ask OpenMP (Numba's usual threading layer) not to spin after a parallel loop.
 
     By default GNU OpenMP's idle threads busy-wait for a while after each parallel region.  The
     BLAS has threads of its own, so on a machine with few cores a spinning kernel thread takes the
     core a matrix product needs next (and the reverse): a convnet training step on 2 cores ran
-    1.6x slower.  ``GOMP_SPINCOUNT`` is read when Numba loads its OpenMP library, which happens
-    after this point; a value the user set (or ``OMP_WAIT_POLICY``) is left alone.
+    1.6x slower.  ``GOMP_SPINCOUNT`` is read once, when an OpenMP library loads, which Numba's
+    does inside this block; a value the user set (or ``OMP_WAIT_POLICY``) is left alone.  The
+    variable is removed again at the end, so that a library loading its own OpenMP later (PyTorch)
+    and child processes see the user's environment, not cnnlab's choice: left in place, it made
+    PyTorch's small training steps (LeNet-5, MNIST-1D) 1.3-2x slower.
 
     The pool is started as soon as Numba is imported, because that is when its OpenMP calls are
     bound to a library.  A library that loaded its own OpenMP into the global namespace before
@@ -71,8 +75,14 @@ def _quiet_openmp_threads() -> None:
     uses both libraries should therefore run a cnnlab op, or call :func:`start_threads`, before
     it imports torch (``python -m cnnlab.bench`` does); each then keeps its own runtime.
     """
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        yield
+        return
+    os.environ["GOMP_SPINCOUNT"] = "1000"
+    try:
+        yield
+    finally:
+        os.environ.pop("GOMP_SPINCOUNT", None)
 
 
 def start_threads() -> bool:
