@@ -204,13 +204,21 @@ PARALLEL_MIN_WORK = 500_000
 
 
 def _blas_controllers() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS that NumPy calls (the one in NumPy's own folders when
+    it can be told apart, e.g. not SciPy's separate copy), found once."""
     if _state.get("blas") is None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
             _state["blas"] = []
         else:
-            _state["blas"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+            import numpy as np
+
+            found = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+            home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+            own = [c for c in found if os.path.abspath(str(c.filepath)).startswith(
+                (os.path.join(home, "numpy.libs"), os.path.join(home, "numpy") + os.sep))]
+            _state["blas"] = own or found
     return _state["blas"]
 
 
