@@ -95,3 +95,23 @@ def test_blocked_and_whole_backward_agree_on_dtype(monkeypatch, case):
     assert gx_blocks.dtype == gx_whole.dtype and gw_blocks.dtype == gw_whole.dtype
     np.testing.assert_allclose(gx_blocks, gx_whole, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw_blocks, gw_whole, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["gemm", "direct"])
+def test_small_padded_inputs_are_padded_again_in_the_backward_not_kept(method):
+    # the saved context holds the unpadded input (no padded copy) for a small zero-padded layer,
+    # and the gradients are those of the plain backward
+    from cnnlab.functional import _conv
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    forward, backward = _conv.saving_pair("conv2d", 2)
+    y, ctx = forward((True, True, False), x, w, None, 1, 1, 1, 1, "zeros", method)
+    if ctx.kernel.cols is None:  # a layer whose columns are kept needs no input at all
+        assert ctx.kernel.xp is None and ctx.x is not None and ctx.x.shape == x.shape
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    gx, gw, _ = backward(g, ctx, (True, True, False))
+    ex, ew, _ = F.conv_backward(g, x, w, padding=1, method=method)
+    np.testing.assert_allclose(gx, ex, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw, ew, rtol=1e-5, atol=1e-5)
