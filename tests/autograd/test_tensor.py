@@ -740,3 +740,33 @@ def test_small_cnn_matches_torch():
     np.testing.assert_allclose(out.item(), expected.item(), rtol=1e-12)
     for a, t in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_an_intermediate_result_nothing_holds_is_freed_after_the_forward():
+    # the graph records where inputs came from, not the input Tensors: h's data is not needed by
+    # relu's backward (it keeps its own output), so once the user drops h, its array is freed,
+    # and the gradient is still right
+    import gc
+    import weakref
+
+    import cnnlab.functional as F
+
+    x = Tensor(np.array([-1.5, 0.5, 2.0, -0.25]), requires_grad=True)
+    h = x * 3.0
+    z = F.relu(h)
+    freed = weakref.ref(h.data)
+    del h
+    gc.collect()
+    assert freed() is None
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 3.0, 3.0, 0.0])
+    assert z.grad_fn is not None and not z.is_leaf and x.is_leaf
+
+
+def test_a_result_used_twice_still_sums_its_gradients():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x * x
+    y = (h * h + h).sum()  # h reaches y by two paths
+    del h
+    y.backward()
+    np.testing.assert_allclose(x.grad, 4 * np.array([1.0, 2.0]) ** 3 + 2 * np.array([1.0, 2.0]))

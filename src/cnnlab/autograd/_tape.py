@@ -1,7 +1,8 @@
 """The tape's walk: reverse topological order and gradient accumulation.
 
-Nodes are Tensors (duck-typed here: ``_parents``, ``_backward_fn``, ``requires_grad``, ``grad``,
-``shape``, ``dtype``, ``grad_fn``); the engine sums the gradients reaching a node used twice.
+Nodes are the :class:`Node` of each recorded operation and the leaf Tensors (duck-typed here:
+``_parents``, ``_backward_fn``, ``requires_grad``, ``grad``, ``shape``, ``dtype``, ``grad_fn``); the
+engine sums the gradients reaching a node used twice.
 """
 
 from __future__ import annotations
@@ -9,6 +10,38 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+
+class Node:
+    """One recorded operation: its backward closure, the nodes (or leaf Tensors) its inputs came
+    from, and the shape and dtype of its output, but not the output's data.
+
+    The result Tensor holds its node; the node never holds a Tensor other than a leaf.  So an
+    intermediate result that nothing else refers to (a conv's output once the ReLU after it has run)
+    is freed after the forward pass, as in PyTorch, instead of living until the graph is dropped;
+    what a backward needs is what its closure saved.
+    """
+
+    __slots__ = ("_parents", "_backward_fn", "shape", "dtype")
+    requires_grad = True
+
+    def __init__(self, parents: tuple[Any, ...], backward_fn: Any, shape: tuple[int, ...], dtype: Any) -> None:
+        self._parents = parents
+        self._backward_fn = backward_fn
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def grad_fn(self) -> str:
+        return self._backward_fn.__name__
+
+
+def edge(tensor: Any) -> Any:
+    """What a node records for one input: its node, the leaf Tensor itself, or None when it wants
+    no gradient."""
+    if tensor is None or not tensor.requires_grad:
+        return None
+    return tensor._node if tensor._node is not None else tensor
 
 
 def topological_order(root: Any) -> list[Any]:
@@ -31,7 +64,9 @@ def topological_order(root: Any) -> list[Any]:
 
 
 def run_backward(root: Any, seed: np.ndarray) -> None:
-    pending = {id(root): seed}  # summed gradient of each tensor not yet processed
+    """Send ``seed``, the gradient of the Tensor ``root``, back through the recorded graph."""
+    root = edge(root)
+    pending = {id(root): seed}  # summed gradient of each node not yet processed
     for node in reversed(topological_order(root)):
         grad = pending.pop(id(node), None)
         if grad is None:

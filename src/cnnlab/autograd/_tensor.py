@@ -1,8 +1,10 @@
 """The :class:`Tensor`: reverse-mode automatic differentiation: the :class:`Tensor`, its tape and ``no_grad``.
 
 A :class:`Tensor` wraps a NumPy array.  When an operation runs on Tensors and one of them
-``requires_grad``, the result remembers its input Tensors (its *parents*) and a backward
-closure: that is the tape.  :meth:`Tensor.backward` visits the recorded graph in reverse
+``requires_grad``, the result gets a node that remembers where its inputs came from (their nodes,
+or the leaf Tensors: its *parents*) and a backward closure: that is the tape.  The node does not
+hold the input Tensors' data, so an intermediate result nothing else refers to is freed after the
+forward, as in PyTorch.  :meth:`Tensor.backward` visits the recorded graph in reverse
 topological order (iteratively, so deep graphs do not hit the recursion limit) and calls each
 backward closure with the gradient of its output.  The engine, not the operators, sums the
 gradients reaching a Tensor used more than once, and leaves (Tensors created by the user)
@@ -31,7 +33,7 @@ import numpy as np
 from cnnlab import functional as F
 from cnnlab.autograd import _ops as ops
 from cnnlab.autograd._grad_mode import is_grad_enabled
-from cnnlab.autograd._tape import run_backward
+from cnnlab.autograd._tape import Node, edge, run_backward
 from cnnlab.functional._args import check_dim
 from cnnlab.functional._dispatch import differentiable, register_engine
 
@@ -83,8 +85,9 @@ class Tensor:
             )
         self.data = array
         self.grad: np.ndarray | None = None
-        self._parents: tuple[Tensor | None, ...] = ()
-        self._backward_fn: Callable[[np.ndarray], tuple] | None = None
+        self._parents: tuple[Tensor | None, ...] = ()  # a leaf's, for the tape's walk: none
+        self._backward_fn: Callable[[np.ndarray], tuple] | None = None  # a leaf has none
+        self._node: Node | None = None  # the operation that produced this Tensor (None: a leaf)
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -117,12 +120,12 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         """True for Tensors not produced by a recorded operation."""
-        return self._backward_fn is None
+        return self._node is None
 
     @property
     def grad_fn(self) -> str | None:
         """Name of the backward function that produced this Tensor (None for a leaf)."""
-        return None if self._backward_fn is None else self._backward_fn.__name__
+        return None if self._node is None else self._node.grad_fn
 
     def detach(self) -> Tensor:
         """A new leaf sharing the data, cut from the graph."""
@@ -234,7 +237,7 @@ class Tensor:
         extra = ""
         if self.dtype not in (np.float64, np.int64, np.bool_):
             extra += f", dtype={self.dtype}"
-        if self._backward_fn is not None:
+        if self._node is not None:
             extra += f", grad_fn=<{self.grad_fn}>"
         elif self.requires_grad:
             extra += ", requires_grad=True"
@@ -499,8 +502,9 @@ def _record(
         return out
     if any(p is not None and p.requires_grad for p in parents):
         out._requires_grad = True
-        out._parents = tuple(parents)
-        out._backward_fn = backward_fn
+        # the node records where the inputs came from, not the input Tensors: their data is freed
+        # once nothing else holds it (what the backward needs, its closure keeps)
+        out._node = Node(tuple(edge(p) for p in parents), backward_fn, out.shape, out.dtype)
     return out
 
 

@@ -317,9 +317,8 @@ class ConvSaved(NamedTuple):
 
 # A zero-padded input of at most this many bytes that the backward needs (the direct kernels, or
 # GEMM columns rebuilt) is not kept: the backward pads the input again, which costs microseconds,
-# while for small models these copies are a noticeable share of a training step's memory (with
-# _conv_kernels.KEEP_COLUMNS_BYTES: the MNIST-1D CNN's step 1.94 -> 1.78 MiB).  Larger inputs keep
-# their padded copy.
+# while for small models these copies are a noticeable share of a training step's memory.  Larger
+# inputs keep their padded copy.
 REPAD_BYTES = 1 << 20
 
 

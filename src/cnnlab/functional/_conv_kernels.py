@@ -203,11 +203,10 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation:
 BLOCK_BYTES = 16 << 20
 # A forward keeps its column matrix for the backward pass only up to this size; larger ones are
 # rebuilt from the padded input (an im2col costs a few percent of a training step, while keeping
-# ``K`` copies of every input would make the peak memory of training several times larger).  At
-# 1 MiB the MNIST-1D CNN kept 0.45 MB of columns, which took its step's memory to 1.41-1.54x
-# PyTorch's; at 128 KiB (with _conv.REPAD_BYTES) its step needs 1.78 instead of 1.94 MiB, for
-# about 0.2 ms more per step (the two small im2cols again).
-KEEP_COLUMNS_BYTES = 1 << 17
+# ``K`` copies of every input would make the peak memory of training several times larger).  The
+# MNIST-1D CNN keeps 0.45 MB of columns this way, and its step needs 1.65 MiB (1.37 MiB at 128 KiB,
+# for about 0.2 ms more per step: the two small im2cols again).
+KEEP_COLUMNS_BYTES = 1 << 20
 
 
 def _chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], itemsize: int) -> int:
