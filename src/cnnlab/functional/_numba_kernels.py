@@ -9,6 +9,8 @@ new dtype pays the compile time.  All kernels are 2-d; 1-d problems are viewed w
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -34,12 +36,14 @@ def _unit_and_strided(make):
     (``_make_im2col`` gives ``_im2col`` and ``_im2col_strided``: distinct names, so the two never
     share an entry of Numba's disk cache)."""
     name = make.__name__.removeprefix("_make")
-    kernels = []
-    for unit, suffix in ((True, ""), (False, "_strided")):
-        fn = make(unit)
-        fn.__name__ = fn.__qualname__ = name + suffix
-        kernels.append(njit(parallel=True, cache=True, nogil=True)(fn))
-    return tuple(kernels)
+    return _compiled(make(True), name), _compiled(make(False), name + "_strided")
+
+
+def _compiled(fn, name):
+    """``fn`` (a closure from a ``_make_*`` function) compiled under its own ``name``: closures
+    of one source share a name and line, and would otherwise share an entry of Numba's disk cache."""
+    fn.__name__ = fn.__qualname__ = name
+    return njit(parallel=True, cache=True, nogil=True)(fn)
 
 
 def _make_im2col(unit):
@@ -243,15 +247,11 @@ _direct_grad_x, _direct_grad_x_strided = _unit_and_strided(_make_direct_grad_x)
 
 # kernel widths with a forward of their own (compiled on first use; wider kernels take the loop above)
 ROW_KERNEL_WIDTHS = range(1, 8)
-_rows_kernels: dict[int, object] = {}
 
 
+@functools.cache
 def _direct_forward_rows(width):
-    if width not in _rows_kernels:
-        fn = _make_direct_forward(True, width)
-        fn.__name__ = fn.__qualname__ = f"_direct_forward_rows{width}"  # one disk-cache entry per width
-        _rows_kernels[width] = njit(parallel=True, cache=True, nogil=True)(fn)
-    return _rows_kernels[width]
+    return _compiled(_make_direct_forward(True, width), f"_direct_forward_rows{width}")
 
 
 def direct_forward(xp, w, stride, dilation, groups, out):
@@ -447,7 +447,7 @@ def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu_out=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# ReLU backward from its output: a branch-free select over the flat arrays
+# ReLU and its backward from its output: branch-free selects over the flat arrays
 
 
 @njit(parallel=True, cache=True, nogil=True)
