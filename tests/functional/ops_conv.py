@@ -118,6 +118,14 @@ def _conv_samples(n: int):
             kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
                       "padding_mode": mode}
             yield Sample((x, w, b), kwargs, f"{n}d {mode} pad={padding}")
+        # 1x1 kernels (a path of their own: one batched product, no im2col), strided or padded too
+        for batch, groups, cg, og, stride, padding in [(2, 1, 3, 2, 1, 0), (None, 2, 2, 3, 1, 1),
+                                                       (3, 3, 1, 2, 1, 0), (1, 1, 2, 2, 2, 0)]:
+            shape = (groups * cg, *sp) if batch is None else (batch, groups * cg, *sp)
+            x = rand(shape, dtype, next(seed))
+            w = rand((groups * og, cg) + (1,) * n, dtype, next(seed))
+            b = rand((groups * og,), dtype, next(seed)) if groups != 3 else None
+            yield Sample((x, w, b), {"stride": stride, "padding": padding, "groups": groups}, f"{n}d 1x1")
         # same with stride > 1 (SAME_UPPER), odd and even sizes
         for size in (5, 6):
             x = rand((1, 1) + (size,) * n, dtype, next(seed))

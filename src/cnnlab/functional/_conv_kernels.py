@@ -13,7 +13,10 @@ by one of two methods (``conv(..., method=...)`` chooses; :func:`choose_method` 
     ``(O_g, C_g*K) @ (C_g*K, N*P)`` product: the BLAS sees one large GEMM, not N small ones.
     The same matrix serves the backward pass: ``grad_w = G @ cols.T`` (one GEMM over the whole
     batch) and ``grad_cols = W.T @ G`` folded back by col2im (a scatter-add per kernel tap).
-    A 1x1 kernel needs no im2col: the input itself is the column matrix.  A layer whose column
+    A 1x1 kernel (stride 1) needs no im2col and no copy at all: each sample's ``(C, P)`` plane is
+    already its column matrix, so ``y[b] = W @ x[b]`` is one batched product whose result is
+    channel-first as it stands, and so are ``grad_x[b] = W.T @ g[b]`` and
+    ``grad_w = sum_b g[b] @ x[b].T``.  A layer whose column
     matrix is large (over :data:`BLOCK_BYTES`) runs the same products on blocks of samples, so
     each block's columns are built, used and dropped while still in cache.  The backward pass
     rebuilds the columns from the padded input unless they are small
@@ -48,8 +51,8 @@ class Saved(NamedTuple):
     """What a forward keeps for its backward (one of ``cols`` / ``xp`` is set)."""
 
     method: str
-    cols: np.ndarray | None  # (C*K, N*P) im2col matrix, or the (C, N*P) input of a 1x1 conv
-    xp: np.ndarray | None  # padded input, for the direct method and the blocked GEMM
+    cols: np.ndarray | None  # (C*K, N*P) im2col matrix
+    xp: np.ndarray | None  # padded input, for the direct and 1x1 methods and the blocked GEMM
     xp_shape: tuple[int, ...]
     weight: np.ndarray
     stride: tuple[int, ...]
@@ -174,6 +177,10 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation:
             y += bias.reshape((-1,) + (1,) * len(out))
         saved = Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out) if save else None
         return y, saved
+    if _is_pointwise(kernel, stride):
+        y = _pointwise_forward(xp, weight, groups, bias)
+        saved = Saved("pointwise", None, xp, xp.shape, weight, stride, dilation, groups, out) if save else None
+        return y, saved
     step = _chunk(xp.shape, kernel, out, xp.dtype.itemsize)
     kept = None  # the column matrix, when small enough to keep for the backward pass
     if step >= xp.shape[0]:  # one block
@@ -216,8 +223,6 @@ def _chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], i
 
 
 def _columns(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> np.ndarray:
-    if _is_pointwise(kernel, stride):  # 1x1: the input is already the column matrix (up to a transpose)
-        return np.ascontiguousarray(xp.reshape(xp.shape[0], xp.shape[1], -1).swapaxes(0, 1)).reshape(xp.shape[1], -1)
     return im2col_cm(xp, kernel, stride, dilation)
 
 
@@ -236,6 +241,47 @@ def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int,
     else:  # the bias is added during the copy that makes the output channel-first
         np.add(prod, bias.reshape(-1, 1).astype(prod.dtype, copy=False), out=y)
     return y.reshape(batch, out_ch, *out)
+
+
+def _pointwise_forward(x: np.ndarray, weight: np.ndarray, groups: int, bias: np.ndarray | None) -> np.ndarray:
+    """A 1x1 convolution as one batched product, ``y[b, g] = W[g] @ x[b, g]``, written channel-first
+    as it comes (measured on 2 cores, N64 C64 28x28 -> 128: 13.7 -> 7.5 ms against the
+    channel-major column matrix, which needs a transposed copy of the input and of the output)."""
+    batch, out_ch = x.shape[0], weight.shape[0]
+    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g)
+    y = _backend.matmul(w, x.reshape(batch, groups, w.shape[2], -1))  # (N, G, O_g, P)
+    if bias is not None:
+        y += bias.reshape(groups, -1, 1).astype(y.dtype, copy=False)
+    return y.reshape(batch, out_ch, *x.shape[2:])
+
+
+# The weight gradient of a 1x1 convolution sums per-sample products in chunks of samples whose
+# ``(chunk, O, C_g)`` partial results stay under this size.
+POINTWISE_CHUNK_BYTES = 4 << 20
+
+
+def _pointwise_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
+                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``grad_x[b, g] = W[g].T @ g[b, g]`` (batched) and ``grad_w[g] = sum_b g[b, g] @ x[b, g].T``
+    (batched over a chunk of samples, then summed: measured 8.5 ms against 12.6 ms for the one
+    product over channel-major copies of both operands, on the layer above)."""
+    x, weight, groups = saved.xp, saved.weight, saved.groups
+    batch, out_ch = x.shape[0], weight.shape[0]
+    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g)
+    g = grad_out.reshape(batch, groups, w.shape[1], -1)  # (N, G, O_g, P)
+    grad_x = grad_w = None
+    if needs[0]:
+        grad_x = _backend.matmul(w.swapaxes(1, 2), g).reshape(x.shape)
+    if needs[1]:
+        xs = x.reshape(batch, groups, w.shape[2], -1)
+        dtype = np.result_type(grad_out, x)
+        step = max(1, POINTWISE_CHUNK_BYTES // max(1, w.size * dtype.itemsize))
+        grad_w = np.zeros(w.shape, dtype=dtype)
+        for start in range(0, batch, step):
+            part = _backend.matmul(g[start:start + step], xs[start:start + step].swapaxes(2, 3))
+            grad_w += part.sum(axis=0)
+        grad_w = grad_w.reshape(weight.shape)
+    return grad_x, grad_w
 
 
 def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
@@ -276,6 +322,8 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
     """``(grad_xp, grad_w)`` from the forward's ``saved``; an entry is None where ``needs`` says so."""
     if saved.method == "direct":
         return _direct_backward(grad_out, saved, needs)
+    if saved.method == "pointwise":
+        return _pointwise_backward(grad_out, saved, needs)
     if saved.cols is not None:
         g = _grad_matrix(grad_out, saved)
         grad_w = _gemm_grad_w(g, saved.cols, saved) if needs[1] else None
@@ -327,13 +375,6 @@ def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.
     grad_cols = (_backend.matmul(w[0].T, g[0]) if groups == 1
                  else _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2]))
     kernel = weight.shape[2:]
-    if _is_pointwise(kernel, saved.stride):
-        channels, batch = xp_shape[1], xp_shape[0]
-        grad_xp = grad_cols.reshape(channels, batch, -1).swapaxes(0, 1)
-        if into is None:
-            return np.ascontiguousarray(grad_xp).reshape(xp_shape)
-        np.copyto(into.reshape(batch, channels, -1), grad_xp)
-        return into
     return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation, into=into)
 
 
