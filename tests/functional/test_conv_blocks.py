@@ -144,3 +144,35 @@ def test_small_padded_inputs_are_padded_again_in_the_backward_not_kept(method):
     ex, ew, _ = F.conv_backward(g, x, w, padding=1, method=method)
     np.testing.assert_allclose(gx, ex, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gw, ew, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("xs,ws,groups,expected", [
+    ((3, 3, 8, 7), (5, 3, 3, 3), 1, "gemm"),  # a first layer: direct forward, GEMM gradients
+    ((2, 1, 9, 9), (4, 1, 5, 5), 1, "gemm"),
+    ((2, 4, 8, 8), (4, 1, 3, 3), 4, "direct"),  # depthwise: direct both ways
+])
+def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups, expected):
+    """With 'auto', a direct forward hands its gradients to the GEMM path unless the layer is
+    depthwise; whichever runs, both gradients equal the loop reference's, and an explicit
+    ``method='direct'`` keeps the direct kernels for the backward too."""
+    from cnnlab.functional import _backend
+
+    if not _backend.use_numba():
+        pytest.skip("the automatic rule picks 'direct' only with the Numba kernels")
+    rng = np.random.default_rng(16)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    previous = _backend.set_backend("numba")  # past the small-work threshold
+    try:
+        _, auto = _conv_kernels.forward(xp, w, (1, 1), (1, 1), groups, method="auto", save=True)
+        _, pinned = _conv_kernels.forward(xp, w, (1, 1), (1, 1), groups, method="direct", save=True)
+        assert (auto.method, auto.backward) == ("direct", expected)
+        assert (pinned.method, pinned.backward) == ("direct", "same")
+        g = rng.standard_normal((xs[0], ws[0], *auto.out))
+        ref = _naive.naive_conv_backward(g, xp, w, (1, 1), ((0, 0), (0, 0)), (1, 1), groups)
+        for saved in (auto, pinned):
+            gx, gw = _conv_kernels.backward(g, saved)
+            np.testing.assert_allclose(gx, ref[0], rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(gw, ref[1], rtol=1e-10, atol=1e-10)
+    finally:
+        _backend.set_backend(previous)
