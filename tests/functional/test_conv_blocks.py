@@ -147,14 +147,15 @@ def test_small_padded_inputs_are_padded_again_in_the_backward_not_kept(method):
 
 
 @pytest.mark.parametrize("xs,ws,groups,expected", [
-    ((3, 3, 8, 7), (5, 3, 3, 3), 1, "gemm"),  # a first layer: direct forward, GEMM gradients
-    ((2, 1, 9, 9), (4, 1, 5, 5), 1, "gemm"),
-    ((2, 4, 8, 8), (4, 1, 3, 3), 4, "direct"),  # depthwise: direct both ways
+    ((3, 3, 8, 7), (16, 3, 3, 3), 1, "gemm"),  # a first layer: direct forward, GEMM gradients
+    ((2, 2, 9, 9), (32, 1, 5, 5), 2, "gemm"),
+    ((2, 1, 9, 9), (15, 1, 5, 5), 1, "direct"),  # too few filters: direct both ways
+    ((2, 4, 8, 8), (4, 1, 3, 3), 4, "direct"),  # depthwise
 ])
 def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups, expected):
-    """With 'auto', a direct forward hands its gradients to the GEMM path unless the layer is
-    depthwise; whichever runs, both gradients equal the loop reference's, and an explicit
-    ``method='direct'`` keeps the direct kernels for the backward too."""
+    """With 'auto', a direct forward hands its gradients to the GEMM path when the layer has at
+    least 16 filters per group and is not depthwise; whichever runs, both gradients equal the loop
+    reference's, and an explicit ``method='direct'`` keeps the direct kernels for the backward too."""
     from cnnlab.functional import _backend
 
     if not _backend.use_numba():

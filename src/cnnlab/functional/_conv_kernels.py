@@ -103,18 +103,26 @@ DIRECT_MAX_CHANNELS = 3
 
 
 def choose_backward(weight_shape: Sequence[int], groups: int) -> str:
-    """How the backward of a convolution whose forward ``'auto'`` made direct runs: ``'direct'``
-    for a depthwise one, ``'gemm'`` (the columns rebuilt from the padded input, block by block)
-    for a first layer with few input channels.
+    """How the backward of a convolution whose forward ``'auto'`` made direct runs: ``'gemm'`` (the
+    columns rebuilt from the padded input, block by block) for a first layer with at least
+    :data:`GEMM_BACKWARD_MIN_OUT` output channels per group, ``'direct'`` otherwise (depthwise
+    layers, and first layers with few filters).
 
-    The two gradients of a first layer are sums over the whole batch with a few taps per output
-    channel, which the GEMM path computes as two large products: measured on 2 cores, N64 C3
-    32x32 -> 32 k3: weight gradient 8.3 -> 3.6 ms, input gradient 7.2 -> 4.2 ms; N64 C1 28x28 ->
-    32 k5: 7.4 -> 1.9 and 2.9 -> 2.0 ms.  A depthwise layer's products are one row each, and the
-    direct kernels win there (weight gradient 5.3 ms against 11.4, input gradient 3.0 against 74).
+    The two gradients of a first layer are sums over the whole batch, which the GEMM path computes
+    as two large products: measured on 2 cores, N64 C3 32x32 -> 32 k3: weight gradient 8.3 ->
+    3.6 ms, input gradient 7.2 -> 4.2 ms; N64 C1 28x28 -> 32 k5: 7.4 -> 1.9 and 2.9 -> 2.0 ms.
+    With only 6 filters (LeNet-5's first layer) the product is too thin to gain (1.32 against
+    1.35 ms) and its column matrix would add 5 MB to a training step's memory.  A depthwise
+    layer's products are one row each, and the direct kernels win (weight gradient 5.3 ms against
+    11.4, input gradient 3.0 against 74).
     """
     out_ch, cg = weight_shape[0], weight_shape[1]
-    return "direct" if cg == 1 and out_ch == groups else "gemm"
+    if cg == 1 and out_ch == groups:
+        return "direct"
+    return "gemm" if out_ch // groups >= GEMM_BACKWARD_MIN_OUT else "direct"
+
+
+GEMM_BACKWARD_MIN_OUT = 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,17 +233,20 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation:
 # full matrix of a large layer (``C*K`` times the input size) would go out to main memory twice,
 # while a block is written and read back from cache, and the backward pass rebuilds it instead
 # of keeping it (less memory).  Blocks much smaller than this lose more than they gain: each is a
-# separate, smaller product, and a small im2col block runs on one thread.  Measured
-# on a 2-core x86 machine in one process, 4 MiB against 16 MiB: the 14x14 layer's forward 6.6 ->
-# 5.3 ms, the stride-2 layer's 6.8 -> 4.5 ms, the 56x56 one unchanged.  Any value gives the same
-# result.
-BLOCK_BYTES = 16 << 20
+# separate, smaller product, and a small im2col block runs on one thread.  Measured on a 2-core
+# x86 machine (32 MiB of L3) in one process: 4 -> 16 MiB took the 14x14 layer's forward 6.6 ->
+# 5.3 ms and the stride-2 layer's 6.8 -> 4.5 ms; 16 -> 32 MiB took fwd+bwd of the dilated layer
+# 25.8 -> 23.1 ms, the convnet's second layer (N128 C24 14x14 -> 48) 25.6 -> 22.2 ms and the
+# 56x56 one 134.6 -> 131.5 ms, while 64 MiB made the 56x56 one slower (162 ms).  Any value gives
+# the same result.
+BLOCK_BYTES = 32 << 20
 # A forward keeps its column matrix for the backward pass only up to this size (so: whenever it
 # is built in one block); larger ones are rebuilt from the padded input, since keeping ``K``
 # copies of every input of a large layer would multiply the peak memory of training.  Measured on
 # 2 cores, one process, A/B against 1 MiB: the 14x14 layer's forward+backward 21.2 -> 19.3 ms,
 # the stride-2 layer's 19.6 -> 16.4 ms; peak memory of a training step LeNet-5 8.5 -> 11.9 MiB
-# (torch: 9.6), convnet 71.7 -> 79.7 MiB (torch: 90.8).
+# (torch: 9.6), convnet 71.7 -> 99.7 MiB with 32 MiB blocks (torch: 90.8), for a convnet step
+# about 8% faster.
 KEEP_COLUMNS_BYTES = BLOCK_BYTES
 
 
