@@ -159,10 +159,19 @@ def _conv(
     a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
     y = _empty_output(a)
     if y is None:
-        xp = pad(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
+        xin, kpads = _kernel_input(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
         bias = None if a.bias is None else a.bias.astype(a.dtype, copy=False)
-        y, _ = kernels.forward(xp, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups, method, bias)
+        y, _ = kernels.forward(xin, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups, method,
+                               bias, pads=kpads)
     return y[0] if a.unbatched else y
+
+
+def _kernel_input(x: np.ndarray, pads: PadPairs, padding_mode: str) -> tuple[np.ndarray, PadPairs | None]:
+    """``(input, pads)`` for the kernels: zero padding is theirs to apply (the GEMM path reads it as
+    zeros without a padded copy); the other modes are padded here."""
+    if padding_mode == "zeros":
+        return x, pads
+    return pad(x, pads, padding_mode), None
 
 
 def _empty_output(a: _ConvArgs) -> np.ndarray | None:
@@ -343,11 +352,12 @@ def _conv_forward_saving(
     saved = None
     if y is None:
         source = a.x.astype(a.dtype, copy=False)
-        xp = pad(source, a.pads, a.padding_mode)
+        xin, kpads = _kernel_input(source, a.pads, a.padding_mode)
         b = None if a.bias is None else a.bias.astype(a.dtype, copy=False)
         keep = bool(needs[0] or needs[1])
         y, saved = kernels.forward(
-            xp, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups, method, b, save=keep
+            xin, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups, method, b, save=keep,
+            pads=kpads,
         )
     unpadded = None
     if (saved is not None and saved.xp is not None and saved.xp is not source and a.padding_mode == "zeros"
@@ -371,13 +381,20 @@ def conv_backward_saved(
     kernel = ctx.kernel
     if ctx.x is not None:  # the padded input was dropped after the forward: pad it again
         kernel = kernel._replace(xp=pad(ctx.x, ctx.pads, ctx.padding_mode))
-    grad_xp, grad_w = kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])))
+    grad_xin, grad_w = kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])))
     grad_x = None
-    if grad_xp is not None:
-        grad_x = pad_backward(grad_xp, ctx.x_shape[2:], ctx.pads, ctx.padding_mode)
+    if grad_xin is not None:
+        grad_x = _input_grad(grad_xin, ctx.x_shape[2:], ctx.pads, ctx.padding_mode)
         grad_x = grad_x[0] if ctx.unbatched else grad_x
     grad_b = g.sum(axis=(0, *range(2, 2 + n))) if ctx.has_bias and needs[2] else None
     return grad_x, grad_w, grad_b
+
+
+def _input_grad(grad_xin: np.ndarray, spatial: Sequence[int], pads: PadPairs, padding_mode: str) -> np.ndarray:
+    """The input's gradient from the kernels' (which is already unpadded for zero padding)."""
+    if padding_mode == "zeros":
+        return grad_xin
+    return pad_backward(grad_xin, spatial, pads, padding_mode)
 
 
 def _empty_grads(g: np.ndarray, ctx: ConvSaved, needs: Sequence[bool]) -> tuple:
@@ -397,10 +414,10 @@ def _conv_backward_core(
     if x.shape[0] == 0:
         return np.zeros(x.shape, grad_out.dtype), np.zeros(weight.shape, grad_out.dtype), np.zeros(
             weight.shape[0], grad_out.dtype)
-    xp = pad(x, pads, padding_mode)
-    _, saved = kernels.forward(xp, weight, stride, dilation, groups, method, save=True)
-    grad_xp, grad_w = kernels.backward(grad_out, saved)
-    grad_x = pad_backward(grad_xp, x.shape[2:], pads, padding_mode)
+    xin, kpads = _kernel_input(x, pads, padding_mode)
+    _, saved = kernels.forward(xin, weight, stride, dilation, groups, method, save=True, pads=kpads)
+    grad_xin, grad_w = kernels.backward(grad_out, saved)
+    grad_x = _input_grad(grad_xin, x.shape[2:], pads, padding_mode)
     grad_b = grad_out.sum(axis=(0, *range(2, 2 + n)))
     return grad_x, grad_w, grad_b
 

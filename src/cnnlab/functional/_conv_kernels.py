@@ -62,14 +62,44 @@ class Saved(NamedTuple):
     # how the backward runs: 'same' as the forward, or 'gemm' for a direct forward whose gradients
     # the GEMM path computes faster (see choose_backward)
     backward: str = "same"
+    # zero padding around ``xp`` that im2col/col2im apply on the fly (the GEMM path: ``xp`` is then
+    # the unpadded input), and zero padding to crop from the input gradient at the end (the direct
+    # and 1x1 paths, which pad a copy); ``((lo, hi), ...)`` per spatial dim, or None
+    pads: tuple[tuple[int, int], ...] | None = None
+    crop: tuple[tuple[int, int], ...] | None = None
 
 
 def _out_shape(xp_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
-               dilation: Sequence[int]) -> tuple[int, ...]:
+               dilation: Sequence[int], pads: Sequence[tuple[int, int]] | None = None) -> tuple[int, ...]:
+    """The output size of ``xp`` (padded further by ``pads``, when given)."""
     return tuple(
         (size - d * (k - 1) - 1) // s + 1
-        for size, k, s, d in zip(xp_shape[2:], kernel, stride, dilation, strict=True)
+        for size, k, s, d in zip(_with_pads(xp_shape, pads)[2:], kernel, stride, dilation, strict=True)
     )
+
+
+def _with_pads(shape: Sequence[int], pads: Sequence[tuple[int, int]] | None) -> tuple[int, ...]:
+    """``shape`` with ``pads`` added to its spatial dims."""
+    if not pads:
+        return tuple(shape)
+    return (*shape[:2], *(size + lo + hi for size, (lo, hi) in zip(shape[2:], pads, strict=True)))
+
+
+def _zero_pad(x: np.ndarray, pads: Sequence[tuple[int, int]] | None) -> np.ndarray:
+    """A zero-padded copy of ``x`` (``x`` itself without padding)."""
+    if not pads or not any(lo or hi for lo, hi in pads):
+        return x
+    out = np.zeros(_with_pads(x.shape, pads), dtype=x.dtype)
+    out[(Ellipsis, *(slice(lo, lo + size) for size, (lo, _) in zip(x.shape[2:], pads, strict=True)))] = x
+    return out
+
+
+def _crop(grad: np.ndarray, pads: Sequence[tuple[int, int]] | None) -> np.ndarray:
+    """The adjoint of :func:`_zero_pad`: the gradient of the unpadded input."""
+    if not pads or not any(lo or hi for lo, hi in pads):
+        return grad
+    inner = tuple(slice(lo, size - hi) for size, (lo, hi) in zip(grad.shape[2:], pads, strict=True))
+    return np.ascontiguousarray(grad[(Ellipsis, *inner)])
 
 
 def _is_pointwise(kernel: Sequence[int], stride: Sequence[int]) -> bool:
@@ -129,48 +159,60 @@ GEMM_BACKWARD_MIN_OUT = 16
 # im2col / col2im in the channel-major layout
 
 
-def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
-              ) -> np.ndarray:
-    """``cols[c*K + t, b*P + p] = xp[b, c, p*stride + t*dilation]``: shape ``(C*K, N*P)``."""
+def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+              pads: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+    """``cols[c*K + t, b*P + p] = xp[b, c, p*stride + t*dilation]``: shape ``(C*K, N*P)``, where
+    ``xp`` is taken zero-padded by ``pads`` (the compiled kernel reads the padding as zeros
+    without making a padded copy)."""
     batch, channels = xp.shape[:2]
     n = len(kernel)
     if _backend.use_numba(xp.size * int(math.prod(kernel))) and n <= 2 and xp.dtype.kind in "fi":
         from cnnlab.functional import _numba_kernels as nk
 
-        return nk.im2col(*_as_2d(xp, kernel, stride, dilation))
-    view = windows(xp, kernel, stride, dilation)  # (N, C, *out, *k)
+        x2, k2, s2, d2 = _as_2d(xp, kernel, stride, dilation)
+        return nk.im2col(x2, k2, s2, d2, _pads2(pads, n))
+    view = windows(_zero_pad(xp, pads), kernel, stride, dilation)  # (N, C, *out, *k)
     out = view.shape[2 : 2 + n]
     order = (1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n))  # (C, *k, N, *out)
     return view.transpose(order).reshape(channels * int(math.prod(kernel)), batch * int(math.prod(out)))
 
 
 def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
-              dilation: Sequence[int], into: np.ndarray | None = None) -> np.ndarray:
+              dilation: Sequence[int], into: np.ndarray | None = None,
+              pads: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
     """Adjoint of :func:`im2col_cm`: add every column entry back to the input cell it came from
-    (into a new array, or into the contiguous array ``into`` of shape ``xp_shape``, overwritten)."""
+    (into a new array, or into the contiguous array ``into`` of shape ``xp_shape``, overwritten);
+    entries that came from the padding ``pads`` are dropped."""
     n = len(kernel)
-    out = _out_shape(xp_shape, kernel, stride, dilation)
+    out = _out_shape(xp_shape, kernel, stride, dilation, pads)
     if _backend.use_numba(cols.size) and n <= 2 and cols.dtype.kind in "fi":
         from cnnlab.functional import _numba_kernels as nk
 
         shape2 = tuple(xp_shape[:2]) + (1,) * (2 - n) + tuple(xp_shape[2:])
         k2, s2, d2 = _pad2(kernel, 1), _pad2(stride, 1), _pad2(dilation, 1)
         target = None if into is None else into.reshape(shape2)
-        result = nk.col2im(cols, shape2, k2, s2, d2, _pad2(out, 1), into=target)
+        result = nk.col2im(cols, shape2, k2, s2, d2, _pad2(out, 1), _pads2(pads, n), into=target)
         return result.reshape(xp_shape)
     batch, channels = xp_shape[:2]
+    padded = _with_pads(xp_shape, pads)
     grid = cols.reshape(channels, *kernel, batch, *out)
-    if into is None:
-        result = np.zeros((batch, channels, *xp_shape[2:]), dtype=cols.dtype)
-    else:
-        result = into.reshape(batch, channels, *xp_shape[2:])
-        result[...] = 0
+    result = np.zeros((batch, channels, *padded[2:]), dtype=cols.dtype)
     for tap in np.ndindex(*kernel):
         target = tuple(
             slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilation, out, stride, strict=True)
         )
         result[(slice(None), slice(None), *target)] += grid[(slice(None), *tap)].swapaxes(0, 1)
-    return result
+    result = _crop(result, pads)
+    if into is None:
+        return result
+    np.copyto(into.reshape(result.shape), result)
+    return into
+
+
+def _pads2(pads: Sequence[tuple[int, int]] | None, n: int) -> tuple[tuple[int, int], ...]:
+    """``pads`` for the 2-d kernels: ``((0, 0), (0, 0))`` for none, a height of 1 unpadded in 1-d."""
+    full = tuple(pads) if pads else ((0, 0),) * n
+    return ((0, 0),) * (2 - n) + full
 
 
 def _pad2(values: Sequence[int], fill: int) -> tuple[int, ...]:
@@ -188,45 +230,55 @@ def _as_2d(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilatio
 # forward
 
 
-def forward(xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
-            method: str = "auto", bias: np.ndarray | None = None, save: bool = False
-            ) -> tuple[np.ndarray, Saved | None]:
-    """``(y, saved)`` for the correlation above; ``saved`` is None unless ``save``."""
+def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
+            method: str = "auto", bias: np.ndarray | None = None, save: bool = False,
+            pads: Sequence[tuple[int, int]] | None = None) -> tuple[np.ndarray, Saved | None]:
+    """``(y, saved)`` for the correlation above of ``x`` zero-padded by ``pads`` (``((lo, hi), ...)``
+    per spatial dim; None: ``x`` is ``xp``); ``saved`` is None unless ``save``.
+
+    The GEMM path reads the padding as zeros while it builds the columns, and never makes a
+    padded copy of ``x``; the direct and 1x1 paths pad a copy."""
     stride, dilation = tuple(stride), tuple(dilation)
+    pads = tuple(pads) if pads and any(lo or hi for lo, hi in pads) else None
     kernel = weight.shape[2:]
-    out = _out_shape(xp.shape, kernel, stride, dilation)
+    xp_shape = _with_pads(x.shape, pads)
+    out = _out_shape(xp_shape, kernel, stride, dilation)
     backward_method = "same"
     if method == "auto":
-        method = choose_method(xp.shape, weight.shape, groups)
+        method = choose_method(xp_shape, weight.shape, groups)
         if method == "direct":
             backward_method = choose_backward(weight.shape, groups)
     if method == "direct":
+        xp = _zero_pad(x, pads)
         y = _direct_forward(xp, weight, stride, dilation, groups, out)
         if bias is not None:
             y += bias.reshape((-1,) + (1,) * len(out))
-        saved = (Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out, backward_method)
-                 if save else None)
+        saved = (Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out, backward_method,
+                       crop=pads) if save else None)
         return y, saved
     if _is_pointwise(kernel, stride):
+        xp = _zero_pad(x, pads)
         y = _pointwise_forward(xp, weight, groups, bias)
-        saved = Saved("pointwise", None, xp, xp.shape, weight, stride, dilation, groups, out) if save else None
+        saved = (Saved("pointwise", None, xp, xp.shape, weight, stride, dilation, groups, out, crop=pads)
+                 if save else None)
         return y, saved
-    step = _chunk(xp.shape, kernel, out, xp.dtype.itemsize)
+    step = _chunk(x.shape, kernel, out, x.dtype.itemsize)
     kept = None  # the column matrix, when small enough to keep for the backward pass
-    if step >= xp.shape[0]:  # one block
-        cols = _columns(xp, kernel, stride, dilation)
-        y = _gemm_forward(cols, weight, groups, xp.shape[0], out, bias)
+    if step >= x.shape[0]:  # one block
+        cols = im2col_cm(x, kernel, stride, dilation, pads)
+        y = _gemm_forward(cols, weight, groups, x.shape[0], out, bias)
         kept = cols if cols.nbytes <= KEEP_COLUMNS_BYTES else None
     else:  # large layers: blocks of samples whose columns stay in cache
-        y = np.empty((xp.shape[0], weight.shape[0], *out), dtype=np.result_type(xp, weight))
-        for start in range(0, xp.shape[0], step):
-            part = xp[start:start + step]
-            _gemm_forward(_columns(part, kernel, stride, dilation), weight, groups, part.shape[0], out, bias,
+        y = np.empty((x.shape[0], weight.shape[0], *out), dtype=np.result_type(x, weight))
+        for start in range(0, x.shape[0], step):
+            part = x[start:start + step]
+            _gemm_forward(im2col_cm(part, kernel, stride, dilation, pads), weight, groups, part.shape[0], out, bias,
                           into=y[start:start + step])
     if not save:
         return y, None
-    # without the columns, the backward pass rebuilds them block by block from the padded input
-    return y, Saved("gemm", kept, None if kept is not None else xp, xp.shape, weight, stride, dilation, groups, out)
+    # without the columns, the backward pass rebuilds them block by block from the input
+    return y, Saved("gemm", kept, None if kept is not None else x, x.shape, weight, stride, dilation, groups, out,
+                    pads=pads)
 
 
 # Column blocks above this many bytes are built and consumed a block of samples at a time: the
@@ -254,10 +306,6 @@ def _chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], i
     """Samples per block: all of them when the whole column matrix is small."""
     per_sample = xp_shape[1] * int(math.prod(kernel)) * int(math.prod(out)) * itemsize
     return max(1, BLOCK_BYTES // max(1, per_sample))
-
-
-def _columns(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> np.ndarray:
-    return im2col_cm(xp, kernel, stride, dilation)
 
 
 def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int, out: tuple[int, ...],
@@ -353,7 +401,14 @@ def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...],
 #                 = col2im(W.T @ G)          (a transposed conv of grad_out with w)
 def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (True, True)
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(grad_xp, grad_w)`` from the forward's ``saved``; an entry is None where ``needs`` says so."""
+    """``(grad_x, grad_w)`` from the forward's ``saved``: the gradient of the input the forward
+    was given (unpadded, when it was given ``pads``); an entry is None where ``needs`` says so."""
+    grad_xp, grad_w = _backward(grad_out, saved, needs)
+    return (None if grad_xp is None else _crop(grad_xp, saved.crop)), grad_w
+
+
+def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
+              ) -> tuple[np.ndarray | None, np.ndarray | None]:
     if saved.method == "direct" and saved.backward != "gemm":
         return _direct_backward(grad_out, saved, needs)
     if saved.method == "pointwise":
@@ -372,7 +427,7 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
         part = xp[start:start + step]
         g = _grad_matrix(grad_out[start:start + step], saved)
         if needs[1]:  # the block's columns are rebuilt, used and dropped before grad_x needs memory
-            gw = _gemm_grad_w(g, _columns(part, kernel, saved.stride, saved.dilation), saved)
+            gw = _gemm_grad_w(g, im2col_cm(part, kernel, saved.stride, saved.dilation, saved.pads), saved)
             grad_w = gw if grad_w is None else np.add(grad_w, gw, out=grad_w)
         if needs[0]:
             _gemm_grad_x(g, saved, part.shape, into=grad_xp[start:start + step])
@@ -409,7 +464,7 @@ def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.
     grad_cols = (_backend.matmul(w[0].T, g[0]) if groups == 1
                  else _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2]))
     kernel = weight.shape[2:]
-    return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation, into=into)
+    return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation, into=into, pads=saved.pads)
 
 
 def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]

@@ -46,50 +46,74 @@ def _compiled(fn, name):
     return njit(parallel=True, cache=True, nogil=True)(fn)
 
 
+@njit(inline="always", cache=True)
+def _valid_columns(j, dw, pw, sw, width, ow):  # pragma: no cover - compiled
+    """The output columns ``e_lo <= e < e_hi`` whose input column ``e*sw + j*dw - pw`` lies inside
+    ``[0, width)``: the others read the zero padding."""
+    e_lo = max(0, -((j * dw - pw) // sw))
+    e_hi = max(e_lo, min(ow, (width - 1 + pw - j * dw) // sw + 1))
+    return e_lo, e_hi
+
+
+# The input ``x`` is the unpadded one: ``(ph, pw)`` zero cells are taken to lie before its first
+# row and column (and as many as ``oh``, ``ow`` need after its last), so no padded copy is made.
 def _make_im2col(unit):
-    def kernel(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols):  # pragma: no cover - compiled
-        batch, channels, hp, wp = xp.shape
-        xf, cf, ncols = xp.reshape(-1), cols.reshape(-1), cols.shape[1]
+    def kernel(x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols):  # pragma: no cover - compiled
+        batch, channels, height, width = x.shape
+        xf, cf, ncols = x.reshape(-1), cols.reshape(-1), cols.shape[1]
         step = np.uint64(sw)
         for row in prange(channels * kh * kw):
             c = row // (kh * kw)
             i = (row // kw) % kh
             j = row % kw
+            e_lo, e_hi = _valid_columns(j, dw, pw, sw, width, ow)
             for b in range(batch):
-                src = ((b * channels + c) * hp + i * dh) * wp + j * dw
                 dst = row * ncols + b * oh * ow
                 for a in range(oh):
-                    s0 = np.uint64(src + a * sh * wp)
                     d0 = np.uint64(dst + a * ow)
+                    r = a * sh + i * dh - ph
+                    if r < 0 or r >= height:
+                        for e in range(ow):
+                            cf[d0 + np.uint64(e)] = 0
+                        continue
+                    for e in range(e_lo):
+                        cf[d0 + np.uint64(e)] = 0
+                    for e in range(e_hi, ow):
+                        cf[d0 + np.uint64(e)] = 0
+                    s0 = np.uint64(((b * channels + c) * height + r) * width + e_lo * sw + j * dw - pw)
+                    d1 = d0 + np.uint64(e_lo)
                     if unit:
-                        for e in range(ow):
-                            cf[d0 + np.uint64(e)] = xf[s0 + np.uint64(e)]
+                        for e in range(e_hi - e_lo):
+                            cf[d1 + np.uint64(e)] = xf[s0 + np.uint64(e)]
                     else:
-                        for e in range(ow):
-                            cf[d0 + np.uint64(e)] = xf[s0 + np.uint64(e) * step]
+                        for e in range(e_hi - e_lo):
+                            cf[d1 + np.uint64(e)] = xf[s0 + np.uint64(e) * step]
     return kernel
 
 
 def _make_col2im(unit):
-    def kernel(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad):  # pragma: no cover - compiled
-        batch, channels, hp, wp = grad.shape
+    def kernel(cols, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, grad):  # pragma: no cover - compiled
+        batch, channels, height, width = grad.shape
         gf, cf, ncols = grad.reshape(-1), cols.reshape(-1), cols.shape[1]
         step = np.uint64(sw)
         for c in prange(channels):  # each thread owns whole channels: no two write one cell
             for i in range(kh):
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
+                    e_lo, e_hi = _valid_columns(j, dw, pw, sw, width, ow)
                     for b in range(batch):
-                        dst = ((b * channels + c) * hp + i * dh) * wp + j * dw
                         src = row * ncols + b * oh * ow
                         for a in range(oh):
-                            d0 = np.uint64(dst + a * sh * wp)
-                            s0 = np.uint64(src + a * ow)
+                            r = a * sh + i * dh - ph
+                            if r < 0 or r >= height:  # a padding row: its gradient is dropped
+                                continue
+                            d0 = np.uint64(((b * channels + c) * height + r) * width + e_lo * sw + j * dw - pw)
+                            s0 = np.uint64(src + a * ow + e_lo)
                             if unit:
-                                for e in range(ow):
+                                for e in range(e_hi - e_lo):
                                     gf[d0 + np.uint64(e)] += cf[s0 + np.uint64(e)]
                             else:
-                                for e in range(ow):
+                                for e in range(e_hi - e_lo):
                                     gf[d0 + np.uint64(e) * step] += cf[s0 + np.uint64(e)]
     return kernel
 
@@ -98,28 +122,32 @@ _im2col, _im2col_strided = _unit_and_strided(_make_im2col)
 _col2im, _col2im_strided = _unit_and_strided(_make_col2im)
 
 
-def im2col(xp, kernel, stride, dilation):
+def im2col(x, kernel, stride, dilation, pads=((0, 0), (0, 0))):
+    """The channel-major column matrix of ``x`` zero-padded by ``pads`` (without padding it)."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    batch, channels, hp, wp = xp.shape
-    oh = (hp - dh * (kh - 1) - 1) // sh + 1
-    ow = (wp - dw * (kw - 1) - 1) // sw + 1
-    cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=xp.dtype)
-    xp = np.ascontiguousarray(xp)
+    batch, channels, height, width = x.shape
+    (ph, ph_hi), (pw, pw_hi) = pads
+    oh = (height + ph + ph_hi - dh * (kh - 1) - 1) // sh + 1
+    ow = (width + pw + pw_hi - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=x.dtype)
+    x = np.ascontiguousarray(x)
     with _backend.threads_for(cols.size):
-        (_im2col if sw == 1 else _im2col_strided)(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols)
+        (_im2col if sw == 1 else _im2col_strided)(x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols)
     return cols
 
 
-def col2im(cols, xp_shape, kernel, stride, dilation, out, into=None):
+def col2im(cols, x_shape, kernel, stride, dilation, out, pads=((0, 0), (0, 0)), into=None):
+    """The adjoint of :func:`im2col`: the gradient of the unpadded input (padding cells dropped)."""
     if into is None:
-        grad = np.zeros(xp_shape, dtype=cols.dtype)
+        grad = np.zeros(x_shape, dtype=cols.dtype)
     else:  # a contiguous block of a larger gradient (the kernel indexes it flat)
         grad = into
         grad[...] = 0
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
     cols = np.ascontiguousarray(cols)
     with _backend.threads_for(cols.size):
-        (_col2im if sw == 1 else _col2im_strided)(cols, kh, kw, sh, sw, dh, dw, oh, ow, grad)
+        (_col2im if sw == 1 else _col2im_strided)(cols, kh, kw, sh, sw, dh, dw, pads[0][0], pads[1][0], oh, ow,
+                                                  grad)
     return grad
 
 
