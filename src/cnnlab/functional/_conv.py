@@ -307,7 +307,8 @@ def _check_grad_out(op: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarra
 # grad_xp[b, g*C_g + c, q] = sum_{o in g} sum_{p,t : p*s + t*d = q} grad_out[b,o,p] * w[o,c,t]
 #   : a transposed conv of grad_out with the same weight; computed as W.T @ grad_out (one GEMM)
 #     followed by col2im, the adjoint of im2col (see _conv_kernels.backward).
-# grad_x folds grad_xp back through the padding (pad_backward).
+# grad_x is grad_xp without its padding: zero padding is dropped by the kernels themselves (col2im
+# never writes it), the other modes fold the border back onto the cells it copied (pad_backward).
 # grad_b[o] = sum_{b,p} grad_out[b,o,p].
 class ConvSaved(NamedTuple):
     """What :func:`conv_forward_saving` keeps for :func:`conv_backward_saved`."""
