@@ -1,7 +1,9 @@
 """The kernels behind every convolution: one padded, batched, grouped correlation and its adjoints.
 
-Everything here works on an input ``xp`` that is already padded and batched ``(N, C, *sp)`` and a
-weight ``(O, C_g, *k)``, and computes
+Everything here works on a batched input ``(N, C, *sp)`` and a weight ``(O, C_g, *k)``.  The input
+is either already padded (``xp``) or comes with the zero padding ``pads`` to apply, which the GEMM
+path reads as zeros while it builds its columns (no padded copy is made, and col2im never writes
+the padding's gradient); the direct and 1x1 paths pad a copy.  Either way the kernels compute
 
     y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]        (g = o // O_g)
 
@@ -25,7 +27,9 @@ by one of two methods (``conv(..., method=...)`` chooses; :func:`choose_method` 
     the defining sum as loops over kernel taps (NumPy: one vectorised multiply-add per tap; Numba,
     when installed: the naive loop with the output position innermost, threads over samples and
     channels).  It wins where a GEMM has little to do per copied value: depthwise convolutions
-    (one input channel per group) and first layers with a single input channel.
+    (one input channel per group) and first layers with a single input channel.  With 'auto', a
+    first layer's gradients still go to the GEMM path (:func:`choose_backward`): they are sums
+    over the whole batch, which two large products compute faster than the loops.
 
 Forward functions return the output and what backward needs (the column matrix, or the padded
 input), so backward never recomputes the forward; backward functions take a ``needs`` pair
