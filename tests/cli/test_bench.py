@@ -53,3 +53,24 @@ def test_memory_child_measures_a_cnnlab_step_alone():
     result = _memory.measure_in_child("mnist1d-cnn", "cnnlab", threads=1, steps=1, timed=1)
     assert result is not None
     assert result["step_s"] > 0 and result["peak_growth_mib"] >= 0
+
+
+def test_the_ceiling_is_the_fastest_product_and_every_share_is_taken_of_it(monkeypatch):
+    """The GEMM ceiling is the best of its timed products (a slow round on a shared machine is not
+    the machine's rate), read before and after the layers, and each row's share divides that."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from cnnlab.bench import _runner
+
+    times = iter([0.5, 0.25, 1.0] + [2.0] * 50)  # seconds per product, in the order timed
+    monkeypatch.setattr(_runner, "_time", lambda fn, repeats: [next(times) for _ in range(repeats)])
+    assert _runner.gemm_rate(size=10, repeats=3) == pytest.approx(2 * 10**3 / 0.25 / 1e9)
+
+    readings = iter([100.0, 160.0])
+    monkeypatch.setattr(_runner, "gemm_rate", lambda: next(readings))
+    monkeypatch.setattr(_runner, "_interleaved", lambda fns, repeats, warmup=1: {k: [0.01] for k in fns})
+    result = _runner.run(repeats=1, only="k1 s1 p0 fwd+bwd", training=False, progress=False)
+    assert result["machine"]["gemm_gflops"] == 160.0
+    (row,) = result["workloads"]
+    assert row["ceiling_share"] == pytest.approx(row["gflops"] / 160.0)
