@@ -25,13 +25,15 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional import _backend
-from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
-from cnnlab.functional._pool import (
+from cnnlab.functional._avg_pool import (
     avg_pool,
     avg_pool1d,
     avg_pool2d,
     avg_pool3d,
     avg_pool_backward,
+)
+from cnnlab.functional._naive import naive_avg_pool, naive_max_pool
+from cnnlab.functional._pool import (
     max_pool,
     max_pool1d,
     max_pool2d,

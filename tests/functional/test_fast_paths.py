@@ -10,7 +10,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _backend, _naive, _pool
+from cnnlab.functional import _avg_pool, _backend, _naive
 from cnnlab.functional._dispatch import differentiable
 from tests.functional.opinfo import rand
 
@@ -198,8 +198,8 @@ def test_pool_tensor_route_matches_array_backward(shape, kw, n, method):
         expected = getattr(F, f"{kind}_pool_backward")(g, x, **arrays, method="numpy")
         np.testing.assert_allclose(xt.grad, expected, rtol=1e-12, atol=1e-12)
     # average pooling's saving pair (what the Tensor route uses once wired in __init__)
-    saving_op = differentiable(getattr(_pool, f"avg_pool{n}d"), F.avg_pool_backward,
-                               saving=_pool.avg_pool_saving(f"avg_pool{n}d", n))
+    saving_op = differentiable(getattr(_avg_pool, f"avg_pool{n}d"), F.avg_pool_backward,
+                               saving=_avg_pool.avg_pool_saving(f"avg_pool{n}d", n))
     xt = Tensor(x.copy(), requires_grad=True)
     out = saving_op(xt, **kw, method=method)
     np.testing.assert_allclose(out.data, getattr(F, f"avg_pool{n}d")(x, **kw), rtol=1e-12, atol=1e-12)

@@ -17,6 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnnlab.functional import _backend
+from cnnlab.functional._avg_pool import (
+    avg_pool,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    avg_pool_backward,
+)
 from cnnlab.functional._naive import (
     naive_avg_pool,
     naive_avg_pool_backward,
@@ -25,11 +32,6 @@ from cnnlab.functional._naive import (
     naive_window_count,
 )
 from cnnlab.functional._pool import (
-    avg_pool,
-    avg_pool1d,
-    avg_pool2d,
-    avg_pool3d,
-    avg_pool_backward,
     max_pool,
     max_pool1d,
     max_pool2d,

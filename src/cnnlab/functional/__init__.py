@@ -18,6 +18,7 @@ from typing import Any
 
 from cnnlab.functional import _activation as _act
 from cnnlab.functional import _adaptive as _adaptive
+from cnnlab.functional import _avg_pool as _avg_pool
 from cnnlab.functional import _conv as _conv
 from cnnlab.functional import _conv_transpose as _convt
 from cnnlab.functional import _correlate as _corr
@@ -40,6 +41,7 @@ from cnnlab.functional._adaptive import (
     adaptive_avg_pool3d_backward,
     adaptive_avg_pool_backward,
 )
+from cnnlab.functional._avg_pool import avg_pool_backward
 from cnnlab.functional._backend import get_backend, get_num_threads, set_backend, set_num_threads, start_threads
 from cnnlab.functional._conv import conv_backward
 from cnnlab.functional._conv_transpose import conv_transpose_backward
@@ -56,7 +58,7 @@ from cnnlab.functional._loss import (
 )
 from cnnlab.functional._matrix import conv_matrix, conv_transpose_matrix
 from cnnlab.functional._norm import batch_norm_backward, batch_norm_backward_all
-from cnnlab.functional._pool import avg_pool_backward, max_pool_backward
+from cnnlab.functional._pool import max_pool_backward
 from cnnlab.functional._softmax import log_softmax_backward, softmax_backward
 
 
@@ -109,14 +111,14 @@ max_pool3d = differentiable(
     _pool.max_pool3d, _pool_backward(_pool.max_pool3d, max_pool_backward, 3),
     saving=_pool.max_pool_saving("max_pool3d", 3),
 )
-avg_pool = differentiable(_pool.avg_pool, _pool_backward(_pool.avg_pool, avg_pool_backward, None),
-                          saving=_pool.avg_pool_saving("avg_pool", None))
-avg_pool1d = differentiable(_pool.avg_pool1d, _pool_backward(_pool.avg_pool1d, avg_pool_backward, 1),
-                            saving=_pool.avg_pool_saving("avg_pool1d", 1))
-avg_pool2d = differentiable(_pool.avg_pool2d, _pool_backward(_pool.avg_pool2d, avg_pool_backward, 2),
-                            saving=_pool.avg_pool_saving("avg_pool2d", 2))
-avg_pool3d = differentiable(_pool.avg_pool3d, _pool_backward(_pool.avg_pool3d, avg_pool_backward, 3),
-                            saving=_pool.avg_pool_saving("avg_pool3d", 3))
+avg_pool = differentiable(_avg_pool.avg_pool, _pool_backward(_avg_pool.avg_pool, avg_pool_backward, None),
+                          saving=_avg_pool.avg_pool_saving("avg_pool", None))
+avg_pool1d = differentiable(_avg_pool.avg_pool1d, _pool_backward(_avg_pool.avg_pool1d, avg_pool_backward, 1),
+                            saving=_avg_pool.avg_pool_saving("avg_pool1d", 1))
+avg_pool2d = differentiable(_avg_pool.avg_pool2d, _pool_backward(_avg_pool.avg_pool2d, avg_pool_backward, 2),
+                            saving=_avg_pool.avg_pool_saving("avg_pool2d", 2))
+avg_pool3d = differentiable(_avg_pool.avg_pool3d, _pool_backward(_avg_pool.avg_pool3d, avg_pool_backward, 3),
+                            saving=_avg_pool.avg_pool_saving("avg_pool3d", 3))
 
 relu = differentiable(_act.relu, relu_backward, saving=(_act.relu_forward_saving, _act.relu_backward_saved))
 leaky_relu = differentiable(_act.leaky_relu, leaky_relu_backward)
