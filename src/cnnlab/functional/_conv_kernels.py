@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cnnlab.functional import _backend
-from cnnlab.functional._windows import windows
+from cnnlab.functional._windows import pad, pad_backward, windows
 
 CONV_METHODS = ("auto", "gemm", "direct")
 
@@ -90,20 +90,16 @@ def _with_pads(shape: Sequence[int], pads: Sequence[tuple[int, int]] | None) -> 
 
 
 def _zero_pad(x: np.ndarray, pads: Sequence[tuple[int, int]] | None) -> np.ndarray:
-    """A zero-padded copy of ``x`` (``x`` itself without padding)."""
-    if not pads or not any(lo or hi for lo, hi in pads):
-        return x
-    out = np.zeros(_with_pads(x.shape, pads), dtype=x.dtype)
-    out[(Ellipsis, *(slice(lo, lo + size) for size, (lo, _) in zip(x.shape[2:], pads, strict=True)))] = x
-    return out
+    """A zero-padded copy of ``x`` (``x`` itself without padding): :func:`_windows.pad`."""
+    return pad(x, pads) if pads else x
 
 
 def _crop(grad: np.ndarray, pads: Sequence[tuple[int, int]] | None) -> np.ndarray:
-    """The adjoint of :func:`_zero_pad`: the gradient of the unpadded input."""
-    if not pads or not any(lo or hi for lo, hi in pads):
+    """The adjoint of :func:`_zero_pad`, the gradient of the unpadded input: :func:`_windows.pad_backward`."""
+    if not pads:
         return grad
-    inner = tuple(slice(lo, size - hi) for size, (lo, hi) in zip(grad.shape[2:], pads, strict=True))
-    return np.ascontiguousarray(grad[(Ellipsis, *inner)])
+    inner = [size - lo - hi for size, (lo, hi) in zip(grad.shape[2:], pads, strict=True)]
+    return pad_backward(grad, inner, pads, "zeros")
 
 
 def _is_pointwise(kernel: Sequence[int], stride: Sequence[int]) -> bool:
