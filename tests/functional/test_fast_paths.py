@@ -272,3 +272,68 @@ def test_direct_forward_per_kernel_width_matches_the_loop_reference(width, strid
     general = np.zeros_like(y)
     nk._direct_forward_strided(xp, w, *s2, *d2, groups, general)
     assert np.array_equal(y.view(np.uint32), general.view(np.uint32))
+
+
+# (x shape, w shape, stride, padding, dilation, groups): the padding as wide as the kernel, wider
+# (outputs that see only padding), on one side only, and inputs narrower than the kernel (a column
+# range that starts past the row's end in im2col)
+PADDED_CASES = [
+    ((2, 3, 6, 7), (4, 3, 3, 3), 1, (1, 1), 1, 1),
+    ((2, 2, 5, 4), (4, 1, 3, 3), 1, (4, 5), 1, 2),  # outputs that read padding only
+    ((1, 1, 1, 1), (2, 1, 5, 5), 1, (2, 2), 1, 1),  # a 1x1 image under a 5x5 kernel
+    ((2, 4, 7, 9), (4, 1, 3, 3), (2, 3), (1, 2), (2, 1), 4),  # depthwise, strided, dilated
+    ((2, 2, 6, 6), (3, 2, 2, 9), 1, (0, 4), (1, 1), 1),  # a kernel row wider than the rows kernels
+    ((2, 3, 5, 8), (2, 3, 3, 4), (1, 2), ((2, 0), (0, 3)), 1, 1),  # asymmetric padding
+]
+
+
+def _reference_geometry(stride, padding, dilation):
+    """``(stride, pads, dilation)`` in the loop reference's form."""
+    from cnnlab.functional._args import ntuple
+
+    s2, d2 = ntuple("", "", stride, 2, minimum=1), ntuple("", "", dilation, 2, minimum=1)
+    pads = padding if isinstance(padding[0], tuple) else tuple((p, p) for p in padding)
+    return s2, pads, d2
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's inf * 0
+@pytest.mark.parametrize("method", ["direct", "gemm"])
+@pytest.mark.parametrize(("xs", "ws", "stride", "padding", "dilation", "groups"), PADDED_CASES)
+def test_compiled_paths_with_padding_match_the_loop_reference(xs, ws, stride, padding, dilation, groups, method):
+    # the compiled loops (direct, and im2col reading the padding as zeros) on zero-padded inputs:
+    # forward and both gradients match the loop
+    # reference, integers exactly, and an infinite weight or upstream gradient that meets the
+    # padding gives NaN there (inf * 0), as the reference does
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    s2, pads, d2 = _reference_geometry(stride, padding, dilation)
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": method}
+    previous = _backend.set_backend("numba")
+    try:
+        xi, wi = rng.integers(-9, 9, xs), rng.integers(-9, 9, ws)
+        yi = F.conv2d(xi, wi, **kw)
+        gi = rng.integers(-9, 9, yi.shape)
+        gxi, gwi, _ = F.conv_backward(gi, xi, wi, **kw)
+        x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+        w[0, 0, 0, 0] = np.inf
+        w[-1, -1, -1, -1] = -np.inf
+        y = F.conv2d(x, w, **kw)
+        g = rng.standard_normal(y.shape)
+        g[0, 0, 0, 0] = np.inf
+        g[-1, -1, -1, -1] = np.nan
+        gx, gw, _ = F.conv_backward(g, x, w, **kw)
+    finally:
+        _backend.set_backend(previous)
+    assert yi.dtype == gxi.dtype == gwi.dtype == np.int64
+    np.testing.assert_array_equal(yi, _naive.naive_conv(xi, wi, None, s2, pads, d2, groups))
+    ref_gx, ref_gw = _naive.naive_conv_backward(gi, xi, wi, s2, pads, d2, groups)[:2]
+    np.testing.assert_array_equal(gxi, ref_gx)
+    np.testing.assert_array_equal(gwi, ref_gw)
+    ref = _naive.naive_conv(x, w, None, s2, pads, d2, groups)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    ref_gx, ref_gw = _naive.naive_conv_backward(g, x, w, s2, pads, d2, groups)[:2]
+    np.testing.assert_array_equal(np.isnan(gw), np.isnan(ref_gw))
+    np.testing.assert_array_equal(np.isnan(gx), np.isnan(ref_gx))
+    np.testing.assert_allclose(gw, ref_gw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, ref_gx, rtol=1e-12, atol=1e-12)

@@ -50,7 +50,7 @@ def _compiled(fn, name):
 def _valid_columns(j, dw, pw, sw, width, ow):  # pragma: no cover - compiled
     """The output columns ``e_lo <= e < e_hi`` whose input column ``e*sw + j*dw - pw`` lies inside
     ``[0, width)``: the others read the zero padding."""
-    e_lo = max(0, -((j * dw - pw) // sw))
+    e_lo = min(max(0, -((j * dw - pw) // sw)), ow)  # (at most ow: a row holds ow cells)
     e_hi = max(e_lo, min(ow, (width - 1 + pw - j * dw) // sw + 1))
     return e_lo, e_hi
 
