@@ -9,6 +9,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor, nn
+from cnnlab.functional import _backend
 from tests.functional.opinfo import torch
 
 RNG = np.random.default_rng(11)
@@ -176,3 +177,36 @@ def test_sequential_uses_the_fused_operator_only_where_it_may():
     nn.Sequential(Counting(2), relu_hooked)(x)
     nn.Sequential(Counting(2), nn.LeakyReLU())(x)
     assert calls == ["fused"]
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+def test_compiled_backward_recomputes_the_forward_mask_to_the_bit():
+    # the compiled backward takes ReLU's mask from x (the value before the clamp, recomputed) rather
+    # than from the output: a value the forward rounded to exactly 0 (clamped: gradient 0) must be 0
+    # in the backward too.  The bias puts one element per channel exactly on the kink (64 channels:
+    # a formula rounded differently misses some), and a large upstream gradient there would show
+    # in every gradient if the backward let it through.
+    from cnnlab.functional import _norm
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 64, 5, 5)).astype(np.float32)
+    w = rng.standard_normal(64).astype(np.float32)
+    previous = _backend.set_backend("numba")
+    try:
+        _, saved = _norm.batch_norm_relu_forward_saving((True, False, False, True, True), x, None, None, w,
+                                                        np.zeros(64, np.float32), True)
+        kink = (rng.integers(0, 6, 64), np.arange(64), rng.integers(0, 5, 64), rng.integers(0, 5, 64))
+        xhat = (x[kink] - saved.mean) * saved.inv_std  # float32, in the forward's order
+        b = -(xhat * w)
+        y, saved = _norm.batch_norm_relu_forward_saving((True, False, False, True, True), x, None, None, w, b, True)
+        g = np.ones_like(x)
+        g[kink] = 1e4
+        gx, _, _, gw, gb = _norm.batch_norm_backward_saved(g, saved, (True, False, False, True, True))
+    finally:
+        _backend.set_backend(previous)
+    assert np.all(y[kink] == 0)  # exactly on the kink, clamped
+    ex, _, _, ew, eb = F.batch_norm_backward_all(np.where(y <= 0, 0, g).astype(np.float32), x, None, None, w, b,
+                                                 training=True)
+    np.testing.assert_allclose(gb, eb, rtol=1e-5)
+    np.testing.assert_allclose(gw, ew, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(gx, ex, rtol=1e-4, atol=1e-4)

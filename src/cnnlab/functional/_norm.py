@@ -277,6 +277,9 @@ class NormSaved(NamedTuple):
     mean: np.ndarray | None = None
     # batch_norm_relu: the output after the ReLU, whose mask (0 where it is <= 0) the backward applies
     relu_out: np.ndarray | None = None
+    # batch_norm_relu's compiled path: the forward's ``(scale, shift)``, from which its backward
+    # kernels recompute the sign of the output from ``x`` (rounded as the forward did) instead
+    relu_affine: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _fused_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -338,7 +341,8 @@ def _forward_saving(op: str, relu: bool, needs: Any, x: Any, running_mean: Any, 
         shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
         y = nk.bn_apply(a.x, mean, inv_std, scale, shift, relu=relu)
         return y, NormSaved(None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
-                            a.x if keep else None, mean, y if relu else None)
+                            a.x if keep else None, mean,
+                            relu_affine=(np.array(scale, a.x.dtype), np.array(shift, a.x.dtype)) if relu else None)
     xhat = a.x - _per_channel(mean, nd)
     xhat *= _per_channel(inv_std, nd)
     if a.weight is None and a.bias is None:
@@ -405,17 +409,19 @@ def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, 
 
     x, mean, inv_std = saved.x, saved.mean, saved.inv_std
     g = g.astype(x.dtype, copy=False)
-    mask = saved.relu_out
-    sum_g, sum_gx = nk.bn_sums(g, x, mean, inv_std, mask)
+    relu = saved.relu_affine
+    if relu is not None and not saved.batch_stats:  # eval mode: the mask from the output, recomputed
+        g = _through_relu(g, nk.bn_apply(x, mean, inv_std, *relu, relu=True))
+        relu = None
+    sum_g, sum_gx = nk.bn_sums(g, x, mean, inv_std, relu)
     grad_x = None
     if needs[0]:
         scale = _grad_scale(saved, g.dtype)
         if saved.batch_stats:
             count = g.size // g.shape[1]
-            grad_x = nk.bn_grad_x(g, x, mean, inv_std, sum_g / count, sum_gx / count, scale, mask)
+            grad_x = nk.bn_grad_x(g, x, mean, inv_std, sum_g / count, sum_gx / count, scale, relu)
         else:
-            h = g if mask is None else _through_relu(g, mask)
-            grad_x = h * _per_channel(scale, g.ndim)
+            grad_x = g * _per_channel(scale, g.ndim)
     grad_weight = sum_gx.astype(g.dtype) if want_w else None
     grad_bias = sum_g.astype(g.dtype) if want_b else None
     return (grad_x, None, None, grad_weight, grad_bias)

@@ -378,7 +378,16 @@ def _bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, grad_x):  # pragma: 
 
 
 # the same three passes for relu(batch_norm(x)) fused: the output is clamped as it is written, and
-# the backward reads the gradient through ReLU's mask (0 where the output is <= 0) as it goes
+# the backward reads the gradient through ReLU's mask (0 where the output is <= 0) as it goes.  The
+# backward does not read the output for that mask: it recomputes the value before the clamp from
+# x, which it reads anyway, with the same function and so the same rounding as the forward (one
+# array less to read in each backward pass; they are bound by memory).
+
+
+@njit(cache=True, nogil=True)
+def _bn_value(x, mu, s, gam, bet):  # pragma: no cover - compiled
+    # compiled without fast-math flags, also where a fast-math kernel calls it: rounded as written
+    return (x - mu) * s * gam + bet
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -389,21 +398,21 @@ def _bn_apply_relu(x, mean, inv_std, scale, shift, y):  # pragma: no cover - com
         for b in range(batch):
             src, dy = x[b, c], y[b, c]
             for p in range(positions):
-                v = (src[p] - mu) * s * gam + bet
+                v = _bn_value(src[p], mu, s, gam, bet)
                 dy[p] = 0 if v <= 0 else v  # max(v, 0) with NaN kept, as np.maximum
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _bn_relu_sums(g, y, x, mean, inv_std, sum_g, sum_gx):  # pragma: no cover - compiled
+def _bn_relu_sums(g, x, mean, inv_std, scale, shift, sum_g, sum_gx):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
     for c in prange(channels):
-        mu, s = mean[c], inv_std[c]
+        mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         a = 0.0
         b2 = 0.0
         for b in range(batch):
-            gg, yy, xx = g[b, c], y[b, c], x[b, c]
+            gg, xx = g[b, c], x[b, c]
             for p in range(positions):
-                h = 0 if yy[p] <= 0 else gg[p]
+                h = 0 if _bn_value(xx[p], mu, s, gam, bet) <= 0 else gg[p]
                 a += h
                 b2 += h * ((xx[p] - mu) * s)
         sum_g[c] = a
@@ -411,14 +420,16 @@ def _bn_relu_sums(g, y, x, mean, inv_std, sum_g, sum_gx):  # pragma: no cover - 
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _bn_relu_grad_x(g, y, x, mean, inv_std, mean_g, mean_gx, scale, grad_x):  # pragma: no cover - compiled
+def _bn_relu_grad_x(g, x, mean, inv_std, scale, shift, mean_g, mean_gx, grad_scale,
+                    grad_x):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
     for c in prange(channels):
-        mu, s, mg, mgx, sc = mean[c], inv_std[c], mean_g[c], mean_gx[c], scale[c]
+        mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
+        mg, mgx, sc = mean_g[c], mean_gx[c], grad_scale[c]
         for b in range(batch):
-            gg, yy, xx, out = g[b, c], y[b, c], x[b, c], grad_x[b, c]
+            gg, xx, out = g[b, c], x[b, c], grad_x[b, c]
             for p in range(positions):
-                h = 0 if yy[p] <= 0 else gg[p]
+                h = 0 if _bn_value(xx[p], mu, s, gam, bet) <= 0 else gg[p]
                 out[p] = (h - mg - ((xx[p] - mu) * s) * mgx) * sc
 
 
@@ -446,31 +457,34 @@ def bn_apply(x, mean, inv_std, scale, shift, relu=False):
     return y.reshape(x.shape)
 
 
-def bn_sums(g, x, mean, inv_std, relu_out=None):
+def bn_sums(g, x, mean, inv_std, relu=None):
     """``(sum g, sum g * xhat)`` per channel with ``xhat = (x - mean) * inv_std`` (float64 sums);
-    with ``relu_out`` (the output of the fused ReLU), ``g`` is first zeroed where it is <= 0."""
+    with ``relu = (scale, shift)`` (those of the fused forward), ``g`` is first zeroed where that
+    forward's output is <= 0."""
     sg, sgx = np.empty(g.shape[1], np.float64), np.empty(g.shape[1], np.float64)
     t = x.dtype.type
     with _backend.threads_for(2 * g.size):
-        if relu_out is None:
+        if relu is None:
             _bn_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
         else:
-            _bn_relu_sums(_as_ncp(g), _as_ncp(relu_out), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
+            _bn_relu_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), relu[0].astype(t),
+                          relu[1].astype(t), sg, sgx)
     return sg, sgx
 
 
-def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu_out=None):
+def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu=None):
     """``(g - mean_g - xhat * mean_gx) * scale`` per channel, ``xhat = (x - mean) * inv_std``
-    (``g`` masked by the fused ReLU's output as in :func:`bn_sums`)."""
+    (``g`` masked through the fused ReLU as in :func:`bn_sums`)."""
     g3 = _as_ncp(g)
     out = np.empty(g3.shape, g.dtype)
     t = g.dtype.type
-    stats = (mean.astype(t), inv_std.astype(t), mean_g.astype(t), mean_gx.astype(t), scale.astype(t), out)
+    tail = (mean_g.astype(t), mean_gx.astype(t), scale.astype(t), out)
     with _backend.threads_for(2 * g.size):
-        if relu_out is None:
-            _bn_grad_x(g3, _as_ncp(x), *stats)
+        if relu is None:
+            _bn_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), *tail)
         else:
-            _bn_relu_grad_x(g3, _as_ncp(relu_out), _as_ncp(x), *stats)
+            _bn_relu_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), relu[0].astype(t),
+                            relu[1].astype(t), *tail)
     return out.reshape(g.shape)
 
 
