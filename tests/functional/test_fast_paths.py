@@ -270,7 +270,7 @@ def test_direct_forward_per_kernel_width_matches_the_loop_reference(width, strid
     # the same sums in the same order as the general kernel: equal to the bit
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)))
     general = np.zeros_like(y)
-    nk._direct_forward_strided(xp, w, *s2, *d2, groups, general)
+    nk._direct_forward(False, False)(xp, w, *s2, *d2, 0, 0, groups, np.zeros((1, 1, 1), np.float32), general)
     assert np.array_equal(y.view(np.uint32), general.view(np.uint32))
 
 
@@ -337,3 +337,41 @@ def test_compiled_paths_with_padding_match_the_loop_reference(xs, ws, stride, pa
     np.testing.assert_array_equal(np.isnan(gx), np.isnan(ref_gx))
     np.testing.assert_allclose(gw, ref_gw, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gx, ref_gx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("width", [1, 3, 8])
+@pytest.mark.parametrize(("stride", "dilation", "padding"), [(1, 1, (1, 1)), ((2, 3), (1, 2), ((2, 0), (1, 3))),
+                                                             (1, (2, 1), (0, 2))])
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride, dilation, padding, dtype):
+    # depthwise problems pad each plane in a buffer of the thread instead of taking a padded copy:
+    # the same loops over the same values, so forward and both gradients are equal to the bit
+    from cnnlab.functional import _conv_kernels as ck
+    from cnnlab.functional import _numba_kernels as nk
+
+    rng = np.random.default_rng(width)
+    x = rng.integers(-20, 20, (3, 4, 7, 9)).astype(dtype)
+    w = rng.integers(-20, 20, (4, 1, 3, width)).astype(dtype)
+    if dtype == np.float32:
+        x, w = x + rng.standard_normal(x.shape).astype(dtype), w * np.float32(0.37)
+    s2, pads, d2 = _reference_geometry(stride, padding, dilation)
+    assert nk.buffered(w.shape, 4, pads)
+    previous = _backend.set_backend("numba")
+    try:
+        y, saved = ck.forward(x, w, s2, d2, 4, "direct", save=True, pads=pads)
+        assert saved.xp is x and saved.crop is None  # no padded copy was made
+        g = rng.integers(-20, 20, y.shape).astype(dtype)
+        gx, gw = ck.backward(g, saved)
+        xp = np.pad(x, ((0, 0), (0, 0), *pads))
+        ey = nk.direct_forward(xp, w, s2, d2, 4, y.shape[2:])
+        egw = nk.direct_grad_w(xp, g, w.shape, s2, d2, 4)
+        egx = nk.direct_grad_x(g, w, xp.shape, s2, d2, 4)[:, :, pads[0][0]:pads[0][0] + 7, pads[1][0]:pads[1][0] + 9]
+    finally:
+        _backend.set_backend(previous)
+    view = np.uint32 if dtype == np.float32 else np.int64
+    for got, expected in ((y, ey), (gw, egw), (gx, egx)):
+        assert got.dtype == dtype and got.shape == expected.shape
+        assert np.array_equal(got.view(view), np.ascontiguousarray(expected).view(view))
+    if dtype == np.int64:
+        np.testing.assert_array_equal(y, _naive.naive_conv(x, w, None, s2, pads, d2, 4))

@@ -249,13 +249,18 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         if method == "direct":
             backward_method = choose_backward(weight.shape, groups)
     if method == "direct":
-        xp = _zero_pad(x, pads)
-        y = _direct_forward(xp, weight, stride, dilation, groups, out)
+        if pads and _direct_compiled(x, weight, out) and _direct_buffered(weight.shape, groups, pads):
+            y = _direct_forward(x, weight, stride, dilation, groups, out, pads)  # (the kernels pad each plane)
+            saved = Saved("direct", None, x, x.shape, weight, stride, dilation, groups, out, backward_method,
+                          pads=pads)
+        else:
+            xp = _zero_pad(x, pads)
+            y = _direct_forward(xp, weight, stride, dilation, groups, out)
+            saved = Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out, backward_method,
+                          crop=pads)
         if bias is not None:
             y += bias.reshape((-1,) + (1,) * len(out))
-        saved = (Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out, backward_method,
-                       crop=pads) if save else None)
-        return y, saved
+        return y, (saved if save else None)
     if _is_pointwise(kernel, stride):
         xp = _zero_pad(x, pads)
         y = _pointwise_forward(xp, weight, groups, bias)
@@ -366,15 +371,30 @@ def _pointwise_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, b
     return grad_x, grad_w
 
 
+def _direct_compiled(x: np.ndarray, weight: np.ndarray, out: Sequence[int]) -> bool:
+    """Whether the direct loops run compiled (Numba) for this problem, rather than in NumPy."""
+    return _backend.use_numba(x.size * weight[0].size) and len(out) <= 2 and x.dtype.kind in "fi"
+
+
+def _direct_buffered(weight_shape: Sequence[int], groups: int, pads: Sequence[tuple[int, int]]) -> bool:
+    """Whether the compiled direct kernels pad ``x`` plane by plane themselves (depthwise-like
+    problems: :func:`cnnlab.functional._numba_kernels.buffered`) instead of reading a padded copy."""
+    from cnnlab.functional import _numba_kernels as nk
+
+    return nk.buffered(weight_shape, groups, _pads2(pads, len(weight_shape) - 2))
+
+
 def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
-                    groups: int, out: tuple[int, ...]) -> np.ndarray:
+                    groups: int, out: tuple[int, ...], pads: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+    """The direct loops on ``xp`` (zero-padded further by ``pads``: compiled buffered problems only)."""
     n = len(out)
-    if _backend.use_numba(xp.size * weight[0].size) and n <= 2 and xp.dtype.kind in "fi":
+    if _direct_compiled(xp, weight, out):
         from cnnlab.functional import _numba_kernels as nk
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
         w2 = weight if n == 2 else weight[:, :, None, :]
-        return nk.direct_forward(x2, w2, s2, d2, groups, _pad2(out, 1)).reshape(xp.shape[0], weight.shape[0], *out)
+        y = nk.direct_forward(x2, w2, s2, d2, groups, _pad2(out, 1), _pads2(pads, n))
+        return y.reshape(xp.shape[0], weight.shape[0], *out)
     batch = xp.shape[0]
     out_ch, cg = weight.shape[:2]
     og = out_ch // groups
@@ -472,16 +492,21 @@ def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool
     xp, weight, groups = saved.xp, saved.weight, saved.groups
     stride, dilation, out = saved.stride, saved.dilation, saved.out
     n = len(out)
-    if _backend.use_numba(xp.size * weight[0].size) and n <= 2 and xp.dtype.kind in "fi":
+    # ``saved.pads``: a buffered forward kept ``x`` itself; the compiled kernels pad it plane by plane
+    # (when the backend still allows them), and the gradient they give is already ``x``'s
+    if _direct_compiled(xp, weight, out) and (not saved.pads or _direct_buffered(weight.shape, groups, saved.pads)):
         from cnnlab.functional import _numba_kernels as nk
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
         w2 = weight if n == 2 else weight[:, :, None, :]
         g2 = grad_out if n == 2 else grad_out[:, :, None, :]
         g2 = np.ascontiguousarray(g2)
-        grad_w = nk.direct_grad_w(x2, g2, w2.shape, s2, d2, groups).reshape(weight.shape) if needs[1] else None
-        grad_xp = nk.direct_grad_x(g2, w2, x2.shape, s2, d2, groups).reshape(xp.shape) if needs[0] else None
+        p2 = _pads2(saved.pads, n)
+        grad_w = nk.direct_grad_w(x2, g2, w2.shape, s2, d2, groups, p2).reshape(weight.shape) if needs[1] else None
+        grad_xp = nk.direct_grad_x(g2, w2, x2.shape, s2, d2, groups, p2).reshape(xp.shape) if needs[0] else None
         return grad_xp, grad_w
+    pads = saved.pads
+    xp = _zero_pad(xp, pads)
     batch = xp.shape[0]
     out_ch, cg = weight.shape[:2]
     og = out_ch // groups
@@ -504,4 +529,5 @@ def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool
             else:
                 contrib = np.matmul(w[:, :, :, i].swapaxes(1, 2), g)  # (N, G, C_g, P)
             grad_xp[(slice(None), slice(None), *target)] += contrib.reshape(batch, -1, *out)
+    grad_xp = None if grad_xp is None else _crop(grad_xp, pads)  # (only when the forward was buffered)
     return grad_xp, (None if grad_w is None else grad_w.reshape(weight.shape))
