@@ -375,3 +375,24 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
         assert np.array_equal(got.view(view), np.ascontiguousarray(expected).view(view))
     if dtype == np.int64:
         np.testing.assert_array_equal(y, _naive.naive_conv(x, w, None, s2, pads, d2, 4))
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize(("stride", "padding", "dilation"), [(1, 1, 1), (2, ((2, 1),), 2)])
+def test_buffered_depthwise_conv1d_matches_the_loop_reference(stride, padding, dilation):
+    # 1-d problems reach the 2-d kernels with a height of 1 (padded along the width only)
+    rng = np.random.default_rng(3)
+    x, w = rng.integers(-9, 9, (3, 5, 11)), rng.integers(-9, 9, (5, 1, 3))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": 5, "method": "direct"}
+    previous = _backend.set_backend("numba")
+    try:
+        y = F.conv1d(x, w, **kw)
+        g = rng.integers(-9, 9, y.shape)
+        gx, gw, _ = F.conv_backward(g, x, w, **kw)
+    finally:
+        _backend.set_backend(previous)
+    pads = padding if isinstance(padding, tuple) else ((padding, padding),)
+    np.testing.assert_array_equal(y, _naive.naive_conv(x, w, None, (stride,), pads, (dilation,), 5))
+    ref_gx, ref_gw = _naive.naive_conv_backward(g, x, w, (stride,), pads, (dilation,), 5)[:2]
+    np.testing.assert_array_equal(gx, ref_gx)
+    np.testing.assert_array_equal(gw, ref_gw)

@@ -343,8 +343,10 @@ def _direct_forward_rows(width, buffered=False):
 
 
 # Output channels per group up to which a padded problem takes the buffered kernels: with more,
-# each input plane would be copied into a buffer once per filter reading it (measured on 2 cores,
-# N64 C3 32x32 -> 32, forward: 1.9-3.3 ms from a padded copy, 3.3-4.7 buffered).
+# each input plane would be copied into a buffer once per filter reading it.  Measured on 2 cores,
+# forward / forward+backward: N64 C6 28x28 -> 6 k5 p2 2.4-2.6 / 13.5-14.0 ms from a padded copy,
+# 3.1-3.2 / 18.0-18.4 buffered; groups of 2 filters (N64 C32 28x28 -> 64, groups 32) 4.2-4.3 /
+# 13.7-16.1 against 4.1-4.5 / 18.0-18.2; N64 C3 32x32 -> 32 forward 1.9-3.3 against 3.3-4.7.
 BUFFERED_MAX_OUT = 1
 
 
