@@ -131,12 +131,12 @@ def test_pool_numba_and_numpy_methods_agree(kind, shape, kw, view, dtype):
 
 
 @pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
-@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 2), ((2, 3), (1, 3)), (3, 1)])
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 2), ((2, 3), (1, 3)), (3, 1), (4, 4), (2, (1, 4))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_pool_windows_inside_the_input_keep_ties_and_nan_rules(kernel, stride, dtype):
-    """The kernel for windows wholly inside the input (no padding or dilation) against the
-    NumPy path: ties pick the first maximum, a window with NaN gives its last NaN, and the
-    indices and gradients agree."""
+    """The kernels for windows wholly inside the input (no padding or dilation: one per small
+    window and width stride, and the general one) against the NumPy path: ties pick the first
+    maximum, a window with NaN gives its last NaN, and the indices and gradients agree."""
     rng = np.random.default_rng(21)
     x = rng.integers(-2, 3, (3, 5, 12, 13)).astype(dtype)  # many ties
     x[rng.random(x.shape) < 0.08] = np.nan

@@ -193,6 +193,50 @@ _max_forward = _kernel(_max_forward_loops)
 _max_backward = _kernel(_max_backward_loops)
 
 
+def _make_max_window(kh, kw, sw):
+    # The windows of ``_max_plain_loops`` with the window size and the width stride as constants of
+    # the closure: the taps unroll, and each window's best value and its index stay in registers
+    # while the loop over a row's windows vectorises (a stride of 2 reads as two interleaved
+    # loads).  The same taps in the same order with the same select, so the same result to the
+    # bit.  Measured on 2 cores, 2x2 stride 2: N64 C6 28x28 0.76 -> 0.09 ms, N64 C32 28x28 4.0 ->
+    # 0.8 ms (the general kernel writes every tap's best back to memory).
+    def kernel(x, sh, y, arg):  # pragma: no cover - compiled
+        planes, height, width = x.shape[0], x.shape[2], x.shape[3]
+        oh, ow = y.shape[2], y.shape[3]
+        xf, yf, af = x.reshape(-1), y.reshape(-1), arg.reshape(-1)
+        for p in prange(planes):
+            plane = p * height * width
+            for b in range(oh):
+                top = b * sh * width  # the first tap's index in the plane, for the first window
+                src = np.uint64(plane + top)
+                o = np.uint64((p * oh + b) * ow)
+                for c in range(ow):
+                    first = np.uint64(c * sw)
+                    best = xf[src + first]
+                    at = top + c * sw
+                    for t in range(1, kh * kw):
+                        tap = (t // kw) * width + t % kw
+                        v = xf[src + first + np.uint64(tap)]
+                        take = (v > best) | (v != v)
+                        best = v if take else best
+                        at = top + c * sw + tap if take else at
+                    yf[o + np.uint64(c)] = best
+                    af[o + np.uint64(c)] = at
+    return kernel
+
+
+# windows (kh, kw) and width strides with a kernel of their own, compiled on first use
+MAX_WINDOW_SIZES = range(1, 4)
+MAX_WINDOW_STRIDES = range(1, 4)
+
+
+@functools.cache
+def _max_window(kh: int, kw: int, sw: int):
+    fn = _make_max_window(kh, kw, sw)
+    fn.__name__ = fn.__qualname__ = f"_max_window_{kh}x{kw}_s{sw}"  # (its own entry in Numba's cache)
+    return _kernel(fn)
+
+
 def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     """Window maxima ``(P, *out)`` of ``x`` (``(P, *sp)``, a kernel dtype) and their flat int64
     indices into the plane."""
@@ -200,8 +244,12 @@ def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     y = np.empty((plan.planes, *plan.out), dtype=x.dtype)
     arg = np.empty(y.shape, dtype=np.int64)
     if plan.planes and plan.plain and x.dtype.kind == "f":
+        kh, kw, sh, sw = plan.plain
         with _backend.threads_for(plan.work):
-            _max_plain(x4, *plan.plain, y, arg)
+            if kh in MAX_WINDOW_SIZES and kw in MAX_WINDOW_SIZES and sw in MAX_WINDOW_STRIDES:
+                _max_window(kh, kw, sw)(x4, sh, y, arg)
+            else:
+                _max_plain(x4, *plan.plain, y, arg)
     elif plan.planes:
         with _backend.threads_for(plan.work):
             _max_forward(x4, plan.ranges, plan.geo, y, arg)
