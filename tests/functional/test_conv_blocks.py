@@ -177,3 +177,26 @@ def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups
             np.testing.assert_allclose(gw, ref[1], rtol=1e-10, atol=1e-10)
     finally:
         _backend.set_backend(previous)
+
+
+@pytest.mark.parametrize(("ws", "groups", "stride", "expected"), [
+    ((16, 3, 3, 3), 1, (1, 1), "direct"),  # a first layer
+    ((16, 3, 3, 3), 1, (2, 1), "direct"),  # strided along the height only: the row kernels still apply
+    ((16, 3, 7, 7), 1, (2, 2), "gemm"),  # a strided stem: im2col is several times faster
+    ((16, 1, 5, 5), 1, (1, 2), "gemm"),
+    ((8, 1, 3, 3), 8, (2, 2), "direct"),  # depthwise, strided or not
+    ((16, 8, 3, 3), 1, (1, 1), "gemm"),  # more input channels
+    ((16, 3, 3), 1, (1,), "gemm"),  # 1-d
+])
+def test_automatic_method_rule(ws, groups, stride, expected):
+    from cnnlab.functional import _backend
+
+    xs = (4, ws[1] * groups) + (20,) * (len(ws) - 2)
+    if not _backend.numba_available():  # the NumPy loops: im2col is always the faster
+        assert _conv_kernels.choose_method(xs, ws, groups, stride) == "gemm"
+        return
+    previous = _backend.set_backend("numba")  # past the small-work threshold
+    try:
+        assert _conv_kernels.choose_method(xs, ws, groups, stride) == expected
+    finally:
+        _backend.set_backend(previous)
