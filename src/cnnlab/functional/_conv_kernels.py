@@ -3,7 +3,9 @@
 Everything here works on a batched input ``(N, C, *sp)`` and a weight ``(O, C_g, *k)``.  The input
 is either already padded (``xp``) or comes with the zero padding ``pads`` to apply, which the GEMM
 path reads as zeros while it builds its columns (no padded copy is made, and col2im never writes
-the padding's gradient); the direct and 1x1 paths pad a copy.  Either way the kernels compute
+the padding's gradient), and the compiled direct kernels of depthwise layers pad plane by plane in
+a buffer of their thread; the other direct problems and the 1x1 path pad a copy.  Either way the
+kernels compute
 
     y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]        (g = o // O_g)
 
@@ -56,7 +58,7 @@ class Saved(NamedTuple):
 
     method: str
     cols: np.ndarray | None  # (C*K, N*P) im2col matrix
-    xp: np.ndarray | None  # padded input, for the direct and 1x1 methods and the blocked GEMM
+    xp: np.ndarray | None  # the input, padded or with ``pads`` to apply: direct, 1x1 and blocked GEMM paths
     xp_shape: tuple[int, ...]
     weight: np.ndarray
     stride: tuple[int, ...]
@@ -66,9 +68,10 @@ class Saved(NamedTuple):
     # how the backward runs: 'same' as the forward, or 'gemm' for a direct forward whose gradients
     # the GEMM path computes faster (see choose_backward)
     backward: str = "same"
-    # zero padding around ``xp`` that im2col/col2im apply on the fly (the GEMM path: ``xp`` is then
-    # the unpadded input), and zero padding to crop from the input gradient at the end (the direct
-    # and 1x1 paths, which pad a copy); ``((lo, hi), ...)`` per spatial dim, or None
+    # zero padding around ``xp`` that the kernels apply on the fly (the GEMM path, and the buffered
+    # direct kernels: ``xp`` is then the unpadded input), and zero padding to crop from the input
+    # gradient at the end (the other direct problems and the 1x1 path, which pad a copy);
+    # ``((lo, hi), ...)`` per spatial dim, or None
     pads: tuple[tuple[int, int], ...] | None = None
     crop: tuple[tuple[int, int], ...] | None = None
 

@@ -168,15 +168,14 @@ def col2im(cols, x_shape, kernel, stride, dilation, out, pads=((0, 0), (0, 0)), 
 #   plane that many jobs read (a first layer's, by every filter) would be copied by each of them.
 
 
-def _copy_in(bf, xf, plane, height, wid, ph, pw, wp):  # pragma: no cover - inlined into kernels
+@njit(inline="always", cache=True)
+def _copy_in(bf, xf, plane, height, wid, ph, pw, wp):  # pragma: no cover - compiled
+    """Plane ``plane`` of ``xf`` (``height`` rows of ``wid``) into the interior of the buffer ``bf``."""
     for r in range(height):
         src = np.uint64(plane + r * wid)
         dst = np.uint64((r + ph) * wp + pw)
         for q in range(wid):
             bf[dst + np.uint64(q)] = xf[src + np.uint64(q)]
-
-
-_copy_in = njit(inline="always", cache=True)(_copy_in)
 
 
 def _make_direct_forward(unit, width=0, buffered=False):
