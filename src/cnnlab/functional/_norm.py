@@ -277,8 +277,8 @@ class NormSaved(NamedTuple):
     mean: np.ndarray | None = None
     # batch_norm_relu: the output after the ReLU, whose mask (0 where it is <= 0) the backward applies
     relu_out: np.ndarray | None = None
-    # batch_norm_relu's compiled path: the forward's ``(scale, shift)``, from which its backward
-    # kernels recompute the sign of the output from ``x`` (rounded as the forward did) instead
+    # batch_norm_relu's compiled path in training: the forward's ``(scale, shift)``, from which its
+    # backward kernels recompute the sign of the output from ``x`` (rounded as the forward did)
     relu_affine: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -342,7 +342,11 @@ def _forward_saving(op: str, relu: bool, needs: Any, x: Any, running_mean: Any, 
         y = nk.bn_apply(a.x, mean, inv_std, scale, shift, relu=relu)
         return y, NormSaved(None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
                             a.x if keep else None, mean,
-                            relu_affine=(np.array(scale, a.x.dtype), np.array(shift, a.x.dtype)) if relu else None)
+                            # training: the mask is recomputed from x as the sums are taken; eval
+                            # mode masks g first, by the output (kept anyway: it is the result)
+                            relu_out=y if relu and not a.batch_stats else None,
+                            relu_affine=((np.array(scale, a.x.dtype), np.array(shift, a.x.dtype))
+                                         if relu and a.batch_stats else None))
     xhat = a.x - _per_channel(mean, nd)
     xhat *= _per_channel(inv_std, nd)
     if a.weight is None and a.bias is None:
@@ -410,9 +414,8 @@ def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, 
     x, mean, inv_std = saved.x, saved.mean, saved.inv_std
     g = g.astype(x.dtype, copy=False)
     relu = saved.relu_affine
-    if relu is not None and not saved.batch_stats:  # eval mode: the mask from the output, recomputed
-        g = _through_relu(g, nk.bn_apply(x, mean, inv_std, *relu, relu=True))
-        relu = None
+    if saved.relu_out is not None:  # eval mode: through the fused ReLU first
+        g = _through_relu(g, saved.relu_out)
     sum_g, sum_gx = nk.bn_sums(g, x, mean, inv_std, relu)
     grad_x = None
     if needs[0]:
