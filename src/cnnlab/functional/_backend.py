@@ -28,6 +28,22 @@ from typing import Any
 BACKENDS = ("auto", "numpy", "numba")
 
 _state: dict[str, Any] = {"backend": None, "numba": None, "threads": None, "limiter": None}
+# Compiled kernels made on first use (one per kernel width, window, stride variant...), which no
+# module attribute holds: what :func:`compiled_kernels` reports besides the modules' own.
+_made_kernels: list[Any] = []
+
+
+def made_kernel(dispatcher: Any) -> Any:
+    """Record a Numba kernel created on first use (for :func:`compiled_kernels`); returns it."""
+    _made_kernels.append(dispatcher)
+    return dispatcher
+
+
+def compiled_kernels(*modules: Any) -> list[str]:
+    """Names of the Numba kernels that have compiled code in this process: the module-level ones
+    of ``modules`` and every kernel made on first use."""
+    found = [d for m in modules for d in vars(m).values() if hasattr(d, "signatures")] + _made_kernels
+    return sorted({d.py_func.__name__ for d in found if d.signatures})
 
 
 def _disabled_by_env() -> bool:

@@ -43,7 +43,7 @@ def _compiled(fn, name):
     """``fn`` (a closure from a ``_make_*`` function) compiled under its own ``name``: closures
     of one source share a name and line, and would otherwise share an entry of Numba's disk cache."""
     fn.__name__ = fn.__qualname__ = name
-    return njit(parallel=True, cache=True, nogil=True)(fn)
+    return _backend.made_kernel(njit(parallel=True, cache=True, nogil=True)(fn))
 
 
 @njit(inline="always", cache=True)

@@ -234,7 +234,7 @@ MAX_WINDOW_STRIDES = range(1, 4)
 def _max_window(kh: int, kw: int, sw: int):
     fn = _make_max_window(kh, kw, sw)
     fn.__name__ = fn.__qualname__ = f"_max_window_{kh}x{kw}_s{sw}"  # (its own entry in Numba's cache)
-    return _kernel(fn)
+    return _backend.made_kernel(_kernel(fn))
 
 
 def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
