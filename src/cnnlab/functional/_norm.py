@@ -302,7 +302,7 @@ def _fast(x: np.ndarray) -> bool:
 
 def _kernel_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_fused_statistics` by the compiled kernel: two passes, sums in float64."""
-    from cnnlab.functional import _numba_kernels as nk
+    from cnnlab.functional import _numba_norm as nk
 
     mean, var = nk.bn_statistics(a.x)
     t = a.x.dtype
@@ -335,7 +335,7 @@ def _forward_saving(op: str, relu: bool, needs: Any, x: Any, running_mean: Any, 
     nd = a.x.ndim
     keep = needs[0] or (len(needs) > 3 and needs[3])
     if fast:  # one pass writes the output; the backward recomputes xhat from x and mean
-        from cnnlab.functional import _numba_kernels as nk
+        from cnnlab.functional import _numba_norm as nk
 
         scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
         shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
@@ -409,7 +409,7 @@ def _grad_scale(saved: NormSaved, dtype: np.dtype) -> np.ndarray:
 def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, want_b: bool) -> tuple:
     """:func:`batch_norm_backward_saved` by the compiled kernels from the saved input: one pass for
     both sums, one for ``grad_x`` (each recomputes ``xhat = (x - mean) * inv_std`` as it reads)."""
-    from cnnlab.functional import _numba_kernels as nk
+    from cnnlab.functional import _numba_norm as nk
 
     x, mean, inv_std = saved.x, saved.mean, saved.inv_std
     g = g.astype(x.dtype, copy=False)
