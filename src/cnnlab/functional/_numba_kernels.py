@@ -22,7 +22,7 @@ from cnnlab.functional import _backend
 
 
 # Each loop family below is written once, in a ``_make_*(unit)`` function, and compiled twice by
-# :func:`_unit_and_strided`: for a unit stride along the width and for any stride.  ``unit`` is a
+# :func:`_variants`: for a unit stride along the width and for any stride.  ``unit`` is a
 # constant of the closure, so Numba prunes the branch on it before compiling: each kernel compiles
 # and vectorises as if written alone (a branch on the run-time stride inside the ``prange`` body
 # instead tripled the compile time, and a stride multiplied into every index stopped the
@@ -32,12 +32,18 @@ from cnnlab.functional import _backend
 # itself; this way the kernels run 2-3x faster than with one slice per row.
 
 
-def _unit_and_strided(make):
-    """``(unit-stride kernel, general kernel)`` compiled from ``make(unit)``, named after ``make``
-    (``_make_im2col`` gives ``_im2col`` and ``_im2col_strided``: distinct names, so the two never
-    share an entry of Numba's disk cache)."""
+def _variants(make):
+    """``get(unit, buffered=False)``: the kernel ``make(unit)`` (``make(unit, buffered=True)``),
+    compiled on first use under a name of its own (``_make_im2col`` gives ``_im2col`` and
+    ``_im2col_strided``, ``_make_direct_grad_x`` also ``..._buffered``): distinct names, so no two
+    variants share an entry of Numba's disk cache."""
     name = make.__name__.removeprefix("_make")
-    return _compiled(make(True), name), _compiled(make(False), name + "_strided")
+
+    @functools.cache
+    def get(unit, buffered=False):
+        fn = make(unit, buffered=True) if buffered else make(unit)
+        return _compiled(fn, name + ("" if unit else "_strided") + ("_buffered" if buffered else ""))
+    return get
 
 
 def _compiled(fn, name):
@@ -119,8 +125,8 @@ def _make_col2im(unit):
     return kernel
 
 
-_im2col, _im2col_strided = _unit_and_strided(_make_im2col)
-_col2im, _col2im_strided = _unit_and_strided(_make_col2im)
+_im2col = _variants(_make_im2col)
+_col2im = _variants(_make_col2im)
 
 
 def im2col(x, kernel, stride, dilation, pads=((0, 0), (0, 0))):
@@ -133,7 +139,7 @@ def im2col(x, kernel, stride, dilation, pads=((0, 0), (0, 0))):
     cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=x.dtype)
     x = np.ascontiguousarray(x)
     with _backend.threads_for(cols.size):
-        (_im2col if sw == 1 else _im2col_strided)(x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols)
+        _im2col(sw == 1)(x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols)
     return cols
 
 
@@ -147,8 +153,7 @@ def col2im(cols, x_shape, kernel, stride, dilation, out, pads=((0, 0), (0, 0)), 
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
     cols = np.ascontiguousarray(cols)
     with _backend.threads_for(cols.size):
-        (_col2im if sw == 1 else _col2im_strided)(cols, kh, kw, sh, sw, dh, dw, pads[0][0], pads[1][0], oh, ow,
-                                                  grad)
+        _col2im(sw == 1)(cols, kh, kw, sh, sw, dh, dw, pads[0][0], pads[1][0], oh, ow, grad)
     return grad
 
 
@@ -315,21 +320,9 @@ def _make_direct_grad_x(unit, buffered=False):
     return kernel
 
 
-def _four(make):
-    """``{(unit, buffered): kernel}`` compiled from ``make(unit, buffered)`` on first use, each
-    under its own name (see :func:`_unit_and_strided`)."""
-    name = make.__name__.removeprefix("_make")
-
-    @functools.cache
-    def get(unit, buffered):
-        return _compiled(make(unit, buffered=buffered),
-                         name + ("" if unit else "_strided") + ("_buffered" if buffered else ""))
-    return get
-
-
-_direct_forward = _four(_make_direct_forward)
-_direct_grad_w = _four(_make_direct_grad_w)
-_direct_grad_x = _four(_make_direct_grad_x)
+_direct_forward = _variants(_make_direct_forward)
+_direct_grad_w = _variants(_make_direct_grad_w)
+_direct_grad_x = _variants(_make_direct_grad_x)
 
 
 # kernel widths with a forward of their own (compiled on first use; wider kernels take the loop above)
