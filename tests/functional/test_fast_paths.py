@@ -396,3 +396,50 @@ def test_buffered_depthwise_conv1d_matches_the_loop_reference(stride, padding, d
     ref_gx, ref_gw = _naive.naive_conv_backward(g, x, w, (stride,), pads, (dilation,), 5)[:2]
     np.testing.assert_array_equal(gx, ref_gx)
     np.testing.assert_array_equal(gw, ref_gw)
+
+
+# (x shape, w shape, padding, dilation, groups): depthwise input gradients that the compiled
+# kernels take as a gather (a correlation of the padded upstream gradient with turned filters)
+GATHER_CASES = [
+    ((2, 4, 7, 9), (4, 1, 3, 3), (1, 1), 1, 4),  # padding = the kernel's reach: a 'same' layer
+    ((2, 4, 7, 9), (4, 1, 3, 5), ((2, 0), (0, 3)), 1, 4),  # asymmetric and one-sided
+    ((2, 3, 6, 5), (3, 1, 3, 3), (4, 5), 1, 3),  # wider than the kernel's reach: g is cropped
+    ((2, 3, 8, 9), (6, 1, 3, 2), (2, 1), (2, 3), 3),  # dilated, 2 filters per channel
+    ((1, 2, 5, 9), (2, 1, 1, 7), 0, 1, 2),  # no padding: g padded by the whole reach
+    ((2, 1, 6, 6), (3, 1, 5, 5), 2, 1, 1),  # one input channel, several filters (groups=1)
+]
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's inf * 0
+@pytest.mark.parametrize(("xs", "ws", "padding", "dilation", "groups"), GATHER_CASES)
+def test_depthwise_input_gradient_as_a_gather_matches_the_loop_reference(xs, ws, padding, dilation, groups):
+    from cnnlab.functional import _numba_kernels as nk
+
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    s2, pads, d2 = _reference_geometry(1, padding if isinstance(padding, tuple) else (padding, padding), dilation)
+    kw = {"padding": padding, "dilation": dilation, "groups": groups, "method": "direct"}
+    xi, wi = rng.integers(-9, 9, xs), rng.integers(-9, 9, ws)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    gi = rng.integers(-9, 9, F.conv2d(xi, wi, **kw).shape)
+    g = rng.standard_normal(gi.shape)
+    assert nk._gather(g, w, s2, d2, groups, pads) is not None  # the gather is what runs here
+    winf = w.copy()
+    winf[-1, 0, 0, -1] = np.inf
+    assert nk._gather(g, winf, s2, d2, groups, pads) is None  # inf * 0 at g's border: the scatter
+    previous = _backend.set_backend("numba")
+    try:
+        gxi = F.conv_backward(gi, xi, wi, **kw)[0]
+        gx = F.conv_backward(g, x, w, **kw)[0]
+        gx32 = F.conv_backward(g.astype(np.float32), x.astype(np.float32), w.astype(np.float32), **kw)[0]
+        gxinf = F.conv_backward(g, x, winf, **kw)[0]
+    finally:
+        _backend.set_backend(previous)
+    assert gxi.dtype == np.int64 and gx32.dtype == np.float32
+    np.testing.assert_array_equal(gxi, _naive.naive_conv_backward(gi, xi, wi, s2, pads, d2, groups)[0])
+    ref = _naive.naive_conv_backward(g, x, w, s2, pads, d2, groups)[0]
+    np.testing.assert_allclose(gx, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx32, ref, rtol=1e-5, atol=1e-5)
+    ref_inf = _naive.naive_conv_backward(g, x, winf, s2, pads, d2, groups)[0]
+    np.testing.assert_array_equal(np.isnan(gxinf), np.isnan(ref_inf))
+    np.testing.assert_allclose(gxinf, ref_inf, rtol=1e-12, atol=1e-12)
