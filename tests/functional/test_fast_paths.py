@@ -443,3 +443,42 @@ def test_depthwise_input_gradient_as_a_gather_matches_the_loop_reference(xs, ws,
     ref_inf = _naive.naive_conv_backward(g, x, winf, s2, pads, d2, groups)[0]
     np.testing.assert_array_equal(np.isnan(gxinf), np.isnan(ref_inf))
     np.testing.assert_allclose(gxinf, ref_inf, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's inf * 0
+@pytest.mark.parametrize("flat_bytes", [0, 1 << 30], ids=["rows", "flat"])
+@pytest.mark.parametrize(("xs", "ws", "padding", "dilation", "groups"), [
+    ((3, 4, 6, 7), (4, 1, 3, 3), (1, 1), 1, 4),  # depthwise, buffered
+    ((2, 3, 5, 9), (6, 1, 3, 2), ((2, 0), (1, 3)), (2, 1), 3),  # 2 filters per channel, padded copy
+    ((2, 2, 7, 6), (3, 2, 5, 3), 0, (1, 2), 1),  # no padding, 2 input channels
+])
+def test_direct_weight_gradient_rows_and_flat_match_the_loop_reference(flat_bytes, xs, ws, padding, dilation,
+                                                                         groups, monkeypatch):
+    # stride 1: the flat kernel (partial sums per flat position, the cells past each row's end
+    # left out) where its sums fit FLAT_GRAD_W_BYTES, the row kernel otherwise; an infinite input
+    # in the last column and a NaN upstream gradient in the last cell reach only the weights that
+    # the definition gives them
+    from cnnlab.functional import _numba_kernels as nk
+
+    monkeypatch.setattr(nk, "FLAT_GRAD_W_BYTES", flat_bytes)
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    s2, pads, d2 = _reference_geometry(1, padding if isinstance(padding, tuple) else (padding, padding), dilation)
+    kw = {"padding": padding, "dilation": dilation, "groups": groups, "method": "direct"}
+    xi, wi = rng.integers(-9, 9, xs), rng.integers(-9, 9, ws)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    x[0, 0, 1, -1] = np.inf
+    gi = rng.integers(-9, 9, F.conv2d(xi, wi, **kw).shape)
+    g = rng.standard_normal(gi.shape)
+    g[-1, -1, -1, -1] = np.nan
+    previous = _backend.set_backend("numba")
+    try:
+        gwi = F.conv_backward(gi, xi, wi, **kw)[1]
+        gw = F.conv_backward(g, x, w, **kw)[1]
+    finally:
+        _backend.set_backend(previous)
+    np.testing.assert_array_equal(gwi, _naive.naive_conv_backward(gi, xi, wi, s2, pads, d2, groups)[1])
+    ref = _naive.naive_conv_backward(g, x, w, s2, pads, d2, groups)[1]
+    assert np.isnan(ref).any() and not np.isnan(ref).all()
+    np.testing.assert_array_equal(np.isnan(gw), np.isnan(ref))
+    np.testing.assert_allclose(gw, ref, rtol=1e-12, atol=1e-12)
