@@ -248,7 +248,7 @@ def test_backend_switch_and_errors():
 def test_direct_forward_per_kernel_width_matches_the_loop_reference(width, stride, dilation, groups):
     # each width 1-7 has a forward of its own (the row's taps unrolled), 8 takes the general loop;
     # the compiled path is forced (set_backend('numba')) even though the arrays are small
-    from cnnlab.functional import _numba_kernels as nk
+    from cnnlab.functional import _numba_direct as nd
     from cnnlab.functional._args import ntuple
 
     rng = np.random.default_rng(width)
@@ -270,7 +270,7 @@ def test_direct_forward_per_kernel_width_matches_the_loop_reference(width, strid
     # the same sums in the same order as the general kernel: equal to the bit
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)))
     general = np.zeros_like(y)
-    nk._direct_forward(False, False)(xp, w, *s2, *d2, 0, 0, groups, np.zeros((1, 1, 1), np.float32), general)
+    nd._direct_forward(False, False)(xp, w, *s2, *d2, 0, 0, groups, np.zeros((1, 1, 1), np.float32), general)
     assert np.array_equal(y.view(np.uint32), general.view(np.uint32))
 
 
@@ -348,7 +348,7 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
     # depthwise problems pad each plane in a buffer of the thread instead of taking a padded copy:
     # the same loops over the same values, so forward and both gradients are equal to the bit
     from cnnlab.functional import _conv_kernels as ck
-    from cnnlab.functional import _numba_kernels as nk
+    from cnnlab.functional import _numba_direct as nd
 
     rng = np.random.default_rng(width)
     x = rng.integers(-20, 20, (3, 4, 7, 9)).astype(dtype)
@@ -356,7 +356,7 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
     if dtype == np.float32:
         x, w = x + rng.standard_normal(x.shape).astype(dtype), w * np.float32(0.37)
     s2, pads, d2 = _reference_geometry(stride, padding, dilation)
-    assert nk.buffered(w.shape, 4, pads)
+    assert nd.buffered(w.shape, 4, pads)
     previous = _backend.set_backend("numba")
     try:
         y, saved = ck.forward(x, w, s2, d2, 4, "direct", save=True, pads=pads)
@@ -364,9 +364,9 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
         g = rng.integers(-20, 20, y.shape).astype(dtype)
         gx, gw = ck.backward(g, saved)
         xp = np.pad(x, ((0, 0), (0, 0), *pads))
-        ey = nk.direct_forward(xp, w, s2, d2, 4, y.shape[2:])
-        egw = nk.direct_grad_w(xp, g, w.shape, s2, d2, 4)
-        egx = nk.direct_grad_x(g, w, xp.shape, s2, d2, 4)[:, :, pads[0][0]:pads[0][0] + 7, pads[1][0]:pads[1][0] + 9]
+        ey = nd.direct_forward(xp, w, s2, d2, 4, y.shape[2:])
+        egw = nd.direct_grad_w(xp, g, w.shape, s2, d2, 4)
+        egx = nd.direct_grad_x(g, w, xp.shape, s2, d2, 4)[:, :, pads[0][0]:pads[0][0] + 7, pads[1][0]:pads[1][0] + 9]
     finally:
         _backend.set_backend(previous)
     view = np.uint32 if dtype == np.float32 else np.int64
@@ -414,7 +414,7 @@ GATHER_CASES = [
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's inf * 0
 @pytest.mark.parametrize(("xs", "ws", "padding", "dilation", "groups"), GATHER_CASES)
 def test_depthwise_input_gradient_as_a_gather_matches_the_loop_reference(xs, ws, padding, dilation, groups):
-    from cnnlab.functional import _numba_kernels as nk
+    from cnnlab.functional import _numba_direct as nd
 
     rng = np.random.default_rng(sum(xs) + sum(ws))
     s2, pads, d2 = _reference_geometry(1, padding if isinstance(padding, tuple) else (padding, padding), dilation)
@@ -423,10 +423,10 @@ def test_depthwise_input_gradient_as_a_gather_matches_the_loop_reference(xs, ws,
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
     gi = rng.integers(-9, 9, F.conv2d(xi, wi, **kw).shape)
     g = rng.standard_normal(gi.shape)
-    assert nk._gather(g, w, s2, d2, groups, pads) is not None  # the gather is what runs here
+    assert nd._gather(g, w, s2, d2, groups, pads) is not None  # the gather is what runs here
     winf = w.copy()
     winf[-1, 0, 0, -1] = np.inf
-    assert nk._gather(g, winf, s2, d2, groups, pads) is None  # inf * 0 at g's border: the scatter
+    assert nd._gather(g, winf, s2, d2, groups, pads) is None  # inf * 0 at g's border: the scatter
     previous = _backend.set_backend("numba")
     try:
         gxi = F.conv_backward(gi, xi, wi, **kw)[0]
@@ -459,9 +459,9 @@ def test_direct_weight_gradient_rows_and_flat_match_the_loop_reference(flat_byte
     # left out) where its sums fit FLAT_GRAD_W_BYTES, the row kernel otherwise; an infinite input
     # in the last column and a NaN upstream gradient in the last cell reach only the weights that
     # the definition gives them
-    from cnnlab.functional import _numba_kernels as nk
+    from cnnlab.functional import _numba_direct as nd
 
-    monkeypatch.setattr(nk, "FLAT_GRAD_W_BYTES", flat_bytes)
+    monkeypatch.setattr(nd, "FLAT_GRAD_W_BYTES", flat_bytes)
     rng = np.random.default_rng(sum(xs) + sum(ws))
     s2, pads, d2 = _reference_geometry(1, padding if isinstance(padding, tuple) else (padding, padding), dilation)
     kw = {"padding": padding, "dilation": dilation, "groups": groups, "method": "direct"}

@@ -387,10 +387,10 @@ def _direct_compiled(x: np.ndarray, weight: np.ndarray, out: Sequence[int]) -> b
 
 def _direct_buffered(weight_shape: Sequence[int], groups: int, pads: Sequence[tuple[int, int]]) -> bool:
     """Whether the compiled direct kernels pad ``x`` plane by plane themselves (depthwise-like
-    problems: :func:`cnnlab.functional._numba_kernels.buffered`) instead of reading a padded copy."""
-    from cnnlab.functional import _numba_kernels as nk
+    problems: :func:`cnnlab.functional._numba_direct.buffered`) instead of reading a padded copy."""
+    from cnnlab.functional import _numba_direct as nd
 
-    return nk.buffered(weight_shape, groups, _pads2(pads, len(weight_shape) - 2))
+    return nd.buffered(weight_shape, groups, _pads2(pads, len(weight_shape) - 2))
 
 
 def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
@@ -398,11 +398,11 @@ def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...],
     """The direct loops on ``xp`` (zero-padded further by ``pads``: compiled buffered problems only)."""
     n = len(out)
     if _direct_compiled(xp, weight, out):
-        from cnnlab.functional import _numba_kernels as nk
+        from cnnlab.functional import _numba_direct as nd
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
         w2 = weight if n == 2 else weight[:, :, None, :]
-        y = nk.direct_forward(x2, w2, s2, d2, groups, _pad2(out, 1), _pads2(pads, n))
+        y = nd.direct_forward(x2, w2, s2, d2, groups, _pad2(out, 1), _pads2(pads, n))
         return y.reshape(xp.shape[0], weight.shape[0], *out)
     batch = xp.shape[0]
     out_ch, cg = weight.shape[:2]
@@ -504,15 +504,15 @@ def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool
     # ``saved.pads``: a buffered forward kept ``x`` itself; the compiled kernels pad it plane by plane
     # (when the backend still allows them), and the gradient they give is already ``x``'s
     if _direct_compiled(xp, weight, out) and (not saved.pads or _direct_buffered(weight.shape, groups, saved.pads)):
-        from cnnlab.functional import _numba_kernels as nk
+        from cnnlab.functional import _numba_direct as nd
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
         w2 = weight if n == 2 else weight[:, :, None, :]
         g2 = grad_out if n == 2 else grad_out[:, :, None, :]
         g2 = np.ascontiguousarray(g2)
         p2 = _pads2(saved.pads, n)
-        grad_w = nk.direct_grad_w(x2, g2, w2.shape, s2, d2, groups, p2).reshape(weight.shape) if needs[1] else None
-        grad_xp = nk.direct_grad_x(g2, w2, x2.shape, s2, d2, groups, p2).reshape(xp.shape) if needs[0] else None
+        grad_w = nd.direct_grad_w(x2, g2, w2.shape, s2, d2, groups, p2).reshape(weight.shape) if needs[1] else None
+        grad_xp = nd.direct_grad_x(g2, w2, x2.shape, s2, d2, groups, p2).reshape(xp.shape) if needs[0] else None
         return grad_xp, grad_w
     pads = saved.pads
     xp = _zero_pad(xp, pads)
