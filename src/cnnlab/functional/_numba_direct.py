@@ -56,6 +56,7 @@ def _make_direct_forward(unit, width=0, buffered=False):
         cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
         og = out_ch // groups
         xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
+        zero = np.zeros(1, dtype=y.dtype)[0]
         step = np.uint64(sw)
         for job in prange(batch * out_ch):
             b = job // out_ch
@@ -74,6 +75,13 @@ def _make_direct_forward(unit, width=0, buffered=False):
                         for a in range(oh):
                             s0 = np.uint64(plane + (a * sh + i * dh) * wp)
                             d0 = np.uint64(out + a * ow)
+                            if c == 0 and i == 0:  # the first kernel row starts the sums: y needs no zeroing
+                                for e in range(ow):
+                                    acc = zero
+                                    for j in range(width):
+                                        acc += wf[taps + j] * src[s0 + np.uint64(e + j * dw)]
+                                    yf[d0 + np.uint64(e)] = acc
+                                continue
                             for e in range(ow):
                                 acc = yf[d0 + np.uint64(e)]
                                 for j in range(width):
@@ -358,9 +366,11 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
                                                   np.ascontiguousarray(w, dtype=dtype), *dilation, pads[0][0],
                                                   pads[1][0], groups, bufs, scratch, y)
         return y
-    y = np.zeros((xp.shape[0], w.shape[0], *out), dtype=dtype)
+    rows = stride[1] == 1 and w.shape[3] in ROW_KERNEL_WIDTHS
+    # (the row kernels write every cell of y in their first pass; the general one adds to it)
+    y = (np.empty if rows else np.zeros)((xp.shape[0], w.shape[0], *out), dtype=dtype)
     with _backend.threads_for(y.size * w[0].size):
-        if stride[1] == 1 and w.shape[3] in ROW_KERNEL_WIDTHS:
+        if rows:
             kernel = _direct_forward_rows(w.shape[3], buf)
         else:
             kernel = _direct_forward(stride[1] == 1, buf)
