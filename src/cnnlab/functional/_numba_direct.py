@@ -4,6 +4,17 @@ matrix, for the layers where they beat im2col and a product (first layers, depth
 and the backend allows it; written, compiled and cached as the im2col kernels of
 :mod:`cnnlab.functional._numba_kernels` (flat arrays, unsigned offsets, one compilation per
 variant, ``cache=True``).  All kernels are 2-d; 1-d problems are viewed with a height 1.
+
+Which loops run (each choice measured; the numbers are with the code below):
+
+- forward (:func:`direct_forward`): stride 1 both ways and a kernel at most 7 wide, the flat
+  kernel (one loop over a plane's flat positions), except for rows of 1-4 whole AVX2 vectors,
+  which keep the row kernel (taps of a kernel row summed in a register); a unit width stride
+  with a larger height stride, the row kernel; anything else, the general loop (tap by tap);
+- weight gradient (:func:`direct_grad_w`): stride 1 with partial sums that fit
+  :data:`FLAT_GRAD_W_BYTES`, the flat kernel; otherwise partial sums per row;
+- input gradient (:func:`direct_grad_x`): stride 1 with one input channel per group and finite
+  weights, a gather by the forward's kernels (:func:`_gather`); otherwise a scatter tap by tap.
 """
 
 from __future__ import annotations
