@@ -7,12 +7,14 @@ variant, ``cache=True``).  All kernels are 2-d; 1-d problems are viewed with a h
 
 Which loops run (each choice measured; the numbers are with the code below):
 
-- forward (:func:`direct_forward`): stride 1 both ways and a kernel at most 7 wide, the flat
+- forward (:func:`direct_forward`), for a kernel at most 7 wide: stride 1 both ways, the flat
   kernel (one loop over a plane's flat positions), except for rows of 1-4 whole AVX2 vectors,
-  which keep the row kernel (taps of a kernel row summed in a register); a unit width stride
-  with a larger height stride, the row kernel; anything else, the general loop (tap by tap);
-- weight gradient (:func:`direct_grad_w`): stride 1 with partial sums that fit
-  :data:`FLAT_GRAD_W_BYTES`, the flat kernel; otherwise partial sums per row;
+  which keep the row kernel (taps of a kernel row summed in a register); strided buffered
+  (depthwise) problems, the flat kernel on the plane split in stride phases; other problems with
+  a unit width stride, the row kernel; anything else, the general loop (tap by tap);
+- weight gradient (:func:`direct_grad_w`): where the partial sums fit :data:`FLAT_GRAD_W_BYTES`,
+  the flat kernel (strided: on the phases, for problems whose planes are read by one filter);
+  otherwise partial sums per row;
 - input gradient (:func:`direct_grad_x`): stride 1 with one input channel per group and finite
   weights, a gather by the forward's kernels (:func:`_gather`); otherwise a scatter tap by tap.
 """
@@ -52,6 +54,34 @@ def _copy_in(bf, xf, plane, height, wid, ph, pw, wp):  # pragma: no cover - comp
         dst = np.uint64((r + ph) * wp + pw)
         for q in range(wid):
             bf[dst + np.uint64(q)] = xf[src + np.uint64(q)]
+
+
+@njit(inline="always", cache=True)
+def _copy_in_phases(bf, xf, plane, height, wid, ph, pw, sh, sw, hq, wq):  # pragma: no cover - compiled
+    """Plane ``plane`` of ``xf`` into the ``sh*sw`` phase planes of the buffer ``bf`` (each
+    ``hq x wq``): the padded cell ``(R, Q)`` goes to phase ``(R % sh, Q % sw)``, cell ``(R // sh,
+    Q // sw)``, so that a strided tap reads one phase plane with a unit stride.  One phase (a
+    unit stride) is :func:`_copy_in`."""
+    if sh == 1 and sw == 1:
+        _copy_in(bf, xf, plane, height, wid, ph, pw, wq)
+        return
+    size = hq * wq
+    for r in range(height):
+        rr = r + ph
+        row = (rr % sh) * sw * size + (rr // sh) * wq
+        for pc in range(sw):
+            q0 = (pc - pw) % sw  # the row's first column that lands in column phase pc
+            src = np.uint64(plane + r * wid + q0)
+            dst = np.uint64(row + pc * size + (q0 + pw) // sw)
+            for k in range((wid - q0 + sw - 1) // sw):
+                bf[dst + np.uint64(k)] = xf[src + np.uint64(k * sw)]
+
+
+def _phase_offsets(i_or_j, dilation, stride, size, pitch):
+    """The offset of kernel row (column) ``i_or_j`` in the phase planes: ``((i*d) % s) * size +
+    ((i*d) // s) * pitch`` (``size``: a phase plane's, or a column phase's, cells apart)."""
+    at = i_or_j * dilation
+    return (at % stride) * size + (at // stride) * pitch
 
 
 def _make_direct_forward(unit, width=0, buffered=False):
@@ -204,6 +234,9 @@ _direct_grad_x = _variants(_make_direct_grad_x)
 
 
 def _make_direct_grad_w_flat(unit, buffered=False):
+    # (not ``unit``: strided problems, whose input planes are always split in stride phases as for
+    # the flat forward below, from a padded copy too, so that both ways give the same sums;
+    # depthwise stride 2 N64 C64 28x28 3.0-5.6 -> 2.5-4.1 ms)
     # Stride 1 both ways, small planes: the loops of the kernel above over the output rows and
     # their cells as one loop over the flat positions ``p = a*wp + e`` (see the flat forward
     # below), with ``g``'s plane copied to the pitch ``wp`` of the input's in a buffer of the
@@ -215,11 +248,11 @@ def _make_direct_grad_w_flat(unit, buffered=False):
     def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, gbufs, parts, grad_w):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
-        wp = bufs.shape[2] if buffered else wid
+        hq, wq = (bufs.shape[2], bufs.shape[3]) if buffered else (height, wid)
         cg, kh, kw = grad_w.shape[1], grad_w.shape[2], grad_w.shape[3]
         og = out_ch // groups
         xf, gf = xp.reshape(-1), g.reshape(-1)
-        span = (oh - 1) * wp + ow
+        span = (oh - 1) * wq + ow
         for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
             o = job // cg
             c = job % cg
@@ -232,13 +265,19 @@ def _make_direct_grad_w_flat(unit, buffered=False):
                 part[k] = 0
             for b in range(batch):
                 plane = (b * channels + channel) * height * wid
-                if buffered:
-                    _copy_in(src, xf, plane, height, wid, ph, pw, wp)
+                if not unit:
+                    _copy_in_phases(src, xf, plane, height, wid, ph, pw, sh, sw, hq, wq)
                     plane = 0
-                _copy_in(gb, gf, (b * out_ch + o) * oh * ow, oh, ow, 0, 0, wp)
+                elif buffered:
+                    _copy_in(src, xf, plane, height, wid, ph, pw, wq)
+                    plane = 0
+                _copy_in(gb, gf, (b * out_ch + o) * oh * ow, oh, ow, 0, 0, wq)
                 for i in range(kh):
+                    ri = i * dh
+                    row = plane + ((ri % sh) * sw * hq + ri // sh) * wq if not unit else plane + ri * wq
                     for j in range(kw):
-                        s0 = np.uint64(plane + i * dh * wp + j * dw)
+                        cj = j * dw
+                        s0 = np.uint64(row + (cj % sw) * hq * wq + cj // sw if not unit else row + cj)
                         p0 = np.uint64((i * kw + j) * span)
                         for p in range(span):
                             part[p0 + np.uint64(p)] += gb[p] * src[s0 + np.uint64(p)]
@@ -247,12 +286,11 @@ def _make_direct_grad_w_flat(unit, buffered=False):
                     p0 = (i * kw + j) * span
                     total = part[p0:p0 + ow].sum()
                     for a in range(1, oh):
-                        total += part[p0 + a * wp:p0 + a * wp + ow].sum()
+                        total += part[p0 + a * wq:p0 + a * wq + ow].sum()
                     grad_w[o, c, i, j] = total
     return kernel
 
 
-# (made only for a unit stride: ``unit`` names the variant, as for the kernels above)
 _direct_grad_w_flat = _variants(_make_direct_grad_w_flat)
 # The flat weight gradient runs where its partial sums (``kh*kw`` flat planes) take at most this
 # many bytes (see above).
@@ -269,7 +307,13 @@ def _direct_forward_rows(width, buffered=False):
                      f"_direct_forward_rows{width}" + ("_buffered" if buffered else ""))
 
 
-def _make_direct_forward_flat(width, buffered=False):
+def _make_direct_forward_flat(width, buffered=False, phased=False):
+    # ``phased`` (strided buffered problems): the thread's buffer holds the padded plane split in
+    # ``sh*sw`` stride phases (:func:`_copy_in_phases`), in which every tap of a strided window
+    # reads a unit-stride run of cells, so the loop below is the stride-1 one on a phase plane of
+    # pitch ``wq``, each tap at its own offset (``cols``, computed by the caller).  The same taps
+    # in the same order as the general strided loop: equal to the bit (tested).  Depthwise stride
+    # 2, N64 C64 28x28 2.6-4.7 -> 2.1-3.9 ms, N32 C32 56x56 2.1-3.5 -> 1.5-2.3 (one process).
     # Stride 1 both ways: the rows kernel's loops over a plane's output rows and their cells
     # become one loop over the flat positions ``p = a*wp + e`` (``wp`` the pitch of the padded
     # plane), which read the plane at ``p + i*dh*wp + j*dw``: one long loop instead of ``oh``
@@ -281,14 +325,14 @@ def _make_direct_forward_flat(width, buffered=False):
     # kernel, starting from zero: equal to the bit.  Measured on 2 cores (medians, one process):
     # N128 C96 14x14 depthwise 3.5 -> 2.2 ms, N64 C64 28x28 depthwise 2.8 -> 2.1, N64 C1 28x28 ->
     # 32 k5 1.16 -> 0.98, N64 C3 32x32 -> 32 k3 p1 2.9 -> 2.5.
-    def kernel(xp, w, dh, dw, ph, pw, groups, bufs, scratch, y):  # pragma: no cover - compiled
+    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, cols, scratch, y):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = y.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
-        wp = bufs.shape[2] if buffered else wid
+        hq, wq = (bufs.shape[2], bufs.shape[3]) if buffered else (height, wid)
         cg, kh = w.shape[1], w.shape[2]
         og = out_ch // groups
         xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
-        span = (oh - 1) * wp + ow
+        span = (oh - 1) * wq + ow
         for job in prange(batch * out_ch):
             b = job // out_ch
             o = job % out_ch
@@ -300,12 +344,24 @@ def _make_direct_forward_flat(width, buffered=False):
                 sums[p] = 0
             for c in range(cg):
                 plane = (b * channels + first + c) * height * wid
-                if buffered:
-                    _copy_in(src, xf, plane, height, wid, ph, pw, wp)
+                if phased:
+                    _copy_in_phases(src, xf, plane, height, wid, ph, pw, sh, sw, hq, wq)
+                    plane = 0
+                elif buffered:
+                    _copy_in(src, xf, plane, height, wid, ph, pw, wq)
                     plane = 0
                 for i in range(kh):
                     taps = ((o * cg + c) * kh + i) * width
-                    s0 = np.uint64(plane + i * dh * wp)
+                    if phased:
+                        ri = i * dh
+                        s0 = np.uint64(plane + ((ri % sh) * sw * hq + ri // sh) * wq)
+                        for p in range(span):
+                            acc = sums[p]
+                            for j in range(width):  # (cols[j]: tap j's offset in the phase planes)
+                                acc += wf[taps + j] * src[s0 + np.uint64(p + cols[j])]
+                            sums[p] = acc
+                        continue
+                    s0 = np.uint64(plane + i * dh * wq)
                     for p in range(span):
                         acc = sums[p]
                         for j in range(width):
@@ -314,16 +370,16 @@ def _make_direct_forward_flat(width, buffered=False):
             out = job * oh * ow
             for a in range(oh):
                 d0 = np.uint64(out + a * ow)
-                s1 = np.uint64(a * wp)
+                s1 = np.uint64(a * wq)
                 for e in range(ow):
                     yf[d0 + np.uint64(e)] = sums[s1 + np.uint64(e)]
     return kernel
 
 
 @functools.cache
-def _direct_forward_flat(width, buffered=False):
-    return _compiled(_make_direct_forward_flat(width, buffered),
-                     f"_direct_forward_flat{width}" + ("_buffered" if buffered else ""))
+def _direct_forward_flat(width, buffered=False, phased=False):
+    return _compiled(_make_direct_forward_flat(width, buffered, phased),
+                     f"_direct_forward_flat{width}" + ("_phased" if phased else "_buffered" if buffered else ""))
 
 
 # Output channels per group up to which a padded problem takes the buffered kernels: with more,
@@ -340,6 +396,14 @@ def _buffers(x_shape, pads, buffered, dtype):
         return np.zeros((1, 1, 1), dtype)
     (ph, ph_hi), (pw, pw_hi) = pads
     return np.zeros((numba.config.NUMBA_NUM_THREADS, x_shape[2] + ph + ph_hi, x_shape[3] + pw + pw_hi), dtype)
+
+
+def _phase_buffers(x_shape, pads, stride, dtype):
+    """The per-thread phase planes of the buffered flat kernels (zeros): ``(threads, sh*sw, hq, wq)``
+    with ``hq, wq`` the padded plane's sizes divided by the strides, rounded up."""
+    (ph, ph_hi), (pw, pw_hi) = pads
+    (sh, sw), hp, wp = stride, x_shape[2] + ph + ph_hi, x_shape[3] + pw + pw_hi
+    return np.zeros((numba.config.NUMBA_NUM_THREADS, sh * sw, -(-hp // sh), -(-wp // sw)), dtype)
 
 
 def buffered(w_shape, groups, pads):
@@ -367,15 +431,17 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
     with padding, only for :func:`buffered` problems (others pass a padded copy)."""
     dtype = np.result_type(xp, w)
     buf = buffered(w.shape, groups, pads)
-    if tuple(stride) == (1, 1) and w.shape[3] in ROW_KERNEL_WIDTHS and not _whole_vectors(out[1], dtype):
+    unit = tuple(stride) == (1, 1)
+    if w.shape[3] in ROW_KERNEL_WIDTHS and (unit and not _whole_vectors(out[1], dtype) or not unit and buf):
         y = np.empty((xp.shape[0], w.shape[0], *out), dtype=dtype)
-        bufs = _buffers(xp.shape, pads, buf, dtype)
-        pitch = bufs.shape[2] if buf else xp.shape[3]
+        bufs = _phase_buffers(xp.shape, pads, stride, dtype) if buf else np.zeros((1, 1, 1, 1), dtype)
+        pitch = bufs.shape[3] if buf else xp.shape[3]
         scratch = np.empty((numba.config.NUMBA_NUM_THREADS, (out[0] - 1) * pitch + out[1]), dtype=dtype)
         with _backend.threads_for(y.size * w[0].size):
-            _direct_forward_flat(w.shape[3], buf)(np.ascontiguousarray(xp, dtype=dtype),
-                                                  np.ascontiguousarray(w, dtype=dtype), *dilation, pads[0][0],
-                                                  pads[1][0], groups, bufs, scratch, y)
+            cols = tuple(_phase_offsets(j, dilation[1], stride[1], bufs.shape[2] * pitch, 1) for j in range(w.shape[3]))
+            _direct_forward_flat(w.shape[3], buf, not unit)(np.ascontiguousarray(xp, dtype=dtype),
+                                                  np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
+                                                  pads[0][0], pads[1][0], groups, bufs, cols, scratch, y)
         return y
     rows = stride[1] == 1 and w.shape[3] in ROW_KERNEL_WIDTHS
     # (the row kernels write every cell of y in their first pass; the general one adds to it)
@@ -393,17 +459,20 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
 def direct_grad_w(xp, g, w_shape, stride, dilation, groups, pads=((0, 0), (0, 0))):
     grad_w = np.zeros(w_shape, dtype=g.dtype)
     buf = buffered(w_shape, groups, pads)
-    pitch = xp.shape[3] + (pads[1][0] + pads[1][1] if buf else 0)
+    # strided: always through the phase planes (from a padded copy too, with no further padding),
+    # so that both ways of taking the padding give the same sums
+    phases = buf or tuple(stride) != (1, 1)
+    bufs = _phase_buffers(xp.shape, pads, stride, g.dtype) if phases else np.zeros((1, 1, 1, 1), g.dtype)
+    pitch = bufs.shape[3] if phases else xp.shape[3]
     span = (g.shape[2] - 1) * pitch + g.shape[3]
     parts = w_shape[2] * w_shape[3] * span
-    if tuple(stride) == (1, 1) and parts * g.dtype.itemsize <= FLAT_GRAD_W_BYTES:
+    if parts * g.dtype.itemsize <= FLAT_GRAD_W_BYTES and (not phases or w_shape[0] // groups <= BUFFERED_MAX_OUT):
         threads = numba.config.NUMBA_NUM_THREADS
         with _backend.threads_for(g.size * grad_w[0].size):
-            _direct_grad_w_flat(True, buf)(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride,
-                                           *dilation, pads[0][0], pads[1][0], groups,
-                                           _buffers(xp.shape, pads, buf, g.dtype),
-                                           np.zeros((threads, g.shape[2] * pitch), g.dtype),
-                                           np.empty((threads, parts), g.dtype), grad_w)
+            kernel = _direct_grad_w_flat(tuple(stride) == (1, 1), phases)
+            kernel(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation, pads[0][0],
+                   pads[1][0], groups, bufs, np.zeros((threads, g.shape[2] * pitch), g.dtype),
+                   np.empty((threads, parts), g.dtype), grad_w)
         return grad_w
     with _backend.threads_for(g.size * grad_w[0].size):
         _direct_grad_w(stride[1] == 1, buf)(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g),
