@@ -84,6 +84,17 @@ def _phase_offsets(i_or_j, dilation, stride, size, pitch):
     return (at % stride) * size + (at // stride) * pitch
 
 
+def _tap_offsets(kernel, dilation, stride, hq, wq):
+    """``(rows, cols)``: the offsets of the kernel's rows and columns in the phase planes of
+    :func:`_copy_in_phases` (``hq x wq`` each; with a unit stride, the plain padded plane), so that
+    tap ``(i, j)`` of output cell ``(0, 0)`` is at ``rows[i] + cols[j]``.  Computed here once,
+    rather than with (checked) integer division inside the kernels' loops."""
+    (kh, kw), (dh, dw), (sh, sw) = kernel, dilation, stride
+    rows = np.array([_phase_offsets(i, dh, sh, sw * hq * wq, wq) for i in range(kh)], dtype=np.int64)
+    cols = tuple(_phase_offsets(j, dw, sw, hq * wq, 1) for j in range(kw))
+    return rows, cols
+
+
 def _make_direct_forward(unit, width=0, buffered=False):
     # ``width`` > 0 (with a unit stride along the width): the kernel's width as a constant of the
     # closure, and the taps of one kernel row unrolled inside the loop over output positions, so
@@ -245,7 +256,8 @@ def _make_direct_grad_w_flat(unit, buffered=False):
     # they are added up.  Faster where all ``kh*kw`` rows of partial sums stay in the L1 cache
     # (:data:`FLAT_GRAD_W_BYTES`): N128 C96 14x14 depthwise 4.2 -> 2.6 ms on 2 cores; on 28x28
     # planes the same (3.1 ms), on 56x56 slower (2.2 -> 3.0).
-    def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, gbufs, parts, grad_w):  # pragma: no cover - compiled
+    def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, rows, cols, gbufs, parts,
+               grad_w):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         hq, wq = (bufs.shape[2], bufs.shape[3]) if buffered else (height, wid)
@@ -273,11 +285,8 @@ def _make_direct_grad_w_flat(unit, buffered=False):
                     plane = 0
                 _copy_in(gb, gf, (b * out_ch + o) * oh * ow, oh, ow, 0, 0, wq)
                 for i in range(kh):
-                    ri = i * dh
-                    row = plane + ((ri % sh) * sw * hq + ri // sh) * wq if not unit else plane + ri * wq
                     for j in range(kw):
-                        cj = j * dw
-                        s0 = np.uint64(row + (cj % sw) * hq * wq + cj // sw if not unit else row + cj)
+                        s0 = np.uint64(plane + rows[i] + cols[j])  # (tap (i, j) in the plane or its phases)
                         p0 = np.uint64((i * kw + j) * span)
                         for p in range(span):
                             part[p0 + np.uint64(p)] += gb[p] * src[s0 + np.uint64(p)]
@@ -311,7 +320,7 @@ def _make_direct_forward_flat(width, buffered=False, phased=False):
     # ``phased`` (strided buffered problems): the thread's buffer holds the padded plane split in
     # ``sh*sw`` stride phases (:func:`_copy_in_phases`), in which every tap of a strided window
     # reads a unit-stride run of cells, so the loop below is the stride-1 one on a phase plane of
-    # pitch ``wq``, each tap at its own offset (``cols``, computed by the caller).  The same taps
+    # pitch ``wq``, each tap at its own offset (``rows``, ``cols``: :func:`_tap_offsets`).  The same taps
     # in the same order as the general strided loop: equal to the bit (tested).  Depthwise stride
     # 2, N64 C64 28x28 2.6-4.7 -> 2.1-3.9 ms, N32 C32 56x56 2.1-3.5 -> 1.5-2.3 (one process).
     # Stride 1 both ways: the rows kernel's loops over a plane's output rows and their cells
@@ -325,7 +334,7 @@ def _make_direct_forward_flat(width, buffered=False, phased=False):
     # kernel, starting from zero: equal to the bit.  Measured on 2 cores (medians, one process):
     # N128 C96 14x14 depthwise 3.5 -> 2.2 ms, N64 C64 28x28 depthwise 2.8 -> 2.1, N64 C1 28x28 ->
     # 32 k5 1.16 -> 0.98, N64 C3 32x32 -> 32 k3 p1 2.9 -> 2.5.
-    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, cols, scratch, y):  # pragma: no cover - compiled
+    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, rows, cols, scratch, y):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = y.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         hq, wq = (bufs.shape[2], bufs.shape[3]) if buffered else (height, wid)
@@ -353,8 +362,7 @@ def _make_direct_forward_flat(width, buffered=False, phased=False):
                 for i in range(kh):
                     taps = ((o * cg + c) * kh + i) * width
                     if phased:
-                        ri = i * dh
-                        s0 = np.uint64(plane + ((ri % sh) * sw * hq + ri // sh) * wq)
+                        s0 = np.uint64(plane + rows[i])
                         for p in range(span):
                             acc = sums[p]
                             for j in range(width):  # (cols[j]: tap j's offset in the phase planes)
@@ -438,10 +446,10 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
         pitch = bufs.shape[3] if buf else xp.shape[3]
         scratch = np.empty((numba.config.NUMBA_NUM_THREADS, (out[0] - 1) * pitch + out[1]), dtype=dtype)
         with _backend.threads_for(y.size * w[0].size):
-            cols = tuple(_phase_offsets(j, dilation[1], stride[1], bufs.shape[2] * pitch, 1) for j in range(w.shape[3]))
+            taps = _tap_offsets(w.shape[2:], dilation, stride, xp.shape[2] if not buf else bufs.shape[2], pitch)
             _direct_forward_flat(w.shape[3], buf, not unit)(np.ascontiguousarray(xp, dtype=dtype),
-                                                  np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
-                                                  pads[0][0], pads[1][0], groups, bufs, cols, scratch, y)
+                                                            np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
+                                                            pads[0][0], pads[1][0], groups, bufs, *taps, scratch, y)
         return y
     rows = stride[1] == 1 and w.shape[3] in ROW_KERNEL_WIDTHS
     # (the row kernels write every cell of y in their first pass; the general one adds to it)
@@ -470,8 +478,9 @@ def direct_grad_w(xp, g, w_shape, stride, dilation, groups, pads=((0, 0), (0, 0)
         threads = numba.config.NUMBA_NUM_THREADS
         with _backend.threads_for(g.size * grad_w[0].size):
             kernel = _direct_grad_w_flat(tuple(stride) == (1, 1), phases)
+            taps = _tap_offsets(w_shape[2:], dilation, stride, bufs.shape[2] if phases else xp.shape[2], pitch)
             kernel(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation, pads[0][0],
-                   pads[1][0], groups, bufs, np.zeros((threads, g.shape[2] * pitch), g.dtype),
+                   pads[1][0], groups, bufs, *taps, np.zeros((threads, g.shape[2] * pitch), g.dtype),
                    np.empty((threads, parts), g.dtype), grad_w)
         return grad_w
     with _backend.threads_for(g.size * grad_w[0].size):
