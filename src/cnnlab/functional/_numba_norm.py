@@ -47,7 +47,7 @@ def _bn_apply(x, mean, inv_std, scale, shift, y):  # pragma: no cover - compiled
         for b in range(batch):
             src, dy = x[b, c], y[b, c]
             for p in range(positions):
-                dy[p] = (src[p] - mu) * s * gam + bet
+                dy[p] = _bn_value(src[p], mu, s, gam, bet)
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
