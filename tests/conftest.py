@@ -60,3 +60,11 @@ def compiled_kernels_on_small_arrays(monkeypatch):
     from cnnlab.functional import _backend
 
     monkeypatch.setattr(_backend, "COMPILE_MIN_WORK", 0)
+
+
+@pytest.fixture(autouse=True)
+def no_compile_helpers(monkeypatch):
+    """No ``cnnlab train`` in a test starts the process that compiles kernels ahead
+    (:mod:`cnnlab.training._warmup`): dozens of tiny runs would each start one.
+    ``tests/training/test_warmup.py`` turns it back on where it tests it."""
+    monkeypatch.setenv("CNNLAB_WARMUP", "0")

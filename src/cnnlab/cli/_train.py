@@ -103,7 +103,7 @@ def _train(args: argparse.Namespace) -> int:
         else:
             settings = resolve_settings({k: getattr(args, k, None) for k in SETTINGS})
         result = run(settings, args.out, resume=args.resume, progress=False if args.no_progress else True,
-                     log=lambda line: print(line, flush=True), overwrite=args.overwrite)
+                     log=lambda line: print(line, flush=True), overwrite=args.overwrite, warmup=True)
     except (DataError, RunError, RunFolderError, SpecError, CheckpointError, FloatingPointError) as exc:
         raise CommandError(f"cnnlab train: {exc}") from None
     out = result.out_dir

@@ -86,6 +86,23 @@ def _load_folder(path: Path, image_size: int | None, rgb: bool, seed: int) -> Da
     return Data(str(path), x_train, y_train, x_test, y_test, list(train.classes), mean, std, pixels=True)
 
 
+def expected_shape(name: str) -> tuple[tuple[int, ...], int] | None:
+    """``(input_shape, number of classes)`` of the named data set :func:`load_dataset` gives, known
+    before it is loaded; None for an image folder (known once its images are read).
+
+    Examples
+    --------
+    >>> expected_shape("fashion-mnist")
+    ((1, 28, 28), 10)
+    """
+    key = name.lower()
+    if key == "mnist1d":
+        return (1, 40), 10
+    if key in DATASETS:
+        return (1, 28, 28), len(DATASETS[key].classes)
+    return None
+
+
 def load_dataset(name: str, *, seed: int = 0, image_size: int | None = None, rgb: bool = False) -> Data:
     """Load a data set by name (``mnist1d``, ``mnist``, ``fashion-mnist``, ``kmnist``) or folder path.
 

@@ -31,11 +31,16 @@ _state: dict[str, Any] = {"backend": None, "numba": None, "threads": None, "limi
 # Compiled kernels made on first use (one per kernel width, window, stride variant...), which no
 # module attribute holds: what :func:`compiled_kernels` reports besides the modules' own.
 _made_kernels: list[Any] = []
+# Functions applied to each such kernel as it is made (see made_kernel).
+made_kernel_hooks: list[Any] = []
 
 
 def made_kernel(dispatcher: Any) -> Any:
-    """Record a Numba kernel created on first use (for :func:`compiled_kernels`); returns it."""
+    """Record a Numba kernel created on first use (for :func:`compiled_kernels`); returns it,
+    passed through :data:`made_kernel_hooks` (:mod:`._shared_compile` adds one while it is on)."""
     _made_kernels.append(dispatcher)
+    for hook in made_kernel_hooks:
+        dispatcher = hook(dispatcher)
     return dispatcher
 
 
@@ -160,6 +165,23 @@ def set_backend(name: str) -> str:
 # is read from the disk cache in milliseconds), and on tiny arrays NumPy is as fast anyway.  So the
 # lecture's 3 x 3 example never waits for a compiler.  ``set_backend('numba')`` ignores it.
 COMPILE_MIN_WORK = 1 << 15
+
+
+@contextlib.contextmanager
+def using(name: str) -> Iterator[None]:
+    """Within the block, the backend ``name`` (see :func:`set_backend`); the previous one after it.
+
+    Examples
+    --------
+    >>> with using("numpy"):
+    ...     get_backend()
+    'numpy'
+    """
+    previous = set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
 
 
 def use_numba(work: float | None = None) -> bool:

@@ -72,6 +72,7 @@ import numpy as np
 
 from cnnlab import nn
 from cnnlab.autograd import no_grad
+from cnnlab.functional import _backend
 from cnnlab.nn import Residual
 
 __all__ = [
@@ -111,6 +112,11 @@ def _check_shape(op: str, input_shape: Any) -> tuple[int, ...]:
 def output_shape(model: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:
     """The shape of one sample's output: ``model`` run in eval mode on zeros of ``(1, *input_shape)``.
 
+    It runs on the NumPy kernels (:func:`cnnlab.functional._backend.using`): a shape needs no
+    compiled kernel, and a model built here should not wait for Numba to compile the kernels of
+    one sample (training compiles what it needs, possibly helped by
+    :mod:`cnnlab.training._warmup`).
+
     Examples
     --------
     >>> output_shape(mnist1d_cnn(), (1, 40))
@@ -120,7 +126,7 @@ def output_shape(model: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...
     was_training = model.training
     model.eval()
     try:
-        with no_grad():
+        with no_grad(), _backend.using("numpy"):
             out = model(np.zeros((1, *shape), dtype=np.float32))
     finally:
         model.train(was_training)

@@ -244,9 +244,13 @@ def default_out_dir(settings: Mapping[str, Any], data_name: str) -> Path:
     return Path("runs") / f"{Path(data_name).name}-{label}-{stamp}"
 
 
+# The batch size of the validation and test loaders (evaluation only: it changes no result).
+EVAL_BATCH_SIZE = 500
+
+
 def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resume: str | Path | None = None,
         progress: bool | str = True, log: Callable[[str], Any] | None = print, data: Any = None,
-        overwrite: bool = False) -> RunResult:
+        overwrite: bool = False, warmup: bool = False) -> RunResult:
     """Train a model as ``cnnlab train`` does, from settings (see :func:`resolve_settings`).
 
     Parameters
@@ -266,11 +270,16 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
         An already loaded data set (see :func:`cnnlab.data.load_dataset`) instead of ``settings['data']``.
     overwrite : bool, default False
         Replace the run that ``out_dir`` holds; without it such a folder is refused (unless resumed).
+    warmup : bool, default False
+        Compile the model's Numba kernels in a second process meanwhile, last layer first, where
+        they are not cached yet (``cnnlab train`` sets it; see :mod:`cnnlab.training._warmup`).
 
     Everything that can fail is checked before the first batch, in this order: the ``safetensors``
     package, the run folder (not a file, not holding another run; see :class:`RunFolder`), the data
     (loadable, finite), the model (fits the data, within the spec limits), then the folder is locked
     and test-written.  While the run goes on, its folder is locked against a second run.
+
+    Returns
     -------
     RunResult
         ``test_accuracy`` and ``test_loss`` of the final model on the test set, evaluated once after
@@ -291,8 +300,9 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
     FloatingPointError
         If the training loss becomes NaN or infinite.
     """
-    import cnnlab
-    from cnnlab.data import DataLoader, TensorDataset, load_dataset
+    from cnnlab.data import load_dataset
+    from cnnlab.data._named import expected_shape
+    from cnnlab.training import _warmup
     from cnnlab.training._rundir import RunFolder
 
     settings = dict(settings)
@@ -301,9 +311,29 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
     folder = RunFolder(out_dir, default_out_dir(settings, data_label(settings["data"] if data is None else data.name)),
                        resume=resume, overwrite=overwrite)
     folder.check()
-    if data is None:
-        data = load_dataset(settings["data"], seed=settings["seed"], image_size=settings["image_size"],
-                            rgb=settings["rgb"])
+    # the compiling helper starts before a named data set loads (its shapes are known), else after
+    guess = expected_shape(settings["data"]) if warmup and data is None else None
+    helper = None if guess is None else _warmup.start(settings["model"], *guess, settings["batch_size"],
+                                                      EVAL_BATCH_SIZE)
+    try:
+        if data is None:
+            data = load_dataset(settings["data"], seed=settings["seed"], image_size=settings["image_size"],
+                                rgb=settings["rgb"])
+        if warmup and guess != (data.input_shape, len(data.classes)):
+            _warmup.stop(helper)
+            helper = _warmup.start(settings["model"], data.input_shape, len(data.classes), settings["batch_size"],
+                                   EVAL_BATCH_SIZE)
+        return _run_on(settings, data, folder, resume, progress, say)
+    finally:
+        _warmup.stop(helper)
+
+
+def _run_on(settings: dict[str, Any], data: Any, folder: Any, resume: Any, progress: bool | str,
+            say: Callable[[str], Any]) -> RunResult:
+    """:func:`run` once the data is loaded: the model, the loaders and the optimizer, then the run."""
+    import cnnlab
+    from cnnlab.data import DataLoader, TensorDataset
+
     cnnlab.manual_seed(settings["seed"])
     model = build_for_data(settings, data)
     x_train, y_train, x_val, y_val = split_train_val(data, settings)
@@ -315,11 +345,11 @@ def run(settings: Mapping[str, Any], out_dir: str | Path | None = None, *, resum
     eval_tf = input_transform(data.pixels, data.mean, data.std, 0, spatial)
     train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=settings["batch_size"], shuffle=True,
                               seed=settings["seed"], transform=train_tf)
-    test_loader = DataLoader(TensorDataset(data.x_test, data.y_test), batch_size=500, transform=eval_tf)
+    test_loader = DataLoader(TensorDataset(data.x_test, data.y_test), batch_size=EVAL_BATCH_SIZE, transform=eval_tf)
     if x_val is None:
         val_loader, val_source = test_loader, "test"
     else:
-        val_loader = DataLoader(TensorDataset(x_val, y_val), batch_size=500, transform=eval_tf)
+        val_loader = DataLoader(TensorDataset(x_val, y_val), batch_size=EVAL_BATCH_SIZE, transform=eval_tf)
         val_source = "train-split"
     opt = build_optimizer(settings, model.parameters())
     scheduler = build_scheduler(settings, opt, len(train_loader))

@@ -1,0 +1,191 @@
+"""Compile a model's Numba kernels in a second process while the training process starts.
+
+The first ``cnnlab train`` on a machine compiles every Numba kernel its model uses, and Numba
+compiles one kernel at a time per process (it holds one compiler lock), on one core: the
+``convnet``'s first step spent about 14 s compiling 9 kernels while the other core waited.
+:func:`start` uses that core.  It launches ``python -m cnnlab.training._warmup``, which builds the
+same model and runs its units (layers, with a BatchNorm and the ReLU after it taken together, as
+:class:`cnnlab.nn.Sequential` fuses them) forward and backward **from the last unit to the
+first**, at the training batch size, then forward in eval mode at the evaluation batch size.  The
+training process meets the kernels in the opposite order, first layer first.  Every kernel the
+helper compiles goes to Numba's disk cache, where the training process finds it when it gets
+there (Numba looks in the cache before it compiles), so the two processes meet in the middle.
+Both processes take a lock file before compiling a kernel (:mod:`cnnlab.functional._shared_compile`),
+so a kernel the other process is compiling is waited for and loaded, not compiled twice.  The
+results are unchanged: the cache holds the same machine code either process would compile.
+
+The helper is started only when it can help: Numba is installed and enabled, the model is a
+:class:`~cnnlab.nn.Sequential` (every built-in model is), and no earlier helper finished the
+same work (a marker file next to Numba's cache, named by a hash of the model, the shapes, the
+versions and the kernel sources, records that).  ``CNNLAB_WARMUP=0`` turns it off.  The helper
+runs at the lowest priority (``nice`` 19) and :func:`stop` ends it when training is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional import _shared_compile
+
+__all__ = ["marker_path", "start", "stop", "units", "warm"]
+
+
+def units(model: Any) -> list[Any] | None:
+    """The model's units in forward order: the leaves of nested :class:`~cnnlab.nn.Sequential`
+    containers (any other module is one unit, run whole), with a BatchNorm and the ReLU after it
+    kept together (one fused operator); None for a model that is not a ``Sequential`` (the order
+    of its parts is not known)."""
+    from cnnlab.nn import Sequential
+    from cnnlab.nn.container import _fuses_with_relu
+
+    if not isinstance(model, Sequential):
+        return None
+    found: list[Any] = []
+    modules = list(model)
+    i = 0
+    while i < len(modules):
+        if i + 1 < len(modules) and _fuses_with_relu(modules[i], modules[i + 1]):
+            found.append(Sequential(modules[i], modules[i + 1]))
+            i += 2
+            continue
+        found.extend(units(modules[i]) if isinstance(modules[i], Sequential) else [modules[i]])
+        i += 1
+    return found
+
+
+def _sources() -> list[Path]:
+    """The files of the compiled kernels (their changes invalidate Numba's cache)."""
+    folder = Path(__file__).resolve().parent.parent / "functional"
+    return sorted(folder.glob("_numba_*.py"))
+
+
+def _key(spec: dict[str, Any]) -> str:
+    import numba
+
+    from cnnlab import __version__
+
+    stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in _sources()]
+    text = json.dumps([spec, __version__, numba.__version__, sys.version, stamp], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _cache_folder() -> Path | None:
+    """Where Numba writes cnnlab's cache (``NUMBA_CACHE_DIR``, else next to the sources), when writable."""
+    import numba
+
+    folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _sources()[0].parent / "__pycache__"
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder if os.access(folder, os.W_OK) else None
+
+
+def marker_path(spec: dict[str, Any]) -> Path | None:
+    """The file that says the helper finished ``spec``'s work (None: no writable cache folder)."""
+    folder = _cache_folder()
+    return None if folder is None else folder / f"cnnlab-warmup-{_key(spec)}.json"
+
+
+def _spec(model: str, input_shape: Sequence[int], classes: int, batch_size: int, eval_batch_size: int
+          ) -> dict[str, Any]:
+    return {"model": model, "input_shape": [int(n) for n in input_shape], "classes": int(classes),
+            "batch_size": int(batch_size), "eval_batch_size": int(eval_batch_size)}
+
+
+def _wanted() -> bool:
+    from cnnlab.functional import _backend
+
+    if os.environ.get("CNNLAB_WARMUP", "").strip().lower() in ("0", "off", "no", "false"):
+        return False
+    return _backend.get_backend() != "numpy" and _backend.numba_available()
+
+
+def start(model: str, input_shape: Sequence[int], classes: int, batch_size: int,
+          eval_batch_size: int = 500) -> subprocess.Popen | None:
+    """Start the helper for this model (a spec string or a built-in name) and data, or return None
+    where it would not help (see the module docstring)."""
+    if not _wanted():
+        return None
+    spec = _spec(model, input_shape, classes, batch_size, eval_batch_size)
+    marker = marker_path(spec)
+    if marker is None or marker.exists():
+        return None
+    env = dict(os.environ, CNNLAB_NUM_THREADS="1", CNNLAB_WARMUP="0", CNNLAB_SHARE_COMPILES=str(marker.parent))
+    try:
+        helper = subprocess.Popen([sys.executable, "-m", "cnnlab.training._warmup", json.dumps(spec)], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  preexec_fn=_lowest_priority if os.name == "posix" else None)
+    except OSError:
+        return None
+    _shared_compile.share(marker.parent)  # no kernel compiled twice, here and there
+    return helper
+
+
+def _lowest_priority() -> None:  # pragma: no cover - runs in the child before exec
+    with contextlib.suppress(OSError):
+        os.nice(19)
+
+
+def stop(helper: subprocess.Popen | None) -> None:
+    """End the helper if it still runs (training no longer needs it), and reap it."""
+    if helper is None:
+        return
+    if helper.poll() is None:
+        helper.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        helper.wait(timeout=10)
+    _shared_compile.share(None)
+
+
+def warm(spec: dict[str, Any]) -> int:
+    """The helper's work: every unit of ``spec``'s model forward and backward, last unit first,
+    then forward in eval mode; writes the marker at the end.  Returns the number of units."""
+    import cnnlab
+    from cnnlab.autograd import Tensor, no_grad
+    from cnnlab.functional import _backend
+    from cnnlab.training.models import build_model
+
+    if os.environ.get("CNNLAB_SHARE_COMPILES"):
+        _shared_compile.share(os.environ["CNNLAB_SHARE_COMPILES"])
+    cnnlab.manual_seed(0)
+    model = build_model(spec["model"], tuple(spec["input_shape"]), num_classes=spec["classes"])
+    parts = units(model)
+    if parts is None:
+        return 0
+    shapes = []  # each unit's input shape for one sample, found on the NumPy paths (nothing compiles)
+    model.eval()
+    with no_grad(), _backend.using("numpy"):
+        x = np.zeros((1, *spec["input_shape"]), dtype=np.float32)
+        for unit in parts:
+            shapes.append(x.shape[1:])
+            x = np.asarray(unit(Tensor(x)).data)
+    rng = np.random.default_rng(0)
+    model.train()
+    for i in reversed(range(len(parts))):
+        x = Tensor(rng.standard_normal((spec["batch_size"], *shapes[i])).astype(np.float32), requires_grad=i > 0)
+        out = parts[i](x)
+        out.backward(np.ones(out.shape, dtype=np.float32))
+    model.eval()
+    with no_grad():
+        for i in reversed(range(len(parts))):
+            parts[i](Tensor(rng.standard_normal((spec["eval_batch_size"], *shapes[i])).astype(np.float32)))
+    marker = marker_path(spec)
+    if marker is not None:
+        marker.write_text(json.dumps(spec) + "\n")
+    return len(parts)
+
+
+if __name__ == "__main__":  # pragma: no cover - the helper process
+    # stop() ends the helper with SIGTERM: leave through the ``finally`` blocks that release its locks
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    warm(json.loads(sys.argv[1]))

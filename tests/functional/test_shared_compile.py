@@ -1,0 +1,107 @@
+"""cnnlab.functional._shared_compile: lock files so that two processes sharing a Numba cache
+compile each kernel once (the training process and its compiling helper)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from cnnlab.functional import _backend, _shared_compile
+
+needs_numba = pytest.mark.skipif(not _backend.numba_available(), reason="the locks wrap Numba kernels")
+
+
+@pytest.fixture
+def other_process():
+    """A live process that is not this one (its id goes into lock files)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_lock_held_by_a_live_process_is_waited_for(tmp_path, other_process):
+    path = tmp_path / "cnnlab-compiling-k"
+    path.write_text(str(other_process.pid))
+    released = threading.Event()
+
+    def release():
+        released.set()
+        path.unlink()
+
+    timer = threading.Timer(0.2, release)
+    timer.start()
+    with _shared_compile._lock(str(path)):
+        assert released.is_set()  # the block ran only once the other process let go
+        assert path.read_text() == str(os.getpid())  # and this process holds it now
+    timer.join()
+    assert not path.exists()  # released at the end of the block
+
+
+def test_a_lock_of_an_ended_process_is_taken_over(tmp_path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    path = tmp_path / "cnnlab-compiling-k"
+    path.write_text(ended.stdout.strip())
+    with _shared_compile._lock(str(path)):
+        assert path.read_text() == str(os.getpid())
+    assert not path.exists()
+
+
+def test_no_wait_on_this_process_own_lock_or_past_the_limit(tmp_path, other_process, monkeypatch):
+    own = tmp_path / "own"
+    own.write_text(str(os.getpid()))
+    with _shared_compile._lock(str(own)):  # a kernel compiled while compiling itself: no deadlock
+        pass
+    assert own.exists()  # not ours to remove: the outer holder releases it
+    monkeypatch.setattr(_shared_compile, "WAIT_S", 0.0)
+    other = tmp_path / "other"
+    other.write_text(str(other_process.pid))
+    with _shared_compile._lock(str(other)):  # the wait gave up: compile here, as without locks
+        pass
+    assert other.read_text() == str(other_process.pid)
+    with _shared_compile._lock(str(tmp_path / "missing" / "lock")):  # cannot be made: no coordination
+        pass
+
+
+@needs_numba
+def test_kernels_compile_through_the_locks_and_leave_none_behind(tmp_path):
+    # a fresh process and cache: the kernels really compile, through the wrapper
+    script = f"""
+import numpy as np
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _shared_compile
+_backend.COMPILE_MIN_WORK = 0
+_shared_compile.share({str(tmp_path)!r})
+x = np.arange(2 * 3 * 6 * 6, dtype=np.float32).reshape(2, 3, 6, 6) - 50
+w = np.ones((4, 3, 3, 3), np.float32)
+y = F.conv2d(x, w, padding=1)
+ref = F.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, method="gemm")
+assert np.allclose(y, ref)
+print(F.relu(x).min(), sum(getattr(d, "_cnnlab_shared", False) for d in _backend._made_kernels))
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    relu_min, shared = done.stdout.split()
+    assert float(relu_min) == 0.0 and int(shared) >= 1  # kernels made after share() are wrapped too
+    assert not list(tmp_path.glob("cnnlab-compiling-*"))  # every lock released
+    assert list((tmp_path / "cache").rglob("*.nbi"))  # and the kernels went to the cache
+
+
+@needs_numba
+def test_a_wrapped_kernel_compiles_as_before_when_sharing_is_off():
+    from numba import njit
+
+    @njit(cache=False)
+    def double(a):
+        return a * 2
+
+    _shared_compile.wrap(double)
+    assert _shared_compile.wrap(double) is double  # once
+    assert _shared_compile.sharing() is None
+    assert double(np.float32(1.5)) == 3.0
