@@ -43,6 +43,18 @@ def test_a_lock_held_by_a_live_process_is_waited_for(tmp_path, other_process):
     assert not path.exists()  # released at the end of the block
 
 
+def test_without_wait_a_live_holder_raises_busy(tmp_path, other_process):
+    path = tmp_path / "cnnlab-compiling-k"
+    path.write_text(str(other_process.pid))
+    with pytest.raises(_shared_compile.Busy), _shared_compile._lock(str(path), wait=False):
+        pass
+    assert path.read_text() == str(other_process.pid)  # still the holder's
+    free = tmp_path / "free"
+    with _shared_compile._lock(str(free), wait=False):  # a free lock is taken as usual
+        assert free.exists()
+    assert not free.exists()
+
+
 def test_a_lock_of_an_ended_process_is_taken_over(tmp_path):
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     path = tmp_path / "cnnlab-compiling-k"
@@ -76,19 +88,26 @@ import numpy as np
 import cnnlab.functional as F
 from cnnlab.functional import _backend, _shared_compile
 _backend.COMPILE_MIN_WORK = 0
+taken = []
+real_lock = _shared_compile._lock
+def lock(path, wait=True):
+    taken.append(path)
+    return real_lock(path, wait)
+_shared_compile._lock = lock
 _shared_compile.share({str(tmp_path)!r})
 x = np.arange(2 * 3 * 6 * 6, dtype=np.float32).reshape(2, 3, 6, 6) - 50
 w = np.ones((4, 3, 3, 3), np.float32)
 y = F.conv2d(x, w, padding=1)
 ref = F.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, method="gemm")
 assert np.allclose(y, ref)
-print(F.relu(x).min(), sum(getattr(d, "_cnnlab_shared", False) for d in _backend._made_kernels))
+print(F.relu(x).min(), sum(getattr(d, "_cnnlab_shared", False) for d in _backend._made_kernels), len(set(taken)))
 """
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    relu_min, shared = done.stdout.split()
+    relu_min, shared, locks = done.stdout.split()
     assert float(relu_min) == 0.0 and int(shared) >= 1  # kernels made after share() are wrapped too
+    assert int(locks) >= 2  # a lock per kernel compiled (the conv's kernels and the ReLU)
     assert not list(tmp_path.glob("cnnlab-compiling-*"))  # every lock released
     assert list((tmp_path / "cache").rglob("*.nbi"))  # and the kernels went to the cache
 

@@ -154,3 +154,34 @@ def test_start_launches_a_helper_and_stop_ends_it(monkeypatch, tmp_path):
     _warmup.stop(helper)
     assert helper.returncode is not None  # ended and reaped
     _warmup.stop(None)  # nothing to stop
+
+
+def test_the_helper_puts_off_a_unit_the_training_process_is_compiling(monkeypatch, tmp_path):
+    from cnnlab.functional import _shared_compile
+    from cnnlab.training import models
+
+    calls = []
+
+    class Note(Module):
+        def forward(self, x):
+            calls.append(("note", self.training))
+            return x
+
+    class Compiling(Module):  # in training mode, "busy" the first 4 times
+        def forward(self, x):
+            if self.training:
+                calls.append(("busy", True))
+                if calls.count(("busy", True)) <= 4:
+                    raise _shared_compile.Busy("another process compiles this unit's kernel")
+            return x
+
+    model = Sequential(Note(), Compiling(), Linear(4, 2))
+    monkeypatch.setattr(models, "build_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(_warmup, "marker_path", lambda spec: tmp_path / "marker.json")
+    spec = {"model": "x", "input_shape": [4], "classes": 2, "batch_size": 3, "eval_batch_size": 5}
+    assert _warmup.warm(spec) == 3
+    assert [c for c in calls if c[1]][0] == ("busy", True)  # the last units first (Linear records nothing)
+    first_busy = calls.index(("busy", True))
+    assert ("note", True) in calls[first_busy:]  # the helper went on with the next unit ...
+    assert calls.count(("busy", True)) >= 6  # ... and came back: 4 put off, then forward and train step
+    assert (tmp_path / "marker.json").exists()

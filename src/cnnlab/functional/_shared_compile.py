@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 import time
 from typing import Any
 
@@ -27,11 +28,20 @@ from typing import Any
 WAIT_S = 60.0
 _POLL_S = 0.02
 
-_state: dict[str, Any] = {"folder": None}
+_state: dict[str, Any] = {"folder": None, "wait": True}
+_depth = threading.local()  # compilations in progress on this thread (a kernel compiles its callees)
 
 
-def share(folder: str | os.PathLike[str] | None) -> None:
+class Busy(RuntimeError):
+    """Raised instead of waiting (``share(..., wait=False)``): another process is compiling this
+    kernel.  Only an outermost compilation raises it; one inside another's waits."""
+
+
+def share(folder: str | os.PathLike[str] | None, wait: bool = True) -> None:
     """Coordinate compilations through lock files in ``folder`` (None: stop coordinating).
+
+    With ``wait=False`` a kernel that another process is compiling raises :class:`Busy` instead
+    of waiting for it (the helper then does other work and comes back to it).
 
     Wraps every cnnlab kernel created so far, and (through
     :data:`cnnlab.functional._backend.made_kernel_hooks`) the ones made later.
@@ -39,6 +49,7 @@ def share(folder: str | os.PathLike[str] | None) -> None:
     from cnnlab.functional import _backend
 
     _state["folder"] = None if folder is None else os.fspath(folder)
+    _state["wait"] = bool(wait)
     if folder is None:
         _backend.made_kernel_hooks[:] = [h for h in _backend.made_kernel_hooks if h is not wrap]
         return
@@ -79,8 +90,14 @@ def wrap(dispatcher: Any) -> Any:
         args, _ = sigutils.normalize_signature(sig)
         if tuple(args) in dispatcher.overloads:  # compiled in this process already
             return compile_here(sig)
-        with _lock(os.path.join(folder, f"cnnlab-compiling-{_name(dispatcher, args)}")):
-            return compile_here(sig)  # (loads the other process's work from the cache, if it did it)
+        outermost = getattr(_depth, "n", 0) == 0
+        path = os.path.join(folder, f"cnnlab-compiling-{_name(dispatcher, args)}")
+        with _lock(path, wait=_state["wait"] or not outermost):
+            _depth.n = getattr(_depth, "n", 0) + 1
+            try:
+                return compile_here(sig)  # (loads the other process's work from the cache, if it did it)
+            finally:
+                _depth.n -= 1
 
     dispatcher.compile = compile_shared
     dispatcher._cnnlab_shared = True
@@ -95,8 +112,9 @@ def _name(dispatcher: Any, args: Any) -> str:
 
 
 @contextlib.contextmanager
-def _lock(path: str) -> Any:
-    """Hold the lock file ``path`` within the block (or nothing, after :data:`WAIT_S` or an OS error)."""
+def _lock(path: str, wait: bool = True) -> Any:
+    """Hold the lock file ``path`` within the block (or nothing, after :data:`WAIT_S` or an OS error);
+    without ``wait``, raise :class:`Busy` where another live process holds it."""
     deadline = time.monotonic() + WAIT_S
     held = False
     while not held:
@@ -110,6 +128,8 @@ def _lock(path: str) -> Any:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
                 continue
+            if not wait:
+                raise Busy(path) from None
             time.sleep(_POLL_S)
             continue
         except OSError:

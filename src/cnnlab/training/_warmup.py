@@ -5,13 +5,15 @@ compiles one kernel at a time per process (it holds one compiler lock), on one c
 ``convnet``'s first step spent about 14 s compiling 9 kernels while the other core waited.
 :func:`start` uses that core.  It launches ``python -m cnnlab.training._warmup``, which builds the
 same model and runs its units (layers, with a BatchNorm and the ReLU after it taken together, as
-:class:`cnnlab.nn.Sequential` fuses them) forward and backward **from the last unit to the
-first**, at the training batch size, then forward in eval mode at the evaluation batch size.  The
-training process meets the kernels in the opposite order, first layer first.  Every kernel the
+:class:`cnnlab.nn.Sequential` fuses them) **from the last unit to the first**: forward at the
+training batch size, then forward and backward, then forward in eval mode at the evaluation batch
+size.  The training process meets the kernels in the opposite order, first layer first, and
+every forward kernel before any backward one.  Every kernel the
 helper compiles goes to Numba's disk cache, where the training process finds it when it gets
 there (Numba looks in the cache before it compiles), so the two processes meet in the middle.
 Both processes take a lock file before compiling a kernel (:mod:`cnnlab.functional._shared_compile`),
-so a kernel the other process is compiling is waited for and loaded, not compiled twice.  The
+so a kernel the other process is compiling is loaded once it is done, not compiled twice (the
+training process waits for it; the helper puts that unit off and goes on with the next one).  The
 results are unchanged: the cache holds the same machine code either process would compile.
 
 The helper is started only when it can help: Numba is installed and enabled, the model is a
@@ -23,6 +25,7 @@ runs at the lowest priority (``nice`` 19) and :func:`stop` ends it when training
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -39,6 +42,10 @@ import numpy as np
 from cnnlab.functional import _shared_compile
 
 __all__ = ["marker_path", "start", "stop", "units", "warm"]
+
+# How often the helper puts off a unit whose kernel the training process is compiling, before it
+# waits for it like the training process does.
+MAX_DEFERRALS = 3
 
 
 def units(model: Any) -> list[Any] | None:
@@ -82,7 +89,10 @@ def _key(spec: dict[str, Any]) -> str:
 
 def _cache_folder() -> Path | None:
     """Where Numba writes cnnlab's cache (``NUMBA_CACHE_DIR``, else next to the sources), when writable."""
-    import numba
+    try:
+        import numba
+    except ImportError:
+        return None
 
     folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _sources()[0].parent / "__pycache__"
     with contextlib.suppress(OSError):
@@ -155,8 +165,8 @@ def warm(spec: dict[str, Any]) -> int:
     from cnnlab.functional import _backend
     from cnnlab.training.models import build_model
 
-    if os.environ.get("CNNLAB_SHARE_COMPILES"):
-        _shared_compile.share(os.environ["CNNLAB_SHARE_COMPILES"])
+    if os.environ.get("CNNLAB_SHARE_COMPILES"):  # a kernel the training process is compiling: come back later
+        _shared_compile.share(os.environ["CNNLAB_SHARE_COMPILES"], wait=False)
     cnnlab.manual_seed(0)
     model = build_model(spec["model"], tuple(spec["input_shape"]), num_classes=spec["classes"])
     parts = units(model)
@@ -170,15 +180,36 @@ def warm(spec: dict[str, Any]) -> int:
             shapes.append(x.shape[1:])
             x = np.asarray(unit(Tensor(x)).data)
     rng = np.random.default_rng(0)
-    model.train()
-    for i in reversed(range(len(parts))):
+
+    def forward(i: int) -> None:
+        parts[i].train()
+        parts[i](Tensor(rng.standard_normal((spec["batch_size"], *shapes[i])).astype(np.float32), requires_grad=i > 0))
+
+    def train_step(i: int) -> None:
+        parts[i].train()
         x = Tensor(rng.standard_normal((spec["batch_size"], *shapes[i])).astype(np.float32), requires_grad=i > 0)
         out = parts[i](x)
-        out.backward(np.ones(out.shape, dtype=np.float32))
-    model.eval()
-    with no_grad():
-        for i in reversed(range(len(parts))):
+        if out.requires_grad:  # (not for a first unit without parameters)
+            out.backward(np.ones(out.shape, dtype=np.float32))
+
+    def evaluation(i: int) -> None:
+        parts[i].eval()
+        with no_grad():
             parts[i](Tensor(rng.standard_normal((spec["eval_batch_size"], *shapes[i])).astype(np.float32)))
+
+    # the training process needs every forward kernel before any backward one
+    order = list(reversed(range(len(parts))))
+    work = collections.deque((task, i) for task in (forward, train_step, evaluation) for i in order)
+    deferred: collections.Counter = collections.Counter()
+    while work:
+        task, i = work.popleft()
+        try:
+            task(i)
+        except _shared_compile.Busy:  # the training process is compiling it: other work first
+            deferred[task, i] += 1
+            if deferred[task, i] >= MAX_DEFERRALS:
+                _shared_compile.share(_shared_compile.sharing(), wait=True)
+            work.append((task, i))
     marker = marker_path(spec)
     if marker is not None:
         marker.write_text(json.dumps(spec) + "\n")
