@@ -133,17 +133,11 @@ def start(model: str, input_shape: Sequence[int], classes: int, batch_size: int,
     env = dict(os.environ, CNNLAB_NUM_THREADS="1", CNNLAB_WARMUP="0", CNNLAB_SHARE_COMPILES=str(marker.parent))
     try:
         helper = subprocess.Popen([sys.executable, "-m", "cnnlab.training._warmup", json.dumps(spec)], env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  preexec_fn=_lowest_priority if os.name == "posix" else None)
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         return None
     _shared_compile.share(marker.parent)  # no kernel compiled twice, here and there
     return helper
-
-
-def _lowest_priority() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(OSError):
-        os.nice(19)
 
 
 def stop(helper: subprocess.Popen | None) -> None:
@@ -219,4 +213,7 @@ def warm(spec: dict[str, Any]) -> int:
 if __name__ == "__main__":  # pragma: no cover - the helper process
     # stop() ends the helper with SIGTERM: leave through the ``finally`` blocks that release its locks
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if hasattr(os, "nice"):  # the lowest priority: the training process comes first
+        with contextlib.suppress(OSError):
+            os.nice(19)
     warm(json.loads(sys.argv[1]))
