@@ -180,7 +180,9 @@ def test_the_helper_puts_off_a_unit_the_training_process_is_compiling(monkeypatc
     monkeypatch.setattr(_warmup, "marker_path", lambda spec: tmp_path / "marker.json")
     spec = {"model": "x", "input_shape": [4], "classes": 2, "batch_size": 3, "eval_batch_size": 5}
     assert _warmup.warm(spec) == 3
-    assert [c for c in calls if c[1]][0] == ("busy", True)  # the last units first (Linear records nothing)
+    train_calls = [c for c in calls if c[1]]
+    assert train_calls[0] == ("note", True)  # the first unit's forward first (while the data loads) ...
+    assert train_calls[1] == ("busy", True)  # ... then the last units first (Linear records nothing)
     first_busy = calls.index(("busy", True))
     assert ("note", True) in calls[first_busy:]  # the helper went on with the next unit ...
     assert calls.count(("busy", True)) >= 6  # ... and came back: 4 put off, then forward and train step

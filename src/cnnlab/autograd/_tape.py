@@ -7,6 +7,7 @@ engine sums the gradients reaching a node used twice.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,12 @@ def edge(tensor: Any) -> Any:
     return tensor._node if tensor._node is not None else tensor
 
 
+def _sole_owner(grad: Any, dtype: Any) -> bool:
+    """Whether ``grad`` is a writeable array of ``dtype`` that owns its memory (no view of another
+    array): with no other reference to it (checked by the caller), a leaf may keep it as its ``.grad``."""
+    return type(grad) is np.ndarray and grad.dtype == dtype and grad.base is None and grad.flags.writeable
+
+
 def topological_order(root: Any) -> list[Any]:
     """Tensors that require grad and lead to ``root``, each after all of its parents
     (iterative depth-first search)."""
@@ -72,8 +79,12 @@ def run_backward(root: Any, seed: np.ndarray) -> None:
         if grad is None:
             continue
         if node._backward_fn is None:  # a leaf: accumulate across backward calls
-            grad = np.array(grad, dtype=node.dtype, copy=True)
-            node.grad = grad if node.grad is None else node.grad + grad
+            if node.grad is not None:
+                node.grad = node.grad + np.asarray(grad, dtype=node.dtype)
+            elif _sole_owner(grad, node.dtype) and sys.getrefcount(grad) == 2:  # (this name and the call's)
+                node.grad = grad  # an array nothing else can see: kept, not copied (PyTorch does the same)
+            else:
+                node.grad = np.array(grad, dtype=node.dtype, copy=True)
             continue
         grads = node._backward_fn(grad)
         for parent, parent_grad in zip(node._parents, grads, strict=True):
@@ -88,3 +99,4 @@ def run_backward(root: Any, seed: np.ndarray) -> None:
             parent_grad = parent_grad.astype(parent.dtype, copy=False)
             key = id(parent)
             pending[key] = pending[key] + parent_grad if key in pending else parent_grad
+        grads = parent_grad = None  # (so that a leaf's gradient is referenced by ``pending`` alone)

@@ -8,7 +8,9 @@ same model and runs its units (layers, with a BatchNorm and the ReLU after it ta
 :class:`cnnlab.nn.Sequential` fuses them) **from the last unit to the first**: forward at the
 training batch size, then forward and backward, then forward in eval mode at the evaluation batch
 size.  The training process meets the kernels in the opposite order, first layer first, and
-every forward kernel before any backward one.  Every kernel the
+every forward kernel before any backward one.  Only the first unit's forward comes first: the
+helper starts while the training process still loads its data, and that kernel is the one the
+training process needs first.  Every kernel the
 helper compiles goes to Numba's disk cache, where the training process finds it when it gets
 there (Numba looks in the cache before it compiles), so the two processes meet in the middle.
 Both processes take a lock file before compiling a kernel (:mod:`cnnlab.functional._shared_compile`),
@@ -191,9 +193,10 @@ def warm(spec: dict[str, Any]) -> int:
         with no_grad():
             parts[i](Tensor(rng.standard_normal((spec["eval_batch_size"], *shapes[i])).astype(np.float32)))
 
-    # the training process needs every forward kernel before any backward one
+    # the training process needs every forward kernel before any backward one, and the first
+    # unit's first: that one is compiled while the training process still loads its data
     order = list(reversed(range(len(parts))))
-    work = collections.deque((task, i) for task in (forward, train_step, evaluation) for i in order)
+    work = collections.deque([(forward, 0)] + [(task, i) for task in (forward, train_step, evaluation) for i in order])
     deferred: collections.Counter = collections.Counter()
     while work:
         task, i = work.popleft()
