@@ -44,11 +44,15 @@ def made_kernel(dispatcher: Any) -> Any:
     return dispatcher
 
 
+def kernels(*modules: Any) -> list[Any]:
+    """The Numba kernels (dispatchers) defined so far: the module-level ones of ``modules`` and
+    every kernel made on first use."""
+    return [d for m in modules for d in vars(m).values() if hasattr(d, "signatures")] + _made_kernels
+
+
 def compiled_kernels(*modules: Any) -> list[str]:
-    """Names of the Numba kernels that have compiled code in this process: the module-level ones
-    of ``modules`` and every kernel made on first use."""
-    found = [d for m in modules for d in vars(m).values() if hasattr(d, "signatures")] + _made_kernels
-    return sorted({d.py_func.__name__ for d in found if d.signatures})
+    """Names of the Numba kernels that have compiled code in this process (see :func:`kernels`)."""
+    return sorted({d.py_func.__name__ for d in kernels(*modules) if d.signatures})
 
 
 def _disabled_by_env() -> bool:

@@ -63,10 +63,7 @@ def share(folder: str | os.PathLike[str] | None, wait: bool = True) -> None:
         _numba_pool,
     )
 
-    modules = (_numba_correlate, _numba_direct, _numba_kernels, _numba_norm, _numba_pool)
-    for dispatcher in [d for m in modules for d in vars(m).values() if hasattr(d, "py_func")]:
-        wrap(dispatcher)
-    for dispatcher in list(_backend._made_kernels):
+    for dispatcher in _backend.kernels(_numba_correlate, _numba_direct, _numba_kernels, _numba_norm, _numba_pool):
         wrap(dispatcher)
 
 

@@ -10,9 +10,9 @@ training batch size, then forward and backward, then forward in eval mode at the
 size.  The training process meets the kernels in the opposite order, first layer first, and
 every forward kernel before any backward one.  Only the first unit's forward comes first: the
 helper starts while the training process still loads its data, and that kernel is the one the
-training process needs first.  Every kernel the
-helper compiles goes to Numba's disk cache, where the training process finds it when it gets
-there (Numba looks in the cache before it compiles), so the two processes meet in the middle.
+training process needs first.  Every kernel the helper compiles goes to Numba's disk cache,
+where the training process finds it when it gets there (Numba looks in the cache before it
+compiles), so the two processes meet in the middle.
 Both processes take a lock file before compiling a kernel (:mod:`cnnlab.functional._shared_compile`),
 so a kernel the other process is compiling is loaded once it is done, not compiled twice (the
 training process waits for it; the helper puts that unit off and goes on with the next one).  The
@@ -84,7 +84,7 @@ def _key(spec: dict[str, Any]) -> str:
 
     from cnnlab import __version__
 
-    stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in _sources()]
+    stamp = [(p.name, st.st_mtime_ns, st.st_size) for p in _sources() for st in [p.stat()]]
     text = json.dumps([spec, __version__, numba.__version__, sys.version, stamp], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -119,7 +119,7 @@ def _wanted() -> bool:
 
     if os.environ.get("CNNLAB_WARMUP", "").strip().lower() in ("0", "off", "no", "false"):
         return False
-    return _backend.get_backend() != "numpy" and _backend.numba_available()
+    return _backend.use_numba()
 
 
 def start(model: str, input_shape: Sequence[int], classes: int, batch_size: int,
@@ -154,8 +154,9 @@ def stop(helper: subprocess.Popen | None) -> None:
 
 
 def warm(spec: dict[str, Any]) -> int:
-    """The helper's work: every unit of ``spec``'s model forward and backward, last unit first,
-    then forward in eval mode; writes the marker at the end.  Returns the number of units."""
+    """The helper's work on ``spec``'s model: the first unit's forward, then every unit's forward,
+    every unit's forward and backward, and every unit's forward in eval mode, each pass last unit
+    first; writes the marker at the end.  Returns the number of units."""
     import cnnlab
     from cnnlab.autograd import Tensor, no_grad
     from cnnlab.functional import _backend
@@ -177,14 +178,13 @@ def warm(spec: dict[str, Any]) -> int:
             x = np.asarray(unit(Tensor(x)).data)
     rng = np.random.default_rng(0)
 
-    def forward(i: int) -> None:
+    def forward(i: int) -> Any:
         parts[i].train()
-        parts[i](Tensor(rng.standard_normal((spec["batch_size"], *shapes[i])).astype(np.float32), requires_grad=i > 0))
+        return parts[i](Tensor(rng.standard_normal((spec["batch_size"], *shapes[i])).astype(np.float32),
+                               requires_grad=i > 0))
 
     def train_step(i: int) -> None:
-        parts[i].train()
-        x = Tensor(rng.standard_normal((spec["batch_size"], *shapes[i])).astype(np.float32), requires_grad=i > 0)
-        out = parts[i](x)
+        out = forward(i)
         if out.requires_grad:  # (not for a first unit without parameters)
             out.backward(np.ones(out.shape, dtype=np.float32))
 
