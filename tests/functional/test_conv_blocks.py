@@ -146,16 +146,18 @@ def test_small_padded_inputs_are_padded_again_in_the_backward_not_kept(method):
     np.testing.assert_allclose(gw, ew, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("xs,ws,groups,expected", [
-    ((3, 3, 8, 7), (16, 3, 3, 3), 1, "gemm"),  # a first layer: direct forward, GEMM gradients
-    ((2, 2, 9, 9), (32, 1, 5, 5), 2, "gemm"),
-    ((2, 1, 9, 9), (15, 1, 5, 5), 1, "direct"),  # too few filters: direct both ways
-    ((2, 4, 8, 8), (4, 1, 3, 3), 4, "direct"),  # depthwise
+@pytest.mark.parametrize("xs,ws,groups,stride,expected", [
+    ((3, 3, 8, 7), (16, 3, 3, 3), 1, (1, 1), "direct"),  # a first layer: the blocked kernels
+    ((3, 3, 9, 7), (16, 3, 3, 3), 1, (2, 1), "gemm"),  # strided: direct forward, GEMM gradients
+    ((2, 2, 9, 9), (32, 1, 5, 5), 2, (1, 1), "gemm"),  # grouped
+    ((2, 1, 9, 9), (15, 1, 5, 5), 1, (2, 1), "direct"),  # too few filters: direct both ways
+    ((2, 4, 8, 8), (4, 1, 3, 3), 4, (1, 1), "direct"),  # depthwise
 ])
-def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups, expected):
+def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups, stride, expected):
     """With 'auto', a direct forward hands its gradients to the GEMM path when the layer has at
-    least 16 filters per group and is not depthwise; whichever runs, both gradients equal the loop
-    reference's, and an explicit ``method='direct'`` keeps the direct kernels for the backward too."""
+    least 16 filters per group, is not depthwise, and the blocked kernels do not apply (a stride
+    or groups); whichever runs, both gradients equal the loop reference's, and an explicit
+    ``method='direct'`` keeps the direct kernels for the backward too."""
     from cnnlab.functional import _backend
 
     if not _backend.use_numba():
@@ -165,12 +167,12 @@ def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     previous = _backend.set_backend("numba")  # past the small-work threshold
     try:
-        _, auto = _conv_kernels.forward(xp, w, (1, 1), (1, 1), groups, method="auto", save=True)
-        _, pinned = _conv_kernels.forward(xp, w, (1, 1), (1, 1), groups, method="direct", save=True)
+        _, auto = _conv_kernels.forward(xp, w, stride, (1, 1), groups, method="auto", save=True)
+        _, pinned = _conv_kernels.forward(xp, w, stride, (1, 1), groups, method="direct", save=True)
         assert (auto.method, auto.backward) == ("direct", expected)
         assert (pinned.method, pinned.backward) == ("direct", "same")
         g = rng.standard_normal((xs[0], ws[0], *auto.out))
-        ref = _naive.naive_conv_backward(g, xp, w, (1, 1), ((0, 0), (0, 0)), (1, 1), groups)
+        ref = _naive.naive_conv_backward(g, xp, w, stride, ((0, 0), (0, 0)), (1, 1), groups)
         for saved in (auto, pinned):
             gx, gw = _conv_kernels.backward(g, saved)
             np.testing.assert_allclose(gx, ref[0], rtol=1e-10, atol=1e-10)

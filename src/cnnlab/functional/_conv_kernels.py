@@ -29,9 +29,11 @@ by one of two methods (``conv(..., method=...)`` chooses; :func:`choose_method` 
     the defining sum as loops over kernel taps (NumPy: one vectorised multiply-add per tap; Numba,
     when installed: the naive loop with the output position innermost, threads over samples and
     channels).  It wins where a GEMM has little to do per copied value: depthwise convolutions
-    (one input channel per group) and first layers with a single input channel.  With 'auto', a
-    first layer's gradients still go to the GEMM path (:func:`choose_backward`): they are sums
-    over the whole batch, which two large products compute faster than the loops.
+    (one input channel per group) and first layers with a single input channel.  A first
+    layer's gradients are sums over the whole batch: with stride 1 and one group, the blocked
+    kernels of :mod:`cnnlab.functional._numba_blocked` compute them, four filters (or input
+    channels) per value read; a strided first layer's go to the GEMM path with 'auto'
+    (:func:`choose_backward`), whose two large products beat the one-filter loops.
 
 Forward functions return the output and what backward needs (the column matrix, or the padded
 input), so backward never recomputes the forward; backward functions take a ``needs`` pair
@@ -141,24 +143,42 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
 DIRECT_MAX_CHANNELS = 3
 
 
-def choose_backward(weight_shape: Sequence[int], groups: int) -> str:
-    """How the backward of a convolution whose forward ``'auto'`` made direct runs: ``'gemm'`` (the
-    columns rebuilt from the padded input, block by block) for a first layer with at least
-    :data:`GEMM_BACKWARD_MIN_OUT` output channels per group, ``'direct'`` otherwise (depthwise
-    layers, and first layers with few filters).
+def choose_backward(weight_shape: Sequence[int], groups: int, stride: Sequence[int] | None = None) -> str:
+    """How the backward of a convolution whose forward ``'auto'`` made direct runs: ``'direct'``
+    for depthwise layers and for first layers the blocked kernels take (:func:`_blocked_applies`);
+    otherwise ``'gemm'`` (columns rebuilt from the padded input) with at least
+    :data:`GEMM_BACKWARD_MIN_OUT` filters per group, ``'direct'`` with fewer.
 
-    The two gradients of a first layer are sums over the whole batch, which the GEMM path computes
-    as two large products: measured on 2 cores, N64 C3 32x32 -> 32 k3: weight gradient 8.3 ->
-    3.6 ms, input gradient 7.2 -> 4.2 ms; N64 C1 28x28 -> 32 k5: 7.4 -> 1.9 and 2.9 -> 2.0 ms.
-    With only 6 filters (LeNet-5's first layer) the product is too thin to gain (1.32 against
-    1.35 ms) and its column matrix would add 5 MB to a training step's memory.  A depthwise
-    layer's products are one row each, and the direct kernels win (weight gradient 5.3 ms against
-    11.4, input gradient 3.0 against 74).
+    A first layer's gradients are sums over the whole batch.  Measured on 2 cores, N64 C3 32x32
+    -> 32 k3 p1, weight / input gradient: GEMM path 5.4 / 4.3 ms, blocked kernels 2.4 / 2.3, the
+    one-filter direct kernels 7.8 / 5.2 (those lose to the GEMM path for strided layers with
+    many filters, N64 C1 28x28 -> 32 k5: 7.4 -> 1.9 and 2.9 -> 2.0 ms, but not with LeNet-5's 6
+    filters, 1.32 against 1.35 ms, where the columns would add 5 MB to a step's memory).
+    Depthwise layers' products are one row each: direct 5.3 / 3.0 ms against GEMM 11.4 / 74.
     """
     out_ch, cg = weight_shape[0], weight_shape[1]
     if cg == 1 and out_ch == groups:
         return "direct"
+    if stride is not None and _blocked_applies(weight_shape, stride, groups):
+        return "direct"
     return "gemm" if out_ch // groups >= GEMM_BACKWARD_MIN_OUT else "direct"
+
+
+def _blocked_applies(weight_shape: Sequence[int], stride: Sequence[int], groups: int) -> bool:
+    """Whether :mod:`cnnlab.functional._numba_blocked` computes this convolution's gradients (when
+    the compiled kernels run): stride 1, one group, few input channels, several filters, 1-d or 2-d."""
+    return (len(weight_shape) - 2 in (1, 2) and all(s == 1 for s in stride) and groups == 1
+            and 1 < weight_shape[0] and weight_shape[1] <= BLOCKED_MAX_CHANNELS)
+
+
+# Input channels up to which the blocked backward kernels run (their block of input channels).
+BLOCKED_MAX_CHANNELS = 4
+# Input channels from which the blocked kernels compute the input gradient too: its block sums
+# 4 input channels at once, so one channel would waste three quarters of its work, and the
+# direct kernels' gather (one input channel per group) is faster there: N64 C1 28x28 -> 32 k5
+# 1.55 ms against 4.33 blocked (and 1.69 by the GEMM path); with 3 channels the blocked kernel
+# wins (N64 C3 32x32 -> 32 k3 p1: 2.76 ms against 5.20 direct and 6.12 GEMM).
+BLOCKED_MIN_CHANNELS_X = 2
 
 
 GEMM_BACKWARD_MIN_OUT = 16
@@ -256,7 +276,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     if method == "auto":
         method = choose_method(xp_shape, weight.shape, groups, stride)
         if method == "direct":
-            backward_method = choose_backward(weight.shape, groups)
+            backward_method = choose_backward(weight.shape, groups, stride)
     if method == "direct":
         if pads and _direct_compiled(x, weight, out) and _direct_buffered(weight.shape, groups, pads):
             y = _direct_forward(x, weight, stride, dilation, groups, out, pads)  # (the kernels pad each plane)
@@ -432,8 +452,36 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(grad_x, grad_w)`` from the forward's ``saved``: the gradient of the input the forward
     was given (unpadded, when it was given ``pads``); an entry is None where ``needs`` says so."""
-    grad_xp, grad_w = _backward(grad_out, saved, needs)
-    return (None if grad_xp is None else _crop(grad_xp, saved.crop)), grad_w
+    blocked = _blocked_needs(grad_out, saved, needs)
+    rest = (needs[0] and not blocked[0], needs[1] and not blocked[1])
+    grad_x = grad_w = None
+    if any(rest):
+        grad_xp, grad_w = _backward(grad_out, saved, rest)
+        grad_x = None if grad_xp is None else _crop(grad_xp, saved.crop)
+    if any(blocked):
+        from cnnlab.functional import _numba_blocked as nb
+
+        bx, bw = nb.gradients(grad_out, saved.xp, saved.weight, saved.dilation, saved.crop, blocked)
+        grad_x, grad_w = (bx if blocked[0] else grad_x), (bw if blocked[1] else grad_w)
+    return grad_x, grad_w
+
+
+def _blocked_needs(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]) -> tuple[bool, bool]:
+    """Which gradients the blocked kernels compute: those needed, of a direct forward they apply
+    to (:func:`_blocked_applies`, from a padded copy) while the compiled kernels run, the weight
+    gradient for a finite input and the input gradient for finite weights and at least
+    :data:`BLOCKED_MIN_CHANNELS_X` input channels (each kernel multiplies
+    zeros by the other operand's values: see :mod:`cnnlab.functional._numba_blocked`)."""
+    if (saved.method != "direct" or saved.backward == "gemm" or saved.pads
+            or not _blocked_applies(saved.weight.shape, saved.stride, saved.groups)
+            or not _direct_compiled(saved.xp, saved.weight, saved.out) or grad_out.dtype.kind not in "fi"):
+        return False, False
+    many = saved.weight.shape[1] >= BLOCKED_MIN_CHANNELS_X
+    return (needs[0] and many and _finite(saved.weight), needs[1] and _finite(saved.xp))
+
+
+def _finite(a: np.ndarray) -> bool:
+    return a.dtype.kind != "f" or bool(np.isfinite(a).all())
 
 
 def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]

@@ -1,0 +1,139 @@
+"""The blocked backward kernels of first layers (``functional/_numba_blocked.py``) against the loop
+reference: both gradients, for the shapes, paddings, dilations and dtypes they take, and the
+fall-back to the other kernels where a non-finite operand would meet their zeros."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _conv_kernels, _naive
+
+pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+
+CASES = [
+    # x shape, weight shape, padding, dilation
+    ((3, 3, 8, 7), (5, 3, 3, 3), 1, 1),  # 5 filters: a block and a part of one
+    ((2, 2, 9, 8), (4, 2, 3, 5), ((2, 0), (1, 3)), (2, 1)),  # asymmetric padding, dilated
+    ((5, 4, 6, 6), (9, 4, 2, 2), 0, 1),  # 4 input channels (a whole block), an even kernel
+    ((1, 3, 7, 7), (8, 3, 3, 3), (4, 5), 1),  # padding past the kernel's reach; one sample
+    ((5, 3, 6, 6), (2, 3, 3, 3), 1, 1),  # one block of filters, the batch in several slices
+    ((2, 3, 5, 6), (2, 3, 1, 1), 0, 1),  # 1x1
+    ((3, 2, 17), (7, 2, 5), 2, 2),  # 1-d
+]
+
+
+def _reference(g, x, w, padding, dilation):
+    n = w.ndim - 2
+    from cnnlab.functional._args import ntuple, padding_pairs
+
+    pads = padding_pairs("", padding, n)
+    return _naive.naive_conv_backward(g, x, w, (1,) * n, pads, ntuple("", "", dilation, n, minimum=1))[:2]
+
+
+def _spied(monkeypatch):
+    """Counts of the blocked kernels' calls."""
+    from cnnlab.functional import _numba_blocked as nb
+
+    calls = {"grad_w": 0, "grad_x": 0}
+    for name in calls:
+        original = getattr(nb, name)
+
+        def spy(*args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(*args)
+        monkeypatch.setattr(nb, name, spy)
+    return calls
+
+
+def _backward(g, x, w, padding, dilation):
+    conv = F.conv2d if w.ndim == 4 else F.conv1d
+    kw = {"padding": padding, "dilation": dilation, "method": "direct"}
+    assert conv(x, w, **kw).shape == g.shape
+    previous = _backend.set_backend("numba")  # past the small-work threshold
+    try:
+        return F.conv_backward(g, x, w, **kw)[:2]
+    finally:
+        _backend.set_backend(previous)
+
+
+@pytest.mark.parametrize(("xs", "ws", "padding", "dilation"), CASES)
+def test_blocked_gradients_match_the_loop_reference(xs, ws, padding, dilation, monkeypatch):
+    calls = _spied(monkeypatch)
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    conv = F.conv2d if len(ws) == 4 else F.conv1d
+    shape = conv(np.zeros(xs), np.zeros(ws), padding=padding, dilation=dilation).shape
+    x, w, g = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(shape)
+    xi, wi, gi = rng.integers(-9, 9, xs), rng.integers(-9, 9, ws), rng.integers(-9, 9, shape)
+
+    gx, gw = _backward(g, x, w, padding, dilation)
+    ref_x, ref_w = _reference(g, x, w, padding, dilation)
+    np.testing.assert_allclose(gx, ref_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, ref_w, rtol=1e-12, atol=1e-12)
+
+    gx32, gw32 = _backward(*(a.astype(np.float32) for a in (g, x, w)), padding, dilation)
+    assert gx32.dtype == gw32.dtype == np.float32
+    np.testing.assert_allclose(gx32, ref_x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gw32, ref_w, rtol=1e-4, atol=1e-4)
+
+    gxi, gwi = _backward(gi, xi, wi, padding, dilation)  # integers: exact
+    ref_xi, ref_wi = _reference(gi, xi, wi, padding, dilation)
+    assert gxi.dtype == gwi.dtype == np.int64
+    np.testing.assert_array_equal(gxi, ref_xi)
+    np.testing.assert_array_equal(gwi, ref_wi)
+
+    # the blocked kernels ran: the weight gradient always, the input gradient from 2 input channels
+    assert calls["grad_w"] == 3
+    assert calls["grad_x"] == (3 if ws[1] >= _conv_kernels.BLOCKED_MIN_CHANNELS_X else 0)
+
+
+def test_one_input_channel_takes_the_direct_input_gradient(monkeypatch):
+    calls = _spied(monkeypatch)
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 1, 10, 9)), rng.standard_normal((6, 1, 5, 5))
+    g = rng.standard_normal((2, 6, 10, 9))
+    gx, gw = _backward(g, x, w, 2, 1)
+    ref_x, ref_w = _reference(g, x, w, 2, 1)
+    np.testing.assert_allclose(gx, ref_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, ref_w, rtol=1e-12, atol=1e-12)
+    assert calls == {"grad_w": 1, "grad_x": 0}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's inf * 0
+def test_non_finite_operands_take_the_other_kernels(monkeypatch):
+    # an infinite input would meet the zeros past each row's end in the weight gradient's buffer,
+    # infinite weights the zeros around the upstream gradient in the input gradient's: each
+    # gradient then runs elsewhere, and both keep the reference's infinities and NaNs
+    calls = _spied(monkeypatch)
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 3, 7, 8)), rng.standard_normal((5, 3, 3, 3))
+    g = rng.standard_normal((2, 5, 7, 8))
+    xinf, winf = x.copy(), w.copy()
+    xinf[0, 1, 3, -1] = np.inf
+    winf[4, 2, 0, 2] = -np.inf
+    for xs, ws, expected in ((xinf, w, {"grad_w": 0, "grad_x": 1}), (x, winf, {"grad_w": 1, "grad_x": 0})):
+        calls.update(grad_w=0, grad_x=0)
+        got = _backward(g, xs, ws, 1, 1)
+        for a, b in zip(got, _reference(g, xs, ws, 1, 1), strict=True):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        assert calls == expected
+
+
+def test_the_automatic_rule_gives_first_layers_the_blocked_gradients(monkeypatch):
+    # with 'auto' a first layer's forward is direct and its backward blocked (when stride 1 and
+    # ungrouped); the gradients of a layer whose input needs none skip the input gradient
+    calls = _spied(monkeypatch)
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((4, 3, 12, 12)), rng.standard_normal((16, 3, 3, 3))
+    previous = _backend.set_backend("numba")
+    try:
+        y, saved = _conv_kernels.forward(x, w, (1, 1), (1, 1), 1, save=True, pads=((1, 1), (1, 1)))
+        g = rng.standard_normal(y.shape)
+        gx, gw = _conv_kernels.backward(g, saved, (False, True))
+    finally:
+        _backend.set_backend(previous)
+    assert (saved.method, saved.backward) == ("direct", "direct")
+    assert gx is None and calls == {"grad_w": 1, "grad_x": 0}
+    np.testing.assert_allclose(gw, _reference(g, x, w, 1, 1)[1], rtol=1e-12, atol=1e-12)
