@@ -50,6 +50,28 @@ def measure_in_child(model: str, library: str, threads: int, steps: int = 3, tim
         return None
 
 
+def alternating_children(model: str, threads: int, rounds: int) -> tuple[dict, dict]:
+    """``(cnnlab, torch)``: :func:`measure_in_child` run ``rounds`` times for each library,
+    alternating, each reading the median of its rounds' step times and the least of their peak
+    growths (the reading least disturbed by the machine; the same rule for both); ``{}`` where a
+    library's children all failed."""
+    readings: dict[str, list[dict]] = {"cnnlab": [], "torch": []}
+    for _ in range(rounds):
+        for library, found in readings.items():
+            found.append(measure_in_child(model, library, threads) or {})
+    return _combined(readings["cnnlab"]), _combined(readings["torch"])
+
+
+def _combined(readings: list[dict]) -> dict:
+    import statistics
+
+    steps = [r["step_s"] for r in readings if r.get("step_s")]
+    peaks = [r["peak_growth_mib"] for r in readings if r.get("peak_growth_mib") is not None]
+    if not steps and not peaks:
+        return {}
+    return {"step_s": statistics.median(steps) if steps else None, "peak_growth_mib": min(peaks) if peaks else None}
+
+
 def _child(model: str, library: str, threads: int, steps: int, timed: int) -> dict[str, float]:
     import statistics
     import time

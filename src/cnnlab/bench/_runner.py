@@ -13,6 +13,11 @@ import numpy as np
 
 from cnnlab.functional import _backend
 
+# Child processes per library for the "each alone" columns, cnnlab's and torch's alternating, so
+# that a slow spell of the shared machine falls on both (one child each moved single ratios by
+# 0.3 between runs minutes apart).
+ALONE_ROUNDS = 2
+
 
 def _time(fn, repeats: int) -> list[float]:
     out = []
@@ -98,8 +103,7 @@ def run(repeats: int = 7, threads: int | None = None, only: str | None = None, t
             if memory:
                 from cnnlab.bench import _memory
 
-                ours_alone = _memory.measure_in_child(name, "cnnlab", threads) or {}
-                torch_alone = _memory.measure_in_child(name, "torch", threads) or {}
+                ours_alone, torch_alone = _memory.alternating_children(name, threads, ALONE_ROUNDS)
                 om, tm = ours_alone.get("peak_growth_mib"), torch_alone.get("peak_growth_mib")
                 os_, ts_ = ours_alone.get("step_s"), torch_alone.get("step_s")
                 row.update({"cnnlab_peak_mib": om, "torch_peak_mib": tm,
