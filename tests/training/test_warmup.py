@@ -187,3 +187,30 @@ def test_the_helper_puts_off_a_unit_the_training_process_is_compiling(monkeypatc
     assert ("note", True) in calls[first_busy:]  # the helper went on with the next unit ...
     assert calls.count(("busy", True)) >= 6  # ... and came back: 4 put off, then forward and train step
     assert (tmp_path / "marker.json").exists()
+
+
+def test_each_pass_runs_opposite_to_the_training_process(monkeypatch, tmp_path):
+    # forward passes last unit first (the training process: first unit first), train steps first
+    # unit first (the training process's backward: last unit first), eval passes last unit first
+    from cnnlab.training import models
+
+    calls = []
+
+    class Note(Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append((self.name, self.training))
+            return x
+
+    model = Sequential(Note(0), Note(1), Note(2))
+    monkeypatch.setattr(models, "build_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(_warmup, "marker_path", lambda spec: tmp_path / "marker.json")
+    spec = {"model": "x", "input_shape": [4], "classes": 2, "batch_size": 3, "eval_batch_size": 5}
+    assert _warmup.warm(spec) == 3
+    shapes_found = calls[:3]  # the input shapes, found first in eval mode
+    assert shapes_found == [(0, False), (1, False), (2, False)]
+    assert calls[3:] == ([(0, True)] + [(2, True), (1, True), (0, True)] + [(0, True), (1, True), (2, True)]
+                         + [(2, False), (1, False), (0, False)])

@@ -5,14 +5,17 @@ compiles one kernel at a time per process (it holds one compiler lock), on one c
 ``convnet``'s first step spent about 14 s compiling 9 kernels while the other core waited.
 :func:`start` uses that core.  It launches ``python -m cnnlab.training._warmup``, which builds the
 same model and runs its units (layers, with a BatchNorm and the ReLU after it taken together, as
-:class:`cnnlab.nn.Sequential` fuses them) **from the last unit to the first**: forward at the
-training batch size, then forward and backward, then forward in eval mode at the evaluation batch
-size.  The training process meets the kernels in the opposite order, first layer first, and
-every forward kernel before any backward one.  Only the first unit's forward comes first: the
-helper starts while the training process still loads its data, and that kernel is the one the
-training process needs first.  Every kernel the helper compiles goes to Numba's disk cache,
-where the training process finds it when it gets there (Numba looks in the cache before it
-compiles), so the two processes meet in the middle.
+:class:`cnnlab.nn.Sequential` fuses them) in the order opposite to the training process's: forward
+at the training batch size from the last unit to the first (the training process runs every
+forward kernel first, first layer first), then forward and backward from the first unit to the
+last (its backward pass runs from the last unit to the first), then forward in eval mode at the
+evaluation batch size.  Only the first unit's forward comes first: the helper starts while the
+training process still loads its data, and that kernel is the one the training process needs
+first.  Every kernel the helper compiles goes to Numba's disk cache, where the training process
+finds it when it gets there (Numba looks in the cache before it compiles), so the two processes
+meet in the middle of each pass.  (With the backward pass last unit first in both, the first
+layer's backward kernel came last in both, and the convnet's cold run cost 16.5-17.2 s against
+14.6-16.0 s this way, alternating runs on a busy day.)
 Both processes take a lock file before compiling a kernel (:mod:`cnnlab.functional._shared_compile`),
 so a kernel the other process is compiling is loaded once it is done, not compiled twice (the
 training process waits for it; the helper puts that unit off and goes on with the next one).  The
@@ -154,9 +157,10 @@ def stop(helper: subprocess.Popen | None) -> None:
 
 
 def warm(spec: dict[str, Any]) -> int:
-    """The helper's work on ``spec``'s model: the first unit's forward, then every unit's forward,
-    every unit's forward and backward, and every unit's forward in eval mode, each pass last unit
-    first; writes the marker at the end.  Returns the number of units."""
+    """The helper's work on ``spec``'s model: the first unit's forward, then every unit's forward
+    (last unit first), every unit's forward and backward (first unit first), and every unit's
+    forward in eval mode (last unit first); writes the marker at the end.  Returns the number of
+    units."""
     import cnnlab
     from cnnlab.autograd import Tensor, no_grad
     from cnnlab.functional import _backend
@@ -194,9 +198,11 @@ def warm(spec: dict[str, Any]) -> int:
             parts[i](Tensor(rng.standard_normal((spec["eval_batch_size"], *shapes[i])).astype(np.float32)))
 
     # the training process needs every forward kernel before any backward one, and the first
-    # unit's first: that one is compiled while the training process still loads its data
+    # unit's first: that one is compiled while the training process still loads its data; each
+    # pass runs opposite to the training process's (its backward pass: last unit first)
     order = list(reversed(range(len(parts))))
-    work = collections.deque([(forward, 0)] + [(task, i) for task in (forward, train_step, evaluation) for i in order])
+    work = collections.deque([(forward, 0)] + [(forward, i) for i in order] + [(train_step, i) for i in order[::-1]]
+                             + [(evaluation, i) for i in order])
     deferred: collections.Counter = collections.Counter()
     while work:
         task, i = work.popleft()
