@@ -137,3 +137,26 @@ def test_the_automatic_rule_gives_first_layers_the_blocked_gradients(monkeypatch
     assert (saved.method, saved.backward) == ("direct", "direct")
     assert gx is None and calls == {"grad_w": 1, "grad_x": 0}
     np.testing.assert_allclose(gw, _reference(g, x, w, 1, 1)[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
+def test_the_tensor_route_takes_the_blocked_kernels(padding_mode, monkeypatch):
+    # through autograd: a small zero-padded input is padded again for the backward (REPAD_BYTES),
+    # a reflect-padded one reaches the kernels already padded and its gradient is folded back
+    from cnnlab import Tensor
+
+    calls = _spied(monkeypatch)
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((3, 3, 9, 10)), rng.standard_normal((6, 3, 3, 3))
+    previous = _backend.set_backend("numba")
+    try:
+        xt, wt = Tensor(x.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True)
+        y = F.conv2d(xt, wt, padding=1, padding_mode=padding_mode)
+        g = rng.standard_normal(y.shape)
+        y.backward(g)
+    finally:
+        _backend.set_backend(previous)
+    assert calls == {"grad_w": 1, "grad_x": 1}
+    expected = _naive.naive_conv_backward(g, x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, padding_mode)
+    np.testing.assert_allclose(xt.grad, expected[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(wt.grad, expected[1], rtol=1e-12, atol=1e-12)
