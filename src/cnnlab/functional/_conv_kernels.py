@@ -171,7 +171,7 @@ def _blocked_applies(weight_shape: Sequence[int], stride: Sequence[int], groups:
             and 1 < weight_shape[0] and weight_shape[1] <= BLOCKED_MAX_CHANNELS)
 
 
-# Input channels up to which the blocked backward kernels run (their block of input channels).
+# Input channels up to which the blocked backward kernels run (their block, _numba_blocked.BLOCK).
 BLOCKED_MAX_CHANNELS = 4
 # Input channels from which the blocked kernels compute the input gradient too: its block sums
 # 4 input channels at once, so one channel would waste three quarters of its work, and the

@@ -153,13 +153,6 @@ def _grad_x_gather(width):
     return _compiled(_make_grad_x_gather(width), f"_grad_x_gather{width}")
 
 
-def applies(x_shape, w_shape, stride, groups) -> bool:
-    """Whether these kernels compute the gradients of this convolution: 2-d, stride 1, one
-    group, at most :data:`BLOCK` input channels, and more than one filter."""
-    return (len(w_shape) == 4 and tuple(stride) == (1, 1) and groups == 1 and w_shape[1] <= BLOCK
-            and w_shape[0] > 1)
-
-
 def grad_w(xp, g, w_shape, dilation):
     """The weight gradient, ``xp`` the padded input (finite: see above)."""
     out_ch = w_shape[0]
@@ -181,14 +174,13 @@ def grad_w(xp, g, w_shape, dilation):
 def grad_x(g, w, x_shape, dilation, pads):
     """The gradient of the unpadded input ``x`` (shape ``x_shape``) of the convolution of ``x``
     zero-padded by ``pads`` with ``w`` (finite: see above)."""
+    from cnnlab.functional._numba_direct import gather_padding
+
     out_ch, channels, kh, kw = w.shape
     (dh, dw) = dilation
     # g zero-padded by (k-1)*d - pad on each side, or cropped where that is negative
-    edges = [((kh - 1) * dh - pads[0][0], (kh - 1) * dh - pads[0][1]),
-             ((kw - 1) * dw - pads[1][0], (kw - 1) * dw - pads[1][1])]
-    crop = tuple(slice(max(0, -lo), size - max(0, -hi)) for (lo, hi), size in zip(edges, g.shape[2:], strict=True))
-    g = np.ascontiguousarray(g[(slice(None), slice(None), *crop)])
-    (top, bottom), (left, right) = ((max(0, lo), max(0, hi)) for lo, hi in edges)
+    g, ((top, bottom), (left, right)) = gather_padding(g, (kh, kw), dilation, pads)
+    g = np.ascontiguousarray(g)
     # wt[o, i, j, c] = w[o, c, kh-1-i, kw-1-j], the channels padded with zero filters to BLOCK
     wt = np.zeros((out_ch, kh, kw, BLOCK), dtype=g.dtype)
     wt[..., :channels] = w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)

@@ -510,12 +510,18 @@ def _gather(g, w, stride, dilation, groups, pads):
         return None
     if w.dtype.kind == "f" and not np.isfinite(w).all():
         return None
-    spans = ((kh - 1) * dilation[0], (kw - 1) * dilation[1])
+    cropped, g_pads = gather_padding(g, (kh, kw), dilation, pads)
+    turned = w.reshape(groups, w.shape[0] // groups, kh, kw)[:, :, ::-1, ::-1]
+    return cropped, np.ascontiguousarray(turned, dtype=g.dtype), g_pads
+
+
+def gather_padding(g, kernel, dilation, pads):
+    """``(g, g_pads)`` of the gather form (see above): ``g`` cropped where ``(k-1)*d - pad`` is
+    negative (a view), and the zero padding ``((top, bottom), (left, right))`` it takes elsewhere."""
+    spans = ((kernel[0] - 1) * dilation[0], (kernel[1] - 1) * dilation[1])
     edges = [(span - lo, span - hi) for span, (lo, hi) in zip(spans, pads, strict=True)]
     crop = tuple(slice(max(0, -lo), size - max(0, -hi)) for (lo, hi), size in zip(edges, g.shape[2:], strict=True))
-    turned = w.reshape(groups, w.shape[0] // groups, kh, kw)[:, :, ::-1, ::-1]
-    return (g[(slice(None), slice(None), *crop)], np.ascontiguousarray(turned, dtype=g.dtype),
-            tuple((max(0, lo), max(0, hi)) for lo, hi in edges))
+    return g[(slice(None), slice(None), *crop)], tuple((max(0, lo), max(0, hi)) for lo, hi in edges)
 
 
 def direct_grad_x(g, w, xp_shape, stride, dilation, groups, pads=((0, 0), (0, 0))):
