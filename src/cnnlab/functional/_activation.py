@@ -75,6 +75,17 @@ def _backward_inputs(op: str, grad_out: Any, x: Any, exact: bool = False) -> tup
 
 
 
+def _fast(name: str, *arrays: np.ndarray) -> np.ndarray | None:
+    """``name``'s forward (of ``x``) or backward (of ``grad_out, x``) by the compiled kernels of
+    :mod:`._numba_activation`, or None where they do not apply: only float32 or float64 arrays
+    large enough to pay for a compiled call, while the backend allows them."""
+    x = arrays[-1]
+    if x.dtype not in (np.float32, np.float64) or not _backend.use_numba(x.size):
+        return None
+    from cnnlab.functional import _numba_activation as na
+
+    return na.forward(name, x) if len(arrays) == 1 else na.backward(name, *arrays)
+
 # --------------------------------------------------------------------------------------------
 # ReLU family
 # --------------------------------------------------------------------------------------------
@@ -357,6 +368,8 @@ def gelu(x: Any, approximate: str = "none") -> np.ndarray:
     """
     mode = check_choice("gelu", "approximate", approximate, _GELU_MODES)
     arr = _float_input("gelu", x)
+    if mode == "none" and (fast := _fast("gelu", arr)) is not None:
+        return fast
     x64 = arr.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         if mode == "none":
@@ -406,6 +419,8 @@ def gelu_backward(grad_out: Any, x: Any, approximate: str = "none") -> np.ndarra
     """
     mode = check_choice("gelu_backward", "approximate", approximate, _GELU_MODES)
     g, xa = _backward_inputs("gelu_backward", grad_out, x)
+    if mode == "none" and (fast := _fast("gelu", g, xa)) is not None:
+        return fast
     x64 = xa.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         if mode == "none":
@@ -454,6 +469,8 @@ def sigmoid(x: Any) -> np.ndarray:
     array([0. , 0.5, 1. ])
     """
     arr = _float_input("sigmoid", x)
+    if (fast := _fast("sigmoid", arr)) is not None:
+        return fast
     e = np.exp(-np.abs(arr))
     return np.where(arr >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -491,6 +508,8 @@ def sigmoid_backward(grad_out: Any, x: Any) -> np.ndarray:
     array([0.  , 0.25, 0.  ])
     """
     g, xa = _backward_inputs("sigmoid_backward", grad_out, x)
+    if (fast := _fast("sigmoid", g, xa)) is not None:
+        return fast
     e = np.exp(-np.abs(xa))
     return g * (e / ((1 + e) * (1 + e)))
 
@@ -525,7 +544,10 @@ def tanh(x: Any) -> np.ndarray:
     >>> tanh(np.array([-1000, 0, 1000]))
     array([-1.,  0.,  1.])
     """
-    return np.tanh(_float_input("tanh", x))
+    arr = _float_input("tanh", x)
+    if (fast := _fast("tanh", arr)) is not None:
+        return fast
+    return np.tanh(arr)
 
 
 def tanh_backward(grad_out: Any, x: Any) -> np.ndarray:
@@ -561,6 +583,8 @@ def tanh_backward(grad_out: Any, x: Any) -> np.ndarray:
     array([2., 0.])
     """
     g, xa = _backward_inputs("tanh_backward", grad_out, x)
+    if (fast := _fast("tanh", g, xa)) is not None:
+        return fast
     with np.errstate(over="ignore"):  # cosh overflows to inf for large |x|: the gradient is 0
         return g / np.cosh(xa) ** 2
 

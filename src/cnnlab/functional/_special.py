@@ -72,3 +72,12 @@ def erf(z: np.ndarray) -> np.ndarray:
         t = _ERF_TABLE[n, j] + t * h
     out[big] = np.where(b >= _ERF_ONE, 1.0, t)
     return np.copysign(out, z)
+
+
+# the names the compiled kernels (:mod:`cnnlab.functional._numba_activation`) evaluate erf with
+ERF_SMALL, ERF_STEP, ERF_ONE, ERF_MACLAURIN = _ERF_SMALL, _ERF_STEP, _ERF_ONE, _ERF_MACLAURIN
+
+
+def erf_centre_table() -> np.ndarray:
+    """A copy of the Taylor coefficients of erf, ``table[n, j]`` about the centre ``j * ERF_STEP``."""
+    return _ERF_TABLE.copy()
