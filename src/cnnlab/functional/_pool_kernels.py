@@ -173,10 +173,31 @@ def flat_indices(arg: np.ndarray, plan: Any, g: Geometry) -> np.ndarray:
 # Average pooling
 
 
+def plane_sums(x: np.ndarray, n: int) -> np.ndarray:
+    """The sums of ``x``'s trailing ``n`` axes (whole planes, as a global average pooling reads
+    them): in float64 for floats (one product with a vector of ones, on the BLAS), exactly in
+    int64 for integers.  A plane is a short row of memory (7x7 = 49 values at the end of a
+    ResNet), which loops over windows handle one tiny window at a time."""
+    flat = x.reshape(*x.shape[: x.ndim - n], -1)
+    if x.dtype.kind != "f":
+        return flat.sum(axis=-1, dtype=np.int64)
+    return flat.astype(np.float64, copy=False) @ np.ones(flat.shape[-1])
+
+
+def _whole_planes(g: Geometry) -> bool:
+    """Whether the only window is the whole (unpadded, undilated) plane."""
+    return (tuple(g.kernel) == tuple(g.x.shape[2:]) and all(o == 1 for o in g.out)
+            and all(d == 1 for d in g.dilation) and all(lo == 0 and hi == 0 for lo, hi in g.full_pads))
+
+
 def avg_forward(g: Geometry, plan: Any, divisor: np.ndarray) -> np.ndarray:
     """Window sums divided by ``divisor`` (shape ``out``; its dtype is the output's), batched.
-    Integers are summed exactly in int64 before the division."""
+    Integers are summed exactly in int64 before the division; a window that is the whole plane
+    is summed in float64 (:func:`plane_sums`) and rounded once, after the division."""
     x = g.x.astype(result_dtype(g.x), copy=False)
+    if _whole_planes(g):
+        total = plane_sums(x, len(g.kernel)) / divisor.reshape(-1).astype(np.float64)
+        return total.astype(divisor.dtype, copy=False).reshape(x.shape[:2] + tuple(g.out))
     if plan is not None:
         from cnnlab.functional import _numba_pool
 
@@ -191,6 +212,11 @@ def avg_forward(g: Geometry, plan: Any, divisor: np.ndarray) -> np.ndarray:
 def avg_backward(grad_out: np.ndarray, plan: Any, divisor: np.ndarray, g: Geometry) -> np.ndarray:
     """Adjoint of :func:`avg_forward` for a batched ``grad_out`` (``divisor`` of its dtype):
     every input tap of window ``p`` gets ``grad_out[p] / divisor[p]``."""
+    if _whole_planes(g):
+        grad_x = np.empty(g.x.shape, dtype=np.result_type(grad_out, divisor))
+        np.copyto(grad_x, (grad_out / divisor)[(Ellipsis, *(None,) * len(g.kernel))].reshape(
+            g.x.shape[:2] + (1,) * len(g.kernel)))
+        return grad_x
     if plan is not None:
         from cnnlab.functional import _numba_pool
 
