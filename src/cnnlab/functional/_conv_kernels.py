@@ -296,7 +296,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         saved = (Saved("pointwise", None, xp, xp.shape, weight, stride, dilation, groups, out, crop=pads)
                  if save else None)
         return y, saved
-    step = _chunk(x.shape, kernel, out, x.dtype.itemsize)
+    step = chunk(x.shape, kernel, out, x.dtype.itemsize)
     kept = None  # the column matrix, when small enough to keep for the backward pass
     if step >= x.shape[0]:  # one block
         cols = im2col_cm(x, kernel, stride, dilation, pads)
@@ -336,7 +336,7 @@ BLOCK_BYTES = 32 << 20
 KEEP_COLUMNS_BYTES = BLOCK_BYTES
 
 
-def _chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], itemsize: int) -> int:
+def chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], itemsize: int) -> int:
     """Samples per block: all of them when the whole column matrix is small."""
     per_sample = xp_shape[1] * int(math.prod(kernel)) * int(math.prod(out)) * itemsize
     return max(1, BLOCK_BYTES // max(1, per_sample))
@@ -491,27 +491,27 @@ def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
     if saved.method == "pointwise":
         return _pointwise_backward(grad_out, saved, needs)
     if saved.cols is not None:
-        g = _grad_matrix(grad_out, saved)
+        g = grad_matrix(grad_out, saved)
         grad_w = _gemm_grad_w(g, saved.cols, saved) if needs[1] else None
-        grad_xp = _gemm_grad_x(g, saved, saved.xp_shape) if needs[0] else None
+        grad_xp = gemm_grad_x(g, saved, saved.xp_shape) if needs[0] else None
         return grad_xp, grad_w
     xp, kernel = saved.xp, saved.weight.shape[2:]
-    step = _chunk(xp.shape, kernel, saved.out, xp.dtype.itemsize)
+    step = chunk(xp.shape, kernel, saved.out, xp.dtype.itemsize)
     # the dtype of W.T @ G, as in the one-block path above (the blocks are written into it)
     grad_xp = np.empty(xp.shape, dtype=np.result_type(grad_out, saved.weight)) if needs[0] else None
     grad_w = None
     for start in range(0, xp.shape[0], step):
         part = xp[start:start + step]
-        g = _grad_matrix(grad_out[start:start + step], saved)
+        g = grad_matrix(grad_out[start:start + step], saved)
         if needs[1]:  # the block's columns are rebuilt, used and dropped before grad_x needs memory
             gw = _gemm_grad_w(g, im2col_cm(part, kernel, saved.stride, saved.dilation, saved.pads), saved)
             grad_w = gw if grad_w is None else np.add(grad_w, gw, out=grad_w)
         if needs[0]:
-            _gemm_grad_x(g, saved, part.shape, into=grad_xp[start:start + step])
+            gemm_grad_x(g, saved, part.shape, into=grad_xp[start:start + step])
     return grad_xp, grad_w
 
 
-def _grad_matrix(grad_out: np.ndarray, saved: Saved) -> np.ndarray:
+def grad_matrix(grad_out: np.ndarray, saved: Saved) -> np.ndarray:
     """``G[g, o, (b, p)] = grad_out[b, g*O_g + o, p]``, contiguous: shape ``(G, O_g, N*P)``."""
     out_ch, groups = saved.weight.shape[0], saved.groups
     batch = grad_out.shape[0]
@@ -529,7 +529,7 @@ def _gemm_grad_w(g: np.ndarray, cols: np.ndarray, saved: Saved) -> np.ndarray:
     return np.ascontiguousarray(grad_w).reshape(saved.weight.shape)
 
 
-def _gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.ndarray | None = None
+def gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.ndarray | None = None
                  ) -> np.ndarray:
     """``col2im(W.T @ G)``: the gradient of the padded input of one block of samples (written into
     ``into``, a contiguous block of the whole gradient, when given)."""

@@ -103,13 +103,50 @@ def _conv_transpose(
     if a.x.shape[0] == 0:  # an empty batch gives an empty output, as in PyTorch
         y = np.zeros((0, a.weight.shape[1] * a.groups, *a.out), dtype=a.dtype)
         return y[0] if a.unbatched else y
-    y = _conv_transpose_core(
-        a.x.astype(a.dtype, copy=False), a.weight.astype(a.dtype, copy=False), a.stride, a.pads,
-        a.output_padding, a.groups, a.dilation,
-    )
+    x, w = a.x.astype(a.dtype, copy=False), a.weight.astype(a.dtype, copy=False)
+    if _scatter_applies(a):
+        y = _scatter_forward(x, w, a)
+    else:
+        y = _conv_transpose_core(x, w, a.stride, a.pads, a.output_padding, a.groups, a.dilation)
     if a.bias is not None:
         y += a.bias.astype(a.dtype).reshape((-1,) + (1,) * len(a.stride))
     return y[0] if a.unbatched else y
+
+
+def _scatter_applies(a: _TransposeArgs) -> bool:
+    """Whether the forward runs as the conv's input gradient (:func:`_scatter_forward`): strided
+    problems, where the other way, a correlation of ``x`` dilated by the stride, would multiply
+    the inserted zeros too (3 of every 4 cells at stride 2 in 2-d)."""
+    return any(s > 1 for s in a.stride)
+
+
+def _scatter_forward(x: np.ndarray, w: np.ndarray, a: _TransposeArgs) -> np.ndarray:
+    """The transposed conv as what it is the adjoint of: the input gradient of the conv with the
+    same weight and arguments, taken at ``grad_out = x``.  That is ``col2im(W.T @ X)`` (the GEMM
+    path's input gradient), one block of samples at a time where the columns are large: each
+    input cell's products with every tap are added into the output cells they reach.
+
+    The conv reads the output zero-padded by ``(lo, hi - output_padding)`` and gives ``x``'s size.
+    Where ``output_padding`` exceeds ``hi``, the last cells (up to all of them) lie past every
+    window (no tap reaches them): they are 0, and the scatter fills the rest."""
+    batch, channels = x.shape[0], a.weight.shape[1] * a.groups
+    extra = tuple(min(o, max(0, op_ - hi)) for o, (_, hi), op_ in zip(a.out, a.pads, a.output_padding, strict=True))
+    pads = tuple((lo, hi - op_ + e) for (lo, hi), op_, e in zip(a.pads, a.output_padding, extra, strict=True))
+    reached = tuple(o - e for o, e in zip(a.out, extra, strict=True))
+    if not all(reached):  # (a crop past every cell the taps reach)
+        return np.zeros((batch, channels, *a.out), dtype=a.dtype)
+    y = np.empty((batch, channels, *reached), dtype=a.dtype)
+    saved = kernels.Saved("gemm", None, None, y.shape, w, a.stride, a.dilation, a.groups, x.shape[2:], pads=pads)
+    step = kernels.chunk(y.shape, w.shape[2:], x.shape[2:], x.dtype.itemsize)
+    for start in range(0, batch, step):
+        part = x[start:start + step]
+        kernels.gemm_grad_x(kernels.grad_matrix(part, saved), saved, (part.shape[0], *y.shape[1:]),
+                            into=y[start:start + step])
+    if not any(extra):
+        return y
+    full = np.zeros((batch, channels, *a.out), dtype=a.dtype)
+    full[(slice(None), slice(None), *(slice(0, r) for r in reached))] = y
+    return full
 
 
 def conv_transpose(
