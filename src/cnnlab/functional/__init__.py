@@ -126,8 +126,10 @@ elu = differentiable(_act.elu, elu_backward)
 gelu = differentiable(_act.gelu, gelu_backward)
 sigmoid = differentiable(_act.sigmoid, sigmoid_backward)
 tanh = differentiable(_act.tanh, tanh_backward)
-softmax = differentiable(_softmax.softmax, softmax_backward)
-log_softmax = differentiable(_softmax.log_softmax, log_softmax_backward)
+softmax = differentiable(_softmax.softmax, softmax_backward,
+                         saving=(_softmax.softmax_forward_saving, _softmax.softmax_backward_saved))
+log_softmax = differentiable(_softmax.log_softmax, log_softmax_backward,
+                             saving=(_softmax.log_softmax_forward_saving, _softmax.log_softmax_backward_saved))
 
 linear = differentiable(_linear.linear, linear_backward, n_diff=3)
 # batch_norm(x, running_mean, running_var, weight, bias, ...): the running statistics are inputs
@@ -145,7 +147,10 @@ adaptive_avg_pool1d = differentiable(_adaptive.adaptive_avg_pool1d, adaptive_avg
 adaptive_avg_pool2d = differentiable(_adaptive.adaptive_avg_pool2d, adaptive_avg_pool2d_backward)
 adaptive_avg_pool3d = differentiable(_adaptive.adaptive_avg_pool3d, adaptive_avg_pool3d_backward)
 
-cross_entropy = differentiable(_loss.cross_entropy, _loss.cross_entropy_backward_all, n_diff=2)
+cross_entropy = differentiable(
+    _loss.cross_entropy, _loss.cross_entropy_backward_all, n_diff=2,
+    saving=(_loss.cross_entropy_forward_saving, _loss.cross_entropy_backward_saved),
+)
 nll_loss = differentiable(_loss.nll_loss, nll_loss_backward)
 mse_loss = differentiable(_loss.mse_loss, mse_loss_backward, n_diff=2)
 binary_cross_entropy_with_logits = differentiable(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional._args import check_array, check_choice, check_scalar, float_dtype
-from cnnlab.functional._softmax import log_softmax
+from cnnlab.functional._softmax import softmax_parts
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -231,31 +231,43 @@ def cross_entropy(
     >>> float(cross_entropy(np.array([[0.0, 0.0]]), np.array([1])))  # log 2
     0.6931471805599453
     """
-    x, target, weight, eps, ignore_index, probs = _ce_parse(
-        input, target, weight, reduction, label_smoothing, ignore_index
-    )
-    logp = log_softmax(x, 1)
+    parsed = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
+    return _ce_forward(parsed, reduction, np.ndim(input) == 1)[0]
+
+
+def _ce_forward(parsed: tuple, reduction: str, unbatched: bool) -> tuple[np.ndarray, tuple]:
+    """The loss of :func:`cross_entropy` from its parsed arguments, and what its backward needs:
+    ``(p, logp, targets)``: ``p = softmax(x, 1)``, ``logp = log_softmax(x, 1)`` where the loss
+    reads every class (probability targets, label smoothing; else None) and ``targets``, the
+    ``(index, kept, w_t)`` of class-index targets (None for probabilities)."""
+    x, target, weight, eps, ignore_index, probs = parsed
+    p, shift, log_total = softmax_parts(x, 1)  # log_softmax(x, 1) = (x - shift) - log_total
+    logp = targets = None
+    if probs or eps > 0:
+        with np.errstate(invalid="ignore"):  # -inf - -inf: NaN, as log_softmax gives
+            logp = ((x - shift) - log_total).astype(x.dtype, copy=False)
     if probs:
         q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
         loss = -np.sum(q * logp, axis=1)
     else:
         # Gather the target's log-probability so that a -inf elsewhere cannot give 0 * -inf.
-        index, kept, w_t = _class_targets("cross_entropy", x, target, weight, ignore_index)
-        picked = np.take_along_axis(logp, index[:, None], axis=1)[:, 0]
-        loss = -(1 - eps) * w_t * picked
+        targets = index, kept, w_t = _class_targets("cross_entropy", x, target, weight, ignore_index)
+        with np.errstate(invalid="ignore"):
+            picked = (np.take_along_axis(x, index[:, None], axis=1) - shift) - log_total
+        loss = -(1 - eps) * w_t * picked[:, 0].astype(x.dtype, copy=False)
         if eps > 0:
             class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             w = 1 if weight is None else weight.reshape(class_shape)
             loss = loss - (eps / x.shape[1]) * np.where(kept, np.sum(w * logp, axis=1), 0)
         count = w_t.sum()
-    if np.ndim(input) == 1 and reduction == "none":
+    if unbatched and reduction == "none":
         loss = loss[0]
-    return _reduce(loss.astype(x.dtype, copy=False), reduction, count)
+    return _reduce(loss.astype(x.dtype, copy=False), reduction, count), (p, logp, targets)
 
 
 def cross_entropy_backward(
     grad_out: Any,
-    input: Any,  # noqa: A002
+    input: Any,  # noqa: A002 - PyTorch's name
     target: Any,
     weight: Any = None,
     reduction: str = "mean",
@@ -271,9 +283,8 @@ def cross_entropy_backward(
     ``d loss_n / d x[n, j] = p[n, j] sum_c q[n, c] - q[n, j]``, times ``grad_out`` (divided by
     the mean's divisor for ``"mean"``).
     """
-    parsed = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
-    x = parsed[0]
-    return _ce_input_grad(grad_out, parsed, log_softmax(x, 1), reduction, np.shape(input))
+    return cross_entropy_backward_all(grad_out, input, target, weight, reduction, label_smoothing,
+                                      ignore_index)[0]
 
 
 def _ce_scale(grad_out: Any, reduction: str, count: Any, x: np.ndarray) -> np.ndarray:
@@ -284,13 +295,39 @@ def _ce_scale(grad_out: Any, reduction: str, count: Any, x: np.ndarray) -> np.nd
     return scale
 
 
-def _ce_input_grad(grad_out: Any, parsed: tuple, logp: np.ndarray, reduction: str,
-                   shape: tuple[int, ...]) -> np.ndarray:
-    """The input gradient of :func:`cross_entropy` from its parsed arguments and ``log_softmax(x, 1)``."""
+def _ce_grads(grad_out: Any, parsed: tuple, saved: tuple, reduction: str, shapes: tuple,
+              needs: Any = (True, True)) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(grad_input, grad_target)`` of :func:`cross_entropy` from its parsed arguments and what
+    :func:`_ce_forward` saved; ``shapes`` are those of ``input`` and ``target`` and the target's
+    dtype.  A gradient that ``needs`` does not ask for, or that does not exist, is None."""
     x, target, weight, eps, ignore_index, probs = parsed
-    q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
-    grad = np.exp(logp) * np.sum(q, axis=1, keepdims=True) - q
-    return (grad * _ce_scale(grad_out, reduction, count, x)).reshape(shape).astype(x.dtype, copy=False)
+    p, logp, targets = saved
+    input_shape, target_shape, target_dtype = shapes
+    grad_x = grad_t = None
+    if needs[0] and targets is not None and eps == 0:
+        # q is w_t at the target and 0 elsewhere: grad = (p - [c == t]) w_t grad_out (/ count)
+        index, _, w_t = targets
+        coef = w_t[:, None] * _ce_scale(grad_out, reduction, w_t.sum(), x)
+        grad = p * coef
+        column = np.take_along_axis(grad, index[:, None], axis=1)
+        np.put_along_axis(grad, index[:, None], column - coef, axis=1)
+        grad_x = grad.reshape(input_shape).astype(x.dtype, copy=False)
+    elif needs[0]:
+        q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
+        grad = (p * np.sum(q, axis=1, keepdims=True) - q) * _ce_scale(grad_out, reduction, count, x)
+        grad_x = grad.reshape(input_shape).astype(x.dtype, copy=False)
+    if probs and needs[1]:
+        class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        w = np.ones(class_shape, dtype=x.dtype) if weight is None else weight.reshape(class_shape)
+        count = x.shape[0] * int(math.prod(x.shape[2:]))
+        grad_t = -(1 - eps) * w * logp * _ce_scale(grad_out, reduction, count, x)
+        grad_t = grad_t.reshape(target_shape).astype(target_dtype, copy=False)
+    return grad_x, grad_t
+
+
+def _target_shapes(input: Any, target: Any, x: np.ndarray) -> tuple:  # noqa: A002
+    target_dtype = np.asarray(target).dtype
+    return np.shape(input), np.shape(target), target_dtype if target_dtype.kind == "f" else x.dtype
 
 
 def cross_entropy_backward_all(
@@ -318,17 +355,30 @@ def cross_entropy_backward_all(
     array([[0.69314718, 0.69314718]])
     """
     parsed = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
-    x, _, weight_a, eps, _, probs = parsed
-    logp = log_softmax(x, 1)  # once, for both gradients
-    grad_x = _ce_input_grad(grad_out, parsed, logp, reduction, np.shape(input))
-    if not probs:
-        return grad_x, None
-    class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-    w = np.ones(class_shape, dtype=x.dtype) if weight_a is None else weight_a.reshape(class_shape)
-    count = x.shape[0] * int(math.prod(x.shape[2:]))
-    grad_t = (-(1 - eps) * w * logp * _ce_scale(grad_out, reduction, count, x)).reshape(np.shape(target))
-    dtype = np.asarray(target).dtype if np.asarray(target).dtype.kind == "f" else x.dtype
-    return grad_x, grad_t.astype(dtype, copy=False)
+    _, saved = _ce_forward(parsed, reduction, np.ndim(input) == 1)
+    return _ce_grads(grad_out, parsed, saved, reduction, _target_shapes(input, target, parsed[0]))
+
+
+def cross_entropy_forward_saving(
+    needs: Any,
+    input: Any,  # noqa: A002
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> tuple[np.ndarray, tuple]:
+    """:func:`cross_entropy` and what its backward needs (the softmax, the parsed targets), so
+    that the backward neither parses the arguments again nor recomputes the softmax."""
+    parsed = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
+    loss, saved = _ce_forward(parsed, reduction, np.ndim(input) == 1)
+    return loss, (parsed, saved, reduction, _target_shapes(input, target, parsed[0]))
+
+
+def cross_entropy_backward_saved(grad_out: Any, saved: tuple, needs: Any) -> tuple:
+    """:func:`cross_entropy_backward_all` from what :func:`cross_entropy_forward_saving` kept."""
+    parsed, forward_saved, reduction, shapes = saved
+    return _ce_grads(grad_out, parsed, forward_saved, reduction, shapes, needs)
 
 
 # ---------------------------------------------------------------- negative log-likelihood

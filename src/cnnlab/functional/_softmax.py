@@ -1,4 +1,12 @@
-"""Softmax and log-softmax along a dim, stable for large inputs, with their backward passes."""
+"""Softmax and log-softmax along a dim, stable for large inputs, with their backward passes.
+
+Two methods compute them: the NumPy formulas below (the complete fallback, also for integer
+inputs, which give float64), and for non-empty float32/float64 arrays the compiled kernels of
+:mod:`cnnlab.functional._numba_softmax` whenever :func:`cnnlab.functional._backend.use_numba`
+allows them (one pass per step, in float64, rounded once into the input's dtype).  On Tensors the
+backward reads the forward's output (``softmax_forward_saving`` / ``softmax_backward_saved`` and
+the log-softmax pair) instead of recomputing it from ``x``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._activation import _backward_inputs, _float_input
 from cnnlab.functional._args import check_dim
 
 __all__ = ["log_softmax", "log_softmax_backward", "softmax", "softmax_backward"]
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _softmax_dim(op: str, dim: Any, x: np.ndarray) -> tuple[int, np.ndarray]:
     """Normalise ``dim``; a 0-d input is treated as 1-D (dim 0 or -1), as PyTorch does."""
@@ -30,6 +41,61 @@ def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
     m = np.max(x, axis=axis, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):  # -big - big = -inf is harmless: exp gives 0
         return x - m
+
+
+def _kernels_apply(x: np.ndarray) -> bool:
+    """Whether the compiled kernels take ``x``: a non-empty float32/float64 array, Numba allowed."""
+    return x.dtype in _KERNEL_DTYPES and x.size > 0 and _backend.use_numba(x.size)
+
+
+def _forward(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
+    """``softmax(x, axis)``, or ``log_softmax`` if ``log``, of a floating array with ``ndim >= 1``."""
+    if _kernels_apply(x):
+        from cnnlab.functional import _numba_softmax as ns
+
+        return ns.forward(x, axis, log)[0]
+    z = _shifted(x, axis)
+    if log:
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    e = np.exp(z)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_parts(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``softmax(x, axis)`` with each slice's maximum ``m`` and ``log(sum(exp(x - m)))`` (kept
+    dims), for :func:`cross_entropy <cnnlab.functional.cross_entropy>`: ``log_softmax(x)`` is
+    ``(x - m) - log_total``.  ``x`` is floating with ``ndim >= 1`` and a non-empty ``axis``; the
+    two statistics are float64 from the kernels, else of ``x``'s dtype."""
+    if _kernels_apply(x):
+        from cnnlab.functional import _numba_softmax as ns
+
+        return ns.forward(x, axis, False)
+    if x.shape[axis] == 0:  # no classes: nothing to normalise (the statistics are never read)
+        kept = x.shape[:axis] + (1,) + x.shape[axis + 1:]
+        return x.copy(), np.zeros(kept, x.dtype), np.zeros(kept, x.dtype)
+    m = np.max(x, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(x - m)
+    total = np.sum(e, axis=axis, keepdims=True)
+    with np.errstate(divide="ignore"):  # a slice that is all -inf (or empty rows): log 0
+        return e / total, m, np.log(total)
+
+
+def _grad(g: np.ndarray, y: np.ndarray, axis: int, log: bool) -> np.ndarray:
+    """The input gradient from the forward's output ``y`` (``softmax``, or ``log_softmax`` if
+    ``log``) and ``g``, the gradient with respect to ``y`` (same shape).  The result's dtype is
+    that of the floating ones among ``g`` and ``y`` (float64 if neither is), as
+    :func:`softmax_backward` gives."""
+    floats = [a.dtype for a in (g, y) if a.dtype.kind == "f"]
+    dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
+    g, y = g.astype(dtype, copy=False), y.astype(dtype, copy=False)
+    if _kernels_apply(y):
+        from cnnlab.functional import _numba_softmax as ns
+
+        return ns.backward(y, g, axis, log)
+    if log:  # d log_softmax(x)_i / dx_k = delta_ik - softmax(x)_k
+        return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
 
 
 def softmax(x: Any, dim: int) -> np.ndarray:
@@ -71,8 +137,7 @@ def softmax(x: Any, dim: int) -> np.ndarray:
     """
     arr = _float_input("softmax", x)
     axis, work = _softmax_dim("softmax", dim, arr)
-    e = np.exp(_shifted(work, axis))
-    return (e / np.sum(e, axis=axis, keepdims=True)).reshape(arr.shape)
+    return _forward(work, axis, False).reshape(arr.shape)
 
 
 def softmax_backward(grad_out: Any, x: Any, dim: int) -> np.ndarray:
@@ -111,10 +176,8 @@ def softmax_backward(grad_out: Any, x: Any, dim: int) -> np.ndarray:
     """
     g, xa = _backward_inputs("softmax_backward", grad_out, x)
     axis, work = _softmax_dim("softmax_backward", dim, xa)
-    e = np.exp(_shifted(work, axis))
-    y = e / np.sum(e, axis=axis, keepdims=True)
-    gw = g.reshape(work.shape)
-    return (y * (gw - np.sum(gw * y, axis=axis, keepdims=True))).reshape(xa.shape)
+    y = _forward(work, axis, False)
+    return _grad(g.reshape(work.shape), y, axis, False).reshape(xa.shape)
 
 
 def log_softmax(x: Any, dim: int) -> np.ndarray:
@@ -153,8 +216,7 @@ def log_softmax(x: Any, dim: int) -> np.ndarray:
     """
     arr = _float_input("log_softmax", x)
     axis, work = _softmax_dim("log_softmax", dim, arr)
-    z = _shifted(work, axis)
-    return (z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))).reshape(arr.shape)
+    return _forward(work, axis, True).reshape(arr.shape)
 
 
 def log_softmax_backward(grad_out: Any, x: Any, dim: int) -> np.ndarray:
@@ -193,7 +255,40 @@ def log_softmax_backward(grad_out: Any, x: Any, dim: int) -> np.ndarray:
     """
     g, xa = _backward_inputs("log_softmax_backward", grad_out, x)
     axis, work = _softmax_dim("log_softmax_backward", dim, xa)
-    e = np.exp(_shifted(work, axis))
-    y = e / np.sum(e, axis=axis, keepdims=True)
-    gw = g.reshape(work.shape)
-    return (gw - y * np.sum(gw, axis=axis, keepdims=True)).reshape(xa.shape)
+    y = _forward(work, axis, True)
+    return _grad(g.reshape(work.shape), y, axis, True).reshape(xa.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# the pairs used on Tensors: the backward reads the forward's output instead of recomputing it
+# --------------------------------------------------------------------------------------------
+def _forward_saving(op: str, x: Any, dim: int, log: bool) -> tuple[np.ndarray, tuple]:
+    arr = _float_input(op, x)
+    axis, work = _softmax_dim(op, dim, arr)
+    y = _forward(work, axis, log)
+    return y.reshape(arr.shape), (y, axis, arr.shape)
+
+
+def _backward_saved(grad_out: Any, saved: tuple, log: bool) -> np.ndarray:
+    y, axis, shape = saved
+    return _grad(np.asarray(grad_out).reshape(y.shape), y, axis, log).reshape(shape)
+
+
+def softmax_forward_saving(needs: Any, x: Any, dim: int) -> tuple[np.ndarray, tuple]:
+    """:func:`softmax` and what its backward needs: the output ``y`` (and the axis)."""
+    return _forward_saving("softmax", x, dim, False)
+
+
+def softmax_backward_saved(grad_out: Any, saved: tuple, needs: Any) -> np.ndarray:
+    """``grad_x = y * (grad_out - sum(grad_out * y, dim))`` from the saved output ``y``."""
+    return _backward_saved(grad_out, saved, False)
+
+
+def log_softmax_forward_saving(needs: Any, x: Any, dim: int) -> tuple[np.ndarray, tuple]:
+    """:func:`log_softmax` and what its backward needs: the output ``log p`` (and the axis)."""
+    return _forward_saving("log_softmax", x, dim, True)
+
+
+def log_softmax_backward_saved(grad_out: Any, saved: tuple, needs: Any) -> np.ndarray:
+    """``grad_x = grad_out - exp(log p) * sum(grad_out, dim)`` from the saved output ``log p``."""
+    return _backward_saved(grad_out, saved, True)
