@@ -200,6 +200,10 @@ def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dila
 
         x2, k2, s2, d2 = _as_2d(xp, kernel, stride, dilation)
         return nk.im2col(x2, k2, s2, d2, _pads2(pads, n))
+    if n == 3 and _backend.use_numba(xp.size * int(math.prod(kernel))) and xp.dtype.kind in "fi":
+        from cnnlab.functional import _numba_kernels as nk
+
+        return nk.im2col3(xp, tuple(kernel), tuple(stride), tuple(dilation), pads or ((0, 0),) * 3)
     view = windows(_zero_pad(xp, pads), kernel, stride, dilation)  # (N, C, *out, *k)
     out = view.shape[2 : 2 + n]
     order = (1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n))  # (C, *k, N, *out)
@@ -222,6 +226,11 @@ def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], 
         target = None if into is None else into.reshape(shape2)
         result = nk.col2im(cols, shape2, k2, s2, d2, _pad2(out, 1), _pads2(pads, n), into=target)
         return result.reshape(xp_shape)
+    if n == 3 and _backend.use_numba(cols.size) and cols.dtype.kind in "fi":
+        from cnnlab.functional import _numba_kernels as nk
+
+        return nk.col2im3(cols, tuple(xp_shape), tuple(kernel), tuple(stride), tuple(dilation), out,
+                          pads or ((0, 0),) * 3, into=into)
     batch, channels = xp_shape[:2]
     padded = _with_pads(xp_shape, pads)
     grid = cols.reshape(channels, *kernel, batch, *out)

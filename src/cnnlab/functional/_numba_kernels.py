@@ -158,6 +158,90 @@ def col2im(cols, x_shape, kernel, stride, dilation, out, pads=((0, 0), (0, 0)), 
     return grad
 
 
+# 3-d: the same loops with a depth axis outside the height (one compilation each, any stride: 3-d
+# layers are rarer, and each variant costs its compile time).  Before these, a 3-d layer built its
+# columns by NumPy's copy of a window view and scattered them back tap by tap with strided adds:
+# N4 C8 16^3 -> 16 k3 p1, col2im 9 ms of a 22 ms forward+backward.
+@njit(parallel=True, cache=True, nogil=True)
+def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols):  # pragma: no cover - compiled
+    batch, channels, depth, height, width = x.shape
+    xf, cf, ncols = x.reshape(-1), cols.reshape(-1), cols.shape[1]
+    step = np.uint64(sw)
+    taps = kd * kh * kw
+    for row in prange(channels * taps):
+        c = row // taps
+        t = row % taps
+        q, i, j = t // (kh * kw), (t // kw) % kh, t % kw
+        e_lo, e_hi = _valid_columns(j, dw, pw, sw, width, ow)
+        for b in range(batch):
+            for z in range(od):
+                plane = z * sd + q * dd - pd
+                for a in range(oh):
+                    d0 = np.uint64(row * ncols + ((b * od + z) * oh + a) * ow)
+                    r = a * sh + i * dh - ph
+                    if plane < 0 or plane >= depth or r < 0 or r >= height:
+                        for e in range(ow):
+                            cf[d0 + np.uint64(e)] = 0
+                        continue
+                    for e in range(e_lo):
+                        cf[d0 + np.uint64(e)] = 0
+                    for e in range(e_hi, ow):
+                        cf[d0 + np.uint64(e)] = 0
+                    s0 = np.uint64((((b * channels + c) * depth + plane) * height + r) * width
+                                   + e_lo * sw + j * dw - pw)
+                    d1 = d0 + np.uint64(e_lo)
+                    for e in range(e_hi - e_lo):
+                        cf[d1 + np.uint64(e)] = xf[s0 + np.uint64(e) * step]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _col2im3(cols, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, grad):  # pragma: no cover - compiled
+    batch, channels, depth, height, width = grad.shape
+    gf, cf, ncols = grad.reshape(-1), cols.reshape(-1), cols.shape[1]
+    step = np.uint64(sw)
+    for c in prange(channels):  # each thread owns whole channels: no two write one cell
+        for t in range(kd * kh * kw):
+            q, i, j = t // (kh * kw), (t // kw) % kh, t % kw
+            row = c * kd * kh * kw + t
+            e_lo, e_hi = _valid_columns(j, dw, pw, sw, width, ow)
+            for b in range(batch):
+                for z in range(od):
+                    plane = z * sd + q * dd - pd
+                    if plane < 0 or plane >= depth:
+                        continue
+                    for a in range(oh):
+                        r = a * sh + i * dh - ph
+                        if r < 0 or r >= height:  # a padding row: its gradient is dropped
+                            continue
+                        d0 = np.uint64((((b * channels + c) * depth + plane) * height + r) * width
+                                       + e_lo * sw + j * dw - pw)
+                        s0 = np.uint64(row * ncols + ((b * od + z) * oh + a) * ow + e_lo)
+                        for e in range(e_hi - e_lo):
+                            gf[d0 + np.uint64(e) * step] += cf[s0 + np.uint64(e)]
+
+
+def im2col3(x, kernel, stride, dilation, pads):
+    """:func:`im2col` of a 3-d input ``(N, C, D, H, W)``."""
+    out = tuple((size + lo + hi - d * (k - 1) - 1) // s + 1
+                for size, k, s, d, (lo, hi) in zip(x.shape[2:], kernel, stride, dilation, pads, strict=True))
+    cols = np.empty((x.shape[1] * int(np.prod(kernel)), x.shape[0] * int(np.prod(out))), dtype=x.dtype)
+    with _backend.threads_for(cols.size):
+        _im2col3(np.ascontiguousarray(x), *kernel, *stride, *dilation, *(lo for lo, _ in pads), *out, cols)
+    return cols
+
+
+def col2im3(cols, x_shape, kernel, stride, dilation, out, pads, into=None):
+    """:func:`col2im` of a 3-d input's columns."""
+    if into is None:
+        grad = np.zeros(x_shape, dtype=cols.dtype)
+    else:
+        grad = into
+        grad[...] = 0
+    with _backend.threads_for(cols.size):
+        _col2im3(np.ascontiguousarray(cols), *kernel, *stride, *dilation, *(lo for lo, _ in pads), *out, grad)
+    return grad
+
+
 # ---------------------------------------------------------------------------------------------
 # ReLU and its backward from its output: branch-free selects over the flat arrays
 
