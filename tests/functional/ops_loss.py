@@ -21,14 +21,16 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional._loss import (
-    binary_cross_entropy_with_logits,
-    binary_cross_entropy_with_logits_backward,
     cross_entropy,
     cross_entropy_backward,
-    mse_loss,
-    mse_loss_backward,
     nll_loss,
     nll_loss_backward,
+)
+from cnnlab.functional._loss_elementwise import (
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_backward,
+    mse_loss,
+    mse_loss_backward,
 )
 from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, rng, torch
 

@@ -24,6 +24,7 @@ from cnnlab.functional import _conv_transpose as _convt
 from cnnlab.functional import _correlate as _corr
 from cnnlab.functional import _linear as _linear
 from cnnlab.functional import _loss as _loss
+from cnnlab.functional import _loss_elementwise as _loss_elementwise
 from cnnlab.functional import _norm as _norm
 from cnnlab.functional import _pool as _pool
 from cnnlab.functional import _softmax as _softmax
@@ -50,12 +51,11 @@ from cnnlab.functional._dispatch import differentiable
 from cnnlab.functional._dropout import dropout, dropout_backward, dropout_mask
 from cnnlab.functional._linear import linear_backward
 from cnnlab.functional._loss import (
-    binary_cross_entropy_with_logits_backward,
     cross_entropy_backward,
     cross_entropy_backward_all,
-    mse_loss_backward,
     nll_loss_backward,
 )
+from cnnlab.functional._loss_elementwise import binary_cross_entropy_with_logits_backward, mse_loss_backward
 from cnnlab.functional._matrix import conv_matrix, conv_transpose_matrix
 from cnnlab.functional._norm import batch_norm_backward, batch_norm_backward_all
 from cnnlab.functional._pool import max_pool_backward
@@ -152,9 +152,9 @@ cross_entropy = differentiable(
     saving=(_loss.cross_entropy_forward_saving, _loss.cross_entropy_backward_saved),
 )
 nll_loss = differentiable(_loss.nll_loss, nll_loss_backward)
-mse_loss = differentiable(_loss.mse_loss, mse_loss_backward, n_diff=2)
+mse_loss = differentiable(_loss_elementwise.mse_loss, mse_loss_backward, n_diff=2)
 binary_cross_entropy_with_logits = differentiable(
-    _loss.binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward, n_diff=2
+    _loss_elementwise.binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward, n_diff=2
 )
 
 __all__ = [

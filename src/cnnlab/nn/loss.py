@@ -102,7 +102,7 @@ class NLLLoss(_Loss):
 
 @register_module
 class MSELoss(_Loss):
-    """Mean squared error; see :func:`cnnlab.functional._loss.mse_loss`.
+    """Mean squared error; see :func:`cnnlab.functional._loss_elementwise.mse_loss`.
 
     Parameters
     ----------
@@ -119,7 +119,7 @@ class MSELoss(_Loss):
 @register_module
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits (sigmoid built in, numerically stable);
-    see :func:`cnnlab.functional._loss.binary_cross_entropy_with_logits`.
+    see :func:`cnnlab.functional._loss_elementwise.binary_cross_entropy_with_logits`.
 
     Parameters
     ----------
