@@ -63,6 +63,13 @@ def _valid_columns(j, dw, pw, sw, width, ow):  # pragma: no cover - compiled
     return e_lo, e_hi
 
 
+@njit(inline="always", cache=True)
+def _zero_cells(cf, d0, lo, hi):  # pragma: no cover - compiled
+    """Zero the cells ``d0 + lo`` to ``d0 + hi - 1`` of a row of columns (the ones that read padding)."""
+    for e in range(lo, hi):
+        cf[d0 + np.uint64(e)] = 0
+
+
 # The input ``x`` is the unpadded one: ``(ph, pw)`` zero cells are taken to lie before its first
 # row and column (and as many as ``oh``, ``ow`` need after its last), so no padded copy is made.
 def _make_im2col(unit):
@@ -81,13 +88,10 @@ def _make_im2col(unit):
                     d0 = np.uint64(dst + a * ow)
                     r = a * sh + i * dh - ph
                     if r < 0 or r >= height:
-                        for e in range(ow):
-                            cf[d0 + np.uint64(e)] = 0
+                        _zero_cells(cf, d0, 0, ow)
                         continue
-                    for e in range(e_lo):
-                        cf[d0 + np.uint64(e)] = 0
-                    for e in range(e_hi, ow):
-                        cf[d0 + np.uint64(e)] = 0
+                    _zero_cells(cf, d0, 0, e_lo)
+                    _zero_cells(cf, d0, e_hi, ow)
                     s0 = np.uint64(((b * channels + c) * height + r) * width + e_lo * sw + j * dw - pw)
                     d1 = d0 + np.uint64(e_lo)
                     if unit:
@@ -180,13 +184,10 @@ def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols
                     d0 = np.uint64(row * ncols + ((b * od + z) * oh + a) * ow)
                     r = a * sh + i * dh - ph
                     if plane < 0 or plane >= depth or r < 0 or r >= height:
-                        for e in range(ow):
-                            cf[d0 + np.uint64(e)] = 0
+                        _zero_cells(cf, d0, 0, ow)
                         continue
-                    for e in range(e_lo):
-                        cf[d0 + np.uint64(e)] = 0
-                    for e in range(e_hi, ow):
-                        cf[d0 + np.uint64(e)] = 0
+                    _zero_cells(cf, d0, 0, e_lo)
+                    _zero_cells(cf, d0, e_hi, ow)
                     s0 = np.uint64((((b * channels + c) * depth + plane) * height + r) * width
                                    + e_lo * sw + j * dw - pw)
                     d1 = d0 + np.uint64(e_lo)
