@@ -55,7 +55,7 @@ def pad(x: np.ndarray, pads: PadPairs, mode: str = "zeros", value: float = 0) ->
         else:
             for i, (lo, hi) in enumerate(pos):
                 if lo or hi:
-                    x = np.take(x, _pad_index(x.shape[lead + i], lo, hi, mode), axis=lead + i)
+                    x = _gather_border(x, lead + i, lo, hi, mode)
     if any(lo < 0 or hi < 0 for lo, hi in pads):
         crop = tuple(slice(max(-lo, 0), x.shape[lead + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(pads))
         x = x[(Ellipsis, *crop)]
@@ -67,8 +67,8 @@ def pad_backward(grad: np.ndarray, in_spatial: Sequence[int], pads: PadPairs, mo
 
     In reverse order of :func:`pad`: cropped cells get a zero gradient back, then zero padding
     just drops the border, while the other modes copied input cells into the border, so those
-    border gradients are added back to their source cells (``np.add.at`` handles a cell used
-    several times).
+    border gradients are added back to their source cells (one border cell at a time, so a cell
+    used several times gets each).
     """
     n = len(pads)
     lead = grad.ndim - n
@@ -88,14 +88,40 @@ def pad_backward(grad: np.ndarray, in_spatial: Sequence[int], pads: PadPairs, mo
             if mode == "zeros":
                 grad = np.take(grad, np.arange(plo, plo + size), axis=axis)
             else:
-                shape = list(grad.shape)
-                shape[axis] = size
-                folded = np.zeros(shape, dtype=grad.dtype)
-                index = [slice(None)] * grad.ndim
-                index[axis] = _pad_index(size, plo, phi, mode)
-                np.add.at(folded, tuple(index), grad)
-                grad = folded
+                grad = _fold_border(grad, axis, size, plo, phi, mode)
     return grad
+
+
+def _at(axis: int, index: int | slice) -> tuple:
+    """The index tuple that takes ``index`` along ``axis``."""
+    return (slice(None),) * axis + (index,)
+
+
+# The border cells of a padded axis are few (the padding), its interior many: the interior is one
+# copy, and each border cell one slab copied from (or, backward, added into) its source.  Before,
+# a gather by ``np.take`` and a scatter by ``np.add.at`` handled every cell by index: a reflect-
+# padded N32 C32 56x56 conv spent 89 ms per backward in ``np.add.at`` (its whole conv: 70 ms).
+def _gather_border(x: np.ndarray, axis: int, lo: int, hi: int, mode: str) -> np.ndarray:
+    """``x`` padded by ``(lo, hi)`` cells along ``axis`` in ``mode`` (not ``'zeros'``)."""
+    size = x.shape[axis]
+    source = _pad_index(size, lo, hi, mode)
+    shape = list(x.shape)
+    shape[axis] = size + lo + hi
+    out = np.empty(shape, dtype=x.dtype)
+    out[_at(axis, slice(lo, lo + size))] = x
+    for q in (*range(lo), *range(lo + size, lo + size + hi)):
+        out[_at(axis, q)] = x[_at(axis, int(source[q]))]
+    return out
+
+
+def _fold_border(grad: np.ndarray, axis: int, size: int, lo: int, hi: int, mode: str) -> np.ndarray:
+    """Adjoint of :func:`_gather_border`: the interior's gradient, with each border cell's added
+    to its source cell (in the order of the border cells, low side first)."""
+    source = _pad_index(size, lo, hi, mode)
+    folded = np.array(grad[_at(axis, slice(lo, lo + size))], copy=True)
+    for q in (*range(lo), *range(lo + size, lo + size + hi)):
+        folded[_at(axis, int(source[q]))] += grad[_at(axis, q)]
+    return folded
 
 
 def windows(
