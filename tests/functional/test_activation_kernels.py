@@ -1,4 +1,4 @@
-"""The compiled kernels of the smooth activations (``functional/_numba_activation.py``) and the
+"""The compiled kernels of the activations other than ReLU (``functional/_numba_activation.py``) and the
 exponential they are built on (``functional/_numba_math.py``), against an oracle that shares no
 code with them: Python's ``math`` module (the C library), element by element, in float64."""
 
@@ -63,11 +63,33 @@ def _gelu_grad(v):
     return 0.5 * (1 + math.erf(v / math.sqrt(2))) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
 
 
+SLOPE, ALPHA = 0.1, 1.5
+
+
+def _leaky(v):
+    return v if v > 0 or math.isnan(v) else v * SLOPE
+
+
+def _leaky_grad(v):  # (NaN: the left piece's slope, as PyTorch's x > 0 test gives)
+    return 1.0 if v > 0 else SLOPE
+
+
+def _elu(v):
+    return v if v > 0 or math.isnan(v) else ALPHA * math.expm1(v)
+
+
+def _elu_grad(v):  # (NaN: the right piece's 1, as PyTorch's x <= 0 test gives)
+    return 1.0 if v > 0 or math.isnan(v) else ALPHA * math.exp(v)
+
+
 ORACLES = {  # name: (forward, derivative)
     "sigmoid": (_sigmoid, _sigmoid_grad),
     "tanh": (math.tanh, _tanh_grad),
     "gelu": (_gelu, _gelu_grad),
+    "leaky_relu": (_leaky, _leaky_grad),
+    "elu": (_elu, _elu_grad),
 }
+PARAMS = {"leaky_relu": {"negative_slope": SLOPE}, "elu": {"alpha": ALPHA}}
 
 
 def _oracle(fn, x):
@@ -109,8 +131,8 @@ def test_forward_and_backward_match_math(monkeypatch, name, dtype):
     g = np.random.default_rng(1).uniform(0.5, 2.0, x.size).astype(dtype)
     forward, derivative = ORACLES[name]
     with _backend.using("numba"):
-        y = getattr(F, name)(x)
-        grad = getattr(F, name + "_backward")(g, x)
+        y = getattr(F, name)(x, **PARAMS.get(name, {}))
+        grad = getattr(F, name + "_backward")(g, x, **PARAMS.get(name, {}))
     assert calls == ["forward", "backward"]
     _check(y, _oracle(forward, x), x, dtype, name)
     _check(grad, g.astype(np.float64) * _oracle(derivative, x), x, dtype, name, grad=True)
@@ -127,7 +149,7 @@ def test_autograd_route_takes_the_kernels(monkeypatch, name):
     x = np.random.default_rng(2).standard_normal((4, 3, 5, 6)).astype(np.float32) * 4
     xt = Tensor(x, requires_grad=True)
     with _backend.using("numba"):
-        y = getattr(F, name)(xt)
+        y = getattr(F, name)(xt, **PARAMS.get(name, {}))
         y.sum().backward()
     assert calls == ["forward", "backward"]
     forward, derivative = ORACLES[name]

@@ -75,16 +75,18 @@ def _backward_inputs(op: str, grad_out: Any, x: Any, exact: bool = False) -> tup
 
 
 
-def _fast(name: str, *arrays: np.ndarray) -> np.ndarray | None:
+def _fast(name: str, *arrays: np.ndarray, param: float | None = None) -> np.ndarray | None:
     """``name``'s forward (of ``x``) or backward (of ``grad_out, x``) by the compiled kernels of
     :mod:`._numba_activation`, or None where they do not apply: only float32 or float64 arrays
-    large enough to pay for a compiled call, while the backend allows them."""
+    large enough to pay for a compiled call, while the backend allows them.  ``param`` (leaky
+    ReLU's slope, ELU's alpha) is passed in ``x``'s dtype for leaky ReLU, in float64 for ELU."""
     x = arrays[-1]
     if x.dtype not in (np.float32, np.float64) or not _backend.use_numba(x.size):
         return None
     from cnnlab.functional import _numba_activation as na
 
-    return na.forward(name, x) if len(arrays) == 1 else na.backward(name, *arrays)
+    params = () if param is None else ((x.dtype.type if name == "leaky_relu" else float)(param),)
+    return na.forward(name, x, *params) if len(arrays) == 1 else na.backward(name, *arrays, *params)
 
 # --------------------------------------------------------------------------------------------
 # ReLU family
@@ -203,6 +205,8 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> np.ndarray:
     """
     slope = float(check_scalar("leaky_relu", "negative_slope", negative_slope))
     arr = _float_input("leaky_relu", x)
+    if (fast := _fast("leaky_relu", arr, param=slope)) is not None:
+        return fast
     return np.where(arr > 0, arr, arr * slope)
 
 
@@ -242,6 +246,8 @@ def leaky_relu_backward(grad_out: Any, x: Any, negative_slope: float = 0.01) -> 
     """
     slope = float(check_scalar("leaky_relu_backward", "negative_slope", negative_slope))
     g, xa = _backward_inputs("leaky_relu_backward", grad_out, x)
+    if (fast := _fast("leaky_relu", g, xa, param=slope)) is not None:
+        return fast
     return np.where(xa > 0, g, g * slope)
 
 
@@ -281,6 +287,8 @@ def elu(x: Any, alpha: float = 1.0) -> np.ndarray:
     """
     a = float(check_scalar("elu", "alpha", alpha))
     arr = _float_input("elu", x)
+    if (fast := _fast("elu", arr, param=a)) is not None:
+        return fast
     return np.where(arr <= 0, a * np.expm1(np.minimum(arr, 0)), arr)
 
 
@@ -320,6 +328,8 @@ def elu_backward(grad_out: Any, x: Any, alpha: float = 1.0) -> np.ndarray:
     """
     a = float(check_scalar("elu_backward", "alpha", alpha))
     g, xa = _backward_inputs("elu_backward", grad_out, x)
+    if (fast := _fast("elu", g, xa, param=a)) is not None:
+        return fast
     return np.where(xa <= 0, g * (a * np.exp(np.minimum(xa, 0))), g)
 
 

@@ -1,5 +1,5 @@
-"""Compiled kernels (Numba) for the smooth activations: sigmoid, tanh and the exact GELU, each
-forward and backward, imported only when Numba is installed and the backend allows it.
+"""Compiled kernels (Numba) for the activations other than ReLU: sigmoid, tanh, the exact GELU,
+leaky ReLU and ELU, each forward and backward, imported only when Numba is installed and the backend allows it.
 
 Each kernel is one pass over flat arrays (``prange`` over the elements), computing in float64
 and rounding once to the output's dtype, with the same formulas as the NumPy code of
@@ -177,28 +177,63 @@ def _gelu_grad(g, x, out):  # pragma: no cover - compiled
         out[i] = g[i] * (cdf + (0.0 if abs(v) == np.inf else slope))
 
 
-_FORWARD = {"sigmoid": _sigmoid, "tanh": _tanh, "gelu": _gelu}
-_BACKWARD = {"sigmoid": _sigmoid_grad, "tanh": _tanh_grad, "gelu": _gelu_grad}
+# The piecewise activations, with their parameter (``negative_slope``, ``alpha``).  Leaky ReLU
+# multiplies in the array's dtype (the parameter comes in that dtype), as NumPy's
+# ``x * negative_slope`` does, so the two agree to the bit; ELU takes ``expm1`` in float64.
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _leaky_relu(x, y, slope):  # pragma: no cover - compiled
+    for i in prange(y.size):
+        v = x[i]
+        y[i] = v if v > 0 else v * slope
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _leaky_relu_grad(g, x, out, slope):  # pragma: no cover - compiled
+    for i in prange(out.size):
+        out[i] = g[i] if x[i] > 0 else g[i] * slope
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
+def _elu(x, y, alpha):  # pragma: no cover - compiled
+    # x where x > 0 (NaN stays NaN), else alpha * expm1(x)
+    for i in prange(y.size):
+        v = np.float64(x[i])
+        y[i] = alpha * expm1_nonpos(min(v, 0.0)) if v <= 0 else v
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
+def _elu_grad(g, x, out, alpha):  # pragma: no cover - compiled
+    for i in prange(out.size):
+        v = np.float64(x[i])
+        out[i] = g[i] * (alpha * exp_nonpos(min(v, 0.0))) if v <= 0 else g[i]
+
+
+_FORWARD = {"sigmoid": _sigmoid, "tanh": _tanh, "gelu": _gelu, "leaky_relu": _leaky_relu, "elu": _elu}
+_BACKWARD = {"sigmoid": _sigmoid_grad, "tanh": _tanh_grad, "gelu": _gelu_grad, "leaky_relu": _leaky_relu_grad,
+             "elu": _elu_grad}
 # rough cost of one element in multiply-adds, for the choice of one thread or all
-_WORK = {"sigmoid": 20, "tanh": 24, "gelu": 40}
+_WORK = {"sigmoid": 20, "tanh": 24, "gelu": 40, "leaky_relu": 2, "elu": 20}
 
 
 _FLOAT32 = {"gelu": (_gelu32, _gelu32_grad)}  # float32 kernels of their own
 
 
-def forward(name, x):
-    """``name(x)`` of a float32 or float64 array, same dtype and shape."""
+def forward(name, x, *params):
+    """``name(x, *params)`` of a float32 or float64 array, same dtype and shape."""
     y = np.empty(x.shape, x.dtype)
     kernel = _FLOAT32[name][0] if name in _FLOAT32 and x.dtype == np.float32 else _FORWARD[name]
     with _backend.threads_for(_WORK[name] * y.size):
-        kernel(np.ascontiguousarray(x).reshape(-1), y.reshape(-1))
+        kernel(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), *params)
     return y
 
 
-def backward(name, g, x):
-    """``g * name'(x)`` for ``g`` and ``x`` of one float dtype and shape."""
+def backward(name, g, x, *params):
+    """``g * name'(x, *params)`` for ``g`` and ``x`` of one float dtype and shape."""
     out = np.empty(x.shape, g.dtype)
     kernel = _FLOAT32[name][1] if name in _FLOAT32 and x.dtype == np.float32 else _BACKWARD[name]
     with _backend.threads_for(_WORK[name] * out.size):
-        kernel(np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+        kernel(np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1),
+               *params)
     return out
