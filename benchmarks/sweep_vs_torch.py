@@ -111,6 +111,18 @@ fb("relu N64 C256 14", F.relu, tf.relu, x)
 fb("gelu N64 C256 14", F.gelu, tf.gelu, x)
 fb("sigmoid N64 C256 14", F.sigmoid, torch.sigmoid, x)
 fb("tanh N64 C256 14", F.tanh, torch.tanh, x)
+fb("leaky_relu N64 C256 14", lambda a: F.leaky_relu(a, 0.1), lambda a: tf.leaky_relu(a, 0.1), x)
+fb("elu N64 C256 14", F.elu, tf.elu, x)
+fb("bce_with_logits N64 C256 14", lambda a: F.binary_cross_entropy_with_logits(a, (x > 0).astype(np.float32)),
+   lambda a: tf.binary_cross_entropy_with_logits(a, torch.from_numpy((x > 0).astype(np.float32))), x)
+fb("conv2d reflect N32 C32 56 O32 k3", lambda a, w: F.conv2d(a, w, padding=1, padding_mode="reflect"),
+   lambda a, w: tf.conv2d(tf.pad(a, (1, 1, 1, 1), mode="reflect"), w),
+   arr(32, 32, 56, 56), arr(32, 32, 3, 3, scale=0.1))
+fb("adaptive avg 2 N32 C512 7", lambda a: F.adaptive_avg_pool2d(a, 2), lambda a: tf.adaptive_avg_pool2d(a, 2),
+   arr(32, 512, 7, 7))
+fb("softmax dim1 N32 C21 64x64", lambda a: F.softmax(a, 1), lambda a: tf.softmax(a, 1), arr(32, 21, 64, 64))
+fb("convT2d s1 N16 C32 28 O32 k3 p1", lambda a, w: F.conv_transpose2d(a, w, padding=1),
+   lambda a, w: tf.conv_transpose2d(a, w, padding=1), arr(16, 32, 28, 28), arr(32, 32, 3, 3, scale=0.1))
 fb("linear 256x1024->512", F.linear, tf.linear, arr(256, 1024), arr(512, 1024, scale=0.03), arr(512))
 x = arr(512, 1000)
 fb("softmax 512x1000", lambda a: F.softmax(a, 1), lambda a: tf.softmax(a, 1), x)
