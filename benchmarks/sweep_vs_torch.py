@@ -113,8 +113,9 @@ fb("sigmoid N64 C256 14", F.sigmoid, torch.sigmoid, x)
 fb("tanh N64 C256 14", F.tanh, torch.tanh, x)
 fb("leaky_relu N64 C256 14", lambda a: F.leaky_relu(a, 0.1), lambda a: tf.leaky_relu(a, 0.1), x)
 fb("elu N64 C256 14", F.elu, tf.elu, x)
-fb("bce_with_logits N64 C256 14", lambda a: F.binary_cross_entropy_with_logits(a, (x > 0).astype(np.float32)),
-   lambda a: tf.binary_cross_entropy_with_logits(a, torch.from_numpy((x > 0).astype(np.float32))), x)
+labels = (x > 0).astype(np.float32)
+fb("bce_with_logits N64 C256 14", lambda a: F.binary_cross_entropy_with_logits(a, labels),
+   lambda a: tf.binary_cross_entropy_with_logits(a, torch.from_numpy(labels)), x)
 fb("conv2d reflect N32 C32 56 O32 k3", lambda a, w: F.conv2d(a, w, padding=1, padding_mode="reflect"),
    lambda a, w: tf.conv2d(tf.pad(a, (1, 1, 1, 1), mode="reflect"), w),
    arr(32, 32, 56, 56), arr(32, 32, 3, 3, scale=0.1))

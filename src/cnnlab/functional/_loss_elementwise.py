@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._args import check_array, check_choice, float_dtype
 from cnnlab.functional._loss import _REDUCTIONS, _grad_scale, _reduce, _sum_to_shape
 
@@ -91,6 +92,12 @@ def _bce_parse(x, target, weight, reduction, pos_weight) -> tuple:
     return tuple(arrays)
 
 
+def _compiled(x: np.ndarray) -> bool:
+    """Whether the compiled kernels (:mod:`._numba_loss`) take ``x`` (and its target, of its dtype):
+    float32 or float64 arrays large enough to pay for a compiled call, while the backend allows."""
+    return x.dtype in (np.float32, np.float64) and _backend.use_numba(x.size)
+
+
 def _log_sigmoid(x: np.ndarray) -> np.ndarray:
     """``log(1 / (1 + exp(-x))) = -(max(-x, 0) + log1p(exp(-|x|)))``, stable for any ``x``."""
     return -(np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x))))
@@ -139,6 +146,11 @@ def binary_cross_entropy_with_logits(
     0.6931471805599453
     """
     x, y, weight, pos_weight = _bce_parse(input, target, weight, reduction, pos_weight)
+    if weight is None and pos_weight is None and _compiled(x):
+        from cnnlab.functional import _numba_loss
+
+        loss = _numba_loss.bce_with_logits(x, y)
+        return _reduce(loss, reduction, loss.size)
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
     loss = (1 - y) * x - log_weight * _log_sigmoid(x)
     if weight is not None:
@@ -162,6 +174,11 @@ def binary_cross_entropy_with_logits_backward(
     and ``d loss / d y = -weight (x + (pos_weight - 1) log sigmoid(x))``.
     """
     x, y, weight, pos_weight = _bce_parse(input, target, weight, reduction, pos_weight)
+    scale = _grad_scale(grad_out, reduction, x.size, x.dtype)
+    if weight is None and pos_weight is None and np.ndim(scale) == 0 and _compiled(x):
+        from cnnlab.functional import _numba_loss
+
+        return _numba_loss.bce_with_logits_backward(x, y, scale)
     log_sig = _log_sigmoid(x)
     if pos_weight is None:
         grad_x = np.exp(log_sig) - y
@@ -169,7 +186,6 @@ def binary_cross_entropy_with_logits_backward(
     else:
         grad_x = (1 + (pos_weight - 1) * y) * np.exp(log_sig) - pos_weight * y
         grad_y = -x - (pos_weight - 1) * log_sig
-    scale = _grad_scale(grad_out, reduction, x.size, x.dtype)
     if weight is not None:
         scale = scale * weight
     return grad_x * scale, grad_y * scale

@@ -12,7 +12,8 @@ rounded from them is the float64 value rounded once, as from NumPy's own float64
   sigmoid, tanh and softmax take ``exp`` of ``-|x|`` or of ``x - max``), to about 1 ulp of
   float64, subnormal results included, 0 below -746, NaN for NaN;
 - :func:`expm1_nonpos` is ``exp(a) - 1`` for ``a <= 0``, accurate relative to the result near 0
-  (the tanh takes it of ``-2|x|``).
+  (the tanh takes it of ``-2|x|``);
+- :func:`log1p_unit` is ``log(1 + e)`` for ``0 <= e <= 1``.
 """
 
 from __future__ import annotations
@@ -104,3 +105,23 @@ def expm1_nonpos(a):  # pragma: no cover - compiled
     q3 = (_D[12] + a * _D[13]) + a2 * (_D[14] + a * _D[15])
     series = a + a2 * ((q0 + a4 * q1) + a8 * (q2 + a4 * q3))
     return series if a > -_EXPM1_SERIES else exp_nonpos(a) - 1.0
+
+
+# log1p(e) for 0 <= e <= 1 as 2 atanh(s) with s = e / (2 + e) in [0, 1/3]: the odd series
+# 2 (s + s^3/3 + s^5/5 + ...) to s^35 (the next term is below 1e-17 of the sum), in Estrin's
+# scheme in s^2.  (The softplus of BCE with logits takes log1p(exp(-|x|)).)
+_ODD = tuple(1.0 / (2 * k + 1) for k in range(18))  # 1, 1/3, ..., 1/35
+
+
+@njit(inline="always", cache=True, fastmath={"contract"})
+def log1p_unit(e):  # pragma: no cover - compiled
+    """``log(1 + e)`` of a float64 ``0 <= e <= 1`` (to a few ulp)."""
+    s = e / (2.0 + e)
+    q = s * s
+    q2 = q * q
+    q4 = q2 * q2
+    q8 = q4 * q4
+    c = _ODD
+    a = (c[0] + q * c[1]) + q2 * (c[2] + q * c[3]) + q4 * ((c[4] + q * c[5]) + q2 * (c[6] + q * c[7]))
+    b = (c[8] + q * c[9]) + q2 * (c[10] + q * c[11]) + q4 * ((c[12] + q * c[13]) + q2 * (c[14] + q * c[15]))
+    return 2.0 * s * (a + q8 * (b + q8 * (c[16] + q * c[17])))
