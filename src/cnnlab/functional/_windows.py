@@ -100,7 +100,7 @@ def _at(axis: int, index: int | slice) -> tuple:
 # The border cells of a padded axis are few (the padding), its interior many: the interior is one
 # copy, and each border cell one slab copied from (or, backward, added into) its source.  Before,
 # a gather by ``np.take`` and a scatter by ``np.add.at`` handled every cell by index: a reflect-
-# padded N32 C32 56x56 conv spent 89 ms per backward in ``np.add.at`` (its whole conv: 70 ms).
+# padded N32 C32 56x56 conv spent 177 ms of its 406 ms forward+backward in ``np.add.at`` (89 per axis).
 def _gather_border(x: np.ndarray, axis: int, lo: int, hi: int, mode: str) -> np.ndarray:
     """``x`` padded by ``(lo, hi)`` cells along ``axis`` in ``mode`` (not ``'zeros'``)."""
     size = x.shape[axis]
