@@ -81,7 +81,7 @@ def _fast(name: str, *arrays: np.ndarray, param: float | None = None) -> np.ndar
     large enough to pay for a compiled call, while the backend allows them.  ``param`` (leaky
     ReLU's slope, ELU's alpha) is passed in ``x``'s dtype for leaky ReLU, in float64 for ELU."""
     x = arrays[-1]
-    if x.dtype not in (np.float32, np.float64) or not _backend.use_numba(x.size):
+    if not _backend.float_kernels_take(x):
         return None
     from cnnlab.functional import _numba_activation as na
 
@@ -129,7 +129,7 @@ def relu(x: Any) -> np.ndarray:
     arr = check_array("relu", "x", x, allow_empty=True)
     if arr.dtype.kind != "f":
         arr = arr.astype(np.int64)
-    elif arr.dtype in (np.float32, np.float64) and _backend.use_numba(arr.size):
+    elif _backend.float_kernels_take(arr):
         from cnnlab.functional import _numba_kernels as nk
 
         return nk.relu(arr)  # both cores; np.maximum runs on one

@@ -196,6 +196,12 @@ def use_numba(work: float | None = None) -> bool:
     return work is None or backend == "numba" or work >= COMPILE_MIN_WORK
 
 
+def float_kernels_take(a: Any) -> bool:
+    """Whether an op's compiled float kernels take the array ``a`` now: float32 or float64 (dtype
+    characters ``'f'``, ``'d'``), and :func:`use_numba` for its size."""
+    return a.dtype.char in "fd" and use_numba(a.size)
+
+
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads in the BLAS and in the Numba kernels.
 

@@ -92,12 +92,6 @@ def _bce_parse(x, target, weight, reduction, pos_weight) -> tuple:
     return tuple(arrays)
 
 
-def _compiled(x: np.ndarray) -> bool:
-    """Whether the compiled kernels (:mod:`._numba_loss`) take ``x`` (and its target, of its dtype):
-    float32 or float64 arrays large enough to pay for a compiled call, while the backend allows."""
-    return x.dtype in (np.float32, np.float64) and _backend.use_numba(x.size)
-
-
 def _log_sigmoid(x: np.ndarray) -> np.ndarray:
     """``log(1 / (1 + exp(-x))) = -(max(-x, 0) + log1p(exp(-|x|)))``, stable for any ``x``."""
     return -(np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x))))
@@ -146,7 +140,7 @@ def binary_cross_entropy_with_logits(
     0.6931471805599453
     """
     x, y, weight, pos_weight = _bce_parse(input, target, weight, reduction, pos_weight)
-    if weight is None and pos_weight is None and _compiled(x):
+    if weight is None and pos_weight is None and _backend.float_kernels_take(x):
         from cnnlab.functional import _numba_loss
 
         loss = _numba_loss.bce_with_logits(x, y)
@@ -175,7 +169,7 @@ def binary_cross_entropy_with_logits_backward(
     """
     x, y, weight, pos_weight = _bce_parse(input, target, weight, reduction, pos_weight)
     scale = _grad_scale(grad_out, reduction, x.size, x.dtype)
-    if weight is None and pos_weight is None and np.ndim(scale) == 0 and _compiled(x):
+    if weight is None and pos_weight is None and np.ndim(scale) == 0 and _backend.float_kernels_take(x):
         from cnnlab.functional import _numba_loss
 
         return _numba_loss.bce_with_logits_backward(x, y, scale)

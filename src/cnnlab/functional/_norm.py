@@ -297,7 +297,7 @@ def _fused_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray,
 
 def _fast(x: np.ndarray) -> bool:
     """Whether the compiled kernels handle ``x`` (float32/float64, Numba allowed)."""
-    return x.dtype in (np.float32, np.float64) and x.ndim >= 2 and _backend.use_numba(x.size)
+    return x.ndim >= 2 and _backend.float_kernels_take(x)
 
 
 def _kernel_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,7 +20,6 @@ from cnnlab.functional._args import check_dim
 
 __all__ = ["log_softmax", "log_softmax_backward", "softmax", "softmax_backward"]
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _softmax_dim(op: str, dim: Any, x: np.ndarray) -> tuple[int, np.ndarray]:
     """Normalise ``dim``; a 0-d input is treated as 1-D (dim 0 or -1), as PyTorch does."""
@@ -45,7 +44,7 @@ def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
 
 def _kernels_apply(x: np.ndarray) -> bool:
     """Whether the compiled kernels take ``x``: a non-empty float32/float64 array, Numba allowed."""
-    return x.dtype in _KERNEL_DTYPES and x.size > 0 and _backend.use_numba(x.size)
+    return x.size > 0 and _backend.float_kernels_take(x)
 
 
 def _forward(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
