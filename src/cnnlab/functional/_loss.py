@@ -297,7 +297,7 @@ def _ce_scale(grad_out: Any, reduction: str, count: Any, x: np.ndarray) -> np.nd
 
 
 def _ce_grads(grad_out: Any, parsed: tuple, saved: tuple, reduction: str, shapes: tuple,
-              needs: Any = (True, True)) -> tuple[np.ndarray | None, np.ndarray | None]:
+              needs: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(grad_input, grad_target)`` of :func:`cross_entropy` from its parsed arguments and what
     :func:`_ce_forward` saved; ``shapes`` are those of ``input`` and ``target`` and the target's
     dtype.  A gradient that ``needs`` does not ask for, or that does not exist, is None."""
@@ -355,9 +355,9 @@ def cross_entropy_backward_all(
     >>> gt  # -log(1/2) for each class
     array([[0.69314718, 0.69314718]])
     """
-    parsed = _ce_parse(input, target, weight, reduction, label_smoothing, ignore_index)
-    _, saved = _ce_forward(parsed, reduction, np.ndim(input) == 1)
-    return _ce_grads(grad_out, parsed, saved, reduction, _target_shapes(input, target, parsed[0]))
+    needs = (True, True)
+    _, saved = cross_entropy_forward_saving(needs, input, target, weight, reduction, label_smoothing, ignore_index)
+    return cross_entropy_backward_saved(grad_out, saved, needs)
 
 
 def cross_entropy_forward_saving(
