@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from cnnlab.functional import _backend
-from cnnlab.functional._numba_math import exp_nonpos, expm1_nonpos
+from cnnlab.functional._numba_math import exp_nonpos, expm1_nonpos, sigmoid
 from cnnlab.functional._special import ERF_MACLAURIN, ERF_ONE, ERF_SMALL, ERF_STEP, erf_centre_table
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -127,10 +127,7 @@ def _gelu32_grad(g, x, out):  # pragma: no cover - compiled
 @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
 def _sigmoid(x, y):  # pragma: no cover - compiled
     for i in prange(y.size):
-        v = np.float64(x[i])
-        e = exp_nonpos(-abs(v))
-        s = 1.0 / (1.0 + e)
-        y[i] = s if v >= 0 else e * s
+        y[i] = sigmoid(np.float64(x[i]))
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})

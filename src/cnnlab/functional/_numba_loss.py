@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from cnnlab.functional import _backend
-from cnnlab.functional._numba_math import exp_nonpos, log1p_unit
+from cnnlab.functional._numba_math import exp_nonpos, log1p_unit, sigmoid
 
 
 # (no ``contract``: the loss is a difference that cancels where the target is near 0 and the
@@ -38,9 +38,7 @@ def _bce(x, y, out):  # pragma: no cover - compiled
 def _bce_grad(x, y, scale, grad_x, grad_y):  # pragma: no cover - compiled
     for i in prange(grad_x.size):
         v = np.float64(x[i])
-        e = exp_nonpos(-abs(v))
-        sig = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
-        grad_x[i] = (sig - np.float64(y[i])) * scale
+        grad_x[i] = (sigmoid(v) - np.float64(y[i])) * scale
         grad_y[i] = -v * scale
 
 

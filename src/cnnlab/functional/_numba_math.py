@@ -85,6 +85,15 @@ def exp_nonpos(a):  # pragma: no cover - compiled
     return (p * _from_bits((_bits(t) << 52) + _BIAS_BITS)) * _TWO_M54
 
 
+@njit(inline="always", cache=True, fastmath={"contract"})
+def sigmoid(v):  # pragma: no cover - compiled
+    """``1 / (1 + exp(-v))`` of a float64, from ``e = exp(-|v|)`` (which never overflows):
+    ``1 / (1 + e)`` for ``v >= 0``, ``e / (1 + e)`` below."""
+    e = exp_nonpos(-abs(v))
+    s = 1.0 / (1.0 + e)
+    return s if v >= 0 else e * s
+
+
 # expm1(a) = a + a^2/2! + ... : for -ln 2 < a <= 0 its Taylor series to a^17 (the next term is
 # below 1e-17 of the result), for smaller ``a`` exp(a) - 1, which then loses at most one bit to
 # cancellation (exp(a) < 1/2)
