@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional._args import _describe, check_array, check_ndim, float_dtype
-from cnnlab.functional._pool_kernels import plane_sums
+from cnnlab.functional._pool_kernels import plane_means, plane_shares
 
 _LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
 
@@ -93,8 +93,7 @@ def _contract(a: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
 def _adaptive_avg_pool(op: str, x: Any, output_size: Any, n: int | None) -> np.ndarray:
     xb, unbatched, sizes = _parse(op, x, output_size, n)
     if all(s == 1 for s in sizes):  # global average pooling: plane sums, rounded once
-        count = math.prod(xb.shape[2:])
-        y = (plane_sums(xb, len(sizes)) / count).astype(xb.dtype, copy=False).reshape(xb.shape[:2] + sizes)
+        y = plane_means(xb, len(sizes), math.prod(xb.shape[2:]), xb.dtype)
         return y[0] if unbatched else y
     mats = [averaging_matrix(s, o, xb.dtype) for s, o in zip(xb.shape[2:], sizes, strict=True)]
     y = _contract(xb, mats)
@@ -111,8 +110,7 @@ def _adaptive_avg_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any
         raise ValueError(f"{op}: grad_out must have the output's shape {shape}, got {g.shape}")
     gb = (g[None] if unbatched else g).astype(xb.dtype, copy=False)
     if all(s == 1 for s in sizes):  # global: every cell gets its plane's share
-        grad_x = np.empty(xb.shape, dtype=xb.dtype)
-        np.copyto(grad_x, gb / xb.dtype.type(math.prod(xb.shape[2:])))
+        grad_x = plane_shares(gb, xb.dtype.type(math.prod(xb.shape[2:])), xb.shape)
         return grad_x[0] if unbatched else grad_x
     mats = [averaging_matrix(s, o, xb.dtype).T for s, o in zip(xb.shape[2:], sizes, strict=True)]
     grad_x = _contract(gb, mats)

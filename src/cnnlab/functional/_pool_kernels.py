@@ -184,6 +184,22 @@ def plane_sums(x: np.ndarray, n: int) -> np.ndarray:
     return flat.astype(np.float64, copy=False) @ np.ones(flat.shape[-1])
 
 
+def plane_means(x: np.ndarray, n: int, divisor: Any, dtype: np.dtype) -> np.ndarray:
+    """:func:`plane_sums` over ``divisor`` (a number, or an array of one), rounded once to
+    ``dtype``: shape ``x.shape`` with the trailing ``n`` axes of size 1."""
+    total = plane_sums(x, n) / np.asarray(divisor, dtype=np.float64).reshape(-1)
+    return total.astype(dtype, copy=False).reshape(x.shape[: x.ndim - n] + (1,) * n)
+
+
+def plane_shares(grad: np.ndarray, divisor: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The adjoint of :func:`plane_means`: every cell of an array of ``shape`` gets its plane's
+    ``grad / divisor`` (``grad`` has the trailing axes of size 1)."""
+    share = grad / divisor
+    out = np.empty(shape, dtype=share.dtype)
+    np.copyto(out, share)
+    return out
+
+
 def _whole_planes(g: Geometry) -> bool:
     """Whether the only window is the whole (unpadded, undilated) plane."""
     return (tuple(g.kernel) == tuple(g.x.shape[2:]) and all(o == 1 for o in g.out)
@@ -196,8 +212,7 @@ def avg_forward(g: Geometry, plan: Any, divisor: np.ndarray) -> np.ndarray:
     is summed in float64 (:func:`plane_sums`) and rounded once, after the division."""
     x = g.x.astype(result_dtype(g.x), copy=False)
     if _whole_planes(g):
-        total = plane_sums(x, len(g.kernel)) / divisor.reshape(-1).astype(np.float64)
-        return total.astype(divisor.dtype, copy=False).reshape(x.shape[:2] + tuple(g.out))
+        return plane_means(x, len(g.kernel), divisor, divisor.dtype)
     if plan is not None:
         from cnnlab.functional import _numba_pool
 
@@ -213,10 +228,7 @@ def avg_backward(grad_out: np.ndarray, plan: Any, divisor: np.ndarray, g: Geomet
     """Adjoint of :func:`avg_forward` for a batched ``grad_out`` (``divisor`` of its dtype):
     every input tap of window ``p`` gets ``grad_out[p] / divisor[p]``."""
     if _whole_planes(g):
-        grad_x = np.empty(g.x.shape, dtype=np.result_type(grad_out, divisor))
-        np.copyto(grad_x, (grad_out / divisor)[(Ellipsis, *(None,) * len(g.kernel))].reshape(
-            g.x.shape[:2] + (1,) * len(g.kernel)))
-        return grad_x
+        return plane_shares(grad_out, divisor, g.x.shape)
     if plan is not None:
         from cnnlab.functional import _numba_pool
 
