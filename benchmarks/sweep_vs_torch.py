@@ -121,6 +121,10 @@ fb("conv2d reflect N32 C32 56 O32 k3", lambda a, w: F.conv2d(a, w, padding=1, pa
    arr(32, 32, 56, 56), arr(32, 32, 3, 3, scale=0.1))
 fb("adaptive avg 2 N32 C512 7", lambda a: F.adaptive_avg_pool2d(a, 2), lambda a: tf.adaptive_avg_pool2d(a, 2),
    arr(32, 512, 7, 7))
+fb("adaptive avg 7 N32 C256 14", lambda a: F.adaptive_avg_pool2d(a, 7), lambda a: tf.adaptive_avg_pool2d(a, 7),
+   arr(32, 256, 14, 14))
+fb("adaptive avg 6 N16 C256 13", lambda a: F.adaptive_avg_pool2d(a, 6), lambda a: tf.adaptive_avg_pool2d(a, 6),
+   arr(16, 256, 13, 13))
 fb("softmax dim1 N32 C21 64x64", lambda a: F.softmax(a, 1), lambda a: tf.softmax(a, 1), arr(32, 21, 64, 64))
 fb("convT2d s1 N16 C32 28 O32 k3 p1", lambda a, w: F.conv_transpose2d(a, w, padding=1),
    lambda a, w: tf.conv_transpose2d(a, w, padding=1), arr(16, 32, 28, 28), arr(32, 32, 3, 3, scale=0.1))

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional._args import _describe, check_array, check_ndim, float_dtype
+from cnnlab.functional._avg_pool import avg_pool, avg_pool_backward
 from cnnlab.functional._pool_kernels import plane_means, plane_shares
+
+# Output cells (per plane) up to which the pooling is one product with the box indicator matrix
+# (``in_cells x out_cells``, see :func:`_box_matrix`): each input cell is then multiplied by
+# every output cell's 0 or 1, so the work per cell grows with the output size, while the chain
+# of per-dim products does about ``out`` multiplications per cell but moves the data once per dim.
+BOX_PRODUCT_MAX_CELLS = 16
 
 _LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
 
@@ -34,8 +41,7 @@ def averaging_matrix(size: int, out: int, dtype: Any = np.float64) -> np.ndarray
            [0.        , 0.        , 0.        , 0.5       , 0.5       ]])
     """
     matrix = np.zeros((out, size), dtype=dtype)
-    for i in range(out):
-        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+    for i, (start, end) in enumerate(_windows(size, out)):
         matrix[i, start:end] = 1 / (end - start)
     return matrix
 
@@ -76,8 +82,40 @@ def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray
     check_ndim(op, "x", x, (n + 1, n + 2), layout)
     unbatched = x.ndim == n + 1
     xb = x[None] if unbatched else x
+    if not all(xb.shape[1:]):  # (PyTorch refuses these too; only the batch may be empty)
+        raise ValueError(f"{op}: x must have non-zero channels and spatial sizes (only the batch may be "
+                         f"empty), got shape {x.shape}")
     sizes = _output_sizes(op, output_size, n, xb.shape[2:])
     return xb.astype(float_dtype(xb), copy=False), unbatched, sizes
+
+
+def _windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive windows ``[start_i, end_i)`` along a dim of ``size`` cells pooled to ``out``."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def _box_matrix(spatial: Sequence[int], sizes: Sequence[int], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, counts)``: ``S[j, i] = 1`` where input cell ``j`` (flat over ``spatial``) lies in the box
+    of output cell ``i`` (flat over ``sizes``), and each box's number of cells."""
+    boxes = np.ones((1, 1), dtype=bool)  # (cells so far, outputs so far), built one dim at a time
+    for size, out in zip(spatial, sizes, strict=True):
+        member = np.zeros((size, out), dtype=bool)
+        for i, (start, end) in enumerate(_windows(size, out)):
+            member[start:end, i] = True
+        boxes = (boxes[:, None, :, None] & member[None, :, None, :]).reshape(boxes.shape[0] * size, -1)
+    return boxes.astype(dtype), boxes.sum(axis=0).astype(dtype)
+
+
+def _fast_path(spatial: Sequence[int], sizes: Sequence[int]) -> str | None:
+    """``'pool'`` when every dim divides into equal windows (average pooling with kernel = stride
+    = ``in / out``, whose compiled kernels sum each window and divide once), ``'box'`` for few
+    output cells (:data:`BOX_PRODUCT_MAX_CELLS`: one product with the box matrix), else None
+    (the chain of averaging products)."""
+    if all(size % out == 0 for size, out in zip(spatial, sizes, strict=True)):
+        return "pool"
+    if math.prod(sizes) <= BOX_PRODUCT_MAX_CELLS:
+        return "box"
+    return None
 
 
 def _contract(a: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
@@ -95,8 +133,16 @@ def _adaptive_avg_pool(op: str, x: Any, output_size: Any, n: int | None) -> np.n
     if all(s == 1 for s in sizes):  # global average pooling: plane sums, rounded once
         y = plane_means(xb, len(sizes), math.prod(xb.shape[2:]), xb.dtype)
         return y[0] if unbatched else y
-    mats = [averaging_matrix(s, o, xb.dtype) for s, o in zip(xb.shape[2:], sizes, strict=True)]
-    y = _contract(xb, mats)
+    path = _fast_path(xb.shape[2:], sizes)
+    if path == "pool":  # equal windows: average pooling with kernel = stride
+        y = avg_pool(xb, tuple(s // o for s, o in zip(xb.shape[2:], sizes, strict=True)))
+    elif path == "box":  # the window sums as one product, then one division per output cell
+        box, counts = _box_matrix(xb.shape[2:], sizes, xb.dtype)
+        planes = xb.reshape(-1, box.shape[0])
+        y = np.divide(planes @ box, counts).reshape(*xb.shape[:2], *sizes)
+    else:
+        mats = [averaging_matrix(s, o, xb.dtype) for s, o in zip(xb.shape[2:], sizes, strict=True)]
+        y = _contract(xb, mats)
     return y[0] if unbatched else y
 
 
@@ -112,8 +158,16 @@ def _adaptive_avg_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any
     if all(s == 1 for s in sizes):  # global: every cell gets its plane's share
         grad_x = plane_shares(gb, xb.dtype.type(math.prod(xb.shape[2:])), xb.shape)
         return grad_x[0] if unbatched else grad_x
-    mats = [averaging_matrix(s, o, xb.dtype).T for s, o in zip(xb.shape[2:], sizes, strict=True)]
-    grad_x = _contract(gb, mats)
+    path = _fast_path(xb.shape[2:], sizes)
+    if path == "pool":
+        grad_x = avg_pool_backward(gb, xb, tuple(s // o for s, o in zip(xb.shape[2:], sizes, strict=True)))
+    elif path == "box":  # each output cell's share, then spread over its box by one product
+        box, counts = _box_matrix(xb.shape[2:], sizes, xb.dtype)
+        shares = np.divide(gb.reshape(-1, box.shape[1]), counts)
+        grad_x = (shares @ box.T).reshape(xb.shape)
+    else:
+        mats = [averaging_matrix(s, o, xb.dtype).T for s, o in zip(xb.shape[2:], sizes, strict=True)]
+        grad_x = _contract(gb, mats)
     return grad_x[0] if unbatched else grad_x
 
 
