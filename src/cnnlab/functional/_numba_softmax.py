@@ -119,65 +119,75 @@ def _backward_rows(y, g, out, log):  # pragma: no cover - compiled
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
 def _forward_columns(x, out, log, shift, log_total, block):  # pragma: no cover - compiled
-    # as _forward_rows; shift and log_total hold one value per (outer, inner) column, flat
+    # as _forward_rows; shift and log_total hold one value per (outer, inner) column, flat.  The
+    # inputs are indexed flat by unsigned offsets: Numba checks a signed computed index
+    # (``lo + i``) for negative values, which kept the inner loops from vectorising
     outer, n, inner = x.shape
+    xf, of = x.reshape(-1), out.reshape(-1)
     blocks = (inner + block - 1) // block
     for task in prange(outer * blocks):
         o = task // blocks
         lo = (task % blocks) * block
         width = min(block, inner - lo)
-        src, dst = x[o], out[o]
         m = np.full(width, -np.inf)
         for c in range(n):
+            row = np.uint64((o * n + c) * inner + lo)
             for i in range(width):
-                v = src[c, lo + i]
+                v = xf[row + np.uint64(i)]
                 m[i] = v if v > m[i] else m[i]
         e = np.empty((n, width))
         total = np.zeros(width)
         for c in range(n):
+            row = np.uint64((o * n + c) * inner + lo)
+            er = e[c]
             for i in range(width):
-                e[c, i] = exp_nonpos(src[c, lo + i] - m[i])
+                er[i] = exp_nonpos(xf[row + np.uint64(i)] - m[i])
             for i in range(width):
-                total[i] += e[c, i]
+                total[i] += er[i]
+        col = np.uint64(o * inner + lo)
         for i in range(width):
-            shift[o * inner + lo + i] = m[i]
-            log_total[o * inner + lo + i] = math.log(total[i])
-        if log:
-            for c in range(n):
+            shift[col + np.uint64(i)] = m[i]
+            lt = math.log(total[i])
+            log_total[col + np.uint64(i)] = lt
+            total[i] = lt if log else 1.0 / total[i]  # what the output needs
+        for c in range(n):
+            row = np.uint64((o * n + c) * inner + lo)
+            er = e[c]
+            if log:
                 for i in range(width):
-                    dst[c, lo + i] = (src[c, lo + i] - m[i]) - log_total[o * inner + lo + i]
-        else:
-            for i in range(width):
-                total[i] = 1.0 / total[i]
-            for c in range(n):
+                    of[row + np.uint64(i)] = (xf[row + np.uint64(i)] - m[i]) - total[i]
+            else:
                 for i in range(width):
-                    dst[c, lo + i] = e[c, i] * total[i]
+                    of[row + np.uint64(i)] = er[i] * total[i]
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
 def _backward_columns(y, g, out, log, block):  # pragma: no cover - compiled
+    # (flat unsigned offsets, as in _forward_columns)
     outer, n, inner = y.shape
+    yf, gf, of = y.reshape(-1), g.reshape(-1), out.reshape(-1)
     blocks = (inner + block - 1) // block
     for task in prange(outer * blocks):
         o = task // blocks
         lo = (task % blocks) * block
         width = min(block, inner - lo)
-        yo, go, dst = y[o], g[o], out[o]
         total = np.zeros(width)
-        if log:
-            for c in range(n):
+        for c in range(n):
+            row = np.uint64((o * n + c) * inner + lo)
+            if log:
                 for i in range(width):
-                    total[i] += go[c, lo + i]
-            for c in range(n):
+                    total[i] += gf[row + np.uint64(i)]
+            else:
                 for i in range(width):
-                    dst[c, lo + i] = go[c, lo + i] - exp_nonpos(yo[c, lo + i]) * total[i]
-        else:
-            for c in range(n):
+                    total[i] += gf[row + np.uint64(i)] * yf[row + np.uint64(i)]
+        for c in range(n):
+            row = np.uint64((o * n + c) * inner + lo)
+            if log:
                 for i in range(width):
-                    total[i] += go[c, lo + i] * yo[c, lo + i]
-            for c in range(n):
+                    of[row + np.uint64(i)] = gf[row + np.uint64(i)] - exp_nonpos(yf[row + np.uint64(i)]) * total[i]
+            else:
                 for i in range(width):
-                    dst[c, lo + i] = yo[c, lo + i] * (go[c, lo + i] - total[i])
+                    of[row + np.uint64(i)] = yf[row + np.uint64(i)] * (gf[row + np.uint64(i)] - total[i])
 
 
 # ---------------------------------------------------------------------------------------------
