@@ -72,3 +72,52 @@ def test_gradients_accumulate_into_a_new_array():
     np.testing.assert_array_equal(x.grad, [5, 5, 5])
     np.testing.assert_array_equal(first, [2, 2, 2])  # the first backward's array is left as it was
     assert x.grad.dtype == np.float32
+
+
+def test_a_whole_reshaped_array_nothing_else_holds_is_kept_without_a_copy():
+    """Kernels write into an array of their own layout and return it reshaped: that view is the
+    whole of an array only the view refers to, so it is kept as it is."""
+    x = Tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+    made = []
+
+    def backward(grad):
+        flat = np.empty(6, np.float32)
+        flat[:] = np.arange(6)
+        out = flat.reshape(2, 3)
+        made.append(weakref.ref(flat))
+        return (out,)
+
+    run_backward(_root([x], backward, (2, 3)), np.ones((2, 3), np.float32))
+    assert made[0]() is not None and x.grad.base is made[0]()
+    np.testing.assert_array_equal(x.grad, np.arange(6).reshape(2, 3))
+
+
+def test_a_reshaped_array_someone_else_holds_or_part_of_one_is_copied():
+    held = np.arange(6, dtype=np.float32)
+    cases = [
+        lambda: held.reshape(2, 3),  # its array is still the caller's
+        lambda: np.arange(12, dtype=np.float32)[:6].reshape(2, 3),  # part of a larger array
+        lambda: np.arange(6, dtype=np.float32).reshape(3, 2).T,  # not in the array's order
+    ]
+    for make in cases:
+        x = Tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+
+        def backward(grad, make=make):
+            return (make(),)
+
+        run_backward(_root([x], backward, (2, 3)), np.ones((2, 3), np.float32))
+        assert x.grad.base is None
+        assert not np.shares_memory(x.grad, held)
+
+
+def test_a_second_view_of_the_same_array_makes_a_copy():
+    x = Tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+    other = []
+
+    def backward(grad):
+        flat = np.arange(6, dtype=np.float32)
+        other.append(flat.reshape(3, 2))  # another holder of the same memory
+        return (flat.reshape(2, 3),)
+
+    run_backward(_root([x], backward, (2, 3)), np.ones((2, 3), np.float32))
+    assert not np.shares_memory(x.grad, other[0])

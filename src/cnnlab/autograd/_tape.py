@@ -46,9 +46,17 @@ def edge(tensor: Any) -> Any:
 
 
 def _sole_owner(grad: Any, dtype: Any) -> bool:
-    """Whether ``grad`` is a writeable array of ``dtype`` that owns its memory (no view of another
-    array): with no other reference to it (checked by the caller), a leaf may keep it as its ``.grad``."""
-    return type(grad) is np.ndarray and grad.dtype == dtype and grad.base is None and grad.flags.writeable
+    """Whether ``grad`` is a writeable array of ``dtype`` that owns its memory, or is the whole of
+    an array that owns it and that nothing else refers to (a kernel's output reshaped): with no
+    other reference to ``grad`` (checked by the caller), a leaf may keep it as its ``.grad``."""
+    if type(grad) is not np.ndarray or grad.dtype != dtype or not grad.flags.writeable:
+        return False
+    base = grad.base
+    if base is None:
+        return True
+    return (type(base) is np.ndarray and base.base is None and base.nbytes == grad.nbytes
+            and grad.flags.c_contiguous and base.flags.c_contiguous
+            and sys.getrefcount(base) == 3)  # (grad's reference, this name and the call's)
 
 
 def topological_order(root: Any) -> list[Any]:
