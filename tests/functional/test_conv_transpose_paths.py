@@ -66,3 +66,57 @@ def test_scatter_forward_in_blocks_of_samples(monkeypatch):
     y = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)
     want = _naive.naive_conv_transpose(x, w, None, (2, 2), ((1, 1), (1, 1)), (1, 1), 1, (1, 1))
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+
+
+UNSTRIDED = [  # spatial, kernel, padding, output_padding, dilation: the stride-1 forward (a conv of x)
+    ((5, 6), (3, 3), 1, 0, 1),
+    ((6, 5), (2, 3), ((3, 0), (0, 4)), 0, 2),  # padding past the kernel's reach: x is cropped, not padded
+    ((7,), (2,), 3, 1, 2),  # a crop at the start, output padding at the end
+]
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+@pytest.mark.parametrize("case", UNSTRIDED)
+def test_unstrided_forward_and_gradients_match_the_loop_reference(backend, dtype, case):
+    """Stride 1 runs as a correlation of ``x`` (cropped where the padding exceeds the kernel's
+    reach) with the flipped kernel; the backward is a conv of ``grad_out`` cropped likewise."""
+    spatial, kernel, padding, output_padding, dilation = case
+    n = len(spatial)
+    rng = np.random.default_rng(len(kernel) + sum(spatial))
+    x = rng.integers(-4, 5, (2, 3, *spatial)).astype(dtype)
+    w = rng.integers(-4, 5, (3, 2, *kernel)).astype(dtype)
+    pads = padding_pairs("", padding, n)
+    kw = dict(padding=padding, output_padding=output_padding, dilation=dilation)
+    with _backend.using(backend):
+        y = F.conv_transpose(x, w, **kw)
+        g = rng.integers(-4, 5, y.shape).astype(dtype)
+        grad_x, grad_w, _ = F.conv_transpose_backward(g, x, w, **kw)
+    want = _naive.naive_conv_transpose(x, w, None, (1,) * n, pads, (output_padding,) * n, 1, (dilation,) * n)
+    np.testing.assert_array_equal(y, want)
+    # the adjoint identities, in exact integers: <T(x, w), g> = <x, grad_x> = <w, grad_w>
+    inner = int(np.sum(want.astype(np.int64) * g))
+    assert int(np.sum(x.astype(np.int64) * grad_x)) == inner
+    assert int(np.sum(w.astype(np.int64) * grad_w)) == inner
+    # and each gradient against the loop reference's linearity: T(e_i, w) for every cell of x
+    basis = np.zeros(x.shape, dtype)
+    for index in np.ndindex(*x.shape):
+        basis[index] = 1
+        column = _naive.naive_conv_transpose(basis, w, None, (1,) * n, pads, (output_padding,) * n, 1, (dilation,) * n)
+        basis[index] = 0
+        assert grad_x[index] == int(np.sum(column.astype(np.int64) * g))
+
+
+def test_the_backward_reads_grad_out_cropped_where_output_padding_exceeds_padding():
+    """Stride 2, padding 0, output padding 1: the conv that gives ``grad_x`` reads ``grad_out``
+    without its last row and column (negative high padding), which the GEMM path takes as a crop."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, (2, 2, 3, 4)).astype(np.int64)
+    w = rng.integers(-3, 4, (2, 3, 2, 2)).astype(np.int64)
+    y = F.conv_transpose2d(x, w, stride=2, output_padding=1)
+    g = rng.integers(-3, 4, y.shape).astype(np.int64)
+    grad_x, grad_w, _ = F.conv_transpose_backward(g, x, w, stride=2, output_padding=1)
+    want_x = F.conv2d(g[:, :, :-1, :-1], w, stride=2)
+    np.testing.assert_array_equal(grad_x, want_x)
+    inner = int(np.sum(y * g))
+    assert int(np.sum(w * grad_w)) == inner and int(np.sum(x * grad_x)) == inner

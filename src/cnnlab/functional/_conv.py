@@ -2,9 +2,9 @@
 backward, and the one kernel every convolution in cnnlab runs on.
 
 One general N-d implementation; ``conv1d/2d/3d`` only fix the number of spatial dims.
-:func:`_correlate_padded` takes the sliding windows of the padded input (a strided view), copies
-them into an im2col matrix per group and multiplies by the weight matrix.  The backward pass
-reuses it (see the derivation above :func:`conv_backward`), and so do the signal-processing
+:func:`cnnlab.functional._conv_kernels.forward` is the correlation of a batched input, zero-padded
+on the fly, with a grouped weight (im2col and one matrix product, or direct loops).  The backward
+pass reuses it (see the derivation above :func:`conv_backward`), and so do the signal-processing
 :mod:`~cnnlab.functional._correlate` ops and the transposed conv.
 """
 
@@ -33,20 +33,6 @@ from cnnlab.functional._args import (
     same_padding,
 )
 from cnnlab.functional._windows import PAD_MODES, dilate, flip, pad, pad_backward
-
-
-def _correlate_padded(
-    xp: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
-    method: str = "auto",
-) -> np.ndarray:
-    """``y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]`` with ``g = o // O_g``.
-
-    ``xp`` is already padded and batched ``(N, C, *sp)``; ``weight`` is ``(O, C_g, *k)``.  The
-    work is done by :func:`cnnlab.functional._conv_kernels.forward` (im2col + one GEMM, or the
-    direct loop).
-    """
-    return kernels.forward(xp, weight, stride, dilation, groups, method)[0]
-
 
 # ---------------------------------------------------------------------------------------------
 # the deep-learning layer: conv
@@ -488,4 +474,15 @@ def _conv_transpose_core(
         (d * (k - 1) - lo, d * (k - 1) - hi + op)
         for d, k, (lo, hi), op in zip(dilation, kernel, pads, output_padding, strict=True)
     )
-    return _correlate_padded(pad(u, tpads), flip(w, n), (1,) * n, dilation, groups)
+    u, zeros = crop_then_pads(u, tpads)
+    return kernels.forward(u, flip(w, n), (1,) * n, dilation, groups, pads=zeros)[0]
+
+
+def crop_then_pads(x: np.ndarray, pads: PadPairs) -> tuple[np.ndarray, PadPairs]:
+    """``x`` padded by ``pads`` (``(lo, hi)`` per trailing spatial dim; negative amounts crop) as
+    ``(x cropped, the non-negative zero padding left)``: the conv kernels read that padding as
+    zeros, so no padded copy of ``x`` is made."""
+    n = len(pads)
+    crop = tuple(slice(max(0, -lo), size - max(0, -hi))
+                 for size, (lo, hi) in zip(x.shape[x.ndim - n:], pads, strict=True))
+    return x[(Ellipsis, *crop)], tuple((max(0, lo), max(0, hi)) for lo, hi in pads)
