@@ -21,16 +21,10 @@ import numpy as np
 from cnnlab.functional._activation import (
     elu,
     elu_backward,
-    gelu,
-    gelu_backward,
     leaky_relu,
     leaky_relu_backward,
     relu,
     relu_backward,
-    sigmoid,
-    sigmoid_backward,
-    tanh,
-    tanh_backward,
 )
 from cnnlab.functional._naive import (
     naive_elu,
@@ -42,6 +36,7 @@ from cnnlab.functional._naive import (
     naive_softmax,
     naive_tanh,
 )
+from cnnlab.functional._smooth import gelu, gelu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward
 from cnnlab.functional._softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 from tests.functional.opinfo import ErrorCase, OpInfo, Sample, rand, to_torch, torch
 

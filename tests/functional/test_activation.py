@@ -20,18 +20,13 @@ from hypothesis.extra.numpy import arrays
 from cnnlab.functional._activation import (
     elu,
     elu_backward,
-    gelu,
-    gelu_backward,
     leaky_relu,
     leaky_relu_backward,
     relu,
     relu_backward,
-    sigmoid,
-    sigmoid_backward,
-    tanh,
-    tanh_backward,
 )
 from cnnlab.functional._naive import naive_gelu, naive_log_softmax, naive_relu, naive_softmax
+from cnnlab.functional._smooth import gelu, gelu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward
 from cnnlab.functional._softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 from cnnlab.functional._special import erf as _erf
 from tests.functional.opinfo import OpInfo, rand, rng, to_torch, torch

@@ -27,14 +27,12 @@ from cnnlab.functional import _loss as _loss
 from cnnlab.functional import _loss_elementwise as _loss_elementwise
 from cnnlab.functional import _norm as _norm
 from cnnlab.functional import _pool as _pool
+from cnnlab.functional import _smooth as _smooth
 from cnnlab.functional import _softmax as _softmax
 from cnnlab.functional._activation import (
     elu_backward,
-    gelu_backward,
     leaky_relu_backward,
     relu_backward,
-    sigmoid_backward,
-    tanh_backward,
 )
 from cnnlab.functional._adaptive import (
     adaptive_avg_pool1d_backward,
@@ -59,6 +57,7 @@ from cnnlab.functional._loss_elementwise import binary_cross_entropy_with_logits
 from cnnlab.functional._matrix import conv_matrix, conv_transpose_matrix
 from cnnlab.functional._norm import batch_norm_backward, batch_norm_backward_all
 from cnnlab.functional._pool import max_pool_backward
+from cnnlab.functional._smooth import gelu_backward, sigmoid_backward, tanh_backward
 from cnnlab.functional._softmax import log_softmax_backward, softmax_backward
 
 
@@ -123,9 +122,9 @@ avg_pool3d = differentiable(_avg_pool.avg_pool3d, _pool_backward(_avg_pool.avg_p
 relu = differentiable(_act.relu, relu_backward, saving=(_act.relu_forward_saving, _act.relu_backward_saved))
 leaky_relu = differentiable(_act.leaky_relu, leaky_relu_backward)
 elu = differentiable(_act.elu, elu_backward)
-gelu = differentiable(_act.gelu, gelu_backward)
-sigmoid = differentiable(_act.sigmoid, sigmoid_backward)
-tanh = differentiable(_act.tanh, tanh_backward)
+gelu = differentiable(_smooth.gelu, gelu_backward)
+sigmoid = differentiable(_smooth.sigmoid, sigmoid_backward)
+tanh = differentiable(_smooth.tanh, tanh_backward)
 softmax = differentiable(_softmax.softmax, softmax_backward,
                          saving=(_softmax.softmax_forward_saving, _softmax.softmax_backward_saved))
 log_softmax = differentiable(_softmax.log_softmax, log_softmax_backward,
