@@ -200,3 +200,19 @@ def test_build_model_errors():
         parse_spec(None, (1, 8))
     with pytest.raises(ValueError, match="input_shape must be 1 to 3 positive sizes"):
         parse_spec("flat", (0, 8))
+
+
+def test_classify_compiles_no_softmax_kernel(monkeypatch):
+    """``cnnlab evaluate``'s one softmax over the given samples runs the NumPy formulas."""
+    from cnnlab import nn
+    from cnnlab.functional import _softmax
+    from cnnlab.training.inference import classify
+
+    used = []
+    real = _softmax._kernels_apply
+    monkeypatch.setattr(_softmax, "_kernels_apply", lambda x: used.append(real(x)) or used[-1])
+    model = nn.Linear(4, 10)
+    x = np.random.default_rng(1).standard_normal((4000, 4)).astype(np.float32)
+    ranked = classify(model, x, {}, top=2)
+    assert len(ranked) == 4000 and all(len(r) == 2 and r[0][1] >= r[1][1] for r in ranked)
+    assert used == [False]

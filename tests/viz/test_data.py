@@ -68,3 +68,24 @@ def test_run_figures_from_the_model(run):
     written = viz.write_run_figures(run, model=model, metadata=meta, x=x[:300], targets=y[:300],
                                     classes=meta["classes"])
     assert [w.name for w in written] == ["curves.png", "confusion.png", "most_wrong.png"]
+
+
+def test_probabilities_of_a_whole_set_compile_no_kernel(monkeypatch):
+    """One softmax over every example (here 4,000 x 10 scores, above the compile threshold) runs
+    the NumPy formulas: a cold ``cnnlab train`` would otherwise compile a kernel for its figures."""
+    from cnnlab import nn
+    from cnnlab.functional import _backend, _softmax
+
+    used = []
+    real = _softmax._kernels_apply
+    monkeypatch.setattr(_softmax, "_kernels_apply", lambda x: used.append(real(x)) or used[-1])
+    rng = np.random.default_rng(0)
+    model = nn.Linear(4, 10)
+    x = rng.standard_normal((4000, 4)).astype(np.float32)
+    p = viz.predict_probabilities(model, x)
+    scores = np.asarray(model(cnnlab.Tensor(x)).data, dtype=np.float64)
+    expected = np.exp(scores - scores.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p, expected / expected.sum(axis=1, keepdims=True), rtol=1e-12)
+    assert used == [False]
+    if _backend.numba_available():  # (the kernels would take it otherwise)
+        assert _backend.float_kernels_take(scores)

@@ -135,13 +135,14 @@ def classify(model: Any, batch: np.ndarray, preprocess_info: dict[str, Any], top
     it is preprocessed as the checkpoint records, run through ``model`` in eval mode, and the
     scores turned into probabilities with a softmax.
     """
-    from cnnlab.functional import softmax
+    from cnnlab.functional import _backend, softmax
     from cnnlab.training._fit import predict
 
     scores = predict(model, preprocess(batch, preprocess_info), batch_size=batch_size)
     if not np.isfinite(scores).all():
         raise InputError("the model's outputs are NaN or infinite; no class can be given")
-    probs = softmax(scores, dim=1)
+    with _backend.using("numpy"):  # one call per command: never worth compiling a kernel for
+        probs = softmax(scores, dim=1)
     k = max(1, min(int(top), probs.shape[1]))
     ranked = []
     for p in probs:
