@@ -201,6 +201,9 @@ def test_each_pass_runs_opposite_to_the_training_process(monkeypatch, tmp_path):
             super().__init__()
             self.name = name
 
+        def extra_repr(self):  # (each unit a kind of its own: see pass_orders for shared kernels)
+            return str(self.name)
+
         def forward(self, x):
             calls.append((self.name, self.training))
             return x
@@ -214,3 +217,28 @@ def test_each_pass_runs_opposite_to_the_training_process(monkeypatch, tmp_path):
     assert shapes_found == [(0, False), (1, False), (2, False)]
     assert calls[3:] == ([(0, True)] + [(2, True), (1, True), (0, True)] + [(0, True), (1, True), (2, True)]
                          + [(2, False), (1, False), (0, False)])
+
+
+def test_pass_orders_run_opposite_to_where_the_training_process_first_needs_each_kind():
+    # the convnet's units: conv (direct), bn+relu, pool, then twice conv (GEMM), bn+relu, pool, then
+    # flatten, dropout, linear.  Its forward pass needs each kind's kernels at the kind's first unit
+    # (0, 1, 2, 3, 9, 10, 11): the helper takes those last first, then the rest last first.  Its
+    # backward pass (last unit first) needs them at the kind's last unit (11, 10, 9, 8, 7, 6, 0):
+    # the helper takes those first unit first, then the rest first unit first.
+    kinds = ["direct", "bn", "pool", "gemm", "bn", "pool", "gemm", "bn", "pool", "flat", "drop", "lin"]
+    forwards, backwards = _warmup.pass_orders([(k,) for k in kinds])
+    assert forwards == [11, 10, 9, 3, 2, 1, 0, 8, 7, 6, 5, 4]
+    assert backwards == [0, 6, 7, 8, 9, 10, 11, 1, 2, 3, 4, 5]
+    assert _warmup.pass_orders([("a",), ("b",), ("c",)]) == ([2, 1, 0], [0, 1, 2])  # all distinct: plain reversal
+    assert _warmup.pass_orders([("a",)] * 3) == ([0, 2, 1], [2, 0, 1])
+
+
+def test_kinds_group_the_units_that_share_kernels():
+    from cnnlab.training.models import build_model
+
+    parts = _warmup.units(build_model("convnet", (1, 28, 28), num_classes=10))
+    kinds = [_warmup.kind(u) for u in parts]
+    assert kinds[0] == ("Conv2d", "direct") and kinds[3] == kinds[6] == ("Conv2d", "gemm")  # 1 vs 24, 48 channels
+    assert kinds[1] == kinds[4] == kinds[7] == ("fused", "BatchNorm2d", "ReLU")  # 24, 48, 96 channels
+    assert kinds[2] == kinds[5] == kinds[8] and kinds[2][0] == "AvgPool2d"
+    assert len(set(kinds)) == 7

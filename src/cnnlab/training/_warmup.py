@@ -5,17 +5,21 @@ compiles one kernel at a time per process (it holds one compiler lock), on one c
 ``convnet``'s first step spent about 14 s compiling 9 kernels while the other core waited.
 :func:`start` uses that core.  It launches ``python -m cnnlab.training._warmup``, which builds the
 same model and runs its units (layers, with a BatchNorm and the ReLU after it taken together, as
-:class:`cnnlab.nn.Sequential` fuses them) in the order opposite to the training process's: forward
-at the training batch size from the last unit to the first (the training process runs every
-forward kernel first, first layer first), then forward and backward from the first unit to the
-last (its backward pass runs from the last unit to the first), then forward in eval mode at the
-evaluation batch size.  Only the first unit's forward comes first: the helper starts while the
-training process still loads its data, and that kernel is the one the training process needs
-first.  Every kernel the helper compiles goes to Numba's disk cache, where the training process
-finds it when it gets there (Numba looks in the cache before it compiles), so the two processes
-meet in the middle of each pass.  (With the backward pass last unit first in both, the first
-layer's backward kernel came last in both, and the convnet's cold run cost 16.5-17.2 s against
-14.6-16.0 s this way, alternating runs on a busy day.)
+:class:`cnnlab.nn.Sequential` fuses them) in the order opposite to the training process's, by the
+kernels each unit brings (:func:`pass_orders`; units of one :func:`kind` share their kernels):
+forward at the training batch size, first the units where the training process first needs a
+kind's kernels, last one first (its forward pass runs first unit first); then forward and backward,
+first the units where its backward pass (last unit first) first needs a kind's kernels, first one
+first; then forward in eval mode at the evaluation batch size.  Only the first unit's forward comes
+first: the helper starts while the training process still loads its data, and that kernel is the
+one the training process needs first.  Every kernel the helper compiles goes to Numba's disk
+cache, where the training process finds it when it gets there (Numba looks in the cache before it
+compiles), so the two processes meet in the middle of each pass.  (With the backward pass last
+unit first in both, the first layer's backward kernel came last in both, and the convnet's cold
+run cost 16.5-17.2 s against 14.6-16.0 s first unit first, alternating runs on a busy day.  Taking
+units by kind moved the helper from the last pooling and BatchNorm units, whose kernels the
+training process needs right after its first layer, to the second convolution's im2col: 12.6-18.3
+against 13.1-13.9 s, three alternating pairs.)
 Both processes take a lock file before compiling a kernel (:mod:`cnnlab.functional._shared_compile`),
 so a kernel the other process is compiling is loaded once it is done, not compiled twice (the
 training process waits for it; the helper puts that unit off and goes on with the next one).  The
@@ -46,7 +50,7 @@ import numpy as np
 
 from cnnlab.functional import _shared_compile
 
-__all__ = ["marker_path", "start", "stop", "units", "warm"]
+__all__ = ["kind", "marker_path", "pass_orders", "start", "stop", "units", "warm"]
 
 # How often the helper puts off a unit whose kernel the training process is compiling, before it
 # waits for it like the training process does.
@@ -74,6 +78,43 @@ def units(model: Any) -> list[Any] | None:
         found.extend(units(modules[i]) if isinstance(modules[i], Sequential) else [modules[i]])
         i += 1
     return found
+
+
+def kind(unit: Any) -> tuple:
+    """What decides which kernels a unit runs, so that units of one kind share them: the fused
+    pair's layer type; for a convolution, its type and whether it takes the direct kernels (few
+    input channels per group, or depthwise) or the GEMM path; else its type and configuration."""
+    from cnnlab.functional import _conv_kernels
+    from cnnlab.nn import Sequential
+
+    if isinstance(unit, Sequential):
+        return ("fused",) + tuple(type(m).__name__ for m in unit)
+    weight = getattr(unit, "weight", None)
+    shape = getattr(getattr(weight, "data", None), "shape", ())
+    if len(shape) >= 3:  # a convolution: (out, in / groups, *kernel)
+        groups = int(getattr(unit, "groups", 1))
+        direct = shape[1] <= _conv_kernels.DIRECT_MAX_CHANNELS or (shape[1] == 1 and shape[0] == groups)
+        return (type(unit).__name__, "direct" if direct else "gemm")
+    return (type(unit).__name__, repr(unit))
+
+
+def pass_orders(kinds: Sequence[tuple]) -> tuple[list[int], list[int]]:
+    """``(forwards, backwards)``: the helper's order of the units (given by their :func:`kind`) for
+    the forward pass and for the forward-and-backward pass, each opposite to the order in which
+    the training process first needs each kind's kernels.  Its forward pass needs a kind's kernels
+    at the kind's first unit, so the helper takes those units last first; its backward pass (last
+    unit first) at the kind's last unit, so the helper takes those first unit first.  The other
+    units (whose kernels are then compiled) follow, in the same direction."""
+    n = len(kinds)
+    first, last = {}, {}
+    for i, k in enumerate(kinds):
+        first.setdefault(k, i)
+        last[k] = i
+    leading_f = sorted(set(first.values()), reverse=True)
+    forwards = leading_f + [i for i in reversed(range(n)) if i not in first.values()]
+    leading_b = sorted(set(last.values()))
+    backwards = leading_b + [i for i in range(n) if i not in last.values()]
+    return forwards, backwards
 
 
 def _sources() -> list[Path]:
@@ -198,11 +239,12 @@ def warm(spec: dict[str, Any]) -> int:
             parts[i](Tensor(rng.standard_normal((spec["eval_batch_size"], *shapes[i])).astype(np.float32)))
 
     # the training process needs every forward kernel before any backward one, and the first
-    # unit's first: that one is compiled while the training process still loads its data; each
-    # pass runs opposite to the training process's (its backward pass: last unit first)
-    order = list(reversed(range(len(parts))))
-    work = collections.deque([(forward, 0)] + [(forward, i) for i in order] + [(train_step, i) for i in order[::-1]]
-                             + [(evaluation, i) for i in order])
+    # unit's first: that one is compiled while the training process still loads its data.  Then
+    # each pass runs opposite to the training process's, by the kernels each unit brings
+    # (:func:`pass_orders`), so the two processes meet in the middle.
+    forwards, backwards = pass_orders([kind(unit) for unit in parts])
+    work = collections.deque([(forward, 0)] + [(forward, i) for i in forwards] + [(train_step, i) for i in backwards]
+                             + [(evaluation, i) for i in reversed(range(len(parts)))])
     deferred: collections.Counter = collections.Counter()
     while work:
         task, i = work.popleft()
