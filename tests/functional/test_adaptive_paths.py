@@ -1,5 +1,5 @@
-"""Adaptive average pooling's three ways (equal windows as average pooling, few output cells as
-one product with the box matrix, the chain of per-dim averaging products), each against the
+"""Adaptive average pooling's three ways (equal windows as average pooling, a small box matrix
+(input cells x output cells) as one product with it, the chain of per-dim averaging products), each against the
 definition written here: PyTorch's windows ``[floor(i*in/out), ceil((i+1)*in/out))``, a box
 mean summed with ``math.fsum``, and its adjoint (each output cell's gradient spread evenly over
 its box), forward and backward, through autograd too, on both backends."""
@@ -59,13 +59,16 @@ CASES = [  # (x shape, output size, the way the rule picks)
     ((3, 2, 10), (4,), "box"),
     ((1, 2, 5, 7, 3), (2, 3, 2), "box"),
     ((2, 3, 4), (3, 5), "box"),  # unbatched, windows that overlap (output larger than input)
-    ((2, 3, 13, 13), (6, 6), None),
-    ((1, 2, 3, 4), (5, 7), None),
+    ((2, 3, 13, 13), (6, 6), "box"),
+    ((1, 2, 3, 4), (5, 7), "box"),
+    ((1, 2, 40, 40), (9, 9), None),  # 1,600 x 81 entries: the chain
+    ((1, 2, 5000), (7,), None),
+    ((1, 1, 30, 5, 40), (4, 2, 3), None),
 ]
 
 
 def test_the_rule_picks_each_way():
-    """The cases below cover each way (the rule itself: equal windows, then few output cells)."""
+    """The cases below cover each way (the rule itself: equal windows, then a small box matrix)."""
     for shape, out, way in CASES:
         assert _adaptive._fast_path(shape[-len(out):], out) == way, (shape, out)
 

@@ -21,11 +21,14 @@ from cnnlab.functional._args import _describe, check_array, check_ndim, float_dt
 from cnnlab.functional._avg_pool import avg_pool, avg_pool_backward
 from cnnlab.functional._pool_kernels import plane_means, plane_shares
 
-# Output cells (per plane) up to which the pooling is one product with the box indicator matrix
-# (``in_cells x out_cells``, see :func:`_box_matrix`): each input cell is then multiplied by
-# every output cell's 0 or 1, so the work per cell grows with the output size, while the chain
-# of per-dim products does about ``out`` multiplications per cell but moves the data once per dim.
-BOX_PRODUCT_MAX_CELLS = 16
+# Entries of the box indicator matrix (input cells x output cells of a plane, see
+# :func:`_box_matrix`) up to which the pooling is one product with it: each input cell is then
+# multiplied by every output cell's 0 or 1, work that grows with both sizes, while the chain of
+# per-dim products does few multiplications per cell but moves the data once per dim.  Measured on
+# 2 cores, forward / backward: 13x13 -> 6x6 (6,084 entries) 3.3 / 2.9 ms by the chain against
+# 1.1 / 0.9 by the product; 7x7 -> 5x5 10.0 / 9.6 against 1.5 / 1.4; 20x20 -> 9x9 (32,400)
+# 3.0 / 2.6 against 1.9 / 1.9; 56x56 -> 9x9 (254,016) 3.5 / 2.4 against 4.2 / 4.8.
+BOX_PRODUCT_MAX_ENTRIES = 1 << 15
 
 _LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
 
@@ -108,12 +111,12 @@ def _box_matrix(spatial: Sequence[int], sizes: Sequence[int], dtype: Any) -> tup
 
 def _fast_path(spatial: Sequence[int], sizes: Sequence[int]) -> str | None:
     """``'pool'`` when every dim divides into equal windows (average pooling with kernel = stride
-    = ``in / out``, whose compiled kernels sum each window and divide once), ``'box'`` for few
-    output cells (:data:`BOX_PRODUCT_MAX_CELLS`: one product with the box matrix), else None
-    (the chain of averaging products)."""
+    = ``in / out``, whose compiled kernels sum each window and divide once), ``'box'`` for a small
+    box matrix (:data:`BOX_PRODUCT_MAX_ENTRIES`: one product with it), else None (the chain of
+    averaging products)."""
     if all(size % out == 0 for size, out in zip(spatial, sizes, strict=True)):
         return "pool"
-    if math.prod(sizes) <= BOX_PRODUCT_MAX_CELLS:
+    if math.prod(spatial) * math.prod(sizes) <= BOX_PRODUCT_MAX_ENTRIES:
         return "box"
     return None
 
