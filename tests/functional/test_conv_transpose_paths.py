@@ -72,6 +72,8 @@ UNSTRIDED = [  # spatial, kernel, padding, output_padding, dilation: the stride-
     ((5, 6), (3, 3), 1, 0, 1),
     ((6, 5), (2, 3), ((3, 0), (0, 4)), 0, 2),  # padding past the kernel's reach: x is cropped, not padded
     ((7,), (2,), 3, 1, 2),  # a crop at the start, output padding at the end
+    ((1,), (1,), 2, 4, 5),  # crops larger than x: only padding is left (forward and grad_out's)
+    ((2, 3), (1, 2), ((3, 0), (0, 0)), (2, 0), (3, 1)),
 ]
 
 
@@ -87,12 +89,13 @@ def test_unstrided_forward_and_gradients_match_the_loop_reference(backend, dtype
     x = rng.integers(-4, 5, (2, 3, *spatial)).astype(dtype)
     w = rng.integers(-4, 5, (3, 2, *kernel)).astype(dtype)
     pads = padding_pairs("", padding, n)
+    output_padding, dilation = (tuple(v) if isinstance(v, tuple) else (v,) * n for v in (output_padding, dilation))
     kw = dict(padding=padding, output_padding=output_padding, dilation=dilation)
     with _backend.using(backend):
         y = F.conv_transpose(x, w, **kw)
         g = rng.integers(-4, 5, y.shape).astype(dtype)
         grad_x, grad_w, _ = F.conv_transpose_backward(g, x, w, **kw)
-    want = _naive.naive_conv_transpose(x, w, None, (1,) * n, pads, (output_padding,) * n, 1, (dilation,) * n)
+    want = _naive.naive_conv_transpose(x, w, None, (1,) * n, pads, output_padding, 1, dilation)
     np.testing.assert_array_equal(y, want)
     # the adjoint identities, in exact integers: <T(x, w), g> = <x, grad_x> = <w, grad_w>
     inner = int(np.sum(want.astype(np.int64) * g))
@@ -102,7 +105,7 @@ def test_unstrided_forward_and_gradients_match_the_loop_reference(backend, dtype
     basis = np.zeros(x.shape, dtype)
     for index in np.ndindex(*x.shape):
         basis[index] = 1
-        column = _naive.naive_conv_transpose(basis, w, None, (1,) * n, pads, (output_padding,) * n, 1, (dilation,) * n)
+        column = _naive.naive_conv_transpose(basis, w, None, (1,) * n, pads, output_padding, 1, dilation)
         basis[index] = 0
         assert grad_x[index] == int(np.sum(column.astype(np.int64) * g))
 

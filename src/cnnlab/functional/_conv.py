@@ -479,10 +479,14 @@ def _conv_transpose_core(
 
 
 def crop_then_pads(x: np.ndarray, pads: PadPairs) -> tuple[np.ndarray, PadPairs]:
-    """``x`` padded by ``pads`` (``(lo, hi)`` per trailing spatial dim; negative amounts crop) as
-    ``(x cropped, the non-negative zero padding left)``: the conv kernels read that padding as
-    zeros, so no padded copy of ``x`` is made."""
+    """``x`` padded by ``pads`` (``(lo, hi)`` per trailing spatial dim; negative amounts crop, after
+    the padding, as in :func:`~cnnlab.functional._windows.pad`) as ``(x cropped, the non-negative
+    zero padding left)``: the conv kernels read that padding as zeros, so no padded copy of ``x``
+    is made.  Where the crops take a whole axis of ``x`` or more, what is left is padding only: that
+    is :func:`~cnnlab.functional._windows.pad`'s copy, with no padding left."""
     n = len(pads)
-    crop = tuple(slice(max(0, -lo), size - max(0, -hi))
-                 for size, (lo, hi) in zip(x.shape[x.ndim - n:], pads, strict=True))
+    sizes = x.shape[x.ndim - n:]
+    if any(max(0, -lo) + max(0, -hi) >= size for size, (lo, hi) in zip(sizes, pads, strict=True)):
+        return pad(x, pads), ((0, 0),) * n
+    crop = tuple(slice(max(0, -lo), size - max(0, -hi)) for size, (lo, hi) in zip(sizes, pads, strict=True))
     return x[(Ellipsis, *crop)], tuple((max(0, lo), max(0, hi)) for lo, hi in pads)
