@@ -80,10 +80,11 @@ def units(model: Any) -> list[Any] | None:
     return found
 
 
-def kind(unit: Any) -> tuple:
-    """What decides which kernels a unit runs, so that units of one kind share them: the fused
-    pair's layer type; for a convolution, its type and whether it takes the direct kernels (few
-    input channels per group, or depthwise) or the GEMM path; else its type and configuration."""
+def kind(unit: Any, x_shape: Sequence[int]) -> tuple:
+    """What decides which kernels a unit runs on an input of ``x_shape`` (batch included), so that
+    units of one kind share them: the fused pair's layer types; for a convolution, its type and the
+    method the automatic rule picks (:func:`cnnlab.functional._conv_kernels.choose_method`: the
+    direct kernels or the GEMM path); else its type and configuration."""
     from cnnlab.functional import _conv_kernels
     from cnnlab.nn import Sequential
 
@@ -91,10 +92,8 @@ def kind(unit: Any) -> tuple:
         return ("fused",) + tuple(type(m).__name__ for m in unit)
     weight = getattr(unit, "weight", None)
     shape = getattr(getattr(weight, "data", None), "shape", ())
-    if len(shape) >= 3:  # a convolution: (out, in / groups, *kernel)
-        groups = int(getattr(unit, "groups", 1))
-        direct = shape[1] <= _conv_kernels.DIRECT_MAX_CHANNELS or (shape[1] == 1 and shape[0] == groups)
-        return (type(unit).__name__, "direct" if direct else "gemm")
+    if len(shape) >= 3 and hasattr(unit, "stride") and hasattr(unit, "groups"):  # a convolution
+        return (type(unit).__name__, _conv_kernels.choose_method(x_shape, shape, unit.groups, unit.stride))
     return (type(unit).__name__, repr(unit))
 
 
@@ -105,15 +104,15 @@ def pass_orders(kinds: Sequence[tuple]) -> tuple[list[int], list[int]]:
     at the kind's first unit, so the helper takes those units last first; its backward pass (last
     unit first) at the kind's last unit, so the helper takes those first unit first.  The other
     units (whose kernels are then compiled) follow, in the same direction."""
-    n = len(kinds)
-    first, last = {}, {}
+    first: dict[tuple, int] = {}
+    last: dict[tuple, int] = {}
     for i, k in enumerate(kinds):
         first.setdefault(k, i)
         last[k] = i
-    leading_f = sorted(set(first.values()), reverse=True)
-    forwards = leading_f + [i for i in reversed(range(n)) if i not in first.values()]
-    leading_b = sorted(set(last.values()))
-    backwards = leading_b + [i for i in range(n) if i not in last.values()]
+    leading_f, leading_b = set(first.values()), set(last.values())
+    down, up = list(reversed(range(len(kinds)))), list(range(len(kinds)))
+    forwards = [i for i in down if i in leading_f] + [i for i in down if i not in leading_f]
+    backwards = [i for i in up if i in leading_b] + [i for i in up if i not in leading_b]
     return forwards, backwards
 
 
@@ -242,7 +241,8 @@ def warm(spec: dict[str, Any]) -> int:
     # unit's first: that one is compiled while the training process still loads its data.  Then
     # each pass runs opposite to the training process's, by the kernels each unit brings
     # (:func:`pass_orders`), so the two processes meet in the middle.
-    forwards, backwards = pass_orders([kind(unit) for unit in parts])
+    forwards, backwards = pass_orders([kind(unit, (spec["batch_size"], *shape)) for unit, shape in zip(parts, shapes,
+                                                                                                   strict=True)])
     work = collections.deque([(forward, 0)] + [(forward, i) for i in forwards] + [(train_step, i) for i in backwards]
                              + [(evaluation, i) for i in reversed(range(len(parts)))])
     deferred: collections.Counter = collections.Counter()
