@@ -2,14 +2,15 @@
 leaky ReLU and ELU, each forward and backward, imported only when Numba is installed and the
 backend allows it.
 
-Each kernel is one pass over flat arrays (``prange`` over the elements), computing in float64
-and rounding once to the output's dtype (leaky ReLU: in the array's dtype, as NumPy does), with
-the same formulas as the NumPy code of :mod:`cnnlab.functional._activation` (whose docstrings
-derive them).  The exponentials are :func:`cnnlab.functional._numba_math.exp_nonpos`
-(arithmetic that vectorises, within 2 ulp of ``numpy.exp``) instead of the C library's, so the
-loops run 4 lanes at a time; NumPy's own version makes 5-15 passes over the data in float64 on
-one core.  Measured on 2 cores (N64 C256 14x14, float32, one process, medians): sigmoid forward
-35 -> 4.2 ms, tanh backward 40 -> 3.9 ms; see docs/BENCHMARKS.md (round 10) for the rest.
+Each kernel is one pass over flat arrays (``prange`` over the elements), computing in float64 and
+rounding once to the output's dtype (leaky ReLU: in the array's dtype, as NumPy does), with the
+same formulas as the NumPy code of :mod:`cnnlab.functional._smooth` and
+:mod:`cnnlab.functional._activation` (whose docstrings derive them). The exponentials are
+:func:`cnnlab.functional._numba_math.exp_nonpos` (arithmetic that vectorises, within 2 ulp of
+``numpy.exp``) instead of the C library's, so the loops run 4 lanes at a time; NumPy's own version
+makes 5-15 passes over the data in float64 on one core. Measured on 2 cores (N64 C256 14x14,
+float32, one process, medians): sigmoid forward 35 -> 4.2 ms, tanh backward 40 -> 3.9 ms; see
+docs/BENCHMARKS.md (round 10) for the rest.
 """
 from __future__ import annotations
 
