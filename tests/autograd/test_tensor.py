@@ -443,12 +443,30 @@ def test_leaf_grad_accumulates_across_backward_calls():
     np.testing.assert_array_equal(w.grad, [3, 3])
 
 
-def test_graph_is_kept_after_backward():
+def test_retain_graph_keeps_the_graph_for_a_second_backward():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (w * w).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [4, 8])
+
+
+def test_a_second_backward_through_a_freed_graph_raises():
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     y = (w * w).sum()
     y.backward()
-    y.backward()
-    np.testing.assert_array_equal(w.grad, [4, 8])
+    np.testing.assert_array_equal(w.grad, [2, 4])
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+    np.testing.assert_array_equal(w.grad, [2, 4])  # nothing added by the refused call
+    assert y.grad_fn == "sum__backward"  # the node keeps its name
+
+
+@pytest.mark.parametrize("bad", [1, "yes", 0.0])
+def test_retain_graph_must_be_a_bool(bad):
+    y = (Tensor(np.ones(2), requires_grad=True) * 2).sum()
+    with pytest.raises(TypeError, match="retain_graph must be a bool"):
+        y.backward(retain_graph=bad)
 
 
 def test_intermediate_tensors_keep_no_grad():

@@ -13,8 +13,10 @@ forward and its backward written beside it (the Tensor's arithmetic, reductions 
 in ``cnnlab/autograd/_ops.py``; activations, convolution, pooling and losses in
 ``cnnlab.functional``).  The engine has no copy of any derivative.
 
-Differences from PyTorch, on purpose: the graph is kept after ``backward`` (as if
-``retain_graph=True``); ``Tensor(array)`` shares memory with ``array`` (``cnnlab.tensor`` copies);
+As in PyTorch, ``backward`` frees the graph as it goes (each operation's saved arrays once its
+backward has run) unless ``retain_graph=True``; a second ``backward`` through a freed graph raises.
+
+Differences from PyTorch, on purpose: ``Tensor(array)`` shares memory with ``array`` (``cnnlab.tensor`` copies);
 dtypes follow NumPy (a Python float list gives float64); ``.numpy()`` works on Tensors that
 require grad; modifying ``.data`` in place between forward and backward is not detected.
 """

@@ -59,6 +59,24 @@ def _sole_owner(grad: Any, dtype: Any) -> bool:
             and sys.getrefcount(base) == 3)  # (grad's reference, this name and the call's)
 
 
+class Released:
+    """A node's backward after the engine ran it without ``retain_graph``: the closure, and with
+    it what the forward saved for it, is gone; calling this raises.  It keeps the closure's name,
+    so ``grad_fn`` still reads as before."""
+
+    __slots__ = ("__name__",)
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
+
+    def __call__(self, grad: Any) -> Any:
+        raise RuntimeError(
+            f"backward: {self.__name__} was already run and what its forward saved was freed "
+            "(a backward without retain_graph=True frees the graph it goes through, as in PyTorch); "
+            "to go back through a graph twice, pass retain_graph=True to every backward but the last"
+        )
+
+
 def topological_order(root: Any) -> list[Any]:
     """Tensors that require grad and lead to ``root``, each after all of its parents
     (iterative depth-first search)."""
@@ -78,8 +96,14 @@ def topological_order(root: Any) -> list[Any]:
     return order
 
 
-def run_backward(root: Any, seed: np.ndarray) -> None:
-    """Send ``seed``, the gradient of the Tensor ``root``, back through the recorded graph."""
+def run_backward(root: Any, seed: np.ndarray, retain_graph: bool = False) -> None:
+    """Send ``seed``, the gradient of the Tensor ``root``, back through the recorded graph.
+
+    Without ``retain_graph`` each node's backward closure is dropped once it has run (a
+    :class:`Released` takes its place), so what its forward saved is freed as the walk goes on, as
+    in PyTorch; a closure with a true ``takes_last_use`` attribute is also told, by ``last_use=True``,
+    that it runs for the last time and may reuse what it saved as scratch space.
+    """
     root = edge(root)
     pending = {id(root): seed}  # summed gradient of each node not yet processed
     for node in reversed(topological_order(root)):
@@ -94,7 +118,14 @@ def run_backward(root: Any, seed: np.ndarray) -> None:
             else:
                 node.grad = np.array(grad, dtype=node.dtype, copy=True)
             continue
-        grads = node._backward_fn(grad)
+        backward_fn = node._backward_fn
+        if retain_graph:
+            grads = backward_fn(grad)
+        else:
+            node._backward_fn = Released(backward_fn.__name__)
+            last = getattr(backward_fn, "takes_last_use", False)
+            grads = backward_fn(grad, last_use=True) if last else backward_fn(grad)
+            backward_fn = None
         for parent, parent_grad in zip(node._parents, grads, strict=True):
             if parent is None or parent_grad is None or not parent.requires_grad:
                 continue

@@ -15,8 +15,10 @@ forward and its backward written beside it (the Tensor's arithmetic, reductions 
 in ``cnnlab/autograd/_ops.py``; activations, convolution, pooling and losses in
 ``cnnlab.functional``).  The engine has no copy of any derivative.
 
-Differences from PyTorch, on purpose: the graph is kept after ``backward`` (as if
-``retain_graph=True``); ``Tensor(array)`` shares memory with ``array`` (``cnnlab.tensor`` copies);
+As in PyTorch, ``backward`` frees the graph as it goes (each operation's saved arrays once its
+backward has run) unless ``retain_graph=True``; a second ``backward`` through a freed graph raises.
+
+Differences from PyTorch, on purpose: ``Tensor(array)`` shares memory with ``array`` (``cnnlab.tensor`` copies);
 dtypes follow NumPy (a Python float list gives float64); ``.numpy()`` works on Tensors that
 require grad; modifying ``.data`` in place between forward and backward is not detected.
 """
@@ -131,7 +133,7 @@ class Tensor:
         """A new leaf sharing the data, cut from the graph."""
         return Tensor(self.data)
 
-    def backward(self, grad: Any = None) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool | None = None) -> None:
         """Accumulate into ``.grad`` of every leaf the gradient of this Tensor.
 
         Parameters
@@ -139,15 +141,24 @@ class Tensor:
         grad : array_like or Tensor, optional
             The gradient of some scalar with respect to this Tensor (same shape).  May be
             omitted only for a one-element Tensor, where it defaults to 1.
+        retain_graph : bool, optional
+            Keep the graph, and what its operations saved for their backward, so that a later
+            ``backward`` can go through it again.  By default (None or False) the graph is freed
+            as the backward goes (each operation's saved arrays as soon as its backward has run),
+            as in PyTorch: a training step then needs less memory.
 
         Raises
         ------
         RuntimeError
-            If this Tensor does not require grad, or ``grad`` is omitted for a Tensor with more
-            than one element.
+            If this Tensor does not require grad, ``grad`` is omitted for a Tensor with more
+            than one element, or the graph was freed by an earlier backward.
+        TypeError
+            If ``retain_graph`` is not a bool or None.
         ValueError
             If ``grad`` does not have this Tensor's shape.
         """
+        if retain_graph is not None and not isinstance(retain_graph, (bool, np.bool_)):
+            raise TypeError(f"backward: retain_graph must be a bool or None, got {type(retain_graph).__name__}")
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no grad_fn "
@@ -167,7 +178,7 @@ class Tensor:
                     f"backward: grad must have the tensor's shape {self.shape}, got {seed.shape}"
                 )
             seed = seed.astype(self.dtype, copy=False)
-        run_backward(self, seed)
+        run_backward(self, seed, retain_graph=bool(retain_graph))
 
     # ------------------------------------------------------------ array-like facts
 

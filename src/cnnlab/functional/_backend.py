@@ -270,8 +270,9 @@ def _blas_controllers() -> list[Any]:
     return _state["blas"]
 
 
-def matmul(a: Any, b: Any) -> Any:
-    """``a @ b`` on one BLAS thread when the product is small, else on all of them.
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """``a @ b`` (into ``out`` when given) on one BLAS thread when the product is small, else on
+    all of them.
 
     Only floating products reach the BLAS (integer ones are NumPy's exact loops), so the gate
     applies to floats only.
@@ -281,14 +282,14 @@ def matmul(a: Any, b: Any) -> Any:
     flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, int(math.prod(b.shape[:-2])))
     controllers = _blas_controllers() if flops < SMALL_GEMM_FLOPS and a.dtype.kind == "f" else []
     if not controllers:
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     previous = [c.num_threads for c in controllers]
     if all(p == 1 for p in previous):
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     for c in controllers:
         c.set_num_threads(1)
     try:
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     finally:
         for c, p in zip(controllers, previous, strict=True):
             c.set_num_threads(p)

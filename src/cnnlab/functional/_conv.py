@@ -357,9 +357,13 @@ def _conv_forward_saving(
 
 
 def conv_backward_saved(
-    grad_out: np.ndarray, ctx: ConvSaved, needs: Sequence[bool] = (True, True, True)
+    grad_out: np.ndarray, ctx: ConvSaved, needs: Sequence[bool] = (True, True, True), release: bool = False
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """``(grad_x, grad_w, grad_b)`` from the saving forward's context; None where not needed."""
+    """``(grad_x, grad_w, grad_b)`` from the saving forward's context; None where not needed.
+
+    With ``release`` (``ctx`` is not used again) the kept column matrix, once the weight gradient
+    has read it, is overwritten by the column gradient instead of a second matrix of its size.
+    """
     g = np.asarray(grad_out)
     g = (g[None] if ctx.unbatched else g).astype(ctx.dtype, copy=False)
     n = g.ndim - 2
@@ -368,7 +372,7 @@ def conv_backward_saved(
     kernel = ctx.kernel
     if ctx.x is not None:  # the padded input was dropped after the forward: pad it again
         kernel = kernel._replace(xp=pad(ctx.x, ctx.pads, ctx.padding_mode))
-    grad_xin, grad_w = kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])))
+    grad_xin, grad_w = kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])), release=release)
     grad_x = None
     if grad_xin is not None:
         grad_x = _input_grad(grad_xin, ctx.x_shape[2:], ctx.pads, ctx.padding_mode)

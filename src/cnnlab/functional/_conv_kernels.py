@@ -207,7 +207,11 @@ def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dila
     view = windows(_zero_pad(xp, pads), kernel, stride, dilation)  # (N, C, *out, *k)
     out = view.shape[2 : 2 + n]
     order = (1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n))  # (C, *k, N, *out)
-    return view.transpose(order).reshape(channels * int(math.prod(kernel)), batch * int(math.prod(out)))
+    # copied into an array of its own (never a view of the input): a released backward may
+    # overwrite it (see gemm_grad_x)
+    cols = np.empty((channels * int(math.prod(kernel)), batch * int(math.prod(out))), dtype=xp.dtype)
+    cols.reshape(channels, *kernel, batch, *out)[...] = view.transpose(order)
+    return cols
 
 
 def col2im_cm(cols: np.ndarray, xp_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
@@ -457,15 +461,18 @@ def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...],
 #                 = (G @ cols.T)[o, (c,t)]   with G[o, (b,p)] = grad_out[b,o,p]
 #   grad_xp[b, g*C_g + c, q] = sum_{o in g} sum_{p,t: p*s + t*d = q} grad_out[b,o,p] * w[o,c,t]
 #                 = col2im(W.T @ G)          (a transposed conv of grad_out with w)
-def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (True, True)
+def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (True, True), release: bool = False
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(grad_x, grad_w)`` from the forward's ``saved``: the gradient of the input the forward
-    was given (unpadded, when it was given ``pads``); an entry is None where ``needs`` says so."""
+    was given (unpadded, when it was given ``pads``); an entry is None where ``needs`` says so.
+
+    ``release``: ``saved`` is not used again, so its column matrix may be overwritten (by the
+    column gradient, after the weight gradient has read it)."""
     blocked = _blocked_needs(grad_out, saved, needs)
     rest = (needs[0] and not blocked[0], needs[1] and not blocked[1])
     grad_x = grad_w = None
     if any(rest):
-        grad_xp, grad_w = _backward(grad_out, saved, rest)
+        grad_xp, grad_w = _backward(grad_out, saved, rest, release)
         grad_x = None if grad_xp is None else _crop(grad_xp, saved.crop)
     if any(blocked):
         from cnnlab.functional import _numba_blocked as nb
@@ -493,7 +500,7 @@ def _finite(a: np.ndarray) -> bool:
     return a.dtype.kind != "f" or bool(np.isfinite(a).all())
 
 
-def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
+def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool], release: bool = False
               ) -> tuple[np.ndarray | None, np.ndarray | None]:
     if saved.method == "direct" and saved.backward != "gemm":
         return _direct_backward(grad_out, saved, needs)
@@ -502,7 +509,9 @@ def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
     if saved.cols is not None:
         g = grad_matrix(grad_out, saved)
         grad_w = _gemm_grad_w(g, saved.cols, saved) if needs[1] else None
-        grad_xp = gemm_grad_x(g, saved, saved.xp_shape) if needs[0] else None
+        # (the weight gradient has read the columns: a released matrix holds the column gradient)
+        scratch = saved.cols if release else None
+        grad_xp = gemm_grad_x(g, saved, saved.xp_shape, scratch=scratch) if needs[0] else None
         return grad_xp, grad_w
     xp, kernel = saved.xp, saved.weight.shape[2:]
     step = chunk(xp.shape, kernel, saved.out, xp.dtype.itemsize)
@@ -538,17 +547,26 @@ def _gemm_grad_w(g: np.ndarray, cols: np.ndarray, saved: Saved) -> np.ndarray:
     return np.ascontiguousarray(grad_w).reshape(saved.weight.shape)
 
 
-def gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.ndarray | None = None
-                 ) -> np.ndarray:
+def gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.ndarray | None = None,
+                scratch: np.ndarray | None = None) -> np.ndarray:
     """``col2im(W.T @ G)``: the gradient of the padded input of one block of samples (written into
-    ``into``, a contiguous block of the whole gradient, when given)."""
+    ``into``, a contiguous block of the whole gradient, when given).  ``W.T @ G`` is written into
+    ``scratch`` (an array of its own, no longer needed: the released column matrix) when that has
+    its shape and dtype."""
     weight, groups = saved.weight, saved.groups
     out_ch = weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)
+    shape = (w.shape[2] * groups, g.shape[2])
+    if (scratch is None or scratch.shape != shape or scratch.dtype != np.result_type(w, g)
+            or not scratch.flags.owndata or not scratch.flags.c_contiguous or not scratch.flags.writeable):
+        scratch = None
     # (C*K, N*P); one group as a 2-d product: NumPy hands a transposed 2-d operand to the BLAS as
     # it is, while a stack of one transposed matrix took a path twice as slow
-    grad_cols = (_backend.matmul(w[0].T, g[0]) if groups == 1
-                 else _backend.matmul(w.swapaxes(1, 2), g).reshape(-1, g.shape[2]))
+    if groups == 1:
+        grad_cols = _backend.matmul(w[0].T, g[0], out=scratch)
+    else:
+        out = None if scratch is None else scratch.reshape(groups, w.shape[2], g.shape[2])
+        grad_cols = _backend.matmul(w.swapaxes(1, 2), g, out=out).reshape(shape)
     kernel = weight.shape[2:]
     return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation, into=into, pads=saved.pads)
 

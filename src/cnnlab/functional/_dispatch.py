@@ -100,6 +100,14 @@ def _diff_names(forward: Callable[..., Any], n_diff: int) -> tuple[str, ...]:
     return tuple(p.name for p in params[:n_diff] if p.kind in kinds)
 
 
+@functools.cache
+def _takes_release(backward_saved: Callable[..., Any]) -> bool:
+    """Whether ``backward_saved`` has a ``release`` parameter: told ``release=True`` on the
+    engine's last use of what it saved (a backward without ``retain_graph``), it may overwrite
+    those arrays as scratch space (the conv's column matrix becomes its column gradient)."""
+    return "release" in inspect.signature(backward_saved).parameters
+
+
 def differentiable(
     forward: Callable[..., Any], backward: Callable[..., Any], n_diff: int = 1,
     saving: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
@@ -119,6 +127,9 @@ def differentiable(
         ``(forward_saving, backward_saved)``: the forward that also returns what backward needs,
         ``forward_saving(needs, *args, **kwargs) -> (out, saved)``, and the backward that uses
         it, ``backward_saved(grad_out, saved, needs)``; used on Tensors instead of the pair above.
+        A ``backward_saved`` with a ``release`` keyword is passed ``release=True`` when the
+        engine will not run it again (a backward without ``retain_graph``): it may then reuse
+        the arrays of ``saved`` as scratch space.
 
     Returns
     -------
@@ -194,9 +205,16 @@ def _call_on_tensors(
         forward_saving, backward_saved = saving
         result, saved = forward_saving(needs, *arr_args, **arr_kwargs)
 
-        def backward_fn(grad_out: np.ndarray) -> tuple:
-            grads = backward_saved(grad_out, saved, needs)
-            return (grads,) if n_diff == 1 else tuple(grads)
+        if _takes_release(backward_saved):
+            def backward_fn(grad_out: np.ndarray, last_use: bool = False) -> tuple:
+                grads = backward_saved(grad_out, saved, needs, release=last_use)
+                return (grads,) if n_diff == 1 else tuple(grads)
+
+            backward_fn.takes_last_use = True  # type: ignore[attr-defined]
+        else:
+            def backward_fn(grad_out: np.ndarray) -> tuple:
+                grads = backward_saved(grad_out, saved, needs)
+                return (grads,) if n_diff == 1 else tuple(grads)
     else:
         result = forward(*arr_args, **arr_kwargs)
 
