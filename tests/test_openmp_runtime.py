@@ -1,5 +1,6 @@
 """Numba's thread pool keeps its own OpenMP runtime when PyTorch is imported later in the process
-(cnnlab.functional._backend: start_threads and _quiet_openmp_threads), checked in fresh
+(cnnlab.functional._backend: start_threads and _quiet_openmp_threads), and also when PyTorch came
+first (_own_symbols_first), checked in fresh
 interpreters from the dynamic linker's own record of where Numba's OpenMP calls were bound."""
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ RUN_OP = "import numpy as np; cnnlab.functional.conv2d(np.ones((64, 32, 30, 30),
 @pytest.mark.parametrize("first", ["cnnlab.start_threads()", RUN_OP])
 def test_numba_keeps_its_own_openmp_when_torch_comes_after(first, tmp_path):
     targets = _gomp_parallel_bound_to(f"import cnnlab, cnnlab.functional; {first}; import torch; {RUN_OP}", tmp_path)
+    assert targets, "Numba's OpenMP pool made no GOMP_parallel call"
+    assert all("torch" not in t for t in targets), targets
+
+
+@pytest.mark.parametrize("first", ["cnnlab.start_threads()", RUN_OP])
+def test_numba_keeps_its_own_openmp_when_torch_came_first(first, tmp_path):
+    # torch puts its own GNU OpenMP into the global namespace; Numba's pool must still bind to
+    # the one loaded for it (whose idle threads do not spin), not to torch's
+    code = ("import torch; assert any('torch' in line and 'libgomp' in line for line in open('/proc/self/maps')); "
+            f"import cnnlab, cnnlab.functional; {first}; {RUN_OP}")
+    targets = _gomp_parallel_bound_to(code, tmp_path)
     assert targets, "Numba's OpenMP pool made no GOMP_parallel call"
     assert all("torch" not in t for t in targets), targets
 

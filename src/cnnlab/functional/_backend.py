@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,7 +74,7 @@ def numba_available() -> bool:
                 _state["numba"] = True
                 # start the thread pool now, binding it to the OpenMP library loaded for it (below);
                 # a pool that cannot start fails later, where a kernel needs it, as it did before
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception), _own_symbols_first():
                     numba.get_num_threads()
     return bool(_state["numba"])
 
@@ -93,12 +94,9 @@ def _quiet_openmp_threads() -> Iterator[None]:
 
     The pool is started as soon as Numba is imported, because that is when its OpenMP calls are
     bound to a library.  A library that loaded its own OpenMP into the global namespace before
-    that (PyTorch does, with its own copy of GNU OpenMP) would otherwise receive Numba's calls too,
-    and its threads spin for milliseconds after every loop (set up as PyTorch wants them): on 2
-    cores, with torch merely imported first, a 14x14 conv forward took 9-12 ms instead of 6-7 ms,
-    as the spinning thread took the core the following matrix product needed.  A process that
-    uses both libraries should therefore run a cnnlab op, or call :func:`start_threads`, before
-    it imports torch (``python -m cnnlab.bench`` does); each then keeps its own runtime.
+    that (PyTorch does, with its own copy of GNU OpenMP) would otherwise receive Numba's calls
+    too: :func:`_own_symbols_first` keeps them on the library loaded here, so each keeps its own
+    runtime whichever was imported first.
     """
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         yield
@@ -110,12 +108,36 @@ def _quiet_openmp_threads() -> Iterator[None]:
         os.environ.pop("GOMP_SPINCOUNT", None)
 
 
+@contextlib.contextmanager
+def _own_symbols_first() -> Iterator[None]:
+    """Within the block, a shared library loaded (Numba's OpenMP pool) binds its symbols to its own
+    dependencies before those already loaded into the global namespace (``RTLD_DEEPBIND``; glibc
+    only, elsewhere nothing changes).
+
+    PyTorch loads its own GNU OpenMP into the global namespace.  Imported before cnnlab, it used to
+    receive the calls of Numba's pool, whose idle threads then spun for milliseconds after every
+    loop (set up as PyTorch wants them) and took the core the next matrix product needed: on 2
+    cores a 14x14 conv forward took 16 ms instead of 7, forward+backward 33-40 instead of 18-21.
+    Bound to the system's OpenMP, loaded inside :func:`_quiet_openmp_threads`, the pool keeps
+    cnnlab's settings whichever library came first.
+    """
+    flag = getattr(os, "RTLD_DEEPBIND", 0)
+    if not flag or not sys.platform.startswith("linux"):
+        yield
+        return
+    previous = sys.getdlopenflags()
+    sys.setdlopenflags(previous | flag)
+    try:
+        yield
+    finally:
+        sys.setdlopenflags(previous)
+
+
 def start_threads() -> bool:
     """Import Numba and start its thread pool now, when the backend may use it; True if started.
 
-    Everything starts by itself on the first op that needs it.  Call this first only in a process
-    that will also import a library bringing its own OpenMP runtime (PyTorch): see
-    :func:`_quiet_openmp_threads` for why the order matters.
+    Everything starts by itself on the first op that needs it; calling this first moves the
+    start-up cost (Numba's import and its threads) out of the first op, e.g. out of a timing.
     """
     return get_backend() != "numpy" and numba_available()
 
