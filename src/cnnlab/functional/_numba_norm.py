@@ -82,10 +82,11 @@ def _bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, grad_x):  # pragma: 
 # backward does not read the output for that mask: it recomputes the value before the clamp from
 # x, which it reads anyway, with the same function and so the same rounding as the forward (one
 # array less to read in each backward pass; they are bound by memory).  The backward loads ``g``
-# on every path and picks a zero of its dtype where the mask is 0: a load under the mask's branch
-# (``0 if v <= 0 else g[p]``) kept the loops from vectorising, and the int 0 made the gradient's
-# arithmetic float64; N128 C48 14x14 on 2 cores, sums 0.8-1.3 -> 0.5-0.6 ms, grad_x 1.2-2.4 ->
-# 0.5-0.7 ms, in the arithmetic (and so the rounding) of the unfused kernels above.
+# on every path and picks ``zero`` (of its dtype, passed in: made inside, it cost a second of
+# compile time) where the mask is 0: a load under the mask's branch (``0 if v <= 0 else g[p]``)
+# kept the loops from vectorising, and the int 0 made the gradient's arithmetic float64.
+# N128 C48 14x14 on 2 cores: sums 0.8-1.3 -> 0.4-0.5 ms, grad_x 1.2-2.4 -> 0.4 ms, in the
+# arithmetic (and so the rounding) of the unfused kernels above.
 
 
 @njit(cache=True, nogil=True)
@@ -107,9 +108,8 @@ def _bn_apply_relu(x, mean, inv_std, scale, shift, y):  # pragma: no cover - com
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _bn_relu_sums(g, x, mean, inv_std, scale, shift, sum_g, sum_gx):  # pragma: no cover - compiled
+def _bn_relu_sums(g, x, mean, inv_std, scale, shift, zero, sum_g, sum_gx):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
-    zero = np.zeros(1, g.dtype)[0]
     for c in prange(channels):
         mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         a = 0.0
@@ -126,10 +126,9 @@ def _bn_relu_sums(g, x, mean, inv_std, scale, shift, sum_g, sum_gx):  # pragma: 
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _bn_relu_grad_x(g, x, mean, inv_std, scale, shift, mean_g, mean_gx, grad_scale,
+def _bn_relu_grad_x(g, x, mean, inv_std, scale, shift, zero, mean_g, mean_gx, grad_scale,
                     grad_x):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
-    zero = np.zeros(1, g.dtype)[0]
     for c in prange(channels):
         mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         mg, mgx, sc = mean_g[c], mean_gx[c], grad_scale[c]
@@ -176,7 +175,7 @@ def bn_sums(g, x, mean, inv_std, relu=None):
             _bn_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
         else:
             _bn_relu_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), relu[0].astype(t),
-                          relu[1].astype(t), sg, sgx)
+                          relu[1].astype(t), g.dtype.type(0), sg, sgx)
     return sg, sgx
 
 
@@ -192,5 +191,5 @@ def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu=None):
             _bn_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), *tail)
         else:
             _bn_relu_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), relu[0].astype(t),
-                            relu[1].astype(t), *tail)
+                            relu[1].astype(t), g.dtype.type(0), *tail)
     return out.reshape(g.shape)
