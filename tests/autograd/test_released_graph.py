@@ -49,32 +49,31 @@ def _doubling_op(calls, with_release):
     return differentiable(forward, backward, saving=(forward_saving, backward_saved))
 
 
+def _graph(with_release):
+    """``(calls, x, y)``: the doubling op's record, a leaf and ``y = sum(op(x))``."""
+    calls = []
+    x = Tensor(np.arange(3.0), requires_grad=True)
+    return calls, x, _doubling_op(calls, with_release)(x).sum()
+
+
 @pytest.mark.parametrize("retain", [False, True])
 def test_release_is_passed_only_when_the_graph_is_freed(retain):
-    calls = []
-    op = _doubling_op(calls, with_release=True)
-    x = Tensor(np.arange(3.0), requires_grad=True)
-    y = op(x).sum()
+    calls, x, y = _graph(with_release=True)
     y.backward(retain_graph=retain)
     assert ("release", not retain) in calls and ("release", retain) not in calls
     np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
 
 
 def test_a_saved_backward_without_release_is_called_as_before():
-    calls = []
-    op = _doubling_op(calls, with_release=False)
-    x = Tensor(np.arange(3.0), requires_grad=True)
-    op(x).sum().backward()
+    calls, x, y = _graph(with_release=False)
+    y.backward()
     assert ("plain", None) in calls
     np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
 
 
 @pytest.mark.parametrize("retain", [False, True])
 def test_what_a_forward_saved_is_freed_after_its_backward_unless_retained(retain):
-    calls = []
-    op = _doubling_op(calls, with_release=True)
-    x = Tensor(np.arange(3.0), requires_grad=True)
-    y = op(x).sum()
+    calls, _, y = _graph(with_release=True)
     saved_ref = next(ref for kind, ref in calls if kind == "saved")
     assert saved_ref() is not None
     y.backward(retain_graph=retain)
