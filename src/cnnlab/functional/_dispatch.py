@@ -100,12 +100,14 @@ def _diff_names(forward: Callable[..., Any], n_diff: int) -> tuple[str, ...]:
     return tuple(p.name for p in params[:n_diff] if p.kind in kinds)
 
 
-@functools.cache
 def _takes_release(backward_saved: Callable[..., Any]) -> bool:
     """Whether ``backward_saved`` has a ``release`` parameter: told ``release=True`` on the
     engine's last use of what it saved (a backward without ``retain_graph``), it may overwrite
     those arrays as scratch space (the conv's column matrix becomes its column gradient)."""
-    return "release" in inspect.signature(backward_saved).parameters
+    try:
+        return "release" in inspect.signature(backward_saved).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin): called without it
+        return False
 
 
 def differentiable(
@@ -161,6 +163,7 @@ def differentiable(
     if isinstance(n_diff, bool) or not isinstance(n_diff, int) or n_diff < 1:
         raise TypeError(f"differentiable: n_diff must be a positive int, got {n_diff!r}")
     names = _diff_names(forward, n_diff)
+    releases = saving is not None and _takes_release(saving[1])
 
     @functools.wraps(forward)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -174,7 +177,7 @@ def differentiable(
                     break
             else:
                 return forward(*args, **kwargs)
-        return _call_on_tensors(forward, backward, n_diff, names, args, kwargs, saving)
+        return _call_on_tensors(forward, backward, n_diff, names, args, kwargs, saving, releases)
 
     wrapper.backward = backward  # type: ignore[attr-defined]
     wrapper.saving = saving  # type: ignore[attr-defined]
@@ -189,6 +192,7 @@ def _call_on_tensors(
     args: tuple,
     kwargs: dict,
     saving: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
+    releases: bool = False,
 ) -> Any:
     tensor, record = _engine["tensor"], _engine["record"]
     # The differentiable inputs as given (Tensor, array or None), by position or by keyword.
@@ -205,7 +209,7 @@ def _call_on_tensors(
         forward_saving, backward_saved = saving
         result, saved = forward_saving(needs, *arr_args, **arr_kwargs)
 
-        if _takes_release(backward_saved):
+        if releases:
             def backward_fn(grad_out: np.ndarray, last_use: bool = False) -> tuple:
                 grads = backward_saved(grad_out, saved, needs, release=last_use)
                 return (grads,) if n_diff == 1 else tuple(grads)
