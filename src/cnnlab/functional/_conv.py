@@ -490,7 +490,8 @@ def crop_then_pads(x: np.ndarray, pads: PadPairs) -> tuple[np.ndarray, PadPairs]
     is :func:`~cnnlab.functional._windows.pad`'s copy, with no padding left."""
     n = len(pads)
     sizes = x.shape[x.ndim - n:]
-    if any(max(0, -lo) + max(0, -hi) >= size for size, (lo, hi) in zip(sizes, pads, strict=True)):
+    cuts = [(max(0, -lo), max(0, -hi)) for lo, hi in pads]  # cells cropped at each end
+    if any(a + b >= size for size, (a, b) in zip(sizes, cuts, strict=True)):
         return pad(x, pads), ((0, 0),) * n
-    crop = tuple(slice(max(0, -lo), size - max(0, -hi)) for size, (lo, hi) in zip(sizes, pads, strict=True))
+    crop = tuple(slice(a, size - b) for size, (a, b) in zip(sizes, cuts, strict=True))
     return x[(Ellipsis, *crop)], tuple((max(0, lo), max(0, hi)) for lo, hi in pads)
