@@ -270,7 +270,8 @@ def test_direct_forward_per_kernel_width_matches_the_loop_reference(width, strid
     # the same sums in the same order as the general kernel: equal to the bit
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)))
     general = np.zeros_like(y)
-    nd._direct_forward(False, False)(xp, w, *s2, *d2, 0, 0, groups, np.zeros((1, 1, 1), np.float32), general)
+    nd._direct_forward(False, False)(xp, w, *s2, *d2, 0, 0, groups, np.zeros((1, 1, 1), np.float32),
+                                      np.float32(0), general)
     assert np.array_equal(y.view(np.uint32), general.view(np.uint32))
 
 

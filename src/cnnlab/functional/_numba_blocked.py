@@ -46,8 +46,10 @@ from cnnlab.functional import _backend
 BLOCK = 4
 
 
-def _grad_w_loops(xp, g, dh, dw, slices, gbufs, parts):  # pragma: no cover - compiled
-    # ``parts[s, o, c, i, j]``: the sum over slice ``s`` of the batch (zeros on entry)
+def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts):  # pragma: no cover - compiled
+    # ``parts[s, o, c, i, j]``: the sum over slice ``s`` of the batch (zeros on entry); ``zero``: a
+    # zero of its dtype (passed in: ``np.zeros`` in a parallel kernel is a loop of its own, about
+    # 1 s more to compile)
     batch, out_ch, oh, ow = g.shape
     channels, height, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     kh, kw = parts.shape[3], parts.shape[4]
@@ -55,7 +57,6 @@ def _grad_w_loops(xp, g, dh, dw, slices, gbufs, parts):  # pragma: no cover - co
     span = (oh - 1) * wp + ow
     per_slice = -(-batch // slices)
     xf, gf = xp.reshape(-1), g.reshape(-1)
-    zero = np.zeros(1, dtype=parts.dtype)[0]
     for job in prange(blocks * slices):
         blk = job // slices
         part = parts[job % slices]
@@ -101,14 +102,14 @@ def _grad_w_blocks():
 def _make_grad_x_gather(width):
     # ``width``: the kernel's width, a constant of the closure, so the taps of a kernel row unroll
     # inside the loop over positions (as the direct forward's row kernels do)
-    def kernel(g, wt, dh, dw, top, left, bufs, scratch, grad_x):  # pragma: no cover - compiled
+    def kernel(g, wt, dh, dw, top, left, bufs, scratch, zero, grad_x):  # pragma: no cover - compiled
+        # (``zero``: of grad_x's dtype, passed in as in _grad_w_loops)
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
         wp = bufs.shape[2]
         kh = wt.shape[1]
         span = (height - 1) * wp + wid
         gf, wf, xf = g.reshape(-1), wt.reshape(-1), grad_x.reshape(-1)
-        zero = np.zeros(1, dtype=grad_x.dtype)[0]
         s1, s2, s3 = np.uint64(span), np.uint64(2 * span), np.uint64(3 * span)
         for b in prange(batch):
             tid = get_thread_id()
@@ -164,7 +165,7 @@ def grad_w(xp, g, w_shape, dilation):
     span = (g.shape[2] - 1) * xp.shape[3] + g.shape[3]
     with _backend.threads_for(g.size * int(np.prod(w_shape[1:]))):
         _grad_w_blocks()(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *dilation, slices,
-                       np.empty((threads, BLOCK * span), g.dtype), parts)
+                       np.empty((threads, BLOCK * span), g.dtype), g.dtype.type(0), parts)
     total = parts[0]
     for s in range(1, slices):
         total += parts[s]
@@ -190,7 +191,7 @@ def grad_x(g, w, x_shape, dilation, pads):
     grad = np.empty(x_shape, dtype=g.dtype)
     with _backend.threads_for(g.size * w[0].size):
         _grad_x_gather(kw)(g, wt, dh, dw, top, left, np.zeros((threads, hp, wp), g.dtype),
-                           np.empty((threads, BLOCK * span), g.dtype), grad)
+                           np.empty((threads, BLOCK * span), g.dtype), g.dtype.type(0), grad)
     return grad
 
 

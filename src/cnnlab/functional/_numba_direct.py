@@ -101,14 +101,15 @@ def _make_direct_forward(unit, width=0, buffered=False):
     # the running sum stays in a register for a whole kernel row (one load and one store of y per
     # kernel row instead of per tap).  The sum is taken in the same order (c, i, j) either way, so
     # the result is the same to the bit.  1.2-1.7x faster on first layers (3x3 and 5x5).
-    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, y):  # pragma: no cover - compiled
+    # ``zero``: a zero of y's dtype, passed in (``np.zeros`` in a parallel kernel is a loop of its own,
+    # about 1 s more to compile)
+    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, zero, y):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = y.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         hp, wp = (bufs.shape[1], bufs.shape[2]) if buffered else (height, wid)
         cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
         og = out_ch // groups
         xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
-        zero = np.zeros(1, dtype=y.dtype)[0]
         step = np.uint64(sw)
         for job in prange(batch * out_ch):
             b = job // out_ch
@@ -156,7 +157,9 @@ def _make_direct_forward(unit, width=0, buffered=False):
 
 
 def _make_direct_grad_w(unit, buffered=False):
-    def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, grad_w):  # pragma: no cover - compiled
+    # ``parts``: a row of partial sums per thread (allocated outside: ``np.zeros`` in a parallel
+    # kernel is a loop of its own, more to compile, and an allocation per iteration)
+    def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, parts, grad_w):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         wp = bufs.shape[2] if buffered else wid
@@ -168,9 +171,12 @@ def _make_direct_grad_w(unit, buffered=False):
             o = job // cg
             c = job % cg
             channel = (o // og) * cg + c
-            src = bufs[get_thread_id()].reshape(-1) if buffered else xf
+            tid = get_thread_id()
+            src = bufs[tid].reshape(-1) if buffered else xf
             # per-position partial sums: the inner loop has no carried sum, so it vectorises
-            part = np.zeros(kh * kw * ow, dtype=grad_w.dtype)
+            part = parts[tid]
+            for k in range(kh * kw * ow):
+                part[k] = 0
             for b in range(batch):
                 plane = (b * channels + channel) * height * wid
                 if buffered:
@@ -460,7 +466,7 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
         else:
             kernel = _direct_forward(stride[1] == 1, buf)
         kernel(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
-               pads[0][0], pads[1][0], groups, _buffers(xp.shape, pads, buf, dtype), y)
+               pads[0][0], pads[1][0], groups, _buffers(xp.shape, pads, buf, dtype), y.dtype.type(0), y)
     return y
 
 
@@ -483,10 +489,11 @@ def direct_grad_w(xp, g, w_shape, stride, dilation, groups, pads=((0, 0), (0, 0)
                    pads[1][0], groups, bufs, *taps, np.zeros((threads, g.shape[2] * pitch), g.dtype),
                    np.empty((threads, parts), g.dtype), grad_w)
         return grad_w
+    partial = np.empty((numba.config.NUMBA_NUM_THREADS, w_shape[2] * w_shape[3] * g.shape[3]), g.dtype)
     with _backend.threads_for(g.size * grad_w[0].size):
         _direct_grad_w(stride[1] == 1, buf)(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g),
                                             *stride, *dilation, pads[0][0], pads[1][0], groups,
-                                            _buffers(xp.shape, pads, buf, g.dtype), grad_w)
+                                            _buffers(xp.shape, pads, buf, g.dtype), partial, grad_w)
     return grad_w
 
 
