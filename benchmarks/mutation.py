@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "cnnlab"
-TARGETS = ["functional", "explain", "checkpoint.py"]
+TARGETS = ["functional", "explain", "checkpoint"]
 SKIP = {"functional/_naive.py"}  # the oracle itself
 
 # which tests run against a mutant of which part (fast ones, with -x: a kill stops early)
@@ -47,7 +47,7 @@ TESTS = {
                    "tests/functional/test_public_defaults.py", "tests/nn/test_functional_ops.py"],
     "explain": ["tests/explain", "tests/test_explain.py", "tests/test_backprop_explain.py",
                 "tests/test_pooling_size.py", "tests/test_matrix_view.py", "tests/test_problems.py"],
-    "checkpoint.py": ["tests/test_checkpoint.py"],
+    "checkpoint": ["tests/test_checkpoint.py", "tests/faults/test_hostile_inputs.py"],
 }
 
 # --fast: smaller subsets, for a larger sample on a busy machine (by file where one file has
@@ -72,7 +72,7 @@ FAST = {
     "explain/pooling_size.py": ["tests/explain/test_pooling_size.py"],
     "explain/problems.py": ["tests/explain/test_problems.py"],
     "explain/_matrix_view.py": ["tests/explain/test_matrix_view.py"],
-    "checkpoint.py": ["tests/test_checkpoint.py"],
+    "checkpoint": ["tests/test_checkpoint.py", "tests/faults/test_hostile_inputs.py"],
 }
 
 CMP_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
@@ -170,7 +170,7 @@ def run_mutant(m: Mutant, timeout: float, fast: bool = False) -> tuple[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", nargs="*", help="files under src/cnnlab (default: functional/, explain/, "
-                                                   "checkpoint.py)")
+                                                   "checkpoint/)")
     parser.add_argument("--sample", type=int, default=0, help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300)
