@@ -71,19 +71,25 @@ class _PoolPlan:
 
 def _filters(op: str, value: Any, channels: int) -> np.ndarray:
     """Filters as ``(O, C, kH, kW)`` by the rules of :class:`Conv`."""
-    w = num.as_values(op, "filters", value)
-    if channels == 1 and w.ndim in (2, 3):
-        return w.reshape((1 if w.ndim == 2 else w.shape[0], 1, *w.shape[-2:]))
-    if channels > 1 and w.ndim == 3 and w.shape[0] == channels:
+    return shaped_filters(op, num.as_values(op, "filters", value), channels, 2, "an input")
+
+
+def shaped_filters(op: str, w: np.ndarray, channels: int, spatial: int, what: str) -> np.ndarray:
+    """Filters ``w`` with ``spatial`` kernel dims as ``(O, C, *k)``: one filter may leave out ``O``,
+    and a single channel ``C`` as well; ``what`` names the input in the error (``'an input'``)."""
+    if channels == 1 and w.ndim in (spatial, spatial + 1):
+        return w.reshape((1 if w.ndim == spatial else w.shape[0], 1, *w.shape[-spatial:]))
+    if channels > 1 and w.ndim == spatial + 1 and w.shape[0] == channels:
         return w[None]
-    if w.ndim == 4 and w.shape[1] == channels:
+    if w.ndim == spatial + 2 and w.shape[1] == channels:
         return w
+    k = ", ".join(("kD", "kH", "kW")[-spatial:])
     if channels == 1:
-        expected = "(kH, kW) for one filter or (O, kH, kW) for several"
+        expected = f"({k}) for one filter or (O, {k}) for several"
     else:
-        expected = f"({channels}, kH, kW) for one filter or (O, {channels}, kH, kW) for several"
+        expected = f"({channels}, {k}) for one filter or (O, {channels}, {k}) for several"
     raise ValueError(
-        f"{op}: filters for an input with {channels} channel{'s' if channels > 1 else ''} must "
+        f"{op}: filters for {what} with {channels} channel{'s' if channels > 1 else ''} must "
         f"be {expected}, got shape {w.shape}"
     )
 
@@ -114,9 +120,10 @@ def _conv_pads(op: str, padding: Any, sizes, kernel, stride, dilation):
     return padding_pairs(op, padding, 2)
 
 
-def _check_fit(op: str, what: str, sizes, kernel, dilation, pads) -> None:
-    """Say which axis is too small when the (dilated) kernel does not fit the padded input."""
-    for axis, size, k, d, (lo, hi) in zip(AXES, sizes, kernel, dilation, pads, strict=True):
+def check_fit(op: str, what: str, sizes, kernel, dilation, pads, axes: Sequence[str] = AXES) -> None:
+    """Say which axis (named by ``axes``) is too small when the (dilated) kernel does not fit the
+    padded input."""
+    for axis, size, k, d, (lo, hi) in zip(axes, sizes, kernel, dilation, pads, strict=True):
         span = d * (k - 1) + 1
         if span > size + lo + hi:
             dilated = f" (dilated to {span})" if d > 1 else ""
@@ -126,7 +133,7 @@ def _check_fit(op: str, what: str, sizes, kernel, dilation, pads) -> None:
             )
 
 
-def _extent(channels: int, sizes, pads) -> str:
+def extent(channels: int, sizes, pads) -> str:
     """``C x H' x W'`` of a padded input, as a size is said in a limit's message."""
     padded = [size + lo + hi for size, (lo, hi) in zip(sizes, pads, strict=True)]
     return " x ".join(str(v) for v in ([channels] if channels > 1 else []) + padded)
@@ -150,9 +157,9 @@ def _plan_conv(op: str, spec: Conv, shape: tuple[int, int, int], exact: bool = F
                     f"{op}: padding_mode '{spec.padding_mode}' needs padding <= {limit} along "
                     f"{axis} (input size {size}), got ({lo}, {hi})"
                 )
-    _check_fit(op, "filter", sizes, kernel, dilation, pads)
+    check_fit(op, "filter", sizes, kernel, dilation, pads)
     padded = channels * (sizes[0] + sum(pads[0])) * (sizes[1] + sum(pads[1]))
-    check_values(op, f"the padded input ({_extent(channels, sizes, pads)})", padded)
+    check_values(op, f"the padded input ({extent(channels, sizes, pads)})", padded)
     out = out_sizes(op, sizes, kernel, stride, pads, dilation)
     check_values(op, "the output", filters.shape[0] * out[0] * out[1])
     exact = (exact or num.is_exact(filters) or (bias is not None and num.is_exact(bias))) and not (
@@ -161,7 +168,8 @@ def _plan_conv(op: str, spec: Conv, shape: tuple[int, int, int], exact: bool = F
     return _ConvPlan(spec, filters, bias, spec.mode, stride, pads, dilation, spec.padding_mode, out)
 
 
-def _plan_activation(op: str, spec: Activation) -> _ActivationPlan:
+def plan_activation(op: str, spec: Activation) -> _ActivationPlan:
+    """The activation ``spec`` checked: its name and the parameters it takes."""
     name = check_choice(op, "activation", spec.name, ACTIVATIONS)
     params: dict = {}
     if name == "leaky_relu":
@@ -185,8 +193,8 @@ def _plan_pool(op: str, spec: Pool, shape: tuple[int, int, int], arithmetic: str
     divisor = spec.divisor_override
     if divisor is not None:
         divisor = ntuple(op, "divisor_override", divisor, 1, minimum=1)[0]
-    _check_fit(op, "pooling window", sizes, kernel, dilation, pads)
-    check_values(op, f"the padded input ({_extent(shape[0], sizes, pads)})",
+    check_fit(op, "pooling window", sizes, kernel, dilation, pads)
+    check_values(op, f"the padded input ({extent(shape[0], sizes, pads)})",
                  shape[0] * (sizes[0] + sum(pads[0])) * (sizes[1] + sum(pads[1])))
     out = out_sizes(op, sizes, kernel, stride, pads, dilation, ceil_mode)
     # exact fractions are slow: rationals are averaged one window at a time, and the average of
@@ -223,7 +231,7 @@ def _plan(shape: tuple[int, int, int], stages: Sequence[Any], arithmetic: str = 
                          np.float64 if arithmetic == num.FLOAT else np.int64),
                 plan.filters, *(() if plan.bias is None else (plan.bias,)))
         elif isinstance(spec, Activation):
-            plan = _plan_activation(f"{OP} (activation stage {i})", spec)
+            plan = plan_activation(f"{OP} (activation stage {i})", spec)
             if plan.name not in _EXACT_ACTIVATIONS:
                 arithmetic = num.FLOAT
         elif isinstance(spec, Pool):

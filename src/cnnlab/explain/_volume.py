@@ -28,10 +28,10 @@ from cnnlab.explain._document import _limit, _span_text, _terms
 from cnnlab.explain._expr import Call, Frac, Grid, Heading, Items, Math, Num, Op, Para, Row, Sym, Txt
 from cnnlab.explain._limits import SHOW_SIDE, cell_count, check_values, check_work, few
 from cnnlab.explain._limits import chosen as chosen_cells
+from cnnlab.explain._plans import check_fit, extent, plan_activation, shaped_filters
 from cnnlab.explain._rendered import Rendered
 from cnnlab.explain._spec import (
     ACTIVATION_NAMES,
-    ACTIVATIONS,
     CONV_MODES,
     POOL_KINDS,
     Activation,
@@ -41,7 +41,6 @@ from cnnlab.explain._spec import (
 from cnnlab.functional._args import (
     check_bool,
     check_choice,
-    check_scalar,
     ntuple,
     out_sizes,
     padding_pairs,
@@ -128,37 +127,12 @@ def _plain(v: np.ndarray, name: str) -> np.ndarray:
 
 
 def _volume_filters(value: Any, channels: int) -> np.ndarray:
-    w = _plain(num.as_values(OP, "filters", value), "filters")
-    if channels == 1 and w.ndim in (3, 4):
-        return w.reshape((1 if w.ndim == 3 else w.shape[0], 1, *w.shape[-3:]))
-    if channels > 1 and w.ndim == 4 and w.shape[0] == channels:
-        return w[None]
-    if w.ndim == 5 and w.shape[1] == channels:
-        return w
-    if channels == 1:
-        expected = "(kD, kH, kW) for one filter or (O, kD, kH, kW) for several"
-    else:
-        expected = f"({channels}, kD, kH, kW) for one filter or (O, {channels}, kD, kH, kW) for several"
-    raise ValueError(
-        f"{OP}: filters for a volume with {channels} channel{'s' if channels > 1 else ''} must be "
-        f"{expected}, got shape {w.shape}"
-    )
-
-
-def _fit(op: str, what: str, sizes, kernel, dilation, pads) -> None:
-    for axis, size, k, d, (lo, hi) in zip(AXES, sizes, kernel, dilation, pads, strict=True):
-        span = d * (k - 1) + 1
-        if span > size + lo + hi:
-            raise ValueError(
-                f"{op}: the {what} is larger than the padded input along {axis}: {what} size {k}"
-                f"{f' (dilated to {span})' if d > 1 else ''} > input {size} + padding {lo} + {hi}"
-            )
+    return shaped_filters(OP, _plain(num.as_values(OP, "filters", value), "filters"), channels, 3, "a volume")
 
 
 def _padded_count(channels: int, sizes, pads) -> tuple[int, str]:
     padded = [s + lo + hi for s, (lo, hi) in zip(sizes, pads, strict=True)]
-    shown = ([channels] if channels > 1 else []) + padded
-    return channels * int(np.prod(padded)), " x ".join(str(v) for v in shown)
+    return channels * int(np.prod(padded)), extent(channels, sizes, pads)
 
 
 def _conv_plan(op: str, spec: Conv, shape: tuple[int, ...]) -> dict:
@@ -194,7 +168,7 @@ def _conv_plan(op: str, spec: Conv, shape: tuple[int, ...]) -> dict:
         )
     else:
         pads = padding_pairs(op, padding, 3)
-    _fit(op, "filter", sizes, kernel, dilation, pads)
+    check_fit(op, "filter", sizes, kernel, dilation, pads, AXES)
     count, extent = _padded_count(channels, sizes, pads)
     check_values(op, f"the padded input ({extent})", count)
     out = out_sizes(op, sizes, kernel, stride, pads, dilation)
@@ -217,7 +191,7 @@ def _pool_plan(op: str, spec: Pool, shape: tuple[int, ...]) -> dict:
     divisor = spec.divisor_override
     if divisor is not None:
         divisor = ntuple(op, "divisor_override", divisor, 1, minimum=1)[0]
-    _fit(op, "pooling window", sizes, kernel, dilation, pads)
+    check_fit(op, "pooling window", sizes, kernel, dilation, pads, AXES)
     count, extent = _padded_count(channels, sizes, pads)
     check_values(op, f"the padded input ({extent})", count)
     out = out_sizes(op, sizes, kernel, stride, pads, dilation)
@@ -245,16 +219,8 @@ def _plans(shape: tuple[int, ...], stages: Any) -> list:
             shape = (plan["filters"].shape[0], *plan["out"])
             plans.append(("conv", plan))
         elif isinstance(spec, Activation):
-            op = f"{OP} (activation stage {i})"
-            name = check_choice(op, "activation", spec.name, ACTIVATIONS)
-            params: dict = {}
-            if name == "leaky_relu":
-                params["negative_slope"] = check_scalar(op, "negative_slope", spec.negative_slope)
-            elif name == "elu":
-                params["alpha"] = check_scalar(op, "alpha", spec.alpha)
-            elif name == "gelu":
-                params["approximate"] = check_choice(op, "approximate", spec.approximate, ("none", "tanh"))
-            plans.append(("activation", {"spec": spec, "name": name, "params": params}))
+            act = plan_activation(f"{OP} (activation stage {i})", spec)
+            plans.append(("activation", {"spec": spec, "name": act.name, "params": act.params}))
         elif isinstance(spec, Pool):
             plan = _pool_plan(f"{OP} (pool stage {i})", spec, shape)
             shape = (shape[0], *plan["out"])
