@@ -516,6 +516,11 @@ ERRORS = [
     ([[1, 2], [3, 4]], [Conv([[1, 2, 3]] * 3)], ValueError,
      "filter is larger than the padded input along rows"),
     (np.ones((2, 3, 3)), [Conv([[1, 0], [0, 1]])], ValueError, "2 channels must be"),
+    (np.ones((2, 3, 3)), [Conv(np.ones((3, 3, 2, 2)))], ValueError,
+     r"an input with 2 channels must be \(2, kH, kW\) for one filter or \(O, 2, kH, kW\) for several, "
+     r"got shape \(3, 3, 2, 2\)"),
+    ([[1, 2], [3, 4]], [Conv(np.ones((1, 1, 1, 1, 1)))], ValueError,
+     r"an input with 1 channel must be \(kH, kW\) for one filter or \(O, kH, kW\) for several"),
     ([[1, 2], [3, 4]], [Conv([[1]], stride=0)], ValueError, "stride must be positive"),
     ([[1, 2], [3, 4]], [Conv([[1]], padding="middle")], ValueError, "padding must be"),
     ([[1, 2], [3, 4]], [Conv([[1]], mode="flip")], ValueError, "mode must be one of"),
