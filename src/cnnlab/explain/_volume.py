@@ -169,8 +169,8 @@ def _conv_plan(op: str, spec: Conv, shape: tuple[int, ...]) -> dict:
     else:
         pads = padding_pairs(op, padding, 3)
     check_fit(op, "filter", sizes, kernel, dilation, pads, AXES)
-    count, extent = _padded_count(channels, sizes, pads)
-    check_values(op, f"the padded input ({extent})", count)
+    count, shown = _padded_count(channels, sizes, pads)
+    check_values(op, f"the padded input ({shown})", count)
     out = out_sizes(op, sizes, kernel, stride, pads, dilation)
     check_values(op, "the output", filters.shape[0] * int(np.prod(out)))
     check_work(op, "the conv", filters.shape[0] * int(np.prod(out)) * filters[0].size, False)
@@ -192,8 +192,8 @@ def _pool_plan(op: str, spec: Pool, shape: tuple[int, ...]) -> dict:
     if divisor is not None:
         divisor = ntuple(op, "divisor_override", divisor, 1, minimum=1)[0]
     check_fit(op, "pooling window", sizes, kernel, dilation, pads, AXES)
-    count, extent = _padded_count(channels, sizes, pads)
-    check_values(op, f"the padded input ({extent})", count)
+    count, shown = _padded_count(channels, sizes, pads)
+    check_values(op, f"the padded input ({shown})", count)
     out = out_sizes(op, sizes, kernel, stride, pads, dilation)
     check_work(op, "the pooling", channels * int(np.prod(out)) * int(np.prod(kernel)), False)
     for axis, size, k, s, d, (lo, _), o in zip(AXES, sizes, kernel, stride, dilation, pads, out, strict=True):

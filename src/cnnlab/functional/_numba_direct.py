@@ -480,8 +480,8 @@ def direct_grad_w(xp, g, w_shape, stride, dilation, groups, pads=((0, 0), (0, 0)
     pitch = bufs.shape[3] if phases else xp.shape[3]
     span = (g.shape[2] - 1) * pitch + g.shape[3]
     parts = w_shape[2] * w_shape[3] * span
+    threads = numba.config.NUMBA_NUM_THREADS
     if parts * g.dtype.itemsize <= FLAT_GRAD_W_BYTES and (not phases or w_shape[0] // groups <= BUFFERED_MAX_OUT):
-        threads = numba.config.NUMBA_NUM_THREADS
         with _backend.threads_for(g.size * grad_w[0].size):
             kernel = _direct_grad_w_flat(tuple(stride) == (1, 1), phases)
             taps = _tap_offsets(w_shape[2:], dilation, stride, bufs.shape[2] if phases else xp.shape[2], pitch)
@@ -489,7 +489,7 @@ def direct_grad_w(xp, g, w_shape, stride, dilation, groups, pads=((0, 0), (0, 0)
                    pads[1][0], groups, bufs, *taps, np.zeros((threads, g.shape[2] * pitch), g.dtype),
                    np.empty((threads, parts), g.dtype), grad_w)
         return grad_w
-    partial = np.empty((numba.config.NUMBA_NUM_THREADS, w_shape[2] * w_shape[3] * g.shape[3]), g.dtype)
+    partial = np.empty((threads, w_shape[2] * w_shape[3] * g.shape[3]), g.dtype)
     with _backend.threads_for(g.size * grad_w[0].size):
         _direct_grad_w(stride[1] == 1, buf)(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g),
                                             *stride, *dilation, pads[0][0], pads[1][0], groups,
