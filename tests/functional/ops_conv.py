@@ -335,6 +335,9 @@ OPS += [
     _method_entry("conv2d", conv2d, 2, "gemm"),
     _method_entry("conv2d", conv2d, 2, "direct"),
     _method_entry("conv3d", conv3d, 3, "direct"),
+    _method_entry("conv1d", conv1d, 1, "implicit"),
+    _method_entry("conv2d", conv2d, 2, "implicit"),
+    _method_entry("conv3d", conv3d, 3, "implicit"),
 ]
 
 

@@ -1,0 +1,248 @@
+"""The implicit-GEMM method of a convolution (``method='implicit'``): float32 products read from
+the padded input where it lies, by the compiled kernels of :mod:`cnnlab.functional._numba_implicit`.
+
+A convolution of ``xp`` (padded, ``(N, C, *sp)``) with ``w`` (``(O, C_g, *k)``) is, for every
+output position ``p`` and filter ``o`` of group ``g``,
+
+    y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]
+
+and in the flat array ``xp`` the input value of tap ``(c, t)`` for position ``(b, p)`` lies at
+``pos[b, p] + delta[c, t]``: ``pos`` the offset where the position's window starts, ``delta`` the
+tap's offset inside a window.  The kernels take these two offset tables, so stride, dilation,
+groups and 1-, 2- or 3-d problems are all the same call.
+
+- forward: ``taps_forward`` over the padded input;
+- weight gradient: ``grad_w[o, (c, t)] = sum_{b, p} g[b, o, p] * xp[pos[b, p] + delta[c, t]]``,
+  ``taps_grad_w`` with the upstream gradient copied channels-last;
+- input gradient of a stride-1 convolution: ``grad_x[b, c, q] = sum_{o, t} gp[b, o, q + off + t*d]
+  * w[o, c, k-1-t]``, ``gp`` the upstream gradient zero-padded by up to ``d*(k-1)`` per side (the
+  adjoint, a correlation again): ``taps_forward`` over ``gp`` with the weights flipped and
+  transposed.  Its zero border is multiplied by every weight, so non-finite weights (``inf * 0``
+  would be ``nan``, a pair the definition does not have) and strided layers take the GEMM
+  path's col2im instead (:func:`grad_x_applies`).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from cnnlab.functional import _backend
+from cnnlab.functional._columns import _out_shape, _zero_pad
+
+_ROWS, _COLS = 6, 16  # the kernels' register block: positions (or taps) by filters
+
+
+def applies(x: np.ndarray, weight: np.ndarray) -> bool:
+    """Whether the implicit kernels run for this problem: float32 input and weight, 1- to 3-d,
+    and the compiled kernels allowed (:func:`cnnlab.functional._backend.use_numba`)."""
+    return (x.dtype == np.float32 and weight.dtype == np.float32 and 1 <= weight.ndim - 2 <= 3
+            and _backend.use_numba(float(x.size) * float(weight[0].size)))
+
+
+# Filters per group (forward, weight gradient) or input channels per group (input gradient)
+# from which the implicit kernels run: the register block holds 16 of them, so with fewer than 8
+# more than half of its lanes would compute padding (measured on 2 cores, the input gradient of
+# N8 C3 224x224 -> 64 k7 s2: 142 ms, 3 of 16 lanes used, against 60 ms by col2im).
+MIN_LANES = 8
+
+
+def grad_x_applies(weight: np.ndarray, groups: int) -> bool:
+    """Whether the input gradient runs as implicit correlations: at least :data:`MIN_LANES`
+    input channels per group, and finite weights (the padded upstream gradient's zero border
+    meets every weight, and ``inf * 0`` is ``nan``)."""
+    return weight.shape[1] >= MIN_LANES and bool(np.isfinite(weight).all())
+
+
+def _pitches(spatial: Sequence[int]) -> list[int]:
+    """Element distance between neighbours along each spatial axis of a C-contiguous plane."""
+    return [int(math.prod(spatial[i + 1:])) for i in range(len(spatial))]
+
+
+def _window_starts(batch: int, batch_stride: int, out: Sequence[int], step: Sequence[int],
+                   pitch: Sequence[int], first: Sequence[int]) -> np.ndarray:
+    """``pos[b, p]`` (flat, int64): ``b*batch_stride + sum_i (first_i + p_i*step_i) * pitch_i``."""
+    starts = np.arange(batch, dtype=np.int64).reshape((batch,) + (1,) * len(out)) * batch_stride
+    for axis, (size, s, pt, f) in enumerate(zip(out, step, pitch, first, strict=True)):
+        shape = [1] * (len(out) + 1)
+        shape[axis + 1] = size
+        starts = starts + ((f + np.arange(size, dtype=np.int64) * s) * pt).reshape(shape)
+    return starts.reshape(-1)
+
+
+def _tap_offsets(channels: int, plane: int, kernel: Sequence[int], dilation: Sequence[int],
+                 pitch: Sequence[int]) -> np.ndarray:
+    """``delta[c, t]`` (flat, int64): ``c*plane + sum_i t_i*d_i*pitch_i``."""
+    return _window_starts(channels, plane, kernel, dilation, pitch, [0] * len(kernel))
+
+
+def _padded(values: np.ndarray, multiple: int, fill: int) -> np.ndarray:
+    extra = -values.shape[0] % multiple
+    return values if not extra else np.concatenate([values, np.full(extra, fill, dtype=values.dtype)])
+
+
+def _pack(matrix: np.ndarray) -> np.ndarray:
+    """``(O, K)`` float32 -> flat ``wpk[o // 16, k, o % 16]``, zeros past row ``O``."""
+    rows, taps = matrix.shape
+    full = np.zeros((-(-rows // _COLS) * _COLS, taps), np.float32)
+    full[:rows] = matrix
+    return np.ascontiguousarray(full.reshape(-1, _COLS, taps).transpose(0, 2, 1)).reshape(-1)
+
+
+def _bias16(bias: np.ndarray | None, rows: int) -> np.ndarray:
+    full = np.zeros(-(-rows // _COLS) * _COLS, np.float32)
+    if bias is not None:
+        full[:rows] = bias
+    return full
+
+
+@functools.lru_cache(maxsize=64)
+def _tables(batch: int, channels: int, spatial: tuple[int, ...], out_ch: int, cg: int, kernel: tuple[int, ...],
+            out: tuple[int, ...], step: tuple[int, ...], dilation: tuple[int, ...], first: tuple[int, ...]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pos, yoff, delta)`` of :func:`_correlate` (cached: a training run asks for the same few
+    geometries every step; read-only)."""
+    plane, pitch, npos = int(math.prod(spatial)), _pitches(spatial), int(math.prod(out))
+    pos = _padded(_window_starts(batch, channels * plane, out, step, pitch, first), _ROWS, 0)
+    yoff = (np.arange(batch, dtype=np.int64)[:, None] * (out_ch * npos) + np.arange(npos, dtype=np.int64)).reshape(-1)
+    yoff = _padded(yoff, _ROWS, -1)
+    delta = _tap_offsets(cg, plane, kernel, dilation, pitch)
+    for table in (pos, yoff, delta):
+        table.flags.writeable = False
+    return pos, yoff, delta
+
+
+def _correlate(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int, out: Sequence[int],
+               step: Sequence[int], dilation: Sequence[int], first: Sequence[int]) -> np.ndarray:
+    """``y[b, o, p] = bias[o] + sum_{c, t} src[b, g*C_g + c, first + p*step + t*d] * weight[o, c, t]``
+    (float32, ``src`` C-contiguous): the forward, and the stride-1 input gradient."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    batch, channels, spatial = src.shape[0], src.shape[1], src.shape[2:]
+    out_ch, cg = weight.shape[:2]
+    og = out_ch // groups
+    plane, npos = int(math.prod(spatial)), int(math.prod(out))
+    pos, yoff, delta = _tables(batch, channels, tuple(spatial), out_ch, cg, tuple(weight.shape[2:]), tuple(out),
+                               tuple(step), tuple(dilation), tuple(first))
+    y = np.empty((batch, out_ch, *out), np.float32)
+    flat_src, flat_y = src.reshape(-1), y.reshape(-1)
+    for g in range(groups):
+        rows = slice(g * og, (g + 1) * og)
+        wpk = _pack(weight[rows].reshape(og, -1))
+        bpk = _bias16(None if bias is None else bias[rows], og)
+        gpos = pos + g * cg * plane if g else pos
+        gyoff = np.where(yoff >= 0, yoff + g * og * npos, -1) if g else yoff
+        ni.taps_forward(flat_src, wpk, bpk, gpos, delta, gyoff, npos, og, flat_y)
+    return y
+
+
+def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
+            pads: Sequence[tuple[int, int]] | None, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, xp)``: the convolution of ``x`` zero-padded by ``pads``, and that padded copy (what the
+    backward reads)."""
+    xp = np.ascontiguousarray(_zero_pad(x, pads))
+    out = _out_shape(xp.shape, weight.shape[2:], stride, dilation)
+    b = None if bias is None else np.asarray(bias, np.float32)
+    return _correlate(xp, weight, b, groups, out, stride, dilation, [0] * len(out)), xp
+
+
+def grad_w(grad_out: np.ndarray, xp: np.ndarray, weight_shape: Sequence[int], stride: Sequence[int],
+           dilation: Sequence[int], groups: int) -> np.ndarray:
+    """The weight gradient from the upstream gradient and the padded input the forward kept."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    batch, channels, spatial = xp.shape[0], xp.shape[1], xp.shape[2:]
+    out_ch, cg = weight_shape[:2]
+    og = out_ch // groups
+    kernel, out = weight_shape[2:], grad_out.shape[2:]
+    plane, npos = int(math.prod(spatial)), int(math.prod(out))
+    pos, _, delta = _tables(batch, channels, tuple(spatial), out_ch, cg, tuple(kernel), tuple(out), tuple(stride),
+                            tuple(dilation), (0,) * len(out))
+    pos = pos[:batch * npos]  # (no padding entries: the positions are the sum's index here)
+    taps = int(cg * math.prod(kernel))
+    delta = _padded(delta, _ROWS, 0)
+    g = np.ascontiguousarray(grad_out, np.float32).reshape(batch, groups, og, npos)
+    result = np.empty((groups, og, taps), np.float32)
+    for k in range(groups):
+        gk = g[:, k] if groups == 1 else np.ascontiguousarray(g[:, k])
+        sums = ni.taps_grad_w(xp.reshape(-1), gk, pos + k * cg * plane if k else pos, delta)
+        result[k] = sums[:taps, :og].T
+    return result.reshape(weight_shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _phases(x_spatial: tuple[int, ...], out: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+            dilation: tuple[int, ...], pads_lo: tuple[int, ...]) -> tuple[tuple, list[tuple]]:
+    """The input gradient's plan: ``(border, phases)``.
+
+    An input cell ``i = q*s + r`` (per axis) receives ``g[(i + lo - t*d) / s] * w[t]`` from the
+    taps ``t`` with ``(r + lo - t*d) % s == 0``: for each phase ``r`` (per axis), a correlation
+    of ``g`` padded by ``border`` with those taps, at ``e(r, t) = (r + lo - t*d) // s`` plus the
+    low border.  Each phase: ``(spatial positions q (shape), taps (flat kernel indices), their
+    offsets per axis (lists), r)``; a phase without taps has none (its cells stay zero)."""
+    axes = []  # per axis: (low border, high border, [(r, Q, [(t, e)])])
+    for size, o, k, s, d, lo in zip(x_spatial, out, kernel, stride, dilation, pads_lo, strict=True):
+        rows = []
+        for r in range(min(s, size)):
+            count = len(range(r, size, s))
+            taps = [(t, (r + lo - t * d) // s) for t in range(k) if (r + lo - t * d) % s == 0]
+            rows.append((r, count, taps))
+        es = [e for _, _, taps in rows for _, e in taps]
+        low = max([0] + [-e for e in es])
+        high = max([0] + [count - 1 + e + 1 - o for _, count, taps in rows for _, e in taps])
+        axes.append((low, high, rows))
+    border = tuple((low, high) for low, high, _ in axes)
+    phases = []
+    for combo in itertools.product(*(rows for _, _, rows in axes)):
+        shape = tuple(count for _, count, _ in combo)
+        taps = list(itertools.product(*(taps for _, _, taps in combo)))
+        flat = [int(np.ravel_multi_index(tuple(t for t, _ in tap), kernel)) for tap in taps]
+        # shifts[a][j]: tap j's offset along axis a in the padded gradient
+        by_axis = list(zip(*taps, strict=True)) if taps else []
+        shifts = [[e + axes[a][0] for _, e in column] for a, column in enumerate(by_axis)]
+        phases.append((shape, flat, shifts, tuple(r for r, _, _ in combo)))
+    return border, phases
+
+
+def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pads: Sequence[tuple[int, int]] | None,
+           stride: Sequence[int], dilation: Sequence[int], groups: int) -> np.ndarray:
+    """The input gradient (of the unpadded input ``x_shape``): per phase of the stride
+    (:func:`_phases`), the correlation of the padded upstream gradient with the weights of the
+    phase's taps, transposed (channels and filters swap places)."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    kernel, n = tuple(weight.shape[2:]), weight.ndim - 2
+    pads = tuple(pads) if pads else ((0, 0),) * n
+    batch, out_ch, out = grad_out.shape[0], grad_out.shape[1], tuple(grad_out.shape[2:])
+    channels, cg = x_shape[1], weight.shape[1]
+    og = out_ch // groups
+    x_spatial = tuple(x_shape[2:])
+    border, phases = _phases(x_spatial, out, kernel, tuple(stride), tuple(dilation), tuple(lo for lo, _ in pads))
+    gp = np.ascontiguousarray(_zero_pad(grad_out, border if any(a or b for a, b in border) else None),
+                              dtype=np.float32)
+    g_spatial = gp.shape[2:]
+    gplane, gpitch = int(math.prod(g_spatial)), _pitches(g_spatial)
+    xplane, xpitch = int(math.prod(x_spatial)), _pitches(x_spatial)
+    complete = all(flat for _, flat, _, _ in phases)
+    y = (np.empty if complete else np.zeros)((batch, channels, *x_spatial), np.float32)
+    w = weight.reshape(groups, og, cg, -1)
+    bias = _bias16(None, cg)
+    for shape, flat, shifts, r in phases:
+        if not flat or not math.prod(shape):
+            continue
+        pos = _padded(_window_starts(batch, out_ch * gplane, shape, [1] * n, gpitch, [0] * n), _ROWS, 0)
+        yoff = _window_starts(batch, channels * xplane, shape, stride, xpitch, r)
+        yoff = _padded(yoff, _ROWS, -1)
+        tap_at = sum(np.asarray(sh, np.int64) * pt for sh, pt in zip(shifts, gpitch, strict=True))
+        delta = (np.arange(og, dtype=np.int64)[:, None] * gplane + tap_at[None, :]).reshape(-1)
+        for g in range(groups):
+            # rows: the group's input channels; columns: (filter, tap) of the phase's taps
+            wpk = _pack(w[g][:, :, flat].transpose(1, 0, 2).reshape(cg, -1))
+            gyoff = np.where(yoff >= 0, yoff + g * cg * xplane, -1) if g else yoff
+            ni.taps_forward(gp.reshape(-1), wpk, bias, pos + g * og * gplane if g else pos, delta, gyoff, xplane, cg,
+                            y.reshape(-1))
+    return y

@@ -1,0 +1,192 @@
+"""Implicit-GEMM kernels (Numba, float32): a convolution's products without a column matrix.
+
+The GEMM path (:mod:`cnnlab.functional._conv_kernels`) writes the im2col matrix, has the BLAS
+pack it again into its own panels, multiplies, and copies the product back to channel-first
+order; with 64 filters each packed value is used only 64 times, so the copies cost a third of
+the layer.  The kernels here read the padded input where it lies.  Both are products of a
+``6 x 16`` register block (:mod:`cnnlab.functional._numba_simd`): 12 vectors of running sums,
+two vector loads of 16 filters' weights (or upstream gradients) and six broadcast input values
+per step of the shared dimension.
+
+Every problem is given to them as offsets into flat arrays, so one kernel serves any stride,
+dilation, padding and group, and the input gradient too:
+
+- :func:`taps_forward`: ``y[yoff[p] + o*cstride] = bias[o] + sum_k src[pos[p] + delta[k]] * w[o, k]``
+  for every position ``p`` (a tap ``k`` is an input channel and a kernel offset, ``delta[k]``
+  its distance in ``src``; ``pos[p]`` is where position ``p``'s window starts).  A job is a run
+  of positions; it holds 6 positions by 16 filters at a time, the weights packed as
+  ``wpk[o // 16, k, o % 16]`` (zeros past the last filter).  The forward of a convolution is
+  this with ``src`` the padded input; the input gradient of a stride-1 convolution is this
+  with ``src`` the upstream gradient padded by ``d*(k-1)`` and the weights flipped and
+  transposed (see :mod:`cnnlab.functional._implicit`).
+- :func:`taps_grad_w`: ``parts[t, k, o] += sum_p src[pos[p] + delta[k]] * g[p, o]``, the
+  weight gradient.  A job is a run of :data:`GRAD_W_JOB` positions: it copies their upstream
+  gradient channels-last into a buffer of its thread (16 filters per vector; a transposed copy
+  of the whole gradient beforehand cost NumPy 1.5 ms on the 14x14 layer, a third of the
+  kernel), then adds 6 taps by 16 filters at a time into its thread's row of ``parts`` (the
+  caller sums the rows).
+
+The sums run in a different order from the loop reference's (and with one rounding per
+multiply-add), so float results may differ from it in the last bits.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import get_thread_id, njit, prange
+
+from cnnlab.functional._numba_simd import vfma_at, vload, vstore
+
+# Positions and filters of one register block.
+ROWS, COLS = 6, 16
+# Blocks of positions per job of the forward: the job's weights stay in the L1 cache while it
+# runs through 8 blocks of 6 positions.
+JOB_BLOCKS = 8
+# Positions per job of the weight gradient (its slice of the upstream gradient, 16 KiB per 16
+# filters, stays in the L1 cache while the job's 6-tap blocks read it).
+GRAD_W_JOB = 256
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, out_ch, y, bufs):  # pragma: no cover - compiled
+    # src: flat input; wpk: (O16 // 16) * K * 16 packed weights; bias: O16 values; pos, yoff: one
+    # entry per position, a multiple of ROWS long (a padding entry has yoff < 0: computed, never
+    # stored); bufs: a row of ROWS * COLS values per thread
+    taps = delta.shape[0]
+    groups16 = bias.shape[0] // COLS
+    blocks = pos.shape[0] // ROWS
+    jobs = -(-blocks // JOB_BLOCKS)
+    for job in prange(jobs):
+        buf = bufs[get_thread_id()]
+        for og in range(groups16):
+            for blk in range(job * JOB_BLOCKS, min(blocks, (job + 1) * JOB_BLOCKS)):
+                r = blk * ROWS
+                p0, p1, p2, p3, p4, p5 = pos[r], pos[r + 1], pos[r + 2], pos[r + 3], pos[r + 4], pos[r + 5]
+                b0 = vload(bias, og * COLS)
+                b1 = vload(bias, og * COLS + 8)
+                c00, c01, c10, c11, c20, c21 = b0, b1, b0, b1, b0, b1
+                c30, c31, c40, c41, c50, c51 = b0, b1, b0, b1, b0, b1
+                w = og * taps * COLS
+                for k in range(taps):
+                    dk = delta[k]
+                    w0 = vload(wpk, w)
+                    w1 = vload(wpk, w + 8)
+                    c00 = vfma_at(c00, src, p0 + dk, w0)
+                    c01 = vfma_at(c01, src, p0 + dk, w1)
+                    c10 = vfma_at(c10, src, p1 + dk, w0)
+                    c11 = vfma_at(c11, src, p1 + dk, w1)
+                    c20 = vfma_at(c20, src, p2 + dk, w0)
+                    c21 = vfma_at(c21, src, p2 + dk, w1)
+                    c30 = vfma_at(c30, src, p3 + dk, w0)
+                    c31 = vfma_at(c31, src, p3 + dk, w1)
+                    c40 = vfma_at(c40, src, p4 + dk, w0)
+                    c41 = vfma_at(c41, src, p4 + dk, w1)
+                    c50 = vfma_at(c50, src, p5 + dk, w0)
+                    c51 = vfma_at(c51, src, p5 + dk, w1)
+                    w += COLS
+                vstore(buf, 0, c00)
+                vstore(buf, 8, c01)
+                vstore(buf, 16, c10)
+                vstore(buf, 24, c11)
+                vstore(buf, 32, c20)
+                vstore(buf, 40, c21)
+                vstore(buf, 48, c30)
+                vstore(buf, 56, c31)
+                vstore(buf, 64, c40)
+                vstore(buf, 72, c41)
+                vstore(buf, 80, c50)
+                vstore(buf, 88, c51)
+                filters = min(COLS, out_ch - og * COLS)
+                for i in range(ROWS):
+                    base = yoff[r + i]
+                    if base >= 0:
+                        at = np.uint64(base + og * COLS * cstride)
+                        for j in range(filters):
+                            y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _taps_grad_w(src, g, npos, out_ch, pos, delta, bufs, parts):  # pragma: no cover - compiled
+    # src: flat input; g: flat (N, O, npos) upstream gradient, channel-first; pos: N*npos window
+    # starts; delta: taps, a multiple of ROWS long (padding taps: any valid offset, their sums
+    # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads, taps * O16), zeros on entry
+    total = pos.shape[0]
+    taps = delta.shape[0]
+    width = parts.shape[1] // taps  # O16
+    zero = np.float32(0.0)
+    jobs = -(-total // GRAD_W_JOB)
+    for job in prange(jobs):
+        tid = get_thread_id()
+        part, gt = parts[tid], bufs[tid]
+        first, last = job * GRAD_W_JOB, min(total, (job + 1) * GRAD_W_JOB)
+        # the job's positions channels-last, 16 filters at a time:
+        # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[b, o, p - b*npos]
+        for p in range(first, last):
+            b = p // npos
+            start = np.uint64(b * out_ch * npos + p - b * npos)
+            for og in range(0, width, COLS):
+                cell = np.uint64(og * GRAD_W_JOB + (p - first) * COLS)
+                for j in range(COLS):
+                    o = og + j
+                    gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos)] if o < out_ch else zero
+        for kt in range(0, taps, ROWS):
+            d0, d1, d2 = delta[kt], delta[kt + 1], delta[kt + 2]
+            d3, d4, d5 = delta[kt + 3], delta[kt + 4], delta[kt + 5]
+            for og in range(0, width, COLS):
+                a = kt * width + og
+                c00, c01 = vload(part, a), vload(part, a + 8)
+                c10, c11 = vload(part, a + width), vload(part, a + width + 8)
+                c20, c21 = vload(part, a + 2 * width), vload(part, a + 2 * width + 8)
+                c30, c31 = vload(part, a + 3 * width), vload(part, a + 3 * width + 8)
+                c40, c41 = vload(part, a + 4 * width), vload(part, a + 4 * width + 8)
+                c50, c51 = vload(part, a + 5 * width), vload(part, a + 5 * width + 8)
+                at = og * GRAD_W_JOB  # (og counts filters: the block of filters og..og+15)
+                for p in range(first, last):
+                    s = pos[p]
+                    g0 = vload(gt, at)
+                    g1 = vload(gt, at + 8)
+                    c00 = vfma_at(c00, src, s + d0, g0)
+                    c01 = vfma_at(c01, src, s + d0, g1)
+                    c10 = vfma_at(c10, src, s + d1, g0)
+                    c11 = vfma_at(c11, src, s + d1, g1)
+                    c20 = vfma_at(c20, src, s + d2, g0)
+                    c21 = vfma_at(c21, src, s + d2, g1)
+                    c30 = vfma_at(c30, src, s + d3, g0)
+                    c31 = vfma_at(c31, src, s + d3, g1)
+                    c40 = vfma_at(c40, src, s + d4, g0)
+                    c41 = vfma_at(c41, src, s + d4, g1)
+                    c50 = vfma_at(c50, src, s + d5, g0)
+                    c51 = vfma_at(c51, src, s + d5, g1)
+                    at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
+                vstore(part, a, c00)
+                vstore(part, a + 8, c01)
+                vstore(part, a + width, c10)
+                vstore(part, a + width + 8, c11)
+                vstore(part, a + 2 * width, c20)
+                vstore(part, a + 2 * width + 8, c21)
+                vstore(part, a + 3 * width, c30)
+                vstore(part, a + 3 * width + 8, c31)
+                vstore(part, a + 4 * width, c40)
+                vstore(part, a + 4 * width + 8, c41)
+                vstore(part, a + 5 * width, c50)
+                vstore(part, a + 5 * width + 8, c51)
+
+
+def taps_forward(src: np.ndarray, wpk: np.ndarray, bias: np.ndarray, pos: np.ndarray, delta: np.ndarray,
+                 yoff: np.ndarray, cstride: int, out_ch: int, y: np.ndarray) -> None:
+    """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``."""
+    bufs = np.empty((numba.config.NUMBA_NUM_THREADS, ROWS * COLS), np.float32)
+    _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, out_ch, y, bufs)
+
+
+def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """``(taps, O16)``: the sums of :func:`_taps_grad_w` over its threads (``g``: ``(N, O, P)``
+    float32, C-contiguous)."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    out_ch, npos = g.shape[1], g.shape[2]
+    width = -(-out_ch // COLS) * COLS
+    bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
+    parts = np.zeros((threads, delta.shape[0] * width), np.float32)
+    _taps_grad_w(src, g.reshape(-1), npos, out_ch, pos, delta, bufs, parts)
+    return parts.sum(axis=0).reshape(delta.shape[0], width)

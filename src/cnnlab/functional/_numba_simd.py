@@ -1,0 +1,109 @@
+"""Eight-lane float32 vectors for compiled kernels (Numba): a type and four operations on it.
+
+Numba's loop vectoriser turns a simple loop into SIMD code, but not a matrix product's register
+block: the 12 running sums of a 6 x 16 tile, each updated once per step of the shared dimension,
+stay scalar (measured: 4.4 GFLOP/s for such a kernel written with scalar or array sums).  Here
+a value of type :data:`f32x8` is an LLVM ``<8 x float>``, which the compiler keeps in one AVX
+register, and each operation is a few lines of LLVM IR (``numba.extending.intrinsic``):
+
+- :func:`vzero` ``()`` -> eight zeros;
+- :func:`vload` ``(a, i)`` -> ``a[i:i+8]`` of a contiguous float32 array;
+- :func:`vstore` ``(a, i, v)``: ``a[i:i+8] = v``;
+- :func:`vfma_at` ``(acc, a, i, v)`` -> ``acc + a[i] * v`` (``a[i]`` broadcast to the eight lanes,
+  one rounding per lane: LLVM's ``fma``).
+
+There is no bounds check and no wrap-around of negative indices: the caller guarantees
+``0 <= i`` and ``i + 8 <= a.size`` (``i < a.size`` for :func:`vfma_at`).  With these, the 6 x 16
+block of :mod:`cnnlab.functional._numba_implicit` compiles to the loop a BLAS writes by hand (two
+vector loads, six broadcasts and twelve ``vfmadd231ps`` per step) and ran a 64 x 288 by 288 x 12544
+product at 129-138 GFLOP/s on 2 cores, against 93-100 for OpenBLAS on the same operands.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+LANES = 8
+_VEC = ir.VectorType(ir.FloatType(), LANES)
+
+
+class F32x8(types.Type):
+    """The Numba type of eight float32 lanes (an LLVM ``<8 x float>``)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="f32x8")
+
+
+f32x8 = F32x8()
+
+
+@register_model(F32x8)
+class _F32x8Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VEC)
+
+
+def _element_ptr(context, builder, arr_type, arr, index):
+    data = context.make_array(arr_type)(context, builder, arr).data
+    return builder.gep(data, [index])
+
+
+def _fma(builder, a, b, c):
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]),
+                                        "llvm.fma.v8f32")
+    return builder.call(fn, [a, b, c])
+
+
+def _float32_array(arr) -> bool:
+    return isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.layout == "C"
+
+
+@intrinsic
+def vzero(typingctx):
+    """Eight zeros."""
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_VEC, [0.0] * LANES)
+    return f32x8(), codegen
+
+
+@intrinsic
+def vload(typingctx, arr, index):
+    """``arr[index:index+8]`` as a vector (``arr``: C-contiguous float32; no bounds check)."""
+    if not (_float32_array(arr) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        return builder.load(builder.bitcast(ptr, _VEC.as_pointer()), align=4)
+    return f32x8(arr, index), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, index, vec):
+    """``arr[index:index+8] = vec`` (no bounds check)."""
+    if not (_float32_array(arr) and isinstance(index, types.Integer) and vec == f32x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        builder.store(args[2], builder.bitcast(ptr, _VEC.as_pointer()), align=4)
+        return context.get_dummy_value()
+    return types.none(arr, index, vec), codegen
+
+
+@intrinsic
+def vfma_at(typingctx, acc, arr, index, vec):
+    """``acc + arr[index] * vec``, ``arr[index]`` broadcast to every lane, one rounding (no bounds check)."""
+    if not (acc == f32x8 and _float32_array(arr) and isinstance(index, types.Integer) and vec == f32x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        scalar = builder.load(_element_ptr(context, builder, sig.args[1], args[1], args[2]), align=4)
+        lane0 = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+        splat = builder.shuffle_vector(lane0, ir.Constant(_VEC, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        return _fma(builder, splat, args[3], args[0])
+    return f32x8(acc, arr, index, vec), codegen

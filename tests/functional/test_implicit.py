@@ -1,0 +1,227 @@
+"""The implicit-GEMM method (``functional/_implicit.py`` and its kernels in ``_numba_implicit.py``,
+``_numba_simd.py``) against the loop reference: the forward and both gradients for the shapes
+its register block splits unevenly, strides, dilations, groups, paddings past the kernel's
+reach, 1-d and 3-d problems; the fall-backs (non-finite weights, other dtypes, no Numba); the
+automatic rule; and the vector operations themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _conv_kernels, _implicit, _naive
+from cnnlab.functional._args import ntuple, padding_pairs
+
+pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+
+CASES = [
+    # x shape, weight shape, stride, padding, dilation, groups
+    ((3, 4, 7, 9), (5, 4, 3, 3), 1, 0, 1, 1),  # 5 filters: part of a block of 16; 105 positions
+    ((2, 6, 8, 7), (17, 6, 3, 2), 1, 1, 1, 1),  # 17 filters: a block and one more
+    ((2, 5, 9, 8), (33, 5, 3, 3), 2, 1, 1, 1),  # strided: the input gradient in 4 phases
+    ((2, 6, 11, 10), (18, 6, 3, 3), 1, ((2, 0), (1, 3)), (2, 1), 1),  # asymmetric padding, dilated
+    ((2, 6, 9, 8), (12, 2, 3, 3), 1, 1, 1, 3),  # groups of 2 channels and 4 filters
+    ((1, 3, 5, 5), (20, 3, 3, 3), 1, (4, 5), 1, 1),  # padding past the kernel's reach; one sample
+    ((4, 6, 30), (10, 3, 5), 2, 3, 1, 2),  # 1-d, strided, grouped
+    ((3, 7, 19), (16, 7, 3), 1, 2, 3, 1),  # 1-d, dilated
+    ((2, 4, 5, 6, 7), (20, 4, 3, 2, 3), 1, 1, 1, 1),  # 3-d
+    ((2, 4, 5, 6, 7), (9, 4, 2, 3, 3), (1, 2, 1), (1, 0, 2), 1, 1),  # 3-d, strided
+    ((2, 3, 10, 11), (16, 3, 2, 2), 3, 0, 1, 1),  # stride 3 > kernel 2: phases without taps (zeros)
+    ((2, 4, 12, 13), (16, 4, 3, 3), (2, 3), (1, 2), (2, 1), 1),  # strided and dilated
+    ((2, 9, 9, 8), (8, 9, 3, 3), 2, 1, 1, 1),  # 9 channels: the input gradient implicit by rule too
+    ((2, 16, 7, 6), (16, 8, 3, 3), 1, 1, 1, 2),  # groups of 8 channels and 8 filters
+]
+
+
+def _args(w, stride, padding, dilation):
+    n = w.ndim - 2
+    return ntuple("", "", stride, n, minimum=1), padding_pairs("", padding, n), ntuple("", "", dilation, n, minimum=1)
+
+
+def _conv(n):
+    return {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+
+
+def _inputs(xs, ws, seed):
+    g = np.random.default_rng(seed)
+    x = g.uniform(-2, 2, xs).astype(np.float32)
+    w = g.uniform(-2, 2, ws).astype(np.float32)
+    b = g.uniform(-2, 2, ws[0]).astype(np.float32)
+    return x, w, b
+
+
+@pytest.fixture
+def compiled():
+    previous = _backend.set_backend("numba")  # past the small-work threshold
+    yield
+    _backend.set_backend(previous)
+
+
+def _spied(monkeypatch):
+    """Counts of the implicit kernels' calls."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    calls = {"taps_forward": 0, "taps_grad_w": 0}
+    for name in calls:
+        original = getattr(ni, name)
+
+        def spy(*args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(*args)
+        monkeypatch.setattr(ni, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("min_lanes", [1, _implicit.MIN_LANES])
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CASES)
+def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups, min_lanes):
+    """Each case twice: with every input gradient implicit (``MIN_LANES`` 1, so the phases of
+    small strided cases run too), and with the library's rule."""
+    monkeypatch.setattr(_implicit, "MIN_LANES", min_lanes)
+    x, w, b = _inputs(xs, ws, seed=sum(xs) + sum(ws))
+    s, pads, d = _args(w, stride, padding, dilation)
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    calls = _spied(monkeypatch)
+    y = _conv(w.ndim - 2)(x, w, b, **kw)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ref = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
+    assert y.dtype == np.float32 and y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    g = np.random.default_rng(7).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, gb = F.conv_backward(g, x, w, b, **kw)
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[:2]
+    for got, want in ((gx, rx), (gw, rw)):
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    # per group: the forward twice (once per call above), the input gradient once per phase of
+    # the stride (one phase with stride 1), the weight gradient once
+    # (fewer than MIN_LANES input channels per group: the input gradient by col2im)
+    unit = all(v == 1 for v in s)
+    assert calls["taps_grad_w"] == groups
+    if w.shape[1] < _implicit.MIN_LANES:
+        assert calls["taps_forward"] == 2 * groups
+    else:
+        assert calls["taps_forward"] == 3 * groups if unit else calls["taps_forward"] > 3 * groups
+
+
+def test_offset_tables_address_the_padded_input():
+    """``pos[p] + delta[t]`` is the flat index of tap ``t`` of position ``p``, computed here from
+    the multi-index of each cell (np.ravel_multi_index), not from the module's strides."""
+    batch, channels, spatial = 2, 3, (6, 7)
+    kernel, step, dilation, out = (2, 3), (2, 1), (1, 2), (3, 3)
+    pos, _, delta = _implicit._tables(batch, channels, spatial, 4, channels, kernel, out, step, dilation, (0, 0))
+    shape = (batch, channels, *spatial)
+    for b in range(batch):
+        for i in range(out[0]):
+            for j in range(out[1]):
+                p = (b * out[0] + i) * out[1] + j
+                for c in range(channels):
+                    for a in range(kernel[0]):
+                        for e in range(kernel[1]):
+                            t = (c * kernel[0] + a) * kernel[1] + e
+                            cell = (b, c, i * step[0] + a * dilation[0], j * step[1] + e * dilation[1])
+                            assert pos[p] + delta[t] == np.ravel_multi_index(cell, shape)
+    assert pos.size % 6 == 0 and not pos.flags.writeable
+
+
+@pytest.mark.parametrize("bad", ["weight", "input"])
+def test_non_finite_values_match_the_reference(compiled, bad):
+    """An infinite weight would meet the zero border of the input gradient's padded upstream
+    gradient (``inf * 0``): that gradient takes col2im, and every result keeps the reference's
+    nan pattern; an infinite input is read only where the definition reads it."""
+    x, w, b = _inputs((2, 8, 6, 6), (16, 8, 3, 3), seed=3)
+    (w if bad == "weight" else x)[0, 1, 1, 2] = np.inf
+    kw = {"padding": 1, "method": "implicit"}
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(1).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+    pads, one = ((1, 1), (1, 1)), (1, 1)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ref_y = _naive.naive_conv(x64, w64, b.astype(np.float64), one, pads, one, 1)
+    ref_x, ref_w = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, one, pads, one, 1)[:2]
+    for got, want in ((y, ref_y), (gx, ref_x), (gw, ref_w)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-4)
+    assert _implicit.grad_x_applies(w, 1) is (bad == "input")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+def test_other_dtypes_take_the_gemm_path(compiled, monkeypatch, dtype):
+    """float64 stays float64 and integers stay exact: the implicit kernels are float32 only."""
+    g = np.random.default_rng(5)
+    x = g.integers(-4, 5, (2, 3, 6, 5)).astype(dtype)
+    w = g.integers(-3, 4, (20, 3, 3, 3)).astype(dtype)
+    calls = _spied(monkeypatch)
+    y = F.conv2d(x, w, padding=1, method="implicit")
+    ref = _naive.naive_conv(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, ref)
+    assert calls == {"taps_forward": 0, "taps_grad_w": 0}
+
+
+def test_float64_upstream_gradient_takes_the_gemm_path(compiled):
+    """A float32 forward whose backward gets a float64 gradient (kernels.backward directly)."""
+    x, w, _ = _inputs((2, 5, 7, 6), (18, 5, 3, 3), seed=11)
+    y, saved = _conv_kernels.forward(x, w, (1, 1), (1, 1), 1, "implicit", save=True, pads=((1, 1), (1, 1)))
+    assert saved.method == "implicit"
+    g = np.random.default_rng(2).uniform(-1, 1, y.shape)
+    gx, gw = _conv_kernels.backward(g, saved)
+    rx, rw = _naive.naive_conv_backward(g, x.astype(np.float64), w.astype(np.float64), (1, 1),
+                                        ((1, 1), (1, 1)), (1, 1), 1)[:2]
+    assert gx.shape == x.shape
+    np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw, rw, rtol=1e-5, atol=1e-5)
+
+
+def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
+    x, w, b = _inputs((2, 3, 6, 6), (8, 3, 3, 3), seed=4)
+    previous = _backend.set_backend("numpy")
+    try:
+        calls = _spied(monkeypatch)
+        y = F.conv2d(x, w, b, padding=1, method="implicit")
+        assert calls == {"taps_forward": 0, "taps_grad_w": 0}
+    finally:
+        _backend.set_backend(previous)
+    ref = _naive.naive_conv(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("ws, groups, stride, dtype, expected", [
+    ((64, 32, 3, 3), 1, (1, 1), np.float32, "implicit"),
+    ((64, 32, 3, 3), 1, (2, 2), np.float32, "implicit"),
+    ((64, 32, 3, 3), 1, (1, 1), np.float64, "gemm"),
+    ((64, 32, 3, 3), 1, (1, 1), None, "gemm"),  # (no dtype given: the rule of the shapes alone)
+    ((64, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: the batched products, no columns
+    ((64, 32, 1, 1), 1, (2, 2), np.float32, "implicit"),
+    ((16, 3, 3, 3), 1, (1, 1), np.float32, "direct"),  # a first layer
+    ((32, 1, 3, 3), 32, (1, 1), np.float32, "direct"),  # depthwise
+    ((25, 25, 3), 1, (2,), np.float32, "implicit"),  # 1-d
+    ((8, 4, 3, 3, 3), 1, (1, 1, 1), np.float32, "implicit"),  # 3-d
+])
+def test_automatic_rule(compiled, ws, groups, stride, dtype, expected):
+    xs = (4, ws[1] * groups) + (12,) * (len(ws) - 2)
+    assert _conv_kernels.choose_method(xs, ws, groups, stride, dtype) == expected
+
+
+def test_vector_operations():
+    """vload / vstore / vfma_at / vzero in a compiled loop against NumPy (fma: one rounding, so
+    the float64 value rounded once)."""
+    from numba import njit
+
+    from cnnlab.functional._numba_simd import vfma_at, vload, vstore, vzero
+
+    @njit
+    def axpy(a, x, out, at):  # out[0:8] = a[at] * x[8:16] + x[0:8]; out[8:16] = 0
+        vstore(out, 0, vfma_at(vload(x, 0), a, at, vload(x, 8)))
+        vstore(out, 8, vzero())
+
+    g = np.random.default_rng(9)
+    a, x = g.uniform(-2, 2, 5).astype(np.float32), g.uniform(-2, 2, 16).astype(np.float32)
+    out = np.full(16, np.nan, np.float32)
+    axpy(a, x, out, 3)
+    want = (np.float64(a[3]) * x[8:16].astype(np.float64) + x[:8]).astype(np.float32)
+    np.testing.assert_array_equal(out[:8], want)
+    np.testing.assert_array_equal(out[8:], np.zeros(8, np.float32))
