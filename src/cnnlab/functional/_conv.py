@@ -201,11 +201,13 @@ def conv(
         divisible by it.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
         How padded cells are filled, as in PyTorch's ``nn.Conv`` layers.
-    method : {'auto', 'gemm', 'direct'}, default 'auto'
+    method : {'auto', 'gemm', 'direct', 'implicit'}, default 'auto'
         The kernel that computes the sum (all give the same result up to float rounding, and
         integer inputs stay exact on every method): ``'gemm'`` is im2col and one matrix product
         for the whole batch (a 1x1 kernel skips im2col); ``'direct'`` loops over kernel taps
-        (compiled with Numba when installed).  ``'auto'`` follows
+        (compiled with Numba when installed); ``'implicit'`` is the matrix product without the
+        column matrix, read from the padded input by compiled float32 kernels (other dtypes,
+        or no Numba: ``'gemm'``).  ``'auto'`` follows
         :func:`cnnlab.functional._conv_kernels.choose_method` and :func:`cnnlab.set_backend`.
 
     Shape
