@@ -195,6 +195,9 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((64, 32, 3, 3), 1, (1, 1), np.float64, "gemm"),
     ((64, 32, 3, 3), 1, (1, 1), None, "gemm"),  # (no dtype given: the rule of the shapes alone)
     ((64, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: the batched products, no columns
+    ((4, 32, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 4 filters: 12 of the block's 16 lanes idle
+    ((32, 4, 3, 3), 8, (1, 1), np.float32, "gemm"),  # 4 filters per group
+    ((64, 4, 3, 3), 8, (1, 1), np.float32, "implicit"),  # 8 filters per group
     ((64, 32, 1, 1), 1, (2, 2), np.float32, "implicit"),
     ((16, 3, 3, 3), 1, (1, 1), np.float32, "direct"),  # a first layer
     ((32, 1, 3, 3), 32, (1, 1), np.float32, "direct"),  # depthwise
