@@ -108,9 +108,13 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     kernels, except 1x1 kernels of stride 1, and ``'gemm'``.
 
     The implicit products skip the column matrix, the BLAS's own packing of it and the
-    channel-first copy of the product; measured on 2 cores, forward+backward against the GEMM
-    path in one process: N64 C32 14x14 -> 64 k3 p1 (TODO), N16 C64 56x56 -> 64 (TODO).  A 1x1
-    kernel needs no column matrix at all, and keeps its batched products.
+    channel-first copy of the product.  Measured on 2 cores, forward+backward, interleaved in one
+    process (GEMM path / implicit / torch, ms): N64 C32 14x14 -> 64 k3 p1 30-33 / 17-19 / 16-17,
+    N16 C64 56x56 -> 64 153-170 / 113-117 / 109-119, N32 C32 32x32 -> 64 s2 21-26 / 14-18 /
+    14-20, the same with dilation 2 (28x28 -> 32) 35-36 / 19-20 / 23-31; a ``convnet`` training
+    step 86.5 / 80.8 / 95.0.  It needs :data:`cnnlab.functional._implicit.MIN_LANES` filters per
+    group (its register block holds 16).  A 1x1 kernel of stride 1 needs no column matrix at
+    all, and keeps its batched products.
 
     With so few input channels the im2col matrix has only ``C*K`` rows: building it and copying
     the product back to channel-first order cost more than the product, and the direct loop wins

@@ -107,3 +107,4 @@ def vfma_at(typingctx, acc, arr, index, vec):
                                        ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
         return _fma(builder, splat, args[3], args[0])
     return f32x8(acc, arr, index, vec), codegen
+
