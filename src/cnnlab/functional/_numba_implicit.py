@@ -173,11 +173,23 @@ def _taps_grad_w(src, g, npos, out_ch, pos, delta, bufs, parts):  # pragma: no c
                 vstore(part, a + 5 * width + 8, c51)
 
 
+def _fixed(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: Numba compiles a kernel once per argument type, and an array's
+    type includes whether it is writeable, so every call passes its inputs read-only (one
+    compilation, 2-3 s, instead of one per mix of the callers' arrays)."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def taps_forward(src: np.ndarray, wpk: np.ndarray, bias: np.ndarray, pos: np.ndarray, delta: np.ndarray,
                  yoff: np.ndarray, cstride: int, out_ch: int, y: np.ndarray) -> None:
     """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``."""
     bufs = np.empty((numba.config.NUMBA_NUM_THREADS, ROWS * COLS), np.float32)
-    _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, out_ch, y, bufs)
+    _taps_forward(_fixed(src), _fixed(wpk), _fixed(bias), _fixed(pos), _fixed(delta), _fixed(yoff), cstride, out_ch,
+                  y, bufs)
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -188,5 +200,5 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarr
     width = -(-out_ch // COLS) * COLS
     bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
     parts = np.zeros((threads, delta.shape[0] * width), np.float32)
-    _taps_grad_w(src, g.reshape(-1), npos, out_ch, pos, delta, bufs, parts)
+    _taps_grad_w(_fixed(src), _fixed(g.reshape(-1)), npos, out_ch, _fixed(pos), _fixed(delta), bufs, parts)
     return parts.sum(axis=0).reshape(delta.shape[0], width)
