@@ -189,23 +189,24 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("ws, groups, stride, dtype, expected", [
-    ((64, 32, 3, 3), 1, (1, 1), np.float32, "implicit"),
-    ((64, 32, 3, 3), 1, (2, 2), np.float32, "implicit"),
-    ((64, 32, 3, 3), 1, (1, 1), np.float64, "gemm"),
-    ((64, 32, 3, 3), 1, (1, 1), None, "gemm"),  # (no dtype given: the rule of the shapes alone)
-    ((64, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: the batched products, no columns
-    ((4, 32, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 4 filters: 12 of the block's 16 lanes idle
-    ((32, 4, 3, 3), 8, (1, 1), np.float32, "gemm"),  # 4 filters per group
-    ((64, 4, 3, 3), 8, (1, 1), np.float32, "implicit"),  # 8 filters per group
-    ((64, 32, 1, 1), 1, (2, 2), np.float32, "implicit"),
-    ((16, 3, 3, 3), 1, (1, 1), np.float32, "direct"),  # a first layer
-    ((32, 1, 3, 3), 32, (1, 1), np.float32, "direct"),  # depthwise
-    ((25, 25, 3), 1, (2,), np.float32, "implicit"),  # 1-d
-    ((8, 4, 3, 3, 3), 1, (1, 1, 1), np.float32, "implicit"),  # 3-d
+@pytest.mark.parametrize("xs, ws, groups, stride, dtype, expected", [
+    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), np.float32, "implicit"),
+    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (2, 2), np.float32, "implicit"),
+    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), np.float64, "gemm"),
+    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), None, "gemm"),  # (no dtype: the rule of the shapes alone)
+    ((64, 32, 14, 14), (64, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: batched products, no columns
+    ((64, 32, 14, 14), (64, 32, 1, 1), 1, (2, 2), np.float32, "implicit"),
+    ((64, 32, 14, 14), (4, 32, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 4 filters: 12 of 16 lanes idle
+    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (1, 1), np.float32, "gemm"),  # 4 filters per group
+    ((64, 32, 14, 14), (64, 4, 3, 3), 8, (1, 1), np.float32, "implicit"),  # 8 filters per group
+    ((64, 3, 14, 14), (16, 3, 3, 3), 1, (1, 1), np.float32, "direct"),  # a first layer
+    ((64, 32, 14, 14), (32, 1, 3, 3), 32, (1, 1), np.float32, "direct"),  # depthwise
+    ((32, 64, 1000), (64, 64, 9), 1, (1,), np.float32, "implicit"),  # 1-d, 2.4 GFLOP
+    ((100, 25, 19), (25, 25, 3), 1, (2,), np.float32, "gemm"),  # MNIST-1D's second layer: 3.6 MFLOP
+    ((4, 8, 16, 16, 16), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "implicit"),  # 3-d
+    ((2, 8, 6, 6, 6), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "gemm"),  # 3-d, 3 MFLOP
 ])
-def test_automatic_rule(compiled, ws, groups, stride, dtype, expected):
-    xs = (4, ws[1] * groups) + (12,) * (len(ws) - 2)
+def test_automatic_rule(compiled, xs, ws, groups, stride, dtype, expected):
     assert _conv_kernels.choose_method(xs, ws, groups, stride, dtype) == expected
 
 

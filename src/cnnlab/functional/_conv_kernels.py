@@ -134,8 +134,11 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     unit_width = stride is None or stride[-1] == 1
     if len(weight_shape) == 4 and cg <= DIRECT_MAX_CHANNELS and unit_width:
         return "direct"
+    # (the forward's FLOPs, from the input's size: the output has about size / stride positions)
+    positions = float(xp_shape[0]) * float(math.prod(xp_shape[2:])) / math.prod(stride or (1,))
+    flops = 2.0 * positions * float(math.prod(weight_shape))
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
-            and not _is_pointwise(weight_shape[2:], stride or ())):
+            and flops >= _implicit.MIN_FLOPS and not _is_pointwise(weight_shape[2:], stride or ())):
         return "implicit"
     return "gemm"
 
