@@ -37,9 +37,10 @@ by one of three methods (``conv(..., method=...)`` chooses; :func:`choose_method
 ``'implicit'``
     float32 with the compiled kernels: the products of the GEMM path without its column matrix,
     read from the padded input where it lies (:mod:`cnnlab.functional._implicit`); the weight
-    gradient the same way, and the input gradient of a stride-1 layer as the correlation of the
-    padded upstream gradient with the flipped weights (a strided layer's by the GEMM path's
-    ``W.T @ G`` and col2im).  Other dtypes, or no Numba, run the GEMM path.
+    gradient the same way, and the input gradient as correlations of the padded upstream
+    gradient with the transposed weights, one per phase of the stride (by the GEMM path's
+    ``W.T @ G`` and col2im for fewer than 8 input channels per group, or non-finite weights).
+    Other dtypes, or no Numba, run the GEMM path.
 
 Forward functions return the output and what backward needs (the column matrix, or the padded
 input), so backward never recomputes the forward; backward functions take a ``needs`` pair
@@ -113,8 +114,10 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     N16 C64 56x56 -> 64 153-170 / 113-117 / 109-119, N32 C32 32x32 -> 64 s2 21-26 / 14-18 /
     14-20, the same with dilation 2 (28x28 -> 32) 35-36 / 19-20 / 23-31; a ``convnet`` training
     step 86.5 / 80.8 / 95.0.  It needs :data:`cnnlab.functional._implicit.MIN_LANES` filters per
-    group (its register block holds 16).  A 1x1 kernel of stride 1 needs no column matrix at
-    all, and keeps its batched products.
+    group (its register block holds 16) and a forward of at least
+    :data:`cnnlab.functional._implicit.MIN_FLOPS` FLOPs (a smaller call is mostly the kernels'
+    fixed costs).  A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched
+    products.
 
     With so few input channels the im2col matrix has only ``C*K`` rows: building it and copying
     the product back to channel-first order cost more than the product, and the direct loop wins
@@ -468,7 +471,7 @@ def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bo
     grad_w = (_implicit.grad_w(grad_out, saved.xp, saved.weight.shape, saved.stride, saved.dilation, saved.groups)
               if needs[1] else None)
     grad_x = None
-    if needs[0] and _implicit.grad_x_applies(saved.weight, saved.groups):
+    if needs[0] and _implicit.grad_x_applies(saved.weight):
         unpadded = tuple((-lo, -hi) for lo, hi in saved.crop) if saved.crop else None
         grad_x = _implicit.grad_x(grad_out, saved.weight, _with_pads(saved.xp_shape, unpadded), saved.crop,
                                   saved.stride, saved.dilation, saved.groups)

@@ -14,12 +14,14 @@ groups and 1-, 2- or 3-d problems are all the same call.
 - forward: ``taps_forward`` over the padded input;
 - weight gradient: ``grad_w[o, (c, t)] = sum_{b, p} g[b, o, p] * xp[pos[b, p] + delta[c, t]]``,
   ``taps_grad_w`` with the upstream gradient copied channels-last;
-- input gradient of a stride-1 convolution: ``grad_x[b, c, q] = sum_{o, t} gp[b, o, q + off + t*d]
-  * w[o, c, k-1-t]``, ``gp`` the upstream gradient zero-padded by up to ``d*(k-1)`` per side (the
-  adjoint, a correlation again): ``taps_forward`` over ``gp`` with the weights flipped and
-  transposed.  Its zero border is multiplied by every weight, so non-finite weights (``inf * 0``
-  would be ``nan``, a pair the definition does not have) and strided layers take the GEMM
-  path's col2im instead (:func:`grad_x_applies`).
+- input gradient (:func:`grad_x`): an input cell ``i = q*s + r`` receives ``g[b, o, (i + lo - t*d)
+  / s] * w[o, c, t]`` from the taps with ``(r + lo - t*d) % s == 0``; so for each phase ``r`` of
+  the stride (one with stride 1), ``taps_forward`` over ``gp``, the upstream gradient zero-padded
+  so that every such index lands inside it, with the phase's taps of the weights transposed
+  (channels and filters swap places): the adjoint is a correlation again.  Its zero border is
+  multiplied by every weight, so non-finite weights (``inf * 0`` would be ``nan``, a pair the
+  definition does not have), and layers with fewer than :data:`MIN_LANES` input channels per
+  group, take the GEMM path's col2im instead (:func:`grad_x_applies`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ MIN_LANES = 8
 MIN_FLOPS = 1e7
 
 
-def grad_x_applies(weight: np.ndarray, groups: int) -> bool:
+def grad_x_applies(weight: np.ndarray) -> bool:
     """Whether the input gradient runs as implicit correlations: at least :data:`MIN_LANES`
     input channels per group, and finite weights (the padded upstream gradient's zero border
     meets every weight, and ``inf * 0`` is ``nan``)."""
