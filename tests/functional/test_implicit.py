@@ -12,6 +12,7 @@ import pytest
 import cnnlab.functional as F
 from cnnlab.functional import _backend, _conv_kernels, _implicit, _naive
 from cnnlab.functional._args import ntuple, padding_pairs
+from tests.functional.spies import spied
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
 
@@ -62,15 +63,7 @@ def _spied(monkeypatch):
     """Counts of the implicit kernels' calls."""
     from cnnlab.functional import _numba_implicit as ni
 
-    calls = {"taps_forward": 0, "taps_grad_w": 0}
-    for name in calls:
-        original = getattr(ni, name)
-
-        def spy(*args, _original=original, _name=name):
-            calls[_name] += 1
-            return _original(*args)
-        monkeypatch.setattr(ni, name, spy)
-    return calls
+    return spied(monkeypatch, ni, "taps_forward", "taps_grad_w")
 
 
 @pytest.mark.parametrize("min_lanes", [1, _implicit.MIN_LANES])
@@ -110,7 +103,7 @@ def test_offset_tables_address_the_padded_input():
     the multi-index of each cell (np.ravel_multi_index), not from the module's strides."""
     batch, channels, spatial = 2, 3, (6, 7)
     kernel, step, dilation, out = (2, 3), (2, 1), (1, 2), (3, 3)
-    pos, _, delta = _implicit._tables(batch, channels, spatial, 4, channels, kernel, out, step, dilation, (0, 0))
+    pos, _, delta = _implicit._tables(batch, channels, spatial, 4, channels, kernel, out, step, dilation)
     shape = (batch, channels, *spatial)
     for b in range(batch):
         for i in range(out[0]):

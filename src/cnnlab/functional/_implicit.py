@@ -111,54 +111,48 @@ def _bias16(bias: np.ndarray | None, rows: int) -> np.ndarray:
     return full
 
 
+def _frozen(*tables: np.ndarray) -> tuple[np.ndarray, ...]:
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
 @functools.lru_cache(maxsize=64)
 def _tables(batch: int, channels: int, spatial: tuple[int, ...], out_ch: int, cg: int, kernel: tuple[int, ...],
-            out: tuple[int, ...], step: tuple[int, ...], dilation: tuple[int, ...], first: tuple[int, ...]
+            out: tuple[int, ...], step: tuple[int, ...], dilation: tuple[int, ...]
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(pos, yoff, delta)`` of :func:`_correlate` (cached: a training run asks for the same few
-    geometries every step; read-only)."""
+    """``(pos, yoff, delta)`` of a convolution's forward (and, without ``pos``'s padding entries,
+    of its weight gradient); cached, since a training run asks for the same few geometries every
+    step, and read-only.  ``delta`` addresses group 0's channels: a group's are ``g*C_g*plane``
+    further."""
     plane, pitch, npos = int(math.prod(spatial)), _pitches(spatial), int(math.prod(out))
-    pos = _padded(_window_starts(batch, channels * plane, out, step, pitch, first), _ROWS, 0)
+    pos = _padded(_window_starts(batch, channels * plane, out, step, pitch, [0] * len(out)), _ROWS, 0)
     yoff = (np.arange(batch, dtype=np.int64)[:, None] * (out_ch * npos) + np.arange(npos, dtype=np.int64)).reshape(-1)
-    yoff = _padded(yoff, _ROWS, -1)
-    delta = _tap_offsets(cg, plane, kernel, dilation, pitch)
-    for table in (pos, yoff, delta):
-        table.flags.writeable = False
-    return pos, yoff, delta
-
-
-def _correlate(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int, out: Sequence[int],
-               step: Sequence[int], dilation: Sequence[int], first: Sequence[int]) -> np.ndarray:
-    """``y[b, o, p] = bias[o] + sum_{c, t} src[b, g*C_g + c, first + p*step + t*d] * weight[o, c, t]``
-    (float32, ``src`` C-contiguous): the forward, and the stride-1 input gradient."""
-    from cnnlab.functional import _numba_implicit as ni
-
-    batch, channels, spatial = src.shape[0], src.shape[1], src.shape[2:]
-    out_ch, cg = weight.shape[:2]
-    og = out_ch // groups
-    plane, npos = int(math.prod(spatial)), int(math.prod(out))
-    pos, yoff, delta = _tables(batch, channels, tuple(spatial), out_ch, cg, tuple(weight.shape[2:]), tuple(out),
-                               tuple(step), tuple(dilation), tuple(first))
-    y = np.empty((batch, out_ch, *out), np.float32)
-    flat_src, flat_y = src.reshape(-1), y.reshape(-1)
-    for g in range(groups):
-        rows = slice(g * og, (g + 1) * og)
-        wpk = _pack(weight[rows].reshape(og, -1))
-        bpk = _bias16(None if bias is None else bias[rows], og)
-        gpos = pos + g * cg * plane if g else pos
-        gyoff = np.where(yoff >= 0, yoff + g * og * npos, -1) if g else yoff
-        ni.taps_forward(flat_src, wpk, bpk, gpos, delta, gyoff, npos, og, flat_y)
-    return y
+    return _frozen(pos, _padded(yoff, _ROWS, -1), _tap_offsets(cg, plane, kernel, dilation, pitch))
 
 
 def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
             pads: Sequence[tuple[int, int]] | None, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """``(y, xp)``: the convolution of ``x`` zero-padded by ``pads``, and that padded copy (what the
-    backward reads)."""
+    backward reads): ``y[b, o, p] = bias[o] + sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]``."""
+    from cnnlab.functional import _numba_implicit as ni
+
     xp = np.ascontiguousarray(_zero_pad(x, pads))
+    batch, channels, spatial = xp.shape[0], xp.shape[1], xp.shape[2:]
+    out_ch, cg = weight.shape[:2]
+    og = out_ch // groups
     out = _out_shape(xp.shape, weight.shape[2:], stride, dilation)
-    b = None if bias is None else np.asarray(bias, np.float32)
-    return _correlate(xp, weight, b, groups, out, stride, dilation, [0] * len(out)), xp
+    pos, yoff, delta = _tables(batch, channels, tuple(spatial), out_ch, cg, tuple(weight.shape[2:]), tuple(out),
+                               tuple(stride), tuple(dilation))
+    plane = int(math.prod(spatial))
+    y = np.empty((batch, out_ch, *out), np.float32)
+    for g in range(groups):
+        rows = slice(g * og, (g + 1) * og)
+        wpk = _pack(weight[rows].reshape(og, -1))
+        bpk = _bias16(None if bias is None else np.asarray(bias[rows], np.float32), og)
+        ni.taps_forward(xp.reshape(-1), wpk, bpk, pos, delta + g * cg * plane, yoff, int(math.prod(out)), g * og, og,
+                        y.reshape(-1))
+    return y, xp
 
 
 def grad_w(grad_out: np.ndarray, xp: np.ndarray, weight_shape: Sequence[int], stride: Sequence[int],
@@ -172,7 +166,7 @@ def grad_w(grad_out: np.ndarray, xp: np.ndarray, weight_shape: Sequence[int], st
     kernel, out = weight_shape[2:], grad_out.shape[2:]
     plane, npos = int(math.prod(spatial)), int(math.prod(out))
     pos, _, delta = _tables(batch, channels, tuple(spatial), out_ch, cg, tuple(kernel), tuple(out), tuple(stride),
-                            tuple(dilation), (0,) * len(out))
+                            tuple(dilation))
     pos = pos[:batch * npos]  # (no padding entries: the positions are the sum's index here)
     taps = int(cg * math.prod(kernel))
     delta = _padded(delta, _ROWS, 0)
@@ -180,12 +174,11 @@ def grad_w(grad_out: np.ndarray, xp: np.ndarray, weight_shape: Sequence[int], st
     result = np.empty((groups, og, taps), np.float32)
     for k in range(groups):
         gk = g[:, k] if groups == 1 else np.ascontiguousarray(g[:, k])
-        sums = ni.taps_grad_w(xp.reshape(-1), gk, pos + k * cg * plane if k else pos, delta)
+        sums = ni.taps_grad_w(xp.reshape(-1), gk, pos, delta + k * cg * plane)
         result[k] = sums[:taps, :og].T
     return result.reshape(weight_shape)
 
 
-@functools.lru_cache(maxsize=64)
 def _phases(x_spatial: tuple[int, ...], out: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
             dilation: tuple[int, ...], pads_lo: tuple[int, ...]) -> tuple[tuple, list[tuple]]:
     """The input gradient's plan: ``(border, phases)``.
@@ -219,6 +212,31 @@ def _phases(x_spatial: tuple[int, ...], out: tuple[int, ...], kernel: tuple[int,
     return border, phases
 
 
+@functools.lru_cache(maxsize=64)
+def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: tuple[int, ...], out: tuple[int, ...],
+                   kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                   pads_lo: tuple[int, ...]) -> tuple[tuple, bool, list[tuple]]:
+    """``(border, complete, phases)`` of :func:`grad_x` (cached and read-only, as :func:`_tables`):
+    each phase with taps ``(flat taps, pos, yoff, delta)`` over the upstream gradient padded by
+    ``border``, ``delta`` addressing group 0's filters; ``complete``: every phase has taps (else
+    the cells of those without stay zero)."""
+    border, phases = _phases(x_spatial, out, kernel, stride, dilation, pads_lo)
+    n = len(out)
+    g_spatial = [o + lo + hi for o, (lo, hi) in zip(out, border, strict=True)]
+    gplane, gpitch = int(math.prod(g_spatial)), _pitches(g_spatial)
+    xplane, xpitch = int(math.prod(x_spatial)), _pitches(x_spatial)
+    tables = []
+    for shape, flat, shifts, r in phases:
+        if not flat or not math.prod(shape):
+            continue
+        pos = _padded(_window_starts(batch, out_ch * gplane, shape, [1] * n, gpitch, [0] * n), _ROWS, 0)
+        yoff = _padded(_window_starts(batch, channels * xplane, shape, stride, xpitch, r), _ROWS, -1)
+        tap_at = sum(np.asarray(sh, np.int64) * pt for sh, pt in zip(shifts, gpitch, strict=True))
+        delta = (np.arange(og, dtype=np.int64)[:, None] * gplane + tap_at[None, :]).reshape(-1)
+        tables.append((flat, *_frozen(pos, yoff, delta)))
+    return border, all(flat for _, flat, _, _ in phases), tables
+
+
 def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pads: Sequence[tuple[int, int]] | None,
            stride: Sequence[int], dilation: Sequence[int], groups: int) -> np.ndarray:
     """The input gradient (of the unpadded input ``x_shape``): per phase of the stride
@@ -226,34 +244,25 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     phase's taps, transposed (channels and filters swap places)."""
     from cnnlab.functional import _numba_implicit as ni
 
-    kernel, n = tuple(weight.shape[2:]), weight.ndim - 2
+    n = weight.ndim - 2
     pads = tuple(pads) if pads else ((0, 0),) * n
-    batch, out_ch, out = grad_out.shape[0], grad_out.shape[1], tuple(grad_out.shape[2:])
+    batch, out_ch = grad_out.shape[:2]
     channels, cg = x_shape[1], weight.shape[1]
     og = out_ch // groups
     x_spatial = tuple(x_shape[2:])
-    border, phases = _phases(x_spatial, out, kernel, tuple(stride), tuple(dilation), tuple(lo for lo, _ in pads))
+    border, complete, tables = _grad_x_tables(batch, out_ch, og, channels, x_spatial, tuple(grad_out.shape[2:]),
+                                              tuple(weight.shape[2:]), tuple(stride), tuple(dilation),
+                                              tuple(lo for lo, _ in pads))
     gp = np.ascontiguousarray(_zero_pad(grad_out, border if any(a or b for a, b in border) else None),
                               dtype=np.float32)
-    g_spatial = gp.shape[2:]
-    gplane, gpitch = int(math.prod(g_spatial)), _pitches(g_spatial)
-    xplane, xpitch = int(math.prod(x_spatial)), _pitches(x_spatial)
-    complete = all(flat for _, flat, _, _ in phases)
+    gplane, xplane = int(math.prod(gp.shape[2:])), int(math.prod(x_spatial))
     y = (np.empty if complete else np.zeros)((batch, channels, *x_spatial), np.float32)
     w = weight.reshape(groups, og, cg, -1)
     bias = _bias16(None, cg)
-    for shape, flat, shifts, r in phases:
-        if not flat or not math.prod(shape):
-            continue
-        pos = _padded(_window_starts(batch, out_ch * gplane, shape, [1] * n, gpitch, [0] * n), _ROWS, 0)
-        yoff = _window_starts(batch, channels * xplane, shape, stride, xpitch, r)
-        yoff = _padded(yoff, _ROWS, -1)
-        tap_at = sum(np.asarray(sh, np.int64) * pt for sh, pt in zip(shifts, gpitch, strict=True))
-        delta = (np.arange(og, dtype=np.int64)[:, None] * gplane + tap_at[None, :]).reshape(-1)
+    for flat, pos, yoff, delta in tables:
         for g in range(groups):
             # rows: the group's input channels; columns: (filter, tap) of the phase's taps
             wpk = _pack(w[g][:, :, flat].transpose(1, 0, 2).reshape(cg, -1))
-            gyoff = np.where(yoff >= 0, yoff + g * cg * xplane, -1) if g else yoff
-            ni.taps_forward(gp.reshape(-1), wpk, bias, pos + g * og * gplane if g else pos, delta, gyoff, xplane, cg,
+            ni.taps_forward(gp.reshape(-1), wpk, bias, pos, delta + g * og * gplane, yoff, xplane, g * cg, cg,
                             y.reshape(-1))
     return y

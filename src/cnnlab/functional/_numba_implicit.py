@@ -11,14 +11,15 @@ per step of the shared dimension.
 Every problem is given to them as offsets into flat arrays, so one kernel serves any stride,
 dilation, padding and group, and the input gradient too:
 
-- :func:`taps_forward`: ``y[yoff[p] + o*cstride] = bias[o] + sum_k src[pos[p] + delta[k]] * w[o, k]``
-  for every position ``p`` (a tap ``k`` is an input channel and a kernel offset, ``delta[k]``
-  its distance in ``src``; ``pos[p]`` is where position ``p``'s window starts).  A job is a run
-  of positions; it holds 6 positions by 16 filters at a time, the weights packed as
-  ``wpk[o // 16, k, o % 16]`` (zeros past the last filter).  The forward of a convolution is
-  this with ``src`` the padded input; the input gradient of a stride-1 convolution is this
-  with ``src`` the upstream gradient padded by ``d*(k-1)`` and the weights flipped and
-  transposed (see :mod:`cnnlab.functional._implicit`).
+- :func:`taps_forward`: ``y[yoff[p] + (first_row + o)*cstride] = bias[o] + sum_k src[pos[p] +
+  delta[k]] * w[o, k]`` for every position ``p`` (a tap ``k`` is an input channel and a kernel
+  offset, ``delta[k]`` its distance in ``src``; ``pos[p]`` is where position ``p``'s window
+  starts; ``first_row`` is a group's first filter).  A job is a run of positions; it holds 6
+  positions by 16 filters at a time, the weights packed as ``wpk[o // 16, k, o % 16]`` (zeros
+  past the last filter).  The forward of a convolution is this with ``src`` the padded input;
+  the input gradient is this once per phase of the stride, with ``src`` the zero-bordered
+  upstream gradient and the phase's taps of the weights transposed (see
+  :mod:`cnnlab.functional._implicit`).
 - :func:`taps_grad_w`: ``parts[t, k, o] += sum_p src[pos[p] + delta[k]] * g[p, o]``, the
   weight gradient.  A job is a run of :data:`GRAD_W_JOB` positions: it copies their upstream
   gradient channels-last into a buffer of its thread (16 filters per vector; a transposed copy
@@ -49,10 +50,11 @@ GRAD_W_JOB = 256
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, out_ch, y, bufs):  # pragma: no cover - compiled
+def _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, first_row, out_ch, y, bufs):  # pragma: no cover - compiled
     # src: flat input; wpk: (O16 // 16) * K * 16 packed weights; bias: O16 values; pos, yoff: one
     # entry per position, a multiple of ROWS long (a padding entry has yoff < 0: computed, never
-    # stored); bufs: a row of ROWS * COLS values per thread
+    # stored); filter o is written to row first_row + o of y (a group's first filter);
+    # bufs: a row of ROWS * COLS values per thread
     taps = delta.shape[0]
     groups16 = bias.shape[0] // COLS
     blocks = pos.shape[0] // ROWS
@@ -101,7 +103,7 @@ def _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, out_ch, y, bufs):  
                 for i in range(ROWS):
                     base = yoff[r + i]
                     if base >= 0:
-                        at = np.uint64(base + og * COLS * cstride)
+                        at = np.uint64(base + (first_row + og * COLS) * cstride)
                         for j in range(filters):
                             y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
 
@@ -185,11 +187,12 @@ def _fixed(a: np.ndarray) -> np.ndarray:
 
 
 def taps_forward(src: np.ndarray, wpk: np.ndarray, bias: np.ndarray, pos: np.ndarray, delta: np.ndarray,
-                 yoff: np.ndarray, cstride: int, out_ch: int, y: np.ndarray) -> None:
-    """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``."""
+                 yoff: np.ndarray, cstride: int, first_row: int, out_ch: int, y: np.ndarray) -> None:
+    """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``: its
+    filter ``o`` goes to row ``first_row + o`` (``cstride`` apart)."""
     bufs = np.empty((numba.config.NUMBA_NUM_THREADS, ROWS * COLS), np.float32)
-    _taps_forward(_fixed(src), _fixed(wpk), _fixed(bias), _fixed(pos), _fixed(delta), _fixed(yoff), cstride, out_ch,
-                  y, bufs)
+    _taps_forward(_fixed(src), _fixed(wpk), _fixed(bias), _fixed(pos), _fixed(delta), _fixed(yoff), cstride,
+                  first_row, out_ch, y, bufs)
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray) -> np.ndarray:
