@@ -9,6 +9,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab.functional import _backend, _conv_kernels, _naive
+from tests.functional.spies import spied
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
 
@@ -36,15 +37,7 @@ def _spied(monkeypatch):
     """Counts of the blocked kernels' calls."""
     from cnnlab.functional import _numba_blocked as nb
 
-    calls = {"grad_w": 0, "grad_x": 0}
-    for name in calls:
-        original = getattr(nb, name)
-
-        def spy(*args, _original=original, _name=name):
-            calls[_name] += 1
-            return _original(*args)
-        monkeypatch.setattr(nb, name, spy)
-    return calls
+    return spied(monkeypatch, nb, "grad_w", "grad_x")
 
 
 def _backward(g, x, w, padding, dilation):
