@@ -271,7 +271,7 @@ def test_direct_forward_per_kernel_width_matches_the_loop_reference(width, strid
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)))
     general = np.zeros_like(y)
     nd._direct_forward(False, False)(xp, w, *s2, *d2, 0, 0, groups, np.zeros((1, 1, 1), np.float32),
-                                      np.float32(0), general)
+                                      np.float32(0), general, 0, general.shape[0] * general.shape[1], 0)
     assert np.array_equal(y.view(np.uint32), general.view(np.uint32))
 
 

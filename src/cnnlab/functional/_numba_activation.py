@@ -2,7 +2,7 @@
 leaky ReLU and ELU, each forward and backward, imported only when Numba is installed and the
 backend allows it.
 
-Each kernel is one pass over flat arrays (``prange`` over the elements), computing in float64 and
+Each kernel is one pass over flat arrays (runs of elements the jobs), computing in float64 and
 rounding once to the output's dtype (leaky ReLU: in the array's dtype, as NumPy does), with the
 same formulas as the NumPy code of :mod:`cnnlab.functional._smooth` and
 :mod:`cnnlab.functional._activation` (whose docstrings derive them). The exponentials are
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from cnnlab.functional import _backend
 from cnnlab.functional._numba_math import exp_nonpos, expm1_nonpos, sigmoid
@@ -108,67 +108,67 @@ def _cdf32(v, e):  # pragma: no cover - compiled
     return 1.0 - half_erfc if v >= 0 else half_erfc
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _gelu32(x, y):  # pragma: no cover - compiled
-    for i in prange(y.size):
+@_backend.job_kernel(fastmath={"contract"})
+def _gelu32(x, y, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
         r = v * _cdf32(v, exp_nonpos(-0.5 * v * v))
         y[i] = 0.0 if v == -np.inf else r
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _gelu32_grad(g, x, out):  # pragma: no cover - compiled
-    for i in prange(out.size):
+@_backend.job_kernel(fastmath={"contract"})
+def _gelu32_grad(g, x, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
         e = exp_nonpos(-0.5 * v * v)  # exp(-z^2) of erfc, and the density's
         slope = v * (_INV_SQRT_2PI * e)
         out[i] = g[i] * (_cdf32(v, e) + (0.0 if abs(v) == np.inf else slope))
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _sigmoid(x, y):  # pragma: no cover - compiled
-    for i in prange(y.size):
+@_backend.job_kernel(fastmath={"contract"})
+def _sigmoid(x, y, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         y[i] = sigmoid(np.float64(x[i]))
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _sigmoid_grad(g, x, out):  # pragma: no cover - compiled
-    for i in prange(out.size):
+@_backend.job_kernel(fastmath={"contract"})
+def _sigmoid_grad(g, x, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         e = exp_nonpos(-abs(np.float64(x[i])))
         d = 1.0 + e
         out[i] = g[i] * (e / (d * d))
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _tanh(x, y):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _tanh(x, y, first_job, last_job, thread):  # pragma: no cover - compiled
     # tanh|x| = -m / (2 + m) with m = expm1(-2|x|): no cancellation near 0
-    for i in prange(y.size):
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
         m = expm1_nonpos(-2.0 * abs(v))
         y[i] = math.copysign(abs(m / (2.0 + m)), v)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _tanh_grad(g, x, out):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _tanh_grad(g, x, out, first_job, last_job, thread):  # pragma: no cover - compiled
     # 1/cosh(x)^2 = 4e / (1 + e)^2 with e = exp(-2|x|)
-    for i in prange(out.size):
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         e = exp_nonpos(-2.0 * abs(np.float64(x[i])))
         d = 1.0 + e
         out[i] = g[i] * (4.0 * e / (d * d))
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _gelu(x, y):  # pragma: no cover - compiled
-    for i in prange(y.size):
+@_backend.job_kernel(fastmath={"contract"})
+def _gelu(x, y, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
         r = (0.5 * v) * (1.0 + _erf(v * _SQRT_HALF))
         y[i] = 0.0 if v == -np.inf else r
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _gelu_grad(g, x, out):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _gelu_grad(g, x, out, first_job, last_job, thread):  # pragma: no cover - compiled
     # gelu'(x) = Phi(x) + x phi(x); the second term's limit at +-inf is 0
-    for i in prange(out.size):
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
         cdf = 0.5 * (1.0 + _erf(v * _SQRT_HALF))
         slope = v * (_INV_SQRT_2PI * exp_nonpos(-0.5 * v * v))
@@ -180,30 +180,30 @@ def _gelu_grad(g, x, out):  # pragma: no cover - compiled
 # ``x * negative_slope`` does, so the two agree to the bit; ELU takes ``expm1`` in float64.
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _leaky_relu(x, y, slope):  # pragma: no cover - compiled
-    for i in prange(y.size):
+@_backend.job_kernel
+def _leaky_relu(x, y, slope, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = x[i]
         y[i] = v if v > 0 else v * slope
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _leaky_relu_grad(g, x, out, slope):  # pragma: no cover - compiled
-    for i in prange(out.size):
+@_backend.job_kernel
+def _leaky_relu_grad(g, x, out, slope, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         out[i] = g[i] if x[i] > 0 else g[i] * slope
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _elu(x, y, alpha):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _elu(x, y, alpha, first_job, last_job, thread):  # pragma: no cover - compiled
     # x where x > 0 (NaN stays NaN), else alpha * expm1(x)
-    for i in prange(y.size):
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
         y[i] = alpha * expm1_nonpos(min(v, 0.0)) if v <= 0 else v
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _elu_grad(g, x, out, alpha):  # pragma: no cover - compiled
-    for i in prange(out.size):
+@_backend.job_kernel(fastmath={"contract"})
+def _elu_grad(g, x, out, alpha, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
         out[i] = g[i] * (alpha * exp_nonpos(min(v, 0.0))) if v <= 0 else g[i]
 
@@ -222,8 +222,8 @@ def forward(name, x, *params):
     """``name(x, *params)`` of a float32 or float64 array, same dtype and shape."""
     y = np.empty(x.shape, x.dtype)
     kernel = _FLOAT32[name][0] if name in _FLOAT32 and x.dtype == np.float32 else _FORWARD[name]
-    with _backend.threads_for(_WORK[name] * y.size):
-        kernel(np.ascontiguousarray(x).reshape(-1), y.reshape(-1), *params)
+    _backend.run_jobs(kernel, y.size, np.ascontiguousarray(x).reshape(-1), y.reshape(-1), *params,
+                      work=_WORK[name] * y.size)
     return y
 
 
@@ -231,7 +231,6 @@ def backward(name, g, x, *params):
     """``g * name'(x, *params)`` for ``g`` and ``x`` of one float dtype and shape."""
     out = np.empty(x.shape, g.dtype)
     kernel = _FLOAT32[name][1] if name in _FLOAT32 and x.dtype == np.float32 else _BACKWARD[name]
-    with _backend.threads_for(_WORK[name] * out.size):
-        kernel(np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1),
-               *params)
+    _backend.run_jobs(kernel, out.size, np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1),
+                      out.reshape(-1), *params, work=_WORK[name] * out.size)
     return out

@@ -38,7 +38,6 @@ import functools
 
 import numba
 import numpy as np
-from numba import get_thread_id, njit, prange
 
 from cnnlab.functional import _backend
 
@@ -46,23 +45,23 @@ from cnnlab.functional import _backend
 BLOCK = 4
 
 
-def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts):  # pragma: no cover - compiled
+def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts,
+                  first_job, last_job, thread):  # pragma: no cover - compiled
     # ``parts[s, o, c, i, j]``: the sum over slice ``s`` of the batch (zeros on entry); ``zero``: a
     # zero of its dtype (passed in: ``np.zeros`` in a parallel kernel is a loop of its own, about
     # 1 s more to compile)
     batch, out_ch, oh, ow = g.shape
     channels, height, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     kh, kw = parts.shape[3], parts.shape[4]
-    blocks = parts.shape[1] // BLOCK
     span = (oh - 1) * wp + ow
     per_slice = -(-batch // slices)
     xf, gf = xp.reshape(-1), g.reshape(-1)
-    for job in prange(blocks * slices):
+    for job in range(np.uint64(first_job), np.uint64(last_job)):  # of blocks * slices
         blk = job // slices
         part = parts[job % slices]
         first = blk * BLOCK
         filters = min(BLOCK, out_ch - first)
-        gb = gbufs[get_thread_id()]
+        gb = gbufs[thread]
         for k in range(BLOCK * span):  # (rows of absent filters, and the cells e >= ow, stay zero)
             gb[k] = zero
         g1, g2, g3 = np.uint64(span), np.uint64(2 * span), np.uint64(3 * span)
@@ -96,13 +95,14 @@ def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts):  # pragma: no cove
 def _grad_w_blocks():
     # compiled on first use (and recorded, as every kernel made then: ``_backend.made_kernel``);
     # ``fastmath`` allows the reassociation that vectorises the loop over ``p``
-    return _backend.made_kernel(njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})(_grad_w_loops))
+    return _backend.made_kernel(_backend.job_kernel(_grad_w_loops, fastmath={"reassoc"}))
 
 
 def _make_grad_x_gather(width):
     # ``width``: the kernel's width, a constant of the closure, so the taps of a kernel row unroll
     # inside the loop over positions (as the direct forward's row kernels do)
-    def kernel(g, wt, dh, dw, top, left, bufs, scratch, zero, grad_x):  # pragma: no cover - compiled
+    def kernel(g, wt, dh, dw, top, left, bufs, scratch, zero, grad_x,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         # (``zero``: of grad_x's dtype, passed in as in _grad_w_loops)
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
@@ -111,10 +111,9 @@ def _make_grad_x_gather(width):
         span = (height - 1) * wp + wid
         gf, wf, xf = g.reshape(-1), wt.reshape(-1), grad_x.reshape(-1)
         s1, s2, s3 = np.uint64(span), np.uint64(2 * span), np.uint64(3 * span)
-        for b in prange(batch):
-            tid = get_thread_id()
-            buf = bufs[tid].reshape(-1)  # (its border is zero and never written)
-            sums = scratch[tid]
+        for b in range(np.uint64(first_job), np.uint64(last_job)):  # of batch
+            buf = bufs[thread].reshape(-1)  # (its border is zero and never written)
+            sums = scratch[thread]
             for k in range(BLOCK * span):
                 sums[k] = zero
             for o in range(out_ch):
@@ -163,9 +162,9 @@ def grad_w(xp, g, w_shape, dilation):
     slices = max(1, min(g.shape[0], -(-2 * threads // blocks)))
     parts = np.zeros((slices, blocks * BLOCK, *w_shape[1:]), dtype=g.dtype)
     span = (g.shape[2] - 1) * xp.shape[3] + g.shape[3]
-    with _backend.threads_for(g.size * int(np.prod(w_shape[1:]))):
-        _grad_w_blocks()(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *dilation, slices,
-                       np.empty((threads, BLOCK * span), g.dtype), g.dtype.type(0), parts)
+    _backend.run_jobs(_grad_w_blocks(), blocks * slices, np.ascontiguousarray(xp, dtype=g.dtype),
+                      np.ascontiguousarray(g), *dilation, slices, np.empty((threads, BLOCK * span), g.dtype),
+                      g.dtype.type(0), parts, work=g.size * int(np.prod(w_shape[1:])))
     total = parts[0]
     for s in range(1, slices):
         total += parts[s]
@@ -189,9 +188,8 @@ def grad_x(g, w, x_shape, dilation, pads):
     hp, wp = g.shape[2] + top + bottom, g.shape[3] + left + right
     span = (x_shape[2] - 1) * wp + x_shape[3]
     grad = np.empty(x_shape, dtype=g.dtype)
-    with _backend.threads_for(g.size * w[0].size):
-        _grad_x_gather(kw)(g, wt, dh, dw, top, left, np.zeros((threads, hp, wp), g.dtype),
-                           np.empty((threads, BLOCK * span), g.dtype), g.dtype.type(0), grad)
+    _backend.run_jobs(_grad_x_gather(kw), g.shape[0], g, wt, dh, dw, top, left, np.zeros((threads, hp, wp), g.dtype),
+                      np.empty((threads, BLOCK * span), g.dtype), g.dtype.type(0), grad, work=g.size * w[0].size)
     return grad
 
 

@@ -17,7 +17,6 @@ leading sizes of 1.  Integer inputs run in int64 and stay exact.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from cnnlab.functional import _backend
 
@@ -36,9 +35,10 @@ def parallel(work: float) -> bool:
     return work >= PARALLEL_MACS and _backend.get_num_threads() > 1
 
 
-@njit(cache=True, nogil=True)
-def _correlate_jobs(xp, k, s0, s1, s2, d0, d1, d2, y, first, last):  # pragma: no cover - compiled
-    """Jobs ``first <= job < last``; a job is one output row ``(a, b)`` and one chunk of it."""
+@_backend.job_kernel
+def _correlate_jobs(xp, k, s0, s1, s2, d0, d1, d2, y, first, last, thread):  # pragma: no cover - compiled
+    """Jobs ``first <= job < last`` (``thread``: unused, for
+    :func:`cnnlab.functional._backend.run_jobs`); a job is one output row ``(a, b)`` and one chunk of it."""
     o1, o2 = y.shape[1], y.shape[2]
     k0, k1, k2 = k.shape
     chunks = (o2 + CHUNK - 1) // CHUNK
@@ -79,12 +79,6 @@ def _correlate_jobs(xp, k, s0, s1, s2, d0, d1, d2, y, first, last):  # pragma: n
                     t += 1
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _correlate_parallel(xp, k, s0, s1, s2, d0, d1, d2, y, jobs):  # pragma: no cover - compiled
-    for job in prange(jobs):  # jobs write disjoint pieces of y
-        _correlate_jobs(xp, k, s0, s1, s2, d0, d1, d2, y, job, job + 1)
-
-
 def correlate(xp: np.ndarray, k: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
               out: tuple[int, ...]) -> np.ndarray:
     """The valid correlation of the padded ``xp`` with ``k`` (1-3 dims, same dtype), ``out`` cells."""
@@ -93,8 +87,8 @@ def correlate(xp: np.ndarray, k: np.ndarray, stride: tuple[int, ...], dilation: 
     args = (np.ascontiguousarray(xp).reshape(lead + xp.shape), np.ascontiguousarray(k).reshape(lead + k.shape),
             *(lead + tuple(stride)), *(lead + tuple(dilation)), y)
     jobs = y.shape[0] * y.shape[1] * -(-y.shape[2] // CHUNK)
-    if parallel(y.size * k.size):
-        _correlate_parallel(*args, jobs)
-    else:  # the calling thread only: no thread pool to wake
-        _correlate_jobs(*args, 0, jobs)
+    if parallel(y.size * k.size):  # (jobs write disjoint pieces of y)
+        _backend.run_jobs(_correlate_jobs, jobs, *args, work=y.size * k.size)
+    else:  # the calling thread only: no thread to wake
+        _correlate_jobs(*args, 0, jobs, 0)
     return y.reshape(out)

@@ -25,7 +25,7 @@ import functools
 
 import numba
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import njit
 
 from cnnlab.functional import _backend
 from cnnlab.functional._numba_kernels import _compiled, _variants
@@ -103,7 +103,8 @@ def _make_direct_forward(unit, width=0, buffered=False):
     # the result is the same to the bit.  1.2-1.7x faster on first layers (3x3 and 5x5).
     # ``zero``: a zero of y's dtype, passed in (``np.zeros`` in a parallel kernel is a loop of its own,
     # about 1 s more to compile)
-    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, zero, y):  # pragma: no cover - compiled
+    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, zero, y,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = y.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         hp, wp = (bufs.shape[1], bufs.shape[2]) if buffered else (height, wid)
@@ -111,12 +112,12 @@ def _make_direct_forward(unit, width=0, buffered=False):
         og = out_ch // groups
         xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
         step = np.uint64(sw)
-        for job in prange(batch * out_ch):
+        for job in range(np.uint64(first_job), np.uint64(last_job)):  # of batch * out_ch
             b = job // out_ch
             o = job % out_ch
             first = (o // og) * cg
             out = job * oh * ow
-            src = bufs[get_thread_id()].reshape(-1) if buffered else xf
+            src = bufs[thread].reshape(-1) if buffered else xf
             for c in range(cg):
                 plane = (b * channels + first + c) * height * wid
                 if buffered:
@@ -159,7 +160,8 @@ def _make_direct_forward(unit, width=0, buffered=False):
 def _make_direct_grad_w(unit, buffered=False):
     # ``parts``: a row of partial sums per thread (allocated outside: ``np.zeros`` in a parallel
     # kernel is a loop of its own, more to compile, and an allocation per iteration)
-    def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, parts, grad_w):  # pragma: no cover - compiled
+    def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, parts, grad_w,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         wp = bufs.shape[2] if buffered else wid
@@ -167,14 +169,13 @@ def _make_direct_grad_w(unit, buffered=False):
         og = out_ch // groups
         xf, gf = xp.reshape(-1), g.reshape(-1)
         step = np.uint64(sw)
-        for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
+        for job in range(np.uint64(first_job), np.uint64(last_job)):  # one (o, c) filter slice per iteration
             o = job // cg
             c = job % cg
             channel = (o // og) * cg + c
-            tid = get_thread_id()
-            src = bufs[tid].reshape(-1) if buffered else xf
+            src = bufs[thread].reshape(-1) if buffered else xf
             # per-position partial sums: the inner loop has no carried sum, so it vectorises
-            part = parts[tid]
+            part = parts[thread]
             for k in range(kh * kw * ow):
                 part[k] = 0
             for b in range(batch):
@@ -203,7 +204,8 @@ def _make_direct_grad_w(unit, buffered=False):
 def _make_direct_grad_x(unit, buffered=False):
     # buffered: the gradient of the padded plane is summed in the thread's buffer (zeroed per
     # plane) and its interior copied out, so the padding's gradient is never written to memory
-    def kernel(g, w, sh, sw, dh, dw, ph, pw, groups, bufs, grad_x):  # pragma: no cover - compiled
+    def kernel(g, w, sh, sw, dh, dw, ph, pw, groups, bufs, grad_x,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
         hp, wp = (bufs.shape[1], bufs.shape[2]) if buffered else (height, wid)
@@ -211,12 +213,13 @@ def _make_direct_grad_x(unit, buffered=False):
         og = out_ch // groups
         gf, wf, xf = g.reshape(-1), w.reshape(-1), grad_x.reshape(-1)
         step = np.uint64(sw)
-        for job in prange(batch * channels):  # each thread owns one (sample, input channel) plane
+        # each thread owns one (sample, input channel) plane
+        for job in range(np.uint64(first_job), np.uint64(last_job)):
             b = job // channels
             channel = job % channels
             grp = channel // cg
             c = channel % cg
-            dst = bufs[get_thread_id()].reshape(-1) if buffered else xf
+            dst = bufs[thread].reshape(-1) if buffered else xf
             plane = 0 if buffered else job * hp * wp
             if buffered:
                 for k in range(hp * wp):
@@ -263,7 +266,7 @@ def _make_direct_grad_w_flat(unit, buffered=False):
     # (:data:`FLAT_GRAD_W_BYTES`): N128 C96 14x14 depthwise 4.2 -> 2.6 ms on 2 cores; on 28x28
     # planes the same (3.1 ms), on 56x56 slower (2.2 -> 3.0).
     def kernel(xp, g, sh, sw, dh, dw, ph, pw, groups, bufs, rows, cols, gbufs, parts,
-               grad_w):  # pragma: no cover - compiled
+               grad_w, first_job, last_job, thread):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = g.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         hq, wq = (bufs.shape[2], bufs.shape[3]) if buffered else (height, wid)
@@ -271,14 +274,13 @@ def _make_direct_grad_w_flat(unit, buffered=False):
         og = out_ch // groups
         xf, gf = xp.reshape(-1), g.reshape(-1)
         span = (oh - 1) * wq + ow
-        for job in prange(out_ch * cg):  # one (o, c) filter slice per iteration
+        for job in range(np.uint64(first_job), np.uint64(last_job)):  # one (o, c) filter slice per iteration
             o = job // cg
             c = job % cg
             channel = (o // og) * cg + c
-            tid = get_thread_id()
-            src = bufs[tid].reshape(-1) if buffered else xf
-            gb = gbufs[tid]
-            part = parts[tid]
+            src = bufs[thread].reshape(-1) if buffered else xf
+            gb = gbufs[thread]
+            part = parts[thread]
             for k in range(kh * kw * span):
                 part[k] = 0
             for b in range(batch):
@@ -340,7 +342,8 @@ def _make_direct_forward_flat(width, buffered=False, phased=False):
     # kernel, starting from zero: equal to the bit.  Measured on 2 cores (medians, one process):
     # N128 C96 14x14 depthwise 3.5 -> 2.2 ms, N64 C64 28x28 depthwise 2.8 -> 2.1, N64 C1 28x28 ->
     # 32 k5 1.16 -> 0.98, N64 C3 32x32 -> 32 k3 p1 2.9 -> 2.5.
-    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, rows, cols, scratch, y):  # pragma: no cover - compiled
+    def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, rows, cols, scratch, y,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = y.shape
         channels, height, wid = xp.shape[1], xp.shape[2], xp.shape[3]
         hq, wq = (bufs.shape[2], bufs.shape[3]) if buffered else (height, wid)
@@ -348,13 +351,12 @@ def _make_direct_forward_flat(width, buffered=False, phased=False):
         og = out_ch // groups
         xf, wf, yf = xp.reshape(-1), w.reshape(-1), y.reshape(-1)
         span = (oh - 1) * wq + ow
-        for job in prange(batch * out_ch):
+        for job in range(np.uint64(first_job), np.uint64(last_job)):  # of batch * out_ch
             b = job // out_ch
             o = job % out_ch
             first = (o // og) * cg
-            tid = get_thread_id()
-            src = bufs[tid].reshape(-1) if buffered else xf
-            sums = scratch[tid]
+            src = bufs[thread].reshape(-1) if buffered else xf
+            sums = scratch[thread]
             for p in range(span):
                 sums[p] = 0
             for c in range(cg):
@@ -451,22 +453,18 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
         bufs = _phase_buffers(xp.shape, pads, stride, dtype) if buf else np.zeros((1, 1, 1, 1), dtype)
         pitch = bufs.shape[3] if buf else xp.shape[3]
         scratch = np.empty((numba.config.NUMBA_NUM_THREADS, (out[0] - 1) * pitch + out[1]), dtype=dtype)
-        with _backend.threads_for(y.size * w[0].size):
-            taps = _tap_offsets(w.shape[2:], dilation, stride, xp.shape[2] if not buf else bufs.shape[2], pitch)
-            _direct_forward_flat(w.shape[3], buf, not unit)(np.ascontiguousarray(xp, dtype=dtype),
-                                                            np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
-                                                            pads[0][0], pads[1][0], groups, bufs, *taps, scratch, y)
+        taps = _tap_offsets(w.shape[2:], dilation, stride, xp.shape[2] if not buf else bufs.shape[2], pitch)
+        _backend.run_jobs(_direct_forward_flat(w.shape[3], buf, not unit), y.shape[0] * y.shape[1],
+                          np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), *stride,
+                          *dilation, pads[0][0], pads[1][0], groups, bufs, *taps, scratch, y, work=y.size * w[0].size)
         return y
     rows = stride[1] == 1 and w.shape[3] in ROW_KERNEL_WIDTHS
     # (the row kernels write every cell of y in their first pass; the general one adds to it)
     y = (np.empty if rows else np.zeros)((xp.shape[0], w.shape[0], *out), dtype=dtype)
-    with _backend.threads_for(y.size * w[0].size):
-        if rows:
-            kernel = _direct_forward_rows(w.shape[3], buf)
-        else:
-            kernel = _direct_forward(stride[1] == 1, buf)
-        kernel(np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), *stride, *dilation,
-               pads[0][0], pads[1][0], groups, _buffers(xp.shape, pads, buf, dtype), y.dtype.type(0), y)
+    kernel = _direct_forward_rows(w.shape[3], buf) if rows else _direct_forward(stride[1] == 1, buf)
+    _backend.run_jobs(kernel, y.shape[0] * y.shape[1], np.ascontiguousarray(xp, dtype=dtype),
+                      np.ascontiguousarray(w, dtype=dtype), *stride, *dilation, pads[0][0], pads[1][0], groups,
+                      _buffers(xp.shape, pads, buf, dtype), y.dtype.type(0), y, work=y.size * w[0].size)
     return y
 
 
@@ -482,18 +480,18 @@ def direct_grad_w(xp, g, w_shape, stride, dilation, groups, pads=((0, 0), (0, 0)
     parts = w_shape[2] * w_shape[3] * span
     threads = numba.config.NUMBA_NUM_THREADS
     if parts * g.dtype.itemsize <= FLAT_GRAD_W_BYTES and (not phases or w_shape[0] // groups <= BUFFERED_MAX_OUT):
-        with _backend.threads_for(g.size * grad_w[0].size):
-            kernel = _direct_grad_w_flat(tuple(stride) == (1, 1), phases)
-            taps = _tap_offsets(w_shape[2:], dilation, stride, bufs.shape[2] if phases else xp.shape[2], pitch)
-            kernel(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation, pads[0][0],
-                   pads[1][0], groups, bufs, *taps, np.zeros((threads, g.shape[2] * pitch), g.dtype),
-                   np.empty((threads, parts), g.dtype), grad_w)
+        kernel = _direct_grad_w_flat(tuple(stride) == (1, 1), phases)
+        taps = _tap_offsets(w_shape[2:], dilation, stride, bufs.shape[2] if phases else xp.shape[2], pitch)
+        _backend.run_jobs(kernel, w_shape[0] * w_shape[1], np.ascontiguousarray(xp, dtype=g.dtype),
+                          np.ascontiguousarray(g), *stride, *dilation, pads[0][0], pads[1][0], groups, bufs, *taps,
+                          np.zeros((threads, g.shape[2] * pitch), g.dtype), np.empty((threads, parts), g.dtype),
+                          grad_w, work=g.size * grad_w[0].size)
         return grad_w
     partial = np.empty((threads, w_shape[2] * w_shape[3] * g.shape[3]), g.dtype)
-    with _backend.threads_for(g.size * grad_w[0].size):
-        _direct_grad_w(stride[1] == 1, buf)(np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g),
-                                            *stride, *dilation, pads[0][0], pads[1][0], groups,
-                                            _buffers(xp.shape, pads, buf, g.dtype), partial, grad_w)
+    _backend.run_jobs(_direct_grad_w(stride[1] == 1, buf), w_shape[0] * w_shape[1],
+                      np.ascontiguousarray(xp, dtype=g.dtype), np.ascontiguousarray(g), *stride, *dilation,
+                      pads[0][0], pads[1][0], groups, _buffers(xp.shape, pads, buf, g.dtype), partial, grad_w,
+                      work=g.size * grad_w[0].size)
     return grad_w
 
 
@@ -538,10 +536,9 @@ def direct_grad_x(g, w, xp_shape, stride, dilation, groups, pads=((0, 0), (0, 0)
         return direct_forward(gather[0], gather[1], (1, 1), dilation, groups, tuple(xp_shape[2:]), gather[2])
     buf = buffered(w.shape, groups, pads)
     grad_xp = (np.empty if buf else np.zeros)(xp_shape, dtype=g.dtype)  # (buffered: every cell is written)
-    with _backend.threads_for(g.size * w[0].size):
-        _direct_grad_x(stride[1] == 1, buf)(np.ascontiguousarray(g), np.ascontiguousarray(w, dtype=g.dtype),
-                                            *stride, *dilation, pads[0][0], pads[1][0], groups,
-                                            _buffers(xp_shape, pads, buf, g.dtype), grad_xp)
+    _backend.run_jobs(_direct_grad_x(stride[1] == 1, buf), xp_shape[0] * xp_shape[1], np.ascontiguousarray(g),
+                      np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, pads[0][0], pads[1][0], groups,
+                      _buffers(xp_shape, pads, buf, g.dtype), grad_xp, work=g.size * w[0].size)
     return grad_xp
 
 

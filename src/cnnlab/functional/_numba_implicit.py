@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import get_thread_id, njit, prange
 
+from cnnlab.functional import _backend
 from cnnlab.functional._numba_simd import vfma_at, vload, vstore
 
 # Positions and filters of one register block.
@@ -49,18 +49,18 @@ JOB_BLOCKS = 8
 GRAD_W_JOB = 256
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, first_row, out_ch, y, bufs):  # pragma: no cover - compiled
+@_backend.job_kernel
+def _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, first_row, out_ch, y, bufs, first_job, last_job, thread
+                  ):  # pragma: no cover - compiled
     # src: flat input; wpk: (O16 // 16) * K * 16 packed weights; bias: O16 values; pos, yoff: one
     # entry per position, a multiple of ROWS long (a padding entry has yoff < 0: computed, never
     # stored); filter o is written to row first_row + o of y (a group's first filter);
-    # bufs: a row of ROWS * COLS values per thread
+    # bufs: a row of ROWS * COLS values per thread; jobs first..last-1 (see run_jobs)
     taps = delta.shape[0]
     groups16 = bias.shape[0] // COLS
     blocks = pos.shape[0] // ROWS
-    jobs = -(-blocks // JOB_BLOCKS)
-    for job in prange(jobs):
-        buf = bufs[get_thread_id()]
+    buf = bufs[thread]
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
         for og in range(groups16):
             for blk in range(job * JOB_BLOCKS, min(blocks, (job + 1) * JOB_BLOCKS)):
                 r = blk * ROWS
@@ -108,19 +108,19 @@ def _taps_forward(src, wpk, bias, pos, delta, yoff, cstride, first_row, out_ch, 
                             y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _taps_grad_w(src, g, npos, out_ch, pos, delta, bufs, parts):  # pragma: no cover - compiled
+@_backend.job_kernel
+def _taps_grad_w(src, g, npos, out_ch, pos, delta, bufs, parts, first_job, last_job, thread
+                 ):  # pragma: no cover - compiled
     # src: flat input; g: flat (N, O, npos) upstream gradient, channel-first; pos: N*npos window
     # starts; delta: taps, a multiple of ROWS long (padding taps: any valid offset, their sums
-    # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads, taps * O16), zeros on entry
+    # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads, taps * O16), zeros on entry;
+    # jobs first_job..last_job-1 (see run_jobs)
     total = pos.shape[0]
     taps = delta.shape[0]
     width = parts.shape[1] // taps  # O16
     zero = np.float32(0.0)
-    jobs = -(-total // GRAD_W_JOB)
-    for job in prange(jobs):
-        tid = get_thread_id()
-        part, gt = parts[tid], bufs[tid]
+    part, gt = parts[thread], bufs[thread]
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
         first, last = job * GRAD_W_JOB, min(total, (job + 1) * GRAD_W_JOB)
         # the job's positions channels-last, 16 filters at a time:
         # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[b, o, p - b*npos]
@@ -191,8 +191,9 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, bias: np.ndarray, pos: np.nda
     """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``: its
     filter ``o`` goes to row ``first_row + o`` (``cstride`` apart)."""
     bufs = np.empty((numba.config.NUMBA_NUM_THREADS, ROWS * COLS), np.float32)
-    _taps_forward(_fixed(src), _fixed(wpk), _fixed(bias), _fixed(pos), _fixed(delta), _fixed(yoff), cstride,
-                  first_row, out_ch, y, bufs)
+    jobs = -(-(pos.shape[0] // ROWS) // JOB_BLOCKS)
+    _backend.run_jobs(_taps_forward, jobs, _fixed(src), _fixed(wpk), _fixed(bias), _fixed(pos), _fixed(delta),
+                      _fixed(yoff), cstride, first_row, out_ch, y, bufs, work=pos.shape[0] * delta.shape[0] * out_ch)
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -203,5 +204,6 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarr
     width = -(-out_ch // COLS) * COLS
     bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
     parts = np.zeros((threads, delta.shape[0] * width), np.float32)
-    _taps_grad_w(_fixed(src), _fixed(g.reshape(-1)), npos, out_ch, _fixed(pos), _fixed(delta), bufs, parts)
+    _backend.run_jobs(_taps_grad_w, -(-pos.shape[0] // GRAD_W_JOB), _fixed(src), _fixed(g.reshape(-1)), npos, out_ch,
+                      _fixed(pos), _fixed(delta), bufs, parts, work=pos.shape[0] * delta.shape[0] * out_ch)
     return parts.sum(axis=0).reshape(delta.shape[0], width)

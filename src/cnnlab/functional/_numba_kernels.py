@@ -3,8 +3,9 @@ the backend allows it (the direct convolution kernels are in :mod:`cnnlab.functi
 BatchNorm's in :mod:`cnnlab.functional._numba_norm`).
 
 Each kernel is the loop of the definition it speeds up, written with a loop order that reads
-and writes memory in order, and a ``prange`` over an outer axis whose iterations write disjoint
-outputs (so no two threads ever add to the same cell).  ``cache=True`` keeps the compiled code on
+and writes memory in order, and jobs along an outer axis that write disjoint outputs (so no two
+threads ever add to the same cell), shared among the threads by
+:func:`cnnlab.functional._backend.run_jobs`.  ``cache=True`` keeps the compiled code on
 disk (in ``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``), so only the first run of a
 new dtype pays the compile time.  All kernels are 2-d; 1-d problems are viewed with a height 1.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from cnnlab.functional import _backend
 
@@ -25,7 +26,7 @@ from cnnlab.functional import _backend
 # Each loop family below is written once, in a ``_make_*(unit)`` function, and compiled twice by
 # :func:`_variants`: for a unit stride along the width and for any stride.  ``unit`` is a
 # constant of the closure, so Numba prunes the branch on it before compiling: each kernel compiles
-# and vectorises as if written alone (a branch on the run-time stride inside the ``prange`` body
+# and vectorises as if written alone (a branch on the run-time stride inside the loop body
 # instead tripled the compile time, and a stride multiplied into every index stopped the
 # unit-stride copies from vectorising), and a conv compiles only the one it uses.  The loops index
 # the flat arrays with unsigned offsets: a row of a small layer is only ``ow`` values long, and a
@@ -51,7 +52,7 @@ def _compiled(fn, name):
     """``fn`` (a closure from a ``_make_*`` function) compiled under its own ``name``: closures
     of one source share a name and line, and would otherwise share an entry of Numba's disk cache."""
     fn.__name__ = fn.__qualname__ = name
-    return _backend.made_kernel(njit(parallel=True, cache=True, nogil=True)(fn))
+    return _backend.made_kernel(_backend.job_kernel(fn))
 
 
 @njit(inline="always", cache=True)
@@ -73,11 +74,12 @@ def _zero_cells(cf, d0, lo, hi):  # pragma: no cover - compiled
 # The input ``x`` is the unpadded one: ``(ph, pw)`` zero cells are taken to lie before its first
 # row and column (and as many as ``oh``, ``ow`` need after its last), so no padded copy is made.
 def _make_im2col(unit):
-    def kernel(x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols):  # pragma: no cover - compiled
+    def kernel(x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         batch, channels, height, width = x.shape
         xf, cf, ncols = x.reshape(-1), cols.reshape(-1), cols.shape[1]
         step = np.uint64(sw)
-        for row in prange(channels * kh * kw):
+        for row in range(np.uint64(first_job), np.uint64(last_job)):  # of channels * kh * kw
             c = row // (kh * kw)
             i = (row // kw) % kh
             j = row % kw
@@ -107,11 +109,13 @@ def _make_im2col(unit):
 
 
 def _make_col2im(unit):
-    def kernel(cols, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, grad):  # pragma: no cover - compiled
+    def kernel(cols, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, grad,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         batch, channels, height, width = grad.shape
         gf, cf, ncols = grad.reshape(-1), cols.reshape(-1), cols.shape[1]
         step = np.uint64(sw)
-        for c in prange(channels):  # each thread owns whole channels: no two write one cell
+        # each thread owns whole channels: no two write one cell
+        for c in range(np.uint64(first_job), np.uint64(last_job)):
             for i in range(kh):
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
@@ -146,8 +150,8 @@ def im2col(x, kernel, stride, dilation, pads=((0, 0), (0, 0))):
     ow = (width + pw + pw_hi - dw * (kw - 1) - 1) // sw + 1
     cols = np.empty((channels * kh * kw, batch * oh * ow), dtype=x.dtype)
     x = np.ascontiguousarray(x)
-    with _backend.threads_for(cols.size):
-        _im2col(sw == 1)(x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols)
+    _backend.run_jobs(_im2col(sw == 1), channels * kh * kw, x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols,
+                      work=cols.size)
     return cols
 
 
@@ -160,8 +164,8 @@ def col2im(cols, x_shape, kernel, stride, dilation, out, pads=((0, 0), (0, 0)), 
         grad[...] = 0
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
     cols = np.ascontiguousarray(cols)
-    with _backend.threads_for(cols.size):
-        _col2im(sw == 1)(cols, kh, kw, sh, sw, dh, dw, pads[0][0], pads[1][0], oh, ow, grad)
+    _backend.run_jobs(_col2im(sw == 1), x_shape[1], cols, kh, kw, sh, sw, dh, dw, pads[0][0], pads[1][0], oh, ow, grad,
+                      work=cols.size)
     return grad
 
 
@@ -169,13 +173,14 @@ def col2im(cols, x_shape, kernel, stride, dilation, out, pads=((0, 0), (0, 0)), 
 # layers are rarer, and each variant costs its compile time).  Before these, a 3-d layer built its
 # columns by NumPy's copy of a window view and scattered them back tap by tap with strided adds:
 # N4 C8 16^3 -> 16 k3 p1, col2im 9 ms of a 22 ms forward+backward.
-@njit(parallel=True, cache=True, nogil=True)
-def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols):  # pragma: no cover - compiled
+@_backend.job_kernel
+def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols, first_job, last_job,
+             thread):  # pragma: no cover - compiled
     batch, channels, depth, height, width = x.shape
     xf, cf, ncols = x.reshape(-1), cols.reshape(-1), cols.shape[1]
     step = np.uint64(sw)
     taps = kd * kh * kw
-    for row in prange(channels * taps):
+    for row in range(np.uint64(first_job), np.uint64(last_job)):  # of channels * taps
         c = row // taps
         t = row % taps
         q, i, j = t // (kh * kw), (t // kw) % kh, t % kw
@@ -198,12 +203,13 @@ def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols
                         cf[d1 + np.uint64(e)] = xf[s0 + np.uint64(e) * step]
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _col2im3(cols, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, grad):  # pragma: no cover - compiled
+@_backend.job_kernel
+def _col2im3(cols, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, grad, first_job, last_job,
+             thread):  # pragma: no cover - compiled
     batch, channels, depth, height, width = grad.shape
     gf, cf, ncols = grad.reshape(-1), cols.reshape(-1), cols.shape[1]
     step = np.uint64(sw)
-    for c in prange(channels):  # each thread owns whole channels: no two write one cell
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # each thread owns whole channels: no two write one cell
         for t in range(kd * kh * kw):
             q, i, j = t // (kh * kw), (t // kw) % kh, t % kw
             row = c * kd * kh * kw + t
@@ -229,8 +235,8 @@ def im2col3(x, kernel, stride, dilation, pads):
     out = tuple((size + lo + hi - d * (k - 1) - 1) // s + 1
                 for size, k, s, d, (lo, hi) in zip(x.shape[2:], kernel, stride, dilation, pads, strict=True))
     cols = np.empty((x.shape[1] * int(np.prod(kernel)), x.shape[0] * int(np.prod(out))), dtype=x.dtype)
-    with _backend.threads_for(cols.size):
-        _im2col3(np.ascontiguousarray(x), *kernel, *stride, *dilation, *(lo for lo, _ in pads), *out, cols)
+    _backend.run_jobs(_im2col3, cols.shape[0], np.ascontiguousarray(x), *kernel, *stride, *dilation,
+                      *(lo for lo, _ in pads), *out, cols, work=cols.size)
     return cols
 
 
@@ -241,8 +247,8 @@ def col2im3(cols, x_shape, kernel, stride, dilation, out, pads, into=None):
     else:
         grad = into
         grad[...] = 0
-    with _backend.threads_for(cols.size):
-        _col2im3(np.ascontiguousarray(cols), *kernel, *stride, *dilation, *(lo for lo, _ in pads), *out, grad)
+    _backend.run_jobs(_col2im3, x_shape[1], np.ascontiguousarray(cols), *kernel, *stride, *dilation,
+                      *(lo for lo, _ in pads), *out, grad, work=cols.size)
     return grad
 
 
@@ -250,9 +256,9 @@ def col2im3(cols, x_shape, kernel, stride, dilation, out, pads, into=None):
 # ReLU and its backward from its output: branch-free selects over the flat arrays
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _relu(x, out):  # pragma: no cover - compiled
-    for i in prange(out.size):
+@_backend.job_kernel
+def _relu(x, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):  # (unsigned: no wrap-around check, so it vectorises)
         # as np.maximum(x, 0): NaN stays NaN, -0.0 gives +0.0
         out[i] = 0 if x[i] <= 0 else x[i]
 
@@ -260,14 +266,13 @@ def _relu(x, out):  # pragma: no cover - compiled
 def relu(x):
     """``max(x, 0)`` of a floating array on both cores, bit for bit as ``np.maximum(x, 0)``."""
     out = np.empty(x.shape, x.dtype)
-    with _backend.threads_for(4 * out.size):
-        _relu(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    _backend.run_jobs(_relu, out.size, np.ascontiguousarray(x).reshape(-1), out.reshape(-1), work=4 * out.size)
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _relu_grad(g, y, out):  # pragma: no cover - compiled
-    for i in prange(out.size):
+@_backend.job_kernel
+def _relu_grad(g, y, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
         out[i] = 0 if y[i] <= 0 else g[i]
 
 
@@ -275,6 +280,5 @@ def relu_grad(g, y):
     """``g`` where ``y > 0`` (or NaN), else 0; ``g`` is broadcast to ``y``'s shape."""
     g = np.ascontiguousarray(np.broadcast_to(g, y.shape)).reshape(-1)
     out = np.empty(y.shape, g.dtype)
-    with _backend.threads_for(4 * out.size):
-        _relu_grad(g, np.ascontiguousarray(y).reshape(-1), out.reshape(-1))
+    _backend.run_jobs(_relu_grad, out.size, g, np.ascontiguousarray(y).reshape(-1), out.reshape(-1), work=4 * out.size)
     return out

@@ -1,15 +1,15 @@
 """Compiled BatchNorm kernels (Numba), plain and fused with a ReLU, imported only when Numba is
 installed and the backend allows it.
 
-Each pass is one loop over ``x`` viewed as ``(N, C, P)`` with a ``prange`` over the channels, so
-every thread owns whole channels.  ``cache=True`` keeps the compiled code on disk, as for the
-kernels of :mod:`cnnlab.functional._numba_kernels`.
+Each pass is one loop over ``x`` viewed as ``(N, C, P)``, its jobs the channels, so every thread
+owns whole channels (:func:`cnnlab.functional._backend.run_jobs`).  ``cache=True`` keeps the
+compiled code on disk, as for the kernels of :mod:`cnnlab.functional._numba_kernels`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from cnnlab.functional import _backend
 
@@ -18,11 +18,11 @@ from cnnlab.functional import _backend
 # the compiler split each sum into vector lanes; NaN and infinity keep their IEEE meaning)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _bn_stats(x, mean, var):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"reassoc"})
+def _bn_stats(x, mean, var, first_job, last_job, thread):  # pragma: no cover - compiled
     batch, channels, positions = x.shape
     count = batch * positions
-    for c in prange(channels):
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
         total = 0.0
         for b in range(batch):
             row = x[b, c]
@@ -39,10 +39,10 @@ def _bn_stats(x, mean, var):  # pragma: no cover - compiled
         var[c] = sq / count
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _bn_apply(x, mean, inv_std, scale, shift, y):  # pragma: no cover - compiled
+@_backend.job_kernel
+def _bn_apply(x, mean, inv_std, scale, shift, y, first_job, last_job, thread):  # pragma: no cover - compiled
     batch, channels, positions = x.shape
-    for c in prange(channels):
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
         mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         for b in range(batch):
             src, dy = x[b, c], y[b, c]
@@ -50,10 +50,10 @@ def _bn_apply(x, mean, inv_std, scale, shift, y):  # pragma: no cover - compiled
                 dy[p] = _bn_value(src[p], mu, s, gam, bet)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _bn_sums(g, x, mean, inv_std, sum_g, sum_gx):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"reassoc"})
+def _bn_sums(g, x, mean, inv_std, sum_g, sum_gx, first_job, last_job, thread):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
-    for c in prange(channels):
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
         mu, s = mean[c], inv_std[c]
         a = 0.0
         b2 = 0.0
@@ -66,10 +66,11 @@ def _bn_sums(g, x, mean, inv_std, sum_g, sum_gx):  # pragma: no cover - compiled
         sum_gx[c] = b2
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, grad_x):  # pragma: no cover - compiled
+@_backend.job_kernel
+def _bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, grad_x,
+               first_job, last_job, thread):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
-    for c in prange(channels):
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
         mu, s, mg, mgx, sc = mean[c], inv_std[c], mean_g[c], mean_gx[c], scale[c]
         for b in range(batch):
             gg, xx, out = g[b, c], x[b, c], grad_x[b, c]
@@ -95,10 +96,10 @@ def _bn_value(x, mu, s, gam, bet):  # pragma: no cover - compiled
     return (x - mu) * s * gam + bet
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _bn_apply_relu(x, mean, inv_std, scale, shift, y):  # pragma: no cover - compiled
+@_backend.job_kernel
+def _bn_apply_relu(x, mean, inv_std, scale, shift, y, first_job, last_job, thread):  # pragma: no cover - compiled
     batch, channels, positions = x.shape
-    for c in prange(channels):
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
         mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         for b in range(batch):
             src, dy = x[b, c], y[b, c]
@@ -107,10 +108,11 @@ def _bn_apply_relu(x, mean, inv_std, scale, shift, y):  # pragma: no cover - com
                 dy[p] = 0 if v <= 0 else v  # max(v, 0) with NaN kept, as np.maximum
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _bn_relu_sums(g, x, mean, inv_std, scale, shift, zero, sum_g, sum_gx):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"reassoc"})
+def _bn_relu_sums(g, x, mean, inv_std, scale, shift, zero, sum_g, sum_gx,
+                  first_job, last_job, thread):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
-    for c in prange(channels):
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
         mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         a = 0.0
         b2 = 0.0
@@ -125,11 +127,11 @@ def _bn_relu_sums(g, x, mean, inv_std, scale, shift, zero, sum_g, sum_gx):  # pr
         sum_gx[c] = b2
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@_backend.job_kernel
 def _bn_relu_grad_x(g, x, mean, inv_std, scale, shift, zero, mean_g, mean_gx, grad_scale,
-                    grad_x):  # pragma: no cover - compiled
+                    grad_x, first_job, last_job, thread):  # pragma: no cover - compiled
     batch, channels, positions = g.shape
-    for c in prange(channels):
+    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
         mu, s, gam, bet = mean[c], inv_std[c], scale[c], shift[c]
         mg, mgx, sc = mean_g[c], mean_gx[c], grad_scale[c]
         for b in range(batch):
@@ -148,8 +150,7 @@ def bn_statistics(x):
     """``(mean, biased var)`` per channel of a floating ``(N, C, ...)`` array (float64 sums)."""
     x3 = _as_ncp(x)
     mean, var = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
-    with _backend.threads_for(2 * x.size):
-        _bn_stats(x3, mean, var)
+    _backend.run_jobs(_bn_stats, x3.shape[1], x3, mean, var, work=2 * x.size)
     return mean, var
 
 
@@ -158,9 +159,8 @@ def bn_apply(x, mean, inv_std, scale, shift, relu=False):
     x3 = _as_ncp(x)
     y = np.empty(x3.shape, x.dtype)
     t = x.dtype.type
-    with _backend.threads_for(2 * x.size):
-        (_bn_apply_relu if relu else _bn_apply)(x3, mean.astype(t), inv_std.astype(t), scale.astype(t),
-                                                shift.astype(t), y)
+    _backend.run_jobs(_bn_apply_relu if relu else _bn_apply, x3.shape[1], x3, mean.astype(t), inv_std.astype(t),
+                      scale.astype(t), shift.astype(t), y, work=2 * x.size)
     return y.reshape(x.shape)
 
 
@@ -170,12 +170,12 @@ def bn_sums(g, x, mean, inv_std, relu=None):
     forward's output is <= 0."""
     sg, sgx = np.empty(g.shape[1], np.float64), np.empty(g.shape[1], np.float64)
     t = x.dtype.type
-    with _backend.threads_for(2 * g.size):
-        if relu is None:
-            _bn_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx)
-        else:
-            _bn_relu_sums(_as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), relu[0].astype(t),
-                          relu[1].astype(t), g.dtype.type(0), sg, sgx)
+    if relu is None:
+        _backend.run_jobs(_bn_sums, g.shape[1], _as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t), sg, sgx,
+                          work=2 * g.size)
+    else:
+        _backend.run_jobs(_bn_relu_sums, g.shape[1], _as_ncp(g), _as_ncp(x), mean.astype(t), inv_std.astype(t),
+                          relu[0].astype(t), relu[1].astype(t), g.dtype.type(0), sg, sgx, work=2 * g.size)
     return sg, sgx
 
 
@@ -186,10 +186,10 @@ def bn_grad_x(g, x, mean, inv_std, mean_g, mean_gx, scale, relu=None):
     out = np.empty(g3.shape, g.dtype)
     t = g.dtype.type
     tail = (mean_g.astype(t), mean_gx.astype(t), scale.astype(t), out)
-    with _backend.threads_for(2 * g.size):
-        if relu is None:
-            _bn_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), *tail)
-        else:
-            _bn_relu_grad_x(g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), relu[0].astype(t),
-                            relu[1].astype(t), g.dtype.type(0), *tail)
+    if relu is None:
+        _backend.run_jobs(_bn_grad_x, g3.shape[1], g3, _as_ncp(x), mean.astype(t), inv_std.astype(t), *tail,
+                          work=2 * g.size)
+    else:
+        _backend.run_jobs(_bn_relu_grad_x, g3.shape[1], g3, _as_ncp(x), mean.astype(t), inv_std.astype(t),
+                          relu[0].astype(t), relu[1].astype(t), g.dtype.type(0), *tail, work=2 * g.size)
     return out.reshape(g.shape)

@@ -2,8 +2,8 @@
 
 Each kernel is the loop of the loop reference in :mod:`cnnlab.functional._naive`: for every
 window, the taps in row-major order.  The input is viewed as ``(P, D, H, W)`` with ``P = N*C``
-planes (1-d and 2-d problems get height and depth 1), and ``prange`` runs over the planes, so
-every thread owns whole planes: the backward scatters, where overlapping windows add into one
+planes (1-d and 2-d problems get height and depth 1), and the jobs that the threads share are
+the planes, so every thread owns whole planes: the backward scatters, where overlapping windows add into one
 cell, stay serial within a plane and need no atomics.
 
 For every output index along a dim the caller passes the range ``[lo, hi)`` of kernel taps that
@@ -14,6 +14,9 @@ from a one-row buffer that holds the zero padding, so both steps are loops of un
 
 Inner loops index arrays by the loop variable (over row slices) wherever they can: Numba wraps a
 computed signed index for negative values, and that check stops LLVM from vectorising the loop.
+The kernels take the flat (or ``(P, cells)``) views they index as arguments, made by the caller:
+only an argument carries :func:`cnnlab.functional._backend.job_kernel`'s no-alias promise into
+the loops.
 
 ``cache=True`` keeps the compiled code on disk, so only the first run of a new dtype compiles.
 """
@@ -25,15 +28,15 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit, prange
 
 from cnnlab.functional import _backend
 
 
 def _kernel(fn):
-    """``fn`` compiled threaded over its ``prange``; small calls run it on the calling thread
-    (:func:`cnnlab.functional._backend.threads_for`), as every other compiled kernel does."""
-    return njit(parallel=True, cache=True, nogil=True)(fn)
+    """``fn`` compiled: a loop over the jobs (planes) ``first_job .. last_job-1``, which
+    :func:`cnnlab.functional._backend.run_jobs` shares among the threads (small calls run on the
+    calling thread), as for every other compiled kernel."""
+    return _backend.job_kernel(fn)
 
 
 def tap_ranges(out: int, k: int, s: int, d: int, lo: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,12 +54,13 @@ class Plan:
     every output index along depth, height and width, and ``geo``: the strides, dilations, low
     paddings and kernel sizes of the three dims, and the padded width of a row."""
 
-    __slots__ = ("planes", "sp", "out", "ranges", "geo", "work", "plain", "disjoint")
+    __slots__ = ("planes", "sp", "out", "sizes", "ranges", "geo", "work", "plain", "disjoint")
 
     def __init__(self, planes: int, sp: tuple[int, ...], out: tuple[int, ...], ranges: np.ndarray,
                  geo: np.ndarray, work: int, plain: tuple[int, int, int, int] | None = None) -> None:
         self.planes, self.sp, self.out, self.ranges, self.geo = planes, sp, out, ranges, geo
-        self.work = work  # for _backend.threads_for: small calls run on the calling thread
+        self.sizes = tuple(int(n) for n in sp + out)  # (depth, height, width, od, oh, ow), for the kernels
+        self.work = work  # for _backend.run_jobs: small calls run on the calling thread
         # 2-d windows with every tap inside the input and no dilation, for the specialised kernels:
         # their ``(kh, kw, sh, sw)``, else None; ``disjoint`` when such windows also do not overlap
         self.plain = plain
@@ -100,15 +104,12 @@ def plan(planes: int, sp: Sequence[int], kernel: Sequence[int], stride: Sequence
 # max pooling: y[p, o] = max over the taps in the input; arg[p, o] = flat index in the plane
 
 
-def _max_forward_loops(x, ranges, geo, y, arg):  # pragma: no cover - compiled
-    planes, depth, height, width = x.shape
-    od, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+def _max_forward_loops(xf, ranges, geo, shape, yf, af, first_job, last_job, thread):  # pragma: no cover - compiled
+    # xf: (planes, depth*height*width); yf, af: (planes, od*oh*ow); shape: those six sizes
+    depth, height, width, od, oh, ow = shape
     sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
     ld, hd, lh, hh, lw, hw = ranges[0], ranges[1], ranges[2], ranges[3], ranges[4], ranges[5]
-    xf = x.reshape(planes, depth * height * width)
-    yf = y.reshape(planes, od * oh * ow)
-    af = arg.reshape(planes, od * oh * ow)
-    for p in prange(planes):
+    for p in range(np.uint64(first_job), np.uint64(last_job)):  # of planes
         src = xf[p]
         for a in range(od):
             t0, t1 = ld[a], hd[a]
@@ -147,27 +148,28 @@ def _max_forward_loops(x, ranges, geo, y, arg):  # pragma: no cover - compiled
                     af[p, o + c] = where
 
 
-def _max_backward_loops(grad_out, arg, grad_x):  # pragma: no cover - compiled
-    planes, cells = grad_out.shape
-    size = grad_x.shape[1]
-    for p in prange(planes):  # a plane's windows on one thread: overlapping windows add serially
-        dst = grad_x[p]
+def _max_backward_loops(gf, af, xf, cells, size, first_job, last_job, thread):  # pragma: no cover - compiled
+    # gf, af: flat (planes, cells) gradient and argmax; xf: flat (planes, size) input gradient
+    # a plane's windows on one thread: overlapping windows add serially
+    for p in range(np.uint64(first_job), np.uint64(last_job)):
+        plane = p * size
         for i in range(size):
-            dst[i] = 0
+            xf[np.uint64(plane + i)] = 0
+        first = p * cells
         for o in range(cells):
-            dst[arg[p, o]] += grad_out[p, o]
+            at = np.uint64(first + o)
+            xf[np.uint64(plane + af[at])] += gf[at]
 
 
-def _max_plain_loops(x, kh, kw, sh, sw, y, arg):  # pragma: no cover - compiled
+def _max_plain_loops(xf, kh, kw, sh, sw, shape, yf, af, first_job, last_job, thread):  # pragma: no cover - compiled
     # Windows wholly inside a 2-d plane (no padding, no dilation): the taps in row-major order, each
     # applied to a whole output row at once (a loop the compiler vectorises), with the same choice
     # as above written as one select: a larger value, or a NaN, replaces the best so far.  So ties
     # keep the first maximum, and once a NaN is chosen only a later NaN replaces it (the last NaN).
-    planes, height, width = x.shape[0], x.shape[2], x.shape[3]
-    oh, ow = y.shape[2], y.shape[3]
-    xf, yf, af = x.reshape(-1), y.reshape(-1), arg.reshape(-1)
+    # (xf, yf, af: flat; shape: as for _max_forward_loops)
+    height, width, oh, ow = shape[1], shape[2], shape[4], shape[5]
     step = np.uint64(sw)
-    for p in prange(planes):
+    for p in range(np.uint64(first_job), np.uint64(last_job)):  # of planes
         plane = p * height * width
         for b in range(oh):
             o = np.uint64((p * oh + b) * ow)
@@ -200,11 +202,9 @@ def _make_max_window(kh, kw, sw):
     # loads).  The same taps in the same order with the same select, so the same result to the
     # bit.  Measured on 2 cores, 2x2 stride 2: N64 C6 28x28 0.76 -> 0.09 ms, N64 C32 28x28 4.0 ->
     # 0.8 ms (the general kernel writes every tap's best back to memory).
-    def kernel(x, sh, y, arg):  # pragma: no cover - compiled
-        planes, height, width = x.shape[0], x.shape[2], x.shape[3]
-        oh, ow = y.shape[2], y.shape[3]
-        xf, yf, af = x.reshape(-1), y.reshape(-1), arg.reshape(-1)
-        for p in prange(planes):
+    def kernel(xf, sh, shape, yf, af, first_job, last_job, thread):  # pragma: no cover - compiled
+        height, width, oh, ow = shape[1], shape[2], shape[4], shape[5]
+        for p in range(np.uint64(first_job), np.uint64(last_job)):  # of planes
             plane = p * height * width
             for b in range(oh):
                 top = b * sh * width  # the first tap's index in the plane, for the first window
@@ -243,16 +243,18 @@ def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     x4 = np.ascontiguousarray(x).reshape((plan.planes, *plan.sp))
     y = np.empty((plan.planes, *plan.out), dtype=x.dtype)
     arg = np.empty(y.shape, dtype=np.int64)
+    shape = plan.sizes
     if plan.planes and plan.plain and x.dtype.kind == "f":
         kh, kw, sh, sw = plan.plain
-        with _backend.threads_for(plan.work):
-            if kh in MAX_WINDOW_SIZES and kw in MAX_WINDOW_SIZES and sw in MAX_WINDOW_STRIDES:
-                _max_window(kh, kw, sw)(x4, sh, y, arg)
-            else:
-                _max_plain(x4, *plan.plain, y, arg)
+        flat = (x4.reshape(-1), y.reshape(-1), arg.reshape(-1))  # (the kernels index flat arguments: see above)
+        if kh in MAX_WINDOW_SIZES and kw in MAX_WINDOW_SIZES and sw in MAX_WINDOW_STRIDES:
+            xf, yf, af = flat
+            _backend.run_jobs(_max_window(kh, kw, sw), plan.planes, xf, sh, shape, yf, af, work=plan.work)
+        else:
+            _backend.run_jobs(_max_plain, plan.planes, flat[0], *plan.plain, shape, *flat[1:], work=plan.work)
     elif plan.planes:
-        with _backend.threads_for(plan.work):
-            _max_forward(x4, plan.ranges, plan.geo, y, arg)
+        _backend.run_jobs(_max_forward, plan.planes, x4.reshape(plan.planes, -1), plan.ranges, plan.geo, shape,
+                          y.reshape(plan.planes, -1), arg.reshape(plan.planes, -1), work=plan.work)
     return y, arg
 
 
@@ -262,8 +264,8 @@ def max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Plan) -> np.ndarra
     g2 = np.ascontiguousarray(grad_out).reshape(plan.planes, cells)
     grad_x = np.empty((plan.planes, int(math.prod(plan.sp))), dtype=grad_out.dtype)
     if plan.planes:
-        with _backend.threads_for(plan.work):
-            _max_backward(g2, arg.reshape(plan.planes, cells), grad_x)
+        _backend.run_jobs(_max_backward, plan.planes, g2.reshape(-1), arg.reshape(-1), grad_x.reshape(-1), cells,
+                          grad_x.shape[1], work=plan.work)
     return grad_x
 
 
@@ -271,19 +273,18 @@ def max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Plan) -> np.ndarra
 # average pooling: y[p, o] = (sum of the taps in the input) / divisor[o]
 
 
-def _avg_forward_loops(x, ranges, geo, divisor, zero, y):  # pragma: no cover - compiled
-    planes, depth, height, width = x.shape
-    od, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+def _avg_forward_loops(xf, ranges, geo, shape, divisor, zero, yf, first_job, last_job,
+                       thread):  # pragma: no cover - compiled
+    # xf, yf, shape: as for _max_forward_loops
+    depth, height, width, od, oh, ow = shape
     sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
     kw, padded_width = geo[11], geo[12]
     ld, hd, lh, hh = ranges[0], ranges[1], ranges[2], ranges[3]
-    xf = x.reshape(planes, depth * height * width)
-    yf = y.reshape(planes, od * oh * ow)
-    for p in prange(planes):
+    for p in range(np.uint64(first_job), np.uint64(last_job)):  # of planes
         src = xf[p]
         # one row of the input with its zero padding, and one row of window sums
-        lines = np.zeros(padded_width, dtype=x.dtype)
-        sums = np.empty(ow, dtype=x.dtype)
+        lines = np.zeros(padded_width, dtype=xf.dtype)
+        sums = np.empty(ow, dtype=xf.dtype)
         inside = lines[pw:pw + width]
         for a in range(od):
             z0 = a * sd - pd
@@ -311,19 +312,19 @@ def _avg_forward_loops(x, ranges, geo, divisor, zero, y):  # pragma: no cover - 
                     yf[p, o + c] = sums[c] / divisor[o + c]
 
 
-def _avg_backward_loops(grad_out, ranges, geo, divisor, grad_x):  # pragma: no cover - compiled
-    planes, depth, height, width = grad_x.shape
-    od, oh, ow = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
+def _avg_backward_loops(gf, ranges, geo, shape, divisor, xf, first_job, last_job,
+                        thread):  # pragma: no cover - compiled
+    # gf: (planes, od*oh*ow); xf: the input gradient, (planes, depth*height*width)
+    depth, height, width, od, oh, ow = shape
     sd, sh, sw, dd, dh, dw, pd, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
     kw, padded_width = geo[11], geo[12]
     ld, hd, lh, hh = ranges[0], ranges[1], ranges[2], ranges[3]
-    gf = grad_out.reshape(planes, od * oh * ow)
-    xf = grad_x.reshape(planes, depth * height * width)
     size = depth * height * width
-    for p in prange(planes):  # a plane's windows on one thread: overlapping windows add serially
+    # a plane's windows on one thread: overlapping windows add serially
+    for p in range(np.uint64(first_job), np.uint64(last_job)):
         dst = xf[p]
-        lines = np.empty(padded_width, dtype=grad_x.dtype)
-        shares = np.empty(ow, dtype=grad_x.dtype)
+        lines = np.empty(padded_width, dtype=xf.dtype)
+        shares = np.empty(ow, dtype=xf.dtype)
         inside = lines[pw:pw + width]
         for k in range(size):
             dst[k] = 0
@@ -351,17 +352,17 @@ def _avg_backward_loops(grad_out, ranges, geo, divisor, grad_x):  # pragma: no c
                             dst_row[col] += inside[col]
 
 
-def _avg_plain_loops(x, kh, kw, sh, sw, divisor, sums, y):  # pragma: no cover - compiled
+def _avg_plain_loops(xf, kh, kw, sh, sw, shape, divisor, sums, yf, first_job, last_job,
+                     thread):  # pragma: no cover - compiled
     # Windows that neither overlap nor leave a 2-d plane (no padding, no dilation): the sums of
     # each input column over the window's height taps, in one contiguous pass along the row (a loop
     # that vectorises), then each window's column sums added up over its width taps.  That is the
     # order of the kernel above (height taps first, then width taps), so the same rounding.
     # ``sums`` holds one input row per plane, allocated once by the caller.
-    planes, height, width = x.shape[0], x.shape[2], x.shape[3]
-    oh, ow = y.shape[2], y.shape[3]
-    xf, yf = x.reshape(-1), y.reshape(-1)
+    # (xf, yf: flat; shape: as for _max_forward_loops)
+    height, width, oh, ow = shape[1], shape[2], shape[4], shape[5]
     used = min(ow * sw, width)  # the columns any window reads (and the gaps between them)
-    for p in prange(planes):
+    for p in range(np.uint64(first_job), np.uint64(last_job)):  # of planes
         plane = p * height * width
         t = sums[p]
         for b in range(oh):
@@ -380,17 +381,17 @@ def _avg_plain_loops(x, kh, kw, sh, sw, divisor, sums, y):  # pragma: no cover -
                 yf[o + np.uint64(c)] = acc / divisor[b * ow + c]
 
 
-def _avg_plain_backward_loops(grad_out, kh, kw, sh, sw, divisor, shares, grad_x):  # pragma: no cover - compiled
+def _avg_plain_backward_loops(gf, kh, kw, sh, sw, shape, divisor, shares, xf,
+                              first_job, last_job, thread):  # pragma: no cover - compiled
     # The adjoint for windows that neither overlap nor leave the plane: every input cell receives
     # its window's share, or 0 when no window covers it.  The shares of one output row are divided
     # out once, in a loop that vectorises (``shares`` holds one row per plane, allocated once by
     # the caller), and then copied to each of the window's taps: dividing again for every tap made
     # the divisions most of the time (2x2 windows: 4 divisions per window instead of 1).
-    planes, height, width = grad_x.shape[0], grad_x.shape[2], grad_x.shape[3]
-    oh, ow = grad_out.shape[2], grad_out.shape[3]
-    gf, xf = grad_out.reshape(-1), grad_x.reshape(-1)
+    # (gf, xf: flat, the upstream and the input gradient; shape: as for _max_forward_loops)
+    height, width, oh, ow = shape[1], shape[2], shape[4], shape[5]
     step = np.uint64(sw)
-    for p in prange(planes):
+    for p in range(np.uint64(first_job), np.uint64(last_job)):  # of planes
         plane = p * height * width
         share = shares[p]
         for k in range(height * width):
@@ -421,11 +422,11 @@ def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
     # windows that do not overlap (overlapping ones share row sums in the general kernel, faster)
     if plan.planes and plan.disjoint and x.dtype.kind == "f" and x.dtype == y.dtype:
         sums = np.empty((plan.planes, plan.sp[2]), dtype=x.dtype)
-        with _backend.threads_for(plan.work):
-            _avg_plain(x4, *plan.plain, div, sums, y)
+        _backend.run_jobs(_avg_plain, plan.planes, x4.reshape(-1), *plan.plain, plan.sizes, div, sums, y.reshape(-1),
+                          work=plan.work)
     elif plan.planes:
-        with _backend.threads_for(plan.work):
-            _avg_forward(x4, plan.ranges, plan.geo, div, x.dtype.type(0), y)
+        _backend.run_jobs(_avg_forward, plan.planes, x4.reshape(plan.planes, -1), plan.ranges, plan.geo, plan.sizes,
+                          div, x.dtype.type(0), y.reshape(plan.planes, -1), work=plan.work)
     return y
 
 
@@ -436,10 +437,10 @@ def avg_backward(grad_out: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.nd
     grad_x = np.empty((plan.planes, *plan.sp), dtype=grad_out.dtype)
     div = np.ascontiguousarray(divisor).reshape(-1)
     if plan.planes and plan.disjoint:
-        with _backend.threads_for(plan.work):
-            shares = np.empty((plan.planes, plan.out[2]), dtype=grad_out.dtype)
-            _avg_plain_backward(g4, *plan.plain, div, shares, grad_x)
+        shares = np.empty((plan.planes, plan.out[2]), dtype=grad_out.dtype)
+        _backend.run_jobs(_avg_plain_backward, plan.planes, g4.reshape(-1), *plan.plain, plan.sizes, div, shares,
+                          grad_x.reshape(-1), work=plan.work)
     elif plan.planes:
-        with _backend.threads_for(plan.work):
-            _avg_backward(g4, plan.ranges, plan.geo, div, grad_x)
+        _backend.run_jobs(_avg_backward, plan.planes, g4.reshape(plan.planes, -1), plan.ranges, plan.geo, plan.sizes,
+                          div, grad_x.reshape(plan.planes, -1), work=plan.work)
     return grad_x

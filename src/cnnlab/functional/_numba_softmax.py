@@ -5,11 +5,11 @@ The input is viewed as ``(outer, n, inner)`` with the softmax taken over ``n``. 
 cover every case, each written once for both functions (a ``log`` flag chosen per call):
 
 - the reduced axis is the last one (``inner == 1``, a classifier's ``(N, C)`` scores): rows of
-  ``n`` contiguous values, a ``prange`` over blocks of rows;
+  ``n`` contiguous values, blocks of rows the jobs that the threads share;
 - the reduced axis is not the last one (``(N, C, H, W)`` with ``dim=1``): for a block of ``inner``
   columns the loops run over ``n`` outside and the columns inside, so every inner loop reads
   contiguous memory and is elementwise (one running maximum and sum per column), with a
-  ``prange`` over the ``outer`` x column-block tasks.  No transposed copy is made.
+  ``outer`` x column-block tasks as the jobs.  No transposed copy is made.
 
 Every value is computed in float64 and rounded once into the output's dtype, as the float64 NumPy
 formulas are.  ``exp`` is :func:`~cnnlab.functional._numba_math.exp_nonpos` of ``x - max`` (<= 0),
@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from cnnlab.functional import _backend
 from cnnlab.functional._numba_math import exp_nonpos
@@ -67,13 +67,13 @@ def _dot(a, b):  # pragma: no cover - compiled
 # the reduced axis last: x, out of shape (rows, n), C-contiguous
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _forward_rows(x, out, log, shift, log_total):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _forward_rows(x, out, log, shift, log_total, first_job, last_job, thread):  # pragma: no cover - compiled
     # out = exp(x - m) / total, or (x - m) - log(total), with m = max(x), total = sum exp(x - m);
     # m and log(total) are also written (per row, float64) for cross_entropy
     rows, n = x.shape
     tasks = min(rows, _ROW_TASKS)
-    for task in prange(tasks):
+    for task in range(np.uint64(first_job), np.uint64(last_job)):  # of tasks
         e = np.empty(n)  # float64: exp(x - m) of one row
         for r in range(task * rows // tasks, (task + 1) * rows // tasks):
             src, dst = x[r], out[r]
@@ -96,11 +96,11 @@ def _forward_rows(x, out, log, shift, log_total):  # pragma: no cover - compiled
                     dst[c] = e[c] * inv
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _backward_rows(y, g, out, log):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _backward_rows(y, g, out, log, first_job, last_job, thread):  # pragma: no cover - compiled
     # softmax: grad_x = y (g - sum(g y));  log_softmax (y = log p): grad_x = g - exp(y) sum(g)
     rows, n = y.shape
-    for r in prange(rows):
+    for r in range(np.uint64(first_job), np.uint64(last_job)):  # of rows
         yr, gr, dst = y[r], g[r], out[r]
         if log:
             total = _sum(gr)
@@ -117,15 +117,15 @@ def _backward_rows(y, g, out, log):  # pragma: no cover - compiled
 # block of `block` columns of one outer index
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _forward_columns(x, out, log, shift, log_total, block):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _forward_columns(x, out, log, shift, log_total, block, first_job, last_job, thread):  # pragma: no cover - compiled
     # as _forward_rows; shift and log_total hold one value per (outer, inner) column, flat.  The
     # inputs are indexed flat by unsigned offsets: Numba checks a signed computed index
     # (``lo + i``) for negative values, which kept the inner loops from vectorising
     outer, n, inner = x.shape
     xf, of = x.reshape(-1), out.reshape(-1)
     blocks = (inner + block - 1) // block
-    for task in prange(outer * blocks):
+    for task in range(np.uint64(first_job), np.uint64(last_job)):  # of outer * blocks
         o = task // blocks
         lo = (task % blocks) * block
         width = min(block, inner - lo)
@@ -161,13 +161,13 @@ def _forward_columns(x, out, log, shift, log_total, block):  # pragma: no cover 
                     of[row + np.uint64(i)] = er[i] * total[i]
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _backward_columns(y, g, out, log, block):  # pragma: no cover - compiled
+@_backend.job_kernel(fastmath={"contract"})
+def _backward_columns(y, g, out, log, block, first_job, last_job, thread):  # pragma: no cover - compiled
     # (flat unsigned offsets, as in _forward_columns)
     outer, n, inner = y.shape
     yf, gf, of = y.reshape(-1), g.reshape(-1), out.reshape(-1)
     blocks = (inner + block - 1) // block
-    for task in prange(outer * blocks):
+    for task in range(np.uint64(first_job), np.uint64(last_job)):  # of outer * blocks
         o = task // blocks
         lo = (task % blocks) * block
         width = min(block, inner - lo)
@@ -216,12 +216,13 @@ def forward(x: np.ndarray, axis: int, log: bool) -> tuple[np.ndarray, np.ndarray
     out = np.empty(x.shape, x.dtype)
     shift = np.empty(outer * inner)
     log_total = np.empty(outer * inner)
-    with _backend.threads_for(16 * x.size):
-        if inner == 1:
-            _forward_rows(src.reshape(outer, n), out.reshape(outer, n), log, shift, log_total)
-        else:
-            _forward_columns(src.reshape(outer, n, inner), out.reshape(outer, n, inner), log,
-                             shift, log_total, _column_block(n, inner))
+    if inner == 1:
+        _backend.run_jobs(_forward_rows, min(outer, _ROW_TASKS), src.reshape(outer, n), out.reshape(outer, n), log,
+                          shift, log_total, work=16 * x.size)
+    else:
+        block = _column_block(n, inner)
+        _backend.run_jobs(_forward_columns, outer * -(-inner // block), src.reshape(outer, n, inner),
+                          out.reshape(outer, n, inner), log, shift, log_total, block, work=16 * x.size)
     kept = x.shape[:axis] + (1,) + x.shape[axis + 1:]
     return out, shift.reshape(kept), log_total.reshape(kept)
 
@@ -232,11 +233,12 @@ def backward(y: np.ndarray, g: np.ndarray, axis: int, log: bool) -> np.ndarray:
     outer, n, inner = _split(y.shape, axis)
     yc, gc = np.ascontiguousarray(y), np.ascontiguousarray(g)
     out = np.empty(y.shape, y.dtype)
-    with _backend.threads_for(8 * y.size):
-        if inner == 1:
-            _backward_rows(yc.reshape(outer, n), gc.reshape(outer, n), out.reshape(outer, n), log)
-        else:
-            shape = (outer, n, inner)
-            _backward_columns(yc.reshape(shape), gc.reshape(shape), out.reshape(shape), log,
-                              _column_block(n, inner))
+    if inner == 1:
+        _backend.run_jobs(_backward_rows, outer, yc.reshape(outer, n), gc.reshape(outer, n), out.reshape(outer, n), log,
+                          work=8 * y.size)
+    else:
+        shape = (outer, n, inner)
+        block = _column_block(n, inner)
+        _backend.run_jobs(_backward_columns, outer * -(-inner // block), yc.reshape(shape), gc.reshape(shape),
+                          out.reshape(shape), log, block, work=8 * y.size)
     return out

@@ -1,0 +1,133 @@
+"""``_backend.run_jobs``: how the compiled kernels share their jobs among the threads.
+
+Every job runs exactly once, the runs are consecutive and in order, each thread gets its own
+index (the kernels pick their scratch buffers by it), small or single-thread calls stay on the
+calling thread, and an error in any run reaches the caller only once every run has ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from cnnlab.functional import _backend
+
+
+class Recorder:
+    """A stand-in kernel (``run_jobs`` takes any callable): notes each run's jobs, thread index
+    and the OS thread it ran on, and fills ``out[job] = thread index``."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, int, int, int]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, out: np.ndarray, first: int, last: int, thread: int) -> None:
+        out[first:last] = thread
+        with self.lock:
+            self.runs.append((first, last, thread, threading.get_ident()))
+
+
+@pytest.fixture
+def threads():
+    """Set the thread count for one test, and restore it."""
+    previous = _backend._state["threads"]
+
+    def use(n: int) -> None:
+        _backend._state["threads"] = n
+
+    yield use
+    _backend._state["threads"] = previous
+
+
+def _max_threads() -> int:
+    numba = pytest.importorskip("numba")
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+@pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
+def test_jobs_are_split_in_consecutive_runs_one_per_thread(threads, jobs):
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(2)
+    kernel, out = Recorder(), np.full(jobs, -1)
+    _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK)
+    runs = sorted(kernel.runs)
+    assert [r[2] for r in runs] == [0, 1]  # thread indices, in the order of the runs
+    assert runs[0][0] == 0 and runs[0][1] == runs[1][0] and runs[1][1] == jobs  # consecutive, all jobs
+    assert abs((runs[0][1] - runs[0][0]) - (runs[1][1] - runs[1][0])) <= 1  # as equal as they can be
+    assert runs[0][3] == threading.get_ident() != runs[1][3]  # the caller runs the first one itself
+    np.testing.assert_array_equal(out, np.repeat([0, 1], [runs[0][1], jobs - runs[0][1]]))
+
+
+def test_fewer_jobs_than_threads_give_one_run_per_job(threads):
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(_max_threads())
+    kernel, out = Recorder(), np.full(1, -1)
+    _backend.run_jobs(kernel, 1, out, work=_backend.PARALLEL_MIN_WORK)
+    assert [r[:3] for r in kernel.runs] == [(0, 1, 0)]
+
+
+@pytest.mark.parametrize("case", ["small work", "one thread", "no jobs"])
+def test_the_calling_thread_runs_everything(threads, case):
+    _max_threads()
+    threads(1 if case == "one thread" else 2)
+    jobs = 0 if case == "no jobs" else 50
+    work = _backend.PARALLEL_MIN_WORK - 1 if case == "small work" else _backend.PARALLEL_MIN_WORK
+    kernel, out = Recorder(), np.full(jobs, -1)
+    _backend.run_jobs(kernel, jobs, out, work=work)
+    assert [r[:3] for r in kernel.runs] == [(0, jobs, 0)]
+    assert kernel.runs[0][3] == threading.get_ident()
+    assert (out == 0).all()
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_an_error_is_raised_after_every_run_ended(threads, failing):
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(2)
+    ended = []
+
+    def kernel(first: int, last: int, thread: int) -> None:
+        if thread == failing:
+            raise ValueError(f"run {thread} failed")
+        time.sleep(0.05)  # the other run is still going when the error happens
+        ended.append(thread)
+
+    with pytest.raises(ValueError, match=f"run {failing} failed"):
+        _backend.run_jobs(kernel, 4, work=_backend.PARALLEL_MIN_WORK)
+    assert ended == [1 - failing]
+
+
+def test_a_forked_process_gets_a_pool_of_its_own(threads, monkeypatch):
+    """A fork keeps no threads: a pool made by another process is replaced, not used."""
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(2)
+    _backend.run_jobs(Recorder(), 2, np.zeros(2), work=_backend.PARALLEL_MIN_WORK)
+    before = _backend._state["pool"]
+    monkeypatch.setitem(_backend._state, "pool_pid", -1)  # as if made in the parent
+    kernel = Recorder()
+    _backend.run_jobs(kernel, 2, np.zeros(2), work=_backend.PARALLEL_MIN_WORK)
+    assert _backend._state["pool"] is not before
+    assert sorted(r[:3] for r in kernel.runs) == [(0, 1, 0), (1, 2, 1)]
+
+
+def test_a_compiled_kernel_on_two_threads_matches_one(threads):
+    """A real job kernel (ReLU's, flat and unsigned-indexed) gives the same values whichever way
+    its jobs are shared."""
+    if not _backend.numba_available():
+        pytest.skip("needs numba")
+    from cnnlab.functional import _numba_kernels
+
+    x = np.random.default_rng(0).standard_normal(_backend.PARALLEL_MIN_WORK).astype(np.float32)
+    x[::7] = np.nan
+    results = []
+    for n in (1, 2):
+        threads(n)
+        results.append(_numba_kernels.relu(x))
+    np.testing.assert_array_equal(results[0], np.maximum(x, 0))
+    np.testing.assert_array_equal(results[1], np.maximum(x, 0))
