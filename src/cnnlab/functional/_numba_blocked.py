@@ -48,8 +48,8 @@ BLOCK = 4
 def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts,
                   first_job, last_job, thread):  # pragma: no cover - compiled
     # ``parts[s, o, c, i, j]``: the sum over slice ``s`` of the batch (zeros on entry); ``zero``: a
-    # zero of its dtype (passed in: ``np.zeros`` in a parallel kernel is a loop of its own, about
-    # 1 s more to compile)
+    # zero of its dtype (passed in: ``np.zeros`` in the kernel, when it had a ``prange``, was a
+    # parallel loop of its own, about 1 s more to compile)
     batch, out_ch, oh, ow = g.shape
     channels, height, wp = xp.shape[1], xp.shape[2], xp.shape[3]
     kh, kw = parts.shape[3], parts.shape[4]

@@ -101,8 +101,8 @@ def _make_direct_forward(unit, width=0, buffered=False):
     # the running sum stays in a register for a whole kernel row (one load and one store of y per
     # kernel row instead of per tap).  The sum is taken in the same order (c, i, j) either way, so
     # the result is the same to the bit.  1.2-1.7x faster on first layers (3x3 and 5x5).
-    # ``zero``: a zero of y's dtype, passed in (``np.zeros`` in a parallel kernel is a loop of its own,
-    # about 1 s more to compile)
+    # ``zero``: a zero of y's dtype, passed in (``np.zeros`` in the kernel, when it had a ``prange``,
+    # was a parallel loop of its own, about 1 s more to compile)
     def kernel(xp, w, sh, sw, dh, dw, ph, pw, groups, bufs, zero, y,
                first_job, last_job, thread):  # pragma: no cover - compiled
         batch, out_ch, oh, ow = y.shape
