@@ -60,7 +60,9 @@ def test_threaded_kernels_match_the_numpy_paths(two_threads, info: OpInfo, dtype
 
 # Calls large enough that both threads' runs last milliseconds and overlap (the registry's
 # samples finish on the calling thread before a helper thread wakes): a scratch buffer shared
-# between the threads would be overwritten while in use.  Each case: (name, op on tensors).
+# between the threads would be overwritten while in use.  (On a machine whose other core is busy
+# the runs may not overlap, and such a bug may pass; a correct kernel passes either way.)  Each
+# case: a function of (cnnlab.functional, rng) returning the arrays to compare.
 def _conv(x_shape, w_shape, **kw):
     def case(F, rng):
         x = rng.standard_normal(x_shape).astype(np.float32)
@@ -88,6 +90,7 @@ def _pool_bn(F, rng):
 CONCURRENT = {
     "direct depthwise, buffered": _conv((16, 32, 48, 48), (32, 1, 3, 3), padding=1, groups=32, method="direct"),
     "direct depthwise, small planes": _conv((64, 64, 14, 14), (64, 1, 3, 3), padding=1, groups=64, method="direct"),
+    "direct depthwise, 9-wide kernel": _conv((8, 16, 40, 40), (16, 1, 9, 9), padding=4, groups=16, method="direct"),
     "direct first layer": _conv((32, 3, 48, 48), (16, 3, 5, 5), padding=2, method="direct"),
     "blocked backward": _conv((32, 4, 40, 40), (16, 4, 3, 3), padding=1, method="direct"),
     "implicit": _conv((32, 32, 24, 24), (64, 32, 3, 3), padding=1, method="implicit"),
