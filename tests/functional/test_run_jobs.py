@@ -84,6 +84,17 @@ def test_the_calling_thread_runs_everything(threads, case):
     assert (out == 0).all()
 
 
+def test_a_kernel_with_its_own_threshold_splits_only_above_it(threads):
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(2)
+    below, at = Recorder(), Recorder()
+    _backend.run_jobs(below, 4, np.zeros(4), work=999, min_work=1000)
+    _backend.run_jobs(at, 4, np.zeros(4), work=1000, min_work=1000)  # (far below PARALLEL_MIN_WORK)
+    assert [r[:3] for r in below.runs] == [(0, 4, 0)]
+    assert sorted(r[:3] for r in at.runs) == [(0, 2, 0), (2, 4, 1)]
+
+
 @pytest.mark.parametrize("failing", [0, 1])
 def test_an_error_is_raised_after_every_run_ended(threads, failing):
     if _max_threads() < 2:

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 from cnnlab.functional import _backend
-from tests.functional import ops_activation, ops_conv, ops_loss, ops_pool
 from tests.functional.opinfo import OpInfo
+from tests.functional.test_registry import REGISTRY
 
-REGISTRY: list[OpInfo] = [*ops_conv.OPS, *ops_pool.OPS, *ops_activation.OPS, *ops_loss.OPS]
 TOL = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-10), np.dtype(np.float32): dict(rtol=2e-5, atol=2e-5)}
 
 

@@ -143,10 +143,8 @@ def start_threads() -> bool:
     start-up cost (Numba's import and the threads) out of the first op, e.g. out of a timing.
     """
     started = get_backend() != "numpy" and numba_available()
-    if started and get_num_threads() > 1:
-        import numba
-
-        _pool(min(get_num_threads(), int(numba.config.NUMBA_NUM_THREADS)) - 1)
+    if started and _kernel_threads() > 1:
+        _pool(_kernel_threads() - 1)
     return started
 
 
@@ -381,7 +379,15 @@ def _no_alias_compiler() -> Any:
     return _state["no_alias"]
 
 
-def run_jobs(kernel: Any, jobs: int, *args: Any, work: float) -> None:
+def _kernel_threads() -> int:
+    """The threads :func:`run_jobs` may use: :func:`get_num_threads`, at most as many as the
+    kernels have scratch rows for (``numba.config.NUMBA_NUM_THREADS``)."""
+    import numba
+
+    return min(get_num_threads(), int(numba.config.NUMBA_NUM_THREADS))
+
+
+def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = PARALLEL_MIN_WORK) -> None:
     """Run the compiled ``kernel`` over the jobs ``0 .. jobs-1`` on up to :func:`get_num_threads`
     threads: thread ``t`` calls ``kernel(*args, first, last, t)`` for its run of consecutive jobs
     ``first .. last-1`` (the runs are as equal as they can be, in order; ``t`` picks a scratch
@@ -391,14 +397,13 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float) -> None:
     they run the same loops, but Numba's parallel lowering cost 2-3 s of compilation per kernel
     (``native_parfor_lowering``), three times the rest of it, and cold starts are mostly
     compilation.  When ``work`` (the values, or multiply-adds, of the whole call) is below
-    :data:`PARALLEL_MIN_WORK`, or on one thread, everything runs on the calling thread: waking a
-    helper thread (25-45 us) would cost more than it saves.
+    ``min_work`` (:data:`PARALLEL_MIN_WORK` unless a kernel has its own), or on one thread,
+    everything runs on the calling thread: waking a helper thread (25-45 us) would cost more than
+    it saves.
     An error in any run is raised here once every run has ended (none is left writing).
     """
-    import numba
-
-    threads = min(int(jobs), get_num_threads(), int(numba.config.NUMBA_NUM_THREADS))
-    if threads <= 1 or work < PARALLEL_MIN_WORK:
+    threads = min(int(jobs), _kernel_threads())
+    if threads <= 1 or work < min_work:
         kernel(*args, 0, int(jobs), 0)
         return
     bounds = [jobs * t // threads for t in range(threads + 1)]

@@ -87,8 +87,6 @@ def correlate(xp: np.ndarray, k: np.ndarray, stride: tuple[int, ...], dilation: 
     args = (np.ascontiguousarray(xp).reshape(lead + xp.shape), np.ascontiguousarray(k).reshape(lead + k.shape),
             *(lead + tuple(stride)), *(lead + tuple(dilation)), y)
     jobs = y.shape[0] * y.shape[1] * -(-y.shape[2] // CHUNK)
-    if parallel(y.size * k.size):  # (jobs write disjoint pieces of y)
-        _backend.run_jobs(_correlate_jobs, jobs, *args, work=y.size * k.size)
-    else:  # the calling thread only: no thread to wake
-        _correlate_jobs(*args, 0, jobs, 0)
+    # (jobs write disjoint pieces of y; below PARALLEL_MACS the calling thread does them all)
+    _backend.run_jobs(_correlate_jobs, jobs, *args, work=y.size * k.size, min_work=PARALLEL_MACS)
     return y.reshape(out)

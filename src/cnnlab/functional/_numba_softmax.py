@@ -68,11 +68,11 @@ def _dot(a, b):  # pragma: no cover - compiled
 
 
 @_backend.job_kernel(fastmath={"contract"})
-def _forward_rows(x, out, log, shift, log_total, first_job, last_job, thread):  # pragma: no cover - compiled
+def _forward_rows(x, out, log, shift, log_total, tasks, first_job, last_job, thread):  # pragma: no cover - compiled
     # out = exp(x - m) / total, or (x - m) - log(total), with m = max(x), total = sum exp(x - m);
     # m and log(total) are also written (per row, float64) for cross_entropy
+    # (tasks: the jobs, blocks of rows)
     rows, n = x.shape
-    tasks = min(rows, _ROW_TASKS)
     for task in range(np.uint64(first_job), np.uint64(last_job)):  # of tasks
         e = np.empty(n)  # float64: exp(x - m) of one row
         for r in range(task * rows // tasks, (task + 1) * rows // tasks):
@@ -217,8 +217,9 @@ def forward(x: np.ndarray, axis: int, log: bool) -> tuple[np.ndarray, np.ndarray
     shift = np.empty(outer * inner)
     log_total = np.empty(outer * inner)
     if inner == 1:
-        _backend.run_jobs(_forward_rows, min(outer, _ROW_TASKS), src.reshape(outer, n), out.reshape(outer, n), log,
-                          shift, log_total, work=16 * x.size)
+        tasks = min(outer, _ROW_TASKS)
+        _backend.run_jobs(_forward_rows, tasks, src.reshape(outer, n), out.reshape(outer, n), log, shift, log_total,
+                          tasks, work=16 * x.size)
     else:
         block = _column_block(n, inner)
         _backend.run_jobs(_forward_columns, outer * -(-inner // block), src.reshape(outer, n, inner),
