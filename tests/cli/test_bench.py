@@ -106,3 +106,38 @@ def test_a_library_whose_alone_children_all_fail_reads_nothing(monkeypatch):
     ours, theirs = _memory.alternating_children("convnet", 1, 2)
     assert ours == {"step_s": 0.5, "peak_growth_mib": None}
     assert theirs == {}
+
+
+def test_every_timed_call_starts_after_the_process_settles(monkeypatch):
+    """A contender's threads may still be spinning when its call returns (libgomp's do): the
+    next contender's timing starts only after :func:`settle`, every round, for each contender."""
+    from cnnlab.bench import _runner
+
+    events = []
+    monkeypatch.setattr(_runner, "settle", lambda: events.append("settle"))
+    times = _runner._interleaved({"a": lambda: events.append("a"), "b": lambda: events.append("b")}, 2, warmup=1)
+    assert events == ["a", "b"] + ["settle", "a", "settle", "b"] * 2
+    assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2}
+
+
+def test_settle_waits_for_a_busy_thread_to_stop():
+    import threading
+
+    from cnnlab.bench._runner import settle
+
+    stop_after = 0.2
+
+    def spin():  # CPU time in another thread, as a spinning OpenMP worker's
+        import time
+
+        end = time.thread_time() + stop_after
+        while time.thread_time() < end:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    waited = settle(limit=30.0)
+    alive = worker.is_alive()
+    worker.join()
+    assert not alive and waited < 30.0
+    assert settle(limit=30.0) < 30.0  # a quiet process returns at once (not at the limit)

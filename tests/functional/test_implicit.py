@@ -118,6 +118,25 @@ def test_offset_tables_address_the_padded_input():
     assert pos.size % 6 == 0 and not pos.flags.writeable
 
 
+@pytest.mark.parametrize("stride, padding, dilation", [((1, 1), (1, 1), (1, 1)), ((2, 2), (1, 1), (1, 1)),
+                                                       ((2, 1), (2, 0), (1, 2)), ((3, 3), (0, 0), (1, 1))])
+def test_input_gradient_taps_run_forwards_through_the_gradient(stride, padding, dilation):
+    """Each phase of the input gradient reads the padded upstream gradient in rising order of
+    offsets within a filter (read backwards, the kernel ran at half speed), and its taps are
+    still the weights' taps: each once, with the weight of the same flat index."""
+    batch, out_ch, channels, x_spatial, kernel = 2, 4, 3, (9, 8), (3, 3)
+    out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
+                for n, p, d, k, s in zip(x_spatial, padding, dilation, kernel, stride, strict=True))
+    _, _, tables = _implicit._grad_x_tables(batch, out_ch, out_ch, channels, x_spatial, out, kernel, stride,
+                                            dilation, padding)
+    seen = []
+    for flat, _, _, delta in tables:
+        per_filter = delta.reshape(out_ch, len(flat))
+        assert (np.diff(per_filter, axis=1) > 0).all()
+        seen += flat
+    assert sorted(seen) == list(range(int(np.prod(kernel))))
+
+
 @pytest.mark.parametrize("bad", ["weight", "input"])
 def test_non_finite_values_match_the_reference(compiled, bad):
     """An infinite weight would meet the zero border of the input gradient's padded upstream

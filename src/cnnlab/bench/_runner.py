@@ -40,6 +40,34 @@ def gemm_rate(size: int = 1024, repeats: int = 11) -> float:
     return 2.0 * size**3 / float(np.min(_time(lambda: a @ a, repeats))) / 1e9
 
 
+# How long :func:`settle` sleeps between its looks, how much CPU time other threads may use in
+# that time for the process to count as quiet, and the longest it waits.
+SETTLE_STEP_S = 0.002
+SETTLE_BUSY_S = 0.0002
+SETTLE_MAX_S = 0.5
+
+
+def settle(step: float = SETTLE_STEP_S, busy: float = SETTLE_BUSY_S, limit: float = SETTLE_MAX_S) -> float:
+    """Wait until no other thread of this process is running; returns the seconds waited.
+
+    torch's OpenMP threads (GNU libgomp) do not sleep when a call ends: they spin, waiting for
+    the next parallel region, for about 10 ms of CPU time (``GOMP_SPINCOUNT``).  A contender
+    timed right after a torch call shares the two cores with that spinning thread: measured on
+    the 2-core machine of docs/BENCHMARKS.md, cnnlab's 14x14 layer (forward+backward) used 8 ms
+    more CPU time per call, and took 30.7 instead of 26.1 ms, when each call followed one of
+    torch's.  So every timed call starts once the process has been quiet for ``step`` seconds:
+    the main thread sleeps while the process's CPU time grows by at most ``busy`` seconds
+    (``time.process_time`` counts all of its threads).  Each library's threads then start every
+    call asleep, as cnnlab's always do."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        before = time.process_time()
+        time.sleep(step)
+        if time.process_time() - before <= busy:
+            break
+    return time.perf_counter() - start
+
+
 def _interleaved(fns: dict[str, Any], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
     for fn in fns.values():
         for _ in range(warmup):
@@ -47,6 +75,7 @@ def _interleaved(fns: dict[str, Any], repeats: int, warmup: int = 1) -> dict[str
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():  # one round of every contender, so slow phases of a busy machine hit all
+            settle()  # (no contender's call shares the cores with the threads of the one before)
             times[name] += _time(fn, 1)
     return times
 

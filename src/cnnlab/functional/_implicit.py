@@ -232,6 +232,11 @@ def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: t
         pos = _padded(_window_starts(batch, out_ch * gplane, shape, [1] * n, gpitch, [0] * n), _ROWS, 0)
         yoff = _padded(_window_starts(batch, channels * xplane, shape, stride, xpitch, r), _ROWS, -1)
         tap_at = sum(np.asarray(sh, np.int64) * pt for sh, pt in zip(shifts, gpitch, strict=True))
+        # The taps in the order of their offsets: the adjoint's taps come in falling order, and
+        # reading the gradient backwards ran the kernel at half speed (the 14x14 layer's input
+        # gradient, one thread: 16.2 ms, 7.4 ms ascending).
+        order = np.argsort(tap_at, kind="stable")
+        flat, tap_at = [flat[i] for i in order], tap_at[order]
         delta = (np.arange(og, dtype=np.int64)[:, None] * gplane + tap_at[None, :]).reshape(-1)
         tables.append((flat, *_frozen(pos, yoff, delta)))
     return border, all(flat for _, flat, _, _ in phases), tables
