@@ -171,7 +171,9 @@ def sum_(x: np.ndarray, dim: Dims = None, keepdim: bool = False) -> np.ndarray:
 
 
 def sum_backward(grad_out: np.ndarray, x: np.ndarray, dim: Dims = None, keepdim: bool = False):
-    return _expand(grad_out, axes("sum", dim, x.ndim), keepdim, x.shape).copy()
+    # a read-only broadcast view, as PyTorch's expand: the tape copies it only where a leaf keeps
+    # it as its .grad, and an op's backward reads it (ReLU's without copying it out)
+    return _expand(grad_out, axes("sum", dim, x.ndim), keepdim, x.shape)
 
 
 def mean(x: np.ndarray, dim: Dims = None, keepdim: bool = False) -> np.ndarray:
@@ -181,7 +183,7 @@ def mean(x: np.ndarray, dim: Dims = None, keepdim: bool = False) -> np.ndarray:
 def mean_backward(grad_out: np.ndarray, x: np.ndarray, dim: Dims = None, keepdim: bool = False):
     ax = axes("mean", dim, x.ndim)
     count = int(math.prod([x.shape[d] for d in ax]))
-    return _expand(grad_out / count, ax, keepdim, x.shape).copy()
+    return _expand(grad_out / count, ax, keepdim, x.shape)  # (a view, as sum_backward's)
 
 
 def amax(x: np.ndarray, dim: Dims = None, keepdim: bool = False) -> np.ndarray:

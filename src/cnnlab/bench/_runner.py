@@ -50,15 +50,17 @@ SETTLE_MAX_S = 0.5
 def settle(step: float = SETTLE_STEP_S, busy: float = SETTLE_BUSY_S, limit: float = SETTLE_MAX_S) -> float:
     """Wait until no other thread of this process is running; returns the seconds waited.
 
-    torch's OpenMP threads (GNU libgomp) do not sleep when a call ends: they spin, waiting for
-    the next parallel region, for about 10 ms of CPU time (``GOMP_SPINCOUNT``).  A contender
-    timed right after a torch call shares the two cores with that spinning thread: measured on
-    the 2-core machine of docs/BENCHMARKS.md, cnnlab's 14x14 layer (forward+backward) used 8 ms
-    more CPU time per call, and took 30.7 instead of 26.1 ms, when each call followed one of
-    torch's.  So every timed call starts once the process has been quiet for ``step`` seconds:
-    the main thread sleeps while the process's CPU time grows by at most ``busy`` seconds
-    (``time.process_time`` counts all of its threads).  Each library's threads then start every
-    call asleep, as cnnlab's always do."""
+    With its default settings, torch's OpenMP library (GNU libgomp) keeps its threads spinning
+    after a call, waiting for the next parallel region, for about 10 ms of CPU time
+    (``GOMP_SPINCOUNT``).  A contender timed right after a torch call then shares the cores with
+    that spinning thread: measured on the 2-core machine of docs/BENCHMARKS.md, in a process
+    that imported torch without starting cnnlab's threads first, cnnlab's 14x14 layer
+    (forward+backward) used 8 ms more CPU time per call, and took 30.7 instead of 26.1 ms, when
+    each call followed one of torch's.  (:func:`run` starts cnnlab's threads before importing
+    torch, and there torch's threads were seen to stop at once; this wait makes the timings
+    independent of that.)  So every timed call starts once the process has been quiet for
+    ``step`` seconds: the main thread sleeps while the process's CPU time grows by at most
+    ``busy`` seconds (``time.process_time`` counts all of its threads)."""
     start = time.perf_counter()
     while time.perf_counter() - start < limit:
         before = time.process_time()

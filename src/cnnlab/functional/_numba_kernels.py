@@ -276,9 +276,70 @@ def _relu_grad(g, y, out, first_job, last_job, thread):  # pragma: no cover - co
         out[i] = 0 if y[i] <= 0 else g[i]
 
 
+@_backend.job_kernel
+def _relu_grad_one(g, y, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    value = g[0]
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
+        out[i] = 0 if y[i] <= 0 else value
+
+
 def relu_grad(g, y):
-    """``g`` where ``y > 0`` (or NaN), else 0; ``g`` is broadcast to ``y``'s shape."""
-    g = np.ascontiguousarray(np.broadcast_to(g, y.shape)).reshape(-1)
+    """``g`` where ``y > 0`` (or NaN), else 0; ``g`` is broadcast to ``y``'s shape.  A gradient
+    that is one value broadcast (a ``sum``'s) is read as that value, not copied out first."""
+    g = np.broadcast_to(g, y.shape)
     out = np.empty(y.shape, g.dtype)
-    _backend.run_jobs(_relu_grad, out.size, g, np.ascontiguousarray(y).reshape(-1), out.reshape(-1), work=4 * out.size)
+    flat_y = np.ascontiguousarray(y).reshape(-1)
+    if not any(g.strides):
+        _backend.run_jobs(_relu_grad_one, out.size, np.array([g.flat[0]], g.dtype) if out.size else g.reshape(-1),
+                          flat_y, out.reshape(-1), work=4 * out.size)
+        return out
+    _backend.run_jobs(_relu_grad, out.size, np.ascontiguousarray(g).reshape(-1), flat_y, out.reshape(-1),
+                      work=4 * out.size)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# zero padding of planes, one pass: each padded row written once, its border zeroed and its
+# interior copied (NumPy's ``np.zeros`` then a copy of the interior writes the whole array twice,
+# on one core)
+
+
+@_backend.job_kernel
+def _pad_planes(x, height, width, lo_h, lo_w, hp, wp, out, first_job, last_job, thread
+                ):  # pragma: no cover - compiled
+    # x: flat (P, height, width); out: flat (P, hp, wp), with lo_h zero rows and lo_w zero columns
+    # before x's cells; jobs: planes first..last-1
+    for p in range(np.uint64(first_job), np.uint64(last_job)):
+        src = p * np.uint64(height * width)
+        dst = p * np.uint64(hp * wp)
+        for r in range(hp):
+            row = dst + np.uint64(r * wp)
+            i = r - lo_h
+            if 0 <= i < height:
+                at = src + np.uint64(i * width)
+                for q in range(np.uint64(lo_w)):
+                    out[row + q] = 0
+                start = row + np.uint64(lo_w)
+                for q in range(np.uint64(width)):
+                    out[start + q] = x[at + q]
+                for q in range(np.uint64(lo_w + width), np.uint64(wp)):
+                    out[row + q] = 0
+            else:
+                for q in range(np.uint64(wp)):
+                    out[row + q] = 0
+
+
+def pad_planes(x, pads):
+    """``x`` (float32 or float64, 1 or 2 spatial axes) zero-padded by ``pads`` (pairs, >= 0), on
+    both cores: the same array as :func:`cnnlab.functional._windows.pad`'s, C-contiguous."""
+    spatial = x.shape[2:]
+    out = np.empty(x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads, strict=True)), x.dtype)
+    if out.size:
+        (lo_h, _), (lo_w, _) = ((0, 0), *pads) if len(spatial) == 1 else pads
+        height, width = (1, *spatial) if len(spatial) == 1 else spatial
+        hp, wp = (1, *out.shape[2:]) if len(spatial) == 1 else out.shape[2:]
+        flat = np.ascontiguousarray(x).reshape(-1).view()
+        flat.flags.writeable = False  # (one compilation for writeable and read-only inputs)
+        _backend.run_jobs(_pad_planes, x.shape[0] * x.shape[1], flat, height, width, lo_h, lo_w, hp, wp,
+                          out.reshape(-1), work=out.size)
     return out
