@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -142,3 +143,69 @@ def test_a_compiled_kernel_on_two_threads_matches_one(threads):
         results.append(_numba_kernels.relu(x))
     np.testing.assert_array_equal(results[0], np.maximum(x, 0))
     np.testing.assert_array_equal(results[1], np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("jobs, n", [(2, 2), (3, 2), (262, 2), (1000, 2), (1000, 4), (5, 4)])
+def test_guided_chunks_cover_every_job_once_and_shrink(jobs, n):
+    bounds = _backend._guided_bounds(jobs, n)
+    assert bounds[0] == 0 and bounds[-1] == jobs
+    sizes = np.diff(bounds)
+    assert (sizes >= 1).all() and (np.diff(sizes) <= 0).all()  # never empty, never growing
+    assert sizes[0] == -(-jobs // (2 * n))  # the first: a 2n-th of the jobs
+    smallest = max(1, -(-jobs * 3 // 100))
+    assert (sizes[:-1] >= smallest).all()  # only the last may be smaller than MIN_CHUNK_SHARE's
+
+
+@pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
+def test_balanced_runs_give_every_job_once_to_threads_that_take_chunks(threads, jobs):
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(2)
+    kernel, out = Recorder(), np.full(jobs, -1)
+    _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK, balanced=True)
+    runs = sorted(kernel.runs)
+    assert [(first, last) for first, last, *_ in runs] == list(pairwise(_backend._guided_bounds(jobs, 2)))
+    for first, last, index, ident in runs:  # each chunk filled by the thread that ran it, with its index
+        assert (out[first:last] == index).all()
+        assert (ident == threading.get_ident()) == (index == 0)
+    assert (out >= 0).all()
+
+
+def test_a_slow_thread_takes_fewer_chunks(threads):
+    """The thread that is held up (here the caller, in the first chunk it takes) leaves the
+    remaining chunks to the other thread."""
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(2)
+    others_done = threading.Event()
+    chunks = _backend._guided_bounds(100, 2)
+
+    class Slow(Recorder):
+        def __call__(self, out, first, last, thread):
+            super().__call__(out, first, last, thread)
+            if thread == 0:
+                others_done.wait(timeout=30)
+            elif sum(r[2] == 1 for r in self.runs) == len(chunks) - 2:  # all chunks but the caller's
+                others_done.set()
+
+    kernel, out = Slow(), np.full(100, -1)
+    _backend.run_jobs(kernel, 100, out, work=_backend.PARALLEL_MIN_WORK, balanced=True)
+    assert sorted(r[2] for r in kernel.runs) == [0] + [1] * (len(chunks) - 2)
+    assert (out >= 0).all()
+
+
+def test_balanced_error_is_raised_after_the_other_thread_has_ended(threads):
+    if _max_threads() < 2:
+        pytest.skip("needs Numba configured for 2 threads or more")
+    threads(2)
+    ended = []
+
+    def kernel(first, last, thread):
+        if thread == 0:
+            raise ValueError("chunk failed")
+        time.sleep(0.01)
+        ended.append(last)
+
+    with pytest.raises(ValueError, match="chunk failed"):
+        _backend.run_jobs(kernel, 10, work=_backend.PARALLEL_MIN_WORK, balanced=True)
+    assert ended and ended[-1] == 10  # the helper took every chunk left, and ended, before the raise

@@ -456,7 +456,8 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
         taps = _tap_offsets(w.shape[2:], dilation, stride, xp.shape[2] if not buf else bufs.shape[2], pitch)
         _backend.run_jobs(_direct_forward_flat(w.shape[3], buf, not unit), y.shape[0] * y.shape[1],
                           np.ascontiguousarray(xp, dtype=dtype), np.ascontiguousarray(w, dtype=dtype), *stride,
-                          *dilation, pads[0][0], pads[1][0], groups, bufs, *taps, scratch, y, work=y.size * w[0].size)
+                          *dilation, pads[0][0], pads[1][0], groups, bufs, *taps, scratch, y, work=y.size * w[0].size,
+                          balanced=True)
         return y
     rows = stride[1] == 1 and w.shape[3] in ROW_KERNEL_WIDTHS
     # (the row kernels write every cell of y in their first pass; the general one adds to it)
@@ -464,7 +465,7 @@ def direct_forward(xp, w, stride, dilation, groups, out, pads=((0, 0), (0, 0))):
     kernel = _direct_forward_rows(w.shape[3], buf) if rows else _direct_forward(stride[1] == 1, buf)
     _backend.run_jobs(kernel, y.shape[0] * y.shape[1], np.ascontiguousarray(xp, dtype=dtype),
                       np.ascontiguousarray(w, dtype=dtype), *stride, *dilation, pads[0][0], pads[1][0], groups,
-                      _buffers(xp.shape, pads, buf, dtype), y.dtype.type(0), y, work=y.size * w[0].size)
+                      _buffers(xp.shape, pads, buf, dtype), y.dtype.type(0), y, work=y.size * w[0].size, balanced=True)
     return y
 
 
@@ -538,7 +539,7 @@ def direct_grad_x(g, w, xp_shape, stride, dilation, groups, pads=((0, 0), (0, 0)
     grad_xp = (np.empty if buf else np.zeros)(xp_shape, dtype=g.dtype)  # (buffered: every cell is written)
     _backend.run_jobs(_direct_grad_x(stride[1] == 1, buf), xp_shape[0] * xp_shape[1], np.ascontiguousarray(g),
                       np.ascontiguousarray(w, dtype=g.dtype), *stride, *dilation, pads[0][0], pads[1][0], groups,
-                      _buffers(xp_shape, pads, buf, g.dtype), grad_xp, work=g.size * w[0].size)
+                      _buffers(xp_shape, pads, buf, g.dtype), grad_xp, work=g.size * w[0].size, balanced=True)
     return grad_xp
 
 

@@ -193,7 +193,8 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, bias: np.ndarray, pos: np.nda
     bufs = np.empty((numba.config.NUMBA_NUM_THREADS, ROWS * COLS), np.float32)
     jobs = -(-(pos.shape[0] // ROWS) // JOB_BLOCKS)
     _backend.run_jobs(_taps_forward, jobs, _fixed(src), _fixed(wpk), _fixed(bias), _fixed(pos), _fixed(delta),
-                      _fixed(yoff), cstride, first_row, out_ch, y, bufs, work=pos.shape[0] * delta.shape[0] * out_ch)
+                      _fixed(yoff), cstride, first_row, out_ch, y, bufs, work=pos.shape[0] * delta.shape[0] * out_ch,
+                      balanced=True)
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray) -> np.ndarray:
