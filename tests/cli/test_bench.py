@@ -69,11 +69,13 @@ def test_the_ceiling_is_the_fastest_product_and_every_share_is_taken_of_it(monke
 
     readings = iter([100.0, 160.0])
     monkeypatch.setattr(_runner, "gemm_rate", lambda: next(readings))
-    monkeypatch.setattr(_runner, "_interleaved", lambda fns, repeats, warmup=1: {k: [0.01] for k in fns})
-    result = _runner.run(repeats=1, only="k1 s1 p0 fwd+bwd", training=False, progress=False)
+    monkeypatch.setattr(_runner, "_interleaved", lambda fns, repeats, warmup=1: {k: [0.04, 0.01, 0.02] for k in fns})
+    result = _runner.run(repeats=3, only="k1 s1 p0 fwd+bwd", training=False, progress=False)
     assert result["machine"]["gemm_gflops"] == 160.0
     (row,) = result["workloads"]
+    assert row["cnnlab_s"] == 0.02 and row["cnnlab_best_s"] == 0.01  # the median, and the fastest round
     assert row["ceiling_share"] == pytest.approx(row["gflops"] / 160.0)
+    assert row["best_ceiling_share"] == pytest.approx(2 * row["gflops"] / 160.0)  # the fastest round's rate
 
 
 def test_alone_children_alternate_and_combine_by_one_rule(monkeypatch):
