@@ -158,13 +158,14 @@ def grad_w(xp, g, w_shape, dilation):
     out_ch = w_shape[0]
     blocks = -(-out_ch // BLOCK)
     threads = numba.config.NUMBA_NUM_THREADS
-    # enough jobs for every thread: slices of the batch, whose sums are added in a fixed order
+    # enough jobs for every thread: slices of the batch, whose sums are added in a fixed order (so
+    # which thread runs a job changes nothing, and the jobs can go out balanced)
     slices = max(1, min(g.shape[0], -(-2 * threads // blocks)))
     parts = np.zeros((slices, blocks * BLOCK, *w_shape[1:]), dtype=g.dtype)
     span = (g.shape[2] - 1) * xp.shape[3] + g.shape[3]
     _backend.run_jobs(_grad_w_blocks(), blocks * slices, np.ascontiguousarray(xp, dtype=g.dtype),
                       np.ascontiguousarray(g), *dilation, slices, np.empty((threads, BLOCK * span), g.dtype),
-                      g.dtype.type(0), parts, work=g.size * int(np.prod(w_shape[1:])))
+                      g.dtype.type(0), parts, work=g.size * int(np.prod(w_shape[1:])), balanced=True)
     total = parts[0]
     for s in range(1, slices):
         total += parts[s]
@@ -189,7 +190,8 @@ def grad_x(g, w, x_shape, dilation, pads):
     span = (x_shape[2] - 1) * wp + x_shape[3]
     grad = np.empty(x_shape, dtype=g.dtype)
     _backend.run_jobs(_grad_x_gather(kw), g.shape[0], g, wt, dh, dw, top, left, np.zeros((threads, hp, wp), g.dtype),
-                      np.empty((threads, BLOCK * span), g.dtype), g.dtype.type(0), grad, work=g.size * w[0].size)
+                      np.empty((threads, BLOCK * span), g.dtype), g.dtype.type(0), grad, work=g.size * w[0].size,
+                      balanced=True)
     return grad
 
 
