@@ -48,11 +48,16 @@ def _max_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
-@pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
-def test_jobs_are_split_in_consecutive_runs_one_per_thread(threads, jobs):
+@pytest.fixture
+def two_threads(threads):
+    """Two threads for one test (skipped where Numba has fewer)."""
     if _max_threads() < 2:
         pytest.skip("needs Numba configured for 2 threads or more")
     threads(2)
+
+
+@pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
+def test_jobs_are_split_in_consecutive_runs_one_per_thread(two_threads, jobs):
     kernel, out = Recorder(), np.full(jobs, -1)
     _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK)
     runs = sorted(kernel.runs)
@@ -85,10 +90,7 @@ def test_the_calling_thread_runs_everything(threads, case):
     assert (out == 0).all()
 
 
-def test_a_kernel_with_its_own_threshold_splits_only_above_it(threads):
-    if _max_threads() < 2:
-        pytest.skip("needs Numba configured for 2 threads or more")
-    threads(2)
+def test_a_kernel_with_its_own_threshold_splits_only_above_it(two_threads):
     below, at = Recorder(), Recorder()
     _backend.run_jobs(below, 4, np.zeros(4), work=999, min_work=1000)
     _backend.run_jobs(at, 4, np.zeros(4), work=1000, min_work=1000)  # (far below PARALLEL_MIN_WORK)
@@ -97,10 +99,7 @@ def test_a_kernel_with_its_own_threshold_splits_only_above_it(threads):
 
 
 @pytest.mark.parametrize("failing", [0, 1])
-def test_an_error_is_raised_after_every_run_ended(threads, failing):
-    if _max_threads() < 2:
-        pytest.skip("needs Numba configured for 2 threads or more")
-    threads(2)
+def test_an_error_is_raised_after_every_run_ended(two_threads, failing):
     ended = []
 
     def kernel(first: int, last: int, thread: int) -> None:
@@ -114,11 +113,8 @@ def test_an_error_is_raised_after_every_run_ended(threads, failing):
     assert ended == [1 - failing]
 
 
-def test_a_forked_process_gets_a_pool_of_its_own(threads, monkeypatch):
+def test_a_forked_process_gets_a_pool_of_its_own(two_threads, monkeypatch):
     """A fork keeps no threads: a pool made by another process is replaced, not used."""
-    if _max_threads() < 2:
-        pytest.skip("needs Numba configured for 2 threads or more")
-    threads(2)
     _backend.run_jobs(Recorder(), 2, np.zeros(2), work=_backend.PARALLEL_MIN_WORK)
     before = _backend._state["pool"]
     monkeypatch.setitem(_backend._state, "pool_pid", -1)  # as if made in the parent
@@ -157,10 +153,7 @@ def test_guided_chunks_cover_every_job_once_and_shrink(jobs, n):
 
 
 @pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
-def test_balanced_runs_give_every_job_once_to_threads_that_take_chunks(threads, jobs):
-    if _max_threads() < 2:
-        pytest.skip("needs Numba configured for 2 threads or more")
-    threads(2)
+def test_balanced_runs_give_every_job_once_to_threads_that_take_chunks(two_threads, jobs):
     kernel, out = Recorder(), np.full(jobs, -1)
     _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK, balanced=True)
     runs = sorted(kernel.runs)
@@ -171,12 +164,9 @@ def test_balanced_runs_give_every_job_once_to_threads_that_take_chunks(threads, 
     assert (out >= 0).all()
 
 
-def test_a_slow_thread_takes_fewer_chunks(threads):
+def test_a_slow_thread_takes_fewer_chunks(two_threads):
     """The thread that is held up (here the caller, in the first chunk it takes) leaves the
     remaining chunks to the other thread."""
-    if _max_threads() < 2:
-        pytest.skip("needs Numba configured for 2 threads or more")
-    threads(2)
     others_done = threading.Event()
     chunks = _backend._guided_bounds(100, 2)
 
@@ -194,10 +184,7 @@ def test_a_slow_thread_takes_fewer_chunks(threads):
     assert (out >= 0).all()
 
 
-def test_balanced_error_is_raised_after_the_other_thread_has_ended(threads):
-    if _max_threads() < 2:
-        pytest.skip("needs Numba configured for 2 threads or more")
-    threads(2)
+def test_balanced_error_is_raised_after_the_other_thread_has_ended(two_threads):
     ended = []
 
     def kernel(first, last, thread):
