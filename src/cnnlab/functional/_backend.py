@@ -437,15 +437,15 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
             while chunk < len(bounds) - 1:
                 kernel(*call[:-1], bounds[chunk], bounds[chunk + 1], call[-1])
                 chunk = next(taken)
-        run, per_thread = runner, [(t,) for t in range(threads)]
+        body, per_thread = runner, [(t,) for t in range(threads)]
     else:
         bounds = [jobs * t // threads for t in range(threads + 1)]
-        run, per_thread = kernel, [(bounds[t], bounds[t + 1], t) for t in range(threads)]
+        body, per_thread = kernel, [(bounds[t], bounds[t + 1], t) for t in range(threads)]
     pool = _pool(threads - 1)
-    runs = [pool.submit(run, *args, *per_thread[t]) for t in range(1, threads)]
+    runs = [pool.submit(body, *args, *per_thread[t]) for t in range(1, threads)]
     error: BaseException | None = None
     try:
-        run(*args, *per_thread[0])
+        body(*args, *per_thread[0])
     except BaseException as exc:  # (wait for the other runs before raising it)
         error = exc
     for run in runs:
