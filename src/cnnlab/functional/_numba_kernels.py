@@ -288,10 +288,12 @@ def relu_grad(g, y):
     that is one value broadcast (a ``sum``'s) is read as that value, not copied out first."""
     g = np.broadcast_to(g, y.shape)
     out = np.empty(y.shape, g.dtype)
+    if not out.size:  # (nothing to do; _relu_grad_one would read a value that is not there)
+        return out
     flat_y = np.ascontiguousarray(y).reshape(-1)
     if not any(g.strides):
-        _backend.run_jobs(_relu_grad_one, out.size, np.array([g.flat[0]], g.dtype) if out.size else g.reshape(-1),
-                          flat_y, out.reshape(-1), work=4 * out.size)
+        _backend.run_jobs(_relu_grad_one, out.size, np.array([g.flat[0]], g.dtype), flat_y, out.reshape(-1),
+                          work=4 * out.size)
         return out
     _backend.run_jobs(_relu_grad, out.size, np.ascontiguousarray(g).reshape(-1), flat_y, out.reshape(-1),
                       work=4 * out.size)
