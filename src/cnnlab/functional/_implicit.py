@@ -16,9 +16,9 @@ groups and 1-, 2- or 3-d problems are all the same call.
   ``taps_grad_w`` with the upstream gradient copied channels-last;
 - input gradient (:func:`grad_x`): an input cell ``i = q*s + r`` receives ``g[b, o, (i + lo - t*d)
   / s] * w[o, c, t]`` from the taps with ``(r + lo - t*d) % s == 0``; so for each phase ``r`` of
-  the stride (one with stride 1), ``taps_forward`` over ``gp``, the upstream gradient zero-padded
-  so that every such index lands inside it, with the phase's taps of the weights transposed
-  (channels and filters swap places): the adjoint is a correlation again.  Its zero border is
+  the stride (one with stride 1; all in one call), ``taps_forward`` over ``gp``, the upstream
+  gradient zero-padded so that every such index lands inside it, with the phase's taps of the
+  weights transposed (channels and filters swap places): the adjoint is a correlation again.  Its zero border is
   multiplied by every weight, so non-finite weights (``inf * 0`` would be ``nan``, a pair the
   definition does not have), and layers with fewer than :data:`MIN_LANES` input channels per
   group, take the GEMM path's col2im instead (:func:`grad_x_applies`).
@@ -54,8 +54,7 @@ MIN_LANES = 8
 
 
 # Multiply-adds (times 2: FLOPs) of a forward from which 'auto' takes the implicit kernels: below it
-# a call is mostly its fixed costs (offset tables, packed weights, three parallel launches, and a
-# launch per phase of a strided input gradient), which the GEMM path's few NumPy calls undercut.
+# a call is mostly its fixed costs (offset tables, packed weights, three parallel launches), which the GEMM path's few NumPy calls undercut.
 # Measured on 2 cores, training steps in one process, implicit / GEMM path: the MNIST-1D CNN
 # (conv1d layers of 3.4 and 1.9 MFLOP) 6.3 / 5.1 ms, LeNet-5 (its second layer 31 MFLOP) 14.8 /
 # 17.9 ms.

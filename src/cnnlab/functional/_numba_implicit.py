@@ -17,9 +17,9 @@ dilation, padding and group, and the input gradient too:
   starts; ``first_row`` is a group's first filter).  A job is a run of positions; it holds 6
   positions by 16 filters at a time, the weights packed as ``wpk[o // 16, k, o % 16]`` (zeros
   past the last filter).  The forward of a convolution is this with ``src`` the padded input;
-  the input gradient is this once per phase of the stride, with ``src`` the zero-bordered
-  upstream gradient and the phase's taps of the weights transposed (see
-  :mod:`cnnlab.functional._implicit`).
+  the input gradient is this for every phase of the stride at once (each phase its own tables,
+  a job a region of every phase), with ``src`` the zero-bordered upstream gradient and the
+  phase's taps of the weights transposed (see :mod:`cnnlab.functional._implicit`).
 - :func:`taps_grad_w`: ``parts[t, k, o] += sum_p src[pos[p] + delta[k]] * g[p, o]``, the
   weight gradient.  A job is a run of :data:`GRAD_W_JOB` positions: it copies their upstream
   gradient channels-last into a buffer of its thread (16 filters per vector; a transposed copy
