@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._args import check_dim
 
 Dims = int | Sequence[int] | None
@@ -167,7 +168,11 @@ def matmul_backward(grad_out: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple
 
 
 def sum_(x: np.ndarray, dim: Dims = None, keepdim: bool = False) -> np.ndarray:
-    return np.sum(x, axis=axes("sum", dim, x.ndim), keepdims=keepdim)
+    ax = axes("sum", dim, x.ndim)
+    if len(ax) == x.ndim and x.ndim:  # every value: the same sum, large arrays on two threads
+        total = _backend.sum_all(x)
+        return np.reshape(total, (1,) * x.ndim) if keepdim else total
+    return np.sum(x, axis=ax, keepdims=keepdim)
 
 
 def sum_backward(grad_out: np.ndarray, x: np.ndarray, dim: Dims = None, keepdim: bool = False):

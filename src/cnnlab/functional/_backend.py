@@ -342,6 +342,42 @@ def _pool(workers: int) -> Any:
     return pool
 
 
+# Values from which :func:`sum_all` adds the two halves of an array on two threads.
+PARALLEL_SUM_MIN = 1 << 19
+
+
+def sum_all(a: Any) -> Any:
+    """``np.sum(a)``, bit for bit: a C-contiguous float32 or float64 array of at least
+    :data:`PARALLEL_SUM_MIN` values is summed as two halves, one on a helper thread.
+
+    NumPy sums a contiguous float array pairwise, and its first step splits ``n`` values at
+    ``h = n // 2`` rounded down to a multiple of 8, then adds the two halves' sums; the halves here
+    are those two, each summed by NumPy (whose reduction runs without the GIL), so the result is
+    the same value.  One core reading the output of a convolution (8 MB, just written by both
+    cores) took 0.7 ms longer for the N64 C3 32x32 layer's ``y.sum()`` than the two halves did.
+    Other arrays, and one thread (:func:`get_num_threads`), take ``np.sum``.
+    """
+    import numpy as np
+
+    a = np.asarray(a)
+    if (a.size < PARALLEL_SUM_MIN or a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous
+            or get_num_threads() < 2):
+        return np.sum(a)
+    flat = a.reshape(-1)
+    half = flat.size // 2
+    half -= half % 8
+    second = _pool(1).submit(_reduce, flat[half:])
+    first = _reduce(flat[:half])
+    return first + second.result()
+
+
+def _reduce(part: Any) -> Any:
+    """NumPy's sum of the contiguous 1-d ``part`` (a half of :func:`sum_all`)."""
+    import numpy as np
+
+    return np.add.reduce(part)
+
+
 def job_kernel(fn: Any = None, **options: Any) -> Any:
     """``numba.njit`` for a kernel that :func:`run_jobs` runs (``@job_kernel`` or
     ``@job_kernel(fastmath=...)``): cached on disk, without the GIL, and compiled with the two

@@ -54,10 +54,10 @@ MIN_LANES = 8
 
 
 # Multiply-adds (times 2: FLOPs) of a forward from which 'auto' takes the implicit kernels: below it
-# a call is mostly its fixed costs (offset tables, packed weights, three parallel launches), which the GEMM path's few NumPy calls undercut.
-# Measured on 2 cores, training steps in one process, implicit / GEMM path: the MNIST-1D CNN
-# (conv1d layers of 3.4 and 1.9 MFLOP) 6.3 / 5.1 ms, LeNet-5 (its second layer 31 MFLOP) 14.8 /
-# 17.9 ms.
+# a call is mostly its fixed costs (offset tables, packed weights, three parallel launches), which
+# the GEMM path's few NumPy calls undercut.  Measured on 2 cores, training steps in one process,
+# implicit / GEMM path: the MNIST-1D CNN (conv1d layers of 3.4 and 1.9 MFLOP) 6.3 / 5.1 ms,
+# LeNet-5 (its second layer 31 MFLOP) 14.8 / 17.9 ms.
 MIN_FLOPS = 1e7
 
 
