@@ -23,6 +23,9 @@ def two_threads(monkeypatch):
 @pytest.mark.parametrize("shape, pads", [
     ((3, 4, 5, 6), ((1, 1), (1, 1))), ((2, 3, 7, 4), ((2, 0), (0, 3))), ((1, 5, 1, 1), ((0, 0), (2, 2))),
     ((4, 2, 9), ((3, 1),)), ((2, 2, 3, 3), ((0, 4), (5, 0))), ((0, 3, 4, 4), ((1, 1), (1, 1))),
+    # rows of 8 or more float32 values: copied in vectors of 8, the last one overlapping
+    ((2, 3, 5, 8), ((1, 2), (3, 1))), ((2, 2, 4, 14), ((1, 1), (1, 1))), ((1, 2, 3, 17), ((0, 0), (0, 0))),
+    ((3, 1, 2, 16), ((0, 3), (2, 0))), ((2, 1, 0, 9), ((1, 1), (1, 1))), ((3, 2, 40), ((0, 5),)),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pad_planes_is_numpys_zero_padding(two_threads, shape, pads, dtype):

@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from cnnlab.functional import _backend
+from cnnlab.functional._numba_simd import LANES, vload, vstore
 
 # ---------------------------------------------------------------------------------------------
 # im2col / col2im, channel-major: cols[(c*kh + i)*kw + j, (b*oh + a)*ow + e] = xp[b, c, a*sh + i*dh, e*sw + j*dw]
@@ -331,6 +332,33 @@ def _pad_planes(x, height, width, lo_h, lo_w, hp, wp, out, first_job, last_job, 
                     out[row + q] = 0
 
 
+@_backend.job_kernel
+def _pad_planes_f32(x, height, width, lo_h, lo_w, hp, wp, out, first_job, last_job, thread
+                    ):  # pragma: no cover - compiled
+    # as _pad_planes, float32 rows of width >= 8: a padded plane is contiguous, so it is a run of
+    # zeros, then each row's cells followed by the zeros up to the next row's first cell (the last
+    # row's run reaches the plane's end); a row is copied in vectors of 8, the last one overlapping
+    # its neighbour instead of a scalar tail (rows of 14 ran at 50 cycles each before)
+    gap = np.uint64(wp - width)
+    for p in range(np.uint64(first_job), np.uint64(last_job)):
+        src = p * np.uint64(height * width)
+        dst = p * np.uint64(hp * wp)
+        at = dst + np.uint64(lo_h * wp + lo_w)
+        for q in range(dst, at):
+            out[q] = 0
+        for i in range(height):
+            s = src + np.uint64(i * width)
+            for j in range(0, width - LANES, LANES):
+                vstore(out, at + np.uint64(j), vload(x, s + np.uint64(j)))
+            tail = np.uint64(width - LANES)
+            vstore(out, at + tail, vload(x, s + tail))
+            at += np.uint64(width)
+            end = at + gap if i + 1 < height else dst + np.uint64(hp * wp)
+            for q in range(at, end):
+                out[q] = 0
+            at = end
+
+
 def pad_planes(x, pads):
     """``x`` (float32 or float64, 1 or 2 spatial axes) zero-padded by ``pads`` (pairs, >= 0), on
     both cores: the same array as :func:`cnnlab.functional._windows.pad`'s, C-contiguous."""
@@ -342,6 +370,7 @@ def pad_planes(x, pads):
         hp, wp = (1, *out.shape[2:]) if len(spatial) == 1 else out.shape[2:]
         flat = np.ascontiguousarray(x).reshape(-1).view()
         flat.flags.writeable = False  # (one compilation for writeable and read-only inputs)
-        _backend.run_jobs(_pad_planes, x.shape[0] * x.shape[1], flat, height, width, lo_h, lo_w, hp, wp,
+        kernel = _pad_planes_f32 if x.dtype == np.float32 and width >= LANES and height else _pad_planes
+        _backend.run_jobs(kernel, x.shape[0] * x.shape[1], flat, height, width, lo_h, lo_w, hp, wp,
                           out.reshape(-1), work=out.size)
     return out
