@@ -238,3 +238,23 @@ def test_vector_operations():
     want = (np.float64(a[3]) * x[8:16].astype(np.float64) + x[:8]).astype(np.float32)
     np.testing.assert_array_equal(out[:8], want)
     np.testing.assert_array_equal(out[8:], np.zeros(8, np.float32))
+
+
+def test_prefetch_changes_no_value():
+    """prefetch_write is a hint only: the array it names keeps its values, and the stores after
+    it land as without it."""
+    from numba import njit
+
+    from cnnlab.functional._numba_simd import prefetch_write
+
+    @njit
+    def fill(out, step):  # out[i] = 2 * i at every step-th cell, a hint for each first
+        for i in range(0, out.size, step):
+            prefetch_write(out, i)
+            out[i] = 2.0 * i
+
+    out = np.arange(40, dtype=np.float32)
+    fill(out, 3)
+    want = np.arange(40, dtype=np.float32)
+    want[::3] *= 2
+    np.testing.assert_array_equal(out, want)

@@ -28,6 +28,7 @@ from numba.extending import intrinsic, models, register_model
 
 LANES = 8
 _VEC = ir.VectorType(ir.FloatType(), LANES)
+_BYTE_PTR = ir.IntType(8).as_pointer()
 
 
 class F32x8(types.Type):
@@ -108,3 +109,21 @@ def vfma_at(typingctx, acc, arr, index, vec):
         return _fma(builder, splat, args[3], args[0])
     return f32x8(acc, arr, index, vec), codegen
 
+
+@intrinsic
+def prefetch_write(typingctx, arr, index):
+    """A hint that ``arr[index]`` (C-contiguous float32) is about to be written: its cache line is
+    fetched into every level now (LLVM's ``prefetch``, for writing), so that a later burst of
+    stores to lines out of the cache does not stall.  No effect on any value; no bounds check
+    (a hint for an address outside the array does not fault)."""
+    if not (_float32_array(arr) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], args[1]), _BYTE_PTR)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [_BYTE_PTR] + [ir.IntType(32)] * 3), "llvm.prefetch.p0")
+        rw, locality, data = (ir.Constant(ir.IntType(32), v) for v in (1, 3, 1))
+        builder.call(fn, [ptr, rw, locality, data])
+        return context.get_dummy_value()
+    return types.none(arr, index), codegen
