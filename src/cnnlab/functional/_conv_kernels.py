@@ -357,10 +357,17 @@ def _direct_buffered(weight_shape: Sequence[int], groups: int, pads: Sequence[tu
 
 def _direct_forward(xp: np.ndarray, weight: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
                     groups: int, out: tuple[int, ...], pads: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
-    """The direct loops on ``xp`` (zero-padded further by ``pads``: compiled buffered problems only)."""
+    """The direct loops on ``xp`` (zero-padded further by ``pads``: compiled buffered problems only);
+    float32 2-d problems without groups, with rows of at least 16 outputs and a unit stride along
+    them, by the register blocks of :func:`cnnlab.functional._numba_blocked.forward`."""
     n = len(out)
     if _direct_compiled(xp, weight, out):
+        from cnnlab.functional import _numba_blocked as nb
         from cnnlab.functional import _numba_direct as nd
+
+        if n == 2 and not any(lo or hi for lo, hi in pads or ()) and nb.forward_applies(xp, weight, stride, groups,
+                                                                                          out):
+            return nb.forward(xp, weight, stride, dilation, out)
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
         w2 = weight if n == 2 else weight[:, :, None, :]
