@@ -300,16 +300,6 @@ def _fast(x: np.ndarray) -> bool:
     return x.ndim >= 2 and _backend.float_kernels_take(x)
 
 
-def _kernel_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_fused_statistics` by the compiled kernel: two passes, sums in float64."""
-    from cnnlab.functional import _numba_norm as nk
-
-    mean, var = nk.bn_statistics(a.x)
-    t = a.x.dtype
-    var_t = var.astype(t)
-    return mean.astype(t), var_t, (1 / np.sqrt(var_t + t.type(eps))).astype(t, copy=False)
-
-
 def batch_norm_forward_saving(
     needs: Any, x: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None, bias: Any = None,
     training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
@@ -327,7 +317,18 @@ def _forward_saving(op: str, relu: bool, needs: Any, x: Any, running_mean: Any, 
         return y, NormSaved(np.zeros(a.x.shape, a.x.dtype), np.zeros(a.x.shape[1], a.x.dtype), a.weight,
                             a.bias is not None, a.batch_stats, a.axes, relu_out=y if relu else None)
     fast = _fast(a.x)
-    mean, var, inv_std = _kernel_statistics(a, eps) if fast and a.batch_stats else _fused_statistics(a, eps)
+    if fast:
+        from cnnlab.functional import _numba_norm as nk
+
+        scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
+        shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
+    if fast and a.batch_stats:
+        # the statistics (two passes, float64 sums) and the output, a channel at a time: one pass
+        # over the input from memory (the channel's other passes find it in the core's cache)
+        y, mean, var, inv_std = nk.bn_forward(a.x, eps, scale, shift, relu)
+    else:
+        mean, var, inv_std = _fused_statistics(a, eps)
+        y = nk.bn_apply(a.x, mean, inv_std, scale, shift, relu=relu) if fast else None
     if a.batch_stats and a.running_mean is not None:
         m = float(momentum)
         a.running_mean[...] = (1 - m) * a.running_mean + m * mean
@@ -335,11 +336,6 @@ def _forward_saving(op: str, relu: bool, needs: Any, x: Any, running_mean: Any, 
     nd = a.x.ndim
     keep = needs[0] or (len(needs) > 3 and needs[3])
     if fast:  # one pass writes the output; the backward recomputes xhat from x and mean
-        from cnnlab.functional import _numba_norm as nk
-
-        scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
-        shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
-        y = nk.bn_apply(a.x, mean, inv_std, scale, shift, relu=relu)
         return y, NormSaved(None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
                             a.x if keep else None, mean,
                             # training: the mask is recomputed from x as the sums are taken; eval
@@ -416,15 +412,13 @@ def _kernel_backward(g: np.ndarray, saved: NormSaved, needs: Any, want_w: bool, 
     relu = saved.relu_affine
     if saved.relu_out is not None:  # eval mode: through the fused ReLU first
         g = _through_relu(g, saved.relu_out)
-    sum_g, sum_gx = nk.bn_sums(g, x, mean, inv_std, relu)
     grad_x = None
-    if needs[0]:
-        scale = _grad_scale(saved, g.dtype)
-        if saved.batch_stats:
-            count = g.size // g.shape[1]
-            grad_x = nk.bn_grad_x(g, x, mean, inv_std, sum_g / count, sum_gx / count, scale, relu)
-        else:
-            grad_x = g * _per_channel(scale, g.ndim)
+    if needs[0] and saved.batch_stats:  # both passes a channel at a time (see bn_backward)
+        grad_x, sum_g, sum_gx = nk.bn_backward(g, x, mean, inv_std, _grad_scale(saved, g.dtype), relu)
+    else:
+        sum_g, sum_gx = nk.bn_sums(g, x, mean, inv_std, relu)
+        if needs[0]:
+            grad_x = g * _per_channel(_grad_scale(saved, g.dtype), g.ndim)
     grad_weight = sum_gx.astype(g.dtype) if want_w else None
     grad_bias = sum_g.astype(g.dtype) if want_b else None
     return (grad_x, None, None, grad_weight, grad_bias)
