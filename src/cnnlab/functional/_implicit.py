@@ -95,12 +95,13 @@ def _padded(values: np.ndarray, multiple: int, fill: int) -> np.ndarray:
     return values if not extra else np.concatenate([values, np.full(extra, fill, dtype=values.dtype)])
 
 
-def _pack(matrix: np.ndarray) -> np.ndarray:
-    """``(O, K)`` float32 -> flat ``wpk[o // 16, k, o % 16]``, zeros past row ``O``."""
+def _pack(matrix: np.ndarray, cols: int = _COLS) -> np.ndarray:
+    """``(O, K)`` float32 -> flat ``wpk[o // cols, k, o % cols]``, zeros past row ``O`` (``cols``:
+    the filters of a register block, 16 here, 6 in :func:`cnnlab.functional._numba_blocked.forward`)."""
     rows, taps = matrix.shape
-    full = np.zeros((-(-rows // _COLS) * _COLS, taps), np.float32)
+    full = np.zeros((-(-rows // cols) * cols, taps), np.float32)
     full[:rows] = matrix
-    return np.ascontiguousarray(full.reshape(-1, _COLS, taps).transpose(0, 2, 1)).reshape(-1)
+    return np.ascontiguousarray(full.reshape(-1, cols, taps).transpose(0, 2, 1)).reshape(-1)
 
 
 def _bias16(bias: np.ndarray | None, rows: int) -> np.ndarray:

@@ -48,6 +48,7 @@ import numba
 import numpy as np
 
 from cnnlab.functional import _backend
+from cnnlab.functional._backend import read_only
 from cnnlab.functional._numba_simd import vfma_at, vload, vstore, vzero
 
 # Filters (weight gradient) or input channels (input gradient) summed at once.
@@ -302,21 +303,15 @@ def forward(xp: np.ndarray, weight: np.ndarray, stride, dilation, out) -> np.nda
     two vectors of the input and six weights for twelve multiply-adds, where the direct loops
     load an input value per multiply-add.  Each sum runs over the taps in the order ``(c, i, j)``,
     one rounding per multiply-add."""
+    from cnnlab.functional._implicit import _pack
+
     out_ch, channels, kh, kw = weight.shape
     blocks = -(-out_ch // F_FILTERS)
-    full = np.zeros((blocks * F_FILTERS, channels * kh * kw), np.float32)
-    full[:out_ch] = weight.reshape(out_ch, -1)
-    wpk = np.ascontiguousarray(full.reshape(blocks, F_FILTERS, -1).transpose(0, 2, 1)).reshape(-1)
+    wpk = _pack(weight.reshape(out_ch, -1), F_FILTERS)
     y = np.empty((xp.shape[0], out_ch, *out), np.float32)
     x = np.ascontiguousarray(xp)
-    _backend.run_jobs(_forward_block, xp.shape[0] * blocks, _read_only(x.reshape(-1)), _read_only(wpk), channels,
+    _backend.run_jobs(_forward_block, xp.shape[0] * blocks, read_only(x.reshape(-1)), read_only(wpk), channels,
                       xp.shape[2], xp.shape[3], stride[0], dilation[0], dilation[1], kh, kw, out[0], out[1], out_ch,
                       y.reshape(-1), work=y.size * channels * kh * kw, balanced=True)
     return y
 
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    """A read-only view (one compilation for every caller's arrays, as the implicit kernels')."""
-    view = a.view()
-    view.flags.writeable = False
-    return view

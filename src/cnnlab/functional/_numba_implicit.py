@@ -39,6 +39,7 @@ import numba
 import numpy as np
 
 from cnnlab.functional import _backend
+from cnnlab.functional._backend import read_only
 from cnnlab.functional._numba_simd import prefetch_write, vfma_at, vload, vstore
 
 # Positions and filters of one register block.
@@ -192,17 +193,6 @@ def _taps_grad_w(src, g, npos, out_ch, pos, delta, bufs, parts, first_job, last_
                 vstore(part, a + 5 * width + 8, c51)
 
 
-def _fixed(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a``: Numba compiles a kernel once per argument type, and an array's
-    type includes whether it is writeable, so every call passes its inputs read-only (one
-    compilation, 2-3 s, instead of one per mix of the callers' arrays)."""
-    if not a.flags.writeable:
-        return a
-    view = a.view()
-    view.flags.writeable = False
-    return view
-
-
 def starts(lengths: Sequence[int]) -> np.ndarray:
     """``[0, l0, l0 + l1, ...]`` (int64, read-only): where each phase's entries begin in the
     concatenated tables of :func:`taps_forward`, and the end."""
@@ -223,9 +213,9 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     blocks = np.diff(pstart) // ROWS
     jobs = max(1, -(-int(blocks.max(initial=0)) // JOB_BLOCKS))
     work = float(np.dot(np.diff(pstart), np.diff(dstart))) * out_ch
-    _backend.run_jobs(_taps_forward, jobs, _fixed(src), _fixed(wpk), _fixed(wstart), _fixed(bias), _fixed(pos),
-                      _fixed(pstart), _fixed(delta), _fixed(dstart), _fixed(yoff), jobs, cstride, first_row, out_ch,
-                      y, bufs, work=work, balanced=True)
+    inputs = map(read_only, (src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff))
+    _backend.run_jobs(_taps_forward, jobs, *inputs, jobs, cstride, first_row, out_ch, y, bufs, work=work,
+                      balanced=True)
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -236,6 +226,7 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarr
     width = -(-out_ch // COLS) * COLS
     bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
     parts = np.zeros((threads, delta.shape[0] * width), np.float32)
-    _backend.run_jobs(_taps_grad_w, -(-pos.shape[0] // GRAD_W_JOB), _fixed(src), _fixed(g.reshape(-1)), npos, out_ch,
-                      _fixed(pos), _fixed(delta), bufs, parts, work=pos.shape[0] * delta.shape[0] * out_ch)
+    _backend.run_jobs(_taps_grad_w, -(-pos.shape[0] // GRAD_W_JOB), read_only(src), read_only(g.reshape(-1)), npos,
+                      out_ch, read_only(pos), read_only(delta), bufs, parts,
+                      work=pos.shape[0] * delta.shape[0] * out_ch)
     return parts.sum(axis=0).reshape(delta.shape[0], width)

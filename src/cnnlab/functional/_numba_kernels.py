@@ -368,8 +368,7 @@ def pad_planes(x, pads):
         (lo_h, _), (lo_w, _) = ((0, 0), *pads) if len(spatial) == 1 else pads
         height, width = (1, *spatial) if len(spatial) == 1 else spatial
         hp, wp = (1, *out.shape[2:]) if len(spatial) == 1 else out.shape[2:]
-        flat = np.ascontiguousarray(x).reshape(-1).view()
-        flat.flags.writeable = False  # (one compilation for writeable and read-only inputs)
+        flat = _backend.read_only(np.ascontiguousarray(x).reshape(-1))
         kernel = _pad_planes_f32 if x.dtype == np.float32 and width >= LANES and height else _pad_planes
         _backend.run_jobs(kernel, x.shape[0] * x.shape[1], flat, height, width, lo_h, lo_w, hp, wp,
                           out.reshape(-1), work=out.size)
