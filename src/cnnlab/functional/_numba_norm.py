@@ -98,14 +98,13 @@ def _bn_apply(x, mean, inv_std, scale, shift, relu, y, first_job, last_job, thre
 
 
 @_backend.job_kernel
-def _bn_forward(x, eps, one, scale, shift, relu, mean, var, mean_t, var_t, inv_std, y, first_job, last_job, thread
+def _bn_forward(x, eps, one, scale, shift, relu, mean_t, var_t, inv_std, y, first_job, last_job, thread
                 ):  # pragma: no cover - compiled
     # the moments and _apply in one pass per channel: the channel (100 KB for N128 14x14) is read
     # from memory once and again from the core's cache; mean_t, var_t: the float64 moments in x's
     # dtype (written and read back: the rounding of NumPy's astype), inv_std = 1 / sqrt(var_t + eps)
     for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
-        mean[c], var[c] = _moments(x, c)
-        mean_t[c], var_t[c] = mean[c], var[c]
+        mean_t[c], var_t[c] = _moments(x, c)
         inv_std[c] = _inv_std(var_t[c], eps, one)
         _apply(x, c, mean_t[c], inv_std[c], scale[c], shift[c], relu, y)
 
@@ -175,16 +174,15 @@ def bn_apply(x, mean, inv_std, scale, shift, relu=False):
 
 
 def bn_forward(x, eps, scale, shift, relu=False):
-    """the statistics and :func:`bn_apply` in one pass per channel:
-    ``(y, mean, var, inv_std)``, the last three in ``x``'s dtype (the moments rounded from float64,
-    ``inv_std = 1 / sqrt(var + eps)``)."""
+    """The statistics and :func:`bn_apply` in one pass per channel: ``(y, mean, var, inv_std)``,
+    the last three in ``x``'s dtype (the moments rounded from float64, ``inv_std = 1 / sqrt(var +
+    eps)``)."""
     x3 = _as_ncp(x)
     channels, t = x.shape[1], x.dtype.type
-    mean, var = np.empty(channels, np.float64), np.empty(channels, np.float64)
     mean_t, var_t, inv_std = (np.empty(channels, x.dtype) for _ in range(3))
     y = np.empty(x3.shape, x.dtype)
-    _backend.run_jobs(_bn_forward, channels, x3, t(eps), t(1), scale.astype(t), shift.astype(t), bool(relu), mean,
-                      var, mean_t, var_t, inv_std, y, work=3 * x.size)
+    _backend.run_jobs(_bn_forward, channels, x3, t(eps), t(1), scale.astype(t), shift.astype(t), bool(relu), mean_t,
+                      var_t, inv_std, y, work=3 * x.size)
     return y.reshape(x.shape), mean_t, var_t, inv_std
 
 
