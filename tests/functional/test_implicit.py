@@ -32,6 +32,8 @@ CASES = [
     ((2, 4, 12, 13), (16, 4, 3, 3), (2, 3), (1, 2), (2, 1), 1),  # strided and dilated
     ((2, 9, 9, 8), (8, 9, 3, 3), 2, 1, 1, 1),  # 9 channels: the input gradient implicit by rule too
     ((2, 16, 7, 6), (16, 8, 3, 3), 1, 1, 1, 2),  # groups of 8 channels and 8 filters
+    ((2, 40, 6, 5), (20, 40, 3, 3), 1, 1, 1, 1),  # 360 taps: the forward in chunks (TAP_CHUNK)
+    ((2, 8, 7, 6), (80, 8, 3, 3), 2, 1, 1, 1),  # the input gradient's 4-tap phase in chunks, the others whole
 ]
 
 
@@ -92,6 +94,77 @@ def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, paddi
     # (fewer than MIN_LANES input channels per group: the input gradient by col2im)
     assert calls["taps_grad_w"] == groups
     assert calls["taps_forward"] == (2 if w.shape[1] < _implicit.MIN_LANES else 3) * groups
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", [CASES[i] for i in (0, 1, 2, 4, 8, 14, 15)])
+def test_tap_chunks_change_no_value(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups, chunk):
+    """The forward's taps a chunk at a time (``TAP_CHUNK``, the running sums kept between chunks)
+    add the same products in the same order as all taps at once: the forward and the input
+    gradient are the same to the bit for any chunk (1: every tap a chunk; 5 and 64: chunks split
+    evenly with a shorter remainder of taps), and agree with the loop reference."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    x, w, b = _inputs(xs, ws, seed=sum(xs) * 3 + sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    g = np.random.default_rng(8).uniform(-1, 1, _conv(w.ndim - 2)(x, w, b, **kw).shape).astype(np.float32)
+    results = []
+    for taps in (10**9, chunk):
+        monkeypatch.setattr(ni, "TAP_CHUNK", taps)
+        y = _conv(w.ndim - 2)(x, w, b, **kw)
+        results.append((y, F.conv_backward(g, x, w, b, **kw)[0]))
+    (y0, gx0), (y1, gx1) = results
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(gx1, gx0)
+    s, pads, d = _args(w, stride, padding, dilation)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ref = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
+    rx = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[0]
+    np.testing.assert_allclose(y1, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(gx1, rx, rtol=1e-5, atol=1e-5 * np.abs(rx).max())
+
+
+@pytest.mark.parametrize("big, rows, taps, cols", [(1, 5, 7, 16), (1, 33, 20, 16), (3, 16, 9, 16), (4, 17, 9, 16),
+                                                   (1, 13, 11, 6), (2, 6, 4, 6)])
+def test_pack_lays_out_the_register_blocks(compiled, big, rows, taps, cols):
+    """``pack(src, flat, cols)[((r // cols) * A + a) * nt + j) * cols + r % cols] == src[a, r,
+    flat[j]]``, zeros past the last row: checked value by value against the index formula, for
+    taps in a shuffled subset and the order given."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    g = np.random.default_rng(rows * taps + big)
+    src = g.uniform(-2, 2, (big, rows, taps)).astype(np.float32)
+    flat = g.permutation(taps)[: max(1, taps - 2)]
+    out = ni.pack(src, flat, cols)
+    blocks = -(-rows // cols)
+    assert out.shape == (blocks * cols * big * flat.size,) and out.dtype == np.float32
+    for r in range(blocks * cols):
+        for a in range(big):
+            for j, t in enumerate(flat):
+                want = src[a, r, t] if r < rows else 0.0
+                assert out[(((r // cols) * big + a) * flat.size + j) * cols + r % cols] == want
+
+
+@pytest.mark.parametrize("count, out_ch, taps, rows", [(1, 16, 12, 12), (2, 20, 10, 12), (3, 37, 7, 12),
+                                                      (2, 64, 288, 288)])
+def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows):
+    """The weight gradient's per-thread sums ``parts[t, o // 16, k, o % 16]`` come out as ``(O,
+    taps)``: the threads' values added in thread order (as NumPy's sum over the first axis), the
+    padding filters and taps dropped; any number of threads."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    width = -(-out_ch // 16) * 16
+    parts = np.random.default_rng(out_ch + count).uniform(-1, 1, (count, width // 16, rows, 16)).astype(np.float32)
+    want = parts[0].copy()
+    for t in range(1, count):
+        want = want + parts[t]
+    want = want.transpose(0, 2, 1).reshape(width, rows)[:out_ch, :taps]
+    out = np.empty((out_ch, taps), np.float32)
+    flat = parts.reshape(-1).copy()
+    _backend.run_jobs(ni._parts_transposed, width // 16, flat, parts[0].size, rows, out_ch, out.reshape(-1),
+                      work=flat.size)
+    np.testing.assert_array_equal(out, want)
 
 
 def test_offset_tables_address_the_padded_input():

@@ -98,10 +98,9 @@ def _padded(values: np.ndarray, multiple: int, fill: int) -> np.ndarray:
 def _pack(matrix: np.ndarray, cols: int = _COLS) -> np.ndarray:
     """``(O, K)`` float32 -> flat ``wpk[o // cols, k, o % cols]``, zeros past row ``O`` (``cols``:
     the filters of a register block, 16 here, 6 in :func:`cnnlab.functional._numba_blocked.forward`)."""
-    rows, taps = matrix.shape
-    full = np.zeros((-(-rows // cols) * cols, taps), np.float32)
-    full[:rows] = matrix
-    return np.ascontiguousarray(full.reshape(-1, cols, taps).transpose(0, 2, 1)).reshape(-1)
+    from cnnlab.functional import _numba_implicit as ni
+
+    return ni.pack(matrix[None], np.arange(matrix.shape[1]), cols)
 
 
 def _bias16(bias: np.ndarray | None, rows: int) -> np.ndarray:
@@ -186,8 +185,7 @@ def grad_w(grad_out: np.ndarray, xp: np.ndarray, weight_shape: Sequence[int], st
     result = np.empty((groups, og, taps), np.float32)
     for k in range(groups):
         gk = g[:, k] if groups == 1 else np.ascontiguousarray(g[:, k])
-        sums = ni.taps_grad_w(xp.reshape(-1), gk, pos, delta + k * cg * plane)
-        result[k] = sums[:taps, :og].T
+        result[k] = ni.taps_grad_w(xp.reshape(-1), gk, pos, delta + k * cg * plane, taps)
     return result.reshape(weight_shape)
 
 
@@ -291,7 +289,7 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     wstart = ni.starts(np.diff(dstart) * bias.shape[0])
     for g in range(groups):
         # rows: the group's input channels; columns: (filter, tap) of each phase's taps
-        wpk = np.concatenate([_pack(w[g][:, :, flat].transpose(1, 0, 2).reshape(cg, -1)) for flat in flats])
+        wpk = np.concatenate([ni.pack(w[g], flat) for flat in flats])
         ni.taps_forward(gp.reshape(-1), wpk, wstart, bias, pos, pstart, delta + g * og * gplane, dstart, yoff, xplane,
                         g * cg, cg, y.reshape(-1))
     return y
