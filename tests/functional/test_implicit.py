@@ -125,6 +125,31 @@ def test_tap_chunks_change_no_value(compiled, monkeypatch, xs, ws, stride, paddi
     np.testing.assert_allclose(gx1, rx, rtol=1e-5, atol=1e-5 * np.abs(rx).max())
 
 
+@pytest.mark.parametrize("tap_split", [0, 10**6])
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", [
+    ((3, 4, 7, 9), (5, 4, 3, 3), 1, 0, 1, 1),
+    ((2, 6, 11, 10), (18, 6, 3, 3), 1, ((2, 0), (1, 3)), (2, 1), 1),
+    ((5, 8, 16, 14), (20, 8, 3, 3), 1, 1, 1, 1),  # 1,120 positions: 5 runs of GRAD_W_JOB
+    ((2, 6, 9, 8), (12, 2, 3, 3), 1, 1, 1, 3),
+])
+def test_weight_gradient_jobs_split_positions_or_taps(compiled, monkeypatch, xs, ws, stride, padding, dilation,
+                                                      groups, tap_split):
+    """The weight gradient with its jobs over runs of positions only (``GRAD_W_TAP_SPLIT`` 0:
+    partial sums per thread) and with the taps shared out between the threads as well (every
+    case below the threshold), against the loop reference."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(ni, "GRAD_W_TAP_SPLIT", tap_split)
+    x, w, b = _inputs(xs, ws, seed=sum(xs) + 2 * sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    g = np.random.default_rng(6).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
+    gw = F.conv_backward(g, x, w, b, **kw)[1]
+    s, pads, d = _args(w, stride, padding, dilation)
+    rw = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), s, pads, d,
+                                    groups)[1]
+    np.testing.assert_allclose(gw, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
+
+
 @pytest.mark.parametrize("big, rows, taps, cols", [(1, 5, 7, 16), (1, 33, 20, 16), (3, 16, 9, 16), (4, 17, 9, 16),
                                                    (1, 13, 11, 6), (2, 6, 4, 6)])
 def test_pack_lays_out_the_register_blocks(compiled, big, rows, taps, cols):

@@ -58,6 +58,9 @@ TAP_CHUNK = 256
 # Positions per job of the weight gradient (its slice of the upstream gradient, 16 KiB per 16
 # filters, stays in the L1 cache while the job's 6-tap blocks read it).
 GRAD_W_JOB = 256
+# Runs of GRAD_W_JOB positions per thread below which the weight gradient's jobs share out the
+# taps as well (with one run, N1 C256 14x14 -> 256 k3, it ran on one thread).
+GRAD_W_TAP_SPLIT = 4
 
 
 @_backend.job_kernel
@@ -167,20 +170,24 @@ def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs
 
 
 @_backend.job_kernel
-def _taps_grad_w(src, g, npos, out_ch, pos, delta, bufs, parts, first_job, last_job, thread
+def _taps_grad_w(src, g, npos, out_ch, pos, delta, tap_jobs, bufs, parts, first_job, last_job, thread
                  ):  # pragma: no cover - compiled
     # src: flat input; g: flat (N, O, npos) upstream gradient, channel-first; pos: N*npos window
     # starts; delta: taps, a multiple of ROWS long (padding taps: any valid offset, their sums
     # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads, O16 // 16, taps, 16), zeros on
-    # entry (a filter's sums 16 values apart: its block of 6 taps is 12 vectors in a row); jobs
-    # first_job..last_job-1 (see run_jobs)
+    # entry (a filter's sums 16 values apart: its block of 6 taps is 12 vectors in a row); job j
+    # is the (j // P)-th of tap_jobs shares of the taps (in blocks of 6) over the (j % P)-th run of
+    # GRAD_W_JOB positions (P runs in all); jobs first_job..last_job-1 (see run_jobs)
     total = pos.shape[0]
     taps = delta.shape[0]
     width = parts.shape[1] // taps  # O16
     zero = np.float32(0.0)
     part, gt = parts[thread], bufs[thread]
+    runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
+    kblocks = taps // ROWS
     for job in range(np.uint64(first_job), np.uint64(last_job)):
-        first, last = job * GRAD_W_JOB, min(total, (job + 1) * GRAD_W_JOB)
+        share, run = np.int64(job) // runs, np.int64(job) % runs
+        first, last = np.uint64(run * GRAD_W_JOB), np.uint64(min(total, (run + 1) * GRAD_W_JOB))
         # the job's positions channels-last, 16 filters at a time:
         # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[b, o, p - b*npos]
         for p in range(first, last):
@@ -191,7 +198,7 @@ def _taps_grad_w(src, g, npos, out_ch, pos, delta, bufs, parts, first_job, last_
                 for j in range(COLS):
                     o = og + j
                     gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos)] if o < out_ch else zero
-        for kt in range(0, taps, ROWS):
+        for kt in range(share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS, ROWS):
             d0, d1, d2 = delta[kt], delta[kt + 1], delta[kt + 2]
             d3, d4, d5 = delta[kt + 3], delta[kt + 4], delta[kt + 5]
             for og in range(0, width, COLS):
@@ -338,8 +345,12 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarr
     width = -(-out_ch // COLS) * COLS
     bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
     parts = np.zeros((threads, delta.shape[0] * width), np.float32)
-    _backend.run_jobs(_taps_grad_w, -(-pos.shape[0] // GRAD_W_JOB), read_only(src), read_only(g.reshape(-1)), npos,
-                      out_ch, read_only(pos), read_only(delta), bufs, parts,
+    runs = -(-pos.shape[0] // GRAD_W_JOB)
+    # few runs of positions: the taps shared out too, a share per thread (each thread then adds
+    # up its own taps over every position, and copies every position's gradient)
+    tap_jobs = 1 if runs >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, delta.shape[0] // ROWS))
+    _backend.run_jobs(_taps_grad_w, runs * tap_jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
+                      read_only(pos), read_only(delta), tap_jobs, bufs, parts,
                       work=pos.shape[0] * delta.shape[0] * out_ch)
     out = np.empty((out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], delta.shape[0],
