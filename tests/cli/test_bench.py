@@ -143,3 +143,29 @@ def test_settle_waits_for_a_busy_thread_to_stop():
     worker.join()
     assert not alive and waited < 30.0
     assert settle(limit=30.0) < 30.0  # a quiet process returns at once (not at the limit)
+
+
+def test_memory_child_times_enough_steps(monkeypatch):
+    """A child times at least ``timed`` steps and goes on until they have taken ``seconds`` (a
+    fake clock: every step reads 0.125 s), at most MAX_TIMED_STEPS; the median is reported."""
+    import itertools
+    import time
+
+    import pytest
+
+    from cnnlab.bench import _memory, _training
+    from cnnlab.functional import _backend
+
+    if not _memory.available():
+        pytest.skip("needs Linux /proc to reset the peak resident memory")
+    monkeypatch.setattr(_backend, "set_num_threads", lambda n: None)  # (this process's threads stay)
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "perf_counter", lambda: next(ticks) * 0.125)
+    calls = []
+    monkeypatch.setattr(_training, "cnnlab_step", lambda model, batch=None: lambda: calls.append(batch))
+    for timed, seconds, want in ((3, 1.0, 8), (12, 1.0, 12), (1, 10**6, _memory.MAX_TIMED_STEPS)):
+        calls.clear()
+        result = _memory._child("lenet5", "cnnlab", 1, 2, timed, seconds)
+        # two warm-up steps at batch 2, two for the memory, then the timed ones
+        assert calls[:2] == [2, 2] and len(calls) == 4 + want
+        assert result["step_s"] == 0.125

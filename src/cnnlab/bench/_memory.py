@@ -25,23 +25,31 @@ def _status_kib(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field}")
 
 
+# A child's timed steps run for at least this long (and at least ``timed`` of them): ten LeNet-5
+# steps were 70-100 ms, and one slow spell of the shared machine moved their median by a tenth.
+MIN_TIMED_SECONDS = 0.6
+MAX_TIMED_STEPS = 400
+
+
 def available() -> bool:
     """Whether this system can reset and read the peak resident memory (Linux ``/proc``)."""
     return Path("/proc/self/clear_refs").exists() and Path("/proc/self/status").exists()
 
 
 def measure_in_child(model: str, library: str, threads: int, steps: int = 3, timed: int = 10,
-                     timeout: float = 300) -> dict[str, float] | None:
+                     timeout: float = 300, seconds: float = MIN_TIMED_SECONDS) -> dict[str, float] | None:
     """Run ``model``'s training step in ``library`` (``'cnnlab'`` or ``'torch'``) alone in a child
     process: ``{"peak_growth_mib": ..., "step_s": ...}`` (the memory of ``steps`` steps, then the
-    median time of ``timed`` more), or None where it cannot be measured.
+    median time of at least ``timed`` more, run until they have taken ``seconds`` in all, at most
+    :data:`MAX_TIMED_STEPS`), or None where it cannot be measured.
 
     Alone means without the other library in the process: in the interleaved run both share one
     OpenMP runtime (torch loads its own, and Numba then uses it), set up as torch wants it.
     """
     if not available():
         return None
-    cmd = [sys.executable, "-m", "cnnlab.bench._memory", model, library, str(threads), str(steps), str(timed)]
+    cmd = [sys.executable, "-m", "cnnlab.bench._memory", model, library, str(threads), str(steps), str(timed),
+           str(seconds)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -72,7 +80,7 @@ def _combined(readings: list[dict]) -> dict:
     return {"step_s": statistics.median(steps) if steps else None, "peak_growth_mib": min(peaks) if peaks else None}
 
 
-def _child(model: str, library: str, threads: int, steps: int, timed: int) -> dict[str, float]:
+def _child(model: str, library: str, threads: int, steps: int, timed: int, seconds: float) -> dict[str, float]:
     import statistics
     import time
 
@@ -97,8 +105,8 @@ def _child(model: str, library: str, threads: int, steps: int, timed: int) -> di
     for _ in range(steps):
         step()
     peak = _status_kib("VmHWM")
-    times = []
-    for _ in range(timed):
+    times: list[float] = []
+    while len(times) < MAX_TIMED_STEPS and (len(times) < timed or sum(times) < seconds):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
@@ -109,4 +117,4 @@ def _child(model: str, library: str, threads: int, steps: int, timed: int) -> di
 if __name__ == "__main__":  # pragma: no cover - run as a child by measure_in_child
     name, lib = sys.argv[1], sys.argv[2]
     n_threads, n_steps, n_timed = (int(v) for v in sys.argv[3:6])
-    print(json.dumps(_child(name, lib, n_threads, n_steps, n_timed)))
+    print(json.dumps(_child(name, lib, n_threads, n_steps, n_timed, float(sys.argv[6]))))

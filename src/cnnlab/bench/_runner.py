@@ -15,8 +15,8 @@ from cnnlab.functional import _backend
 
 # Child processes per library for the "each alone" columns, cnnlab's and torch's alternating, so
 # that a slow spell of the shared machine falls on both (one child each moved single ratios by
-# 0.3 between runs minutes apart).
-ALONE_ROUNDS = 2
+# 0.3 between runs minutes apart; with two, LeNet-5 read 0.88-1.11 in four runs of one code).
+ALONE_ROUNDS = 3
 
 
 def _time(fn, repeats: int) -> list[float]:
