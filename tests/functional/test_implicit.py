@@ -312,6 +312,10 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((100, 25, 19), (25, 25, 3), 1, (2,), np.float32, "gemm"),  # MNIST-1D's second layer: 3.6 MFLOP
     ((4, 8, 16, 16, 16), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "implicit"),  # 3-d
     ((2, 8, 6, 6, 6), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "gemm"),  # 3-d, 3 MFLOP
+    ((8, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 392 output positions
+    ((16, 256, 9, 9), (256, 256, 3, 3), 1, (1, 1), np.float32, "implicit"),  # 784 positions
+    ((2, 256, 33, 33), (256, 256, 3, 3), 1, (2, 2), np.float32, "implicit"),  # 2 * 16 * 16 = 512 positions
+    ((2, 256, 31, 34), (256, 256, 3, 3), 1, (2, 2), np.float32, "gemm"),  # 2 * 15 * 16 = 480
 ])
 def test_automatic_rule(compiled, xs, ws, groups, stride, dtype, expected):
     assert _conv_kernels.choose_method(xs, ws, groups, stride, dtype) == expected

@@ -114,10 +114,11 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     N16 C64 56x56 -> 64 153-170 / 113-117 / 109-119, N32 C32 32x32 -> 64 s2 21-26 / 14-18 /
     14-20, the same with dilation 2 (28x28 -> 32) 35-36 / 19-20 / 23-31; a ``convnet`` training
     step 86.5 / 80.8 / 95.0.  It needs :data:`cnnlab.functional._implicit.MIN_LANES` filters per
-    group (its register block holds 16) and a forward of at least
+    group (its register block holds 16), a forward of at least
     :data:`cnnlab.functional._implicit.MIN_FLOPS` FLOPs (a smaller call is mostly the kernels'
-    fixed costs).  A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched
-    products.
+    fixed costs) and at least :data:`cnnlab.functional._implicit.MIN_POSITIONS` output positions
+    in the batch (with fewer its jobs are too few to share out, and the BLAS's product wins).
+    A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched products.
 
     With so few input channels the im2col matrix has only ``C*K`` rows: building it and copying
     the product back to channel-first order cost more than the product, and the direct loop wins
@@ -140,8 +141,12 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     # (the forward's FLOPs, from the input's size: the output has about size / stride positions)
     positions = float(xp_shape[0]) * float(math.prod(xp_shape[2:])) / math.prod(stride or (1,))
     flops = 2.0 * positions * float(math.prod(weight_shape))
+    steps = stride or (1,) * (len(weight_shape) - 2)
+    outputs = xp_shape[0] * math.prod((n - k) // s + 1 for n, k, s in zip(xp_shape[2:], weight_shape[2:], steps,
+                                                                          strict=True))
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
-            and flops >= _implicit.MIN_FLOPS and not _is_pointwise(weight_shape[2:], stride or ())):
+            and flops >= _implicit.MIN_FLOPS and outputs >= _implicit.MIN_POSITIONS
+            and not _is_pointwise(weight_shape[2:], stride or ())):
         return "implicit"
     return "gemm"
 
