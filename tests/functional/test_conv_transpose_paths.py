@@ -59,6 +59,41 @@ def test_scatter_forward_matches_the_loop_reference(monkeypatch, backend, dtype,
         np.testing.assert_allclose(y, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
 
 
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("case", CASES)
+def test_scatter_forward_by_the_implicit_kernels(monkeypatch, case):
+    """float32 with at least MIN_LANES output channels per group: the strided forward is the
+    implicit kernels' input gradient (its phases skip the stride's zeros); small integers, so
+    every product and sum is exact and the result equals the loop reference's."""
+    from cnnlab.functional import _implicit
+
+    spatial, kernel, stride, padding, output_padding, groups, dilation = case
+    rng = np.random.default_rng(sum(spatial) * 7 + len(kernel))
+    x = rng.integers(-4, 5, (3, 4, *spatial)).astype(np.float32)
+    w = rng.integers(-4, 5, (4, 9, *kernel)).astype(np.float32)  # 9 outputs per group: part of a block of 16
+    monkeypatch.setattr(_implicit, "MIN_POSITIONS", 1)  # (these inputs have 12-90 positions)
+    calls = []
+    real = _implicit.grad_x
+    monkeypatch.setattr(_implicit, "grad_x", lambda *a: calls.append(1) or real(*a))
+    kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+    with _backend.using("numba"):
+        y = F.conv_transpose(x, w, **kw)
+    n = len(spatial)
+
+    def tup(v):
+        return (v,) * n if isinstance(v, int) else tuple(v)
+
+    want = _naive.naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), None, tup(stride),
+                                       padding_pairs("", padding, n), tup(output_padding), groups, tup(dilation))
+    assert y.dtype == np.float32 and y.shape == want.shape
+    np.testing.assert_array_equal(y, want)
+    assert calls == [1]
+    monkeypatch.setattr(_implicit, "MIN_POSITIONS", x.shape[0] * int(np.prod(spatial)) + 1)
+    with _backend.using("numba"):
+        np.testing.assert_array_equal(F.conv_transpose(x, w, **kw), want)  # (by col2im: one position short)
+    assert calls == [1]
+
+
 def test_scatter_forward_in_blocks_of_samples(monkeypatch):
     monkeypatch.setattr(_conv_kernels, "BLOCK_BYTES", 1)  # one sample per block
     rng = np.random.default_rng(9)
