@@ -150,6 +150,59 @@ def test_weight_gradient_jobs_split_positions_or_taps(compiled, monkeypatch, xs,
     np.testing.assert_allclose(gw, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
 
 
+@pytest.mark.parametrize("tail", [0, 1, 4])
+def test_weight_gradient_tail_runs_keep_their_own_sums(compiled, monkeypatch, tail):
+    """The last runs of positions go to whichever thread is free, each into sums of its own
+    (``GRAD_W_TAIL``): the weight gradient agrees with the loop reference, and repeated calls,
+    whose threads take the tail in whatever order, give the same bits."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(ni, "GRAD_W_TAIL", tail)
+    x, w, b = _inputs((10, 8, 24, 22), (20, 8, 3, 3), seed=12)  # 5,280 positions: 21 runs
+    g = np.random.default_rng(4).uniform(-1, 1, (10, 20, 24, 22)).astype(np.float32)
+    kw = {"padding": 1, "method": "implicit"}
+    first = F.conv_backward(g, x, w, b, **kw)[1]
+    for _ in range(5):
+        np.testing.assert_array_equal(F.conv_backward(g, x, w, b, **kw)[1], first)
+    pads, one = ((1, 1), (1, 1)), (1, 1)
+    rw = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), one, pads,
+                                    one, 1)[1]
+    np.testing.assert_allclose(first, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
+
+
+def test_weight_gradient_tail_sums_do_not_depend_on_the_thread(compiled, monkeypatch):
+    """The tail runs taken all by one thread, then all by the other (the thread that is to miss
+    them held back until they are done): the same bits."""
+    import threading
+
+    from cnnlab.functional import _numba_implicit as ni
+
+    if _backend.get_num_threads() < 2:
+        pytest.skip("needs two threads")
+    monkeypatch.setattr(ni, "GRAD_W_TAIL", 4)
+    x, w, b = _inputs((10, 8, 24, 22), (20, 8, 3, 3), seed=13)  # 21 runs, the last 4 shared
+    g = np.random.default_rng(5).uniform(-1, 1, (10, 20, 24, 22)).astype(np.float32)
+    real = ni._taps_grad_w
+    results = []
+    for held in (0, 1):
+        done, tails = threading.Event(), []
+
+        def kernel(*a, held=held, done=done, tails=tails):
+            first, thread, tail_start = a[-3], a[-1], a[7]
+            if thread == held and first < tail_start:
+                assert done.wait(timeout=60)
+            real(*a)
+            if first >= tail_start:
+                tails.append(thread)
+                if len(tails) == 4:
+                    done.set()
+
+        monkeypatch.setattr(ni, "_taps_grad_w", kernel)
+        results.append(F.conv_backward(g, x, w, b, padding=1, method="implicit")[1])
+        assert tails == [1 - held] * 4
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 @pytest.mark.parametrize("big, rows, taps, cols", [(1, 5, 7, 16), (1, 33, 20, 16), (3, 16, 9, 16), (4, 17, 9, 16),
                                                    (1, 13, 11, 6), (2, 6, 4, 6)])
 def test_pack_lays_out_the_register_blocks(compiled, big, rows, taps, cols):

@@ -196,3 +196,38 @@ def test_balanced_error_is_raised_after_the_other_thread_has_ended(two_threads):
     with pytest.raises(ValueError, match="chunk failed"):
         _backend.run_jobs(kernel, 10, work=_backend.PARALLEL_MIN_WORK, balanced=True)
     assert ended and ended[-1] == 10  # the helper took every chunk left, and ended, before the raise
+
+
+@pytest.mark.parametrize("jobs, tail", [(20, 6), (7, 7), (5, 1)])
+def test_tail_jobs_go_one_at_a_time_after_each_threads_share(two_threads, jobs, tail):
+    """With ``tail``, each thread first runs its consecutive share of the jobs before the last
+    ``tail`` ones (one run each, as a plain split), then those, one job per run: every job once."""
+    kernel, out = Recorder(), np.full(jobs, -1)
+    _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK, tail=tail)
+    head = jobs - tail
+    runs = sorted(kernel.runs)
+    shares = [r for r in runs if r[0] < head]
+    assert [(first, last, index) for first, last, index, _ in shares] == (
+        [(0, head // 2, 0), (head // 2, head, 1)] if head >= 2 else [(0, head, 0)][:head])
+    assert [(first, last) for first, last, *_ in runs if first >= head] == [(j, j + 1) for j in range(head, jobs)]
+    for first, last, index, ident in runs:
+        assert (out[first:last] == index).all()
+        assert (ident == threading.get_ident()) == (index == 0)
+    assert (out >= 0).all()
+
+
+def test_a_slow_thread_leaves_the_tail_to_the_other(two_threads):
+    """The caller, held up in its share, finds every tail job taken by the other thread."""
+    tail_done = threading.Event()
+
+    class Slow(Recorder):
+        def __call__(self, out, first, last, thread):
+            super().__call__(out, first, last, thread)
+            if thread == 0 and first == 0:
+                tail_done.wait(timeout=30)
+            elif sum(r[0] >= 10 for r in self.runs) == 5:
+                tail_done.set()
+
+    kernel, out = Slow(), np.full(15, -1)
+    _backend.run_jobs(kernel, 15, out, work=_backend.PARALLEL_MIN_WORK, tail=5)
+    assert (out[:5] == 0).all() and (out[5:] == 1).all()

@@ -453,7 +453,7 @@ def _guided_bounds(jobs: int, threads: int) -> list[int]:
 
 
 def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = PARALLEL_MIN_WORK,
-             balanced: bool = False) -> None:
+             balanced: bool = False, tail: int = 0) -> None:
     """Run the compiled ``kernel`` over the jobs ``0 .. jobs-1`` on up to :func:`get_num_threads`
     threads: thread ``t`` calls ``kernel(*args, first, last, t)`` for its run of consecutive jobs
     ``first .. last-1`` (the runs are as equal as they can be, in order; ``t`` picks a scratch
@@ -470,6 +470,9 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
     (no partial sums per thread), the jobs are handed out in shrinking chunks
     (:func:`_guided_bounds`) to whichever thread is free: on the shared 2-core machine one
     thread's half of a 5 ms kernel often ended 0.5-2.5 ms after the other's.
+    With ``tail``, for kernels with partial sums per thread that must not depend on which thread
+    ran a job, the last ``tail`` jobs are handed out one at a time to whichever thread is free,
+    once it has run its share of the others (the kernel keeps those jobs' sums apart, by job).
     An error in any run is raised here once every run has ended (none is left writing).
     """
     threads = min(int(jobs), _kernel_threads())
@@ -486,6 +489,20 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
                 kernel(*call[:-1], bounds[chunk], bounds[chunk + 1], call[-1])
                 chunk = next(taken)
         body, per_thread = runner, [(t,) for t in range(threads)]
+    elif tail:
+        head = int(jobs) - tail
+        bounds = [head * t // threads for t in range(threads + 1)]
+        taken = itertools.count(head)
+
+        def shared_tail(*call: Any) -> None:  # (call: args, the thread's share of the head, its index)
+            first, last, thread = call[-3:]
+            if last > first:
+                kernel(*call[:-3], first, last, thread)
+            job = next(taken)  # (atomic: a count's next() runs under the GIL)
+            while job < jobs:
+                kernel(*call[:-3], job, job + 1, thread)
+                job = next(taken)
+        body, per_thread = shared_tail, [(bounds[t], bounds[t + 1], t) for t in range(threads)]
     else:
         bounds = [jobs * t // threads for t in range(threads + 1)]
         body, per_thread = kernel, [(bounds[t], bounds[t + 1], t) for t in range(threads)]

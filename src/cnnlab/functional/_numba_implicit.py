@@ -61,6 +61,11 @@ GRAD_W_JOB = 256
 # Runs of GRAD_W_JOB positions per thread below which the weight gradient's jobs share out the
 # taps as well (with one run, N1 C256 14x14 -> 256 k3, it ran on one thread).
 GRAD_W_TAP_SPLIT = 4
+# Runs of positions (at most, and at most a fifth of them) that the weight gradient hands out
+# last, one at a time, to whichever thread is free: each adds into sums of its own, added to the
+# threads' in a fixed order, so the result does not depend on which thread ran it (a static
+# split left one thread waiting 0.1-0.3 ms of the 14x14 layer's 3.3, on this shared machine).
+GRAD_W_TAIL = 8
 
 
 @_backend.job_kernel
@@ -170,23 +175,27 @@ def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs
 
 
 @_backend.job_kernel
-def _taps_grad_w(src, g, npos, out_ch, pos, delta, tap_jobs, bufs, parts, first_job, last_job, thread
+def _taps_grad_w(src, g, npos, out_ch, pos, delta, tap_jobs, tail_start, bufs, parts, first_job, last_job, thread
                  ):  # pragma: no cover - compiled
     # src: flat input; g: flat (N, O, npos) upstream gradient, channel-first; pos: N*npos window
     # starts; delta: taps, a multiple of ROWS long (padding taps: any valid offset, their sums
     # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads, O16 // 16, taps, 16), zeros on
     # entry (a filter's sums 16 values apart: its block of 6 taps is 12 vectors in a row); job j
     # is the (j // P)-th of tap_jobs shares of the taps (in blocks of 6) over the (j % P)-th run of
-    # GRAD_W_JOB positions (P runs in all); jobs first_job..last_job-1 (see run_jobs)
+    # GRAD_W_JOB positions (P runs in all); jobs first_job..last_job-1 (see run_jobs); a job from
+    # tail_start on adds into its own row of parts (row T + job - tail_start, T the threads' rows),
+    # whichever thread runs it
     total = pos.shape[0]
     taps = delta.shape[0]
     width = parts.shape[1] // taps  # O16
     zero = np.float32(0.0)
-    part, gt = parts[thread], bufs[thread]
+    gt = bufs[thread]
+    rows = bufs.shape[0]
     runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
     kblocks = taps // ROWS
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         share, run = np.int64(job) // runs, np.int64(job) % runs
+        part = parts[thread] if np.int64(job) < tail_start else parts[rows + np.int64(job) - tail_start]
         first, last = np.uint64(run * GRAD_W_JOB), np.uint64(min(total, (run + 1) * GRAD_W_JOB))
         # the job's positions channels-last, 16 filters at a time:
         # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[b, o, p - b*npos]
@@ -344,14 +353,16 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarr
     out_ch, npos = g.shape[1], g.shape[2]
     width = -(-out_ch // COLS) * COLS
     bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
-    parts = np.zeros((threads, delta.shape[0] * width), np.float32)
     runs = -(-pos.shape[0] // GRAD_W_JOB)
     # few runs of positions: the taps shared out too, a share per thread (each thread then adds
-    # up its own taps over every position, and copies every position's gradient)
+    # up its own taps over every position, and copies every position's gradient); many: the last
+    # runs go to whichever thread is free, each into sums of its own (see GRAD_W_TAIL)
     tap_jobs = 1 if runs >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, delta.shape[0] // ROWS))
+    tail = min(GRAD_W_TAIL, runs // 5) if tap_jobs == 1 and threads > 1 else 0
+    parts = np.zeros((threads + tail, delta.shape[0] * width), np.float32)
     _backend.run_jobs(_taps_grad_w, runs * tap_jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
-                      read_only(pos), read_only(delta), tap_jobs, bufs, parts,
-                      work=pos.shape[0] * delta.shape[0] * out_ch)
+                      read_only(pos), read_only(delta), tap_jobs, runs * tap_jobs - tail, bufs, parts,
+                      work=pos.shape[0] * delta.shape[0] * out_ch, tail=tail)
     out = np.empty((out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], delta.shape[0],
                       out_ch, out.reshape(-1), work=parts.size)
