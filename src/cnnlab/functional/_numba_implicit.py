@@ -179,7 +179,7 @@ def _taps_grad_w(src, g, npos, out_ch, pos, delta, tap_jobs, tail_start, bufs, p
                  ):  # pragma: no cover - compiled
     # src: flat input; g: flat (N, O, npos) upstream gradient, channel-first; pos: N*npos window
     # starts; delta: taps, a multiple of ROWS long (padding taps: any valid offset, their sums
-    # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads, O16 // 16, taps, 16), zeros on
+    # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads + tail, O16 // 16, taps, 16), zeros on
     # entry (a filter's sums 16 values apart: its block of 6 taps is 12 vectors in a row); job j
     # is the (j // P)-th of tap_jobs shares of the taps (in blocks of 6) over the (j % P)-th run of
     # GRAD_W_JOB positions (P runs in all); jobs first_job..last_job-1 (see run_jobs); a job from
@@ -347,8 +347,9 @@ def pack(src: np.ndarray, flat: np.ndarray, cols: int = COLS) -> np.ndarray:
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray, taps: int) -> np.ndarray:
-    """``(O, taps)``: the sums of :func:`_taps_grad_w` over its threads, transposed, for the first
-    ``taps`` taps of ``delta`` (``g``: ``(N, O, P)`` float32, C-contiguous)."""
+    """``(O, taps)``: the sums of :func:`_taps_grad_w` over its threads and then over its tail
+    runs (:data:`GRAD_W_TAIL`), in that fixed order, transposed, for the first ``taps`` taps of
+    ``delta`` (``g``: ``(N, O, P)`` float32, C-contiguous)."""
     threads = numba.config.NUMBA_NUM_THREADS
     out_ch, npos = g.shape[1], g.shape[2]
     width = -(-out_ch // COLS) * COLS
