@@ -125,6 +125,38 @@ def test_tap_chunks_change_no_value(compiled, monkeypatch, xs, ws, stride, paddi
     np.testing.assert_allclose(gx1, rx, rtol=1e-5, atol=1e-5 * np.abs(rx).max())
 
 
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", [CASES[i] for i in (0, 1, 2, 4, 6, 8, 10, 15)])
+def test_staged_stores_change_no_value(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups):
+    """Sums stored a filter at a time after each phase of a job (``STAGED_PITCH`` 4: every
+    problem) or a block at a time (``STAGED_PITCH`` huge: none): the forward and the input
+    gradient are the same to the bit, padding entries and phases without taps included."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    x, w, b = _inputs(xs, ws, seed=sum(xs) * 5 + sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    g = np.random.default_rng(9).uniform(-1, 1, _conv(w.ndim - 2)(x, w, b, **kw).shape).astype(np.float32)
+    results = []
+    for pitch in (10**9, 4):
+        monkeypatch.setattr(ni, "STAGED_PITCH", pitch)
+        results.append((_conv(w.ndim - 2)(x, w, b, **kw), F.conv_backward(g, x, w, b, **kw)[0]))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+
+
+def test_staged_stores_for_planes_of_4_kb(compiled, monkeypatch):
+    """The input gradient of a stride-2 layer on 32x32 planes (4 KB apart: staged by the
+    default rule) against the loop reference."""
+    x, w, b = _inputs((2, 8, 32, 32), (16, 8, 3, 3), seed=21)
+    kw = {"stride": 2, "padding": 1, "method": "implicit"}
+    g = np.random.default_rng(3).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
+    gx = F.conv_backward(g, x, w, b, **kw)[0]
+    pads, two, one = ((1, 1), (1, 1)), (2, 2), (1, 1)
+    rx = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), two, pads,
+                                    one, 1)[0]
+    np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-5 * np.abs(rx).max())
+
+
 @pytest.mark.parametrize("tap_split", [0, 10**6])
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", [
     ((3, 4, 7, 9), (5, 4, 3, 3), 1, 0, 1, 1),
