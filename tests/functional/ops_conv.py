@@ -338,6 +338,8 @@ OPS += [
     _method_entry("conv1d", conv1d, 1, "implicit"),
     _method_entry("conv2d", conv2d, 2, "implicit"),
     _method_entry("conv3d", conv3d, 3, "implicit"),
+    _method_entry("conv1d", conv1d, 1, "winograd"),
+    _method_entry("conv2d", conv2d, 2, "winograd"),
 ]
 
 

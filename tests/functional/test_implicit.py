@@ -382,7 +382,7 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
 
 
 @pytest.mark.parametrize("xs, ws, groups, stride, dtype, expected", [
-    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), np.float32, "implicit"),
+    ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), np.float32, "winograd"),  # (3x3, stride 1: test_winograd.py)
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (2, 2), np.float32, "implicit"),
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), np.float64, "gemm"),
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), None, "gemm"),  # (no dtype: the rule of the shapes alone)
@@ -398,7 +398,8 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((4, 8, 16, 16, 16), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "implicit"),  # 3-d
     ((2, 8, 6, 6, 6), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "gemm"),  # 3-d, 3 MFLOP
     ((8, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 392 output positions
-    ((16, 256, 9, 9), (256, 256, 3, 3), 1, (1, 1), np.float32, "implicit"),  # 784 positions
+    ((16, 256, 9, 9), (256, 256, 3, 3), 1, (1, 1), np.float32, "winograd"),  # 784 positions
+    ((16, 288, 9, 9), (288, 288, 3, 3), 1, (1, 1), np.float32, "implicit"),  # (288 channels: not Winograd)
     ((2, 256, 33, 33), (256, 256, 3, 3), 1, (2, 2), np.float32, "implicit"),  # 2 * 16 * 16 = 512 positions
     ((2, 256, 31, 34), (256, 256, 3, 3), 1, (2, 2), np.float32, "gemm"),  # 2 * 15 * 16 = 480
 ])

@@ -241,8 +241,8 @@ def test_kinds_group_the_units_that_share_kernels():
               (128, 48, 14, 14), (128, 48, 7, 7), (128, 96, 7, 7), (128, 96, 7, 7), (128, 96, 3, 3), (128, 864),
               (128, 864)]
     kinds = [_warmup.kind(u, s) for u, s in zip(parts, shapes, strict=True)]
-    # 24 and 48 input channels, float32: the implicit kernels where they are compiled
-    assert kinds[3] == kinds[6] == ("Conv2d", "implicit" if _backend.use_numba() else "gemm")
+    # 24 and 48 input channels, float32, 3x3 of stride 1: the Winograd kernels where they are compiled
+    assert kinds[3] == kinds[6] == ("Conv2d", "winograd" if _backend.use_numba() else "gemm")
     # the first layer (1 channel) takes the direct kernels where they are compiled (the helper's case)
     assert kinds[0] == ("Conv2d", "direct" if _backend.use_numba() else "gemm")
     assert kinds[1] == kinds[4] == kinds[7] == ("fused", "BatchNorm2d", "ReLU")  # 24, 48, 96 channels

@@ -201,13 +201,15 @@ def conv(
         divisible by it.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
         How padded cells are filled, as in PyTorch's ``nn.Conv`` layers.
-    method : {'auto', 'gemm', 'direct', 'implicit'}, default 'auto'
+    method : {'auto', 'gemm', 'direct', 'implicit', 'winograd'}, default 'auto'
         The kernel that computes the sum (all give the same result up to float rounding, and
         integer inputs stay exact on every method): ``'gemm'`` is im2col and one matrix product
         for the whole batch (a 1x1 kernel skips im2col); ``'direct'`` loops over kernel taps
         (compiled with Numba when installed); ``'implicit'`` is the matrix product without the
         column matrix, read from the padded input by compiled float32 kernels (other dtypes,
-        or no Numba: ``'gemm'``).  ``'auto'`` follows
+        or no Numba: ``'gemm'``); ``'winograd'`` computes 2 x 2 outputs with 16 products per
+        input channel instead of 36 (F(2x2, 3x3): float32 3x3 kernels of stride 1, one group,
+        2-d; other layers: ``'implicit'``).  ``'auto'`` follows
         :func:`cnnlab.functional._conv_kernels.choose_method` and :func:`cnnlab.set_backend`.
 
     Shape

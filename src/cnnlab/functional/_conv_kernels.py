@@ -9,7 +9,7 @@ kernels compute
 
     y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]        (g = o // O_g)
 
-by one of three methods (``conv(..., method=...)`` chooses; :func:`choose_method` is the rule):
+by one of four methods (``conv(..., method=...)`` chooses; :func:`choose_method` is the rule):
 
 ``'gemm'``
     im2col then one matrix product per group.  The columns are laid out channel-major,
@@ -41,6 +41,12 @@ by one of three methods (``conv(..., method=...)`` chooses; :func:`choose_method
     gradient with the transposed weights, one per phase of the stride (by the GEMM path's
     ``W.T @ G`` and col2im for fewer than 8 input channels per group, or non-finite weights).
     Other dtypes, or no Numba, run the GEMM path.
+``'winograd'``
+    float32 3x3 kernels of stride 1 and one group (2-d, any dilation and padding), compiled:
+    every 2 x 2 outputs of a filter from 16 products per input channel instead of 36
+    (:mod:`cnnlab.functional._winograd`), the input gradient the same way, and the weight
+    gradient from the same transforms' adjoint; both read the padding as zeros, with no padded
+    copy.  A call with a value that is not finite, and any other layer, runs as ``'implicit'``.
 
 Forward functions return the output and what backward needs (the column matrix, or the padded
 input), so backward never recomputes the forward; backward functions take a ``needs`` pair
@@ -56,7 +62,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.functional import _backend, _implicit
+from cnnlab.functional import _backend, _implicit, _winograd
 from cnnlab.functional._columns import (
     _as_2d,
     _crop,
@@ -70,7 +76,7 @@ from cnnlab.functional._columns import (
 )
 from cnnlab.functional._windows import windows
 
-CONV_METHODS = ("auto", "gemm", "direct", "implicit")
+CONV_METHODS = ("auto", "gemm", "direct", "implicit", "winograd")
 
 
 class Saved(NamedTuple):
@@ -94,6 +100,8 @@ class Saved(NamedTuple):
     # ``((lo, hi), ...)`` per spatial dim, or None
     pads: tuple[tuple[int, int], ...] | None = None
     crop: tuple[tuple[int, int], ...] | None = None
+    # the Winograd forward's blocked input ``(xb, hn, wn)`` (cnnlab.functional._winograd.blocked)
+    blocked: tuple | None = None
 
 
 def _is_pointwise(kernel: Sequence[int], stride: Sequence[int]) -> bool:
@@ -101,12 +109,15 @@ def _is_pointwise(kernel: Sequence[int], stride: Sequence[int]) -> bool:
 
 
 def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int,
-                  stride: Sequence[int] | None = None, dtype: np.dtype | None = None) -> str:
+                  stride: Sequence[int] | None = None, dtype: np.dtype | None = None,
+                  dilation: Sequence[int] | None = None) -> str:
     """The automatic rule: ``'direct'`` when the Numba kernels are available and either the
     convolution is depthwise (one input and one output channel per group) or it is 2-d with at
     most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer) and a unit
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
-    kernels, except 1x1 kernels of stride 1, and ``'gemm'``.
+    kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 layers of
+    stride 1 and one group with 16 to 256 channels and filters and enough tiles take
+    ``'winograd'`` (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's).
 
     The implicit products skip the column matrix, the BLAS's own packing of it and the
     channel-first copy of the product.  Measured on 2 cores, forward+backward, interleaved in one
@@ -147,6 +158,9 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
             and flops >= _implicit.MIN_FLOPS and outputs >= _implicit.MIN_POSITIONS
             and not _is_pointwise(weight_shape[2:], stride or ())):
+        dilation = (1, 1) if dilation is None else tuple(dilation)
+        if _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation):
+            return "winograd"
         return "implicit"
     return "gemm"
 
@@ -215,7 +229,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     out = _out_shape(xp_shape, kernel, stride, dilation)
     backward_method = "same"
     if method == "auto":
-        method = choose_method(xp_shape, weight.shape, groups, stride, np.result_type(x, weight))
+        method = choose_method(xp_shape, weight.shape, groups, stride, np.result_type(x, weight), dilation)
         if method == "direct":
             backward_method = choose_backward(weight.shape, groups, stride)
     if method == "direct":
@@ -231,6 +245,12 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         if bias is not None:
             y += bias.reshape((-1,) + (1,) * len(out))
         return y, (saved if save else None)
+    if method == "winograd":
+        done = _winograd.forward(x, weight, stride, dilation, groups, pads, out, bias)
+        if done is not None:
+            return done[0], (Saved("winograd", None, x, x.shape, weight, stride, dilation, groups, out, pads=pads,
+                                   blocked=done[1]) if save else None)
+        method = "implicit"  # (not a 3x3 float32 layer of stride 1, or a value not finite)
     if method == "implicit" and not _implicit.applies(x, weight):
         method = "gemm"  # (other dtypes, or no compiled kernels)
     if method == "implicit":
@@ -413,6 +433,8 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
     grad_out = np.ascontiguousarray(grad_out)
     if saved.method == "implicit":
         return _implicit_backward(grad_out, saved, needs)
+    if saved.method == "winograd":
+        return _winograd_backward(grad_out, saved, needs)
     blocked = _blocked_needs(grad_out, saved, needs)
     rest = (needs[0] and not blocked[0], needs[1] and not blocked[1])
     grad_x = grad_w = None
@@ -491,6 +513,25 @@ def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bo
                                   saved.stride, saved.dilation, saved.groups)
     elif needs[0]:
         grad_x = _crop(gemm_grad_x(grad_matrix(grad_out, saved), saved, saved.xp_shape), saved.crop)
+    return grad_x, grad_w
+
+
+def _winograd_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
+                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(grad_x, grad_w)`` of a Winograd forward, whose ``saved.xp`` is its unpadded input
+    (``saved.pads``: its padding) and ``saved.blocked`` the blocked copy it read: both by the
+    Winograd kernels (:func:`cnnlab.functional._winograd.backward`), or, for one that gave a value
+    that is not finite (or a float64 upstream gradient), as an implicit forward's backward would,
+    from the padded input."""
+    grad_x, grad_w = _winograd.backward(grad_out, saved.weight, saved.xp.shape, saved.blocked, saved.pads,
+                                        saved.dilation, needs)
+    rest = (needs[0] and grad_x is None, needs[1] and grad_w is None)
+    if any(rest):
+        xp = _implicit._padded_input(saved.xp, saved.pads)
+        implicit = saved._replace(method="implicit", xp=xp, xp_shape=xp.shape, pads=None, crop=saved.pads,
+                                  blocked=None)
+        other_x, other_w = _implicit_backward(grad_out, implicit, rest)
+        grad_x, grad_w = (other_x if rest[0] else grad_x), (other_w if rest[1] else grad_w)
     return grad_x, grad_w
 
 

@@ -127,3 +127,20 @@ def prefetch_write(typingctx, arr, index):
         builder.call(fn, [ptr, rw, locality, data])
         return context.get_dummy_value()
     return types.none(arr, index), codegen
+
+
+def _binary(name: str, doc: str):
+    @intrinsic
+    def op(typingctx, a, b):
+        if not (a == f32x8 and b == f32x8):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, name)(args[0], args[1])
+        return f32x8(a, b), codegen
+    op.__doc__ = doc
+    return op
+
+
+vadd = _binary("fadd", "``a + b``, lane by lane.")
+vsub = _binary("fsub", "``a - b``, lane by lane.")

@@ -84,7 +84,7 @@ def kind(unit: Any, x_shape: Sequence[int]) -> tuple:
     """What decides which kernels a unit runs on an input of ``x_shape`` (batch included), so that
     units of one kind share them: the fused pair's layer types; for a convolution, its type and the
     method the automatic rule picks (:func:`cnnlab.functional._conv_kernels.choose_method`: the
-    direct kernels, the implicit ones or the GEMM path); else its type and configuration."""
+    direct kernels, the implicit ones, the Winograd ones or the GEMM path); else its type and configuration."""
     from cnnlab.functional import _conv_kernels
     from cnnlab.nn import Sequential
 
@@ -94,7 +94,7 @@ def kind(unit: Any, x_shape: Sequence[int]) -> tuple:
     shape = getattr(getattr(weight, "data", None), "shape", ())
     if len(shape) >= 3 and hasattr(unit, "stride") and hasattr(unit, "groups"):  # a convolution
         return (type(unit).__name__, _conv_kernels.choose_method(x_shape, shape, unit.groups, unit.stride,
-                                                                 weight.data.dtype))
+                                                                 weight.data.dtype, getattr(unit, "dilation", None)))
     return (type(unit).__name__, repr(unit))
 
 

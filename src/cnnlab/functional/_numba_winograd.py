@@ -1,0 +1,372 @@
+"""Winograd kernels (Numba, float32): a 3x3 convolution of stride 1 with 16 products per 2x2 outputs.
+
+Each output tile of 2 x 2 positions (``dh``, ``dw`` apart: the dilation) of one image and one
+filter is ``Y = A' [sum_c (G w[o, c] G') * (B' d[c] B)] A`` (Lavin and Gray's F(2x2, 3x3)), with
+``d[c]`` the tile's 4 x 4 input values of channel ``c`` and ``*`` the product of entries.  The
+sum over the channels is, for each of the 16 entries ``xi``, a matrix product ``M[xi] = V[xi] @
+U[xi]`` of (tiles, C) by (C, O): 16 multiply-adds per input channel, tile and filter where the
+direct sum has 36 (2.25 times fewer).  The transforms ``B`` and ``A`` only add and subtract;
+``U = G w G'`` is made once per call (in float64, rounded once to float32) by
+:mod:`cnnlab.functional._winograd`.
+
+- :func:`_blocked`: the input zero-padded into blocks of 8 channels, ``xb[n, c // 8, h, w, c %
+  8]`` (zeros past the last channel), so that a tile's 16 values of 8 channels are 16 vector
+  loads and the transform runs on 8 channels at once, without a test for the border.
+- :func:`_forward` runs jobs of :data:`TILES` tiles.  A job transforms its tiles' input (a chunk
+  of :data:`CHANNEL_CHUNK` channels at a time) into a buffer of its thread, ``V[xi, tile, c]``,
+  runs the 16 products by the same ``6 x 16`` register block as
+  :mod:`cnnlab.functional._numba_implicit` (6 tiles by 16 filters, the channels the shared
+  dimension), keeps the sums ``M[xi, og, tile, 16]`` in a second buffer, and transforms them
+  into the output, 8 filters per vector.
+
+The sums run in a different order from the loop reference's, with the transforms' roundings, so
+float results may differ from it in the last bits (measured on N64 C32 14x14 -> 64 with normal
+values: the largest error against a float64 reference 2.0e-6, the implicit kernels' 8.6e-6).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from cnnlab.functional import _backend
+from cnnlab.functional._numba_implicit import _load_block, _store_block
+from cnnlab.functional._numba_simd import vadd, vfma_at, vload, vstore, vsub, vzero
+
+ROWS, COLS = 6, 16  # the register block: tiles by filters
+LANES = 8  # channels per block of the blocked input (one vector)
+# Tiles per job at most (a multiple of ROWS): the job's 16 x TILES x channels transformed inputs
+# and 16 x TILES x filters sums stay in the L2 cache.
+TILES = 48
+# Input channels transformed and multiplied at a time (a multiple of LANES): their 16 x TILES
+# values per entry, and the chunk's transformed weights (64 bytes a channel per 16 filters),
+# stay in the L1 cache.
+CHANNEL_CHUNK = 64
+# Values added between two entries' panels of either buffer: without them the 16 entries of a tile
+# lay a multiple of 4 KB apart (48 tiles by 64 channels or 64 filters: 12 KB), shared one set of
+# the 8-way L1 cache, and the transforms ran 4-8x slower.
+SKEW = 16
+# Input channels per chunk of the weight gradient: a multiple of 6 (its blocks of 6 channels) and
+# of 8 (the transform's), so that only the last chunk's last block overruns, into the padding
+# rows of the sums.
+GRAD_W_CHUNK = 48
+
+
+@_backend.job_kernel
+def _blocked(src, channels, height, width, lo_h, lo_w, hn, wn, xb, first_job, last_job, thread
+             ):  # pragma: no cover - compiled
+    # src: flat (N, C, H, W); xb: flat (N, CB, hn, wn, 8), CB = ceil(C / 8): xb[n, cb, h, w, l] =
+    # src[n, 8*cb + l, h - lo_h, w - lo_w], zero outside src; job j: image j // CB, block j % CB
+    zero = np.float32(0.0)
+    cblocks = -(-channels // LANES)
+    plane = height * width
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        n, cb = np.int64(job) // cblocks, np.int64(job) % cblocks
+        lanes = min(LANES, channels - cb * LANES)
+        out0 = np.uint64(np.int64(job) * hn * wn * LANES)
+        w_first, w_last = max(0, lo_w), min(wn, lo_w + width)  # the columns inside src
+        for h in range(hn):
+            row = np.uint64(h * wn * LANES) + out0
+            hs = h - lo_h
+            if hs < 0 or hs >= height:
+                for i in range(np.uint64(wn * LANES)):
+                    xb[row + i] = zero
+                continue
+            for i in range(np.uint64(w_first * LANES)):
+                xb[row + i] = zero
+            for i in range(np.uint64(w_last * LANES), np.uint64(wn * LANES)):
+                xb[row + i] = zero
+            first = np.uint64((n * channels + cb * LANES) * plane + hs * width + w_first - lo_w)
+            at = row + np.uint64(w_first * LANES)
+            if lanes == LANES:  # (a constant count: the eight loads and one vector store per column)
+                for w in range(np.uint64(w_last - w_first)):
+                    for lane in range(np.uint64(LANES)):
+                        xb[at + w * np.uint64(LANES) + lane] = src[first + w + lane * np.uint64(plane)]
+            else:
+                for w in range(np.uint64(w_last - w_first)):
+                    for lane in range(np.uint64(LANES)):
+                        xb[at + w * np.uint64(LANES) + lane] = (src[first + w + lane * np.uint64(plane)]
+                                                               if lane < lanes else zero)
+
+
+@numba.njit(inline="always")
+def _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep
+                 ):  # pragma: no cover - compiled
+    # the input transform of tiles t0 .. t0 + count - 1 (past the last tile: the last one again),
+    # channels c0 .. c0 + cc - 1 (cc a multiple of LANES): vb[xi*vstep + tl*CHANNEL_CHUNK + c - c0]
+    # = (B' d B)[xi] of tile t0 + tl's 4 x 4 values d of channel c, 8 channels per vector
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    r1, r2, r3 = np.uint64(dh * wn * LANES), np.uint64(2 * dh * wn * LANES), np.uint64(3 * dh * wn * LANES)
+    k1, k2, k3 = np.uint64(dw * LANES), np.uint64(2 * dw * LANES), np.uint64(3 * dw * LANES)
+    for tl in range(count):
+        t = min(t0 + tl, total - 1)
+        n, rest = t // (th * tw), t % (th * tw)
+        h0, w0 = rows_base[rest // tw], cols_base[rest % tw]
+        for cb in range(c0 // LANES, (c0 + cc) // LANES):
+            b = np.uint64((((n * cblocks + cb) * hn + h0) * wn + w0) * LANES)
+            d00, d01, d02, d03 = vload(xb, b), vload(xb, b + k1), vload(xb, b + k2), vload(xb, b + k3)
+            b1 = b + r1
+            d10, d11, d12, d13 = vload(xb, b1), vload(xb, b1 + k1), vload(xb, b1 + k2), vload(xb, b1 + k3)
+            b2 = b + r2
+            d20, d21, d22, d23 = vload(xb, b2), vload(xb, b2 + k1), vload(xb, b2 + k2), vload(xb, b2 + k3)
+            b3 = b + r3
+            d30, d31, d32, d33 = vload(xb, b3), vload(xb, b3 + k1), vload(xb, b3 + k2), vload(xb, b3 + k3)
+            # rows: B' d
+            e00, e01, e02, e03 = vsub(d00, d20), vsub(d01, d21), vsub(d02, d22), vsub(d03, d23)
+            e10, e11, e12, e13 = vadd(d10, d20), vadd(d11, d21), vadd(d12, d22), vadd(d13, d23)
+            e20, e21, e22, e23 = vsub(d20, d10), vsub(d21, d11), vsub(d22, d12), vsub(d23, d13)
+            e30, e31, e32, e33 = vsub(d10, d30), vsub(d11, d31), vsub(d12, d32), vsub(d13, d33)
+            # columns: (B' d) B, entry xi = 4*i + k at ``at + xi*vstep``
+            at = np.uint64(tl * CHANNEL_CHUNK + cb * LANES - c0)
+            vstore(vb, at, vsub(e00, e02))
+            vstore(vb, at + vstep, vadd(e01, e02))
+            vstore(vb, at + 2 * vstep, vsub(e02, e01))
+            vstore(vb, at + 3 * vstep, vsub(e01, e03))
+            vstore(vb, at + 4 * vstep, vsub(e10, e12))
+            vstore(vb, at + 5 * vstep, vadd(e11, e12))
+            vstore(vb, at + 6 * vstep, vsub(e12, e11))
+            vstore(vb, at + 7 * vstep, vsub(e11, e13))
+            vstore(vb, at + 8 * vstep, vsub(e20, e22))
+            vstore(vb, at + 9 * vstep, vadd(e21, e22))
+            vstore(vb, at + 10 * vstep, vsub(e22, e21))
+            vstore(vb, at + 11 * vstep, vsub(e21, e23))
+            vstore(vb, at + 12 * vstep, vsub(e30, e32))
+            vstore(vb, at + 13 * vstep, vadd(e31, e32))
+            vstore(vb, at + 14 * vstep, vsub(e32, e31))
+            vstore(vb, at + 15 * vstep, vsub(e31, e33))
+
+
+@_backend.job_kernel
+def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, vbuf,
+             mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
+    # xb: flat (N, cblocks, hn, wn, 8) blocked, padded input (by _blocked); a tile (n, a, j)
+    # covers output rows rows_base[a] (+ dh) and columns cols_base[j] (+ dw) of image n, and reads
+    # xb rows rows_base[a] + dh*i, columns cols_base[j] + dw*k (i, k = 0..3); u: flat (16, O16 //
+    # 16, C8, 16) transformed weights (C8 = 8 * cblocks); bias: O16; y: flat (N, O, out_h, out_w);
+    # vbuf: (threads, 16 * (tiles * CHANNEL_CHUNK + SKEW)); mbuf: (threads, 16 * (O16 * tiles +
+    # SKEW)); obuf: (threads, 5 * 16); checks: (threads,), each thread's sum of y - y over its
+    # outputs (nan where one is not finite); job j: tiles j*tiles .. (j+1)*tiles - 1 of all N*TH*TW
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
+    groups16 = bias.shape[0] // COLS
+    channels = cblocks * LANES
+    vb, mb, ob = vbuf[thread], mbuf[thread], obuf[thread]
+    vstep = np.uint64(tiles * CHANNEL_CHUNK + SKEW)
+    mstep = np.uint64(groups16 * tiles * COLS + SKEW)
+    check = vzero()
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        t0 = np.int64(job) * tiles
+        count = min(tiles, total - t0)
+        padded = -(-count // ROWS) * ROWS
+        for c0 in range(0, channels, CHANNEL_CHUNK):
+            cc = min(CHANNEL_CHUNK, channels - c0)
+            _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb, vstep)
+            # the 16 products, M[xi, og, tile, 16] (+)= V[xi, tile, :] @ U[xi, og, :, 16]
+            for xi in range(16):
+                for og in range(groups16):
+                    w_at = ((xi * groups16 + og) * channels + c0) * COLS
+                    for blk in range(0, padded, ROWS):
+                        v = xi * (tiles * CHANNEL_CHUNK + SKEW) + blk * CHANNEL_CHUNK
+                        p0, p1, p2 = v, v + CHANNEL_CHUNK, v + 2 * CHANNEL_CHUNK
+                        p3, p4, p5 = v + 3 * CHANNEL_CHUNK, v + 4 * CHANNEL_CHUNK, v + 5 * CHANNEL_CHUNK
+                        a = xi * (groups16 * tiles * COLS + SKEW) + (og * tiles + blk) * COLS
+                        if c0 == 0:
+                            c00 = c01 = c10 = c11 = c20 = c21 = vzero()
+                            c30 = c31 = c40 = c41 = c50 = c51 = vzero()
+                        else:
+                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_block(mb, a)
+                        w = w_at
+                        for c in range(cc):
+                            w0 = vload(u, w)
+                            w1 = vload(u, w + 8)
+                            c00 = vfma_at(c00, vb, p0 + c, w0)
+                            c01 = vfma_at(c01, vb, p0 + c, w1)
+                            c10 = vfma_at(c10, vb, p1 + c, w0)
+                            c11 = vfma_at(c11, vb, p1 + c, w1)
+                            c20 = vfma_at(c20, vb, p2 + c, w0)
+                            c21 = vfma_at(c21, vb, p2 + c, w1)
+                            c30 = vfma_at(c30, vb, p3 + c, w0)
+                            c31 = vfma_at(c31, vb, p3 + c, w1)
+                            c40 = vfma_at(c40, vb, p4 + c, w0)
+                            c41 = vfma_at(c41, vb, p4 + c, w1)
+                            c50 = vfma_at(c50, vb, p5 + c, w0)
+                            c51 = vfma_at(c51, vb, p5 + c, w1)
+                            w += COLS
+                        _store_block(mb, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
+        # the output transform, Y = A' M A (+ bias), 8 filters per vector
+        plane_out = out_h * out_w
+        for tl in range(count):
+            t = t0 + tl
+            n, rest = t // (th * tw), t % (th * tw)
+            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
+            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            for og in range(groups16):
+                for half in range(0, COLS, LANES):
+                    at = np.uint64((og * tiles + tl) * COLS + half)
+                    m00, m01, m02, m03 = vload(mb, at), vload(mb, at + mstep), vload(mb, at + 2 * mstep), vload(
+                        mb, at + 3 * mstep)
+                    m10, m11, m12, m13 = vload(mb, at + 4 * mstep), vload(mb, at + 5 * mstep), vload(
+                        mb, at + 6 * mstep), vload(mb, at + 7 * mstep)
+                    m20, m21, m22, m23 = vload(mb, at + 8 * mstep), vload(mb, at + 9 * mstep), vload(
+                        mb, at + 10 * mstep), vload(mb, at + 11 * mstep)
+                    m30, m31, m32, m33 = vload(mb, at + 12 * mstep), vload(mb, at + 13 * mstep), vload(
+                        mb, at + 14 * mstep), vload(mb, at + 15 * mstep)
+                    s00, s01 = vadd(vadd(m00, m10), m20), vadd(vadd(m01, m11), m21)
+                    s02, s03 = vadd(vadd(m02, m12), m22), vadd(vadd(m03, m13), m23)
+                    s10, s11 = vsub(vsub(m10, m20), m30), vsub(vsub(m11, m21), m31)
+                    s12, s13 = vsub(vsub(m12, m22), m32), vsub(vsub(m13, m23), m33)
+                    b = vload(bias, og * COLS + half)
+                    y00 = vadd(b, vadd(vadd(s00, s01), s02))
+                    y01 = vadd(b, vsub(vsub(s01, s02), s03))
+                    y10 = vadd(b, vadd(vadd(s10, s11), s12))
+                    y11 = vadd(b, vsub(vsub(s11, s12), s13))
+                    # s - s for s the sum of the four: 0, or nan for a value that is not finite
+                    total4 = vadd(vadd(y00, y01), vadd(y10, y11))
+                    check = vadd(check, vsub(total4, total4))
+                    vstore(ob, half, y00)
+                    vstore(ob, COLS + half, y01)
+                    vstore(ob, 2 * COLS + half, y10)
+                    vstore(ob, 3 * COLS + half, y11)
+                at0 = np.uint64((n * out_ch + og * COLS) * plane_out + oh * out_w + ow)
+                for lane in range(min(COLS, out_ch - og * COLS)):
+                    at = at0 + np.uint64(lane * plane_out)
+                    y[at] = ob[lane]
+                    if more_w:
+                        y[at + np.uint64(dw)] = ob[COLS + lane]
+                    if more_h:
+                        y[at + np.uint64(dh * out_w)] = ob[2 * COLS + lane]
+                        if more_w:
+                            y[at + np.uint64(dh * out_w + dw)] = ob[3 * COLS + lane]
+    vstore(ob, 4 * COLS, check)
+    for lane in range(LANES):
+        checks[thread] += ob[4 * COLS + lane]
+
+
+@_backend.job_kernel
+def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn, gwn, glo_h, glo_w, out_ch, out_h,
+            out_w, tiles, tail_start, vbuf, zbuf, parts, first_job, last_job, thread):  # pragma: no cover - compiled
+    # The weight gradient's 16 products: parts[r, xi, og, c, 16] += sum_tiles V[xi, tile, c] *
+    # Z[xi, tile, og, 16], Z = A dY A' of the tile's 2 x 2 upstream gradients dY (zeros for
+    # outputs past the edge), V as in _forward (xb, tiles and their geometry the forward's); gb:
+    # flat (N, gblocks, ghn, gwn, 8), the upstream gradient blocked, dY[n, o, i, j] at row i + glo_h,
+    # column j + glo_w; parts: (threads + tail, 16 * O16 * (C8 + LANES)), zeros on entry; row r
+    # the thread's, or for a job from tail_start on, its own (threads + job - tail_start);
+    # vbuf as _forward's; zbuf: (threads, 16 * (O16 * tiles + SKEW)); job j: tiles j*tiles ..
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
+    groups16 = -(-out_ch // COLS)
+    channels = cblocks * LANES
+    width = channels + LANES  # (rows of a panel of parts: a block of 6 channels may overrun)
+    vb, zb = vbuf[thread], zbuf[thread]
+    rows = vbuf.shape[0]
+    vstep = np.uint64(tiles * CHANNEL_CHUNK + SKEW)
+    zstep = np.uint64(groups16 * tiles * COLS + SKEW)
+    zero = vzero()
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        part = parts[thread] if np.int64(job) < tail_start else parts[rows + np.int64(job) - tail_start]
+        t0 = np.int64(job) * tiles
+        count = min(tiles, total - t0)
+        # the gradient transform, Z[xi, og, tile, 16] = (A dY A')[xi], 8 filters per vector
+        for tl in range(count):
+            t = t0 + tl
+            n, rest = t // (th * tw), t % (th * tw)
+            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
+            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            for half in range(2 * groups16):
+                if half < gblocks:
+                    b = np.uint64((((n * gblocks + half) * ghn + oh + glo_h) * gwn + ow + glo_w) * LANES)
+                    g00 = vload(gb, b)
+                    g01 = vload(gb, b + np.uint64(dw * LANES)) if more_w else zero
+                    g10 = vload(gb, b + np.uint64(dh * gwn * LANES)) if more_h else zero
+                    g11 = vload(gb, b + np.uint64((dh * gwn + dw) * LANES)) if more_h and more_w else zero
+                else:
+                    g00 = g01 = g10 = g11 = zero
+                # rows: A dY (A = [[1, 0], [1, 1], [1, -1], [0, -1]]), then columns: (A dY) A'
+                t00, t01 = g00, g01
+                t10, t11 = vadd(g00, g10), vadd(g01, g11)
+                t20, t21 = vsub(g00, g10), vsub(g01, g11)
+                t30, t31 = vsub(zero, g10), vsub(zero, g11)
+                at = np.uint64(((half // 2) * tiles + tl) * COLS + (half % 2) * LANES)
+                vstore(zb, at, t00)
+                vstore(zb, at + zstep, vadd(t00, t01))
+                vstore(zb, at + 2 * zstep, vsub(t00, t01))
+                vstore(zb, at + 3 * zstep, vsub(zero, t01))
+                vstore(zb, at + 4 * zstep, t10)
+                vstore(zb, at + 5 * zstep, vadd(t10, t11))
+                vstore(zb, at + 6 * zstep, vsub(t10, t11))
+                vstore(zb, at + 7 * zstep, vsub(zero, t11))
+                vstore(zb, at + 8 * zstep, t20)
+                vstore(zb, at + 9 * zstep, vadd(t20, t21))
+                vstore(zb, at + 10 * zstep, vsub(t20, t21))
+                vstore(zb, at + 11 * zstep, vsub(zero, t21))
+                vstore(zb, at + 12 * zstep, t30)
+                vstore(zb, at + 13 * zstep, vadd(t30, t31))
+                vstore(zb, at + 14 * zstep, vsub(t30, t31))
+                vstore(zb, at + 15 * zstep, vsub(zero, t31))
+        for c0 in range(0, channels, GRAD_W_CHUNK):
+            cc = min(GRAD_W_CHUNK, channels - c0)
+            _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep)
+            # parts[xi, og, c .. c+5, 16] += V[xi, :, c .. c+5]' @ Z[xi, og, :, 16], 6 channels by 16
+            # filters, the job's tiles the shared dimension
+            for xi in range(16):
+                for og in range(groups16):
+                    z = xi * (groups16 * tiles * COLS + SKEW) + og * tiles * COLS
+                    for c6 in range(0, cc, ROWS):
+                        a = ((xi * groups16 + og) * width + c0 + c6) * COLS
+                        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_block(part, a)
+                        v = xi * (tiles * CHANNEL_CHUNK + SKEW) + c6
+                        zt = z
+                        for _ in range(count):
+                            z0 = vload(zb, zt)
+                            z1 = vload(zb, zt + 8)
+                            c00 = vfma_at(c00, vb, v, z0)
+                            c01 = vfma_at(c01, vb, v, z1)
+                            c10 = vfma_at(c10, vb, v + 1, z0)
+                            c11 = vfma_at(c11, vb, v + 1, z1)
+                            c20 = vfma_at(c20, vb, v + 2, z0)
+                            c21 = vfma_at(c21, vb, v + 2, z1)
+                            c30 = vfma_at(c30, vb, v + 3, z0)
+                            c31 = vfma_at(c31, vb, v + 3, z1)
+                            c40 = vfma_at(c40, vb, v + 4, z0)
+                            c41 = vfma_at(c41, vb, v + 4, z1)
+                            c50 = vfma_at(c50, vb, v + 5, z0)
+                            c51 = vfma_at(c51, vb, v + 5, z1)
+                            v += CHANNEL_CHUNK
+                            zt += COLS
+                        _store_block(part, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
+
+
+@_backend.job_kernel
+def _weights(w, out_ch, channels, swap, u, scratch, first_job, last_job, thread):  # pragma: no cover - compiled
+    # u: flat (16, O16 // 16, C8, 16), zero on entry: u[xi, f // 16, e, f % 16] = (G v G')[xi] of
+    # the 3 x 3 v = w[f, e] (or, with swap, w[e, f] turned by 180 degrees: the input gradient's
+    # weights), in float64, rounded once; w: flat (O, C, 3, 3) if not swap else (C, O, 3, 3);
+    # scratch: (threads, 12) float64; job j: filters 16*j .. 16*j + 15
+    groups16 = u.shape[0] // (16 * COLS * (-(-channels // LANES) * LANES))
+    c8 = -(-channels // LANES) * LANES
+    half = 0.5
+    scratch = scratch[thread]
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        og = np.int64(job)
+        for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
+            for e in range(channels):
+                # G v, row by row (v's rows s = 0, 1, 2; for the input gradient, turned)
+                base = (e * out_ch + f) * 9 if swap else (f * channels + e) * 9
+                r0, r2 = (6, 0) if swap else (0, 6)
+                for t in range(3):
+                    tt = 2 - t if swap else t
+                    v0 = np.float64(w[np.uint64(base + r0 + tt)])
+                    v1 = np.float64(w[np.uint64(base + 3 + tt)])
+                    v2 = np.float64(w[np.uint64(base + r2 + tt)])
+                    scratch[t] = v0
+                    scratch[3 + t] = (v0 + v1 + v2) * half
+                    scratch[6 + t] = (v0 - v1 + v2) * half
+                    scratch[9 + t] = v2
+                for i in range(4):  # (G v) G'
+                    g0, g1, g2 = scratch[3 * i], scratch[3 * i + 1], scratch[3 * i + 2]
+                    at = np.uint64(((4 * i * groups16 + og) * c8 + e) * COLS + f - og * COLS)
+                    step = np.uint64(groups16 * c8 * COLS)
+                    u[at] = np.float32(g0)
+                    u[at + step] = np.float32((g0 + g1 + g2) * half)
+                    u[at + 2 * step] = np.float32((g0 - g1 + g2) * half)
+                    u[at + 3 * step] = np.float32(g2)

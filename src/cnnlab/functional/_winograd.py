@@ -1,0 +1,241 @@
+"""The Winograd method of a 3x3 convolution of stride 1 (``method='winograd'``): float32, by the
+compiled kernel of :mod:`cnnlab.functional._numba_winograd`.
+
+F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): every
+2 x 2 outputs of a filter (``d`` apart along an axis of dilation ``d``) take 16 products per input
+channel instead of 36.  With
+
+    B' = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G  = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A' = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+a tile's outputs are ``A' [sum_c (G w[o, c] G') * (B' d[c] B)] A``, ``d[c]`` its 4 x 4 input values
+of channel ``c``.  The input gradient of a stride-1 convolution is the same kind of correlation
+(of the upstream gradient, padded by ``(k - 1)*d - lo``, with the weights flipped and their two
+channel axes swapped), so it runs the same kernel.  The weight gradient stays with the implicit
+kernels (:func:`cnnlab.functional._implicit.grad_w`).
+
+A call whose output has a value that is not finite is run again by the implicit kernels: the
+transforms add and subtract input values, and ``inf - inf`` would be ``nan`` where the defining
+sum has ``inf``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from cnnlab.functional import _backend
+
+_COLS = 16
+
+# Input channels and filters from which, and up to which, 'auto' takes this method for a float32
+# 3x3 layer of stride 1 and one group that it would give the implicit kernels, and the tiles it
+# needs (see cnnlab.functional._conv_kernels.choose_method).  Measured on 2 cores, forward+backward,
+# Winograd / implicit, ms: N8 C128 28x28 -> 128 23.7 / 35.9, N8 C256 14x14 -> 256 30.0 / 38.0, N4
+# C512 7x7 -> 512 (64 tiles, weights of 9 MB) 67.5 / 31.1, N8 C16 56x56 -> 16 3.0 / 3.3, N64 C8
+# 28x28 -> 16 6.3 / 5.9 (8 channels: one vector of the transform).
+MIN_CHANNELS = 16
+MAX_CHANNELS = 256
+MIN_TILES = 192
+
+
+def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, stride: Sequence[int],
+           dilation: Sequence[int]) -> bool:
+    """Whether 'auto' takes this method for a float32 convolution it would give the implicit
+    kernels (padded input ``xp_shape``): 2-d, 3x3, stride 1, one group, :data:`MIN_CHANNELS` to
+    :data:`MAX_CHANNELS` input channels and filters, at least :data:`MIN_TILES` tiles."""
+    if len(weight_shape) != 4 or tuple(weight_shape[2:]) != (3, 3) or groups != 1 or any(s != 1 for s in stride):
+        return False
+    out_ch, channels = weight_shape[:2]
+    if not (MIN_CHANNELS <= channels <= MAX_CHANNELS and MIN_CHANNELS <= out_ch <= MAX_CHANNELS):
+        return False
+    out = [n - 2 * d for n, d in zip(xp_shape[2:], dilation, strict=True)]
+    if min(out) < 1:
+        return False
+    tiles = xp_shape[0] * math.prod(len(tile_bases(o, d)) for o, d in zip(out, dilation, strict=True))
+    return tiles >= MIN_TILES
+
+
+def applies(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], groups: int) -> bool:
+    """Whether the Winograd kernel can run this convolution: float32, 2-d, a 3x3 kernel, stride 1,
+    one group, and the compiled kernels allowed."""
+    return (x.dtype == np.float32 and weight.dtype == np.float32 and weight.ndim == 4
+            and tuple(weight.shape[2:]) == (3, 3) and all(s == 1 for s in stride) and groups == 1
+            and _backend.use_numba(float(x.size) * float(weight[0].size)))
+
+
+def transformed(weight: np.ndarray, swap: bool = False) -> np.ndarray:
+    """``U[xi, o // 16, c, o % 16] = (G w[o, c] G')[xi]`` flat (float32; zeros past the last
+    filter and, up to a multiple of 8, the last input channel), computed in float64 and rounded
+    once; with ``swap``, of the input gradient's weights ``w[c, o]`` turned by 180 degrees (its
+    filters are the input channels)."""
+    import numba
+
+    from cnnlab.functional import _numba_winograd as nw
+
+    out_ch, channels = weight.shape[:2]
+    if swap:
+        out_ch, channels = channels, out_ch
+    blocks, c8 = -(-out_ch // _COLS), -(-channels // 8) * 8
+    u = np.zeros(16 * blocks * _COLS * c8, np.float32)
+    _backend.run_jobs(nw._weights, blocks, _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)),
+                      out_ch, channels, swap, u, np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
+    return u
+
+
+@functools.lru_cache(maxsize=64)
+def tile_bases(size: int, dilation: int) -> np.ndarray:
+    """The first output index of each tile along an axis of ``size`` outputs: per residue ``r`` of
+    the dilation, ``r, r + 2d, r + 4d, ...`` (a tile covers ``b`` and ``b + d``, the second only
+    when it is below ``size``), in increasing order (with dilation 2, ``0, 1, 4, 5, ...``: the
+    tiles that share an output line run one after another); read-only int64."""
+    bases = sorted(b for r in range(min(dilation, size)) for b in range(r, size, 2 * dilation))
+    out = np.asarray(bases, np.int64)
+    out.flags.writeable = False
+    return out
+
+
+def blocked(src: np.ndarray, lows: Sequence[int], out: Sequence[int], dilation: Sequence[int],
+            at_least: Sequence[int] = (0, 0)) -> tuple[np.ndarray, int, int]:
+    """``(xb, hn, wn)``: the float32 ``(N, C, H, W)`` ``src`` zero-padded by ``lows`` in front and
+    as far as the tiles of ``out`` outputs reach behind (and to at least ``at_least`` rows and
+    columns), in blocks of 8 channels (flat ``xb[n, c // 8, h, w, c % 8]``, zeros past the last
+    channel), ``hn x wn`` values a plane."""
+    from cnnlab.functional import _numba_winograd as nw
+
+    batch, channels, height, width = src.shape
+    rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
+    hn = max(int(rows.max()) + 3 * dilation[0] + 1, at_least[0])
+    wn = max(int(cols.max()) + 3 * dilation[1] + 1, at_least[1])
+    cblocks = -(-channels // nw.LANES)
+    xb = np.empty(batch * cblocks * hn * wn * nw.LANES, np.float32)
+    flat = _backend.read_only(np.ascontiguousarray(src, np.float32).reshape(-1))
+    _backend.run_jobs(nw._blocked, batch * cblocks, flat, channels, height, width, lows[0], lows[1], hn, wn, xb,
+                      work=xb.size)
+    return xb, hn, wn
+
+
+def _tiles(total: int) -> int:
+    from cnnlab.functional import _numba_winograd as nw
+
+    return min(nw.TILES, -(-total // nw.ROWS) * nw.ROWS)
+
+
+def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], out: Sequence[int],
+              dilation: Sequence[int], bias: np.ndarray | None = None, block: tuple | None = None
+              ) -> np.ndarray | None:
+    """``y[b, o, i, j] = bias[o] + sum_{c, s, t} src[b, c, i - lo_h + s*dh, j - lo_w + t*dw] * w[o, c, s, t]``
+    for the float32 ``(N, C, H, W)`` ``src`` (zeros outside it) and ``u`` (:func:`transformed`);
+    None when a value came out not finite (the caller then runs another method).  ``block``: the
+    :func:`blocked` copy of ``src``, when made already."""
+    import numba
+
+    from cnnlab.functional import _numba_winograd as nw
+
+    batch, channels = src.shape[:2]
+    rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
+    xb, hn, wn = block if block is not None else blocked(src, lows, out, dilation)
+    total = batch * len(rows) * len(cols)
+    blocks = -(-out_ch // _COLS)
+    tiles = _tiles(total)
+    threads = numba.config.NUMBA_NUM_THREADS
+    vbuf = np.empty((threads, 16 * (tiles * nw.CHANNEL_CHUNK + nw.SKEW)), np.float32)
+    mbuf = np.empty((threads, 16 * (blocks * _COLS * tiles + nw.SKEW)), np.float32)
+    obuf = np.empty((threads, 5 * _COLS), np.float32)
+    checks = np.zeros(threads, np.float32)
+    full = np.zeros(blocks * _COLS, np.float32)
+    if bias is not None:
+        full[:out_ch] = bias
+    y = np.empty((batch, out_ch, *out), np.float32)
+    cblocks = -(-channels // nw.LANES)
+    _backend.run_jobs(nw._forward, -(-total // tiles), _backend.read_only(xb), cblocks, hn, wn, dilation[0],
+                      dilation[1], rows, cols, _backend.read_only(u), full, out_ch, out[0], out[1], y.reshape(-1),
+                      tiles, vbuf, mbuf, obuf, checks, work=float(total) * 16 * cblocks * 8 * blocks * 16,
+                      balanced=True)
+    return None if np.isnan(checks).any() else y
+
+
+def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[int], grad_shape: Sequence[int],
+           dilation: Sequence[int]) -> np.ndarray | None:
+    """The weight gradient ``(O, C, 3, 3)`` of a Winograd forward: ``G' dU G`` of the sums ``dU[xi]
+    = sum_tiles (B' d B)[xi] * (A dY A')[xi]`` (the adjoint of the forward's transforms), from the
+    forward's :func:`blocked` input ``block`` and the upstream gradient blocked as ``gblock``
+    (``dY[n, o, i, j]`` at row ``i + glows[0]``, column ``j + glows[1]``); None when a value came
+    out not finite, or the blocked gradient does not hold every upstream value."""
+    import numba
+
+    from cnnlab.functional import _numba_winograd as nw
+
+    xb, hn, wn = block
+    gb, ghn, gwn = gblock
+    batch, channels = x_shape[:2]
+    out_ch, out = grad_shape[1], tuple(grad_shape[2:])
+    if min(glows) < 0 or out[0] + glows[0] > ghn or out[1] + glows[1] > gwn:
+        return None
+    rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
+    total = batch * len(rows) * len(cols)
+    tiles = _tiles(total)
+    jobs = -(-total // tiles)
+    blocks = -(-out_ch // _COLS)
+    cblocks = -(-channels // nw.LANES)
+    c8 = cblocks * nw.LANES
+    threads = numba.config.NUMBA_NUM_THREADS
+    tail = min(GRAD_W_TAIL, jobs // 5) if threads > 1 else 0
+    vbuf = np.zeros((threads, 16 * (tiles * nw.CHANNEL_CHUNK + nw.SKEW)), np.float32)
+    zbuf = np.empty((threads, 16 * (blocks * _COLS * tiles + nw.SKEW)), np.float32)
+    parts = np.zeros((threads + tail, 16 * blocks * _COLS * (c8 + nw.LANES)), np.float32)
+    _backend.run_jobs(nw._grad_w, jobs, _backend.read_only(xb), cblocks, hn, wn, dilation[0], dilation[1], rows, cols,
+                      _backend.read_only(gb), -(-out_ch // nw.LANES), ghn, gwn, glows[0], glows[1], out_ch, out[0],
+                      out[1], tiles, jobs - tail, vbuf, zbuf, parts, work=float(total) * 16 * c8 * blocks * 16,
+                      tail=tail)
+    du = parts.sum(axis=0).reshape(4, 4, blocks, c8 + nw.LANES, _COLS)[:, :, :, :channels]
+    du = du.transpose(0, 1, 2, 4, 3).reshape(4, 4, blocks * _COLS, channels)[:, :, :out_ch].astype(np.float64)
+    gw = np.einsum("is,ikoc,kt->ocst", _G, du, _G, optimize=True).astype(np.float32)
+    return gw if np.isfinite(gw).all() else None
+
+
+# Jobs of the weight gradient (at most, and at most a fifth of them) handed out last, one at a
+# time, to whichever thread is free, each into sums of its own (as the implicit kernels'
+# GRAD_W_TAIL): the result does not depend on which thread ran a job.
+GRAD_W_TAIL = 8
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
+            pads: Sequence[tuple[int, int]] | None, out: Sequence[int], bias: np.ndarray | None
+            ) -> tuple[np.ndarray, tuple] | None:
+    """``(y, block)``: the convolution of ``x`` zero-padded by ``pads`` by the Winograd kernel, and
+    the blocked input it read (:func:`blocked`, what the weight gradient reads); None where the
+    method does not apply (:func:`applies`) or a value came out not finite."""
+    if not applies(x, weight, stride, groups):
+        return None
+    lows = [lo for lo, _ in pads] if pads else [0, 0]
+    block = blocked(x, lows, out, dilation)
+    y = correlate(x, transformed(weight), weight.shape[0], lows, out, dilation,
+                  None if bias is None else np.asarray(bias, np.float32), block)
+    return None if y is None else (y, block)
+
+
+def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], block: tuple,
+             pads: Sequence[tuple[int, int]] | None, dilation: Sequence[int], needs: tuple[bool, bool]
+             ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(grad_x, grad_w)`` of a Winograd forward (None where not needed, or where a value came out
+    not finite: the caller computes those another way).  The input gradient is the correlation of
+    the upstream gradient, padded by ``2*d - lo`` in front, with the weights turned by 180 degrees
+    and their channel axes swapped; both gradients read one blocked copy of the upstream gradient."""
+    if grad_out.dtype != np.float32 or weight.dtype != np.float32:
+        return None, None
+    lows = [2 * d - (pads[a][0] if pads else 0) for a, d in enumerate(dilation)]
+    x_spatial = tuple(x_shape[2:])
+    # (every upstream value inside the block, for the weight gradient, even where the padding
+    # reaches past the kernel and the input gradient's tiles do not read it)
+    reach = [o + lo for o, lo in zip(grad_out.shape[2:], lows, strict=True)]
+    gblock = blocked(grad_out, lows, x_spatial, dilation, reach)
+    gw = grad_w(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs[1] else None
+    gx = (correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation, None, gblock)
+          if needs[0] else None)
+    return gx, gw

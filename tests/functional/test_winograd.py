@@ -1,0 +1,269 @@
+"""The Winograd method (``functional/_winograd.py`` and its kernels in ``_numba_winograd.py``)
+against the loop reference: the forward and both gradients for channel and filter counts that
+its blocks split unevenly, paddings (asymmetric, none, past the kernel's reach), dilations, one
+image and many; the weight transform against its definition; the fall-backs (values that are
+not finite, other dtypes and layers, no Numba); the weight gradient's fixed order of sums; the
+automatic rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _conv_kernels, _naive, _winograd
+from cnnlab.functional._args import padding_pairs
+
+pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+
+CASES = [
+    # x shape, filters, padding, dilation
+    ((2, 16, 7, 9), 16, 1, 1),  # odd sizes: tiles with one output row or column
+    ((3, 9, 8, 8), 17, 1, 1),  # 9 channels (a partial block of 8), 17 filters (a block of 16 and one)
+    ((1, 8, 6, 6), 5, 0, 1),  # no padding; 5 filters
+    ((2, 12, 11, 10), 20, ((2, 0), (1, 3)), (2, 1), ),  # asymmetric padding, dilated along the height
+    ((2, 16, 13, 12), 24, 2, 2),  # dilation 2: tiles of every residue
+    ((2, 8, 14, 9), 8, (3, 1), (3, 1)),  # dilation 3
+    ((1, 72, 5, 6), 40, 1, 1),  # 72 channels: two chunks of the forward (64) and of the weight gradient (48)
+    ((1, 100, 4, 4), 33, 1, 1),  # 100 channels: a chunk of 36 (not a multiple of 6)
+    ((4, 16, 26, 25), 16, 1, 1),  # 676 tiles: many jobs, and the weight gradient's tail
+    ((1, 16, 5, 5), 16, (4, 5), 1),  # padding past the kernel's reach: the weight gradient by the implicit kernels
+]
+
+
+def _inputs(xs, out_ch, seed):
+    g = np.random.default_rng(seed)
+    x = g.uniform(-2, 2, xs).astype(np.float32)
+    w = g.uniform(-2, 2, (out_ch, xs[1], 3, 3)).astype(np.float32)
+    b = g.uniform(-2, 2, out_ch).astype(np.float32)
+    return x, w, b
+
+
+def _reference(x, w, b, g, padding, dilation):
+    pads = padding_pairs("", padding, 2)
+    d = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = _naive.naive_conv(x64, w64, b.astype(np.float64), (1, 1), pads, d, 1)
+    if g is None:
+        return y
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, (1, 1), pads, d, 1)[:2]
+    return y, rx, rw
+
+
+@pytest.fixture
+def compiled():
+    previous = _backend.set_backend("numba")
+    yield
+    _backend.set_backend(previous)
+
+
+def _counted(monkeypatch):
+    """How often each Winograd step ran and gave a result (not None)."""
+    counts = {"correlate": 0, "grad_w": 0}
+    for name in counts:
+        original = getattr(_winograd, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            out = _original(*args, **kwargs)
+            counts[_name] += out is not None
+            return out
+        monkeypatch.setattr(_winograd, name, spy)
+    return counts
+
+
+@pytest.mark.parametrize("xs, out_ch, padding, dilation", CASES)
+def test_matches_the_loop_reference(compiled, monkeypatch, xs, out_ch, padding, dilation):
+    x, w, b = _inputs(xs, out_ch, seed=sum(xs) + out_ch)
+    kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
+    counts = _counted(monkeypatch)
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(5).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, gb = F.conv_backward(g, x, w, b, **kw)
+    ry, rx, rw = _reference(x, w, b, g, padding, dilation)
+    for got, want in ((y, ry), (gx, rx), (gw, rw)):
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-5)
+    # the forward twice (once per call above) and the input gradient by the kernel; the weight
+    # gradient by it unless the padding reaches past the kernel
+    assert counts["correlate"] == 3
+    assert counts["grad_w"] == (0 if padding == (4, 5) else 1)
+
+
+def test_autograd_runs_the_same_kernels(compiled, monkeypatch):
+    """Through the autograd engine (the forward keeps its blocked input for the weight gradient)."""
+    from cnnlab.autograd import Tensor
+
+    x, w, b = _inputs((2, 16, 9, 10), 24, seed=4)
+    counts = _counted(monkeypatch)
+    xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(xt, wt, bt, padding=1, method="winograd")
+    g = np.random.default_rng(2).uniform(-1, 1, y.shape).astype(np.float32)
+    (y * Tensor(g)).sum().backward()
+    ry, rx, rw = _reference(x, w, b, g, 1, 1)
+    np.testing.assert_allclose(y.data, ry, rtol=1e-5, atol=1e-5 * np.abs(ry).max())
+    np.testing.assert_allclose(xt.grad, rx, rtol=1e-5, atol=1e-5 * np.abs(rx).max())
+    np.testing.assert_allclose(wt.grad, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
+    assert counts == {"correlate": 2, "grad_w": 1}
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("out_ch, channels", [(16, 8), (17, 9), (5, 3)])
+def test_transformed_weights_are_g_w_g_transposed(compiled, out_ch, channels, swap):
+    """``U = G w G'`` of every filter and channel (for the input gradient, of the weights turned by
+    180 degrees with their channel axes swapped), packed 16 filters to a panel, zeros past the
+    last filter and up to a multiple of 8 channels."""
+    w = np.random.default_rng(out_ch).uniform(-2, 2, (out_ch, channels, 3, 3)).astype(np.float32)
+    v = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3) if swap else w
+    rows, cols = v.shape[:2]
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    u = np.zeros((4, 4, -(-rows // 16) * 16, -(-cols // 8) * 8))
+    for o in range(rows):
+        for c in range(cols):
+            u[:, :, o, c] = g @ v[o, c].astype(np.float64) @ g.T
+    want = u.reshape(16, -1, 16, u.shape[3]).transpose(0, 1, 3, 2).astype(np.float32).reshape(-1)
+    np.testing.assert_array_equal(_winograd.transformed(w, swap), want)
+
+
+@pytest.mark.parametrize("size, dilation, want", [
+    (4, 1, [0, 2]), (5, 1, [0, 2, 4]), (1, 1, [0]), (8, 2, [0, 1, 4, 5]), (7, 2, [0, 1, 4, 5]),
+    (9, 3, [0, 1, 2, 6, 7, 8]), (2, 3, [0, 1]),
+])
+def test_tile_bases_cover_every_output_once(size, dilation, want):
+    """Each output index is the first or the second (``d`` further) of exactly one tile."""
+    bases = _winograd.tile_bases(size, dilation)
+    assert bases.tolist() == want
+    covered = sorted([int(b) for b in bases] + [int(b) + dilation for b in bases if b + dilation < size])
+    assert covered == list(range(size))
+
+
+@pytest.mark.parametrize("bad", ["weight", "input"])
+def test_values_not_finite_match_the_reference(compiled, monkeypatch, bad):
+    """The transforms subtract input values (``inf - inf`` is ``nan`` where the defining sum has
+    ``inf``): a call with a value that is not finite is run again by the implicit kernels, and
+    every result keeps the reference's pattern of nan and inf."""
+    x, w, b = _inputs((2, 16, 6, 6), 16, seed=3)
+    (w if bad == "weight" else x)[0, 1, 1, 2] = np.inf
+    kw = {"padding": 1, "method": "winograd"}
+    counts = _counted(monkeypatch)
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(1).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+    ry, rx, rw = _reference(x, w, b, g, 1, 1)
+    for got, want in ((y, ry), (gx, rx), (gw, rw)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-4)
+    assert counts == {"correlate": 0, "grad_w": 0}
+
+
+def test_weight_gradient_sums_do_not_depend_on_the_thread(compiled, monkeypatch):
+    """Each thread, and each job of the tail, adds into sums of its own, added in a fixed order:
+    repeated calls give the same bits, with or without a tail."""
+    x, w, b = _inputs((8, 16, 24, 20), 16, seed=11)  # 960 tiles: 20 jobs
+    g = np.random.default_rng(4).uniform(-1, 1, (8, 16, 24, 20)).astype(np.float32)
+    kw = {"padding": 1, "method": "winograd"}
+    rw = _reference(x, w, b, g, 1, 1)[2]
+    for tail in (0, 3):
+        monkeypatch.setattr(_winograd, "GRAD_W_TAIL", tail)
+        first = F.conv_backward(g, x, w, b, **kw)[1]
+        np.testing.assert_allclose(first, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
+        for _ in range(4):
+            np.testing.assert_array_equal(F.conv_backward(g, x, w, b, **kw)[1], first)
+
+
+@pytest.mark.parametrize("tiles", [6, 12])
+def test_jobs_of_fewer_tiles_change_no_value_of_the_forward(compiled, monkeypatch, tiles):
+    """Every tile is computed whole by one job, so the forward's bits do not depend on how many
+    tiles a job takes (``TILES``)."""
+    from cnnlab.functional import _numba_winograd as nw
+
+    x, w, b = _inputs((3, 24, 10, 9), 20, seed=8)
+    first = F.conv2d(x, w, b, padding=1, method="winograd")
+    monkeypatch.setattr(nw, "TILES", tiles)
+    np.testing.assert_array_equal(F.conv2d(x, w, b, padding=1, method="winograd"), first)
+
+
+@pytest.mark.parametrize("case", ["stride 2", "groups 2", "5x5", "1-d", "float64", "int64"])
+def test_other_layers_take_another_method(compiled, monkeypatch, case):
+    """The kernels are for float32 3x3 layers of stride 1 and one group: any other convolution
+    asked for with ``method='winograd'`` is computed another way, with the same result."""
+    g = np.random.default_rng(3)
+    xs, ws, kw = (2, 8, 9, 9), (8, 8, 3, 3), {"padding": 1}
+    if case == "stride 2":
+        kw["stride"] = 2
+    elif case == "groups 2":
+        ws, kw["groups"] = (8, 4, 3, 3), 2
+    elif case == "5x5":
+        ws = (8, 8, 5, 5)
+    elif case == "1-d":
+        xs, ws = (2, 8, 9), (8, 8, 3)
+    dtype = {"float64": np.float64, "int64": np.int64}.get(case, np.float32)
+    x = g.integers(-3, 4, xs).astype(dtype)
+    w = g.integers(-3, 4, ws).astype(dtype)
+    counts = _counted(monkeypatch)
+    conv = F.conv1d if case == "1-d" else F.conv2d
+    y = conv(x, w, method="winograd", **kw)
+    want = conv(x, w, method="gemm", **kw)
+    assert y.dtype == want.dtype
+    if dtype == np.int64:
+        np.testing.assert_array_equal(y, want)
+    else:
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    assert counts["correlate"] == 0
+
+
+def test_float64_upstream_gradient_takes_another_method(compiled):
+    x, w, b = _inputs((2, 16, 6, 7), 16, seed=6)
+    g = np.random.default_rng(1).uniform(-1, 1, (2, 16, 6, 7))
+    gx, gw, _ = F.conv_backward(g, x, w, b, padding=1, method="winograd")
+    ry, rx, rw = _reference(x, w, b, g, 1, 1)
+    np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-5 * np.abs(rx).max())
+    np.testing.assert_allclose(gw, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
+
+
+def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
+    previous = _backend.set_backend("numpy")
+    try:
+        counts = _counted(monkeypatch)
+        x, w, b = _inputs((2, 16, 6, 6), 16, seed=2)
+        y = F.conv2d(x, w, b, padding=1, method="winograd")
+        np.testing.assert_allclose(y, _reference(x, w, b, None, 1, 1), rtol=1e-5, atol=1e-4)
+        assert counts["correlate"] == 0
+    finally:
+        _backend.set_backend(previous)
+
+
+@pytest.mark.parametrize("xs, ws, groups, stride, dilation, expected", [
+    ((64, 32, 16, 16), (64, 32, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # the 14x14 layer, padded
+    ((16, 64, 58, 58), (64, 64, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # the 56x56 layer
+    ((32, 32, 32, 32), (32, 32, 3, 3), 1, (1, 1), (2, 2), "winograd"),  # dilated
+    ((32, 32, 34, 34), (64, 32, 3, 3), 1, (2, 2), (1, 1), "implicit"),  # stride 2
+    ((64, 8, 30, 30), (16, 8, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 8 channels: below MIN_CHANNELS
+    ((8, 512, 16, 16), (512, 512, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 512 channels: above MAX_CHANNELS
+    ((64, 32, 16, 16), (64, 16, 3, 3), 2, (1, 1), (1, 1), "implicit"),  # two groups
+    ((64, 32, 16, 16), (64, 32, 5, 5), 1, (1, 1), (1, 1), "implicit"),  # 5x5
+    ((4, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # 4 * 49 = 196 tiles
+    ((3, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 147 tiles: below MIN_TILES
+])
+def test_automatic_rule(compiled, xs, ws, groups, stride, dilation, expected):
+    assert _conv_kernels.choose_method(xs, ws, groups, stride, np.float32, dilation) == expected
+
+
+def test_vector_add_and_subtract():
+    """vadd / vsub in a compiled function against NumPy, lane by lane."""
+    from numba import njit
+
+    from cnnlab.functional._numba_simd import vadd, vload, vstore, vsub
+
+    @njit
+    def both(x, out):
+        vstore(out, 0, vadd(vload(x, 0), vload(x, 8)))
+        vstore(out, 8, vsub(vload(x, 0), vload(x, 8)))
+
+    x = np.random.default_rng(2).uniform(-2, 2, 16).astype(np.float32)
+    out = np.full(16, np.nan, np.float32)
+    both(x, out)
+    np.testing.assert_array_equal(out[:8], x[:8] + x[8:])
+    np.testing.assert_array_equal(out[8:], x[:8] - x[8:])
