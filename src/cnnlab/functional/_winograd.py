@@ -194,7 +194,8 @@ def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[
                       tail=tail)
     du = parts.sum(axis=0).reshape(4, 4, blocks, c8 + nw.LANES, _COLS)[:, :, :, :channels]
     du = du.transpose(0, 1, 2, 4, 3).reshape(4, 4, blocks * _COLS, channels)[:, :, :out_ch].astype(np.float64)
-    gw = np.einsum("is,ikoc,kt->ocst", _G, du, _G, optimize=True).astype(np.float32)
+    # G' dU G: two products over the 4 x 4 entries (np.einsum's path search cost 0.3 ms a call)
+    gw = np.tensordot(np.tensordot(_G.T, du, axes=1), _G, axes=([1], [0])).transpose(1, 2, 0, 3).astype(np.float32)
     return gw if np.isfinite(gw).all() else None
 
 
