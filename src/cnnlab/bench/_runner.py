@@ -156,7 +156,8 @@ def run(repeats: int = 7, threads: int | None = None, only: str | None = None, t
 def _print(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"machine: {m['platform']}, {m['threads']} threads, numba={m['numba']}, "
-          f"float32 GEMM {m['gemm_gflops']:.1f} GFLOP/s (the ceiling)")
+          f"float32 GEMM {m['gemm_gflops']:.1f} GFLOP/s (the ceiling; a workload's GFLOP/s counts its "
+          f"defining sum, which Winograd layers compute with fewer products)")
     print(f"{'workload':58s} {'cnnlab ms':>10s} {'spread':>8s} {'best peer':>18s} {'ratio':>6s} "
           f"{'GFLOP/s':>8s} {'ceil%':>6s} {'best%':>6s}")
     for r in result["workloads"]:
