@@ -49,7 +49,7 @@ import numpy as np
 
 from cnnlab.functional import _backend
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._numba_simd import vfma_at, vload, vstore, vzero
+from cnnlab.functional._numba_simd import fma_block, vload, vstore, vzero
 
 # Filters (weight gradient) or input channels (input gradient) summed at once.
 BLOCK = 4
@@ -256,18 +256,9 @@ def _forward_block(xp, wpk, channels, height, wid, sh, dh, dw, kh, kw, oh, ow, o
                         for j in range(kw):
                             x0 = vload(xp, at + j * dw)
                             x1 = vload(xp, at + j * dw + 8)
-                            c00 = vfma_at(c00, wpk, t, x0)
-                            c01 = vfma_at(c01, wpk, t, x1)
-                            c10 = vfma_at(c10, wpk, t + 1, x0)
-                            c11 = vfma_at(c11, wpk, t + 1, x1)
-                            c20 = vfma_at(c20, wpk, t + 2, x0)
-                            c21 = vfma_at(c21, wpk, t + 2, x1)
-                            c30 = vfma_at(c30, wpk, t + 3, x0)
-                            c31 = vfma_at(c31, wpk, t + 3, x1)
-                            c40 = vfma_at(c40, wpk, t + 4, x0)
-                            c41 = vfma_at(c41, wpk, t + 4, x1)
-                            c50 = vfma_at(c50, wpk, t + 5, x0)
-                            c51 = vfma_at(c51, wpk, t + 5, x1)
+                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
+                                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
+                                wpk, t, t + 1, t + 2, t + 3, t + 4, t + 5, x0, x1)
                             t += F_FILTERS
                 out = first + a * ow + e0
                 step = oh * ow  # (one filter's plane)

@@ -1,4 +1,4 @@
-"""Eight-lane float32 vectors for compiled kernels (Numba): a type and four operations on it.
+"""Eight-lane float32 vectors for compiled kernels (Numba): a type and the operations on it.
 
 Numba's loop vectoriser turns a simple loop into SIMD code, but not a matrix product's register
 block: the 12 running sums of a 6 x 16 tile, each updated once per step of the shared dimension,
@@ -10,7 +10,10 @@ register, and each operation is a few lines of LLVM IR (``numba.extending.intrin
 - :func:`vload` ``(a, i)`` -> ``a[i:i+8]`` of a contiguous float32 array;
 - :func:`vstore` ``(a, i, v)``: ``a[i:i+8] = v``;
 - :func:`vfma_at` ``(acc, a, i, v)`` -> ``acc + a[i] * v`` (``a[i]`` broadcast to the eight lanes,
-  one rounding per lane: LLVM's ``fma``).
+  one rounding per lane: LLVM's ``fma``);
+- :func:`vadd`, :func:`vsub` ``(a, b)`` -> ``a + b``, ``a - b`` lane by lane (the Winograd transforms);
+- :func:`prefetch_write` ``(a, i)``: a hint; and :func:`fma_block`, one step of the 6 x 16
+  register block that every product kernel runs (twelve :func:`vfma_at`, inlined).
 
 There is no bounds check and no wrap-around of negative indices: the caller guarantees
 ``0 <= i`` and ``i + 8 <= a.size`` (``i < a.size`` for :func:`vfma_at`).  With these, the 6 x 16
@@ -21,6 +24,7 @@ product at 129-138 GFLOP/s on 2 cores, against 93-100 for OpenBLAS on the same o
 
 from __future__ import annotations
 
+import numba
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -144,3 +148,15 @@ def _binary(name: str, doc: str):
 
 vadd = _binary("fadd", "``a + b``, lane by lane.")
 vsub = _binary("fsub", "``a - b``, lane by lane.")
+
+
+@numba.njit(inline="always")
+def fma_block(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, arr, i0, i1, i2, i3, i4, i5, v0, v1
+              ):  # pragma: no cover - compiled
+    """One step of a 6 x 16 register block (the kernels' product): row ``r``'s two vectors of
+    sums ``c<r>0, c<r>1`` plus ``arr[i_r]`` (broadcast) times ``v0`` and ``v1``, for the six rows;
+    the 12 new sums.  Inlined into the caller's loop (the same machine code as the twelve
+    :func:`vfma_at` written out)."""
+    return (vfma_at(c00, arr, i0, v0), vfma_at(c01, arr, i0, v1), vfma_at(c10, arr, i1, v0), vfma_at(c11, arr, i1, v1),
+            vfma_at(c20, arr, i2, v0), vfma_at(c21, arr, i2, v1), vfma_at(c30, arr, i3, v0), vfma_at(c31, arr, i3, v1),
+            vfma_at(c40, arr, i4, v0), vfma_at(c41, arr, i4, v1), vfma_at(c50, arr, i5, v0), vfma_at(c51, arr, i5, v1))

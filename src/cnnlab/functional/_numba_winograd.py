@@ -31,7 +31,7 @@ import numpy as np
 
 from cnnlab.functional import _backend
 from cnnlab.functional._numba_implicit import _load_block, _store_block
-from cnnlab.functional._numba_simd import vadd, vfma_at, vload, vstore, vsub, vzero
+from cnnlab.functional._numba_simd import fma_block, vadd, vload, vstore, vsub, vzero
 
 ROWS, COLS = 6, 16  # the register block: tiles by filters
 LANES = 8  # channels per block of the blocked input (one vector)
@@ -179,18 +179,9 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
                         for c in range(cc):
                             w0 = vload(u, w)
                             w1 = vload(u, w + 8)
-                            c00 = vfma_at(c00, vb, p0 + c, w0)
-                            c01 = vfma_at(c01, vb, p0 + c, w1)
-                            c10 = vfma_at(c10, vb, p1 + c, w0)
-                            c11 = vfma_at(c11, vb, p1 + c, w1)
-                            c20 = vfma_at(c20, vb, p2 + c, w0)
-                            c21 = vfma_at(c21, vb, p2 + c, w1)
-                            c30 = vfma_at(c30, vb, p3 + c, w0)
-                            c31 = vfma_at(c31, vb, p3 + c, w1)
-                            c40 = vfma_at(c40, vb, p4 + c, w0)
-                            c41 = vfma_at(c41, vb, p4 + c, w1)
-                            c50 = vfma_at(c50, vb, p5 + c, w0)
-                            c51 = vfma_at(c51, vb, p5 + c, w1)
+                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
+                                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
+                                vb, p0 + c, p1 + c, p2 + c, p3 + c, p4 + c, p5 + c, w0, w1)
                             w += COLS
                         _store_block(mb, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
         # the output transform, Y = A' M A (+ bias), 8 filters per vector
@@ -319,18 +310,9 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
                         for _ in range(count):
                             z0 = vload(zb, zt)
                             z1 = vload(zb, zt + 8)
-                            c00 = vfma_at(c00, vb, v, z0)
-                            c01 = vfma_at(c01, vb, v, z1)
-                            c10 = vfma_at(c10, vb, v + 1, z0)
-                            c11 = vfma_at(c11, vb, v + 1, z1)
-                            c20 = vfma_at(c20, vb, v + 2, z0)
-                            c21 = vfma_at(c21, vb, v + 2, z1)
-                            c30 = vfma_at(c30, vb, v + 3, z0)
-                            c31 = vfma_at(c31, vb, v + 3, z1)
-                            c40 = vfma_at(c40, vb, v + 4, z0)
-                            c41 = vfma_at(c41, vb, v + 4, z1)
-                            c50 = vfma_at(c50, vb, v + 5, z0)
-                            c51 = vfma_at(c51, vb, v + 5, z1)
+                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
+                                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
+                                vb, v, v + 1, v + 2, v + 3, v + 4, v + 5, z0, z1)
                             v += CHANNEL_CHUNK
                             zt += COLS
                         _store_block(part, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
