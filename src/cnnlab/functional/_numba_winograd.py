@@ -18,6 +18,13 @@ direct sum has 36 (2.25 times fewer).  The transforms ``B`` and ``A`` only add a
   :mod:`cnnlab.functional._numba_implicit` (6 tiles by 16 filters, the channels the shared
   dimension), keeps the sums ``M[xi, og, tile, 16]`` in a second buffer, and transforms them
   into the output, 8 filters per vector.
+- :func:`_grad_w`: the weight gradient's 16 products, ``dU[xi, c, o] = sum_tiles V[xi, tile, c]
+  * Z[xi, tile, o]`` with ``Z = A dY A'`` of the tile's 2 x 2 upstream gradients (read from the
+  blocked gradient, 8 filters per vector); 6 channels by 16 filters a block, the job's tiles the
+  shared dimension, into sums per thread (and per tail job) that the caller adds in a fixed order
+  and turns into ``G' dU G``.
+- :func:`_weights`: ``U = G w G'`` of every filter and channel, in float64, rounded once, packed
+  16 filters to a panel.
 
 The sums run in a different order from the loop reference's, with the transforms' roundings, so
 float results may differ from it in the last bits (measured on N64 C32 14x14 -> 64 with normal

@@ -12,8 +12,12 @@ channel instead of 36.  With
 a tile's outputs are ``A' [sum_c (G w[o, c] G') * (B' d[c] B)] A``, ``d[c]`` its 4 x 4 input values
 of channel ``c``.  The input gradient of a stride-1 convolution is the same kind of correlation
 (of the upstream gradient, padded by ``(k - 1)*d - lo``, with the weights flipped and their two
-channel axes swapped), so it runs the same kernel.  The weight gradient stays with the implicit
-kernels (:func:`cnnlab.functional._implicit.grad_w`).
+channel axes swapped), so it runs the same kernel.  The weight gradient is the transforms'
+adjoint, ``G' [sum_tiles (B' d B) * (A dY A')] G`` (:func:`grad_w`): 16 products per tile,
+input channel and filter too.  Both kernels read the input from a copy blocked 8 channels to a
+vector with the padding written in (:func:`blocked`), which the forward keeps for the weight
+gradient; the upstream gradient is blocked once for both gradients.  (A weight gradient whose
+padding reaches past the kernel, ``lo > 2*d``, runs on the implicit kernels.)
 
 A call whose output has a value that is not finite is run again by the implicit kernels: the
 transforms add and subtract input values, and ``inf - inf`` would be ``nan`` where the defining
