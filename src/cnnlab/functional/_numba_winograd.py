@@ -247,8 +247,9 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
     # Z[xi, tile, og, 16], Z = A dY A' of the tile's 2 x 2 upstream gradients dY (zeros for
     # outputs past the edge), V as in _forward (xb, tiles and their geometry the forward's); gb:
     # flat (N, gblocks, ghn, gwn, 8), the upstream gradient blocked, dY[n, o, i, j] at row i + glo_h,
-    # column j + glo_w; parts: (threads + tail, 16 * O16 * (C8 + LANES)), zeros on entry; row r
-    # the thread's, or for a job from tail_start on, its own (threads + job - tail_start);
+    # column j + glo_w; parts: (threads + tail, 16 * O16 * (C8 + LANES)), the threads' rows zeros
+    # on entry; row r the thread's, or for a job from tail_start on, its own (threads + job -
+    # tail_start, zeroed by the job);
     # vbuf as _forward's; zbuf: (threads, 16 * (O16 * tiles + SKEW)); job j: tiles j*tiles ..
     th, tw = rows_base.shape[0], cols_base.shape[0]
     total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
@@ -261,7 +262,12 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
     zstep = np.uint64(groups16 * tiles * COLS + SKEW)
     zero = vzero()
     for job in range(np.uint64(first_job), np.uint64(last_job)):
-        part = parts[thread] if np.int64(job) < tail_start else parts[rows + np.int64(job) - tail_start]
+        if np.int64(job) < tail_start:
+            part = parts[thread]
+        else:  # (a tail job's own sums, zeroed here, by whichever thread runs it)
+            part = parts[rows + np.int64(job) - tail_start]
+            for i in range(np.uint64(part.shape[0])):
+                part[i] = np.float32(0.0)
         t0 = np.int64(job) * tiles
         count = min(tiles, total - t0)
         # the gradient transform, Z[xi, og, tile, 16] = (A dY A')[xi], 8 filters per vector
