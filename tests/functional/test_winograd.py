@@ -267,3 +267,29 @@ def test_vector_add_and_subtract():
     both(x, out)
     np.testing.assert_array_equal(out[:8], x[:8] + x[8:])
     np.testing.assert_array_equal(out[8:], x[:8] - x[8:])
+
+
+def test_no_scratch_value_is_read_before_it_is_written(compiled, monkeypatch):
+    """Every buffer the method allocates uninitialised (blocked copies, transforms, sums, the
+    tail jobs' sums, which the jobs zero themselves) is written before it is read: with
+    ``np.empty`` handing out arrays full of nan, the results still match the reference."""
+    empty = np.empty
+
+    def poisoned(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        return out
+
+    monkeypatch.setattr(_winograd, "GRAD_W_TAIL", 3)
+    x, w, b = _inputs((8, 24, 20, 18), 20, seed=13)  # 720 tiles: 15 jobs, 3 of them the tail
+    g = np.random.default_rng(5).uniform(-1, 1, (8, 20, 20, 18)).astype(np.float32)
+    monkeypatch.setattr(np, "empty", poisoned)
+    counts = _counted(monkeypatch)
+    y = F.conv2d(x, w, b, padding=1, method="winograd")
+    gx, gw, _ = F.conv_backward(g, x, w, b, padding=1, method="winograd")
+    monkeypatch.setattr(np, "empty", empty)
+    ry, rx, rw = _reference(x, w, b, g, 1, 1)
+    for got, want in ((y, ry), (gx, rx), (gw, rw)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    assert counts == {"correlate": 3, "grad_w": 1}
