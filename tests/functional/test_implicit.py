@@ -399,7 +399,7 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((2, 8, 6, 6, 6), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "gemm"),  # 3-d, 3 MFLOP
     ((8, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 392 output positions
     ((16, 256, 9, 9), (256, 256, 3, 3), 1, (1, 1), np.float32, "winograd"),  # 784 positions
-    ((16, 288, 9, 9), (288, 288, 3, 3), 1, (1, 1), np.float32, "implicit"),  # (288 channels: not Winograd)
+    ((16, 576, 9, 9), (576, 576, 3, 3), 1, (1, 1), np.float32, "implicit"),  # (576 channels: not Winograd)
     ((2, 256, 33, 33), (256, 256, 3, 3), 1, (2, 2), np.float32, "implicit"),  # 2 * 16 * 16 = 512 positions
     ((2, 256, 31, 34), (256, 256, 3, 3), 1, (2, 2), np.float32, "gemm"),  # 2 * 15 * 16 = 480
 ])

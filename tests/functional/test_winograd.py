@@ -241,7 +241,9 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((32, 32, 32, 32), (32, 32, 3, 3), 1, (1, 1), (2, 2), "winograd"),  # dilated
     ((32, 32, 34, 34), (64, 32, 3, 3), 1, (2, 2), (1, 1), "implicit"),  # stride 2
     ((64, 8, 30, 30), (16, 8, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 8 channels: below MIN_CHANNELS
-    ((8, 512, 16, 16), (512, 512, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 512 channels: above MAX_CHANNELS
+    ((8, 512, 16, 16), (512, 512, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # 512 channels (by the BLAS)
+    ((8, 640, 16, 16), (640, 640, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 640 channels: above MAX_CHANNELS
+    ((11, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 11 * 16 = 176 tiles: below MIN_TILES
     ((64, 32, 16, 16), (64, 16, 3, 3), 2, (1, 1), (1, 1), "implicit"),  # two groups
     ((64, 32, 16, 16), (64, 32, 5, 5), 1, (1, 1), (1, 1), "implicit"),  # 5x5
     ((4, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # 4 * 49 = 196 tiles
@@ -293,3 +295,61 @@ def test_no_scratch_value_is_read_before_it_is_written(compiled, monkeypatch):
     for got, want in ((y, ry), (gx, rx), (gw, rw)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     assert counts == {"correlate": 3, "grad_w": 1}
+
+
+@pytest.mark.parametrize("chunk_tiles", [10**6, 5])
+@pytest.mark.parametrize("xs, out_ch, padding, dilation", [CASES[i] for i in (0, 1, 3, 4, 6, 8)])
+def test_products_by_the_blas_match_the_loop_reference(compiled, monkeypatch, xs, out_ch, padding, dilation,
+                                                       chunk_tiles):
+    """Large layers run the 16 products as matrix products by the BLAS, between the transforms
+    of runs of tiles (``BLAS_MIN_PRODUCT`` 0: every layer here; runs of 5 tiles, or all at once):
+    the forward and both gradients agree with the loop reference."""
+    monkeypatch.setattr(_winograd, "BLAS_MIN_PRODUCT", 0)
+    width = max(-(-xs[1] // 8) * 8, -(-out_ch // 8) * 8)
+    monkeypatch.setattr(_winograd, "BLAS_CHUNK_BYTES", chunk_tiles * 16 * 4 * width)
+    x, w, b = _inputs(xs, out_ch, seed=sum(xs) + 3 * out_ch)
+    kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
+    counts = _counted(monkeypatch)
+    blas = {"correlate_by_blas": 0, "grad_w_by_blas": 0}
+    for name in blas:
+        original = getattr(_winograd, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            out = _original(*args, **kwargs)
+            blas[_name] += out is not None
+            return out
+        monkeypatch.setattr(_winograd, name, spy)
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(6).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+    ry, rx, rw = _reference(x, w, b, g, padding, dilation)
+    for got, want in ((y, ry), (gx, rx), (gw, rw)):
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    assert blas == {"correlate_by_blas": 3, "grad_w_by_blas": 1}
+    assert counts == {"correlate": 0, "grad_w": 0}
+
+
+def test_blas_weights_are_the_packed_ones_rearranged(compiled):
+    """The BLAS's ``U[xi, c, o]`` holds the same float32 values as the fused kernels' panels
+    (both computed in float64 and rounded once), for the forward's and the input gradient's."""
+    w = np.random.default_rng(9).uniform(-2, 2, (20, 12, 3, 3)).astype(np.float32)
+    for swap in (False, True):
+        rows, cols = (12, 20) if swap else (20, 12)
+        packed = _winograd.transformed(w, swap).reshape(16, -(-rows // 16), -(-cols // 8) * 8, 16)
+        packed = packed.transpose(0, 2, 1, 3).reshape(16, -(-cols // 8) * 8, -1)[:, :cols, :rows]
+        u = _winograd._u_matrix(w, swap)
+        assert u.shape == (16, -(-cols // 8) * 8, -(-rows // 8) * 8)
+        np.testing.assert_array_equal(u[:, :cols, :rows], packed)
+        assert not u[:, cols:].any() and not u[:, :, rows:].any()
+
+
+def test_weight_gradient_adjoint_is_g_transposed_du_g(compiled):
+    """``G' dU G`` of every filter and channel against a float64 loop."""
+    du = np.random.default_rng(10).uniform(-2, 2, (16, 7, 5)).astype(np.float32)
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    want = np.empty((5, 7, 3, 3))
+    for o in range(5):
+        for c in range(7):
+            want[o, c] = g.T @ du[:, c, o].astype(np.float64).reshape(4, 4) @ g
+    np.testing.assert_array_equal(_winograd._adjoint(du, 7, 5), want.astype(np.float32))

@@ -97,10 +97,10 @@ def _blocked(src, channels, height, width, lo_h, lo_w, hn, wn, xb, first_job, la
 
 
 @numba.njit(inline="always")
-def _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep
-                 ):  # pragma: no cover - compiled
+def _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep,
+                 width):  # pragma: no cover - compiled
     # the input transform of tiles t0 .. t0 + count - 1 (past the last tile: the last one again),
-    # channels c0 .. c0 + cc - 1 (cc a multiple of LANES): vb[xi*vstep + tl*CHANNEL_CHUNK + c - c0]
+    # channels c0 .. c0 + cc - 1 (cc a multiple of LANES): vb[xi*vstep + tl*width + c - c0]
     # = (B' d B)[xi] of tile t0 + tl's 4 x 4 values d of channel c, 8 channels per vector
     th, tw = rows_base.shape[0], cols_base.shape[0]
     r1, r2, r3 = np.uint64(dh * wn * LANES), np.uint64(2 * dh * wn * LANES), np.uint64(3 * dh * wn * LANES)
@@ -124,7 +124,7 @@ def _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, c
             e20, e21, e22, e23 = vsub(d20, d10), vsub(d21, d11), vsub(d22, d12), vsub(d23, d13)
             e30, e31, e32, e33 = vsub(d10, d30), vsub(d11, d31), vsub(d12, d32), vsub(d13, d33)
             # columns: (B' d) B, entry xi = 4*i + k at ``at + xi*vstep``
-            at = np.uint64(tl * CHANNEL_CHUNK + cb * LANES - c0)
+            at = np.uint64(tl * width + cb * LANES - c0)
             vstore(vb, at, vsub(e00, e02))
             vstore(vb, at + vstep, vadd(e01, e02))
             vstore(vb, at + 2 * vstep, vsub(e02, e01))
@@ -141,6 +141,68 @@ def _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, c
             vstore(vb, at + 13 * vstep, vadd(e31, e32))
             vstore(vb, at + 14 * vstep, vsub(e32, e31))
             vstore(vb, at + 15 * vstep, vsub(e31, e33))
+
+
+@numba.njit(inline="always")
+def _grad_loads(gb, n, block, gblocks, ghn, gwn, h, w, dh, dw, more_h, more_w):  # pragma: no cover - compiled
+    # the 2 x 2 upstream gradients of a tile, 8 filters (block ``block`` of gb) per vector, from
+    # row h and column w of the blocked gradient on; zeros past the output's edge (``more_h``,
+    # ``more_w``: the tile's second row, column exist) and past the last block
+    zero = vzero()
+    if block >= gblocks:
+        return zero, zero, zero, zero
+    b = np.uint64((((n * gblocks + block) * ghn + h) * gwn + w) * LANES)
+    g01 = vload(gb, b + np.uint64(dw * LANES)) if more_w else zero
+    g10 = vload(gb, b + np.uint64(dh * gwn * LANES)) if more_h else zero
+    g11 = vload(gb, b + np.uint64((dh * gwn + dw) * LANES)) if more_h and more_w else zero
+    return vload(gb, b), g01, g10, g11
+
+
+@numba.njit(inline="always")
+def _grad_tile(g00, g01, g10, g11, zb, at, zstep):  # pragma: no cover - compiled
+    # Z = A dY A' of a tile's 2 x 2 upstream gradients (8 filters per vector): entry xi = 4*i + k
+    # stored at zb[at + xi*zstep .. + 8]
+    zero = vzero()
+    # rows: A dY (A = [[1, 0], [1, 1], [1, -1], [0, -1]]), then columns: (A dY) A'
+    t00, t01 = g00, g01
+    t10, t11 = vadd(g00, g10), vadd(g01, g11)
+    t20, t21 = vsub(g00, g10), vsub(g01, g11)
+    t30, t31 = vsub(zero, g10), vsub(zero, g11)
+    vstore(zb, at, t00)
+    vstore(zb, at + zstep, vadd(t00, t01))
+    vstore(zb, at + 2 * zstep, vsub(t00, t01))
+    vstore(zb, at + 3 * zstep, vsub(zero, t01))
+    vstore(zb, at + 4 * zstep, t10)
+    vstore(zb, at + 5 * zstep, vadd(t10, t11))
+    vstore(zb, at + 6 * zstep, vsub(t10, t11))
+    vstore(zb, at + 7 * zstep, vsub(zero, t11))
+    vstore(zb, at + 8 * zstep, t20)
+    vstore(zb, at + 9 * zstep, vadd(t20, t21))
+    vstore(zb, at + 10 * zstep, vsub(t20, t21))
+    vstore(zb, at + 11 * zstep, vsub(zero, t21))
+    vstore(zb, at + 12 * zstep, t30)
+    vstore(zb, at + 13 * zstep, vadd(t30, t31))
+    vstore(zb, at + 14 * zstep, vsub(t30, t31))
+    vstore(zb, at + 15 * zstep, vsub(zero, t31))
+
+
+@numba.njit(inline="always")
+def _output_tile(m, at, mstep, b):  # pragma: no cover - compiled
+    # Y = A' M A (+ b) of a tile from its 16 entries m[at + xi*mstep .. + 8] (8 filters per
+    # vector): the four outputs y00, y01, y10, y11
+    m00, m01, m02, m03 = vload(m, at), vload(m, at + mstep), vload(m, at + 2 * mstep), vload(m, at + 3 * mstep)
+    m10, m11, m12, m13 = vload(m, at + 4 * mstep), vload(m, at + 5 * mstep), vload(m, at + 6 * mstep), vload(
+        m, at + 7 * mstep)
+    m20, m21, m22, m23 = vload(m, at + 8 * mstep), vload(m, at + 9 * mstep), vload(m, at + 10 * mstep), vload(
+        m, at + 11 * mstep)
+    m30, m31, m32, m33 = vload(m, at + 12 * mstep), vload(m, at + 13 * mstep), vload(m, at + 14 * mstep), vload(
+        m, at + 15 * mstep)
+    s00, s01 = vadd(vadd(m00, m10), m20), vadd(vadd(m01, m11), m21)
+    s02, s03 = vadd(vadd(m02, m12), m22), vadd(vadd(m03, m13), m23)
+    s10, s11 = vsub(vsub(m10, m20), m30), vsub(vsub(m11, m21), m31)
+    s12, s13 = vsub(vsub(m12, m22), m32), vsub(vsub(m13, m23), m33)
+    return (vadd(b, vadd(vadd(s00, s01), s02)), vadd(b, vsub(vsub(s01, s02), s03)),
+            vadd(b, vadd(vadd(s10, s11), s12)), vadd(b, vsub(vsub(s11, s12), s13)))
 
 
 @_backend.job_kernel
@@ -167,7 +229,8 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
         padded = -(-count // ROWS) * ROWS
         for c0 in range(0, channels, CHANNEL_CHUNK):
             cc = min(CHANNEL_CHUNK, channels - c0)
-            _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb, vstep)
+            _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb, vstep,
+                         CHANNEL_CHUNK)
             # the 16 products, M[xi, og, tile, 16] (+)= V[xi, tile, :] @ U[xi, og, :, 16]
             for xi in range(16):
                 for og in range(groups16):
@@ -201,23 +264,7 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
             for og in range(groups16):
                 for half in range(0, COLS, LANES):
                     at = np.uint64((og * tiles + tl) * COLS + half)
-                    m00, m01, m02, m03 = vload(mb, at), vload(mb, at + mstep), vload(mb, at + 2 * mstep), vload(
-                        mb, at + 3 * mstep)
-                    m10, m11, m12, m13 = vload(mb, at + 4 * mstep), vload(mb, at + 5 * mstep), vload(
-                        mb, at + 6 * mstep), vload(mb, at + 7 * mstep)
-                    m20, m21, m22, m23 = vload(mb, at + 8 * mstep), vload(mb, at + 9 * mstep), vload(
-                        mb, at + 10 * mstep), vload(mb, at + 11 * mstep)
-                    m30, m31, m32, m33 = vload(mb, at + 12 * mstep), vload(mb, at + 13 * mstep), vload(
-                        mb, at + 14 * mstep), vload(mb, at + 15 * mstep)
-                    s00, s01 = vadd(vadd(m00, m10), m20), vadd(vadd(m01, m11), m21)
-                    s02, s03 = vadd(vadd(m02, m12), m22), vadd(vadd(m03, m13), m23)
-                    s10, s11 = vsub(vsub(m10, m20), m30), vsub(vsub(m11, m21), m31)
-                    s12, s13 = vsub(vsub(m12, m22), m32), vsub(vsub(m13, m23), m33)
-                    b = vload(bias, og * COLS + half)
-                    y00 = vadd(b, vadd(vadd(s00, s01), s02))
-                    y01 = vadd(b, vsub(vsub(s01, s02), s03))
-                    y10 = vadd(b, vadd(vadd(s10, s11), s12))
-                    y11 = vadd(b, vsub(vsub(s11, s12), s13))
+                    y00, y01, y10, y11 = _output_tile(mb, at, mstep, vload(bias, og * COLS + half))
                     # s - s for s the sum of the four: 0, or nan for a value that is not finite
                     total4 = vadd(vadd(y00, y01), vadd(y10, y11))
                     check = vadd(check, vsub(total4, total4))
@@ -260,7 +307,6 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
     rows = vbuf.shape[0]
     vstep = np.uint64(tiles * CHANNEL_CHUNK + SKEW)
     zstep = np.uint64(groups16 * tiles * COLS + SKEW)
-    zero = vzero()
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         if np.int64(job) < tail_start:
             part = parts[thread]
@@ -277,39 +323,14 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
             oh, ow = rows_base[rest // tw], cols_base[rest % tw]
             more_h, more_w = oh + dh < out_h, ow + dw < out_w
             for half in range(2 * groups16):
-                if half < gblocks:
-                    b = np.uint64((((n * gblocks + half) * ghn + oh + glo_h) * gwn + ow + glo_w) * LANES)
-                    g00 = vload(gb, b)
-                    g01 = vload(gb, b + np.uint64(dw * LANES)) if more_w else zero
-                    g10 = vload(gb, b + np.uint64(dh * gwn * LANES)) if more_h else zero
-                    g11 = vload(gb, b + np.uint64((dh * gwn + dw) * LANES)) if more_h and more_w else zero
-                else:
-                    g00 = g01 = g10 = g11 = zero
-                # rows: A dY (A = [[1, 0], [1, 1], [1, -1], [0, -1]]), then columns: (A dY) A'
-                t00, t01 = g00, g01
-                t10, t11 = vadd(g00, g10), vadd(g01, g11)
-                t20, t21 = vsub(g00, g10), vsub(g01, g11)
-                t30, t31 = vsub(zero, g10), vsub(zero, g11)
+                g00, g01, g10, g11 = _grad_loads(gb, n, half, gblocks, ghn, gwn, oh + glo_h, ow + glo_w, dh, dw,
+                                                 more_h, more_w)
                 at = np.uint64(((half // 2) * tiles + tl) * COLS + (half % 2) * LANES)
-                vstore(zb, at, t00)
-                vstore(zb, at + zstep, vadd(t00, t01))
-                vstore(zb, at + 2 * zstep, vsub(t00, t01))
-                vstore(zb, at + 3 * zstep, vsub(zero, t01))
-                vstore(zb, at + 4 * zstep, t10)
-                vstore(zb, at + 5 * zstep, vadd(t10, t11))
-                vstore(zb, at + 6 * zstep, vsub(t10, t11))
-                vstore(zb, at + 7 * zstep, vsub(zero, t11))
-                vstore(zb, at + 8 * zstep, t20)
-                vstore(zb, at + 9 * zstep, vadd(t20, t21))
-                vstore(zb, at + 10 * zstep, vsub(t20, t21))
-                vstore(zb, at + 11 * zstep, vsub(zero, t21))
-                vstore(zb, at + 12 * zstep, t30)
-                vstore(zb, at + 13 * zstep, vadd(t30, t31))
-                vstore(zb, at + 14 * zstep, vsub(t30, t31))
-                vstore(zb, at + 15 * zstep, vsub(zero, t31))
+                _grad_tile(g00, g01, g10, g11, zb, at, zstep)
         for c0 in range(0, channels, GRAD_W_CHUNK):
             cc = min(GRAD_W_CHUNK, channels - c0)
-            _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep)
+            _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep,
+                         CHANNEL_CHUNK)
             # parts[xi, og, c .. c+5, 16] += V[xi, :, c .. c+5]' @ Z[xi, og, :, 16], 6 channels by 16
             # filters, the job's tiles the shared dimension
             for xi in range(16):
@@ -332,13 +353,15 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
 
 
 @_backend.job_kernel
-def _weights(w, out_ch, channels, swap, u, scratch, first_job, last_job, thread):  # pragma: no cover - compiled
+def _weights(w, out_ch, channels, swap, blas, u, scratch, first_job, last_job, thread):  # pragma: no cover - compiled
     # u: flat (16, O16 // 16, C8, 16), zero on entry: u[xi, f // 16, e, f % 16] = (G v G')[xi] of
     # the 3 x 3 v = w[f, e] (or, with swap, w[e, f] turned by 180 degrees: the input gradient's
     # weights), in float64, rounded once; w: flat (O, C, 3, 3) if not swap else (C, O, 3, 3);
-    # scratch: (threads, 12) float64; job j: filters 16*j .. 16*j + 15
-    groups16 = u.shape[0] // (16 * COLS * (-(-channels // LANES) * LANES))
+    # scratch: (threads, 12) float64; job j: filters 16*j .. 16*j + 15; with blas, u is instead
+    # flat (16, C8, O8): u[xi, e, f] (the BLAS's layout)
     c8 = -(-channels // LANES) * LANES
+    groups16 = u.shape[0] // (16 * COLS * c8)
+    o8 = u.shape[0] // (16 * c8)
     half = 0.5
     scratch = scratch[thread]
     for job in range(np.uint64(first_job), np.uint64(last_job)):
@@ -359,9 +382,132 @@ def _weights(w, out_ch, channels, swap, u, scratch, first_job, last_job, thread)
                     scratch[9 + t] = v2
                 for i in range(4):  # (G v) G'
                     g0, g1, g2 = scratch[3 * i], scratch[3 * i + 1], scratch[3 * i + 2]
-                    at = np.uint64(((4 * i * groups16 + og) * c8 + e) * COLS + f - og * COLS)
-                    step = np.uint64(groups16 * c8 * COLS)
+                    if blas:
+                        at = np.uint64((4 * i * c8 + e) * o8 + f)
+                        step = np.uint64(c8 * o8)
+                    else:
+                        at = np.uint64(((4 * i * groups16 + og) * c8 + e) * COLS + f - og * COLS)
+                        step = np.uint64(groups16 * c8 * COLS)
                     u[at] = np.float32(g0)
                     u[at + step] = np.float32((g0 + g1 + g2) * half)
                     u[at + 2 * step] = np.float32((g0 - g1 + g2) * half)
                     u[at + 3 * step] = np.float32(g2)
+
+
+# The transforms of the whole batch, for products by the BLAS (large layers): V[xi, t, c] of the
+# input, Z[xi, t, o] of the upstream gradient, and the output from M[xi, t, o].
+
+@_backend.job_kernel
+def _input_all(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, first, tiles, v, first_job, last_job, thread
+               ):  # pragma: no cover - compiled
+    # v: flat (16, T, C8), v[xi, t, c] = (B' d B)[xi] of tile first + t's channel c (T tiles of
+    # the batch from ``first`` on, C8 = 8 * cblocks); job j: tiles j*tiles .. (j+1)*tiles - 1 of them
+    c8 = cblocks * LANES
+    count_all = v.shape[0] // (16 * c8)
+    total = xb.shape[0] // (cblocks * hn * wn * LANES) * rows_base.shape[0] * cols_base.shape[0]
+    vstep = np.uint64(count_all * c8)
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        t0 = np.int64(job) * tiles
+        count = min(tiles, count_all - t0)
+        _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, first + t0, count, 0, c8, v[t0 * c8:],
+                     vstep, c8)
+
+
+@_backend.job_kernel
+def _grad_all(gb, gblocks, ghn, gwn, glo_h, glo_w, dh, dw, rows_base, cols_base, out_h, out_w, first, tiles, z,
+              first_job, last_job, thread):  # pragma: no cover - compiled
+    # z: flat (16, T, O8), z[xi, t, o] = (A dY A')[xi] of tile first + t's upstream gradients of
+    # filter o (O8 = 8 * gblocks; dY[n, o, i, j] at row i + glo_h, column j + glo_w of gb)
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    o8 = gblocks * LANES
+    total = z.shape[0] // (16 * o8)
+    zstep = np.uint64(total * o8)
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        t0 = np.int64(job) * tiles
+        for t in range(t0, min(total, t0 + tiles)):
+            n, rest = (first + t) // (th * tw), (first + t) % (th * tw)
+            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
+            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            for block in range(gblocks):
+                g00, g01, g10, g11 = _grad_loads(gb, n, block, gblocks, ghn, gwn, oh + glo_h, ow + glo_w, dh, dw,
+                                                 more_h, more_w)
+                _grad_tile(g00, g01, g10, g11, z, np.uint64(t * o8 + block * LANES), zstep)
+
+
+@_backend.job_kernel
+def _output_all(m, rows_base, cols_base, dh, dw, out_ch, out_h, out_w, bias, y, first, tiles, obuf, checks,
+                first_job, last_job, thread):  # pragma: no cover - compiled
+    # y[n, o, ...] of tile first + t from m[:, t]: flat (16, T, O8) (O8 a multiple of 8, at least
+    # out_ch), plus bias (O8 values); checks[thread] += y - y over the outputs (nan where one is
+    # not finite); obuf: (threads, 5 * 16); job j: tiles j*tiles .. of the T
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    o8 = bias.shape[0]
+    total = m.shape[0] // (16 * o8)
+    mstep = np.uint64(total * o8)
+    ob = obuf[thread]
+    check = vzero()
+    plane_out = out_h * out_w
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        t0 = np.int64(job) * tiles
+        for t in range(t0, min(total, t0 + tiles)):
+            n, rest = (first + t) // (th * tw), (first + t) % (th * tw)
+            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
+            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            for o0 in range(0, out_ch, LANES):
+                y00, y01, y10, y11 = _output_tile(m, np.uint64(t * o8 + o0), mstep, vload(bias, o0))
+                total4 = vadd(vadd(y00, y01), vadd(y10, y11))
+                check = vadd(check, vsub(total4, total4))
+                vstore(ob, 0, y00)
+                vstore(ob, LANES, y01)
+                vstore(ob, 2 * LANES, y10)
+                vstore(ob, 3 * LANES, y11)
+                at0 = np.uint64((n * out_ch + o0) * plane_out + oh * out_w + ow)
+                for lane in range(min(LANES, out_ch - o0)):
+                    at = at0 + np.uint64(lane * plane_out)
+                    y[at] = ob[lane]
+                    if more_w:
+                        y[at + np.uint64(dw)] = ob[LANES + lane]
+                    if more_h:
+                        y[at + np.uint64(dh * out_w)] = ob[2 * LANES + lane]
+                        if more_w:
+                            y[at + np.uint64(dh * out_w + dw)] = ob[3 * LANES + lane]
+    vstore(ob, 4 * LANES, check)
+    for lane in range(LANES):
+        checks[thread] += ob[4 * LANES + lane]
+
+
+@_backend.job_kernel
+def _adjoint(du, channels, out_ch, gw, first_job, last_job, thread):  # pragma: no cover - compiled
+    # gw[o, c] = G' dU[:, c, o] G (3 x 3, in float64, rounded once) from du: flat (16, C, O)
+    # float32, entry xi = 4*i + k; gw: flat (O, C, 3, 3); job j: filter j
+    half = 0.5
+    plane = np.uint64(channels * out_ch)
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        o = np.int64(job)
+        for c in range(channels):
+            at = np.uint64(c * out_ch + o)
+            out = np.uint64((o * channels + c) * 9)
+            # rows: G' dU (G' = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]), column k
+            for k in range(4):
+                d0 = np.float64(du[at + np.uint64(k) * plane])
+                d1 = np.float64(du[at + np.uint64(4 + k) * plane])
+                d2 = np.float64(du[at + np.uint64(8 + k) * plane])
+                d3 = np.float64(du[at + np.uint64(12 + k) * plane])
+                if k == 0:
+                    a0, b0, c0 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+                elif k == 1:
+                    a1, b1, c1 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+                elif k == 2:
+                    a2, b2, c2 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+                else:
+                    a3, b3, c3 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+            # then columns: (G' dU) G
+            gw[out] = np.float32(a0 + (a1 + a2) * half)
+            gw[out + np.uint64(1)] = np.float32((a1 - a2) * half)
+            gw[out + np.uint64(2)] = np.float32((a1 + a2) * half + a3)
+            gw[out + np.uint64(3)] = np.float32(b0 + (b1 + b2) * half)
+            gw[out + np.uint64(4)] = np.float32((b1 - b2) * half)
+            gw[out + np.uint64(5)] = np.float32((b1 + b2) * half + b3)
+            gw[out + np.uint64(6)] = np.float32(c0 + (c1 + c2) * half)
+            gw[out + np.uint64(7)] = np.float32((c1 - c2) * half)
+            gw[out + np.uint64(8)] = np.float32((c1 + c2) * half + c3)

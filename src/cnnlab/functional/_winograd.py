@@ -47,12 +47,30 @@ _COLS = 16
 # Input channels and filters from which, and up to which, 'auto' takes this method for a float32
 # 3x3 layer of stride 1 and one group that it would give the implicit kernels, and the tiles it
 # needs (see cnnlab.functional._conv_kernels.choose_method).  Measured on 2 cores, forward+backward,
-# Winograd / implicit, ms: N8 C128 28x28 -> 128 23.7 / 35.9, N8 C256 14x14 -> 256 30.0 / 38.0, N4
-# C512 7x7 -> 512 (64 tiles, weights of 9 MB) 67.5 / 31.1, N8 C16 56x56 -> 16 3.0 / 3.3, N64 C8
-# 28x28 -> 16 6.3 / 5.9 (8 channels: one vector of the transform).
+# Winograd / implicit, ms: N8 C128 28x28 -> 128 23.7 / 35.9, N8 C256 14x14 -> 256 30.0 / 38.0, N8
+# C512 14x14 -> 512 (392 tiles, the products by the BLAS) 101-104 / 157 (torch 106-111), N8 C16
+# 56x56 -> 16 3.0 / 3.3; against it N8 C512 7x7 -> 512 (128 tiles: the weights' transforms, 16 x
+# C x O values each way, weigh as much as the products) 56.6 / 50.6, N64 C8 28x28 -> 16 6.3 / 5.9
+# (8 channels: one vector of the transform).
 MIN_CHANNELS = 16
-MAX_CHANNELS = 256
+MAX_CHANNELS = 512
 MIN_TILES = 192
+# Input channels times filters from which the 16 products run as matrix products by the BLAS,
+# between transforms of runs of tiles (:func:`correlate_by_blas`, :func:`grad_w_by_blas`), instead
+# of in the fused kernels' jobs (whose weights, 16 x C x O values, each job reads again, and whose
+# weight gradient keeps 16 x C x O sums per thread).  Measured on 2 cores, forward+backward, N8
+# 14x14 layers, fused / BLAS / torch (ms): 256 -> 256 29.4-31.7 / 37.6-48.9 / 31.3-38.2; 256 ->
+# 512 55.3 / 51.4 / 52.9; 512 -> 256 52.3 / 48.2 / 52.7; 384 -> 384 62.5 / 53.9 / 62.6; 512 -> 512
+# 113-164 / 101-104 / 106-111 (N16: 207 / 147 / 203).
+BLAS_MIN_PRODUCT = 256 * 512
+# Bytes of transformed values (input or output side) per run of tiles of the BLAS's products.
+BLAS_CHUNK_BYTES = 16 << 20
+
+
+def by_blas(weight_shape: Sequence[int]) -> bool:
+    """Whether the 16 products of a layer of these weights run by the BLAS (see
+    :data:`BLAS_MIN_PRODUCT`)."""
+    return weight_shape[0] * weight_shape[1] >= BLAS_MIN_PRODUCT
 
 
 def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, stride: Sequence[int],
@@ -95,7 +113,7 @@ def transformed(weight: np.ndarray, swap: bool = False) -> np.ndarray:
     blocks, c8 = -(-out_ch // _COLS), -(-channels // 8) * 8
     u = np.zeros(16 * blocks * _COLS * c8, np.float32)
     _backend.run_jobs(nw._weights, blocks, _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)),
-                      out_ch, channels, swap, u, np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
+                      out_ch, channels, swap, False, u, np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
     return u
 
 
@@ -207,10 +225,118 @@ def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[
                       _backend.read_only(gb), -(-out_ch // nw.LANES), ghn, gwn, glows[0], glows[1], out_ch, out[0],
                       out[1], tiles, jobs - tail, vbuf, zbuf, parts, work=float(total) * 16 * c8 * blocks * 16,
                       tail=tail)
-    du = parts.sum(axis=0).reshape(4, 4, blocks, c8 + nw.LANES, _COLS)[:, :, :, :channels]
-    du = du.transpose(0, 1, 2, 4, 3).reshape(4, 4, blocks * _COLS, channels)[:, :, :out_ch].astype(np.float64)
-    # G' dU G: two products over the 4 x 4 entries (np.einsum's path search cost 0.3 ms a call)
-    gw = np.tensordot(np.tensordot(_G.T, du, axes=1), _G, axes=([1], [0])).transpose(1, 2, 0, 3).astype(np.float32)
+    du = parts.sum(axis=0).reshape(16, blocks, c8 + nw.LANES, _COLS)[:, :, :channels]
+    du = du.transpose(0, 2, 1, 3).reshape(16, channels, blocks * _COLS)[:, :, :out_ch]
+    gw = _adjoint(du, channels, out_ch)
+    return gw if np.isfinite(gw).all() else None
+
+
+def _u_matrix(weight: np.ndarray, swap: bool = False) -> np.ndarray:
+    """``U[xi, c, o] = (G w[o, c] G')[xi]`` as ``(16, C8, O8)`` float32 (zeros up to multiples of
+    8), computed in float64 and rounded once; ``swap``: of the input gradient's weights."""
+    import numba
+
+    from cnnlab.functional import _numba_winograd as nw
+
+    out_ch, channels = weight.shape[:2]
+    if swap:
+        out_ch, channels = channels, out_ch
+    u = np.zeros((16, -(-channels // 8) * 8, -(-out_ch // 8) * 8), np.float32)
+    _backend.run_jobs(nw._weights, -(-out_ch // _COLS),
+                      _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)), out_ch, channels, swap,
+                      True, u.reshape(-1), np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
+    return u
+
+
+def _adjoint(du: np.ndarray, channels: int, out_ch: int) -> np.ndarray:
+    """``(O, C, 3, 3)`` float32: ``G' dU[:, c, o] G`` of the ``(16, C, O)`` sums (in float64)."""
+    from cnnlab.functional import _numba_winograd as nw
+
+    gw = np.empty((out_ch, channels, 3, 3), np.float32)
+    _backend.run_jobs(nw._adjoint, out_ch, _backend.read_only(np.ascontiguousarray(du, np.float32).reshape(-1)),
+                      channels, out_ch, gw.reshape(-1), work=float(du.size) * 4)
+    return gw
+
+
+def _chunks(total: int, width: int) -> list[tuple[int, int]]:
+    """``(first, count)`` runs of the ``total`` tiles for the BLAS's products: at most
+    :data:`BLAS_CHUNK_BYTES` of transformed values (16 per tile and channel or filter, ``width``
+    the larger count) at a time."""
+    step = max(1, BLAS_CHUNK_BYTES // (16 * 4 * width))
+    return [(first, min(step, total - first)) for first in range(0, total, step)]
+
+
+def _tile_transforms(block: tuple, channels: int, first: int, count: int, out: Sequence[int],
+                     dilation: Sequence[int]) -> np.ndarray:
+    """``V[xi, t, c]`` (16, count, C8) of the tiles ``first .. first + count - 1`` of the batch
+    from a :func:`blocked` input."""
+    from cnnlab.functional import _numba_winograd as nw
+
+    xb, hn, wn = block
+    rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
+    cblocks = -(-channels // nw.LANES)
+    v = np.empty((16, count, cblocks * nw.LANES), np.float32)
+    tiles = _tiles(count)
+    _backend.run_jobs(nw._input_all, -(-count // tiles), _backend.read_only(xb), cblocks, hn, wn, dilation[0],
+                      dilation[1], rows, cols, first, tiles, v.reshape(-1), work=float(v.size))
+    return v
+
+
+def correlate_by_blas(src: np.ndarray, weight: np.ndarray, swap: bool, lows: Sequence[int], out: Sequence[int],
+                      dilation: Sequence[int], bias: np.ndarray | None = None, block: tuple | None = None
+                      ) -> np.ndarray | None:
+    """:func:`correlate` for large layers: the 16 products as 16 matrix products by the BLAS,
+    ``M[xi] = V[xi] @ U[xi]`` of (tiles, C) by (C, O), between the transforms of runs of tiles
+    (:func:`_chunks`; ``swap``: the input gradient's weights, of :func:`_u_matrix`)."""
+    import numba
+
+    from cnnlab.functional import _numba_winograd as nw
+
+    batch, channels = src.shape[:2]
+    u = _u_matrix(weight, swap)
+    out_ch = weight.shape[1] if swap else weight.shape[0]
+    rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
+    block = block if block is not None else blocked(src, lows, out, dilation)
+    full = np.zeros(u.shape[2], np.float32)
+    if bias is not None:
+        full[:out_ch] = bias
+    y = np.empty((batch, out_ch, *out), np.float32)
+    threads = numba.config.NUMBA_NUM_THREADS
+    checks = np.zeros(threads, np.float32)
+    obuf = np.empty((threads, 5 * _COLS), np.float32)
+    for first, count in _chunks(batch * len(rows) * len(cols), max(u.shape[1:])):
+        m = _backend.matmul(_tile_transforms(block, channels, first, count, out, dilation), u)
+        tiles = _tiles(count)
+        _backend.run_jobs(nw._output_all, -(-count // tiles), _backend.read_only(m.reshape(-1)), rows, cols,
+                          dilation[0], dilation[1], out_ch, out[0], out[1], full, y.reshape(-1), first, tiles, obuf,
+                          checks, work=float(m.size), balanced=True)
+    return None if np.isnan(checks).any() else y
+
+
+def grad_w_by_blas(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[int],
+                   grad_shape: Sequence[int], dilation: Sequence[int]) -> np.ndarray | None:
+    """:func:`grad_w` for large layers: ``dU[xi] = sum over runs of tiles of V[xi]' @ Z[xi]`` by
+    the BLAS (the runs added in order)."""
+    from cnnlab.functional import _numba_winograd as nw
+
+    gb, ghn, gwn = gblock
+    batch, channels = x_shape[:2]
+    out_ch, out = grad_shape[1], tuple(grad_shape[2:])
+    if min(glows) < 0 or out[0] + glows[0] > ghn or out[1] + glows[1] > gwn:
+        return None
+    rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
+    gblocks = -(-out_ch // nw.LANES)
+    du = None
+    for first, count in _chunks(batch * len(rows) * len(cols), max(gblocks * nw.LANES, -(-channels // 8) * 8)):
+        v = _tile_transforms(block, channels, first, count, out, dilation)
+        z = np.empty((16, count, gblocks * nw.LANES), np.float32)
+        tiles = _tiles(count)
+        _backend.run_jobs(nw._grad_all, -(-count // tiles), _backend.read_only(gb), gblocks, ghn, gwn, glows[0],
+                          glows[1], dilation[0], dilation[1], rows, cols, out[0], out[1], first, tiles, z.reshape(-1),
+                          work=float(z.size))
+        part = _backend.matmul(v.transpose(0, 2, 1), z)
+        du = part if du is None else np.add(du, part, out=du)
+    gw = _adjoint(du[:, :channels, :out_ch], channels, out_ch)
     return gw if np.isfinite(gw).all() else None
 
 
@@ -231,8 +357,11 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         return None
     lows = [lo for lo, _ in pads] if pads else [0, 0]
     block = blocked(x, lows, out, dilation)
-    y = correlate(x, transformed(weight), weight.shape[0], lows, out, dilation,
-                  None if bias is None else np.asarray(bias, np.float32), block)
+    bias = None if bias is None else np.asarray(bias, np.float32)
+    if by_blas(weight.shape):
+        y = correlate_by_blas(x, weight, False, lows, out, dilation, bias, block)
+    else:
+        y = correlate(x, transformed(weight), weight.shape[0], lows, out, dilation, bias, block)
     return None if y is None else (y, block)
 
 
@@ -251,6 +380,10 @@ def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], b
     # reaches past the kernel and the input gradient's tiles do not read it)
     reach = [o + lo for o, lo in zip(grad_out.shape[2:], lows, strict=True)]
     gblock = blocked(grad_out, lows, x_spatial, dilation, reach)
+    if by_blas(weight.shape):
+        gw = grad_w_by_blas(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs[1] else None
+        gx = correlate_by_blas(grad_out, weight, True, lows, x_spatial, dilation, None, gblock) if needs[0] else None
+        return gx, gw
     gw = grad_w(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs[1] else None
     gx = (correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation, None, gblock)
           if needs[0] else None)
