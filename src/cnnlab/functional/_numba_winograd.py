@@ -205,6 +205,30 @@ def _output_tile(m, at, mstep, b):  # pragma: no cover - compiled
             vadd(b, vadd(vadd(s10, s11), s12)), vadd(b, vsub(vsub(s11, s12), s13)))
 
 
+@numba.njit(inline="always")
+def _store_outputs(y, ob, width, at0, count, plane_out, dh, dw, out_w, more_h, more_w):  # pragma: no cover - compiled
+    # a tile's outputs of ``count`` filters, ob[lane], ob[width + lane], ob[2*width + lane] and
+    # ob[3*width + lane] (y00, y01, y10, y11), into y from at0 on (filter planes plane_out apart);
+    # the second row and column only where they exist (more_h, more_w)
+    for lane in range(count):
+        at = at0 + np.uint64(lane * plane_out)
+        y[at] = ob[lane]
+        if more_w:
+            y[at + np.uint64(dw)] = ob[width + lane]
+        if more_h:
+            y[at + np.uint64(dh * out_w)] = ob[2 * width + lane]
+            if more_w:
+                y[at + np.uint64(dh * out_w + dw)] = ob[3 * width + lane]
+
+
+@numba.njit(inline="always")
+def _add_checks(checks, thread, ob, check):  # pragma: no cover - compiled
+    # checks[thread] += the eight lanes of check (through ob's last 8 values)
+    vstore(ob, ob.shape[0] - LANES, check)
+    for lane in range(LANES):
+        checks[thread] += ob[ob.shape[0] - LANES + lane]
+
+
 @_backend.job_kernel
 def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, vbuf,
              mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
@@ -272,19 +296,9 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
                     vstore(ob, COLS + half, y01)
                     vstore(ob, 2 * COLS + half, y10)
                     vstore(ob, 3 * COLS + half, y11)
-                at0 = np.uint64((n * out_ch + og * COLS) * plane_out + oh * out_w + ow)
-                for lane in range(min(COLS, out_ch - og * COLS)):
-                    at = at0 + np.uint64(lane * plane_out)
-                    y[at] = ob[lane]
-                    if more_w:
-                        y[at + np.uint64(dw)] = ob[COLS + lane]
-                    if more_h:
-                        y[at + np.uint64(dh * out_w)] = ob[2 * COLS + lane]
-                        if more_w:
-                            y[at + np.uint64(dh * out_w + dw)] = ob[3 * COLS + lane]
-    vstore(ob, 4 * COLS, check)
-    for lane in range(LANES):
-        checks[thread] += ob[4 * COLS + lane]
+                _store_outputs(y, ob, COLS, np.uint64((n * out_ch + og * COLS) * plane_out + oh * out_w + ow),
+                               min(COLS, out_ch - og * COLS), plane_out, dh, dw, out_w, more_h, more_w)
+    _add_checks(checks, thread, ob, check)
 
 
 @_backend.job_kernel
@@ -461,19 +475,9 @@ def _output_all(m, rows_base, cols_base, dh, dw, out_ch, out_h, out_w, bias, y, 
                 vstore(ob, LANES, y01)
                 vstore(ob, 2 * LANES, y10)
                 vstore(ob, 3 * LANES, y11)
-                at0 = np.uint64((n * out_ch + o0) * plane_out + oh * out_w + ow)
-                for lane in range(min(LANES, out_ch - o0)):
-                    at = at0 + np.uint64(lane * plane_out)
-                    y[at] = ob[lane]
-                    if more_w:
-                        y[at + np.uint64(dw)] = ob[LANES + lane]
-                    if more_h:
-                        y[at + np.uint64(dh * out_w)] = ob[2 * LANES + lane]
-                        if more_w:
-                            y[at + np.uint64(dh * out_w + dw)] = ob[3 * LANES + lane]
-    vstore(ob, 4 * LANES, check)
-    for lane in range(LANES):
-        checks[thread] += ob[4 * LANES + lane]
+                _store_outputs(y, ob, LANES, np.uint64((n * out_ch + o0) * plane_out + oh * out_w + ow),
+                               min(LANES, out_ch - o0), plane_out, dh, dw, out_w, more_h, more_w)
+    _add_checks(checks, thread, ob, check)
 
 
 @_backend.job_kernel

@@ -195,7 +195,8 @@ def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[
     = sum_tiles (B' d B)[xi] * (A dY A')[xi]`` (the adjoint of the forward's transforms), from the
     forward's :func:`blocked` input ``block`` and the upstream gradient blocked as ``gblock``
     (``dY[n, o, i, j]`` at row ``i + glows[0]``, column ``j + glows[1]``); None when a value came
-    out not finite, or the blocked gradient does not hold every upstream value."""
+    out not finite.  (``glows`` >= 0: every upstream value lies in the block, which
+    :func:`blocked`'s ``at_least`` makes it reach.)"""
     import numba
 
     from cnnlab.functional import _numba_winograd as nw
@@ -204,8 +205,6 @@ def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[
     gb, ghn, gwn = gblock
     batch, channels = x_shape[:2]
     out_ch, out = grad_shape[1], tuple(grad_shape[2:])
-    if min(glows) < 0 or out[0] + glows[0] > ghn or out[1] + glows[1] > gwn:
-        return None
     rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
     total = batch * len(rows) * len(cols)
     tiles = _tiles(total)
@@ -322,8 +321,6 @@ def grad_w_by_blas(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: S
     gb, ghn, gwn = gblock
     batch, channels = x_shape[:2]
     out_ch, out = grad_shape[1], tuple(grad_shape[2:])
-    if min(glows) < 0 or out[0] + glows[0] > ghn or out[1] + glows[1] > gwn:
-        return None
     rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
     gblocks = -(-out_ch // nw.LANES)
     du = None
@@ -380,11 +377,13 @@ def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], b
     # reaches past the kernel and the input gradient's tiles do not read it)
     reach = [o + lo for o, lo in zip(grad_out.shape[2:], lows, strict=True)]
     gblock = blocked(grad_out, lows, x_spatial, dilation, reach)
+    # (a padding past the kernel's reach leaves upstream values outside the block: lows < 0)
+    needs_w = needs[1] and min(lows) >= 0
     if by_blas(weight.shape):
-        gw = grad_w_by_blas(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs[1] else None
+        gw = grad_w_by_blas(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs_w else None
         gx = correlate_by_blas(grad_out, weight, True, lows, x_spatial, dilation, None, gblock) if needs[0] else None
         return gx, gw
-    gw = grad_w(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs[1] else None
+    gw = grad_w(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs_w else None
     gx = (correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation, None, gblock)
           if needs[0] else None)
     return gx, gw
