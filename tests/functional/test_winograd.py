@@ -57,9 +57,10 @@ def compiled():
     _backend.set_backend(previous)
 
 
-def _counted(monkeypatch):
-    """How often each Winograd step ran and gave a result (not None)."""
-    counts = {"correlate": 0, "grad_w": 0}
+def _counted(monkeypatch, *names):
+    """How often each Winograd step (``correlate`` and ``grad_w``, or ``names``) ran and gave a
+    result (not None)."""
+    counts = dict.fromkeys(names or ("correlate", "grad_w"), 0)
     for name in counts:
         original = getattr(_winograd, name)
 
@@ -310,15 +311,7 @@ def test_products_by_the_blas_match_the_loop_reference(compiled, monkeypatch, xs
     x, w, b = _inputs(xs, out_ch, seed=sum(xs) + 3 * out_ch)
     kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
     counts = _counted(monkeypatch)
-    blas = {"correlate_by_blas": 0, "grad_w_by_blas": 0}
-    for name in blas:
-        original = getattr(_winograd, name)
-
-        def spy(*args, _original=original, _name=name, **kwargs):
-            out = _original(*args, **kwargs)
-            blas[_name] += out is not None
-            return out
-        monkeypatch.setattr(_winograd, name, spy)
+    blas = _counted(monkeypatch, "correlate_by_blas", "grad_w_by_blas")
     y = F.conv2d(x, w, b, **kw)
     g = np.random.default_rng(6).uniform(-1, 1, y.shape).astype(np.float32)
     gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
