@@ -50,6 +50,19 @@ def _reference(x, w, b, g, padding, dilation):
     return y, rx, rw
 
 
+def _matches_reference(x, w, b, kw, seed):
+    """Run the forward and both gradients with ``kw`` (an upstream gradient drawn from ``seed``)
+    and check each against the float64 loop reference; the bias gradient, returned."""
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(seed).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, gb = F.conv_backward(g, x, w, b, **kw)
+    ry, rx, rw = _reference(x, w, b, g, kw["padding"], kw["dilation"])
+    for got, want in ((y, ry), (gx, rx), (gw, rw)):
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    return g, gb
+
+
 @pytest.fixture
 def compiled():
     previous = _backend.set_backend("numba")
@@ -77,13 +90,7 @@ def test_matches_the_loop_reference(compiled, monkeypatch, xs, out_ch, padding, 
     x, w, b = _inputs(xs, out_ch, seed=sum(xs) + out_ch)
     kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
     counts = _counted(monkeypatch)
-    y = F.conv2d(x, w, b, **kw)
-    g = np.random.default_rng(5).uniform(-1, 1, y.shape).astype(np.float32)
-    gx, gw, gb = F.conv_backward(g, x, w, b, **kw)
-    ry, rx, rw = _reference(x, w, b, g, padding, dilation)
-    for got, want in ((y, ry), (gx, rx), (gw, rw)):
-        assert got.dtype == np.float32 and got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    g, gb = _matches_reference(x, w, b, kw, seed=5)
     np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-5)
     # the forward twice (once per call above) and the input gradient by the kernel; the weight
     # gradient by it unless the padding reaches past the kernel
@@ -312,13 +319,7 @@ def test_products_by_the_blas_match_the_loop_reference(compiled, monkeypatch, xs
     kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
     counts = _counted(monkeypatch)
     blas = _counted(monkeypatch, "correlate_by_blas", "grad_w_by_blas")
-    y = F.conv2d(x, w, b, **kw)
-    g = np.random.default_rng(6).uniform(-1, 1, y.shape).astype(np.float32)
-    gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
-    ry, rx, rw = _reference(x, w, b, g, padding, dilation)
-    for got, want in ((y, ry), (gx, rx), (gw, rw)):
-        assert got.dtype == np.float32 and got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    _matches_reference(x, w, b, kw, seed=6)
     assert blas == {"correlate_by_blas": 3, "grad_w_by_blas": 1}
     assert counts == {"correlate": 0, "grad_w": 0}
 
@@ -331,7 +332,7 @@ def test_blas_weights_are_the_packed_ones_rearranged(compiled):
         rows, cols = (12, 20) if swap else (20, 12)
         packed = _winograd.transformed(w, swap).reshape(16, -(-rows // 16), -(-cols // 8) * 8, 16)
         packed = packed.transpose(0, 2, 1, 3).reshape(16, -(-cols // 8) * 8, -1)[:, :cols, :rows]
-        u = _winograd._u_matrix(w, swap)
+        u = _winograd.transformed(w, swap, blas=True)
         assert u.shape == (16, -(-cols // 8) * 8, -(-rows // 8) * 8)
         np.testing.assert_array_equal(u[:, :cols, :rows], packed)
         assert not u[:, cols:].any() and not u[:, :, rows:].any()

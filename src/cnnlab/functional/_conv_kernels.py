@@ -116,8 +116,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer) and a unit
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
     kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 layers of
-    stride 1 and one group with 16 to 256 channels and filters and enough tiles take
-    ``'winograd'`` (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's).
+    stride 1 and one group with enough channels, filters and tiles take ``'winograd'``
+    (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's).
 
     The implicit products skip the column matrix, the BLAS's own packing of it and the
     channel-first copy of the product.  Measured on 2 cores, forward+backward, interleaved in one

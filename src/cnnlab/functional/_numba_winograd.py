@@ -206,6 +206,29 @@ def _output_tile(m, at, mstep, b):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always")
+def _tile_at(t, rows_base, cols_base, dh, dw, out_h, out_w):  # pragma: no cover - compiled
+    # tile t of the batch: its image n, first output row and column, and whether its second row
+    # and column (dh, dw further) exist
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    n, rest = t // (th * tw), t % (th * tw)
+    oh, ow = rows_base[rest // tw], cols_base[rest % tw]
+    return n, oh, ow, oh + dh < out_h, ow + dw < out_w
+
+
+@numba.njit(inline="always")
+def _stage_outputs(ob, width, at, y00, y01, y10, y11, check):  # pragma: no cover - compiled
+    # a tile's four output vectors into ob (at at, width + at, 2*width + at, 3*width + at) for
+    # _store_outputs; returns check plus s - s for s their sum: 0, or nan for a value that is not
+    # finite
+    vstore(ob, at, y00)
+    vstore(ob, width + at, y01)
+    vstore(ob, 2 * width + at, y10)
+    vstore(ob, 3 * width + at, y11)
+    total4 = vadd(vadd(y00, y01), vadd(y10, y11))
+    return vadd(check, vsub(total4, total4))
+
+
+@numba.njit(inline="always")
 def _store_outputs(y, ob, width, at0, count, plane_out, dh, dw, out_w, more_h, more_w):  # pragma: no cover - compiled
     # a tile's outputs of ``count`` filters, ob[lane], ob[width + lane], ob[2*width + lane] and
     # ob[3*width + lane] (y00, y01, y10, y11), into y from at0 on (filter planes plane_out apart);
@@ -281,21 +304,12 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
         # the output transform, Y = A' M A (+ bias), 8 filters per vector
         plane_out = out_h * out_w
         for tl in range(count):
-            t = t0 + tl
-            n, rest = t // (th * tw), t % (th * tw)
-            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
-            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            n, oh, ow, more_h, more_w = _tile_at(t0 + tl, rows_base, cols_base, dh, dw, out_h, out_w)
             for og in range(groups16):
                 for half in range(0, COLS, LANES):
                     at = np.uint64((og * tiles + tl) * COLS + half)
                     y00, y01, y10, y11 = _output_tile(mb, at, mstep, vload(bias, og * COLS + half))
-                    # s - s for s the sum of the four: 0, or nan for a value that is not finite
-                    total4 = vadd(vadd(y00, y01), vadd(y10, y11))
-                    check = vadd(check, vsub(total4, total4))
-                    vstore(ob, half, y00)
-                    vstore(ob, COLS + half, y01)
-                    vstore(ob, 2 * COLS + half, y10)
-                    vstore(ob, 3 * COLS + half, y11)
+                    check = _stage_outputs(ob, COLS, half, y00, y01, y10, y11, check)
                 _store_outputs(y, ob, COLS, np.uint64((n * out_ch + og * COLS) * plane_out + oh * out_w + ow),
                                min(COLS, out_ch - og * COLS), plane_out, dh, dw, out_w, more_h, more_w)
     _add_checks(checks, thread, ob, check)
@@ -332,10 +346,7 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
         count = min(tiles, total - t0)
         # the gradient transform, Z[xi, og, tile, 16] = (A dY A')[xi], 8 filters per vector
         for tl in range(count):
-            t = t0 + tl
-            n, rest = t // (th * tw), t % (th * tw)
-            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
-            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            n, oh, ow, more_h, more_w = _tile_at(t0 + tl, rows_base, cols_base, dh, dw, out_h, out_w)
             for half in range(2 * groups16):
                 g00, g01, g10, g11 = _grad_loads(gb, n, half, gblocks, ghn, gwn, oh + glo_h, ow + glo_w, dh, dw,
                                                  more_h, more_w)
@@ -432,16 +443,13 @@ def _grad_all(gb, gblocks, ghn, gwn, glo_h, glo_w, dh, dw, rows_base, cols_base,
               first_job, last_job, thread):  # pragma: no cover - compiled
     # z: flat (16, T, O8), z[xi, t, o] = (A dY A')[xi] of tile first + t's upstream gradients of
     # filter o (O8 = 8 * gblocks; dY[n, o, i, j] at row i + glo_h, column j + glo_w of gb)
-    th, tw = rows_base.shape[0], cols_base.shape[0]
     o8 = gblocks * LANES
     total = z.shape[0] // (16 * o8)
     zstep = np.uint64(total * o8)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         t0 = np.int64(job) * tiles
         for t in range(t0, min(total, t0 + tiles)):
-            n, rest = (first + t) // (th * tw), (first + t) % (th * tw)
-            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
-            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            n, oh, ow, more_h, more_w = _tile_at(first + t, rows_base, cols_base, dh, dw, out_h, out_w)
             for block in range(gblocks):
                 g00, g01, g10, g11 = _grad_loads(gb, n, block, gblocks, ghn, gwn, oh + glo_h, ow + glo_w, dh, dw,
                                                  more_h, more_w)
@@ -454,7 +462,6 @@ def _output_all(m, rows_base, cols_base, dh, dw, out_ch, out_h, out_w, bias, y, 
     # y[n, o, ...] of tile first + t from m[:, t]: flat (16, T, O8) (O8 a multiple of 8, at least
     # out_ch), plus bias (O8 values); checks[thread] += y - y over the outputs (nan where one is
     # not finite); obuf: (threads, 5 * 16); job j: tiles j*tiles .. of the T
-    th, tw = rows_base.shape[0], cols_base.shape[0]
     o8 = bias.shape[0]
     total = m.shape[0] // (16 * o8)
     mstep = np.uint64(total * o8)
@@ -464,17 +471,10 @@ def _output_all(m, rows_base, cols_base, dh, dw, out_ch, out_h, out_w, bias, y, 
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         t0 = np.int64(job) * tiles
         for t in range(t0, min(total, t0 + tiles)):
-            n, rest = (first + t) // (th * tw), (first + t) % (th * tw)
-            oh, ow = rows_base[rest // tw], cols_base[rest % tw]
-            more_h, more_w = oh + dh < out_h, ow + dw < out_w
+            n, oh, ow, more_h, more_w = _tile_at(first + t, rows_base, cols_base, dh, dw, out_h, out_w)
             for o0 in range(0, out_ch, LANES):
                 y00, y01, y10, y11 = _output_tile(m, np.uint64(t * o8 + o0), mstep, vload(bias, o0))
-                total4 = vadd(vadd(y00, y01), vadd(y10, y11))
-                check = vadd(check, vsub(total4, total4))
-                vstore(ob, 0, y00)
-                vstore(ob, LANES, y01)
-                vstore(ob, 2 * LANES, y10)
-                vstore(ob, 3 * LANES, y11)
+                check = _stage_outputs(ob, LANES, 0, y00, y01, y10, y11, check)
                 _store_outputs(y, ob, LANES, np.uint64((n * out_ch + o0) * plane_out + oh * out_w + ow),
                                min(LANES, out_ch - o0), plane_out, dh, dw, out_w, more_h, more_w)
     _add_checks(checks, thread, ob, check)

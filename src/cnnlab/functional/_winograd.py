@@ -78,7 +78,7 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
     """Whether 'auto' takes this method for a float32 convolution it would give the implicit
     kernels (padded input ``xp_shape``): 2-d, 3x3, stride 1, one group, :data:`MIN_CHANNELS` to
     :data:`MAX_CHANNELS` input channels and filters, at least :data:`MIN_TILES` tiles."""
-    if len(weight_shape) != 4 or tuple(weight_shape[2:]) != (3, 3) or groups != 1 or any(s != 1 for s in stride):
+    if not _layer_fits(weight_shape, stride, groups):
         return False
     out_ch, channels = weight_shape[:2]
     if not (MIN_CHANNELS <= channels <= MAX_CHANNELS and MIN_CHANNELS <= out_ch <= MAX_CHANNELS):
@@ -90,19 +90,24 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
     return tiles >= MIN_TILES
 
 
+def _layer_fits(weight_shape: Sequence[int], stride: Sequence[int], groups: int) -> bool:
+    """2-d, a 3x3 kernel, stride 1, one group: the layers the kernels compute."""
+    return len(weight_shape) == 4 and tuple(weight_shape[2:]) == (3, 3) and all(s == 1 for s in stride) and groups == 1
+
+
 def applies(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], groups: int) -> bool:
-    """Whether the Winograd kernel can run this convolution: float32, 2-d, a 3x3 kernel, stride 1,
-    one group, and the compiled kernels allowed."""
-    return (x.dtype == np.float32 and weight.dtype == np.float32 and weight.ndim == 4
-            and tuple(weight.shape[2:]) == (3, 3) and all(s == 1 for s in stride) and groups == 1
+    """Whether the Winograd kernel can run this convolution: float32, :func:`_layer_fits`, and the
+    compiled kernels allowed."""
+    return (x.dtype == np.float32 and weight.dtype == np.float32 and _layer_fits(weight.shape, stride, groups)
             and _backend.use_numba(float(x.size) * float(weight[0].size)))
 
 
-def transformed(weight: np.ndarray, swap: bool = False) -> np.ndarray:
-    """``U[xi, o // 16, c, o % 16] = (G w[o, c] G')[xi]`` flat (float32; zeros past the last
-    filter and, up to a multiple of 8, the last input channel), computed in float64 and rounded
-    once; with ``swap``, of the input gradient's weights ``w[c, o]`` turned by 180 degrees (its
-    filters are the input channels)."""
+def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> np.ndarray:
+    """``U = G w[o, c] G'`` of every filter ``o`` and input channel ``c`` (float32, computed in
+    float64 and rounded once; zeros past the last filter and, up to a multiple of 8, the last
+    channel): flat ``U[xi, o // 16, c, o % 16]`` for the fused kernels, or with ``blas`` the
+    ``(16, C8, O8)`` array ``U[xi, c, o]`` for the BLAS's products.  With ``swap``, of the input
+    gradient's weights ``w[c, o]`` turned by 180 degrees (its filters are the input channels)."""
     import numba
 
     from cnnlab.functional import _numba_winograd as nw
@@ -110,11 +115,13 @@ def transformed(weight: np.ndarray, swap: bool = False) -> np.ndarray:
     out_ch, channels = weight.shape[:2]
     if swap:
         out_ch, channels = channels, out_ch
-    blocks, c8 = -(-out_ch // _COLS), -(-channels // 8) * 8
-    u = np.zeros(16 * blocks * _COLS * c8, np.float32)
-    _backend.run_jobs(nw._weights, blocks, _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)),
-                      out_ch, channels, swap, False, u, np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
-    return u
+    c8 = -(-channels // nw.LANES) * nw.LANES
+    rows = -(-out_ch // nw.LANES) * nw.LANES if blas else -(-out_ch // _COLS) * _COLS
+    u = np.zeros(16 * rows * c8, np.float32)
+    _backend.run_jobs(nw._weights, -(-out_ch // _COLS),
+                      _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)), out_ch, channels, swap,
+                      blas, u, np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
+    return u.reshape(16, c8, rows) if blas else u
 
 
 @functools.lru_cache(maxsize=64)
@@ -230,23 +237,6 @@ def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[
     return gw if np.isfinite(gw).all() else None
 
 
-def _u_matrix(weight: np.ndarray, swap: bool = False) -> np.ndarray:
-    """``U[xi, c, o] = (G w[o, c] G')[xi]`` as ``(16, C8, O8)`` float32 (zeros up to multiples of
-    8), computed in float64 and rounded once; ``swap``: of the input gradient's weights."""
-    import numba
-
-    from cnnlab.functional import _numba_winograd as nw
-
-    out_ch, channels = weight.shape[:2]
-    if swap:
-        out_ch, channels = channels, out_ch
-    u = np.zeros((16, -(-channels // 8) * 8, -(-out_ch // 8) * 8), np.float32)
-    _backend.run_jobs(nw._weights, -(-out_ch // _COLS),
-                      _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)), out_ch, channels, swap,
-                      True, u.reshape(-1), np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
-    return u
-
-
 def _adjoint(du: np.ndarray, channels: int, out_ch: int) -> np.ndarray:
     """``(O, C, 3, 3)`` float32: ``G' dU[:, c, o] G`` of the ``(16, C, O)`` sums (in float64)."""
     from cnnlab.functional import _numba_winograd as nw
@@ -286,13 +276,13 @@ def correlate_by_blas(src: np.ndarray, weight: np.ndarray, swap: bool, lows: Seq
                       ) -> np.ndarray | None:
     """:func:`correlate` for large layers: the 16 products as 16 matrix products by the BLAS,
     ``M[xi] = V[xi] @ U[xi]`` of (tiles, C) by (C, O), between the transforms of runs of tiles
-    (:func:`_chunks`; ``swap``: the input gradient's weights, of :func:`_u_matrix`)."""
+    (:func:`_chunks`; ``swap``: the input gradient's weights)."""
     import numba
 
     from cnnlab.functional import _numba_winograd as nw
 
     batch, channels = src.shape[:2]
-    u = _u_matrix(weight, swap)
+    u = transformed(weight, swap, blas=True)
     out_ch = weight.shape[1] if swap else weight.shape[0]
     rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
     block = block if block is not None else blocked(src, lows, out, dilation)
@@ -341,7 +331,6 @@ def grad_w_by_blas(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: S
 # time, to whichever thread is free, each into sums of its own (as the implicit kernels'
 # GRAD_W_TAIL): the result does not depend on which thread ran a job.
 GRAD_W_TAIL = 8
-_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
 def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
