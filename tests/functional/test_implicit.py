@@ -220,7 +220,7 @@ def test_weight_gradient_tail_sums_do_not_depend_on_the_thread(compiled, monkeyp
         done, tails = threading.Event(), []
 
         def kernel(*a, held=held, done=done, tails=tails):
-            first, thread, tail_start = a[-3], a[-1], a[7]
+            first, thread, tail_start = a[-3], a[-1], a[-6]
             if thread == held and first < tail_start:
                 assert done.wait(timeout=60)
             real(*a)
@@ -277,44 +277,134 @@ def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, ta
     np.testing.assert_array_equal(out, want)
 
 
-def test_offset_tables_address_the_padded_input():
-    """``pos[p] + delta[t]`` is the flat index of tap ``t`` of position ``p``, computed here from
-    the multi-index of each cell (np.ravel_multi_index), not from the module's strides."""
-    batch, channels, spatial = 2, 3, (6, 7)
-    kernel, step, dilation, out = (2, 3), (2, 1), (1, 2), (3, 3)
-    pos, _, delta = _implicit._tables(batch, channels, spatial, 4, channels, kernel, out, step, dilation)
-    shape = (batch, channels, *spatial)
-    for b in range(batch):
-        for i in range(out[0]):
-            for j in range(out[1]):
-                p = (b * out[0] + i) * out[1] + j
-                for c in range(channels):
-                    for a in range(kernel[0]):
-                        for e in range(kernel[1]):
-                            t = (c * kernel[0] + a) * kernel[1] + e
-                            cell = (b, c, i * step[0] + a * dilation[0], j * step[1] + e * dilation[1])
-                            assert pos[p] + delta[t] == np.ravel_multi_index(cell, shape)
-    assert pos.size % 6 == 0 and not pos.flags.writeable
+GEOMETRIES = [
+    # batch, channels, spatial, kernel, stride, dilation, pads
+    (2, 3, (6, 7), (2, 3), (2, 1), (1, 2), ((0, 0), (0, 0))),
+    (2, 3, (6, 7), (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))),
+    (1, 2, (5, 6), (3, 2), (1, 2), (2, 1), ((2, 0), (1, 3))),
+    (2, 2, (4, 4), (3, 3), (1, 1), (1, 1), ((4, 5), (1, 1))),  # rows that read only padding
+    (2, 2, (9,), (4,), (3,), (1,), ((2, 2),)),
+    (1, 2, (3, 4, 4), (2, 3, 3), (1, 2, 1), (1, 1, 2), ((1, 0), (0, 1), (2, 2))),
+]
 
 
-@pytest.mark.parametrize("stride, padding, dilation", [((1, 1), (1, 1), (1, 1)), ((2, 2), (1, 1), (1, 1)),
-                                                       ((2, 1), (2, 0), (1, 2)), ((3, 3), (0, 0), (1, 1))])
-def test_input_gradient_taps_run_forwards_through_the_gradient(stride, padding, dilation):
-    """Each phase of the input gradient reads the padded upstream gradient in rising order of
-    offsets within a filter (read backwards, the kernel ran at half speed), and its taps are
-    still the weights' taps: each once, with the weight of the same flat index."""
-    batch, out_ch, channels, x_spatial, kernel = 2, 4, 3, (9, 8), (3, 3)
-    out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
-                for n, p, d, k, s in zip(x_spatial, padding, dilation, kernel, stride, strict=True))
-    _, _, flats, (_, _, _, delta, dstart) = _implicit._grad_x_tables(batch, out_ch, out_ch, channels, x_spatial,
-                                                                     out, kernel, stride, dilation, padding)
-    assert len(dstart) == len(flats) + 1 and dstart[-1] == delta.size
-    seen = []
+def _cells(spatial, kernel, stride, dilation, pads):
+    """Per output position (multi-index) and tap (multi-index), the input cell it reads, or None
+    for padding: from the definition, cell by cell."""
+    out = [(n + lo + hi - d * (k - 1) - 1) // s + 1
+           for n, (lo, hi), k, s, d in zip(spatial, pads, kernel, stride, dilation, strict=True)]
+    for q in np.ndindex(*out):
+        for t in np.ndindex(*kernel):
+            cell = tuple(qa * s + ta * d - lo for qa, ta, s, d, (lo, _) in zip(q, t, stride, dilation, pads,
+                                                                                strict=True))
+            yield q, t, (cell if all(0 <= c < n for c, n in zip(cell, spatial, strict=True)) else None)
+
+
+@pytest.mark.parametrize("batch, channels, spatial, kernel, stride, dilation, pads", GEOMETRIES)
+def test_classes_read_every_tap_inside_the_input_once(batch, channels, spatial, kernel, stride, dilation, pads):
+    """The forward's classes of positions: every pair of an output position and a tap whose
+    cell lies inside the unpadded input is read once, at ``pos + delta`` = that cell's flat index
+    (np.ravel_multi_index), and written at ``yoff`` = the position's flat index (filter 0); no
+    pair that reads padding is; the weight gradient's tables name the same taps
+    (``tapmap``), in blocks of 6; and ``border`` holds every position with a padding tap."""
+    out_ch = 5
+    n = len(spatial)
+    out = tuple((s_ + lo + hi - d * (k - 1) - 1) // st + 1
+                for s_, (lo, hi), k, st, d in zip(spatial, pads, kernel, stride, dilation, strict=True))
+    tables = _implicit._tables(batch, channels, spatial, out_ch, channels, kernel, out, stride, dilation,
+                               tuple(lo for lo, _ in pads))
+    shape, ktaps = (batch, channels, *spatial), int(np.prod(kernel))
+    want, borders = set(), set()
+    for q, t, cell in _cells(spatial, kernel, stride, dilation, pads):
+        for b in range(batch):
+            for c in range(channels):
+                if cell is None:
+                    borders.add((b, *q))
+                else:
+                    want.add((np.ravel_multi_index((b, *q), (batch, *out)), c * ktaps + np.ravel_multi_index(
+                        t, kernel), np.ravel_multi_index((b, c, *cell), shape)))
+    got = []
+    for f in range(len(tables.flats)):
+        taps = tables.delta[tables.dstart[f]:tables.dstart[f + 1]]
+        assert list(tables.flats[f]) == [k for k in tables.tapmap[tables.dstart6[f]:tables.dstart6[f + 1]] if k >= 0]
+        assert (tables.dstart6[f + 1] - tables.dstart6[f]) % 6 == 0
+        assert (tables.pstart[f + 1] - tables.pstart[f]) % 6 == 0
+        for p in range(tables.pstart[f], tables.pstart[f + 1]):
+            if tables.yoff[p] < 0:
+                assert p - tables.pstart[f] >= tables.count[f]
+                continue
+            b, spot = divmod(int(tables.yoff[p]), out_ch * int(np.prod(out)))
+            assert spot < int(np.prod(out))  # (filter 0's)
+            position = b * int(np.prod(out)) + spot
+            got += [(position, k, int(tables.pos[p] + d)) for k, d in zip(tables.flats[f], taps, strict=True)]
+    assert len(got) == len(set(got)) and set(got) == want
+    # the weight gradient's: image by image, in segments of one class each
+    got = []
+    for i, f in enumerate(tables.segf):
+        taps = [(k, d) for k, d in zip(tables.tapmap[tables.dstart6[f]:tables.dstart6[f + 1]],
+                                       tables.delta6[tables.dstart6[f]:tables.dstart6[f + 1]], strict=True) if k >= 0]
+        for p in range(tables.seg[i], tables.seg[i + 1]):
+            b, spot = divmod(int(tables.wgoff[p]), out_ch * int(np.prod(out)))
+            assert spot < int(np.prod(out))
+            position = b * int(np.prod(out)) + spot
+            got += [(position, int(k), int(tables.wpos[p] + d)) for k, d in taps]
+    assert len(got) == len(set(got)) and set(got) == want
+    images = [int(tables.wgoff[p]) // (out_ch * int(np.prod(out))) for p in range(tables.wpos.size)]
+    assert images == sorted(images) and tables.seg[-1] == tables.wpos.size
+    assert tables.tapless == (len({(position, k) for position, k, _ in want}) == 0 or any(
+        not any(pair[0] == pos_ for pair in want) for pos_ in range(batch * int(np.prod(out)))))
+    marked = set()
+    for axis, q0, length in tables.border:
+        for index in np.ndindex(batch, *out):
+            if q0 <= index[1 + axis] < q0 + length:
+                marked.add(index)
+    assert borders <= marked and n == len(out)
+    assert not tables.pos.flags.writeable
+
+
+def _grad_x_pairs(batch, out_ch, channels, x_spatial, kernel, stride, dilation, pads):
+    """Per input cell of the input gradient, the (filter, tap, upstream cell) pairs it receives,
+    from the definition: cell ``i`` of the padded input is read by position ``q`` through tap
+    ``t`` when ``q*s + t*d = i + lo``."""
+    out = [(n + lo + hi - d * (k - 1) - 1) // s + 1
+           for n, (lo, hi), k, s, d in zip(x_spatial, pads, kernel, stride, dilation, strict=True)]
+    pairs = set()
+    for q, t, cell in _cells(x_spatial, kernel, stride, dilation, pads):
+        if cell is None:
+            continue
+        for b in range(batch):
+            for o in range(out_ch):
+                pairs.add((np.ravel_multi_index((b, *cell), (batch, *x_spatial)), o * int(np.prod(kernel))
+                           + np.ravel_multi_index(t, kernel), np.ravel_multi_index((b, o, *q), (batch, out_ch, *out))))
+    return out, pairs
+
+
+@pytest.mark.parametrize("batch, channels, spatial, kernel, stride, dilation, pads", GEOMETRIES)
+def test_input_gradient_classes_read_the_definitions_pairs(batch, channels, spatial, kernel, stride, dilation,
+                                                           pads):
+    """The input gradient's phases and classes: every (input cell, filter, tap, upstream cell)
+    of the definition is read once, at ``pos + delta`` of the unpadded upstream gradient, each
+    class's taps in rising order of offsets within a filter (read backwards, the kernel ran at
+    half speed); ``complete`` says whether every cell receives a term."""
+    out_ch = 3
+    out, want = _grad_x_pairs(batch, out_ch, channels, spatial, kernel, stride, dilation, pads)
+    complete, flats, (pos, pstart, yoff, delta, dstart) = _implicit._grad_x_tables(
+        batch, out_ch, out_ch, channels, spatial, tuple(out), kernel, stride, dilation, tuple(lo for lo, _ in pads))
+    plane, ktaps = int(np.prod(spatial)), int(np.prod(kernel))
+    got = []
     for f, flat in enumerate(flats):
         per_filter = delta[dstart[f]:dstart[f + 1]].reshape(out_ch, len(flat))
         assert (np.diff(per_filter, axis=1) > 0).all()
-        seen += flat
-    assert sorted(seen) == list(range(int(np.prod(kernel))))
+        for p in range(pstart[f], pstart[f + 1]):
+            if yoff[p] < 0:
+                continue
+            b, spot = divmod(int(yoff[p]), channels * plane)
+            assert spot < plane
+            for o in range(out_ch):
+                got += [(b * plane + spot, o * ktaps + k, int(pos[p] + d)) for k, d in zip(flat, per_filter[o],
+                                                                                          strict=True)]
+    assert len(got) == len(set(got)) and set(got) == want
+    assert complete == (len({cell for cell, _, _ in want}) == batch * plane)
 
 
 @pytest.mark.parametrize("bad", ["weight", "input"])
@@ -338,6 +428,49 @@ def test_non_finite_values_match_the_reference(compiled, bad):
         finite = np.isfinite(want)
         np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-4)
     assert _implicit.grad_x_applies(w) is (bad == "input")
+
+
+@pytest.mark.parametrize("where", ["corner", "edge", "inside"])
+def test_non_finite_upstream_gradient_where_padding_is_read(compiled, monkeypatch, where):
+    """The definition multiplies the zero padding by the upstream gradient: an infinite value at a
+    position with a padding tap gives ``nan`` in those taps' weight gradient (the kernels, which
+    skip the padding, run on a padded copy then); inside, no copy is made.  Both against the loop
+    reference's nan pattern."""
+    x, w, b = _inputs((2, 8, 7, 6), (16, 8, 3, 3), seed=5)
+    kw = {"padding": 1, "stride": 2, "method": "implicit"}
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(2).uniform(-1, 1, y.shape).astype(np.float32)
+    g[1, 3, *{"corner": (0, 0), "edge": (0, 2), "inside": (2, 1)}[where]] = np.inf
+    copies = spied(monkeypatch, _implicit, "_padded_input")
+    gw = F.conv_backward(g, x, w, b, **kw)[1]
+    assert copies["_padded_input"] == (0 if where == "inside" else 1)
+    pads, one, two = ((1, 1), (1, 1)), (1, 1), (2, 2)
+    want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), two, pads,
+                                      one, 1)[1]
+    np.testing.assert_array_equal(np.isnan(gw), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(gw), np.isinf(want))
+    assert np.isnan(want).any() == (where != "inside")
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(gw[finite], want[finite], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding, weight_bad, copies", [(1, False, 0), (1, True, 1), ((4, 1), False, 1),
+                                                         (0, False, 0)])
+def test_forward_pads_a_copy_only_where_the_definition_needs_it(compiled, monkeypatch, padding, weight_bad, copies):
+    """The forward reads the unpadded input (its classes skip the padding taps), except for a
+    weight that is not finite (``inf * 0`` is ``nan`` in the padding) and outputs that read only
+    padding: then a padded copy; the results match the loop reference either way."""
+    x, w, b = _inputs((2, 8, 5, 6), (16, 8, 3, 3), seed=8)
+    if weight_bad:
+        w[2, 1, 0, 0] = -np.inf
+    calls = spied(monkeypatch, _implicit, "_padded_input")
+    y = F.conv2d(x, w, b, padding=padding, method="implicit")
+    assert calls["_padded_input"] == copies
+    s, pads, d = _args(w, 1, padding, 1)
+    want = _naive.naive_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, pads, d, 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int64])

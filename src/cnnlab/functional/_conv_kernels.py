@@ -254,9 +254,9 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     if method == "implicit" and not _implicit.applies(x, weight):
         method = "gemm"  # (other dtypes, or no compiled kernels)
     if method == "implicit":
-        y, xp = _implicit.forward(x, weight, stride, dilation, groups, pads, bias)
-        return y, (Saved("implicit", None, xp, xp.shape, weight, stride, dilation, groups, out, crop=pads)
-                   if save else None)
+        y, src, left = _implicit.forward(x, weight, stride, dilation, groups, pads, bias)
+        return y, (Saved("implicit", None, src, src.shape, weight, stride, dilation, groups, out, pads=left,
+                         crop=None if left else pads) if save else None)
     if _is_pointwise(kernel, stride):
         xp = _zero_pad(x, pads)
         y = _pointwise_forward(xp, weight, groups, bias)
@@ -498,19 +498,20 @@ def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool], rele
 
 def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(grad_x, grad_w)`` of an implicit forward, whose ``saved.xp`` is its padded input
-    (``saved.crop``: that padding).  A float64 upstream gradient, or a backend that no longer
-    allows the compiled kernels, takes the GEMM path from the same padded input."""
+    """``(grad_x, grad_w)`` of an implicit forward, whose ``saved.xp`` is its input with the
+    padding ``saved.pads`` still to apply, or already padded by ``saved.crop``.  A float64
+    upstream gradient, or a backend that no longer allows the compiled kernels, takes the GEMM
+    path from the same input."""
     if grad_out.dtype != np.float32 or not _implicit.applies(saved.xp, saved.weight):
         grad_xp, grad_w = _backward(grad_out, saved._replace(method="gemm"), needs)
         return (None if grad_xp is None else _crop(grad_xp, saved.crop)), grad_w
-    grad_w = (_implicit.grad_w(grad_out, saved.xp, saved.weight.shape, saved.stride, saved.dilation, saved.groups)
-              if needs[1] else None)
+    grad_w = (_implicit.grad_w(grad_out, saved.xp, saved.pads, saved.weight.shape, saved.stride, saved.dilation,
+                               saved.groups) if needs[1] else None)
     grad_x = None
     if needs[0] and _implicit.grad_x_applies(saved.weight):
         unpadded = tuple((-lo, -hi) for lo, hi in saved.crop) if saved.crop else None
-        grad_x = _implicit.grad_x(grad_out, saved.weight, _with_pads(saved.xp_shape, unpadded), saved.crop,
-                                  saved.stride, saved.dilation, saved.groups)
+        grad_x = _implicit.grad_x(grad_out, saved.weight, _with_pads(saved.xp_shape, unpadded),
+                                  saved.pads or saved.crop, saved.stride, saved.dilation, saved.groups)
     elif needs[0]:
         grad_x = _crop(gemm_grad_x(grad_matrix(grad_out, saved), saved, saved.xp_shape), saved.crop)
     return grad_x, grad_w
@@ -521,16 +522,12 @@ def _winograd_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bo
     """``(grad_x, grad_w)`` of a Winograd forward, whose ``saved.xp`` is its unpadded input
     (``saved.pads``: its padding) and ``saved.blocked`` the blocked copy it read: both by the
     Winograd kernels (:func:`cnnlab.functional._winograd.backward`), or, for one that gave a value
-    that is not finite (or a float64 upstream gradient), as an implicit forward's backward would,
-    from the padded input."""
+    that is not finite (or a float64 upstream gradient), as an implicit forward's backward would."""
     grad_x, grad_w = _winograd.backward(grad_out, saved.weight, saved.xp.shape, saved.blocked, saved.pads,
                                         saved.dilation, needs)
     rest = (needs[0] and grad_x is None, needs[1] and grad_w is None)
     if any(rest):
-        xp = _implicit._padded_input(saved.xp, saved.pads)
-        implicit = saved._replace(method="implicit", xp=xp, xp_shape=xp.shape, pads=None, crop=saved.pads,
-                                  blocked=None)
-        other_x, other_w = _implicit_backward(grad_out, implicit, rest)
+        other_x, other_w = _implicit_backward(grad_out, saved._replace(method="implicit", blocked=None), rest)
         grad_x, grad_w = (other_x if rest[0] else grad_x), (other_w if rest[1] else grad_w)
     return grad_x, grad_w
 

@@ -17,16 +17,18 @@ dilation, padding and group, and the input gradient too:
   starts; ``first_row`` is a group's first filter).  A job is a run of positions; it holds 6
   positions by 16 filters at a time, the weights packed as ``wpk[o // 16, k, o % 16]`` (zeros
   past the last filter, by :func:`pack`), and runs its blocks through the taps
-  :data:`TAP_CHUNK` at a time.  The forward of a convolution is this with ``src`` the padded input;
-  the input gradient is this for every phase of the stride at once (each phase its own tables,
-  a job a region of every phase), with ``src`` the zero-bordered upstream gradient and the
-  phase's taps of the weights transposed (see :mod:`cnnlab.functional._implicit`).
+  :data:`TAP_CHUNK` at a time.  Its phases each have their own tables and taps (a job takes a
+  region of every phase).  The forward of a convolution is this with ``src`` the input, a phase
+  per class of positions with the same taps inside it; the input gradient is this for every
+  phase of the stride and class of its cells at once, with ``src`` the upstream gradient and
+  the class's taps of the weights transposed (see :mod:`cnnlab.functional._implicit`).
 - :func:`taps_grad_w`: ``parts[t, o // 16, k, o % 16] += sum_p src[pos[p] + delta[k]] * g[p,
   o]``, the weight gradient, summed over the threads ``t`` into ``(O, taps)`` at the end.  A
-  job is a run of :data:`GRAD_W_JOB` positions: it copies their upstream gradient channels-last
-  into a buffer of its thread (16 filters per vector; a transposed copy of the whole gradient
-  beforehand cost NumPy 1.5 ms on the 14x14 layer, a third of the kernel), then adds 6 taps by
-  16 filters at a time into its thread's ``parts``.
+  job is a run of :data:`GRAD_W_JOB` positions, in segments of one class of positions each (a
+  class: the positions with the same taps inside the input); it copies their upstream gradient
+  channels-last into a buffer of its thread (16 filters per vector; a transposed copy of the
+  whole gradient beforehand cost NumPy 1.5 ms on the 14x14 layer, a third of the kernel), then
+  adds 6 of a segment's taps by 16 filters at a time into its thread's ``parts``.
 
 The sums run in a different order from the loop reference's (and with one rounding per
 multiply-add), so float results may differ from it in the last bits.
@@ -183,75 +185,113 @@ def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs
 
 
 @_backend.job_kernel
-def _taps_grad_w(src, g, npos, out_ch, pos, delta, tap_jobs, tail_start, bufs, parts, first_job, last_job, thread
-                 ):  # pragma: no cover - compiled
-    # src: flat input; g: flat (N, O, npos) upstream gradient, channel-first; pos: N*npos window
-    # starts; delta: taps, a multiple of ROWS long (padding taps: any valid offset, their sums
-    # unused); bufs: (threads, GRAD_W_JOB * O16); parts: (threads + tail, O16 // 16, taps, 16), zeros on
-    # entry (a filter's sums 16 values apart: its block of 6 taps is 12 vectors in a row); job j
-    # is the (j // P)-th of tap_jobs shares of the taps (in blocks of 6) over the (j % P)-th run of
-    # GRAD_W_JOB positions (P runs in all); jobs first_job..last_job-1 (see run_jobs); a job from
-    # tail_start on adds into its own row of parts (row T + job - tail_start, T the threads' rows),
-    # whichever thread runs it
+def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, tap_jobs, tail_start, bufs, parts,
+                 first_job, last_job, thread):  # pragma: no cover - compiled
+    # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
+    # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
+    # segf[i] of positions with the same taps (image by image: an image's classes one after
+    # another), class f's taps delta[dstart[f]:dstart[f+1]] (a multiple of ROWS), tap k's sums in
+    # row tapmap[k] of the weight's taps (padding taps: any offset valid for the class, and the
+    # scratch row after the last tap); bufs: (threads, GRAD_W_JOB * O16); parts: (threads + tail,
+    # O16 // 16, taps + 1, 16), zeros on entry (a filter's sums 16 values apart).  Job j is the
+    # (j // R)-th of tap_jobs shares of each class's taps (in blocks of 6) over the (j % R)-th run
+    # of at most GRAD_W_JOB positions (R runs in all, as equal as they can be); a job from
+    # tail_start on adds into its own row of parts (row T + job - tail_start, T the threads'
+    # rows), whichever thread runs it
     total = pos.shape[0]
-    taps = delta.shape[0]
-    width = parts.shape[1] // taps  # O16
+    runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
+    width = bufs.shape[1] // GRAD_W_JOB  # O16
+    rows_k = parts.shape[1] // width  # the weight's taps and the scratch row
     zero = np.float32(0.0)
     gt = bufs[thread]
     rows = bufs.shape[0]
-    runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
-    kblocks = taps // ROWS
     for job in range(np.uint64(first_job), np.uint64(last_job)):
-        share, run = np.int64(job) // runs, np.int64(job) % runs
-        part = parts[thread] if np.int64(job) < tail_start else parts[rows + np.int64(job) - tail_start]
-        first, last = np.uint64(run * GRAD_W_JOB), np.uint64(min(total, (run + 1) * GRAD_W_JOB))
+        jb = np.int64(job)
+        share, run = jb // runs, jb % runs
+        part = parts[thread] if jb < tail_start else parts[rows + jb - tail_start]
+        first, last = total * run // runs, total * (run + 1) // runs
         # the job's positions channels-last, 16 filters at a time:
-        # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[b, o, p - b*npos]
-        for p in range(first, last):
-            b = p // npos
-            start = np.uint64(b * out_ch * npos + p - b * npos)
+        # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[goff[p] + o*npos]
+        for p in range(np.uint64(first), np.uint64(last)):
+            start = np.uint64(goff[p])
             for og in range(0, width, COLS):
                 cell = np.uint64(og * GRAD_W_JOB + (p - first) * COLS)
                 for j in range(COLS):
                     o = og + j
                     gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos)] if o < out_ch else zero
-        for kt in range(share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS, ROWS):
-            d0, d1, d2 = delta[kt], delta[kt + 1], delta[kt + 2]
-            d3, d4, d5 = delta[kt + 3], delta[kt + 4], delta[kt + 5]
-            for og in range(0, width, COLS):
-                a = og * taps + kt * COLS  # (parts: 16 filters' panel of taps by lanes)
-                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_block(part, a)
-                at = og * GRAD_W_JOB  # (og counts filters: the block of filters og..og+15)
-                for p in range(first, last):
-                    s = pos[p]
-                    g0 = vload(gt, at)
-                    g1 = vload(gt, at + 8)
-                    c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
-                        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
-                        src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, g0, g1)
-                    at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
-                _store_block(part, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
+        lo, hi = 0, segf.shape[0]  # the segment that holds position first: seg[lo] <= first < seg[lo + 1]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if seg[mid] <= first:
+                lo = mid
+            else:
+                hi = mid
+        for i in range(lo, segf.shape[0]):
+            if seg[i] >= last:
+                break
+            f = segf[i]
+            p0, p1 = np.uint64(max(seg[i], first)), np.uint64(min(seg[i + 1], last))
+            ds = delta[dstart[f]:dstart[f + 1]]
+            tm = tapmap[dstart[f]:dstart[f + 1]]
+            kblocks = (dstart[f + 1] - dstart[f]) // ROWS
+            for kt in range(share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS, ROWS):
+                d0, d1, d2 = ds[kt], ds[kt + 1], ds[kt + 2]
+                d3, d4, d5 = ds[kt + 3], ds[kt + 4], ds[kt + 5]
+                for og in range(0, width, COLS):
+                    # (16 filters' panel of taps by lanes; the block's 6 taps in their rows)
+                    a0, a1, a2 = (og * rows_k + tm[kt] * COLS, og * rows_k + tm[kt + 1] * COLS,
+                                  og * rows_k + tm[kt + 2] * COLS)
+                    a3, a4, a5 = (og * rows_k + tm[kt + 3] * COLS, og * rows_k + tm[kt + 4] * COLS,
+                                  og * rows_k + tm[kt + 5] * COLS)
+                    c00, c01, c10, c11 = vload(part, a0), vload(part, a0 + 8), vload(part, a1), vload(part, a1 + 8)
+                    c20, c21, c30, c31 = vload(part, a2), vload(part, a2 + 8), vload(part, a3), vload(part, a3 + 8)
+                    c40, c41, c50, c51 = vload(part, a4), vload(part, a4 + 8), vload(part, a5), vload(part, a5 + 8)
+                    at = og * GRAD_W_JOB + (max(seg[i], first) - first) * COLS  # (og: filters og..og+15)
+                    for p in range(p0, p1):
+                        s = pos[p]
+                        g0 = vload(gt, at)
+                        g1 = vload(gt, at + 8)
+                        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
+                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
+                            src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, g0, g1)
+                        at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
+                    vstore(part, a0, c00)
+                    vstore(part, a0 + 8, c01)
+                    vstore(part, a1, c10)
+                    vstore(part, a1 + 8, c11)
+                    vstore(part, a2, c20)
+                    vstore(part, a2 + 8, c21)
+                    vstore(part, a3, c30)
+                    vstore(part, a3 + 8, c31)
+                    vstore(part, a4, c40)
+                    vstore(part, a4 + 8, c41)
+                    vstore(part, a5, c50)
+                    vstore(part, a5 + 8, c51)
 
 
 @_backend.job_kernel
-def _pack_rows(src, rows, taps, flat, cols, out, first_job, last_job, thread):  # pragma: no cover - compiled
-    # src: flat (A, rows, taps); job rb writes out[((rb * A + a) * nt + j) * cols + l] = src[a, rb * cols + l,
-    # flat[j]] (zeros past the last row) for every a, j and lane l; nt = flat.shape[0]
-    nt = flat.shape[0]
+def _pack_rows(src, rows, taps, flat, fstart, ostart, cols, out, first_job, last_job, thread
+               ):  # pragma: no cover - compiled
+    # src: flat (A, rows, taps); phases f, each with the taps flat[fstart[f]:fstart[f+1]] (nt of
+    # them) written from ostart[f] on: job rb writes out[ostart[f] + ((rb * A + a) * nt + j) * cols
+    # + lane] = src[a, rb * cols + lane, flat[fstart[f] + j]] (zeros past the last row) for every
+    # phase f, a, j and lane
     big = src.shape[0] // (rows * taps)
     zero = np.float32(0.0)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         rb = np.int64(job)
         r0 = rb * cols
         n = min(cols, rows - r0)
-        for a in range(big):
-            for j in range(nt):
-                at = ((rb * big + a) * nt + j) * cols
-                base = (a * rows + r0) * taps + flat[j]
-                for lane in range(n):
-                    out[at + lane] = src[base + lane * taps]
-                for lane in range(n, cols):
-                    out[at + lane] = zero
+        for f in range(fstart.shape[0] - 1):
+            nt = fstart[f + 1] - fstart[f]
+            for a in range(big):
+                for j in range(nt):
+                    at = ostart[f] + ((rb * big + a) * nt + j) * cols
+                    base = (a * rows + r0) * taps + flat[fstart[f] + j]
+                    for lane in range(n):
+                        out[at + lane] = src[base + lane * taps]
+                    for lane in range(n, cols):
+                        out[at + lane] = zero
 
 
 @_backend.job_kernel
@@ -324,18 +364,30 @@ def pack(src: np.ndarray, flat: np.ndarray, cols: int = COLS) -> np.ndarray:
     with every tap, an input gradient's phase ``src = w`` (``(O, C, T)``) with the phase's taps.
     (NumPy's transposed copies took 21 ms for the 512-channel 3x3 layer's input gradient, as
     long as its kernel.)"""
+    return pack_phases(src, [flat], cols)[0]
+
+
+def pack_phases(src: np.ndarray, flats: Sequence[Sequence[int]], cols: int = COLS) -> tuple[np.ndarray, np.ndarray]:
+    """``(wpk, wstart)``: :func:`pack` of ``src`` for each list of taps in ``flats``, one after
+    another (phase ``f``'s from ``wstart[f]`` on), in one parallel call (a call per phase cost a
+    hand-off between the threads each, 30-50 us)."""
     big, rows, taps = src.shape
     blocks = -(-rows // cols)
-    out = np.empty(blocks * cols * big * len(flat), np.float32)
+    sizes = [blocks * cols * big * len(flat) for flat in flats]
+    ostart = starts(sizes)
+    out = np.empty(int(ostart[-1]), np.float32)
+    flat = np.concatenate([np.asarray(f, np.int64) for f in flats]) if flats else np.zeros(0, np.int64)
     _backend.run_jobs(_pack_rows, blocks, read_only(np.ascontiguousarray(src, np.float32).reshape(-1)), rows, taps,
-                      read_only(np.asarray(flat, np.int64)), cols, out, work=out.size)
-    return out
+                      read_only(flat), starts([len(f) for f in flats]), ostart, cols, out, work=out.size)
+    return out, ostart
 
 
-def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarray, taps: int) -> np.ndarray:
+def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarray, seg: np.ndarray,
+                segf: np.ndarray, delta: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int) -> np.ndarray:
     """``(O, taps)``: the sums of :func:`_taps_grad_w` over its threads and then over its tail
-    runs (:data:`GRAD_W_TAIL`), in that fixed order, transposed, for the first ``taps`` taps of
-    ``delta`` (``g``: ``(N, O, P)`` float32, C-contiguous)."""
+    runs (:data:`GRAD_W_TAIL`), in that fixed order, transposed, for the positions ``pos`` in
+    segments of one class each and the classes' taps (``tapmap``: each tap's index among the
+    weight's ``taps``, -1 for padding; ``g``: ``(N, O, P)`` float32, C-contiguous)."""
     threads = numba.config.NUMBA_NUM_THREADS
     out_ch, npos = g.shape[1], g.shape[2]
     width = -(-out_ch // COLS) * COLS
@@ -344,13 +396,17 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, delta: np.ndarr
     # few runs of positions: the taps shared out too, a share per thread (each thread then adds
     # up its own taps over every position, and copies every position's gradient); many: the last
     # runs go to whichever thread is free, each into sums of its own (see GRAD_W_TAIL)
-    tap_jobs = 1 if runs >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, delta.shape[0] // ROWS))
+    tap_jobs = (1 if runs >= GRAD_W_TAP_SPLIT * threads
+                else max(1, min(threads, int(np.diff(dstart).max(initial=0)) // ROWS)))
     tail = min(GRAD_W_TAIL, runs // 5) if tap_jobs == 1 and threads > 1 else 0
-    parts = np.zeros((threads + tail, delta.shape[0] * width), np.float32)
+    rows = taps + 1  # (the padding taps' scratch row last)
+    parts = np.zeros((threads + tail, rows * width), np.float32)
+    work = float(np.dot(np.diff(seg), np.diff(dstart)[segf])) * out_ch
     _backend.run_jobs(_taps_grad_w, runs * tap_jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
-                      read_only(pos), read_only(delta), tap_jobs, runs * tap_jobs - tail, bufs, parts,
-                      work=pos.shape[0] * delta.shape[0] * out_ch, tail=tail)
+                      read_only(pos), read_only(goff), read_only(seg), read_only(segf), read_only(delta),
+                      read_only(dstart), read_only(np.where(tapmap < 0, taps, tapmap)), tap_jobs,
+                      runs * tap_jobs - tail, bufs, parts, work=work, tail=tail)
     out = np.empty((out_ch, taps), np.float32)
-    _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], delta.shape[0],
-                      out_ch, out.reshape(-1), work=parts.size)
+    _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], rows, out_ch,
+                      out.reshape(-1), work=parts.size)
     return out
