@@ -166,7 +166,7 @@ class Tables(NamedTuple):
     length)``, the runs of output indices along an axis that miss a tap there (every position
     with a padding tap lies in one)."""
 
-    flats: list[list[int]]
+    flats: tuple[np.ndarray, ...]
     pos: np.ndarray
     pstart: np.ndarray
     count: np.ndarray
@@ -230,7 +230,7 @@ def _tables(batch: int, channels: int, spatial: tuple[int, ...], out_ch: int, cg
     tapmap = [_padded(c[3], _ROWS, -1) for c in classes]
     from cnnlab.functional import _numba_implicit as ni
 
-    return Tables([c[3].tolist() for c in classes], *_frozen(_joined(pos)), ni.starts([p.size for p in pos]),
+    return Tables(_frozen(*(c[3] for c in classes)), *_frozen(_joined(pos)), ni.starts([p.size for p in pos]),
                   *_frozen(np.array([c[0].size for c in classes], np.int64), _joined(yoff),
                            _joined([c[2] for c in classes])),
                   ni.starts([c[2].size for c in classes]), *_frozen(_joined(delta6)),
@@ -347,7 +347,7 @@ def _grad_x_axes(x_spatial: tuple[int, ...], out: tuple[int, ...], kernel: tuple
 @functools.lru_cache(maxsize=64)
 def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: tuple[int, ...], out: tuple[int, ...],
                    kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
-                   pads_lo: tuple[int, ...]) -> tuple[bool, list[list[int]], tuple[np.ndarray, ...]]:
+                   pads_lo: tuple[int, ...]) -> tuple[bool, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """``(complete, flats, (pos, pstart, yoff, delta, dstart))`` of :func:`grad_x` over the
     unpadded upstream gradient: for each phase of the stride (:func:`_grad_x_axes`) and each
     class of its cells that read the same taps inside the gradient, its flat taps in ``flats``
@@ -380,13 +380,13 @@ def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: t
             # reading the gradient backwards ran the kernel at half speed (the 14x14 layer's input
             # gradient, one thread: 16.2 ms, 7.4 ms ascending).
             order = np.argsort(tap_at, kind="stable")
-            flats.append([flat[i] for i in order])
+            flats.append(np.array(flat, np.int64)[order])
             deltas.append((np.arange(og, dtype=np.int64)[:, None] * gplane + tap_at[order][None, :]).reshape(-1))
     from cnnlab.functional import _numba_implicit as ni
 
     tables = (*_frozen(_joined(poss)), ni.starts([len(p) for p in poss]), *_frozen(_joined(yoffs), _joined(deltas)),
               ni.starts([len(d) for d in deltas]))
-    return complete, flats, tables
+    return complete, _frozen(*flats), tables
 
 
 def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pads: Sequence[tuple[int, int]] | None,

@@ -376,7 +376,7 @@ def pack_phases(src: np.ndarray, flats: Sequence[Sequence[int]], cols: int = COL
     sizes = [blocks * cols * big * len(flat) for flat in flats]
     ostart = starts(sizes)
     out = np.empty(int(ostart[-1]), np.float32)
-    flat = np.concatenate([np.asarray(f, np.int64) for f in flats]) if flats else np.zeros(0, np.int64)
+    flat = np.concatenate(flats, dtype=np.int64) if len(flats) else np.zeros(0, np.int64)
     _backend.run_jobs(_pack_rows, blocks, read_only(np.ascontiguousarray(src, np.float32).reshape(-1)), rows, taps,
                       read_only(flat), starts([len(f) for f in flats]), ostart, cols, out, work=out.size)
     return out, ostart
