@@ -61,6 +61,13 @@ def compiled():
     _backend.set_backend(previous)
 
 
+@pytest.fixture
+def skipping(monkeypatch):
+    """The padding skipped wherever the definition allows, whatever the costs (PACK_COST)."""
+    monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
+    monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+
+
 def _spied(monkeypatch):
     """Counts of the implicit kernels' calls."""
     from cnnlab.functional import _numba_implicit as ni
@@ -94,6 +101,38 @@ def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, paddi
     # (fewer than MIN_LANES input channels per group: the input gradient by col2im)
     assert calls["taps_grad_w"] == groups
     assert calls["taps_forward"] == (2 if w.shape[1] < _implicit.MIN_LANES else 3) * groups
+
+
+@pytest.mark.parametrize("route", ["skip", "copy"])
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CASES)
+def test_padding_skipped_or_copied_gives_the_same_values(compiled, monkeypatch, xs, ws, stride, padding, dilation,
+                                                         groups, route):
+    """Every case with the padding skipped by classes of positions wherever the definition allows
+    (``PACK_COST`` and ``SEGMENT_COST`` 0), and with padded copies of the input and of the upstream
+    gradient instead (``PACK_COST`` huge), every input gradient implicit: all three results
+    against the loop reference."""
+    monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "PACK_COST", 0.0 if route == "skip" else 1e30)
+    monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0 if route == "skip" else 1e30)
+    copies = spied(monkeypatch, _implicit, "_padded_input")
+    x, w, b = _inputs(xs, ws, seed=sum(xs) + 3 * sum(ws))
+    s, pads, d = _args(w, stride, padding, dilation)
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    y = _conv(w.ndim - 2)(x, w, b, **kw)
+    g = np.random.default_rng(9).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ry = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[:2]
+    for got, want in ((y, ry), (gx, rx), (gw, rw)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    padded = any(lo or hi for lo, hi in pads)
+    if route == "copy" and padded:
+        assert copies["_padded_input"] >= 1
+    tapless = any(lo >= d_ * (k - 1) + 1 or hi >= d_ * (k - 1) + 1 for (lo, hi), d_, k in zip(pads, d, w.shape[2:],
+                                                                                               strict=True))
+    if route == "skip" and not tapless:
+        assert copies["_padded_input"] == 0
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 64])
@@ -431,7 +470,7 @@ def test_non_finite_values_match_the_reference(compiled, bad):
 
 
 @pytest.mark.parametrize("where", ["corner", "edge", "inside"])
-def test_non_finite_upstream_gradient_where_padding_is_read(compiled, monkeypatch, where):
+def test_non_finite_upstream_gradient_where_padding_is_read(compiled, skipping, monkeypatch, where):
     """The definition multiplies the zero padding by the upstream gradient: an infinite value at a
     position with a padding tap gives ``nan`` in those taps' weight gradient (the kernels, which
     skip the padding, run on a padded copy then); inside, no copy is made.  Both against the loop
@@ -456,7 +495,8 @@ def test_non_finite_upstream_gradient_where_padding_is_read(compiled, monkeypatc
 
 @pytest.mark.parametrize("padding, weight_bad, copies", [(1, False, 0), (1, True, 1), ((4, 1), False, 1),
                                                          (0, False, 0)])
-def test_forward_pads_a_copy_only_where_the_definition_needs_it(compiled, monkeypatch, padding, weight_bad, copies):
+def test_forward_pads_a_copy_only_where_the_definition_needs_it(compiled, skipping, monkeypatch, padding, weight_bad,
+                                                                copies):
     """The forward reads the unpadded input (its classes skip the padding taps), except for a
     weight that is not finite (``inf * 0`` is ``nan`` in the padding) and outputs that read only
     padding: then a padded copy; the results match the loop reference either way."""
@@ -471,6 +511,20 @@ def test_forward_pads_a_copy_only_where_the_definition_needs_it(compiled, monkey
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
     finite = np.isfinite(want)
     np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("xs, ws, stride, skips", [
+    ((32, 32, 32, 32), (64, 32, 3, 3), 2, True),  # the bench's stride-2 layer: a quarter of the work per value copied
+    ((8, 512, 7, 7), (512, 512, 3, 3), 1, False),  # 8 corners of 8 positions, each packing 2,048 x 512 weights
+    ((64, 64, 7, 7), (64, 64, 3, 3), 1, False),  # nine classes of 7x7 images: many short segments
+])
+def test_padding_skipped_where_it_pays(compiled, monkeypatch, xs, ws, stride, skips):
+    """The rule (``classes_pay``) on three layers (padding 1): whether the forward reads the
+    unpadded input, seen by whether it makes a padded copy."""
+    calls = spied(monkeypatch, _implicit, "_padded_input")
+    x = np.zeros(xs, np.float32)
+    _implicit.forward(x, np.zeros(ws, np.float32), (stride, stride), (1, 1), 1, ((1, 1), (1, 1)), None)
+    assert calls["_padded_input"] == (0 if skips else 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int64])
