@@ -83,8 +83,9 @@ MIN_POSITIONS = 512
 # Measured on 2 cores, one process, padded copy / classes, forward+backward (ms): the stride-2
 # layer N32 C32 32x32 -> 64 8.96 / 8.08 (classes chosen); N32 C32 28x28 -> 64 stride 1 20.0 /
 # 21.4, N64 C64 7x7 -> 64 6.7 / 6.6 (padded chosen); N8 C512 7x7 -> 512 47 / 84 (padded chosen:
-# its 8 corners of 8 positions packed 2,048 x 512 weights each).  Packing ran at 1.7 ns a value,
-# the padded copy at 0.37; a segment's block costs about 60 cycles of loads and stores.
+# its 8 corners of 8 positions packed 2,048 x 512 weights each).  Packing ran at 1.7 ns a value
+# (0.6 since, with unsigned indices; the cost keeps that margin), the padded copy at 0.37; a
+# segment's block costs about 60 cycles of loads and stores.
 PACK_COST = 4.0
 SEGMENT_COST = 40.0
 
