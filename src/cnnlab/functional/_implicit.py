@@ -428,6 +428,27 @@ def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: t
     return complete, _frozen(*flats), tables
 
 
+@functools.lru_cache(maxsize=64)
+def _grad_x_plan(batch: int, out_ch: int, og: int, channels: int, cg_all: int, x_spatial: tuple[int, ...],
+                 out: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                 lows: tuple[int, ...], pack_cost: float) -> tuple[tuple[tuple[int, int], ...] | None, tuple]:
+    """``(border, tables)`` of :func:`grad_x`: classes over the upstream gradient itself (``border``
+    None), or, where the classes' packs of weights cost more than a copy of the gradient with a
+    zero ``border`` (a phase's taps then all inside it, one class each: see :data:`PACK_COST`;
+    N8 C512 7x7 -> 512 packed for 33 ms against 0.2 ms of copying), the tables over that copy.
+    ``cg_all``: the input channels of all groups (the packs' rows); ``pack_cost``: :data:`PACK_COST`
+    (an argument, so that the cache holds the choice for the value it was made with)."""
+    plan = _grad_x_tables(batch, out_ch, og, channels, x_spatial, out, kernel, stride, dilation, lows)
+    border = _grad_x_border(x_spatial, out, kernel, stride, dilation, lows)
+    bordered = tuple(o + lo + hi for o, (lo, hi) in zip(out, border, strict=True))
+    other = _grad_x_tables(batch, out_ch, og, channels, x_spatial, bordered, kernel, stride, dilation,
+                           tuple(lo + b * s for lo, (b, _), s in zip(lows, border, stride, strict=True)))
+    extra = sum(len(f) for f in plan[1]) - sum(len(f) for f in other[1])
+    if pack_cost * extra * og * cg_all > batch * out_ch * math.prod(bordered):
+        return border, other
+    return None, plan
+
+
 def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pads: Sequence[tuple[int, int]] | None,
            stride: Sequence[int], dilation: Sequence[int], groups: int) -> np.ndarray:
     """The input gradient (of the unpadded input ``x_shape``): per phase of the stride
@@ -449,17 +470,9 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     out, kernel, stride, dilation = tuple(grad_out.shape[2:]), tuple(weight.shape[2:]), tuple(stride), tuple(dilation)
     lows = tuple(lo for lo, _ in pads)
     g = np.ascontiguousarray(grad_out, np.float32)
-    plan = _grad_x_tables(batch, out_ch, og, channels, x_spatial, out, kernel, stride, dilation, lows)
-    # each class packs its own copy of its taps' weights; where those copies cost more than a
-    # zero-bordered copy of the upstream gradient (a phase's taps then all inside it, one class
-    # each), the copy (see PACK_COST; N8 C512 7x7 -> 512: 33 ms of packing against 0.2 of copying)
-    border = _grad_x_border(x_spatial, out, kernel, stride, dilation, lows)
-    bordered = tuple(o + lo + hi for o, (lo, hi) in zip(out, border, strict=True))
-    other = _grad_x_tables(batch, out_ch, og, channels, x_spatial, bordered, kernel, stride, dilation,
-                           tuple(lo + b * s for lo, (b, _), s in zip(lows, border, stride, strict=True)))
-    extra = sum(len(f) for f in plan[1]) - sum(len(f) for f in other[1])
-    if PACK_COST * extra * og * cg * groups > batch * out_ch * math.prod(bordered):
-        plan = other
+    border, plan = _grad_x_plan(batch, out_ch, og, channels, cg * groups, x_spatial, out, kernel, stride, dilation,
+                                lows, PACK_COST)
+    if border:
         g = _padded_input(g, border)
     complete, flats, (pos, pstart, yoff, delta, dstart) = plan
     y = (np.empty if complete else np.zeros)((batch, channels, *x_spatial), np.float32)
