@@ -74,29 +74,43 @@ GRAD_W_TAIL = 8
 
 
 @numba.njit(inline="always")
+def _load_rows(arr, a0, a1, a2, a3, a4, a5):  # pragma: no cover - compiled
+    # the 12 vectors of a 6 x 16 block of sums whose rows lie at arr[a0], ..., arr[a5]
+    return (vload(arr, a0), vload(arr, a0 + 8), vload(arr, a1), vload(arr, a1 + 8), vload(arr, a2),
+            vload(arr, a2 + 8), vload(arr, a3), vload(arr, a3 + 8), vload(arr, a4), vload(arr, a4 + 8),
+            vload(arr, a5), vload(arr, a5 + 8))
+
+
+@numba.njit(inline="always")
+def _store_rows(arr, a0, a1, a2, a3, a4, a5, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
+                ):  # pragma: no cover - compiled
+    # the 12 vectors of a 6 x 16 block stored as _load_rows reads them
+    vstore(arr, a0, c00)
+    vstore(arr, a0 + 8, c01)
+    vstore(arr, a1, c10)
+    vstore(arr, a1 + 8, c11)
+    vstore(arr, a2, c20)
+    vstore(arr, a2 + 8, c21)
+    vstore(arr, a3, c30)
+    vstore(arr, a3 + 8, c31)
+    vstore(arr, a4, c40)
+    vstore(arr, a4 + 8, c41)
+    vstore(arr, a5, c50)
+    vstore(arr, a5 + 8, c51)
+
+
+@numba.njit(inline="always")
 def _load_block(arr, a):  # pragma: no cover - compiled
     # the 12 vectors of a 6 x 16 block of sums laid out row by row from arr[a] (row i, its 16
     # filters or taps' lanes, at a + 16*i): c00, c01 (row 0's two halves), c10, ..., c51
-    return (vload(arr, a), vload(arr, a + 8), vload(arr, a + 16), vload(arr, a + 24), vload(arr, a + 32),
-            vload(arr, a + 40), vload(arr, a + 48), vload(arr, a + 56), vload(arr, a + 64), vload(arr, a + 72),
-            vload(arr, a + 80), vload(arr, a + 88))
+    return _load_rows(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80)
 
 
 @numba.njit(inline="always")
 def _store_block(arr, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51):  # pragma: no cover - compiled
     # the 12 vectors of a 6 x 16 block stored row by row from arr[a], as _load_block reads them
-    vstore(arr, a, c00)
-    vstore(arr, a + 8, c01)
-    vstore(arr, a + 16, c10)
-    vstore(arr, a + 24, c11)
-    vstore(arr, a + 32, c20)
-    vstore(arr, a + 40, c21)
-    vstore(arr, a + 48, c30)
-    vstore(arr, a + 56, c31)
-    vstore(arr, a + 64, c40)
-    vstore(arr, a + 72, c41)
-    vstore(arr, a + 80, c50)
-    vstore(arr, a + 88, c51)
+    _store_rows(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50,
+                c51)
 
 
 @_backend.job_kernel
@@ -243,9 +257,8 @@ def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapm
                                   og * rows_k + tm[kt + 2] * COLS)
                     a3, a4, a5 = (og * rows_k + tm[kt + 3] * COLS, og * rows_k + tm[kt + 4] * COLS,
                                   og * rows_k + tm[kt + 5] * COLS)
-                    c00, c01, c10, c11 = vload(part, a0), vload(part, a0 + 8), vload(part, a1), vload(part, a1 + 8)
-                    c20, c21, c30, c31 = vload(part, a2), vload(part, a2 + 8), vload(part, a3), vload(part, a3 + 8)
-                    c40, c41, c50, c51 = vload(part, a4), vload(part, a4 + 8), vload(part, a5), vload(part, a5 + 8)
+                    c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_rows(
+                        part, a0, a1, a2, a3, a4, a5)
                     at = og * GRAD_W_JOB + (max(seg[i], first) - first) * COLS  # (og: filters og..og+15)
                     for p in range(p0, p1):
                         s = pos[p]
@@ -255,18 +268,8 @@ def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapm
                             c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
                             src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, g0, g1)
                         at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
-                    vstore(part, a0, c00)
-                    vstore(part, a0 + 8, c01)
-                    vstore(part, a1, c10)
-                    vstore(part, a1 + 8, c11)
-                    vstore(part, a2, c20)
-                    vstore(part, a2 + 8, c21)
-                    vstore(part, a3, c30)
-                    vstore(part, a3 + 8, c31)
-                    vstore(part, a4, c40)
-                    vstore(part, a4 + 8, c41)
-                    vstore(part, a5, c50)
-                    vstore(part, a5 + 8, c51)
+                    _store_rows(part, a0, a1, a2, a3, a4, a5, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50,
+                                c51)
 
 
 @_backend.job_kernel
