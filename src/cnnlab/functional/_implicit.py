@@ -171,8 +171,8 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 
 class Tables(NamedTuple):
     """A convolution's classes of output positions (:func:`_tables`): class ``f`` has the
-    positions ``pos[pstart[f]:pstart[f+1]]`` (``count[f]`` of them, then padding entries to a
-    multiple of :data:`_ROWS`, with ``yoff < 0``), each read at ``pos + delta[k]`` for its taps
+    positions ``pos[pstart[f]:pstart[f+1]]`` (padding entries to a multiple of :data:`_ROWS` last,
+    with ``yoff < 0``), each read at ``pos + delta[k]`` for its taps
     ``delta[dstart[f]:dstart[f+1]]`` (flat weight taps ``flats[f]``), and written at ``yoff`` (its
     first filter's).  The weight gradient's taps ``delta6`` / ``dstart6`` / ``tapmap`` come in
     blocks of :data:`_ROWS`, padded with a valid offset and tap ``-1``, and its positions
@@ -184,7 +184,6 @@ class Tables(NamedTuple):
     flats: tuple[np.ndarray, ...]
     pos: np.ndarray
     pstart: np.ndarray
-    count: np.ndarray
     yoff: np.ndarray
     delta: np.ndarray
     dstart: np.ndarray
@@ -246,8 +245,7 @@ def _tables(batch: int, channels: int, spatial: tuple[int, ...], out_ch: int, cg
     from cnnlab.functional import _numba_implicit as ni
 
     return Tables(_frozen(*(c[3] for c in classes)), *_frozen(_joined(pos)), ni.starts([p.size for p in pos]),
-                  *_frozen(np.array([c[0].size for c in classes], np.int64), _joined(yoff),
-                           _joined([c[2] for c in classes])),
+                  *_frozen(_joined(yoff), _joined([c[2] for c in classes])),
                   ni.starts([c[2].size for c in classes]), *_frozen(_joined(delta6)),
                   ni.starts([d.size for d in delta6]), *_frozen(_joined(tapmap)),
                   *_frozen(wpos, wgoff, seg, segf), tapless,

@@ -233,18 +233,13 @@ def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapm
                 for j in range(COLS):
                     o = og + j
                     gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos)] if o < out_ch else zero
-        lo, hi = 0, segf.shape[0]  # the segment that holds position first: seg[lo] <= first < seg[lo + 1]
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if seg[mid] <= first:
-                lo = mid
-            else:
-                hi = mid
-        for i in range(lo, segf.shape[0]):
+        # from the segment that holds position first (seg[i] <= first < seg[i + 1])
+        for i in range(np.searchsorted(seg, first, side="right") - 1, segf.shape[0]):
             if seg[i] >= last:
                 break
             f = segf[i]
-            p0, p1 = np.uint64(max(seg[i], first)), np.uint64(min(seg[i + 1], last))
+            s0 = max(seg[i], first)
+            p0, p1 = np.uint64(s0), np.uint64(min(seg[i + 1], last))
             ds = delta[dstart[f]:dstart[f + 1]]
             tm = tapmap[dstart[f]:dstart[f + 1]]
             kblocks = (dstart[f + 1] - dstart[f]) // ROWS
@@ -259,7 +254,7 @@ def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapm
                                   og * rows_k + tm[kt + 5] * COLS)
                     c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_rows(
                         part, a0, a1, a2, a3, a4, a5)
-                    at = og * GRAD_W_JOB + (max(seg[i], first) - first) * COLS  # (og: filters og..og+15)
+                    at = og * GRAD_W_JOB + (s0 - first) * COLS  # (og: filters og..og+15)
                     for p in range(p0, p1):
                         s = pos[p]
                         g0 = vload(gt, at)

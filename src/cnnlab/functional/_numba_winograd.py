@@ -159,31 +159,25 @@ def _grad_loads(gb, n, block, gblocks, ghn, gwn, h, w, dh, dw, more_h, more_w): 
 
 
 @numba.njit(inline="always")
+def _grad_row(zb, at, zstep, t0, t1, zero):  # pragma: no cover - compiled
+    # one row (t0, t1) of A dY times A' = [[1, 1, 1, 0], [0, 1, -1, -1]]: its four entries,
+    # stored zstep apart from zb[at]
+    vstore(zb, at, t0)
+    vstore(zb, at + zstep, vadd(t0, t1))
+    vstore(zb, at + 2 * zstep, vsub(t0, t1))
+    vstore(zb, at + 3 * zstep, vsub(zero, t1))
+
+
+@numba.njit(inline="always")
 def _grad_tile(g00, g01, g10, g11, zb, at, zstep):  # pragma: no cover - compiled
     # Z = A dY A' of a tile's 2 x 2 upstream gradients (8 filters per vector): entry xi = 4*i + k
     # stored at zb[at + xi*zstep .. + 8]
     zero = vzero()
     # rows: A dY (A = [[1, 0], [1, 1], [1, -1], [0, -1]]), then columns: (A dY) A'
-    t00, t01 = g00, g01
-    t10, t11 = vadd(g00, g10), vadd(g01, g11)
-    t20, t21 = vsub(g00, g10), vsub(g01, g11)
-    t30, t31 = vsub(zero, g10), vsub(zero, g11)
-    vstore(zb, at, t00)
-    vstore(zb, at + zstep, vadd(t00, t01))
-    vstore(zb, at + 2 * zstep, vsub(t00, t01))
-    vstore(zb, at + 3 * zstep, vsub(zero, t01))
-    vstore(zb, at + 4 * zstep, t10)
-    vstore(zb, at + 5 * zstep, vadd(t10, t11))
-    vstore(zb, at + 6 * zstep, vsub(t10, t11))
-    vstore(zb, at + 7 * zstep, vsub(zero, t11))
-    vstore(zb, at + 8 * zstep, t20)
-    vstore(zb, at + 9 * zstep, vadd(t20, t21))
-    vstore(zb, at + 10 * zstep, vsub(t20, t21))
-    vstore(zb, at + 11 * zstep, vsub(zero, t21))
-    vstore(zb, at + 12 * zstep, t30)
-    vstore(zb, at + 13 * zstep, vadd(t30, t31))
-    vstore(zb, at + 14 * zstep, vsub(t30, t31))
-    vstore(zb, at + 15 * zstep, vsub(zero, t31))
+    _grad_row(zb, at, zstep, g00, g01, zero)
+    _grad_row(zb, at + 4 * zstep, zstep, vadd(g00, g10), vadd(g01, g11), zero)
+    _grad_row(zb, at + 8 * zstep, zstep, vsub(g00, g10), vsub(g01, g11), zero)
+    _grad_row(zb, at + 12 * zstep, zstep, vsub(zero, g10), vsub(zero, g11), zero)
 
 
 @numba.njit(inline="always")
