@@ -113,15 +113,16 @@ def test_an_error_is_raised_after_every_run_ended(two_threads, failing):
     assert ended == [1 - failing]
 
 
-def test_a_forked_process_gets_a_pool_of_its_own(two_threads, monkeypatch):
-    """A fork keeps no threads: a pool made by another process is replaced, not used."""
+def test_a_forked_process_gets_a_team_of_its_own(two_threads, monkeypatch):
+    """A fork keeps no threads: a team made by another process is replaced, not used."""
     _backend.run_jobs(Recorder(), 2, np.zeros(2), work=_backend.PARALLEL_MIN_WORK)
-    before = _backend._state["pool"]
-    monkeypatch.setitem(_backend._state, "pool_pid", -1)  # as if made in the parent
+    before = _backend._state["team"]
+    monkeypatch.setattr(before, "pid", -1)  # as if made in the parent
     kernel = Recorder()
     _backend.run_jobs(kernel, 2, np.zeros(2), work=_backend.PARALLEL_MIN_WORK)
-    assert _backend._state["pool"] is not before
+    assert _backend._state["team"] is not before
     assert sorted(r[:3] for r in kernel.runs) == [(0, 1, 0), (1, 2, 1)]
+    assert len({r[3] for r in kernel.runs}) == 2
 
 
 def test_a_compiled_kernel_on_two_threads_matches_one(threads):

@@ -145,7 +145,7 @@ def start_threads() -> bool:
     """
     started = get_backend() != "numpy" and numba_available()
     if started and _kernel_threads() > 1:
-        _pool(_kernel_threads() - 1)
+        _team(_kernel_threads() - 1)
     return started
 
 
@@ -313,6 +313,8 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     import numpy as np
 
     flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, int(math.prod(b.shape[:-2])))
+    if flops >= SMALL_GEMM_FLOPS and a.dtype.kind == "f":
+        park_threads()  # (the BLAS's threads need the cores)
     controllers = _blas_controllers() if flops < SMALL_GEMM_FLOPS and a.dtype.kind == "f" else []
     if not controllers:
         return np.matmul(a, b, out=out)
@@ -328,18 +330,29 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
             c.set_num_threads(p)
 
 
-def _pool(workers: int) -> Any:
-    """The pool of helper threads that :func:`run_jobs` hands its jobs to, made on first use and
-    again in a process forked from the one that made it (a fork keeps no threads)."""
-    pool = _state.get("pool")
-    if pool is None or _state.get("pool_pid") != os.getpid() or _state.get("pool_size", 0) < workers:
-        from concurrent.futures import ThreadPoolExecutor
+def _team(helpers: int) -> Any:
+    """The team of helper threads that :func:`run_jobs` hands its jobs to (:mod:`._team`), made on
+    first use, again for more helpers, and again in a process forked from the one that made it (a
+    fork keeps no threads).  Its helpers watch for the next job only while compiled kernels may
+    be used (the watch loop is compiled); otherwise they sleep between jobs."""
+    team = _state.get("team")
+    if team is None or team.pid != os.getpid() or team.helpers < helpers:
+        from cnnlab.functional import _team as team_module
 
-        if pool is not None and _state.get("pool_pid") == os.getpid():
-            pool.shutdown(wait=False)  # (a smaller one: its idle threads end)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnnlab-kernel")
-        _state.update(pool=pool, pool_pid=os.getpid(), pool_size=workers)
-    return pool
+        if team is not None and team.pid == os.getpid():
+            team.close()
+        spin = team_module.SPIN_SECONDS if get_backend() != "numpy" and numba_available() else 0.0
+        team = team_module.Team(helpers, spin)
+        _state["team"] = team
+    return team
+
+
+def park_threads() -> None:
+    """Send the kernels' helper threads to sleep now, if they are watching for work (see
+    :mod:`._team`): before a matrix product on several BLAS threads, which need those cores."""
+    team = _state.get("team")
+    if team is not None and team.pid == os.getpid():
+        team.park()
 
 
 def read_only(a: Any) -> Any:
@@ -378,9 +391,10 @@ def sum_all(a: Any) -> Any:
     flat = a.reshape(-1)
     half = flat.size // 2
     half -= half % 8
-    second = _pool(1).submit(_reduce, flat[half:])
-    first = _reduce(flat[:half])
-    return first + second.result()
+    halves = _team(1).run([(_reduce, (flat[:half],)), (_reduce, (flat[half:],))])
+    if halves is None:  # (the helper is busy: another thread's call)
+        return np.sum(a)
+    return halves[0] + halves[1]
 
 
 def _reduce(part: Any) -> Any:
@@ -506,20 +520,8 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
     else:
         bounds = [jobs * t // threads for t in range(threads + 1)]
         body, per_thread = kernel, [(bounds[t], bounds[t + 1], t) for t in range(threads)]
-    pool = _pool(threads - 1)
-    runs = [pool.submit(body, *args, *per_thread[t]) for t in range(1, threads)]
-    error: BaseException | None = None
-    try:
-        body(*args, *per_thread[0])
-    except BaseException as exc:  # (wait for the other runs before raising it)
-        error = exc
-    for run in runs:
-        try:
-            run.result()
-        except BaseException as exc:
-            error = error or exc
-    if error is not None:
-        raise error
+    if _team(threads - 1).run([(body, (*args, *per_thread[t])) for t in range(threads)]) is None:
+        kernel(*args, 0, int(jobs), 0)  # (the team is busy: another thread's call, or one inside a job)
 
 
 def _init_from_env() -> None:

@@ -1,0 +1,247 @@
+"""The helper threads that run a share of each compiled kernel: a job handed over in microseconds.
+
+:func:`cnnlab.functional._backend.run_jobs` splits a kernel's jobs between the calling thread and
+helper threads.  A helper waiting on a lock or a queue (a ``ThreadPoolExecutor``) is asleep, and
+waking it takes the operating system 25-60 us on the 2-core machine of docs/BENCHMARKS.md: longer
+than ReLU of a LeNet-5 activation (300,000 values, 27 us on one core) takes to compute.  So a
+helper of this team, once it has finished a job, keeps watching a flag in memory for
+:data:`SPIN_SECONDS` (a compiled loop without the GIL, each round a CPU ``pause`` hint), and only
+then goes to sleep on a condition variable.  The caller posts a job by writing the flag, runs its
+own share, then watches the helper's "done" flag the same way.  That ReLU took 17-21 us on two
+threads this way, against 53-95 us with the executor (1 thread: 26-31 us).
+
+This is what OpenMP runtimes do (GNU OpenMP's threads spin for a while after each parallel loop;
+PyTorch's do).  A watching helper takes a core, so before a matrix product that runs on several
+BLAS threads the caller sends the helpers to sleep (:meth:`Team.park`): the BLAS's own threads
+need those cores.
+
+Without Numba the helpers only sleep and wake (the compiled watch loop is what needs it); every
+job still runs, at the executor's speed.  A process forked from one with a team makes its own on
+first use; a call made while the team is busy (another thread's, or from inside a job) runs on
+its caller alone (:meth:`Team.run` returns None).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+# How long a helper that has finished a job keeps watching for the next one before it sleeps.
+# Within a training step the gaps between kernels are tens to hundreds of microseconds; GNU
+# OpenMP's threads keep watching for about 10 ms by default.
+SPIN_SECONDS = 0.002
+
+_LINE = 8  # int64 values per 64-byte cache line: each flag has a line of its own
+_x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+_compiled: dict[str, Any] = {}
+
+
+def _watchers() -> dict[str, Any] | None:
+    """The compiled watch loops (Numba), made once; None without Numba."""
+    if "watch" in _compiled:
+        return _compiled["watch"]
+    try:
+        _compiled["watch"] = _compile()
+    except Exception:  # (no Numba, or one that cannot build the loops: the helpers sleep and wake)
+        _compiled["watch"] = None
+    return _compiled["watch"]
+
+
+def _compile() -> dict[str, Any]:
+    import numba
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.core.extending import intrinsic
+
+    def pointer(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]])
+
+    @intrinsic
+    def load_acquire(typingctx: Any, flags: Any, index: Any) -> Any:
+        # an atomic load: the compiler may not hoist it out of the watch loop
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.load_atomic(pointer(context, builder, signature, args), ordering="acquire", align=8)
+        return types.int64(flags, index), codegen
+
+    @intrinsic
+    def store_release(typingctx: Any, flags: Any, index: Any, value: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            builder.store_atomic(args[2], pointer(context, builder, signature, args), ordering="release", align=8)
+            return context.get_dummy_value()
+        return types.void(flags, index, value), codegen
+
+    @intrinsic
+    def pause(typingctx: Any) -> Any:
+        # the x86 spin-wait hint (leaves the core's resources to other work); nothing elsewhere
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            if _x86:
+                hint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                      "llvm.x86.sse2.pause")
+                builder.call(hint, [])
+            return context.get_dummy_value()
+        return types.void(), codegen
+
+    options = {"nogil": True, "cache": True}
+
+    @numba.njit(**options)
+    def watch(flags, index, value, stop, rounds):  # pragma: no cover - compiled
+        # flags[index] once it differs from value, or value after `rounds` rounds or once
+        # flags[stop] is set
+        for _ in range(rounds):
+            seen = load_acquire(flags, index)
+            if seen != value:
+                return seen
+            if load_acquire(flags, stop) != 0:
+                return value
+            pause()
+        return load_acquire(flags, index)
+
+    @numba.njit(**options)
+    def publish(flags, index, value):  # pragma: no cover - compiled
+        store_release(flags, index, value)
+
+    return {"watch": watch, "publish": publish}
+
+
+def _calibrated_rounds(watch: Callable[..., int], seconds: float) -> int:
+    """Rounds of ``watch`` that take about ``seconds`` on this machine (the least of three probes)."""
+    flags = np.zeros(2 * _LINE, np.int64)
+    probe = 2000
+    watch(flags, 0, 0, _LINE, 1)  # (loads the compiled code)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        watch(flags, 0, 0, _LINE, probe)
+        best = min(best, time.perf_counter() - start)
+    return max(1, int(seconds * probe / max(best, 1e-9)))
+
+
+class Team:
+    """``helpers`` threads that each run one call of :meth:`run` at a time (see the module's notes)."""
+
+    def __init__(self, helpers: int, spin_seconds: float = SPIN_SECONDS) -> None:
+        self.helpers = helpers
+        self.pid = os.getpid()
+        # flags: per helper, the number of the job posted to it and of the last it finished, and
+        # one flag that sends watching helpers to sleep; each on a cache line of its own
+        self._flags = np.zeros((2 * helpers + 1) * _LINE, np.int64)
+        self._stop = 2 * helpers * _LINE
+        self._never = self._stop + 1  # (a flag never set: the caller's wait does not stop early)
+        self._posted = [0] * helpers
+        self._calls: list[tuple[Callable[..., Any], tuple] | None] = [None] * helpers
+        self._results: list[Any] = [None] * helpers
+        self._errors: list[BaseException | None] = [None] * helpers
+        self._sleeping = [False] * helpers
+        self._wake = threading.Condition()
+        self._busy = threading.Lock()
+        compiled = _watchers() if spin_seconds > 0 else None
+        self._watch = compiled["watch"] if compiled else None
+        self._publish = compiled["publish"] if compiled else None
+        self.rounds = _calibrated_rounds(self._watch, spin_seconds) if self._watch and spin_seconds > 0 else 0
+        self._threads = [threading.Thread(target=self._serve, args=(i,), daemon=True, name=f"cnnlab-kernel-{i}")
+                         for i in range(helpers)]
+        for thread in self._threads:
+            thread.start()
+
+    def _serve(self, i: int) -> None:
+        flags, posted, done = self._flags, 2 * i * _LINE, (2 * i + 1) * _LINE
+        seen = 0
+        while True:
+            value = self._watch(flags, posted, seen, self._stop, self.rounds) if self.rounds else seen
+            if value == seen:
+                with self._wake:
+                    self._sleeping[i] = True
+                    while int(flags[posted]) == seen:
+                        self._wake.wait()
+                    self._sleeping[i] = False
+                value = int(flags[posted])
+            seen = value
+            if value < 0:  # (closed)
+                return
+            call, self._calls[i] = self._calls[i], None
+            try:
+                self._results[i] = call[0](*call[1])  # type: ignore[index]
+            except BaseException as exc:  # (raised by run, on the caller's thread)
+                self._errors[i] = exc
+            if self._publish is not None:
+                self._publish(flags, done, seen)
+            else:
+                with self._wake:
+                    flags[done] = seen
+                    self._wake.notify_all()
+
+    def _post(self, i: int, call: tuple[Callable[..., Any], tuple]) -> None:
+        self._calls[i], self._errors[i], self._results[i] = call, None, None
+        self._posted[i] += 1
+        self._flags[self._stop] = 0
+        self._flags[2 * i * _LINE] = self._posted[i]
+        if self._sleeping[i]:
+            with self._wake:
+                self._wake.notify_all()
+
+    def _wait(self, i: int) -> None:
+        flags, done, number = self._flags, (2 * i + 1) * _LINE, self._posted[i]
+        if self._watch is None:
+            with self._wake:
+                while int(flags[done]) != number:
+                    self._wake.wait()
+            return
+        # (back in Python every 100,000 rounds: signals are handled, and other threads get the GIL)
+        while self._watch(flags, done, number - 1, self._never, 100_000) != number:
+            os.sched_yield() if hasattr(os, "sched_yield") else time.sleep(0)
+
+    def run(self, calls: Sequence[tuple[Callable[..., Any], tuple]]) -> list[Any] | None:
+        """Call ``calls[0]`` (a function and its arguments) on this thread and ``calls[1:]`` on
+        helpers, at once; their results once all have returned, or None (nothing called) when
+        the team is busy.  The first error raised by any of them is raised here, after all have
+        ended."""
+        if len(calls) - 1 > self.helpers:
+            raise ValueError(f"Team.run: {len(calls) - 1} calls for {self.helpers} helper threads")
+        if not self._busy.acquire(blocking=False):
+            return None
+        try:
+            for i in range(len(calls) - 1):
+                self._wait(i)  # (a job left running by an interrupted run)
+                self._post(i, calls[i + 1])
+            error: BaseException | None = None
+            try:
+                first = calls[0][0](*calls[0][1])
+            except BaseException as exc:
+                error, first = exc, None
+            for i in range(len(calls) - 1):
+                self._wait(i)
+            errors = [error, *self._errors[:len(calls) - 1]]
+            found = next((e for e in errors if e is not None), None)
+            results = [first, *self._results[:len(calls) - 1]]
+            self._results[:len(calls) - 1] = [None] * (len(calls) - 1)
+            self._errors[:len(calls) - 1] = [None] * (len(calls) - 1)
+            if found is not None:
+                raise found
+            return results
+        finally:
+            self._busy.release()
+
+    def park(self) -> None:
+        """Send watching helpers to sleep now (before work that needs the other cores, such as a
+        matrix product on several BLAS threads); the next :meth:`run` wakes them."""
+        self._flags[self._stop] = 1
+
+    def close(self) -> None:
+        """End the helper threads (after the jobs they are running)."""
+        with self._busy:
+            for i in range(self.helpers):
+                self._wait(i)
+                self._posted[i] = -1
+                self._flags[2 * i * _LINE] = -1
+            with self._wake:
+                self._wake.notify_all()
+        for thread in self._threads:
+            thread.join()

@@ -1,0 +1,187 @@
+"""The kernels' helper threads (``_team.Team``): each call runs once, on its own thread, and the
+hand-over between watching, sleeping and parked helpers loses no job.
+
+These run with and without Numba: without it (or with ``spin_seconds=0``) the helpers only sleep
+and wake; with it they watch a flag between jobs.  A test that would hang on a lost job runs its
+calls on a thread of its own and fails when that thread has not ended after a minute.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from cnnlab.functional import _backend, _team
+
+SPINS = [0.0, 0.002, 600.0]  # never watch; the library's setting; watch for longer than any test
+
+
+def _ident(tag: str) -> tuple[str, int]:
+    return tag, threading.get_ident()
+
+
+def _finishes(body, seconds: float = 60.0) -> None:
+    """Run ``body`` on a thread of its own; fail if it has not ended within ``seconds``."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            body()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "a job was lost: the team never finished"
+    if failure:
+        raise failure[0]
+
+
+def _run(team, calls) -> tuple[list | None, int]:
+    """``team.run(calls)`` on a thread of its own (failing, not hanging, on a lost job): its
+    results and that thread's id."""
+    got: list = []
+    _finishes(lambda: got.extend([team.run(calls), threading.get_ident()]))
+    return got[0], got[1]
+
+
+@pytest.fixture(params=SPINS, ids=["sleep", "short watch", "long watch"])
+def team(request):
+    made = _team.Team(2, request.param)
+    yield made
+    _finishes(made.close)
+
+
+def test_each_call_runs_once_on_its_own_thread_and_results_come_back_in_order(team):
+    results, caller = _run(team, [(_ident, ("a",)), (_ident, ("b",)), (_ident, ("c",))])
+    assert [tag for tag, _ in results] == ["a", "b", "c"]
+    idents = [ident for _, ident in results]
+    assert idents[0] == caller  # the caller runs the first call itself
+    assert len(set(idents)) == 3
+
+
+def test_fewer_calls_than_helpers_and_a_call_alone(team):
+    results, caller = _run(team, [(_ident, ("a",))])
+    assert results == [("a", caller)]
+    results, caller = _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+    assert [tag for tag, _ in results] == ["a", "b"] and results[1][1] != caller
+
+
+def test_more_calls_than_helpers_is_an_error(team):
+    with pytest.raises(ValueError, match="4 calls for 2 helper threads"):
+        team.run([(_ident, ("x",))] * 5)
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+def test_an_error_is_raised_once_every_call_has_ended(team, failing):
+    ended = []
+    release = threading.Event()
+
+    def call(i: int) -> None:
+        if i == failing:
+            raise KeyError(f"call {i}")
+        release.wait(0.05)  # still running when the other call fails
+        ended.append(i)
+
+    with pytest.raises(KeyError, match=f"call {failing}"):
+        _run(team, [(call, (i,)) for i in range(3)])
+    assert sorted(ended) == sorted({0, 1, 2} - {failing})
+    # the team is usable afterwards, with no error left over
+    assert [tag for tag, _ in _run(team, [(_ident, ("a",)), (_ident, ("b",))])[0]] == ["a", "b"]
+
+
+def test_thousands_of_hand_overs_with_parking_lose_no_job(team):
+    counts = np.zeros(3, np.int64)
+
+    def add(i: int) -> int:
+        counts[i] += 1
+        return i
+
+    def body() -> None:
+        for k in range(3000):
+            assert team.run([(add, (0,)), (add, (1,)), (add, (2,))]) == [0, 1, 2]
+            if k % 7 == 0:
+                team.park()  # the next run wakes the helpers that went to sleep
+            if k % 500 == 0:
+                threading.Event().wait(0.01)  # long enough for a short watch to end
+
+    _finishes(body)
+    np.testing.assert_array_equal(counts, [3000, 3000, 3000])
+
+
+def test_a_parked_helper_sleeps_and_wakes_for_the_next_job():
+    team = _team.Team(1, 600.0)
+    try:
+        _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        team.park()
+        _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
+        assert [tag for tag, _ in _run(team, [(_ident, ("a",)), (_ident, ("b",))])[0]] == ["a", "b"]
+        assert not team._sleeping[0]
+    finally:
+        _finishes(team.close)
+
+
+def _wait_for(condition) -> None:
+    while not condition():
+        threading.Event().wait(0.001)
+
+
+def test_a_busy_team_runs_nothing_and_says_so(team):
+    inner = []
+
+    def nested() -> None:  # a call made from inside one of the team's jobs
+        inner.append(team.run([(_ident, ("x",)), (_ident, ("y",))]))
+
+    _run(team, [(nested, ()), (_ident, ("b",))])
+    assert inner == [None]
+
+
+def test_run_jobs_runs_on_the_calling_thread_while_the_team_is_busy(monkeypatch):
+    numba = pytest.importorskip("numba")
+    if not _backend.numba_available() or numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs Numba with 2 threads or more")
+    monkeypatch.setitem(_backend._state, "threads", 2)
+    runs = []
+
+    def kernel(first: int, last: int, thread: int) -> None:
+        runs.append((first, last, thread, threading.get_ident()))
+
+    def job() -> None:  # a kernel call from inside a job: the team's lock is held
+        _backend.run_jobs(kernel, 10, work=_backend.PARALLEL_MIN_WORK)
+
+    _, caller = _run(_backend._team(1), [(job, ()), (_ident, ("b",))])
+    assert runs == [(0, 10, 0, caller)]
+
+
+def test_matrix_products_on_several_blas_threads_park_the_helpers(monkeypatch):
+    numba = pytest.importorskip("numba")
+    if not _backend.numba_available() or numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs Numba with 2 threads or more")
+    team = _backend._team(1)
+    parked = []
+    monkeypatch.setattr(team, "park", lambda: parked.append(True))
+    a = np.ones((8, 8), np.float32)
+    _backend.matmul(a, a)  # small: one BLAS thread, helpers left watching
+    assert parked == []
+    big = np.ones((400, 400), np.float32)  # 2 * 400**3 flops, above SMALL_GEMM_FLOPS
+    np.testing.assert_array_equal(_backend.matmul(big, big), np.full((400, 400), 400, np.float32))
+    assert parked == [True]
+
+
+def test_close_ends_the_threads():
+    team = _team.Team(2, 600.0)
+    _run(team, [(_ident, ("a",)), (_ident, ("b",)), (_ident, ("c",))])
+    threads = list(team._threads)
+    _finishes(team.close)
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_watch_rounds_are_calibrated_to_the_spin_time():
+    if _team._watchers() is None:
+        pytest.skip("needs numba")
+    watch = _team._watchers()["watch"]
+    short, longer = _team._calibrated_rounds(watch, 1e-4), _team._calibrated_rounds(watch, 1e-2)
+    assert 1 <= short < longer
