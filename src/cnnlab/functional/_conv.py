@@ -371,7 +371,6 @@ def conv_backward_saved(
     """
     g = np.asarray(grad_out)
     g = (g[None] if ctx.unbatched else g).astype(ctx.dtype, copy=False)
-    n = g.ndim - 2
     if ctx.kernel is None:  # empty batch: every gradient is zero (or empty)
         return _empty_grads(g, ctx, needs)
     kernel = ctx.kernel
@@ -382,8 +381,20 @@ def conv_backward_saved(
     if grad_xin is not None:
         grad_x = _input_grad(grad_xin, ctx.x_shape[2:], ctx.pads, ctx.padding_mode)
         grad_x = grad_x[0] if ctx.unbatched else grad_x
-    grad_b = g.sum(axis=(0, *range(2, 2 + n))) if ctx.has_bias and needs[2] else None
+    grad_b = bias_grad(g) if ctx.has_bias and needs[2] else None
     return grad_x, grad_w, grad_b
+
+
+def bias_grad(grad_out: np.ndarray) -> np.ndarray:
+    """``grad_b[o] = sum over b, p of grad_out[b, o, p]`` (``grad_out`` batched, channels second).
+
+    Summed over the batch first (whole contiguous planes added at a time), then along each
+    channel's positions: NumPy's one reduction over the axes ``(0, 2, ...)`` walks the array in
+    short strided pieces, 45-56 us against 5-8 us for the MNIST-1D CNN's (100, 25, 19)-(100, 25,
+    5) gradients, 56 against 34 us for LeNet-5's (64, 6, 28, 28).  Another order of the same
+    additions: float results differ from that reduction's by rounding only."""
+    g = grad_out.reshape(grad_out.shape[0], grad_out.shape[1], -1)
+    return g.sum(axis=0).sum(axis=1)
 
 
 def _input_grad(grad_xin: np.ndarray, spatial: Sequence[int], pads: PadPairs, padding_mode: str) -> np.ndarray:
@@ -406,7 +417,6 @@ def _conv_backward_core(
     pads: PadPairs, dilation: tuple[int, ...], groups: int, padding_mode: str, method: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All three gradients from plain arrays (batched, already in the compute dtype)."""
-    n = weight.ndim - 2
     if x.shape[0] == 0:
         return np.zeros(x.shape, grad_out.dtype), np.zeros(weight.shape, grad_out.dtype), np.zeros(
             weight.shape[0], grad_out.dtype)
@@ -414,7 +424,7 @@ def _conv_backward_core(
     _, saved = kernels.forward(xin, weight, stride, dilation, groups, method, save=True, pads=kpads)
     grad_xin, grad_w = kernels.backward(grad_out, saved)
     grad_x = _input_grad(grad_xin, x.shape[2:], pads, padding_mode)
-    grad_b = grad_out.sum(axis=(0, *range(2, 2 + n)))
+    grad_b = bias_grad(grad_out)
     return grad_x, grad_w, grad_b
 
 

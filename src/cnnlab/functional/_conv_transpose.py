@@ -29,6 +29,7 @@ from cnnlab.functional._conv import (
     _check_groups,
     _conv_transpose_core,
     _spatial_dims,
+    bias_grad,
     crop_then_pads,
 )
 
@@ -276,12 +277,11 @@ def conv_transpose_backward(
     # extend the high padding by output_padding so the conv's windows cover grad_out exactly
     cpads = tuple((lo, hi - op_) for (lo, hi), op_ in zip(a.pads, a.output_padding, strict=True))
     gc, zeros = crop_then_pads(g, cpads)  # (the GEMM path reads the padding as zeros: no padded copy)
-    n = w.ndim - 2
     if xb.shape[0] == 0:
         grad_x, grad_w = np.zeros(xb.shape, dtype), np.zeros(w.shape, dtype)
     else:
         # one forward on grad_out (its method by the automatic rule) gives grad_x and keeps what grad_w reads
         grad_x, saved = kernels.forward(gc, w, a.stride, a.dilation, a.groups, "auto", save=True, pads=zeros)
         grad_w = kernels.backward(xb, saved, (False, True))[1]
-    grad_b = None if a.bias is None else g.sum(axis=(0, *range(2, 2 + n)))
+    grad_b = None if a.bias is None else bias_grad(g)
     return (grad_x[0] if a.unbatched else grad_x), grad_w, grad_b
