@@ -114,9 +114,9 @@ def _class_targets(
         raise ValueError(
             f"{op}: target {target[bad].flat[0]} is out of bounds for {n_classes} classes"
         )
-    w = np.ones(n_classes, dtype=x.dtype) if weight is None else weight
-    w_t = np.where(kept, w[index], 0).astype(x.dtype)
-    return index, kept, w_t
+    if weight is None:  # (each kept entry's weight is 1)
+        return index, kept, kept.astype(x.dtype)
+    return index, kept, np.where(kept, weight[index], 0).astype(x.dtype)
 
 
 def _check_class_target(op: str, target: Any) -> np.ndarray:

@@ -73,10 +73,10 @@ def softmax_parts(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.
         kept = x.shape[:axis] + (1,) + x.shape[axis + 1:]
         return x.copy(), np.zeros(kept, x.dtype), np.zeros(kept, x.dtype)
     m = np.max(x, axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore", over="ignore"):
+    # (one errstate for all: -inf - -inf, a slice that is all -inf, gives NaN; log 0 is -inf)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         e = np.exp(x - m)
-    total = np.sum(e, axis=axis, keepdims=True)
-    with np.errstate(divide="ignore"):  # a slice that is all -inf (or empty rows): log 0
+        total = np.sum(e, axis=axis, keepdims=True)
         return e / total, m, np.log(total)
 
 
