@@ -99,6 +99,8 @@ def _child(model: str, library: str, threads: int, steps: int, timed: int, secon
         warm, step = torch_step(torch, model, 2), torch_step(torch, model)
     for _ in range(2):
         warm()
+    if library == "cnnlab":
+        _backend.start_threads()  # (its helper threads and their compiled watch loop, as torch's pool)
     _backend.COMPILE_MIN_WORK = limit
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")

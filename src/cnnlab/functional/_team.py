@@ -171,6 +171,7 @@ class Team:
                 self._results[i] = call[0](*call[1])  # type: ignore[index]
             except BaseException as exc:  # (raised by run, on the caller's thread)
                 self._errors[i] = exc
+            call = None  # (the job's arrays are not kept alive while this helper waits)
             if self._publish is not None:
                 self._publish(flags, done, seen)
             else:
