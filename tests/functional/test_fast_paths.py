@@ -486,3 +486,54 @@ def test_direct_weight_gradient_rows_and_flat_match_the_loop_reference(flat_byte
     assert np.isnan(ref).any() and not np.isnan(ref).all()
     np.testing.assert_array_equal(np.isnan(gw), np.isnan(ref))
     np.testing.assert_allclose(gw, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels, batch, positions", [(25, 100, 5), (3, 1, 1), (6, 7, 19), (1, 4, 33)])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_product_to_channel_first_and_back_to_the_bit(dtype, channels, batch, positions, with_bias):
+    """The GEMM path's transposes (``_numba_kernels.channel_first`` / ``channel_major``) against
+    NumPy's copies of the transposed views, bit for bit: signed zeros and NaN included."""
+    if not _backend.numba_available():
+        pytest.skip("needs numba")
+    from cnnlab.functional import _numba_kernels as nk
+
+    rng = np.random.default_rng(channels * 1000 + positions)
+    prod = rng.standard_normal((channels, batch * positions)).astype(dtype)
+    prod.flat[::7] = -0.0
+    prod.flat[::11] = np.nan
+    bias = rng.standard_normal(channels).astype(dtype) if with_bias else None
+    view = prod.reshape(channels, batch, positions).swapaxes(0, 1)
+    want = view + bias.reshape(-1, 1) if with_bias else view.copy()
+    got = nk.channel_first(prod, batch, bias)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    assert got.shape == (batch, channels, positions)
+    np.testing.assert_array_equal(got.view(bits), np.ascontiguousarray(want).view(bits))
+    into = np.full((batch, channels, positions), 5, dtype)
+    assert nk.channel_first(prod, batch, bias, into) is into
+    np.testing.assert_array_equal(into.view(bits), np.ascontiguousarray(want).view(bits))
+    back = nk.channel_major(np.ascontiguousarray(view))
+    np.testing.assert_array_equal(back.view(bits), prod.view(bits))
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", [((100, 25, 19), (25, 25, 3), 2, 1),
+                                                            ((8, 6, 12, 12), (20, 6, 3, 3), 1, 1)])
+def test_gemm_path_with_and_without_the_compiled_kernels_agree_to_the_bit(shape, kernel, stride, padding):
+    if not _backend.numba_available():
+        pytest.skip("needs numba")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(kernel).astype(np.float32)
+    b = rng.standard_normal(kernel[0]).astype(np.float32)
+    results = {}
+    for backend in ("numba", "numpy"):
+        previous = _backend.set_backend(backend)
+        try:
+            xt, wt, bt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+            y = F.conv(xt, wt, bt, stride=stride, padding=padding, method="gemm")
+            (y * Tensor(np.linspace(-1, 1, y.data.size, dtype=np.float32).reshape(y.shape))).sum().backward()
+            results[backend] = (y.data, xt.grad, wt.grad, bt.grad)
+        finally:
+            _backend.set_backend(previous)
+    for got, want in zip(results["numba"], results["numpy"], strict=True):
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

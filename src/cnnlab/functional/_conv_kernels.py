@@ -265,16 +265,17 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         return y, saved
     step = chunk(x.shape, kernel, out, x.dtype.itemsize)
     kept = None  # the column matrix, when small enough to keep for the backward pass
+    compiled = _backend.use_numba(x.size * int(math.prod(kernel)))  # (as im2col_cm decides)
     if step >= x.shape[0]:  # one block
         cols = im2col_cm(x, kernel, stride, dilation, pads)
-        y = _gemm_forward(cols, weight, groups, x.shape[0], out, bias)
+        y = _gemm_forward(cols, weight, groups, x.shape[0], out, bias, compiled=compiled)
         kept = cols if cols.nbytes <= KEEP_COLUMNS_BYTES else None
     else:  # large layers: blocks of samples whose columns stay in cache
         y = np.empty((x.shape[0], weight.shape[0], *out), dtype=np.result_type(x, weight))
         for start in range(0, x.shape[0], step):
             part = x[start:start + step]
             _gemm_forward(im2col_cm(part, kernel, stride, dilation, pads), weight, groups, part.shape[0], out, bias,
-                          into=y[start:start + step])
+                          into=y[start:start + step], compiled=compiled)
     if not save:
         return y, None
     # without the columns, the backward pass rebuilds them block by block from the input
@@ -310,12 +311,19 @@ def chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], it
 
 
 def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int, out: tuple[int, ...],
-                  bias: np.ndarray | None, into: np.ndarray | None = None) -> np.ndarray:
-    """The product, copied channel-first into a new array or into ``into`` (a block of the output)."""
+                  bias: np.ndarray | None, into: np.ndarray | None = None, compiled: bool = False) -> np.ndarray:
+    """The product, copied channel-first into a new array or into ``into`` (a block of the output);
+    by a compiled kernel when ``compiled`` (the columns were built by one: the layer is large
+    enough for the compiled kernels)."""
     out_ch = weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
     c = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
     prod = _backend.matmul(w[0], c[0]) if groups == 1 else _backend.matmul(w, c).reshape(out_ch, -1)  # (O, N*P)
+    if compiled and prod.dtype.char in "fd" and prod.flags.c_contiguous:
+        from cnnlab.functional import _numba_kernels as nk
+
+        y = nk.channel_first(prod, batch, bias, None if into is None else into.reshape(batch, out_ch, -1))
+        return y.reshape(batch, out_ch, *out)
     prod = prod.reshape(out_ch, batch, -1).swapaxes(0, 1)  # (N, O, P) view
     y = (np.empty((batch, out_ch, prod.shape[2]), dtype=prod.dtype) if into is None
          else into.reshape(batch, out_ch, prod.shape[2]))
@@ -536,7 +544,13 @@ def grad_matrix(grad_out: np.ndarray, saved: Saved) -> np.ndarray:
     """``G[g, o, (b, p)] = grad_out[b, g*O_g + o, p]``, contiguous: shape ``(G, O_g, N*P)``."""
     out_ch, groups = saved.weight.shape[0], saved.groups
     batch = grad_out.shape[0]
-    g = np.ascontiguousarray(grad_out.reshape(batch, out_ch, -1).swapaxes(0, 1))
+    g3 = grad_out.reshape(batch, out_ch, -1)
+    work = math.prod(saved.xp_shape) * math.prod(saved.weight.shape[2:])  # (the forward's compiled rule)
+    if g3.dtype.char in "fd" and g3.flags.c_contiguous and _backend.use_numba(work):
+        from cnnlab.functional import _numba_kernels as nk
+
+        return nk.channel_major(g3).reshape(groups, out_ch // groups, -1)
+    g = np.ascontiguousarray(g3.swapaxes(0, 1))
     return g.reshape(groups, out_ch // groups, -1)
 
 
