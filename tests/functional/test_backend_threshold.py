@@ -59,3 +59,18 @@ def test_lecture_example_compiles_nothing():
     assert result["c"] == [[2, 0], [3, 5]]
     assert result["pool"] == [[[[5]]]]
     assert result["compiled"] == []
+
+
+@pytest.mark.parametrize("value, disabled", [(None, False), ("1", True), ("yes", True), ("0", False),
+                                             ("false", False), (" No ", False), ("", False)])
+def test_the_environment_switch_is_read_as_it_is_now(monkeypatch, value, disabled):
+    """CNNLAB_DISABLE_NUMBA is read on every call (through os.environ's own mapping), so a change
+    made while the process runs takes effect at once."""
+    monkeypatch.delenv("CNNLAB_DISABLE_NUMBA", raising=False)
+    assert not _backend._disabled_by_env()
+    if value is not None:
+        monkeypatch.setenv("CNNLAB_DISABLE_NUMBA", value)
+    assert _backend._disabled_by_env() is disabled
+    assert (_backend.get_backend() == "numpy") if disabled else True
+    monkeypatch.delenv("CNNLAB_DISABLE_NUMBA", raising=False)
+    assert not _backend._disabled_by_env()
