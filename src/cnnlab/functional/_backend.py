@@ -519,8 +519,10 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
     (``native_parfor_lowering``), three times the rest of it, and cold starts are mostly
     compilation.  When ``work`` (the values, or multiply-adds, of the whole call) is below
     ``min_work`` (:data:`PARALLEL_MIN_WORK` unless a kernel has its own), or on one thread,
-    everything runs on the calling thread: waking a helper thread (25-45 us) would cost more than
-    it saves.
+    everything runs on the calling thread: handing jobs to a helper costs a few microseconds while
+    it is still watching for work after its last job, 25-60 us once it has gone to sleep
+    (:mod:`._team`), more than a small call saves.  A call made while the team is busy (from
+    another thread, or from inside a job) runs on its calling thread alone.
     With ``balanced``, for kernels whose jobs write what they write whichever thread runs them
     (no partial sums per thread), the jobs are handed out in shrinking chunks
     (:func:`_guided_bounds`) to whichever thread is free: on the shared 2-core machine one
