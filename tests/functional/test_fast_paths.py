@@ -537,3 +537,24 @@ def test_gemm_path_with_and_without_the_compiled_kernels_agree_to_the_bit(shape,
             _backend.set_backend(previous)
     for got, want in zip(results["numba"], results["numpy"], strict=True):
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("spatial, method", [((4, 4), "gemm"), ((15, 17), "gemm"), ((16, 16), "pointwise"),
+                                             ((20, 30), "pointwise")])
+def test_1x1_layers_take_the_column_matrix_below_the_positions_floor(spatial, method):
+    """A 1x1 layer with fewer than POINTWISE_MIN_POSITIONS output positions per sample takes the
+    column matrix (one large product), from it the batched products; both give the loop
+    reference's values and gradients."""
+    from cnnlab.functional import _conv_kernels
+
+    assert _conv_kernels.POINTWISE_MIN_POSITIONS == 256  # (the spatial sizes above straddle it)
+    rng = np.random.default_rng(sum(spatial))
+    x = rng.standard_normal((3, 5, *spatial))
+    w = rng.standard_normal((4, 5, 1, 1))
+    y, saved = _conv_kernels.forward(x, w, (1, 1), (1, 1), 1, "gemm", save=True)
+    assert saved.method == method
+    np.testing.assert_allclose(y, _naive.naive_conv(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1), rtol=1e-12)
+    g = rng.standard_normal(y.shape)
+    grad_x, grad_w = _conv_kernels.backward(g, saved)
+    np.testing.assert_allclose(grad_x, np.einsum("bohw,oc->bchw", g, w[:, :, 0, 0]), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad_w[:, :, 0, 0], np.einsum("bohw,bchw->oc", g, x), rtol=1e-10, atol=1e-12)
