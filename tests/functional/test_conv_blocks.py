@@ -10,7 +10,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _conv_kernels, _naive
+from cnnlab.functional import _conv_kernels, _naive, _pointwise
 
 CASES = [
     # x shape, weight shape, stride, padding, dilation, groups
@@ -101,7 +101,7 @@ def test_blocked_and_whole_backward_agree_on_dtype(monkeypatch, case):
 def test_pointwise_path_keeps_the_input_and_the_gradient_dtypes(groups, monkeypatch):
     """A 1x1 conv keeps the input itself for its backward (no column matrix, no copy) and, like
     the GEMM path, gives a float32 gradient into a float64 layer the dtype of ``W.T @ G``."""
-    monkeypatch.setattr(_conv_kernels, "POINTWISE_MIN_POSITIONS", 1)  # (the batched products at any size)
+    monkeypatch.setattr(_pointwise, "MIN_POSITIONS", 1)  # (the batched products at any size)
     rng = np.random.default_rng(14)
     x, w = rng.standard_normal((5, 4, 3, 6)), rng.standard_normal((6, 4 // groups, 1, 1))
     y, saved = _conv_kernels.forward(x, w, (1, 1), (1, 1), groups, method="gemm", save=True)
@@ -117,8 +117,8 @@ def test_pointwise_path_keeps_the_input_and_the_gradient_dtypes(groups, monkeypa
 def test_pointwise_weight_gradient_sums_every_chunk(monkeypatch):
     """The weight gradient of a 1x1 conv is summed over chunks of samples; with a chunk of one
     sample it must still add up every sample."""
-    monkeypatch.setattr(_conv_kernels, "POINTWISE_CHUNK_BYTES", 1)
-    monkeypatch.setattr(_conv_kernels, "POINTWISE_MIN_POSITIONS", 1)  # (the batched products at any size)
+    monkeypatch.setattr(_pointwise, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(_pointwise, "MIN_POSITIONS", 1)  # (the batched products at any size)
     rng = np.random.default_rng(15)
     x, w = rng.integers(-50, 50, (7, 3, 4, 4)), rng.integers(-50, 50, (2, 3, 1, 1))
     g = rng.integers(-50, 50, (7, 2, 4, 4))

@@ -10,7 +10,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _avg_pool, _backend, _naive
+from cnnlab.functional import _avg_pool, _backend, _naive, _pointwise
 from cnnlab.functional._dispatch import differentiable
 from tests.functional.opinfo import rand
 
@@ -542,12 +542,12 @@ def test_gemm_path_with_and_without_the_compiled_kernels_agree_to_the_bit(shape,
 @pytest.mark.parametrize("spatial, method", [((4, 4), "gemm"), ((15, 17), "gemm"), ((16, 16), "pointwise"),
                                              ((20, 30), "pointwise")])
 def test_1x1_layers_take_the_column_matrix_below_the_positions_floor(spatial, method):
-    """A 1x1 layer with fewer than POINTWISE_MIN_POSITIONS output positions per sample takes the
+    """A 1x1 layer with fewer than ``_pointwise.MIN_POSITIONS`` output positions per sample takes the
     column matrix (one large product), from it the batched products; both give the loop
     reference's values and gradients."""
     from cnnlab.functional import _conv_kernels
 
-    assert _conv_kernels.POINTWISE_MIN_POSITIONS == 256  # (the spatial sizes above straddle it)
+    assert _pointwise.MIN_POSITIONS == 256  # (the spatial sizes above straddle it)
     rng = np.random.default_rng(sum(spatial))
     x = rng.standard_normal((3, 5, *spatial))
     w = rng.standard_normal((4, 5, 1, 1))

@@ -62,7 +62,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.functional import _backend, _implicit, _winograd
+from cnnlab.functional import _backend, _implicit, _pointwise, _winograd
 from cnnlab.functional._columns import (
     _as_2d,
     _crop,
@@ -102,10 +102,6 @@ class Saved(NamedTuple):
     crop: tuple[tuple[int, int], ...] | None = None
     # the Winograd forward's blocked input ``(xb, hn, wn)`` (cnnlab.functional._winograd.blocked)
     blocked: tuple | None = None
-
-
-def _is_pointwise(kernel: Sequence[int], stride: Sequence[int]) -> bool:
-    return all(k == 1 for k in kernel) and all(s == 1 for s in stride)
 
 
 def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int,
@@ -157,7 +153,7 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
                                                                           strict=True))
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
             and flops >= _implicit.MIN_FLOPS and outputs >= _implicit.MIN_POSITIONS
-            and not _is_pointwise(weight_shape[2:], stride or ())):
+            and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
         dilation = (1, 1) if dilation is None else tuple(dilation)
         if _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation):
             return "winograd"
@@ -257,9 +253,9 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         y, src, left = _implicit.forward(x, weight, stride, dilation, groups, pads, bias)
         return y, (Saved("implicit", None, src, src.shape, weight, stride, dilation, groups, out, pads=left,
                          crop=None if left else pads) if save else None)
-    if _is_pointwise(kernel, stride) and math.prod(out) >= POINTWISE_MIN_POSITIONS:
+    if _pointwise.takes(kernel, stride, out):
         xp = _zero_pad(x, pads)
-        y = _pointwise_forward(xp, weight, groups, bias)
+        y = _pointwise.forward(xp, weight, groups, bias)
         saved = (Saved("pointwise", None, xp, xp.shape, weight, stride, dilation, groups, out, crop=pads)
                  if save else None)
         return y, saved
@@ -332,56 +328,6 @@ def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int,
     else:  # the bias is added during the copy that makes the output channel-first
         np.add(prod, bias.reshape(-1, 1).astype(prod.dtype, copy=False), out=y)
     return y.reshape(batch, out_ch, *out)
-
-
-# A 1x1 layer takes its batched products (one per sample) from this many output positions per
-# sample; with fewer, each product is too narrow for the BLAS, and the column matrix (for a 1x1
-# kernel, the input channel-major: a copy of it) gives one large product instead.  Measured on 2
-# cores, forward+backward, batched / columns / torch (ms): N16 C512 7x7 -> 1024 20.5 / 17.1 /
-# 16.9; N8 C256 14x14 -> 512 9.60 / 9.60 / 9.85; N128 C24 14x14 -> 48 4.77 / 4.55 / 4.32; N64 C64
-# 28x28 -> 128 30.5 / 34.8 / 29.4; N32 C128 28x28 -> 64 13.6 / 15.3 / 14.7.
-POINTWISE_MIN_POSITIONS = 256
-
-
-def _pointwise_forward(x: np.ndarray, weight: np.ndarray, groups: int, bias: np.ndarray | None) -> np.ndarray:
-    """A 1x1 convolution as one batched product, ``y[b, g] = W[g] @ x[b, g]``, written channel-first
-    as it comes (measured on 2 cores, N64 C64 28x28 -> 128: 13.7 -> 7.5 ms against the
-    channel-major column matrix, which needs a transposed copy of the input and of the output)."""
-    batch, out_ch = x.shape[0], weight.shape[0]
-    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g)
-    y = _backend.matmul(w, x.reshape(batch, groups, w.shape[2], -1))  # (N, G, O_g, P)
-    if bias is not None:
-        y += bias.reshape(groups, -1, 1).astype(y.dtype, copy=False)
-    return y.reshape(batch, out_ch, *x.shape[2:])
-
-
-# The weight gradient of a 1x1 convolution sums per-sample products in chunks of samples whose
-# ``(chunk, O, C_g)`` partial results stay under this size.
-POINTWISE_CHUNK_BYTES = 4 << 20
-
-
-def _pointwise_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
-                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``grad_x[b, g] = W[g].T @ g[b, g]`` (batched) and ``grad_w[g] = sum_b g[b, g] @ x[b, g].T``
-    (batched over a chunk of samples, then summed: measured 8.5 ms against 12.6 ms for the one
-    product over channel-major copies of both operands, on the layer above)."""
-    x, weight, groups = saved.xp, saved.weight, saved.groups
-    batch, out_ch = x.shape[0], weight.shape[0]
-    w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g)
-    g = grad_out.reshape(batch, groups, w.shape[1], -1)  # (N, G, O_g, P)
-    grad_x = grad_w = None
-    if needs[0]:
-        grad_x = _backend.matmul(w.swapaxes(1, 2), g).reshape(x.shape)
-    if needs[1]:
-        xs = x.reshape(batch, groups, w.shape[2], -1)
-        dtype = np.result_type(grad_out, x)
-        step = max(1, POINTWISE_CHUNK_BYTES // max(1, w.size * dtype.itemsize))
-        grad_w = np.zeros(w.shape, dtype=dtype)
-        for start in range(0, batch, step):
-            part = _backend.matmul(g[start:start + step], xs[start:start + step].swapaxes(2, 3))
-            grad_w += part.sum(axis=0)
-        grad_w = grad_w.reshape(weight.shape)
-    return grad_x, grad_w
 
 
 def _direct_compiled(x: np.ndarray, weight: np.ndarray, out: Sequence[int]) -> bool:
@@ -489,7 +435,7 @@ def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool], rele
     if saved.method == "direct" and saved.backward != "gemm":
         return _direct_backward(grad_out, saved, needs)
     if saved.method == "pointwise":
-        return _pointwise_backward(grad_out, saved, needs)
+        return _pointwise.backward(grad_out, saved.xp, saved.weight, saved.groups, needs)
     if saved.cols is not None:
         g = grad_matrix(grad_out, saved)
         grad_w = _gemm_grad_w(g, saved.cols, saved) if needs[1] else None
