@@ -353,10 +353,13 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     """
     import numpy as np
 
+    if a.dtype.kind != "f":
+        return np.matmul(a, b, out=out)
     flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, int(math.prod(b.shape[:-2])))
-    if flops >= SMALL_GEMM_FLOPS and a.dtype.kind == "f":
+    if flops >= SMALL_GEMM_FLOPS:
         park_threads()  # (the BLAS's threads need the cores)
-    calls = _blas_thread_calls() if flops < SMALL_GEMM_FLOPS and a.dtype.kind == "f" else []
+        return np.matmul(a, b, out=out)
+    calls = _blas_thread_calls()
     if not calls:
         return np.matmul(a, b, out=out)
     previous = [get() for get, _ in calls]

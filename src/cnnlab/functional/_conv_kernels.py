@@ -261,7 +261,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         return y, saved
     step = chunk(x.shape, kernel, out, x.dtype.itemsize)
     kept = None  # the column matrix, when small enough to keep for the backward pass
-    compiled = _backend.use_numba(x.size * int(math.prod(kernel)))  # (as im2col_cm decides)
+    compiled = _columns_compiled(x.shape, kernel)
     if step >= x.shape[0]:  # one block
         cols = im2col_cm(x, kernel, stride, dilation, pads)
         y = _gemm_forward(cols, weight, groups, x.shape[0], out, bias, compiled=compiled)
@@ -304,6 +304,12 @@ def chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], it
     """Samples per block: all of them when the whole column matrix is small."""
     per_sample = xp_shape[1] * int(math.prod(kernel)) * int(math.prod(out)) * itemsize
     return max(1, BLOCK_BYTES // max(1, per_sample))
+
+
+def _columns_compiled(x_shape: Sequence[int], kernel: Sequence[int]) -> bool:
+    """Whether the GEMM path of a layer with this input and kernel runs the compiled kernels for
+    its column matrix (the rule of :func:`im2col_cm`), and so for the product's transposes."""
+    return _backend.use_numba(math.prod(x_shape) * math.prod(kernel))
 
 
 def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int, out: tuple[int, ...],
@@ -500,8 +506,7 @@ def grad_matrix(grad_out: np.ndarray, saved: Saved) -> np.ndarray:
     out_ch, groups = saved.weight.shape[0], saved.groups
     batch = grad_out.shape[0]
     g3 = grad_out.reshape(batch, out_ch, -1)
-    work = math.prod(saved.xp_shape) * math.prod(saved.weight.shape[2:])  # (the forward's compiled rule)
-    if g3.dtype.char in "fd" and g3.flags.c_contiguous and _backend.use_numba(work):
+    if g3.dtype.char in "fd" and g3.flags.c_contiguous and _columns_compiled(saved.xp_shape, saved.weight.shape[2:]):
         from cnnlab.functional import _numba_kernels as nk
 
         return nk.channel_major(g3).reshape(groups, out_ch // groups, -1)

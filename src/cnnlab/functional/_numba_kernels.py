@@ -262,15 +262,15 @@ def col2im3(cols, x_shape, kernel, stride, dilation, out, pads, into=None):
 
 
 @_backend.job_kernel
-def _channel_first(src, bias, with_bias, batch, positions, out, first_job, last_job, thread
-                   ):  # pragma: no cover - compiled
-    # out[b, o, :] = src[o, b*P:(b+1)*P] (+ bias[o]); src: flat (O, N*P), out: flat (N, O, P)
-    channels = np.uint64(bias.size)
-    n, p = np.uint64(batch), np.uint64(positions)
-    for o in range(np.uint64(first_job), np.uint64(last_job)):  # of output channels
-        value = bias[o]
+def _swap_leading(src, bias, with_bias, count, positions, out, first_job, last_job, thread
+                  ):  # pragma: no cover - compiled
+    # out[b, a, :] = src[a, b, :] (+ bias[a]); src: flat (A, B, P) with A = bias.size, B = count;
+    # out: flat (B, A, P)
+    rows, n, p = np.uint64(bias.size), np.uint64(count), np.uint64(positions)
+    for a in range(np.uint64(first_job), np.uint64(last_job)):  # of the source's first axis
+        value = bias[a]
         for b in range(n):
-            s, d = (o * n + b) * p, (b * channels + o) * p
+            s, d = (a * n + b) * p, (b * rows + a) * p
             if with_bias:
                 for e in range(p):
                     out[d + e] = src[s + e] + value
@@ -279,38 +279,30 @@ def _channel_first(src, bias, with_bias, batch, positions, out, first_job, last_
                     out[d + e] = src[s + e]
 
 
-@_backend.job_kernel
-def _channel_major(src, channels, batch, positions, out, first_job, last_job, thread):  # pragma: no cover - compiled
-    # out[o, b*P:(b+1)*P] = src[b, o, :]; src: flat (N, O, P), out: flat (O, N*P)
-    c, n, p = np.uint64(channels), np.uint64(batch), np.uint64(positions)
-    for o in range(np.uint64(first_job), np.uint64(last_job)):
-        for b in range(n):
-            s, d = (b * c + o) * p, (o * n + b) * p
-            for e in range(p):
-                out[d + e] = src[s + e]
+def _swapped(src, bias=None, out=None):
+    """``out[b, a, :] = src[a, b, :] (+ bias[a])`` for a C-contiguous ``(A, B, P)`` array of a float
+    kernel dtype: a new (or the given contiguous) ``(B, A, P)`` array."""
+    rows, count, positions = src.shape
+    out = np.empty((count, rows, positions), src.dtype) if out is None else out
+    given = bias is not None
+    values = bias.astype(src.dtype, copy=False) if given else np.zeros(rows, src.dtype)
+    _backend.run_jobs(_swap_leading, rows, _backend.read_only(src.reshape(-1)),
+                      _backend.read_only(np.ascontiguousarray(values)), given, count, positions, out.reshape(-1),
+                      work=src.size)
+    return out
 
 
 def channel_first(prod, batch, bias=None, out=None):
     """``out[b, o, p] = prod[o, b*P + p] (+ bias[o])``: the product ``(O, N*P)`` (C-contiguous, a
     float kernel dtype) as a new (or the given contiguous) ``(N, O, P)`` array."""
-    channels, positions = prod.shape[0], prod.shape[1] // max(batch, 1)
-    out = np.empty((batch, channels, positions), prod.dtype) if out is None else out
-    given = bias is not None
-    values = bias.astype(prod.dtype, copy=False) if given else np.zeros(channels, prod.dtype)
-    _backend.run_jobs(_channel_first, channels, _backend.read_only(prod.reshape(-1)),
-                      _backend.read_only(np.ascontiguousarray(values)), given, batch, positions, out.reshape(-1),
-                      work=prod.size)
-    return out
+    return _swapped(prod.reshape(prod.shape[0], batch, -1), bias, out)
 
 
 def channel_major(g):
     """``out[o, b*P + p] = g[b, o, p]``: the channel-first ``(N, O, P)`` array ``g`` (C-contiguous,
     a float kernel dtype) as a new ``(O, N*P)`` one."""
     batch, channels, positions = g.shape
-    out = np.empty((channels, batch * positions), g.dtype)
-    _backend.run_jobs(_channel_major, channels, _backend.read_only(g.reshape(-1)), channels, batch, positions,
-                      out.reshape(-1), work=g.size)
-    return out
+    return _swapped(g).reshape(channels, batch * positions)
 
 
 # ---------------------------------------------------------------------------------------------

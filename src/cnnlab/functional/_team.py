@@ -145,14 +145,22 @@ class Team:
         compiled = _watchers() if spin_seconds > 0 else None
         self._watch = compiled["watch"] if compiled else None
         self._publish = compiled["publish"] if compiled else None
-        self.rounds = _calibrated_rounds(self._watch, spin_seconds) if self._watch and spin_seconds > 0 else 0
+        self.rounds = _calibrated_rounds(self._watch, spin_seconds) if self._watch is not None else 0
         self._threads = [threading.Thread(target=self._serve, args=(i,), daemon=True, name=f"cnnlab-kernel-{i}")
                          for i in range(helpers)]
         for thread in self._threads:
             thread.start()
 
+    @staticmethod
+    def _posted_flag(i: int) -> int:
+        return 2 * i * _LINE  # (where the number of the job posted to helper i is)
+
+    @staticmethod
+    def _done_flag(i: int) -> int:
+        return (2 * i + 1) * _LINE  # (where the number of the last job helper i finished is)
+
     def _serve(self, i: int) -> None:
-        flags, posted, done = self._flags, 2 * i * _LINE, (2 * i + 1) * _LINE
+        flags, posted, done = self._flags, self._posted_flag(i), self._done_flag(i)
         seen = 0
         while True:
             value = self._watch(flags, posted, seen, self._stop, self.rounds) if self.rounds else seen
@@ -183,13 +191,13 @@ class Team:
         self._calls[i], self._errors[i], self._results[i] = call, None, None
         self._posted[i] += 1
         self._flags[self._stop] = 0
-        self._flags[2 * i * _LINE] = self._posted[i]
+        self._flags[self._posted_flag(i)] = self._posted[i]
         if self._sleeping[i]:
             with self._wake:
                 self._wake.notify_all()
 
     def _wait(self, i: int) -> None:
-        flags, done, number = self._flags, (2 * i + 1) * _LINE, self._posted[i]
+        flags, done, number = self._flags, self._done_flag(i), self._posted[i]
         if self._watch is None:
             with self._wake:
                 while int(flags[done]) != number:
@@ -241,7 +249,7 @@ class Team:
             for i in range(self.helpers):
                 self._wait(i)
                 self._posted[i] = -1
-                self._flags[2 * i * _LINE] = -1
+                self._flags[self._posted_flag(i)] = -1
             with self._wake:
                 self._wake.notify_all()
         for thread in self._threads:
