@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.functional import _backend
+from cnnlab.functional import _blas
 
 # A 1x1 layer takes its batched products (one per sample) from this many output positions per
 # sample; with fewer, each product is too narrow for the BLAS, and the column matrix (for a 1x1
@@ -42,7 +42,7 @@ def forward(x: np.ndarray, weight: np.ndarray, groups: int, bias: np.ndarray | N
     channel-major column matrix, which needs a transposed copy of the input and of the output)."""
     batch, out_ch = x.shape[0], weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g)
-    y = _backend.matmul(w, x.reshape(batch, groups, w.shape[2], -1))  # (N, G, O_g, P)
+    y = _blas.matmul(w, x.reshape(batch, groups, w.shape[2], -1))  # (N, G, O_g, P)
     if bias is not None:
         y += bias.reshape(groups, -1, 1).astype(y.dtype, copy=False)
     return y.reshape(batch, out_ch, *x.shape[2:])
@@ -64,14 +64,14 @@ def backward(grad_out: np.ndarray, x: np.ndarray, weight: np.ndarray, groups: in
     g = grad_out.reshape(batch, groups, w.shape[1], -1)  # (N, G, O_g, P)
     grad_x = grad_w = None
     if needs[0]:
-        grad_x = _backend.matmul(w.swapaxes(1, 2), g).reshape(x.shape)
+        grad_x = _blas.matmul(w.swapaxes(1, 2), g).reshape(x.shape)
     if needs[1]:
         xs = x.reshape(batch, groups, w.shape[2], -1)
         dtype = np.result_type(grad_out, x)
         step = max(1, CHUNK_BYTES // max(1, w.size * dtype.itemsize))
         grad_w = np.zeros(w.shape, dtype=dtype)
         for start in range(0, batch, step):
-            part = _backend.matmul(g[start:start + step], xs[start:start + step].swapaxes(2, 3))
+            part = _blas.matmul(g[start:start + step], xs[start:start + step].swapaxes(2, 3))
             grad_w += part.sum(axis=0)
         grad_w = grad_w.reshape(weight.shape)
     return grad_x, grad_w

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.functional import _backend
+from cnnlab.functional import _backend, _blas
 
 _COLS = 16
 
@@ -294,7 +294,7 @@ def correlate_by_blas(src: np.ndarray, weight: np.ndarray, swap: bool, lows: Seq
     checks = np.zeros(threads, np.float32)
     obuf = np.empty((threads, 5 * _COLS), np.float32)
     for first, count in _chunks(batch * len(rows) * len(cols), max(u.shape[1:])):
-        m = _backend.matmul(_tile_transforms(block, channels, first, count, out, dilation), u)
+        m = _blas.matmul(_tile_transforms(block, channels, first, count, out, dilation), u)
         tiles = _tiles(count)
         _backend.run_jobs(nw._output_all, -(-count // tiles), _backend.read_only(m.reshape(-1)), rows, cols,
                           dilation[0], dilation[1], out_ch, out[0], out[1], full, y.reshape(-1), first, tiles, obuf,
@@ -321,7 +321,7 @@ def grad_w_by_blas(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: S
         _backend.run_jobs(nw._grad_all, -(-count // tiles), _backend.read_only(gb), gblocks, ghn, gwn, glows[0],
                           glows[1], dilation[0], dilation[1], rows, cols, out[0], out[1], first, tiles, z.reshape(-1),
                           work=float(z.size))
-        part = _backend.matmul(v.transpose(0, 2, 1), z)
+        part = _blas.matmul(v.transpose(0, 2, 1), z)
         du = part if du is None else np.add(du, part, out=du)
     gw = _adjoint(du[:, :channels, :out_ch], channels, out_ch)
     return gw if np.isfinite(gw).all() else None
