@@ -1,11 +1,15 @@
-"""Stacks of matrix products split between threads (``_blas.products``): each product is NumPy's,
-to the bit, for every operand layout the BLAS takes, and anything else is left to ``np.matmul``.
+"""The library's matrix products (``_blas.matmul``): small ones on one BLAS thread; large ones
+split between threads (``_blas.products``), a stack's products each NumPy's to the bit, a single
+product's parts each NumPy's product of that part to the bit, for every operand layout the BLAS
+takes; anything else left to ``np.matmul`` on all of the BLAS's threads.
 
-The oracle is ``np.matmul`` (NumPy's own loop over the stack), with a float64 ``einsum`` besides
-it; the split runs with and without Numba (without it the helper threads sleep between jobs).
+The oracle is ``np.matmul`` (NumPy's own loop), with a float64 ``einsum`` besides it; the split
+runs with and without Numba (without it the helper threads sleep between jobs).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -83,7 +87,7 @@ def test_the_split_takes_the_layer_sized_stacks_it_was_made_for(two_threads):
 
 def test_the_blas_runs_on_one_thread_during_the_split_and_is_restored_after(two_threads, small_products,
                                                                             monkeypatch):
-    calls = _backend._blas_thread_calls()
+    calls = _blas._thread_calls()
     if not calls:
         pytest.skip("no BLAS thread control (threadpoolctl)")
     seen = []
@@ -113,13 +117,13 @@ def test_every_product_of_the_stack_is_computed_once_whichever_thread_takes_it(t
     taken = []
     multiply = _blas._multiply
 
-    def spy(routine, la, lb, m, n, k, pa, pb, pc, count):
+    def spy(routine, la, lb, k, ldc, jobs, count):
         def counting():
             while True:
                 i = next(count)
                 taken.append(i)
                 yield i
-        return multiply(routine, la, lb, m, n, k, pa, pb, pc, counting())
+        return multiply(routine, la, lb, k, ldc, jobs, counting())
 
     monkeypatch.setattr(_blas, "_multiply", spy)
     rng = np.random.default_rng(11)
@@ -129,8 +133,8 @@ def test_every_product_of_the_stack_is_computed_once_whichever_thread_takes_it(t
     assert sorted(i for i in taken if i < 9) == list(range(9))
 
 
-@pytest.mark.parametrize("case", ["integers", "mixed dtypes", "one matrix", "small products", "rows with gaps",
-                                  "one row", "one column", "a times its transpose", "out overlaps",
+@pytest.mark.parametrize("case", ["integers", "mixed dtypes", "one matrix, too few rows to cut", "small products",
+                                  "rows with gaps", "one row", "one column", "a times its transpose", "out overlaps",
                                   "out of another dtype", "out not contiguous", "empty stack"])
 def test_what_the_split_leaves_to_numpy(case, two_threads, monkeypatch):
     rng = np.random.default_rng(12)
@@ -142,8 +146,8 @@ def test_what_the_split_leaves_to_numpy(case, two_threads, monkeypatch):
         a, b = a.astype(np.int64), b.astype(np.int64)
     elif case == "mixed dtypes":
         b = b.astype(np.float64)
-    elif case == "one matrix":
-        a, b = a[0], b[0]
+    elif case == "one matrix, too few rows to cut":
+        a, b = a[0, :, :], b[0, :, :4]
     elif case == "rows with gaps":
         a = rng.standard_normal((4, 6, 16)).astype(np.float32)[:, :, ::2]
     elif case == "one row":
@@ -162,10 +166,8 @@ def test_what_the_split_leaves_to_numpy(case, two_threads, monkeypatch):
     elif case == "empty stack":
         a, b = a[:0], b[:0]
     assert _blas.products(a, b, out=out) is None
-    if out is None or case == "out of another dtype":
-        want = np.matmul(a, b, out=None if out is None else out.copy())
-        got = _blas.matmul(a, b, out=out)
-        np.testing.assert_array_equal(got, want)
+    want = np.matmul(a, b, out=None if out is None else out.copy())
+    np.testing.assert_array_equal(_blas.matmul(a, b, out=out), want)
 
 
 def test_one_thread_leaves_the_stack_to_numpy(small_products):
@@ -198,7 +200,7 @@ def test_a_split_called_from_inside_a_job_is_left_to_numpy(two_threads, small_pr
 
 def test_an_error_of_the_blas_call_is_raised_after_the_split_and_the_thread_count_is_restored(
         two_threads, small_products, monkeypatch):
-    calls = _backend._blas_thread_calls()
+    calls = _blas._thread_calls()
     before = [get() for get, _ in calls]
 
     def failing(*args):
@@ -211,3 +213,119 @@ def test_an_error_of_the_blas_call_is_raised_after_the_split_and_the_thread_coun
         _blas.products(a, b)
     assert [get() for get, _ in calls] == before
     assert isinstance(_backend._team(1), _team.Team)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("shape", [(70, 9, 40), (40, 9, 70), (50, 5, 33), (130, 17, 3)], ids=str)
+def test_a_single_product_is_cut_along_its_longer_side_each_part_numpys(shape, transpose_a, transpose_b, dtype,
+                                                                       two_threads, small_products):
+    m, k, n = shape
+    rng = np.random.default_rng(16)
+    a, b = _operands(rng, (m, k), (k, n), dtype, transpose_a, transpose_b)
+    got = _blas.products(a, b)
+    assert got is not None
+    rows = a.shape[0] >= b.shape[1]
+    cuts = _blas._cuts(a.shape[0] if rows else b.shape[1], 2)
+    assert len(cuts) == 3 and all(c % _blas.PART_MULTIPLE == 0 for c in cuts[1:-1])
+    for first, last in itertools.pairwise(cuts):
+        part = np.matmul(a[first:last], b) if rows else np.matmul(a, b[:, first:last])
+        np.testing.assert_array_equal(got[first:last] if rows else got[:, first:last], part)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(got, exact, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_a_product_of_two_threads_with_too_few_rows_and_columns_is_not_cut(two_threads, small_products):
+    rng = np.random.default_rng(17)
+    a, b = _operands(rng, (20, 30), (30, 24), np.float32)  # (no side reaches 2 * PART_MULTIPLE)
+    assert _blas.products(a, b) is None
+    np.testing.assert_array_equal(_blas.matmul(a, b), np.matmul(a, b))
+
+
+def test_a_stack_of_fewer_products_than_threads_cuts_each(small_products):
+    before = _backend._state["threads"]
+    _backend._state["threads"] = 4
+    try:
+        rng = np.random.default_rng(18)
+        a, b = _operands(rng, (2, 64, 8), (2, 8, 20), np.float32)
+        got = _blas.products(a, b)
+        cuts = _blas._cuts(64, 2)
+        for i in range(2):
+            for first, last in itertools.pairwise(cuts):
+                np.testing.assert_array_equal(got[i, first:last], np.matmul(a[i, first:last], b[i]))
+    finally:
+        _backend._state["threads"] = before
+
+
+@pytest.mark.parametrize("size, parts", [(64, 2), (65, 2), (100, 3), (31, 2), (16, 4), (1000, 7), (33, 2), (47, 2)])
+def test_cuts_cover_the_rows_once_at_multiples_of_the_register_block(size, parts):
+    cuts = _blas._cuts(size, parts)
+    assert cuts[0] == 0 and cuts[-1] == size
+    assert all(b > a for a, b in itertools.pairwise(cuts))
+    assert len(cuts) - 1 <= parts
+    assert all(c % _blas.PART_MULTIPLE == 0 for c in cuts[1:-1])
+    assert len(cuts) == 2 or cuts[-1] - cuts[-2] >= _blas.PART_MULTIPLE  # (no part of a row or two)
+
+
+def _spy_thread_counts(monkeypatch):
+    """Record the BLAS thread counts that each ``np.matmul`` call of ``_blas`` runs with."""
+    seen = []
+    original = np.matmul
+
+    def spy(a, b, out=None):
+        seen.append([get() for get, _ in _blas._thread_calls()])
+        return original(a, b, out=out)
+
+    monkeypatch.setattr(_blas.np, "matmul", spy)
+    return seen, original
+
+
+def test_small_products_run_on_one_blas_thread_and_restore_the_count(monkeypatch):
+    calls = _blas._thread_calls()
+    if not calls:
+        pytest.skip("threadpoolctl finds no BLAS here")
+    before = [get() for get, _ in calls]
+    for _, set_ in calls:
+        set_(2)
+    try:
+        if any(get() < 2 for get, _ in calls):
+            pytest.skip("the BLAS here runs on one thread")
+        seen, original = _spy_thread_counts(monkeypatch)
+        a = np.arange(64, dtype=np.float32).reshape(8, 8)
+        np.testing.assert_array_equal(_blas.matmul(a, a), original(a, a))
+        assert seen == [[1] * len(calls)]
+        assert [get() for get, _ in calls] == [2] * len(calls)
+    finally:
+        for (_, set_), p in zip(calls, before, strict=True):
+            set_(p)
+
+
+def test_a_stack_of_small_products_runs_one_after_the_other_on_one_blas_thread(two_threads, monkeypatch):
+    calls = _blas._thread_calls()
+    if not calls:
+        pytest.skip("threadpoolctl finds no BLAS here")
+    seen, original = _spy_thread_counts(monkeypatch)
+    rng = np.random.default_rng(19)
+    a, b = _operands(rng, (400, 20, 20), (400, 20, 20), np.float32)  # 16,000 flops each, 6.4e6 in all
+    monkeypatch.setattr(_blas, "SMALL_GEMM_FLOPS", 1e6)
+    np.testing.assert_array_equal(_blas.matmul(a, b), original(a, b))
+    assert seen == [[1] * len(calls)]
+
+
+def test_large_products_split_leave_the_helpers_watching_and_unsplit_ones_park_them(two_threads, monkeypatch):
+    team = _backend._team(1)
+    parked = []
+    monkeypatch.setattr(team, "park", lambda: parked.append(True))
+    big = np.ones((400, 400), np.float32)  # 2 * 400**3 flops, above SMALL_GEMM_FLOPS
+    assert 2.0 * 400 ** 3 >= _blas.SMALL_GEMM_FLOPS
+    np.testing.assert_array_equal(_blas.matmul(big, big.copy()), np.full((400, 400), 400, np.float32))
+    assert parked == []
+    monkeypatch.setattr(_blas, "products", lambda a, b, out=None: None)  # (as where no BLAS is found)
+    np.testing.assert_array_equal(_blas.matmul(big, big.copy()), np.full((400, 400), 400, np.float32))
+    assert parked == [True]
+
+
+def test_integer_products_are_numpys_exact_loops(two_threads, small_products):
+    a = np.arange(2 * 40 * 40, dtype=np.int64).reshape(2, 40, 40) * (1 << 20)
+    np.testing.assert_array_equal(_blas.matmul(a, a), np.matmul(a, a))

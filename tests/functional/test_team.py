@@ -170,21 +170,6 @@ def test_run_jobs_runs_on_the_calling_thread_while_the_team_is_busy(monkeypatch)
     assert runs == [(0, 10, 0, caller)]
 
 
-def test_matrix_products_on_several_blas_threads_park_the_helpers(monkeypatch):
-    numba = pytest.importorskip("numba")
-    if not _backend.numba_available() or numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs Numba with 2 threads or more")
-    team = _backend._team(1)
-    parked = []
-    monkeypatch.setattr(team, "park", lambda: parked.append(True))
-    a = np.ones((8, 8), np.float32)
-    _backend.matmul(a, a)  # small: one BLAS thread, helpers left watching
-    assert parked == []
-    big = np.ones((400, 400), np.float32)  # 2 * 400**3 flops, above SMALL_GEMM_FLOPS
-    np.testing.assert_array_equal(_backend.matmul(big, big), np.full((400, 400), 400, np.float32))
-    assert parked == [True]
-
-
 def test_close_ends_the_threads():
     team = _team.Team(2, 600.0)
     _run(team, [(_ident, ("a",)), (_ident, ("b",)), (_ident, ("c",))])
@@ -199,28 +184,3 @@ def test_watch_rounds_are_calibrated_to_the_spin_time():
     watch = _team._watchers()["watch"]
     short, longer = _team._calibrated_rounds(watch, 1e-4), _team._calibrated_rounds(watch, 1e-2)
     assert 1 <= short < longer
-
-
-def test_small_products_run_on_one_blas_thread_and_restore_the_count(monkeypatch):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    if not _backend._blas_controllers():
-        pytest.skip("threadpoolctl finds no BLAS here")
-    seen = []
-    original = np.matmul
-
-    def spy(a, b, out=None):
-        seen.append([c.num_threads for c in _backend._blas_controllers()])
-        return original(a, b, out=out)
-
-    with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        if any(c.num_threads < 2 for c in _backend._blas_controllers()):
-            pytest.skip("the BLAS here runs on one thread")
-        monkeypatch.setattr(np, "matmul", spy)
-        a = np.arange(64, dtype=np.float32).reshape(8, 8)
-        np.testing.assert_array_equal(_backend.matmul(a, a), original(a, a))
-        after_small = [c.num_threads for c in _backend._blas_controllers()]
-        big = np.ones((400, 400), np.float32)
-        _backend.matmul(big, big)
-    assert seen[0] == [1] * len(seen[0])  # the small product: one thread
-    assert after_small == [2] * len(after_small)  # and the count put back
-    assert seen[1] == [2] * len(seen[1])  # a large one: all of them

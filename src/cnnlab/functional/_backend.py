@@ -290,88 +290,12 @@ def get_num_threads() -> int:
         return os.cpu_count() or 1
 
 
-# A matrix product below this many flops runs on one BLAS thread: waking a second thread costs
-# more than it saves on small products, and on a busy machine it can cost milliseconds.  With the
-# BLAS threads asleep between products (OPENBLAS_THREAD_TIMEOUT, see cnnlab/__init__.py) and
-# Numba's pool on its own OpenMP runtime, products down to this size gain from a second thread: on
-# 2 cores, A/B in one process, this value and PARALLEL_MIN_WORK below (from 5e7 and 2,000,000)
-# took the LeNet-5 step 12.7-13.3 -> 11.0-11.9 ms and the convnet step 81-88 -> 74-75 ms, the
-# MNIST-1D step unchanged.
-SMALL_GEMM_FLOPS = 1e7
 # A Numba kernel doing less work than this (values, or multiply-adds) runs on the calling thread.
 PARALLEL_MIN_WORK = 500_000
 
 # The smallest chunk of a balanced run_jobs, as a share of the call's jobs: at most about 1/0.03
 # kernel calls, each 5-15 us of Python.
 MIN_CHUNK_SHARE = 0.03
-
-
-def _blas_controllers() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS that NumPy calls (the one in NumPy's own folders when
-    it can be told apart, e.g. not SciPy's separate copy), found once."""
-    if _state.get("blas") is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _state["blas"] = []
-        else:
-            import numpy as np
-
-            found = list(ThreadpoolController().select(user_api="blas").lib_controllers)
-            home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
-            own = [c for c in found if os.path.abspath(str(c.filepath)).startswith(
-                (os.path.join(home, "numpy.libs"), os.path.join(home, "numpy") + os.sep))]
-            _state["blas"] = own or found
-    return _state["blas"]
-
-
-def _blas_thread_calls() -> list[tuple[Any, Any]]:
-    """For each of :func:`_blas_controllers`, its BLAS's own functions that get and set the thread
-    count (OpenBLAS's, called through ctypes: 0.3 us, against 2-3 us through threadpoolctl's
-    methods, which look the symbol up on every call; a small product makes three such calls), or
-    the controller's methods for other BLAS libraries; found once."""
-    if _state.get("blas_calls") is None:
-        calls = []
-        for c in _blas_controllers():
-            get = set_ = None
-            if getattr(c, "internal_api", None) == "openblas" and hasattr(c, "_get_symbol"):
-                with contextlib.suppress(Exception):
-                    get, set_ = c._get_symbol("openblas_get_num_threads"), c._get_symbol("openblas_set_num_threads")
-            if get is None or set_ is None:
-                get, set_ = (lambda c=c: c.num_threads), c.set_num_threads
-            calls.append((get, set_))
-        _state["blas_calls"] = calls
-    return _state["blas_calls"]
-
-
-def matmul(a: Any, b: Any, out: Any = None) -> Any:
-    """``a @ b`` (into ``out`` when given) on one BLAS thread when the product is small, else on
-    all of them.
-
-    Only floating products reach the BLAS (integer ones are NumPy's exact loops), so the gate
-    applies to floats only.
-    """
-    import numpy as np
-
-    if a.dtype.kind != "f":
-        return np.matmul(a, b, out=out)
-    flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, int(math.prod(b.shape[:-2])))
-    if flops >= SMALL_GEMM_FLOPS:
-        park_threads()  # (the BLAS's threads need the cores)
-        return np.matmul(a, b, out=out)
-    calls = _blas_thread_calls()
-    if not calls:
-        return np.matmul(a, b, out=out)
-    previous = [get() for get, _ in calls]
-    if all(p == 1 for p in previous):
-        return np.matmul(a, b, out=out)
-    for _, set_ in calls:
-        set_(1)
-    try:
-        return np.matmul(a, b, out=out)
-    finally:
-        for (_, set_), p in zip(calls, previous, strict=True):
-            set_(p)
 
 
 def _team(helpers: int) -> Any:

@@ -1,38 +1,103 @@
-"""Batched matrix products split between threads: each product one call of the BLAS, on one thread.
+"""Matrix products: small ones on one BLAS thread, large ones split between cnnlab's own threads.
 
-``np.matmul`` of stacked matrices calls the BLAS once per matrix, one after the other, each call
-on all the BLAS's threads, and it holds the GIL while it does (two Python threads, each
-multiplying half the stack on one BLAS thread, took as long as one thread alone).  A stack of
-mid-sized products (a 1x1 convolution's ``W @ x[b]`` for each sample ``b``, 12.8 MFLOP each for
-the N64 C64 28x28 -> 128 layer) keeps the BLAS's threads starting and stopping on each of them.
-Here the products are handed out one at a time to the calling thread and the helper threads of
-:mod:`._team`, each product a call of the BLAS's own ``cblas_?gemm`` through ``ctypes`` (which
-releases the GIL during the call) with the BLAS on one thread: measured 5.1-5.4 ms against
-6.3-6.5 ms for that layer's forward product on 2 cores.
+Every float matrix product of the library goes through :func:`matmul`:
 
-The BLAS called is the one NumPy calls (the same library, routine and arguments as NumPy's own
-``cblas_?gemm`` call for the same matrices), so each product has the bits ``np.matmul`` gives it.
-Where that BLAS cannot be found (no threadpoolctl, or a BLAS without the CBLAS symbols), or the
-operands do not suit (see :func:`products`), the caller uses ``np.matmul``.
+- A product of fewer than :data:`SMALL_GEMM_FLOPS` runs on one BLAS thread: waking a second
+  thread costs more than it saves.
+- A larger one is split (:func:`products`): a stack of products (``np.matmul`` of 3-d arrays) is
+  handed out product by product, and a single product is cut into as many parts as there are
+  threads, along its longer side.  The calling thread and the helper threads of :mod:`._team`
+  take the parts, each one call of the BLAS's own ``cblas_?gemm`` through ``ctypes`` (which
+  releases the GIL during the call) with the BLAS on one thread.
+- Where the split does not apply (see :func:`products`), NumPy multiplies on all of the BLAS's
+  threads, with the team's helpers sent to sleep first (they would take the cores those threads
+  need).
+
+Why not NumPy's own threads.  ``np.matmul`` of a stack calls the BLAS once per matrix, one after
+the other, each call on all of the BLAS's threads, and it holds the GIL while it does (two Python
+threads, each multiplying half a stack on one BLAS thread, took as long as one alone).  The 1x1
+layer's ``W @ x[b]`` for each sample (12.8 MFLOP each, N64 C64 28x28 -> 128) then starts and stops
+the BLAS's threads 64 times: its forward product took 6.3-6.5 ms, split here 5.1-5.4 ms (2
+cores).  And OpenBLAS's threads, once woken, keep their cores for a while after each product
+unless ``OPENBLAS_THREAD_TIMEOUT`` was set before NumPy loaded (cnnlab/__init__.py sets it only
+when it is imported first): a LeNet-5 step in a script that imported NumPy first took 8-14 ms,
+against 3.9 ms with the products split here, where the BLAS's own threads never run.
+
+Bits.  The BLAS called is the one NumPy calls, with the routine and arguments NumPy passes for
+the same matrices, so each product of a stack has the bits ``np.matmul`` gives it.  A single
+product cut into parts has, part by part, the bits ``np.matmul`` gives that part; the BLAS may
+take other kernels for a part than for the whole (OpenBLAS does for small ones), so the last
+bits can differ from one unsplit product's, and depend on the thread count, as they do with the
+BLAS's own threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import math
+import os
 from typing import Any
 
 import numpy as np
 
 from cnnlab.functional import _backend
 
-# A stack is split between threads only if each of its products has at least this many flops:
-# each BLAS call costs 2-3 us of Python and ctypes, against 10 us for a product of this size.
+# A matrix product below this many flops runs on one BLAS thread: waking a second thread costs
+# more than it saves on small products, and on a busy machine it can cost milliseconds.  With the
+# BLAS threads asleep between products (OPENBLAS_THREAD_TIMEOUT, see cnnlab/__init__.py) and
+# Numba's pool on its own OpenMP runtime, products down to this size gain from a second thread: on
+# 2 cores, A/B in one process, this value and PARALLEL_MIN_WORK (from 5e7 and 2,000,000) took the
+# LeNet-5 step 12.7-13.3 -> 11.0-11.9 ms and the convnet step 81-88 -> 74-75 ms, the MNIST-1D step
+# unchanged.
+SMALL_GEMM_FLOPS = 1e7
+# A stack of products is split product by product only if each has at least this many flops: each
+# BLAS call costs 2-3 us of Python and ctypes, against 10 us for a product of this size.  Smaller
+# products of a stack run on one BLAS thread, one after the other (NumPy's loop).
 MIN_PRODUCT_FLOPS = 2e6
+# A single product is cut into parts of a multiple of this many rows (or columns): the BLAS's
+# register blocks are 16 float32 values wide on AVX-512.
+PART_MULTIPLE = 16
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _state: dict[str, Any] = {}
+
+
+def _controllers() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS that NumPy calls (the one in NumPy's own folders when
+    it can be told apart, e.g. not SciPy's separate copy), found once."""
+    if _state.get("controllers") is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _state["controllers"] = []
+        else:
+            found = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+            home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+            own = [c for c in found if os.path.abspath(str(c.filepath)).startswith(
+                (os.path.join(home, "numpy.libs"), os.path.join(home, "numpy") + os.sep))]
+            _state["controllers"] = own or found
+    return _state["controllers"]
+
+
+def _thread_calls() -> list[tuple[Any, Any]]:
+    """For each of :func:`_controllers`, its BLAS's own functions that get and set the thread
+    count (OpenBLAS's, called through ctypes: 0.3 us, against 2-3 us through threadpoolctl's
+    methods, which look the symbol up on every call; a small product makes three such calls), or
+    the controller's methods for other BLAS libraries; found once."""
+    if _state.get("thread_calls") is None:
+        calls = []
+        for c in _controllers():
+            get = set_ = None
+            if getattr(c, "internal_api", None) == "openblas" and hasattr(c, "_get_symbol"):
+                with contextlib.suppress(Exception):
+                    get, set_ = c._get_symbol("openblas_get_num_threads"), c._get_symbol("openblas_set_num_threads")
+            if get is None or set_ is None:
+                get, set_ = (lambda c=c: c.num_threads), c.set_num_threads
+            calls.append((get, set_))
+        _state["thread_calls"] = calls
+    return _state["thread_calls"]
 
 
 def _gemm_routines() -> dict[str, Any]:
@@ -41,7 +106,7 @@ def _gemm_routines() -> dict[str, Any]:
     if "gemm" in _state:
         return _state["gemm"]
     routines: dict[str, Any] = {}
-    controllers = _backend._blas_controllers()
+    controllers = _controllers()
     if len(controllers) == 1:  # (NumPy's own BLAS, told apart from any other loaded)
         try:
             lib = ctypes.CDLL(str(controllers[0].filepath))
@@ -85,85 +150,138 @@ def _layout(shape: tuple[int, int], strides: tuple[int, int], itemsize: int) -> 
     return None
 
 
-def _offsets(a: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
-    """The byte offset of each matrix of ``a`` broadcast to the stack shape ``batch``, in C order."""
+def _offsets(a: np.ndarray, batch: tuple[int, ...]) -> list[int]:
+    """The address of each matrix of ``a`` broadcast to the stack shape ``batch``, in C order."""
     lead = a.ndim - 2
     strides = [0] * (len(batch) - lead) + [s if d != 1 else 0 for s, d in zip(a.strides[:lead], a.shape[:lead],
                                                                            strict=True)]
+    if not batch:
+        return [a.ctypes.data]
     index = np.indices(batch, dtype=np.int64).reshape(len(batch), -1)
-    return (np.asarray(strides, dtype=np.int64)[:, None] * index).sum(axis=0) if batch else np.zeros(1, np.int64)
+    return (a.ctypes.data + (np.asarray(strides, dtype=np.int64)[:, None] * index).sum(axis=0)).tolist()
+
+
+def _cuts(size: int, parts: int) -> list[int]:
+    """Where at most ``parts`` near-equal parts of ``size`` rows start (and ``size`` last), at
+    multiples of :data:`PART_MULTIPLE`; a last part shorter than that joins the one before (a part
+    of one row would be NumPy's product of a row, another routine)."""
+    step = -(-size // parts)
+    step = -(-step // PART_MULTIPLE) * PART_MULTIPLE
+    cuts = [*range(0, size, step), size]
+    if len(cuts) > 2 and cuts[-1] - cuts[-2] < PART_MULTIPLE:
+        del cuts[-2]
+    return cuts
 
 
 def products(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
-    """``np.matmul(a, b, out=out)`` for stacks of matrices (broadcast as NumPy does), each product
-    one BLAS call on one thread, the products shared by the calling thread and the helpers; None
-    (nothing done) where this does not apply: not a stack of at least two products, operands not
-    both float32 or both float64, a matrix whose rows or columns are not contiguous, one-row or
-    one-column products, operands that share memory, ``out`` not a C-contiguous array of the
-    result's shape and dtype apart from the operands, products under :data:`MIN_PRODUCT_FLOPS`,
-    one thread, no BLAS found, or the team busy."""
-    if a.ndim < 2 or b.ndim < 2 or max(a.ndim, b.ndim) < 3 or a.dtype != b.dtype or a.dtype.char not in "fd":
+    """``np.matmul(a, b, out=out)``, split between the calling thread and the team's helpers (a
+    stack product by product; a single product, or a stack of fewer products than threads, cut
+    into parts along the longer side of each), each part one BLAS call on one thread; None
+    (nothing done) where this does not apply: operands not both float32 or both float64, a matrix
+    whose rows or columns are not contiguous, one-row or one-column products, operands that share
+    memory, ``out`` not a C-contiguous array of the result's shape and dtype apart from the
+    operands, a stack's products under :data:`MIN_PRODUCT_FLOPS`, nothing to split, one thread, no
+    BLAS found, or the team busy."""
+    if a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype or a.dtype.char not in "fd":
         return None
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     # (NumPy multiplies a row or a column by a matrix with another routine, and a matrix by its
     # own transpose with another, so those keep their bits there)
-    if (b.shape[-2] != k or m == 1 or n == 1 or 2.0 * m * k * n < MIN_PRODUCT_FLOPS
-            or not (a.flags.aligned and b.flags.aligned) or np.may_share_memory(a, b)):
+    if (b.shape[-2] != k or m == 1 or n == 1 or not (a.flags.aligned and b.flags.aligned)
+            or np.may_share_memory(a, b)):
         return None
     try:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         return None
     count = math.prod(batch)
-    threads = min(count, _backend.get_num_threads())
+    threads = _backend.get_num_threads()
     routine = _gemm_routines().get(a.dtype.char)
     layout_a = _layout(a.shape[-2:], a.strides[-2:], a.itemsize)
     layout_b = _layout(b.shape[-2:], b.strides[-2:], b.itemsize)
-    if threads < 2 or routine is None or layout_a is None or layout_b is None:
+    if (count == 0 or threads < 2 or routine is None or layout_a is None or layout_b is None
+            or (count > 1 and 2.0 * m * k * n < MIN_PRODUCT_FLOPS)):
+        return None
+    rows = m >= n  # (a single product is cut along its longer side)
+    cuts = _cuts(m if rows else n, -(-threads // count)) if count < threads else [0, m if rows else n]
+    if count * (len(cuts) - 1) < 2:
         return None
     if out is None:
         out = np.empty((*batch, m, n), dtype=a.dtype)
     elif (out.shape != (*batch, m, n) or out.dtype != a.dtype or not out.flags.c_contiguous
           or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
         return None
-    pa = a.ctypes.data + _offsets(a, batch)
-    pb = b.ctypes.data + _offsets(b, batch)
-    pc = out.ctypes.data + np.arange(count, dtype=np.int64) * (m * n * out.itemsize)
-    args = (routine, layout_a, layout_b, m, n, k, pa.tolist(), pb.tolist(), pc.tolist(), itertools.count())
-    calls = _backend._blas_thread_calls()
+    jobs = []  # (rows, columns, address of A's part, of B's, of C's)
+    step_a, step_b, size = a.strides[-2], b.strides[-1], out.itemsize
+    for pa, pb, pc in zip(_offsets(a, batch), _offsets(b, batch), _offsets(out, batch), strict=True):
+        for first, last in itertools.pairwise(cuts):
+            if rows:
+                jobs.append((last - first, n, pa + first * step_a, pb, pc + first * n * size))
+            else:
+                jobs.append((m, last - first, pa, pb + first * step_b, pc + first * size))
+    calls = _thread_calls()
     previous = [get() for get, _ in calls]
     for _, set_ in calls:
         set_(1)
     try:
-        done = _backend._team(threads - 1).run([(_multiply, args)] * threads)
+        args = (routine, layout_a, layout_b, k, n, jobs, itertools.count())
+        done = _backend._team(threads - 1).run([(_multiply, args)] * min(threads, len(jobs)))
     finally:
         for (_, set_), p in zip(calls, previous, strict=True):
             set_(p)
     return None if done is None else out
 
 
-def _multiply(routine: Any, layout_a: tuple[int, int], layout_b: tuple[int, int], m: int, n: int, k: int,
-              pa: list[int], pb: list[int], pc: list[int], taken: Any) -> None:
-    """Take the stack's next product (``next(taken)``, atomic under the GIL) and compute it, until
-    none is left: ``C = op(A) @ op(B)`` by one call of ``routine`` (``cblas_?gemm``)."""
+def _multiply(routine: Any, layout_a: tuple[int, int], layout_b: tuple[int, int], k: int, ldc: int,
+              jobs: list[tuple[int, int, int, int, int]], taken: Any) -> None:
+    """Take the next job (``next(taken)``, atomic under the GIL) and compute it, until none is
+    left: ``C = op(A) @ op(B)`` for the job's part, one call of ``routine`` (``cblas_?gemm``)."""
     (ta, lda), (tb, ldb) = layout_a, layout_b
     i = next(taken)
-    while i < len(pc):
-        routine(_ROW_MAJOR, ta, tb, m, n, k, 1.0, pa[i], lda, pb[i], ldb, 0.0, pc[i], n)
+    while i < len(jobs):
+        rows, cols, pa, pb, pc = jobs[i]
+        routine(_ROW_MAJOR, ta, tb, rows, cols, k, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc)
         i = next(taken)
 
 
+def _on_one_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` with the BLAS on one thread (its count put back after)."""
+    calls = _thread_calls()
+    if not calls:
+        return np.matmul(a, b, out=out)
+    previous = [get() for get, _ in calls]
+    if all(p == 1 for p in previous):
+        return np.matmul(a, b, out=out)
+    for _, set_ in calls:
+        set_(1)
+    try:
+        return np.matmul(a, b, out=out)
+    finally:
+        for (_, set_), p in zip(calls, previous, strict=True):
+            set_(p)
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b`` (into ``out`` when given): a stack of products of at least
-    :data:`cnnlab.functional._backend.SMALL_GEMM_FLOPS` in all split between threads by
-    :func:`products` where it applies, else :func:`cnnlab.functional._backend.matmul`."""
-    if a.dtype.kind == "f" and max(a.ndim, b.ndim) >= 3 and a.ndim >= 2 and b.ndim >= 2:
-        try:
-            count = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-        except ValueError:  # (NumPy's matmul says why)
-            count = 0
-        if 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * count >= _backend.SMALL_GEMM_FLOPS:
-            done = products(a, b, out)
-            if done is not None:
-                return done
-    return _backend.matmul(a, b, out=out)
+    """``a @ b`` (into ``out`` when given), as the module's summary says: below
+    :data:`SMALL_GEMM_FLOPS` on one BLAS thread, above it split between threads by
+    :func:`products`, else on all of the BLAS's threads.
+
+    Only floating products reach the BLAS (integer ones are NumPy's exact loops), so the rules
+    apply to floats only.
+    """
+    if a.dtype.kind != "f" or a.ndim < 2 or b.ndim < 2:
+        return np.matmul(a, b, out=out)
+    flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1]
+    try:
+        count = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    except ValueError:  # (NumPy's matmul says why)
+        return np.matmul(a, b, out=out)
+    if flops * count < SMALL_GEMM_FLOPS:
+        return _on_one_thread(a, b, out)
+    done = products(a, b, out)
+    if done is not None:
+        return done
+    if flops < SMALL_GEMM_FLOPS and count > 1:  # (a stack of small products: one after the other)
+        return _on_one_thread(a, b, out)
+    _backend.park_threads()  # (the BLAS's threads need the cores)
+    return np.matmul(a, b, out=out)

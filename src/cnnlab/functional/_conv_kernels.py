@@ -62,7 +62,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.functional import _backend, _implicit, _pointwise, _winograd
+from cnnlab.functional import _backend, _blas, _implicit, _pointwise, _winograd
 from cnnlab.functional._columns import (
     _as_2d,
     _crop,
@@ -320,7 +320,7 @@ def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int,
     out_ch = weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g*K)
     c = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
-    prod = _backend.matmul(w[0], c[0]) if groups == 1 else _backend.matmul(w, c).reshape(out_ch, -1)  # (O, N*P)
+    prod = _blas.matmul(w[0], c[0]) if groups == 1 else _blas.matmul(w, c).reshape(out_ch, -1)  # (O, N*P)
     if compiled and prod.dtype.char in "fd" and prod.flags.c_contiguous:
         from cnnlab.functional import _numba_kernels as nk
 
@@ -519,8 +519,8 @@ def _gemm_grad_w(g: np.ndarray, cols: np.ndarray, saved: Saved) -> np.ndarray:
     several times faster, since the shared dimension ``N*P`` is then the contiguous one of both."""
     groups = saved.groups
     c = cols.reshape(groups, -1, cols.shape[1])  # (G, C_g*K, N*P)
-    grad_w = (_backend.matmul(c[0], g[0].T).T if groups == 1
-              else _backend.matmul(c, g.swapaxes(1, 2)).swapaxes(1, 2))
+    grad_w = (_blas.matmul(c[0], g[0].T).T if groups == 1
+              else _blas.matmul(c, g.swapaxes(1, 2)).swapaxes(1, 2))
     return np.ascontiguousarray(grad_w).reshape(saved.weight.shape)
 
 
@@ -540,10 +540,10 @@ def gemm_grad_x(g: np.ndarray, saved: Saved, xp_shape: Sequence[int], into: np.n
     # (C*K, N*P); one group as a 2-d product: NumPy hands a transposed 2-d operand to the BLAS as
     # it is, while a stack of one transposed matrix took a path twice as slow
     if groups == 1:
-        grad_cols = _backend.matmul(w[0].T, g[0], out=scratch)
+        grad_cols = _blas.matmul(w[0].T, g[0], out=scratch)
     else:
         out = None if scratch is None else scratch.reshape(groups, w.shape[2], g.shape[2])
-        grad_cols = _backend.matmul(w.swapaxes(1, 2), g, out=out).reshape(shape)
+        grad_cols = _blas.matmul(w.swapaxes(1, 2), g, out=out).reshape(shape)
     kernel = weight.shape[2:]
     return col2im_cm(grad_cols, xp_shape, kernel, saved.stride, saved.dilation, into=into, pads=saved.pads)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.functional import _backend
+from cnnlab.functional import _blas
 from cnnlab.functional._args import check_array, check_exact_range, check_ndim, result_dtype
 
 
@@ -70,7 +70,7 @@ def linear(x: Any, weight: Any, bias: Any = None) -> np.ndarray:
     array([[1, 3, 8]])
     """
     x, weight, bias = _linear_args("linear", x, weight, bias)
-    y = _backend.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(*x.shape[:-1], weight.shape[0])
+    y = _blas.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(*x.shape[:-1], weight.shape[0])
     if bias is not None:
         y = y + bias
     return y
@@ -101,7 +101,7 @@ def linear_backward(
     dtype = result_dtype(grad_out, x, weight)
     g = grad_out.astype(dtype, copy=False)
     g2 = g.reshape(-1, weight.shape[0])
-    grad_x = _backend.matmul(g2, weight.astype(dtype, copy=False)).reshape(x.shape)
-    grad_w = _backend.matmul(g2.T, x.astype(dtype, copy=False).reshape(-1, weight.shape[1]))
+    grad_x = _blas.matmul(g2, weight.astype(dtype, copy=False)).reshape(x.shape)
+    grad_w = _blas.matmul(g2.T, x.astype(dtype, copy=False).reshape(-1, weight.shape[1]))
     grad_b = None if bias is None else g2.sum(axis=0)
     return grad_x, grad_w, grad_b
