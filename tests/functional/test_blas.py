@@ -329,3 +329,69 @@ def test_large_products_split_leave_the_helpers_watching_and_unsplit_ones_park_t
 def test_integer_products_are_numpys_exact_loops(two_threads, small_products):
     a = np.arange(2 * 40 * 40, dtype=np.int64).reshape(2, 40, 40) * (1 << 20)
     np.testing.assert_array_equal(_blas.matmul(a, a), np.matmul(a, a))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inner", [(), (3,)], ids=["no groups", "3 groups"])
+def test_summed_adds_every_product_of_the_stack(inner, dtype, two_threads, small_products):
+    # integer values: every partial sum is exact, so any order gives the exact sum, to the bit
+    rng = np.random.default_rng(20)
+    a = rng.integers(-8, 8, (5, *inner, 6, 40)).astype(dtype)
+    b = rng.integers(-8, 8, (5, *inner, 7, 40)).astype(dtype).swapaxes(-1, -2)  # (the 1x1 layer's x.T)
+    got = _blas.summed(a, b)
+    assert got is not None and got.dtype == dtype and got.shape == (*inner, 6, 7)
+    exact = np.einsum("n...ik,n...kj->...ij", a.astype(np.int64), b.astype(np.int64))
+    np.testing.assert_array_equal(got, exact)
+
+
+def test_summed_of_real_values_is_the_sum_within_rounding_and_the_same_each_call(two_threads, small_products):
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((9, 2, 16, 300)).astype(np.float32)
+    b = rng.standard_normal((9, 2, 300, 12)).astype(np.float32)
+    got = _blas.summed(a, b)
+    exact = np.einsum("ngik,ngkj->gij", a.astype(np.float64), b.astype(np.float64))
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(_blas.summed(a, b), got)  # (each thread's run of the stack is fixed)
+
+
+@pytest.mark.parametrize("case", ["one product", "different groups", "integers", "mixed dtypes", "small products"])
+def test_what_summed_leaves_to_the_caller(case, two_threads, monkeypatch):
+    rng = np.random.default_rng(22)
+    a, b = _operands(rng, (4, 6, 8), (4, 8, 5), np.float32)
+    if case != "small products":
+        monkeypatch.setattr(_blas, "MIN_PRODUCT_FLOPS", 0.0)
+    if case == "one product":
+        a, b = a[:1], b[:1]
+    elif case == "different groups":
+        a = np.stack([a, a], axis=1)
+    elif case == "integers":
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    elif case == "mixed dtypes":
+        b = b.astype(np.float64)
+    assert _blas.summed(a, b) is None
+
+
+def test_summed_runs_the_blas_on_one_thread_and_restores_the_count(two_threads, small_products, monkeypatch):
+    calls = _blas._thread_calls()
+    if not calls:
+        pytest.skip("no BLAS thread control (threadpoolctl)")
+    seen = []
+    accumulate = _blas._accumulate
+
+    def spy(*args):
+        seen.append([get() for get, _ in calls])
+        return accumulate(*args)
+
+    monkeypatch.setattr(_blas, "_accumulate", spy)
+    before = [get() for get, _ in calls]
+    for _, set_ in calls:
+        set_(2)
+    try:
+        rng = np.random.default_rng(23)
+        a, b = _operands(rng, (4, 8, 8), (4, 8, 8), np.float32)
+        assert _blas.summed(a, b) is not None
+        assert len(seen) == 2 and all(counts == [1] * len(calls) for counts in seen)
+        assert [get() for get, _ in calls] == [2] * len(calls)
+    finally:
+        for (_, set_), p in zip(calls, before, strict=True):
+            set_(p)

@@ -10,7 +10,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _conv_kernels, _naive, _pointwise
+from cnnlab.functional import _backend, _blas, _conv_kernels, _naive, _pointwise
 
 CASES = [
     # x shape, weight shape, stride, padding, dilation, groups
@@ -126,6 +126,35 @@ def test_pointwise_weight_gradient_sums_every_chunk(monkeypatch):
     ref = _naive.naive_conv_backward(g, x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     np.testing.assert_array_equal(gw, ref[1])
     np.testing.assert_array_equal(gx, ref[0])
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_pointwise_weight_gradient_summed_by_the_blas_on_each_thread(groups, monkeypatch):
+    """The weight gradient of a float 1x1 conv whose per-sample products are split between the
+    threads (``_blas.summed``): integer values give the exact sums, and real values the loop
+    reference's within rounding."""
+    monkeypatch.setattr(_pointwise, "MIN_POSITIONS", 1)
+    monkeypatch.setattr(_blas, "MIN_PRODUCT_FLOPS", 0.0)
+    monkeypatch.setitem(_backend._state, "threads", 2)
+    summed = []
+    original = _blas.summed
+    monkeypatch.setattr(_blas, "summed", lambda a, b: summed.append(original(a, b)) or summed[-1])
+    rng = np.random.default_rng(16)
+    x, w = rng.integers(-20, 20, (7, 4, 5, 5)), rng.integers(-20, 20, (6, 4 // groups, 1, 1))
+    g = rng.integers(-20, 20, (7, 6, 5, 5))
+    ref = _naive.naive_conv_backward(g, x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), groups)
+    for dtype in (np.float32, np.float64):
+        gx, gw, _ = F.conv_backward(g.astype(dtype), x.astype(dtype), w.astype(dtype), groups=groups,
+                                    method="gemm")
+        assert summed[-1] is not None and gw.dtype == dtype
+        np.testing.assert_array_equal(gw, ref[1])
+        np.testing.assert_array_equal(gx, ref[0])
+    xr, wr = rng.standard_normal((7, 4, 5, 5)), rng.standard_normal((6, 4 // groups, 1, 1))
+    gr = rng.standard_normal((7, 6, 5, 5))
+    ref = _naive.naive_conv_backward(gr, xr, wr, (1, 1), ((0, 0), (0, 0)), (1, 1), groups)
+    gx, gw, _ = F.conv_backward(gr.astype(np.float32), xr.astype(np.float32), wr.astype(np.float32), groups=groups,
+                                method="gemm")
+    np.testing.assert_allclose(gw, ref[1], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["gemm", "direct"])

@@ -244,6 +244,62 @@ def _multiply(routine: Any, layout_a: tuple[int, int], layout_b: tuple[int, int]
         i = next(taken)
 
 
+def summed(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``np.matmul(a, b).sum(axis=0)`` without the stack of products: ``a`` ``(N, *S, m, k)`` and
+    ``b`` ``(N, *S, k, n)`` (the same ``S``), each thread summing the products of a run of
+    consecutive ``N`` into sums of its own (the BLAS adds each product into them: ``beta = 1``),
+    the threads' sums then added in order; so the result depends on the thread count, not on
+    which thread ran first.  None where :func:`products` would not split the stack (and for
+    ``N`` below 2)."""
+    if (a.ndim < 3 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2] or a.shape[0] < 2
+            or a.dtype != b.dtype or a.dtype.char not in "fd"):
+        return None
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    count, inner = a.shape[0], a.shape[1:-2]
+    threads = min(count, _backend.get_num_threads())
+    routine = _gemm_routines().get(a.dtype.char)
+    layout_a = _layout(a.shape[-2:], a.strides[-2:], a.itemsize)
+    layout_b = _layout(b.shape[-2:], b.strides[-2:], b.itemsize)
+    if (b.shape[-2] != k or m == 1 or n == 1 or 2.0 * m * k * n < MIN_PRODUCT_FLOPS or threads < 2
+            or routine is None or layout_a is None or layout_b is None
+            or not (a.flags.aligned and b.flags.aligned) or np.may_share_memory(a, b)):
+        return None
+    sums = np.empty((threads, *inner, m, n), dtype=a.dtype)
+    pa, pb = _offsets(a, a.shape[:-2]), _offsets(b, b.shape[:-2])
+    pc = _offsets(sums[0], tuple(inner))
+    per = math.prod(inner)
+    step = sums.strides[0]
+    calls = []
+    for t in range(threads):
+        first, last = count * t // threads, count * (t + 1) // threads
+        jobs = [(m, n, pa[i * per + j], pb[i * per + j], pc[j] + t * step, 0.0 if i == first else 1.0)
+                for i in range(first, last) for j in range(per)]
+        calls.append((_accumulate, (routine, layout_a, layout_b, k, n, jobs)))
+    thread_calls = _thread_calls()
+    previous = [get() for get, _ in thread_calls]
+    for _, set_ in thread_calls:
+        set_(1)
+    try:
+        done = _backend._team(threads - 1).run(calls)
+    finally:
+        for (_, set_), p in zip(thread_calls, previous, strict=True):
+            set_(p)
+    if done is None:
+        return None
+    total = sums[0]
+    for t in range(1, threads):
+        total += sums[t]
+    return total
+
+
+def _accumulate(routine: Any, layout_a: tuple[int, int], layout_b: tuple[int, int], k: int, ldc: int,
+                jobs: list[tuple[int, int, int, int, int, float]]) -> None:
+    """Run the jobs in order: ``C = op(A) @ op(B) + beta * C``, one call of ``routine`` each."""
+    (ta, lda), (tb, ldb) = layout_a, layout_b
+    for rows, cols, pa, pb, pc, beta in jobs:
+        routine(_ROW_MAJOR, ta, tb, rows, cols, k, 1.0, pa, lda, pb, ldb, beta, pc, ldc)
+
+
 def _on_one_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` with the BLAS on one thread (its count put back after)."""
     calls = _thread_calls()

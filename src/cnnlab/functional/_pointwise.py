@@ -67,6 +67,9 @@ def backward(grad_out: np.ndarray, x: np.ndarray, weight: np.ndarray, groups: in
         grad_x = _blas.matmul(w.swapaxes(1, 2), g).reshape(x.shape)
     if needs[1]:
         xs = x.reshape(batch, groups, w.shape[2], -1)
+        grad_w = _blas.summed(g, xs.swapaxes(2, 3))  # (each thread's products summed by the BLAS)
+        if grad_w is not None:
+            return grad_x, grad_w.reshape(weight.shape)
         dtype = np.result_type(grad_out, x)
         step = max(1, CHUNK_BYTES // max(1, w.size * dtype.itemsize))
         grad_w = np.zeros(w.shape, dtype=dtype)
