@@ -109,14 +109,22 @@ def _class_targets(
         )
     kept = target != ignore_index
     index = np.where(kept, target, 0).astype(np.intp)
-    bad = (index < 0) | (index >= n_classes)
-    if np.any(bad):
+    if index.size and (index.min() < 0 or index.max() >= n_classes):  # (two reductions, not a mask)
+        bad = (index < 0) | (index >= n_classes)
         raise ValueError(
             f"{op}: target {target[bad].flat[0]} is out of bounds for {n_classes} classes"
         )
     if weight is None:  # (each kept entry's weight is 1)
         return index, kept, kept.astype(x.dtype)
     return index, kept, np.where(kept, weight[index], 0).astype(x.dtype)
+
+
+def _picked(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``x[n, index[n], ...]``: each entry's value at its target class (``x`` ``(N, C, ...)``,
+    ``index`` ``(N, ...)``); plain indexing for 2-d ``x``, 3 us against 10 along an axis."""
+    if x.ndim == 2:
+        return x[np.arange(x.shape[0]), index]
+    return np.take_along_axis(x, index[:, None], axis=1)[:, 0]
 
 
 def _check_class_target(op: str, target: Any) -> np.ndarray:
@@ -254,8 +262,8 @@ def _ce_forward(parsed: tuple, reduction: str, unbatched: bool) -> tuple[np.ndar
         # Gather the target's log-probability so that a -inf elsewhere cannot give 0 * -inf.
         targets = index, kept, w_t = _class_targets("cross_entropy", x, target, weight, ignore_index)
         with np.errstate(invalid="ignore"):
-            picked = (np.take_along_axis(x, index[:, None], axis=1) - shift) - log_total
-        loss = -(1 - eps) * w_t * picked[:, 0].astype(x.dtype, copy=False)
+            picked = (_picked(x, index) - shift[:, 0]) - log_total[:, 0]
+        loss = -(1 - eps) * w_t * picked.astype(x.dtype, copy=False)
         if eps > 0:
             class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             w = 1 if weight is None else weight.reshape(class_shape)
@@ -310,8 +318,12 @@ def _ce_grads(grad_out: Any, parsed: tuple, saved: tuple, reduction: str, shapes
         index, _, w_t = targets
         coef = w_t[:, None] * _ce_scale(grad_out, reduction, w_t.sum(), x)
         grad = p * coef
-        column = np.take_along_axis(grad, index[:, None], axis=1)
-        np.put_along_axis(grad, index[:, None], column - coef, axis=1)
+        if grad.ndim == 2:  # (one entry per row: plain indexing, 3 us against 10 along an axis)
+            rows = np.arange(grad.shape[0])
+            grad[rows, index] -= coef[:, 0]
+        else:
+            column = np.take_along_axis(grad, index[:, None], axis=1)
+            np.put_along_axis(grad, index[:, None], column - coef, axis=1)
         grad_x = grad.reshape(input_shape).astype(x.dtype, copy=False)
     elif needs[0]:
         q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
