@@ -85,27 +85,28 @@ def test_the_split_takes_the_layer_sized_stacks_it_was_made_for(two_threads):
     np.testing.assert_array_equal(_blas.matmul(w, x), np.matmul(w, x))
 
 
-def test_the_blas_runs_on_one_thread_during_the_split_and_is_restored_after(two_threads, small_products,
-                                                                            monkeypatch):
+@pytest.mark.parametrize("entry, worker", [("products", "_multiply"), ("summed", "_accumulate")])
+def test_the_blas_runs_on_one_thread_during_the_split_and_is_restored_after(entry, worker, two_threads,
+                                                                            small_products, monkeypatch):
     calls = _blas._thread_calls()
     if not calls:
         pytest.skip("no BLAS thread control (threadpoolctl)")
     seen = []
-    multiply = _blas._multiply
+    work = getattr(_blas, worker)
 
     def spy(*args):
         seen.append([get() for get, _ in calls])
-        return multiply(*args)
+        return work(*args)
 
-    monkeypatch.setattr(_blas, "_multiply", spy)
+    monkeypatch.setattr(_blas, worker, spy)
     before = [get() for get, _ in calls]
     for _, set_ in calls:
         set_(2)
     try:
         rng = np.random.default_rng(10)
         a, b = _operands(rng, (4, 8, 8), (4, 8, 8), np.float32)
-        assert _blas.products(a, b) is not None
-        assert seen and all(counts == [1] * len(calls) for counts in seen)
+        assert getattr(_blas, entry)(a, b) is not None
+        assert len(seen) == 2 and all(counts == [1] * len(calls) for counts in seen)  # (one call per thread)
         assert [get() for get, _ in calls] == [2] * len(calls)
     finally:
         for (_, set_), p in zip(calls, before, strict=True):
@@ -369,29 +370,3 @@ def test_what_summed_leaves_to_the_caller(case, two_threads, monkeypatch):
     elif case == "mixed dtypes":
         b = b.astype(np.float64)
     assert _blas.summed(a, b) is None
-
-
-def test_summed_runs_the_blas_on_one_thread_and_restores_the_count(two_threads, small_products, monkeypatch):
-    calls = _blas._thread_calls()
-    if not calls:
-        pytest.skip("no BLAS thread control (threadpoolctl)")
-    seen = []
-    accumulate = _blas._accumulate
-
-    def spy(*args):
-        seen.append([get() for get, _ in calls])
-        return accumulate(*args)
-
-    monkeypatch.setattr(_blas, "_accumulate", spy)
-    before = [get() for get, _ in calls]
-    for _, set_ in calls:
-        set_(2)
-    try:
-        rng = np.random.default_rng(23)
-        a, b = _operands(rng, (4, 8, 8), (4, 8, 8), np.float32)
-        assert _blas.summed(a, b) is not None
-        assert len(seen) == 2 and all(counts == [1] * len(calls) for counts in seen)
-        assert [get() for get, _ in calls] == [2] * len(calls)
-    finally:
-        for (_, set_), p in zip(calls, before, strict=True):
-            set_(p)
