@@ -20,8 +20,9 @@ layer's ``W @ x[b]`` for each sample (12.8 MFLOP each, N64 C64 28x28 -> 128) the
 the BLAS's threads 64 times: its forward product took 6.3-6.5 ms, split here 5.1-5.4 ms (2
 cores).  And OpenBLAS's threads, once woken, keep their cores for a while after each product
 unless ``OPENBLAS_THREAD_TIMEOUT`` was set before NumPy loaded (cnnlab/__init__.py sets it only
-when it is imported first): a LeNet-5 step in a script that imported NumPy first took 8-14 ms,
-against 3.9 ms with the products split here, where the BLAS's own threads never run.
+when it is imported first): a LeNet-5 step in a script that imported NumPy first took 9-28 ms
+(three fresh processes; 3.8-4.7 ms with cnnlab imported first), and 4.5-5.9 ms with the products
+split here, where the BLAS's own threads never run.
 
 Bits.  The BLAS called is the one NumPy calls, with the routine and arguments NumPy passes for
 the same matrices, so each product of a stack has the bits ``np.matmul`` gives it.  A single
