@@ -370,3 +370,14 @@ def test_what_summed_leaves_to_the_caller(case, two_threads, monkeypatch):
     elif case == "mixed dtypes":
         b = b.astype(np.float64)
     assert _blas.summed(a, b) is None
+
+
+def test_sizes_beyond_the_blas_integers_are_left_to_numpy(two_threads, small_products, monkeypatch):
+    rng = np.random.default_rng(24)
+    a, b = _operands(rng, (4, 40, 9), (4, 9, 40), np.float32)
+    routine = _blas._gemm_routines()["f"]
+    monkeypatch.setattr(routine, "largest", 39)  # (as a 32-bit BLAS for sizes past 2**31 - 1)
+    assert _blas.products(a, b) is None and _blas.summed(a, b) is None
+    np.testing.assert_array_equal(_blas.matmul(a, b), np.matmul(a, b))
+    monkeypatch.setattr(routine, "largest", 40)
+    assert _blas.products(a, b) is not None and _blas.summed(a, b) is not None

@@ -134,6 +134,7 @@ def _symbol(lib: Any, name: str, real: Any) -> Any:
             routine.argtypes = [enum, enum, enum, integer, integer, integer, real, pointer, integer, pointer,
                                 integer, real, pointer, integer]
             routine.restype = None
+            routine.largest = 2 ** 63 - 1 if suffix else 2 ** 31 - 1  # (its integers' range)
             return routine
     return None
 
@@ -149,6 +150,12 @@ def _layout(shape: tuple[int, int], strides: tuple[int, int], itemsize: int) -> 
     if s0 == itemsize and s1 % itemsize == 0 and s1 >= max(1, rows) * itemsize:
         return _TRANS, s1 // itemsize
     return None
+
+
+def _fits(routine: Any, *sizes: int) -> bool:
+    """Whether every size and leading dimension passed to ``routine`` is within its integers'
+    range (32-bit in BLAS builds without the ``64_`` suffix); NumPy's own loop takes larger ones."""
+    return max(sizes) <= routine.largest
 
 
 def _offsets(a: np.ndarray, batch: tuple[int, ...]) -> list[int]:
@@ -201,6 +208,7 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.
     layout_a = _layout(a.shape[-2:], a.strides[-2:], a.itemsize)
     layout_b = _layout(b.shape[-2:], b.strides[-2:], b.itemsize)
     if (count == 0 or threads < 2 or routine is None or layout_a is None or layout_b is None
+            or not _fits(routine, m, n, k, layout_a[1], layout_b[1])
             or (count > 1 and 2.0 * m * k * n < MIN_PRODUCT_FLOPS)):
         return None
     rows = m >= n  # (a single product is cut along its longer side)
@@ -263,6 +271,7 @@ def summed(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     layout_b = _layout(b.shape[-2:], b.strides[-2:], b.itemsize)
     if (b.shape[-2] != k or m == 1 or n == 1 or 2.0 * m * k * n < MIN_PRODUCT_FLOPS or threads < 2
             or routine is None or layout_a is None or layout_b is None
+            or not _fits(routine, m, n, k, layout_a[1], layout_b[1])
             or not (a.flags.aligned and b.flags.aligned) or np.may_share_memory(a, b)):
         return None
     sums = np.empty((threads, *inner, m, n), dtype=a.dtype)
