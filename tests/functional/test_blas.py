@@ -10,6 +10,7 @@ runs with and without Numba (without it the helper threads sleep between jobs).
 from __future__ import annotations
 
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -381,3 +382,69 @@ def test_sizes_beyond_the_blas_integers_are_left_to_numpy(two_threads, small_pro
     np.testing.assert_array_equal(_blas.matmul(a, b), np.matmul(a, b))
     monkeypatch.setattr(routine, "largest", 40)
     assert _blas.products(a, b) is not None and _blas.summed(a, b) is not None
+
+
+def test_overlapping_one_thread_spans_put_the_count_back_when_the_last_ends(monkeypatch):
+    calls = _blas._thread_calls()
+    if not calls:
+        pytest.skip("no BLAS thread control (threadpoolctl)")
+    before = [get() for get, _ in calls]
+    for _, set_ in calls:
+        set_(2)
+    try:
+        if any(get() < 2 for get, _ in calls):
+            pytest.skip("the BLAS here runs on one thread")
+        _blas._enter_one_thread()  # (a caller on one thread...)
+        entered = threading.Event()
+        leave = threading.Event()
+
+        def other() -> None:  # (...and one on another, whose span starts while the first's is open)
+            _blas._enter_one_thread()
+            entered.set()
+            leave.wait(60)
+            _blas._leave_one_thread()
+
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert entered.wait(60)
+        _blas._leave_one_thread()  # the first ends: the other's span is still open
+        assert [get() for get, _ in calls] == [1] * len(calls)
+        leave.set()
+        worker.join(60)
+        assert [get() for get, _ in calls] == [2] * len(calls)  # the last ended: the count is back
+    finally:
+        for (_, set_), p in zip(calls, before, strict=True):
+            set_(p)
+
+
+def test_products_from_several_python_threads_at_once_leave_the_count_as_it_was(two_threads):
+    calls = _blas._thread_calls()
+    if not calls:
+        pytest.skip("no BLAS thread control (threadpoolctl)")
+    before = [get() for get, _ in calls]
+    for _, set_ in calls:
+        set_(2)
+    rng = np.random.default_rng(25)
+    small = _operands(rng, (8, 8), (8, 8), np.float32)
+    large = _operands(rng, (4, 128, 64), (4, 64, 400), np.float32)
+    failures = []
+
+    def work() -> None:
+        try:
+            for _ in range(30):
+                np.testing.assert_array_equal(_blas.matmul(*small), np.matmul(*small))
+                np.testing.assert_array_equal(_blas.matmul(*large), np.matmul(*large))
+        except BaseException as exc:  # (reported on the test's thread)
+            failures.append(exc)
+
+    try:
+        workers = [threading.Thread(target=work) for _ in range(3)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert not failures and not any(w.is_alive() for w in workers)
+        assert [get() for get, _ in calls] == [2] * len(calls)
+    finally:
+        for (_, set_), p in zip(calls, before, strict=True):
+            set_(p)

@@ -39,6 +39,7 @@ import ctypes
 import itertools
 import math
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -228,16 +229,12 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.
                 jobs.append((last - first, n, pa + first * step_a, pb, pc + first * n * size))
             else:
                 jobs.append((m, last - first, pa, pb + first * step_b, pc + first * size))
-    calls = _thread_calls()
-    previous = [get() for get, _ in calls]
-    for _, set_ in calls:
-        set_(1)
+    _enter_one_thread()
     try:
         args = (routine, layout_a, layout_b, k, n, jobs, itertools.count())
         done = _backend._team(threads - 1).run([(_multiply, args)] * min(threads, len(jobs)))
     finally:
-        for (_, set_), p in zip(calls, previous, strict=True):
-            set_(p)
+        _leave_one_thread()
     return None if done is None else out
 
 
@@ -285,15 +282,11 @@ def summed(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         jobs = [(m, n, pa[i * per + j], pb[i * per + j], pc[j] + t * step, 0.0 if i == first else 1.0)
                 for i in range(first, last) for j in range(per)]
         calls.append((_accumulate, (routine, layout_a, layout_b, k, n, jobs)))
-    thread_calls = _thread_calls()
-    previous = [get() for get, _ in thread_calls]
-    for _, set_ in thread_calls:
-        set_(1)
+    _enter_one_thread()
     try:
         done = _backend._team(threads - 1).run(calls)
     finally:
-        for (_, set_), p in zip(thread_calls, previous, strict=True):
-            set_(p)
+        _leave_one_thread()
     if done is None:
         return None
     total = sums[0]
@@ -310,21 +303,44 @@ def _accumulate(routine: Any, layout_a: tuple[int, int], layout_b: tuple[int, in
         routine(_ROW_MAJOR, ta, tb, rows, cols, k, 1.0, pa, lda, pb, ldb, beta, pc, ldc)
 
 
+# Callers on several Python threads at once share the BLAS's one thread count: the first to need
+# one thread sets it and the last to finish puts the count back (without this, a caller could read
+# the 1 another had set as the count to restore, and leave it there).
+_single = {"depth": 0, "previous": []}
+_single_lock = threading.Lock()
+
+
+def _enter_one_thread() -> None:
+    """Run the BLAS on one thread until the matching :func:`_leave_one_thread`; its count is put
+    back when the last such span open in the process (on any thread) ends.  (Two plain calls in a
+    ``try``, not a context manager: this runs for every small product, and a generator-based
+    ``with`` cost 2 us of a 9 us one.)"""
+    with _single_lock:
+        if _single["depth"] == 0:
+            calls = _thread_calls()
+            _single["previous"] = [get() for get, _ in calls]
+            for (_, set_), p in zip(calls, _single["previous"], strict=True):
+                if p != 1:
+                    set_(1)
+        _single["depth"] += 1
+
+
+def _leave_one_thread() -> None:
+    with _single_lock:
+        _single["depth"] -= 1
+        if _single["depth"] == 0:
+            for (_, set_), p in zip(_thread_calls(), _single["previous"], strict=True):
+                if p != 1:
+                    set_(p)
+
+
 def _on_one_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` with the BLAS on one thread (its count put back after)."""
-    calls = _thread_calls()
-    if not calls:
-        return np.matmul(a, b, out=out)
-    previous = [get() for get, _ in calls]
-    if all(p == 1 for p in previous):
-        return np.matmul(a, b, out=out)
-    for _, set_ in calls:
-        set_(1)
+    _enter_one_thread()
     try:
         return np.matmul(a, b, out=out)
     finally:
-        for (_, set_), p in zip(calls, previous, strict=True):
-            set_(p)
+        _leave_one_thread()
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
