@@ -33,6 +33,24 @@ def small_products(monkeypatch):
     monkeypatch.setattr(_blas, "MIN_PRODUCT_FLOPS", 0.0)
 
 
+@pytest.fixture
+def blas_threads():
+    """The BLAS's thread controls, with its count set to 2 for the test and put back after."""
+    calls = _blas._thread_calls()
+    if not calls:
+        pytest.skip("no BLAS thread control (threadpoolctl)")
+    before = [get() for get, _ in calls]
+    for _, set_ in calls:
+        set_(2)
+    try:
+        if any(get() < 2 for get, _ in calls):
+            pytest.skip("the BLAS here runs on one thread")
+        yield calls
+    finally:
+        for (_, set_), p in zip(calls, before, strict=True):
+            set_(p)
+
+
 def _operands(rng, shape_a, shape_b, dtype, transpose_a=False, transpose_b=False):
     def make(shape, transpose):
         if transpose:  # (the matrices stored column by column: a transposed view)
@@ -88,10 +106,9 @@ def test_the_split_takes_the_layer_sized_stacks_it_was_made_for(two_threads):
 
 @pytest.mark.parametrize("entry, worker", [("products", "_multiply"), ("summed", "_accumulate")])
 def test_the_blas_runs_on_one_thread_during_the_split_and_is_restored_after(entry, worker, two_threads,
-                                                                            small_products, monkeypatch):
-    calls = _blas._thread_calls()
-    if not calls:
-        pytest.skip("no BLAS thread control (threadpoolctl)")
+                                                                            small_products, blas_threads,
+                                                                            monkeypatch):
+    calls = blas_threads
     seen = []
     work = getattr(_blas, worker)
 
@@ -100,18 +117,11 @@ def test_the_blas_runs_on_one_thread_during_the_split_and_is_restored_after(entr
         return work(*args)
 
     monkeypatch.setattr(_blas, worker, spy)
-    before = [get() for get, _ in calls]
-    for _, set_ in calls:
-        set_(2)
-    try:
-        rng = np.random.default_rng(10)
-        a, b = _operands(rng, (4, 8, 8), (4, 8, 8), np.float32)
-        assert getattr(_blas, entry)(a, b) is not None
-        assert len(seen) == 2 and all(counts == [1] * len(calls) for counts in seen)  # (one call per thread)
-        assert [get() for get, _ in calls] == [2] * len(calls)
-    finally:
-        for (_, set_), p in zip(calls, before, strict=True):
-            set_(p)
+    rng = np.random.default_rng(10)
+    a, b = _operands(rng, (4, 8, 8), (4, 8, 8), np.float32)
+    assert getattr(_blas, entry)(a, b) is not None
+    assert len(seen) == 2 and all(counts == [1] * len(calls) for counts in seen)  # (one call per thread)
+    assert [get() for get, _ in calls] == [2] * len(calls)
 
 
 def test_every_product_of_the_stack_is_computed_once_whichever_thread_takes_it(two_threads, small_products,
@@ -283,24 +293,13 @@ def _spy_thread_counts(monkeypatch):
     return seen, original
 
 
-def test_small_products_run_on_one_blas_thread_and_restore_the_count(monkeypatch):
-    calls = _blas._thread_calls()
-    if not calls:
-        pytest.skip("threadpoolctl finds no BLAS here")
-    before = [get() for get, _ in calls]
-    for _, set_ in calls:
-        set_(2)
-    try:
-        if any(get() < 2 for get, _ in calls):
-            pytest.skip("the BLAS here runs on one thread")
-        seen, original = _spy_thread_counts(monkeypatch)
-        a = np.arange(64, dtype=np.float32).reshape(8, 8)
-        np.testing.assert_array_equal(_blas.matmul(a, a), original(a, a))
-        assert seen == [[1] * len(calls)]
-        assert [get() for get, _ in calls] == [2] * len(calls)
-    finally:
-        for (_, set_), p in zip(calls, before, strict=True):
-            set_(p)
+def test_small_products_run_on_one_blas_thread_and_restore_the_count(blas_threads, monkeypatch):
+    calls = blas_threads
+    seen, original = _spy_thread_counts(monkeypatch)
+    a = np.arange(64, dtype=np.float32).reshape(8, 8)
+    np.testing.assert_array_equal(_blas.matmul(a, a), original(a, a))
+    assert seen == [[1] * len(calls)]
+    assert [get() for get, _ in calls] == [2] * len(calls)
 
 
 def test_a_stack_of_small_products_runs_one_after_the_other_on_one_blas_thread(two_threads, monkeypatch):
@@ -384,46 +383,30 @@ def test_sizes_beyond_the_blas_integers_are_left_to_numpy(two_threads, small_pro
     assert _blas.products(a, b) is not None and _blas.summed(a, b) is not None
 
 
-def test_overlapping_one_thread_spans_put_the_count_back_when_the_last_ends(monkeypatch):
-    calls = _blas._thread_calls()
-    if not calls:
-        pytest.skip("no BLAS thread control (threadpoolctl)")
-    before = [get() for get, _ in calls]
-    for _, set_ in calls:
-        set_(2)
-    try:
-        if any(get() < 2 for get, _ in calls):
-            pytest.skip("the BLAS here runs on one thread")
-        _blas._enter_one_thread()  # (a caller on one thread...)
-        entered = threading.Event()
-        leave = threading.Event()
+def test_overlapping_one_thread_spans_put_the_count_back_when_the_last_ends(blas_threads):
+    calls = blas_threads
+    _blas._enter_one_thread()  # (a caller on one thread...)
+    entered = threading.Event()
+    leave = threading.Event()
 
-        def other() -> None:  # (...and one on another, whose span starts while the first's is open)
-            _blas._enter_one_thread()
-            entered.set()
-            leave.wait(60)
-            _blas._leave_one_thread()
+    def other() -> None:  # (...and one on another, whose span starts while the first's is open)
+        _blas._enter_one_thread()
+        entered.set()
+        leave.wait(60)
+        _blas._leave_one_thread()
 
-        worker = threading.Thread(target=other)
-        worker.start()
-        assert entered.wait(60)
-        _blas._leave_one_thread()  # the first ends: the other's span is still open
-        assert [get() for get, _ in calls] == [1] * len(calls)
-        leave.set()
-        worker.join(60)
-        assert [get() for get, _ in calls] == [2] * len(calls)  # the last ended: the count is back
-    finally:
-        for (_, set_), p in zip(calls, before, strict=True):
-            set_(p)
+    worker = threading.Thread(target=other)
+    worker.start()
+    assert entered.wait(60)
+    _blas._leave_one_thread()  # the first ends: the other's span is still open
+    assert [get() for get, _ in calls] == [1] * len(calls)
+    leave.set()
+    worker.join(60)
+    assert [get() for get, _ in calls] == [2] * len(calls)  # the last ended: the count is back
 
 
-def test_products_from_several_python_threads_at_once_leave_the_count_as_it_was(two_threads):
-    calls = _blas._thread_calls()
-    if not calls:
-        pytest.skip("no BLAS thread control (threadpoolctl)")
-    before = [get() for get, _ in calls]
-    for _, set_ in calls:
-        set_(2)
+def test_products_from_several_python_threads_at_once_leave_the_count_as_it_was(two_threads, blas_threads):
+    calls = blas_threads
     rng = np.random.default_rng(25)
     small = _operands(rng, (8, 8), (8, 8), np.float32)
     large = _operands(rng, (4, 128, 64), (4, 64, 400), np.float32)
@@ -437,14 +420,10 @@ def test_products_from_several_python_threads_at_once_leave_the_count_as_it_was(
         except BaseException as exc:  # (reported on the test's thread)
             failures.append(exc)
 
-    try:
-        workers = [threading.Thread(target=work) for _ in range(3)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(120)
-        assert not failures and not any(w.is_alive() for w in workers)
-        assert [get() for get, _ in calls] == [2] * len(calls)
-    finally:
-        for (_, set_), p in zip(calls, before, strict=True):
-            set_(p)
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert not failures and not any(w.is_alive() for w in workers)
+    assert [get() for get, _ in calls] == [2] * len(calls)
