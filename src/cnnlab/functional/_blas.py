@@ -182,6 +182,29 @@ def _cuts(size: int, parts: int) -> list[int]:
     return cuts
 
 
+def _blas_operands(a: np.ndarray, b: np.ndarray) -> tuple[Any, tuple[int, int], tuple[int, int]] | None:
+    """``(routine, layout of a's matrices, layout of b's)`` where the BLAS can take the matrices of
+    ``a`` and ``b`` as NumPy would hand them to ``cblas_?gemm``; None where it cannot: operands not
+    both float32 or both float64, shapes that do not chain, a matrix whose rows or columns are not
+    contiguous, one-row or one-column products, operands that share memory or are not aligned,
+    sizes past the routine's integers, no routine found."""
+    if a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype or a.dtype.char not in "fd":
+        return None
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    # (NumPy multiplies a row or a column by a matrix with another routine, and a matrix by its
+    # own transpose with another, so those keep their bits there)
+    if (b.shape[-2] != k or m == 1 or n == 1 or not (a.flags.aligned and b.flags.aligned)
+            or np.may_share_memory(a, b)):
+        return None
+    routine = _gemm_routines().get(a.dtype.char)
+    layout_a = _layout(a.shape[-2:], a.strides[-2:], a.itemsize)
+    layout_b = _layout(b.shape[-2:], b.strides[-2:], b.itemsize)
+    if routine is None or layout_a is None or layout_b is None or not _fits(routine, m, n, k, layout_a[1],
+                                                                             layout_b[1]):
+        return None
+    return routine, layout_a, layout_b
+
+
 def products(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
     """``np.matmul(a, b, out=out)``, split between the calling thread and the team's helpers (a
     stack product by product; a single product, or a stack of fewer products than threads, cut
@@ -191,26 +214,18 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.
     memory, ``out`` not a C-contiguous array of the result's shape and dtype apart from the
     operands, a stack's products under :data:`MIN_PRODUCT_FLOPS`, nothing to split, one thread, no
     BLAS found, or the team busy."""
-    if a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype or a.dtype.char not in "fd":
+    found = _blas_operands(a, b)
+    if found is None:
         return None
+    routine, layout_a, layout_b = found
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    # (NumPy multiplies a row or a column by a matrix with another routine, and a matrix by its
-    # own transpose with another, so those keep their bits there)
-    if (b.shape[-2] != k or m == 1 or n == 1 or not (a.flags.aligned and b.flags.aligned)
-            or np.may_share_memory(a, b)):
-        return None
     try:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         return None
     count = math.prod(batch)
     threads = _backend.get_num_threads()
-    routine = _gemm_routines().get(a.dtype.char)
-    layout_a = _layout(a.shape[-2:], a.strides[-2:], a.itemsize)
-    layout_b = _layout(b.shape[-2:], b.strides[-2:], b.itemsize)
-    if (count == 0 or threads < 2 or routine is None or layout_a is None or layout_b is None
-            or not _fits(routine, m, n, k, layout_a[1], layout_b[1])
-            or (count > 1 and 2.0 * m * k * n < MIN_PRODUCT_FLOPS)):
+    if count == 0 or threads < 2 or (count > 1 and 2.0 * m * k * n < MIN_PRODUCT_FLOPS):
         return None
     rows = m >= n  # (a single product is cut along its longer side)
     cuts = _cuts(m if rows else n, -(-threads // count)) if count < threads else [0, m if rows else n]
@@ -229,12 +244,8 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.
                 jobs.append((last - first, n, pa + first * step_a, pb, pc + first * n * size))
             else:
                 jobs.append((m, last - first, pa, pb + first * step_b, pc + first * size))
-    _enter_one_thread()
-    try:
-        args = (routine, layout_a, layout_b, k, n, jobs, itertools.count())
-        done = _backend._team(threads - 1).run([(_multiply, args)] * min(threads, len(jobs)))
-    finally:
-        _leave_one_thread()
+    args = (routine, layout_a, layout_b, k, n, jobs, itertools.count())
+    done = _run_split(threads, [(_multiply, args)] * min(threads, len(jobs)))
     return None if done is None else out
 
 
@@ -257,20 +268,15 @@ def summed(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     the threads' sums then added in order; so the result depends on the thread count, not on
     which thread ran first.  None where :func:`products` would not split the stack (and for
     ``N`` below 2)."""
-    if (a.ndim < 3 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2] or a.shape[0] < 2
-            or a.dtype != b.dtype or a.dtype.char not in "fd"):
+    if a.ndim < 3 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2] or a.shape[0] < 2:
         return None
+    found = _blas_operands(a, b)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     count, inner = a.shape[0], a.shape[1:-2]
     threads = min(count, _backend.get_num_threads())
-    routine = _gemm_routines().get(a.dtype.char)
-    layout_a = _layout(a.shape[-2:], a.strides[-2:], a.itemsize)
-    layout_b = _layout(b.shape[-2:], b.strides[-2:], b.itemsize)
-    if (b.shape[-2] != k or m == 1 or n == 1 or 2.0 * m * k * n < MIN_PRODUCT_FLOPS or threads < 2
-            or routine is None or layout_a is None or layout_b is None
-            or not _fits(routine, m, n, k, layout_a[1], layout_b[1])
-            or not (a.flags.aligned and b.flags.aligned) or np.may_share_memory(a, b)):
+    if found is None or threads < 2 or 2.0 * m * k * n < MIN_PRODUCT_FLOPS:
         return None
+    routine, layout_a, layout_b = found
     sums = np.empty((threads, *inner, m, n), dtype=a.dtype)
     pa, pb = _offsets(a, a.shape[:-2]), _offsets(b, b.shape[:-2])
     pc = _offsets(sums[0], tuple(inner))
@@ -282,11 +288,7 @@ def summed(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         jobs = [(m, n, pa[i * per + j], pb[i * per + j], pc[j] + t * step, 0.0 if i == first else 1.0)
                 for i in range(first, last) for j in range(per)]
         calls.append((_accumulate, (routine, layout_a, layout_b, k, n, jobs)))
-    _enter_one_thread()
-    try:
-        done = _backend._team(threads - 1).run(calls)
-    finally:
-        _leave_one_thread()
+    done = _run_split(threads, calls)
     if done is None:
         return None
     total = sums[0]
@@ -332,6 +334,16 @@ def _leave_one_thread() -> None:
             for (_, set_), p in zip(_thread_calls(), _single["previous"], strict=True):
                 if p != 1:
                     set_(p)
+
+
+def _run_split(threads: int, calls: list[tuple[Any, tuple]]) -> list[Any] | None:
+    """The team's :meth:`run` of ``calls`` (the caller's first) with the BLAS on one thread: their
+    results, or None when the team is busy."""
+    _enter_one_thread()
+    try:
+        return _backend._team(threads - 1).run(calls)
+    finally:
+        _leave_one_thread()
 
 
 def _on_one_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:

@@ -55,9 +55,10 @@ CHUNK_BYTES = 4 << 20
 
 def backward(grad_out: np.ndarray, x: np.ndarray, weight: np.ndarray, groups: int, needs: tuple[bool, bool]
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``grad_x[b, g] = W[g].T @ g[b, g]`` (batched) and ``grad_w[g] = sum_b g[b, g] @ x[b, g].T``
-    (batched over a chunk of samples, then summed: measured 8.5 ms against 12.6 ms for the one
-    product over channel-major copies of both operands, on the layer above); ``x`` is the input
+    """``grad_x[b, g] = W[g].T @ g[b, g]`` (batched) and ``grad_w[g] = sum_b g[b, g] @ x[b, g].T``:
+    summed by the BLAS on each thread (:func:`cnnlab.functional._blas.summed`), or where that does
+    not apply batched over a chunk of samples, then summed (measured 8.5 ms against 12.6 ms for the
+    one product over channel-major copies of both operands, on the layer above); ``x`` is the input
     the forward read (padded, where it was)."""
     batch, out_ch = x.shape[0], weight.shape[0]
     w = weight.reshape(groups, out_ch // groups, -1)  # (G, O_g, C_g)
