@@ -296,9 +296,35 @@ def _spy_thread_counts(monkeypatch):
 def test_small_products_run_on_one_blas_thread_and_restore_the_count(blas_threads, monkeypatch):
     calls = blas_threads
     seen, original = _spy_thread_counts(monkeypatch)
-    a = np.arange(64, dtype=np.float32).reshape(8, 8)
-    np.testing.assert_array_equal(_blas.matmul(a, a), original(a, a))
+    a = np.arange(100 * 100, dtype=np.float32).reshape(100, 100) % 7  # (1e6 multiply-adds, 2e6 flops)
+    assert _blas.BLAS_ONE_THREAD_MNK < 100 ** 3 and 2.0 * 100 ** 3 < _blas.SMALL_GEMM_FLOPS
+    np.testing.assert_array_equal(_blas.matmul(a, a.copy()), original(a, a))
     assert seen == [[1] * len(calls)]
+    assert [get() for get, _ in calls] == [2] * len(calls)
+
+
+def test_products_openblas_runs_on_one_thread_by_itself_keep_the_thread_count(blas_threads, monkeypatch):
+    calls = blas_threads
+    if not _blas._openblas():
+        pytest.skip("NumPy's BLAS here is not OpenBLAS")
+    seen, original = _spy_thread_counts(monkeypatch)
+    rng = np.random.default_rng(21)
+    side = round(_blas.BLAS_ONE_THREAD_MNK ** (1 / 3))  # (64: 262,144 multiply-adds, the largest such)
+    cases = [_operands(rng, (side, side), (side, side), np.float32),
+             _operands(rng, (64, 84), (84, 10), np.float32),  # (LeNet-5's last layer)
+             _operands(rng, (6, 20, 30), (6, 30, 40), np.float64, transpose_b=True)]  # (a stack)
+    for a, b in cases:
+        np.testing.assert_array_equal(_blas.matmul(a, b), original(a, b))
+    assert seen == [[2] * len(calls)] * len(cases)
+    # one more multiply-add, a one-row product (NumPy's gemv) and a matrix times its own transpose
+    # (syrk) take one thread as before
+    seen.clear()
+    a, b = _operands(rng, (side, side + 1), (side + 1, side), np.float32)
+    row, matrix = _operands(rng, (1, 300), (300, 200), np.float32)
+    small = rng.standard_normal((20, 30)).astype(np.float32)
+    for x, y in ((a, b), (row, matrix), (small, small.T)):
+        np.testing.assert_array_equal(_blas.matmul(x, y), original(x, y))
+    assert seen == [[1] * len(calls)] * 3
     assert [get() for get, _ in calls] == [2] * len(calls)
 
 
@@ -308,7 +334,8 @@ def test_a_stack_of_small_products_runs_one_after_the_other_on_one_blas_thread(t
         pytest.skip("threadpoolctl finds no BLAS here")
     seen, original = _spy_thread_counts(monkeypatch)
     rng = np.random.default_rng(19)
-    a, b = _operands(rng, (400, 20, 20), (400, 20, 20), np.float32)  # 16,000 flops each, 6.4e6 in all
+    a, b = _operands(rng, (8, 70, 70), (8, 70, 70), np.float32)  # 686,000 flops each, 5.5e6 in all
+    assert 70 ** 3 > _blas.BLAS_ONE_THREAD_MNK  # (each above what OpenBLAS runs on one thread by itself)
     monkeypatch.setattr(_blas, "SMALL_GEMM_FLOPS", 1e6)
     np.testing.assert_array_equal(_blas.matmul(a, b), original(a, b))
     assert seen == [[1] * len(calls)]

@@ -3,7 +3,8 @@
 Every float matrix product of the library goes through :func:`matmul`:
 
 - A product of fewer than :data:`SMALL_GEMM_FLOPS` runs on one BLAS thread: waking a second
-  thread costs more than it saves.
+  thread costs more than it saves.  OpenBLAS runs the smallest of them (:data:`BLAS_ONE_THREAD_MNK`)
+  on the calling thread by itself, and those go to NumPy as they are.
 - A larger one is split (:func:`products`): a stack of products (``np.matmul`` of 3-d arrays) is
   handed out product by product, and a single product is cut into as many parts as there are
   threads, along its longer side.  The calling thread and the helper threads of :mod:`._team`
@@ -54,6 +55,14 @@ from cnnlab.functional import _backend
 # LeNet-5 step 12.7-13.3 -> 11.0-11.9 ms and the convnet step 81-88 -> 74-75 ms, the MNIST-1D step
 # unchanged.
 SMALL_GEMM_FLOPS = 1e7
+# A product (``np.matmul`` calls ``?gemm``) of at most this many multiply-adds ``m*n*k`` OpenBLAS
+# runs on the calling thread by itself: its gemm interface takes one thread up to
+# ``SMP_THRESHOLD_MIN`` (65,536) times ``GEMM_MULTITHREAD_THRESHOLD`` (4, its default).  Those products
+# skip setting the thread count to 1 and back (2 ctypes calls and a lock, 4-5 us against 2.1-2.7
+# for a 64 x 84 by 84 x 10 product, LeNet-5's last layer; a MNIST-1D step has 4 such products, a
+# LeNet-5 step 4).  Checked on NumPy's OpenBLAS 0.3.31 by the CPU time of its other threads
+# (/proc): none for 20,000 products of 53,760 to 921,600 multiply-adds, 112 ticks for 3,072,000.
+BLAS_ONE_THREAD_MNK = 65536 * 4
 # A stack of products is split product by product only if each has at least this many flops: each
 # BLAS call costs 2-3 us of Python and ctypes, against 10 us for a product of this size.  Smaller
 # products of a stack run on one BLAS thread, one after the other (NumPy's loop).
@@ -346,8 +355,23 @@ def _run_split(threads: int, calls: list[tuple[Any, tuple]]) -> list[Any] | None
         _leave_one_thread()
 
 
+def _openblas() -> bool:
+    """Whether the BLAS that NumPy calls is OpenBLAS (threadpoolctl's record of it; found once)."""
+    if "openblas" not in _state:
+        found = _controllers()
+        _state["openblas"] = bool(found) and all(getattr(c, "internal_api", None) == "openblas" for c in found)
+    return _state["openblas"]
+
+
 def _on_one_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """``np.matmul(a, b, out=out)`` with the BLAS on one thread (its count put back after)."""
+    """``np.matmul(a, b, out=out)`` with the BLAS on one thread (its count put back after), or
+    as it is where OpenBLAS takes one thread by itself: each product a ``gemm`` (more than one row
+    and column, operands apart: NumPy calls ``gemv`` or ``syrk`` otherwise, with thresholds of
+    their own) of at most :data:`BLAS_ONE_THREAD_MNK` multiply-adds."""
+    m, n = a.shape[-2], b.shape[-1]
+    if (m > 1 and n > 1 and m * n * a.shape[-1] <= BLAS_ONE_THREAD_MNK and _openblas()
+            and not np.may_share_memory(a, b)):
+        return np.matmul(a, b, out=out)
     _enter_one_thread()
     try:
         return np.matmul(a, b, out=out)
@@ -366,10 +390,13 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if a.dtype.kind != "f" or a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b, out=out)
     flops = 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1]
-    try:
-        count = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    except ValueError:  # (NumPy's matmul says why)
-        return np.matmul(a, b, out=out)
+    if a.ndim == 2 and b.ndim == 2:
+        count = 1  # (broadcast_shapes costs 1.5 us)
+    else:
+        try:
+            count = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        except ValueError:  # (NumPy's matmul says why)
+            return np.matmul(a, b, out=out)
     if flops * count < SMALL_GEMM_FLOPS:
         return _on_one_thread(a, b, out)
     done = products(a, b, out)
