@@ -295,6 +295,39 @@ def test_pack_lays_out_the_register_blocks(compiled, big, rows, taps, cols):
                 assert out[(((r // cols) * big + a) * flat.size + j) * cols + r % cols] == want
 
 
+def test_packing_plans_kept_by_the_tables_identity(compiled, monkeypatch):
+    """``pack_phases`` of the cached tables' read-only taps keeps their plan (``_memo``): the same
+    layout as from a list of the same taps (computed afresh), for the same taps again, and for other
+    read-only taps with the same values; a full memo starts afresh."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    g = np.random.default_rng(31)
+    src = g.uniform(-2, 2, (1, 20, 9)).astype(np.float32)
+
+    def frozen(*lists):
+        arrays = tuple(np.array(f, np.int64) for f in lists)
+        for a in arrays:
+            a.flags.writeable = False
+        return arrays
+
+    taps = ([0, 1, 2, 3, 4, 5, 6, 7, 8], [4, 5, 7, 8], [1, 2])
+    monkeypatch.setattr(ni, "_memos", {})
+    want = ni.pack_phases(src, [list(t) for t in taps])
+    assert ni._memos == {}  # (a list of lists: nothing kept)
+    first = frozen(*taps)
+    for flats in (first, first, frozen(*taps)):
+        got = ni.pack_phases(src, flats)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    assert len(ni._memos) == 2
+    other = frozen([8, 0], [3])  # (other taps, other layout)
+    got = ni.pack_phases(src, other)
+    np.testing.assert_array_equal(got[0], ni.pack_phases(src, [[8, 0], [3]])[0])
+    monkeypatch.setattr(ni, "MEMO_ENTRIES", 3)
+    ni.pack_phases(src, frozen([2]))
+    assert len(ni._memos) == 1
+
+
 @pytest.mark.parametrize("count, out_ch, taps, rows", [(1, 16, 12, 12), (2, 20, 10, 12), (3, 37, 7, 12),
                                                       (2, 64, 288, 288)])
 def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows):

@@ -36,6 +36,7 @@ multiply-add), so float results may differ from it in the last bits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numba
@@ -325,6 +326,16 @@ def _parts_transposed(parts, part, rows, out_ch, out, first_job, last_job, threa
                     out[(o0 + lane) * taps + k] = parts[at + lane]
 
 
+def _grad_w_plan(seg: np.ndarray, segf: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int
+                 ) -> tuple[int, float, np.ndarray]:
+    """``(most taps of a class, products of positions by taps, tap rows)`` of :func:`taps_grad_w`
+    for these tables: its tap rows are ``tapmap`` with the padding taps (-1) sent to the scratch
+    row ``taps``."""
+    rowmap = np.where(tapmap < 0, taps, tapmap)
+    rowmap.flags.writeable = False
+    return int(np.diff(dstart).max(initial=0)), float(np.dot(np.diff(seg), np.diff(dstart)[segf])), rowmap
+
+
 def starts(lengths: Sequence[int]) -> np.ndarray:
     """``[0, l0, l0 + l1, ...]`` (int64, read-only): where each phase's entries begin in the
     concatenated tables of :func:`taps_forward`, and the end."""
@@ -343,18 +354,50 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     ``wstart[f]`` (packed weights) on (:func:`starts`); a forward is one phase."""
     threads = numba.config.NUMBA_NUM_THREADS
     bufs = np.empty((threads, ROWS * COLS), np.float32)
-    blocks = np.diff(pstart) // ROWS
-    jobs = max(1, -(-int(blocks.max(initial=0)) // JOB_BLOCKS))
-    work = float(np.dot(np.diff(pstart), np.diff(dstart))) * out_ch
+    frozen = not (pstart.flags.writeable or dstart.flags.writeable)  # (the cached tables': see _memo)
+    make = functools.partial(_forward_plan, pstart, dstart, JOB_BLOCKS, TAP_CHUNK)
+    jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK), make) if frozen else make()
     # output planes a multiple of 2 KB apart: a block's 16 filters would share one or two sets of
     # the L1 cache, so the sums wait in ``accs`` and are stored a filter at a time
     staged = (cstride * y.itemsize) % STAGED_PITCH == 0
-    chunked = int(np.diff(dstart).max(initial=0)) > TAP_CHUNK
-    share = -(-int(blocks.max(initial=0)) // jobs)  # the most blocks a job takes of a phase
     accs = np.empty((threads, share * bias.shape[0] * ROWS if chunked or staged else 0), np.float32)
-    inputs = map(read_only, (src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff))
-    _backend.run_jobs(_taps_forward, jobs, *inputs, jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, y, bufs, accs,
-                      work=work, balanced=True)
+    _backend.run_jobs(_taps_forward, jobs, *map(read_only, (src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff)),
+                      jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, y, bufs,
+                      accs, work=products * out_ch, balanced=True)
+
+
+def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk: int) -> tuple[int, int, bool, float]:
+    """``(jobs, share, chunked, products)`` of :func:`taps_forward` for these tables (``job_blocks``,
+    ``chunk``: :data:`JOB_BLOCKS`, :data:`TAP_CHUNK`): its jobs, the most blocks a job takes of a
+    phase, whether the taps come in chunks, and the products of positions by taps (times the
+    filters: the call's work)."""
+    blocks = np.diff(pstart) // ROWS
+    jobs = max(1, -(-int(blocks.max(initial=0)) // job_blocks))
+    products = float(np.dot(np.diff(pstart), np.diff(dstart)))
+    chunked = int(np.diff(dstart).max(initial=0)) > chunk
+    return jobs, -(-int(blocks.max(initial=0)) // jobs), chunked, products
+
+
+# What :func:`_memo` keeps: at most this many entries (then it starts afresh).
+MEMO_ENTRIES = 256
+_memos: dict[tuple, tuple[tuple, object]] = {}
+
+
+def _memo(tables: tuple, extra: tuple, make):
+    """``make()`` for these read-only ``tables`` (the cached offset tables of
+    :mod:`cnnlab.functional._implicit`, taken by identity) and the values ``extra``, kept for the
+    next call with the same ones: the sizes and starts that the kernels' wrappers derive from the
+    tables cost 10-20 us of NumPy calls each time (a LeNet-5 layer's forward is 250 us).  The
+    entry holds the tables themselves, so that their ``id`` is not reused while it is kept."""
+    key = (*map(id, tables), *extra)
+    hit = _memos.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], tables, strict=True)):
+        return hit[1]
+    value = make()
+    if len(_memos) >= MEMO_ENTRIES:
+        _memos.clear()
+    _memos[key] = (tables, value)
+    return value
 
 
 def pack(src: np.ndarray, flat: np.ndarray, cols: int = COLS) -> np.ndarray:
@@ -373,13 +416,23 @@ def pack_phases(src: np.ndarray, flats: Sequence[Sequence[int]], cols: int = COL
     hand-off between the threads each, 30-50 us)."""
     big, rows, taps = src.shape
     blocks = -(-rows // cols)
-    sizes = [blocks * cols * big * len(flat) for flat in flats]
-    ostart = starts(sizes)
+    make = functools.partial(_pack_plan, flats, blocks * cols * big)
+    # (the tables' own taps, read-only, are kept by identity: see _memo)
+    frozen = isinstance(flats, tuple) and all(isinstance(f, np.ndarray) and not f.flags.writeable for f in flats)
+    ostart, flat, fstart = _memo(flats, (blocks * cols * big,), make) if frozen else make()
     out = np.empty(int(ostart[-1]), np.float32)
-    flat = np.concatenate(flats, dtype=np.int64) if len(flats) else np.zeros(0, np.int64)
     _backend.run_jobs(_pack_rows, blocks, read_only(np.ascontiguousarray(src, np.float32).reshape(-1)), rows, taps,
-                      read_only(flat), starts([len(f) for f in flats]), ostart, cols, out, work=out.size)
+                      flat, fstart, ostart, cols, out, work=out.size)
     return out, ostart
+
+
+def _pack_plan(flats: Sequence[Sequence[int]], per_tap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ostart, flat, fstart)`` of :func:`pack_phases`: where each phase's packed weights start
+    (``per_tap`` values a tap), its taps concatenated, and where each phase's taps start."""
+    ostart = starts([per_tap * len(flat) for flat in flats])
+    flat = np.concatenate(flats, dtype=np.int64) if len(flats) else np.zeros(0, np.int64)
+    flat.flags.writeable = False
+    return ostart, flat, starts([len(f) for f in flats])
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarray, seg: np.ndarray,
@@ -396,16 +449,17 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     # few runs of positions: the taps shared out too, a share per thread (each thread then adds
     # up its own taps over every position, and copies every position's gradient); many: the last
     # runs go to whichever thread is free, each into sums of its own (see GRAD_W_TAIL)
-    tap_jobs = (1 if runs >= GRAD_W_TAP_SPLIT * threads
-                else max(1, min(threads, int(np.diff(dstart).max(initial=0)) // ROWS)))
+    tables = (seg, segf, dstart, tapmap)
+    make = functools.partial(_grad_w_plan, *tables, taps)
+    most_taps, products, rowmap = (_memo(tables, (taps,), make) if not any(t.flags.writeable for t in tables)
+                                   else make())  # (the cached tables': see _memo)
+    tap_jobs = 1 if runs >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, most_taps // ROWS))
     tail = min(GRAD_W_TAIL, runs // 5) if tap_jobs == 1 and threads > 1 else 0
     rows = taps + 1  # (the padding taps' scratch row last)
     parts = np.zeros((threads + tail, rows * width), np.float32)
-    work = float(np.dot(np.diff(seg), np.diff(dstart)[segf])) * out_ch
     _backend.run_jobs(_taps_grad_w, runs * tap_jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
-                      read_only(pos), read_only(goff), read_only(seg), read_only(segf), read_only(delta),
-                      read_only(dstart), read_only(np.where(tapmap < 0, taps, tapmap)), tap_jobs,
-                      runs * tap_jobs - tail, bufs, parts, work=work, tail=tail)
+                      *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)), tap_jobs,
+                      runs * tap_jobs - tail, bufs, parts, work=products * out_ch, tail=tail)
     out = np.empty((out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], rows, out_ch,
                       out.reshape(-1), work=parts.size)
