@@ -153,10 +153,23 @@ def test_guided_chunks_cover_every_job_once_and_shrink(jobs, n):
     assert (sizes[:-1] >= smallest).all()  # only the last may be smaller than MIN_CHUNK_SHARE's
 
 
+_BALANCED = max(_backend.PARALLEL_MIN_WORK, _backend.BALANCED_MIN_WORK)  # (work enough for chunks)
+
+
+@pytest.mark.parametrize("jobs", [3, 1000])
+def test_balanced_runs_of_little_work_split_the_jobs_as_plain_ones(two_threads, jobs):
+    kernel, out = Recorder(), np.full(jobs, -1)
+    work = max(_backend.PARALLEL_MIN_WORK, _backend.BALANCED_MIN_WORK / 2)
+    _backend.run_jobs(kernel, jobs, out, work=work, balanced=True)
+    assert sorted((first, last, index) for first, last, index, _ in kernel.runs) == [(0, jobs // 2, 0),
+                                                                                     (jobs // 2, jobs, 1)]
+    assert (out[: jobs // 2] == 0).all() and (out[jobs // 2:] == 1).all()
+
+
 @pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
 def test_balanced_runs_give_every_job_once_to_threads_that_take_chunks(two_threads, jobs):
     kernel, out = Recorder(), np.full(jobs, -1)
-    _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK, balanced=True)
+    _backend.run_jobs(kernel, jobs, out, work=_BALANCED, balanced=True)
     runs = sorted(kernel.runs)
     assert [(first, last) for first, last, *_ in runs] == list(pairwise(_backend._guided_bounds(jobs, 2)))
     for first, last, index, ident in runs:  # each chunk filled by the thread that ran it, with its index
@@ -180,7 +193,7 @@ def test_a_slow_thread_takes_fewer_chunks(two_threads):
                 others_done.set()
 
     kernel, out = Slow(), np.full(100, -1)
-    _backend.run_jobs(kernel, 100, out, work=_backend.PARALLEL_MIN_WORK, balanced=True)
+    _backend.run_jobs(kernel, 100, out, work=_BALANCED, balanced=True)
     assert sorted(r[2] for r in kernel.runs) == [0] + [1] * (len(chunks) - 2)
     assert (out >= 0).all()
 
@@ -195,7 +208,7 @@ def test_balanced_error_is_raised_after_the_other_thread_has_ended(two_threads):
         ended.append(last)
 
     with pytest.raises(ValueError, match="chunk failed"):
-        _backend.run_jobs(kernel, 10, work=_backend.PARALLEL_MIN_WORK, balanced=True)
+        _backend.run_jobs(kernel, 10, work=_BALANCED, balanced=True)
     assert ended and ended[-1] == 10  # the helper took every chunk left, and ended, before the raise
 
 
