@@ -93,6 +93,53 @@ def _conv_args(
     op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
     groups: Any, padding_mode: Any, n: int | None,
 ) -> _ConvArgs:
+    """The checked arguments of a convolution (each error names the op, the argument, what it
+    expects and what it got).  For arrays with a floating dtype and plain ``int``, ``str`` or
+    int-tuple settings, the checks depend on nothing but the shapes, dtypes and settings, so the
+    settings' checked forms are kept for the next call with the same ones (:data:`_CHECKED`):
+    12 us of checks per call, against 1 us (a MNIST-1D step calls it 3 times)."""
+    key = _settings_key(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
+    kept = _CHECKED.get(key) if key is not None else None
+    if kept is not None:
+        unbatched, stride, pads, dilation, groups, out, dtype = kept
+        return _ConvArgs(x[None] if unbatched else x, weight, bias, unbatched, stride, pads, dilation, groups,
+                         padding_mode, out, dtype)
+    a = _checked_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
+    if key is not None:
+        if len(_CHECKED) >= CHECKED_ENTRIES:
+            _CHECKED.clear()
+        _CHECKED[key] = (a.unbatched, a.stride, a.pads, a.dilation, a.groups, a.out, a.dtype)
+    return a
+
+
+# Settings whose checks passed, by :func:`_settings_key` (at most CHECKED_ENTRIES; then afresh).
+_CHECKED: dict[tuple, tuple] = {}
+CHECKED_ENTRIES = 512
+
+
+def _settings_key(op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any,
+                  padding_mode: Any, n: int | None) -> tuple | None:
+    """What the checks of :func:`_checked_args` depend on, where that is all they depend on: NumPy
+    arrays (not subclasses, not lists) of which one is floating (integer inputs have their values
+    checked), and settings that are plain ints, strs or tuples of ints (``2``, ``2.0``, ``True``
+    and ``np.int64(2)`` are equal keys of a dict, not equal settings: only the first is kept);
+    else None."""
+    if type(x) is not np.ndarray or type(weight) is not np.ndarray or not (bias is None or type(bias) is np.ndarray):
+        return None
+    if x.dtype.kind != "f" and weight.dtype.kind != "f" and (bias is None or bias.dtype.kind != "f"):
+        return None
+    for value in (stride, padding, dilation, groups, padding_mode):
+        kind = type(value)
+        if kind is not int and kind is not str and not (kind is tuple and all(type(v) is int for v in value)):
+            return None
+    return (op, n, x.shape, x.dtype, weight.shape, weight.dtype, None if bias is None else (bias.shape, bias.dtype),
+            stride, padding, dilation, groups, padding_mode)
+
+
+def _checked_args(
+    op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+    groups: Any, padding_mode: Any, n: int | None,
+) -> _ConvArgs:
     x = check_array(op, "x", x, allow_empty=True)
     weight = check_array(op, "weight", weight)
     n = _spatial_dims(op, weight, n, "out_channels, in_channels/groups, *kernel")
