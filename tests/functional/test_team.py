@@ -184,3 +184,28 @@ def test_watch_rounds_are_calibrated_to_the_spin_time():
     watch = _team._watchers()["watch"]
     short, longer = _team._calibrated_rounds(watch, 1e-4), _team._calibrated_rounds(watch, 1e-2)
     assert 1 <= short < longer
+
+
+def test_watch_returns_what_it_sees_after_its_grace_rounds():
+    """A job seen is returned after ``grace`` more rounds (the helper's wait for the caller to let
+    go of the GIL), whatever that number; a stop flag still ends the watch; a team's grace is
+    GRACE_SECONDS of its calibrated rounds."""
+    if _team._watchers() is None:
+        pytest.skip("needs numba")
+    watch = _team._watchers()["watch"]
+    flags = np.zeros(3 * _team._LINE, np.int64)
+    for grace in (0, 1, 1000):
+        flags[0] = 7
+        assert watch(flags, 0, 0, _team._LINE, 10, grace) == 7
+        flags[0] = 0
+        assert watch(flags, 0, 0, _team._LINE, 10, grace) == 0  # (nothing new in 10 rounds)
+        flags[_team._LINE] = 1
+        assert watch(flags, 0, 0, _team._LINE, 10**12, grace) == 0  # (stopped at once)
+        flags[_team._LINE] = 0
+    team = _team.Team(1)
+    try:
+        assert team.grace == int(team.rounds * _team.GRACE_SECONDS / _team.SPIN_SECONDS) >= 1
+        (first, second), caller = _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        assert first == ("a", caller) and second[0] == "b" and second[1] != caller
+    finally:
+        team.close()
