@@ -97,7 +97,7 @@ def _conv_args(
     expects and what it got).  For arrays with a floating dtype and plain ``int``, ``str`` or
     int-tuple settings, the checks depend on nothing but the shapes, dtypes and settings, so the
     settings' checked forms are kept for the next call with the same ones (:data:`_CHECKED`):
-    12 us of checks per call, against 1 us (a MNIST-1D step calls it 3 times)."""
+    12 us of checks per call, against 2.3 us (a MNIST-1D step calls it 3 times)."""
     key = _settings_key(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
     kept = _CHECKED.get(key) if key is not None else None
     if kept is not None:
