@@ -354,9 +354,8 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     ``wstart[f]`` (packed weights) on (:func:`starts`); a forward is one phase."""
     threads = numba.config.NUMBA_NUM_THREADS
     bufs = np.empty((threads, ROWS * COLS), np.float32)
-    frozen = not (pstart.flags.writeable or dstart.flags.writeable)  # (the cached tables': see _memo)
-    make = functools.partial(_forward_plan, pstart, dstart, JOB_BLOCKS, TAP_CHUNK)
-    jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK), make) if frozen else make()
+    jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK),
+                                           functools.partial(_forward_plan, pstart, dstart, JOB_BLOCKS, TAP_CHUNK))
     # output planes a multiple of 2 KB apart: a block's 16 filters would share one or two sets of
     # the L1 cache, so the sums wait in ``accs`` and are stored a filter at a time
     staged = (cstride * y.itemsize) % STAGED_PITCH == 0
@@ -383,12 +382,15 @@ MEMO_ENTRIES = 256
 _memos: dict[tuple, tuple[tuple, object]] = {}
 
 
-def _memo(tables: tuple, extra: tuple, make):
-    """``make()`` for these read-only ``tables`` (the cached offset tables of
-    :mod:`cnnlab.functional._implicit`, taken by identity) and the values ``extra``, kept for the
-    next call with the same ones: the sizes and starts that the kernels' wrappers derive from the
-    tables cost 10-20 us of NumPy calls each time (a LeNet-5 layer's forward is 250 us).  The
-    entry holds the tables themselves, so that their ``id`` is not reused while it is kept."""
+def _memo(tables: Sequence, extra: tuple, make):
+    """``make()`` for these ``tables`` and the values ``extra``, kept for the next call with the
+    same ones where every table is a read-only array (the cached offset tables of
+    :mod:`cnnlab.functional._implicit`, taken by identity; any other is computed afresh): the
+    sizes and starts that the kernels' wrappers derive from the tables cost 10-20 us of NumPy calls
+    each time (a LeNet-5 layer's forward is 250 us).  The entry holds the tables themselves, so
+    that their ``id`` is not reused while it is kept."""
+    if not all(isinstance(t, np.ndarray) and not t.flags.writeable for t in tables):
+        return make()
     key = (*map(id, tables), *extra)
     hit = _memos.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], tables, strict=True)):
@@ -416,10 +418,8 @@ def pack_phases(src: np.ndarray, flats: Sequence[Sequence[int]], cols: int = COL
     hand-off between the threads each, 30-50 us)."""
     big, rows, taps = src.shape
     blocks = -(-rows // cols)
-    make = functools.partial(_pack_plan, flats, blocks * cols * big)
-    # (the tables' own taps, read-only, are kept by identity: see _memo)
-    frozen = isinstance(flats, tuple) and all(isinstance(f, np.ndarray) and not f.flags.writeable for f in flats)
-    ostart, flat, fstart = _memo(flats, (blocks * cols * big,), make) if frozen else make()
+    per_tap = blocks * cols * big
+    ostart, flat, fstart = _memo(flats, (per_tap,), functools.partial(_pack_plan, flats, per_tap))
     out = np.empty(int(ostart[-1]), np.float32)
     _backend.run_jobs(_pack_rows, blocks, read_only(np.ascontiguousarray(src, np.float32).reshape(-1)), rows, taps,
                       flat, fstart, ostart, cols, out, work=out.size)
@@ -449,10 +449,8 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     # few runs of positions: the taps shared out too, a share per thread (each thread then adds
     # up its own taps over every position, and copies every position's gradient); many: the last
     # runs go to whichever thread is free, each into sums of its own (see GRAD_W_TAIL)
-    tables = (seg, segf, dstart, tapmap)
-    make = functools.partial(_grad_w_plan, *tables, taps)
-    most_taps, products, rowmap = (_memo(tables, (taps,), make) if not any(t.flags.writeable for t in tables)
-                                   else make())  # (the cached tables': see _memo)
+    most_taps, products, rowmap = _memo((seg, segf, dstart, tapmap), (taps,),
+                                       functools.partial(_grad_w_plan, seg, segf, dstart, tapmap, taps))
     tap_jobs = 1 if runs >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, most_taps // ROWS))
     tail = min(GRAD_W_TAIL, runs // 5) if tap_jobs == 1 and threads > 1 else 0
     rows = taps + 1  # (the padding taps' scratch row last)
