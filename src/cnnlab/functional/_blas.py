@@ -191,6 +191,13 @@ def _cuts(size: int, parts: int) -> list[int]:
     return cuts
 
 
+def _numpy_gemm(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``np.matmul`` hands these matrices to ``?gemm``: more than one row and one column,
+    operands apart (NumPy multiplies a row or a column by a matrix with ``gemv``, and a matrix by
+    its own transpose with ``syrk``)."""
+    return a.shape[-2] > 1 and b.shape[-1] > 1 and not np.may_share_memory(a, b)
+
+
 def _blas_operands(a: np.ndarray, b: np.ndarray) -> tuple[Any, tuple[int, int], tuple[int, int]] | None:
     """``(routine, layout of a's matrices, layout of b's)`` where the BLAS can take the matrices of
     ``a`` and ``b`` as NumPy would hand them to ``cblas_?gemm``; None where it cannot: operands not
@@ -200,10 +207,8 @@ def _blas_operands(a: np.ndarray, b: np.ndarray) -> tuple[Any, tuple[int, int], 
     if a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype or a.dtype.char not in "fd":
         return None
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    # (NumPy multiplies a row or a column by a matrix with another routine, and a matrix by its
-    # own transpose with another, so those keep their bits there)
-    if (b.shape[-2] != k or m == 1 or n == 1 or not (a.flags.aligned and b.flags.aligned)
-            or np.may_share_memory(a, b)):
+    # (the products NumPy gives another routine keep their bits there)
+    if b.shape[-2] != k or not (a.flags.aligned and b.flags.aligned) or not _numpy_gemm(a, b):
         return None
     routine = _gemm_routines().get(a.dtype.char)
     layout_a = _layout(a.shape[-2:], a.strides[-2:], a.itemsize)
@@ -365,12 +370,10 @@ def _openblas() -> bool:
 
 def _on_one_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` with the BLAS on one thread (its count put back after), or
-    as it is where OpenBLAS takes one thread by itself: each product a ``gemm`` (more than one row
-    and column, operands apart: NumPy calls ``gemv`` or ``syrk`` otherwise, with thresholds of
-    their own) of at most :data:`BLAS_ONE_THREAD_MNK` multiply-adds."""
-    m, n = a.shape[-2], b.shape[-1]
-    if (m > 1 and n > 1 and m * n * a.shape[-1] <= BLAS_ONE_THREAD_MNK and _openblas()
-            and not np.may_share_memory(a, b)):
+    as it is where OpenBLAS takes one thread by itself: each product a ``gemm`` (:func:`_numpy_gemm`;
+    ``gemv`` and ``syrk`` have thresholds of their own) of at most :data:`BLAS_ONE_THREAD_MNK`
+    multiply-adds."""
+    if a.shape[-2] * b.shape[-1] * a.shape[-1] <= BLAS_ONE_THREAD_MNK and _openblas() and _numpy_gemm(a, b):
         return np.matmul(a, b, out=out)
     _enter_one_thread()
     try:
