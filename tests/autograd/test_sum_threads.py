@@ -51,8 +51,13 @@ def test_a_different_split_would_show():
 def test_the_second_half_runs_on_another_thread(two_threads, monkeypatch):
     seen = []
     reduce = _backend._reduce
+    caller, helper_began = threading.get_ident(), threading.Event()
 
     def spy(part):
+        if threading.get_ident() != caller:
+            helper_began.set()
+        else:  # (the caller's half waits for the helper's to begin: none is left to take back)
+            helper_began.wait(30)
         seen.append((part.size, threading.get_ident()))
         return reduce(part)
 

@@ -21,11 +21,19 @@ class Recorder:
     """A stand-in kernel (``run_jobs`` takes any callable): notes each run's jobs, thread index
     and the OS thread it ran on, and fills ``out[job] = thread index``."""
 
-    def __init__(self) -> None:
+    def __init__(self, helper_first: bool = False) -> None:
         self.runs: list[tuple[int, int, int, int]] = []
         self.lock = threading.Lock()
+        # with helper_first, the caller's first run waits (at most 30 s) until a helper's has
+        # begun: no job is left for the caller to take back from a helper slow to wake
+        self.helper_began = threading.Event()
+        self.helper_first = helper_first
 
     def __call__(self, out: np.ndarray, first: int, last: int, thread: int) -> None:
+        if thread:
+            self.helper_began.set()
+        elif self.helper_first and not self.runs:
+            self.helper_began.wait(30)
         out[first:last] = thread
         with self.lock:
             self.runs.append((first, last, thread, threading.get_ident()))
@@ -58,7 +66,7 @@ def two_threads(threads):
 
 @pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
 def test_jobs_are_split_in_consecutive_runs_one_per_thread(two_threads, jobs):
-    kernel, out = Recorder(), np.full(jobs, -1)
+    kernel, out = Recorder(helper_first=True), np.full(jobs, -1)
     _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK)
     runs = sorted(kernel.runs)
     assert [r[2] for r in runs] == [0, 1]  # thread indices, in the order of the runs
@@ -118,7 +126,7 @@ def test_a_forked_process_gets_a_team_of_its_own(two_threads, monkeypatch):
     _backend.run_jobs(Recorder(), 2, np.zeros(2), work=_backend.PARALLEL_MIN_WORK)
     before = _backend._state["team"]
     monkeypatch.setattr(before, "pid", -1)  # as if made in the parent
-    kernel = Recorder()
+    kernel = Recorder(helper_first=True)
     _backend.run_jobs(kernel, 2, np.zeros(2), work=_backend.PARALLEL_MIN_WORK)
     assert _backend._state["team"] is not before
     assert sorted(r[:3] for r in kernel.runs) == [(0, 1, 0), (1, 2, 1)]
@@ -168,7 +176,7 @@ def test_balanced_runs_of_little_work_split_the_jobs_as_plain_ones(two_threads, 
 
 @pytest.mark.parametrize("jobs", [2, 3, 7, 1000])
 def test_balanced_runs_give_every_job_once_to_threads_that_take_chunks(two_threads, jobs):
-    kernel, out = Recorder(), np.full(jobs, -1)
+    kernel, out = Recorder(helper_first=True), np.full(jobs, -1)
     _backend.run_jobs(kernel, jobs, out, work=_BALANCED, balanced=True)
     runs = sorted(kernel.runs)
     assert [(first, last) for first, last, *_ in runs] == list(pairwise(_backend._guided_bounds(jobs, 2)))
@@ -216,7 +224,7 @@ def test_balanced_error_is_raised_after_the_other_thread_has_ended(two_threads):
 def test_tail_jobs_go_one_at_a_time_after_each_threads_share(two_threads, jobs, tail):
     """With ``tail``, each thread first runs its consecutive share of the jobs before the last
     ``tail`` ones (one run each, as a plain split), then those, one job per run: every job once."""
-    kernel, out = Recorder(), np.full(jobs, -1)
+    kernel, out = Recorder(helper_first=True), np.full(jobs, -1)
     _backend.run_jobs(kernel, jobs, out, work=_backend.PARALLEL_MIN_WORK, tail=tail)
     head = jobs - tail
     runs = sorted(kernel.runs)

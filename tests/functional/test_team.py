@@ -50,6 +50,21 @@ def _run(team, calls) -> tuple[list | None, int]:
     return got[0], got[1]
 
 
+def _run_shared(team, tags: str) -> tuple[list, int]:
+    """``_run`` of one ``_ident`` call per tag, the first (the caller's own) lasting until every
+    other has started: so each is taken by a helper, not taken back by the caller."""
+    started = [threading.Event() for _ in tags]
+
+    def call(k: int) -> tuple[str, int]:
+        started[k].set()
+        if k == 0:
+            for event in started[1:]:
+                event.wait(30)
+        return _ident(tags[k])
+
+    return _run(team, [(call, (k,)) for k in range(len(tags))])
+
+
 @pytest.fixture(params=SPINS, ids=["sleep", "short watch", "long watch"])
 def team(request):
     made = _team.Team(2, request.param)
@@ -58,7 +73,7 @@ def team(request):
 
 
 def test_each_call_runs_once_on_its_own_thread_and_results_come_back_in_order(team):
-    results, caller = _run(team, [(_ident, ("a",)), (_ident, ("b",)), (_ident, ("c",))])
+    results, caller = _run_shared(team, "abc")
     assert [tag for tag, _ in results] == ["a", "b", "c"]
     idents = [ident for _, ident in results]
     assert idents[0] == caller  # the caller runs the first call itself
@@ -68,8 +83,45 @@ def test_each_call_runs_once_on_its_own_thread_and_results_come_back_in_order(te
 def test_fewer_calls_than_helpers_and_a_call_alone(team):
     results, caller = _run(team, [(_ident, ("a",))])
     assert results == [("a", caller)]
-    results, caller = _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+    results, caller = _run_shared(team, "ab")
     assert [tag for tag, _ in results] == ["a", "b"] and results[1][1] != caller
+
+
+class _SlowToTake(dict):
+    """A team's ``_pending`` whose helpers only look for their jobs after the caller has taken them
+    all back: helpers woken too late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken_back = threading.Event()
+
+    def pop(self, key, default=None):
+        helper = threading.current_thread().name.startswith("cnnlab-kernel")
+        if helper:
+            self.taken_back.wait(30)
+        found = super().pop(key, default)
+        if not helper and not self:  # (the caller has taken back every job)
+            self.taken_back.set()
+        return found
+
+
+def test_a_job_no_helper_has_taken_runs_once_on_the_caller(team):
+    counts = [0, 0, 0]
+
+    def call(k: int) -> tuple[int, int]:
+        counts[k] += 1
+        return k, threading.get_ident()
+
+    team._pending = _SlowToTake()
+    results, caller = _run(team, [(call, (0,)), (call, (1,)), (call, (2,))])
+    assert results == [(0, caller), (1, caller), (2, caller)]
+    team._pending = {}
+    # each helper looked for its job and found none: none of them ran one, and the next run's
+    # jobs are taken by the helpers again, each once
+    for _ in range(20):
+        results, caller = _run(team, [(call, (0,)), (call, (1,)), (call, (2,))])
+        assert [k for k, _ in results] == [0, 1, 2]
+    assert counts == [21, 21, 21]
 
 
 def test_more_calls_than_helpers_is_an_error(team):
@@ -120,7 +172,8 @@ def test_a_parked_helper_sleeps_and_wakes_for_the_next_job():
         _run(team, [(_ident, ("a",)), (_ident, ("b",))])
         team.park()
         _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
-        assert [tag for tag, _ in _run(team, [(_ident, ("a",)), (_ident, ("b",))])[0]] == ["a", "b"]
+        (first, second), caller = _run_shared(team, "ab")
+        assert first == ("a", caller) and second[0] == "b" and second[1] != caller  # (woke, took it)
         assert not team._sleeping[0]
     finally:
         _finishes(team.close)
@@ -205,7 +258,7 @@ def test_watch_returns_what_it_sees_after_its_grace_rounds():
     team = _team.Team(1)
     try:
         assert team.grace == int(team.rounds * _team.GRACE_SECONDS / _team.SPIN_SECONDS) >= 1
-        (first, second), caller = _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        (first, second), caller = _run_shared(team, "ab")
         assert first == ("a", caller) and second[0] == "b" and second[1] != caller
     finally:
         team.close()

@@ -13,6 +13,14 @@ a job waits :data:`GRACE_SECONDS` more before it takes the GIL to run it, by whi
 caller has let go of the GIL for its own share: a thread that asks for the GIL while another
 holds it is put to sleep, and waking it costs as much as waking a sleeping helper.
 
+A helper that has gone to sleep can be slow to wake: on the 2-core virtual machine of
+docs/BENCHMARKS.md, after 50 ms without work, Linux put the woken helper on the caller's own core
+in 27 of 30 calls, behind the caller's watch loop, and it ran 1.8 ms later (the next scheduler
+tick that moved it), so a call of 0.4 ms took 4 ms.  So the caller does not wait for a job that no
+helper has taken by the time its own share has returned: it takes the job back and runs it
+itself (:meth:`Team._take_back`; each job is taken out of ``_pending`` once, by ``dict.pop``, so it
+runs once).  At worst the two shares run one after the other on the caller's thread.
+
 This is what OpenMP runtimes do (GNU OpenMP's threads spin for a while after each parallel loop;
 PyTorch's do).  A watching helper takes a core, so before a matrix product that runs on several
 BLAS threads the caller sends the helpers to sleep (:meth:`Team.park`): the BLAS's own threads
@@ -150,7 +158,9 @@ class Team:
         self._stop = 2 * helpers * _LINE
         self._never = self._stop + 1  # (a flag never set: the caller's wait does not stop early)
         self._posted = [0] * helpers
-        self._calls: list[tuple[Callable[..., Any], tuple] | None] = [None] * helpers
+        # per helper, the job posted and not yet taken: (its number, the call); whoever takes it
+        # out first (``dict.pop``, one step under the GIL), the helper or the caller, runs it
+        self._pending: dict[int, tuple[int, tuple[Callable[..., Any], tuple]]] = {}
         self._results: list[Any] = [None] * helpers
         self._errors: list[BaseException | None] = [None] * helpers
         self._sleeping = [False] * helpers
@@ -175,7 +185,7 @@ class Team:
         return (2 * i + 1) * _LINE  # (where the number of the last job helper i finished is)
 
     def _serve(self, i: int) -> None:
-        flags, posted, done = self._flags, self._posted_flag(i), self._done_flag(i)
+        flags, posted = self._flags, self._posted_flag(i)
         seen = 0
         while True:
             value = self._watch(flags, posted, seen, self._stop, self.rounds, self.grace) if self.rounds else seen
@@ -189,22 +199,34 @@ class Team:
             seen = value
             if value < 0:  # (closed)
                 return
-            call, self._calls[i] = self._calls[i], None
-            try:
-                self._results[i] = call[0](*call[1])  # type: ignore[index]
-            except BaseException as exc:  # (raised by run, on the caller's thread)
-                self._errors[i] = exc
+            job = self._pending.pop(i, None)
+            if job is None:  # (the caller took it: it was not taken in time)
+                continue
+            number, call = job
+            job = None
+            self._call(i, call)
             call = None  # (the job's arrays are not kept alive while this helper waits)
-            if self._publish is not None:
-                self._publish(flags, done, seen)
-            else:
-                with self._wake:
-                    flags[done] = seen
-                    self._wake.notify_all()
+            self._finished(i, number)
+
+    def _call(self, i: int, call: tuple[Callable[..., Any], tuple]) -> None:
+        try:
+            self._results[i] = call[0](*call[1])
+        except BaseException as exc:  # (raised by run, on the caller's thread)
+            self._errors[i] = exc
+
+    def _finished(self, i: int, number: int) -> None:
+        flags, done = self._flags, self._done_flag(i)
+        if self._publish is not None:
+            self._publish(flags, done, number)
+        else:
+            with self._wake:
+                flags[done] = number
+                self._wake.notify_all()
 
     def _post(self, i: int, call: tuple[Callable[..., Any], tuple]) -> None:
-        self._calls[i], self._errors[i], self._results[i] = call, None, None
+        self._errors[i], self._results[i] = None, None
         self._posted[i] += 1
+        self._pending[i] = (self._posted[i], call)
         self._flags[self._stop] = 0
         self._flags[self._posted_flag(i)] = self._posted[i]
         if self._sleeping[i]:
@@ -241,6 +263,7 @@ class Team:
             except BaseException as exc:
                 error, first = exc, None
             for i in range(len(calls) - 1):
+                self._take_back(i)
                 self._wait(i)
             errors = [error, *self._errors[:len(calls) - 1]]
             found = next((e for e in errors if e is not None), None)
@@ -252,6 +275,16 @@ class Team:
             return results
         finally:
             self._busy.release()
+
+    def _take_back(self, i: int) -> None:
+        """Run helper ``i``'s job here if the helper has not taken it yet (see the module's notes)."""
+        job = self._pending.pop(i, None)
+        if job is not None:
+            number, call = job
+            job = None
+            self._call(i, call)
+            call = None
+            self._finished(i, number)
 
     def park(self) -> None:
         """Send watching helpers to sleep now (before work that needs the other cores, such as a
