@@ -255,6 +255,14 @@ def test_watch_returns_what_it_sees_after_its_grace_rounds():
         flags[_team._LINE] = 1
         assert watch(flags, 0, 0, _team._LINE, 10**12, grace) == 0  # (stopped at once)
         flags[_team._LINE] = 0
+    publish_watch = _team._watchers()["publish_watch"]
+    flags[:] = 0
+    flags[0] = 5  # (a job posted: the watch on flag 0 returns it at once)
+    assert publish_watch(flags, 2 * _team._LINE, 4, 0, 0, _team._LINE, 10, 0) == 5
+    assert flags[2 * _team._LINE] == 4  # (published before watching)
+    flags[0] = 0
+    assert publish_watch(flags, 2 * _team._LINE, 6, 0, 0, _team._LINE, 10, 0) == 0
+    assert flags[2 * _team._LINE] == 6
     team = _team.Team(1)
     try:
         assert team.grace == int(team.rounds * _team.GRACE_SECONDS / _team.SPIN_SECONDS) >= 1
