@@ -184,6 +184,18 @@ def differentiable(
     return wrapper
 
 
+_backward_names: dict[Any, str] = {}
+
+
+def _backward_name(forward: Callable[..., Any]) -> str:
+    name = getattr(forward, "__name__", "op") + "_backward"
+    try:
+        _backward_names[forward] = name
+    except TypeError:  # (an unhashable callable: named afresh each call)
+        pass
+    return name
+
+
 def _call_on_tensors(
     forward: Callable[..., Any],
     backward: Callable[..., Any],
@@ -196,13 +208,11 @@ def _call_on_tensors(
 ) -> Any:
     tensor, record = _engine["tensor"], _engine["record"]
     # The differentiable inputs as given (Tensor, array or None), by position or by keyword.
-    given = [
-        args[i] if i < len(args) else kwargs.get(names[i]) if i < len(names) else None
-        for i in range(n_diff)
-    ]
+    given = args[:n_diff] if len(args) >= n_diff else args + tuple(
+        [kwargs.get(names[i]) if i < len(names) else None for i in range(len(args), n_diff)])
     parents = [v if isinstance(v, tensor) else None for v in given]
-    arr_args = tuple(v.data if isinstance(v, tensor) else v for v in args)
-    arr_kwargs = {k: (v.data if isinstance(v, tensor) else v) for k, v in kwargs.items()}
+    arr_args = tuple([v.data if isinstance(v, tensor) else v for v in args])
+    arr_kwargs = {k: (v.data if isinstance(v, tensor) else v) for k, v in kwargs.items()} if kwargs else kwargs
 
     needs = _engine["needs"](parents)
     if saving is not None and any(needs):
@@ -230,6 +240,6 @@ def _call_on_tensors(
     if is_tuple:
         result, rest = result[0], tuple(result[1:])
 
-    backward_fn.__name__ = getattr(forward, "__name__", "op") + "_backward"
+    backward_fn.__name__ = _backward_names.get(forward) or _backward_name(forward)
     out = record(result, parents, backward_fn)
     return (out, *rest) if is_tuple else out
