@@ -270,3 +270,35 @@ def test_watch_returns_what_it_sees_after_its_grace_rounds():
         assert first == ("a", caller) and second[0] == "b" and second[1] != caller
     finally:
         team.close()
+
+
+def test_a_sleeping_helper_is_woken_off_the_callers_cpu(monkeypatch):
+    """Before it wakes a sleeping helper, the caller keeps it off the caller's own CPU (the only
+    one it may not use); with one CPU, or a CPU that cannot be read, nothing changes."""
+    import os
+
+    allowed = os.sched_getaffinity(0)
+    team = _team.Team(1, 0.0)  # (never watches: asleep between jobs)
+    try:
+        _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        helper = team._threads[0].native_id
+        cpu = min(allowed)
+        monkeypatch.setattr(_team, "_current_cpu", lambda: cpu)
+        _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
+        results, _ = _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        assert [tag for tag, _ in results] == ["a", "b"]
+        assert os.sched_getaffinity(helper) == (allowed - {cpu} if len(allowed) > 1 else allowed)
+        os.sched_setaffinity(helper, allowed)
+        monkeypatch.setattr(_team, "_current_cpu", lambda: None)
+        _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
+        _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        assert os.sched_getaffinity(helper) == allowed
+    finally:
+        _finishes(team.close)
+
+
+def test_current_cpu_is_one_the_thread_may_use():
+    import os
+
+    cpu = _team._current_cpu()
+    assert cpu is None or cpu in os.sched_getaffinity(0)
