@@ -31,8 +31,8 @@ it wakes a sleeping helper, the caller keeps that helper off its own CPU
 (:meth:`Team._away_from_caller`, ``sched_setaffinity``: every CPU of the caller's but the one it
 runs on), so that Linux wakes it on another: a helper woken on the caller's core spun there,
 sharing it with the caller, until the scheduler moved one of them.  A LeNet-5 training step with
-20 ms between steps (a data pipeline's time) took 12.0 ms with the take-back alone, 6.4-6.5 with
-both (6.9 before either; torch 6.1-6.6; 3.7-4.3 with no pause), three or four fresh processes
+20 ms between steps (a data pipeline's time) took 12.0 ms with the take-back alone, 6.4-7.0 with
+both (6.7-7.3 before either; torch 6.1-6.6; 3.7-4.2 with no pause), three or four fresh processes
 each, alternating.
 
 This is what OpenMP runtimes do (GNU OpenMP's threads spin for a while after each parallel loop;
