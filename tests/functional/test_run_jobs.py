@@ -253,3 +253,46 @@ def test_a_slow_thread_leaves_the_tail_to_the_other(two_threads):
     kernel, out = Slow(), np.full(15, -1)
     _backend.run_jobs(kernel, 15, out, work=_backend.PARALLEL_MIN_WORK, tail=5)
     assert (out[:5] == 0).all() and (out[5:] == 1).all()
+
+
+class _LateHelpers(dict):
+    """A team's ``_pending`` whose helpers look for their jobs only once the caller has taken them
+    all back: helpers that woke too late for this call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken_back = threading.Event()
+
+    def pop(self, key, default=None):
+        helper = threading.current_thread().name.startswith("cnnlab-kernel")
+        if helper:
+            self.taken_back.wait(30)
+        found = super().pop(key, default)
+        if not helper and not self:
+            self.taken_back.set()
+        return found
+
+
+@pytest.mark.parametrize("mode", ["plain", "balanced", "tail"])
+def test_shares_taken_back_from_late_helpers_run_once_with_their_own_index(two_threads, monkeypatch, mode):
+    """When no helper has taken its share by the time the caller's own has returned, the caller
+    runs it (``_team.Team._take_back``): every job still runs exactly once, each run with the
+    index of the share it belongs to (the kernels' scratch rows), all on the calling thread."""
+    team = _backend._team(1)
+    monkeypatch.setattr(team, "_pending", _LateHelpers())
+    jobs = 40
+    kernel, out = Recorder(), np.full(jobs, -1)
+    options = {"plain": {"work": _backend.PARALLEL_MIN_WORK}, "balanced": {"work": _BALANCED, "balanced": True},
+               "tail": {"work": _backend.PARALLEL_MIN_WORK, "tail": 5}}[mode]
+    _backend.run_jobs(kernel, jobs, out, **options)
+    runs = sorted(kernel.runs)
+    assert [first for first, *_ in runs] == sorted({first for first, *_ in runs})  # (no job twice)
+    assert sum(last - first for first, last, *_ in runs) == jobs and (out >= 0).all()
+    assert {ident for *_, ident in runs} == {threading.get_ident()}
+    if mode == "plain":
+        assert [(first, last, index) for first, last, index, _ in runs] == [(0, 20, 0), (20, 40, 1)]
+    if mode == "tail":  # the shares of the head keep their indices; the tail jobs went one at a time
+        assert [(first, last, index) for first, last, index, _ in runs if first < 35] == [(0, 17, 0), (17, 35, 1)]
+        assert [(first, last) for first, last, *_ in runs if first >= 35] == [(j, j + 1) for j in range(35, 40)]
+    for first, last, index, _ in runs:
+        assert (out[first:last] == index).all()
