@@ -1,7 +1,9 @@
-"""Call counters for the tests that check which compiled kernels an op ran."""
+"""Call counters for the tests that check which compiled kernels an op ran, and a stand-in for
+the helper threads' queue of jobs that makes every helper late."""
 
 from __future__ import annotations
 
+import threading
 from types import ModuleType
 
 import pytest
@@ -19,3 +21,21 @@ def spied(monkeypatch: pytest.MonkeyPatch, module: ModuleType, *names: str) -> d
             return _original(*args)
         monkeypatch.setattr(module, name, spy)
     return calls
+
+
+class LateHelpers(dict):
+    """A team's ``_pending`` (``cnnlab.functional._team.Team``) whose helpers look for their jobs
+    only once the caller has taken them all back: helpers woken too late for the call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken_back = threading.Event()
+
+    def pop(self, key, default=None):
+        helper = threading.current_thread().name.startswith("cnnlab-kernel")
+        if helper:
+            self.taken_back.wait(30)
+        found = super().pop(key, default)
+        if not helper and not self:  # (the caller has taken back every job)
+            self.taken_back.set()
+        return found

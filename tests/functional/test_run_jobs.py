@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cnnlab.functional import _backend
+from tests.functional.spies import LateHelpers
 
 
 class Recorder:
@@ -255,31 +256,13 @@ def test_a_slow_thread_leaves_the_tail_to_the_other(two_threads):
     assert (out[:5] == 0).all() and (out[5:] == 1).all()
 
 
-class _LateHelpers(dict):
-    """A team's ``_pending`` whose helpers look for their jobs only once the caller has taken them
-    all back: helpers that woke too late for this call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.taken_back = threading.Event()
-
-    def pop(self, key, default=None):
-        helper = threading.current_thread().name.startswith("cnnlab-kernel")
-        if helper:
-            self.taken_back.wait(30)
-        found = super().pop(key, default)
-        if not helper and not self:
-            self.taken_back.set()
-        return found
-
-
 @pytest.mark.parametrize("mode", ["plain", "balanced", "tail"])
 def test_shares_taken_back_from_late_helpers_run_once_with_their_own_index(two_threads, monkeypatch, mode):
     """When no helper has taken its share by the time the caller's own has returned, the caller
     runs it (``_team.Team._take_back``): every job still runs exactly once, each run with the
     index of the share it belongs to (the kernels' scratch rows), all on the calling thread."""
     team = _backend._team(1)
-    monkeypatch.setattr(team, "_pending", _LateHelpers())
+    monkeypatch.setattr(team, "_pending", LateHelpers())
     jobs = 40
     kernel, out = Recorder(), np.full(jobs, -1)
     options = {"plain": {"work": _backend.PARALLEL_MIN_WORK}, "balanced": {"work": _BALANCED, "balanced": True},

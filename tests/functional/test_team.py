@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from cnnlab.functional import _backend, _team
+from tests.functional.spies import LateHelpers
 
 SPINS = [0.0, 0.002, 600.0]  # never watch; the library's setting; watch for longer than any test
 
@@ -87,24 +88,6 @@ def test_fewer_calls_than_helpers_and_a_call_alone(team):
     assert [tag for tag, _ in results] == ["a", "b"] and results[1][1] != caller
 
 
-class _SlowToTake(dict):
-    """A team's ``_pending`` whose helpers only look for their jobs after the caller has taken them
-    all back: helpers woken too late."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.taken_back = threading.Event()
-
-    def pop(self, key, default=None):
-        helper = threading.current_thread().name.startswith("cnnlab-kernel")
-        if helper:
-            self.taken_back.wait(30)
-        found = super().pop(key, default)
-        if not helper and not self:  # (the caller has taken back every job)
-            self.taken_back.set()
-        return found
-
-
 def test_a_job_no_helper_has_taken_runs_once_on_the_caller(team):
     counts = [0, 0, 0]
 
@@ -112,7 +95,7 @@ def test_a_job_no_helper_has_taken_runs_once_on_the_caller(team):
         counts[k] += 1
         return k, threading.get_ident()
 
-    team._pending = _SlowToTake()
+    team._pending = LateHelpers()
     results, caller = _run(team, [(call, (0,)), (call, (1,)), (call, (2,))])
     assert results == [(0, caller), (1, caller), (2, caller)]
     team._pending = {}

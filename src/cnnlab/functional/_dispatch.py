@@ -164,6 +164,7 @@ def differentiable(
         raise TypeError(f"differentiable: n_diff must be a positive int, got {n_diff!r}")
     names = _diff_names(forward, n_diff)
     releases = saving is not None and _takes_release(saving[1])
+    backward_name = getattr(forward, "__name__", "op") + "_backward"
 
     @functools.wraps(forward)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -177,23 +178,11 @@ def differentiable(
                     break
             else:
                 return forward(*args, **kwargs)
-        return _call_on_tensors(forward, backward, n_diff, names, args, kwargs, saving, releases)
+        return _call_on_tensors(forward, backward, n_diff, names, args, kwargs, saving, releases, backward_name)
 
     wrapper.backward = backward  # type: ignore[attr-defined]
     wrapper.saving = saving  # type: ignore[attr-defined]
     return wrapper
-
-
-_backward_names: dict[Any, str] = {}
-
-
-def _backward_name(forward: Callable[..., Any]) -> str:
-    name = getattr(forward, "__name__", "op") + "_backward"
-    try:
-        _backward_names[forward] = name
-    except TypeError:  # (an unhashable callable: named afresh each call)
-        pass
-    return name
 
 
 def _call_on_tensors(
@@ -205,6 +194,7 @@ def _call_on_tensors(
     kwargs: dict,
     saving: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
     releases: bool = False,
+    backward_name: str = "op_backward",
 ) -> Any:
     tensor, record = _engine["tensor"], _engine["record"]
     # The differentiable inputs as given (Tensor, array or None), by position or by keyword.
@@ -240,6 +230,6 @@ def _call_on_tensors(
     if is_tuple:
         result, rest = result[0], tuple(result[1:])
 
-    backward_fn.__name__ = _backward_names.get(forward) or _backward_name(forward)
+    backward_fn.__name__ = backward_name
     out = record(result, parents, backward_fn)
     return (out, *rest) if is_tuple else out

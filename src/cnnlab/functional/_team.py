@@ -290,10 +290,11 @@ class Team:
         (see the module's notes); nothing where the CPUs cannot be read or set."""
         cpu = _current_cpu()
         ident = self._threads[i].native_id
-        if cpu is None or ident is None or self._affinity is None or len(self._affinity - {cpu}) == 0:
+        others = self._affinity - {cpu} if self._affinity is not None and cpu is not None else None
+        if not others or ident is None:
             return
         try:
-            os.sched_setaffinity(ident, self._affinity - {cpu})
+            os.sched_setaffinity(ident, others)
         except (OSError, AttributeError, ValueError):
             pass
 
