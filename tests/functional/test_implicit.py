@@ -328,12 +328,15 @@ def test_packing_plans_kept_by_the_tables_identity(compiled, monkeypatch):
     assert len(ni._memos) == 1
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("count, out_ch, taps, rows", [(1, 16, 12, 12), (2, 20, 10, 12), (3, 37, 7, 12),
-                                                      (2, 64, 288, 288)])
-def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows):
+                                                      (2, 64, 288, 288), (8, 64, 288, 289)])
+def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows, split):
     """The weight gradient's per-thread sums ``parts[t, o // 16, k, o % 16]`` come out as ``(O,
     taps)``: the threads' values added in thread order (as NumPy's sum over the first axis), the
-    padding filters and taps dropped; any number of threads."""
+    padding filters and taps dropped; any number of threads, on the calling thread alone or its
+    panels split between the threads (``split``: as ``PARTS_MIN_WORK`` lets the stride-2
+    layer's 8 sums of 289 x 64 run)."""
     from cnnlab.functional import _numba_implicit as ni
 
     width = -(-out_ch // 16) * 16
@@ -345,7 +348,7 @@ def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, ta
     out = np.empty((out_ch, taps), np.float32)
     flat = parts.reshape(-1).copy()
     _backend.run_jobs(ni._parts_transposed, width // 16, flat, parts[0].size, rows, out_ch, out.reshape(-1),
-                      work=flat.size)
+                      work=flat.size, min_work=0 if split else flat.size + 1)
     np.testing.assert_array_equal(out, want)
 
 
@@ -524,6 +527,40 @@ def test_non_finite_upstream_gradient_where_padding_is_read(compiled, skipping, 
     np.testing.assert_array_equal(np.isnan(gw), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(gw), np.isinf(want))
     assert np.isnan(want).any() == (where != "inside")
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(gw[finite], want[finite], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("case, checks, copies", [("finite", 0, 0), ("input inf", 1, 0), ("gradient inf", 1, 1),
+                                                  ("tapless", 1, 0), ("tapless inf", 1, 1)])
+def test_weight_gradient_checks_the_border_only_when_it_must(compiled, skipping, monkeypatch, case, checks, copies):
+    """The weight gradient reads the upstream gradient's border for values that are not finite
+    only when its sums came out not finite (or some output reads padding alone, whose gradient
+    no sum shows): finite values, no check and no copy; an infinite input, a check and no copy;
+    an infinite gradient on the border, a check and a padded copy; outputs of padding alone
+    (``_implicit.grad_w`` called with such padding), a check first, and a copy for an infinite
+    gradient there.  Each against the loop reference's values and nan pattern."""
+    pad = 3 if case.startswith("tapless") else 1  # (3: the corner outputs of a 3x3 kernel read padding alone)
+    x, w, b = _inputs((2, 8, 7, 6), (16, 8, 3, 3), seed=12)
+    if case == "input inf":
+        x[1, 2, 3, 3] = np.inf
+    kw = {"padding": pad, "stride": 2, "method": "implicit"}
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(4).uniform(-1, 1, y.shape).astype(np.float32)
+    if case in ("gradient inf", "tapless inf"):
+        g[0, 5, 0, 0] = np.inf  # (a corner: padding taps, and no tap at all with padding 3)
+    pads, one, two = ((pad, pad), (pad, pad)), (1, 1), (2, 2)
+    calls = spied(monkeypatch, _implicit, "_border_finite", "_padded_input")
+    if case.startswith("tapless"):  # (the forward pads such an input itself: the kernel's own entry)
+        gw = _implicit.grad_w(g, x, pads, w.shape, two, one, 1)
+    else:
+        gw = F.conv_backward(g, x, w, b, **kw)[1]
+    assert (calls["_border_finite"], calls["_padded_input"]) == (checks, copies)
+    want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), two, pads,
+                                      one, 1)[1]
+    np.testing.assert_array_equal(np.isnan(gw), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(gw), np.isinf(want))
+    assert np.isfinite(want).all() == (case in ("finite", "tapless"))
     finite = np.isfinite(want)
     np.testing.assert_allclose(gw[finite], want[finite], rtol=1e-5, atol=1e-4)
 

@@ -72,6 +72,10 @@ GRAD_W_TAP_SPLIT = 4
 # threads' in a fixed order, so the result does not depend on which thread ran it (a static
 # split left one thread waiting 0.1-0.3 ms of the 14x14 layer's 3.3, on this shared machine).
 GRAD_W_TAIL = 8
+# Values of the weight gradient's partial sums (threads' and tail runs') from which their sum is
+# split between the threads (by panels of 16 filters): the stride-2 layer's 8 x 74 KB of sums took
+# 87-100 us on the calling thread alone.
+PARTS_MIN_WORK = 1 << 16
 
 
 @numba.njit(inline="always")
@@ -460,5 +464,5 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
                       runs * tap_jobs - tail, bufs, parts, work=products * out_ch, tail=tail)
     out = np.empty((out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], rows, out_ch,
-                      out.reshape(-1), work=parts.size)
+                      out.reshape(-1), work=parts.size, min_work=PARTS_MIN_WORK)
     return out
