@@ -22,6 +22,7 @@ CASES = [
     ((5, 3, 6, 6), (2, 3, 3, 3), 1, 1),  # one block of filters, the batch in several slices
     ((2, 3, 5, 6), (2, 3, 1, 1), 0, 1),  # 1x1
     ((3, 2, 17), (7, 2, 5), 2, 2),  # 1-d
+    ((2, 1, 12, 13), (6, 1, 3, 7), 2, 1),  # 7 taps a row: float32's groups of 3 taps from 0, 3 and 4
 ]
 
 
@@ -153,3 +154,28 @@ def test_the_tensor_route_takes_the_blocked_kernels(padding_mode, monkeypatch):
     expected = _naive.naive_conv_backward(g, x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, padding_mode)
     np.testing.assert_allclose(xt.grad, expected[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(wt.grad, expected[1], rtol=1e-12, atol=1e-12)
+
+
+def test_vector_fma_and_lane_sum():
+    """vfma (lane by lane, one rounding: the float64 product and sum rounded once) and vsum (the
+    eight lanes added in the documented order, ((0+1)+(2+3))+((4+5)+(6+7))), against NumPy."""
+    from numba import njit
+
+    from cnnlab.functional._numba_simd import vfma, vload, vstore, vsum
+
+    @njit
+    def both(x, out, scratch):
+        v = vfma(vload(x, 0), vload(x, 8), vload(x, 16))
+        vstore(out, 0, v)
+        return vsum(v, scratch)
+
+    x = np.random.default_rng(3).uniform(-2, 2, 24).astype(np.float32)
+    x[:8] *= np.float32(1e7)  # (sums whose order shows in their last bits)
+    out, scratch = np.full(8, np.nan, np.float32), np.full(8, np.nan, np.float32)
+    total = both(x, out, scratch)
+    want = (x[:8].astype(np.float64) + x[8:16].astype(np.float64) * x[16:]).astype(np.float32)
+    np.testing.assert_array_equal(out, want)
+    f = want.tolist()
+    low, high = np.float32(np.float32(f[0]) + np.float32(f[1])) + np.float32(np.float32(f[2]) + np.float32(f[3])), \
+        np.float32(np.float32(f[4]) + np.float32(f[5])) + np.float32(np.float32(f[6]) + np.float32(f[7]))
+    assert total == np.float32(low + high) and np.float32(total).dtype == np.float32

@@ -12,6 +12,8 @@ register, and each operation is a few lines of LLVM IR (``numba.extending.intrin
 - :func:`vfma_at` ``(acc, a, i, v)`` -> ``acc + a[i] * v`` (``a[i]`` broadcast to the eight lanes,
   one rounding per lane: LLVM's ``fma``);
 - :func:`vadd`, :func:`vsub` ``(a, b)`` -> ``a + b``, ``a - b`` lane by lane (the Winograd transforms);
+- :func:`vfma` ``(acc, a, b)`` -> ``acc + a * b`` lane by lane, one rounding; :func:`vsum` ``(v,
+  scratch)`` -> the lanes' sum in a fixed order (the first layers' weight gradient);
 - :func:`prefetch_write` ``(a, i)``: a hint; and :func:`fma_block`, one step of the 6 x 16
   register block that every product kernel runs (twelve :func:`vfma_at`, inlined).
 
@@ -148,6 +150,26 @@ def _binary(name: str, doc: str):
 
 vadd = _binary("fadd", "``a + b``, lane by lane.")
 vsub = _binary("fsub", "``a - b``, lane by lane.")
+
+
+@intrinsic
+def vfma(typingctx, acc, a, b):
+    """``acc + a * b``, lane by lane, one rounding per lane (LLVM's ``fma``)."""
+    if not (acc == f32x8 and a == f32x8 and b == f32x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _fma(builder, args[1], args[2], args[0])
+    return f32x8(acc, a, b), codegen
+
+
+@numba.njit(inline="always")
+def vsum(v, scratch):  # pragma: no cover - compiled
+    """The sum of the eight lanes of ``v``, as ``((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))``
+    (stored through ``scratch``, a float32 array of at least 8 values)."""
+    vstore(scratch, 0, v)
+    low = (scratch[0] + scratch[1]) + (scratch[2] + scratch[3])
+    return low + ((scratch[4] + scratch[5]) + (scratch[6] + scratch[7]))
 
 
 @numba.njit(inline="always")
