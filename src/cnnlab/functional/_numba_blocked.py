@@ -60,6 +60,19 @@ from cnnlab.functional._numba_simd import LANES, fma_block, vfma, vload, vstore,
 BLOCK = 4
 
 
+@numba.njit(inline="always")
+def _gradient_planes(gf, gb, b, out_ch, first, filters, oh, ow, span, wp):  # pragma: no cover - compiled
+    # sample b's upstream gradient of the filters first .. first + filters - 1 into rows of gb at
+    # the padded input's pitch wp (filter q's cell (a, e) at q*span + a*wp + e; the cells e >= ow
+    # are left as they are: zeros)
+    for q in range(filters):
+        for a in range(oh):
+            src = np.uint64(((b * out_ch + first + q) * oh + a) * ow)
+            dst = np.uint64(q * span + a * wp)
+            for e in range(ow):
+                gb[dst + np.uint64(e)] = gf[src + np.uint64(e)]
+
+
 def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts,
                   first_job, last_job, thread):  # pragma: no cover - compiled
     # ``parts[s, o, c, i, j]``: the sum over slice ``s`` of the batch (zeros on entry); ``zero``: a
@@ -81,12 +94,7 @@ def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts,
             gb[k] = zero
         g1, g2, g3 = np.uint64(span), np.uint64(2 * span), np.uint64(3 * span)
         for b in range((job % slices) * per_slice, min(batch, (job % slices + 1) * per_slice)):
-            for q in range(filters):
-                for a in range(oh):
-                    src = np.uint64(((b * out_ch + first + q) * oh + a) * ow)
-                    dst = np.uint64(q * span + a * wp)
-                    for e in range(ow):
-                        gb[dst + np.uint64(e)] = gf[src + np.uint64(e)]
+            _gradient_planes(gf, gb, b, out_ch, first, filters, oh, ow, span, wp)
             for c in range(channels):
                 plane = (b * channels + c) * height * wp
                 for i in range(kh):
@@ -147,12 +155,7 @@ def _grad_w_rows_loops(xp, g, dh, dw, slices, gbufs, scratch, parts,
         for k in range(BLOCK * span):  # (rows of absent filters, and the cells e >= ow, stay zero)
             gb[k] = zero
         for b in range(sl * per_slice, min(batch, (sl + 1) * per_slice)):
-            for q in range(filters):
-                for a in range(oh):
-                    src = np.uint64(((b * out_ch + first + q) * oh + a) * ow)
-                    dst = np.uint64(q * span + a * wp)
-                    for e in range(ow):
-                        gb[dst + np.uint64(e)] = gf[src + np.uint64(e)]
+            _gradient_planes(gf, gb, b, out_ch, first, filters, oh, ow, span, wp)
             for c in range(channels):
                 plane = (b * channels + c) * height * wp
                 for i in range(kh):
