@@ -647,8 +647,13 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), None, "gemm"),  # (no dtype: the rule of the shapes alone)
     ((64, 32, 14, 14), (64, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: GEMM path (batched from 256 positions)
     ((64, 32, 14, 14), (64, 32, 1, 1), 1, (2, 2), np.float32, "implicit"),
-    ((64, 32, 14, 14), (4, 32, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 4 filters: 12 of 16 lanes idle
-    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (1, 1), np.float32, "gemm"),  # 4 filters per group
+    ((64, 32, 14, 14), (4, 32, 3, 3), 1, (1, 1), np.float32, "direct"),  # 4 filters: 12 of 16 lanes idle
+    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (1, 1), np.float32, "direct"),  # 4 filters per group
+    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (1, 1), np.float64, "direct"),  # (any dtype)
+    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (2, 2), np.float32, "gemm"),  # strided along the width
+    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (2, 1), np.float32, "direct"),  # strided along the height only
+    ((64, 32, 14, 14), (4, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: no columns to save
+    ((64, 32, 14), (4, 32, 3), 1, (1,), np.float32, "gemm"),  # 1-d: not the 2-d direct kernels' rule
     ((64, 32, 14, 14), (64, 4, 3, 3), 8, (1, 1), np.float32, "implicit"),  # 8 filters per group
     ((64, 3, 14, 14), (16, 3, 3, 3), 1, (1, 1), np.float32, "direct"),  # a first layer
     ((64, 32, 14, 14), (32, 1, 3, 3), 32, (1, 1), np.float32, "direct"),  # depthwise

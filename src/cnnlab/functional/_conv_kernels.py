@@ -109,7 +109,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
                   dilation: Sequence[int] | None = None) -> str:
     """The automatic rule: ``'direct'`` when the Numba kernels are available and either the
     convolution is depthwise (one input and one output channel per group) or it is 2-d with at
-    most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer) and a unit
+    most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer), or fewer
+    filters per group than the implicit kernels take (and a kernel wider than 1x1), and a unit
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
     kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 layers of
     stride 1 and one group with enough channels, filters and tiles take ``'winograd'``
@@ -145,6 +146,9 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     unit_width = stride is None or stride[-1] == 1
     if len(weight_shape) == 4 and cg <= DIRECT_MAX_CHANNELS and unit_width:
         return "direct"
+    if (len(weight_shape) == 4 and out_ch // groups < _implicit.MIN_LANES and unit_width
+            and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
+        return "direct"  # (too few filters per group for the implicit kernels: see DIRECT_MAX_CHANNELS)
     # (the forward's FLOPs, from the input's size: the output has about size / stride positions)
     positions = float(xp_shape[0]) * float(math.prod(xp_shape[2:])) / math.prod(stride or (1,))
     flops = 2.0 * positions * float(math.prod(weight_shape))
@@ -162,6 +166,17 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
 
 
 # Input channels per group up to which a 2-d convolution takes the direct kernels (see above).
+# Layers with fewer filters per group than the implicit kernels take (MIN_LANES: grouped layers
+# of 4 filters a group, or a few filters of many channels) take them too, at a unit stride along
+# the width: the GEMM path's column matrix is a copy per filter of the input there.  Measured on 2
+# cores, forward+backward, one process with settled threads (GEMM path / direct / torch, ms),
+# float32: N32 C128 28x28 -> 128 k3 p1 groups 32 57.7 / 25.0 / 39.8; N32 C64 28x28 -> 64 groups
+# 16 34.0 / 12.7 / 16.7; N32 C256 14x14 -> 256 groups 64 36.3 / 17.4 / 20.6; N16 C32 56x56 -> 32
+# groups 8 29.0 / 10.6 / 17.2; N16 C64 28x28 -> 64 k5 p2 groups 16 36.6 / 13.6 / 20.9; N32 C128
+# 28x28 -> 64 groups 16 (8 channels a group) 52.0 / 24.1 / 32.8; N32 C128 28x28 -> 8 groups 2
+# 52.5 / 21.2 / 32.7; N32 C64 28x28 -> 4 29.2 / 11.0 / 10.6; N64 C32 14x14 -> 4 9.2 / 7.1 / 4.4;
+# float64 N32 C64 28x28 -> 64 groups 16 50.0 / 25.7.  Strided along the width (N32 C128 28x28 ->
+# 128 s2 groups 32: 17.1 / 24.1 / 10.8) they keep the other paths, as first layers do.
 DIRECT_MAX_CHANNELS = 3
 
 
