@@ -402,8 +402,9 @@ def test_buffered_depthwise_conv1d_matches_the_loop_reference(stride, padding, d
     np.testing.assert_array_equal(gw, ref_gw)
 
 
-# (x shape, w shape, padding, dilation, groups): depthwise input gradients that the compiled
-# kernels take as a gather (a correlation of the padded upstream gradient with turned filters)
+# (x shape, w shape, padding, dilation, groups): input gradients of stride 1 that the compiled
+# kernels take as a gather (a correlation of the padded upstream gradient with turned filters):
+# depthwise layers, and layers with several input channels per group
 GATHER_CASES = [
     ((2, 4, 7, 9), (4, 1, 3, 3), (1, 1), 1, 4),  # padding = the kernel's reach: a 'same' layer
     ((2, 4, 7, 9), (4, 1, 3, 5), ((2, 0), (0, 3)), 1, 4),  # asymmetric and one-sided
@@ -411,6 +412,9 @@ GATHER_CASES = [
     ((2, 3, 8, 9), (6, 1, 3, 2), (2, 1), (2, 3), 3),  # dilated, 2 filters per channel
     ((1, 2, 5, 9), (2, 1, 1, 7), 0, 1, 2),  # no padding: g padded by the whole reach
     ((2, 1, 6, 6), (3, 1, 5, 5), 2, 1, 1),  # one input channel, several filters (groups=1)
+    ((2, 4, 7, 9), (6, 2, 3, 3), (1, 1), 1, 2),  # 2 input channels a group: from a padded copy of g
+    ((2, 6, 8, 9), (4, 6, 3, 5), ((2, 0), (0, 3)), (2, 1), 1),  # 6 channels, 4 filters, dilated, asymmetric
+    ((1, 8, 5, 9), (4, 4, 1, 7), 0, 1, 2),  # no padding: g padded by the whole reach
 ]
 
 
