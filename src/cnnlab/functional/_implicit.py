@@ -385,19 +385,15 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     og = out_ch // groups
     plane, npos = int(math.prod(spatial)), int(math.prod(out))
     taps = int(cg * math.prod(weight_shape[2:]))
-    g = g.reshape(batch, groups, og, npos)
+    g = g.reshape(batch, out_ch, npos)
     result = np.empty((groups, og, taps), np.float32)
-    goff = tables.wgoff if groups == 1 else _regrouped(tables.wgoff, out_ch * npos, og * npos)
     for k in range(groups):
-        gk = g[:, k] if groups == 1 else np.ascontiguousarray(g[:, k])
-        result[k] = ni.taps_grad_w(src.reshape(-1), gk, tables.wpos, goff, tables.seg, tables.segf,
-                                   tables.delta6 + k * cg * plane, tables.dstart6, tables.tapmap, taps)
+        # (group k's filters read where they lie in the whole gradient: a copy of each group's
+        # took N32 C256 14x14 -> 256 in 32 groups 0.95 of its 6.3 ms)
+        goff = tables.wgoff if k == 0 else np.where(tables.wgoff >= 0, tables.wgoff + k * og * npos, -1)
+        result[k] = ni.taps_grad_w(src.reshape(-1), g, tables.wpos, goff, tables.seg, tables.segf,
+                                   tables.delta6 + k * cg * plane, tables.dstart6, tables.tapmap, taps, og)
     return result.reshape(weight_shape)
-
-
-def _regrouped(yoff: np.ndarray, full: int, group: int) -> np.ndarray:
-    """Output offsets ``b*full + p`` as ``b*group + p`` (a group's gradient copied apart)."""
-    return np.where(yoff >= 0, (yoff // full) * group + yoff % full, -1)
 
 
 def _grad_x_axes(x_spatial: tuple[int, ...], out: tuple[int, ...], kernel: tuple[int, ...],

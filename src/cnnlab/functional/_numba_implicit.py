@@ -440,13 +440,15 @@ def _pack_plan(flats: Sequence[Sequence[int]], per_tap: int) -> tuple[np.ndarray
 
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarray, seg: np.ndarray,
-                segf: np.ndarray, delta: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int) -> np.ndarray:
+                segf: np.ndarray, delta: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int,
+                filters: int | None = None) -> np.ndarray:
     """``(O, taps)``: the sums of :func:`_taps_grad_w` over its threads and then over its tail
     runs (:data:`GRAD_W_TAIL`), in that fixed order, transposed, for the positions ``pos`` in
     segments of one class each and the classes' taps (``tapmap``: each tap's index among the
-    weight's ``taps``, -1 for padding; ``g``: ``(N, O, P)`` float32, C-contiguous)."""
+    weight's ``taps``, -1 for padding; ``g``: ``(N, O_all, P)`` float32, C-contiguous, position
+    ``p``'s value of filter ``o`` at ``goff[p] + o*P``; ``O``: ``filters``, or ``O_all``)."""
     threads = numba.config.NUMBA_NUM_THREADS
-    out_ch, npos = g.shape[1], g.shape[2]
+    out_ch, npos = (g.shape[1] if filters is None else filters), g.shape[2]
     width = -(-out_ch // COLS) * COLS
     bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
     runs = -(-pos.shape[0] // GRAD_W_JOB)
