@@ -347,45 +347,51 @@ def _copy_rows(bf, xf, plane, height, wid, ph, pw, wp):  # pragma: no cover - co
 
 
 @njit(inline="always", cache=True)
-def _nine_sums(src, gb, offs, first, done, steps, sums, at, lanes):  # pragma: no cover - compiled
-    """Adds to ``sums[at + t]`` (for ``done <= t < first + 9``) the products of the thread's ``g``
-    plane ``gb`` with its input plane ``src`` at tap ``t``'s offset, over ``steps`` vectors of
-    positions: nine sums in registers, one ``g`` vector and nine input vectors loaded per step."""
-    o0, o1, o2 = np.uint64(offs[first]), np.uint64(offs[first + 1]), np.uint64(offs[first + 2])
-    o3, o4, o5 = np.uint64(offs[first + 3]), np.uint64(offs[first + 4]), np.uint64(offs[first + 5])
-    o6, o7, o8 = np.uint64(offs[first + 6]), np.uint64(offs[first + 7]), np.uint64(offs[first + 8])
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = vzero()
-    for s in range(np.uint64(steps)):
-        p = s * np.uint64(8)
-        gv = vload(gb, p)
-        a0 = vfma(a0, vload(src, o0 + p), gv)
-        a1 = vfma(a1, vload(src, o1 + p), gv)
-        a2 = vfma(a2, vload(src, o2 + p), gv)
-        a3 = vfma(a3, vload(src, o3 + p), gv)
-        a4 = vfma(a4, vload(src, o4 + p), gv)
-        a5 = vfma(a5, vload(src, o5 + p), gv)
-        a6 = vfma(a6, vload(src, o6 + p), gv)
-        a7 = vfma(a7, vload(src, o7 + p), gv)
-        a8 = vfma(a8, vload(src, o8 + p), gv)
-    for k, a in enumerate((a0, a1, a2, a3, a4, a5, a6, a7, a8)):
+def _three_offsets(offs, first):  # pragma: no cover - compiled
+    return np.uint64(offs[first]), np.uint64(offs[first + 1]), np.uint64(offs[first + 2])
+
+
+@njit(inline="always", cache=True)
+def _three_fmas(a0, a1, a2, src, o0, o1, o2, p, gv):  # pragma: no cover - compiled
+    # three taps' sums plus their input vectors at position p times the gradient's vector gv
+    return vfma(a0, vload(src, o0 + p), gv), vfma(a1, vload(src, o1 + p), gv), vfma(a2, vload(src, o2 + p), gv)
+
+
+@njit(inline="always", cache=True)
+def _add_lane_sums(sums, at, first, done, lanes, accs):  # pragma: no cover - compiled
+    # sums[at + first + k] += the lanes' sum of accs[k], for the taps first + k not added yet (>= done)
+    for k, a in enumerate(accs):
         if first + k >= done:
             sums[at + first + k] += vsum(a, lanes)
 
 
 @njit(inline="always", cache=True)
-def _three_sums(src, gb, offs, first, done, steps, sums, at, lanes):  # pragma: no cover - compiled
-    """:func:`_nine_sums` for three taps."""
-    o0, o1, o2 = np.uint64(offs[first]), np.uint64(offs[first + 1]), np.uint64(offs[first + 2])
-    a0 = a1 = a2 = vzero()
+def _nine_sums(src, gb, offs, first, done, steps, sums, at, lanes):  # pragma: no cover - compiled
+    """Adds to ``sums[at + t]`` (for ``done <= t < first + 9``) the products of the thread's ``g``
+    plane ``gb`` with its input plane ``src`` at tap ``t``'s offset, over ``steps`` vectors of
+    positions: nine sums in registers, one ``g`` vector and nine input vectors loaded per step."""
+    o0, o1, o2 = _three_offsets(offs, first)
+    o3, o4, o5 = _three_offsets(offs, first + 3)
+    o6, o7, o8 = _three_offsets(offs, first + 6)
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = vzero()
     for s in range(np.uint64(steps)):
         p = s * np.uint64(8)
         gv = vload(gb, p)
-        a0 = vfma(a0, vload(src, o0 + p), gv)
-        a1 = vfma(a1, vload(src, o1 + p), gv)
-        a2 = vfma(a2, vload(src, o2 + p), gv)
-    for k, a in enumerate((a0, a1, a2)):
-        if first + k >= done:
-            sums[at + first + k] += vsum(a, lanes)
+        a0, a1, a2 = _three_fmas(a0, a1, a2, src, o0, o1, o2, p, gv)
+        a3, a4, a5 = _three_fmas(a3, a4, a5, src, o3, o4, o5, p, gv)
+        a6, a7, a8 = _three_fmas(a6, a7, a8, src, o6, o7, o8, p, gv)
+    _add_lane_sums(sums, at, first, done, lanes, (a0, a1, a2, a3, a4, a5, a6, a7, a8))
+
+
+@njit(inline="always", cache=True)
+def _three_sums(src, gb, offs, first, done, steps, sums, at, lanes):  # pragma: no cover - compiled
+    """:func:`_nine_sums` for three taps."""
+    o0, o1, o2 = _three_offsets(offs, first)
+    a0 = a1 = a2 = vzero()
+    for s in range(np.uint64(steps)):
+        p = s * np.uint64(8)
+        a0, a1, a2 = _three_fmas(a0, a1, a2, src, o0, o1, o2, p, vload(gb, p))
+    _add_lane_sums(sums, at, first, done, lanes, (a0, a1, a2))
 
 
 @_backend.job_kernel
