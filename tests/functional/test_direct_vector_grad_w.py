@@ -78,10 +78,12 @@ def test_vector_weight_gradient_matches_the_loop_reference(xs, ws, stride, paddi
     np.testing.assert_allclose(gw, ref, rtol=1e-5, atol=2e-5 * np.sqrt(g[:, :1].size))
 
 
-def test_vector_weight_gradient_does_not_depend_on_the_threads():
-    # each chunk of samples adds into sums of its own, added up in order after: the same bits on
-    # one thread as on all of them (a problem large enough to be shared out)
-    x, w, g, kw = _problem((32, 4, 30, 31), (4, 1, 3, 3), 1, 1, 1, 4, 7)
+@pytest.mark.parametrize("xs", [(32, 4, 30, 31), (1, 16, 64, 64)], ids=["chunks", "one sample, runs of slices"])
+def test_vector_weight_gradient_does_not_depend_on_the_threads(xs):
+    # each chunk of samples adds into sums of its own, added up in order after, and a slice's sum
+    # over a chunk is one job's however the slices are split into runs: the same bits on one
+    # thread as on all of them (problems large enough to be shared out)
+    x, w, g, kw = _problem(xs, (xs[1], 1, 3, 3), 1, 1, 1, xs[1], 7)
     assert g.size * 9 >= _backend.PARALLEL_MIN_WORK
     both = _grads(g, x, w, kw)
     threads = _backend.get_num_threads()
@@ -128,3 +130,16 @@ def test_narrow_kernels_and_other_dtypes_keep_the_scalar_kernels(monkeypatch):
     assert gw64.dtype == np.float64
     np.testing.assert_allclose(gw64, _reference(g, x, w, kw), rtol=1e-12, atol=1e-12)
     assert calls["_vector_grad_w"] == 0
+
+
+def test_fewer_chunks_where_the_partial_sums_would_be_large(monkeypatch):
+    # the chunks of samples shrink to keep their partial sums under VECTOR_PARTS_VALUES (one chunk
+    # here): the same sums in another grouping, against the reference
+    from cnnlab.functional import _numba_direct as nd
+
+    x, w, g, kw = _problem((12, 6, 9, 10), (6, 1, 3, 3), 1, 1, 1, 6, 13)
+    monkeypatch.setattr(nd, "VECTOR_PARTS_VALUES", 6 * 9)
+    calls = spied(monkeypatch, nd, "_vector_grad_w")
+    gw = _grads(g, x, w, kw)
+    assert calls["_vector_grad_w"] == 1
+    np.testing.assert_allclose(gw, _reference(g, x, w, kw), rtol=1e-5, atol=2e-5 * np.sqrt(g[:, :1].size))

@@ -396,7 +396,7 @@ def _three_sums(src, gb, offs, first, done, steps, sums, at, lanes):  # pragma: 
 
 @_backend.job_kernel
 def _grad_w_vectors(xf, gf, batch, channels, height, wid, out_ch, oh, ow, sh, sw, ph, pw, hq, wq, groups, offs,
-                    bufs, gbufs, lanes, parts, first_job, last_job, thread):  # pragma: no cover - compiled
+                    sblocks, bufs, gbufs, lanes, parts, first_job, last_job, thread):  # pragma: no cover - compiled
     # float32: parts[k, j, t] (flat) = the sum over the samples b of chunk k (b from k*N//K to
     # (k+1)*N//K - 1, K = parts.shape[0], in order) of the products of g's plane (b, o) with the
     # input's plane (b, channel) at tap t, for every filter slice j = o*cg + c.  The g plane is
@@ -404,8 +404,10 @@ def _grad_w_vectors(xf, gf, batch, channels, height, wid, out_ch, oh, ow, sh, sw
     # ow cells and past the plane: never written), the input's plane into bufs[thread] (by
     # _copy_rows, or _copy_in_phases for a stride), tap t at offset offs[t] from it.  The zeros of
     # gbufs meet input cells that are no pair of the definition: +-0 where those are finite (the
-    # caller recomputes a sum that comes out not finite another way).  Job: a chunk of samples,
-    # every slice of each sample in turn, so both planes are read in memory order.
+    # caller recomputes a sum that comes out not finite another way).  Job: a chunk k of samples
+    # and the sb-th of sblocks runs of slices (job = k * sblocks + sb), each slice of the run of
+    # each sample in turn, so both planes are read in memory order; a slice's sum over a chunk is
+    # one job's, whatever the runs, so the bits do not depend on them.
     taps = offs.shape[0]
     chunks = parts.shape[0]
     slices = parts.shape[1] // taps
@@ -415,10 +417,10 @@ def _grad_w_vectors(xf, gf, batch, channels, height, wid, out_ch, oh, ow, sh, sw
     steps = (span + 7) // 8
     src, gb, lane = bufs[thread], gbufs[thread], lanes[thread]
     for job in range(np.uint64(first_job), np.uint64(last_job)):
-        k = np.int64(job)
+        k, sb = np.int64(job) // sblocks, np.int64(job) % sblocks
         sums = parts[k]
         for b in range(batch * k // chunks, batch * (k + 1) // chunks):
-            for j in range(slices):
+            for j in range(slices * sb // sblocks, slices * (sb + 1) // sblocks):
                 o, c = j // cg, j % cg
                 plane = (b * channels + (o // og) * cg + c) * height * wid
                 if sh == 1 and sw == 1:
@@ -439,9 +441,13 @@ def _grad_w_vectors(xf, gf, batch, channels, height, wid, out_ch, oh, ow, sh, sw
                         done = first + 3
 
 
-# Chunks of samples of the vector weight gradient (at most; fewer for smaller batches): each adds
-# its own partial sums, added up in order after (the same chunks for any number of threads).
+# Chunks of samples of the vector weight gradient (at most; fewer for smaller batches, and for
+# layers whose partial sums would pass VECTOR_PARTS_VALUES): each adds its own partial sums, added
+# up in order after (the same chunks for any number of threads).  Where there are fewer chunks
+# than twice the threads, the slices are split into runs as well, so that a batch of one still
+# runs on every thread (N1 C256 56x56 depthwise: one job before).
 VECTOR_CHUNKS = 16
+VECTOR_PARTS_VALUES = 1 << 22
 
 
 def _vector_grad_w(xp, g, w_shape, stride, dilation, groups, pads):
@@ -457,12 +463,15 @@ def _vector_grad_w(xp, g, w_shape, stride, dilation, groups, pads):
     threads = numba.config.NUMBA_NUM_THREADS
     bufs = np.zeros((threads, max(sh * sw * hq * wq, int(offs.max()) + steps * 8)), np.float32)
     gbufs = np.zeros((threads, max(oh * wq, steps * 8)), np.float32)
-    chunks = min(VECTOR_CHUNKS, xp.shape[0])
-    parts = np.zeros((chunks, w_shape[0] * w_shape[1] * offs.size), np.float32)
-    _backend.run_jobs(_grad_w_vectors, chunks, _backend.read_only(np.ascontiguousarray(xp).reshape(-1)),
+    slices = w_shape[0] * w_shape[1]
+    chunks = max(1, min(VECTOR_CHUNKS, xp.shape[0], VECTOR_PARTS_VALUES // (slices * offs.size)))
+    sblocks = max(1, min(slices, -(-2 * threads // chunks)))
+    parts = np.zeros((chunks, slices * offs.size), np.float32)
+    _backend.run_jobs(_grad_w_vectors, chunks * sblocks, _backend.read_only(np.ascontiguousarray(xp).reshape(-1)),
                       _backend.read_only(np.ascontiguousarray(g).reshape(-1)), xp.shape[0], xp.shape[1],
-                      xp.shape[2], xp.shape[3], g.shape[1], oh, ow, sh, sw, ph, pw, hq, wq, groups, offs, bufs, gbufs,
-                      np.empty((threads, 8), np.float32), parts, work=g.size * offs.size * w_shape[1], balanced=True)
+                      xp.shape[2], xp.shape[3], g.shape[1], oh, ow, sh, sw, ph, pw, hq, wq, groups, offs, sblocks,
+                      bufs, gbufs, np.empty((threads, 8), np.float32), parts, work=g.size * offs.size * w_shape[1],
+                      balanced=True)
     grad_w = parts[0]
     for part in parts[1:]:
         grad_w += part
