@@ -31,6 +31,7 @@ from numba import njit
 from cnnlab.functional import _backend
 from cnnlab.functional._numba_kernels import _compiled, _variants
 from cnnlab.functional._numba_simd import vfma, vload, vstore, vsum, vzero
+from cnnlab.functional._windows import pad
 
 # direct convolution: y[b, o, a, e] = sum_{c, i, j} xp[b, g*C_g + c, a*sh + i*dh, e*sw + j*dw] * w[o, c, i, j]
 # (the same compilations of one source, flat arrays and unsigned offsets, as im2col's)
@@ -695,17 +696,8 @@ def _gather(g, w, stride, dilation, groups, pads):
     turned = w.reshape(groups, og, cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
     turned = np.ascontiguousarray(turned.reshape(groups * cg, og, kh, kw), dtype=g.dtype)
     if not buffered(turned.shape, groups, g_pads):  # (several input channels per group: a padded copy)
-        cropped, g_pads = _zero_pad_planes(cropped, g_pads), ((0, 0), (0, 0))
+        cropped, g_pads = pad(cropped, g_pads), ((0, 0), (0, 0))
     return cropped, turned, g_pads
-
-
-def _zero_pad_planes(a, pads):
-    """``a`` zero-padded by ``pads`` (``((top, bottom), (left, right))``) along its last two axes."""
-    if not any(lo or hi for lo, hi in pads):
-        return a
-    out = np.zeros((*a.shape[:2], a.shape[2] + sum(pads[0]), a.shape[3] + sum(pads[1])), a.dtype)
-    out[:, :, pads[0][0]:pads[0][0] + a.shape[2], pads[1][0]:pads[1][0] + a.shape[3]] = a
-    return out
 
 
 def gather_padding(g, kernel, dilation, pads):
