@@ -73,6 +73,21 @@ def _gradient_planes(gf, gb, b, out_ch, first, filters, oh, ow, span, wp):  # pr
                 gb[dst + np.uint64(e)] = gf[src + np.uint64(e)]
 
 
+@numba.njit(inline="always")
+def _job_block(job, slices, per_slice, batch, out_ch, span, parts, gbufs, thread, zero):  # pragma: no cover - compiled
+    # what a weight-gradient job (of blocks * slices) works on: the sums of its slice of the batch,
+    # its block's first filter and count of filters (at most BLOCK), the thread's buffer for their
+    # upstream gradient, zeroed (rows of absent filters, and the cells e >= ow, stay zero), and the
+    # slice's samples b0 .. b1 - 1
+    jb = np.int64(job)
+    sl = jb % slices
+    first = jb // slices * BLOCK
+    gb = gbufs[thread]
+    for k in range(BLOCK * span):
+        gb[k] = zero
+    return parts[sl], first, min(BLOCK, out_ch - first), gb, sl * per_slice, min(batch, (sl + 1) * per_slice)
+
+
 def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts,
                   first_job, last_job, thread):  # pragma: no cover - compiled
     # ``parts[s, o, c, i, j]``: the sum over slice ``s`` of the batch (zeros on entry); ``zero``: a
@@ -84,16 +99,11 @@ def _grad_w_loops(xp, g, dh, dw, slices, gbufs, zero, parts,
     span = (oh - 1) * wp + ow
     per_slice = -(-batch // slices)
     xf, gf = xp.reshape(-1), g.reshape(-1)
+    g1, g2, g3 = np.uint64(span), np.uint64(2 * span), np.uint64(3 * span)
     for job in range(np.uint64(first_job), np.uint64(last_job)):  # of blocks * slices
-        blk = job // slices
-        part = parts[job % slices]
-        first = blk * BLOCK
-        filters = min(BLOCK, out_ch - first)
-        gb = gbufs[thread]
-        for k in range(BLOCK * span):  # (rows of absent filters, and the cells e >= ow, stay zero)
-            gb[k] = zero
-        g1, g2, g3 = np.uint64(span), np.uint64(2 * span), np.uint64(3 * span)
-        for b in range((job % slices) * per_slice, min(batch, (job % slices + 1) * per_slice)):
+        part, first, filters, gb, b0, b1 = _job_block(job, slices, per_slice, batch, out_ch, span, parts, gbufs,
+                                                      thread, zero)
+        for b in range(b0, b1):
             _gradient_planes(gf, gb, b, out_ch, first, filters, oh, ow, span, wp)
             for c in range(channels):
                 plane = (b * channels + c) * height * wp
@@ -146,15 +156,9 @@ def _grad_w_rows_loops(xp, g, dh, dw, slices, gbufs, scratch, parts,
     zero = np.float32(0.0)
     g1, g2, g3 = span, 2 * span, 3 * span
     for job in range(np.uint64(first_job), np.uint64(last_job)):  # of blocks * slices
-        jb = np.int64(job)
-        sl = jb % slices
-        part = parts[sl]
-        first = jb // slices * BLOCK
-        filters = min(BLOCK, out_ch - first)
-        gb = gbufs[thread]
-        for k in range(BLOCK * span):  # (rows of absent filters, and the cells e >= ow, stay zero)
-            gb[k] = zero
-        for b in range(sl * per_slice, min(batch, (sl + 1) * per_slice)):
+        part, first, filters, gb, b0, b1 = _job_block(job, slices, per_slice, batch, out_ch, span, parts, gbufs,
+                                                      thread, zero)
+        for b in range(b0, b1):
             _gradient_planes(gf, gb, b, out_ch, first, filters, oh, ow, span, wp)
             for c in range(channels):
                 plane = (b * channels + c) * height * wp
