@@ -454,9 +454,8 @@ VECTOR_PARTS_VALUES = 1 << 22
 def _vector_grad_w(xp, g, w_shape, stride, dilation, groups, pads):
     """:func:`direct_grad_w` by :func:`_grad_w_vectors` (float32, at least 3 taps), or None where
     a sum came out not finite."""
-    (sh, sw), (ph, ph_hi), (pw, pw_hi) = stride, *pads
-    hp, wp = xp.shape[2] + ph + ph_hi, xp.shape[3] + pw + pw_hi
-    hq, wq = -(-hp // sh), -(-wp // sw)
+    (sh, sw), (ph, pw) = stride, (pads[0][0], pads[1][0])
+    hq, wq = _phase_sizes(xp.shape, pads, stride)
     rows, cols = _tap_offsets(w_shape[2:], dilation, stride, hq, wq)
     offs = (rows[:, None] + np.asarray(cols, np.int64)[None, :]).reshape(-1)
     oh, ow = g.shape[2:]
@@ -580,12 +579,17 @@ def _buffers(x_shape, pads, buffered, dtype):
     return np.zeros((numba.config.NUMBA_NUM_THREADS, x_shape[2] + ph + ph_hi, x_shape[3] + pw + pw_hi), dtype)
 
 
+def _phase_sizes(x_shape, pads, stride):
+    """``(hq, wq)``: the sizes of a phase plane, the padded plane's divided by the strides, rounded up."""
+    (ph, ph_hi), (pw, pw_hi) = pads
+    return -(-(x_shape[2] + ph + ph_hi) // stride[0]), -(-(x_shape[3] + pw + pw_hi) // stride[1])
+
+
 def _phase_buffers(x_shape, pads, stride, dtype):
     """The per-thread phase planes of the buffered flat kernels (zeros): ``(threads, sh*sw, hq, wq)``
-    with ``hq, wq`` the padded plane's sizes divided by the strides, rounded up."""
-    (ph, ph_hi), (pw, pw_hi) = pads
-    (sh, sw), hp, wp = stride, x_shape[2] + ph + ph_hi, x_shape[3] + pw + pw_hi
-    return np.zeros((numba.config.NUMBA_NUM_THREADS, sh * sw, -(-hp // sh), -(-wp // sw)), dtype)
+    (:func:`_phase_sizes`)."""
+    return np.zeros((numba.config.NUMBA_NUM_THREADS, stride[0] * stride[1], *_phase_sizes(x_shape, pads, stride)),
+                    dtype)
 
 
 def buffered(w_shape, groups, pads):
