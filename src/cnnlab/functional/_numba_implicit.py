@@ -4,9 +4,11 @@ The GEMM path (:mod:`cnnlab.functional._conv_kernels`) writes the im2col matrix,
 pack it again into its own panels, multiplies, and copies the product back to channel-first
 order; with 64 filters each packed value is used only 64 times, so the copies cost a third of
 the layer.  The kernels here read the padded input where it lies.  Both are products of a
-``6 x 16`` register block (:mod:`cnnlab.functional._numba_simd`): 12 vectors of running sums,
-two vector loads of 16 filters' weights (or upstream gradients) and six broadcast input values
-per step of the shared dimension.
+``6 x 16`` register block (:mod:`cnnlab.functional._numba_simd`): 6 sixteen-lane vectors of
+running sums, one vector load of 16 filters' weights (or upstream gradients) and six broadcast
+input values per step of the shared dimension; on a CPU with AVX-512 (``WIDE``) two such blocks
+at once, 12 x 16 (12 of its 32 vector registers), where two are left to run.  The sums of each
+output are the same, in the same order, either way.
 
 Every problem is given to them as offsets into flat arrays, so one kernel serves any stride,
 dilation, padding and group, and the input gradient too:
@@ -15,7 +17,7 @@ dilation, padding and group, and the input gradient too:
   delta[k]] * w[o, k]`` for every position ``p`` (a tap ``k`` is an input channel and a kernel
   offset, ``delta[k]`` its distance in ``src``; ``pos[p]`` is where position ``p``'s window
   starts; ``first_row`` is a group's first filter).  A job is a run of positions; it holds 6
-  positions by 16 filters at a time, the weights packed as ``wpk[o // 16, k, o % 16]`` (zeros
+  (or 12) positions by 16 filters at a time, the weights packed as ``wpk[o // 16, k, o % 16]`` (zeros
   past the last filter, by :func:`pack`), and runs its blocks through the taps
   :data:`TAP_CHUNK` at a time.  Its phases each have their own tables and taps (a job takes a
   region of every phase).  The forward of a convolution is this with ``src`` the input, a phase
@@ -28,7 +30,7 @@ dilation, padding and group, and the input gradient too:
   class: the positions with the same taps inside the input); it copies their upstream gradient
   channels-last into a buffer of its thread (16 filters per vector; a transposed copy of the
   whole gradient beforehand cost NumPy 1.5 ms on the 14x14 layer, a third of the kernel), then
-  adds 6 of a segment's taps by 16 filters at a time into its thread's ``parts``.
+  adds 6 (or 12) of a segment's taps by 16 filters at a time into its thread's ``parts``.
 
 The sums run in a different order from the loop reference's (and with one rounding per
 multiply-add), so float results may differ from it in the last bits.
@@ -42,9 +44,9 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from cnnlab.functional import _backend
+from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._numba_simd import fma_block, prefetch_write, vload, vstore
+from cnnlab.functional._numba_simd import prefetch_write, wfma_rows, wload, wstore
 
 # Positions and filters of one register block.
 ROWS, COLS = 6, 16
@@ -79,54 +81,44 @@ PARTS_MIN_WORK = 1 << 16
 
 
 @numba.njit(inline="always")
-def _load_rows(arr, a0, a1, a2, a3, a4, a5):  # pragma: no cover - compiled
-    # the 12 vectors of a 6 x 16 block of sums whose rows lie at arr[a0], ..., arr[a5]
-    return (vload(arr, a0), vload(arr, a0 + 8), vload(arr, a1), vload(arr, a1 + 8), vload(arr, a2),
-            vload(arr, a2 + 8), vload(arr, a3), vload(arr, a3 + 8), vload(arr, a4), vload(arr, a4 + 8),
-            vload(arr, a5), vload(arr, a5 + 8))
+def _rows_at(arr, a0, a1, a2, a3, a4, a5):  # pragma: no cover - compiled
+    # the six 16-lane rows of a block of sums whose rows lie at arr[a0], ..., arr[a5]
+    return wload(arr, a0), wload(arr, a1), wload(arr, a2), wload(arr, a3), wload(arr, a4), wload(arr, a5)
 
 
 @numba.njit(inline="always")
-def _store_rows(arr, a0, a1, a2, a3, a4, a5, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51
-                ):  # pragma: no cover - compiled
-    # the 12 vectors of a 6 x 16 block stored as _load_rows reads them
-    vstore(arr, a0, c00)
-    vstore(arr, a0 + 8, c01)
-    vstore(arr, a1, c10)
-    vstore(arr, a1 + 8, c11)
-    vstore(arr, a2, c20)
-    vstore(arr, a2 + 8, c21)
-    vstore(arr, a3, c30)
-    vstore(arr, a3 + 8, c31)
-    vstore(arr, a4, c40)
-    vstore(arr, a4 + 8, c41)
-    vstore(arr, a5, c50)
-    vstore(arr, a5 + 8, c51)
+def _put_rows_at(arr, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
+    # the six rows stored as _rows_at reads them
+    wstore(arr, a0, c0)
+    wstore(arr, a1, c1)
+    wstore(arr, a2, c2)
+    wstore(arr, a3, c3)
+    wstore(arr, a4, c4)
+    wstore(arr, a5, c5)
 
 
 @numba.njit(inline="always")
-def _load_block(arr, a):  # pragma: no cover - compiled
-    # the 12 vectors of a 6 x 16 block of sums laid out row by row from arr[a] (row i, its 16
-    # filters or taps' lanes, at a + 16*i): c00, c01 (row 0's two halves), c10, ..., c51
-    return _load_rows(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80)
+def _rows(arr, a):  # pragma: no cover - compiled
+    # the six rows of a 6 x 16 block of sums laid out row by row from arr[a] (row i at a + 16*i)
+    return _rows_at(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80)
 
 
 @numba.njit(inline="always")
-def _store_block(arr, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51):  # pragma: no cover - compiled
-    # the 12 vectors of a 6 x 16 block stored row by row from arr[a], as _load_block reads them
-    _store_rows(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50,
-                c51)
+def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
+    # the six rows stored as _rows reads them
+    _put_rows_at(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80, c0, c1, c2, c3, c4, c5)
 
 
 @_backend.job_kernel
 def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs, chunk, staged, cstride, first_row,
-                  out_ch, y, bufs, accs, first_job, last_job, thread):  # pragma: no cover - compiled
+                  out_ch, y, wide, bufs, accs, first_job, last_job, thread):  # pragma: no cover - compiled
     # src: flat input; phases f = 0 .. F-1, each with its packed weights wpk[wstart[f]:] ((O16 // 16)
     # * K_f * 16 values), its taps delta[dstart[f]:dstart[f+1]] and its positions pos, yoff[pstart[f]:
     # pstart[f+1]] (a multiple of ROWS; a padding entry has yoff < 0: computed, never stored);
     # bias: O16 values; filter o is written to row first_row + o of y (a group's first filter);
-    # bufs: a row of ROWS * COLS values per thread; job j (of jobs) takes the j-th share of every
-    # phase's blocks, so the phases of one region run one after another; jobs first..last-1
+    # wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums);
+    # bufs: a row of 2 * ROWS * COLS values per thread; job j (of jobs) takes the j-th share of
+    # every phase's blocks, so the phases of one region run one after another; jobs first..last-1
     groups16 = bias.shape[0] // COLS
     buf, acc = bufs[thread], accs[thread]
     for job in range(np.uint64(first_job), np.uint64(last_job)):
@@ -146,41 +138,56 @@ def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs
                 k1 = min(taps, k0 + step)
                 for og in range(groups16):
                     filters = min(COLS, out_ch - og * COLS)
-                    for blk in range(b_first, b_last):
+                    for blk in range(b_first, b_last, 2 if wide else 1):
+                        pair = wide and blk + 1 < b_last  # (blocks blk and blk + 1 at once)
                         r = pstart[f] + blk * ROWS
+                        r2 = r + ROWS if pair else r
                         p0, p1, p2, p3, p4, p5 = pos[r], pos[r + 1], pos[r + 2], pos[r + 3], pos[r + 4], pos[r + 5]
+                        q0, q1, q2 = pos[r2], pos[r2 + 1], pos[r2 + 2]
+                        q3, q4, q5 = pos[r2 + 3], pos[r2 + 4], pos[r2 + 5]
                         a = ((blk - b_first) * groups16 + og) * (ROWS * COLS)
+                        a2 = a + groups16 * (ROWS * COLS) if pair else a  # (block blk + 1's sums)
                         if k1 == taps and not staged:
-                            # the lines of y the block will write, fetched while its sums run
+                            # the lines of y the blocks will write, fetched while their sums run
                             # (stored from a cold cache, the 96 values' misses stalled the 14x14
                             # forward by 25%)
-                            for i in range(0, ROWS, ROWS - 1):
+                            for i in range(0, 2 * ROWS if pair else ROWS, ROWS - 1):
                                 base = yoff[r + i]
                                 if base >= 0:
                                     at = np.uint64(base + (first_row + og * COLS) * cstride)
                                     for j in range(filters):
                                         prefetch_write(y, at + np.uint64(j * cstride))
                         if k0 == 0:
-                            b0 = vload(bias, og * COLS)
-                            b1 = vload(bias, og * COLS + 8)
-                            c00, c01, c10, c11, c20, c21 = b0, b1, b0, b1, b0, b1
-                            c30, c31, c40, c41, c50, c51 = b0, b1, b0, b1, b0, b1
+                            b0 = wload(bias, og * COLS)
+                            c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
+                            d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
                         else:
-                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_block(acc, a)
+                            c0, c1, c2, c3, c4, c5 = _rows(acc, a)
+                            d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
                         w = wstart[f] + (og * taps + k0) * COLS
-                        for k in range(k0, k1):
-                            dk = ds[k]
-                            w0 = vload(wpk, w)
-                            w1 = vload(wpk, w + 8)
-                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
-                                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
-                                src, p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, w0, w1)
-                            w += COLS
+                        if pair:
+                            for k in range(k0, k1):
+                                dk = ds[k]
+                                wk = wload(wpk, w)
+                                c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
+                                                                   p2 + dk, p3 + dk, p4 + dk, p5 + dk, wk)
+                                d0, d1, d2, d3, d4, d5 = wfma_rows(d0, d1, d2, d3, d4, d5, src, q0 + dk, q1 + dk,
+                                                                   q2 + dk, q3 + dk, q4 + dk, q5 + dk, wk)
+                                w += COLS
+                        else:
+                            for k in range(k0, k1):
+                                dk = ds[k]
+                                c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
+                                                                   p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
+                                w += COLS
                         if k1 < taps or staged:  # the running sums wait for the next chunk (or the stores below)
-                            _store_block(acc, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
+                            _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
+                            if pair:
+                                _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
                             continue
-                        _store_block(buf, 0, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
-                        for i in range(ROWS):
+                        _put_rows(buf, 0, c0, c1, c2, c3, c4, c5)
+                        _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
+                        for i in range(2 * ROWS if pair else ROWS):
                             base = yoff[r + i]
                             if base >= 0:
                                 at = np.uint64(base + (first_row + og * COLS) * cstride)
@@ -204,8 +211,8 @@ def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs
 
 
 @_backend.job_kernel
-def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, tap_jobs, tail_start, bufs, parts,
-                 first_job, last_job, thread):  # pragma: no cover - compiled
+def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start, bufs,
+                 parts, first_job, last_job, thread):  # pragma: no cover - compiled
     # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
     # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
     # segf[i] of positions with the same taps (image by image: an image's classes one after
@@ -216,7 +223,8 @@ def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapm
     # (j // R)-th of tap_jobs shares of each class's taps (in blocks of 6) over the (j % R)-th run
     # of at most GRAD_W_JOB positions (R runs in all, as equal as they can be); a job from
     # tail_start on adds into its own row of parts (row T + job - tail_start, T the threads'
-    # rows), whichever thread runs it
+    # rows), whichever thread runs it; wide: two blocks of 6 taps at a time where the share has
+    # two left (12 x 16 sums)
     total = pos.shape[0]
     runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
     width = bufs.shape[1] // GRAD_W_JOB  # O16
@@ -248,55 +256,75 @@ def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapm
             ds = delta[dstart[f]:dstart[f + 1]]
             tm = tapmap[dstart[f]:dstart[f + 1]]
             kblocks = (dstart[f + 1] - dstart[f]) // ROWS
-            for kt in range(share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS, ROWS):
+            kt, k_end = share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS
+            while kt < k_end:
+                pair = wide and kt + ROWS < k_end  # (two blocks of 6 taps at once: 12 x 16 sums)
+                kt2 = kt + ROWS if pair else kt
                 d0, d1, d2 = ds[kt], ds[kt + 1], ds[kt + 2]
                 d3, d4, d5 = ds[kt + 3], ds[kt + 4], ds[kt + 5]
+                e0, e1, e2 = ds[kt2], ds[kt2 + 1], ds[kt2 + 2]
+                e3, e4, e5 = ds[kt2 + 3], ds[kt2 + 4], ds[kt2 + 5]
                 for og in range(0, width, COLS):
-                    # (16 filters' panel of taps by lanes; the block's 6 taps in their rows)
+                    # (16 filters' panel of taps by lanes; the blocks' taps in their rows)
                     a0, a1, a2 = (og * rows_k + tm[kt] * COLS, og * rows_k + tm[kt + 1] * COLS,
                                   og * rows_k + tm[kt + 2] * COLS)
                     a3, a4, a5 = (og * rows_k + tm[kt + 3] * COLS, og * rows_k + tm[kt + 4] * COLS,
                                   og * rows_k + tm[kt + 5] * COLS)
-                    c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_rows(
-                        part, a0, a1, a2, a3, a4, a5)
+                    b0, b1, b2 = (og * rows_k + tm[kt2] * COLS, og * rows_k + tm[kt2 + 1] * COLS,
+                                  og * rows_k + tm[kt2 + 2] * COLS)
+                    b3, b4, b5 = (og * rows_k + tm[kt2 + 3] * COLS, og * rows_k + tm[kt2 + 4] * COLS,
+                                  og * rows_k + tm[kt2 + 5] * COLS)
+                    c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
                     at = og * GRAD_W_JOB + (s0 - first) * COLS  # (og: filters og..og+15)
-                    for p in range(p0, p1):
-                        s = pos[p]
-                        g0 = vload(gt, at)
-                        g1 = vload(gt, at + 8)
-                        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
-                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
-                            src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, g0, g1)
-                        at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
-                    _store_rows(part, a0, a1, a2, a3, a4, a5, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50,
-                                c51)
+                    if pair:
+                        h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
+                        for p in range(p0, p1):
+                            s = pos[p]
+                            gp = wload(gt, at)
+                            c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
+                                                               s + d3, s + d4, s + d5, gp)
+                            h0, h1, h2, h3, h4, h5 = wfma_rows(h0, h1, h2, h3, h4, h5, src, s + e0, s + e1, s + e2,
+                                                               s + e3, s + e4, s + e5, gp)
+                            at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
+                        _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
+                        _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
+                    else:
+                        for p in range(p0, p1):
+                            s = pos[p]
+                            c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
+                                                               s + d3, s + d4, s + d5, wload(gt, at))
+                            at += COLS
+                        _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
+                kt += 2 * ROWS if pair else ROWS
 
 
 @_backend.job_kernel
 def _pack_rows(src, rows, taps, flat, fstart, ostart, cols, out, first_job, last_job, thread
                ):  # pragma: no cover - compiled
-    # src: flat (A, rows, taps); phases f, each with the taps flat[fstart[f]:fstart[f+1]] (nt of
-    # them) written from ostart[f] on: job rb writes out[ostart[f] + ((rb * A + a) * nt + j) * cols
-    # + lane] = src[a, rb * cols + lane, flat[fstart[f] + j]] (zeros past the last row) for every
-    # phase f, a, j and lane
+    # src: flat (A, rows, taps); phases f = 0 .. F-1, each with the taps flat[fstart[f]:fstart[f+1]]
+    # (nt of them) written from ostart[f] on: job rb * F + f writes out[ostart[f] + ((rb * A + a) *
+    # nt + j) * cols + lane] = src[a, rb * cols + lane, flat[fstart[f] + j]] (zeros past the last
+    # row) for every a, j and lane (a job per block of rows and phase: an input gradient's 16
+    # channels are one block, and its 25 classes of N32 C16 24x24 -> 32 k5 p2 packed 185,000
+    # values on one thread, 150 us)
     big = src.shape[0] // (rows * taps)
+    phases = fstart.shape[0] - 1
     zero = np.float32(0.0)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
-        rb = np.int64(job)
+        rb, f = np.int64(job) // phases, np.int64(job) % phases
         r0 = rb * cols
         n = min(cols, rows - r0)
-        for f in range(fstart.shape[0] - 1):
-            nt = fstart[f + 1] - fstart[f]
-            for a in range(big):
-                for j in range(nt):
-                    # (unsigned indices: with signed ones each value's load and store tested for
-                    # a negative index: the stride-2 layer's 51,200 packed values took 68 us, not 30)
-                    at = np.uint64(ostart[f] + ((rb * big + a) * nt + j) * cols)
-                    base = np.uint64((a * rows + r0) * taps + flat[fstart[f] + j])
-                    for lane in range(np.uint64(n)):
-                        out[at + lane] = src[base + lane * np.uint64(taps)]
-                    for lane in range(np.uint64(n), np.uint64(cols)):
-                        out[at + lane] = zero
+        nt = fstart[f + 1] - fstart[f]
+        for a in range(big):
+            for j in range(nt):
+                # (unsigned indices: with signed ones each value's load and store tested for
+                # a negative index: the stride-2 layer's 51,200 packed values took 68 us, not 30)
+                at = np.uint64(ostart[f] + ((rb * big + a) * nt + j) * cols)
+                base = np.uint64((a * rows + r0) * taps + flat[fstart[f] + j])
+                for lane in range(np.uint64(n)):
+                    out[at + lane] = src[base + lane * np.uint64(taps)]
+                for lane in range(np.uint64(n), np.uint64(cols)):
+                    out[at + lane] = zero
 
 
 @_backend.job_kernel
@@ -357,7 +385,7 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     concatenated, phase ``f``'s entries from ``pstart[f]`` (positions), ``dstart[f]`` (taps) and
     ``wstart[f]`` (packed weights) on (:func:`starts`); a forward is one phase."""
     threads = numba.config.NUMBA_NUM_THREADS
-    bufs = np.empty((threads, ROWS * COLS), np.float32)
+    bufs = np.empty((threads, 2 * ROWS * COLS), np.float32)
     jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK),
                                            functools.partial(_forward_plan, pstart, dstart, JOB_BLOCKS, TAP_CHUNK))
     # output planes a multiple of 2 KB apart: a block's 16 filters would share one or two sets of
@@ -365,7 +393,7 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     staged = (cstride * y.itemsize) % STAGED_PITCH == 0
     accs = np.empty((threads, share * bias.shape[0] * ROWS if chunked or staged else 0), np.float32)
     _backend.run_jobs(_taps_forward, jobs, *map(read_only, (src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff)),
-                      jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, y, bufs,
+                      jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, y, _numba_simd.WIDE, bufs,
                       accs, work=products * out_ch, balanced=True)
 
 
@@ -425,8 +453,8 @@ def pack_phases(src: np.ndarray, flats: Sequence[Sequence[int]], cols: int = COL
     per_tap = blocks * cols * big
     ostart, flat, fstart = _memo(flats, (per_tap,), functools.partial(_pack_plan, flats, per_tap))
     out = np.empty(int(ostart[-1]), np.float32)
-    _backend.run_jobs(_pack_rows, blocks, read_only(np.ascontiguousarray(src, np.float32).reshape(-1)), rows, taps,
-                      flat, fstart, ostart, cols, out, work=out.size)
+    _backend.run_jobs(_pack_rows, blocks * len(flats), read_only(np.ascontiguousarray(src, np.float32).reshape(-1)),
+                      rows, taps, flat, fstart, ostart, cols, out, work=out.size)
     return out, ostart
 
 
@@ -462,8 +490,9 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     rows = taps + 1  # (the padding taps' scratch row last)
     parts = np.zeros((threads + tail, rows * width), np.float32)
     _backend.run_jobs(_taps_grad_w, runs * tap_jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
-                      *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)), tap_jobs,
-                      runs * tap_jobs - tail, bufs, parts, work=products * out_ch, tail=tail)
+                      *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
+                      _numba_simd.WIDE, tap_jobs, runs * tap_jobs - tail, bufs, parts, work=products * out_ch,
+                      tail=tail)
     out = np.empty((out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], rows, out_ch,
                       out.reshape(-1), work=parts.size, min_work=PARTS_MIN_WORK)

@@ -37,8 +37,8 @@ import numba
 import numpy as np
 
 from cnnlab.functional import _backend
-from cnnlab.functional._numba_implicit import _load_block, _store_block
-from cnnlab.functional._numba_simd import fma_block, vadd, vload, vstore, vsub, vzero
+from cnnlab.functional._numba_implicit import _put_rows, _rows
+from cnnlab.functional._numba_simd import vadd, vload, vstore, vsub, vzero, wfma_rows, wload, wzero
 
 ROWS, COLS = 6, 16  # the register block: tiles by filters
 LANES = 8  # channels per block of the blocked input (one vector)
@@ -247,15 +247,16 @@ def _add_checks(checks, thread, ob, check):  # pragma: no cover - compiled
 
 
 @_backend.job_kernel
-def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, vbuf,
-             mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
+def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
+             vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
     # xb: flat (N, cblocks, hn, wn, 8) blocked, padded input (by _blocked); a tile (n, a, j)
     # covers output rows rows_base[a] (+ dh) and columns cols_base[j] (+ dw) of image n, and reads
     # xb rows rows_base[a] + dh*i, columns cols_base[j] + dw*k (i, k = 0..3); u: flat (16, O16 //
     # 16, C8, 16) transformed weights (C8 = 8 * cblocks); bias: O16; y: flat (N, O, out_h, out_w);
-    # vbuf: (threads, 16 * (tiles * CHANNEL_CHUNK + SKEW)); mbuf: (threads, 16 * (O16 * tiles +
-    # SKEW)); obuf: (threads, 5 * 16); checks: (threads,), each thread's sum of y - y over its
-    # outputs (nan where one is not finite); job j: tiles j*tiles .. (j+1)*tiles - 1 of all N*TH*TW
+    # wide: two blocks of 6 tiles at a time where two are left (12 x 16 sums); vbuf: (threads,
+    # 16 * (tiles * CHANNEL_CHUNK + SKEW)); mbuf: (threads, 16 * (O16 * tiles + SKEW)); obuf:
+    # (threads, 5 * 16); checks: (threads,), each thread's sum of y - y over its outputs (nan
+    # where one is not finite); job j: tiles j*tiles .. (j+1)*tiles - 1 of all N*TH*TW
     th, tw = rows_base.shape[0], cols_base.shape[0]
     total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
     groups16 = bias.shape[0] // COLS
@@ -276,25 +277,38 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
             for xi in range(16):
                 for og in range(groups16):
                     w_at = ((xi * groups16 + og) * channels + c0) * COLS
-                    for blk in range(0, padded, ROWS):
+                    for blk in range(0, padded, 2 * ROWS if wide else ROWS):
+                        pair = wide and blk + ROWS < padded  # (tiles blk .. blk + 11 at once: 12 x 16 sums)
                         v = xi * (tiles * CHANNEL_CHUNK + SKEW) + blk * CHANNEL_CHUNK
                         p0, p1, p2 = v, v + CHANNEL_CHUNK, v + 2 * CHANNEL_CHUNK
                         p3, p4, p5 = v + 3 * CHANNEL_CHUNK, v + 4 * CHANNEL_CHUNK, v + 5 * CHANNEL_CHUNK
+                        q = p5 + CHANNEL_CHUNK if pair else p0  # (the second block's first tile)
+                        q0, q1, q2 = q, q + CHANNEL_CHUNK, q + 2 * CHANNEL_CHUNK
+                        q3, q4, q5 = q + 3 * CHANNEL_CHUNK, q + 4 * CHANNEL_CHUNK, q + 5 * CHANNEL_CHUNK
                         a = xi * (groups16 * tiles * COLS + SKEW) + (og * tiles + blk) * COLS
+                        a2 = a + ROWS * COLS if pair else a
                         if c0 == 0:
-                            c00 = c01 = c10 = c11 = c20 = c21 = vzero()
-                            c30 = c31 = c40 = c41 = c50 = c51 = vzero()
+                            c_0 = c_1 = c_2 = c_3 = c_4 = c_5 = d_0 = d_1 = d_2 = d_3 = d_4 = d_5 = wzero()
                         else:
-                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_block(mb, a)
+                            c_0, c_1, c_2, c_3, c_4, c_5 = _rows(mb, a)
+                            d_0, d_1, d_2, d_3, d_4, d_5 = _rows(mb, a2)
                         w = w_at
-                        for c in range(cc):
-                            w0 = vload(u, w)
-                            w1 = vload(u, w + 8)
-                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
-                                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
-                                vb, p0 + c, p1 + c, p2 + c, p3 + c, p4 + c, p5 + c, w0, w1)
-                            w += COLS
-                        _store_block(mb, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
+                        if pair:
+                            for c in range(cc):
+                                wc = wload(u, w)
+                                c_0, c_1, c_2, c_3, c_4, c_5 = wfma_rows(c_0, c_1, c_2, c_3, c_4, c_5, vb, p0 + c,
+                                                                         p1 + c, p2 + c, p3 + c, p4 + c, p5 + c, wc)
+                                d_0, d_1, d_2, d_3, d_4, d_5 = wfma_rows(d_0, d_1, d_2, d_3, d_4, d_5, vb, q0 + c,
+                                                                         q1 + c, q2 + c, q3 + c, q4 + c, q5 + c, wc)
+                                w += COLS
+                            _put_rows(mb, a2, d_0, d_1, d_2, d_3, d_4, d_5)
+                        else:
+                            for c in range(cc):
+                                c_0, c_1, c_2, c_3, c_4, c_5 = wfma_rows(c_0, c_1, c_2, c_3, c_4, c_5, vb, p0 + c,
+                                                                         p1 + c, p2 + c, p3 + c, p4 + c, p5 + c,
+                                                                         wload(u, w))
+                                w += COLS
+                        _put_rows(mb, a, c_0, c_1, c_2, c_3, c_4, c_5)
         # the output transform, Y = A' M A (+ bias), 8 filters per vector
         plane_out = out_h * out_w
         for tl in range(count):
@@ -311,7 +325,8 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
 
 @_backend.job_kernel
 def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn, gwn, glo_h, glo_w, out_ch, out_h,
-            out_w, tiles, tail_start, vbuf, zbuf, parts, first_job, last_job, thread):  # pragma: no cover - compiled
+            out_w, tiles, tail_start, wide, vbuf, zbuf, parts, first_job, last_job, thread
+            ):  # pragma: no cover - compiled
     # The weight gradient's 16 products: parts[r, xi, og, c, 16] += sum_tiles V[xi, tile, c] *
     # Z[xi, tile, og, 16], Z = A dY A' of the tile's 2 x 2 upstream gradients dY (zeros for
     # outputs past the edge), V as in _forward (xb, tiles and their geometry the forward's); gb:
@@ -319,7 +334,8 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
     # column j + glo_w; parts: (threads + tail, 16 * O16 * (C8 + LANES)), the threads' rows zeros
     # on entry; row r the thread's, or for a job from tail_start on, its own (threads + job -
     # tail_start, zeroed by the job);
-    # vbuf as _forward's; zbuf: (threads, 16 * (O16 * tiles + SKEW)); job j: tiles j*tiles ..
+    # wide: two blocks of 6 channels at a time where two are left; vbuf as _forward's; zbuf:
+    # (threads, 16 * (O16 * tiles + SKEW)); job j: tiles j*tiles ..
     th, tw = rows_base.shape[0], cols_base.shape[0]
     total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
     groups16 = -(-out_ch // COLS)
@@ -355,20 +371,31 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
             for xi in range(16):
                 for og in range(groups16):
                     z = xi * (groups16 * tiles * COLS + SKEW) + og * tiles * COLS
-                    for c6 in range(0, cc, ROWS):
+                    for c6 in range(0, cc, 2 * ROWS if wide else ROWS):
+                        pair = wide and c6 + ROWS < cc  # (channels c6 .. c6 + 11 at once: 12 x 16 sums)
                         a = ((xi * groups16 + og) * width + c0 + c6) * COLS
-                        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _load_block(part, a)
+                        a2 = a + ROWS * COLS if pair else a
+                        c_0, c_1, c_2, c_3, c_4, c_5 = _rows(part, a)
                         v = xi * (tiles * CHANNEL_CHUNK + SKEW) + c6
                         zt = z
-                        for _ in range(count):
-                            z0 = vload(zb, zt)
-                            z1 = vload(zb, zt + 8)
-                            c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = fma_block(
-                                c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
-                                vb, v, v + 1, v + 2, v + 3, v + 4, v + 5, z0, z1)
-                            v += CHANNEL_CHUNK
-                            zt += COLS
-                        _store_block(part, a, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51)
+                        if pair:
+                            d_0, d_1, d_2, d_3, d_4, d_5 = _rows(part, a2)
+                            for _ in range(count):
+                                zc = wload(zb, zt)
+                                c_0, c_1, c_2, c_3, c_4, c_5 = wfma_rows(c_0, c_1, c_2, c_3, c_4, c_5, vb, v, v + 1,
+                                                                         v + 2, v + 3, v + 4, v + 5, zc)
+                                d_0, d_1, d_2, d_3, d_4, d_5 = wfma_rows(d_0, d_1, d_2, d_3, d_4, d_5, vb, v + 6,
+                                                                         v + 7, v + 8, v + 9, v + 10, v + 11, zc)
+                                v += CHANNEL_CHUNK
+                                zt += COLS
+                            _put_rows(part, a2, d_0, d_1, d_2, d_3, d_4, d_5)
+                        else:
+                            for _ in range(count):
+                                c_0, c_1, c_2, c_3, c_4, c_5 = wfma_rows(c_0, c_1, c_2, c_3, c_4, c_5, vb, v, v + 1,
+                                                                         v + 2, v + 3, v + 4, v + 5, wload(zb, zt))
+                                v += CHANNEL_CHUNK
+                                zt += COLS
+                        _put_rows(part, a, c_0, c_1, c_2, c_3, c_4, c_5)
 
 
 @_backend.job_kernel

@@ -171,6 +171,7 @@ def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], 
     :func:`blocked` copy of ``src``, when made already."""
     import numba
 
+    from cnnlab.functional import _numba_simd
     from cnnlab.functional import _numba_winograd as nw
 
     batch, channels = src.shape[:2]
@@ -191,7 +192,8 @@ def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], 
     cblocks = -(-channels // nw.LANES)
     _backend.run_jobs(nw._forward, -(-total // tiles), _backend.read_only(xb), cblocks, hn, wn, dilation[0],
                       dilation[1], rows, cols, _backend.read_only(u), full, out_ch, out[0], out[1], y.reshape(-1),
-                      tiles, vbuf, mbuf, obuf, checks, work=float(total) * 16 * cblocks * 8 * blocks * 16,
+                      tiles, _numba_simd.WIDE, vbuf, mbuf, obuf, checks,
+                      work=float(total) * 16 * cblocks * 8 * blocks * 16,
                       balanced=True)
     return None if np.isnan(checks).any() else y
 
@@ -206,6 +208,7 @@ def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[
     :func:`blocked`'s ``at_least`` makes it reach.)"""
     import numba
 
+    from cnnlab.functional import _numba_simd
     from cnnlab.functional import _numba_winograd as nw
 
     xb, hn, wn = block
@@ -229,7 +232,8 @@ def grad_w(block: tuple, x_shape: Sequence[int], gblock: tuple, glows: Sequence[
     parts[:threads] = 0
     _backend.run_jobs(nw._grad_w, jobs, _backend.read_only(xb), cblocks, hn, wn, dilation[0], dilation[1], rows, cols,
                       _backend.read_only(gb), -(-out_ch // nw.LANES), ghn, gwn, glows[0], glows[1], out_ch, out[0],
-                      out[1], tiles, jobs - tail, vbuf, zbuf, parts, work=float(total) * 16 * c8 * blocks * 16,
+                      out[1], tiles, jobs - tail, _numba_simd.WIDE, vbuf, zbuf, parts,
+                      work=float(total) * 16 * c8 * blocks * 16,
                       tail=tail)
     du = parts.sum(axis=0).reshape(16, blocks, c8 + nw.LANES, _COLS)[:, :, :channels]
     du = du.transpose(0, 2, 1, 3).reshape(16, channels, blocks * _COLS)[:, :, :out_ch]

@@ -1,0 +1,115 @@
+"""The product kernels' two register blocks (``functional/_numba_simd.py``, ``WIDE``): on a CPU with
+AVX-512 the implicit and Winograd kernels run two 6 x 16 blocks at once (12 x 16), elsewhere one.
+Both give every sum in the same order, so the results are the same bits: each case runs both
+ways (whatever this machine's CPU) and is also checked against the loop reference; and the
+choice follows Numba's target CPU."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _naive, _numba_simd
+from cnnlab.functional import _numba_implicit as ni
+from tests.functional.spies import spied
+from tests.functional.test_implicit import CASES, _args, _conv, _inputs
+
+pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+
+WINOGRAD_CASES = [
+    # x shape, weight shape, padding, dilation: 3x3, stride 1
+    ((3, 5, 9, 8), (24, 5, 3, 3), 1, 1),  # 24 filters: one block and half of another
+    ((2, 20, 13, 11), (40, 20, 3, 3), 1, 1),  # 20 channels: blocks of 6 channels end unevenly
+    ((4, 9, 11, 12), (16, 9, 3, 3), 0, 2),  # dilated
+    ((1, 13, 6, 7), (33, 13, 3, 3), (2, 1), 1),  # one sample: a few tiles, an odd number of blocks
+]
+
+
+@pytest.fixture
+def compiled():
+    previous = _backend.set_backend("numba")  # past the small-work threshold
+    yield
+    _backend.set_backend(previous)
+
+
+def _all_three(monkeypatch, wide, run):
+    monkeypatch.setattr(_numba_simd, "WIDE", wide)
+    return run()
+
+
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.int32)
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CASES)
+def test_implicit_kernels_give_the_same_bits_both_ways(compiled, monkeypatch, xs, ws, stride, padding, dilation,
+                                                        groups):
+    x, w, b = _inputs(xs, ws, seed=3 * sum(xs) + sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    conv = _conv(w.ndim - 2)
+    g = np.random.default_rng(5).uniform(-1, 1, conv(x, w, b, **kw).shape).astype(np.float32)
+    calls = spied(monkeypatch, ni, "taps_forward", "taps_grad_w")
+
+    def run():
+        return (conv(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2])
+
+    wide, narrow = _all_three(monkeypatch, True, run), _all_three(monkeypatch, False, run)
+    assert calls["taps_forward"] >= 4 and calls["taps_grad_w"] >= 2  # (the kernels ran, both times)
+    for a, c in zip(wide, narrow, strict=True):
+        np.testing.assert_array_equal(_bits(a), _bits(c))
+    s, pads, d = _args(w, stride, padding, dilation)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ry = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[:2]
+    for got, want in zip(narrow, (ry, rx, rw), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("xs, ws, padding, dilation", WINOGRAD_CASES)
+def test_winograd_kernels_give_the_same_bits_both_ways(compiled, monkeypatch, xs, ws, padding, dilation):
+    from cnnlab.functional import _numba_winograd as nw
+
+    x, w, b = _inputs(xs, ws, seed=sum(xs) + 7 * sum(ws))
+    kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
+    g = np.random.default_rng(6).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
+    calls = spied(monkeypatch, nw, "_forward", "_grad_w")
+
+    def run():
+        return (F.conv2d(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2])
+
+    wide, narrow = _all_three(monkeypatch, True, run), _all_three(monkeypatch, False, run)
+    assert calls["_forward"] >= 2 and calls["_grad_w"] >= 2  # (the Winograd kernels ran, both times)
+    for a, c in zip(wide, narrow, strict=True):
+        np.testing.assert_array_equal(_bits(a), _bits(c))
+    s, pads, d = _args(w, 1, padding, dilation)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ry = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, 1)
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, 1)[:2]
+    for got, want in zip(narrow, (ry, rx, rw), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("name, features, expected", [
+    ("haswell", "", False),
+    ("skylake-avx512", "+avx512f,+avx512vl", True),
+    ("generic", "+avx2,+fma", False),
+])
+def test_the_wide_block_follows_numbas_target_cpu(monkeypatch, name, features, expected):
+    monkeypatch.setattr(numba.config, "CPU_NAME", name)
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", features)
+    assert _numba_simd._wide_cpu() is expected
+
+
+def test_the_host_cpu_decides_without_a_named_target(monkeypatch):
+    """Without a named target, the host's CPU: read here from the kernel's list of its flags."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), None)
+    except OSError:
+        flags = None
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo flags on this system")
+    monkeypatch.setattr(numba.config, "CPU_NAME", None)
+    assert _numba_simd._wide_cpu() is ("avx512f" in flags)
