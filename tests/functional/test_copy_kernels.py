@@ -68,3 +68,52 @@ def test_gradient_of_a_sum_reaches_a_leaf_as_an_array_of_its_own():
     x.grad[0, 0] = 5.0
     (x * 2).mean().backward()
     np.testing.assert_allclose(x.grad, np.array([[5, 1, 1], [1, 1, 1]]) + 2 / 6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [1.5, -0.0, np.nan, -np.inf, 3e-45])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (7,), (2, 0, 3), (1, 1, 1, 1)])
+def test_contiguous_writes_out_one_broadcast_value_bit_for_bit(two_threads, monkeypatch, value, dtype, shape):
+    """A gradient that is one value broadcast (a ``sum``'s) comes out as ``np.ascontiguousarray``
+    makes it, bit for bit (a signed zero, NaN, a subnormal), by the compiled fill; other arrays
+    as NumPy makes them (a contiguous one is returned as it is)."""
+    from cnnlab.functional import _numba_kernels
+
+    fills = []
+    real = _numba_kernels._fill
+    monkeypatch.setattr(_numba_kernels, "_fill", lambda *a: (fills.append(a[-3:]), real(*a)))
+    view = np.broadcast_to(np.array(value, dtype), shape)
+    got = _backend.contiguous(view)
+    want = np.ascontiguousarray(view)
+    assert got.dtype == want.dtype and got.shape == want.shape and got.flags.c_contiguous and got.flags.writeable
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    assert bool(fills) == (view.size > 0)  # (the fill ran, on its jobs, for every value there is)
+    if fills:
+        assert sorted((first, last) for first, last, _ in fills)[0][0] == 0
+        assert sum(last - first for first, last, _ in fills) == view.size
+    fills.clear()
+    plain = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    assert _backend.contiguous(plain) is plain
+    np.testing.assert_array_equal(_backend.contiguous(plain[:, ::2]), plain[:, ::2])
+    np.testing.assert_array_equal(_backend.contiguous(np.broadcast_to(plain[:1], (3, 3, 4))),
+                                  np.broadcast_to(plain[:1], (3, 3, 4)))
+    assert not fills  # (only a single value broadcast is filled)
+
+
+def test_a_sums_gradient_reaches_a_convolution_as_a_filled_array(monkeypatch):
+    """conv2d(...).sum().backward(): the gradients are those of an explicit array of ones."""
+    import cnnlab.functional as F
+    from cnnlab.functional import _numba_kernels
+
+    monkeypatch.setattr(_backend, "PARALLEL_MIN_WORK", 0)
+    fills = []
+    real = _numba_kernels._fill
+    monkeypatch.setattr(_numba_kernels, "_fill", lambda *a: (fills.append(1), real(*a)))
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 16, 9, 9)).astype(np.float32), rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    xx, ww = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    F.conv2d(xx, ww, padding=1).sum().backward()
+    assert fills
+    gx, gw, _ = F.conv_backward(np.ones((2, 16, 9, 9), np.float32), x, w, None, padding=1)
+    np.testing.assert_array_equal(xx.grad, gx)
+    np.testing.assert_array_equal(ww.grad, gw)

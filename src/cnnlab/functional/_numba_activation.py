@@ -231,6 +231,6 @@ def backward(name, g, x, *params):
     """``g * name'(x, *params)`` for ``g`` and ``x`` of one float dtype and shape."""
     out = np.empty(x.shape, g.dtype)
     kernel = _FLOAT32[name][1] if name in _FLOAT32 and x.dtype == np.float32 else _BACKWARD[name]
-    _backend.run_jobs(kernel, out.size, np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1),
+    _backend.run_jobs(kernel, out.size, _backend.contiguous(g).reshape(-1), np.ascontiguousarray(x).reshape(-1),
                       out.reshape(-1), *params, work=_WORK[name] * out.size)
     return out

@@ -353,6 +353,22 @@ def relu_grad(g, y):
     return out
 
 
+@_backend.job_kernel
+def _fill(value, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    v = value[0]
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
+        out[i] = v
+
+
+def filled(a):
+    """``a``, one value broadcast (every stride 0: the gradient a ``sum`` or ``mean`` hands back),
+    written out as a new C-contiguous array on both cores, bit for bit that value."""
+    out = np.empty(a.shape, a.dtype)
+    if out.size:
+        _backend.run_jobs(_fill, out.size, np.array([a.flat[0]], a.dtype), out.reshape(-1), work=out.size)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # zero padding of planes, one pass: each padded row written once, its border zeroed and its
 # interior copied (NumPy's ``np.zeros`` then a copy of the interior writes the whole array twice,
