@@ -222,6 +222,31 @@ def test_watch_rounds_are_calibrated_to_the_spin_time():
     assert 1 <= short < longer
 
 
+def test_the_watch_loops_are_compiled_before_any_job(monkeypatch):
+    """Made afresh, the compiled loops each already hold the one signature the team calls them
+    with, and a run whose jobs the caller takes back (``publish``) adds none: nothing is compiled
+    in the middle of a run (``publish`` was, on the first job a caller took back, 100 ms into a
+    training step)."""
+    if _team._watchers() is None:
+        pytest.skip("needs numba")
+    monkeypatch.setattr(_team, "_compiled", {})
+    made = _team._watchers()
+    for name in ("watch", "publish", "publish_watch"):
+        assert len(made[name].signatures) == 1, name
+    team = _team.Team(2)
+    try:
+        team._pending = LateHelpers()
+        results, caller = _run(team, [(_ident, ("a",)), (_ident, ("b",)), (_ident, ("c",))])
+        assert [ident for _, ident in results] == [caller] * 3  # (every job taken back)
+        team._pending = {}
+        results, caller = _run_shared(team, "ab")
+        assert results[1][1] != caller
+        for name in ("watch", "publish", "publish_watch"):
+            assert len(made[name].signatures) == 1, name
+    finally:
+        _finishes(team.close)
+
+
 def test_watch_returns_what_it_sees_after_its_grace_rounds():
     """A job seen is returned after ``grace`` more rounds (the helper's wait for the caller to let
     go of the GIL), whatever that number; a stop flag still ends the watch; a team's grace is
