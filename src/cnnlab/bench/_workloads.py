@@ -26,6 +26,7 @@ def _conv_flops(n, c, o, out_hw, k, groups, backward):
 
 def conv_workloads(torch, rng) -> list[Workload]:
     specs = [  # N, C, H, O, k, stride, pad, groups, dilation
+        (32, 16, 24, 32, 5, 1, 2, 1, 1),  # (the first row of the table)
         (64, 1, 28, 32, 5, 1, 0, 1, 1), (64, 32, 14, 64, 3, 1, 1, 1, 1), (16, 64, 56, 64, 3, 1, 1, 1, 1),
         (64, 3, 32, 32, 3, 1, 1, 1, 1), (32, 32, 32, 64, 3, 2, 1, 1, 1), (64, 64, 28, 64, 3, 1, 1, 64, 1),
         (32, 32, 28, 32, 3, 1, 2, 1, 2), (64, 64, 28, 128, 1, 1, 0, 1, 1),
