@@ -74,7 +74,7 @@ def test_gradient_of_a_sum_reaches_a_leaf_as_an_array_of_its_own():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(3, 4, 5, 6), (7,), (2, 0, 3), (1, 1, 1, 1)])
 def test_contiguous_writes_out_one_broadcast_value_bit_for_bit(two_threads, monkeypatch, value, dtype, shape):
-    """A gradient that is one value broadcast (a ``sum``'s) comes out as ``np.ascontiguousarray``
+    """A gradient that is one value broadcast (a ``sum``'s) comes out of ``contiguous`` as ``np.ascontiguousarray``
     makes it, bit for bit (a signed zero, NaN, a subnormal), by the compiled fill; other arrays
     as NumPy makes them (a contiguous one is returned as it is)."""
     from cnnlab.functional import _numba_kernels
@@ -83,7 +83,7 @@ def test_contiguous_writes_out_one_broadcast_value_bit_for_bit(two_threads, monk
     real = _numba_kernels._fill
     monkeypatch.setattr(_numba_kernels, "_fill", lambda *a: (fills.append(a[-3:]), real(*a)))
     view = np.broadcast_to(np.array(value, dtype), shape)
-    got = _backend.contiguous(view)
+    got = _numba_kernels.contiguous(view)
     want = np.ascontiguousarray(view)
     assert got.dtype == want.dtype and got.shape == want.shape and got.flags.c_contiguous and got.flags.writeable
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
@@ -93,9 +93,9 @@ def test_contiguous_writes_out_one_broadcast_value_bit_for_bit(two_threads, monk
         assert sum(last - first for first, last, _ in fills) == view.size
     fills.clear()
     plain = np.arange(24, dtype=dtype).reshape(2, 3, 4)
-    assert _backend.contiguous(plain) is plain
-    np.testing.assert_array_equal(_backend.contiguous(plain[:, ::2]), plain[:, ::2])
-    np.testing.assert_array_equal(_backend.contiguous(np.broadcast_to(plain[:1], (3, 3, 4))),
+    assert _numba_kernels.contiguous(plain) is plain
+    np.testing.assert_array_equal(_numba_kernels.contiguous(plain[:, ::2]), plain[:, ::2])
+    np.testing.assert_array_equal(_numba_kernels.contiguous(np.broadcast_to(plain[:1], (3, 3, 4))),
                                   np.broadcast_to(plain[:1], (3, 3, 4)))
     assert not fills  # (only a single value broadcast is filled)
 

@@ -343,20 +343,16 @@ def read_only(a: Any) -> Any:
     return view
 
 
-def contiguous(a: Any) -> Any:
-    """``np.ascontiguousarray(a)``; but a float array of at least :data:`PARALLEL_MIN_WORK` values
-    that is one value broadcast (every stride 0: the upstream gradient of a ``sum`` or a ``mean``)
-    is written out on both cores by a compiled fill.  (NumPy's copy of such a view runs a strided
-    loop on one core: the 2.4 MB output of N32 C16 24x24 -> 32 took it 0.15-0.6 ms in a
-    training-style backward.)"""
+def fillable(a: Any) -> bool:
+    """Whether the compiled fill writes ``a`` out (:func:`cnnlab.functional._numba_kernels.contiguous`):
+    a float array of at least :data:`PARALLEL_MIN_WORK` values that is one value broadcast (every
+    stride 0: the upstream gradient of a ``sum`` or a ``mean``), with the compiled kernels allowed.
+    (NumPy's copy of such a view runs a strided loop on one core: the 2.4 MB output of N32 C16
+    24x24 -> 32 took it 0.15-0.6 ms in a training-style backward.)"""
     import numpy as np
 
-    if (isinstance(a, np.ndarray) and a.ndim and a.size >= PARALLEL_MIN_WORK and not any(a.strides)
-            and a.dtype.kind == "f" and use_numba(a.size)):
-        from cnnlab.functional import _numba_kernels
-
-        return _numba_kernels.filled(a)
-    return np.ascontiguousarray(a)
+    return (isinstance(a, np.ndarray) and a.ndim > 0 and a.size >= PARALLEL_MIN_WORK and not any(a.strides)
+            and a.dtype.kind == "f" and use_numba(a.size))
 
 
 # Values from which :func:`sum_all` adds the two halves of an array on two threads.

@@ -414,7 +414,12 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
     ``release``: ``saved`` is not used again, so its column matrix may be overwritten (by the
     column gradient, after the weight gradient has read it)."""
     # once here, not in each kernel's wrapper: a sum's gradient arrives as a broadcast view
-    grad_out = _backend.contiguous(grad_out)
+    if _backend.fillable(grad_out):
+        from cnnlab.functional import _numba_kernels
+
+        grad_out = _numba_kernels.filled(grad_out)
+    else:
+        grad_out = np.ascontiguousarray(grad_out)
     if saved.method == "implicit":
         return _implicit_backward(grad_out, saved, needs)
     if saved.method == "winograd":

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from cnnlab.functional import _backend
+from cnnlab.functional._numba_kernels import contiguous
 from cnnlab.functional._numba_math import exp_nonpos, expm1_nonpos, sigmoid
 from cnnlab.functional._special import ERF_MACLAURIN, ERF_ONE, ERF_SMALL, ERF_STEP, erf_centre_table
 
@@ -231,6 +232,6 @@ def backward(name, g, x, *params):
     """``g * name'(x, *params)`` for ``g`` and ``x`` of one float dtype and shape."""
     out = np.empty(x.shape, g.dtype)
     kernel = _FLOAT32[name][1] if name in _FLOAT32 and x.dtype == np.float32 else _BACKWARD[name]
-    _backend.run_jobs(kernel, out.size, _backend.contiguous(g).reshape(-1), np.ascontiguousarray(x).reshape(-1),
+    _backend.run_jobs(kernel, out.size, contiguous(g).reshape(-1), np.ascontiguousarray(x).reshape(-1),
                       out.reshape(-1), *params, work=_WORK[name] * out.size)
     return out

@@ -369,6 +369,12 @@ def filled(a):
     return out
 
 
+def contiguous(a):
+    """``np.ascontiguousarray(a)``, by :func:`filled` where :func:`cnnlab.functional._backend.fillable`
+    says so (a large gradient that is one value broadcast)."""
+    return filled(a) if _backend.fillable(a) else np.ascontiguousarray(a)
+
+
 # ---------------------------------------------------------------------------------------------
 # zero padding of planes, one pass: each padded row written once, its border zeroed and its
 # interior copied (NumPy's ``np.zeros`` then a copy of the interior writes the whole array twice,

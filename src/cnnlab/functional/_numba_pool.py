@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnnlab.functional import _backend
+from cnnlab.functional._numba_kernels import contiguous
 
 
 def _kernel(fn):
@@ -261,7 +262,7 @@ def max_forward(x: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
 def max_backward(grad_out: np.ndarray, arg: np.ndarray, plan: Plan) -> np.ndarray:
     """``grad_x`` ``(P, prod(sp))``: each window's gradient added to the cell it chose."""
     cells = arg.size // max(plan.planes, 1)
-    g2 = _backend.contiguous(grad_out).reshape(plan.planes, cells)
+    g2 = contiguous(grad_out).reshape(plan.planes, cells)
     grad_x = np.empty((plan.planes, int(math.prod(plan.sp))), dtype=grad_out.dtype)
     if plan.planes:
         _backend.run_jobs(_max_backward, plan.planes, g2.reshape(-1), arg.reshape(-1), grad_x.reshape(-1), cells,
@@ -433,7 +434,7 @@ def avg_forward(x: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
 def avg_backward(grad_out: np.ndarray, plan: Plan, divisor: np.ndarray) -> np.ndarray:
     """``grad_x`` ``(P, *sp)``: ``grad_out[p, o] / divisor[o]`` added to every input tap of window
     ``o`` (``divisor`` of ``grad_out``'s dtype)."""
-    g4 = _backend.contiguous(grad_out).reshape((plan.planes, *plan.out))
+    g4 = contiguous(grad_out).reshape((plan.planes, *plan.out))
     grad_x = np.empty((plan.planes, *plan.sp), dtype=grad_out.dtype)
     div = np.ascontiguousarray(divisor).reshape(-1)
     if plan.planes and plan.disjoint:
