@@ -121,94 +121,56 @@ def _float32_array(arr) -> bool:
     return isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.layout == "C"
 
 
-@intrinsic
-def vzero(typingctx):
-    """Eight zeros."""
-    def codegen(context, builder, sig, args):
-        return ir.Constant(_VEC, [0.0] * LANES)
-    return f32x8(), codegen
+def _vector_ops(vec, vtype):
+    """``(zero, load, store, fma_at)``: the intrinsics of vectors of LLVM type ``vec`` (Numba type
+    ``vtype``), as documented at their names below."""
+    lanes = vec.count
+
+    @intrinsic
+    def zero(typingctx):
+        def codegen(context, builder, sig, args):
+            return ir.Constant(vec, [0.0] * lanes)
+        return vtype(), codegen
+
+    @intrinsic
+    def load(typingctx, arr, index):
+        if not (_float32_array(arr) and isinstance(index, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+            return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=4)
+        return vtype(arr, index), codegen
+
+    @intrinsic
+    def store(typingctx, arr, index, value):
+        if not (_float32_array(arr) and isinstance(index, types.Integer) and value == vtype):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+            builder.store(args[2], builder.bitcast(ptr, vec.as_pointer()), align=4)
+            return context.get_dummy_value()
+        return types.none(arr, index, value), codegen
+
+    @intrinsic
+    def fma_at(typingctx, acc, arr, index, value):
+        if not (acc == vtype and _float32_array(arr) and isinstance(index, types.Integer) and value == vtype):
+            return None
+
+        def codegen(context, builder, sig, args):
+            scalar = builder.load(_element_ptr(context, builder, sig.args[1], args[1], args[2]), align=4)
+            return _fma(builder, _splat(builder, scalar, vec), args[3], args[0])
+        return vtype(acc, arr, index, value), codegen
+
+    return zero, load, store, fma_at
 
 
-@intrinsic
-def vload(typingctx, arr, index):
-    """``arr[index:index+8]`` as a vector (``arr``: C-contiguous float32; no bounds check)."""
-    if not (_float32_array(arr) and isinstance(index, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        return builder.load(builder.bitcast(ptr, _VEC.as_pointer()), align=4)
-    return f32x8(arr, index), codegen
-
-
-@intrinsic
-def vstore(typingctx, arr, index, vec):
-    """``arr[index:index+8] = vec`` (no bounds check)."""
-    if not (_float32_array(arr) and isinstance(index, types.Integer) and vec == f32x8):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        builder.store(args[2], builder.bitcast(ptr, _VEC.as_pointer()), align=4)
-        return context.get_dummy_value()
-    return types.none(arr, index, vec), codegen
-
-
-@intrinsic
-def vfma_at(typingctx, acc, arr, index, vec):
-    """``acc + arr[index] * vec``, ``arr[index]`` broadcast to every lane, one rounding (no bounds check)."""
-    if not (acc == f32x8 and _float32_array(arr) and isinstance(index, types.Integer) and vec == f32x8):
-        return None
-
-    def codegen(context, builder, sig, args):
-        scalar = builder.load(_element_ptr(context, builder, sig.args[1], args[1], args[2]), align=4)
-        return _fma(builder, _splat(builder, scalar, _VEC), args[3], args[0])
-    return f32x8(acc, arr, index, vec), codegen
-
-
-@intrinsic
-def wzero(typingctx):
-    """Sixteen zeros."""
-    def codegen(context, builder, sig, args):
-        return ir.Constant(_WIDE_VEC, [0.0] * 2 * LANES)
-    return f32x16(), codegen
-
-
-@intrinsic
-def wload(typingctx, arr, index):
-    """``arr[index:index+16]`` as a sixteen-lane vector (``arr``: C-contiguous float32; no bounds check)."""
-    if not (_float32_array(arr) and isinstance(index, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        return builder.load(builder.bitcast(ptr, _WIDE_VEC.as_pointer()), align=4)
-    return f32x16(arr, index), codegen
-
-
-@intrinsic
-def wstore(typingctx, arr, index, vec):
-    """``arr[index:index+16] = vec`` (no bounds check)."""
-    if not (_float32_array(arr) and isinstance(index, types.Integer) and vec == f32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        builder.store(args[2], builder.bitcast(ptr, _WIDE_VEC.as_pointer()), align=4)
-        return context.get_dummy_value()
-    return types.none(arr, index, vec), codegen
-
-
-@intrinsic
-def wfma_at(typingctx, acc, arr, index, vec):
-    """``acc + arr[index] * vec`` in sixteen lanes, ``arr[index]`` broadcast, one rounding (no bounds check)."""
-    if not (acc == f32x16 and _float32_array(arr) and isinstance(index, types.Integer) and vec == f32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        scalar = builder.load(_element_ptr(context, builder, sig.args[1], args[1], args[2]), align=4)
-        return _fma(builder, _splat(builder, scalar, _WIDE_VEC), args[3], args[0])
-    return f32x16(acc, arr, index, vec), codegen
+# vzero() -> eight zeros; vload(a, i) -> a[i:i+8] as a vector (a: C-contiguous float32; no bounds
+# check); vstore(a, i, v): a[i:i+8] = v; vfma_at(acc, a, i, v) -> acc + a[i] * v, a[i] broadcast to
+# every lane, one rounding.  And the same of sixteen lanes: wzero, wload, wstore, wfma_at.
+vzero, vload, vstore, vfma_at = _vector_ops(_VEC, f32x8)
+wzero, wload, wstore, wfma_at = _vector_ops(_WIDE_VEC, f32x16)
 
 
 @intrinsic
