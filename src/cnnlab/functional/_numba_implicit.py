@@ -186,7 +186,8 @@ def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs
                                 _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
                             continue
                         _put_rows(buf, 0, c0, c1, c2, c3, c4, c5)
-                        _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
+                        if pair:
+                            _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
                         for i in range(2 * ROWS if pair else ROWS):
                             base = yoff[r + i]
                             if base >= 0:
