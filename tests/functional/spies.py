@@ -16,9 +16,9 @@ def spied(monkeypatch: pytest.MonkeyPatch, module: ModuleType, *names: str) -> d
     for name in names:
         original = getattr(module, name)
 
-        def spy(*args, _original=original, _name=name):
+        def spy(*args, _original=original, _name=name, **kwargs):
             calls[_name] += 1
-            return _original(*args)
+            return _original(*args, **kwargs)
         monkeypatch.setattr(module, name, spy)
     return calls
 

@@ -96,11 +96,17 @@ def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, paddi
     for got, want in ((gx, rx), (gw, rw)):
         assert got.dtype == np.float32 and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
-    # per group: the forward twice (once per call above), the input gradient once (all phases of
-    # the stride in one call), the weight gradient once
+    # the forward twice (once per call above), the input gradient once (all phases of the stride
+    # in one call), the weight gradient once: each one call for every group, except where a
+    # group's lanes (filters for the forward, input channels for the input gradient) fill more
+    # than one register block (then a call per group)
     # (fewer than MIN_LANES input channels per group: the input gradient by col2im)
-    assert calls["taps_grad_w"] == groups
-    assert calls["taps_forward"] == (2 if w.shape[1] < _implicit.MIN_LANES else 3) * groups
+    def per_call(lanes):
+        return 1 if groups == 1 or lanes <= 16 else groups
+
+    assert calls["taps_grad_w"] == 1
+    assert calls["taps_forward"] == 2 * per_call(w.shape[0] // groups) + (
+        0 if w.shape[1] < _implicit.MIN_LANES else per_call(w.shape[1]))
 
 
 @pytest.mark.parametrize("route", ["skip", "copy"])
@@ -112,6 +118,7 @@ def test_padding_skipped_or_copied_gives_the_same_values(compiled, monkeypatch, 
     gradient instead (``PACK_COST`` huge), every input gradient implicit: all three results
     against the loop reference."""
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "PAIR_LANES", 0)  # (pairs of positions take the copy: see test_pairs.py)
     monkeypatch.setattr(_implicit, "PACK_COST", 0.0 if route == "skip" else 1e30)
     monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0 if route == "skip" else 1e30)
     copies = spied(monkeypatch, _implicit, "_padded_input")
@@ -259,7 +266,7 @@ def test_weight_gradient_tail_sums_do_not_depend_on_the_thread(compiled, monkeyp
         done, tails = threading.Event(), []
 
         def kernel(*a, held=held, done=done, tails=tails):
-            first, thread, tail_start = a[-3], a[-1], a[-6]
+            first, thread, tail_start = a[-3], a[-1], a[-9]
             if thread == held and first < tail_start:
                 assert done.wait(timeout=60)
             real(*a)
@@ -329,26 +336,28 @@ def test_packing_plans_kept_by_the_tables_identity(compiled, monkeypatch):
 
 
 @pytest.mark.parametrize("split", [False, True])
-@pytest.mark.parametrize("count, out_ch, taps, rows", [(1, 16, 12, 12), (2, 20, 10, 12), (3, 37, 7, 12),
-                                                      (2, 64, 288, 288), (8, 64, 288, 289)])
-def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows, split):
-    """The weight gradient's per-thread sums ``parts[t, o // 16, k, o % 16]`` come out as ``(O,
-    taps)``: the threads' values added in thread order (as NumPy's sum over the first axis), the
-    padding filters and taps dropped; any number of threads, on the calling thread alone or its
-    panels split between the threads (``split``: as ``PARTS_MIN_WORK`` lets the stride-2
-    layer's 8 sums of 289 x 64 run)."""
+@pytest.mark.parametrize("count, out_ch, taps, rows, groups", [
+    (1, 16, 12, 12, 1), (2, 20, 10, 12, 1), (3, 37, 7, 12, 1), (2, 64, 288, 288, 1), (8, 64, 288, 289, 1),
+    (2, 8, 10, 12, 3), (3, 20, 7, 9, 2)])
+def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows, groups, split):
+    """The weight gradient's per-thread sums ``parts[t, g, o // 16, k, o % 16]`` come out as ``(G *
+    O, taps)`` (``O``: a group's filters): the threads' values added in thread order (as NumPy's
+    sum over the first axis), the padding filters and taps dropped, group after group; any number
+    of threads, on the calling thread alone or its panels split between the threads (``split``:
+    as ``PARTS_MIN_WORK`` lets the stride-2 layer's 8 sums of 289 x 64 run)."""
     from cnnlab.functional import _numba_implicit as ni
 
     width = -(-out_ch // 16) * 16
-    parts = np.random.default_rng(out_ch + count).uniform(-1, 1, (count, width // 16, rows, 16)).astype(np.float32)
-    want = parts[0].copy()
+    parts = np.random.default_rng(out_ch + count).uniform(-1, 1, (count, groups, width // 16, rows, 16)
+                                                          ).astype(np.float32)
+    total = parts[0].copy()
     for t in range(1, count):
-        want = want + parts[t]
-    want = want.transpose(0, 2, 1).reshape(width, rows)[:out_ch, :taps]
-    out = np.empty((out_ch, taps), np.float32)
+        total = total + parts[t]
+    want = np.concatenate([total[k].transpose(0, 2, 1).reshape(width, rows)[:out_ch, :taps] for k in range(groups)])
+    out = np.empty((groups * out_ch, taps), np.float32)
     flat = parts.reshape(-1).copy()
-    _backend.run_jobs(ni._parts_transposed, width // 16, flat, parts[0].size, rows, out_ch, out.reshape(-1),
-                      work=flat.size, min_work=0 if split else flat.size + 1)
+    _backend.run_jobs(ni._parts_transposed, groups * width // 16, flat, parts[0].size, rows, groups * out_ch, out_ch, 1,
+                      out.reshape(-1), work=flat.size, min_work=0 if split else flat.size + 1)
     np.testing.assert_array_equal(out, want)
 
 

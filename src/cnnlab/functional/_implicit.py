@@ -57,6 +57,11 @@ def applies(x: np.ndarray, weight: np.ndarray) -> bool:
 # more than half of its lanes would compute padding (measured on 2 cores, the input gradient of
 # N8 C3 224x224 -> 64 k7 s2: 142 ms, 3 of 16 lanes used, against 60 ms by col2im).
 MIN_LANES = 8
+# Lanes (filters, or input channels for the input gradient) per group up to which the kernels run
+# blocks of 8 filters at 2 adjacent positions (span 2), where the layer's positions come in such
+# pairs (a unit stride along the last axis, an even count along it): 16 filters a block would
+# leave half the lanes idle.
+PAIR_LANES = 8
 
 
 # Multiply-adds (times 2: FLOPs) of a forward from which 'auto' takes the implicit kernels: below it
@@ -296,38 +301,84 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         tables = _geometry(src, weight.shape, stride, dilation, None, out)
     out_ch, cg = weight.shape[:2]
     og = out_ch // groups
-    plane = int(math.prod(src.shape[2:]))
     y = np.empty((src.shape[0], out_ch, *out), np.float32)
-    packs = _group_packs(weight.reshape(groups, og, -1), tables.flats, og)
-    for g in range(groups):
-        rows = slice(g * og, (g + 1) * og)
-        wpk, wstart = packs(g)
-        bpk = _bias16(None if bias is None else np.asarray(bias[rows], np.float32), og)
-        ni.taps_forward(src.reshape(-1), wpk, wstart, bpk, tables.pos, tables.pstart, tables.delta + g * cg * plane,
-                        tables.dstart, tables.yoff, int(math.prod(out)), g * og, og, y.reshape(-1))
+    gsrc = cg * int(math.prod(src.shape[2:]))  # (a group's input channels further on)
+    phases = (tables.pos, tables.pstart, tables.yoff, tables.delta, tables.dstart)
+    if _paired(og, stride):  # (the phases whose positions pair in blocks of 8 filters at 2 positions)
+        for part, span in zip(ni.split_pairs(*phases), (2, 1), strict=True):
+            if part is not None:
+                _forward_call(src, weight, bias, groups, [tables.flats[f] for f in part[0]], part[1:], y, gsrc, span)
+    else:
+        _forward_call(src, weight, bias, groups, tables.flats, phases, y, gsrc, 1)
     return y, src, pads
 
 
-def _group_packs(w: np.ndarray, flats: Sequence[np.ndarray], lanes: int):
-    """``packs(g) -> (wpk, wstart)``: the packed weights of group ``g`` (``w[g]``: ``(A, lanes, T)``
-    or ``(lanes, T)``, rows the kernels' lanes) for the taps ``flats`` of each phase.  Where a group's
-    lanes fit one block of the register block (at most 16), every group is packed in one parallel
-    call, group after group within each phase's block (:func:`pack_phases` with the groups' ``A``
-    rows stacked), and group ``g``'s phases start ``g * A * taps`` blocks of 16 further on: one
-    call instead of one per group (N32 C256 14x14 -> 256 in 32 groups packed its weights 32 times
-    a pass, each a hand-off to the threads).  Otherwise a call per group."""
+def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int,
+                  flats: Sequence[np.ndarray], phases: tuple, y: np.ndarray, gsrc: int, span: int) -> None:
+    """The products of :func:`forward` for the ``phases`` ``(pos, pstart, yoff, delta, dstart)``
+    (taps ``flats``) into ``y``: every group in one call where a group's filters fit a block
+    (with ``span`` 2, each filter's weights and bias twice), else a call per group."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    out_ch = weight.shape[0]
+    og = out_ch // groups
+    pos, pstart, yoff, delta, dstart = phases
+    cstride = int(math.prod(y.shape[2:]))
+    w = weight.reshape(groups, og, -1)
+    b = None if bias is None else np.asarray(bias, np.float32).reshape(groups, og)
+    if span == 2:
+        w, b = np.repeat(w, 2, axis=1), None if b is None else np.repeat(b, 2, axis=1)
+    packs = _group_packs(w, flats, span * og)
+    if packs.step is not None:  # (every group in one call)
+        bpk = np.concatenate([_bias16(None if b is None else b[g], span * og) for g in range(groups)])
+        ni.taps_forward(src.reshape(-1), packs.wpk, packs.wstart, bpk, pos, pstart, delta, dstart, yoff, cstride, 0,
+                        og, y.reshape(-1), groups, gsrc, og, packs.step, span=span)
+        return
+    for g in range(groups):
+        wpk, wstart = packs(g)
+        ni.taps_forward(src.reshape(-1), wpk, wstart, _bias16(None if b is None else b[g], og), pos, pstart,
+                        delta + g * gsrc, dstart, yoff, cstride, g * og, og, y.reshape(-1))
+
+
+def _paired(lanes: int, stride: Sequence[int]) -> bool:
+    """Whether a product with ``lanes`` filters (or input channels) a group may run blocks of 2
+    positions (:data:`PAIR_LANES`, a unit stride along the last axis); which of its phases do is
+    the tables' to say (:func:`cnnlab.functional._numba_implicit.split_pairs`)."""
+    return lanes <= PAIR_LANES and stride[-1] == 1
+
+
+class _Packs:
+    """The packed weights of every group (:func:`_group_packs`): ``packs(g) -> (wpk, wstart)``;
+    where they are one array, ``wpk``, ``wstart`` (group 0's phases) and ``step`` (per phase, how
+    much further on each next group's start lies), else ``step`` None."""
+
+    def __init__(self, make, wpk: np.ndarray | None = None, wstart: np.ndarray | None = None,
+                 step: np.ndarray | None = None) -> None:
+        self._make, self.wpk, self.wstart, self.step = make, wpk, wstart, step
+
+    def __call__(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._make(g)
+
+
+def _group_packs(w: np.ndarray, flats: Sequence[np.ndarray], lanes: int) -> _Packs:
+    """The packed weights of each group ``g`` (``w[g]``: ``(A, lanes, T)`` or ``(lanes, T)``, rows
+    the kernels' lanes) for the taps ``flats`` of each phase.  Where a group's lanes fit one block
+    of the register block (at most 16), or there is one group, every group is packed in one
+    parallel call, group after group within each phase's block (:func:`pack_phases` with the
+    groups' ``A`` rows stacked), and group ``g``'s phases start ``g * A * taps`` blocks of 16
+    further on: one call instead of one per group (N32 C256 14x14 -> 256 in 32 groups packed its
+    weights 32 times a pass, each a hand-off to the threads), and the kernels run every group in
+    one call too.  Otherwise a call per group."""
     from cnnlab.functional import _numba_implicit as ni
 
     groups = w.shape[0]
     w = w.reshape(groups, -1, lanes, w.shape[-1])  # (G, A, lanes, T)
-    if groups == 1 or lanes > ni.COLS:
-        return lambda g: ni.pack_phases(w[g], flats)
+    if groups > 1 and lanes > ni.COLS:
+        return _Packs(lambda g: ni.pack_phases(w[g], flats))
     wpk, ostart = ni.pack_phases(w.reshape(-1, lanes, w.shape[-1]), flats)
     step = np.array([len(f) for f in flats], np.int64) * (w.shape[1] * ni.COLS)
-
-    def packs(g: int) -> tuple[np.ndarray, np.ndarray]:
-        return wpk, ostart[:-1] + g * step
-    return packs
+    wstart = ostart[:-1]
+    return _Packs(lambda g: (wpk, wstart + g * step), wpk, wstart, step)
 
 
 def _border_finite(grad_out: np.ndarray, tables: Tables) -> bool:
@@ -386,13 +437,19 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     plane, npos = int(math.prod(spatial)), int(math.prod(out))
     taps = int(cg * math.prod(weight_shape[2:]))
     g = g.reshape(batch, out_ch, npos)
-    result = np.empty((groups, og, taps), np.float32)
-    for k in range(groups):
-        # (group k's filters read where they lie in the whole gradient: a copy of each group's
-        # took N32 C256 14x14 -> 256 in 32 groups 0.95 of its 6.3 ms)
-        goff = tables.wgoff if k == 0 else np.where(tables.wgoff >= 0, tables.wgoff + k * og * npos, -1)
-        result[k] = ni.taps_grad_w(src.reshape(-1), g, tables.wpos, goff, tables.seg, tables.segf,
-                                   tables.delta6 + k * cg * plane, tables.dstart6, tables.tapmap, taps, og)
+    # (every group in one call, group k's filters read where they lie in the whole gradient: a
+    # copy of each group's took N32 C256 14x14 -> 256 in 32 groups 0.95 of its 6.3 ms)
+    segments = (tables.wpos, tables.wgoff, tables.seg, tables.segf)
+    if og > PAIR_LANES:
+        return ni.taps_grad_w(src.reshape(-1), g, *segments, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
+                              groups, cg * plane).reshape(weight_shape)
+    # (the segments whose positions pair: panels of 8 filters at 2 positions; the others' sums added)
+    result = None
+    for part, span in zip(ni.split_segments(*segments), (2, 1), strict=True):
+        if part is not None:
+            sums = ni.taps_grad_w(src.reshape(-1), g, *part, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
+                                  groups, cg * plane, span=span)
+            result = sums if result is None else result + sums
     return result.reshape(weight_shape)
 
 
@@ -515,16 +572,41 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
                                 lows, PACK_COST)
     if border:
         g = _padded_input(g, border)
-    complete, flats, (pos, pstart, yoff, delta, dstart) = plan
+    complete, flats, phases = plan
     y = (np.empty if complete else np.zeros)((batch, channels, *x_spatial), np.float32)
     if not flats:
         return y
-    gplane, xplane = int(math.prod(g.shape[2:])), int(math.prod(x_spatial))
-    bias = _bias16(None, cg)
-    # rows: a group's input channels; columns: (filter, tap) of each class's taps
-    packs = _group_packs(weight.reshape(groups, og, cg, -1), flats, cg)
+    gsrc = og * int(math.prod(g.shape[2:]))  # (a group's filters further on)
+    if _paired(cg, stride):  # (the phases whose cells pair in blocks of 8 channels at 2 cells)
+        for part, span in zip(ni.split_pairs(*phases), (2, 1), strict=True):
+            if part is not None:
+                _grad_x_call(g, weight, groups, [flats[f] for f in part[0]], part[1:], y, gsrc, span)
+    else:
+        _grad_x_call(g, weight, groups, flats, phases, y, gsrc, 1)
+    return y
+
+
+def _grad_x_call(g: np.ndarray, weight: np.ndarray, groups: int, flats: Sequence[np.ndarray], phases: tuple,
+                 y: np.ndarray, gsrc: int, span: int) -> None:
+    """The products of :func:`grad_x` for the ``phases`` ``(pos, pstart, yoff, delta, dstart)``
+    (taps ``flats``) into ``y``: the rows of a group's weights are its input channels, the columns
+    ``(filter, tap)`` of each class's taps; every group in one call where a group's channels fit
+    a block (with ``span`` 2, each channel's weights twice), else a call per group."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    out_ch, cg = weight.shape[:2]
+    og = out_ch // groups
+    pos, pstart, yoff, delta, dstart = phases
+    xplane = int(math.prod(y.shape[2:]))
+    w = weight.reshape(groups, og, cg, -1)
+    packs = _group_packs(np.repeat(w, 2, axis=2) if span == 2 else w, flats, span * cg)
+    if packs.step is not None:  # (every group in one call)
+        ni.taps_forward(g.reshape(-1), packs.wpk, packs.wstart, np.zeros(groups * -(-span * cg // ni.COLS) * ni.COLS,
+                                                                         np.float32),
+                        pos, pstart, delta, dstart, yoff, xplane, 0, cg, y.reshape(-1), groups, gsrc, cg, packs.step,
+                        span=span)
+        return
     for k in range(groups):
         wpk, wstart = packs(k)
-        ni.taps_forward(g.reshape(-1), wpk, wstart, bias, pos, pstart, delta + k * og * gplane, dstart, yoff, xplane,
-                        k * cg, cg, y.reshape(-1))
-    return y
+        ni.taps_forward(g.reshape(-1), wpk, wstart, _bias16(None, cg), pos, pstart, delta + k * gsrc, dstart, yoff,
+                        xplane, k * cg, cg, y.reshape(-1))

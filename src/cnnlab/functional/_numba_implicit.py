@@ -46,7 +46,7 @@ import numpy as np
 
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._numba_simd import prefetch_write, wfma_rows, wload, wstore
+from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_pair_rows, wfma_rows, wload, wstore
 
 # Positions and filters of one register block.
 ROWS, COLS = 6, 16
@@ -109,194 +109,251 @@ def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
     _put_rows_at(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80, c0, c1, c2, c3, c4, c5)
 
 
-@_backend.job_kernel
-def _taps_forward(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, jobs, chunk, staged, cstride, first_row,
-                  out_ch, y, wide, bufs, accs, first_job, last_job, thread):  # pragma: no cover - compiled
-    # src: flat input; phases f = 0 .. F-1, each with its packed weights wpk[wstart[f]:] ((O16 // 16)
-    # * K_f * 16 values), its taps delta[dstart[f]:dstart[f+1]] and its positions pos, yoff[pstart[f]:
-    # pstart[f+1]] (a multiple of ROWS; a padding entry has yoff < 0: computed, never stored);
-    # bias: O16 values; filter o is written to row first_row + o of y (a group's first filter);
-    # wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums);
-    # bufs: a row of 2 * ROWS * COLS values per thread; job j (of jobs) takes the j-th share of
-    # every phase's blocks, so the phases of one region run one after another; jobs first..last-1
-    groups16 = bias.shape[0] // COLS
-    buf, acc = bufs[thread], accs[thread]
-    for job in range(np.uint64(first_job), np.uint64(last_job)):
-        jb = np.int64(job)
-        for f in range(dstart.shape[0] - 1):
-            taps = dstart[f + 1] - dstart[f]
-            ds = delta[dstart[f]:dstart[f + 1]]  # (a view indexed from 0: an index from dstart[f]
-            # could be negative for all LLVM knows, and its wrap-around check in the loop below
-            # slowed the 14x14 forward by 10%)
-            blocks = (pstart[f + 1] - pstart[f]) // ROWS
-            b_first, b_last = jb * blocks // jobs, (jb + 1) * blocks // jobs
-            # the taps a chunk at a time, every block of the job through each chunk before the
-            # next: a chunk's packed weights (chunk * 64 bytes per 16 filters) stay in the L1
-            # cache, and the sums of the blocks wait in ``acc`` between chunks
-            step = max(1, -(-taps // -(-taps // chunk)))  # (the taps split into equal chunks)
-            for k0 in range(0, max(taps, 1), step):
-                k1 = min(taps, k0 + step)
-                for og in range(groups16):
-                    filters = min(COLS, out_ch - og * COLS)
-                    for blk in range(b_first, b_last, 2 if wide else 1):
-                        pair = wide and blk + 1 < b_last  # (blocks blk and blk + 1 at once)
-                        r = pstart[f] + blk * ROWS
-                        r2 = r + ROWS if pair else r
-                        p0, p1, p2, p3, p4, p5 = pos[r], pos[r + 1], pos[r + 2], pos[r + 3], pos[r + 4], pos[r + 5]
-                        q0, q1, q2 = pos[r2], pos[r2 + 1], pos[r2 + 2]
-                        q3, q4, q5 = pos[r2 + 3], pos[r2 + 4], pos[r2 + 5]
-                        a = ((blk - b_first) * groups16 + og) * (ROWS * COLS)
-                        a2 = a + groups16 * (ROWS * COLS) if pair else a  # (block blk + 1's sums)
-                        if k1 == taps and not staged:
-                            # the lines of y the blocks will write, fetched while their sums run
-                            # (stored from a cold cache, the 96 values' misses stalled the 14x14
-                            # forward by 25%)
-                            for i in range(0, 2 * ROWS if pair else ROWS, ROWS - 1):
-                                base = yoff[r + i]
-                                if base >= 0:
-                                    at = np.uint64(base + (first_row + og * COLS) * cstride)
-                                    for j in range(filters):
-                                        prefetch_write(y, at + np.uint64(j * cstride))
-                        if k0 == 0:
-                            b0 = wload(bias, og * COLS)
-                            c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
-                            d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
-                        else:
-                            c0, c1, c2, c3, c4, c5 = _rows(acc, a)
-                            d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
-                        w = wstart[f] + (og * taps + k0) * COLS
-                        if pair:
-                            for k in range(k0, k1):
-                                dk = ds[k]
-                                wk = wload(wpk, w)
-                                c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
-                                                                   p2 + dk, p3 + dk, p4 + dk, p5 + dk, wk)
-                                d0, d1, d2, d3, d4, d5 = wfma_rows(d0, d1, d2, d3, d4, d5, src, q0 + dk, q1 + dk,
-                                                                   q2 + dk, q3 + dk, q4 + dk, q5 + dk, wk)
-                                w += COLS
-                        else:
-                            for k in range(k0, k1):
-                                dk = ds[k]
-                                c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
-                                                                   p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
-                                w += COLS
-                        if k1 < taps or staged:  # the running sums wait for the next chunk (or the stores below)
-                            _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
-                            if pair:
-                                _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
-                            continue
-                        _put_rows(buf, 0, c0, c1, c2, c3, c4, c5)
-                        if pair:
-                            _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
-                        for i in range(2 * ROWS if pair else ROWS):
-                            base = yoff[r + i]
-                            if base >= 0:
-                                at = np.uint64(base + (first_row + og * COLS) * cstride)
-                                for j in range(filters):
-                                    y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
-            if staged:
-                # the phase's sums stored a filter at a time, its positions in order: with planes
-                # 2 or 4 KB apart (the stride-2 layer's input gradient, 32x32 planes), a block's 16
-                # filters fell into one or two sets of the L1 cache, and its stores took 2.8 of
-                # the kernel's 6.1 ms; in order they took 0.9
-                for og in range(groups16):
-                    for j in range(min(COLS, out_ch - og * COLS)):
-                        at = np.uint64((first_row + og * COLS + j) * cstride)
-                        for blk in range(b_first, b_last):
+def _make_taps_forward(span):
+    """The forward product kernel (see :func:`taps_forward`) with ``span`` positions a block's
+    row: 1, its 16 lanes 16 filters (each row's input broadcast); 2, 8 filters at two adjacent
+    positions (lane ``2j + e``: filter ``j`` at position ``p + e``; each row's two inputs
+    broadcast to the even and odd lanes, :func:`cnnlab.functional._numba_simd.wfma_pair_at`), for
+    groups of at most 8 filters (or input channels), which would leave half the lanes idle."""
+    fma_rows = wfma_rows if span == 1 else wfma_pair_rows
+
+    def kernel(src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, jobs, chunk, staged, cstride,
+               first_row, out_ch, groups, gsrc, grow, y, wide, bufs, accs, first_job, last_job,
+               thread):  # pragma: no cover - compiled
+        # src: flat input; phases f = 0 .. F-1, each with its packed weights wpk[wstart[f]:] ((O16 // 16)
+        # * K_f * 16 values), its taps delta[dstart[f]:dstart[f+1]] and its positions pos, yoff[pstart[f]:
+        # pstart[f+1]] (a multiple of ROWS; a padding entry has yoff < 0: computed, never stored);
+        # bias: O16 values a group; filter o is written to row first_row + o of y (a group's first filter);
+        # groups: the groups, group g reading src gsrc * g further on, its packed weights gwstep[f] * g
+        # further on in phase f, its bias O16 * g further on, its filters written grow * g rows further
+        # on; wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums);
+        # bufs: a row of 2 * ROWS * COLS values per thread; job g * jobs + j takes the j-th share of
+        # every phase's blocks of group g, so the phases of one region run one after another; jobs
+        # first..last-1
+        o16 = bias.shape[0] // groups
+        groups16 = o16 // COLS
+        half = COLS // span  # (filters a block)
+        buf, acc = bufs[thread], accs[thread]
+        for job in range(np.uint64(first_job), np.uint64(last_job)):
+            grp, jb = np.int64(job) // jobs, np.int64(job) % jobs
+            shift, row0, bias0 = grp * gsrc, first_row + grp * grow, grp * o16
+            for f in range(dstart.shape[0] - 1):
+                taps = dstart[f + 1] - dstart[f]
+                ds = delta[dstart[f]:dstart[f + 1]]  # (a view indexed from 0: an index from dstart[f]
+                # could be negative for all LLVM knows, and its wrap-around check in the loop below
+                # slowed the 14x14 forward by 10%)
+                blocks = (pstart[f + 1] - pstart[f]) // ROWS
+                b_first, b_last = jb * blocks // jobs, (jb + 1) * blocks // jobs
+                # the taps a chunk at a time, every block of the job through each chunk before the
+                # next: a chunk's packed weights (chunk * 64 bytes per 16 filters) stay in the L1
+                # cache, and the sums of the blocks wait in ``acc`` between chunks
+                step = max(1, -(-taps // -(-taps // chunk)))  # (the taps split into equal chunks)
+                for k0 in range(0, max(taps, 1), step):
+                    k1 = min(taps, k0 + step)
+                    for og in range(groups16):
+                        filters = min(half, out_ch - og * half)
+                        for blk in range(b_first, b_last, 2 if wide else 1):
+                            pair = wide and blk + 1 < b_last  # (blocks blk and blk + 1 at once)
                             r = pstart[f] + blk * ROWS
-                            a = ((blk - b_first) * groups16 + og) * (ROWS * COLS) + j
-                            for i in range(ROWS):
+                            r2 = r + ROWS if pair else r
+                            p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
+                            p3, p4, p5 = pos[r + 3] + shift, pos[r + 4] + shift, pos[r + 5] + shift
+                            q0, q1, q2 = pos[r2] + shift, pos[r2 + 1] + shift, pos[r2 + 2] + shift
+                            q3, q4, q5 = pos[r2 + 3] + shift, pos[r2 + 4] + shift, pos[r2 + 5] + shift
+                            a = ((blk - b_first) * groups16 + og) * (ROWS * COLS)
+                            a2 = a + groups16 * (ROWS * COLS) if pair else a  # (block blk + 1's sums)
+                            if k1 == taps and not staged:
+                                # the lines of y the blocks will write, fetched while their sums run
+                                # (stored from a cold cache, the 96 values' misses stalled the 14x14
+                                # forward by 25%)
+                                for i in range(0, 2 * ROWS if pair else ROWS, ROWS - 1):
+                                    base = yoff[r + i]
+                                    if base >= 0:
+                                        at = np.uint64(base + (row0 + og * half) * cstride)
+                                        for j in range(filters):
+                                            prefetch_write(y, at + np.uint64(j * cstride))
+                            if k0 == 0:
+                                b0 = wload(bias, bias0 + og * COLS)
+                                c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
+                                d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
+                            else:
+                                c0, c1, c2, c3, c4, c5 = _rows(acc, a)
+                                d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
+                            w = wstart[f] + grp * gwstep[f] + (og * taps + k0) * COLS
+                            if pair:
+                                for k in range(k0, k1):
+                                    dk = ds[k]
+                                    wk = wload(wpk, w)
+                                    c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
+                                                                      p2 + dk, p3 + dk, p4 + dk, p5 + dk, wk)
+                                    d0, d1, d2, d3, d4, d5 = fma_rows(d0, d1, d2, d3, d4, d5, src, q0 + dk, q1 + dk,
+                                                                      q2 + dk, q3 + dk, q4 + dk, q5 + dk, wk)
+                                    w += COLS
+                            else:
+                                for k in range(k0, k1):
+                                    dk = ds[k]
+                                    c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
+                                                                      p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
+                                    w += COLS
+                            if k1 < taps or staged:  # the running sums wait for the next chunk (or the stores below)
+                                _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
+                                if pair:
+                                    _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
+                                continue
+                            _put_rows(buf, 0, c0, c1, c2, c3, c4, c5)
+                            if pair:
+                                _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
+                            for i in range(2 * ROWS if pair else ROWS):
                                 base = yoff[r + i]
                                 if base >= 0:
-                                    y[np.uint64(base) + at] = acc[a + i * COLS]
+                                    at = np.uint64(base + (row0 + og * half) * cstride)
+                                    for j in range(filters):
+                                        if span == 1:
+                                            y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
+                                        else:  # (lanes 2j, 2j + 1: filter j at the two positions, one 8-byte copy)
+                                            copy_pair(y, at + np.uint64(j * cstride), buf, i * COLS + 2 * j)
+                if staged:
+                    # the phase's sums stored a filter at a time, its positions in order: with planes
+                    # 2 or 4 KB apart (the stride-2 layer's input gradient, 32x32 planes), a block's 16
+                    # filters fell into one or two sets of the L1 cache, and its stores took 2.8 of
+                    # the kernel's 6.1 ms; in order they took 0.9
+                    for og in range(groups16):
+                        for j in range(min(half, out_ch - og * half)):
+                            at = np.uint64((row0 + og * half + j) * cstride)
+                            for blk in range(b_first, b_last):
+                                r = pstart[f] + blk * ROWS
+                                a = ((blk - b_first) * groups16 + og) * (ROWS * COLS) + span * j
+                                for i in range(ROWS):
+                                    base = yoff[r + i]
+                                    if base >= 0:
+                                        if span == 1:
+                                            y[np.uint64(base) + at] = acc[a + i * COLS]
+                                        else:
+                                            copy_pair(y, np.uint64(base) + at, acc, a + i * COLS)
+    return kernel
 
 
-@_backend.job_kernel
-def _taps_grad_w(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start, bufs,
-                 parts, first_job, last_job, thread):  # pragma: no cover - compiled
-    # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
-    # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
-    # segf[i] of positions with the same taps (image by image: an image's classes one after
-    # another), class f's taps delta[dstart[f]:dstart[f+1]] (a multiple of ROWS), tap k's sums in
-    # row tapmap[k] of the weight's taps (padding taps: any offset valid for the class, and the
-    # scratch row after the last tap); bufs: (threads, GRAD_W_JOB * O16); parts: (threads + tail,
-    # O16 // 16, taps + 1, 16), zeros on entry (a filter's sums 16 values apart).  Job j is the
-    # (j // R)-th of tap_jobs shares of each class's taps (in blocks of 6) over the (j % R)-th run
-    # of at most GRAD_W_JOB positions (R runs in all, as equal as they can be); a job from
-    # tail_start on adds into its own row of parts (row T + job - tail_start, T the threads'
-    # rows), whichever thread runs it; wide: two blocks of 6 taps at a time where the share has
-    # two left (12 x 16 sums)
-    total = pos.shape[0]
-    runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
-    width = bufs.shape[1] // GRAD_W_JOB  # O16
-    rows_k = parts.shape[1] // width  # the weight's taps and the scratch row
-    zero = np.float32(0.0)
-    gt = bufs[thread]
-    rows = bufs.shape[0]
-    for job in range(np.uint64(first_job), np.uint64(last_job)):
-        jb = np.int64(job)
-        share, run = jb // runs, jb % runs
-        part = parts[thread] if jb < tail_start else parts[rows + jb - tail_start]
-        first, last = total * run // runs, total * (run + 1) // runs
-        # the job's positions channels-last, 16 filters at a time:
-        # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[goff[p] + o*npos]
-        for p in range(np.uint64(first), np.uint64(last)):
-            start = np.uint64(goff[p])
-            for og in range(0, width, COLS):
-                cell = np.uint64(og * GRAD_W_JOB + (p - first) * COLS)
-                for j in range(COLS):
-                    o = og + j
-                    gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos)] if o < out_ch else zero
-        # from the segment that holds position first (seg[i] <= first < seg[i + 1])
-        for i in range(np.searchsorted(seg, first, side="right") - 1, segf.shape[0]):
-            if seg[i] >= last:
-                break
-            f = segf[i]
-            s0 = max(seg[i], first)
-            p0, p1 = np.uint64(s0), np.uint64(min(seg[i + 1], last))
-            ds = delta[dstart[f]:dstart[f + 1]]
-            tm = tapmap[dstart[f]:dstart[f + 1]]
-            kblocks = (dstart[f + 1] - dstart[f]) // ROWS
-            kt, k_end = share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS
-            while kt < k_end:
-                pair = wide and kt + ROWS < k_end  # (two blocks of 6 taps at once: 12 x 16 sums)
-                kt2 = kt + ROWS if pair else kt
-                d0, d1, d2 = ds[kt], ds[kt + 1], ds[kt + 2]
-                d3, d4, d5 = ds[kt + 3], ds[kt + 4], ds[kt + 5]
-                e0, e1, e2 = ds[kt2], ds[kt2 + 1], ds[kt2 + 2]
-                e3, e4, e5 = ds[kt2 + 3], ds[kt2 + 4], ds[kt2 + 5]
+def _named(fn, name):
+    """``fn`` (a closure from a ``_make_*`` function) compiled as a job kernel under its own
+    ``name``: closures of one source share a name and line, and would otherwise share an entry of
+    Numba's disk cache."""
+    fn.__name__ = fn.__qualname__ = name
+    return _backend.job_kernel(fn)
+
+
+_taps_forward = _named(_make_taps_forward(1), "_taps_forward")
+
+
+@functools.cache
+def _taps_forward_pairs():
+    """The forward kernel of blocks of 8 filters at 2 positions, compiled on first use."""
+    return _backend.made_kernel(_named(_make_taps_forward(2), "_taps_forward_pairs"))
+
+
+def _make_taps_grad_w(span):
+    """The weight gradient's product kernel (see :func:`taps_grad_w`) with ``span`` positions a
+    lane set: 1, lane ``j`` of a panel filter ``j``; 2, lane ``j`` filter ``j // 2`` at the
+    pair's position ``j % 2`` (``pos``, ``goff``: the pairs' first positions, the second one
+    further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
+    lanes), whose two lanes :func:`_parts_transposed` adds."""
+    fma_rows = wfma_rows if span == 1 else wfma_pair_rows
+
+    def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
+               groups, gsrc, gg, bufs, parts, first_job, last_job, thread):  # pragma: no cover - compiled
+        # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
+        # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
+        # segf[i] of positions with the same taps (image by image: an image's classes one after
+        # another), class f's taps delta[dstart[f]:dstart[f+1]] (a multiple of ROWS), tap k's sums in
+        # row tapmap[k] of the weight's taps (padding taps: any offset valid for the class, and the
+        # scratch row after the last tap); bufs: (threads, GRAD_W_JOB * O16); parts: (threads + tail,
+        # O16 // 16, taps + 1, 16), zeros on entry (a filter's sums 16 values apart).  Job j is the
+        # (j // R)-th of tap_jobs shares of each class's taps (in blocks of 6) over the (j % R)-th run
+        # of at most GRAD_W_JOB positions (R runs in all, as equal as they can be); a job from
+        # tail_start on adds into its own row of parts (row T + job - tail_start, T the threads'
+        # rows), whichever thread runs it; wide: two blocks of 6 taps at a time where the share has
+        # two left (12 x 16 sums); groups: the groups, job j of group k being job k * J + j (J: the
+        # jobs above), reading src gsrc * k and g gg * k further on, adding into group k's
+        # panels of parts (each part row holds the groups' sums one after another)
+        total = pos.shape[0]
+        runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
+        width = bufs.shape[1] // GRAD_W_JOB  # O16
+        rows_k = parts.shape[1] // (width * groups)  # the weight's taps and the scratch row
+        zero = np.float32(0.0)
+        gt = bufs[thread]
+        rows = bufs.shape[0]
+        for job in range(np.uint64(first_job), np.uint64(last_job)):
+            jg = np.int64(job)
+            grp, jb = jg // (runs * tap_jobs), jg % (runs * tap_jobs)
+            share, run = jb // runs, jb % runs
+            part = parts[thread] if jg < tail_start else parts[rows + jg - tail_start]
+            pbase, sshift = grp * rows_k * width, grp * gsrc  # (group grp's panels; its input channels)
+            first, last = total * run // runs, total * (run + 1) // runs
+            # the job's positions channels-last, 16 filters at a time:
+            # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[goff[p] + o*npos]
+            for p in range(np.uint64(first), np.uint64(last)):
+                start = np.uint64(goff[p] + grp * gg)
                 for og in range(0, width, COLS):
-                    # (16 filters' panel of taps by lanes; the blocks' taps in their rows)
-                    a0, a1, a2 = (og * rows_k + tm[kt] * COLS, og * rows_k + tm[kt + 1] * COLS,
-                                  og * rows_k + tm[kt + 2] * COLS)
-                    a3, a4, a5 = (og * rows_k + tm[kt + 3] * COLS, og * rows_k + tm[kt + 4] * COLS,
-                                  og * rows_k + tm[kt + 5] * COLS)
-                    b0, b1, b2 = (og * rows_k + tm[kt2] * COLS, og * rows_k + tm[kt2 + 1] * COLS,
-                                  og * rows_k + tm[kt2 + 2] * COLS)
-                    b3, b4, b5 = (og * rows_k + tm[kt2 + 3] * COLS, og * rows_k + tm[kt2 + 4] * COLS,
-                                  og * rows_k + tm[kt2 + 5] * COLS)
-                    c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
-                    at = og * GRAD_W_JOB + (s0 - first) * COLS  # (og: filters og..og+15)
-                    if pair:
-                        h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
-                        for p in range(p0, p1):
-                            s = pos[p]
-                            gp = wload(gt, at)
-                            c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
-                                                               s + d3, s + d4, s + d5, gp)
-                            h0, h1, h2, h3, h4, h5 = wfma_rows(h0, h1, h2, h3, h4, h5, src, s + e0, s + e1, s + e2,
-                                                               s + e3, s + e4, s + e5, gp)
-                            at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
-                        _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
-                        _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
-                    else:
-                        for p in range(p0, p1):
-                            s = pos[p]
-                            c0, c1, c2, c3, c4, c5 = wfma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
-                                                               s + d3, s + d4, s + d5, wload(gt, at))
-                            at += COLS
-                        _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
-                kt += 2 * ROWS if pair else ROWS
+                    cell = np.uint64(og * GRAD_W_JOB + (p - first) * COLS)
+                    for j in range(COLS):
+                        o = (og + j) // span  # (lane j: filter o at position p + j % span)
+                        gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos + j % span)] if o < out_ch else zero
+            # from the segment that holds position first (seg[i] <= first < seg[i + 1])
+            for i in range(np.searchsorted(seg, first, side="right") - 1, segf.shape[0]):
+                if seg[i] >= last:
+                    break
+                f = segf[i]
+                s0 = max(seg[i], first)
+                p0, p1 = np.uint64(s0), np.uint64(min(seg[i + 1], last))
+                ds = delta[dstart[f]:dstart[f + 1]]
+                tm = tapmap[dstart[f]:dstart[f + 1]]
+                kblocks = (dstart[f + 1] - dstart[f]) // ROWS
+                kt, k_end = share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS
+                while kt < k_end:
+                    pair = wide and kt + ROWS < k_end  # (two blocks of 6 taps at once: 12 x 16 sums)
+                    kt2 = kt + ROWS if pair else kt
+                    d0, d1, d2 = ds[kt], ds[kt + 1], ds[kt + 2]
+                    d3, d4, d5 = ds[kt + 3], ds[kt + 4], ds[kt + 5]
+                    e0, e1, e2 = ds[kt2], ds[kt2 + 1], ds[kt2 + 2]
+                    e3, e4, e5 = ds[kt2 + 3], ds[kt2 + 4], ds[kt2 + 5]
+                    for og in range(0, width, COLS):
+                        # (16 filters' panel of taps by lanes; the blocks' taps in their rows)
+                        pb = pbase + og * rows_k
+                        a0, a1, a2 = pb + tm[kt] * COLS, pb + tm[kt + 1] * COLS, pb + tm[kt + 2] * COLS
+                        a3, a4, a5 = pb + tm[kt + 3] * COLS, pb + tm[kt + 4] * COLS, pb + tm[kt + 5] * COLS
+                        b0, b1, b2 = pb + tm[kt2] * COLS, pb + tm[kt2 + 1] * COLS, pb + tm[kt2 + 2] * COLS
+                        b3, b4, b5 = pb + tm[kt2 + 3] * COLS, pb + tm[kt2 + 4] * COLS, pb + tm[kt2 + 5] * COLS
+                        c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
+                        at = og * GRAD_W_JOB + (s0 - first) * COLS  # (og: filters og..og+15)
+                        if pair:
+                            h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
+                            for p in range(p0, p1):
+                                s = pos[p] + sshift
+                                gp = wload(gt, at)
+                                c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
+                                                                  s + d3, s + d4, s + d5, gp)
+                                h0, h1, h2, h3, h4, h5 = fma_rows(h0, h1, h2, h3, h4, h5, src, s + e0, s + e1, s + e2,
+                                                                  s + e3, s + e4, s + e5, gp)
+                                at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
+                            _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
+                            _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
+                        else:
+                            for p in range(p0, p1):
+                                s = pos[p] + sshift
+                                c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
+                                                                  s + d3, s + d4, s + d5, wload(gt, at))
+                                at += COLS
+                            _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
+                    kt += 2 * ROWS if pair else ROWS
+    return kernel
+
+
+_taps_grad_w = _named(_make_taps_grad_w(1), "_taps_grad_w")
+
+
+@functools.cache
+def _taps_grad_w_pairs():
+    """The weight gradient kernel of 8 filters at 2 positions a panel, compiled on first use."""
+    return _backend.made_kernel(_named(_make_taps_grad_w(2), "_taps_grad_w_pairs"))
 
 
 @_backend.job_kernel
@@ -329,25 +386,36 @@ def _pack_rows(src, rows, taps, flat, fstart, ostart, cols, out, first_job, last
 
 
 @_backend.job_kernel
-def _parts_transposed(parts, part, rows, out_ch, out, first_job, last_job, thread):  # pragma: no cover - compiled
-    # parts: flat (T, O16 // 16, rows, 16), each thread's ``part`` values; job ob writes out[o, k] =
-    # parts[0, ob, k, o % 16] + parts[1, ob, k, o % 16] + ... (in that order, as NumPy's sum over
-    # the first axis) for the filters o = 16*ob .. below out_ch and every tap k; out: flat (out_ch,
+def _parts_transposed(parts, part, rows, out_ch, group_ch, span, out, first_job, last_job, thread
+                      ):  # pragma: no cover - compiled
+    # parts: flat (T, G * O16 // 16, rows, 16), each thread's ``part`` values (G groups of
+    # group_ch filters, O16 // 16 panels of 16 each); job ob writes out[o, k] = parts[0, ob, k, o %
+    # 16] + parts[1, ob, k, o % 16] + ... (in that order, as NumPy's sum over the first axis) for
+    # the filters o of panel ob (group ob // (O16 // 16)) and every tap k; out: flat (out_ch,
     # taps).  The other threads' panels are first added into thread 0's (in place: ``parts`` is
     # scratch), which is then read in order and written to its 16 rows in order (NumPy's
     # transposed copy of a 512 x 4608 gradient, whose reads or writes go to a new page every
-    # value, took 14 ms, 6x this kernel; adding the threads' values inside that loop ran 8x slower)
+    # value, took 14 ms, 6x this kernel; adding the threads' values inside that loop ran 8x slower).
+    # span 2: a panel's lanes 2j and 2j + 1 are filter j's sums at two positions (the pairs'
+    # kernel), added (even + odd) after the threads' sums
     count = parts.shape[0] // part
     taps = out.shape[0] // out_ch
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         ob = np.int64(job)
-        o0 = ob * COLS
-        n = min(COLS, out_ch - o0)
+        half = COLS // span
+        per = (group_ch * span + COLS - 1) // COLS
+        o0 = ob // per * group_ch + ob % per * half
+        n = min(half, group_ch - ob % per * half)
         panel = ob * rows * COLS
         for t in range(1, count):
             for i in range(panel, panel + taps * COLS):
                 parts[i] += parts[t * part + i]
-        if n == COLS:  # (a constant count of lanes: with ``n`` for every panel, 512 x 4608 took 3.7 ms, not 2.8)
+        if span == 2:
+            for k in range(taps):
+                at = panel + k * COLS
+                for lane in range(n):
+                    out[(o0 + lane) * taps + k] = parts[at + 2 * lane] + parts[at + 2 * lane + 1]
+        elif n == COLS:  # (a constant count of lanes: with ``n`` for every panel, 512 x 4608 took 3.7 ms, not 2.8)
             for k in range(taps):
                 at = panel + k * COLS
                 for lane in range(COLS):
@@ -380,11 +448,19 @@ def starts(lengths: Sequence[int]) -> np.ndarray:
 
 def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.ndarray, pos: np.ndarray,
                  pstart: np.ndarray, delta: np.ndarray, dstart: np.ndarray, yoff: np.ndarray, cstride: int,
-                 first_row: int, out_ch: int, y: np.ndarray) -> None:
+                 first_row: int, out_ch: int, y: np.ndarray, groups: int = 1, gsrc: int = 0, grow: int = 0,
+                 gwstep: np.ndarray | None = None, span: int = 1) -> None:
     """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``: its
     filter ``o`` goes to row ``first_row + o`` (``cstride`` apart).  The phases' tables are
     concatenated, phase ``f``'s entries from ``pstart[f]`` (positions), ``dstart[f]`` (taps) and
-    ``wstart[f]`` (packed weights) on (:func:`starts`); a forward is one phase."""
+    ``wstart[f]`` (packed weights) on (:func:`starts`); a forward is one phase.  With ``groups``,
+    the same tables serve every group in one call: group ``g`` reads ``src`` ``g * gsrc`` values
+    further on, its packed weights ``g * gwstep[f]`` further on, its ``out_ch`` values of ``bias``
+    (``groups`` blocks of ``O16``) ``g * O16`` further on, and writes rows ``g * grow`` further
+    on (a call per group cost a hand-off between the threads each: 32 groups, 64 calls a step).
+    ``span`` 2: blocks of 8 filters at 2 positions (:func:`_make_taps_forward`; ``pos``, ``yoff``:
+    the pairs' first positions, from :func:`split_pairs`; weights and bias packed with each
+    filter's row twice, ``bias`` 16 values a group)."""
     threads = numba.config.NUMBA_NUM_THREADS
     bufs = np.empty((threads, 2 * ROWS * COLS), np.float32)
     jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK),
@@ -392,10 +468,87 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     # output planes a multiple of 2 KB apart: a block's 16 filters would share one or two sets of
     # the L1 cache, so the sums wait in ``accs`` and are stored a filter at a time
     staged = (cstride * y.itemsize) % STAGED_PITCH == 0
-    accs = np.empty((threads, share * bias.shape[0] * ROWS if chunked or staged else 0), np.float32)
-    _backend.run_jobs(_taps_forward, jobs, *map(read_only, (src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff)),
-                      jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, y, _numba_simd.WIDE, bufs,
-                      accs, work=products * out_ch, balanced=True)
+    o16 = bias.shape[0] // groups
+    accs = np.empty((threads, share * o16 * ROWS if chunked or staged else 0), np.float32)
+    if gwstep is None:
+        gwstep = np.zeros(wstart.shape[0], np.int64)
+    kernel = _taps_forward if span == 1 else _taps_forward_pairs()
+    _backend.run_jobs(kernel, jobs * groups,
+                      *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff)),
+                      jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
+                      bufs, accs, work=products * out_ch * groups * span, balanced=True)
+
+
+def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray
+                ) -> tuple[tuple | None, tuple | None]:
+    """``(paired, rest)``: :func:`taps_forward`'s phases split into those whose positions come in
+    pairs (an even count, each pair's second position the next value in both the input and the
+    output: ``pos + 1``, ``yoff + 1``) and the others, each ``(phases, pos, pstart, yoff, delta,
+    dstart)`` (``phases``: their indices; the paired ones' ``pos``, ``yoff`` the first position of
+    each pair, padded to a multiple of :data:`ROWS` as the tables are), or None where no phase is
+    of that kind.  In a 2-d layer the interior and the top and bottom edges pair; the left and
+    right edges, a column wide, do not.  Kept for the next call with the same read-only tables."""
+    return _memo((pos, pstart, yoff, delta, dstart), ("pairs",),
+                 functools.partial(_split_pairs, pos, pstart, yoff, delta, dstart))
+
+
+def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray
+                 ) -> tuple[tuple | None, tuple | None]:
+    kinds: tuple[list, list] = ([], [])  # (phase, its positions, its offsets, its taps) paired / not
+    for f in range(pstart.shape[0] - 1):
+        p, y = pos[pstart[f]:pstart[f + 1]], yoff[pstart[f]:pstart[f + 1]]
+        taps = delta[dstart[f]:dstart[f + 1]]
+        real = int(np.count_nonzero(y >= 0))  # (the padding entries come last)
+        if real % 2 == 0 and real and np.array_equal(p[1:real:2], p[0:real:2] + 1) and np.array_equal(
+                y[1:real:2], y[0:real:2] + 1):
+            lead, lead_y = p[0:real:2], y[0:real:2]
+            extra = -lead.size % ROWS
+            kinds[0].append((f, np.concatenate([lead, np.full(extra, lead[0], np.int64)]),
+                             np.concatenate([lead_y, np.full(extra, -1, np.int64)]), taps))
+        else:
+            kinds[1].append((f, p, y, taps))
+    return tuple(_phase_tables(k) if k else None for k in kinds)
+
+
+def _phase_tables(phases: list) -> tuple:
+    """``(phases, pos, pstart, yoff, delta, dstart)`` of the phases ``(f, pos, yoff, delta)``, read-only."""
+    out = (np.array([f for f, _, _, _ in phases], np.int64), np.concatenate([p for _, p, _, _ in phases]),
+           starts([len(p) for _, p, _, _ in phases]), np.concatenate([y for _, _, y, _ in phases]),
+           np.concatenate([d for _, _, _, d in phases]), starts([len(d) for _, _, _, d in phases]))
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+def split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
+                   ) -> tuple[tuple | None, tuple | None]:
+    """``(paired, rest)``: :func:`taps_grad_w`'s segments split as :func:`split_pairs` splits the
+    forward's phases (pairs in both the input and the upstream gradient), each ``(pos, goff, seg,
+    segf)`` (the paired ones' ``pos``, ``goff`` the first position of each pair), or None."""
+    return _memo((pos, goff, seg, segf), ("pairs",), functools.partial(_split_segments, pos, goff, seg, segf))
+
+
+def _split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
+                    ) -> tuple[tuple | None, tuple | None]:
+    kinds: tuple[list, list] = ([], [])
+    for i in range(segf.shape[0]):
+        p, g = pos[seg[i]:seg[i + 1]], goff[seg[i]:seg[i + 1]]
+        if p.size % 2 == 0 and p.size and np.array_equal(p[1::2], p[0::2] + 1) and np.array_equal(g[1::2],
+                                                                                                g[0::2] + 1):
+            kinds[0].append((p[0::2], g[0::2], segf[i]))
+        else:
+            kinds[1].append((p, g, segf[i]))
+    out = []
+    for kind in kinds:
+        if not kind:
+            out.append(None)
+            continue
+        tables = (np.concatenate([p for p, _, _ in kind]), np.concatenate([g for _, g, _ in kind]),
+                  starts([len(p) for p, _, _ in kind]), np.array([f for _, _, f in kind], np.int64))
+        for a in tables:
+            a.flags.writeable = False
+        out.append(tables)
+    return tuple(out)
 
 
 def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk: int) -> tuple[int, int, bool, float]:
@@ -470,15 +623,20 @@ def _pack_plan(flats: Sequence[Sequence[int]], per_tap: int) -> tuple[np.ndarray
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarray, seg: np.ndarray,
                 segf: np.ndarray, delta: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int,
-                filters: int | None = None) -> np.ndarray:
+                filters: int | None = None, groups: int = 1, gsrc: int = 0, span: int = 1) -> np.ndarray:
     """``(O, taps)``: the sums of :func:`_taps_grad_w` over its threads and then over its tail
     runs (:data:`GRAD_W_TAIL`), in that fixed order, transposed, for the positions ``pos`` in
     segments of one class each and the classes' taps (``tapmap``: each tap's index among the
     weight's ``taps``, -1 for padding; ``g``: ``(N, O_all, P)`` float32, C-contiguous, position
-    ``p``'s value of filter ``o`` at ``goff[p] + o*P``; ``O``: ``filters``, or ``O_all``)."""
+    ``p``'s value of filter ``o`` at ``goff[p] + o*P``; ``O``: ``filters``, or ``O_all``).  With
+    ``groups``, ``filters`` is a group's and ``O`` is ``groups * filters``: group ``k``'s filters
+    ``k * filters ..`` read ``src`` ``k * gsrc`` values further on, in one call (a call per group
+    cost a hand-off between the threads each).  ``span`` 2: panels of 8 filters at 2 positions
+    (:func:`_make_taps_grad_w`; ``pos``, ``goff``, ``seg``, ``segf``: the pairs', from
+    :func:`split_segments`)."""
     threads = numba.config.NUMBA_NUM_THREADS
     out_ch, npos = (g.shape[1] if filters is None else filters), g.shape[2]
-    width = -(-out_ch // COLS) * COLS
+    width = -(-out_ch * span // COLS) * COLS
     bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
     runs = -(-pos.shape[0] // GRAD_W_JOB)
     # few runs of positions: the taps shared out too, a share per thread (each thread then adds
@@ -486,15 +644,17 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     # runs go to whichever thread is free, each into sums of its own (see GRAD_W_TAIL)
     most_taps, products, rowmap = _memo((seg, segf, dstart, tapmap), (taps,),
                                        functools.partial(_grad_w_plan, seg, segf, dstart, tapmap, taps))
-    tap_jobs = 1 if runs >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, most_taps // ROWS))
-    tail = min(GRAD_W_TAIL, runs // 5) if tap_jobs == 1 and threads > 1 else 0
+    tap_jobs = 1 if runs * groups >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, most_taps // ROWS))
+    jobs = runs * tap_jobs * groups
+    tail = min(GRAD_W_TAIL, runs * groups // 5) if tap_jobs == 1 and threads > 1 else 0
     rows = taps + 1  # (the padding taps' scratch row last)
-    parts = np.zeros((threads + tail, rows * width), np.float32)
-    _backend.run_jobs(_taps_grad_w, runs * tap_jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
+    parts = np.zeros((threads + tail, groups * rows * width), np.float32)
+    kernel = _taps_grad_w if span == 1 else _taps_grad_w_pairs()
+    _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
-                      _numba_simd.WIDE, tap_jobs, runs * tap_jobs - tail, bufs, parts, work=products * out_ch,
-                      tail=tail)
-    out = np.empty((out_ch, taps), np.float32)
-    _backend.run_jobs(_parts_transposed, width // COLS, parts.reshape(-1), parts.shape[1], rows, out_ch,
-                      out.reshape(-1), work=parts.size, min_work=PARTS_MIN_WORK)
+                      _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
+                      work=products * out_ch * groups * span, tail=tail)
+    out = np.empty((groups * out_ch, taps), np.float32)
+    _backend.run_jobs(_parts_transposed, groups * width // COLS, parts.reshape(-1), parts.shape[1], rows,
+                      groups * out_ch, out_ch, span, out.reshape(-1), work=parts.size, min_work=PARTS_MIN_WORK)
     return out

@@ -174,6 +174,43 @@ wzero, wload, wstore, wfma_at = _vector_ops(_WIDE_VEC, f32x16)
 
 
 @intrinsic
+def wfma_pair_at(typingctx, acc, arr, index, value):
+    """``acc + [a[i], a[i+1], a[i], a[i+1], ...] * value``: the two values ``a[i]``, ``a[i+1]``
+    (C-contiguous float32) broadcast to the even and the odd lanes of sixteen (one 8-byte load
+    broadcast, ``vbroadcastsd``), one rounding per lane.  The product kernels' blocks of 8 filters
+    and 2 positions: lane ``2j + e`` holds filter ``j`` at position ``p + e``."""
+    if not (acc == f32x16 and _float32_array(arr) and isinstance(index, types.Integer) and value == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        pair = ir.VectorType(ir.FloatType(), 2)
+        ptr = _element_ptr(context, builder, sig.args[1], args[1], args[2])
+        two = builder.load(builder.bitcast(ptr, pair.as_pointer()), align=4)
+        spread = builder.shuffle_vector(two, ir.Constant(pair, ir.Undefined),
+                                        ir.Constant(ir.VectorType(ir.IntType(32), 16), [0, 1] * 8))
+        return _fma(builder, spread, args[3], args[0])
+    return f32x16(acc, arr, index, value), codegen
+
+
+@intrinsic
+def copy_pair(typingctx, dst, i, src, j):
+    """``dst[i:i+2] = src[j:j+2]`` (C-contiguous float32 arrays) as one 8-byte load and store, the
+    bits unchanged: the pairs' kernels store two adjacent outputs of a filter at once."""
+    if not (_float32_array(dst) and isinstance(i, types.Integer) and _float32_array(src)
+            and isinstance(j, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        word = ir.IntType(64).as_pointer()
+        value = builder.load(builder.bitcast(_element_ptr(context, builder, sig.args[2], args[2], args[3]), word),
+                             align=4)
+        builder.store(value, builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], args[1]), word),
+                      align=4)
+        return context.get_dummy_value()
+    return types.none(dst, i, src, j), codegen
+
+
+@intrinsic
 def prefetch_write(typingctx, arr, index):
     """A hint that ``arr[index]`` (C-contiguous float32) is about to be written: its cache line is
     fetched into every level now (LLVM's ``prefetch``, for writing), so that a later burst of
@@ -247,3 +284,11 @@ def wfma_rows(c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v):  # pragma
     (as :func:`fma_block`'s twelve eight-lane sums, in six sixteen-lane ones)."""
     return (wfma_at(c0, arr, i0, v), wfma_at(c1, arr, i1, v), wfma_at(c2, arr, i2, v), wfma_at(c3, arr, i3, v),
             wfma_at(c4, arr, i4, v), wfma_at(c5, arr, i5, v))
+
+
+@numba.njit(inline="always")
+def wfma_pair_rows(c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v):  # pragma: no cover - compiled
+    """:func:`wfma_rows` with each row's two positions ``arr[i_r]``, ``arr[i_r + 1]`` broadcast to
+    the even and odd lanes (:func:`wfma_pair_at`)."""
+    return (wfma_pair_at(c0, arr, i0, v), wfma_pair_at(c1, arr, i1, v), wfma_pair_at(c2, arr, i2, v),
+            wfma_pair_at(c3, arr, i3, v), wfma_pair_at(c4, arr, i4, v), wfma_pair_at(c5, arr, i5, v))

@@ -1,0 +1,235 @@
+"""Blocks of 8 filters at 2 positions (``functional/_numba_implicit.py``, ``span`` 2): where a
+group has at most 8 filters (or, for the input gradient, 8 input channels), the implicit kernels'
+16 lanes hold each filter at two adjacent positions, whose inputs one 8-byte broadcast fills.
+Each output's sum runs over the same taps in the same order as with 16 filters a block, so the
+forward and the input gradient give the same bits both ways; the weight gradient adds each
+filter's even and odd positions apart, so it is checked against the loop reference.  Also: which
+phases and segments pair (against the definition, position by position), the two vector
+operations, and that both spans run where a layer has phases of each kind."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _implicit, _naive
+from tests.functional.test_implicit import _args, _conv, _inputs
+
+pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+
+PAIR_CASES = [
+    # x shape, weight shape, stride, padding, dilation, groups
+    ((2, 16, 7, 6), (16, 8, 3, 3), 1, 1, 1, 2),  # groups of 8 channels and 8 filters, padded: edges unpaired
+    ((2, 32, 8, 8), (32, 8, 3, 3), 1, 0, 1, 4),  # no padding: one class, every position paired
+    ((3, 24, 6, 10), (24, 8, 3, 3), 1, 1, 1, 3),  # 3 groups (an odd count), batch of 3
+    ((2, 8, 9, 7), (6, 8, 3, 3), 1, 1, 1, 1),  # one group of 6 filters; an odd width (7): no pairs
+    ((2, 16, 10, 12), (16, 4, 5, 3), 1, (2, 1), (1, 2), 4),  # 4 filters a group, dilated, asymmetric kernel
+    ((2, 10, 8, 10), (10, 5, 3, 3), (2, 1), 1, 1, 2),  # strided along the height only: pairs along the width
+    ((2, 16, 8, 8), (16, 8, 3, 3), 2, 1, 1, 2),  # strided along the width: nothing pairs
+    ((3, 16, 20), (16, 8, 3), 1, 1, 1, 2),  # 1-d
+    ((2, 16, 3, 4, 6), (16, 8, 3, 3, 3), 1, 1, 1, 2),  # 3-d
+    ((2, 48, 6, 8), (8, 48, 3, 3), 1, 1, 1, 1),  # 432 taps: the forward in chunks
+    ((1, 16, 2, 8), (16, 8, 1, 3), 1, (3, 1), 1, 2),  # rows of padding alone (outputs without a tap)
+]
+
+
+@pytest.fixture
+def compiled():
+    previous = _backend.set_backend("numba")  # past the small-work threshold
+    yield
+    _backend.set_backend(previous)
+
+
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.int32)
+
+
+def _spans(monkeypatch):
+    """The spans that the forward's, the input gradient's and the weight gradient's products run
+    with, call by call."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    seen = {"_forward_call": [], "_grad_x_call": [], "taps_grad_w": []}
+    for module, name in ((_implicit, "_forward_call"), (_implicit, "_grad_x_call"), (ni, "taps_grad_w")):
+        original = getattr(module, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            seen[_name].append(kwargs.get("span", args[-1] if _name != "taps_grad_w" else 1))
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", PAIR_CASES)
+def test_pairs_give_the_same_bits_as_single_positions(compiled, monkeypatch, xs, ws, stride, padding, dilation,
+                                                      groups):
+    """Each case with pairs (the library's ``PAIR_LANES``) and without (0), every input gradient
+    implicit (``MIN_LANES`` 1): the forward and the input gradient the same bits, the weight
+    gradient close; all three against the loop reference."""
+    monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    x, w, b = _inputs(xs, ws, seed=5 * sum(xs) + sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    conv = _conv(w.ndim - 2)
+    g = np.random.default_rng(11).uniform(-1, 1, conv(x, w, b, **kw).shape).astype(np.float32)
+
+    def run(pair_lanes):
+        monkeypatch.setattr(_implicit, "PAIR_LANES", pair_lanes)
+        return (conv(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2])
+
+    seen = _spans(monkeypatch)
+    lanes = _implicit.PAIR_LANES
+    paired = run(lanes)
+    spans = {name: list(calls) for name, calls in seen.items()}
+    single = run(0)
+    np.testing.assert_array_equal(_bits(paired[0]), _bits(single[0]))
+    np.testing.assert_array_equal(_bits(paired[1]), _bits(single[1]))
+    s, pads, d = _args(w, stride, padding, dilation)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ry = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[:2]
+    for got, want in zip(paired, (ry, rx, rw), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    # which spans ran: pairs wherever the last axis has a unit stride and an even count of
+    # positions (the forward's and the weight gradient's outputs, the input gradient's cells)
+    if s[-1] == 1:
+        assert (2 in spans["_forward_call"]) == (ry.shape[-1] % 2 == 0)
+        assert (2 in spans["taps_grad_w"]) == (ry.shape[-1] % 2 == 0)
+        assert (2 in spans["_grad_x_call"]) == (x.shape[-1] % 2 == 0 and w.shape[1] <= lanes)
+    else:
+        assert set(spans["_forward_call"] + spans["_grad_x_call"] + spans["taps_grad_w"]) == {1}
+
+
+def test_a_padded_layer_runs_both_spans(compiled, monkeypatch):
+    """With the padding skipped by classes of positions, the interior and the top and bottom
+    edges pair and the left and right edges (a column wide) do not: both kernels run, each on
+    its own phases, with no padded copy of the input."""
+    monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
+    monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+    from tests.functional.spies import spied
+
+    copies = spied(monkeypatch, _implicit, "_padded_input")
+    seen = _spans(monkeypatch)
+    x, w, b = _inputs((2, 16, 8, 10), (16, 8, 3, 3), seed=3)
+    y = F.conv2d(x, w, b, padding=1, groups=2, method="implicit")
+    g = np.random.default_rng(2).uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, _ = F.conv_backward(g, x, w, b, padding=1, groups=2, method="implicit")
+    assert sorted(seen["_forward_call"][:2]) == [1, 2]  # (the forward's two calls)
+    assert sorted(seen["_grad_x_call"]) == [1, 2] and sorted(seen["taps_grad_w"]) == [1, 2]
+    assert copies["_padded_input"] == 0
+    pads, one = ((1, 1), (1, 1)), (1, 1)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    np.testing.assert_allclose(y, _naive.naive_conv(x64, w64, b.astype(np.float64), one, pads, one, 2),
+                               rtol=1e-5, atol=1e-4)
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, one, pads, one, 2)[:2]
+    np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(gw, rw, rtol=1e-5, atol=1e-4)
+
+
+def _tables(rng, phases):
+    """Random forward tables: ``phases`` lists of ``(positions, offsets)`` runs, each phase padded
+    to a multiple of 6 entries (a real position, offset -1) as the library pads them."""
+    pos, yoff, delta, lengths, dlen = [], [], [], [], []
+    for p, y in phases:
+        extra = -len(p) % 6
+        pos.append(np.concatenate([p, np.full(extra, p[0] if len(p) else 0)]))
+        yoff.append(np.concatenate([y, np.full(extra, -1)]))
+        taps = rng.integers(0, 50, rng.integers(1, 5))
+        delta.append(taps)
+        lengths.append(len(pos[-1]))
+        dlen.append(len(taps))
+    out = [np.concatenate(a).astype(np.int64) for a in (pos, yoff, delta)]
+    for a in out:
+        a.flags.writeable = False
+    return out, lengths, dlen
+
+
+def test_split_pairs_follows_the_definition():
+    """Phases with an odd count, a gap in the input or in the output, and paired ones; each
+    phase's verdict and its first positions against a check written pair by pair."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    rng = np.random.default_rng(0)
+    runs = [
+        (np.arange(100, 112), np.arange(7, 19)),  # 12 adjacent: pairs
+        (np.arange(5, 10), np.arange(0, 5)),  # odd count
+        (np.array([0, 1, 3, 4]), np.array([0, 1, 2, 3])),  # a gap in the input between pairs: pairs
+        (np.array([0, 2, 3, 4]), np.array([0, 1, 2, 3])),  # the first pair not adjacent in the input
+        (np.array([10, 11, 12, 13]), np.array([0, 1, 5, 7])),  # the second pair not adjacent in the output
+        (np.arange(40, 54), np.arange(200, 214)),  # 14: pairs, 7 of them padded to 12
+    ]
+    (pos, yoff, delta), lengths, dlen = _tables(rng, runs)
+    pstart, dstart = ni.starts(lengths), ni.starts(dlen)
+    paired, rest = ni.split_pairs(pos, pstart, yoff, delta, dstart)
+    want = [i for i, (p, y) in enumerate(runs) if len(p) % 2 == 0 and all(
+        p[k + 1] == p[k] + 1 and y[k + 1] == y[k] + 1 for k in range(0, len(p), 2))]
+    assert paired[0].tolist() == want and rest[0].tolist() == [i for i in range(len(runs)) if i not in want]
+    for j, f in enumerate(paired[0]):
+        p, y = runs[f]
+        got_p = paired[1][paired[2][j]:paired[2][j + 1]]
+        got_y = paired[3][paired[2][j]:paired[2][j + 1]]
+        assert len(got_p) % 6 == 0
+        np.testing.assert_array_equal(got_p[:len(p) // 2], p[0::2])
+        np.testing.assert_array_equal(got_y[:len(p) // 2], y[0::2])
+        assert (got_y[len(p) // 2:] == -1).all()
+        np.testing.assert_array_equal(paired[4][paired[5][j]:paired[5][j + 1]], delta[dstart[f]:dstart[f + 1]])
+    for j, f in enumerate(rest[0]):
+        np.testing.assert_array_equal(rest[1][rest[2][j]:rest[2][j + 1]], pos[pstart[f]:pstart[f + 1]])
+        np.testing.assert_array_equal(rest[3][rest[2][j]:rest[2][j + 1]], yoff[pstart[f]:pstart[f + 1]])
+
+
+def test_split_segments_follows_the_definition():
+    from cnnlab.functional import _numba_implicit as ni
+
+    segs = [
+        (np.arange(0, 8), np.arange(30, 38), 0),  # pairs
+        (np.arange(20, 23), np.arange(0, 3), 1),  # odd
+        (np.array([50, 51, 60, 61]), np.array([3, 4, 9, 10]), 2),  # pairs with a gap between them
+        (np.array([70, 72]), np.array([5, 6]), 0),  # not adjacent in the input
+        (np.array([80, 81]), np.array([5, 7]), 1),  # not adjacent in the gradient
+    ]
+    pos = np.concatenate([s[0] for s in segs]).astype(np.int64)
+    goff = np.concatenate([s[1] for s in segs]).astype(np.int64)
+    seg = ni.starts([len(s[0]) for s in segs])
+    segf = np.array([s[2] for s in segs], np.int64)
+    for a in (pos, goff, segf):
+        a.flags.writeable = False
+    paired, rest = ni.split_segments(pos, goff, seg, segf)
+    assert paired[3].tolist() == [0, 2] and rest[3].tolist() == [1, 0, 1]
+    np.testing.assert_array_equal(paired[0], [0, 2, 4, 6, 50, 60])
+    np.testing.assert_array_equal(paired[1], [30, 32, 34, 36, 3, 9])
+    np.testing.assert_array_equal(paired[2], [0, 4, 6])
+    np.testing.assert_array_equal(rest[0], [20, 21, 22, 70, 72, 80, 81])
+    np.testing.assert_array_equal(rest[2], [0, 3, 5, 7])
+
+
+def test_pair_vector_operations():
+    """``wfma_pair_at``: ``acc + [a[i], a[i+1]] * 8 * v`` lane by lane, one rounding (integers
+    here, so every value is exact); ``copy_pair``: two values' bits unchanged (a NaN's payload
+    and a negative zero included)."""
+    from cnnlab.functional._numba_simd import copy_pair, wfma_pair_at, wload, wstore
+
+    @numba.njit
+    def run(acc, a, i, v, out):
+        wstore(out, 0, wfma_pair_at(wload(acc, 0), a, i, wload(v, 0)))
+
+    @numba.njit
+    def copy(dst, i, src, j):
+        copy_pair(dst, i, src, j)
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(-50, 50, 11).astype(np.float32)
+    acc = rng.integers(-1000, 1000, 16).astype(np.float32)
+    v = rng.integers(-50, 50, 16).astype(np.float32)
+    for i in (0, 3, 9):
+        out = np.empty(16, np.float32)
+        run(acc, a, i, v, out)
+        want = acc + np.tile(a[i:i + 2], 8) * v
+        np.testing.assert_array_equal(out, want)
+    src = np.array([1.5, np.nan, -0.0, 3.0], np.float32)
+    src.view(np.int32)[1] = 0x7FC01234  # (a NaN with a payload)
+    dst = np.zeros(5, np.float32)
+    copy(dst, 1, src, 1)
+    np.testing.assert_array_equal(dst.view(np.int32)[1:3], src.view(np.int32)[1:3])
+    assert dst[0] == 0 and dst[3] == 0 and dst[4] == 0
