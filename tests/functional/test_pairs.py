@@ -233,3 +233,45 @@ def test_pair_vector_operations():
     copy(dst, 1, src, 1)
     np.testing.assert_array_equal(dst.view(np.int32)[1:3], src.view(np.int32)[1:3])
     assert dst[0] == 0 and dst[3] == 0 and dst[4] == 0
+
+
+# A grouped layer of 8 filters a group and a layer of 32 filters, forward and backward, then
+# Numba's cache hits and misses of the four product kernels (both spans).
+CACHED = """
+import json
+import numpy as np
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _numba_implicit as ni
+
+_backend.set_backend("numba")
+x = np.random.default_rng(0).standard_normal((2, 16, 8, 8)).astype(np.float32)
+for w, groups in ((np.ones((16, 8, 3, 3), np.float32), 2), (np.ones((32, 16, 3, 3), np.float32), 1)):
+    y = F.conv2d(x, w, padding=1, groups=groups, method="implicit")
+    F.conv_backward(np.ones_like(y), x, w, None, padding=1, groups=groups, method="implicit")
+kernels = (ni._taps_forward, ni._taps_forward_pairs(), ni._taps_grad_w, ni._taps_grad_w_pairs())
+print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
+                  for k in kernels}))
+"""
+
+
+def test_the_kernels_of_both_spans_load_from_numbas_disk_cache(tmp_path):
+    """The two spans are closures of one source, compiled under names of their own: a second
+    process finds all four in the disk cache (a closure that held a function object was
+    compiled anew by every process, its cache key never the same)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", CACHED], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert set(first) == {"_taps_forward", "_taps_forward_pairs", "_taps_grad_w", "_taps_grad_w_pairs"}
+    assert all(misses for _, misses in first.values())  # (a fresh cache: compiled)
+    assert all(hits and not misses for hits, misses in second.values()), second

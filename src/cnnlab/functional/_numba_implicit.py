@@ -46,7 +46,7 @@ import numpy as np
 
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_pair_rows, wfma_rows, wload, wstore
+from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_span_rows, wload, wstore
 
 # Positions and filters of one register block.
 ROWS, COLS = 6, 16
@@ -115,8 +115,6 @@ def _make_taps_forward(span):
     positions (lane ``2j + e``: filter ``j`` at position ``p + e``; each row's two inputs
     broadcast to the even and odd lanes, :func:`cnnlab.functional._numba_simd.wfma_pair_at`), for
     groups of at most 8 filters (or input channels), which would leave half the lanes idle."""
-    fma_rows = wfma_rows if span == 1 else wfma_pair_rows
-
     def kernel(src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, jobs, chunk, staged, cstride,
                first_row, out_ch, groups, gsrc, grow, y, wide, bufs, accs, first_job, last_job,
                thread):  # pragma: no cover - compiled
@@ -184,16 +182,19 @@ def _make_taps_forward(span):
                                 for k in range(k0, k1):
                                     dk = ds[k]
                                     wk = wload(wpk, w)
-                                    c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
-                                                                      p2 + dk, p3 + dk, p4 + dk, p5 + dk, wk)
-                                    d0, d1, d2, d3, d4, d5 = fma_rows(d0, d1, d2, d3, d4, d5, src, q0 + dk, q1 + dk,
-                                                                      q2 + dk, q3 + dk, q4 + dk, q5 + dk, wk)
+                                    c0, c1, c2, c3, c4, c5 = wfma_span_rows(
+                                        span, c0, c1, c2, c3, c4, c5,
+                                        src, p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, wk)
+                                    d0, d1, d2, d3, d4, d5 = wfma_span_rows(
+                                        span, d0, d1, d2, d3, d4, d5,
+                                        src, q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, wk)
                                     w += COLS
                             else:
                                 for k in range(k0, k1):
                                     dk = ds[k]
-                                    c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, p0 + dk, p1 + dk,
-                                                                      p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
+                                    c0, c1, c2, c3, c4, c5 = wfma_span_rows(
+                                        span, c0, c1, c2, c3, c4, c5,
+                                        src, p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
                                     w += COLS
                             if k1 < taps or staged:  # the running sums wait for the next chunk (or the stores below)
                                 _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
@@ -256,8 +257,6 @@ def _make_taps_grad_w(span):
     pair's position ``j % 2`` (``pos``, ``goff``: the pairs' first positions, the second one
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
     lanes), whose two lanes :func:`_parts_transposed` adds."""
-    fma_rows = wfma_rows if span == 1 else wfma_pair_rows
-
     def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
                groups, gsrc, gg, bufs, parts, first_job, last_job, thread):  # pragma: no cover - compiled
         # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
@@ -329,18 +328,21 @@ def _make_taps_grad_w(span):
                             for p in range(p0, p1):
                                 s = pos[p] + sshift
                                 gp = wload(gt, at)
-                                c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
-                                                                  s + d3, s + d4, s + d5, gp)
-                                h0, h1, h2, h3, h4, h5 = fma_rows(h0, h1, h2, h3, h4, h5, src, s + e0, s + e1, s + e2,
-                                                                  s + e3, s + e4, s + e5, gp)
+                                c0, c1, c2, c3, c4, c5 = wfma_span_rows(
+                                    span, c0, c1, c2, c3, c4, c5,
+                                    src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, gp)
+                                h0, h1, h2, h3, h4, h5 = wfma_span_rows(
+                                    span, h0, h1, h2, h3, h4, h5,
+                                    src, s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, gp)
                                 at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
                             _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
                             _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
                         else:
                             for p in range(p0, p1):
                                 s = pos[p] + sshift
-                                c0, c1, c2, c3, c4, c5 = fma_rows(c0, c1, c2, c3, c4, c5, src, s + d0, s + d1, s + d2,
-                                                                  s + d3, s + d4, s + d5, wload(gt, at))
+                                c0, c1, c2, c3, c4, c5 = wfma_span_rows(
+                                    span, c0, c1, c2, c3, c4, c5,
+                                    src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, wload(gt, at))
                                 at += COLS
                             _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
                     kt += 2 * ROWS if pair else ROWS

@@ -292,3 +292,14 @@ def wfma_pair_rows(c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v):  # p
     the even and odd lanes (:func:`wfma_pair_at`)."""
     return (wfma_pair_at(c0, arr, i0, v), wfma_pair_at(c1, arr, i1, v), wfma_pair_at(c2, arr, i2, v),
             wfma_pair_at(c3, arr, i3, v), wfma_pair_at(c4, arr, i4, v), wfma_pair_at(c5, arr, i5, v))
+
+
+@numba.njit(inline="always")
+def wfma_span_rows(span, c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v):  # pragma: no cover - compiled
+    """:func:`wfma_rows` (``span`` 1) or :func:`wfma_pair_rows` (``span`` 2): for kernels written
+    once for both, with ``span`` a constant of their closure (inlined, the other branch folds
+    away; a closure that held the function itself would not be found again in Numba's disk cache
+    by another process, whose function object is another)."""
+    if span == 1:
+        return wfma_rows(c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v)
+    return wfma_pair_rows(c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v)
