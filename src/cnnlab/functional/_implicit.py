@@ -27,6 +27,11 @@ copy instead.
   term there, but a zero padding would multiply them), and layers with fewer than
   :data:`MIN_LANES` input channels per group, take the GEMM path's col2im instead
   (:func:`grad_x_applies`).
+
+Every group runs in one call of each kernel.  Groups of at most :data:`PAIR_LANES` filters (or
+input channels, for the input gradient) run blocks of 8 filters at 2 adjacent positions where the
+positions pair (a unit stride along the last axis): the classes that pair in one call, the
+others (a column wide, at the left and right edges) in a second one.
 """
 
 from __future__ import annotations
@@ -59,8 +64,8 @@ def applies(x: np.ndarray, weight: np.ndarray) -> bool:
 MIN_LANES = 8
 # Lanes (filters, or input channels for the input gradient) per group up to which the kernels run
 # blocks of 8 filters at 2 adjacent positions (span 2), where the layer's positions come in such
-# pairs (a unit stride along the last axis, an even count along it): 16 filters a block would
-# leave half the lanes idle.
+# pairs (a unit stride along the last axis, an even count in a class's rows): 16 filters a block
+# would leave half the lanes idle.
 PAIR_LANES = 8
 
 

@@ -32,6 +32,19 @@ dilation, padding and group, and the input gradient too:
   whole gradient beforehand cost NumPy 1.5 ms on the 14x14 layer, a third of the kernel), then
   adds 6 (or 12) of a segment's taps by 16 filters at a time into its thread's ``parts``.
 
+Groups: one call runs every group of a layer (a job is a group's region; group ``g`` reads its
+input ``g * gsrc`` further on, its packed weights a step further on, and writes its own rows),
+where a group's filters (or input channels) fit one block.  A group of at most 8 filters would
+leave half of the 16 lanes idle; there the kernels hold each filter at two adjacent positions
+(``span`` 2, :func:`split_pairs`): lane ``2j + e`` is filter ``j`` at position ``p + e``, the
+weights packed with each filter's row twice, and each row's two inputs ``src[p + d]``,
+``src[p + d + 1]`` broadcast to the even and odd lanes by one 8-byte load
+(:func:`cnnlab.functional._numba_simd.wfma_pair_at`).  Each output's sum runs over the same
+taps in the same order as with one position a row (the same bits); the weight gradient sums a
+filter's even and odd positions apart and adds the two at the end.  The phases (or segments)
+whose positions do not come in such pairs (a column a class wide, an odd count, a stride along
+the last axis) keep one position a row, in a second call.
+
 The sums run in a different order from the loop reference's (and with one rounding per
 multiply-add), so float results may differ from it in the last bits.
 """
