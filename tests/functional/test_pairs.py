@@ -265,7 +265,8 @@ def test_the_kernels_of_both_spans_load_from_numbas_disk_cache(tmp_path):
     from pathlib import Path
 
     src = str(Path(__file__).resolve().parents[2] / "src")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = src + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=path)
     runs = []
     for _ in range(2):
         done = subprocess.run([sys.executable, "-c", CACHED], env=env, capture_output=True, text=True, timeout=600)
