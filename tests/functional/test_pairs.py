@@ -179,8 +179,10 @@ def test_split_pairs_follows_the_definition():
         np.testing.assert_array_equal(rest[3][rest[2][j]:rest[2][j + 1]], yoff[pstart[f]:pstart[f + 1]])
 
 
-def test_split_segments_follows_the_definition():
+def test_split_segments_follows_the_definition(monkeypatch):
     from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(ni, "SMALL_SEGMENT", 0)  # (no segment joined to another: see below)
 
     segs = [
         (np.arange(0, 8), np.arange(30, 38), 0),  # pairs
@@ -202,6 +204,36 @@ def test_split_segments_follows_the_definition():
     np.testing.assert_array_equal(paired[2], [0, 4, 6])
     np.testing.assert_array_equal(rest[0], [20, 21, 22, 70, 72, 80, 81])
     np.testing.assert_array_equal(rest[2], [0, 3, 5, 7])
+
+
+def test_split_segments_joins_short_segments_class_by_class(monkeypatch):
+    """Segments shorter than ``SMALL_SEGMENT`` (pairs, where paired) are joined class by class,
+    in their order, after the longer ones, which keep theirs; each kind on its own."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(ni, "SMALL_SEGMENT", 4)
+    segs = [  # (positions, gradient offsets, class): two images' segments
+        (np.arange(0, 10), np.arange(0, 10), 0),  # 5 pairs: kept
+        (np.array([20, 22, 24]), np.array([10, 11, 12]), 1),  # odd, 3: joined
+        (np.array([30, 31]), np.array([13, 14]), 2),  # 1 pair: joined
+        (np.arange(40, 50), np.arange(15, 25), 0),  # 5 pairs: kept
+        (np.array([60, 62, 64]), np.array([25, 26, 27]), 1),  # joined to the first odd one
+        (np.array([70, 71]), np.array([28, 29]), 2),  # joined to the first single pair
+        (np.array([80, 82, 84, 86, 88]), np.array([30, 31, 32, 33, 34]), 3),  # odd, 5: kept
+    ]
+    pos = np.concatenate([a for a, _, _ in segs]).astype(np.int64)
+    goff = np.concatenate([b for _, b, _ in segs]).astype(np.int64)
+    seg = ni.starts([len(a) for a, _, _ in segs])
+    segf = np.array([f for _, _, f in segs], np.int64)
+    for a in (pos, goff, segf):
+        a.flags.writeable = False
+    paired, rest = ni.split_segments(pos, goff, seg, segf)
+    assert paired[3].tolist() == [0, 0, 2] and paired[2].tolist() == [0, 5, 10, 12]
+    np.testing.assert_array_equal(paired[0], [0, 2, 4, 6, 8, 40, 42, 44, 46, 48, 30, 70])
+    np.testing.assert_array_equal(paired[1], [0, 2, 4, 6, 8, 15, 17, 19, 21, 23, 13, 28])
+    assert rest[3].tolist() == [3, 1] and rest[2].tolist() == [0, 5, 11]
+    np.testing.assert_array_equal(rest[0], [80, 82, 84, 86, 88, 20, 22, 24, 60, 62, 64])
+    np.testing.assert_array_equal(rest[1], [30, 31, 32, 33, 34, 10, 11, 12, 25, 26, 27])
 
 
 def test_pair_vector_operations():
