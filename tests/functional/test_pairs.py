@@ -308,3 +308,23 @@ def test_the_kernels_of_both_spans_load_from_numbas_disk_cache(tmp_path):
     assert set(first) == {"_taps_forward", "_taps_forward_pairs", "_taps_grad_w", "_taps_grad_w_pairs"}
     assert all(misses for _, misses in first.values())  # (a fresh cache: compiled)
     assert all(hits and not misses for hits, misses in second.values()), second
+
+
+@pytest.mark.parametrize("ws, groups", [((32, 8, 3, 3), 4), ((32, 16, 3, 3), 2)])
+def test_grouped_weight_gradient_repeats_bit_for_bit(compiled, monkeypatch, ws, groups):
+    """Every group's runs of positions in one call, the last ones (of the last groups) shared out
+    to whichever thread is free, each into sums of its own: repeated calls give the same bits,
+    and agree with the loop reference (8 filters a group: pairs; 16: one position a row)."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(ni, "GRAD_W_TAIL", 8)
+    x, w, b = _inputs((8, 32, 24, 24), ws, seed=21)
+    g = np.random.default_rng(8).uniform(-1, 1, (8, 32, 24, 24)).astype(np.float32)
+    kw = {"padding": 1, "groups": groups, "method": "implicit"}
+    first = F.conv_backward(g, x, w, b, **kw)[1]
+    for _ in range(5):
+        np.testing.assert_array_equal(_bits(F.conv_backward(g, x, w, b, **kw)[1]), _bits(first))
+    one = (1, 1)
+    rw = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), one,
+                                    ((1, 1), (1, 1)), one, groups)[1]
+    np.testing.assert_allclose(first, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
