@@ -455,6 +455,8 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
             sums = ni.taps_grad_w(src.reshape(-1), g, *part, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
                                   groups, cg * plane, span=span)
             result = sums if result is None else result + sums
+    if result is None:  # (no positions at all)
+        result = np.zeros((out_ch, taps), np.float32)
     return result.reshape(weight_shape)
 
 
