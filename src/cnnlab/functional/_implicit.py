@@ -335,9 +335,11 @@ def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
         w, b = np.repeat(w, 2, axis=1), None if b is None else np.repeat(b, 2, axis=1)
     packs = _group_packs(w, flats, span * og)
     if packs.step is not None:  # (every group in one call)
-        bpk = np.concatenate([_bias16(None if b is None else b[g], span * og) for g in range(groups)])
-        ni.taps_forward(src.reshape(-1), packs.wpk, packs.wstart, bpk, pos, pstart, delta, dstart, yoff, cstride, 0,
-                        og, y.reshape(-1), groups, gsrc, og, packs.step, span=span)
+        bpk = np.zeros((groups, -(-span * og // _COLS) * _COLS), np.float32)  # (each group's bias, padded to 16s)
+        if b is not None:
+            bpk[:, :span * og] = b
+        ni.taps_forward(src.reshape(-1), packs.wpk, packs.wstart, bpk.reshape(-1), pos, pstart, delta, dstart, yoff,
+                        cstride, 0, og, y.reshape(-1), groups, gsrc, og, packs.step, span=span)
         return
     for g in range(groups):
         wpk, wstart = packs(g)
