@@ -54,6 +54,18 @@ def _inputs(xs, ws, seed):
     return x, w, b
 
 
+def _against_loop_reference(results, x, w, b, g, stride, padding, dilation, groups):
+    """``(y, gx, gw)`` of a float32 layer against the float64 loop reference (``g``: the upstream
+    gradient of the backward)."""
+    s, pads, d = _args(w, stride, padding, dilation)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ry = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
+    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[:2]
+    for got, want in zip(results, (ry, rx, rw), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    return ry
+
+
 @pytest.fixture
 def compiled():
     previous = _backend.set_backend("numba")  # past the small-work threshold

@@ -15,7 +15,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab.functional import _backend, _implicit, _naive
-from tests.functional.test_implicit import _args, _conv, _inputs
+from tests.functional.test_implicit import _against_loop_reference, _args, _conv, _inputs
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
 
@@ -85,12 +85,8 @@ def test_pairs_give_the_same_bits_as_single_positions(compiled, monkeypatch, xs,
     single = run(0)
     np.testing.assert_array_equal(_bits(paired[0]), _bits(single[0]))
     np.testing.assert_array_equal(_bits(paired[1]), _bits(single[1]))
-    s, pads, d = _args(w, stride, padding, dilation)
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    ry = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
-    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[:2]
-    for got, want in zip(paired, (ry, rx, rw), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    ry = _against_loop_reference(paired, x, w, b, g, stride, padding, dilation, groups)
+    s = _args(w, stride, padding, dilation)[0]
     # which spans ran: pairs wherever the last axis has a unit stride and an even count of
     # positions (the forward's and the weight gradient's outputs, the input gradient's cells)
     if s[-1] == 1:

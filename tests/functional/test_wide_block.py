@@ -14,7 +14,7 @@ import cnnlab.functional as F
 from cnnlab.functional import _backend, _naive, _numba_simd
 from cnnlab.functional import _numba_implicit as ni
 from tests.functional.spies import spied
-from tests.functional.test_implicit import CASES, _args, _conv, _inputs
+from tests.functional.test_implicit import CASES, _against_loop_reference, _args, _conv, _inputs
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
 
@@ -59,12 +59,7 @@ def test_implicit_kernels_give_the_same_bits_both_ways(compiled, monkeypatch, xs
     assert calls["taps_forward"] >= 4 and calls["taps_grad_w"] >= 2  # (the kernels ran, both times)
     for a, c in zip(wide, narrow, strict=True):
         np.testing.assert_array_equal(_bits(a), _bits(c))
-    s, pads, d = _args(w, stride, padding, dilation)
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    ry = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
-    rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, s, pads, d, groups)[:2]
-    for got, want in zip(narrow, (ry, rx, rw), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    _against_loop_reference(narrow, x, w, b, g, stride, padding, dilation, groups)
 
 
 @pytest.mark.parametrize("xs, ws, padding, dilation", WINOGRAD_CASES)

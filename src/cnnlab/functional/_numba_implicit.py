@@ -59,7 +59,7 @@ import numpy as np
 
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_span_rows, wload, wstore
+from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_span_blocks, wfma_span_rows, wload, wstore
 
 # Positions and filters of one register block.
 ROWS, COLS = 6, 16
@@ -194,13 +194,10 @@ def _make_taps_forward(span):
                             if pair:
                                 for k in range(k0, k1):
                                     dk = ds[k]
-                                    wk = wload(wpk, w)
-                                    c0, c1, c2, c3, c4, c5 = wfma_span_rows(
-                                        span, c0, c1, c2, c3, c4, c5,
-                                        src, p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, wk)
-                                    d0, d1, d2, d3, d4, d5 = wfma_span_rows(
-                                        span, d0, d1, d2, d3, d4, d5,
-                                        src, q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, wk)
+                                    c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = wfma_span_blocks(
+                                        span, c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
+                                        p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk,
+                                        q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, wload(wpk, w))
                                     w += COLS
                             else:
                                 for k in range(k0, k1):
@@ -340,13 +337,10 @@ def _make_taps_grad_w(span):
                             h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
                             for p in range(p0, p1):
                                 s = pos[p] + sshift
-                                gp = wload(gt, at)
-                                c0, c1, c2, c3, c4, c5 = wfma_span_rows(
-                                    span, c0, c1, c2, c3, c4, c5,
-                                    src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, gp)
-                                h0, h1, h2, h3, h4, h5 = wfma_span_rows(
-                                    span, h0, h1, h2, h3, h4, h5,
-                                    src, s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, gp)
+                                c0, c1, c2, c3, c4, c5, h0, h1, h2, h3, h4, h5 = wfma_span_blocks(
+                                    span, c0, c1, c2, c3, c4, c5, h0, h1, h2, h3, h4, h5, src,
+                                    s + d0, s + d1, s + d2, s + d3, s + d4, s + d5,
+                                    s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, wload(gt, at))
                                 at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
                             _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
                             _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)

@@ -303,3 +303,13 @@ def wfma_span_rows(span, c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v)
     if span == 1:
         return wfma_rows(c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v)
     return wfma_pair_rows(c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v)
+
+
+@numba.njit(inline="always")
+def wfma_span_blocks(span, c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, arr, i0, i1, i2, i3, i4, i5, j0, j1, j2, j3,
+                     j4, j5, v):  # pragma: no cover - compiled
+    """Two blocks' rows at once with the same ``v`` (:func:`wfma_span_rows` of ``c`` at the
+    inputs ``i``, then of ``d`` at ``j``): a step of the product kernels' 12 x 16 block."""
+    c = wfma_span_rows(span, c0, c1, c2, c3, c4, c5, arr, i0, i1, i2, i3, i4, i5, v)
+    d = wfma_span_rows(span, d0, d1, d2, d3, d4, d5, arr, j0, j1, j2, j3, j4, j5, v)
+    return c + d
