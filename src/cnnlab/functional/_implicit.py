@@ -290,7 +290,6 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     read padding: :func:`_tables`), or a padded copy with ``pads`` None: where skipping costs
     more (:func:`classes_pay`), or where it would leave out a term of the definition (a weight
     that is not finite: ``inf * 0`` is ``nan`` there; outputs that read only padding)."""
-    from cnnlab.functional import _numba_implicit as ni
 
     pads = tuple(pads) if pads else None
     kernel = weight.shape[2:]
@@ -309,12 +308,8 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     y = np.empty((src.shape[0], out_ch, *out), np.float32)
     gsrc = cg * int(math.prod(src.shape[2:]))  # (a group's input channels further on)
     phases = (tables.pos, tables.pstart, tables.yoff, tables.delta, tables.dstart)
-    if _paired(og, stride):  # (the phases whose positions pair in blocks of 8 filters at 2 positions)
-        for part, span in zip(ni.split_pairs(*phases), (2, 1), strict=True):
-            if part is not None:
-                _forward_call(src, weight, bias, groups, [tables.flats[f] for f in part[0]], part[1:], y, gsrc, span)
-    else:
-        _forward_call(src, weight, bias, groups, tables.flats, phases, y, gsrc, 1)
+    for flats, part, span in _phase_parts(og, stride, tables.flats, phases):
+        _forward_call(src, weight, bias, groups, flats, part, y, gsrc, span)
     return y, src, pads
 
 
@@ -347,11 +342,18 @@ def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
                         delta + g * gsrc, dstart, yoff, cstride, g * og, og, y.reshape(-1))
 
 
-def _paired(lanes: int, stride: Sequence[int]) -> bool:
-    """Whether a product with ``lanes`` filters (or input channels) a group may run blocks of 2
-    positions (:data:`PAIR_LANES`, a unit stride along the last axis); which of its phases do is
-    the tables' to say (:func:`cnnlab.functional._numba_implicit.split_pairs`)."""
-    return lanes <= PAIR_LANES and stride[-1] == 1
+def _phase_parts(lanes: int, stride: Sequence[int], flats: Sequence[np.ndarray], phases: tuple) -> list[tuple]:
+    """``[(flats, phases, span)]``: the calls that run the ``phases`` ``(pos, pstart, yoff, delta,
+    dstart)`` (taps ``flats``) of a product with ``lanes`` filters (or input channels) a group.
+    With at most :data:`PAIR_LANES` of them and a unit stride along the last axis, the phases
+    whose positions pair (:func:`cnnlab.functional._numba_implicit.split_pairs`) in blocks of 8 at
+    2 positions (span 2) and the others with 16 a block; else all of them in one call."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    if lanes > PAIR_LANES or stride[-1] != 1:
+        return [(flats, phases, 1)]
+    return [([flats[f] for f in part[0]], part[1:], span)
+            for part, span in zip(ni.split_pairs(*phases), (2, 1), strict=True) if part is not None]
 
 
 class _Packs:
@@ -447,12 +449,11 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     # (every group in one call, group k's filters read where they lie in the whole gradient: a
     # copy of each group's took N32 C256 14x14 -> 256 in 32 groups 0.95 of its 6.3 ms)
     segments = (tables.wpos, tables.wgoff, tables.seg, tables.segf)
-    if og > PAIR_LANES:
-        return ni.taps_grad_w(src.reshape(-1), g, *segments, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
-                              groups, cg * plane).reshape(weight_shape)
-    # (the segments whose positions pair: panels of 8 filters at 2 positions; the others' sums added)
+    # (with at most PAIR_LANES filters a group, the segments whose positions pair in panels of 8
+    # filters at 2 positions, the others' sums added)
+    parts = zip(ni.split_segments(*segments), (2, 1), strict=True) if og <= PAIR_LANES else [(segments, 1)]
     result = None
-    for part, span in zip(ni.split_segments(*segments), (2, 1), strict=True):
+    for part, span in parts:
         if part is not None:
             sums = ni.taps_grad_w(src.reshape(-1), g, *part, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
                                   groups, cg * plane, span=span)
@@ -566,7 +567,6 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     phase wrote a quarter of every cache line of the input gradient, which was out of the cache
     by the next).  The taps that would read outside the upstream gradient are skipped, with no
     padded copy of it."""
-    from cnnlab.functional import _numba_implicit as ni
 
     n = weight.ndim - 2
     pads = tuple(pads) if pads else ((0, 0),) * n
@@ -586,12 +586,8 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     if not flats:
         return y
     gsrc = og * int(math.prod(g.shape[2:]))  # (a group's filters further on)
-    if _paired(cg, stride):  # (the phases whose cells pair in blocks of 8 channels at 2 cells)
-        for part, span in zip(ni.split_pairs(*phases), (2, 1), strict=True):
-            if part is not None:
-                _grad_x_call(g, weight, groups, [flats[f] for f in part[0]], part[1:], y, gsrc, span)
-    else:
-        _grad_x_call(g, weight, groups, flats, phases, y, gsrc, 1)
+    for part_flats, part, span in _phase_parts(cg, stride, flats, phases):  # (cells paired by input channels)
+        _grad_x_call(g, weight, groups, part_flats, part, y, gsrc, span)
     return y
 
 

@@ -409,10 +409,10 @@ def _parts_transposed(parts, part, rows, out_ch, group_ch, span, out, first_job,
     # kernel), added (even + odd) after the threads' sums
     count = parts.shape[0] // part
     taps = out.shape[0] // out_ch
+    half = COLS // span  # (filters a panel)
+    per = (group_ch * span + COLS - 1) // COLS  # (panels a group)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         ob = np.int64(job)
-        half = COLS // span
-        per = (group_ch * span + COLS - 1) // COLS
         o0 = ob // per * group_ch + ob % per * half
         n = min(half, group_ch - ob % per * half)
         panel = ob * rows * COLS
@@ -508,8 +508,7 @@ def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: n
         p, y = pos[pstart[f]:pstart[f + 1]], yoff[pstart[f]:pstart[f + 1]]
         taps = delta[dstart[f]:dstart[f + 1]]
         real = int(np.count_nonzero(y >= 0))  # (the padding entries come last)
-        if real % 2 == 0 and real and np.array_equal(p[1:real:2], p[0:real:2] + 1) and np.array_equal(
-                y[1:real:2], y[0:real:2] + 1):
+        if _in_pairs(p[:real], y[:real]):
             lead, lead_y = p[0:real:2], y[0:real:2]
             extra = -lead.size % ROWS
             kinds[0].append((f, np.concatenate([lead, np.full(extra, lead[0], np.int64)]),
@@ -517,6 +516,13 @@ def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: n
         else:
             kinds[1].append((f, p, y, taps))
     return tuple(_phase_tables(k) if k else None for k in kinds)
+
+
+def _in_pairs(pos: np.ndarray, out: np.ndarray) -> bool:
+    """Whether the positions ``pos`` (written at ``out``) come two by two, an even, non-zero
+    count, each pair's second the next value after its first in both."""
+    return (pos.size % 2 == 0 and pos.size > 0 and np.array_equal(pos[1::2], pos[0::2] + 1)
+            and np.array_equal(out[1::2], out[0::2] + 1))
 
 
 def _phase_tables(phases: list) -> tuple:
@@ -548,8 +554,7 @@ def _split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np
     kinds: tuple[list, list] = ([], [])
     for i in range(segf.shape[0]):
         p, g = pos[seg[i]:seg[i + 1]], goff[seg[i]:seg[i + 1]]
-        if p.size % 2 == 0 and p.size and np.array_equal(p[1::2], p[0::2] + 1) and np.array_equal(g[1::2],
-                                                                                                g[0::2] + 1):
+        if _in_pairs(p, g):
             kinds[0].append((p[0::2], g[0::2], segf[i]))
         else:
             kinds[1].append((p, g, segf[i]))
