@@ -78,6 +78,56 @@ def test_blocked_gemm_skips_the_unwanted_input_gradient(tiny_blocks):
     np.testing.assert_allclose(w.grad, ref[1], rtol=1e-10)
 
 
+@pytest.mark.parametrize("as_is_bytes", [0, 1 << 40], ids=["as-it-stands", "transposed"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}")
+def test_gemm_weight_gradient_either_layout_matches_loop_reference(monkeypatch, case, dtype, as_is_bytes):
+    """The weight gradient ``G @ cols.T``, multiplied as it stands or as ``(cols @ G.T).T`` (the
+    threshold :data:`GRAD_W_AS_IS_BYTES` forced either way), blocked or whole: the loop
+    reference's values (integers exactly), in the input's dtype."""
+    monkeypatch.setattr(_conv_kernels, "GRAD_W_AS_IS_BYTES", as_is_bytes)
+    xs, ws, stride, pads, dilation, groups = case
+    rng = np.random.default_rng(14)
+    x, w = rng.integers(-9, 9, xs).astype(dtype), rng.integers(-9, 9, ws).astype(dtype)
+    if dtype != np.int64:
+        x, w = x + rng.random(xs).astype(dtype), w + rng.random(ws).astype(dtype)
+    kw = dict(stride=stride, padding=tuple(lo for lo, _ in pads), dilation=dilation, groups=groups)
+    g = rng.integers(-9, 9, _conv(x, w, method="gemm", **kw).shape).astype(dtype)
+    want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), stride,
+                                      pads, dilation, groups)[1]
+    for block_bytes in (8, 1 << 30):
+        monkeypatch.setattr(_conv_kernels, "BLOCK_BYTES", block_bytes)
+        got = F.conv_backward(g, x, w, method="gemm", **kw)[1]
+        assert got.dtype == dtype and got.shape == w.shape and got.flags.c_contiguous
+        if dtype == np.int64:
+            np.testing.assert_array_equal(got, want.astype(np.int64))
+        else:
+            tol = 1e-4 if dtype == np.float32 else 1e-10
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_gemm_weight_gradient_of_a_megabyte_multiplies_as_it_stands(monkeypatch):
+    """One group and a gradient of at least GRAD_W_AS_IS_BYTES: the BLAS gets ``G`` (filters by
+    positions) first; a smaller gradient, or grouped layers, the columns first."""
+    calls = []
+    real = _blas.matmul
+
+    def spy(a, b, out=None):
+        calls.append(a.shape)
+        return real(a, b, out=out)
+
+    monkeypatch.setattr(_blas, "matmul", spy)
+    rng = np.random.default_rng(15)
+    for out_ch, groups, as_is in ((512, 1, True), (16, 1, False), (512, 2, False)):
+        x = rng.standard_normal((2, 512, 4, 4)).astype(np.float32)
+        w = rng.standard_normal((out_ch, 512 // groups, 3, 3)).astype(np.float32)
+        calls.clear()
+        F.conv_backward(np.ones((2, out_ch, 4, 4), np.float32), x, w, padding=1, groups=groups, method="gemm")
+        g_first = (out_ch, 2 * 16)  # (G: filters by the batch's positions)
+        cols_first = (512 * 9, 2 * 16) if groups == 1 else (groups, 512 // groups * 9, 2 * 16)
+        assert (g_first in calls) == as_is and (cols_first in calls) == (not as_is)
+
+
 @pytest.mark.parametrize("case", CASES[:2], ids=lambda c: f"{c[0]}x{c[1]}")
 def test_blocked_and_whole_backward_agree_on_dtype(monkeypatch, case):
     """A float32 gradient into a float64 layer: the blocked backward gives the input gradient the
