@@ -228,10 +228,10 @@ def test_small_padded_inputs_are_padded_again_in_the_backward_not_kept(method):
 
 
 @pytest.mark.parametrize("xs,ws,groups,stride,expected", [
-    ((3, 3, 8, 7), (16, 3, 3, 3), 1, (1, 1), "direct"),  # a first layer: the blocked kernels
-    ((3, 3, 9, 7), (16, 3, 3, 3), 1, (2, 1), "gemm"),  # strided: direct forward, GEMM gradients
-    ((2, 2, 9, 9), (32, 1, 5, 5), 2, (1, 1), "gemm"),  # grouped
-    ((2, 1, 9, 9), (15, 1, 5, 5), 1, (2, 1), "direct"),  # too few filters: direct both ways
+    ((3, 3, 8, 9), (16, 3, 3, 3), 1, (1, 1), "direct"),  # a first layer: the blocked kernels
+    ((3, 3, 9, 9), (16, 3, 3, 3), 1, (2, 1), "gemm"),  # strided: direct forward, GEMM gradients
+    ((2, 2, 9, 17), (32, 1, 5, 5), 2, (1, 1), "gemm"),  # grouped
+    ((2, 1, 9, 17), (15, 1, 5, 5), 1, (2, 1), "direct"),  # too few filters: direct both ways
     ((2, 4, 8, 8), (4, 1, 3, 3), 4, (1, 1), "direct"),  # depthwise
 ])
 def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups, stride, expected):
@@ -260,6 +260,29 @@ def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups
             np.testing.assert_allclose(gw, ref[1], rtol=1e-10, atol=1e-10)
     finally:
         _backend.set_backend(previous)
+
+
+@pytest.mark.parametrize(("width", "kernel", "dilation", "direct"), [
+    (11, 3, 1, True), (10, 3, 1, False),  # 9 output columns for a 3-wide kernel, then 8
+    (19, 5, 1, True), (18, 5, 1, False),
+    (19, 3, 2, True), (18, 3, 2, False),  # dilated: 5 columns wide
+    (7, 1, 1, True), (2, 1, 1, False),
+])
+def test_first_layers_take_the_direct_kernels_on_rows_three_times_the_kernel(width, kernel, dilation, direct):
+    """A first layer (3 input channels) goes to the direct kernels where its output has at least
+    DIRECT_MIN_WIDTH_PER_TAP columns per column of the dilated kernel (``width``: the padded input's);
+    narrower, to the other paths (here: the GEMM path, no dtype given)."""
+    from cnnlab.functional import _backend
+
+    if not _backend.numba_available():
+        pytest.skip("the automatic rule picks 'direct' only with the Numba kernels")
+    previous = _backend.set_backend("numba")
+    try:
+        got = _conv_kernels.choose_method((4, 3, 30, width), (32, 3, kernel, kernel), 1, (1, 1), None,
+                                          (dilation, dilation))
+    finally:
+        _backend.set_backend(previous)
+    assert got == ("direct" if direct else "gemm")
 
 
 @pytest.mark.parametrize(("ws", "groups", "stride", "expected"), [

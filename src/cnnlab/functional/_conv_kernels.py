@@ -109,7 +109,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
                   dilation: Sequence[int] | None = None) -> str:
     """The automatic rule: ``'direct'`` when the Numba kernels are available and either the
     convolution is depthwise (one input and one output channel per group) or it is 2-d with at
-    most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer), or fewer
+    most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer) and output rows
+    :data:`DIRECT_MIN_WIDTH_PER_TAP` times the kernel's width, or fewer
     filters per group than the implicit kernels take (and a kernel wider than 1x1), and a unit
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
     kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 layers of
@@ -144,7 +145,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     if cg == 1 and out_ch == groups and len(weight_shape) - 2 <= 2:
         return "direct"
     unit_width = stride is None or stride[-1] == 1
-    if len(weight_shape) == 4 and cg <= DIRECT_MAX_CHANNELS and unit_width:
+    if len(weight_shape) == 4 and cg <= DIRECT_MAX_CHANNELS and unit_width and _wide_rows(
+            xp_shape[-1], weight_shape[-1], 1 if dilation is None else dilation[-1]):
         return "direct"
     if (len(weight_shape) == 4 and out_ch // groups < _implicit.MIN_LANES and unit_width
             and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
@@ -178,6 +180,21 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
 # float64 N32 C64 28x28 -> 64 groups 16 50.0 / 25.7.  Strided along the width (N32 C128 28x28 ->
 # 128 s2 groups 32: 17.1 / 24.1 / 10.8) they keep the other paths, as first layers do.
 DIRECT_MAX_CHANNELS = 3
+# Output columns per column of the (dilated) kernel from which those first layers take the direct
+# kernels: they run along a row of the output, and on rows short for the kernel the other paths
+# win.  Measured on 2 cores, forward+backward, one process with settled threads (direct / the rule's
+# other choice or the GEMM path / torch, ms): N32 C1 7x7 -> 256 k3 p1 5.4 / 1.7 / 6.0, N64 C3 7x7 ->
+# 256 k5 p2 13.8 / 5.2 / 6.5, N32 C3 14x14 -> 256 k7 p3 24.1 / 12.1 / 17.6; against it N64 C1 14x14
+# -> 256 k3 p1 10.2 / 13.8 / 13.9, N64 C1 16x16 -> 64 k5 p2 3.5 / 4.4 / 6.3, N32 C3 28x28 -> 64 k7
+# p3 15.8 / 19.0 / 30.8; at 14x14 with a 5x5 kernel either wins by turns.
+DIRECT_MIN_WIDTH_PER_TAP = 3
+
+
+def _wide_rows(padded: int, kernel: int, dilation: int) -> bool:
+    """Whether a unit-stride axis of ``padded`` input columns gives at least
+    :data:`DIRECT_MIN_WIDTH_PER_TAP` output columns per column of the dilated kernel."""
+    extent = dilation * (kernel - 1) + 1
+    return padded - extent + 1 >= DIRECT_MIN_WIDTH_PER_TAP * extent
 
 
 def choose_backward(weight_shape: Sequence[int], groups: int, stride: Sequence[int] | None = None) -> str:
