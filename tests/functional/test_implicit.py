@@ -683,6 +683,10 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((4, 8, 16, 16, 16), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "implicit"),  # 3-d
     ((2, 8, 6, 6, 6), (16, 8, 3, 3, 3), 1, (1, 1, 1), np.float32, "gemm"),  # 3-d, 3 MFLOP
     ((8, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 392 output positions
+    ((8, 512, 9, 9), (64, 512, 3, 3), 1, (1, 1), np.float32, "implicit"),  # 392, but 64 filters
+    ((1, 128, 20, 20), (16, 128, 5, 5), 1, (1, 1), np.float32, "implicit"),  # 256 positions, 16 filters
+    ((1, 128, 20, 20), (65, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 65 filters
+    ((1, 128, 19, 19), (16, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 225 positions
     ((16, 256, 9, 9), (256, 256, 3, 3), 1, (1, 1), np.float32, "winograd"),  # 784 positions
     ((16, 576, 9, 9), (576, 576, 3, 3), 1, (1, 1), np.float32, "implicit"),  # (576 channels: not Winograd)
     ((2, 256, 33, 33), (256, 256, 3, 3), 1, (2, 2), np.float32, "implicit"),  # 2 * 16 * 16 = 512 positions

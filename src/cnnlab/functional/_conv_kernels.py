@@ -126,6 +126,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     group (its register block holds 16), a forward of at least
     :data:`cnnlab.functional._implicit.MIN_FLOPS` FLOPs (a smaller call is mostly the kernels'
     fixed costs) and at least :data:`cnnlab.functional._implicit.MIN_POSITIONS` output positions
+    (:data:`cnnlab.functional._implicit.MIN_POSITIONS_FEW_FILTERS` with at most
+    :data:`cnnlab.functional._implicit.FEW_FILTERS` filters per group)
     in the batch (with fewer its jobs are too few to share out, and the BLAS's product wins).
     A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched products.
 
@@ -158,7 +160,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     outputs = xp_shape[0] * math.prod((n - k) // s + 1 for n, k, s in zip(xp_shape[2:], weight_shape[2:], steps,
                                                                           strict=True))
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
-            and flops >= _implicit.MIN_FLOPS and outputs >= _implicit.MIN_POSITIONS
+            and flops >= _implicit.MIN_FLOPS and (outputs >= _implicit.MIN_POSITIONS or (
+                outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and out_ch // groups <= _implicit.FEW_FILTERS))
             and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
         dilation = (1, 1) if dilation is None else tuple(dilation)
         if _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation):

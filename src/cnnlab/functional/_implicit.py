@@ -83,6 +83,14 @@ MIN_FLOPS = 1e7
 # 0.88 / 0.95; N1 C128 14x14 (196) 0.72 / 0.74; N2 C64 14x14 (392) 0.84 / 0.83; N16 C64 7x7
 # (784) 0.97 / 0.92; N16 C256 7x7 (784) 1.17 / 1.07; N8 C64 14x14 (1,568) 1.20 / 1.02.
 MIN_POSITIONS = 512
+# Positions from which, and filters per group up to which, 'auto' takes them all the same: the
+# GEMM path's column matrix (C*K values a position) weighs most against the product where the
+# filters are few.  Measured on 2 cores, forward+backward, one process with settled threads, GEMM
+# path time over implicit: N1 16x16 (256 positions) -> 16 k5 p2 C128 1.53, C512 1.73; -> 64 k3 p1
+# C512 1.01, k7 p3 C128 1.23; N8 7x7 (392) -> 16 k3 C128 1.44, k7 C512 3.35; -> 64 k5 C512 1.45;
+# against it -> 256 (N1 16x16 k5 C512 0.76, N8 7x7 k3 C512 0.91).
+MIN_POSITIONS_FEW_FILTERS = 256
+FEW_FILTERS = 64
 
 
 # When the kernels skip the padding (classes of positions, :func:`_tables`) rather than read a
