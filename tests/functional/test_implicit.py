@@ -687,8 +687,14 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((1, 128, 20, 20), (16, 128, 5, 5), 1, (1, 1), np.float32, "implicit"),  # 256 positions, 16 filters
     ((1, 128, 20, 20), (65, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 65 filters
     ((1, 128, 19, 19), (16, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 225 positions
+    ((8, 128, 32, 32), (512, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 512 filters
+    ((8, 128, 32, 32), (511, 128, 5, 5), 1, (1, 1), np.float32, "implicit"),
+    ((8, 128, 32, 32), (1024, 128, 3, 3), 2, (1, 1), np.float32, "gemm"),  # 512 filters a group
+    ((8, 128, 32, 32), (512, 128, 3, 3), 1, (1, 1), np.float32, "winograd"),  # 3x3: Winograd's all the same
+    ((8, 512, 32), (512, 512, 3), 1, (1,), np.float32, "gemm"),  # 1-d
     ((16, 256, 9, 9), (256, 256, 3, 3), 1, (1, 1), np.float32, "winograd"),  # 784 positions
-    ((16, 576, 9, 9), (576, 576, 3, 3), 1, (1, 1), np.float32, "implicit"),  # (576 channels: not Winograd)
+    ((16, 576, 9, 9), (576, 576, 3, 3), 1, (1, 1), np.float32, "gemm"),  # (576 channels: not Winograd; 576 filters)
+    ((16, 576, 9, 9), (320, 576, 3, 3), 1, (1, 1), np.float32, "implicit"),  # (576 channels: not Winograd)
     ((2, 256, 33, 33), (256, 256, 3, 3), 1, (2, 2), np.float32, "implicit"),  # 2 * 16 * 16 = 512 positions
     ((2, 256, 31, 34), (256, 256, 3, 3), 1, (2, 2), np.float32, "gemm"),  # 2 * 15 * 16 = 480
 ])

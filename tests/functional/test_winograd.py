@@ -254,8 +254,9 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((32, 32, 34, 34), (64, 32, 3, 3), 1, (2, 2), (1, 1), "implicit"),  # stride 2
     ((64, 8, 30, 30), (16, 8, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 8 channels: below MIN_CHANNELS
     ((8, 512, 16, 16), (512, 512, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # 512 channels (by the BLAS)
-    ((8, 640, 16, 16), (640, 640, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 640 channels: above MAX_CHANNELS
-    ((11, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 11 * 16 = 176 tiles: below MIN_TILES
+    ((8, 640, 16, 16), (640, 640, 3, 3), 1, (1, 1), (1, 1), "gemm"),  # 640 channels: above MAX_CHANNELS
+    ((8, 640, 16, 16), (256, 640, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # (256 filters: the implicit kernels)
+    ((11, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), (1, 1), "gemm"),  # 11 * 16 = 176 tiles: below MIN_TILES
     ((64, 32, 16, 16), (64, 16, 3, 3), 2, (1, 1), (1, 1), "implicit"),  # two groups
     ((64, 32, 16, 16), (64, 32, 5, 5), 1, (1, 1), (1, 1), "implicit"),  # 5x5
     ((4, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # 4 * 49 = 196 tiles

@@ -127,7 +127,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     :data:`cnnlab.functional._implicit.MIN_FLOPS` FLOPs (a smaller call is mostly the kernels'
     fixed costs) and at least :data:`cnnlab.functional._implicit.MIN_POSITIONS` output positions
     (:data:`cnnlab.functional._implicit.MIN_POSITIONS_FEW_FILTERS` with at most
-    :data:`cnnlab.functional._implicit.FEW_FILTERS` filters per group)
+    :data:`cnnlab.functional._implicit.FEW_FILTERS` filters per group), and fewer than
+    :data:`cnnlab.functional._implicit.MANY_FILTERS` filters per group unless Winograd's
     in the batch (with fewer its jobs are too few to share out, and the BLAS's product wins).
     A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched products.
 
@@ -166,7 +167,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
         dilation = (1, 1) if dilation is None else tuple(dilation)
         if _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation):
             return "winograd"
-        return "implicit"
+        if out_ch // groups < _implicit.MANY_FILTERS:
+            return "implicit"
     return "gemm"
 
 

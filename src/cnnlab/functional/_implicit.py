@@ -91,6 +91,14 @@ MIN_POSITIONS = 512
 # against it -> 256 (N1 16x16 k5 C512 0.76, N8 7x7 k3 C512 0.91).
 MIN_POSITIONS_FEW_FILTERS = 256
 FEW_FILTERS = 64
+# Filters per group from which 'auto' takes the GEMM path instead (but for Winograd's layers): the
+# implicit kernels stream every filter's packed weights past each job's positions, and OpenBLAS's
+# blocked product reuses them better.  Measured on 2 cores, forward+backward, one process with
+# settled threads, GEMM path / implicit (ms): N8 C128 28x28 -> 512 k5 p2 359 / 441 (torch 303),
+# N16 C256 14x14 -> 512 k5 352 / 413, N8 C128 16x16 -> 512 k7 225 / 255, N2 C128 16x16 -> 512 k3
+# 10.6 / 12.1, conv1d N1 C256 L512 -> 512 k3 9.8 / 13.0; 384 filters even (N4 C64 56x56 k5 278 /
+# 271, N16 C128 14x14 k5 135 / 141).
+MANY_FILTERS = 512
 
 
 # When the kernels skip the padding (classes of positions, :func:`_tables`) rather than read a
