@@ -24,7 +24,7 @@ PAIR_CASES = [
     ((2, 16, 7, 6), (16, 8, 3, 3), 1, 1, 1, 2),  # groups of 8 channels and 8 filters, padded: edges unpaired
     ((2, 32, 8, 8), (32, 8, 3, 3), 1, 0, 1, 4),  # no padding: one class, every position paired
     ((3, 24, 6, 10), (24, 8, 3, 3), 1, 1, 1, 3),  # 3 groups (an odd count), batch of 3
-    ((2, 8, 9, 7), (6, 8, 3, 3), 1, 1, 1, 1),  # one group of 6 filters; an odd width (7): no pairs
+    ((2, 8, 9, 7), (6, 8, 3, 3), 1, 1, 1, 1),  # one group of 6 filters; an odd width (7): 3 pairs a row
     ((2, 16, 10, 12), (16, 4, 5, 3), 1, (2, 1), (1, 2), 4),  # 4 filters a group, dilated, asymmetric kernel
     ((2, 10, 8, 10), (10, 5, 3, 3), (2, 1), 1, 1, 2),  # strided along the height only: pairs along the width
     ((2, 16, 8, 8), (16, 8, 3, 3), 2, 1, 1, 2),  # strided along the width: nothing pairs
@@ -87,12 +87,15 @@ def test_pairs_give_the_same_bits_as_single_positions(compiled, monkeypatch, xs,
     np.testing.assert_array_equal(_bits(paired[1]), _bits(single[1]))
     ry = _against_loop_reference(paired, x, w, b, g, stride, padding, dilation, groups)
     s = _args(w, stride, padding, dilation)[0]
-    # which spans ran: pairs wherever the last axis has a unit stride and an even count of
-    # positions (the forward's and the weight gradient's outputs, the input gradient's cells)
+    # which spans ran: pairs wherever the last axis has a unit stride and two positions or more
+    # (the forward's and the weight gradient's outputs, the input gradient's cells; an odd row
+    # leaves one position to the single kernels)
     if s[-1] == 1:
-        assert (2 in spans["_forward_call"]) == (ry.shape[-1] % 2 == 0)
-        assert (2 in spans["taps_grad_w"]) == (ry.shape[-1] % 2 == 0)
-        assert (2 in spans["_grad_x_call"]) == (x.shape[-1] % 2 == 0 and w.shape[1] <= lanes)
+        assert (2 in spans["_forward_call"]) == (ry.shape[-1] >= 2)
+        assert (2 in spans["taps_grad_w"]) == (ry.shape[-1] >= 2)
+        assert (2 in spans["_grad_x_call"]) == (x.shape[-1] >= 2 and w.shape[1] <= lanes)
+        if ry.shape[-1] % 2:
+            assert 1 in spans["_forward_call"] and 1 in spans["taps_grad_w"]
     else:
         assert set(spans["_forward_call"] + spans["_grad_x_call"] + spans["taps_grad_w"]) == {1}
 
@@ -141,38 +144,53 @@ def _tables(rng, phases):
     return out, lengths, dlen
 
 
+def _pairs_in_order(p, y):
+    """The check written pair by pair: walking the positions in order, a position and the next
+    one pair where the next is one further on in both ``p`` and ``y``; ``(firsts, singles)``."""
+    firsts, singles, i = [], [], 0
+    while i < len(p):
+        if i + 1 < len(p) and p[i + 1] == p[i] + 1 and y[i + 1] == y[i] + 1:
+            firsts.append(i)
+            i += 2
+        else:
+            singles.append(i)
+            i += 1
+    return firsts, singles
+
+
 def test_split_pairs_follows_the_definition():
     """Phases with an odd count, a gap in the input or in the output, and paired ones; each
-    phase's verdict and its first positions against a check written pair by pair."""
+    phase's paired positions (their first ones) and single ones against a check written pair by
+    pair, a phase in both kinds where it has both."""
     from cnnlab.functional import _numba_implicit as ni
 
     rng = np.random.default_rng(0)
     runs = [
-        (np.arange(100, 112), np.arange(7, 19)),  # 12 adjacent: pairs
-        (np.arange(5, 10), np.arange(0, 5)),  # odd count
-        (np.array([0, 1, 3, 4]), np.array([0, 1, 2, 3])),  # a gap in the input between pairs: pairs
-        (np.array([0, 2, 3, 4]), np.array([0, 1, 2, 3])),  # the first pair not adjacent in the input
+        (np.arange(100, 112), np.arange(7, 19)),  # 12 adjacent: 6 pairs
+        (np.arange(5, 10), np.arange(0, 5)),  # odd count: 2 pairs and the last single
+        (np.array([0, 1, 3, 4]), np.array([0, 1, 2, 3])),  # a gap in the input between pairs: 2 pairs
+        (np.array([0, 2, 3, 4]), np.array([0, 1, 2, 3])),  # the first not adjacent: single, pair, single
         (np.array([10, 11, 12, 13]), np.array([0, 1, 5, 7])),  # the second pair not adjacent in the output
         (np.arange(40, 54), np.arange(200, 214)),  # 14: pairs, 7 of them padded to 12
+        (np.array([3, 5, 7]), np.array([0, 1, 2])),  # none adjacent: single only
     ]
     (pos, yoff, delta), lengths, dlen = _tables(rng, runs)
     pstart, dstart = ni.starts(lengths), ni.starts(dlen)
     paired, rest = ni.split_pairs(pos, pstart, yoff, delta, dstart)
-    want = [i for i, (p, y) in enumerate(runs) if len(p) % 2 == 0 and all(
-        p[k + 1] == p[k] + 1 and y[k + 1] == y[k] + 1 for k in range(0, len(p), 2))]
-    assert paired[0].tolist() == want and rest[0].tolist() == [i for i in range(len(runs)) if i not in want]
-    for j, f in enumerate(paired[0]):
-        p, y = runs[f]
-        got_p = paired[1][paired[2][j]:paired[2][j + 1]]
-        got_y = paired[3][paired[2][j]:paired[2][j + 1]]
-        assert len(got_p) % 6 == 0
-        np.testing.assert_array_equal(got_p[:len(p) // 2], p[0::2])
-        np.testing.assert_array_equal(got_y[:len(p) // 2], y[0::2])
-        assert (got_y[len(p) // 2:] == -1).all()
-        np.testing.assert_array_equal(paired[4][paired[5][j]:paired[5][j + 1]], delta[dstart[f]:dstart[f + 1]])
-    for j, f in enumerate(rest[0]):
-        np.testing.assert_array_equal(rest[1][rest[2][j]:rest[2][j + 1]], pos[pstart[f]:pstart[f + 1]])
-        np.testing.assert_array_equal(rest[3][rest[2][j]:rest[2][j + 1]], yoff[pstart[f]:pstart[f + 1]])
+    want = [_pairs_in_order(p, y) for p, y in runs]
+    assert paired[0].tolist() == [f for f, (firsts, _) in enumerate(want) if firsts]
+    assert rest[0].tolist() == [f for f, (_, singles) in enumerate(want) if singles]
+    for kind, which in ((paired, 0), (rest, 1)):
+        for j, f in enumerate(kind[0]):
+            p, y = runs[f]
+            at = want[f][which]
+            got_p = kind[1][kind[2][j]:kind[2][j + 1]]
+            got_y = kind[3][kind[2][j]:kind[2][j + 1]]
+            assert len(got_p) % 6 == 0
+            np.testing.assert_array_equal(got_p[:len(at)], p[at])
+            np.testing.assert_array_equal(got_y[:len(at)], y[at])
+            assert (got_y[len(at):] == -1).all()
+            np.testing.assert_array_equal(kind[4][kind[5][j]:kind[5][j + 1]], delta[dstart[f]:dstart[f + 1]])
 
 
 def test_split_segments_follows_the_definition(monkeypatch):
@@ -194,12 +212,13 @@ def test_split_segments_follows_the_definition(monkeypatch):
     for a in (pos, goff, segf):
         a.flags.writeable = False
     paired, rest = ni.split_segments(pos, goff, seg, segf)
-    assert paired[3].tolist() == [0, 2] and rest[3].tolist() == [1, 0, 1]
-    np.testing.assert_array_equal(paired[0], [0, 2, 4, 6, 50, 60])
-    np.testing.assert_array_equal(paired[1], [30, 32, 34, 36, 3, 9])
-    np.testing.assert_array_equal(paired[2], [0, 4, 6])
-    np.testing.assert_array_equal(rest[0], [20, 21, 22, 70, 72, 80, 81])
-    np.testing.assert_array_equal(rest[2], [0, 3, 5, 7])
+    assert paired[3].tolist() == [0, 1, 2] and rest[3].tolist() == [1, 0, 1]
+    np.testing.assert_array_equal(paired[0], [0, 2, 4, 6, 20, 50, 60])  # (the odd segment's first two pair)
+    np.testing.assert_array_equal(paired[1], [30, 32, 34, 36, 0, 3, 9])
+    np.testing.assert_array_equal(paired[2], [0, 4, 5, 7])
+    np.testing.assert_array_equal(rest[0], [22, 70, 72, 80, 81])
+    np.testing.assert_array_equal(rest[1], [2, 5, 6, 5, 7])
+    np.testing.assert_array_equal(rest[2], [0, 1, 3, 5])
 
 
 def test_split_segments_joins_short_segments_class_by_class(monkeypatch):

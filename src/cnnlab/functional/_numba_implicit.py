@@ -490,13 +490,15 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
 
 def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray
                 ) -> tuple[tuple | None, tuple | None]:
-    """``(paired, rest)``: :func:`taps_forward`'s phases split into those whose positions come in
-    pairs (an even count, each pair's second position the next value in both the input and the
-    output: ``pos + 1``, ``yoff + 1``) and the others, each ``(phases, pos, pstart, yoff, delta,
-    dstart)`` (``phases``: their indices; the paired ones' ``pos``, ``yoff`` the first position of
-    each pair, padded to a multiple of :data:`ROWS` as the tables are), or None where no phase is
-    of that kind.  In a 2-d layer the interior and the top and bottom edges pair; the left and
-    right edges, a column wide, do not.  Kept for the next call with the same read-only tables."""
+    """``(paired, rest)``: :func:`taps_forward`'s phases split into the positions that pair (in
+    order, a position and the next one where that is the next value in both the input and the
+    output: ``pos + 1``, ``yoff + 1``; :func:`_pairing`) and those that do not, each ``(phases,
+    pos, pstart, yoff, delta, dstart)`` (``phases``: the index of each part's phase, a phase in
+    both where some of its positions pair and some do not; the paired ones' ``pos``, ``yoff`` the
+    first position of each pair; each part padded to a multiple of :data:`ROWS` as the tables
+    are), or None where no position is of that kind.  In a 2-d layer the rows pair two by two;
+    a row of odd width leaves one position, and the left and right edges, a column wide, pair
+    not at all.  Kept for the next call with the same read-only tables."""
     return _memo((pos, pstart, yoff, delta, dstart), ("pairs",),
                  functools.partial(_split_pairs, pos, pstart, yoff, delta, dstart))
 
@@ -508,21 +510,30 @@ def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: n
         p, y = pos[pstart[f]:pstart[f + 1]], yoff[pstart[f]:pstart[f + 1]]
         taps = delta[dstart[f]:dstart[f + 1]]
         real = int(np.count_nonzero(y >= 0))  # (the padding entries come last)
-        if _in_pairs(p[:real], y[:real]):
-            lead, lead_y = p[0:real:2], y[0:real:2]
-            extra = -lead.size % ROWS
-            kinds[0].append((f, np.concatenate([lead, np.full(extra, lead[0], np.int64)]),
+        first, single = _pairing(p[:real], y[:real])
+        for kind, (at, fill) in zip(kinds, ((first, p[0] if real else 0), (single, 0)), strict=True):
+            if at.size:
+                lead, lead_y = p[at], y[at]
+                extra = -lead.size % ROWS
+                kind.append((f, np.concatenate([lead, np.full(extra, lead[0], np.int64)]),
                              np.concatenate([lead_y, np.full(extra, -1, np.int64)]), taps))
-        else:
-            kinds[1].append((f, p, y, taps))
     return tuple(_phase_tables(k) if k else None for k in kinds)
 
 
-def _in_pairs(pos: np.ndarray, out: np.ndarray) -> bool:
-    """Whether the positions ``pos`` (written at ``out``) come two by two, an even, non-zero
-    count, each pair's second the next value after its first in both."""
-    return (pos.size % 2 == 0 and pos.size > 0 and np.array_equal(pos[1::2], pos[0::2] + 1)
-            and np.array_equal(out[1::2], out[0::2] + 1))
+def _pairing(pos: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, single)``: the indices of the positions ``pos`` (written at ``out``) that begin a
+    pair, taken in order (a position and the next one where that is the next value in both), and
+    of those left single: in each chain of such neighbours, its 1st and 2nd, 3rd and 4th, ...
+    positions pair, and an odd chain's last is single."""
+    count = pos.size
+    index = np.arange(count, dtype=np.int64)
+    link = np.zeros(count, bool)  # (position i and i + 1 neighbours)
+    link[:-1] = (pos[1:] == pos[:-1] + 1) & (out[1:] == out[:-1] + 1)
+    begins = np.ones(count, bool)
+    begins[1:] = ~link[:-1]
+    along = index - np.maximum.accumulate(np.where(begins, index, 0))  # (place in its chain)
+    first = (along % 2 == 0) & link
+    return index[first], index[(along % 2 == 0) & ~link]
 
 
 def _phase_tables(phases: list) -> tuple:
@@ -542,10 +553,11 @@ SMALL_SEGMENT = 48
 def split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
                    ) -> tuple[tuple | None, tuple | None]:
     """``(paired, rest)``: :func:`taps_grad_w`'s segments split as :func:`split_pairs` splits the
-    forward's phases (pairs in both the input and the upstream gradient), each ``(pos, goff, seg,
-    segf)`` (the paired ones' ``pos``, ``goff`` the first position of each pair), or None; in
-    each, the segments shorter than :data:`SMALL_SEGMENT` are joined class by class (in order)
-    after the others."""
+    forward's phases (pairs in both the input and the upstream gradient; a segment's positions
+    that pair in one kind, those left single in the other), each ``(pos, goff, seg, segf)`` (the
+    paired ones' ``pos``, ``goff`` the first position of each pair), or None; in each, the
+    segments shorter than :data:`SMALL_SEGMENT` are joined class by class (in order) after the
+    others."""
     return _memo((pos, goff, seg, segf), ("pairs",), functools.partial(_split_segments, pos, goff, seg, segf))
 
 
@@ -554,10 +566,9 @@ def _split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np
     kinds: tuple[list, list] = ([], [])
     for i in range(segf.shape[0]):
         p, g = pos[seg[i]:seg[i + 1]], goff[seg[i]:seg[i + 1]]
-        if _in_pairs(p, g):
-            kinds[0].append((p[0::2], g[0::2], segf[i]))
-        else:
-            kinds[1].append((p, g, segf[i]))
+        for kind, at in zip(kinds, _pairing(p, g), strict=True):
+            if at.size:
+                kind.append((p[at], g[at], segf[i]))
     out = []
     for kind in kinds:
         if not kind:
