@@ -91,8 +91,10 @@ def _spied(monkeypatch):
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CASES)
 def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups, min_lanes):
     """Each case twice: with every input gradient implicit (``MIN_LANES`` 1, so the phases of
-    small strided cases run too), and with the library's rule."""
+    small strided cases run too), and with the library's rule; 16 lanes a block throughout (the
+    blocks of 8 filters at 2 positions, and their calls, are test_pairs.py's)."""
     monkeypatch.setattr(_implicit, "MIN_LANES", min_lanes)
+    monkeypatch.setattr(_implicit, "PAIR_LANES", 0)
     x, w, b = _inputs(xs, ws, seed=sum(xs) + sum(ws))
     s, pads, d = _args(w, stride, padding, dilation)
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}

@@ -511,7 +511,7 @@ def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: n
         taps = delta[dstart[f]:dstart[f + 1]]
         real = int(np.count_nonzero(y >= 0))  # (the padding entries come last)
         first, single = _pairing(p[:real], y[:real])
-        for kind, (at, fill) in zip(kinds, ((first, p[0] if real else 0), (single, 0)), strict=True):
+        for kind, at in zip(kinds, (first, single), strict=True):
             if at.size:
                 lead, lead_y = p[at], y[at]
                 extra = -lead.size % ROWS
