@@ -163,6 +163,7 @@ def test_split_pairs_follows_the_definition():
     phase's paired positions (their first ones) and single ones against a check written pair by
     pair, a phase in both kinds where it has both."""
     from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _pairs
 
     rng = np.random.default_rng(0)
     runs = [
@@ -176,7 +177,7 @@ def test_split_pairs_follows_the_definition():
     ]
     (pos, yoff, delta), lengths, dlen = _tables(rng, runs)
     pstart, dstart = ni.starts(lengths), ni.starts(dlen)
-    paired, rest = ni.split_pairs(pos, pstart, yoff, delta, dstart)
+    paired, rest = _pairs.split_pairs(pos, pstart, yoff, delta, dstart)
     want = [_pairs_in_order(p, y) for p, y in runs]
     assert paired[0].tolist() == [f for f, (firsts, _) in enumerate(want) if firsts]
     assert rest[0].tolist() == [f for f, (_, singles) in enumerate(want) if singles]
@@ -195,8 +196,9 @@ def test_split_pairs_follows_the_definition():
 
 def test_split_segments_follows_the_definition(monkeypatch):
     from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _pairs
 
-    monkeypatch.setattr(ni, "SMALL_SEGMENT", 0)  # (no segment joined to another: see below)
+    monkeypatch.setattr(_pairs, "SMALL_SEGMENT", 0)  # (no segment joined to another: see below)
 
     segs = [
         (np.arange(0, 8), np.arange(30, 38), 0),  # pairs
@@ -211,7 +213,7 @@ def test_split_segments_follows_the_definition(monkeypatch):
     segf = np.array([s[2] for s in segs], np.int64)
     for a in (pos, goff, segf):
         a.flags.writeable = False
-    paired, rest = ni.split_segments(pos, goff, seg, segf)
+    paired, rest = _pairs.split_segments(pos, goff, seg, segf)
     assert paired[3].tolist() == [0, 1, 2] and rest[3].tolist() == [1, 0, 1]
     np.testing.assert_array_equal(paired[0], [0, 2, 4, 6, 20, 50, 60])  # (the odd segment's first two pair)
     np.testing.assert_array_equal(paired[1], [30, 32, 34, 36, 0, 3, 9])
@@ -225,8 +227,9 @@ def test_split_segments_joins_short_segments_class_by_class(monkeypatch):
     """Segments shorter than ``SMALL_SEGMENT`` (pairs, where paired) are joined class by class,
     in their order, after the longer ones, which keep theirs; each kind on its own."""
     from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _pairs
 
-    monkeypatch.setattr(ni, "SMALL_SEGMENT", 4)
+    monkeypatch.setattr(_pairs, "SMALL_SEGMENT", 4)
     segs = [  # (positions, gradient offsets, class): two images' segments
         (np.arange(0, 10), np.arange(0, 10), 0),  # 5 pairs: kept
         (np.array([20, 22, 24]), np.array([10, 11, 12]), 1),  # odd, 3: joined
@@ -242,7 +245,7 @@ def test_split_segments_joins_short_segments_class_by_class(monkeypatch):
     segf = np.array([f for _, _, f in segs], np.int64)
     for a in (pos, goff, segf):
         a.flags.writeable = False
-    paired, rest = ni.split_segments(pos, goff, seg, segf)
+    paired, rest = _pairs.split_segments(pos, goff, seg, segf)
     assert paired[3].tolist() == [0, 0, 2] and paired[2].tolist() == [0, 5, 10, 12]
     np.testing.assert_array_equal(paired[0], [0, 2, 4, 6, 8, 40, 42, 44, 46, 48, 30, 70])
     np.testing.assert_array_equal(paired[1], [0, 2, 4, 6, 8, 15, 17, 19, 21, 23, 13, 28])

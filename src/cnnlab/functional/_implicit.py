@@ -30,8 +30,9 @@ copy instead.
 
 Every group runs in one call of each kernel.  Groups of at most :data:`PAIR_LANES` filters (or
 input channels, for the input gradient) run blocks of 8 filters at 2 adjacent positions where the
-positions pair (a unit stride along the last axis): the classes that pair in one call, the
-others (a column wide, at the left and right edges) in a second one.
+positions pair (a unit stride along the last axis; :mod:`cnnlab.functional._pairs`): the
+positions that pair in one call, the others (the left and right edges, a column wide, and an
+odd row's last) in a second one.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def applies(x: np.ndarray, weight: np.ndarray) -> bool:
 MIN_LANES = 8
 # Lanes (filters, or input channels for the input gradient) per group up to which the kernels run
 # blocks of 8 filters at 2 adjacent positions (span 2), where the layer's positions come in such
-# pairs (a unit stride along the last axis, an even count in a class's rows): 16 filters a block
+# pairs (a unit stride along the last axis; each row's positions two by two): 16 filters a block
 # would leave half the lanes idle.
 PAIR_LANES = 8
 
@@ -361,15 +362,15 @@ def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
 def _phase_parts(lanes: int, stride: Sequence[int], flats: Sequence[np.ndarray], phases: tuple) -> list[tuple]:
     """``[(flats, phases, span)]``: the calls that run the ``phases`` ``(pos, pstart, yoff, delta,
     dstart)`` (taps ``flats``) of a product with ``lanes`` filters (or input channels) a group.
-    With at most :data:`PAIR_LANES` of them and a unit stride along the last axis, the phases
-    whose positions pair (:func:`cnnlab.functional._numba_implicit.split_pairs`) in blocks of 8 at
-    2 positions (span 2) and the others with 16 a block; else all of them in one call."""
-    from cnnlab.functional import _numba_implicit as ni
+    With at most :data:`PAIR_LANES` of them and a unit stride along the last axis, the phases'
+    positions that pair (:func:`cnnlab.functional._pairs.split_pairs`) in blocks of 8 at 2
+    positions (span 2) and the others with 16 a block; else all of them in one call."""
+    from cnnlab.functional import _pairs
 
     if lanes > PAIR_LANES or stride[-1] != 1:
         return [(flats, phases, 1)]
     return [([flats[f] for f in part[0]], part[1:], span)
-            for part, span in zip(ni.split_pairs(*phases), (2, 1), strict=True) if part is not None]
+            for part, span in zip(_pairs.split_pairs(*phases), (2, 1), strict=True) if part is not None]
 
 
 class _Packs:
@@ -454,6 +455,7 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     """The weight gradient's sums by :func:`cnnlab.functional._numba_implicit.taps_grad_w`, group
     by group, over the positions and taps of ``tables``."""
     from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _pairs
 
     out = g.shape[2:]
     batch, spatial = src.shape[0], src.shape[2:]
@@ -465,9 +467,10 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     # (every group in one call, group k's filters read where they lie in the whole gradient: a
     # copy of each group's took N32 C256 14x14 -> 256 in 32 groups 0.95 of its 6.3 ms)
     segments = (tables.wpos, tables.wgoff, tables.seg, tables.segf)
-    # (with at most PAIR_LANES filters a group, the segments whose positions pair in panels of 8
+    # (with at most PAIR_LANES filters a group, the segments' positions that pair in panels of 8
     # filters at 2 positions, the others' sums added)
-    parts = zip(ni.split_segments(*segments), (2, 1), strict=True) if og <= PAIR_LANES else [(segments, 1)]
+    parts = (zip(_pairs.split_segments(*segments), (2, 1), strict=True) if og <= PAIR_LANES
+             else [(segments, 1)])
     result = None
     for part, span in parts:
         if part is not None:

@@ -36,14 +36,14 @@ Groups: one call runs every group of a layer (a job is a group's region; group `
 input ``g * gsrc`` further on, its packed weights a step further on, and writes its own rows),
 where a group's filters (or input channels) fit one block.  A group of at most 8 filters would
 leave half of the 16 lanes idle; there the kernels hold each filter at two adjacent positions
-(``span`` 2, :func:`split_pairs`): lane ``2j + e`` is filter ``j`` at position ``p + e``, the
+(``span`` 2, :func:`cnnlab.functional._pairs.split_pairs`): lane ``2j + e`` is filter ``j`` at position ``p + e``, the
 weights packed with each filter's row twice, and each row's two inputs ``src[p + d]``,
 ``src[p + d + 1]`` broadcast to the even and odd lanes by one 8-byte load
 (:func:`cnnlab.functional._numba_simd.wfma_pair_at`).  Each output's sum runs over the same
 taps in the same order as with one position a row (the same bits); the weight gradient sums a
-filter's even and odd positions apart and adds the two at the end.  The phases (or segments)
-whose positions do not come in such pairs (a column a class wide, an odd count, a stride along
-the last axis) keep one position a row, in a second call.
+filter's even and odd positions apart and adds the two at the end.  The positions that do
+not pair (a column a class wide, an odd row's last, every one with a stride along the last
+axis) keep one position a row, in a second call.
 
 The sums run in a different order from the loop reference's (and with one rounding per
 multiply-add), so float results may differ from it in the last bits.
@@ -486,110 +486,6 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
                       *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff)),
                       jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
                       bufs, accs, work=products * out_ch * groups * span, balanced=True)
-
-
-def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray
-                ) -> tuple[tuple | None, tuple | None]:
-    """``(paired, rest)``: :func:`taps_forward`'s phases split into the positions that pair (in
-    order, a position and the next one where that is the next value in both the input and the
-    output: ``pos + 1``, ``yoff + 1``; :func:`_pairing`) and those that do not, each ``(phases,
-    pos, pstart, yoff, delta, dstart)`` (``phases``: the index of each part's phase, a phase in
-    both where some of its positions pair and some do not; the paired ones' ``pos``, ``yoff`` the
-    first position of each pair; each part padded to a multiple of :data:`ROWS` as the tables
-    are), or None where no position is of that kind.  In a 2-d layer the rows pair two by two;
-    a row of odd width leaves one position, and the left and right edges, a column wide, pair
-    not at all.  Kept for the next call with the same read-only tables."""
-    return _memo((pos, pstart, yoff, delta, dstart), ("pairs",),
-                 functools.partial(_split_pairs, pos, pstart, yoff, delta, dstart))
-
-
-def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray
-                 ) -> tuple[tuple | None, tuple | None]:
-    kinds: tuple[list, list] = ([], [])  # (phase, its positions, its offsets, its taps) paired / not
-    for f in range(pstart.shape[0] - 1):
-        p, y = pos[pstart[f]:pstart[f + 1]], yoff[pstart[f]:pstart[f + 1]]
-        taps = delta[dstart[f]:dstart[f + 1]]
-        real = int(np.count_nonzero(y >= 0))  # (the padding entries come last)
-        first, single = _pairing(p[:real], y[:real])
-        for kind, at in zip(kinds, (first, single), strict=True):
-            if at.size:
-                lead, lead_y = p[at], y[at]
-                extra = -lead.size % ROWS
-                kind.append((f, np.concatenate([lead, np.full(extra, lead[0], np.int64)]),
-                             np.concatenate([lead_y, np.full(extra, -1, np.int64)]), taps))
-    return tuple(_phase_tables(k) if k else None for k in kinds)
-
-
-def _pairing(pos: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, single)``: the indices of the positions ``pos`` (written at ``out``) that begin a
-    pair, taken in order (a position and the next one where that is the next value in both), and
-    of those left single: in each chain of such neighbours, its 1st and 2nd, 3rd and 4th, ...
-    positions pair, and an odd chain's last is single."""
-    count = pos.size
-    index = np.arange(count, dtype=np.int64)
-    link = np.zeros(count, bool)  # (position i and i + 1 neighbours)
-    link[:-1] = (pos[1:] == pos[:-1] + 1) & (out[1:] == out[:-1] + 1)
-    begins = np.ones(count, bool)
-    begins[1:] = ~link[:-1]
-    along = index - np.maximum.accumulate(np.where(begins, index, 0))  # (place in its chain)
-    first = (along % 2 == 0) & link
-    return index[first], index[(along % 2 == 0) & ~link]
-
-
-def _phase_tables(phases: list) -> tuple:
-    """``(phases, pos, pstart, yoff, delta, dstart)`` of the phases ``(f, pos, yoff, delta)``, read-only."""
-    out = (np.array([f for f, _, _, _ in phases], np.int64), np.concatenate([p for _, p, _, _ in phases]),
-           starts([len(p) for _, p, _, _ in phases]), np.concatenate([y for _, _, y, _ in phases]),
-           np.concatenate([d for _, _, _, d in phases]), starts([len(d) for _, _, _, d in phases]))
-    for a in out:
-        a.flags.writeable = False
-    return out
-
-
-# Positions (pairs, where paired) below which :func:`split_segments` joins a class's segments.
-SMALL_SEGMENT = 48
-
-
-def split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
-                   ) -> tuple[tuple | None, tuple | None]:
-    """``(paired, rest)``: :func:`taps_grad_w`'s segments split as :func:`split_pairs` splits the
-    forward's phases (pairs in both the input and the upstream gradient; a segment's positions
-    that pair in one kind, those left single in the other), each ``(pos, goff, seg, segf)`` (the
-    paired ones' ``pos``, ``goff`` the first position of each pair), or None; in each, the
-    segments shorter than :data:`SMALL_SEGMENT` are joined class by class (in order) after the
-    others."""
-    return _memo((pos, goff, seg, segf), ("pairs",), functools.partial(_split_segments, pos, goff, seg, segf))
-
-
-def _split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
-                    ) -> tuple[tuple | None, tuple | None]:
-    kinds: tuple[list, list] = ([], [])
-    for i in range(segf.shape[0]):
-        p, g = pos[seg[i]:seg[i + 1]], goff[seg[i]:seg[i + 1]]
-        for kind, at in zip(kinds, _pairing(p, g), strict=True):
-            if at.size:
-                kind.append((p[at], g[at], segf[i]))
-    out = []
-    for kind in kinds:
-        if not kind:
-            out.append(None)
-            continue
-        # segments shorter than SMALL_SEGMENT joined class by class, after the others: a segment
-        # costs its taps' sums loaded and stored once per block of taps, and the left and right
-        # edges of a 14x14 layer, 12 positions an image, took 1.3 ms of its 3.6 ms weight gradient
-        large = [k for k in kind if len(k[0]) >= SMALL_SEGMENT]
-        small: dict[int, list] = {}
-        for p, g, f in kind:
-            if len(p) < SMALL_SEGMENT:
-                small.setdefault(int(f), []).append((p, g))
-        kind = large + [(np.concatenate([p for p, _ in parts]), np.concatenate([g for _, g in parts]), f)
-                        for f, parts in small.items()]
-        tables = (np.concatenate([p for p, _, _ in kind]), np.concatenate([g for _, g, _ in kind]),
-                  starts([len(p) for p, _, _ in kind]), np.array([f for _, _, f in kind], np.int64))
-        for a in tables:
-            a.flags.writeable = False
-        out.append(tables)
-    return tuple(out)
 
 
 def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk: int) -> tuple[int, int, bool, float]:
