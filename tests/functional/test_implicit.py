@@ -622,6 +622,118 @@ def test_padding_skipped_where_it_pays(compiled, monkeypatch, xs, ws, stride, sk
     assert calls["_padded_input"] == (0 if skips else 1)
 
 
+BORDER_CASES = [
+    # x shape, weight shape, stride, padding, dilation, groups, pair lanes
+    ((3, 16, 9, 10), (32, 16, 5, 5), 1, 2, 1, 1, 0),  # the issue's layer, small: rows 0-1 and 7-8 skip
+    ((2, 8, 8, 8), (24, 8, 7, 7), 1, 3, 1, 1, 0),  # 8x8, k7: most blocks skip a row
+    ((2, 8, 11, 9), (16, 8, 3, 5), 1, ((3, 1), (2, 2)), (2, 1), 1, 0),  # asymmetric, dilated rows
+    ((2, 16, 9, 9), (16, 4, 3, 3), 1, 1, 1, 4, 8),  # groups of 4 filters: blocks of 8 filters at 2 positions
+    ((2, 16, 7, 7), (16, 8, 3, 3), 1, 1, 1, 2, 8),  # groups of 8: pairs, both spans
+    ((3, 8, 21), (16, 8, 5), 1, 2, 1, 1, 0),  # 1-d: the blocks at the ends
+    ((2, 8, 5, 6, 6), (16, 8, 3, 3, 3), 1, 1, 1, 1, 0),  # 3-d: planes of padding skipped
+    ((2, 8, 12, 12), (16, 8, 3, 3), 2, 1, 1, 1, 0),  # strided: the forward skips, the input gradient's 4 phases not
+    ((1, 8, 3, 4), (16, 8, 3, 3), 1, (4, 1), 1, 1, 0),  # rows of padding alone (outputs with no tap inside)
+]
+
+
+def _border_run(monkeypatch, skip, xs, ws, stride, padding, dilation, groups, lanes):
+    """``(y, gx, gw, calls)`` with padded copies (``PACK_COST`` huge), the border skipped or
+    not; ``calls``: the tables and frame of each forward kernel call."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    calls, original, stage = [], ni.taps_forward, ["forward"]
+
+    def spy(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, *args, frame=None, **kw):
+        calls.append((pos, pstart, delta, dstart, yoff, frame, stage[0]))
+        return original(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, *args, frame=frame, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(_implicit, "MIN_LANES", 1)
+        m.setattr(_implicit, "PAIR_LANES", lanes)
+        m.setattr(_implicit, "PACK_COST", 1e30)
+        m.setattr(_implicit, "SEGMENT_COST", 1e30)
+        m.setattr(_implicit, "SKIP_BORDER", skip)
+        m.setattr(ni, "taps_forward", spy)
+        x, w, b = _inputs(xs, ws, seed=sum(xs) + 5 * sum(ws))
+        kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+        y = _conv(w.ndim - 2)(x, w, b, **kw)
+        g = np.random.default_rng(3).uniform(-1, 1, y.shape).astype(np.float32)
+        stage[0] = "backward"
+        gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+    return (y, gx, gw), (x, w, b, g), calls
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups, lanes", BORDER_CASES)
+def test_border_rows_skipped_give_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups,
+                                                lanes):
+    """On padded copies (of the input, and of the upstream gradient for the input gradient), the
+    blocks of positions skip the kernel rows (planes, in 3-d) that read the zero border alone:
+    the same bits as with every row run (a zero times a finite weight adds nothing), the loop
+    reference's values, and some rows really skipped (the forward's frame, with stride 1 the
+    input gradient's too)."""
+    skipped, (x, w, b, g), calls = _border_run(monkeypatch, True, xs, ws, stride, padding, dilation, groups, lanes)
+    full, _, plain = _border_run(monkeypatch, False, xs, ws, stride, padding, dilation, groups, lanes)
+    for got, want in zip(skipped, full, strict=True):
+        np.testing.assert_array_equal(got, want)
+    _against_loop_reference(skipped, x, w, b, g, stride, padding, dilation, groups)
+    assert len(calls) == len(plain) and all(call[5] is None for call in plain)
+    # (a frame for each call of one phase: the forward, and the input gradient of stride 1; none
+    # for the input gradient's phases of a stride)
+    assert [pstart.size == 2 for _, pstart, *_ in calls] == [call[5] is not None for call in calls]
+    assert any(call[5] is not None for call in calls)
+
+
+def _inside(spatial, pads):
+    """``{(padded shape, low pads): mask}``: the cells of a plane ``spatial`` zero-padded by
+    ``pads`` that hold values (not the zero border), flat."""
+    shape = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads, strict=True))
+    inside = np.zeros(shape, bool)
+    inside[tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, pads, strict=True))] = True
+    return {(shape, tuple(lo for lo, _ in pads)): inside.reshape(-1)}
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups, lanes", BORDER_CASES)
+def test_border_boxes_hold_every_tap_read_inside(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups,
+                                                 lanes):
+    """Each block's range of kernel rows, against the cells its positions read: every row that
+    some real position of the block reads inside the input (or the upstream gradient) with some
+    tap lies in the range, and the range's first and last rows are such rows (or it is empty,
+    where the block reads padding alone).  The cells come from the offset tables and a mask of
+    the padded plane built here."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    _, (x, w, _, _), calls = _border_run(monkeypatch, True, xs, ws, stride, padding, dilation, groups, lanes)
+    n = w.ndim - 2
+    s, pads, d = _args(w, stride, padding, dilation)
+    out = _conv(n)(x, w, None, stride=stride, padding=padding, dilation=dilation, groups=groups).shape[2:]
+    border = _implicit._grad_x_border(tuple(x.shape[2:]), tuple(out), tuple(w.shape[2:]), s, d,
+                                      tuple(lo for lo, _ in pads))
+    checked = 0
+    # the forward's padded input (also run by the array backward), and the input gradient's
+    # upstream gradient inside its zero border
+    planes = {**_inside(x.shape[2:], pads), **_inside(out, border)}
+    for pos, pstart, delta, dstart, yoff, frame, _ in calls:
+        if frame is None:
+            continue
+        inside = planes[(frame.shape, frame.lo)]
+        plane = inside.size
+        kgrid, box = ni._boxes(pos, pstart, yoff, dstart, frame)
+        per_channel = int(np.prod(w.shape[2:]))
+        row = per_channel // w.shape[2]
+        taps = delta[:per_channel]  # (a channel's: the others' are a plane further each)
+        reads = inside[(pos % plane)[:, None] + taps[None, :]]  # (position, tap) inside?
+        rows = reads.reshape(pos.size, w.shape[2], row).any(axis=2) & (yoff >= 0)[:, None]
+        for blk in range(pos.size // 6):
+            used = np.flatnonzero(rows[6 * blk:6 * blk + 6].any(axis=0))
+            lo, hi = box[blk]
+            if used.size:
+                assert (lo, hi) == (used[0], used[-1] + 1)
+            else:
+                assert hi <= lo
+            checked += 1
+    assert checked
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.int64])
 def test_other_dtypes_take_the_gemm_path(compiled, monkeypatch, dtype):
     """float64 stays float64 and integers stay exact: the implicit kernels are float32 only."""

@@ -117,6 +117,11 @@ PACK_COST = 4.0
 SEGMENT_COST = 40.0
 
 
+# Whether the products on a zero-padded copy skip the kernel rows (planes, in 3-d) that read its
+# padding alone (:class:`cnnlab.functional._numba_implicit.Frame`).
+SKIP_BORDER = True
+
+
 def grad_x_applies(weight: np.ndarray) -> bool:
     """Whether the input gradient runs as implicit correlations: at least :data:`MIN_LANES`
     input channels per group, and finite weights (the padded upstream gradient's zero border
@@ -311,12 +316,15 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     pads = tuple(pads) if pads else None
     kernel = weight.shape[2:]
     out = _out_shape(_with_pads(x.shape, pads), kernel, stride, dilation)
-    src = np.ascontiguousarray(x)
+    src, frame = np.ascontiguousarray(x), None
     if pads:
         tables = _geometry(x, weight.shape, stride, dilation, pads, out)
         padded = float(math.prod(_with_pads(x.shape, pads)))
         pays = classes_pay(tables, padded, weight.shape[0], x.shape[0], int(math.prod(weight.shape[1:])))
-        if tables.tapless or not pays or not np.isfinite(weight).all():
+        finite = bool(np.isfinite(weight).all())
+        if tables.tapless or not pays or not finite:
+            if finite and SKIP_BORDER:  # (the blocks skip the taps that read the copy's zero border alone)
+                frame = _frame(x.shape[2:], pads, (0,) * len(out), dilation, kernel)
             src, pads = _padded_input(x, pads), None
     if not pads:
         tables = _geometry(src, weight.shape, stride, dilation, None, out)
@@ -326,15 +334,28 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     gsrc = cg * int(math.prod(src.shape[2:]))  # (a group's input channels further on)
     phases = (tables.pos, tables.pstart, tables.yoff, tables.delta, tables.dstart)
     for flats, part, span in _phase_parts(og, stride, tables.flats, phases):
-        _forward_call(src, weight, bias, groups, flats, part, y, gsrc, span)
+        _forward_call(src, weight, bias, groups, flats, part, y, gsrc, span, frame=frame)
     return y, src, pads
 
 
+def _frame(spatial: Sequence[int], pads: Sequence[tuple[int, int]], first: Sequence[int], step: Sequence[int],
+           kernel: Sequence[int]):
+    """The :class:`cnnlab.functional._numba_implicit.Frame` of a copy of planes ``spatial``
+    zero-padded by ``pads``, read by taps ``first + j*step``, ``j < kernel`` along each axis."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    return ni.Frame(tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads, strict=True)),
+                    tuple(lo for lo, _ in pads), tuple(lo + n for n, (lo, _) in zip(spatial, pads, strict=True)),
+                    tuple(first), tuple(step), tuple(kernel))
+
+
 def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int,
-                  flats: Sequence[np.ndarray], phases: tuple, y: np.ndarray, gsrc: int, span: int) -> None:
+                  flats: Sequence[np.ndarray], phases: tuple, y: np.ndarray, gsrc: int, span: int,
+                  frame=None) -> None:
     """The products of :func:`forward` for the ``phases`` ``(pos, pstart, yoff, delta, dstart)``
     (taps ``flats``) into ``y``: every group in one call where a group's filters fit a block
-    (with ``span`` 2, each filter's weights and bias twice), else a call per group."""
+    (with ``span`` 2, each filter's weights and bias twice), else a call per group; ``frame``:
+    where ``src``'s zero padding lies, whose taps the blocks skip (finite weights only)."""
     from cnnlab.functional import _numba_implicit as ni
 
     out_ch = weight.shape[0]
@@ -351,12 +372,12 @@ def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
         if b is not None:
             bpk[:, :span * og] = b
         ni.taps_forward(src.reshape(-1), packs.wpk, packs.wstart, bpk.reshape(-1), pos, pstart, delta, dstart, yoff,
-                        cstride, 0, og, y.reshape(-1), groups, gsrc, og, packs.step, span=span)
+                        cstride, 0, og, y.reshape(-1), groups, gsrc, og, packs.step, span=span, frame=frame)
         return
     for g in range(groups):
         wpk, wstart = packs(g)
         ni.taps_forward(src.reshape(-1), wpk, wstart, _bias16(None if b is None else b[g], og), pos, pstart,
-                        delta + g * gsrc, dstart, yoff, cstride, g * og, og, y.reshape(-1))
+                        delta + g * gsrc, dstart, yoff, cstride, g * og, og, y.reshape(-1), frame=frame)
 
 
 def _phase_parts(lanes: int, stride: Sequence[int], flats: Sequence[np.ndarray], phases: tuple) -> list[tuple]:
@@ -598,20 +619,24 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     g = np.ascontiguousarray(grad_out, np.float32)
     border, plan = _grad_x_plan(batch, out_ch, og, channels, cg * groups, x_spatial, out, kernel, stride, dilation,
                                 lows, PACK_COST)
+    frame = None
     if border:
         g = _padded_input(g, border)
+        if SKIP_BORDER and all(s == 1 for s in stride):  # (one phase, every tap of the kernel: its grid)
+            frame = _frame(out, border, [lo + b - (k - 1) * d for lo, (b, _), k, d in
+                                         zip(lows, border, kernel, dilation, strict=True)], dilation, kernel)
     complete, flats, phases = plan
     y = (np.empty if complete else np.zeros)((batch, channels, *x_spatial), np.float32)
     if not flats:
         return y
     gsrc = og * int(math.prod(g.shape[2:]))  # (a group's filters further on)
     for part_flats, part, span in _phase_parts(cg, stride, flats, phases):  # (cells paired by input channels)
-        _grad_x_call(g, weight, groups, part_flats, part, y, gsrc, span)
+        _grad_x_call(g, weight, groups, part_flats, part, y, gsrc, span, frame=frame)
     return y
 
 
 def _grad_x_call(g: np.ndarray, weight: np.ndarray, groups: int, flats: Sequence[np.ndarray], phases: tuple,
-                 y: np.ndarray, gsrc: int, span: int) -> None:
+                 y: np.ndarray, gsrc: int, span: int, frame=None) -> None:
     """The products of :func:`grad_x` for the ``phases`` ``(pos, pstart, yoff, delta, dstart)``
     (taps ``flats``) into ``y``: the rows of a group's weights are its input channels, the columns
     ``(filter, tap)`` of each class's taps; every group in one call where a group's channels fit
@@ -628,9 +653,9 @@ def _grad_x_call(g: np.ndarray, weight: np.ndarray, groups: int, flats: Sequence
         ni.taps_forward(g.reshape(-1), packs.wpk, packs.wstart, np.zeros(groups * -(-span * cg // ni.COLS) * ni.COLS,
                                                                          np.float32),
                         pos, pstart, delta, dstart, yoff, xplane, 0, cg, y.reshape(-1), groups, gsrc, cg, packs.step,
-                        span=span)
+                        span=span, frame=frame)
         return
     for k in range(groups):
         wpk, wstart = packs(k)
         ni.taps_forward(g.reshape(-1), wpk, wstart, _bias16(None, cg), pos, pstart, delta + k * gsrc, dstart, yoff,
-                        xplane, k * cg, cg, y.reshape(-1))
+                        xplane, k * cg, cg, y.reshape(-1), frame=frame)

@@ -52,7 +52,9 @@ multiply-add), so float results may differ from it in the last bits.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -128,8 +130,8 @@ def _make_taps_forward(span):
     positions (lane ``2j + e``: filter ``j`` at position ``p + e``; each row's two inputs
     broadcast to the even and odd lanes, :func:`cnnlab.functional._numba_simd.wfma_pair_at`), for
     groups of at most 8 filters (or input channels), which would leave half the lanes idle."""
-    def kernel(src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, jobs, chunk, staged, cstride,
-               first_row, out_ch, groups, gsrc, grow, y, wide, bufs, accs, first_job, last_job,
+    def kernel(src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
+               cstride, first_row, out_ch, groups, gsrc, grow, y, wide, bufs, accs, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; phases f = 0 .. F-1, each with its packed weights wpk[wstart[f]:] ((O16 // 16)
         # * K_f * 16 values), its taps delta[dstart[f]:dstart[f+1]] and its positions pos, yoff[pstart[f]:
@@ -140,7 +142,10 @@ def _make_taps_forward(span):
         # on; wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums);
         # bufs: a row of 2 * ROWS * COLS values per thread; job g * jobs + j takes the j-th share of
         # every phase's blocks of group g, so the phases of one region run one after another; jobs
-        # first..last-1
+        # first..last-1; kgrid: per phase, its taps a channel (the taps come channel after
+        # channel) and a slab of them (the taps of a channel with the same first kernel index);
+        # box: empty, or per block of positions (r // ROWS) the slabs lo <= s < hi of each channel
+        # that it runs (the others read zero padding alone: skipped)
         o16 = bias.shape[0] // groups
         groups16 = o16 // COLS
         half = COLS // span  # (filters a block)
@@ -158,6 +163,7 @@ def _make_taps_forward(span):
                 # the taps a chunk at a time, every block of the job through each chunk before the
                 # next: a chunk's packed weights (chunk * 64 bytes per 16 filters) stay in the L1
                 # cache, and the sums of the blocks wait in ``acc`` between chunks
+                per, row = max(1, kgrid[2 * f]), kgrid[2 * f + 1]  # (taps a channel, a slab)
                 step = max(1, -(-taps // -(-taps // chunk)))  # (the taps split into equal chunks)
                 for k0 in range(0, max(taps, 1), step):
                     k1 = min(taps, k0 + step)
@@ -190,22 +196,33 @@ def _make_taps_forward(span):
                             else:
                                 c0, c1, c2, c3, c4, c5 = _rows(acc, a)
                                 d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
-                            w = wstart[f] + grp * gwstep[f] + (og * taps + k0) * COLS
-                            if pair:
-                                for k in range(k0, k1):
-                                    dk = ds[k]
-                                    c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = wfma_span_blocks(
-                                        span, c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
-                                        p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk,
-                                        q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, wload(wpk, w))
-                                    w += COLS
-                            else:
-                                for k in range(k0, k1):
-                                    dk = ds[k]
-                                    c0, c1, c2, c3, c4, c5 = wfma_span_rows(
-                                        span, c0, c1, c2, c3, c4, c5,
-                                        src, p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
-                                    w += COLS
+                            # the block's taps in this chunk: all, or of each channel those of its
+                            # rows (the others read zero padding alone)
+                            lo, hi = 0, per
+                            if box.shape[0]:
+                                bi = r // ROWS
+                                lo, hi = box[bi, 0] * row, box[bi, 1] * row
+                                if pair:  # (both blocks' taps)
+                                    lo, hi = min(lo, box[bi + 1, 0] * row), max(hi, box[bi + 1, 1] * row)
+                            wk = wstart[f] + grp * gwstep[f] + og * taps * COLS
+                            for ch in range(k0 // per, (k1 + per - 1) // per):
+                                ka, kz = max(k0, ch * per + lo), min(k1, ch * per + hi)
+                                w = wk + ka * COLS
+                                if pair:
+                                    for k in range(ka, kz):
+                                        dk = ds[k]
+                                        c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = wfma_span_blocks(
+                                            span, c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
+                                            p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk,
+                                            q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, wload(wpk, w))
+                                        w += COLS
+                                else:
+                                    for k in range(ka, kz):
+                                        dk = ds[k]
+                                        c0, c1, c2, c3, c4, c5 = wfma_span_rows(
+                                            span, c0, c1, c2, c3, c4, c5,
+                                            src, p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
+                                        w += COLS
                             if k1 < taps or staged:  # the running sums wait for the next chunk (or the stores below)
                                 _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
                                 if pair:
@@ -458,7 +475,7 @@ def starts(lengths: Sequence[int]) -> np.ndarray:
 def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.ndarray, pos: np.ndarray,
                  pstart: np.ndarray, delta: np.ndarray, dstart: np.ndarray, yoff: np.ndarray, cstride: int,
                  first_row: int, out_ch: int, y: np.ndarray, groups: int = 1, gsrc: int = 0, grow: int = 0,
-                 gwstep: np.ndarray | None = None, span: int = 1) -> None:
+                 gwstep: np.ndarray | None = None, span: int = 1, frame: Frame | None = None) -> None:
     """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``: its
     filter ``o`` goes to row ``first_row + o`` (``cstride`` apart).  The phases' tables are
     concatenated, phase ``f``'s entries from ``pstart[f]`` (positions), ``dstart[f]`` (taps) and
@@ -481,11 +498,62 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     accs = np.empty((threads, share * o16 * ROWS if chunked or staged else 0), np.float32)
     if gwstep is None:
         gwstep = np.zeros(wstart.shape[0], np.int64)
+    kgrid, box = _memo((pos, pstart, yoff, dstart), ("box", frame), functools.partial(_boxes, pos, pstart, yoff,
+                                                                                    dstart, frame))
     kernel = _taps_forward if span == 1 else _taps_forward_pairs()
     _backend.run_jobs(kernel, jobs * groups,
-                      *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff)),
+                      *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
                       jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
                       bufs, accs, work=products * out_ch * groups * span, balanced=True)
+
+
+class Frame(NamedTuple):
+    """Where the zero padding of a :func:`taps_forward` call's ``src`` lies, so that its blocks
+    skip the taps that read only padding: each plane of ``src`` is C-contiguous of shape
+    ``shape``, holding values at ``lo[a] <= i_a < hi[a]`` along each axis ``a`` and zeros around
+    them; a position ``p`` reads, for tap ``(j_0, j_1, ...)`` of each channel, the cell ``i_a =
+    c_a + first[a] + j_a * step[a]`` with ``(c_0, c_1, ...)`` the cell at ``pos[p]``, ``j_a <
+    kernel[a]``, the taps of a phase channel after channel, each channel's in the grid's order
+    (slab ``j_0``: a channel's taps with that first index)."""
+
+    shape: tuple[int, ...]
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
+    first: tuple[int, ...]
+    step: tuple[int, ...]
+    kernel: tuple[int, ...]
+
+
+def _boxes(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, dstart: np.ndarray, frame: Frame | None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """``(kgrid, box)`` of :func:`_taps_forward`: per phase, its taps a channel and a slab (a
+    channel's taps with the same first kernel index; without a ``frame``, all of the phase's
+    taps as one channel and one slab), and per block of :data:`ROWS` positions the range ``[lo,
+    hi)`` of slabs holding every tap that one of its positions reads inside ``frame`` (none
+    without one).  A tap outside a position's range reads padding alone; a block's range also
+    holds its other positions' (a zero times a finite weight adds nothing: the caller passes a
+    frame only where the weights are finite)."""
+    taps = np.diff(dstart)
+    grid = int(math.prod(frame.kernel)) if frame else 0
+    if frame is None or grid == 0 or np.any(taps % grid):
+        return _frozen_all(np.repeat(taps, 2).astype(np.int64), np.zeros((0, 2), np.int64))
+    slabs = frame.kernel[0]
+    kgrid = np.tile(np.array([grid, grid // slabs], np.int64), taps.shape[0])
+    cell = np.unravel_index(pos % int(math.prod(frame.shape)), frame.shape)[0].astype(np.int64) + frame.first[0]
+    d = frame.step[0]
+    lo = np.maximum(0, -((cell - frame.lo[0]) // d))  # (the first j with cell + j*d >= lo)
+    hi = np.minimum(slabs, (frame.hi[0] - 1 - cell) // d + 1)
+    # (a position that reads padding alone along another axis keeps its range: a superset is right)
+    none = (hi <= lo) | (yoff < 0)  # (reads padding alone, or a padding entry)
+    lo[none], hi[none] = slabs, 0
+    box = np.stack([lo.reshape(-1, ROWS).min(axis=1), hi.reshape(-1, ROWS).max(axis=1)], axis=1)
+    return _frozen_all(kgrid, np.ascontiguousarray(box))
+
+
+def _frozen_all(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
 
 
 def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk: int) -> tuple[int, int, bool, float]:
