@@ -323,8 +323,8 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         pays = classes_pay(tables, padded, weight.shape[0], x.shape[0], int(math.prod(weight.shape[1:])))
         finite = bool(np.isfinite(weight).all())
         if tables.tapless or not pays or not finite:
-            if finite and SKIP_BORDER:  # (the blocks skip the taps that read the copy's zero border alone)
-                frame = _frame(x.shape[2:], pads, (0,) * len(out), dilation, kernel)
+            if finite and SKIP_BORDER:  # (the blocks skip the kernel rows that read the copy's zero border alone)
+                frame = _frame(x.shape[2:], pads, dilation[0], kernel[0], weight.shape[1])
             src, pads = _padded_input(x, pads), None
     if not pads:
         tables = _geometry(src, weight.shape, stride, dilation, None, out)
@@ -338,15 +338,14 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     return y, src, pads
 
 
-def _frame(spatial: Sequence[int], pads: Sequence[tuple[int, int]], first: Sequence[int], step: Sequence[int],
-           kernel: Sequence[int]):
+def _frame(spatial: Sequence[int], pads: Sequence[tuple[int, int]], step: int, slabs: int, channels: int):
     """The :class:`cnnlab.functional._numba_implicit.Frame` of a copy of planes ``spatial``
-    zero-padded by ``pads``, read by taps ``first + j*step``, ``j < kernel`` along each axis."""
+    zero-padded by ``pads`` (the first axis's kernel rows ``step`` apart, ``slabs`` of them, the
+    taps of ``channels`` channels a phase)."""
     from cnnlab.functional import _numba_implicit as ni
 
-    return ni.Frame(tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads, strict=True)),
-                    tuple(lo for lo, _ in pads), tuple(lo + n for n, (lo, _) in zip(spatial, pads, strict=True)),
-                    tuple(first), tuple(step), tuple(kernel))
+    shape = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads, strict=True))
+    return ni.Frame(shape, pads[0][0], pads[0][0] + spatial[0], step, slabs, channels)
 
 
 def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int,
@@ -623,8 +622,7 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     if border:
         g = _padded_input(g, border)
         if SKIP_BORDER and all(s == 1 for s in stride):  # (one phase, every tap of the kernel: its grid)
-            frame = _frame(out, border, [lo + b - (k - 1) * d for lo, (b, _), k, d in
-                                         zip(lows, border, kernel, dilation, strict=True)], dilation, kernel)
+            frame = _frame(out, border, dilation[0], kernel[0], og)
     complete, flats, phases = plan
     y = (np.empty if complete else np.zeros)((batch, channels, *x_spatial), np.float32)
     if not flats:

@@ -205,8 +205,11 @@ def _make_taps_forward(span):
                                 if pair:  # (both blocks' taps)
                                     lo, hi = min(lo, box[bi + 1, 0] * row), max(hi, box[bi + 1, 1] * row)
                             wk = wstart[f] + grp * gwstep[f] + og * taps * COLS
-                            for ch in range(k0 // per, (k1 + per - 1) // per):
-                                ka, kz = max(k0, ch * per + lo), min(k1, ch * per + hi)
+                            first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
+                            if lo == 0 and hi == per:  # (every tap: the chunk in one run, not one a channel)
+                                first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
+                            for ch in range(first_ch, last_ch):
+                                ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
                                 w = wk + ka * COLS
                                 if pair:
                                     for k in range(ka, kz):
@@ -498,8 +501,8 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     accs = np.empty((threads, share * o16 * ROWS if chunked or staged else 0), np.float32)
     if gwstep is None:
         gwstep = np.zeros(wstart.shape[0], np.int64)
-    kgrid, box = _memo((pos, pstart, yoff, dstart), ("box", frame), functools.partial(_boxes, pos, pstart, yoff,
-                                                                                    dstart, frame))
+    kgrid, box = _memo((pos, pstart, yoff, delta, dstart), ("box", frame),
+                       functools.partial(_boxes, pos, pstart, yoff, delta, dstart, frame))
     kernel = _taps_forward if span == 1 else _taps_forward_pairs()
     _backend.run_jobs(kernel, jobs * groups,
                       *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
@@ -509,43 +512,45 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
 
 class Frame(NamedTuple):
     """Where the zero padding of a :func:`taps_forward` call's ``src`` lies, so that its blocks
-    skip the taps that read only padding: each plane of ``src`` is C-contiguous of shape
-    ``shape``, holding values at ``lo[a] <= i_a < hi[a]`` along each axis ``a`` and zeros around
-    them; a position ``p`` reads, for tap ``(j_0, j_1, ...)`` of each channel, the cell ``i_a =
-    c_a + first[a] + j_a * step[a]`` with ``(c_0, c_1, ...)`` the cell at ``pos[p]``, ``j_a <
-    kernel[a]``, the taps of a phase channel after channel, each channel's in the grid's order
-    (slab ``j_0``: a channel's taps with that first index)."""
+    of positions skip the kernel rows (planes, in 3-d) that read only padding: each plane of
+    ``src`` is C-contiguous of shape ``shape``, with values at ``lo <= i < hi`` along its first
+    axis (zeros before and after: the padding of the kernel rows that are skipped; the other
+    axes' cells are read as they are).  A phase's taps come ``channels`` after another (of the
+    input, or the filters for an input gradient), each channel's in ``slabs`` equal slabs of its
+    kernel rows, the first axis's index ``j`` reading the row ``step * j`` further on than its
+    slab 0."""
 
     shape: tuple[int, ...]
-    lo: tuple[int, ...]
-    hi: tuple[int, ...]
-    first: tuple[int, ...]
-    step: tuple[int, ...]
-    kernel: tuple[int, ...]
+    lo: int
+    hi: int
+    step: int
+    slabs: int
+    channels: int
 
 
-def _boxes(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, dstart: np.ndarray, frame: Frame | None
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """``(kgrid, box)`` of :func:`_taps_forward`: per phase, its taps a channel and a slab (a
-    channel's taps with the same first kernel index; without a ``frame``, all of the phase's
-    taps as one channel and one slab), and per block of :data:`ROWS` positions the range ``[lo,
-    hi)`` of slabs holding every tap that one of its positions reads inside ``frame`` (none
-    without one).  A tap outside a position's range reads padding alone; a block's range also
-    holds its other positions' (a zero times a finite weight adds nothing: the caller passes a
-    frame only where the weights are finite)."""
+def _boxes(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray,
+           frame: Frame | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(kgrid, box)`` of :func:`_taps_forward`: per phase, its taps a channel and a slab (without
+    a ``frame``, all of the phase's taps as one channel and one slab), and per block of
+    :data:`ROWS` positions the range ``[lo, hi)`` of slabs holding every tap that one of its
+    positions reads inside ``frame``'s rows (none without a frame).  A tap outside a position's
+    range reads padding alone; a block's range also holds its other positions' (a zero times a
+    finite weight adds nothing: the caller passes a frame only where the weights are finite).
+    A position's row is found from its first tap (channel 0, slab 0: ``pos + delta[dstart[f]]``,
+    a cell of ``src``), so that windows that start in the padding of another axis are placed
+    right."""
     taps = np.diff(dstart)
-    grid = int(math.prod(frame.kernel)) if frame else 0
-    if frame is None or grid == 0 or np.any(taps % grid):
+    grid = taps // frame.channels if frame else taps
+    if frame is None or np.any(taps == 0) or np.any(grid * frame.channels != taps) or np.any(grid % frame.slabs):
         return _frozen_all(np.repeat(taps, 2).astype(np.int64), np.zeros((0, 2), np.int64))
-    slabs = frame.kernel[0]
-    kgrid = np.tile(np.array([grid, grid // slabs], np.int64), taps.shape[0])
-    cell = np.unravel_index(pos % int(math.prod(frame.shape)), frame.shape)[0].astype(np.int64) + frame.first[0]
-    d = frame.step[0]
-    lo = np.maximum(0, -((cell - frame.lo[0]) // d))  # (the first j with cell + j*d >= lo)
-    hi = np.minimum(slabs, (frame.hi[0] - 1 - cell) // d + 1)
+    kgrid = np.stack([grid, grid // frame.slabs], axis=1).reshape(-1).astype(np.int64)
+    first = np.repeat(delta[dstart[:-1]], np.diff(pstart))  # (each position's phase's first tap)
+    cell = np.unravel_index((pos + first) % int(math.prod(frame.shape)), frame.shape)[0].astype(np.int64)
+    lo = np.maximum(0, -((cell - frame.lo) // frame.step))  # (the first j with cell + j*step >= lo)
+    hi = np.minimum(frame.slabs, (frame.hi - 1 - cell) // frame.step + 1)
     # (a position that reads padding alone along another axis keeps its range: a superset is right)
     none = (hi <= lo) | (yoff < 0)  # (reads padding alone, or a padding entry)
-    lo[none], hi[none] = slabs, 0
+    lo[none], hi[none] = frame.slabs, 0
     box = np.stack([lo.reshape(-1, ROWS).min(axis=1), hi.reshape(-1, ROWS).max(axis=1)], axis=1)
     return _frozen_all(kgrid, np.ascontiguousarray(box))
 
