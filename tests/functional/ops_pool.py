@@ -1,4 +1,6 @@
-"""Registry entries for the pooling operators: max and average pooling, 1-D to 3-D and N-D.
+"""Registry entries for the pooling operators: max and average pooling, 1-D to 3-D and N-D, and
+adaptive max pooling (its own loop reference, :func:`_adaptive_max_reference`, scans each box in
+row-major order as PyTorch's CPU loop does).
 
 Conventions for the generic tests:
 
@@ -19,12 +21,20 @@ Conventions for the generic tests:
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from cnnlab.functional import _backend
+from cnnlab.functional._adaptive_max import (
+    adaptive_max_pool,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
+    adaptive_max_pool_backward,
+)
 from cnnlab.functional._avg_pool import (
     avg_pool,
     avg_pool1d,
@@ -334,4 +344,117 @@ OPS: list[OpInfo] = [
         _avg_info("avg_pool2d", avg_pool2d, 2, method),
         _avg_info("avg_pool3d", avg_pool3d, 3, method),
     )
+]
+
+
+# Adaptive max pooling: (input shape, output_size), for a fixed n and for the generic op (whose n
+# is len(output_size), or x.ndim - 2 for an int).  Sizes that divide and that do not, windows that
+# overlap (output larger than the input), None (the dim kept), 1 (global), unbatched inputs.
+ADAPTIVE_GEOMETRIES: dict[int | None, list[tuple[tuple[int, ...], Any]]] = {
+    1: [((2, 3, 7), 3), ((2, 3, 8), 4), ((3, 5), (7,)), ((2, 2, 6), 1), ((1, 2, 5), (None,))],
+    2: [((2, 3, 7, 5), (3, 2)), ((2, 2, 6, 6), 3), ((3, 5, 4), (2, None)), ((2, 2, 3, 4), (5, 6)),
+        ((1, 2, 5, 7), 1)],
+    3: [((1, 2, 4, 5, 3), (2, 3, 2)), ((2, 2, 3, 3, 3), 1), ((2, 3, 4, 4), (2, 2, 5))],
+    None: [((2, 2, 7), (3,)), ((2, 2, 5, 6), (2, 4)), ((2, 2, 5, 6), 3), ((1, 2, 3, 4, 3), (2, None, 2)),
+           ((1, 1, 3, 3, 3, 4), (2, 2, 2, 3))],
+}
+
+
+def _adaptive_dims(x: np.ndarray, n: int | None, output_size: Any) -> int:
+    if n is not None:
+        return n
+    return len(output_size) if isinstance(output_size, (tuple, list)) else np.ndim(x) - 2
+
+
+def _adaptive_max_reference(n: int | None) -> Callable[..., np.ndarray]:
+    """The loop reference: each output cell scans its box in row-major order, keeping the first
+    maximum, or the last NaN (PyTorch's CPU loop)."""
+    def reference(x, output_size, return_indices=False):
+        x = np.asarray(x)
+        dims = _adaptive_dims(x, n, output_size)
+        batched = x.ndim == dims + 2
+        xb = x if batched else x[None]
+        spatial = xb.shape[2:]
+        wanted = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * dims
+        sizes = tuple(s if o is None else int(o) for s, o in zip(spatial, wanted, strict=True))
+        y = np.zeros(xb.shape[:2] + sizes, np.float64 if x.dtype.kind == "f" else np.int64)
+        for b, c in itertools.product(range(xb.shape[0]), range(xb.shape[1])):
+            for cell in itertools.product(*(range(o) for o in sizes)):
+                ranges = [range(i * s // o, -(-(i + 1) * s // o)) for i, s, o in zip(cell, spatial, sizes,
+                                                                                    strict=True)]
+                best = None
+                for at in itertools.product(*ranges):
+                    v = xb[(b, c, *at)]
+                    if best is None or v > best or v != v:  # (v != v: a NaN, kept if it is the last)
+                        best = v
+                y[(b, c, *cell)] = best
+        return y if batched else y[0]
+
+    return reference
+
+
+def _torch_adaptive_max(n: int | None) -> Callable[..., np.ndarray | None]:
+    def torch_ref(x, output_size, return_indices=False):
+        if torch is None:
+            return None
+        x = np.asarray(x)
+        dims = _adaptive_dims(x, n, output_size)
+        if dims > 3 or (dims == 1 and isinstance(output_size, (tuple, list)) and None in output_size):
+            return None  # (torch's 1-d op refuses None: "must be tuple of ints")
+        fn = {1: torch.nn.functional.adaptive_max_pool1d, 2: torch.nn.functional.adaptive_max_pool2d,
+              3: torch.nn.functional.adaptive_max_pool3d}[dims]
+        xt = to_torch(x if x.dtype.kind == "f" else x.astype(np.float64))
+        return _back(x, fn(xt, output_size))
+
+    return torch_ref
+
+
+def _adaptive_samples(n: int | None) -> Callable[[np.dtype], Iterator[Sample]]:
+    def samples(dtype: Any) -> Iterator[Sample]:
+        for i, (shape, output_size) in enumerate(ADAPTIVE_GEOMETRIES[n]):
+            yield Sample((rand(shape, dtype, seed=300 + i),), dict(output_size=output_size), desc=f"geometry {i}")
+
+    return samples
+
+
+def _adaptive_errors(name: str, n: int | None) -> Callable[[], list[ErrorCase]]:
+    def errors() -> list[ErrorCase]:
+        dims = 2 if n is None else n
+        x = rand(_shape(n), np.float64, seed=1)
+        op = rf"^{name}: "
+        cases = [
+            ErrorCase((rand((3,) * (dims + 3), np.float64, 2),), dict(output_size=(2,) * dims), ValueError,
+                      op + r"x must be .*got shape"),
+            ErrorCase((x,), dict(output_size=(0,) * dims), ValueError, op + r"output_size must be positive"),
+            ErrorCase((x,), dict(output_size=(2.0,) * dims), TypeError, op + r"output_size must be ints"),
+            ErrorCase((x,), dict(output_size=(2,) * dims, return_indices=1), TypeError,
+                      op + r"return_indices must be a bool, got 1"),
+            ErrorCase((np.zeros((2, 3) + (0,) * dims),), dict(output_size=(2,) * dims), ValueError,
+                      op + r"x must have non-zero channels and spatial sizes"),
+            ErrorCase((np.full(_shape(n), "a"),), dict(output_size=(2,) * dims), TypeError, op + r"x must"),
+        ]
+        if n is not None:
+            cases.append(ErrorCase((x,), dict(output_size=(2,) * (dims + 1)), ValueError,
+                                   op + rf"output_size must be an int or a tuple of {dims} entries"))
+        return cases
+
+    return errors
+
+
+def _adaptive_max_info(name: str, op: Callable[..., Any], n: int | None) -> OpInfo:
+    def backward(grad_out, x, output_size, return_indices=False):
+        if n is not None and not isinstance(output_size, (tuple, list)):
+            output_size = (output_size,) * n  # (the generic backward takes n from a tuple)
+        return adaptive_max_pool_backward(grad_out, x, output_size)
+
+    return OpInfo(name=name, op=op, backward=backward, reference=_adaptive_max_reference(n),
+                  samples=_adaptive_samples(n), errors=_adaptive_errors(name, n), n_diff=1, exact_int=True,
+                  torch_ref=_torch_adaptive_max(n))
+
+
+OPS += [
+    _adaptive_max_info("adaptive_max_pool", adaptive_max_pool, None),
+    _adaptive_max_info("adaptive_max_pool1d", adaptive_max_pool1d, 1),
+    _adaptive_max_info("adaptive_max_pool2d", adaptive_max_pool2d, 2),
+    _adaptive_max_info("adaptive_max_pool3d", adaptive_max_pool3d, 3),
 ]

@@ -19,6 +19,7 @@ EXTRA = [
     nn.MaxPool2d((2, 3), stride=(1, 2), padding=(1, 1), return_indices=True),
     nn.AvgPool1d(2),
     nn.AdaptiveAvgPool2d((None, 3)),
+    nn.AdaptiveMaxPool1d(4, return_indices=True),
     nn.BatchNorm1d(3, momentum=None, affine=False, track_running_stats=False),
     nn.Dropout(0.25),
     nn.CrossEntropyLoss(weight=[1.0, 2.0, 0.5], label_smoothing=0.1, ignore_index=2, reduction="sum"),

@@ -37,14 +37,14 @@ def _same_pads(kernel, dilation):
     return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation, strict=True))
 
 
-def _adaptive(x, out):
+def _adaptive(x, out, reduce=np.mean):
     n = len(out)
     sizes = x.shape[-n:]
     out = tuple(s if o is None else o for s, o in zip(sizes, out, strict=True))
     y = np.zeros(x.shape[:-n] + out)
     for cell in itertools.product(*(range(o) for o in out)):
         box = tuple(slice(i * s // o, -(-(i + 1) * s // o)) for i, s, o in zip(cell, sizes, out, strict=True))
-        y[(..., *cell)] = x[(..., *box)].mean(axis=tuple(range(-n, 0)))
+        y[(..., *cell)] = reduce(x[(..., *box)], axis=tuple(range(-n, 0)))
     return y
 
 
@@ -92,6 +92,9 @@ def reference_forward(layer, x):  # noqa: C901 - one branch per layer type
     if name.startswith("AdaptiveAvgPool"):
         n = int(name[15])
         return _adaptive(x, _tuple(layer.output_size, n))
+    if name.startswith("AdaptiveMaxPool"):
+        n = int(name[15])
+        return _adaptive(x, _tuple(layer.output_size, n), np.max)
     if name == "ReLU":
         return np.asarray(_naive.naive_relu(x), dtype=np.float64)
     if name == "LeakyReLU":

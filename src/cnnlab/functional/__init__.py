@@ -18,6 +18,7 @@ from typing import Any
 
 from cnnlab.functional import _activation as _act
 from cnnlab.functional import _adaptive as _adaptive
+from cnnlab.functional import _adaptive_max as _adaptive_max
 from cnnlab.functional import _avg_pool as _avg_pool
 from cnnlab.functional import _conv as _conv
 from cnnlab.functional import _conv_transpose as _convt
@@ -39,6 +40,12 @@ from cnnlab.functional._adaptive import (
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool3d_backward,
     adaptive_avg_pool_backward,
+)
+from cnnlab.functional._adaptive_max import (
+    adaptive_max_pool1d_backward,
+    adaptive_max_pool2d_backward,
+    adaptive_max_pool3d_backward,
+    adaptive_max_pool_backward,
 )
 from cnnlab.functional._avg_pool import avg_pool_backward
 from cnnlab.functional._backend import get_backend, get_num_threads, set_backend, set_num_threads, start_threads
@@ -145,6 +152,25 @@ adaptive_avg_pool = differentiable(_adaptive.adaptive_avg_pool, adaptive_avg_poo
 adaptive_avg_pool1d = differentiable(_adaptive.adaptive_avg_pool1d, adaptive_avg_pool1d_backward)
 adaptive_avg_pool2d = differentiable(_adaptive.adaptive_avg_pool2d, adaptive_avg_pool2d_backward)
 adaptive_avg_pool3d = differentiable(_adaptive.adaptive_avg_pool3d, adaptive_avg_pool3d_backward)
+adaptive_max_pool = differentiable(
+    _adaptive_max.adaptive_max_pool, _pool_backward(_adaptive_max.adaptive_max_pool, adaptive_max_pool_backward, None),
+    saving=_adaptive_max.adaptive_max_pool_saving("adaptive_max_pool", None),
+)
+adaptive_max_pool1d = differentiable(
+    _adaptive_max.adaptive_max_pool1d,
+    _pool_backward(_adaptive_max.adaptive_max_pool1d, adaptive_max_pool1d_backward, None),
+    saving=_adaptive_max.adaptive_max_pool_saving("adaptive_max_pool1d", 1),
+)
+adaptive_max_pool2d = differentiable(
+    _adaptive_max.adaptive_max_pool2d,
+    _pool_backward(_adaptive_max.adaptive_max_pool2d, adaptive_max_pool2d_backward, None),
+    saving=_adaptive_max.adaptive_max_pool_saving("adaptive_max_pool2d", 2),
+)
+adaptive_max_pool3d = differentiable(
+    _adaptive_max.adaptive_max_pool3d,
+    _pool_backward(_adaptive_max.adaptive_max_pool3d, adaptive_max_pool3d_backward, None),
+    saving=_adaptive_max.adaptive_max_pool_saving("adaptive_max_pool3d", 3),
+)
 
 cross_entropy = differentiable(
     _loss.cross_entropy, _loss.cross_entropy_backward_all, n_diff=2,
@@ -159,7 +185,10 @@ binary_cross_entropy_with_logits = differentiable(
 __all__ = [
     "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_avg_pool_backward", "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward",
-    "adaptive_avg_pool3d_backward", "batch_norm", "batch_norm_backward", "batch_norm_backward_all", "batch_norm_relu",
+    "adaptive_avg_pool3d_backward", "adaptive_max_pool", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "adaptive_max_pool3d", "adaptive_max_pool_backward", "adaptive_max_pool1d_backward",
+    "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
+    "batch_norm", "batch_norm_backward", "batch_norm_backward_all", "batch_norm_relu",
     "dropout", "dropout_backward", "dropout_mask", "linear", "linear_backward",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
     "cross_entropy", "cross_entropy_backward", "cross_entropy_backward_all",

@@ -36,7 +36,7 @@ from cnnlab.functional._adaptive import averaging_matrix
 from cnnlab.nn.conv import _ConvNd, _ConvTransposeNd
 from cnnlab.nn.linear import Flatten, Linear
 from cnnlab.nn.module import Module
-from cnnlab.nn.pooling import _AdaptiveAvgPoolNd, _AvgPoolNd, _MaxPoolNd
+from cnnlab.nn.pooling import _AdaptivePoolNd, _AvgPoolNd, _MaxPoolNd
 
 
 @dataclass
@@ -157,7 +157,7 @@ class _Tracker:
             for i, (k, s, d) in enumerate(zip(module.kernel_size, module.stride, module.dilation, strict=True)):
                 self.field[i] += (math.ceil(((k - 1) * d + 1) / s) - 1) * self.jump[i]
                 self.jump[i] /= s
-        elif isinstance(module, _AdaptiveAvgPoolNd) and in_shape is not None:
+        elif isinstance(module, _AdaptivePoolNd) and in_shape is not None:
             out_shape = _shape(output)
             if out_shape is not None and len(in_shape) >= n:
                 sizes = zip(in_shape[-n:], out_shape[-n:], strict=True)

@@ -1,4 +1,4 @@
-"""Pooling layers: ``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``.
+"""Pooling layers: ``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``, ``AdaptiveMaxPool1d/2d/3d``.
 
 Arguments are PyTorch's and are kept as given (an int stays an int), as PyTorch does; they are
 checked when the layer is built.  The layers have no parameters.
@@ -224,9 +224,12 @@ class AvgPool3d(_AvgPool23):
     _op = staticmethod(F.avg_pool3d)
 
 
-class _AdaptiveAvgPoolNd(Module):
-    def __init__(self, output_size: int | None | Sequence[int | None]) -> None:
-        super().__init__()
+class _AdaptivePoolNd(Module):
+    """Shared argument of adaptive average and max pooling: the output size."""
+
+    _n: int = 0
+
+    def _set_output_size(self, output_size: int | None | Sequence[int | None]) -> None:
         op, n = type(self).__name__, self._n
         if isinstance(output_size, Sequence) and not isinstance(output_size, str):
             entries = tuple(output_size)
@@ -238,6 +241,12 @@ class _AdaptiveAvgPoolNd(Module):
             if entry is not None:
                 ntuple(op, "output_size", entry, 1, minimum=1)
         self.output_size = _as_given(output_size)
+
+
+class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
+    def __init__(self, output_size: int | None | Sequence[int | None]) -> None:
+        super().__init__()
+        self._set_output_size(output_size)
 
     def forward(self, x: Any) -> Any:
         return self._op(x, self.output_size)
@@ -290,3 +299,65 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
 
     _n = 3
     _op = staticmethod(_ops.adaptive_avg_pool3d)
+
+
+class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
+    def __init__(self, output_size: int | None | Sequence[int | None], return_indices: bool = False) -> None:
+        super().__init__()
+        self._set_output_size(output_size)
+        self.return_indices = check_bool(type(self).__name__, "return_indices", return_indices)
+
+    def forward(self, x: Any) -> Any:
+        return self._op(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+    def config_args(self) -> dict[str, Any]:
+        return {"output_size": _jsonable(self.output_size), "return_indices": self.return_indices}
+
+
+@register_module
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    """1-d adaptive max pooling; see :class:`AdaptiveMaxPool2d`."""
+
+    _n = 1
+    _op = staticmethod(F.adaptive_max_pool1d)
+
+
+@register_module
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """2-d max pooling to a fixed output size (``1`` gives global max pooling).
+
+    Parameters
+    ----------
+    output_size : int, None or tuple of (int or None)
+        ``(H_out, W_out)``; None keeps that dim.  Any size >= 1 works.
+    return_indices : bool, default False
+        Return ``(output, indices)``: PyTorch's flat index of the cell each output took.
+
+    Notes
+    -----
+    Output cell ``i`` takes the largest of input cells ``floor(i*in/out) <= j < ceil((i+1)*in/out)``
+    per dim (PyTorch's windows); on ties the first maximum in row-major order takes the gradient,
+    and a window holding a NaN gives NaN (its last NaN takes the gradient).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> AdaptiveMaxPool2d(1)(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[[[3.]],
+    <BLANKLINE>
+            [[7.]]]])
+    """
+
+    _n = 2
+    _op = staticmethod(F.adaptive_max_pool2d)
+
+
+@register_module
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """3-d adaptive max pooling; see :class:`AdaptiveMaxPool2d`."""
+
+    _n = 3
+    _op = staticmethod(F.adaptive_max_pool3d)

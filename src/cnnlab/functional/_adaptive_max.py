@@ -1,0 +1,273 @@
+"""Adaptive max pooling (output size given, windows derived), N-d, with its backward.
+
+The windows are adaptive average pooling's (:mod:`cnnlab.functional._adaptive`): along a spatial
+dim of length ``in`` pooled to ``out`` cells, output cell ``i`` takes input cells ``start_i <= j <
+end_i``, ``start_i = floor(i * in / out)``, ``end_i = ceil((i + 1) * in / out)``; across dims the
+windows are boxes, and each output cell is its box's largest value.  Which cell is "the" maximum
+matters for the indices and the gradient, and is PyTorch's: the first maximum in row-major order
+over the box (``-0.0`` and ``0.0`` tie), or, where the box holds a NaN, its last NaN (the output
+is then NaN).
+
+The max over a box is taken one dim at a time, last dim first: along the last dim each window's
+winner (value and position), then along the dim before it the winner among those, and so on.  The
+first maximum in row-major order of a box is the first maximum, along its first dim, of the rows'
+first maxima; its last NaN is the last NaN of the last row holding one, likewise; so the dim by dim
+winner is the box's.  Each step is a loop over the output cells of one dim (few: adaptive pooling
+pools to small sizes), every plane and every other cell at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional._adaptive import _output_sizes, _windows
+from cnnlab.functional._args import _describe, check_array, check_bool, check_ndim, result_dtype
+
+_LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray, bool, tuple[int, ...]]:
+    """``(x batched, whether x was unbatched, output sizes)``; ``x`` keeps its dtype (a max is
+    exact), booleans and integers as int64."""
+    x = check_array(op, "x", x, allow_empty=True)
+    if n is None:
+        if isinstance(output_size, Sequence) and not isinstance(output_size, str):
+            n = len(output_size)
+        else:
+            n = x.ndim - 2
+        if n < 1:
+            raise ValueError(f"{op}: x must be (N, C, *spatial) with a spatial dim, got shape {x.shape}")
+    layout = _LAYOUTS.get(n, f"{n} spatial")
+    check_ndim(op, "x", x, (n + 1, n + 2), f"(N, C, {layout}) or unbatched (C, {layout})")
+    unbatched = x.ndim == n + 1
+    xb = x[None] if unbatched else x
+    if not all(xb.shape[1:]):  # (PyTorch refuses these too; only the batch may be empty)
+        raise ValueError(f"{op}: x must have non-zero channels and spatial sizes (only the batch may be "
+                         f"empty), got shape {x.shape}")
+    sizes = _output_sizes(op, output_size, n, xb.shape[2:])
+    return xb.astype(result_dtype(xb) if xb.dtype.kind != "f" else xb.dtype, copy=False), unbatched, sizes
+
+
+def _winners(values: np.ndarray) -> np.ndarray:
+    """Along the last axis of ``values``, the position of the first maximum, or of the last NaN
+    where there is one (NumPy's ``argmax`` alone gives the first NaN)."""
+    first_max = np.argmax(values, axis=-1)
+    if values.dtype.kind != "f":
+        return first_max
+    nan = np.isnan(values)
+    last_nan = values.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+    return np.where(nan.any(axis=-1), last_nan, first_max)
+
+
+def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, indices)`` of a batched ``xb`` ``(N, C, *spatial)`` pooled to ``sizes``: each output
+    cell's box maximum and its flat index in the input plane (row-major over ``spatial``)."""
+    n = len(sizes)
+    spatial = xb.shape[2:]
+    values = xb
+    flat = np.zeros(xb.shape, np.int64)  # (each candidate's flat index within the dims done so far)
+    pitch = 1  # (cells of the dims done so far, per step of the current one)
+    for axis in range(n - 1, -1, -1):
+        size, out = spatial[axis], sizes[axis]
+        at = 2 + axis
+        shape = list(values.shape)
+        shape[at] = out
+        new_values = np.empty(shape, values.dtype)
+        new_flat = np.empty(shape, np.int64)
+        moved_values = np.moveaxis(values, at, -1)
+        moved_flat = np.moveaxis(flat, at, -1)
+        for i, (start, end) in enumerate(_windows(size, out)):
+            window = moved_values[..., start:end]
+            j = _winners(window)[..., None]
+            index = [slice(None)] * len(shape)
+            index[at] = i
+            new_values[tuple(index)] = np.take_along_axis(window, j, axis=-1)[..., 0]
+            new_flat[tuple(index)] = (start + j[..., 0]) * pitch + np.take_along_axis(
+                moved_flat[..., start:end], j, axis=-1)[..., 0]
+        values, flat = new_values, new_flat
+        pitch *= size
+    return values, flat
+
+
+def adaptive_max_scatter(grad_out: np.ndarray, indices: np.ndarray, x_shape: Sequence[int], dtype: Any
+                         ) -> np.ndarray:
+    """``grad_x`` of shape ``x_shape`` (batched) from the batched ``grad_out`` and the forward's
+    ``indices``: each output cell's gradient added to the input cell it took (overlapping windows
+    that took the same cell add up, in float64, rounded once)."""
+    planes = int(np.prod(x_shape[:2]))
+    plane = int(np.prod(x_shape[2:]))
+    if grad_out.size == 0:
+        return np.zeros(x_shape, dtype)
+    where = (np.arange(planes, dtype=np.int64)[:, None] * plane + indices.reshape(planes, -1)).reshape(-1)
+    if np.dtype(dtype).kind != "f":  # (integer gradients stay exact)
+        grad_x = np.zeros(planes * plane, dtype)
+        np.add.at(grad_x, where, grad_out.reshape(-1).astype(dtype, copy=False))
+        return grad_x.reshape(x_shape)
+    sums = np.bincount(where, weights=grad_out.reshape(-1).astype(np.float64), minlength=planes * plane)
+    return sums.astype(dtype, copy=False).reshape(x_shape)
+
+
+def _adaptive_max_pool(op: str, x: Any, output_size: Any, n: int | None, return_indices: Any) -> Any:
+    return_indices = check_bool(op, "return_indices", return_indices)
+    xb, unbatched, sizes = _parse(op, x, output_size, n)
+    y, indices = adaptive_max_forward(xb, sizes)
+    if unbatched:
+        y, indices = y[0], indices[0]
+    return (y, indices) if return_indices else y
+
+
+def _grad_dtype(xb: np.ndarray, grad_out: np.ndarray) -> np.dtype:
+    return xb.dtype if xb.dtype.kind == "f" else result_dtype(grad_out)
+
+
+def _adaptive_max_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any, n: int | None) -> np.ndarray:
+    xb, unbatched, sizes = _parse(op, x, output_size, n)
+    g = check_array(op, "grad_out", grad_out, allow_empty=True)
+    shape = xb.shape[:2] + sizes
+    if unbatched:
+        shape = shape[1:]
+    if g.shape != shape:
+        raise ValueError(f"{op}: grad_out must have the output's shape {shape}, got {_describe(g)}")
+    _, indices = adaptive_max_forward(xb, sizes)
+    grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, xb.shape, _grad_dtype(xb, g))
+    return grad_x[0] if unbatched else grad_x
+
+
+def adaptive_max_pool(x: Any, output_size: int | None | Sequence[int | None], return_indices: bool = False) -> Any:
+    r"""Max pooling to a given output size, over any number of spatial dims.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; boolean, integer or floating.
+    output_size : int, None or tuple of (int or None)
+        Output size per spatial dim (``None`` keeps that dim's size).  The number of spatial dims
+        is ``len(output_size)`` for a tuple and ``x.ndim - 2`` (a batched input) for an int; use
+        :func:`adaptive_max_pool1d`, ``2d`` or ``3d`` to fix it.
+    return_indices : bool, default False
+        Also return, per output cell, the flat index (row-major over the input's spatial dims)
+        of the cell it took, as PyTorch does.
+
+    Shape
+    -----
+    ``(N, C, *in) -> (N, C, *output_size)``; any output size >= 1 works, also larger than the
+    input (windows then overlap).
+
+    Returns
+    -------
+    numpy.ndarray, or (numpy.ndarray, numpy.ndarray of int64)
+        The pooled values (floats keep their dtype; booleans and integers give exact int64), and
+        with ``return_indices`` the indices.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``x``, non-int output sizes, a non-bool ``return_indices``.
+    ValueError
+        Wrong ``x.ndim``, empty channel or spatial dims, output sizes < 1, a tuple of the wrong
+        length.
+
+    Notes
+    -----
+    Per dim the windows are ``start_i = floor(i*in/out) <= j < end_i = ceil((i+1)*in/out)``
+    (PyTorch's, as in :func:`adaptive_avg_pool`), and across dims boxes:
+    ``y[b, c, i] = max_{j in box(i)} x[b, c, j]``.  The cell taken (its index, and the one that
+    gets the gradient) is the first maximum in row-major order over the box, or the box's last
+    NaN where it holds one (the output is then NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> adaptive_max_pool(np.array([[[1, 3, 3, 2, 5, 5]]]), (2,), return_indices=True)
+    (array([[[3, 5]]]), array([[[1, 4]]]))
+    """
+    return _adaptive_max_pool("adaptive_max_pool", x, output_size, None, return_indices)
+
+
+def adaptive_max_pool1d(x: Any, output_size: int | None | Sequence[int | None], return_indices: bool = False) -> Any:
+    """1-d :func:`adaptive_max_pool`: ``x`` is ``(N, C, L)`` or ``(C, L)``."""
+    return _adaptive_max_pool("adaptive_max_pool1d", x, output_size, 1, return_indices)
+
+
+def adaptive_max_pool2d(x: Any, output_size: int | None | Sequence[int | None], return_indices: bool = False) -> Any:
+    """2-d :func:`adaptive_max_pool`: ``x`` is ``(N, C, H, W)`` or ``(C, H, W)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> adaptive_max_pool2d(np.arange(20.0).reshape(1, 4, 5), (3, 2))
+    array([[[ 7.,  9.],
+            [12., 14.],
+            [17., 19.]]])
+    """
+    return _adaptive_max_pool("adaptive_max_pool2d", x, output_size, 2, return_indices)
+
+
+def adaptive_max_pool3d(x: Any, output_size: int | None | Sequence[int | None], return_indices: bool = False) -> Any:
+    """3-d :func:`adaptive_max_pool`: ``x`` is ``(N, C, D, H, W)`` or ``(C, D, H, W)``."""
+    return _adaptive_max_pool("adaptive_max_pool3d", x, output_size, 3, return_indices)
+
+
+# Backward: y[i] = x[a(i)] with a(i) the cell output i took, so grad_x[j] = sum over the outputs
+# i with a(i) = j of grad_out[i]: each output's gradient goes to its cell, and a cell taken by
+# several overlapping windows gets the sum.
+def adaptive_max_pool_backward(grad_out: Any, x: Any, output_size: int | None | Sequence[int | None]) -> np.ndarray:
+    """Gradient ``grad_x`` of :func:`adaptive_max_pool`: each output cell's gradient sent to the
+    input cell it took (see its Notes), summed where windows overlap.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape of ``x``; dtype of ``x`` for a float ``x``, else ``grad_out``'s (integers as int64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> adaptive_max_pool_backward(np.ones((1, 1, 3)), np.array([[[1.0, 3.0, 3.0, 2.0]]]), 3)
+    array([[[0., 2., 1., 0.]]])
+    """
+    return _adaptive_max_pool_backward("adaptive_max_pool_backward", grad_out, x, output_size, None)
+
+
+def adaptive_max_pool1d_backward(grad_out: Any, x: Any, output_size: int | None | Sequence[int | None]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool1d`."""
+    return _adaptive_max_pool_backward("adaptive_max_pool1d_backward", grad_out, x, output_size, 1)
+
+
+def adaptive_max_pool2d_backward(grad_out: Any, x: Any, output_size: int | None | Sequence[int | None]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool2d`."""
+    return _adaptive_max_pool_backward("adaptive_max_pool2d_backward", grad_out, x, output_size, 2)
+
+
+def adaptive_max_pool3d_backward(grad_out: Any, x: Any, output_size: int | None | Sequence[int | None]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool3d`."""
+    return _adaptive_max_pool_backward("adaptive_max_pool3d_backward", grad_out, x, output_size, 3)
+
+
+def adaptive_max_pool_saving(op: str, n: int | None):
+    """``(forward_saving, backward_saved)`` for :func:`cnnlab.functional._dispatch.differentiable`:
+    the forward keeps the cell each output took, so the backward is one scatter (no second max
+    search)."""
+
+    def forward_saving(needs, x, output_size, return_indices=False):
+        return_indices = check_bool(op, "return_indices", return_indices)
+        xb, unbatched, sizes = _parse(op, x, output_size, n)
+        y, indices = adaptive_max_forward(xb, sizes)
+        saved = (indices, xb.shape, xb.dtype, unbatched)
+        if unbatched:
+            y = y[0]
+        if return_indices:
+            return (y, indices[0] if unbatched else indices), saved
+        return y, saved
+
+    def backward_saved(grad_out, saved, needs):
+        indices, x_shape, x_dtype, unbatched = saved
+        g = np.asarray(grad_out)
+        dtype = x_dtype if x_dtype.kind == "f" else result_dtype(g)
+        grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, x_shape, dtype)
+        return grad_x[0] if unbatched else grad_x
+
+    return forward_saving, backward_saved
