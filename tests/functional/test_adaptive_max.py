@@ -10,9 +10,20 @@ import pytest
 import cnnlab.functional as F
 import cnnlab.nn as nn
 from cnnlab import Tensor
+from cnnlab.functional import _backend
 from tests.functional.opinfo import torch
 
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+BACKENDS = ["numpy"] + (["numba"] if _backend.numba_available() else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each test with the NumPy paths and, where Numba is installed, the compiled kernel forced
+    (past its small-work threshold)."""
+    previous = _backend.set_backend(request.param)
+    yield request.param
+    _backend.set_backend(previous)
 
 OPS = {1: (F.adaptive_max_pool1d, F.adaptive_max_pool1d_backward),
        2: (F.adaptive_max_pool2d, F.adaptive_max_pool2d_backward),
@@ -36,7 +47,7 @@ def _awkward(shape, seed):
                                         ((2, 2, 5, 5), (7, 3)), ((3, 6, 6), (2, 5)), ((2, 2, 5, 6, 7), (2, 3, 4)),
                                         ((2, 3, 4, 4), 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_values_and_indices_match_torch(shape, out, dtype):
+def test_values_and_indices_match_torch(backend, shape, out, dtype):
     """The cell each output takes, on values full of ties, NaNs, -inf and signed zeros: the same
     values (NaN where torch has NaN, the same sign of zero), the same flat indices, and the
     gradient sent to the same cells, as PyTorch's CPU op."""
@@ -63,7 +74,7 @@ def test_values_and_indices_match_torch(shape, out, dtype):
     np.testing.assert_array_equal(backward(g, x, out) != 0, xt.grad.numpy() != 0)  # (the same cells)
 
 
-def test_overlapping_windows_add_their_gradients():
+def test_overlapping_windows_add_their_gradients(backend):
     """Output larger than the input: windows overlap, and a cell taken by several adds their
     gradients (the docstring's example, by hand: windows [0,2), [1,3), [2,4) of 1, 3, 3, 2)."""
     x = np.array([[[1.0, 3.0, 3.0, 2.0]]])
@@ -75,7 +86,7 @@ def test_overlapping_windows_add_their_gradients():
 
 
 @pytest.mark.parametrize("return_indices", [False, True])
-def test_autograd_matches_the_backward_function(return_indices):
+def test_autograd_matches_the_backward_function(backend, return_indices):
     """On Tensors the forward keeps each output's cell, and the backward scatters to it: the same
     gradient as the plain backward, which searches the maxima again; the indices come back as a
     plain array."""
@@ -107,7 +118,7 @@ def test_layer_with_indices_and_its_config():
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, bool])
-def test_integers_stay_exact(dtype):
+def test_integers_stay_exact(backend, dtype):
     """Boolean and integer inputs give exact int64 maxima (uint8 above 127 included); their
     gradient takes the upstream gradient's dtype."""
     x = (np.arange(2 * 3 * 5 * 4).reshape(2, 3, 5, 4) * 37 % 251).astype(dtype)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._adaptive import _output_sizes, _windows
 from cnnlab.functional._args import _describe, check_array, check_bool, check_ndim, result_dtype
 
@@ -51,45 +52,61 @@ def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray
     return xb.astype(result_dtype(xb) if xb.dtype.kind != "f" else xb.dtype, copy=False), unbatched, sizes
 
 
-def _winners(values: np.ndarray) -> np.ndarray:
-    """Along the last axis of ``values``, the position of the first maximum, or of the last NaN
-    where there is one (NumPy's ``argmax`` alone gives the first NaN)."""
-    first_max = np.argmax(values, axis=-1)
-    if values.dtype.kind != "f":
-        return first_max
-    nan = np.isnan(values)
-    last_nan = values.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
-    return np.where(nan.any(axis=-1), last_nan, first_max)
-
-
 def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """``(y, indices)`` of a batched ``xb`` ``(N, C, *spatial)`` pooled to ``sizes``: each output
-    cell's box maximum and its flat index in the input plane (row-major over ``spatial``)."""
-    n = len(sizes)
+    cell's box maximum and its flat index in the input plane (row-major over ``spatial``).  Where
+    every size divides its input's, the windows are max pooling's with kernel = stride = ``in /
+    out`` (the same choice of cell on ties and NaN), run by its kernels (N32 C256 14x14 -> 7x7,
+    forward+backward: 5.4 ms, against 10.3 by the kernel below); otherwise by the compiled kernel
+    (:func:`cnnlab.functional._numba_pool.adaptive_max`, each box scanned in row-major order, a
+    plane a job) where the backend allows it, else dim by dim (:func:`_dim_winners`)."""
     spatial = xb.shape[2:]
-    values = xb
-    flat = np.zeros(xb.shape, np.int64)  # (each candidate's flat index within the dims done so far)
-    pitch = 1  # (cells of the dims done so far, per step of the current one)
-    for axis in range(n - 1, -1, -1):
-        size, out = spatial[axis], sizes[axis]
-        at = 2 + axis
-        shape = list(values.shape)
-        shape[at] = out
-        new_values = np.empty(shape, values.dtype)
-        new_flat = np.empty(shape, np.int64)
-        moved_values = np.moveaxis(values, at, -1)
-        moved_flat = np.moveaxis(flat, at, -1)
-        for i, (start, end) in enumerate(_windows(size, out)):
-            window = moved_values[..., start:end]
-            j = _winners(window)[..., None]
-            index = [slice(None)] * len(shape)
-            index[at] = i
-            new_values[tuple(index)] = np.take_along_axis(window, j, axis=-1)[..., 0]
-            new_flat[tuple(index)] = (start + j[..., 0]) * pitch + np.take_along_axis(
-                moved_flat[..., start:end], j, axis=-1)[..., 0]
-        values, flat = new_values, new_flat
-        pitch *= size
+    if all(size % out == 0 for size, out in zip(spatial, sizes, strict=True)):
+        from cnnlab.functional._pool import max_pool
+
+        kernel = tuple(size // out for size, out in zip(spatial, sizes, strict=True))
+        return max_pool(xb, kernel, return_indices=True)
+    if len(sizes) <= 3 and xb.dtype in (np.float32, np.float64, np.int64) and _backend.use_numba(xb.size):
+        # (compiled: a plane a job, each box scanned in row-major order)
+        from cnnlab.functional import _numba_pool
+
+        lead = (1,) * (3 - len(sizes))
+        planes = np.ascontiguousarray(xb).reshape(-1, *lead, *spatial)
+        windows = [[(0, 1)]] * len(lead) + [_windows(size, out) for size, out in zip(spatial, sizes, strict=True)]
+        y, idx = _numba_pool.adaptive_max(planes, windows)
+        return y.reshape(*xb.shape[:2], *sizes), idx.reshape(*xb.shape[:2], *sizes)
+    values, flat, pitch = xb, None, 1
+    for axis in range(len(sizes) - 1, -1, -1):
+        values, flat = _dim_winners(values, flat, 2 + axis, spatial[axis], sizes[axis], pitch)
+        pitch *= spatial[axis]
     return values, flat
+
+
+def _dim_winners(values: np.ndarray, flat: np.ndarray | None, at: int, size: int, out: int, pitch: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """One dim's step of :func:`adaptive_max_forward`: along axis ``at`` (``size`` cells, each a
+    winner of the dims done so far, at the flat indices ``flat``, None before the first), each of
+    the ``out`` windows' winner and its flat index (``pitch``: the cells of the dims done so far).
+    The windows are gathered as one ``(out, longest)`` block, a shorter window's row ending in
+    repeats of its last cell (a repeat neither beats nor ties with a different cell: the first
+    maximum and the last NaN stay the same cells)."""
+    windows = _windows(size, out)
+    longest = max(end - start for start, end in windows)
+    cells = np.array([[min(start + j, end - 1) for j in range(longest)] for start, end in windows], np.int64)
+    block = np.take(values, cells, axis=at)  # (..., out, longest, ...)
+    nan = np.isnan(block) if block.dtype.kind == "f" else None
+    j = np.argmax(block, axis=at + 1)  # (the first maximum; NumPy's argmax takes the first NaN)
+    if nan is not None:
+        last_nan = longest - 1 - np.argmax(np.flip(nan, axis=at + 1), axis=at + 1)
+        j = np.where(nan.any(axis=at + 1), last_nan, j)
+    j = np.expand_dims(j, at + 1)
+    winner = np.take_along_axis(block, j, axis=at + 1).squeeze(at + 1)
+    cell = np.take_along_axis(np.expand_dims(cells, tuple(range(at)) + tuple(range(at + 2, block.ndim))), j,
+                              axis=at + 1).squeeze(at + 1)
+    index = cell * pitch
+    if flat is not None:
+        index = index + np.take_along_axis(np.take(flat, cells, axis=at), j, axis=at + 1).squeeze(at + 1)
+    return winner, index
 
 
 def adaptive_max_scatter(grad_out: np.ndarray, indices: np.ndarray, x_shape: Sequence[int], dtype: Any

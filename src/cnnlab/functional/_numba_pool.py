@@ -503,3 +503,49 @@ def plane_fill(shares: np.ndarray, size: int) -> np.ndarray:
     out = np.empty((shares.shape[0], size), shares.dtype)
     _backend.run_jobs(_plane_fill, shares.shape[0], shares, size, out.reshape(-1), work=out.size)
     return out
+
+
+def _adaptive_max_loops(x, sp, osz, starts, ends, y, idx, first_job, last_job, thread):  # pragma: no cover - compiled
+    # x: flat (P, D, H, W); sp = (D, H, W); osz = (OD, OH, OW); output cell (od, oh, ow)'s box:
+    # starts[a, o] <= i_a < ends[a, o] along each dim a; y, idx: flat (P, OD, OH, OW), each box's
+    # first maximum in row-major order, or its last NaN (v != v), and its flat index in the plane
+    height, width = sp[1], sp[2]
+    plane, oplane = sp[0] * height * width, osz[0] * osz[1] * osz[2]
+    for p in range(first_job, last_job):
+        base, obase = p * plane, p * oplane
+        for od in range(osz[0]):
+            for oh in range(osz[1]):
+                for ow in range(osz[2]):
+                    at = (starts[0, od] * height + starts[1, oh]) * width + starts[2, ow]
+                    best, chosen = x[base + at], at
+                    for d in range(starts[0, od], ends[0, od]):
+                        for h in range(starts[1, oh], ends[1, oh]):
+                            row = (d * height + h) * width
+                            for w in range(starts[2, ow], ends[2, ow]):
+                                v = x[base + row + w]
+                                if v > best or v != v:
+                                    best, chosen = v, row + w
+                    o = obase + (od * osz[1] + oh) * osz[2] + ow
+                    y[o] = best
+                    idx[o] = chosen
+
+
+_adaptive_max = _kernel(_adaptive_max_loops)
+
+
+def adaptive_max(x: np.ndarray, windows: Sequence[Sequence[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, indices)`` of adaptive max pooling of the C-contiguous ``(P, D, H, W)`` ``x`` with the
+    windows ``[start, end)`` of each output index along depth, height and width: each output
+    cell's box maximum (the first in row-major order, or the box's last NaN) and its flat index in
+    the plane, a plane a job."""
+    sizes = tuple(len(w) for w in windows)
+    starts = np.zeros((3, max(sizes)), np.int64)
+    ends = np.zeros((3, max(sizes)), np.int64)
+    for a, dim in enumerate(windows):
+        for o, (start, end) in enumerate(dim):
+            starts[a, o], ends[a, o] = start, end
+    y = np.empty((x.shape[0], *sizes), x.dtype)
+    idx = np.empty((x.shape[0], *sizes), np.int64)
+    _backend.run_jobs(_adaptive_max, x.shape[0], x.reshape(-1), np.array(x.shape[1:], np.int64),
+                      np.array(sizes, np.int64), starts, ends, y.reshape(-1), idx.reshape(-1), work=x.size)
+    return y, idx
