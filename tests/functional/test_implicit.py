@@ -701,7 +701,7 @@ def test_border_boxes_hold_every_tap_read_inside(compiled, monkeypatch, xs, ws, 
     tap lies in the range, and the range's first and last rows are such rows (or it is empty,
     where the block reads padding alone).  The cells come from the offset tables and a mask of
     the padded plane built here."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _frames
 
     _, (x, w, _, _), calls = _border_run(monkeypatch, True, xs, ws, stride, padding, dilation, groups, lanes)
     n = w.ndim - 2
@@ -717,7 +717,7 @@ def test_border_boxes_hold_every_tap_read_inside(compiled, monkeypatch, xs, ws, 
         if frame is None:
             continue
         inside = planes[(frame.shape, frame.lo)]
-        kgrid, box = ni._boxes(pos, pstart, yoff, delta, dstart, frame)
+        kgrid, box = _frames.boxes(pos, pstart, yoff, delta, dstart, frame, 6)
         for f in range(pstart.size - 1):
             per_channel = (dstart[f + 1] - dstart[f]) // frame.channels
             taps = delta[dstart[f]:dstart[f] + per_channel]  # (channel 0's: the others' a plane further each)

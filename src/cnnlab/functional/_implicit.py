@@ -14,7 +14,10 @@ that read padding are left out rather than read from a padded copy: the position
 keep the same taps inside the input form a class (the interior, the edges, the corners), each
 with its own taps (:func:`_tables`).  A term of the definition is then missing only where a
 zero meets a value that is not finite (``inf * 0`` is ``nan``), and those calls run on a padded
-copy instead.
+copy instead.  Where a padded copy is read (classes would cost more), with finite weights each
+block of positions skips the kernel rows that read the copy's zero border alone
+(:class:`cnnlab.functional._frames.Frame`); likewise the input gradient of stride 1 on its
+bordered upstream gradient.
 
 - forward: ``taps_forward``, the classes its phases;
 - weight gradient: ``grad_w[o, (c, t)] = sum_{b, p} g[b, o, p] * xp[pos[b, p] + delta[c, t]]``,
@@ -118,7 +121,7 @@ SEGMENT_COST = 40.0
 
 
 # Whether the products on a zero-padded copy skip the kernel rows (planes, in 3-d) that read its
-# padding alone (:class:`cnnlab.functional._numba_implicit.Frame`).
+# padding alone (:class:`cnnlab.functional._frames.Frame`).
 SKIP_BORDER = True
 
 
@@ -339,13 +342,13 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
 
 
 def _frame(spatial: Sequence[int], pads: Sequence[tuple[int, int]], step: int, slabs: int, channels: int):
-    """The :class:`cnnlab.functional._numba_implicit.Frame` of a copy of planes ``spatial``
+    """The :class:`cnnlab.functional._frames.Frame` of a copy of planes ``spatial``
     zero-padded by ``pads`` (the first axis's kernel rows ``step`` apart, ``slabs`` of them, the
     taps of ``channels`` channels a phase)."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional._frames import Frame
 
     shape = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads, strict=True))
-    return ni.Frame(shape, pads[0][0], pads[0][0] + spatial[0], step, slabs, channels)
+    return Frame(shape, pads[0][0], pads[0][0] + spatial[0], step, slabs, channels)
 
 
 def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int,

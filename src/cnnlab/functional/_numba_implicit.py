@@ -45,6 +45,11 @@ filter's even and odd positions apart and adds the two at the end.  The position
 not pair (a column a class wide, an odd row's last, every one with a stride along the last
 axis) keep one position a row, in a second call.
 
+Where ``src`` is a zero-padded copy (:class:`Frame`), a block of positions runs, of each channel,
+only the kernel rows (planes, in 3-d) that some of its positions read inside the copy's values:
+at the top and bottom of an image the rows of padding are skipped, the taps kept in their order
+(so the same sums, bit for bit).
+
 The sums run in a different order from the loop reference's (and with one rounding per
 multiply-add), so float results may differ from it in the last bits.
 """
@@ -52,15 +57,14 @@ multiply-add), so float results may differ from it in the last bits.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
+from cnnlab.functional._frames import Frame, boxes
 from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_span_blocks, wfma_span_rows, wload, wstore
 
 # Positions and filters of one register block.
@@ -489,7 +493,9 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     on (a call per group cost a hand-off between the threads each: 32 groups, 64 calls a step).
     ``span`` 2: blocks of 8 filters at 2 positions (:func:`_make_taps_forward`; ``pos``, ``yoff``:
     the pairs' first positions, from :func:`split_pairs`; weights and bias packed with each
-    filter's row twice, ``bias`` 16 values a group)."""
+    filter's row twice, ``bias`` 16 values a group).  ``frame``
+    (:class:`Frame`): where ``src`` is a zero-padded copy, so that each block of positions runs
+    only the kernel rows that reach inside it (:func:`cnnlab.functional._frames.boxes`; None: every tap)."""
     threads = numba.config.NUMBA_NUM_THREADS
     bufs = np.empty((threads, 2 * ROWS * COLS), np.float32)
     jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK),
@@ -502,63 +508,12 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     if gwstep is None:
         gwstep = np.zeros(wstart.shape[0], np.int64)
     kgrid, box = _memo((pos, pstart, yoff, delta, dstart), ("box", frame),
-                       functools.partial(_boxes, pos, pstart, yoff, delta, dstart, frame))
+                       functools.partial(boxes, pos, pstart, yoff, delta, dstart, frame, ROWS))
     kernel = _taps_forward if span == 1 else _taps_forward_pairs()
     _backend.run_jobs(kernel, jobs * groups,
                       *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
                       jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
                       bufs, accs, work=products * out_ch * groups * span, balanced=True)
-
-
-class Frame(NamedTuple):
-    """Where the zero padding of a :func:`taps_forward` call's ``src`` lies, so that its blocks
-    of positions skip the kernel rows (planes, in 3-d) that read only padding: each plane of
-    ``src`` is C-contiguous of shape ``shape``, with values at ``lo <= i < hi`` along its first
-    axis (zeros before and after: the padding of the kernel rows that are skipped; the other
-    axes' cells are read as they are).  A phase's taps come ``channels`` after another (of the
-    input, or the filters for an input gradient), each channel's in ``slabs`` equal slabs of its
-    kernel rows, the first axis's index ``j`` reading the row ``step * j`` further on than its
-    slab 0."""
-
-    shape: tuple[int, ...]
-    lo: int
-    hi: int
-    step: int
-    slabs: int
-    channels: int
-
-
-def _boxes(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray,
-           frame: Frame | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(kgrid, box)`` of :func:`_taps_forward`: per phase, its taps a channel and a slab (without
-    a ``frame``, all of the phase's taps as one channel and one slab), and per block of
-    :data:`ROWS` positions the range ``[lo, hi)`` of slabs holding every tap that one of its
-    positions reads inside ``frame``'s rows (none without a frame).  A tap outside a position's
-    range reads padding alone; a block's range also holds its other positions' (a zero times a
-    finite weight adds nothing: the caller passes a frame only where the weights are finite).
-    A position's row is found from its first tap (channel 0, slab 0: ``pos + delta[dstart[f]]``,
-    a cell of ``src``), so that windows that start in the padding of another axis are placed
-    right."""
-    taps = np.diff(dstart)
-    grid = taps // frame.channels if frame else taps
-    if frame is None or np.any(taps == 0) or np.any(grid * frame.channels != taps) or np.any(grid % frame.slabs):
-        return _frozen_all(np.repeat(taps, 2).astype(np.int64), np.zeros((0, 2), np.int64))
-    kgrid = np.stack([grid, grid // frame.slabs], axis=1).reshape(-1).astype(np.int64)
-    first = np.repeat(delta[dstart[:-1]], np.diff(pstart))  # (each position's phase's first tap)
-    cell = np.unravel_index((pos + first) % int(math.prod(frame.shape)), frame.shape)[0].astype(np.int64)
-    lo = np.maximum(0, -((cell - frame.lo) // frame.step))  # (the first j with cell + j*step >= lo)
-    hi = np.minimum(frame.slabs, (frame.hi - 1 - cell) // frame.step + 1)
-    # (a position that reads padding alone along another axis keeps its range: a superset is right)
-    none = (hi <= lo) | (yoff < 0)  # (reads padding alone, or a padding entry)
-    lo[none], hi[none] = frame.slabs, 0
-    box = np.stack([lo.reshape(-1, ROWS).min(axis=1), hi.reshape(-1, ROWS).max(axis=1)], axis=1)
-    return _frozen_all(kgrid, np.ascontiguousarray(box))
-
-
-def _frozen_all(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
 
 
 def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk: int) -> tuple[int, int, bool, float]:
