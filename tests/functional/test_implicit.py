@@ -637,27 +637,16 @@ BORDER_CASES = [
 ]
 
 
-class _Calls(list):
-    """The forward kernel's calls, and (``weight``) the weight gradient's."""
-
-    weight: list
-
-
 def _border_run(monkeypatch, skip, xs, ws, stride, padding, dilation, groups, lanes):
     """``(y, gx, gw, calls)`` with padded copies (``PACK_COST`` huge), the border skipped or
     not; ``calls``: the tables and frame of each forward kernel call."""
     from cnnlab.functional import _numba_implicit as ni
 
-    calls, original, stage = _Calls(), ni.taps_forward, ["forward"]
-    weight_calls, original_w = [], ni.taps_grad_w
+    calls, original, stage = [], ni.taps_forward, ["forward"]
 
     def spy(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, *args, frame=None, **kw):
         calls.append((pos, pstart, delta, dstart, yoff, frame, stage[0]))
         return original(src, wpk, wstart, bias, pos, pstart, delta, dstart, yoff, *args, frame=frame, **kw)
-
-    def spy_w(src, g, pos, goff, seg, segf, delta, dstart, tapmap, *args, frame=None, **kw):
-        weight_calls.append((pos, seg, delta, dstart, tapmap, frame))
-        return original_w(src, g, pos, goff, seg, segf, delta, dstart, tapmap, *args, frame=frame, **kw)
 
     with monkeypatch.context() as m:
         m.setattr(_implicit, "MIN_LANES", 1)
@@ -666,14 +655,12 @@ def _border_run(monkeypatch, skip, xs, ws, stride, padding, dilation, groups, la
         m.setattr(_implicit, "SEGMENT_COST", 1e30)
         m.setattr(_implicit, "SKIP_BORDER", skip)
         m.setattr(ni, "taps_forward", spy)
-        m.setattr(ni, "taps_grad_w", spy_w)
         x, w, b = _inputs(xs, ws, seed=sum(xs) + 5 * sum(ws))
         kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
         y = _conv(w.ndim - 2)(x, w, b, **kw)
         g = np.random.default_rng(3).uniform(-1, 1, y.shape).astype(np.float32)
         stage[0] = "backward"
         gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
-    calls.weight = weight_calls
     return (y, gx, gw), (x, w, b, g), calls
 
 
@@ -695,11 +682,6 @@ def test_border_rows_skipped_give_the_same_bits(compiled, monkeypatch, xs, ws, s
     # for the input gradient's phases of a stride)
     assert [pstart.size == 2 for _, pstart, *_ in calls] == [call[5] is not None for call in calls]
     assert any(call[5] is not None for call in calls)
-    # (the weight gradient on the forward's padded copy: a frame in 2-d and 3-d with more than
-    # PAIR_LANES filters a group, whose segments keep their positions in rising rows)
-    assert calls.weight and all(frame is None for *_, frame in plain.weight)
-    framed = ws[0] // groups > lanes and len(ws) > 3
-    assert [call[-1] is not None for call in calls.weight] == [framed] * len(calls.weight)
 
 
 def _inside(spatial, pads):
@@ -751,79 +733,6 @@ def test_border_boxes_hold_every_tap_read_inside(compiled, monkeypatch, xs, ws, 
                     assert hi <= lo
                 checked += 1
     assert checked
-
-
-@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups, lanes", BORDER_CASES)
-def test_weight_gradient_rows_hold_every_position_read_inside(compiled, monkeypatch, xs, ws, stride, padding,
-                                                              dilation, groups, lanes):
-    """The weight gradient's blocks of 6 taps on a padded copy, against the rows their positions
-    read: every position that reads a row of the input (not of the zero border above or below
-    it) with some tap of a block has its row in the block's range, each block's range is the hull
-    of its taps' rows (a position outside it reads the border alone with all six), blocks of a
-    5x5 or 7x7 kernel leave positions out, and a segment's positions come in rising rows, so that
-    the kernel finds them by a search.  The rows come from the offset tables and a mask built
-    here.  (A range
-    holds its taps' rows from the first to the last: a block spanning two channels, a channel's
-    last row and the next one's first, holds the rows between as well, superfluous but right.)"""
-    from cnnlab.functional import _frames
-
-    _, (x, w, _, _), calls = _border_run(monkeypatch, True, xs, ws, stride, padding, dilation, groups, lanes)
-    _, pads, _ = _args(w, stride, padding, dilation)
-    rows_only = (pads[0], *[(0, 0)] * (len(pads) - 1))  # (the other axes' padding counts as inside)
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads, strict=True))
-    mask = np.zeros(padded, bool)
-    mask[pads[0][0]:pads[0][0] + x.shape[2]] = True
-    mask = mask.reshape(-1)
-    left_out = 0
-    for pos, seg, delta, _, tapmap, frame in calls.weight:
-        if frame is None:
-            continue
-        assert frame.shape == padded and (frame.lo, frame.hi) == (rows_only[0][0], rows_only[0][0] + x.shape[2])
-        prow, krange = _frames.tap_rows(pos, delta, tapmap, frame, 6)
-        for i in range(seg.size - 1):
-            assert np.all(np.diff(prow[seg[i]:seg[i + 1]]) >= 0)
-        np.testing.assert_array_equal(prow, pos % mask.size // int(np.prod(padded[1:])))
-        for k in range(delta.size // 6):
-            block = delta[6 * k:6 * k + 6][tapmap[6 * k:6 * k + 6] >= 0]
-            reads = mask[(pos[:, None] + block[None, :]) % mask.size].any(axis=1)
-            lo, hi = krange[k]
-            within = (prow >= lo) & (prow < hi)
-            assert np.all(within[reads])  # (every reader kept)
-            reach = block % mask.size // int(np.prod(padded[1:]))  # (the taps' rows in their window)
-            assert (lo, hi) == (frame.lo - reach.max(), frame.hi - reach.min())
-            left_out += int(np.count_nonzero(~within))
-    # (blocks of 6 taps within one kernel row, or two, skip rows: the 5x5 and 7x7 layers'; a 3x3
-    # kernel's blocks span rows 0-1 or 2 and the next channel's 0, and skip none with padding 1)
-    if ws[2:] in ((5, 5), (7, 7)):
-        assert left_out
-
-
-@pytest.mark.parametrize("where", ["top row", "top row, padding alone", "inside"])
-def test_weight_gradient_on_a_padded_copy_keeps_non_finite_values(compiled, monkeypatch, where):
-    """On the forward's padded copy the weight gradient skips the positions whose rows read the
-    zero border alone, block by block; an infinite upstream gradient where the definition
-    multiplies it by that zero gives ``nan`` all the same (the sums come out not finite and are
-    computed again whole; on rows that read padding alone, the check comes first).  Against the
-    loop reference's nan pattern."""
-    monkeypatch.setattr(_implicit, "PACK_COST", 1e30)
-    monkeypatch.setattr(_implicit, "SEGMENT_COST", 1e30)
-    # (a 5x5 kernel, whose pairs of 6-tap blocks hold 2-3 of a channel's rows: padding 3 leaves
-    # the top row's first blocks reading the border alone; padding 5, the whole row)
-    padding = (5, 2) if where.endswith("alone") else (3, 2)
-    x, w, b = _inputs((2, 8, 6, 7), (16, 8, 5, 5), seed=12)
-    kw = {"padding": padding, "method": "implicit"}
-    y = F.conv2d(x, w, b, **kw)
-    g = np.random.default_rng(3).uniform(-1, 1, y.shape).astype(np.float32)
-    g[1, 5, *{"top row": (0, 3), "top row, padding alone": (0, 3), "inside": (4, 3)}[where]] = np.inf
-    gw = F.conv_backward(g, x, w, b, **kw)[1]
-    s, pads, d = _args(w, 1, padding, 1)
-    want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), s, pads,
-                                      d, 1)[1]
-    np.testing.assert_array_equal(np.isnan(gw), np.isnan(want))
-    np.testing.assert_array_equal(np.isinf(gw), np.isinf(want))
-    assert np.isnan(want).any() == (where != "inside")
-    finite = np.isfinite(want)
-    np.testing.assert_allclose(gw[finite], want[finite], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int64])

@@ -63,29 +63,6 @@ def boxes(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarr
     return _frozen(kgrid, np.ascontiguousarray(box))
 
 
-def tap_rows(pos: np.ndarray, delta: np.ndarray, tapmap: np.ndarray, frame: Frame | None, rows: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """``(prow, krange)`` of the weight gradient's kernel
-    (:func:`cnnlab.functional._numba_implicit.taps_grad_w`) on a zero-padded copy: each
-    position's row (the first axis's cell where its window starts, ``pos`` read as cells of the
-    copy), and per block of ``rows`` taps (``delta``, with ``tapmap`` -1 for a block's padding
-    taps) the rows ``[lo, hi)`` of the positions that read inside ``frame``'s values with one of
-    its taps (a tap ``r`` rows into the window reads inside from rows ``frame.lo - r`` to
-    ``frame.hi - r``).  Without a frame, empty tables (every position runs every block)."""
-    if frame is None:
-        return _frozen(np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
-    plane = int(math.prod(frame.shape))
-    prow = np.unravel_index(pos % plane, frame.shape)[0].astype(np.int64)
-    reach = np.unravel_index(delta % plane, frame.shape)[0].astype(np.int64)  # (each tap's row in its window)
-    real = (tapmap >= 0).reshape(-1, rows)
-    reach = reach.reshape(-1, rows)
-    deepest = np.where(real, reach, np.iinfo(np.int64).min).max(axis=1)
-    nearest = np.where(real, reach, np.iinfo(np.int64).max).min(axis=1)
-    krange = np.stack([frame.lo - deepest, frame.hi - nearest], axis=1)
-    krange[~real.any(axis=1)] = (0, 0)  # (a block of padding taps alone: no position)
-    return _frozen(prow, np.ascontiguousarray(krange))
-
-
 def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     for a in arrays:
         a.flags.writeable = False

@@ -443,13 +443,11 @@ def _border_finite(grad_out: np.ndarray, tables: Tables) -> bool:
 
 
 def grad_w(grad_out: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int]] | None,
-           weight_shape: Sequence[int], stride: Sequence[int], dilation: Sequence[int], groups: int,
-           border: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+           weight_shape: Sequence[int], stride: Sequence[int], dilation: Sequence[int], groups: int) -> np.ndarray:
     """The weight gradient from the upstream gradient and what the forward kept: the input
     ``src`` with the zero padding ``pads`` still to apply (whose taps the kernels skip, unless the
     upstream gradient is not finite where they would be read: then on a padded copy), or already
-    padded (``pads`` None; ``border``: that copy's padding, whose kernel rows each block of taps
-    skips where :func:`_border_rows_apply`).
+    padded (``pads`` None).
 
     The gradient's border is checked only when the sums come out not finite (or some output
     reads padding alone): a value that is not finite at a position with a tap inside the input
@@ -461,33 +459,10 @@ def grad_w(grad_out: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int]
     tables = _geometry(src, weight_shape, stride, dilation, pads, out)
     if pads and tables.tapless and not _border_finite(g, tables):
         return _grad_w_padded(g, src, pads, weight_shape, stride, dilation, groups)
-    frame = None
-    if not pads and border and _border_rows_apply(g, src.shape[2], weight_shape, stride, dilation, groups, border):
-        frame = _frame(tuple(n - lo - hi for n, (lo, hi) in zip(src.shape[2:], border, strict=True)), border,
-                       dilation[0], weight_shape[2], weight_shape[1])
-    result = _grad_w_sums(g, src, tables, weight_shape, groups, frame)
-    if frame is not None and not np.isfinite(result).all():  # (the definition's zeros times a value not finite)
-        return _grad_w_sums(g, src, tables, weight_shape, groups, None)
+    result = _grad_w_sums(g, src, tables, weight_shape, groups)
     if pads and not tables.tapless and not np.isfinite(result).all() and not _border_finite(g, tables):
         return _grad_w_padded(g, src, pads, weight_shape, stride, dilation, groups)
     return result
-
-
-def _border_rows_apply(g: np.ndarray, rows: int, weight_shape: Sequence[int], stride: Sequence[int],
-                       dilation: Sequence[int], groups: int, border: Sequence[tuple[int, int]]) -> bool:
-    """Whether the weight gradient on a copy (``rows`` rows) padded by ``border`` skips, per
-    block of taps, the positions whose rows read its zero border alone: with :data:`SKIP_BORDER`, 2 or 3 spatial
-    dims (in 1-d a block of 6 taps spans every kernel row of a channel's few, and skips none),
-    more than :data:`PAIR_LANES` filters a group (the pairs' segments are not kept in rising
-    rows), and a finite upstream gradient on the output rows that read padding alone (the
-    definition multiplies those values by zeros, and skipping them all would drop a ``nan``).
-    Elsewhere a value that is not finite shows in the sums, which are then computed again whole."""
-    if not SKIP_BORDER or len(weight_shape) < 4 or weight_shape[0] // groups <= PAIR_LANES:
-        return False
-    lo, hi = border[0][0], rows - border[0][1]
-    reach = (weight_shape[2] - 1) * dilation[0]
-    alone = [oh for oh in range(g.shape[2]) if oh * stride[0] + reach < lo or oh * stride[0] >= hi]
-    return not alone or bool(np.isfinite(g[:, :, alone]).all())
 
 
 def _grad_w_padded(g: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int]], weight_shape: Sequence[int],
@@ -498,10 +473,10 @@ def _grad_w_padded(g: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int
     return _grad_w_sums(g, src, tables, weight_shape, groups)
 
 
-def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: Sequence[int], groups: int,
-                 frame=None) -> np.ndarray:
+def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: Sequence[int], groups: int
+                 ) -> np.ndarray:
     """The weight gradient's sums by :func:`cnnlab.functional._numba_implicit.taps_grad_w`, group
-    by group, over the positions and taps of ``tables`` (``frame``: see :func:`grad_w`)."""
+    by group, over the positions and taps of ``tables``."""
     from cnnlab.functional import _numba_implicit as ni
     from cnnlab.functional import _pairs
 
@@ -523,7 +498,7 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     for part, span in parts:
         if part is not None:
             sums = ni.taps_grad_w(src.reshape(-1), g, *part, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
-                                  groups, cg * plane, span=span, frame=frame)
+                                  groups, cg * plane, span=span)
             result = sums if result is None else result + sums
     if result is None:  # (no positions at all)
         result = np.zeros((out_ch, taps), np.float32)

@@ -64,7 +64,7 @@ import numpy as np
 
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._frames import Frame, boxes, tap_rows
+from cnnlab.functional._frames import Frame, boxes
 from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_span_blocks, wfma_span_rows, wload, wstore
 
 # Positions and filters of one register block.
@@ -291,8 +291,8 @@ def _make_taps_grad_w(span):
     pair's position ``j % 2`` (``pos``, ``goff``: the pairs' first positions, the second one
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
     lanes), whose two lanes :func:`_parts_transposed` adds."""
-    def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, prow, krange, wide, tap_jobs,
-               tail_start, groups, gsrc, gg, bufs, parts, first_job, last_job, thread):  # pragma: no cover - compiled
+    def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
+               groups, gsrc, gg, bufs, parts, first_job, last_job, thread):  # pragma: no cover - compiled
         # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
         # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
         # segf[i] of positions with the same taps (image by image: an image's classes one after
@@ -306,10 +306,7 @@ def _make_taps_grad_w(span):
         # rows), whichever thread runs it; wide: two blocks of 6 taps at a time where the share has
         # two left (12 x 16 sums); groups: the groups, job j of group k being job k * J + j (J: the
         # jobs above), reading src gsrc * k and g gg * k further on, adding into group k's
-        # panels of parts (each part row holds the groups' sums one after another); krange: empty,
-        # or per block of 6 taps (dstart[f] + kt) // 6 the positions' rows prow[p] in [lo, hi) that
-        # read inside the input with one of its taps (prow rising within a segment: the others
-        # read zero padding alone with all six, and are skipped)
+        # panels of parts (each part row holds the groups' sums one after another)
         total = pos.shape[0]
         runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
         width = bufs.shape[1] // GRAD_W_JOB  # O16
@@ -351,12 +348,6 @@ def _make_taps_grad_w(span):
                     d3, d4, d5 = ds[kt + 3], ds[kt + 4], ds[kt + 5]
                     e0, e1, e2 = ds[kt2], ds[kt2 + 1], ds[kt2 + 2]
                     e3, e4, e5 = ds[kt2 + 3], ds[kt2 + 4], ds[kt2 + 5]
-                    q0, q1 = p0, p1  # (the positions of the segment that the blocks' taps read inside)
-                    if krange.shape[0] and p1 > p0:
-                        k_1, k_2 = (dstart[f] + kt) // ROWS, (dstart[f] + kt2) // ROWS
-                        rows_in = prow[p0:p1]
-                        q0 = p0 + np.uint64(np.searchsorted(rows_in, min(krange[k_1, 0], krange[k_2, 0])))
-                        q1 = max(q0, p0 + np.uint64(np.searchsorted(rows_in, max(krange[k_1, 1], krange[k_2, 1]))))
                     for og in range(0, width, COLS):
                         # (16 filters' panel of taps by lanes; the blocks' taps in their rows)
                         pb = pbase + og * rows_k
@@ -365,10 +356,10 @@ def _make_taps_grad_w(span):
                         b0, b1, b2 = pb + tm[kt2] * COLS, pb + tm[kt2 + 1] * COLS, pb + tm[kt2 + 2] * COLS
                         b3, b4, b5 = pb + tm[kt2 + 3] * COLS, pb + tm[kt2 + 4] * COLS, pb + tm[kt2 + 5] * COLS
                         c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
-                        at = og * GRAD_W_JOB + (np.int64(q0) - first) * COLS  # (og: filters og..og+15)
+                        at = og * GRAD_W_JOB + (s0 - first) * COLS  # (og: filters og..og+15)
                         if pair:
                             h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
-                            for p in range(q0, q1):
+                            for p in range(p0, p1):
                                 s = pos[p] + sshift
                                 c0, c1, c2, c3, c4, c5, h0, h1, h2, h3, h4, h5 = wfma_span_blocks(
                                     span, c0, c1, c2, c3, c4, c5, h0, h1, h2, h3, h4, h5, src,
@@ -378,7 +369,7 @@ def _make_taps_grad_w(span):
                             _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
                             _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
                         else:
-                            for p in range(q0, q1):
+                            for p in range(p0, p1):
                                 s = pos[p] + sshift
                                 c0, c1, c2, c3, c4, c5 = wfma_span_rows(
                                     span, c0, c1, c2, c3, c4, c5,
@@ -597,8 +588,7 @@ def _pack_plan(flats: Sequence[Sequence[int]], per_tap: int) -> tuple[np.ndarray
 
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarray, seg: np.ndarray,
                 segf: np.ndarray, delta: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int,
-                filters: int | None = None, groups: int = 1, gsrc: int = 0, span: int = 1,
-                frame: Frame | None = None) -> np.ndarray:
+                filters: int | None = None, groups: int = 1, gsrc: int = 0, span: int = 1) -> np.ndarray:
     """``(O, taps)``: the sums of :func:`_taps_grad_w` over its threads and then over its tail
     runs (:data:`GRAD_W_TAIL`), in that fixed order, transposed, for the positions ``pos`` in
     segments of one class each and the classes' taps (``tapmap``: each tap's index among the
@@ -608,9 +598,7 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     ``k * filters ..`` read ``src`` ``k * gsrc`` values further on, in one call (a call per group
     cost a hand-off between the threads each).  ``span`` 2: panels of 8 filters at 2 positions
     (:func:`_make_taps_grad_w`; ``pos``, ``goff``, ``seg``, ``segf``: the pairs', from
-    :func:`split_segments`).  ``frame``: where ``src`` is a zero-padded copy, each segment's
-    positions in rising rows (:func:`cnnlab.functional._frames.tap_rows`): each block of 6 taps
-    then runs only the positions that read inside the copy with one of them."""
+    :func:`split_segments`)."""
     threads = numba.config.NUMBA_NUM_THREADS
     out_ch, npos = (g.shape[1] if filters is None else filters), g.shape[2]
     width = -(-out_ch * span // COLS) * COLS
@@ -626,11 +614,9 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     tail = min(GRAD_W_TAIL, runs * groups // 5) if tap_jobs == 1 and threads > 1 else 0
     rows = taps + 1  # (the padding taps' scratch row last)
     parts = np.zeros((threads + tail, groups * rows * width), np.float32)
-    prow, krange = _memo((pos, delta, tapmap), ("rows", frame), functools.partial(tap_rows, pos, delta, tapmap,
-                                                                                    frame, ROWS))
     kernel = _taps_grad_w if span == 1 else _taps_grad_w_pairs()
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
-                      *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap, prow, krange)),
+                      *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
                       work=products * out_ch * groups * span, tail=tail)
     out = np.empty((groups * out_ch, taps), np.float32)
