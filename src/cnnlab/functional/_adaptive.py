@@ -71,8 +71,10 @@ def _output_sizes(op: str, output_size: Any, n: int, spatial: Sequence[int]) -> 
     return tuple(sizes)
 
 
-def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray, bool, tuple[int, ...]]:
-    """``(x batched and floating, whether x was unbatched, output sizes)``."""
+def _parse(op: str, x: Any, output_size: Any, n: int | None, exact: bool = False
+           ) -> tuple[np.ndarray, bool, tuple[int, ...]]:
+    """``(x batched and floating, whether x was unbatched, output sizes)``; with ``exact`` (a
+    maximum), booleans and integers as int64 instead of float64."""
     x = check_array(op, "x", x, allow_empty=True)
     if n is None:
         if isinstance(output_size, Sequence) and not isinstance(output_size, str):
@@ -89,7 +91,8 @@ def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray
         raise ValueError(f"{op}: x must have non-zero channels and spatial sizes (only the batch may be "
                          f"empty), got shape {x.shape}")
     sizes = _output_sizes(op, output_size, n, xb.shape[2:])
-    return xb.astype(float_dtype(xb), copy=False), unbatched, sizes
+    dtype = (xb.dtype if xb.dtype.kind == "f" else np.dtype(np.int64)) if exact else float_dtype(xb)
+    return xb.astype(dtype, copy=False), unbatched, sizes
 
 
 def _windows(size: int, out: int) -> list[tuple[int, int]]:

@@ -24,32 +24,9 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional import _backend
-from cnnlab.functional._adaptive import _output_sizes, _windows
-from cnnlab.functional._args import _describe, check_array, check_bool, check_ndim, result_dtype
-
-_LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
-
-
-def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray, bool, tuple[int, ...]]:
-    """``(x batched, whether x was unbatched, output sizes)``; ``x`` keeps its dtype (a max is
-    exact), booleans and integers as int64."""
-    x = check_array(op, "x", x, allow_empty=True)
-    if n is None:
-        if isinstance(output_size, Sequence) and not isinstance(output_size, str):
-            n = len(output_size)
-        else:
-            n = x.ndim - 2
-        if n < 1:
-            raise ValueError(f"{op}: x must be (N, C, *spatial) with a spatial dim, got shape {x.shape}")
-    layout = _LAYOUTS.get(n, f"{n} spatial")
-    check_ndim(op, "x", x, (n + 1, n + 2), f"(N, C, {layout}) or unbatched (C, {layout})")
-    unbatched = x.ndim == n + 1
-    xb = x[None] if unbatched else x
-    if not all(xb.shape[1:]):  # (PyTorch refuses these too; only the batch may be empty)
-        raise ValueError(f"{op}: x must have non-zero channels and spatial sizes (only the batch may be "
-                         f"empty), got shape {x.shape}")
-    sizes = _output_sizes(op, output_size, n, xb.shape[2:])
-    return xb.astype(result_dtype(xb) if xb.dtype.kind != "f" else xb.dtype, copy=False), unbatched, sizes
+from cnnlab.functional._adaptive import _parse as _parse_float
+from cnnlab.functional._adaptive import _windows
+from cnnlab.functional._args import _describe, check_array, check_bool, result_dtype
 
 
 def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +102,12 @@ def adaptive_max_scatter(grad_out: np.ndarray, indices: np.ndarray, x_shape: Seq
         return grad_x.reshape(x_shape)
     sums = np.bincount(where, weights=grad_out.reshape(-1).astype(np.float64), minlength=planes * plane)
     return sums.astype(dtype, copy=False).reshape(x_shape)
+
+
+def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray, bool, tuple[int, ...]]:
+    """Adaptive average pooling's checks, ``x`` keeping its dtype (a maximum is exact): booleans
+    and integers as int64."""
+    return _parse_float(op, x, output_size, n, exact=True)
 
 
 def _adaptive_max_pool(op: str, x: Any, output_size: Any, n: int | None, return_indices: Any) -> Any:
