@@ -18,6 +18,7 @@ pools to small sizes), every plane and every other cell at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,19 +32,28 @@ from cnnlab.functional._args import _describe, check_array, check_bool, result_d
 
 def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """``(y, indices)`` of a batched ``xb`` ``(N, C, *spatial)`` pooled to ``sizes``: each output
-    cell's box maximum and its flat index in the input plane (row-major over ``spatial``).  Where
-    every size divides its input's, the windows are max pooling's with kernel = stride = ``in /
+    cell's box maximum and its flat index in the input plane (row-major over ``spatial``).  To a
+    single cell (global max pooling) by a compiled scan of each plane where the backend allows
+    it.  Where every size divides its input's, the windows are max pooling's with kernel = stride = ``in /
     out`` (the same choice of cell on ties and NaN), run by its kernels (N32 C256 14x14 -> 7x7,
     forward+backward: 5.4 ms, against 10.3 by the kernel below); otherwise by the compiled kernel
     (:func:`cnnlab.functional._numba_pool.adaptive_max`, each box scanned in row-major order, a
     plane a job) where the backend allows it, else dim by dim (:func:`_dim_winners`)."""
     spatial = xb.shape[2:]
+    compiled = xb.dtype in (np.float32, np.float64, np.int64) and _backend.use_numba(xb.size)
+    if compiled and all(out == 1 for out in sizes) and xb.size:
+        # (global max pooling: each plane one short row, scanned by the compiled kernel)
+        from cnnlab.functional import _numba_pool
+
+        vals, idx = _numba_pool.plane_argmax(np.ascontiguousarray(xb).reshape(-1, math.prod(spatial)))
+        shape = (*xb.shape[:2], *sizes)
+        return vals.reshape(shape), idx.reshape(shape)
     if all(size % out == 0 for size, out in zip(spatial, sizes, strict=True)):
         from cnnlab.functional._pool import max_pool
 
         kernel = tuple(size // out for size, out in zip(spatial, sizes, strict=True))
         return max_pool(xb, kernel, return_indices=True)
-    if len(sizes) <= 3 and xb.dtype in (np.float32, np.float64, np.int64) and _backend.use_numba(xb.size):
+    if compiled and len(sizes) <= 3:
         # (compiled: a plane a job, each box scanned in row-major order)
         from cnnlab.functional import _numba_pool
 

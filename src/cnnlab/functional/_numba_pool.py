@@ -549,3 +549,29 @@ def adaptive_max(x: np.ndarray, windows: Sequence[Sequence[tuple[int, int]]]) ->
     _backend.run_jobs(_adaptive_max, x.shape[0], x.reshape(-1), np.array(x.shape[1:], np.int64),
                       np.array(sizes, np.int64), starts, ends, y.reshape(-1), idx.reshape(-1), work=x.size)
     return y, idx
+
+
+def _plane_argmax_loops(xf, size, vals, idx, first_job, last_job, thread):  # pragma: no cover - compiled
+    # vals[p], idx[p]: row p of the flat (P, size) xf's first maximum, or its last NaN (v != v)
+    count = np.uint64(size)
+    for p in range(np.uint64(first_job), np.uint64(last_job)):
+        base = p * count
+        best, chosen = xf[base], np.uint64(0)
+        for i in range(np.uint64(1), count):
+            v = xf[base + i]
+            if v > best or v != v:
+                best, chosen = v, i
+        vals[p] = best
+        idx[p] = chosen
+
+
+_plane_argmax = _kernel(_plane_argmax_loops)
+
+
+def plane_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(vals, idx)``: each row's first maximum of the C-contiguous ``(P, size)`` ``x`` (or its
+    last NaN) and its index, a row a job (global max pooling: a plane is a short row)."""
+    vals = np.empty(x.shape[0], x.dtype)
+    idx = np.empty(x.shape[0], np.int64)
+    _backend.run_jobs(_plane_argmax, x.shape[0], x.reshape(-1), x.shape[1], vals, idx, work=x.size)
+    return vals, idx
