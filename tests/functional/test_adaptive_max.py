@@ -144,3 +144,25 @@ def test_backward_checks_the_gradient_shape():
     with pytest.raises(ValueError, match=r"adaptive_max_pool2d_backward: grad_out must have the output's shape "
                                          r"\(1, 2, 2, 2\), got array of shape \(1, 2, 3, 3\)"):
         F.adaptive_max_pool2d_backward(np.zeros((1, 2, 3, 3)), np.zeros((1, 2, 5, 5)), 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_pooling_edge_rows(backend, dtype):
+    """Pooling to one cell (a scan of each plane): signed zeros tie (the first of either sign),
+    a plane of -inf takes its first cell, a NaN of either sign wins (the last one), +inf beats
+    everything else; written out by hand."""
+    nan = np.float64("nan")
+    planes = [([-0.0, 0.0, -1.0, -0.0], 0), ([-2.0, 0.0, -0.0, -1.0], 1), ([-np.inf, -np.inf, -np.inf, -np.inf], 0),
+              ([1.0, -nan, 2.0, 0.5], 1), ([-nan, 3.0, nan, 1.0], 2), ([np.inf, 5.0, np.inf, -nan], 3),
+              ([3.0, np.inf, 2.0, np.inf], 1), ([-5.0, -3.0, -3.0, -4.0], 1)]
+    x = np.array([p for p, _ in planes], dtype).reshape(1, len(planes), 2, 2)
+    x.reshape(len(planes), 4)[3, 1] = -np.abs(x.reshape(len(planes), 4)[3, 1])  # (a NaN with its sign bit set)
+    x.reshape(len(planes), 4)[4, 0] = -np.abs(x.reshape(len(planes), 4)[4, 0])
+    y, idx = F.adaptive_max_pool2d(x, 1, return_indices=True)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(idx.reshape(-1), [i for _, i in planes])
+    np.testing.assert_array_equal(y.reshape(-1), x.reshape(len(planes), 4)[np.arange(len(planes)), idx.reshape(-1)])
+    np.testing.assert_array_equal(np.signbit(y.reshape(-1)[:2]), [True, False])
+    ints = F.adaptive_max_pool2d(np.array([[[[3, -7], [9, 9]], [[-2, -2], [-5, -3]]]]), 1, return_indices=True)
+    np.testing.assert_array_equal(ints[0].reshape(-1), [9, -2])
+    np.testing.assert_array_equal(ints[1].reshape(-1), [2, 0])

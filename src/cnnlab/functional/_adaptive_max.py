@@ -48,7 +48,7 @@ def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarr
         vals, idx = _numba_pool.plane_argmax(np.ascontiguousarray(xb).reshape(-1, math.prod(spatial)))
         shape = (*xb.shape[:2], *sizes)
         return vals.reshape(shape), idx.reshape(shape)
-    if all(size % out == 0 for size, out in zip(spatial, sizes, strict=True)):
+    if _disjoint(spatial, sizes):
         from cnnlab.functional._pool import max_pool
 
         kernel = tuple(size // out for size, out in zip(spatial, sizes, strict=True))
@@ -96,15 +96,22 @@ def _dim_winners(values: np.ndarray, flat: np.ndarray | None, at: int, size: int
     return winner, index
 
 
-def adaptive_max_scatter(grad_out: np.ndarray, indices: np.ndarray, x_shape: Sequence[int], dtype: Any
-                         ) -> np.ndarray:
+def adaptive_max_scatter(grad_out: np.ndarray, indices: np.ndarray, x_shape: Sequence[int], dtype: Any,
+                         disjoint: bool = False) -> np.ndarray:
     """``grad_x`` of shape ``x_shape`` (batched) from the batched ``grad_out`` and the forward's
     ``indices``: each output cell's gradient added to the input cell it took (overlapping windows
-    that took the same cell add up, in float64, rounded once)."""
+    that took the same cell add up, in float64, rounded once).  ``disjoint``: the windows do not
+    overlap (every size divides its input's), so each cell takes at most one gradient, written
+    as it is."""
     planes = int(np.prod(x_shape[:2]))
     plane = int(np.prod(x_shape[2:]))
     if grad_out.size == 0:
         return np.zeros(x_shape, dtype)
+    if disjoint:
+        grad_x = np.zeros((planes, plane), dtype)
+        np.put_along_axis(grad_x, indices.reshape(planes, -1), grad_out.reshape(planes, -1).astype(dtype, copy=False),
+                          axis=1)
+        return grad_x.reshape(x_shape)
     where = (np.arange(planes, dtype=np.int64)[:, None] * plane + indices.reshape(planes, -1)).reshape(-1)
     if np.dtype(dtype).kind != "f":  # (integer gradients stay exact)
         grad_x = np.zeros(planes * plane, dtype)
@@ -112,6 +119,11 @@ def adaptive_max_scatter(grad_out: np.ndarray, indices: np.ndarray, x_shape: Seq
         return grad_x.reshape(x_shape)
     sums = np.bincount(where, weights=grad_out.reshape(-1).astype(np.float64), minlength=planes * plane)
     return sums.astype(dtype, copy=False).reshape(x_shape)
+
+
+def _disjoint(spatial: Sequence[int], sizes: Sequence[int]) -> bool:
+    """Whether the adaptive windows of ``spatial`` pooled to ``sizes`` do not overlap."""
+    return all(size % out == 0 for size, out in zip(spatial, sizes, strict=True))
 
 
 def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray, bool, tuple[int, ...]]:
@@ -142,7 +154,8 @@ def _adaptive_max_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any
     if g.shape != shape:
         raise ValueError(f"{op}: grad_out must have the output's shape {shape}, got {_describe(g)}")
     _, indices = adaptive_max_forward(xb, sizes)
-    grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, xb.shape, _grad_dtype(xb, g))
+    grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, xb.shape, _grad_dtype(xb, g),
+                                  _disjoint(xb.shape[2:], sizes))
     return grad_x[0] if unbatched else grad_x
 
 
@@ -277,7 +290,8 @@ def adaptive_max_pool_saving(op: str, n: int | None):
         indices, x_shape, x_dtype, unbatched = saved
         g = np.asarray(grad_out)
         dtype = x_dtype if x_dtype.kind == "f" else result_dtype(g)
-        grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, x_shape, dtype)
+        grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, x_shape, dtype,
+                                      _disjoint(x_shape[2:], indices.shape[2:]))
         return grad_x[0] if unbatched else grad_x
 
     return forward_saving, backward_saved

@@ -551,27 +551,63 @@ def adaptive_max(x: np.ndarray, windows: Sequence[Sequence[tuple[int, int]]]) ->
     return y, idx
 
 
-def _plane_argmax_loops(xf, size, vals, idx, first_job, last_job, thread):  # pragma: no cover - compiled
-    # vals[p], idx[p]: row p of the flat (P, size) xf's first maximum, or its last NaN (v != v)
-    count = np.uint64(size)
-    for p in range(np.uint64(first_job), np.uint64(last_job)):
+def _plane_argmax_loops(xf, bits, size, shift, mask, top, bottom, vals, idx, first_job, last_job,
+                        thread):  # pragma: no cover - compiled
+    # vals[p], idx[p]: row p of the flat (P, size) xf's first maximum, or its last NaN.  bits: xf's
+    # values as integers of their width, b ^ ((b >> shift) & mask) an integer key in the order of
+    # the values (a float's sign bit turns its other bits round; an integer's is itself, mask 0),
+    # so that the row's largest and smallest keys are two integer reductions the compiler
+    # vectorises; a key above ``top`` (+inf's) or below ``bottom`` (-inf's) is a NaN.  Then the
+    # first cell with the largest key, or with a zero of either sign where the maximum is a zero
+    # (-0.0 and 0.0 tie), or the last NaN.  (A compare and a branch per value took 3.6 ns a value
+    # on one core; this 1.3.)
+    count = size
+    for p in range(first_job, last_job):
         base = p * count
-        best, chosen = xf[base], np.uint64(0)
-        for i in range(np.uint64(1), count):
-            v = xf[base + i]
-            if v > best or v != v:
-                best, chosen = v, i
-        vals[p] = best
-        idx[p] = chosen
+        b0 = bits[base]
+        high = b0 ^ ((b0 >> shift) & mask)
+        low = high
+        for i in range(1, count):
+            b = bits[base + i]
+            k = b ^ ((b >> shift) & mask)
+            high = max(high, k)
+            low = min(low, k)
+        if high > top or low < bottom:  # (a NaN: the last one)
+            i = count - 1
+            while i > 0 and xf[base + i] == xf[base + i]:
+                i -= 1
+            vals[p], idx[p] = xf[base + i], i
+            continue
+        j = 0
+        while j < count - 1 and (bits[base + j] ^ ((bits[base + j] >> shift) & mask)) != high:
+            j += 1
+        if xf[base + j] == 0:
+            j = 0
+            while j < count - 1 and xf[base + j] != 0:
+                j += 1
+        vals[p], idx[p] = xf[base + j], j
 
 
 _plane_argmax = _kernel(_plane_argmax_loops)
 
+# Per dtype: the integers of its width, and (shift, mask, top, bottom) of _plane_argmax_loops.
+_KEYS = {
+    np.dtype(np.float32): (np.int32, np.int32(31), np.int32(0x7FFFFFFF), np.int32(0x7F800000),
+                           np.int32(-0x800000) ^ np.int32(0x7FFFFFFF)),
+    np.dtype(np.float64): (np.int64, np.int64(63), np.int64(0x7FFFFFFFFFFFFFFF), np.int64(0x7FF0000000000000),
+                           np.int64(-0x10000000000000) ^ np.int64(0x7FFFFFFFFFFFFFFF)),
+    np.dtype(np.int64): (np.int64, np.int64(0), np.int64(0), np.int64(2**63 - 1), np.int64(-2**63)),
+}
+
 
 def plane_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(vals, idx)``: each row's first maximum of the C-contiguous ``(P, size)`` ``x`` (or its
-    last NaN) and its index, a row a job (global max pooling: a plane is a short row)."""
+    """``(vals, idx)``: each row's first maximum of the C-contiguous ``(P, size)`` ``x`` (float32,
+    float64 or int64; or its last NaN) and its index, a row a job (global max pooling: a plane is
+    a short row)."""
+    width, shift, mask, top, bottom = _KEYS[x.dtype]
     vals = np.empty(x.shape[0], x.dtype)
     idx = np.empty(x.shape[0], np.int64)
-    _backend.run_jobs(_plane_argmax, x.shape[0], x.reshape(-1), x.shape[1], vals, idx, work=x.size)
+    flat = x.reshape(-1)
+    _backend.run_jobs(_plane_argmax, x.shape[0], flat, flat.view(width), x.shape[1], shift, mask, top, bottom,
+                      vals, idx, work=x.size)
     return vals, idx
