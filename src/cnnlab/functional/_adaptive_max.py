@@ -37,15 +37,15 @@ def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarr
     it.  Where every size divides its input's, the windows are max pooling's with kernel = stride = ``in /
     out`` (the same choice of cell on ties and NaN), run by its kernels (N32 C256 14x14 -> 7x7,
     forward+backward: 5.4 ms, against 10.3 by the kernel below); otherwise by the compiled kernel
-    (:func:`cnnlab.functional._numba_pool.adaptive_max`, each box scanned in row-major order, a
+    (:func:`cnnlab.functional._numba_adaptive.adaptive_max`, each box scanned in row-major order, a
     plane a job) where the backend allows it, else dim by dim (:func:`_dim_winners`)."""
     spatial = xb.shape[2:]
     compiled = xb.dtype in (np.float32, np.float64, np.int64) and _backend.use_numba(xb.size)
     if compiled and all(out == 1 for out in sizes) and xb.size:
         # (global max pooling: each plane one short row, scanned by the compiled kernel)
-        from cnnlab.functional import _numba_pool
+        from cnnlab.functional import _numba_adaptive
 
-        vals, idx = _numba_pool.plane_argmax(np.ascontiguousarray(xb).reshape(-1, math.prod(spatial)))
+        vals, idx = _numba_adaptive.plane_argmax(np.ascontiguousarray(xb).reshape(-1, math.prod(spatial)))
         shape = (*xb.shape[:2], *sizes)
         return vals.reshape(shape), idx.reshape(shape)
     if _disjoint(spatial, sizes):
@@ -55,12 +55,12 @@ def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarr
         return max_pool(xb, kernel, return_indices=True)
     if compiled and len(sizes) <= 3:
         # (compiled: a plane a job, each box scanned in row-major order)
-        from cnnlab.functional import _numba_pool
+        from cnnlab.functional import _numba_adaptive
 
         lead = (1,) * (3 - len(sizes))
         planes = np.ascontiguousarray(xb).reshape(-1, *lead, *spatial)
         windows = [[(0, 1)]] * len(lead) + [_windows(size, out) for size, out in zip(spatial, sizes, strict=True)]
-        y, idx = _numba_pool.adaptive_max(planes, windows)
+        y, idx = _numba_adaptive.adaptive_max(planes, windows)
         return y.reshape(*xb.shape[:2], *sizes), idx.reshape(*xb.shape[:2], *sizes)
     values, flat, pitch = xb, None, 1
     for axis in range(len(sizes) - 1, -1, -1):
