@@ -152,15 +152,22 @@ def _adaptive_avg_pool(op: str, x: Any, output_size: Any, n: int | None) -> np.n
     return y[0] if unbatched else y
 
 
-def _adaptive_avg_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any, n: int | None) -> np.ndarray:
-    xb, unbatched, sizes = _parse(op, x, output_size, n)
+def _batched_grad_out(op: str, grad_out: Any, xb: np.ndarray, sizes: tuple[int, ...], unbatched: bool
+                      ) -> np.ndarray:
+    """``grad_out`` checked against the output's shape (of the batched ``xb`` pooled to
+    ``sizes``, unbatched where ``x`` was) and batched, its dtype as given."""
     g = check_array(op, "grad_out", grad_out, allow_empty=True)
     shape = xb.shape[:2] + sizes
     if unbatched:
         shape = shape[1:]
     if g.shape != shape:
-        raise ValueError(f"{op}: grad_out must have the output's shape {shape}, got {g.shape}")
-    gb = (g[None] if unbatched else g).astype(xb.dtype, copy=False)
+        raise ValueError(f"{op}: grad_out must have the output's shape {shape}, got {_describe(g)}")
+    return g[None] if unbatched else g
+
+
+def _adaptive_avg_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any, n: int | None) -> np.ndarray:
+    xb, unbatched, sizes = _parse(op, x, output_size, n)
+    gb = _batched_grad_out(op, grad_out, xb, sizes, unbatched).astype(xb.dtype, copy=False)
     if all(s == 1 for s in sizes):  # global: every cell gets its plane's share
         grad_x = plane_shares(gb, xb.dtype.type(math.prod(xb.shape[2:])), xb.shape)
         return grad_x[0] if unbatched else grad_x

@@ -8,12 +8,13 @@ matters for the indices and the gradient, and is PyTorch's: the first maximum in
 over the box (``-0.0`` and ``0.0`` tie), or, where the box holds a NaN, its last NaN (the output
 is then NaN).
 
-The max over a box is taken one dim at a time, last dim first: along the last dim each window's
-winner (value and position), then along the dim before it the winner among those, and so on.  The
-first maximum in row-major order of a box is the first maximum, along its first dim, of the rows'
-first maxima; its last NaN is the last NaN of the last row holding one, likewise; so the dim by dim
-winner is the box's.  Each step is a loop over the output cells of one dim (few: adaptive pooling
-pools to small sizes), every plane and every other cell at once.
+Four paths choose the same cells (:func:`adaptive_max_forward`): a compiled scan of each plane
+for one output cell, max pooling's kernels for windows that do not overlap, a compiled scan of
+each box (:mod:`cnnlab.functional._numba_adaptive`), and, without Numba, NumPy one dim at a time,
+last dim first: along the last dim each window's winner (value and position), then along the dim
+before it the winner among those, and so on.  The first maximum in row-major order of a box is
+the first maximum, along its first dim, of the rows' first maxima; its last NaN is the last NaN
+of the last row holding one, likewise; so the dim by dim winner is the box's.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional import _backend
+from cnnlab.functional._adaptive import _batched_grad_out, _windows
 from cnnlab.functional._adaptive import _parse as _parse_float
-from cnnlab.functional._adaptive import _windows
-from cnnlab.functional._args import _describe, check_array, check_bool, result_dtype
+from cnnlab.functional._args import check_bool, result_dtype
 
 
 def adaptive_max_forward(xb: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -132,31 +133,36 @@ def _parse(op: str, x: Any, output_size: Any, n: int | None) -> tuple[np.ndarray
     return _parse_float(op, x, output_size, n, exact=True)
 
 
-def _adaptive_max_pool(op: str, x: Any, output_size: Any, n: int | None, return_indices: Any) -> Any:
+def _pooled(op: str, x: Any, output_size: Any, n: int | None, return_indices: Any) -> tuple[Any, tuple]:
+    """``(result, saved)``: what the op returns (the pooled values, with ``return_indices`` and
+    the indices), and what its backward needs (the batched indices, ``x``'s batched shape and
+    dtype, whether ``x`` was unbatched)."""
     return_indices = check_bool(op, "return_indices", return_indices)
     xb, unbatched, sizes = _parse(op, x, output_size, n)
     y, indices = adaptive_max_forward(xb, sizes)
-    if unbatched:
-        y, indices = y[0], indices[0]
-    return (y, indices) if return_indices else y
+    pooled = (y[0], indices[0]) if unbatched else (y, indices)
+    return (pooled if return_indices else pooled[0]), (indices, xb.shape, xb.dtype, unbatched)
 
 
-def _grad_dtype(xb: np.ndarray, grad_out: np.ndarray) -> np.dtype:
-    return xb.dtype if xb.dtype.kind == "f" else result_dtype(grad_out)
+def _scattered(grad_out: np.ndarray, saved: tuple) -> np.ndarray:
+    """The backward from ``grad_out`` (batched or not: the scatter reads it plane by plane) and
+    :func:`_pooled`'s ``saved``: float ``x`` keeps its dtype, integer ``x`` takes ``grad_out``'s
+    (integers as int64)."""
+    indices, x_shape, x_dtype, unbatched = saved
+    dtype = x_dtype if x_dtype.kind == "f" else result_dtype(grad_out)
+    grad_x = adaptive_max_scatter(grad_out, indices, x_shape, dtype, _disjoint(x_shape[2:], indices.shape[2:]))
+    return grad_x[0] if unbatched else grad_x
+
+
+def _adaptive_max_pool(op: str, x: Any, output_size: Any, n: int | None, return_indices: Any) -> Any:
+    return _pooled(op, x, output_size, n, return_indices)[0]
 
 
 def _adaptive_max_pool_backward(op: str, grad_out: Any, x: Any, output_size: Any, n: int | None) -> np.ndarray:
     xb, unbatched, sizes = _parse(op, x, output_size, n)
-    g = check_array(op, "grad_out", grad_out, allow_empty=True)
-    shape = xb.shape[:2] + sizes
-    if unbatched:
-        shape = shape[1:]
-    if g.shape != shape:
-        raise ValueError(f"{op}: grad_out must have the output's shape {shape}, got {_describe(g)}")
+    g = _batched_grad_out(op, grad_out, xb, sizes, unbatched)
     _, indices = adaptive_max_forward(xb, sizes)
-    grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, xb.shape, _grad_dtype(xb, g),
-                                  _disjoint(xb.shape[2:], sizes))
-    return grad_x[0] if unbatched else grad_x
+    return _scattered(g, (indices, xb.shape, xb.dtype, unbatched))
 
 
 def adaptive_max_pool(x: Any, output_size: int | None | Sequence[int | None], return_indices: bool = False) -> Any:
@@ -276,22 +282,9 @@ def adaptive_max_pool_saving(op: str, n: int | None):
     search)."""
 
     def forward_saving(needs, x, output_size, return_indices=False):
-        return_indices = check_bool(op, "return_indices", return_indices)
-        xb, unbatched, sizes = _parse(op, x, output_size, n)
-        y, indices = adaptive_max_forward(xb, sizes)
-        saved = (indices, xb.shape, xb.dtype, unbatched)
-        if unbatched:
-            y = y[0]
-        if return_indices:
-            return (y, indices[0] if unbatched else indices), saved
-        return y, saved
+        return _pooled(op, x, output_size, n, return_indices)
 
     def backward_saved(grad_out, saved, needs):
-        indices, x_shape, x_dtype, unbatched = saved
-        g = np.asarray(grad_out)
-        dtype = x_dtype if x_dtype.kind == "f" else result_dtype(g)
-        grad_x = adaptive_max_scatter(g[None] if unbatched else g, indices, x_shape, dtype,
-                                      _disjoint(x_shape[2:], indices.shape[2:]))
-        return grad_x[0] if unbatched else grad_x
+        return _scattered(np.asarray(grad_out), saved)
 
     return forward_saving, backward_saved

@@ -229,7 +229,8 @@ class _AdaptivePoolNd(Module):
 
     _n: int = 0
 
-    def _set_output_size(self, output_size: int | None | Sequence[int | None]) -> None:
+    def __init__(self, output_size: int | None | Sequence[int | None]) -> None:
+        super().__init__()
         op, n = type(self).__name__, self._n
         if isinstance(output_size, Sequence) and not isinstance(output_size, str):
             entries = tuple(output_size)
@@ -242,20 +243,16 @@ class _AdaptivePoolNd(Module):
                 ntuple(op, "output_size", entry, 1, minimum=1)
         self.output_size = _as_given(output_size)
 
-
-class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
-    def __init__(self, output_size: int | None | Sequence[int | None]) -> None:
-        super().__init__()
-        self._set_output_size(output_size)
-
-    def forward(self, x: Any) -> Any:
-        return self._op(x, self.output_size)
-
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
     def config_args(self) -> dict[str, Any]:
         return {"output_size": _jsonable(self.output_size)}
+
+
+class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
+    def forward(self, x: Any) -> Any:
+        return self._op(x, self.output_size)
 
 
 @register_module
@@ -303,18 +300,14 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
 
 class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     def __init__(self, output_size: int | None | Sequence[int | None], return_indices: bool = False) -> None:
-        super().__init__()
-        self._set_output_size(output_size)
+        super().__init__(output_size)
         self.return_indices = check_bool(type(self).__name__, "return_indices", return_indices)
 
     def forward(self, x: Any) -> Any:
         return self._op(x, self.output_size, self.return_indices)
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
-
     def config_args(self) -> dict[str, Any]:
-        return {"output_size": _jsonable(self.output_size), "return_indices": self.return_indices}
+        return {**super().config_args(), "return_indices": self.return_indices}
 
 
 @register_module
