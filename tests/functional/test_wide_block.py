@@ -108,3 +108,46 @@ def test_the_host_cpu_decides_without_a_named_target(monkeypatch):
         pytest.skip("no /proc/cpuinfo flags on this system")
     monkeypatch.setattr(numba.config, "CPU_NAME", None)
     assert _numba_simd._wide_cpu() is ("avx512f" in flags)
+
+
+PANEL_CASES = [
+    # x shape, weight shape, stride, padding, dilation, groups
+    ((2, 6, 9, 8), (48, 6, 3, 3), 1, 1, 1, 1),  # three panels of 16 filters: two at once, then one
+    ((3, 5, 7, 9), (20, 5, 3, 2), 1, 0, 1, 1),  # the second panel's 4 filters
+    ((2, 40, 6, 5), (40, 40, 3, 3), 1, 1, 1, 1),  # 360 taps in chunks; an input gradient of 40 channels
+    ((2, 34, 8, 8), (64, 17, 3, 3), 2, 1, 1, 2),  # groups of 32 filters and 17 channels, strided
+    ((2, 3, 12, 12), (32, 3, 5, 5), 1, 2, 1, 1),  # the issue's layer made small (k5 p2)
+    ((2, 6, 21), (36, 6, 5), 1, 2, 2, 1),  # 1-d, dilated: 42 positions, an odd number of blocks
+]
+
+
+@pytest.mark.parametrize("route", ["default", "copy", "chunks", "staged"])
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", PANEL_CASES)
+def test_two_panels_at_once_give_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups,
+                                                route):
+    """A pair of blocks through two panels of 16 filters at once (``PANELS``, with the wide block:
+    12 x 32 sums) adds every product in the order of the panels one after another: the forward
+    and the input gradient are the same bits either way, on the padded copy with its rows of
+    padding skipped (``copy``), with the taps in chunks of 5 (sums kept between chunks) and with
+    the sums stored a filter at a time (``staged``); and they agree with the loop reference."""
+    from cnnlab.functional import _implicit
+
+    monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_numba_simd, "WIDE", True)
+    if route == "copy":
+        monkeypatch.setattr(_implicit, "PACK_COST", 1e9)
+    monkeypatch.setattr(ni, "TAP_CHUNK", 5 if route == "chunks" else ni.TAP_CHUNK)
+    monkeypatch.setattr(ni, "STAGED_PITCH", 4 if route == "staged" else ni.STAGED_PITCH)
+    x, w, b = _inputs(xs, ws, seed=11 * sum(xs) + sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    conv = _conv(w.ndim - 2)
+    g = np.random.default_rng(12).uniform(-1, 1, conv(x, w, b, **kw).shape).astype(np.float32)
+
+    def run(panels):
+        monkeypatch.setattr(ni, "PANELS", panels)
+        return conv(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2]
+
+    both, one = run(True), run(False)
+    for a, c in zip(both, one, strict=True):
+        np.testing.assert_array_equal(_bits(a), _bits(c))
+    _against_loop_reference(both, x, w, b, g, stride, padding, dilation, groups)

@@ -7,7 +7,8 @@ the layer.  The kernels here read the padded input where it lies.  Both are prod
 ``6 x 16`` register block (:mod:`cnnlab.functional._numba_simd`): 6 sixteen-lane vectors of
 running sums, one vector load of 16 filters' weights (or upstream gradients) and six broadcast
 input values per step of the shared dimension; on a CPU with AVX-512 (``WIDE``) two such blocks
-at once, 12 x 16 (12 of its 32 vector registers), where two are left to run.  The sums of each
+at once, 12 x 16 (12 of its 32 vector registers), where two are left to run, and, where a group
+has more than 16 filters, two panels of 16 filters at once, 12 x 32 (``PANELS``).  The sums of each
 output are the same, in the same order, either way.
 
 Every problem is given to them as offsets into flat arrays, so one kernel serves any stride,
@@ -65,7 +66,15 @@ import numpy as np
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
 from cnnlab.functional._frames import Frame, boxes
-from cnnlab.functional._numba_simd import copy_pair, prefetch_write, wfma_span_blocks, wfma_span_rows, wload, wstore
+from cnnlab.functional._numba_simd import (
+    copy_pair,
+    prefetch_write,
+    wfma_at,
+    wfma_span_blocks,
+    wfma_span_rows,
+    wload,
+    wstore,
+)
 
 # Positions and filters of one register block.
 ROWS, COLS = 6, 16
@@ -79,6 +88,15 @@ JOB_BLOCKS = 8
 # 64 k3 (576 taps) 65.8 / 77.6 / 75.7 / 74.3; N8 C256 14x14 -> 256 71.5 / 76.5 / 77.7 / 77.5; N8
 # C512 7x7 -> 512 51.9 / 57.7 / 58.8 / 59.8; the 14x14 layer (288 taps) 71.2 / 71.0 / 71.8 / 71.3.
 TAP_CHUNK = 256
+# Whether, with the wide block (AVX-512), a pair of blocks runs two panels of 16 filters at once
+# (12 x 32 sums in 24 registers, :func:`_two_panels`) where a group has more than 16 filters: each
+# input is read once per two panels, and a block's fixed costs (its positions, sums and stores) are
+# paid once per 32 filters.  The same bits.  Forward / input gradient, one process, off -> on (ms):
+# N8 C128 14x14 -> 512 k5 p2 31.9 -> 29.4 / 32.3 -> 30.5; N64 C256 8x8 -> 64 k7 36.3 -> 34.1 / 36.3
+# -> 34.1; N8 C256 14x14 -> 256 k3 13.5 -> 12.2 / 12.7 -> 12.4; N16 C64 56x56 -> 64 26.8 -> 25.7 /
+# 26.8 -> 25.6; within the noise (+-3%) for N64 C32 14x14 -> 64 and the issue's layer (32 filters
+# of 400 taps).
+PANELS = True
 # Output planes this many bytes apart (or a multiple) are written a filter at a time after each
 # phase of a job (see _taps_forward), instead of a block at a time.
 STAGED_PITCH = 2048
@@ -128,6 +146,94 @@ def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
     _put_rows_at(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80, c0, c1, c2, c3, c4, c5)
 
 
+
+@numba.njit(inline="always")
+def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
+                filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
+    # Two blocks of 6 positions (from table row r) by two panels of 16 filters (the second with
+    # filters2 filters; its packed weights wnext further on, its sums ROWS * COLS further on in acc,
+    # its rows of y 16 further on), the taps k0 .. k1 of the chunk: 24 running sums in registers,
+    # each input read for both panels' multiply-adds.  The same sums in the same order as the two
+    # panels one after another (the same bits).  src2 is src again, as another argument: the
+    # kernels' arrays do not alias (job_kernel), so LLVM keeps the second panel's reads apart from
+    # the first's and folds each into its multiply-add (a broadcast operand); with the reads shared,
+    # it loaded all twelve inputs first and, short of registers, spilled eight of the 24 sums to
+    # the stack on every tap.
+    r2 = r + ROWS
+    p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
+    p3, p4, p5 = pos[r + 3] + shift, pos[r + 4] + shift, pos[r + 5] + shift
+    q0, q1, q2 = pos[r2] + shift, pos[r2 + 1] + shift, pos[r2 + 2] + shift
+    q3, q4, q5 = pos[r2 + 3] + shift, pos[r2 + 4] + shift, pos[r2 + 5] + shift
+    a2, e_a = a + bstep, a + ROWS * COLS
+    e_a2 = e_a + bstep
+    filters = COLS + filters2
+    if k1 == taps and not staged:  # (the lines of y the blocks will write, as in the kernel)
+        for i in range(0, 2 * ROWS, ROWS - 1):
+            base = yoff[r + i]
+            if base >= 0:
+                at = np.uint64(base + yrow * cstride)
+                for j in range(filters):
+                    prefetch_write(y, at + np.uint64(j * cstride))
+    if k0 == 0:
+        b0, b1 = wload(bias, b_at), wload(bias, b_at + COLS)
+        c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
+        d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
+        e0, e1, e2, e3, e4, e5 = b1, b1, b1, b1, b1, b1
+        f0, f1, f2, f3, f4, f5 = b1, b1, b1, b1, b1, b1
+    else:
+        c0, c1, c2, c3, c4, c5 = _rows(acc, a)
+        d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
+        e0, e1, e2, e3, e4, e5 = _rows(acc, e_a)
+        f0, f1, f2, f3, f4, f5 = _rows(acc, e_a2)
+    lo, hi = 0, per
+    if box.shape[0]:
+        bi = r // ROWS
+        lo, hi = min(box[bi, 0], box[bi + 1, 0]) * row, max(box[bi, 1], box[bi + 1, 1]) * row
+    first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
+    if lo == 0 and hi == per:
+        first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
+    for ch in range(first_ch, last_ch):
+        ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
+        w = wk + ka * COLS
+        for k in range(ka, kz):
+            dk = ds[k]
+            v, u = wload(wpk, w), wload(wpk, w + wnext)
+            # (row by row, both panels: each broadcast is used twice at once, and no more than a
+            # register or two of them live; all twelve first left too few registers for the sums)
+            c0, e0 = wfma_at(c0, src, p0 + dk, v), wfma_at(e0, src2, p0 + dk, u)
+            c1, e1 = wfma_at(c1, src, p1 + dk, v), wfma_at(e1, src2, p1 + dk, u)
+            c2, e2 = wfma_at(c2, src, p2 + dk, v), wfma_at(e2, src2, p2 + dk, u)
+            c3, e3 = wfma_at(c3, src, p3 + dk, v), wfma_at(e3, src2, p3 + dk, u)
+            c4, e4 = wfma_at(c4, src, p4 + dk, v), wfma_at(e4, src2, p4 + dk, u)
+            c5, e5 = wfma_at(c5, src, p5 + dk, v), wfma_at(e5, src2, p5 + dk, u)
+            d0, f0 = wfma_at(d0, src, q0 + dk, v), wfma_at(f0, src2, q0 + dk, u)
+            d1, f1 = wfma_at(d1, src, q1 + dk, v), wfma_at(f1, src2, q1 + dk, u)
+            d2, f2 = wfma_at(d2, src, q2 + dk, v), wfma_at(f2, src2, q2 + dk, u)
+            d3, f3 = wfma_at(d3, src, q3 + dk, v), wfma_at(f3, src2, q3 + dk, u)
+            d4, f4 = wfma_at(d4, src, q4 + dk, v), wfma_at(f4, src2, q4 + dk, u)
+            d5, f5 = wfma_at(d5, src, q5 + dk, v), wfma_at(f5, src2, q5 + dk, u)
+            w += COLS
+    if k1 < taps or staged:  # (the sums wait for the next chunk, or the stores by filter)
+        _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
+        _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
+        _put_rows(acc, e_a, e0, e1, e2, e3, e4, e5)
+        _put_rows(acc, e_a2, f0, f1, f2, f3, f4, f5)
+        return
+    _put_rows(buf, 0, c0, c1, c2, c3, c4, c5)
+    _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
+    _put_rows(buf, 2 * ROWS * COLS, e0, e1, e2, e3, e4, e5)
+    _put_rows(buf, 3 * ROWS * COLS, f0, f1, f2, f3, f4, f5)
+    for i in range(2 * ROWS):
+        base = yoff[r + i]
+        if base >= 0:
+            at = np.uint64(base + yrow * cstride)
+            for j in range(COLS):
+                y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
+            at += np.uint64(COLS * cstride)
+            for j in range(filters2):
+                y[at + np.uint64(j * cstride)] = buf[(2 * ROWS + i) * COLS + j]
+
+
 def _make_taps_forward(span):
     """The forward product kernel (see :func:`taps_forward`) with ``span`` positions a block's
     row: 1, its 16 lanes 16 filters (each row's input broadcast); 2, 8 filters at two adjacent
@@ -135,7 +241,7 @@ def _make_taps_forward(span):
     broadcast to the even and odd lanes, :func:`cnnlab.functional._numba_simd.wfma_pair_at`), for
     groups of at most 8 filters (or input channels), which would leave half the lanes idle."""
     def kernel(src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
-               cstride, first_row, out_ch, groups, gsrc, grow, y, wide, bufs, accs, first_job, last_job,
+               cstride, first_row, out_ch, groups, gsrc, grow, y, wide, panels, src2, bufs, accs, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; phases f = 0 .. F-1, each with its packed weights wpk[wstart[f]:] ((O16 // 16)
         # * K_f * 16 values), its taps delta[dstart[f]:dstart[f+1]] and its positions pos, yoff[pstart[f]:
@@ -143,8 +249,9 @@ def _make_taps_forward(span):
         # bias: O16 values a group; filter o is written to row first_row + o of y (a group's first filter);
         # groups: the groups, group g reading src gsrc * g further on, its packed weights gwstep[f] * g
         # further on in phase f, its bias O16 * g further on, its filters written grow * g rows further
-        # on; wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums);
-        # bufs: a row of 2 * ROWS * COLS values per thread; job g * jobs + j takes the j-th share of
+        # on; wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums;
+        # with panels, span 1 and a second panel of filters, 12 x 32: _two_panels); src2: src again;
+        # bufs: a row of 4 * ROWS * COLS values per thread; job g * jobs + j takes the j-th share of
         # every phase's blocks of group g, so the phases of one region run one after another; jobs
         # first..last-1; kgrid: per phase, its taps a channel (the taps come channel after
         # channel) and a slab of them (the taps of a channel with the same first kernel index);
@@ -175,6 +282,19 @@ def _make_taps_forward(span):
                         filters = min(half, out_ch - og * half)
                         for blk in range(b_first, b_last, 2 if wide else 1):
                             pair = wide and blk + 1 < b_last  # (blocks blk and blk + 1 at once)
+                            if span == 1 and panels and pair:
+                                # (a pair of blocks runs two panels of 16 filters at once: _two_panels)
+                                if og % 2 == 0 and og + 1 < groups16:
+                                    _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y,
+                                                pstart[f] + blk * ROWS, shift,
+                                                ((blk - b_first) * groups16 + og) * (ROWS * COLS),
+                                                groups16 * (ROWS * COLS), bias0 + og * COLS,
+                                                wstart[f] + grp * gwstep[f] + og * taps * COLS, taps * COLS,
+                                                row0 + og * half, min(half, out_ch - (og + 1) * half), cstride,
+                                                k0, k1, taps, per, row, staged)
+                                    continue
+                                if og % 2 == 1:
+                                    continue  # (this pair ran with panel og - 1)
                             r = pstart[f] + blk * ROWS
                             r2 = r + ROWS if pair else r
                             p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
@@ -497,7 +617,7 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     (:class:`Frame`): where ``src`` is a zero-padded copy, so that each block of positions runs
     only the kernel rows that reach inside it (:func:`cnnlab.functional._frames.boxes`; None: every tap)."""
     threads = numba.config.NUMBA_NUM_THREADS
-    bufs = np.empty((threads, 2 * ROWS * COLS), np.float32)
+    bufs = np.empty((threads, 4 * ROWS * COLS), np.float32)
     jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK),
                                            functools.partial(_forward_plan, pstart, dstart, JOB_BLOCKS, TAP_CHUNK))
     # output planes a multiple of 2 KB apart: a block's 16 filters would share one or two sets of
@@ -513,7 +633,8 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     _backend.run_jobs(kernel, jobs * groups,
                       *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
                       jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
-                      bufs, accs, work=products * out_ch * groups * span, balanced=True)
+                      PANELS and _numba_simd.WIDE, read_only(src), bufs, accs, work=products * out_ch * groups * span,
+                      balanced=True)
 
 
 def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk: int) -> tuple[int, int, bool, float]:
