@@ -148,6 +148,16 @@ def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always")
+def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2, i0, i1, i2, i3, i4, i5, v,
+                 u):  # pragma: no cover - compiled
+    # one step of a block of 6 positions (inputs src[i_r]) by two panels: c<r> + src[i_r] * v and
+    # e<r> + src2[i_r] * u, row by row (src2: src again, see _two_panels)
+    return (wfma_at(c0, src, i0, v), wfma_at(c1, src, i1, v), wfma_at(c2, src, i2, v), wfma_at(c3, src, i3, v),
+            wfma_at(c4, src, i4, v), wfma_at(c5, src, i5, v), wfma_at(e0, src2, i0, u), wfma_at(e1, src2, i1, u),
+            wfma_at(e2, src2, i2, u), wfma_at(e3, src2, i3, u), wfma_at(e4, src2, i4, u), wfma_at(e5, src2, i5, u))
+
+
+@numba.njit(inline="always")
 def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
                 filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
     # Two blocks of 6 positions (from table row r) by two panels of 16 filters (the second with
@@ -198,20 +208,12 @@ def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y, r, shift,
         for k in range(ka, kz):
             dk = ds[k]
             v, u = wload(wpk, w), wload(wpk, w + wnext)
-            # (row by row, both panels: each broadcast is used twice at once, and no more than a
-            # register or two of them live; all twelve first left too few registers for the sums)
-            c0, e0 = wfma_at(c0, src, p0 + dk, v), wfma_at(e0, src2, p0 + dk, u)
-            c1, e1 = wfma_at(c1, src, p1 + dk, v), wfma_at(e1, src2, p1 + dk, u)
-            c2, e2 = wfma_at(c2, src, p2 + dk, v), wfma_at(e2, src2, p2 + dk, u)
-            c3, e3 = wfma_at(c3, src, p3 + dk, v), wfma_at(e3, src2, p3 + dk, u)
-            c4, e4 = wfma_at(c4, src, p4 + dk, v), wfma_at(e4, src2, p4 + dk, u)
-            c5, e5 = wfma_at(c5, src, p5 + dk, v), wfma_at(e5, src2, p5 + dk, u)
-            d0, f0 = wfma_at(d0, src, q0 + dk, v), wfma_at(f0, src2, q0 + dk, u)
-            d1, f1 = wfma_at(d1, src, q1 + dk, v), wfma_at(f1, src2, q1 + dk, u)
-            d2, f2 = wfma_at(d2, src, q2 + dk, v), wfma_at(f2, src2, q2 + dk, u)
-            d3, f3 = wfma_at(d3, src, q3 + dk, v), wfma_at(f3, src2, q3 + dk, u)
-            d4, f4 = wfma_at(d4, src, q4 + dk, v), wfma_at(f4, src2, q4 + dk, u)
-            d5, f5 = wfma_at(d5, src, q5 + dk, v), wfma_at(f5, src2, q5 + dk, u)
+            c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2,
+                p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, v, u)
+            d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
+                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, src2,
+                q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, v, u)
             w += COLS
     if k1 < taps or staged:  # (the sums wait for the next chunk, or the stores by filter)
         _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
