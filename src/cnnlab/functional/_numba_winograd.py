@@ -37,7 +37,7 @@ import numba
 import numpy as np
 
 from cnnlab.functional import _backend
-from cnnlab.functional._numba_implicit import _put_rows, _rows
+from cnnlab.functional._numba_panels import _put_rows, _rows
 from cnnlab.functional._numba_simd import vadd, vload, vstore, vsub, vzero, wfma_rows, wload, wzero
 
 ROWS, COLS = 6, 16  # the register block: tiles by filters

@@ -1,0 +1,135 @@
+"""The register blocks' steps of the implicit kernels (Numba, float32), inlined into them: the
+six rows of a ``6 x 16`` block of running sums read from and written to a buffer
+(:func:`_rows`, :func:`_put_rows`, and their forms with six addresses), and, on a CPU with
+AVX-512, a pair of blocks of 6 positions through two panels of 16 filters at once
+(:func:`_two_panels`, 12 x 32 sums in 24 registers; :data:`cnnlab.functional._numba_implicit.PANELS`
+says when the forward kernel takes it).  The Winograd kernels use the rows too."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from cnnlab.functional._numba_simd import prefetch_write, wfma_at, wload, wstore
+
+# Positions and filters of one register block.
+ROWS, COLS = 6, 16
+
+
+@numba.njit(inline="always")
+def _rows_at(arr, a0, a1, a2, a3, a4, a5):  # pragma: no cover - compiled
+    # the six 16-lane rows of a block of sums whose rows lie at arr[a0], ..., arr[a5]
+    return wload(arr, a0), wload(arr, a1), wload(arr, a2), wload(arr, a3), wload(arr, a4), wload(arr, a5)
+
+
+@numba.njit(inline="always")
+def _put_rows_at(arr, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
+    # the six rows stored as _rows_at reads them
+    wstore(arr, a0, c0)
+    wstore(arr, a1, c1)
+    wstore(arr, a2, c2)
+    wstore(arr, a3, c3)
+    wstore(arr, a4, c4)
+    wstore(arr, a5, c5)
+
+
+@numba.njit(inline="always")
+def _rows(arr, a):  # pragma: no cover - compiled
+    # the six rows of a 6 x 16 block of sums laid out row by row from arr[a] (row i at a + 16*i)
+    return _rows_at(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80)
+
+
+@numba.njit(inline="always")
+def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
+    # the six rows stored as _rows reads them
+    _put_rows_at(arr, a, a + 16, a + 32, a + 48, a + 64, a + 80, c0, c1, c2, c3, c4, c5)
+
+
+
+@numba.njit(inline="always")
+def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2, i0, i1, i2, i3, i4, i5, v,
+                 u):  # pragma: no cover - compiled
+    # one step of a block of 6 positions (inputs src[i_r]) by two panels: c<r> + src[i_r] * v and
+    # e<r> + src2[i_r] * u, row by row (src2: src again, see _two_panels)
+    return (wfma_at(c0, src, i0, v), wfma_at(c1, src, i1, v), wfma_at(c2, src, i2, v), wfma_at(c3, src, i3, v),
+            wfma_at(c4, src, i4, v), wfma_at(c5, src, i5, v), wfma_at(e0, src2, i0, u), wfma_at(e1, src2, i1, u),
+            wfma_at(e2, src2, i2, u), wfma_at(e3, src2, i3, u), wfma_at(e4, src2, i4, u), wfma_at(e5, src2, i5, u))
+
+
+@numba.njit(inline="always")
+def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
+                filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
+    # Two blocks of 6 positions (from table row r) by two panels of 16 filters (the second with
+    # filters2 filters; its packed weights wnext further on, its sums ROWS * COLS further on in acc,
+    # its rows of y 16 further on), the taps k0 .. k1 of the chunk: 24 running sums in registers,
+    # each input read for both panels' multiply-adds.  The same sums in the same order as the two
+    # panels one after another (the same bits).  src2 is src again, as another argument: the
+    # kernels' arrays do not alias (job_kernel), so LLVM keeps the second panel's reads apart from
+    # the first's and folds each into its multiply-add (a broadcast operand); with the reads shared,
+    # it loaded all twelve inputs first and, short of registers, spilled eight of the 24 sums to
+    # the stack on every tap.
+    r2 = r + ROWS
+    p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
+    p3, p4, p5 = pos[r + 3] + shift, pos[r + 4] + shift, pos[r + 5] + shift
+    q0, q1, q2 = pos[r2] + shift, pos[r2 + 1] + shift, pos[r2 + 2] + shift
+    q3, q4, q5 = pos[r2 + 3] + shift, pos[r2 + 4] + shift, pos[r2 + 5] + shift
+    a2, e_a = a + bstep, a + ROWS * COLS
+    e_a2 = e_a + bstep
+    filters = COLS + filters2
+    if k1 == taps and not staged:  # (the lines of y the blocks will write, as in the kernel)
+        for i in range(0, 2 * ROWS, ROWS - 1):
+            base = yoff[r + i]
+            if base >= 0:
+                at = np.uint64(base + yrow * cstride)
+                for j in range(filters):
+                    prefetch_write(y, at + np.uint64(j * cstride))
+    if k0 == 0:
+        b0, b1 = wload(bias, b_at), wload(bias, b_at + COLS)
+        c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
+        d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
+        e0, e1, e2, e3, e4, e5 = b1, b1, b1, b1, b1, b1
+        f0, f1, f2, f3, f4, f5 = b1, b1, b1, b1, b1, b1
+    else:
+        c0, c1, c2, c3, c4, c5 = _rows(acc, a)
+        d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
+        e0, e1, e2, e3, e4, e5 = _rows(acc, e_a)
+        f0, f1, f2, f3, f4, f5 = _rows(acc, e_a2)
+    lo, hi = 0, per
+    if box.shape[0]:
+        bi = r // ROWS
+        lo, hi = min(box[bi, 0], box[bi + 1, 0]) * row, max(box[bi, 1], box[bi + 1, 1]) * row
+    first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
+    if lo == 0 and hi == per:
+        first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
+    for ch in range(first_ch, last_ch):
+        ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
+        w = wk + ka * COLS
+        for k in range(ka, kz):
+            dk = ds[k]
+            v, u = wload(wpk, w), wload(wpk, w + wnext)
+            c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2,
+                p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, v, u)
+            d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
+                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, src2,
+                q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, v, u)
+            w += COLS
+    if k1 < taps or staged:  # (the sums wait for the next chunk, or the stores by filter)
+        _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
+        _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
+        _put_rows(acc, e_a, e0, e1, e2, e3, e4, e5)
+        _put_rows(acc, e_a2, f0, f1, f2, f3, f4, f5)
+        return
+    _put_rows(buf, 0, c0, c1, c2, c3, c4, c5)
+    _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
+    _put_rows(buf, 2 * ROWS * COLS, e0, e1, e2, e3, e4, e5)
+    _put_rows(buf, 3 * ROWS * COLS, f0, f1, f2, f3, f4, f5)
+    for i in range(2 * ROWS):
+        base = yoff[r + i]
+        if base >= 0:
+            at = np.uint64(base + yrow * cstride)
+            for j in range(COLS):
+                y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
+            at += np.uint64(COLS * cstride)
+            for j in range(filters2):
+                y[at + np.uint64(j * cstride)] = buf[(2 * ROWS + i) * COLS + j]
