@@ -280,7 +280,7 @@ def test_weight_gradient_tail_sums_do_not_depend_on_the_thread(compiled, monkeyp
         done, tails = threading.Event(), []
 
         def kernel(*a, held=held, done=done, tails=tails):
-            first, thread, tail_start = a[-3], a[-1], a[-9]
+            first, thread, tail_start = a[-3], a[-1], a[13]  # (first_job, thread, tail_start)
             if thread == held and first < tail_start:
                 assert done.wait(timeout=60)
             real(*a)

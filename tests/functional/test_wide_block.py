@@ -126,8 +126,9 @@ PANEL_CASES = [
 def test_two_panels_at_once_give_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups,
                                                 route):
     """A pair of blocks through two panels of 16 filters at once (``PANELS``, with the wide block:
-    12 x 32 sums) adds every product in the order of the panels one after another: the forward
-    and the input gradient are the same bits either way, on the padded copy with its rows of
+    12 x 32 sums; ``GRAD_W_PANELS``: 12 taps by 32 filters in the weight gradient) adds every
+    product in the order of the panels one after another: the forward and both gradients are the
+    same bits either way, on the padded copy with its rows of
     padding skipped (``copy``), with the taps in chunks of 5 (sums kept between chunks) and with
     the sums stored a filter at a time (``staged``); and they agree with the loop reference."""
     from cnnlab.functional import _implicit
@@ -145,6 +146,7 @@ def test_two_panels_at_once_give_the_same_bits(compiled, monkeypatch, xs, ws, st
 
     def run(panels):
         monkeypatch.setattr(ni, "PANELS", panels)
+        monkeypatch.setattr(ni, "GRAD_W_PANELS", panels)
         return conv(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2]
 
     both, one = run(True), run(False)

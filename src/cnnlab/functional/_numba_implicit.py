@@ -66,7 +66,16 @@ import numpy as np
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
 from cnnlab.functional._frames import Frame, boxes
-from cnnlab.functional._numba_panels import COLS, ROWS, _put_rows, _put_rows_at, _rows, _rows_at, _two_panels
+from cnnlab.functional._numba_panels import (
+    COLS,
+    ROWS,
+    _panels_step,
+    _put_rows,
+    _put_rows_at,
+    _rows,
+    _rows_at,
+    _two_panels,
+)
 from cnnlab.functional._numba_simd import (
     copy_pair,
     prefetch_write,
@@ -94,6 +103,11 @@ TAP_CHUNK = 256
 # 26.8 -> 25.6; within the noise (+-3%) for N64 C32 14x14 -> 64 and the issue's layer (32 filters
 # of 400 taps).
 PANELS = True
+# The same in the weight gradient: a pair of blocks of 6 taps through two panels of 16 filters at
+# once (12 taps by 32 filters, each input read for both panels).  The same bits.  Off -> on (ms):
+# the issue's layer 3.97 -> 3.82, 3.95 -> 3.83; N64 C32 14x14 -> 64 5.26 -> 4.95; N8 C128 14x14 ->
+# 512 k5 38.6 -> 36.1; N64 C256 8x8 -> 64 k7 52.0 -> 44.4; N32 C32 16x16 -> 64 3.51 -> 3.38.
+GRAD_W_PANELS = True
 # Output planes this many bytes apart (or a multiple) are written a filter at a time after each
 # phase of a job (see _taps_forward), instead of a block at a time.
 STAGED_PITCH = 2048
@@ -292,7 +306,8 @@ def _make_taps_grad_w(span):
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
     lanes), whose two lanes :func:`_parts_transposed` adds."""
     def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
-               groups, gsrc, gg, bufs, parts, first_job, last_job, thread):  # pragma: no cover - compiled
+               groups, gsrc, gg, bufs, parts, wpanels, src2, first_job, last_job,
+               thread):  # pragma: no cover - compiled
         # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
         # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
         # segf[i] of positions with the same taps (image by image: an image's classes one after
@@ -306,7 +321,8 @@ def _make_taps_grad_w(span):
         # rows), whichever thread runs it; wide: two blocks of 6 taps at a time where the share has
         # two left (12 x 16 sums); groups: the groups, job j of group k being job k * J + j (J: the
         # jobs above), reading src gsrc * k and g gg * k further on, adding into group k's
-        # panels of parts (each part row holds the groups' sums one after another)
+        # panels of parts (each part row holds the groups' sums one after another); wpanels: with
+        # span 1, pairs of panels at once (GRAD_W_PANELS; src2: src again, see _two_panels)
         total = pos.shape[0]
         runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
         width = bufs.shape[1] // GRAD_W_JOB  # O16
@@ -349,6 +365,39 @@ def _make_taps_grad_w(span):
                     e0, e1, e2 = ds[kt2], ds[kt2 + 1], ds[kt2 + 2]
                     e3, e4, e5 = ds[kt2 + 3], ds[kt2 + 4], ds[kt2 + 5]
                     for og in range(0, width, COLS):
+                        if span == 1 and wpanels and pair and og + COLS < width and (og // COLS) % 2 == 0:
+                            # (two panels of 16 filters at once: 12 taps by 32 filters, 24 sums)
+                            pb, pq = pbase + og * rows_k, pbase + (og + COLS) * rows_k
+                            a0, a1, a2 = pb + tm[kt] * COLS, pb + tm[kt + 1] * COLS, pb + tm[kt + 2] * COLS
+                            a3, a4, a5 = pb + tm[kt + 3] * COLS, pb + tm[kt + 4] * COLS, pb + tm[kt + 5] * COLS
+                            b0, b1, b2 = pb + tm[kt2] * COLS, pb + tm[kt2 + 1] * COLS, pb + tm[kt2 + 2] * COLS
+                            b3, b4, b5 = pb + tm[kt2 + 3] * COLS, pb + tm[kt2 + 4] * COLS, pb + tm[kt2 + 5] * COLS
+                            c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
+                            h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
+                            x0, x1, x2, x3, x4, x5 = _rows_at(part, a0 - pb + pq, a1 - pb + pq, a2 - pb + pq,
+                                                              a3 - pb + pq, a4 - pb + pq, a5 - pb + pq)
+                            z0, z1, z2, z3, z4, z5 = _rows_at(part, b0 - pb + pq, b1 - pb + pq, b2 - pb + pq,
+                                                              b3 - pb + pq, b4 - pb + pq, b5 - pb + pq)
+                            at = og * GRAD_W_JOB + (s0 - first) * COLS
+                            for p in range(p0, p1):
+                                s = pos[p] + sshift
+                                v, u = wload(gt, at), wload(gt, at + COLS * GRAD_W_JOB)
+                                c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5 = _panels_step(
+                                    c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5, src, src2,
+                                    s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, v, u)
+                                h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5 = _panels_step(
+                                    h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5, src, src2,
+                                    s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, v, u)
+                                at += COLS
+                            _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
+                            _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
+                            _put_rows_at(part, a0 - pb + pq, a1 - pb + pq, a2 - pb + pq, a3 - pb + pq, a4 - pb + pq,
+                                         a5 - pb + pq, x0, x1, x2, x3, x4, x5)
+                            _put_rows_at(part, b0 - pb + pq, b1 - pb + pq, b2 - pb + pq, b3 - pb + pq, b4 - pb + pq,
+                                         b5 - pb + pq, z0, z1, z2, z3, z4, z5)
+                            continue
+                        if span == 1 and wpanels and pair and (og // COLS) % 2 == 1:
+                            continue  # (this panel ran with the one before it)
                         # (16 filters' panel of taps by lanes; the blocks' taps in their rows)
                         pb = pbase + og * rows_k
                         a0, a1, a2 = pb + tm[kt] * COLS, pb + tm[kt + 1] * COLS, pb + tm[kt + 2] * COLS
@@ -619,7 +668,8 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
-                      work=products * out_ch * groups * span, tail=tail)
+                      GRAD_W_PANELS and _numba_simd.WIDE, read_only(src), work=products * out_ch * groups * span,
+                      tail=tail)
     out = np.empty((groups * out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, groups * width // COLS, parts.reshape(-1), parts.shape[1], rows,
                       groups * out_ch, out_ch, span, out.reshape(-1), work=parts.size, min_work=PARTS_MIN_WORK)
