@@ -367,17 +367,17 @@ def _make_taps_grad_w(span):
                     for og in range(0, width, COLS):
                         if span == 1 and wpanels and pair and og + COLS < width and (og // COLS) % 2 == 0:
                             # (two panels of 16 filters at once: 12 taps by 32 filters, 24 sums)
-                            pb, pq = pbase + og * rows_k, pbase + (og + COLS) * rows_k
+                            pb, dq = pbase + og * rows_k, COLS * rows_k  # (dq: the second panel further on)
                             a0, a1, a2 = pb + tm[kt] * COLS, pb + tm[kt + 1] * COLS, pb + tm[kt + 2] * COLS
                             a3, a4, a5 = pb + tm[kt + 3] * COLS, pb + tm[kt + 4] * COLS, pb + tm[kt + 5] * COLS
                             b0, b1, b2 = pb + tm[kt2] * COLS, pb + tm[kt2 + 1] * COLS, pb + tm[kt2 + 2] * COLS
                             b3, b4, b5 = pb + tm[kt2 + 3] * COLS, pb + tm[kt2 + 4] * COLS, pb + tm[kt2 + 5] * COLS
                             c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
                             h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
-                            x0, x1, x2, x3, x4, x5 = _rows_at(part, a0 - pb + pq, a1 - pb + pq, a2 - pb + pq,
-                                                              a3 - pb + pq, a4 - pb + pq, a5 - pb + pq)
-                            z0, z1, z2, z3, z4, z5 = _rows_at(part, b0 - pb + pq, b1 - pb + pq, b2 - pb + pq,
-                                                              b3 - pb + pq, b4 - pb + pq, b5 - pb + pq)
+                            x0, x1, x2, x3, x4, x5 = _rows_at(part, a0 + dq, a1 + dq, a2 + dq,
+                                                              a3 + dq, a4 + dq, a5 + dq)
+                            z0, z1, z2, z3, z4, z5 = _rows_at(part, b0 + dq, b1 + dq, b2 + dq,
+                                                              b3 + dq, b4 + dq, b5 + dq)
                             at = og * GRAD_W_JOB + (s0 - first) * COLS
                             for p in range(p0, p1):
                                 s = pos[p] + sshift
@@ -391,10 +391,10 @@ def _make_taps_grad_w(span):
                                 at += COLS
                             _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
                             _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
-                            _put_rows_at(part, a0 - pb + pq, a1 - pb + pq, a2 - pb + pq, a3 - pb + pq, a4 - pb + pq,
-                                         a5 - pb + pq, x0, x1, x2, x3, x4, x5)
-                            _put_rows_at(part, b0 - pb + pq, b1 - pb + pq, b2 - pb + pq, b3 - pb + pq, b4 - pb + pq,
-                                         b5 - pb + pq, z0, z1, z2, z3, z4, z5)
+                            _put_rows_at(part, a0 + dq, a1 + dq, a2 + dq, a3 + dq, a4 + dq,
+                                         a5 + dq, x0, x1, x2, x3, x4, x5)
+                            _put_rows_at(part, b0 + dq, b1 + dq, b2 + dq, b3 + dq, b4 + dq,
+                                         b5 + dq, z0, z1, z2, z3, z4, z5)
                             continue
                         if span == 1 and wpanels and pair and (og // COLS) % 2 == 1:
                             continue  # (this panel ran with the one before it)
