@@ -9,10 +9,13 @@ from types import ModuleType
 import pytest
 
 
-def spied(monkeypatch: pytest.MonkeyPatch, module: ModuleType, *names: str) -> dict[str, int]:
+def spied(monkeypatch: pytest.MonkeyPatch, module: ModuleType, *names: str,
+          into: dict[str, int] | None = None) -> dict[str, int]:
     """Replace ``module``'s functions ``names`` (for the test) by wrappers that count their calls:
-    the returned dict, one count per name."""
-    calls = dict.fromkeys(names, 0)
+    the returned dict, one count per name (``into``, where given: the counts of another module's
+    functions join it)."""
+    calls = into if into is not None else {}
+    calls.update(dict.fromkeys(names, 0))
     for name in names:
         original = getattr(module, name)
 

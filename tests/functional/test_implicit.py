@@ -83,8 +83,9 @@ def skipping(monkeypatch):
 def _spied(monkeypatch):
     """Counts of the implicit kernels' calls."""
     from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
 
-    return spied(monkeypatch, ni, "taps_forward", "taps_grad_w")
+    return spied(monkeypatch, nw, "taps_grad_w", into=spied(monkeypatch, ni, "taps_forward"))
 
 
 @pytest.mark.parametrize("min_lanes", [1, _implicit.MIN_LANES])
@@ -229,9 +230,9 @@ def test_weight_gradient_jobs_split_positions_or_taps(compiled, monkeypatch, xs,
     """The weight gradient with its jobs over runs of positions only (``GRAD_W_TAP_SPLIT`` 0:
     partial sums per thread) and with the taps shared out between the threads as well (every
     case below the threshold), against the loop reference."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
 
-    monkeypatch.setattr(ni, "GRAD_W_TAP_SPLIT", tap_split)
+    monkeypatch.setattr(nw, "GRAD_W_TAP_SPLIT", tap_split)
     x, w, b = _inputs(xs, ws, seed=sum(xs) + 2 * sum(ws))
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
     g = np.random.default_rng(6).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
@@ -247,9 +248,9 @@ def test_weight_gradient_tail_runs_keep_their_own_sums(compiled, monkeypatch, ta
     """The last runs of positions go to whichever thread is free, each into sums of its own
     (``GRAD_W_TAIL``): the weight gradient agrees with the loop reference, and repeated calls,
     whose threads take the tail in whatever order, give the same bits."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
 
-    monkeypatch.setattr(ni, "GRAD_W_TAIL", tail)
+    monkeypatch.setattr(nw, "GRAD_W_TAIL", tail)
     x, w, b = _inputs((10, 8, 24, 22), (20, 8, 3, 3), seed=12)  # 5,280 positions: 21 runs
     g = np.random.default_rng(4).uniform(-1, 1, (10, 20, 24, 22)).astype(np.float32)
     kw = {"padding": 1, "method": "implicit"}
@@ -267,14 +268,14 @@ def test_weight_gradient_tail_sums_do_not_depend_on_the_thread(compiled, monkeyp
     them held back until they are done): the same bits."""
     import threading
 
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
 
     if _backend.get_num_threads() < 2:
         pytest.skip("needs two threads")
-    monkeypatch.setattr(ni, "GRAD_W_TAIL", 4)
+    monkeypatch.setattr(nw, "GRAD_W_TAIL", 4)
     x, w, b = _inputs((10, 8, 24, 22), (20, 8, 3, 3), seed=13)  # 21 runs, the last 4 shared
     g = np.random.default_rng(5).uniform(-1, 1, (10, 20, 24, 22)).astype(np.float32)
-    real = ni._taps_grad_w
+    real = nw._taps_grad_w
     results = []
     for held in (0, 1):
         done, tails = threading.Event(), []
@@ -289,7 +290,7 @@ def test_weight_gradient_tail_sums_do_not_depend_on_the_thread(compiled, monkeyp
                 if len(tails) == 4:
                     done.set()
 
-        monkeypatch.setattr(ni, "_taps_grad_w", kernel)
+        monkeypatch.setattr(nw, "_taps_grad_w", kernel)
         results.append(F.conv_backward(g, x, w, b, padding=1, method="implicit")[1])
         assert tails == [1 - held] * 4
     np.testing.assert_array_equal(results[0], results[1])
@@ -359,7 +360,7 @@ def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, ta
     sum over the first axis), the padding filters and taps dropped, group after group; any number
     of threads, on the calling thread alone or its panels split between the threads (``split``:
     as ``PARTS_MIN_WORK`` lets the stride-2 layer's 8 sums of 289 x 64 run)."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
 
     width = -(-out_ch // 16) * 16
     parts = np.random.default_rng(out_ch + count).uniform(-1, 1, (count, groups, width // 16, rows, 16)
@@ -370,7 +371,7 @@ def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, ta
     want = np.concatenate([total[k].transpose(0, 2, 1).reshape(width, rows)[:out_ch, :taps] for k in range(groups)])
     out = np.empty((groups * out_ch, taps), np.float32)
     flat = parts.reshape(-1).copy()
-    _backend.run_jobs(ni._parts_transposed, groups * width // 16, flat, parts[0].size, rows, groups * out_ch, out_ch, 1,
+    _backend.run_jobs(nw._parts_transposed, groups * width // 16, flat, parts[0].size, rows, groups * out_ch, out_ch, 1,
                       out.reshape(-1), work=flat.size, min_work=0 if split else flat.size + 1)
     np.testing.assert_array_equal(out, want)
 

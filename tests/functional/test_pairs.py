@@ -49,10 +49,10 @@ def _bits(a):
 def _spans(monkeypatch):
     """The spans that the forward's, the input gradient's and the weight gradient's products run
     with, call by call."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
 
     seen = {"_forward_call": [], "_grad_x_call": [], "taps_grad_w": []}
-    for module, name in ((_implicit, "_forward_call"), (_implicit, "_grad_x_call"), (ni, "taps_grad_w")):
+    for module, name in ((_implicit, "_forward_call"), (_implicit, "_grad_x_call"), (nw, "taps_grad_w")):
         original = getattr(module, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):
@@ -291,14 +291,14 @@ CACHED = """
 import json
 import numpy as np
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _numba_implicit as ni
+from cnnlab.functional import _backend, _numba_implicit as ni, _numba_implicit_grad_w as nw
 
 _backend.set_backend("numba")
 x = np.random.default_rng(0).standard_normal((2, 16, 8, 8)).astype(np.float32)
 for w, groups in ((np.ones((16, 8, 3, 3), np.float32), 2), (np.ones((32, 16, 3, 3), np.float32), 1)):
     y = F.conv2d(x, w, padding=1, groups=groups, method="implicit")
     F.conv_backward(np.ones_like(y), x, w, None, padding=1, groups=groups, method="implicit")
-kernels = (ni._taps_forward, ni._taps_forward_pairs(), ni._taps_grad_w, ni._taps_grad_w_pairs())
+kernels = (ni._taps_forward, ni._taps_forward_pairs(), nw._taps_grad_w, nw._taps_grad_w_pairs())
 print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
                   for k in kernels}))
 """
@@ -333,9 +333,9 @@ def test_grouped_weight_gradient_repeats_bit_for_bit(compiled, monkeypatch, ws, 
     """Every group's runs of positions in one call, the last ones (of the last groups) shared out
     to whichever thread is free, each into sums of its own: repeated calls give the same bits,
     and agree with the loop reference (8 filters a group: pairs; 16: one position a row)."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
 
-    monkeypatch.setattr(ni, "GRAD_W_TAIL", 8)
+    monkeypatch.setattr(nw, "GRAD_W_TAIL", 8)
     x, w, b = _inputs((8, 32, 24, 24), ws, seed=21)
     g = np.random.default_rng(8).uniform(-1, 1, (8, 32, 24, 24)).astype(np.float32)
     kw = {"padding": 1, "groups": groups, "method": "implicit"}

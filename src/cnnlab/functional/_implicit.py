@@ -21,7 +21,8 @@ bordered upstream gradient.
 
 - forward: ``taps_forward``, the classes its phases;
 - weight gradient: ``grad_w[o, (c, t)] = sum_{b, p} g[b, o, p] * xp[pos[b, p] + delta[c, t]]``,
-  ``taps_grad_w`` with the upstream gradient copied channels-last, image by image;
+  ``taps_grad_w`` (:mod:`cnnlab.functional._numba_implicit_grad_w`) with the upstream gradient
+  copied channels-last, image by image;
 - input gradient (:func:`grad_x`): an input cell ``i = q*s + r`` receives ``g[b, o, (i + lo - t*d)
   / s] * w[o, c, t]`` from the taps with ``(r + lo - t*d) % s == 0``; so for each phase ``r`` of
   the stride (one with stride 1) and class of its cells, ``taps_forward`` over the upstream
@@ -475,9 +476,9 @@ def _grad_w_padded(g: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int
 
 def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: Sequence[int], groups: int
                  ) -> np.ndarray:
-    """The weight gradient's sums by :func:`cnnlab.functional._numba_implicit.taps_grad_w`, group
+    """The weight gradient's sums by :func:`cnnlab.functional._numba_implicit_grad_w.taps_grad_w`, group
     by group, over the positions and taps of ``tables``."""
-    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _numba_implicit_grad_w as nw
     from cnnlab.functional import _pairs
 
     out = g.shape[2:]
@@ -497,7 +498,7 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     result = None
     for part, span in parts:
         if part is not None:
-            sums = ni.taps_grad_w(src.reshape(-1), g, *part, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
+            sums = nw.taps_grad_w(src.reshape(-1), g, *part, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
                                   groups, cg * plane, span=span)
             result = sums if result is None else result + sums
     if result is None:  # (no positions at all)

@@ -3,7 +3,8 @@
 The GEMM path (:mod:`cnnlab.functional._conv_kernels`) writes the im2col matrix, has the BLAS
 pack it again into its own panels, multiplies, and copies the product back to channel-first
 order; with 64 filters each packed value is used only 64 times, so the copies cost a third of
-the layer.  The kernels here read the padded input where it lies.  Both are products of a
+the layer.  The kernels here (the forward, and the input gradient) and the weight gradient's
+(:mod:`cnnlab.functional._numba_implicit_grad_w`) read the padded input where it lies.  Both are products of a
 ``6 x 16`` register block (:mod:`cnnlab.functional._numba_simd`): 6 sixteen-lane vectors of
 running sums, one vector load of 16 filters' weights (or upstream gradients) and six broadcast
 input values per step of the shared dimension; on a CPU with AVX-512 (``WIDE``) two such blocks
@@ -25,13 +26,8 @@ dilation, padding and group, and the input gradient too:
   per class of positions with the same taps inside it; the input gradient is this for every
   phase of the stride and class of its cells at once, with ``src`` the upstream gradient and
   the class's taps of the weights transposed (see :mod:`cnnlab.functional._implicit`).
-- :func:`taps_grad_w`: ``parts[t, o // 16, k, o % 16] += sum_p src[pos[p] + delta[k]] * g[p,
-  o]``, the weight gradient, summed over the threads ``t`` into ``(O, taps)`` at the end.  A
-  job is a run of :data:`GRAD_W_JOB` positions, in segments of one class of positions each (a
-  class: the positions with the same taps inside the input); it copies their upstream gradient
-  channels-last into a buffer of its thread (16 filters per vector; a transposed copy of the
-  whole gradient beforehand cost NumPy 1.5 ms on the 14x14 layer, a third of the kernel), then
-  adds 6 (or 12) of a segment's taps by 16 filters at a time into its thread's ``parts``.
+- the weight gradient, :func:`cnnlab.functional._numba_implicit_grad_w.taps_grad_w`, by the
+  same register blocks with taps for positions (a module of its own).
 
 Groups: one call runs every group of a layer (a job is a group's region; group ``g`` reads its
 input ``g * gsrc`` further on, its packed weights a step further on, and writes its own rows),
@@ -69,11 +65,8 @@ from cnnlab.functional._frames import Frame, boxes
 from cnnlab.functional._numba_panels import (
     COLS,
     ROWS,
-    _panels_step,
     _put_rows,
-    _put_rows_at,
     _rows,
-    _rows_at,
     _two_panels,
 )
 from cnnlab.functional._numba_simd import (
@@ -103,29 +96,9 @@ TAP_CHUNK = 256
 # 26.8 -> 25.6; within the noise (+-3%) for N64 C32 14x14 -> 64 and the issue's layer (32 filters
 # of 400 taps).
 PANELS = True
-# The same in the weight gradient: a pair of blocks of 6 taps through two panels of 16 filters at
-# once (12 taps by 32 filters, each input read for both panels).  The same bits.  Off -> on (ms):
-# the issue's layer 3.97 -> 3.82, 3.95 -> 3.83; N64 C32 14x14 -> 64 5.26 -> 4.95; N8 C128 14x14 ->
-# 512 k5 38.6 -> 36.1; N64 C256 8x8 -> 64 k7 52.0 -> 44.4; N32 C32 16x16 -> 64 3.51 -> 3.38.
-GRAD_W_PANELS = True
 # Output planes this many bytes apart (or a multiple) are written a filter at a time after each
 # phase of a job (see _taps_forward), instead of a block at a time.
 STAGED_PITCH = 2048
-# Positions per job of the weight gradient (its slice of the upstream gradient, 16 KiB per 16
-# filters, stays in the L1 cache while the job's 6-tap blocks read it).
-GRAD_W_JOB = 256
-# Runs of GRAD_W_JOB positions per thread below which the weight gradient's jobs share out the
-# taps as well (with one run, N1 C256 14x14 -> 256 k3, it ran on one thread).
-GRAD_W_TAP_SPLIT = 4
-# Runs of positions (at most, and at most a fifth of them) that the weight gradient hands out
-# last, one at a time, to whichever thread is free: each adds into sums of its own, added to the
-# threads' in a fixed order, so the result does not depend on which thread ran it (a static
-# split left one thread waiting 0.1-0.3 ms of the 14x14 layer's 3.3, on this shared machine).
-GRAD_W_TAIL = 8
-# Values of the weight gradient's partial sums (threads' and tail runs') from which their sum is
-# split between the threads (by panels of 16 filters): the stride-2 layer's 8 x 74 KB of sums took
-# 87-100 us on the calling thread alone.
-PARTS_MIN_WORK = 1 << 16
 
 
 def _make_taps_forward(span):
@@ -299,145 +272,6 @@ def _taps_forward_pairs():
     return _backend.made_kernel(_named(_make_taps_forward(2), "_taps_forward_pairs"))
 
 
-def _make_taps_grad_w(span):
-    """The weight gradient's product kernel (see :func:`taps_grad_w`) with ``span`` positions a
-    lane set: 1, lane ``j`` of a panel filter ``j``; 2, lane ``j`` filter ``j // 2`` at the
-    pair's position ``j % 2`` (``pos``, ``goff``: the pairs' first positions, the second one
-    further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
-    lanes), whose two lanes :func:`_parts_transposed` adds."""
-    def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
-               groups, gsrc, gg, bufs, parts, wpanels, src2, first_job, last_job,
-               thread):  # pragma: no cover - compiled
-        # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
-        # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
-        # segf[i] of positions with the same taps (image by image: an image's classes one after
-        # another), class f's taps delta[dstart[f]:dstart[f+1]] (a multiple of ROWS), tap k's sums in
-        # row tapmap[k] of the weight's taps (padding taps: any offset valid for the class, and the
-        # scratch row after the last tap); bufs: (threads, GRAD_W_JOB * O16); parts: (threads + tail,
-        # O16 // 16, taps + 1, 16), zeros on entry (a filter's sums 16 values apart).  Job j is the
-        # (j // R)-th of tap_jobs shares of each class's taps (in blocks of 6) over the (j % R)-th run
-        # of at most GRAD_W_JOB positions (R runs in all, as equal as they can be); a job from
-        # tail_start on adds into its own row of parts (row T + job - tail_start, T the threads'
-        # rows), whichever thread runs it; wide: two blocks of 6 taps at a time where the share has
-        # two left (12 x 16 sums); groups: the groups, job j of group k being job k * J + j (J: the
-        # jobs above), reading src gsrc * k and g gg * k further on, adding into group k's
-        # panels of parts (each part row holds the groups' sums one after another); wpanels: with
-        # span 1, pairs of panels at once (GRAD_W_PANELS; src2: src again, see _two_panels)
-        total = pos.shape[0]
-        runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
-        width = bufs.shape[1] // GRAD_W_JOB  # O16
-        rows_k = parts.shape[1] // (width * groups)  # the weight's taps and the scratch row
-        zero = np.float32(0.0)
-        gt = bufs[thread]
-        rows = bufs.shape[0]
-        for job in range(np.uint64(first_job), np.uint64(last_job)):
-            jg = np.int64(job)
-            grp, jb = jg // (runs * tap_jobs), jg % (runs * tap_jobs)
-            share, run = jb // runs, jb % runs
-            part = parts[thread] if jg < tail_start else parts[rows + jg - tail_start]
-            pbase, sshift = grp * rows_k * width, grp * gsrc  # (group grp's panels; its input channels)
-            first, last = total * run // runs, total * (run + 1) // runs
-            # the job's positions channels-last, 16 filters at a time:
-            # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[goff[p] + o*npos]
-            for p in range(np.uint64(first), np.uint64(last)):
-                start = np.uint64(goff[p] + grp * gg)
-                for og in range(0, width, COLS):
-                    cell = np.uint64(og * GRAD_W_JOB + (p - first) * COLS)
-                    for j in range(COLS):
-                        o = (og + j) // span  # (lane j: filter o at position p + j % span)
-                        gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos + j % span)] if o < out_ch else zero
-            # from the segment that holds position first (seg[i] <= first < seg[i + 1])
-            for i in range(np.searchsorted(seg, first, side="right") - 1, segf.shape[0]):
-                if seg[i] >= last:
-                    break
-                f = segf[i]
-                s0 = max(seg[i], first)
-                p0, p1 = np.uint64(s0), np.uint64(min(seg[i + 1], last))
-                ds = delta[dstart[f]:dstart[f + 1]]
-                tm = tapmap[dstart[f]:dstart[f + 1]]
-                kblocks = (dstart[f + 1] - dstart[f]) // ROWS
-                kt, k_end = share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS
-                while kt < k_end:
-                    pair = wide and kt + ROWS < k_end  # (two blocks of 6 taps at once: 12 x 16 sums)
-                    kt2 = kt + ROWS if pair else kt
-                    d0, d1, d2 = ds[kt], ds[kt + 1], ds[kt + 2]
-                    d3, d4, d5 = ds[kt + 3], ds[kt + 4], ds[kt + 5]
-                    e0, e1, e2 = ds[kt2], ds[kt2 + 1], ds[kt2 + 2]
-                    e3, e4, e5 = ds[kt2 + 3], ds[kt2 + 4], ds[kt2 + 5]
-                    for og in range(0, width, COLS):
-                        if span == 1 and wpanels and pair and og + COLS < width and (og // COLS) % 2 == 0:
-                            # (two panels of 16 filters at once: 12 taps by 32 filters, 24 sums)
-                            pb, dq = pbase + og * rows_k, COLS * rows_k  # (dq: the second panel further on)
-                            a0, a1, a2 = pb + tm[kt] * COLS, pb + tm[kt + 1] * COLS, pb + tm[kt + 2] * COLS
-                            a3, a4, a5 = pb + tm[kt + 3] * COLS, pb + tm[kt + 4] * COLS, pb + tm[kt + 5] * COLS
-                            b0, b1, b2 = pb + tm[kt2] * COLS, pb + tm[kt2 + 1] * COLS, pb + tm[kt2 + 2] * COLS
-                            b3, b4, b5 = pb + tm[kt2 + 3] * COLS, pb + tm[kt2 + 4] * COLS, pb + tm[kt2 + 5] * COLS
-                            c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
-                            h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
-                            x0, x1, x2, x3, x4, x5 = _rows_at(part, a0 + dq, a1 + dq, a2 + dq,
-                                                              a3 + dq, a4 + dq, a5 + dq)
-                            z0, z1, z2, z3, z4, z5 = _rows_at(part, b0 + dq, b1 + dq, b2 + dq,
-                                                              b3 + dq, b4 + dq, b5 + dq)
-                            at = og * GRAD_W_JOB + (s0 - first) * COLS
-                            for p in range(p0, p1):
-                                s = pos[p] + sshift
-                                v, u = wload(gt, at), wload(gt, at + COLS * GRAD_W_JOB)
-                                c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5 = _panels_step(
-                                    c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5, src, src2,
-                                    s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, v, u)
-                                h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5 = _panels_step(
-                                    h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5, src, src2,
-                                    s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, v, u)
-                                at += COLS
-                            _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
-                            _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
-                            _put_rows_at(part, a0 + dq, a1 + dq, a2 + dq, a3 + dq, a4 + dq,
-                                         a5 + dq, x0, x1, x2, x3, x4, x5)
-                            _put_rows_at(part, b0 + dq, b1 + dq, b2 + dq, b3 + dq, b4 + dq,
-                                         b5 + dq, z0, z1, z2, z3, z4, z5)
-                            continue
-                        if span == 1 and wpanels and pair and (og // COLS) % 2 == 1:
-                            continue  # (this panel ran with the one before it)
-                        # (16 filters' panel of taps by lanes; the blocks' taps in their rows)
-                        pb = pbase + og * rows_k
-                        a0, a1, a2 = pb + tm[kt] * COLS, pb + tm[kt + 1] * COLS, pb + tm[kt + 2] * COLS
-                        a3, a4, a5 = pb + tm[kt + 3] * COLS, pb + tm[kt + 4] * COLS, pb + tm[kt + 5] * COLS
-                        b0, b1, b2 = pb + tm[kt2] * COLS, pb + tm[kt2 + 1] * COLS, pb + tm[kt2 + 2] * COLS
-                        b3, b4, b5 = pb + tm[kt2 + 3] * COLS, pb + tm[kt2 + 4] * COLS, pb + tm[kt2 + 5] * COLS
-                        c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
-                        at = og * GRAD_W_JOB + (s0 - first) * COLS  # (og: filters og..og+15)
-                        if pair:
-                            h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
-                            for p in range(p0, p1):
-                                s = pos[p] + sshift
-                                c0, c1, c2, c3, c4, c5, h0, h1, h2, h3, h4, h5 = wfma_span_blocks(
-                                    span, c0, c1, c2, c3, c4, c5, h0, h1, h2, h3, h4, h5, src,
-                                    s + d0, s + d1, s + d2, s + d3, s + d4, s + d5,
-                                    s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, wload(gt, at))
-                                at += COLS  # (a constant step: with the run-time width the cached code ran 1.5x slower)
-                            _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
-                            _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)
-                        else:
-                            for p in range(p0, p1):
-                                s = pos[p] + sshift
-                                c0, c1, c2, c3, c4, c5 = wfma_span_rows(
-                                    span, c0, c1, c2, c3, c4, c5,
-                                    src, s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, wload(gt, at))
-                                at += COLS
-                            _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
-                    kt += 2 * ROWS if pair else ROWS
-    return kernel
-
-
-_taps_grad_w = _named(_make_taps_grad_w(1), "_taps_grad_w")
-
-
-@functools.cache
-def _taps_grad_w_pairs():
-    """The weight gradient kernel of 8 filters at 2 positions a panel, compiled on first use."""
-    return _backend.made_kernel(_named(_make_taps_grad_w(2), "_taps_grad_w_pairs"))
-
-
 @_backend.job_kernel
 def _pack_rows(src, rows, taps, flat, fstart, ostart, cols, out, first_job, last_job, thread
                ):  # pragma: no cover - compiled
@@ -465,58 +299,6 @@ def _pack_rows(src, rows, taps, flat, fstart, ostart, cols, out, first_job, last
                     out[at + lane] = src[base + lane * np.uint64(taps)]
                 for lane in range(np.uint64(n), np.uint64(cols)):
                     out[at + lane] = zero
-
-
-@_backend.job_kernel
-def _parts_transposed(parts, part, rows, out_ch, group_ch, span, out, first_job, last_job, thread
-                      ):  # pragma: no cover - compiled
-    # parts: flat (T, G * O16 // 16, rows, 16), each thread's ``part`` values (G groups of
-    # group_ch filters, O16 // 16 panels of 16 each); job ob writes out[o, k] = parts[0, ob, k, o %
-    # 16] + parts[1, ob, k, o % 16] + ... (in that order, as NumPy's sum over the first axis) for
-    # the filters o of panel ob (group ob // (O16 // 16)) and every tap k; out: flat (out_ch,
-    # taps).  The other threads' panels are first added into thread 0's (in place: ``parts`` is
-    # scratch), which is then read in order and written to its 16 rows in order (NumPy's
-    # transposed copy of a 512 x 4608 gradient, whose reads or writes go to a new page every
-    # value, took 14 ms, 6x this kernel; adding the threads' values inside that loop ran 8x slower).
-    # span 2: a panel's lanes 2j and 2j + 1 are filter j's sums at two positions (the pairs'
-    # kernel), added (even + odd) after the threads' sums
-    count = parts.shape[0] // part
-    taps = out.shape[0] // out_ch
-    half = COLS // span  # (filters a panel)
-    per = (group_ch * span + COLS - 1) // COLS  # (panels a group)
-    for job in range(np.uint64(first_job), np.uint64(last_job)):
-        ob = np.int64(job)
-        o0 = ob // per * group_ch + ob % per * half
-        n = min(half, group_ch - ob % per * half)
-        panel = ob * rows * COLS
-        for t in range(1, count):
-            for i in range(panel, panel + taps * COLS):
-                parts[i] += parts[t * part + i]
-        if span == 2:
-            for k in range(taps):
-                at = panel + k * COLS
-                for lane in range(n):
-                    out[(o0 + lane) * taps + k] = parts[at + 2 * lane] + parts[at + 2 * lane + 1]
-        elif n == COLS:  # (a constant count of lanes: with ``n`` for every panel, 512 x 4608 took 3.7 ms, not 2.8)
-            for k in range(taps):
-                at = panel + k * COLS
-                for lane in range(COLS):
-                    out[(o0 + lane) * taps + k] = parts[at + lane]
-        else:
-            for k in range(taps):
-                at = panel + k * COLS
-                for lane in range(n):
-                    out[(o0 + lane) * taps + k] = parts[at + lane]
-
-
-def _grad_w_plan(seg: np.ndarray, segf: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int
-                 ) -> tuple[int, float, np.ndarray]:
-    """``(most taps of a class, products of positions by taps, tap rows)`` of :func:`taps_grad_w`
-    for these tables: its tap rows are ``tapmap`` with the padding taps (-1) sent to the scratch
-    row ``taps``."""
-    rowmap = np.where(tapmap < 0, taps, tapmap)
-    rowmap.flags.writeable = False
-    return int(np.diff(dstart).max(initial=0)), float(np.dot(np.diff(seg), np.diff(dstart)[segf])), rowmap
 
 
 def starts(lengths: Sequence[int]) -> np.ndarray:
@@ -634,43 +416,3 @@ def _pack_plan(flats: Sequence[Sequence[int]], per_tap: int) -> tuple[np.ndarray
     flat = np.concatenate(flats, dtype=np.int64) if len(flats) else np.zeros(0, np.int64)
     flat.flags.writeable = False
     return ostart, flat, starts([len(f) for f in flats])
-
-
-def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarray, seg: np.ndarray,
-                segf: np.ndarray, delta: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int,
-                filters: int | None = None, groups: int = 1, gsrc: int = 0, span: int = 1) -> np.ndarray:
-    """``(O, taps)``: the sums of :func:`_taps_grad_w` over its threads and then over its tail
-    runs (:data:`GRAD_W_TAIL`), in that fixed order, transposed, for the positions ``pos`` in
-    segments of one class each and the classes' taps (``tapmap``: each tap's index among the
-    weight's ``taps``, -1 for padding; ``g``: ``(N, O_all, P)`` float32, C-contiguous, position
-    ``p``'s value of filter ``o`` at ``goff[p] + o*P``; ``O``: ``filters``, or ``O_all``).  With
-    ``groups``, ``filters`` is a group's and ``O`` is ``groups * filters``: group ``k``'s filters
-    ``k * filters ..`` read ``src`` ``k * gsrc`` values further on, in one call (a call per group
-    cost a hand-off between the threads each).  ``span`` 2: panels of 8 filters at 2 positions
-    (:func:`_make_taps_grad_w`; ``pos``, ``goff``, ``seg``, ``segf``: the pairs', from
-    :func:`split_segments`)."""
-    threads = numba.config.NUMBA_NUM_THREADS
-    out_ch, npos = (g.shape[1] if filters is None else filters), g.shape[2]
-    width = -(-out_ch * span // COLS) * COLS
-    bufs = np.empty((threads, GRAD_W_JOB * width), np.float32)
-    runs = -(-pos.shape[0] // GRAD_W_JOB)
-    # few runs of positions: the taps shared out too, a share per thread (each thread then adds
-    # up its own taps over every position, and copies every position's gradient); many: the last
-    # runs go to whichever thread is free, each into sums of its own (see GRAD_W_TAIL)
-    most_taps, products, rowmap = _memo((seg, segf, dstart, tapmap), (taps,),
-                                       functools.partial(_grad_w_plan, seg, segf, dstart, tapmap, taps))
-    tap_jobs = 1 if runs * groups >= GRAD_W_TAP_SPLIT * threads else max(1, min(threads, most_taps // ROWS))
-    jobs = runs * tap_jobs * groups
-    tail = min(GRAD_W_TAIL, runs * groups // 5) if tap_jobs == 1 and threads > 1 else 0
-    rows = taps + 1  # (the padding taps' scratch row last)
-    parts = np.zeros((threads + tail, groups * rows * width), np.float32)
-    kernel = _taps_grad_w if span == 1 else _taps_grad_w_pairs()
-    _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
-                      *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
-                      _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
-                      GRAD_W_PANELS and _numba_simd.WIDE, read_only(src), work=products * out_ch * groups * span,
-                      tail=tail)
-    out = np.empty((groups * out_ch, taps), np.float32)
-    _backend.run_jobs(_parts_transposed, groups * width // COLS, parts.reshape(-1), parts.shape[1], rows,
-                      groups * out_ch, out_ch, span, out.reshape(-1), work=parts.size, min_work=PARTS_MIN_WORK)
-    return out

@@ -84,7 +84,7 @@ SMALL_SEGMENT = 48
 
 def split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
                    ) -> tuple[tuple | None, tuple | None]:
-    """``(paired, rest)``: the segments of :func:`cnnlab.functional._numba_implicit.taps_grad_w`
+    """``(paired, rest)``: the segments of :func:`cnnlab.functional._numba_implicit_grad_w.taps_grad_w`
     split as :func:`split_pairs` splits the forward's phases (pairs in both the input and the
     upstream gradient; a segment's positions that pair in one kind, those left single in the
     other), each ``(pos, goff, seg, segf)`` (the paired ones' ``pos``, ``goff`` the first position
