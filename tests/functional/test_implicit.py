@@ -32,8 +32,8 @@ CASES = [
     ((2, 4, 12, 13), (16, 4, 3, 3), (2, 3), (1, 2), (2, 1), 1),  # strided and dilated
     ((2, 9, 9, 8), (8, 9, 3, 3), 2, 1, 1, 1),  # 9 channels: the input gradient implicit by rule too
     ((2, 16, 7, 6), (16, 8, 3, 3), 1, 1, 1, 2),  # groups of 8 channels and 8 filters
-    ((2, 40, 6, 5), (20, 40, 3, 3), 1, 1, 1, 1),  # 360 taps: the forward in chunks (TAP_CHUNK)
-    ((2, 8, 7, 6), (80, 8, 3, 3), 2, 1, 1, 1),  # the input gradient's 4-tap phase in chunks, the others whole
+    ((2, 120, 6, 5), (20, 120, 3, 3), 1, 1, 1, 1),  # 1,080 taps: the forward in chunks (TAP_CHUNK)
+    ((2, 8, 7, 6), (260, 8, 3, 3), 2, 1, 1, 1),  # the input gradient's 4-tap phase in chunks (1,040 taps)
 ]
 
 

@@ -82,11 +82,18 @@ from cnnlab.functional._numba_simd import (
 JOB_BLOCKS = 8
 # Taps per chunk of the forward (the taps are split into equal chunks of at most this many): a job
 # runs all its blocks through one chunk before the next, so that the chunk's packed weights (64
-# bytes a tap per 16 filters) stay in the L1 cache.  The sums are added in the same order.
-# Measured on one core, kernels alone, GFLOP/s without chunks / 256 / 384 / 512: N16 C64 56x56 ->
-# 64 k3 (576 taps) 65.8 / 77.6 / 75.7 / 74.3; N8 C256 14x14 -> 256 71.5 / 76.5 / 77.7 / 77.5; N8
-# C512 7x7 -> 512 51.9 / 57.7 / 58.8 / 59.8; the 14x14 layer (288 taps) 71.2 / 71.0 / 71.8 / 71.3.
-TAP_CHUNK = 256
+# bytes a tap per 16 filters) stay in a cache, the blocks' sums waiting in ``acc`` between chunks.
+# The sums are added in the same order.  Chunks of 256 taps (L1-sized, measured on an earlier
+# machine: N16 C64 56x56 -> 64 k3 65.8 GFLOP/s without chunks, 77.6 with) cost 4-11% on this Zen 4
+# (32 KiB L1, 1 MiB L2 a core, whose L2 keeps up with the 128 bytes of weights per 24
+# multiply-adds).  Forward / input gradient, 2 threads, one process, chunks of 256 / 512 / 1024 /
+# none (ms): the issue's layer N32 C16 24x24 -> 32 k5 p2 3.54 / 3.27 / 3.28 / - and 3.55 / 3.42 /
+# 3.42 / -; N64 C32 14x14 -> 64 3.79 / 3.59 / 3.58 / - and 3.45 / 3.30 / 3.25 / -; N8 C256
+# 14x14 -> 256 11.2 / 10.5 / 10.4 / 10.6 and 10.9 / 10.5 / 10.1 / 10.6; N16 C64 56x56 -> 64 22.1 /
+# 21.1 / 20.2 / 21.5 and 21.9 / 20.9 / 20.0 / 21.2; N8 C128 14x14 -> 512 k5 30.0 / 28.8 / 27.1 /
+# 25.9 and 32.5 / 30.5 / 29.3 / 27.5; on one thread, 256 / 1024: 5.08 -> 4.87, 40.8 -> 38.6, 60.4
+# -> 53.8 (forward).
+TAP_CHUNK = 1024
 # Whether, with the wide block (AVX-512), a pair of blocks runs two panels of 16 filters at once
 # (12 x 32 sums in 24 registers, :func:`_two_panels`) where a group has more than 16 filters: each
 # input is read once per two panels, and a block's fixed costs (its positions, sums and stores) are
