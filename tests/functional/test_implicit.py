@@ -222,7 +222,7 @@ def test_staged_stores_for_planes_of_4_kb(compiled, monkeypatch):
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", [
     ((3, 4, 7, 9), (5, 4, 3, 3), 1, 0, 1, 1),
     ((2, 6, 11, 10), (18, 6, 3, 3), 1, ((2, 0), (1, 3)), (2, 1), 1),
-    ((5, 8, 16, 14), (20, 8, 3, 3), 1, 1, 1, 1),  # 1,120 positions: 5 runs of GRAD_W_JOB
+    ((5, 8, 16, 14), (20, 8, 3, 3), 1, 1, 1, 1),  # 1,120 positions: 3 runs of GRAD_W_JOB
     ((2, 6, 9, 8), (12, 2, 3, 3), 1, 1, 1, 3),
 ])
 def test_weight_gradient_jobs_split_positions_or_taps(compiled, monkeypatch, xs, ws, stride, padding, dilation,
@@ -251,8 +251,8 @@ def test_weight_gradient_tail_runs_keep_their_own_sums(compiled, monkeypatch, ta
     from cnnlab.functional import _numba_implicit_grad_w as nw
 
     monkeypatch.setattr(nw, "GRAD_W_TAIL", tail)
-    x, w, b = _inputs((10, 8, 24, 22), (20, 8, 3, 3), seed=12)  # 5,280 positions: 21 runs
-    g = np.random.default_rng(4).uniform(-1, 1, (10, 20, 24, 22)).astype(np.float32)
+    x, w, b = _inputs((20, 8, 24, 22), (20, 8, 3, 3), seed=12)  # 10,560 positions: 21 runs
+    g = np.random.default_rng(4).uniform(-1, 1, (20, 20, 24, 22)).astype(np.float32)
     kw = {"padding": 1, "method": "implicit"}
     first = F.conv_backward(g, x, w, b, **kw)[1]
     for _ in range(5):
@@ -273,8 +273,8 @@ def test_weight_gradient_tail_sums_do_not_depend_on_the_thread(compiled, monkeyp
     if _backend.get_num_threads() < 2:
         pytest.skip("needs two threads")
     monkeypatch.setattr(nw, "GRAD_W_TAIL", 4)
-    x, w, b = _inputs((10, 8, 24, 22), (20, 8, 3, 3), seed=13)  # 21 runs, the last 4 shared
-    g = np.random.default_rng(5).uniform(-1, 1, (10, 20, 24, 22)).astype(np.float32)
+    x, w, b = _inputs((20, 8, 24, 22), (20, 8, 3, 3), seed=13)  # 21 runs, the last 4 shared
+    g = np.random.default_rng(5).uniform(-1, 1, (20, 20, 24, 22)).astype(np.float32)
     real = nw._taps_grad_w
     results = []
     for held in (0, 1):

@@ -35,9 +35,16 @@ from cnnlab.functional._numba_simd import wfma_span_blocks, wfma_span_rows, wloa
 # the issue's layer 3.97 -> 3.82, 3.95 -> 3.83; N64 C32 14x14 -> 64 5.26 -> 4.95; N8 C128 14x14 ->
 # 512 k5 38.6 -> 36.1; N64 C256 8x8 -> 64 k7 52.0 -> 44.4; N32 C32 16x16 -> 64 3.51 -> 3.38.
 GRAD_W_PANELS = True
-# Positions per job of the weight gradient (its slice of the upstream gradient, 16 KiB per 16
-# filters, stays in the L1 cache while the job's 6-tap blocks read it).
-GRAD_W_JOB = 256
+# Positions per job of the weight gradient: its slice of the upstream gradient (32 KiB per 16
+# filters) is read by every block of taps of the job, and the thread's partial sums are read and
+# written once per job.  256 (16 KiB, sized for the L1 cache) cost 3-8% on this Zen 4, whose L2
+# keeps up.  Weight gradient, 2 threads, one process, 256 / 512 / 1024 positions (ms): the issue's
+# layer N32 C16 24x24 -> 32 k5 p2 3.38 / 3.18 / 3.15 and 3.09 / 3.00 / 2.98; N64 C32 14x14 -> 64
+# 3.69 / 3.52 / 3.38; N8 C128 14x14 -> 512 k5 34.7 / 31.9 / 32.1; N16 C64 56x56 -> 64 21.4 / 20.7 /
+# 20.5; the stride-2 layer 2.71 / 2.61 / 2.55; small layers, whose runs of 1024 are too few to share
+# out (the taps shared instead): N8 C32 16x16 -> 64 0.93 / 0.97 / 1.02, N2 C64 28x28 -> 64 1.21 /
+# 1.17 / 1.18, N4 C128 14x14 -> 128 1.99 / 2.00 / 2.04, LeNet-5's second layer 0.52 / 0.50 / 0.52.
+GRAD_W_JOB = 512
 # Runs of GRAD_W_JOB positions per thread below which the weight gradient's jobs share out the
 # taps as well (with one run, N1 C256 14x14 -> 256 k3, it ran on one thread).
 GRAD_W_TAP_SPLIT = 4
