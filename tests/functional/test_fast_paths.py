@@ -353,6 +353,7 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
     # the same loops over the same values, so forward and both gradients are equal to the bit
     from cnnlab.functional import _conv_kernels as ck
     from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
     rng = np.random.default_rng(width)
     x = rng.integers(-20, 20, (3, 4, 7, 9)).astype(dtype)
@@ -369,7 +370,7 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
         gx, gw = ck.backward(g, saved)
         xp = np.pad(x, ((0, 0), (0, 0), *pads))
         ey = nd.direct_forward(xp, w, s2, d2, 4, y.shape[2:])
-        egw = nd.direct_grad_w(xp, g, w.shape, s2, d2, 4)
+        egw = ndw.direct_grad_w(xp, g, w.shape, s2, d2, 4)
         egx = nd.direct_grad_x(g, w, xp.shape, s2, d2, 4)[:, :, pads[0][0]:pads[0][0] + 7, pads[1][0]:pads[1][0] + 9]
     finally:
         _backend.set_backend(previous)
@@ -467,9 +468,9 @@ def test_direct_weight_gradient_rows_and_flat_match_the_loop_reference(flat_byte
     # left out) where its sums fit FLAT_GRAD_W_BYTES, the row kernel otherwise; an infinite input
     # in the last column and a NaN upstream gradient in the last cell reach only the weights that
     # the definition gives them
-    from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
-    monkeypatch.setattr(nd, "FLAT_GRAD_W_BYTES", flat_bytes)
+    monkeypatch.setattr(ndw, "FLAT_GRAD_W_BYTES", flat_bytes)
     rng = np.random.default_rng(sum(xs) + sum(ws))
     s2, pads, d2 = _reference_geometry(1, padding if isinstance(padding, tuple) else (padding, padding), dilation)
     kw = {"padding": padding, "dilation": dilation, "groups": groups, "method": "direct"}

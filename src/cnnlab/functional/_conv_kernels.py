@@ -611,13 +611,14 @@ def _direct_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool
     # (when the backend still allows them), and the gradient they give is already ``x``'s
     if _direct_compiled(xp, weight, out) and (not saved.pads or _direct_buffered(weight.shape, groups, saved.pads)):
         from cnnlab.functional import _numba_direct as nd
+        from cnnlab.functional import _numba_direct_grad_w as ndw
 
         x2, _, s2, d2 = _as_2d(xp, weight.shape[2:], stride, dilation)
         w2 = weight if n == 2 else weight[:, :, None, :]
         g2 = grad_out if n == 2 else grad_out[:, :, None, :]
         g2 = np.ascontiguousarray(g2)
         p2 = _pads2(saved.pads, n)
-        grad_w = nd.direct_grad_w(x2, g2, w2.shape, s2, d2, groups, p2).reshape(weight.shape) if needs[1] else None
+        grad_w = ndw.direct_grad_w(x2, g2, w2.shape, s2, d2, groups, p2).reshape(weight.shape) if needs[1] else None
         grad_xp = nd.direct_grad_x(g2, w2, x2.shape, s2, d2, groups, p2).reshape(xp.shape) if needs[0] else None
         return grad_xp, grad_w
     pads = saved.pads
