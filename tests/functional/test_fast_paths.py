@@ -351,6 +351,7 @@ def test_compiled_paths_with_padding_match_the_loop_reference(xs, ws, stride, pa
 def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride, dilation, padding, dtype):
     # depthwise problems pad each plane in a buffer of the thread instead of taking a padded copy:
     # the same loops over the same values, so forward and both gradients are equal to the bit
+    from cnnlab.functional import _conv_backward_kernels as cb
     from cnnlab.functional import _conv_kernels as ck
     from cnnlab.functional import _numba_direct as nd
     from cnnlab.functional import _numba_direct_grad_w as ndw
@@ -367,7 +368,7 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
         y, saved = ck.forward(x, w, s2, d2, 4, "direct", save=True, pads=pads)
         assert saved.xp is x and saved.crop is None  # no padded copy was made
         g = rng.integers(-20, 20, y.shape).astype(dtype)
-        gx, gw = ck.backward(g, saved)
+        gx, gw = cb.backward(g, saved)
         xp = np.pad(x, ((0, 0), (0, 0), *pads))
         ey = nd.direct_forward(xp, w, s2, d2, 4, y.shape[2:])
         egw = ndw.direct_grad_w(xp, g, w.shape, s2, d2, 4)
@@ -550,7 +551,7 @@ def test_1x1_layers_take_the_column_matrix_below_the_positions_floor(spatial, me
     """A 1x1 layer with fewer than ``_pointwise.MIN_POSITIONS`` output positions per sample takes the
     column matrix (one large product), from it the batched products; both give the loop
     reference's values and gradients."""
-    from cnnlab.functional import _conv_kernels
+    from cnnlab.functional import _conv_backward_kernels, _conv_kernels
 
     assert _pointwise.MIN_POSITIONS == 256  # (the spatial sizes above straddle it)
     rng = np.random.default_rng(sum(spatial))
@@ -560,6 +561,6 @@ def test_1x1_layers_take_the_column_matrix_below_the_positions_floor(spatial, me
     assert saved.method == method
     np.testing.assert_allclose(y, _naive.naive_conv(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1), rtol=1e-12)
     g = rng.standard_normal(y.shape)
-    grad_x, grad_w = _conv_kernels.backward(g, saved)
+    grad_x, grad_w = _conv_backward_kernels.backward(g, saved)
     np.testing.assert_allclose(grad_x, np.einsum("bohw,oc->bchw", g, w[:, :, 0, 0]), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(grad_w[:, :, 0, 0], np.einsum("bohw,bchw->oc", g, x), rtol=1e-10, atol=1e-12)
