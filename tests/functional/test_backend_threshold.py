@@ -36,14 +36,16 @@ CHILD = """
 import json, numpy as np
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _numba_correlate, _numba_direct, _numba_kernels, _numba_norm, _numba_pool
+from cnnlab.functional import _numba_correlate, _numba_direct, _numba_direct_grad_w, _numba_kernels, _numba_norm
+from cnnlab.functional import _numba_pool
 I = np.array([[1, 0, 2], [3, 1, 0], [0, 0, 4]]); K = np.array([[1, 0], [0, 1]])
 c = F.correlate(I, K)
 y = F.max_pool2d(F.relu(F.conv2d(I[None, None], K[None, None])), 2, 1)
 x = Tensor(np.ones((2, 1, 6, 6)), requires_grad=True)
 F.relu(F.batch_norm(F.conv2d(x, Tensor(np.ones((2, 1, 3, 3)))), None, None, training=True)).sum().backward()
 from cnnlab.functional import _backend
-compiled = _backend.compiled_kernels(_numba_kernels, _numba_direct, _numba_norm, _numba_pool, _numba_correlate)
+compiled = _backend.compiled_kernels(_numba_kernels, _numba_direct, _numba_direct_grad_w, _numba_norm, _numba_pool,
+                                     _numba_correlate)
 print(json.dumps({"c": c.tolist(), "pool": y.tolist(), "compiled": compiled}))
 """
 

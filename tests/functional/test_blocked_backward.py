@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _conv_kernels, _naive
+from cnnlab.functional import _backend, _conv_backward_kernels, _conv_kernels, _naive
 from tests.functional.spies import spied
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
@@ -79,7 +79,7 @@ def test_blocked_gradients_match_the_loop_reference(xs, ws, padding, dilation, m
 
     # the blocked kernels ran: the weight gradient always, the input gradient from 2 input channels
     assert calls["grad_w"] == 3
-    assert calls["grad_x"] == (3 if ws[1] >= _conv_kernels.BLOCKED_MIN_CHANNELS_X else 0)
+    assert calls["grad_x"] == (3 if ws[1] >= _conv_backward_kernels.BLOCKED_MIN_CHANNELS_X else 0)
 
 
 def test_one_input_channel_takes_the_direct_input_gradient(monkeypatch):
@@ -125,7 +125,7 @@ def test_the_automatic_rule_gives_first_layers_the_blocked_gradients(monkeypatch
     try:
         y, saved = _conv_kernels.forward(x, w, (1, 1), (1, 1), 1, save=True, pads=((1, 1), (1, 1)))
         g = rng.standard_normal(y.shape)
-        gx, gw = _conv_kernels.backward(g, saved, (False, True))
+        gx, gw = _conv_backward_kernels.backward(g, saved, (False, True))
     finally:
         _backend.set_backend(previous)
     assert (saved.method, saved.backward) == ("direct", "direct")

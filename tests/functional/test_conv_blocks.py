@@ -10,7 +10,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _backend, _blas, _conv_kernels, _naive, _pointwise
+from cnnlab.functional import _backend, _blas, _conv_backward_kernels, _conv_kernels, _naive, _pointwise
 
 CASES = [
     # x shape, weight shape, stride, padding, dilation, groups
@@ -85,7 +85,7 @@ def test_gemm_weight_gradient_either_layout_matches_loop_reference(monkeypatch, 
     """The weight gradient ``G @ cols.T``, multiplied as it stands or as ``(cols @ G.T).T`` (the
     threshold :data:`GRAD_W_AS_IS_BYTES` forced either way), blocked or whole: the loop
     reference's values (integers exactly), in the input's dtype."""
-    monkeypatch.setattr(_conv_kernels, "GRAD_W_AS_IS_BYTES", as_is_bytes)
+    monkeypatch.setattr(_conv_backward_kernels, "GRAD_W_AS_IS_BYTES", as_is_bytes)
     xs, ws, stride, pads, dilation, groups = case
     rng = np.random.default_rng(14)
     x, w = rng.integers(-9, 9, xs).astype(dtype), rng.integers(-9, 9, ws).astype(dtype)
@@ -140,7 +140,7 @@ def test_blocked_and_whole_backward_agree_on_dtype(monkeypatch, case):
         monkeypatch.setattr(_conv_kernels, "BLOCK_BYTES", block_bytes)
         y, saved = _conv_kernels.forward(xp, w, stride, dilation, groups, method="gemm", save=True)
         assert (saved.cols is None) == (block_bytes == 8)
-        results.append(_conv_kernels.backward(np.ones(y.shape, np.float32), saved))
+        results.append(_conv_backward_kernels.backward(np.ones(y.shape, np.float32), saved))
     (gx_blocks, gw_blocks), (gx_whole, gw_whole) = results
     assert gx_blocks.dtype == gx_whole.dtype and gw_blocks.dtype == gw_whole.dtype
     np.testing.assert_allclose(gx_blocks, gx_whole, rtol=1e-12, atol=1e-12)
@@ -157,7 +157,7 @@ def test_pointwise_path_keeps_the_input_and_the_gradient_dtypes(groups, monkeypa
     y, saved = _conv_kernels.forward(x, w, (1, 1), (1, 1), groups, method="gemm", save=True)
     assert saved.method == "pointwise" and saved.cols is None and saved.xp is x
     g = rng.standard_normal(y.shape).astype(np.float32)
-    gx, gw = _conv_kernels.backward(g, saved)
+    gx, gw = _conv_backward_kernels.backward(g, saved)
     assert gx.dtype == np.float64 and gw.dtype == np.float64
     ref = _naive.naive_conv_backward(g.astype(np.float64), x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), groups)
     np.testing.assert_allclose(gx, ref[0], rtol=1e-12, atol=1e-12)
@@ -255,7 +255,7 @@ def test_direct_forward_picks_its_backward_and_every_route_agrees(xs, ws, groups
         g = rng.standard_normal((xs[0], ws[0], *auto.out))
         ref = _naive.naive_conv_backward(g, xp, w, stride, ((0, 0), (0, 0)), (1, 1), groups)
         for saved in (auto, pinned):
-            gx, gw = _conv_kernels.backward(g, saved)
+            gx, gw = _conv_backward_kernels.backward(g, saved)
             np.testing.assert_allclose(gx, ref[0], rtol=1e-10, atol=1e-10)
             np.testing.assert_allclose(gw, ref[1], rtol=1e-10, atol=1e-10)
     finally:

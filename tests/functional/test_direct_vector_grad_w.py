@@ -1,8 +1,9 @@
 """The float32 weight gradient of the direct kernels with its sums in vector registers
-(``functional/_numba_direct.py``: ``_grad_w_vectors``) against the loop reference: taps in groups
-of nine or three (the last group overlapping), strides through the phase planes, dilations,
-paddings, grouped and depthwise layers, rows shorter and longer than a vector, batches split in
-chunks; and the way back to the other kernels where a sum comes out not finite."""
+(``functional/_numba_direct_grad_w.py``: ``_grad_w_vectors``) against the loop reference: taps
+in groups of nine or three (the last group overlapping), strides through the phase planes,
+dilations, paddings, grouped and depthwise layers, rows shorter and longer than a vector,
+batches split in chunks; and the way back to the other kernels where a sum comes out not
+finite."""
 
 from __future__ import annotations
 
@@ -66,9 +67,9 @@ def _reference(g, x, w, kw):
 
 @pytest.mark.parametrize(("xs", "ws", "stride", "padding", "dilation", "groups"), CASES)
 def test_vector_weight_gradient_matches_the_loop_reference(xs, ws, stride, padding, dilation, groups, monkeypatch):
-    from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
-    calls = spied(monkeypatch, nd, "_vector_grad_w")
+    calls = spied(monkeypatch, ndw, "_vector_grad_w")
     x, w, g, kw = _problem(xs, ws, stride, padding, dilation, groups, sum(xs) + sum(ws))
     gw = _grads(g, x, w, kw)
     assert calls["_vector_grad_w"] == 1
@@ -101,9 +102,9 @@ def test_a_sum_that_is_not_finite_is_recomputed_by_the_other_kernels(where, monk
     # an infinite input in a row's last column: the zeros past each row of g's copy meet it at
     # taps that the definition never pairs with it (inf * 0 = nan there); a NaN upstream gradient
     # reaches only its own filter's weights
-    from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
-    calls = spied(monkeypatch, nd, "_vector_grad_w")
+    calls = spied(monkeypatch, ndw, "_vector_grad_w")
     x, w, g, kw = _problem((3, 4, 9, 11), (4, 1, 3, 3), 1, 1, 1, 4, 11)
     if where == "input":
         x[1, 2, 4, -1] = np.inf
@@ -120,9 +121,9 @@ def test_a_sum_that_is_not_finite_is_recomputed_by_the_other_kernels(where, monk
 
 
 def test_narrow_kernels_and_other_dtypes_keep_the_scalar_kernels(monkeypatch):
-    from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
-    calls = spied(monkeypatch, nd, "_vector_grad_w")
+    calls = spied(monkeypatch, ndw, "_vector_grad_w")
     x, w, g, kw = _problem((2, 3, 7, 8), (3, 1, 1, 2), 1, 1, 1, 3, 5)  # two taps
     np.testing.assert_allclose(_grads(g, x, w, kw), _reference(g, x, w, kw), rtol=1e-5, atol=1e-4)
     x, w, g, kw = _problem((2, 3, 7, 8), (3, 1, 3, 3), 1, 1, 1, 3, 5)
@@ -135,11 +136,11 @@ def test_narrow_kernels_and_other_dtypes_keep_the_scalar_kernels(monkeypatch):
 def test_fewer_chunks_where_the_partial_sums_would_be_large(monkeypatch):
     # the chunks of samples shrink to keep their partial sums under VECTOR_PARTS_VALUES (one chunk
     # here): the same sums in another grouping, against the reference
-    from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
     x, w, g, kw = _problem((12, 6, 9, 10), (6, 1, 3, 3), 1, 1, 1, 6, 13)
-    monkeypatch.setattr(nd, "VECTOR_PARTS_VALUES", 6 * 9)
-    calls = spied(monkeypatch, nd, "_vector_grad_w")
+    monkeypatch.setattr(ndw, "VECTOR_PARTS_VALUES", 6 * 9)
+    calls = spied(monkeypatch, ndw, "_vector_grad_w")
     gw = _grads(g, x, w, kw)
     assert calls["_vector_grad_w"] == 1
     np.testing.assert_allclose(gw, _reference(g, x, w, kw), rtol=1e-5, atol=2e-5 * np.sqrt(g[:, :1].size))

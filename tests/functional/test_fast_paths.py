@@ -351,8 +351,10 @@ def test_compiled_paths_with_padding_match_the_loop_reference(xs, ws, stride, pa
 def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride, dilation, padding, dtype):
     # depthwise problems pad each plane in a buffer of the thread instead of taking a padded copy:
     # the same loops over the same values, so forward and both gradients are equal to the bit
+    from cnnlab.functional import _conv_backward_kernels as cb
     from cnnlab.functional import _conv_kernels as ck
     from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
     rng = np.random.default_rng(width)
     x = rng.integers(-20, 20, (3, 4, 7, 9)).astype(dtype)
@@ -366,10 +368,10 @@ def test_buffered_direct_kernels_equal_the_padded_copy_to_the_bit(width, stride,
         y, saved = ck.forward(x, w, s2, d2, 4, "direct", save=True, pads=pads)
         assert saved.xp is x and saved.crop is None  # no padded copy was made
         g = rng.integers(-20, 20, y.shape).astype(dtype)
-        gx, gw = ck.backward(g, saved)
+        gx, gw = cb.backward(g, saved)
         xp = np.pad(x, ((0, 0), (0, 0), *pads))
         ey = nd.direct_forward(xp, w, s2, d2, 4, y.shape[2:])
-        egw = nd.direct_grad_w(xp, g, w.shape, s2, d2, 4)
+        egw = ndw.direct_grad_w(xp, g, w.shape, s2, d2, 4)
         egx = nd.direct_grad_x(g, w, xp.shape, s2, d2, 4)[:, :, pads[0][0]:pads[0][0] + 7, pads[1][0]:pads[1][0] + 9]
     finally:
         _backend.set_backend(previous)
@@ -467,9 +469,9 @@ def test_direct_weight_gradient_rows_and_flat_match_the_loop_reference(flat_byte
     # left out) where its sums fit FLAT_GRAD_W_BYTES, the row kernel otherwise; an infinite input
     # in the last column and a NaN upstream gradient in the last cell reach only the weights that
     # the definition gives them
-    from cnnlab.functional import _numba_direct as nd
+    from cnnlab.functional import _numba_direct_grad_w as ndw
 
-    monkeypatch.setattr(nd, "FLAT_GRAD_W_BYTES", flat_bytes)
+    monkeypatch.setattr(ndw, "FLAT_GRAD_W_BYTES", flat_bytes)
     rng = np.random.default_rng(sum(xs) + sum(ws))
     s2, pads, d2 = _reference_geometry(1, padding if isinstance(padding, tuple) else (padding, padding), dilation)
     kw = {"padding": padding, "dilation": dilation, "groups": groups, "method": "direct"}
@@ -549,7 +551,7 @@ def test_1x1_layers_take_the_column_matrix_below_the_positions_floor(spatial, me
     """A 1x1 layer with fewer than ``_pointwise.MIN_POSITIONS`` output positions per sample takes the
     column matrix (one large product), from it the batched products; both give the loop
     reference's values and gradients."""
-    from cnnlab.functional import _conv_kernels
+    from cnnlab.functional import _conv_backward_kernels, _conv_kernels
 
     assert _pointwise.MIN_POSITIONS == 256  # (the spatial sizes above straddle it)
     rng = np.random.default_rng(sum(spatial))
@@ -559,6 +561,6 @@ def test_1x1_layers_take_the_column_matrix_below_the_positions_floor(spatial, me
     assert saved.method == method
     np.testing.assert_allclose(y, _naive.naive_conv(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1), rtol=1e-12)
     g = rng.standard_normal(y.shape)
-    grad_x, grad_w = _conv_kernels.backward(g, saved)
+    grad_x, grad_w = _conv_backward_kernels.backward(g, saved)
     np.testing.assert_allclose(grad_x, np.einsum("bohw,oc->bchw", g, w[:, :, 0, 0]), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(grad_w[:, :, 0, 0], np.einsum("bohw,bchw->oc", g, x), rtol=1e-10, atol=1e-12)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _conv_kernels, _implicit, _naive
+from cnnlab.functional import _backend, _conv_backward_kernels, _conv_kernels, _implicit, _naive
 from cnnlab.functional._args import ntuple, padding_pairs
 from tests.functional.spies import spied
 
@@ -751,12 +751,12 @@ def test_other_dtypes_take_the_gemm_path(compiled, monkeypatch, dtype):
 
 
 def test_float64_upstream_gradient_takes_the_gemm_path(compiled):
-    """A float32 forward whose backward gets a float64 gradient (kernels.backward directly)."""
+    """A float32 forward whose backward gets a float64 gradient (_conv_backward_kernels.backward directly)."""
     x, w, _ = _inputs((2, 5, 7, 6), (18, 5, 3, 3), seed=11)
     y, saved = _conv_kernels.forward(x, w, (1, 1), (1, 1), 1, "implicit", save=True, pads=((1, 1), (1, 1)))
     assert saved.method == "implicit"
     g = np.random.default_rng(2).uniform(-1, 1, y.shape)
-    gx, gw = _conv_kernels.backward(g, saved)
+    gx, gw = _conv_backward_kernels.backward(g, saved)
     rx, rw = _naive.naive_conv_backward(g, x.astype(np.float64), w.astype(np.float64), (1, 1),
                                         ((1, 1), (1, 1)), (1, 1), 1)[:2]
     assert gx.shape == x.shape

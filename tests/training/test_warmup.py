@@ -34,7 +34,8 @@ import cnnlab
 from cnnlab import optim
 from cnnlab.autograd import Tensor, no_grad
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _numba_correlate, _numba_direct, _numba_kernels, _numba_norm, _numba_pool
+from cnnlab.functional import _backend, _numba_correlate, _numba_direct, _numba_direct_grad_w, _numba_kernels
+from cnnlab.functional import _numba_norm, _numba_pool
 from cnnlab.training.models import build_model
 
 spec = json.loads(sys.argv[1])
@@ -48,7 +49,7 @@ opt.step()
 model.eval()
 with no_grad():
     model(Tensor(rng.standard_normal((spec["eval_batch_size"], *spec["input_shape"])).astype(np.float32)))
-modules = (_numba_correlate, _numba_direct, _numba_kernels, _numba_norm, _numba_pool)
+modules = (_numba_correlate, _numba_direct, _numba_direct_grad_w, _numba_kernels, _numba_norm, _numba_pool)
 found = [d for m in modules for d in vars(m).values() if hasattr(d, "signatures")] + _backend._made_kernels
 stats = {}
 for d in found:

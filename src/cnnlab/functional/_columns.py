@@ -1,6 +1,7 @@
-"""The column matrix of the GEMM convolutions (:mod:`cnnlab.functional._conv_kernels`), in the
-channel-major layout ``cols[c*K + t, b*P + p] = xp[b, c, p*stride + t*dilation]`` of shape
-``(C*K, N*P)``, and its adjoint; and the shape helpers both modules use.
+"""The column matrix of the GEMM convolutions (:mod:`cnnlab.functional._conv_kernels`, their
+backward :mod:`cnnlab.functional._conv_backward_kernels`), in the channel-major layout
+``cols[c*K + t, b*P + p] = xp[b, c, p*stride + t*dilation]`` of shape ``(C*K, N*P)``, and its
+adjoint; and the shape helpers those modules use.
 
 ``xp`` is the input zero-padded by ``pads`` (``((lo, hi), ...)`` per spatial dim, or None).  The
 compiled kernels (:mod:`cnnlab.functional._numba_kernels`, written for 2-d and 3-d; a 1-d problem
@@ -70,7 +71,7 @@ def im2col_cm(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dila
     out = view.shape[2 : 2 + n]
     order = (1, *range(2 + n, 2 + 2 * n), 0, *range(2, 2 + n))  # (C, *k, N, *out)
     # copied into an array of its own (never a view of the input): a released backward may
-    # overwrite it (see gemm_grad_x)
+    # overwrite it (see _conv_backward_kernels.gemm_grad_x)
     cols = np.empty((channels * int(math.prod(kernel)), batch * int(math.prod(out))), dtype=xp.dtype)
     cols.reshape(channels, *kernel, batch, *out)[...] = view.transpose(order)
     return cols

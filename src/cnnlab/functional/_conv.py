@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnlab.functional import _conv_backward_kernels as backward_kernels
 from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
     PadPairs,
@@ -344,7 +345,7 @@ def _check_grad_out(op: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarra
 #     forward's im2col matrix of xp (C_g*K x N*P, transposed): one GEMM over the whole batch.
 # grad_xp[b, g*C_g + c, q] = sum_{o in g} sum_{p,t : p*s + t*d = q} grad_out[b,o,p] * w[o,c,t]
 #   : a transposed conv of grad_out with the same weight; computed as W.T @ grad_out (one GEMM)
-#     followed by col2im, the adjoint of im2col (see _conv_kernels.backward).
+#     followed by col2im, the adjoint of im2col (see _conv_backward_kernels.backward).
 # grad_x is grad_xp without its padding: zero padding is dropped by the kernels themselves (col2im
 # never writes it), the other modes fold the border back onto the cells it copied (pad_backward).
 # grad_b[o] = sum_{b,p} grad_out[b,o,p].
@@ -423,7 +424,7 @@ def conv_backward_saved(
     kernel = ctx.kernel
     if ctx.x is not None:  # the padded input was dropped after the forward: pad it again
         kernel = kernel._replace(xp=pad(ctx.x, ctx.pads, ctx.padding_mode))
-    grad_xin, grad_w = kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])), release=release)
+    grad_xin, grad_w = backward_kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])), release=release)
     grad_x = None
     if grad_xin is not None:
         grad_x = _input_grad(grad_xin, ctx.x_shape[2:], ctx.pads, ctx.padding_mode)
@@ -469,7 +470,7 @@ def _conv_backward_core(
             weight.shape[0], grad_out.dtype)
     xin, kpads = _kernel_input(x, pads, padding_mode)
     _, saved = kernels.forward(xin, weight, stride, dilation, groups, method, save=True, pads=kpads)
-    grad_xin, grad_w = kernels.backward(grad_out, saved)
+    grad_xin, grad_w = backward_kernels.backward(grad_out, saved)
     grad_x = _input_grad(grad_xin, x.shape[2:], pads, padding_mode)
     grad_b = bias_grad(grad_out)
     return grad_x, grad_w, grad_b

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.functional import _backend, _implicit
+from cnnlab.functional import _conv_backward_kernels as backward_kernels
 from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
     PadPairs,
@@ -171,8 +172,8 @@ def _gemm_scatter(x: np.ndarray, w: np.ndarray, a: _TransposeArgs, shape: tuple[
     step = kernels.chunk(y.shape, w.shape[2:], x.shape[2:], x.dtype.itemsize)
     for start in range(0, batch, step):
         part = x[start:start + step]
-        kernels.gemm_grad_x(kernels.grad_matrix(part, saved), saved, (part.shape[0], *y.shape[1:]),
-                            into=y[start:start + step])
+        backward_kernels.gemm_grad_x(backward_kernels.grad_matrix(part, saved), saved, (part.shape[0], *y.shape[1:]),
+                                     into=y[start:start + step])
     return y
 
 
@@ -282,6 +283,6 @@ def conv_transpose_backward(
     else:
         # one forward on grad_out (its method by the automatic rule) gives grad_x and keeps what grad_w reads
         grad_x, saved = kernels.forward(gc, w, a.stride, a.dilation, a.groups, "auto", save=True, pads=zeros)
-        grad_w = kernels.backward(xb, saved, (False, True))[1]
+        grad_w = backward_kernels.backward(xb, saved, (False, True))[1]
     grad_b = None if a.bias is None else bias_grad(g)
     return (grad_x[0] if a.unbatched else grad_x), grad_w, grad_b

@@ -6,8 +6,10 @@ for :data:`BLOCK` filters or input channels at a time.
 Both gradients are sums over the whole batch.  The GEMM path computes them as two thin products
 (``27 x 65536`` by ``65536 x 32`` for N64 C3 32x32 -> 32 k3), which stream the column matrix and
 a transposed copy of the upstream gradient through memory at about 25 GFLOP/s; the direct kernels
-of :mod:`cnnlab.functional._numba_direct` do one multiply-add per value loaded.  The kernels here
-keep :data:`BLOCK` running sums in registers, so every value loaded feeds :data:`BLOCK` of them:
+of :mod:`cnnlab.functional._numba_direct` (and the weight gradient's of
+:mod:`cnnlab.functional._numba_direct_grad_w`) do one multiply-add per value loaded.  The
+kernels here keep :data:`BLOCK` running sums in registers, so every value loaded feeds
+:data:`BLOCK` of them:
 
 - weight gradient (:func:`grad_w`):
   ``grad_w[o, c, i, j] = sum_{b, a, e} g[b, o, a, e] * xp[b, c, a + i*dh, e + j*dw]``.

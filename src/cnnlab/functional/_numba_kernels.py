@@ -1,6 +1,6 @@
 """Compiled kernels (Numba) for im2col/col2im and ReLU, imported only when Numba is installed and
-the backend allows it (the direct convolution kernels are in :mod:`cnnlab.functional._numba_direct`,
-BatchNorm's in :mod:`cnnlab.functional._numba_norm`).
+the backend allows it (the direct convolution kernels are in :mod:`cnnlab.functional._numba_direct`
+and :mod:`cnnlab.functional._numba_direct_grad_w`, BatchNorm's in :mod:`cnnlab.functional._numba_norm`).
 
 Each kernel is the loop of the definition it speeds up, written with a loop order that reads
 and writes memory in order, and jobs along an outer axis that write disjoint outputs (so no two

@@ -58,12 +58,14 @@ def share(folder: str | os.PathLike[str] | None, wait: bool = True) -> None:
     from cnnlab.functional import (
         _numba_correlate,
         _numba_direct,
+        _numba_direct_grad_w,
         _numba_kernels,
         _numba_norm,
         _numba_pool,
     )
 
-    for dispatcher in _backend.kernels(_numba_correlate, _numba_direct, _numba_kernels, _numba_norm, _numba_pool):
+    modules = (_numba_correlate, _numba_direct, _numba_direct_grad_w, _numba_kernels, _numba_norm, _numba_pool)
+    for dispatcher in _backend.kernels(*modules):
         wrap(dispatcher)
 
 
