@@ -150,7 +150,7 @@ FLAT_GRAD_W_BYTES = 16 << 10
 
 
 # The float32 weight gradient with its sums in vector registers (:func:`_grad_w_vectors`).  The
-# kernels below keep a partial sum per output position (or per cell of a row) in memory, so every
+# kernels above keep a partial sum per output position (or per cell of a row) in memory, so every
 # multiply-add loads and stores one; rows of 28 cells ran one value at a time too.  Here a tap's
 # sum stays in a register over a whole plane, nine taps at once (one vector of g and nine of the
 # input loaded per step), and the jobs are chunks of samples whose planes are read in memory
