@@ -154,3 +154,66 @@ def test_two_panels_at_once_give_the_same_bits(compiled, monkeypatch, xs, ws, st
     for a, c in zip(both, one, strict=True):
         np.testing.assert_array_equal(_bits(a), _bits(c))
     _against_loop_reference(both, x, w, b, g, stride, padding, dilation, groups)
+
+
+def test_transpose16_moves_a_block_unchanged(compiled):
+    """``transpose16``: a 16 x 16 block of a flat array (rows ``stride`` apart) written transposed
+    into another, every value's bits unchanged (NaNs, infinities, signed zeros, subnormals among
+    them), nothing outside the block written."""
+    rng = np.random.default_rng(16)
+    src = rng.standard_normal(45 * 19).astype(np.float32)
+    src[[3, 50, 100, 101, 200]] = [np.nan, -np.inf, -0.0, 1e-45, np.inf]
+
+    @numba.njit
+    def run(src, i, stride, dst, j):
+        _numba_simd.transpose16(src, np.uint64(i), np.int64(stride), dst, np.uint64(j))
+
+    for at, stride, out in ((0, 16, 0), (3, 45, 7), (19, 50, 1)):
+        dst = np.full(300, 7.0, np.float32)
+        run(src, at, stride, dst, out)
+        block = np.lib.stride_tricks.as_strided(src[at:], (16, 16), (4 * stride, 4))
+        np.testing.assert_array_equal(_bits(dst[out:out + 256]), _bits(block.T.reshape(-1)))
+        assert (dst[:out] == 7).all() and (dst[out + 256:] == 7).all()
+
+
+TRANSPOSE_CASES = [
+    # x shape, weight shape, stride, padding, dilation, groups
+    ((3, 4, 9, 21), (40, 4, 3, 3), 1, 1, 1, 1),  # rows of 21: 16 in a row, then 5; a third panel of 8 filters
+    ((2, 6, 24, 24), (32, 6, 5, 5), 1, 2, 1, 1),  # the issue's layer, two images
+    ((2, 32, 10, 10), (64, 16, 3, 3), 1, 1, 1, 2),  # two groups of 32 filters
+    ((2, 8, 20, 18), (17, 8, 3, 3), 2, 1, 1, 1),  # strided; 17 filters: a panel of 1
+    ((2, 5, 300), (20, 5, 3), 1, 1, 1, 1),  # 1-d: runs of 512 positions end inside a row
+]
+
+
+@pytest.mark.parametrize("route", ["default", "classes", "copy"])
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", TRANSPOSE_CASES)
+def test_weight_gradient_transposed_copy_gives_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding,
+                                                               dilation, groups, route):
+    """The weight gradient's upstream gradient copied channels-last 16 positions by 16 filters at a
+    time (``GRAD_W_TRANSPOSE``) or one value at a time: the same bits, on the classes of positions
+    (``classes``: runs of positions broken at each class's edges) and on the padded copy
+    (``copy``); and the loop reference."""
+    from cnnlab.functional import _implicit
+
+    monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_numba_simd, "WIDE", True)
+    if route == "classes":
+        monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
+        monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+    if route == "copy":
+        monkeypatch.setattr(_implicit, "PACK_COST", 1e9)
+    x, w, b = _inputs(xs, ws, seed=5 * sum(xs) + sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    conv = _conv(w.ndim - 2)
+    g = np.random.default_rng(13).uniform(-1, 1, conv(x, w, b, **kw).shape).astype(np.float32)
+    calls = spied(monkeypatch, nig, "taps_grad_w")
+
+    def run(transposed):
+        monkeypatch.setattr(nig, "GRAD_W_TRANSPOSE", transposed)
+        return F.conv_backward(g, x, w, b, **kw)
+
+    blocks, values = run(True), run(False)
+    assert calls["taps_grad_w"] >= 2
+    np.testing.assert_array_equal(_bits(blocks[1]), _bits(values[1]))
+    _against_loop_reference((conv(x, w, b, **kw), *blocks[:2]), x, w, b, g, stride, padding, dilation, groups)

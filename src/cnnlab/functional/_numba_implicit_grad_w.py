@@ -28,7 +28,7 @@ from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
 from cnnlab.functional._numba_implicit import _memo, _named
 from cnnlab.functional._numba_panels import COLS, ROWS, _panels_step, _put_rows_at, _rows_at
-from cnnlab.functional._numba_simd import wfma_span_blocks, wfma_span_rows, wload
+from cnnlab.functional._numba_simd import transpose16, wfma_span_blocks, wfma_span_rows, wload
 
 # The same in the weight gradient: a pair of blocks of 6 taps through two panels of 16 filters at
 # once (12 taps by 32 filters, each input read for both panels).  The same bits.  Off -> on (ms):
@@ -58,6 +58,24 @@ GRAD_W_TAIL = 8
 # 87-100 us on the calling thread alone.
 PARTS_MIN_WORK = 1 << 16
 
+# Whether the weight gradient copies its upstream gradient channels-last 16 positions by 16
+# filters at a time (:func:`cnnlab.functional._numba_simd.transpose16`, with AVX-512) where 16
+# positions of a job lie in a row of the gradient, rather than one value at a time (0.42 -> 0.20
+# ns a value on one core for the issue's layer, 0.46 -> 0.17 for N64 C8 7x7 -> 256).  The same
+# values either way.
+GRAD_W_TRANSPOSE = True
+
+
+@numba.njit(inline="always")
+def _sixteen_in_a_row(goff, p, last):  # pragma: no cover - compiled
+    # whether positions p .. p+15 (all before last) lie one after another in the upstream gradient
+    if p + 16 > last:
+        return False
+    for t in range(1, 16):
+        if goff[p + t] != goff[p] + t:
+            return False
+    return True
+
 
 @numba.njit(inline="always")
 def _tap_rows(tm, k, pb):  # pragma: no cover - compiled
@@ -73,7 +91,7 @@ def _make_taps_grad_w(span):
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
     lanes), whose two lanes :func:`_parts_transposed` adds."""
     def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
-               groups, gsrc, gg, bufs, parts, wpanels, src2, first_job, last_job,
+               groups, gsrc, gg, bufs, parts, wpanels, src2, transposed, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
         # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
@@ -89,7 +107,9 @@ def _make_taps_grad_w(span):
         # two left (12 x 16 sums); groups: the groups, job j of group k being job k * J + j (J: the
         # jobs above), reading src gsrc * k and g gg * k further on, adding into group k's
         # panels of parts (each part row holds the groups' sums one after another); wpanels: with
-        # span 1, pairs of panels at once (GRAD_W_PANELS; src2: src again, see _two_panels)
+        # span 1, pairs of panels at once (GRAD_W_PANELS; src2: src again, see _two_panels);
+        # transposed: the upstream gradient copied 16 positions by 16 filters at a time where it can
+        # be (GRAD_W_TRANSPOSE)
         total = pos.shape[0]
         runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
         width = bufs.shape[1] // GRAD_W_JOB  # O16
@@ -105,14 +125,24 @@ def _make_taps_grad_w(span):
             pbase, sshift = grp * rows_k * width, grp * gsrc  # (group grp's panels; its input channels)
             first, last = total * run // runs, total * (run + 1) // runs
             # the job's positions channels-last, 16 filters at a time:
-            # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[goff[p] + o*npos]
-            for p in range(np.uint64(first), np.uint64(last)):
-                start = np.uint64(goff[p] + grp * gg)
+            # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[goff[p] + o*npos]; with
+            # ``transposed``, 16 positions in a row of the gradient by a panel of 16 filters at once
+            # (transpose16), the others one value at a time
+            p = first
+            while p < last:
+                count = 16 if span == 1 and transposed and _sixteen_in_a_row(goff, p, last) else 1
                 for og in range(0, width, COLS):
-                    cell = np.uint64(og * GRAD_W_JOB + (p - first) * COLS)
-                    for j in range(COLS):
-                        o = (og + j) // span  # (lane j: filter o at position p + j % span)
-                        gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos + j % span)] if o < out_ch else zero
+                    if count == 16 and og + COLS <= out_ch:
+                        transpose16(g, np.uint64(goff[p] + grp * gg + og * npos), np.uint64(npos), gt,
+                                    np.uint64(og * GRAD_W_JOB + (p - first) * COLS))
+                        continue
+                    for q in range(np.uint64(p), np.uint64(p + count)):
+                        start = np.uint64(goff[q] + grp * gg)
+                        cell = np.uint64(og * GRAD_W_JOB + (q - first) * COLS)
+                        for j in range(COLS):
+                            o = (og + j) // span  # (lane j: filter o at position q + j % span)
+                            gt[cell + np.uint64(j)] = g[start + np.uint64(o * npos + j % span)] if o < out_ch else zero
+                p += count
             # from the segment that holds position first (seg[i] <= first < seg[i + 1])
             for i in range(np.searchsorted(seg, first, side="right") - 1, segf.shape[0]):
                 if seg[i] >= last:
@@ -285,7 +315,8 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
-                      GRAD_W_PANELS and _numba_simd.WIDE, read_only(src), work=products * out_ch * groups * span,
+                      GRAD_W_PANELS and _numba_simd.WIDE, read_only(src), GRAD_W_TRANSPOSE and _numba_simd.WIDE,
+                      work=products * out_ch * groups * span,
                       tail=tail)
     out = np.empty((groups * out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, groups * width // COLS, parts.reshape(-1), parts.shape[1], rows,
