@@ -115,7 +115,7 @@ PANEL_CASES = [
     # x shape, weight shape, stride, padding, dilation, groups
     ((2, 6, 9, 8), (48, 6, 3, 3), 1, 1, 1, 1),  # three panels of 16 filters: two at once, then one
     ((3, 5, 7, 9), (20, 5, 3, 2), 1, 0, 1, 1),  # the second panel's 4 filters
-    ((2, 40, 6, 5), (40, 40, 3, 3), 1, 1, 1, 1),  # 360 taps in chunks; an input gradient of 40 channels
+    ((2, 40, 6, 5), (40, 40, 3, 3), 1, 1, 1, 1),  # 360 taps (chunks on that route); an input gradient of 40
     ((2, 34, 8, 8), (64, 17, 3, 3), 2, 1, 1, 2),  # groups of 32 filters and 17 channels, strided
     ((2, 3, 12, 12), (32, 3, 5, 5), 1, 2, 1, 1),  # the issue's layer made small (k5 p2)
     ((2, 6, 21), (36, 6, 5), 1, 2, 2, 1),  # 1-d, dilated: 42 positions, an odd number of blocks
@@ -156,24 +156,28 @@ def test_two_panels_at_once_give_the_same_bits(compiled, monkeypatch, xs, ws, st
     _against_loop_reference(both, x, w, b, g, stride, padding, dilation, groups)
 
 
-def test_transpose16_moves_a_block_unchanged(compiled):
-    """``transpose16``: a 16 x 16 block of a flat array (rows ``stride`` apart) written transposed
-    into another, every value's bits unchanged (NaNs, infinities, signed zeros, subnormals among
-    them), nothing outside the block written."""
+@pytest.mark.parametrize("cols", [16, 8])
+def test_transpose_moves_a_block_unchanged(compiled, cols):
+    """``transpose16`` and ``transpose8``: 16 rows of 16 (or 8) values of a flat array (rows
+    ``stride`` apart) written transposed into another, 16 values a column, every value's bits
+    unchanged (NaNs, infinities, signed zeros, subnormals among them), nothing else written."""
     rng = np.random.default_rng(16)
     src = rng.standard_normal(45 * 19).astype(np.float32)
-    src[[3, 50, 100, 101, 200]] = [np.nan, -np.inf, -0.0, 1e-45, np.inf]
+    src[[3, 50, 100, 101, 200, 7]] = [np.nan, -np.inf, -0.0, 1e-45, np.inf, -np.nan]
+    transpose = _numba_simd.transpose16 if cols == 16 else _numba_simd.transpose8
 
     @numba.njit
     def run(src, i, stride, dst, j):
-        _numba_simd.transpose16(src, np.uint64(i), np.int64(stride), dst, np.uint64(j))
+        transpose(src, np.uint64(i), np.int64(stride), dst, np.uint64(j))
 
-    for at, stride, out in ((0, 16, 0), (3, 45, 7), (19, 50, 1)):
+    for at, stride, out in ((0, 16, 0), (3, 45, 7), (19, 50, 1), (0, 8, 2)):
+        if stride < cols:
+            continue
         dst = np.full(300, 7.0, np.float32)
         run(src, at, stride, dst, out)
-        block = np.lib.stride_tricks.as_strided(src[at:], (16, 16), (4 * stride, 4))
-        np.testing.assert_array_equal(_bits(dst[out:out + 256]), _bits(block.T.reshape(-1)))
-        assert (dst[:out] == 7).all() and (dst[out + 256:] == 7).all()
+        block = np.lib.stride_tricks.as_strided(src[at:], (16, cols), (4 * stride, 4))
+        np.testing.assert_array_equal(_bits(dst[out:out + 16 * cols]), _bits(block.T.reshape(-1)))
+        assert (dst[:out] == 7).all() and (dst[out + 16 * cols:] == 7).all()
 
 
 TRANSPOSE_CASES = [
@@ -181,7 +185,7 @@ TRANSPOSE_CASES = [
     ((3, 4, 9, 21), (40, 4, 3, 3), 1, 1, 1, 1),  # rows of 21: 16 in a row, then 5; a third panel of 8 filters
     ((2, 6, 24, 24), (32, 6, 5, 5), 1, 2, 1, 1),  # the issue's layer, two images
     ((2, 32, 10, 10), (64, 16, 3, 3), 1, 1, 1, 2),  # two groups of 32 filters
-    ((2, 8, 20, 18), (17, 8, 3, 3), 2, 1, 1, 1),  # strided; 17 filters: a panel of 1
+    ((2, 8, 20, 18), (17, 8, 3, 3), 2, 1, 1, 1),  # strided, rows of 9 (8 in a row); 17 filters: a panel of 1
     ((2, 5, 300), (20, 5, 3), 1, 1, 1, 1),  # 1-d: runs of 512 positions end inside a row
 ]
 
@@ -190,8 +194,8 @@ TRANSPOSE_CASES = [
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", TRANSPOSE_CASES)
 def test_weight_gradient_transposed_copy_gives_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding,
                                                                dilation, groups, route):
-    """The weight gradient's upstream gradient copied channels-last 16 positions by 16 filters at a
-    time (``GRAD_W_TRANSPOSE``) or one value at a time: the same bits, on the classes of positions
+    """The weight gradient's upstream gradient copied channels-last 16 (or 8) positions by 16 filters
+    at a time (``GRAD_W_TRANSPOSE``) or one value at a time: the same bits, on the classes of positions
     (``classes``: runs of positions broken at each class's edges) and on the padded copy
     (``copy``); and the loop reference."""
     from cnnlab.functional import _implicit

@@ -28,7 +28,7 @@ from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
 from cnnlab.functional._numba_implicit import _memo, _named
 from cnnlab.functional._numba_panels import COLS, ROWS, _panels_step, _put_rows_at, _rows_at
-from cnnlab.functional._numba_simd import transpose16, wfma_span_blocks, wfma_span_rows, wload
+from cnnlab.functional._numba_simd import transpose8, transpose16, wfma_span_blocks, wfma_span_rows, wload
 
 # The same in the weight gradient: a pair of blocks of 6 taps through two panels of 16 filters at
 # once (12 taps by 32 filters, each input read for both panels).  The same bits.  Off -> on (ms):
@@ -67,11 +67,11 @@ GRAD_W_TRANSPOSE = True
 
 
 @numba.njit(inline="always")
-def _sixteen_in_a_row(goff, p, last):  # pragma: no cover - compiled
-    # whether positions p .. p+15 (all before last) lie one after another in the upstream gradient
-    if p + 16 > last:
+def _in_a_row(goff, p, last, count):  # pragma: no cover - compiled
+    # whether positions p .. p+count-1 (all before last) lie one after another in the upstream gradient
+    if p + count > last or goff[p + count - 1] != goff[p] + count - 1:  # (the usual miss, at once)
         return False
-    for t in range(1, 16):
+    for t in range(1, count - 1):
         if goff[p + t] != goff[p] + t:
             return False
     return True
@@ -126,15 +126,21 @@ def _make_taps_grad_w(span):
             first, last = total * run // runs, total * (run + 1) // runs
             # the job's positions channels-last, 16 filters at a time:
             # gt[(o // 16) * GRAD_W_JOB * 16 + (p - first) * 16 + o % 16] = g[goff[p] + o*npos]; with
-            # ``transposed``, 16 positions in a row of the gradient by a panel of 16 filters at once
-            # (transpose16), the others one value at a time
+            # ``transposed``, 16 (or 8) positions in a row of the gradient by a panel of 16 filters at
+            # once (transpose16, transpose8), the others one value at a time
             p = first
             while p < last:
-                count = 16 if span == 1 and transposed and _sixteen_in_a_row(goff, p, last) else 1
+                count = 1
+                if span == 1 and transposed:
+                    count = 16 if _in_a_row(goff, p, last, 16) else 8 if _in_a_row(goff, p, last, 8) else 1
                 for og in range(0, width, COLS):
-                    if count == 16 and og + COLS <= out_ch:
-                        transpose16(g, np.uint64(goff[p] + grp * gg + og * npos), np.uint64(npos), gt,
-                                    np.uint64(og * GRAD_W_JOB + (p - first) * COLS))
+                    if count > 1 and og + COLS <= out_ch:
+                        at = np.uint64(goff[p] + grp * gg + og * npos)
+                        to = np.uint64(og * GRAD_W_JOB + (p - first) * COLS)
+                        if count == 16:
+                            transpose16(g, at, np.uint64(npos), gt, to)
+                        else:
+                            transpose8(g, at, np.uint64(npos), gt, to)
                         continue
                     for q in range(np.uint64(p), np.uint64(p + count)):
                         start = np.uint64(goff[q] + grp * gg)

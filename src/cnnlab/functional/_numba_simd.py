@@ -218,40 +218,57 @@ def _swap_mask(b: int, second: bool) -> ir.Constant:
     return ir.Constant(ir.VectorType(ir.IntType(32), 16), lanes)
 
 
-@intrinsic
-def transpose16(typingctx, src, i, stride, dst, j):
-    """``dst[j + 16*c + r] = src[i + r*stride + c]`` for ``r, c`` in 0 .. 15 (C-contiguous float32
-    arrays, 64-bit indices): a 16 x 16 block transposed, its rows read as 16 vectors, swapped
-    block by block in registers (off-diagonal blocks of 8, 4, 2 and 1 lanes: 64 two-vector
-    shuffles) and written as 16 vectors; the bits unchanged.  No bounds check.  The weight
-    gradient copies 16 filters of 16 positions of the upstream gradient channels-last with it
-    (one value at a time, that copy took a fifth of the kernel where each thread had 100 taps)."""
-    ints = (i, stride, j)
-    if not (_float32_array(src) and _float32_array(dst)
-            and all(isinstance(t, types.Integer) and t.bitwidth == 64 for t in ints)):
-        return None
+def _transposed(cols: int):
+    """The intrinsic ``dst[j + 16*c + r] = src[i + r*stride + c]`` for ``r`` in 0 .. 15 and ``c``
+    in 0 .. cols-1 (16 or 8; see :func:`transpose16`)."""
 
-    def codegen(context, builder, sig, args):
-        at, step, out = args[1], args[2], args[4]
-        rows = []
-        for r in range(16):
-            index = builder.add(at, builder.mul(step, ir.Constant(step.type, r)))
-            ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], index), _WIDE_VEC.as_pointer())
-            rows.append(builder.load(ptr, align=4))
-        b = 8
-        while b:
+    @intrinsic
+    def transpose(typingctx, src, i, stride, dst, j):
+        ints = (i, stride, j)
+        if not (_float32_array(src) and _float32_array(dst)
+                and all(isinstance(t, types.Integer) and t.bitwidth == 64 for t in ints)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            at, step, out = args[1], args[2], args[4]
+            vec = ir.VectorType(ir.FloatType(), cols)
+            rows = []
             for r in range(16):
-                if not r & b:
-                    first, second = rows[r], rows[r + b]
-                    rows[r] = builder.shuffle_vector(first, second, _swap_mask(b, False))
-                    rows[r + b] = builder.shuffle_vector(first, second, _swap_mask(b, True))
-            b //= 2
-        for c in range(16):
-            index = builder.add(out, ir.Constant(out.type, 16 * c))
-            ptr = builder.bitcast(_element_ptr(context, builder, sig.args[3], args[3], index), _WIDE_VEC.as_pointer())
-            builder.store(rows[c], ptr, align=4)
-        return context.get_dummy_value()
-    return types.none(src, i, stride, dst, j), codegen
+                index = builder.add(at, builder.mul(step, ir.Constant(step.type, r)))
+                ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], index), vec.as_pointer())
+                rows.append(builder.load(ptr, align=4))
+            if cols == 8:  # (row r's 8 values and row r + 8's in one vector: two 8 x 8 blocks side by side)
+                both = ir.Constant(ir.VectorType(ir.IntType(32), 16), list(range(16)))
+                rows = [builder.shuffle_vector(rows[r], rows[r + 8], both) for r in range(8)]
+            b = cols // 2
+            while b:
+                for r in range(cols):
+                    if not r & b:
+                        first, second = rows[r], rows[r + b]
+                        rows[r] = builder.shuffle_vector(first, second, _swap_mask(b, False))
+                        rows[r + b] = builder.shuffle_vector(first, second, _swap_mask(b, True))
+                b //= 2
+            for c in range(cols):
+                index = builder.add(out, ir.Constant(out.type, 16 * c))
+                ptr = builder.bitcast(_element_ptr(context, builder, sig.args[3], args[3], index),
+                                      _WIDE_VEC.as_pointer())
+                builder.store(rows[c], ptr, align=4)
+            return context.get_dummy_value()
+        return types.none(src, i, stride, dst, j), codegen
+    return transpose
+
+
+transpose16 = _transposed(16)
+transpose16.__doc__ = """``dst[j + 16*c + r] = src[i + r*stride + c]`` for ``r, c`` in 0 .. 15 (C-contiguous float32
+arrays, 64-bit indices): a 16 x 16 block transposed, its rows read as 16 vectors, swapped
+block by block in registers (off-diagonal blocks of 8, 4, 2 and 1 lanes: 64 two-vector
+shuffles) and written as 16 vectors; the bits unchanged.  No bounds check.  The weight
+gradient copies 16 filters of 16 positions of the upstream gradient channels-last with it
+(one value at a time, that copy took a fifth of the kernel where each thread had 100 taps)."""
+transpose8 = _transposed(8)
+transpose8.__doc__ = """:func:`transpose16` of 16 rows of 8 values (``c`` in 0 .. 7): row ``r``'s 8 values and row
+``r + 8``'s joined in one vector, then the two 8 x 8 blocks transposed side by side (off-diagonal
+blocks of 4, 2 and 1 lanes); 8 vectors of 16 written."""
 
 
 @intrinsic
