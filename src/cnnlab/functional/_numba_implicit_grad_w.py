@@ -30,8 +30,9 @@ from cnnlab.functional._numba_implicit import _memo, _named
 from cnnlab.functional._numba_panels import COLS, ROWS, _panels_step, _put_rows_at, _rows_at
 from cnnlab.functional._numba_simd import transpose8, transpose16, wfma_span_blocks, wfma_span_rows, wload
 
-# The same in the weight gradient: a pair of blocks of 6 taps through two panels of 16 filters at
-# once (12 taps by 32 filters, each input read for both panels).  The same bits.  Off -> on (ms):
+# As the forward's PANELS (:mod:`cnnlab.functional._numba_implicit`), in the weight gradient: a pair
+# of blocks of 6 taps through two panels of 16 filters at once (12 taps by 32 filters, each input
+# read for both panels).  The same bits.  Off -> on (ms):
 # the layer 3.97 -> 3.82, 3.95 -> 3.83; N64 C32 14x14 -> 64 5.26 -> 4.95; N8 C128 14x14 ->
 # 512 k5 38.6 -> 36.1; N64 C256 8x8 -> 64 k7 52.0 -> 44.4; N32 C32 16x16 -> 64 3.51 -> 3.38.
 GRAD_W_PANELS = True
@@ -60,7 +61,7 @@ PARTS_MIN_WORK = 1 << 16
 
 # Whether the weight gradient copies its upstream gradient channels-last 16 positions by 16
 # filters at a time (:func:`cnnlab.functional._numba_simd.transpose16`, with AVX-512) where 16
-# positions of a job lie in a row of the gradient, rather than one value at a time (0.42 -> 0.20
+# positions of a job lie in a row of the gradient (8: ``transpose8``), rather than one value at a time (0.42 -> 0.20
 # ns a value on one core for the layer, 0.46 -> 0.17 for N64 C8 7x7 -> 256).  The same
 # values either way.
 GRAD_W_TRANSPOSE = True
