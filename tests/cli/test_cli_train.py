@@ -264,6 +264,49 @@ def test_demo_trains_briefly_after_the_lecture(fake_mnist1d, capsys):
     assert code == 0 and "short training run" not in out_md  # a Markdown document stays one
 
 
+def test_demo_compiles_its_trainings_kernels_in_a_helper_from_the_start(fake_mnist1d, capsys, monkeypatch):
+    # the helper starts before the lecture's example is printed, for the model, input shape,
+    # classes and batch sizes the short training then runs (else it would compile other kernels),
+    # and is stopped at the end; no helper where nothing is trained
+    from cnnlab.training import _fit, _warmup, models
+
+    events, batches = [], []
+
+    def start(*args):
+        events.append(("start", args, capsys.readouterr().out))
+        return "helper"
+
+    monkeypatch.setattr(_warmup, "start", start)
+    monkeypatch.setattr(_warmup, "stop", lambda helper: events.append(("stop", helper)))
+    build = models.build_model
+
+    def spying_build(*args, **kwargs):
+        model = build(*args, **kwargs)
+        forward = model.forward
+        model.forward = lambda x: (batches.append((model.training, tuple(x.shape))), forward(x))[1]
+        return model
+
+    monkeypatch.setattr(models, "build_model", spying_build)
+    loaders, evaluate = [], _fit.evaluate
+    monkeypatch.setattr(_fit, "evaluate", lambda model, loader, *a, **k: (loaders.append(loader),
+                                                                           evaluate(model, loader, *a, **k))[1])
+    code, out, err = run(capsys, ["demo"])
+    assert code == 0 and err == "" and "Pool(ReLU(Conv(I))) = 5" in out
+    assert [e[0] for e in events] == ["start", "stop"] and events[1][1] == "helper"
+    (name, shape, classes, batch, eval_batch), printed_before = events[0][1], events[0][2]
+    assert printed_before == ""  # (started before the example)
+    assert name == "mnist1d-cnn"
+    train_shapes = {s for training, s in batches if training}
+    eval_shapes = {s for training, s in batches if not training}
+    assert (batch, *shape) in train_shapes and max(s[0] for s in train_shapes) == batch
+    assert {s[1:] for s in eval_shapes} == {tuple(shape)} and eval_batch == loaders[-1].batch_size
+    assert classes == 10
+    for argv in (["demo", "--no-train"], ["demo", "--format", "md"]):
+        events.clear()
+        code, _, _ = run(capsys, argv)
+        assert code == 0 and events == [("stop", None)]
+
+
 def test_demo_without_mnist1d_prints_how_to_install(capsys, monkeypatch):
     def missing(*args, **kwargs):
         raise ImportError("load_mnist1d: generating MNIST-1D needs the 'mnist1d' package")
