@@ -402,10 +402,6 @@ def finish_run(outcome: RunResult, val_source: str) -> None:
     _write_atomic(outcome.out_dir / "results.json", json.dumps(summary, indent=2) + "\n")
 
 
-# The test set's batch in the demo (and in evaluation after `cnnlab train`).
-DEMO_EVAL_BATCH = 500
-
-
 def demo_warmup() -> Any:
     """Start compiling the demo model's Numba kernels in a second process
     (:func:`cnnlab.training._warmup.start`, None where that would not help), for ``cnnlab demo``
@@ -417,7 +413,7 @@ def demo_warmup() -> Any:
     from cnnlab.training import _warmup
 
     shape, classes = expected_shape("mnist1d")
-    return _warmup.start("mnist1d-cnn", shape, classes, RECIPES["mnist1d-cnn"]["batch_size"], DEMO_EVAL_BATCH)
+    return _warmup.start("mnist1d-cnn", shape, classes, RECIPES["mnist1d-cnn"]["batch_size"], EVAL_BATCH_SIZE)
 
 
 def demo_training(write: Callable[[str], Any], epochs: int = DEMO_EPOCHS) -> None:
@@ -447,7 +443,7 @@ def demo_training(write: Callable[[str], Any], epochs: int = DEMO_EPOCHS) -> Non
           f"{recipe['epochs']}).\n")
     train = DataLoader(TensorDataset(x_train[:, None], y_train), batch_size=recipe["batch_size"], shuffle=True,
                        seed=0, transform=RandomShift(recipe["augment"], spatial_dims=1))
-    test = DataLoader(TensorDataset(x_test[:, None], y_test), batch_size=DEMO_EVAL_BATCH)
+    test = DataLoader(TensorDataset(x_test[:, None], y_test), batch_size=EVAL_BATCH_SIZE)
     start = time.perf_counter()
 
     def report(record: dict[str, Any]) -> None:
