@@ -369,17 +369,17 @@ def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     b = None if bias is None else np.asarray(bias, np.float32).reshape(groups, og)
     if span == 2:
         w, b = np.repeat(w, 2, axis=1), None if b is None else np.repeat(b, 2, axis=1)
-    packs = _group_packs(w, flats, span * og)
-    if packs.step is not None:  # (every group in one call)
+    packs = _group_packs(w, span * og)
+    wtap = _tap_rows(flats, 1, 0)  # (a forward's flat taps index its packed weights' rows)
+    if packs.wpk is not None:  # (every group in one call)
         bpk = np.zeros((groups, -(-span * og // _COLS) * _COLS), np.float32)  # (each group's bias, padded to 16s)
         if b is not None:
             bpk[:, :span * og] = b
-        ni.taps_forward(src.reshape(-1), packs.wpk, packs.wstart, bpk.reshape(-1), pos, pstart, delta, dstart, yoff,
-                        cstride, 0, og, y.reshape(-1), groups, gsrc, og, packs.step, span=span, frame=frame)
+        ni.taps_forward(src.reshape(-1), packs.wpk, wtap, bpk.reshape(-1), pos, pstart, delta, dstart, yoff,
+                        cstride, 0, og, y.reshape(-1), groups, gsrc, og, span=span, frame=frame)
         return
     for g in range(groups):
-        wpk, wstart = packs(g)
-        ni.taps_forward(src.reshape(-1), wpk, wstart, _bias16(None if b is None else b[g], og), pos, pstart,
+        ni.taps_forward(src.reshape(-1), packs(g), wtap, _bias16(None if b is None else b[g], og), pos, pstart,
                         delta + g * gsrc, dstart, yoff, cstride, g * og, og, y.reshape(-1), frame=frame)
 
 
@@ -398,37 +398,58 @@ def _phase_parts(lanes: int, stride: Sequence[int], flats: Sequence[np.ndarray],
 
 
 class _Packs:
-    """The packed weights of every group (:func:`_group_packs`): ``packs(g) -> (wpk, wstart)``;
-    where they are one array, ``wpk``, ``wstart`` (group 0's phases) and ``step`` (per phase, how
-    much further on each next group's start lies), else ``step`` None."""
+    """The packed weights of every group (:func:`_group_packs`): ``packs(g) -> wpk``, and ``wpk``
+    where they are one array (every group's, one after another), else None."""
 
-    def __init__(self, make, wpk: np.ndarray | None = None, wstart: np.ndarray | None = None,
-                 step: np.ndarray | None = None) -> None:
-        self._make, self.wpk, self.wstart, self.step = make, wpk, wstart, step
+    def __init__(self, make, wpk: np.ndarray | None = None) -> None:
+        self._make, self.wpk = make, wpk
 
-    def __call__(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, g: int) -> np.ndarray:
         return self._make(g)
 
 
-def _group_packs(w: np.ndarray, flats: Sequence[np.ndarray], lanes: int) -> _Packs:
-    """The packed weights of each group ``g`` (``w[g]``: ``(A, lanes, T)`` or ``(lanes, T)``, rows
-    the kernels' lanes) for the taps ``flats`` of each phase.  Where a group's lanes fit one block
-    of the register block (at most 16), or there is one group, every group is packed in one
-    parallel call, group after group within each phase's block (:func:`pack_phases` with the
-    groups' ``A`` rows stacked), and group ``g``'s phases start ``g * A * taps`` blocks of 16
-    further on: one call instead of one per group (N32 C256 14x14 -> 256 in 32 groups packed its
-    weights 32 times a pass, each a hand-off to the threads), and the kernels run every group in
-    one call too.  Otherwise a call per group."""
+def _group_packs(w: np.ndarray, lanes: int) -> _Packs:
+    """The weights of every tap packed once for each group ``g`` (``w[g]``: ``(A, lanes, T)`` or
+    ``(lanes, T)``, rows the kernels' lanes; :func:`cnnlab.functional._numba_implicit.pack`): the
+    classes of positions read them through their taps' rows (:func:`_tap_rows`), so that none
+    needs a packing of its own (the input gradient of N32 C16 24x24 -> 32 k5 p2 packed 185,000
+    values for its 25 classes, against 12,800 once).  Where a group's lanes fit one block of
+    the register block (at most 16), or there is one group, every group is packed in one
+    parallel call, group after group: one call instead of one per group (N32 C256 14x14 -> 256
+    in 32 groups packed its weights 32 times a pass, each a hand-off to the threads), and the
+    kernels run every group in one call too.  Otherwise a call per group."""
     from cnnlab.functional import _numba_implicit as ni
 
     groups = w.shape[0]
     w = w.reshape(groups, -1, lanes, w.shape[-1])  # (G, A, lanes, T)
+    every = _every_tap(w.shape[-1])
     if groups > 1 and lanes > ni.COLS:
-        return _Packs(lambda g: ni.pack_phases(w[g], flats))
-    wpk, ostart = ni.pack_phases(w.reshape(-1, lanes, w.shape[-1]), flats)
-    step = np.array([len(f) for f in flats], np.int64) * (w.shape[1] * ni.COLS)
-    wstart = ostart[:-1]
-    return _Packs(lambda g: (wpk, wstart + g * step), wpk, wstart, step)
+        return _Packs(lambda g: ni.pack(w[g], every))
+    wpk = ni.pack(w.reshape(-1, lanes, w.shape[-1]), every)
+    return _Packs(lambda g: wpk, wpk)
+
+
+@functools.lru_cache(maxsize=64)
+def _every_tap(taps: int) -> np.ndarray:
+    """``0 .. taps-1`` (int64, read-only): a packing of every tap, the same array each time (so
+    that the packing's plan is found again, :func:`cnnlab.functional._numba_implicit._memo`)."""
+    return _frozen(np.arange(taps, dtype=np.int64))[0]
+
+
+def _tap_rows(flats: Sequence[np.ndarray], rows: int, taps: int) -> np.ndarray:
+    """The row in the packed weights (:func:`_group_packs`) of each tap of the phases' taps
+    ``flats`` as the kernels read them: ``flats[f][j]`` for a forward (``rows`` 1: its flat taps
+    are the rows); for an input gradient, whose rows are ``(filter a, kernel tap t)`` with
+    ``taps`` kernel taps, ``a * taps + flats[f][j]``, filter by filter (``rows`` filters), as its
+    ``delta`` (int64, read-only; kept for the same read-only ``flats``)."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    def make() -> np.ndarray:
+        parts = [(np.arange(rows, dtype=np.int64)[:, None] * taps + np.asarray(f, np.int64)[None, :]).reshape(-1)
+                 for f in flats]
+        return _frozen(_joined(parts))[0]
+
+    return ni._memo(list(flats), ("rows", rows, taps), make)
 
 
 def _border_finite(grad_out: np.ndarray, tables: Tables) -> bool:
@@ -650,14 +671,14 @@ def _grad_x_call(g: np.ndarray, weight: np.ndarray, groups: int, flats: Sequence
     pos, pstart, yoff, delta, dstart = phases
     xplane = int(math.prod(y.shape[2:]))
     w = weight.reshape(groups, og, cg, -1)
-    packs = _group_packs(np.repeat(w, 2, axis=2) if span == 2 else w, flats, span * cg)
-    if packs.step is not None:  # (every group in one call)
-        ni.taps_forward(g.reshape(-1), packs.wpk, packs.wstart, np.zeros(groups * -(-span * cg // ni.COLS) * ni.COLS,
-                                                                         np.float32),
-                        pos, pstart, delta, dstart, yoff, xplane, 0, cg, y.reshape(-1), groups, gsrc, cg, packs.step,
+    packs = _group_packs(np.repeat(w, 2, axis=2) if span == 2 else w, span * cg)
+    wtap = _tap_rows(flats, og, w.shape[-1])  # (filter a's tap t: row a * taps + t of the packed weights)
+    if packs.wpk is not None:  # (every group in one call)
+        ni.taps_forward(g.reshape(-1), packs.wpk, wtap, np.zeros(groups * -(-span * cg // ni.COLS) * ni.COLS,
+                                                                 np.float32),
+                        pos, pstart, delta, dstart, yoff, xplane, 0, cg, y.reshape(-1), groups, gsrc, cg,
                         span=span, frame=frame)
         return
     for k in range(groups):
-        wpk, wstart = packs(k)
-        ni.taps_forward(g.reshape(-1), wpk, wstart, _bias16(None, cg), pos, pstart, delta + k * gsrc, dstart, yoff,
-                        xplane, k * cg, cg, y.reshape(-1), frame=frame)
+        ni.taps_forward(g.reshape(-1), packs(k), wtap, _bias16(None, cg), pos, pstart, delta + k * gsrc, dstart,
+                        yoff, xplane, k * cg, cg, y.reshape(-1), frame=frame)

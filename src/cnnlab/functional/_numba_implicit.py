@@ -114,15 +114,17 @@ def _make_taps_forward(span):
     positions (lane ``2j + e``: filter ``j`` at position ``p + e``; each row's two inputs
     broadcast to the even and odd lanes, :func:`cnnlab.functional._numba_simd.wfma_pair_at`), for
     groups of at most 8 filters (or input channels), which would leave half the lanes idle."""
-    def kernel(src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
+    def kernel(src, wpk, wtap, wpanel, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
                cstride, first_row, out_ch, groups, gsrc, grow, y, wide, panels, src2, bufs, accs, first_job, last_job,
                thread):  # pragma: no cover - compiled
-        # src: flat input; phases f = 0 .. F-1, each with its packed weights wpk[wstart[f]:] ((O16 // 16)
-        # * K_f * 16 values), its taps delta[dstart[f]:dstart[f+1]] and its positions pos, yoff[pstart[f]:
-        # pstart[f+1]] (a multiple of ROWS; a padding entry has yoff < 0: computed, never stored);
+        # src: flat input; wpk: the packed weights of every tap (a panel of 16 filters, or one filter
+        # twice with span 2, after another, wpanel values apart); phases f = 0 .. F-1, each with its taps
+        # delta[dstart[f]:dstart[f+1]] (tap k's weights the 16 values at wpk[wtap[k] * 16:] of each
+        # panel) and its positions pos, yoff[pstart[f]:pstart[f+1]] (a multiple of ROWS; a padding
+        # entry has yoff < 0: computed, never stored);
         # bias: O16 values a group; filter o is written to row first_row + o of y (a group's first filter);
-        # groups: the groups, group g reading src gsrc * g further on, its packed weights gwstep[f] * g
-        # further on in phase f, its bias O16 * g further on, its filters written grow * g rows further
+        # groups: the groups, group g reading src gsrc * g further on, its packed weights gwstep * g
+        # further on, its bias O16 * g further on, its filters written grow * g rows further
         # on; wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums;
         # with panels, span 1 and a second panel of filters, 12 x 32: _two_panels); src2: src again;
         # bufs: a row of 4 * ROWS * COLS values per thread; job g * jobs + j takes the j-th share of
@@ -143,6 +145,7 @@ def _make_taps_forward(span):
                 ds = delta[dstart[f]:dstart[f + 1]]  # (a view indexed from 0: an index from dstart[f]
                 # could be negative for all LLVM knows, and its wrap-around check in the loop below
                 # slowed the 14x14 forward by 10%)
+                wt = wtap[dstart[f]:dstart[f + 1]]
                 blocks = (pstart[f + 1] - pstart[f]) // ROWS
                 b_first, b_last = jb * blocks // jobs, (jb + 1) * blocks // jobs
                 # the taps a chunk at a time, every block of the job through each chunk before the
@@ -159,11 +162,11 @@ def _make_taps_forward(span):
                             if span == 1 and panels and pair:
                                 # (a pair of blocks runs two panels of 16 filters at once: _two_panels)
                                 if og % 2 == 0 and og + 1 < groups16:
-                                    _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y,
+                                    _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
                                                 pstart[f] + blk * ROWS, shift,
                                                 ((blk - b_first) * groups16 + og) * (ROWS * COLS),
                                                 groups16 * (ROWS * COLS), bias0 + og * COLS,
-                                                wstart[f] + grp * gwstep[f] + og * taps * COLS, taps * COLS,
+                                                grp * gwstep + og * wpanel, wpanel,
                                                 row0 + og * half, min(half, out_ch - (og + 1) * half), cstride,
                                                 k0, k1, taps, per, row, staged)
                                     continue
@@ -202,28 +205,27 @@ def _make_taps_forward(span):
                                 lo, hi = box[bi, 0] * row, box[bi, 1] * row
                                 if pair:  # (both blocks' taps)
                                     lo, hi = min(lo, box[bi + 1, 0] * row), max(hi, box[bi + 1, 1] * row)
-                            wk = wstart[f] + grp * gwstep[f] + og * taps * COLS
+                            wk = grp * gwstep + og * wpanel
                             first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
                             if lo == 0 and hi == per:  # (every tap: the chunk in one run, not one a channel)
                                 first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
                             for ch in range(first_ch, last_ch):
                                 ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-                                w = wk + ka * COLS
                                 if pair:
                                     for k in range(ka, kz):
                                         dk = ds[k]
+                                        w = wk + wt[k] * COLS
                                         c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = wfma_span_blocks(
                                             span, c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
                                             p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk,
                                             q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, wload(wpk, w))
-                                        w += COLS
                                 else:
                                     for k in range(ka, kz):
                                         dk = ds[k]
+                                        w = wk + wt[k] * COLS
                                         c0, c1, c2, c3, c4, c5 = wfma_span_rows(
                                             span, c0, c1, c2, c3, c4, c5,
                                             src, p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, wload(wpk, w))
-                                        w += COLS
                             if k1 < taps or staged:  # the running sums wait for the next chunk (or the stores below)
                                 _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
                                 if pair:
@@ -317,16 +319,19 @@ def starts(lengths: Sequence[int]) -> np.ndarray:
     return out
 
 
-def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.ndarray, pos: np.ndarray,
+def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.ndarray, pos: np.ndarray,
                  pstart: np.ndarray, delta: np.ndarray, dstart: np.ndarray, yoff: np.ndarray, cstride: int,
                  first_row: int, out_ch: int, y: np.ndarray, groups: int = 1, gsrc: int = 0, grow: int = 0,
-                 gwstep: np.ndarray | None = None, span: int = 1, frame: Frame | None = None) -> None:
+                 span: int = 1, frame: Frame | None = None) -> None:
     """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``: its
-    filter ``o`` goes to row ``first_row + o`` (``cstride`` apart).  The phases' tables are
-    concatenated, phase ``f``'s entries from ``pstart[f]`` (positions), ``dstart[f]`` (taps) and
-    ``wstart[f]`` (packed weights) on (:func:`starts`); a forward is one phase.  With ``groups``,
+    filter ``o`` goes to row ``first_row + o`` (``cstride`` apart).  ``wpk``: the weights of
+    every tap packed once (:func:`pack`; every group's, one after another); the phases' tables
+    are concatenated, phase ``f``'s entries from ``pstart[f]`` (positions) and ``dstart[f]``
+    (taps) on (:func:`starts`), and ``wtap`` (int64, as ``delta``) gives each tap's row in the
+    packed weights, so that the phases (classes of positions, with fewer taps than the kernel)
+    share one packing; a forward is one phase.  With ``groups``,
     the same tables serve every group in one call: group ``g`` reads ``src`` ``g * gsrc`` values
-    further on, its packed weights ``g * gwstep[f]`` further on, its ``out_ch`` values of ``bias``
+    further on, its packed weights the ``g``-th share of ``wpk``, its ``out_ch`` values of ``bias``
     (``groups`` blocks of ``O16``) ``g * O16`` further on, and writes rows ``g * grow`` further
     on (a call per group cost a hand-off between the threads each: 32 groups, 64 calls a step).
     ``span`` 2: blocks of 8 filters at 2 positions (:func:`_make_taps_forward`; ``pos``, ``yoff``:
@@ -343,13 +348,14 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wstart: np.ndarray, bias: np.
     staged = (cstride * y.itemsize) % STAGED_PITCH == 0
     o16 = bias.shape[0] // groups
     accs = np.empty((threads, share * o16 * ROWS if chunked or staged else 0), np.float32)
-    if gwstep is None:
-        gwstep = np.zeros(wstart.shape[0], np.int64)
     kgrid, box = _memo((pos, pstart, yoff, delta, dstart), ("box", frame),
                        functools.partial(boxes, pos, pstart, yoff, delta, dstart, frame, ROWS))
     kernel = _taps_forward if span == 1 else _taps_forward_pairs()
+    gwstep = wpk.shape[0] // groups  # (a group's packed weights)
+    wpanel = gwstep // (o16 // COLS)  # (a panel's)
     _backend.run_jobs(kernel, jobs * groups,
-                      *map(read_only, (src, wpk, wstart, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
+                      read_only(src), read_only(wpk), read_only(wtap), wpanel, gwstep,
+                      *map(read_only, (bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
                       jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
                       PANELS and _numba_simd.WIDE, read_only(src), bufs, accs, work=products * out_ch * groups * span,
                       balanced=True)

@@ -57,11 +57,12 @@ def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2, i0, 
 
 
 @numba.njit(inline="always")
-def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
+def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
                 filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
     # Two blocks of 6 positions (from table row r) by two panels of 16 filters (the second with
-    # filters2 filters; its packed weights wnext further on, its sums ROWS * COLS further on in acc,
-    # its rows of y 16 further on), the taps k0 .. k1 of the chunk: 24 running sums in registers,
+    # filters2 filters; tap k's packed weights at wk + wt[k] * COLS, the second panel's wnext
+    # further on, its sums ROWS * COLS further on in acc, its rows of y 16 further on), the taps
+    # k0 .. k1 of the chunk: 24 running sums in registers,
     # each input read for both panels' multiply-adds.  The same sums in the same order as the two
     # panels one after another (the same bits).  src2 is src again, as another argument: the
     # kernels' arrays do not alias (job_kernel), so LLVM keeps the second panel's reads apart from
@@ -103,9 +104,9 @@ def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y, r, shift,
         first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
     for ch in range(first_ch, last_ch):
         ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-        w = wk + ka * COLS
         for k in range(ka, kz):
             dk = ds[k]
+            w = wk + wt[k] * COLS
             v, u = wload(wpk, w), wload(wpk, w + wnext)
             c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
                 c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2,
@@ -113,7 +114,6 @@ def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, acc, buf, y, r, shift,
             d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
                 d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, src2,
                 q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, v, u)
-            w += COLS
     if k1 < taps or staged:  # (the sums wait for the next chunk, or the stores by filter)
         _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
         _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
