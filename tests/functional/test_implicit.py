@@ -317,6 +317,47 @@ def test_pack_lays_out_the_register_blocks(compiled, big, rows, taps, cols):
                 assert out[(((r // cols) * big + a) * flat.size + j) * cols + r % cols] == want
 
 
+@pytest.mark.parametrize("xs, ws, stride, padding, groups", [
+    ((2, 9, 9, 8), (20, 9, 3, 3), 2, 1, 1),  # 9 classes forward, 4 phases of the stride backward
+    ((2, 16, 7, 6), (16, 8, 3, 3), 1, 1, 2),  # groups: each group's share of one packing
+    ((1, 20, 6, 7), (24, 20, 5, 3), 1, (2, 1), 1),  # two panels of filters; the input gradient's 20 channels
+])
+def test_classes_share_one_packing_of_every_tap(compiled, skipping, monkeypatch, xs, ws, stride, padding, groups):
+    """The forward's classes of positions and the input gradient's classes of cells read one
+    packing of every tap (each through its taps' rows, ``wtap``), not one of their own: each call
+    of ``pack`` packs all ``T`` taps of its weights (``C_g * K`` for the forward, ``K`` for the
+    input gradient, whose rows are its filters'), and the layer still gives the loop reference's
+    values with more than one class."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    packed, tables = [], []
+    pack, taps_forward = ni.pack, ni.taps_forward
+
+    def spy_pack(src, flat, cols=ni.COLS):
+        packed.append((src.shape, np.asarray(flat).copy()))
+        return pack(src, flat, cols)
+
+    def spy_forward(*args, **kwargs):
+        tables.append(args[7])  # (dstart: the classes)
+        return taps_forward(*args, **kwargs)
+
+    monkeypatch.setattr(ni, "pack", spy_pack)
+    monkeypatch.setattr(ni, "taps_forward", spy_forward)
+    monkeypatch.setattr(_implicit, "PAIR_LANES", 0)  # (one call each: the pairs' are test_pairs.py's)
+    x, w, b = _inputs(xs, ws, 5)
+    kw = {"stride": stride, "padding": padding, "groups": groups, "method": "implicit"}
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(6).uniform(-2, 2, y.shape).astype(np.float32)
+    gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+    assert len(tables) == 3 and all(len(d) > 2 for d in tables)  # (forward twice, input gradient: classes)
+    og = ws[0] // groups
+    assert {shape[-1] for shape, _ in packed} == {ws[1] * ws[2] * ws[3], ws[2] * ws[3]}
+    for shape, flat in packed:
+        np.testing.assert_array_equal(flat, np.arange(shape[-1]))  # (every tap, in order)
+        assert shape[0] in (groups, groups * og)  # (forward: a row of taps a group; input gradient: every filter's)
+    _against_loop_reference((y, gx, gw), x, w, b, g, stride, padding, 1, groups)
+
+
 def test_packing_plans_kept_by_the_tables_identity(compiled, monkeypatch):
     """``pack_phases`` of the cached tables' read-only taps keeps their plan (``_memo``): the same
     layout as from a list of the same taps (computed afresh), for the same taps again, and for other
