@@ -118,9 +118,11 @@ def pass_orders(kinds: Sequence[tuple]) -> tuple[list[int], list[int]]:
 
 
 def _sources() -> list[Path]:
-    """The files of the compiled kernels (their changes invalidate Numba's cache)."""
-    folder = Path(__file__).resolve().parent.parent / "functional"
-    return sorted(folder.glob("_numba_*.py"))
+    """The files of the compiled kernels (their changes invalidate Numba's cache:
+    :func:`cnnlab.functional._backend.stamp_kernel_caches`)."""
+    from cnnlab.functional import _backend
+
+    return [Path(f) for f in _backend.kernel_sources()]
 
 
 def _key(spec: dict[str, Any]) -> str:
