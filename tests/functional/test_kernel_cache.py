@@ -56,7 +56,8 @@ from cnnlab.functional import _backend, _numba_kernels
 assert _numba_kernels.relu(np.arange(-4, 4, dtype=np.float32)).tolist() == [0, 0, 0, 0, 0, 1, 2, 3]
 kernel = _numba_kernels._relu
 sys.path.insert(0, {str(tmp_path)!r})
-open({str(tmp_path / "other.py")!r}, "w").write("import numba\\n@numba.njit(cache=True)\\ndef f(a):\\n    return a + 1\\n")
+open({str(tmp_path / "other.py")!r}, "w").write(
+    "import numba\\n@numba.njit(cache=True)\\ndef f(a):\\n    return a + 1\\n")
 import other
 other.f(1)
 print(json.dumps([type(kernel._cache._impl.locator).__name__, type(other.f._cache._impl.locator).__name__,
