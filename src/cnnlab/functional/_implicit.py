@@ -107,18 +107,31 @@ MANY_FILTERS = 512
 
 
 # When the kernels skip the padding (classes of positions, :func:`_tables`) rather than read a
-# padded copy.  Each class packs its own copy of its taps' weights, and the weight gradient runs
-# each image's classes as segments, with a fixed cost per segment, block of 6 taps and 16
-# filters; skipping pays where these extra costs stay below the padded copy they replace, in
-# values copied: a packed weight ``PACK_COST`` of them, a segment's block ``SEGMENT_COST``.
-# Measured on 2 cores, one process, padded copy / classes, forward+backward (ms): the stride-2
-# layer N32 C32 32x32 -> 64 8.96 / 8.08 (classes chosen); N32 C32 28x28 -> 64 stride 1 20.0 /
-# 21.4, N64 C64 7x7 -> 64 6.7 / 6.6 (padded chosen); N8 C512 7x7 -> 512 47 / 84 (padded chosen:
-# its 8 corners of 8 positions packed 2,048 x 512 weights each).  Packing ran at 1.7 ns a value
-# (0.6 since, with unsigned indices; the cost keeps that margin), the padded copy at 0.37; a
-# segment's block costs about 60 cycles of loads and stores.
+# padded copy.  The classes' taps beyond a position's full set (``extra``) cost ``PACK_COST``
+# copied values each per filter, and the weight gradient runs each image's classes as segments,
+# a segment's block of 6 taps and 16 filters ``SEGMENT_COST``; skipping pays where these stay
+# below the padded copy they replace.  The rule was measured when each class packed its own
+# copy of its taps' weights (since round 34 the classes read one packing through a table of
+# rows, ``wtap``), and it still sends the layers measured then and since to the faster route:
+# padded copy / classes, forward+backward, 2 cores, one process (ms), then: the stride-2 layer
+# N32 C32 32x32 -> 64 8.96 / 8.08 (classes chosen); N32 C32 28x28 -> 64 stride 1 20.0 / 21.4,
+# N64 C64 7x7 -> 64 6.7 / 6.6, N8 C512 7x7 -> 512 47 / 84 (padded chosen); round 34, with one
+# packing: the issue's layer N32 C16 24x24 -> 32 k5 p2 9.1 / 9.6, N32 C32 28x28 -> 64 k5 p2
+# 41.4 / 42.0, N64 C64 7x7 -> 64 k5 p2 14.4 / 24.2, N8 C512 7x7 -> 512 48.8 / 56.7, N64 C256
+# 8x8 -> 64 k7 p3 97.5 / 238 (padded chosen), the stride-2 layer 8.07 / 8.13 (classes).
 PACK_COST = 4.0
 SEGMENT_COST = 40.0
+# Cells per class (on average) from which the input gradient runs by classes of cells over the
+# upstream gradient itself, whatever :data:`PACK_COST` says (below it, that rule decides): with
+# one packing of the weights for every class, a class costs its blocks alone, and where each
+# has many cells the copy of the gradient with a zero border, and the padding's products, cost
+# more.  Measured on 2 cores, one process, the input gradient by the bordered copy / by classes
+# (ms; cells per class): N64 C64 7x7 -> 64 k5 p2 4.87 / 3.92 (125), N32 C64 7x7 -> 64 k3 p1
+# 1.47 / 1.24 (174), N64 C64 8x8 -> 64 k3 p1 2.54 / 2.29 (455), N64 C256 8x8 -> 64 k7 p3 32.4 /
+# 32.6 (84), N4 C256 14x14 -> 256 k3 7.00 / 6.74 (87); fewer cells: N8 C512 7x7 -> 512 k3 24.7 /
+# 28.4 (44), N8 C512 4x4 9.9 / 18.8 (14), N16 C128 7x7 -> 128 k5 4.86 / 5.12 (31), N8 C64 14x14
+# -> 64 k5 2.42 / 2.62 (63), N8 C128 14x14 -> 512 k5 43.6 / 41.7 (63).
+CLASS_CELLS = 100
 
 
 # Whether the products on a zero-padded copy skip the kernel rows (planes, in 3-d) that read its
@@ -300,7 +313,7 @@ def _geometry(src: np.ndarray, weight_shape: Sequence[int], stride: Sequence[int
 def classes_pay(tables: Tables, padded_values: float, out_ch: int, batch: int, full_taps: int) -> bool:
     """Whether reading the unpadded input by the classes of ``tables`` costs less than a padded
     copy of ``padded_values`` values (see :data:`PACK_COST`): ``full_taps`` is a position's taps
-    without padding (``C_g * prod(k)``), the classes' taps beyond it are packed and segmented
+    without padding (``C_g * prod(k)``), the classes' taps beyond it are run and segmented
     extra."""
     extra = float(tables.dstart[-1] - full_taps)
     segments = float(tables.dstart6[-1] - full_taps) / _ROWS * -(-out_ch // _COLS) * batch
@@ -603,14 +616,18 @@ def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: t
 @functools.lru_cache(maxsize=64)
 def _grad_x_plan(batch: int, out_ch: int, og: int, channels: int, cg_all: int, x_spatial: tuple[int, ...],
                  out: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
-                 lows: tuple[int, ...], pack_cost: float) -> tuple[tuple[tuple[int, int], ...] | None, tuple]:
+                 lows: tuple[int, ...], pack_cost: float, class_cells: float = math.inf
+                 ) -> tuple[tuple[tuple[int, int], ...] | None, tuple]:
     """``(border, tables)`` of :func:`grad_x`: classes over the upstream gradient itself (``border``
-    None), or, where the classes' packs of weights cost more than a copy of the gradient with a
-    zero ``border`` (a phase's taps then all inside it, one class each: see :data:`PACK_COST`;
-    N8 C512 7x7 -> 512 packed for 33 ms against 0.2 ms of copying), the tables over that copy.
-    ``cg_all``: the input channels of all groups (the packs' rows); ``pack_cost``: :data:`PACK_COST`
-    (an argument, so that the cache holds the choice for the value it was made with)."""
+    None) where its classes have :data:`CLASS_CELLS` cells or more on average, or where their
+    extra taps cost less than a copy of the gradient with a zero ``border`` (see
+    :data:`PACK_COST`); else the tables over that copy (a phase's taps then all inside it, one
+    class each).  ``cg_all``: the input channels of all groups; ``pack_cost``, ``class_cells``:
+    :data:`PACK_COST`, :data:`CLASS_CELLS` (arguments, so that the cache holds the choice for the
+    values it was made with; ``class_cells`` left out: the extra taps' rule alone)."""
     plan = _grad_x_tables(batch, out_ch, og, channels, x_spatial, out, kernel, stride, dilation, lows)
+    if plan[1] and batch * math.prod(x_spatial) >= class_cells * len(plan[1]):
+        return None, plan
     border = _grad_x_border(x_spatial, out, kernel, stride, dilation, lows)
     bordered = tuple(o + lo + hi for o, (lo, hi) in zip(out, border, strict=True))
     other = _grad_x_tables(batch, out_ch, og, channels, x_spatial, bordered, kernel, stride, dilation,
@@ -642,7 +659,7 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     lows = tuple(lo for lo, _ in pads)
     g = np.ascontiguousarray(grad_out, np.float32)
     border, plan = _grad_x_plan(batch, out_ch, og, channels, cg * groups, x_spatial, out, kernel, stride, dilation,
-                                lows, PACK_COST)
+                                lows, PACK_COST, CLASS_CELLS)
     frame = None
     if border:
         g = _padded_input(g, border)

@@ -22,7 +22,8 @@ dilation, padding and group, and the input gradient too:
   (or 12) positions by 16 filters at a time, the weights packed as ``wpk[o // 16, k, o % 16]`` (zeros
   past the last filter, by :func:`pack`), and runs its blocks through the taps
   :data:`TAP_CHUNK` at a time.  Its phases each have their own tables and taps (a job takes a
-  region of every phase).  The forward of a convolution is this with ``src`` the input, a phase
+  region of every phase), and read one packing of every tap through a table of each tap's row
+  in it (``wtap``).  The forward of a convolution is this with ``src`` the input, a phase
   per class of positions with the same taps inside it; the input gradient is this for every
   phase of the stride and class of its cells at once, with ``src`` the upstream gradient and
   the class's taps of the weights transposed (see :mod:`cnnlab.functional._implicit`).
