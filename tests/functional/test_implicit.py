@@ -130,13 +130,12 @@ def test_padding_skipped_or_copied_gives_the_same_values(compiled, monkeypatch, 
                                                          groups, route):
     """Every case with the padding skipped by classes of positions wherever the definition allows
     (``PACK_COST`` and ``SEGMENT_COST`` 0), and with padded copies of the input and of the upstream
-    gradient instead (``PACK_COST``, ``CLASS_CELLS`` huge), every input gradient implicit: all three results
+    gradient instead (``PACK_COST`` huge), every input gradient implicit: all three results
     against the loop reference."""
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
     monkeypatch.setattr(_implicit, "PAIR_LANES", 0)  # (pairs of positions take the copy: see test_pairs.py)
     monkeypatch.setattr(_implicit, "PACK_COST", 0.0 if route == "skip" else 1e30)
     monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0 if route == "skip" else 1e30)
-    monkeypatch.setattr(_implicit, "CLASS_CELLS", 0.0 if route == "skip" else float("inf"))
     copies = spied(monkeypatch, _implicit, "_padded_input")
     x, w, b = _inputs(xs, ws, seed=sum(xs) + 3 * sum(ws))
     s, pads, d = _args(w, stride, padding, dilation)
@@ -631,37 +630,6 @@ def test_weight_gradient_checks_the_border_only_when_it_must(compiled, skipping,
     np.testing.assert_allclose(gw[finite], want[finite], rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("batch, size, kernel, by_classes", [
-    (8, 7, 5, False),  # 25 classes of 8 x 49 cells: 16 a class, and many extra taps: the bordered copy
-    (64, 7, 5, True),  # 125 cells a class: classes, though the extra taps alone would take the copy
-    (8, 14, 3, True),  # 174 cells a class, few extra taps: classes either way
-])
-def test_input_gradient_by_classes_where_they_hold_many_cells(compiled, monkeypatch, batch, size, kernel, by_classes):
-    """The input gradient's route (``_grad_x_plan``): by classes of cells over the upstream
-    gradient itself where its classes hold ``CLASS_CELLS`` cells or more on average, else as the
-    extra taps against the copy decide (``PACK_COST``); the same values either way (against the
-    loop reference), and a bordered copy made only on that route."""
-    pad = kernel // 2
-    lows = (pad, pad)
-    spatial, ks = (size, size), (kernel, kernel)
-    args = (batch, 16, 16, 8, 8, spatial, spatial, ks, (1, 1), (1, 1), lows, _implicit.PACK_COST)
-    border, plan = _implicit._grad_x_plan(*args, _implicit.CLASS_CELLS)
-    classes = len(_implicit._grad_x_tables(batch, 16, 16, 8, spatial, spatial, ks, (1, 1), (1, 1), lows)[1])
-    cells = batch * size * size
-    assert classes > 1 and (len(plan[1]) == classes) == (border is None)  # (a bordered copy: one class)
-    assert (border is None) == by_classes == (cells >= _implicit.CLASS_CELLS * classes
-                                               or _implicit._grad_x_plan(*args)[0] is None)
-    assert (_implicit._grad_x_plan(*args)[0] is None) == (size == 14)  # (the extra taps' rule alone)
-    x, w, b = _inputs((batch, 8, size, size), (16, 8, kernel, kernel), seed=size + kernel)
-    g = np.random.default_rng(2).uniform(-1, 1, (batch, 16, size, size)).astype(np.float32)
-    calls = spied(monkeypatch, _implicit, "_padded_input")
-    gx = _implicit.grad_x(g, w, x.shape, (lows, lows), (1, 1), (1, 1), 1)
-    assert calls["_padded_input"] == (0 if by_classes else 1)
-    want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), (1, 1),
-                                      (lows, lows), (1, 1), 1)[0]
-    np.testing.assert_allclose(gx, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
-
-
 @pytest.mark.parametrize("padding, weight_bad, copies", [(1, False, 0), (1, True, 1), ((4, 1), False, 1),
                                                          (0, False, 0)])
 def test_forward_pads_a_copy_only_where_the_definition_needs_it(compiled, skipping, monkeypatch, padding, weight_bad,
@@ -712,7 +680,7 @@ BORDER_CASES = [
 
 
 def _border_run(monkeypatch, skip, xs, ws, stride, padding, dilation, groups, lanes):
-    """``(y, gx, gw, calls)`` with padded copies (``PACK_COST``, ``CLASS_CELLS`` huge), the border skipped or
+    """``(y, gx, gw, calls)`` with padded copies (``PACK_COST`` huge), the border skipped or
     not; ``calls``: the tables and frame of each forward kernel call."""
     from cnnlab.functional import _numba_implicit as ni
 
@@ -727,7 +695,6 @@ def _border_run(monkeypatch, skip, xs, ws, stride, padding, dilation, groups, la
         m.setattr(_implicit, "PAIR_LANES", lanes)
         m.setattr(_implicit, "PACK_COST", 1e30)
         m.setattr(_implicit, "SEGMENT_COST", 1e30)
-        m.setattr(_implicit, "CLASS_CELLS", float("inf"))
         m.setattr(_implicit, "SKIP_BORDER", skip)
         m.setattr(ni, "taps_forward", spy)
         x, w, b = _inputs(xs, ws, seed=sum(xs) + 5 * sum(ws))

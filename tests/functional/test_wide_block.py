@@ -138,7 +138,6 @@ def test_two_panels_at_once_give_the_same_bits(compiled, monkeypatch, xs, ws, st
     monkeypatch.setattr(_numba_simd, "WIDE", True)
     if route == "copy":
         monkeypatch.setattr(_implicit, "PACK_COST", 1e9)
-        monkeypatch.setattr(_implicit, "CLASS_CELLS", float("inf"))
     monkeypatch.setattr(ni, "TAP_CHUNK", 5 if route == "chunks" else ni.TAP_CHUNK)
     monkeypatch.setattr(ni, "STAGED_PITCH", 4 if route == "staged" else ni.STAGED_PITCH)
     x, w, b = _inputs(xs, ws, seed=11 * sum(xs) + sum(ws))
@@ -208,7 +207,6 @@ def test_weight_gradient_transposed_copy_gives_the_same_bits(compiled, monkeypat
         monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
     if route == "copy":
         monkeypatch.setattr(_implicit, "PACK_COST", 1e9)
-        monkeypatch.setattr(_implicit, "CLASS_CELLS", float("inf"))
     x, w, b = _inputs(xs, ws, seed=5 * sum(xs) + sum(ws))
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
     conv = _conv(w.ndim - 2)

@@ -112,7 +112,7 @@ MANY_FILTERS = 512
 # a segment's block of 6 taps and 16 filters ``SEGMENT_COST``; skipping pays where these stay
 # below the padded copy they replace.  The rule was measured when each class packed its own
 # copy of its taps' weights (since round 34 the classes read one packing through a table of
-# rows, ``wtap``), and it still sends the layers measured then and since to the faster route:
+# rows, ``wtap``); it still sends the layers measured then and since to the faster route:
 # padded copy / classes, forward+backward, 2 cores, one process (ms), then: the stride-2 layer
 # N32 C32 32x32 -> 64 8.96 / 8.08 (classes chosen); N32 C32 28x28 -> 64 stride 1 20.0 / 21.4,
 # N64 C64 7x7 -> 64 6.7 / 6.6, N8 C512 7x7 -> 512 47 / 84 (padded chosen); round 34, with one
@@ -121,17 +121,6 @@ MANY_FILTERS = 512
 # 8x8 -> 64 k7 p3 97.5 / 238 (padded chosen), the stride-2 layer 8.07 / 8.13 (classes).
 PACK_COST = 4.0
 SEGMENT_COST = 40.0
-# Cells per class (on average) from which the input gradient runs by classes of cells over the
-# upstream gradient itself, whatever :data:`PACK_COST` says (below it, that rule decides): with
-# one packing of the weights for every class, a class costs its blocks alone, and where each
-# has many cells the copy of the gradient with a zero border, and the padding's products, cost
-# more.  Measured on 2 cores, one process, the input gradient by the bordered copy / by classes
-# (ms; cells per class): N64 C64 7x7 -> 64 k5 p2 4.87 / 3.92 (125), N32 C64 7x7 -> 64 k3 p1
-# 1.47 / 1.24 (174), N64 C64 8x8 -> 64 k3 p1 2.54 / 2.29 (455), N64 C256 8x8 -> 64 k7 p3 32.4 /
-# 32.6 (84), N4 C256 14x14 -> 256 k3 7.00 / 6.74 (87); fewer cells: N8 C512 7x7 -> 512 k3 24.7 /
-# 28.4 (44), N8 C512 4x4 9.9 / 18.8 (14), N16 C128 7x7 -> 128 k5 4.86 / 5.12 (31), N8 C64 14x14
-# -> 64 k5 2.42 / 2.62 (63), N8 C128 14x14 -> 512 k5 43.6 / 41.7 (63).
-CLASS_CELLS = 100
 
 
 # Whether the products on a zero-padded copy skip the kernel rows (planes, in 3-d) that read its
@@ -616,18 +605,19 @@ def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: t
 @functools.lru_cache(maxsize=64)
 def _grad_x_plan(batch: int, out_ch: int, og: int, channels: int, cg_all: int, x_spatial: tuple[int, ...],
                  out: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
-                 lows: tuple[int, ...], pack_cost: float, class_cells: float = math.inf
-                 ) -> tuple[tuple[tuple[int, int], ...] | None, tuple]:
+                 lows: tuple[int, ...], pack_cost: float) -> tuple[tuple[tuple[int, int], ...] | None, tuple]:
     """``(border, tables)`` of :func:`grad_x`: classes over the upstream gradient itself (``border``
-    None) where its classes have :data:`CLASS_CELLS` cells or more on average, or where their
-    extra taps cost less than a copy of the gradient with a zero ``border`` (see
-    :data:`PACK_COST`); else the tables over that copy (a phase's taps then all inside it, one
-    class each).  ``cg_all``: the input channels of all groups; ``pack_cost``, ``class_cells``:
-    :data:`PACK_COST`, :data:`CLASS_CELLS` (arguments, so that the cache holds the choice for the
-    values it was made with; ``class_cells`` left out: the extra taps' rule alone)."""
+    None), or, where the classes' extra taps cost more than a copy of the gradient with a zero
+    ``border`` (see :data:`PACK_COST`), the tables over that copy (a phase's taps then all inside
+    it, one class each).  The rule was made when each class packed its own weights (N8 C512 7x7
+    -> 512 packed for 33 ms against 0.2 ms of copying); with one packing for all (round 34) the
+    layers it sends to the copy ran about as fast by classes (the input gradient alone, the
+    fastest of 41 rounds, copy / classes, ms: N64 C64 7x7 -> 64 k5 3.47 / 3.37, N32 C64 7x7 ->
+    64 k3 1.20 / 1.16, N64 C64 8x8 -> 64 k3 2.22 / 2.25, N8 C512 7x7 -> 512 19.7 / 18.2, their
+    medians as far apart the other way), and it was kept.  ``cg_all``: the input channels of all
+    groups; ``pack_cost``: :data:`PACK_COST` (an argument, so that the cache holds the choice
+    for the value it was made with)."""
     plan = _grad_x_tables(batch, out_ch, og, channels, x_spatial, out, kernel, stride, dilation, lows)
-    if plan[1] and batch * math.prod(x_spatial) >= class_cells * len(plan[1]):
-        return None, plan
     border = _grad_x_border(x_spatial, out, kernel, stride, dilation, lows)
     bordered = tuple(o + lo + hi for o, (lo, hi) in zip(out, border, strict=True))
     other = _grad_x_tables(batch, out_ch, og, channels, x_spatial, bordered, kernel, stride, dilation,
@@ -659,7 +649,7 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     lows = tuple(lo for lo, _ in pads)
     g = np.ascontiguousarray(grad_out, np.float32)
     border, plan = _grad_x_plan(batch, out_ch, og, channels, cg * groups, x_spatial, out, kernel, stride, dilation,
-                                lows, PACK_COST, CLASS_CELLS)
+                                lows, PACK_COST)
     frame = None
     if border:
         g = _padded_input(g, border)
