@@ -1,6 +1,8 @@
 """Compile a model's Numba kernels in a second process while the training process starts.
 
-The first ``cnnlab train`` on a machine compiles every Numba kernel its model uses, and Numba
+The first ``cnnlab train`` (or ``cnnlab demo``, whose short training starts the helper too,
+before it works out the lecture's example: :func:`cnnlab.training.recipes.demo_warmup`) on a
+machine compiles every Numba kernel its model uses, and Numba
 compiles one kernel at a time per process (it holds one compiler lock), on one core: the
 ``convnet``'s first step spent about 14 s compiling 9 kernels while the other core waited.
 :func:`start` uses that core.  It launches ``python -m cnnlab.training._warmup``, which builds the
