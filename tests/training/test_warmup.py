@@ -249,3 +249,22 @@ def test_kinds_group_the_units_that_share_kernels():
     assert kinds[1] == kinds[4] == kinds[7] == ("fused", "BatchNorm2d", "ReLU")  # 24, 48, 96 channels
     assert kinds[2] == kinds[5] == kinds[8] and kinds[2][0] == "AvgPool2d"
     assert len(set(kinds)) == (7 if _backend.use_numba() else 6)
+
+
+def test_demo_warmup_stops_its_helper_however_the_block_ends(monkeypatch):
+    # the demo's helper is started for the block and stopped when it ends, also by an error;
+    # nothing is started when asked not to
+    from cnnlab.training import recipes
+
+    events = []
+    monkeypatch.setattr(_warmup, "start", lambda *args: events.append(("start", args[0])) or "helper")
+    monkeypatch.setattr(_warmup, "stop", lambda helper: events.append(("stop", helper)))
+    with pytest.raises(KeyboardInterrupt):
+        with recipes.demo_warmup():
+            assert events == [("start", "mnist1d-cnn")]
+            raise KeyboardInterrupt
+    assert events == [("start", "mnist1d-cnn"), ("stop", "helper")]
+    events.clear()
+    with recipes.demo_warmup(False):
+        pass
+    assert events == [("stop", None)]

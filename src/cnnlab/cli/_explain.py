@@ -61,19 +61,15 @@ def add_demo(sub: Any) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from cnnlab.explain import lecture_example
-    from cnnlab.training import _warmup
     from cnnlab.training.recipes import demo_training, demo_warmup
 
     train = args.format == "text" and not args.no_train
     # the training's kernels compile in a second process while the example is worked out (a
     # first run on a machine compiles them all)
-    helper = demo_warmup() if train else None
-    try:
+    with demo_warmup(train):
         write(_render(lecture_example(), args))
         if train:
             demo_training(write)
-    finally:
-        _warmup.stop(helper)
     return 0
 
 

@@ -13,10 +13,11 @@ numbers are test-set numbers); every metrics record states its ``val_source``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -402,18 +403,26 @@ def finish_run(outcome: RunResult, val_source: str) -> None:
     _write_atomic(outcome.out_dir / "results.json", json.dumps(summary, indent=2) + "\n")
 
 
-def demo_warmup() -> Any:
-    """Start compiling the demo model's Numba kernels in a second process
-    (:func:`cnnlab.training._warmup.start`, None where that would not help), for ``cnnlab demo``
-    to call before it works out the lecture's example: the first run on a machine compiles them,
-    one at a time per process, and the helper takes those the training comes to last while this
-    process prints the example and compiles the first ones.  :func:`cnnlab.training._warmup.stop`
-    ends it."""
+@contextlib.contextmanager
+def demo_warmup(start: bool = True) -> Iterator[None]:
+    """Compile the demo model's Numba kernels in a second process while the block runs
+    (:func:`cnnlab.training._warmup.start`; nothing where that would not help or ``start`` is
+    False), for ``cnnlab demo`` to wrap around the lecture's example and the training: the first
+    run on a machine compiles them, one at a time per process, and the helper takes those the
+    training comes to last while this process prints the example and compiles the first ones.
+    The helper is stopped when the block ends, however it ends."""
     from cnnlab.data._named import expected_shape
     from cnnlab.training import _warmup
 
-    shape, classes = expected_shape("mnist1d")
-    return _warmup.start("mnist1d-cnn", shape, classes, RECIPES["mnist1d-cnn"]["batch_size"], EVAL_BATCH_SIZE)
+    helper = None
+    if start:
+        shape, classes = expected_shape("mnist1d")
+        helper = _warmup.start("mnist1d-cnn", shape, classes, RECIPES["mnist1d-cnn"]["batch_size"],
+                               EVAL_BATCH_SIZE)
+    try:
+        yield
+    finally:
+        _warmup.stop(helper)
 
 
 def demo_training(write: Callable[[str], Any], epochs: int = DEMO_EPOCHS) -> None:
