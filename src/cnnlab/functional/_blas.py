@@ -222,7 +222,9 @@ def _blas_operands(a: np.ndarray, b: np.ndarray) -> tuple[Any, tuple[int, int], 
 def products(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
     """``np.matmul(a, b, out=out)``, split between the calling thread and the team's helpers (a
     stack product by product; a single product, or a stack of fewer products than threads, cut
-    into parts along the longer side of each), each part one BLAS call on one thread; None
+    into parts along the longer side of each), each part one BLAS call on one thread (so each
+    part has the bits of NumPy's product of that part with the BLAS on one thread: a product the
+    BLAS threads itself can round otherwise, as OpenBLAS's Haswell kernels do); None
     (nothing done) where this does not apply: operands not both float32 or both float64, a matrix
     whose rows or columns are not contiguous, one-row or one-column products, operands that share
     memory, ``out`` not a C-contiguous array of the result's shape and dtype apart from the
