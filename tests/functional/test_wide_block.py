@@ -221,3 +221,47 @@ def test_weight_gradient_transposed_copy_gives_the_same_bits(compiled, monkeypat
     assert calls["taps_grad_w"] >= 2
     np.testing.assert_array_equal(_bits(blocks[1]), _bits(values[1]))
     _against_loop_reference((conv(x, w, b, **kw), *blocks[:2]), x, w, b, g, stride, padding, dilation, groups)
+
+
+def _fused_oracle(a: np.float32, w: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """``acc + a * w`` lane by lane with one rounding to float32 (to nearest, ties to even),
+    from the exact rational sum."""
+    from fractions import Fraction
+
+    out = np.empty(acc.shape, np.float32)
+    for i, (wi, ci) in enumerate(zip(w, acc, strict=True)):
+        exact = Fraction(float(a)) * Fraction(float(wi)) + Fraction(float(ci))
+        guess = np.float32(float(exact))
+        near = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+        dist = [abs(Fraction(float(f)) - exact) for f in near]
+        best = min(dist)
+        ties = [f for f, d in zip(near, dist, strict=True) if d == best]
+        out[i] = ties[0] if len(ties) == 1 else next(f for f in ties if not f.view(np.int32) & 1)
+    return out
+
+
+@pytest.mark.parametrize("written_out", [True, False])
+def test_both_panels_step_is_two_fused_multiply_adds_of_one_read(monkeypatch, written_out):
+    """``wfma2_at``: ``c + a * v`` and ``e + a * u``, ``a`` read once at the index and broadcast,
+    each sum rounded once; written out as AVX-512 instructions (on such a CPU) or by LLVM's
+    ``fma``, each compiled anew here.  Values whose unfused sums round otherwise in some lanes."""
+    if written_out and not _numba_simd._wide_cpu():
+        pytest.skip("no AVX-512 here")
+    monkeypatch.setattr(_numba_simd, "WIDE_ASM", written_out)
+    wfma2_at, wload, wstore = _numba_simd.wfma2_at, _numba_simd.wload, _numba_simd.wstore
+
+    @numba.njit
+    def step(c, e, arr, index, v, u, out):  # (compiled on the first call, after the switch)
+        c1, e1 = wfma2_at(wload(c, 0), wload(e, 0), arr, index, wload(v, 0), wload(u, 0))
+        wstore(out, 0, c1)
+        wstore(out, 16, e1)
+
+    rng = np.random.default_rng(41)
+    c, e, v, u = (rng.standard_normal(16).astype(np.float32) for _ in range(4))
+    arr = (rng.standard_normal(9) * 3).astype(np.float32)
+    out = np.full(32, np.nan, np.float32)
+    step(c, e, arr, 5, v, u, out)
+    want = np.concatenate([_fused_oracle(arr[5], v, c), _fused_oracle(arr[5], u, e)])
+    np.testing.assert_array_equal(_bits(out), _bits(want))
+    unfused = np.concatenate([arr[5] * v + c, arr[5] * u + e])  # (float32: two roundings)
+    assert (_bits(unfused) != _bits(want)).any()  # (the values tell a fused sum from two roundings)

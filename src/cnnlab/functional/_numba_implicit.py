@@ -116,7 +116,7 @@ def _make_taps_forward(span):
     broadcast to the even and odd lanes, :func:`cnnlab.functional._numba_simd.wfma_pair_at`), for
     groups of at most 8 filters (or input channels), which would leave half the lanes idle."""
     def kernel(src, wpk, wtap, wpanel, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
-               cstride, first_row, out_ch, groups, gsrc, grow, y, wide, panels, src2, bufs, accs, first_job, last_job,
+               cstride, first_row, out_ch, groups, gsrc, grow, y, wide, panels, bufs, accs, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; wpk: the packed weights of every tap (a panel of 16 filters, or one filter
         # twice with span 2, after another, wpanel values apart); phases f = 0 .. F-1, each with its taps
@@ -127,7 +127,7 @@ def _make_taps_forward(span):
         # groups: the groups, group g reading src gsrc * g further on, its packed weights gwstep * g
         # further on, its bias O16 * g further on, its filters written grow * g rows further
         # on; wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums;
-        # with panels, span 1 and a second panel of filters, 12 x 32: _two_panels); src2: src again;
+        # with panels, span 1 and a second panel of filters, 12 x 32: _two_panels);
         # bufs: a row of 4 * ROWS * COLS values per thread; job g * jobs + j takes the j-th share of
         # every phase's blocks of group g, so the phases of one region run one after another; jobs
         # first..last-1; kgrid: per phase, its taps a channel (the taps come channel after
@@ -163,7 +163,7 @@ def _make_taps_forward(span):
                             if span == 1 and panels and pair:
                                 # (a pair of blocks runs two panels of 16 filters at once: _two_panels)
                                 if og % 2 == 0 and og + 1 < groups16:
-                                    _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
+                                    _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
                                                 pstart[f] + blk * ROWS, shift,
                                                 ((blk - b_first) * groups16 + og) * (ROWS * COLS),
                                                 groups16 * (ROWS * COLS), bias0 + og * COLS,
@@ -210,10 +210,26 @@ def _make_taps_forward(span):
                             first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
                             if lo == 0 and hi == per:  # (every tap: the chunk in one run, not one a channel)
                                 first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
+                            # (the twelve positions one after another in the input, span apart, as
+                            # along an output row: one address a tap, the others fixed distances on)
+                            run = pair and (p1 == p0 + span and p2 == p0 + 2 * span and p3 == p0 + 3 * span
+                                            and p4 == p0 + 4 * span and p5 == p0 + 5 * span
+                                            and q0 == p0 + 6 * span and q1 == p0 + 7 * span
+                                            and q2 == p0 + 8 * span and q3 == p0 + 9 * span
+                                            and q4 == p0 + 10 * span and q5 == p0 + 11 * span)
                             for ch in range(first_ch, last_ch):
                                 ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-                                if pair:
-                                    for k in range(ka, kz):
+                                if run:
+                                    for k in range(np.uint64(ka), np.uint64(kz)):
+                                        b = p0 + ds[k]
+                                        w = wk + wt[k] * COLS
+                                        c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = wfma_span_blocks(
+                                            span, c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
+                                            b, b + span, b + 2 * span, b + 3 * span, b + 4 * span, b + 5 * span,
+                                            b + 6 * span, b + 7 * span, b + 8 * span, b + 9 * span, b + 10 * span,
+                                            b + 11 * span, wload(wpk, w))
+                                elif pair:
+                                    for k in range(np.uint64(ka), np.uint64(kz)):
                                         dk = ds[k]
                                         w = wk + wt[k] * COLS
                                         c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = wfma_span_blocks(
@@ -221,7 +237,7 @@ def _make_taps_forward(span):
                                             p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk,
                                             q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, wload(wpk, w))
                                 else:
-                                    for k in range(ka, kz):
+                                    for k in range(np.uint64(ka), np.uint64(kz)):
                                         dk = ds[k]
                                         w = wk + wt[k] * COLS
                                         c0, c1, c2, c3, c4, c5 = wfma_span_rows(
@@ -358,7 +374,7 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
                       read_only(src), read_only(wpk), read_only(wtap), wpanel, gwstep,
                       *map(read_only, (bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
                       jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
-                      PANELS and _numba_simd.WIDE, read_only(src), bufs, accs, work=products * out_ch * groups * span,
+                      PANELS and _numba_simd.WIDE, bufs, accs, work=products * out_ch * groups * span,
                       balanced=True)
 
 

@@ -92,7 +92,7 @@ def _make_taps_grad_w(span):
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
     lanes), whose two lanes :func:`_parts_transposed` adds."""
     def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
-               groups, gsrc, gg, bufs, parts, wpanels, src2, transposed, first_job, last_job,
+               groups, gsrc, gg, bufs, parts, wpanels, transposed, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
         # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
@@ -108,7 +108,7 @@ def _make_taps_grad_w(span):
         # two left (12 x 16 sums); groups: the groups, job j of group k being job k * J + j (J: the
         # jobs above), reading src gsrc * k and g gg * k further on, adding into group k's
         # panels of parts (each part row holds the groups' sums one after another); wpanels: with
-        # span 1, pairs of panels at once (GRAD_W_PANELS; src2: src again, see _two_panels);
+        # span 1, pairs of panels at once (GRAD_W_PANELS, see _two_panels);
         # transposed: the upstream gradient copied 16 positions by 16 filters at a time where it can
         # be (GRAD_W_TRANSPOSE)
         total = pos.shape[0]
@@ -185,10 +185,10 @@ def _make_taps_grad_w(span):
                                 s = pos[p] + sshift
                                 v, u = wload(gt, at), wload(gt, at + COLS * GRAD_W_JOB)
                                 c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5 = _panels_step(
-                                    c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5, src, src2,
+                                    c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5, src,
                                     s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, v, u)
                                 h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5 = _panels_step(
-                                    h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5, src, src2,
+                                    h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5, src,
                                     s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, v, u)
                                 at += COLS
                             _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
@@ -322,7 +322,7 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
-                      GRAD_W_PANELS and _numba_simd.WIDE, read_only(src), GRAD_W_TRANSPOSE and _numba_simd.WIDE,
+                      GRAD_W_PANELS and _numba_simd.WIDE, GRAD_W_TRANSPOSE and _numba_simd.WIDE,
                       work=products * out_ch * groups * span,
                       tail=tail)
     out = np.empty((groups * out_ch, taps), np.float32)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cnnlab.functional._numba_simd import prefetch_write, wfma_at, wload, wstore
+from cnnlab.functional._numba_simd import prefetch_write, wfma2_at, wload, wstore
 
 # Positions and filters of one register block.
 ROWS, COLS = 6, 16
@@ -47,28 +47,32 @@ def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always")
-def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2, i0, i1, i2, i3, i4, i5, v,
+def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, i0, i1, i2, i3, i4, i5, v,
                  u):  # pragma: no cover - compiled
     # one step of a block of 6 positions (inputs src[i_r]) by two panels: c<r> + src[i_r] * v and
-    # e<r> + src2[i_r] * u, row by row (src2: src again, see _two_panels)
-    return (wfma_at(c0, src, i0, v), wfma_at(c1, src, i1, v), wfma_at(c2, src, i2, v), wfma_at(c3, src, i3, v),
-            wfma_at(c4, src, i4, v), wfma_at(c5, src, i5, v), wfma_at(e0, src2, i0, u), wfma_at(e1, src2, i1, u),
-            wfma_at(e2, src2, i2, u), wfma_at(e3, src2, i3, u), wfma_at(e4, src2, i4, u), wfma_at(e5, src2, i5, u))
+    # e<r> + src[i_r] * u, row by row, each input broadcast once into a register for both
+    # (:func:`cnnlab.functional._numba_simd.wfma2_at`)
+    c0, e0 = wfma2_at(c0, e0, src, i0, v, u)
+    c1, e1 = wfma2_at(c1, e1, src, i1, v, u)
+    c2, e2 = wfma2_at(c2, e2, src, i2, v, u)
+    c3, e3 = wfma2_at(c3, e3, src, i3, v, u)
+    c4, e4 = wfma2_at(c4, e4, src, i4, v, u)
+    c5, e5 = wfma2_at(c5, e5, src, i5, v, u)
+    return c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5
 
 
 @numba.njit(inline="always")
-def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
+def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
                 filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
     # Two blocks of 6 positions (from table row r) by two panels of 16 filters (the second with
     # filters2 filters; tap k's packed weights at wk + wt[k] * COLS, the second panel's wnext
     # further on, its sums ROWS * COLS further on in acc, its rows of y 16 further on), the taps
-    # k0 .. k1 of the chunk: 24 running sums in registers,
-    # each input read for both panels' multiply-adds.  The same sums in the same order as the two
-    # panels one after another (the same bits).  src2 is src again, as another argument: the
-    # kernels' arrays do not alias (job_kernel), so LLVM keeps the second panel's reads apart from
-    # the first's and folds each into its multiply-add (a broadcast operand); with the reads shared,
-    # it loaded all twelve inputs first and, short of registers, spilled eight of the 24 sums to
-    # the stack on every tap.
+    # k0 .. k1 of the chunk: 24 running sums in registers, each input broadcast once into a
+    # register for both panels' multiply-adds (:func:`cnnlab.functional._numba_simd.wfma2_at`).
+    # The same sums in the same order as the two panels one after another (the same bits).  On
+    # the Zen 5 of round 35 a block's 24 reads folded into the multiply-adds (each input read
+    # twice, as before) held them to about one a cycle, half of what the CPU runs: the issue's
+    # layer's forward on one thread 4.8 -> 3.8 ms.
     r2 = r + ROWS
     p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
     p3, p4, p5 = pos[r + 3] + shift, pos[r + 4] + shift, pos[r + 5] + shift
@@ -102,17 +106,33 @@ def _two_panels(src, src2, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, sh
     first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
     if lo == 0 and hi == per:
         first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
+    # (the twelve positions one after another in the input, as along an output row: one address
+    # a tap, the others a fixed distance from it)
+    run = (p1 == p0 + 1 and p2 == p0 + 2 and p3 == p0 + 3 and p4 == p0 + 4 and p5 == p0 + 5 and q0 == p0 + 6
+           and q1 == p0 + 7 and q2 == p0 + 8 and q3 == p0 + 9 and q4 == p0 + 10 and q5 == p0 + 11)
     for ch in range(first_ch, last_ch):
         ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-        for k in range(ka, kz):
+        if run:
+            for k in range(np.uint64(ka), np.uint64(kz)):
+                b = p0 + ds[k]
+                w = wk + wt[k] * COLS
+                v, u = wload(wpk, w), wload(wpk, w + wnext)
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
+                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src,
+                    b, b + 1, b + 2, b + 3, b + 4, b + 5, v, u)
+                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
+                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src,
+                    b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, v, u)
+            continue
+        for k in range(np.uint64(ka), np.uint64(kz)):
             dk = ds[k]
             w = wk + wt[k] * COLS
             v, u = wload(wpk, w), wload(wpk, w + wnext)
             c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
-                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, src2,
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src,
                 p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, v, u)
             d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
-                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, src2,
+                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src,
                 q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, v, u)
     if k1 < taps or staged:  # (the sums wait for the next chunk, or the stores by filter)
         _put_rows(acc, a, c0, c1, c2, c3, c4, c5)

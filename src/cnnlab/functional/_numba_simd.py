@@ -96,6 +96,13 @@ def _wide_cpu() -> bool:
 
 # Whether the product kernels run two 6 x 16 blocks at once (see the module's notes).
 WIDE = _wide_cpu()
+# Whether :func:`wfma2_at` writes its instructions out (AVX-512 ones): fixed at import, as the
+# target CPU is, apart from ``WIDE``, which tests switch to run the kernels' other block.
+WIDE_ASM = WIDE
+if WIDE_ASM:  # (the instructions are parsed by LLVM's assembler, which Numba does not set up)
+    import llvmlite.binding as _llvm
+
+    _llvm.initialize_native_asmparser()
 
 
 def _element_ptr(context, builder, arr_type, arr, index):
@@ -171,6 +178,34 @@ def _vector_ops(vec, vtype):
 # every lane, one rounding.  And the same of sixteen lanes: wzero, wload, wstore, wfma_at.
 vzero, vload, vstore, vfma_at = _vector_ops(_VEC, f32x8)
 wzero, wload, wstore, wfma_at = _vector_ops(_WIDE_VEC, f32x16)
+
+
+@intrinsic
+def wfma2_at(typingctx, c, e, arr, index, v, u):
+    """``(c + a * v, e + a * u)`` of sixteen lanes, ``a`` the value ``arr[index]`` (C-contiguous
+    float32) broadcast to every lane, one rounding per lane: the two panels' step of one position,
+    the value broadcast once into a register for both multiply-adds.  With AVX-512 the three
+    instructions are written out as one unit (``vbroadcastss`` and two ``vfmadd231ps``): left to
+    LLVM, a block's twelve broadcasts were all loaded first and, short of registers, seven of its
+    24 sums went to the stack on every tap; without AVX-512, the same sums by LLVM's ``fma``."""
+    if not (c == f32x16 and e == f32x16 and _float32_array(arr) and isinstance(index, types.Integer)
+            and v == f32x16 and u == f32x16):
+        return None
+    pair = types.UniTuple(f32x16, 2)
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[2], args[2], args[3])
+        if WIDE_ASM:
+            vec = _WIDE_VEC
+            fn = ir.FunctionType(ir.LiteralStructType([vec, vec, vec]), [vec, vec, ptr.type, vec, vec])
+            out = builder.asm(fn, "vbroadcastss ($5), $2\n\tvfmadd231ps $2, $6, $0\n\tvfmadd231ps $2, $7, $1",
+                              "=v,=v,=&v,0,1,r,v,v", [args[0], args[1], ptr, args[4], args[5]], False)
+            first, second = builder.extract_value(out, 0), builder.extract_value(out, 1)
+        else:
+            spread = _splat(builder, builder.load(ptr, align=4), _WIDE_VEC)
+            first, second = _fma(builder, spread, args[4], args[0]), _fma(builder, spread, args[5], args[1])
+        return context.make_tuple(builder, sig.return_type, [first, second])
+    return pair(c, e, arr, index, v, u), codegen
 
 
 @intrinsic
