@@ -124,3 +124,29 @@ def test_a_wrapped_kernel_compiles_as_before_when_sharing_is_off():
     assert _shared_compile.wrap(double) is double  # once
     assert _shared_compile.sharing() is None
     assert double(np.float32(1.5)) == 3.0
+
+
+@needs_numba
+def test_sharing_wraps_the_kernels_of_every_kernel_module(tmp_path):
+    # every compiled kernel of every _numba_*.py module (listed here from the package's folder),
+    # the implicit convolution's among them, takes the locks once sharing is on
+    import importlib
+    from pathlib import Path
+
+    import cnnlab.functional
+
+    folder = Path(cnnlab.functional.__file__).parent
+    names = sorted(p.stem for p in folder.glob("_numba_*.py"))
+    assert {"_numba_implicit", "_numba_implicit_grad_w", "_numba_winograd", "_numba_pool"} <= set(names)
+    try:
+        _shared_compile.share(tmp_path)
+        for name in names:
+            module = importlib.import_module(f"cnnlab.functional.{name}")
+            kernels = [v for v in vars(module).values() if hasattr(v, "signatures") and hasattr(v, "py_func")]
+            unwrapped = [k.py_func.__name__ for k in kernels if not getattr(k, "_cnnlab_shared", False)]
+            assert unwrapped == [], name
+        from cnnlab.functional import _numba_implicit
+
+        assert _numba_implicit._taps_forward._cnnlab_shared
+    finally:
+        _shared_compile.share(None)

@@ -210,25 +210,9 @@ def _make_taps_forward(span):
                             first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
                             if lo == 0 and hi == per:  # (every tap: the chunk in one run, not one a channel)
                                 first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
-                            # (the twelve positions one after another in the input, span apart, as
-                            # along an output row: one address a tap, the others fixed distances on)
-                            run = pair and (p1 == p0 + span and p2 == p0 + 2 * span and p3 == p0 + 3 * span
-                                            and p4 == p0 + 4 * span and p5 == p0 + 5 * span
-                                            and q0 == p0 + 6 * span and q1 == p0 + 7 * span
-                                            and q2 == p0 + 8 * span and q3 == p0 + 9 * span
-                                            and q4 == p0 + 10 * span and q5 == p0 + 11 * span)
                             for ch in range(first_ch, last_ch):
                                 ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-                                if run:
-                                    for k in range(np.uint64(ka), np.uint64(kz)):
-                                        b = p0 + ds[k]
-                                        w = wk + wt[k] * COLS
-                                        c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = wfma_span_blocks(
-                                            span, c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
-                                            b, b + span, b + 2 * span, b + 3 * span, b + 4 * span, b + 5 * span,
-                                            b + 6 * span, b + 7 * span, b + 8 * span, b + 9 * span, b + 10 * span,
-                                            b + 11 * span, wload(wpk, w))
-                                elif pair:
+                                if pair:
                                     for k in range(np.uint64(ka), np.uint64(kz)):
                                         dk = ds[k]
                                         w = wk + wt[k] * COLS

@@ -55,18 +55,21 @@ def share(folder: str | os.PathLike[str] | None, wait: bool = True) -> None:
         return
     if wrap not in _backend.made_kernel_hooks:
         _backend.made_kernel_hooks.append(wrap)
-    from cnnlab.functional import (
-        _numba_correlate,
-        _numba_direct,
-        _numba_direct_grad_w,
-        _numba_kernels,
-        _numba_norm,
-        _numba_pool,
-    )
-
-    modules = (_numba_correlate, _numba_direct, _numba_direct_grad_w, _numba_kernels, _numba_norm, _numba_pool)
-    for dispatcher in _backend.kernels(*modules):
+    for dispatcher in _backend.kernels(*kernel_modules()):
         wrap(dispatcher)
+
+
+def kernel_modules() -> list[Any]:
+    """Every module of cnnlab's compiled kernels (``_numba_*.py``, :func:`cnnlab.functional._backend.kernel_sources`),
+    imported: their kernels are what :func:`share` wraps.  (A fixed list of six modules left out
+    the ones added since, the implicit kernels' among them, and a cold ``cnnlab train`` compiled
+    ``_taps_forward``, 5-7 s, in both processes at once.)"""
+    import importlib
+
+    from cnnlab.functional import _backend
+
+    names = sorted(os.path.splitext(os.path.basename(f))[0] for f in _backend.kernel_sources())
+    return [importlib.import_module(f"cnnlab.functional.{name}") for name in names]
 
 
 def sharing() -> str | None:
