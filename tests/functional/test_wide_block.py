@@ -265,3 +265,118 @@ def test_both_panels_step_is_two_fused_multiply_adds_of_one_read(monkeypatch, wr
     np.testing.assert_array_equal(_bits(out), _bits(want))
     unfused = np.concatenate([arr[5] * v + c, arr[5] * u + e])  # (float32: two roundings)
     assert (_bits(unfused) != _bits(want)).any()  # (the values tell a fused sum from two roundings)
+
+
+def _fused_chain(arr, first, weights, acc):
+    """``acc`` plus ``arr[first + r] * weights[r]`` for r = 0, 1, ... in order, each rounded once
+    (the exact oracle, a step at a time)."""
+    for r, w in enumerate(weights):
+        acc = _fused_oracle(arr[first + r], w, acc)
+    return acc
+
+
+@pytest.mark.parametrize("written_out", [True, False])
+@pytest.mark.parametrize("positions, width", [(6, 3), (6, 5), (12, 5), (6, 1)])
+def test_slide_adds_each_tap_fused_in_order(monkeypatch, written_out, positions, width):
+    """``wfma_slide``: position ``i``'s sum plus ``a[base + index + i + r] * w[r]``, r in order,
+    each rounded once; the same as ``width`` one-tap steps (written out, or by LLVM's ``fma``)."""
+    if written_out and not _numba_simd._wide_cpu():
+        pytest.skip("no AVX-512 here")
+    monkeypatch.setattr(_numba_simd, "WIDE_ASM", written_out)
+    slide, wload, wstore = _numba_simd.wfma_slide, _numba_simd.wload, _numba_simd.wstore
+    widths = {1: lambda w: (wload(w, 0),), 3: lambda w: (wload(w, 0), wload(w, 16), wload(w, 32)),
+              5: lambda w: (wload(w, 0), wload(w, 16), wload(w, 32), wload(w, 48), wload(w, 64))}
+    sums = {6: lambda c: (wload(c, 0), wload(c, 16), wload(c, 32), wload(c, 48), wload(c, 64), wload(c, 80)),
+            12: lambda c: (wload(c, 0), wload(c, 16), wload(c, 32), wload(c, 48), wload(c, 64), wload(c, 80),
+                           wload(c, 96), wload(c, 112), wload(c, 128), wload(c, 144), wload(c, 160), wload(c, 176))}
+    take_w, take_c = numba.njit(inline="always")(widths[width]), numba.njit(inline="always")(sums[positions])
+
+    @numba.njit
+    def step(c, arr, base, index, w, out):  # (compiled on the first call, after the switch)
+        new = slide(take_c(c), arr, base, index, take_w(w))
+        for i in range(len(new)):
+            wstore(out, 16 * i, new[i])
+
+    rng = np.random.default_rng(43 + positions + width)
+    c = rng.standard_normal(16 * positions).astype(np.float32)
+    w = (rng.standard_normal(16 * width) * 2).astype(np.float32)
+    arr = (rng.standard_normal(40) * 3).astype(np.float32)
+    out = np.full(16 * positions, np.nan, np.float32)
+    step(c, arr, 7, 4, w, out)
+    taps = w.reshape(width, 16)
+    want = np.concatenate([_fused_chain(arr, 11 + i, taps, c[16 * i:16 * i + 16]) for i in range(positions)])
+    np.testing.assert_array_equal(_bits(out), _bits(want))
+    if width > 1:  # (the values tell the taps' order apart)
+        backwards = np.concatenate([_fused_chain(arr[::-1], len(arr) - 11 - i - width, taps[::-1],
+                                                 c[16 * i:16 * i + 16]) for i in range(positions)])
+        assert (_bits(backwards) != _bits(want)).any()
+
+
+@pytest.mark.parametrize("written_out", [True, False])
+def test_base_and_index_steps_read_their_sum(monkeypatch, written_out):
+    """``wfma_idx``, ``wfma2_idx``, ``wfma_run6``, ``wfma2_run6``: the input at ``base + index``
+    (and the five after it), broadcast and multiplied into each sum with one rounding."""
+    if written_out and not _numba_simd._wide_cpu():
+        pytest.skip("no AVX-512 here")
+    monkeypatch.setattr(_numba_simd, "WIDE_ASM", written_out)
+    S = _numba_simd
+
+    @numba.njit
+    def steps(c, arr, base, index, v, u, out):
+        a, e, vv, uu = S.wload(c, 0), S.wload(c, 16), S.wload(v, 0), S.wload(u, 0)
+        S.wstore(out, 0, S.wfma_idx(a, arr, base, index, vv))
+        x, y = S.wfma2_idx(a, e, arr, base, index, vv, uu)
+        S.wstore(out, 16, x)
+        S.wstore(out, 32, y)
+        r = S.wfma_run6(a, a, a, e, e, e, arr, base, index, vv)
+        for i in range(6):
+            S.wstore(out, 48 + 16 * i, r[i])
+        t = S.wfma2_run6(a, e, a, e, a, e, a, e, a, e, a, e, arr, base, index, vv, uu)
+        for i in range(12):
+            S.wstore(out, 144 + 16 * i, t[i])
+
+    rng = np.random.default_rng(47)
+    c, v, u = (rng.standard_normal(n).astype(np.float32) for n in (32, 16, 16))
+    arr = (rng.standard_normal(30) * 3).astype(np.float32)
+    out = np.full(336, np.nan, np.float32)
+    steps(c, arr, 9, 5, v, u, out)
+    a, e = c[:16], c[16:]
+    want = [_fused_oracle(arr[14], v, a), _fused_oracle(arr[14], v, a), _fused_oracle(arr[14], u, e)]
+    want += [_fused_oracle(arr[14 + i], v, a if i < 3 else e) for i in range(6)]
+    want += [_fused_oracle(arr[14 + i // 2], (v, u)[i % 2], (a, e)[i % 2]) for i in range(12)]
+    np.testing.assert_array_equal(_bits(out), _bits(np.concatenate(want)))
+
+
+@pytest.mark.parametrize("xs, ws, padding, dilation", [
+    ((2, 16, 12, 12), (32, 16, 5, 5), 2, 1),  # the issue's layer in small: rows of 12, rows of 5 taps
+    ((2, 12, 6, 18), (16, 12, 7, 7), 3, 1),  # rows of 7 taps: five at once, then two alone
+    ((3, 10, 12, 6), (24, 10, 3, 4), 1, 1),  # rows of 4 taps: three at once, then one
+    ((2, 16, 12, 12), (16, 16, 3, 3), 1, 2),  # dilated: taps two apart, one at a time
+])
+def test_runs_of_positions_by_rows_of_taps(monkeypatch, compiled, xs, ws, padding, dilation):
+    """One panel's blocks that are runs of positions take a row of taps at a time (forward, and
+    the input gradient, on the bordered copy where :func:`_implicit._runs_pay` says so): the same
+    bits as the input gradient by classes, and the loop reference; each case both ways (WIDE)."""
+    from cnnlab.functional import _implicit
+
+    monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    x, w, b = _inputs(xs, ws, seed=sum(xs) + 3 * sum(ws))
+    kw = {"stride": 1, "padding": padding, "dilation": dilation, "method": "implicit"}
+    g = np.random.default_rng(17).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
+    real, chosen = _implicit._runs_pay, []
+
+    def seen(*args):
+        chosen.append(real(*args))
+        return chosen[-1]
+
+    for wide in (True, False):
+        monkeypatch.setattr(_numba_simd, "WIDE", wide)
+        chosen.clear()
+        monkeypatch.setattr(_implicit, "_runs_pay", seen)
+        y, (gx, gw, _) = F.conv2d(x, w, b, **kw), F.conv_backward(g, x, w, b, **kw)
+        assert chosen == [wide and ws[1] > _implicit.PAIR_LANES and xs[-1] % 6 == 0 and dilation == 1]
+        monkeypatch.setattr(_implicit, "_runs_pay", lambda *a: False)
+        _implicit._grad_x_plan.cache_clear()
+        classes = F.conv_backward(g, x, w, b, **kw)[0]
+        np.testing.assert_array_equal(_bits(gx), _bits(classes))
+        _against_loop_reference((y, gx, gw), x, w, b, g, 1, padding, dilation, 1)

@@ -605,27 +605,43 @@ def _grad_x_tables(batch: int, out_ch: int, og: int, channels: int, x_spatial: t
 @functools.lru_cache(maxsize=64)
 def _grad_x_plan(batch: int, out_ch: int, og: int, channels: int, cg_all: int, x_spatial: tuple[int, ...],
                  out: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
-                 lows: tuple[int, ...], pack_cost: float) -> tuple[tuple[tuple[int, int], ...] | None, tuple]:
+                 lows: tuple[int, ...], pack_cost: float, runs: bool = False
+                 ) -> tuple[tuple[tuple[int, int], ...] | None, tuple]:
     """``(border, tables)`` of :func:`grad_x`: classes over the upstream gradient itself (``border``
     None), or, where the classes' extra taps cost more than a copy of the gradient with a zero
-    ``border`` (see :data:`PACK_COST`), the tables over that copy (a phase's taps then all inside
-    it, one class each).  The rule was made when each class packed its own weights (N8 C512 7x7
-    -> 512 packed for 33 ms against 0.2 ms of copying); with one packing for all (round 34) the
-    layers it sends to the copy ran about as fast by classes (the input gradient alone, the
-    fastest of 41 rounds, copy / classes, ms: N64 C64 7x7 -> 64 k5 3.47 / 3.37, N32 C64 7x7 ->
-    64 k3 1.20 / 1.16, N64 C64 8x8 -> 64 k3 2.22 / 2.25, N8 C512 7x7 -> 512 19.7 / 18.2, their
-    medians as far apart the other way), and it was kept.  ``cg_all``: the input channels of all
-    groups; ``pack_cost``: :data:`PACK_COST` (an argument, so that the cache holds the choice
-    for the value it was made with)."""
+    ``border`` (see :data:`PACK_COST`) or ``runs`` (:func:`_runs_pay`), the tables over that copy
+    (a phase's taps then all inside it, one class each).  The rule was made when each class packed
+    its own weights (N8 C512 7x7 -> 512 packed for 33 ms against 0.2 ms of copying); with one
+    packing for all (round 34) the layers it sends to the copy ran about as fast by classes (the
+    input gradient alone, the fastest of 41 rounds, copy / classes, ms: N64 C64 7x7 -> 64 k5 3.47 /
+    3.37, N32 C64 7x7 -> 64 k3 1.20 / 1.16, N64 C64 8x8 -> 64 k3 2.22 / 2.25, N8 C512 7x7 -> 512
+    19.7 / 18.2, their medians as far apart the other way), and it was kept.  ``cg_all``: the input
+    channels of all groups; ``pack_cost``: :data:`PACK_COST` (an argument, so that the cache holds
+    the choice for the value it was made with)."""
     plan = _grad_x_tables(batch, out_ch, og, channels, x_spatial, out, kernel, stride, dilation, lows)
     border = _grad_x_border(x_spatial, out, kernel, stride, dilation, lows)
     bordered = tuple(o + lo + hi for o, (lo, hi) in zip(out, border, strict=True))
     other = _grad_x_tables(batch, out_ch, og, channels, x_spatial, bordered, kernel, stride, dilation,
                            tuple(lo + b * s for lo, (b, _), s in zip(lows, border, stride, strict=True)))
     extra = sum(len(f) for f in plan[1]) - sum(len(f) for f in other[1])
-    if pack_cost * extra * og * cg_all > batch * out_ch * math.prod(bordered):
+    if pack_cost * extra * og * cg_all > batch * out_ch * math.prod(bordered) or runs:
         return border, other
     return None, plan
+
+
+def _runs_pay(cg: int, x_spatial: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> bool:
+    """Whether the input gradient runs on a zero-bordered copy of the upstream gradient because
+    every block of its positions is then a run along a row, which the one-panel kernel takes a
+    row of taps at a time (:func:`cnnlab.functional._numba_panels._panel_run_taps`): unit stride
+    and dilation, rows of the input a multiple of the block's 6 positions, one panel of 16 input
+    channels a group (more than :data:`PAIR_LANES`), AVX-512.  By classes, the interior's rows
+    (shorter by the kernel's width less one) break the blocks.  The issue's layer N32 C16 24x24 ->
+    32 k5 p2, input gradient on one thread, fastest of 31 (ms): classes 3.2-3.4, bordered 2.3
+    (round 36, the kernel time alone)."""
+    from cnnlab.functional import _numba_simd
+
+    return (_numba_simd.WIDE and PAIR_LANES < cg <= _COLS and all(s == 1 for s in stride)
+            and all(d == 1 for d in dilation) and x_spatial[-1] % _ROWS == 0)
 
 
 def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pads: Sequence[tuple[int, int]] | None,
@@ -649,7 +665,7 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     lows = tuple(lo for lo, _ in pads)
     g = np.ascontiguousarray(grad_out, np.float32)
     border, plan = _grad_x_plan(batch, out_ch, og, channels, cg * groups, x_spatial, out, kernel, stride, dilation,
-                                lows, PACK_COST)
+                                lows, PACK_COST, _runs_pay(cg, x_spatial, stride, dilation))
     frame = None
     if border:
         g = _padded_input(g, border)

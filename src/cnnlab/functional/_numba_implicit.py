@@ -66,6 +66,8 @@ from cnnlab.functional._frames import Frame, boxes
 from cnnlab.functional._numba_panels import (
     COLS,
     ROWS,
+    _panel_blocks,
+    _panel_run_taps,
     _put_rows,
     _rows,
     _two_panels,
@@ -210,9 +212,24 @@ def _make_taps_forward(span):
                             first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
                             if lo == 0 and hi == per:  # (every tap: the chunk in one run, not one a channel)
                                 first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
+                            # (with span 1, twelve positions one after another read from one
+                            # address a tap, as in _two_panels)
+                            run = span == 1 and pair and (
+                                p1 == p0 + 1 and p2 == p0 + 2 and p3 == p0 + 3 and p4 == p0 + 4 and p5 == p0 + 5
+                                and q1 == q0 + 1 and q2 == q0 + 2 and q3 == q0 + 3 and q4 == q0 + 4 and q5 == q0 + 5)
                             for ch in range(first_ch, last_ch):
                                 ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-                                if pair:
+                                if run:
+                                    c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = _panel_run_taps(
+                                        c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src, p0, q0, ds, wt, wpk,
+                                        wk, ka, kz)
+                                elif span == 1 and pair:
+                                    for k in range(np.uint64(ka), np.uint64(kz)):
+                                        c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = _panel_blocks(
+                                            c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
+                                            p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5, ds[k],
+                                            wload(wpk, wk + wt[k] * COLS))
+                                elif pair:
                                     for k in range(np.uint64(ka), np.uint64(kz)):
                                         dk = ds[k]
                                         w = wk + wt[k] * COLS

@@ -186,10 +186,10 @@ def _make_taps_grad_w(span):
                                 v, u = wload(gt, at), wload(gt, at + COLS * GRAD_W_JOB)
                                 c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5 = _panels_step(
                                     c0, c1, c2, c3, c4, c5, x0, x1, x2, x3, x4, x5, src,
-                                    s + d0, s + d1, s + d2, s + d3, s + d4, s + d5, v, u)
+                                    d0, d1, d2, d3, d4, d5, s, v, u)
                                 h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5 = _panels_step(
                                     h0, h1, h2, h3, h4, h5, z0, z1, z2, z3, z4, z5, src,
-                                    s + e0, s + e1, s + e2, s + e3, s + e4, s + e5, v, u)
+                                    e0, e1, e2, e3, e4, e5, s, v, u)
                                 at += COLS
                             _put_rows_at(part, a0, a1, a2, a3, a4, a5, c0, c1, c2, c3, c4, c5)
                             _put_rows_at(part, b0, b1, b2, b3, b4, b5, h0, h1, h2, h3, h4, h5)

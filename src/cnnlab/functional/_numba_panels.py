@@ -10,7 +10,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cnnlab.functional._numba_simd import prefetch_write, wfma2_at, wload, wstore
+from cnnlab.functional._numba_simd import (
+    prefetch_write,
+    wfma2_idx,
+    wfma2_run6,
+    wfma_idx,
+    wfma_run6,
+    wfma_slide,
+    wload,
+    wstore,
+)
 
 # Positions and filters of one register block.
 ROWS, COLS = 6, 16
@@ -47,18 +56,68 @@ def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always")
-def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, i0, i1, i2, i3, i4, i5, v,
+def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, i0, i1, i2, i3, i4, i5, at, v,
                  u):  # pragma: no cover - compiled
-    # one step of a block of 6 positions (inputs src[i_r]) by two panels: c<r> + src[i_r] * v and
-    # e<r> + src[i_r] * u, row by row, each input broadcast once into a register for both
-    # (:func:`cnnlab.functional._numba_simd.wfma2_at`)
-    c0, e0 = wfma2_at(c0, e0, src, i0, v, u)
-    c1, e1 = wfma2_at(c1, e1, src, i1, v, u)
-    c2, e2 = wfma2_at(c2, e2, src, i2, v, u)
-    c3, e3 = wfma2_at(c3, e3, src, i3, v, u)
-    c4, e4 = wfma2_at(c4, e4, src, i4, v, u)
-    c5, e5 = wfma2_at(c5, e5, src, i5, v, u)
+    # one step of a block of 6 positions (inputs src[i_r + at]) by two panels: c<r> + src[i_r + at]
+    # * v and e<r> + src[i_r + at] * u, row by row, each input broadcast once into a register for
+    # both (:func:`cnnlab.functional._numba_simd.wfma2_idx`, the address as base and index)
+    c0, e0 = wfma2_idx(c0, e0, src, i0, at, v, u)
+    c1, e1 = wfma2_idx(c1, e1, src, i1, at, v, u)
+    c2, e2 = wfma2_idx(c2, e2, src, i2, at, v, u)
+    c3, e3 = wfma2_idx(c3, e3, src, i3, at, v, u)
+    c4, e4 = wfma2_idx(c4, e4, src, i4, at, v, u)
+    c5, e5 = wfma2_idx(c5, e5, src, i5, at, v, u)
     return c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5
+
+
+@numba.njit(inline="always")
+def _panels_run(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, base, at, v, u):  # pragma: no cover - compiled
+    # _panels_step of six positions one after another, src[base + at + r] (one address)
+    c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5 = wfma2_run6(c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5, src,
+                                                                base, at, v, u)
+    return c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5
+
+
+@numba.njit(inline="always")
+def _panel_blocks(c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src, p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4,
+                  q5, at, v):  # pragma: no cover - compiled
+    # one step of two blocks of 6 positions by one panel: c<r> + src[p_r + at] * v, d<r> +
+    # src[q_r + at] * v (:func:`cnnlab.functional._numba_simd.wfma_idx`)
+    return (wfma_idx(c0, src, p0, at, v), wfma_idx(c1, src, p1, at, v), wfma_idx(c2, src, p2, at, v),
+            wfma_idx(c3, src, p3, at, v), wfma_idx(c4, src, p4, at, v), wfma_idx(c5, src, p5, at, v),
+            wfma_idx(d0, src, q0, at, v), wfma_idx(d1, src, q1, at, v), wfma_idx(d2, src, q2, at, v),
+            wfma_idx(d3, src, q3, at, v), wfma_idx(d4, src, q4, at, v), wfma_idx(d5, src, q5, at, v))
+
+
+@numba.njit(inline="always")
+def _panel_run_taps(c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src, p0, q0, ds, wt, wpk, wk, ka,
+                    kz):  # pragma: no cover - compiled
+    # two blocks of six positions one after another (src[p0 + ...], src[q0 + ...]) by one panel
+    # through the taps ka .. kz - 1 (tap k: input offset ds[k], packed weights at wk + wt[k] * COLS):
+    # where five (or three) taps come one after another in the input (a row of the kernel), one
+    # step of them all for each block (:func:`cnnlab.functional._numba_simd.wfma_slide`: 10
+    # inputs read for 30 multiply-adds, where a tap at a time reads 30), else a tap at a time; the
+    # same sums in the same order
+    k = ka
+    while k < kz:
+        dk = ds[k]
+        if k + 5 <= kz and ds[k + 4] == dk + 4 and ds[k + 1] == dk + 1 and ds[k + 2] == dk + 2 and ds[k + 3] == dk + 3:
+            w = (wload(wpk, wk + wt[k] * COLS), wload(wpk, wk + wt[k + 1] * COLS), wload(wpk, wk + wt[k + 2] * COLS),
+                 wload(wpk, wk + wt[k + 3] * COLS), wload(wpk, wk + wt[k + 4] * COLS))
+            c0, c1, c2, c3, c4, c5 = wfma_slide((c0, c1, c2, c3, c4, c5), src, p0, dk, w)
+            d0, d1, d2, d3, d4, d5 = wfma_slide((d0, d1, d2, d3, d4, d5), src, q0, dk, w)
+            k += 5
+        elif k + 3 <= kz and ds[k + 2] == dk + 2 and ds[k + 1] == dk + 1:
+            w3 = (wload(wpk, wk + wt[k] * COLS), wload(wpk, wk + wt[k + 1] * COLS), wload(wpk, wk + wt[k + 2] * COLS))
+            c0, c1, c2, c3, c4, c5 = wfma_slide((c0, c1, c2, c3, c4, c5), src, p0, dk, w3)
+            d0, d1, d2, d3, d4, d5 = wfma_slide((d0, d1, d2, d3, d4, d5), src, q0, dk, w3)
+            k += 3
+        else:
+            v = wload(wpk, wk + wt[k] * COLS)
+            c0, c1, c2, c3, c4, c5 = wfma_run6(c0, c1, c2, c3, c4, c5, src, p0, dk, v)
+            d0, d1, d2, d3, d4, d5 = wfma_run6(d0, d1, d2, d3, d4, d5, src, q0, dk, v)
+            k += 1
+    return c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5
 
 
 @numba.njit(inline="always")
@@ -118,26 +177,22 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a
         ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
         if run:
             for k in range(np.uint64(ka), np.uint64(kz)):
-                b = p0 + ds[k]
+                dk = ds[k]
                 w = wk + wt[k] * COLS
                 v, u = wload(wpk, w), wload(wpk, w + wnext)
-                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
-                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src,
-                    b, b + 1, b + 2, b + 3, b + 4, b + 5, v, u)
-                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
-                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src,
-                    b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, v, u)
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_run(
+                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, dk, v, u)
+                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_run(
+                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, p0 + 6, dk, v, u)
             continue
         for k in range(np.uint64(ka), np.uint64(kz)):
             dk = ds[k]
             w = wk + wt[k] * COLS
             v, u = wload(wpk, w), wload(wpk, w + wnext)
             c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
-                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src,
-                p0 + dk, p1 + dk, p2 + dk, p3 + dk, p4 + dk, p5 + dk, v, u)
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, p1, p2, p3, p4, p5, dk, v, u)
             d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
-                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src,
-                q0 + dk, q1 + dk, q2 + dk, q3 + dk, q4 + dk, q5 + dk, v, u)
+                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, q1, q2, q3, q4, q5, dk, v, u)
     if k1 < taps or staged:  # (the sums wait for the next chunk, or the stores by filter)
         _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
         _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)

@@ -208,6 +208,166 @@ def wfma2_at(typingctx, c, e, arr, index, v, u):
     return pair(c, e, arr, index, v, u), codegen
 
 
+def _asm_steps(builder, sums, base_ptr, index, values, offsets):
+    """The running ``sums`` (one per offset and value, offset by offset) plus ``a[o] * v`` for each
+    offset ``o`` (in values) and value ``v``, the address of ``a[o]`` ``base_ptr + 4 * index + 4 * o``:
+    per offset one ``vbroadcastss`` into a scratch register read by the multiply-adds
+    (``vfmadd231ps``), in one unit of inline assembly (LLVM folds a broadcast into the
+    multiply-add it feeds, and such multiply-adds ran at one a cycle on the Zen 5 of round 35).
+    The address is written as base, index and displacement, so that no ``lea`` per input is needed."""
+    vec = _WIDE_VEC
+    n, nv = len(sums), len(values)
+    scratch, first_in = n, 2 * n + 1  # (operand numbers: the sums, the scratch, the sums again, base...)
+    lines = []
+    for i, off in enumerate(offsets):
+        lines.append(f"vbroadcastss {4 * off}(${first_in}, ${first_in + 1}, 4), ${scratch}")
+        for j in range(nv):
+            lines.append(f"vfmadd231ps ${scratch}, ${first_in + 2 + j}, ${i * nv + j}")
+    constraints = ",".join(["=v"] * n + ["=&v"] + [str(i) for i in range(n)] + ["r", "r"] + ["v"] * nv)
+    fn = ir.FunctionType(ir.LiteralStructType([vec] * (n + 1)), [vec] * n + [base_ptr.type, index.type] + [vec] * nv)
+    out = builder.asm(fn, "\n\t".join(lines), constraints, [*sums, base_ptr, index, *values], False)
+    return [builder.extract_value(out, i) for i in range(n)]
+
+
+def _steps_codegen(n: int, panels: int, offsets: tuple[int, ...]):
+    """The code of an intrinsic whose arguments are ``n`` sums, ``arr, base, index`` and ``panels``
+    values: the new sums ``sum + arr[base + index + o] * v`` (offset by offset, the panels of one
+    offset together; one rounding per lane), by :func:`_asm_steps` with AVX-512, by LLVM's ``fma``
+    of a broadcast otherwise (the same bits)."""
+    def codegen(context, builder, sig, args):
+        cs, vs = list(args[:n]), list(args[n + 3:])
+        base_ptr = _element_ptr(context, builder, sig.args[n], args[n], args[n + 1])
+        idx = context.cast(builder, args[n + 2], sig.args[n + 2], types.int64)
+        if WIDE_ASM:
+            new = _asm_steps(builder, cs, base_ptr, idx, vs, offsets)
+        else:
+            new = []
+            for i, off in enumerate(offsets):
+                at = builder.gep(base_ptr, [builder.add(idx, ir.Constant(ir.IntType(64), off))])
+                spread = _splat(builder, builder.load(at, align=4), _WIDE_VEC)
+                new.extend(_fma(builder, spread, vs[j], cs[i * panels + j]) for j in range(panels))
+        return context.make_tuple(builder, sig.return_type, new)
+    return codegen
+
+
+def _steps_types(sums, arr, base, index, values) -> bool:
+    return (all(t == f32x16 for t in (*sums, *values)) and _float32_array(arr)
+            and isinstance(base, types.Integer) and isinstance(index, types.Integer))
+
+
+@intrinsic
+def wfma_idx(typingctx, c, arr, base, index, v):
+    """``c + arr[base + index] * v`` (sixteen lanes, the input broadcast, one rounding per lane),
+    the address written as base and index (:func:`_asm_steps`): a block's step at one position."""
+    if not _steps_types((c,), arr, base, index, (v,)):
+        return None
+    return f32x16(c, arr, base, index, v), _single(_steps_codegen(1, 1, (0,)))
+
+
+@intrinsic
+def wfma2_idx(typingctx, c, e, arr, base, index, v, u):
+    """``(c + a * v, e + a * u)``, ``a = arr[base + index]`` broadcast once for both (the two
+    panels' step at one position; :func:`wfma2_at` with the address as base and index)."""
+    if not _steps_types((c, e), arr, base, index, (v, u)):
+        return None
+    return types.UniTuple(f32x16, 2)(c, e, arr, base, index, v, u), _steps_codegen(2, 2, (0,))
+
+
+@intrinsic
+def wfma_run6(typingctx, c0, c1, c2, c3, c4, c5, arr, base, index, v):
+    """Six rows ``c_i + arr[base + index + i] * v``, i = 0 .. 5: six positions one after another,
+    each input read at a fixed distance from one address."""
+    sums = (c0, c1, c2, c3, c4, c5)
+    if not _steps_types(sums, arr, base, index, (v,)):
+        return None
+    return types.UniTuple(f32x16, 6)(*sums, arr, base, index, v), _steps_codegen(6, 1, tuple(range(6)))
+
+
+@intrinsic
+def wfma2_run6(typingctx, c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5, arr, base, index, v, u):
+    """:func:`wfma_run6` by two panels: ``(c_i + a_i * v, e_i + a_i * u)``, ``a_i = arr[base +
+    index + i]`` broadcast once for both (the new sums in the order of the arguments)."""
+    sums = (c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5)
+    if not _steps_types(sums, arr, base, index, (v, u)):
+        return None
+    return types.UniTuple(f32x16, 12)(*sums, arr, base, index, v, u), _steps_codegen(12, 2, tuple(range(6)))
+
+
+def _single(codegen):
+    """``codegen`` of a one-sum intrinsic, returning the sum rather than a tuple of one."""
+    def single(context, builder, sig, args):
+        tup = codegen(context, builder, sig.replace(return_type=types.UniTuple(f32x16, 1)), args)
+        return builder.extract_value(tup, 0)
+    return single
+
+
+def _slide_codegen(positions: int, width: int, panels: int):
+    """The code of :func:`wfma_slide` (with ``panels`` 1): ``positions`` positions one after
+    another by ``width`` taps one after another (inputs ``a[t]``, ``t = 0 .. positions + width -
+    2``, from ``base + index``), each input broadcast once and multiplied into every sum it
+    reaches: sum ``(i, j)`` (position ``i``, panel ``j``) plus ``a[i + r] * w[r, j]`` for r = 0, 1,
+    ... in that order, one rounding each: the same sums, in the same order, as ``width`` steps
+    of one tap each."""
+    n = positions * panels
+
+    def codegen(context, builder, sig, args):
+        sums, arr_t = list(cgutils.unpack_tuple(builder, args[0])), sig.args[1]
+        ws = list(cgutils.unpack_tuple(builder, args[4]))
+        base_ptr = _element_ptr(context, builder, arr_t, args[1], args[2])
+        idx = context.cast(builder, args[3], sig.args[3], types.int64)
+        vec = _WIDE_VEC
+        if WIDE_ASM:
+            scratch, base_op = n, 2 * n + 1  # (operands: sums, scratch, tied sums, base, index, weights)
+            lines = []
+            for t in range(positions + width - 1):
+                lines.append(f"vbroadcastss {4 * t}(${base_op}, ${base_op + 1}, 4), ${scratch}")
+                for r in range(width):
+                    i = t - r
+                    if 0 <= i < positions:
+                        for j in range(panels):
+                            lines.append(f"vfmadd231ps ${scratch}, ${base_op + 2 + r * panels + j}, ${i * panels + j}")
+            constraints = ",".join(["=v"] * n + ["=&v"] + [str(i) for i in range(n)] + ["r", "r"] + ["v"] * len(ws))
+            fn = ir.FunctionType(ir.LiteralStructType([vec] * (n + 1)), [vec] * n + [base_ptr.type, idx.type]
+                                 + [vec] * len(ws))
+            out = builder.asm(fn, "\n\t".join(lines), constraints, [*sums, base_ptr, idx, *ws], False)
+            new = [builder.extract_value(out, i) for i in range(n)]
+        else:
+            new = list(sums)
+            for t in range(positions + width - 1):
+                at = builder.gep(base_ptr, [builder.add(idx, ir.Constant(ir.IntType(64), t))])
+                spread = _splat(builder, builder.load(at, align=4), vec)
+                for r in range(width):
+                    i = t - r
+                    if 0 <= i < positions:
+                        for j in range(panels):
+                            new[i * panels + j] = _fma(builder, spread, ws[r * panels + j], new[i * panels + j])
+        return context.make_tuple(builder, sig.return_type, new)
+    return codegen
+
+
+def _slide_types(sums, arr, base, index, weights, panels: int):
+    """``(positions, width)`` of a slide's arguments, or None where they do not fit."""
+    if not (isinstance(sums, types.UniTuple) and sums.dtype == f32x16 and isinstance(weights, types.UniTuple)
+            and weights.dtype == f32x16 and _float32_array(arr) and isinstance(base, types.Integer)
+            and isinstance(index, types.Integer) and sums.count % panels == 0 and weights.count % panels == 0):
+        return None
+    return sums.count // panels, weights.count // panels
+
+
+@intrinsic
+def wfma_slide(typingctx, sums, arr, base, index, weights):
+    """A run of positions by a row of taps one after another, in one step: ``sums`` (a tuple of
+    ``P`` sixteen-lane sums, position ``i``'s at ``i``), ``weights`` (``R`` vectors, tap ``r``'s at
+    ``r``); sum ``i`` plus ``arr[base + index + i + r] * weights[r]`` for r = 0 .. R-1 in order,
+    one rounding each (as ``R`` one-tap steps, the same bits).  Each of the ``P + R - 1`` inputs
+    is read once (``vbroadcastss``) for every sum it reaches: ``P + R - 1`` reads for ``P * R``
+    multiply-adds, where one tap at a time reads ``P`` inputs per ``P``."""
+    shape = _slide_types(sums, arr, base, index, weights, 1)
+    if shape is None:
+        return None
+    return sums(sums, arr, base, index, weights), _slide_codegen(shape[0], shape[1], 1)
+
+
 @intrinsic
 def wfma_pair_at(typingctx, acc, arr, index, value):
     """``acc + [a[i], a[i+1], a[i], a[i+1], ...] * value``: the two values ``a[i]``, ``a[i+1]``
