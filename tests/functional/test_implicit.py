@@ -75,9 +75,11 @@ def compiled():
 
 @pytest.fixture
 def skipping(monkeypatch):
-    """The padding skipped wherever the definition allows, whatever the costs (PACK_COST)."""
+    """The padding skipped wherever the definition allows, whatever the costs (PACK_COST) or runs
+    of positions (RUN_BLOCKS)."""
     monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
     monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+    monkeypatch.setattr(_implicit, "RUN_BLOCKS", False)
 
 
 def _spied(monkeypatch):
@@ -136,6 +138,7 @@ def test_padding_skipped_or_copied_gives_the_same_values(compiled, monkeypatch, 
     monkeypatch.setattr(_implicit, "PAIR_LANES", 0)  # (pairs of positions take the copy: see test_pairs.py)
     monkeypatch.setattr(_implicit, "PACK_COST", 0.0 if route == "skip" else 1e30)
     monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0 if route == "skip" else 1e30)
+    monkeypatch.setattr(_implicit, "RUN_BLOCKS", route != "skip")  # (the copy that makes blocks runs)
     copies = spied(monkeypatch, _implicit, "_padded_input")
     x, w, b = _inputs(xs, ws, seed=sum(xs) + 3 * sum(ws))
     s, pads, d = _args(w, stride, padding, dilation)

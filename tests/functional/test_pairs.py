@@ -106,6 +106,7 @@ def test_a_padded_layer_runs_both_spans(compiled, monkeypatch):
     its own phases, with no padded copy of the input."""
     monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
     monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+    monkeypatch.setattr(_implicit, "RUN_BLOCKS", False)
     from tests.functional.spies import spied
 
     copies = spied(monkeypatch, _implicit, "_padded_input")

@@ -205,6 +205,7 @@ def test_weight_gradient_transposed_copy_gives_the_same_bits(compiled, monkeypat
     if route == "classes":
         monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
         monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+        monkeypatch.setattr(_implicit, "RUN_BLOCKS", False)
     if route == "copy":
         monkeypatch.setattr(_implicit, "PACK_COST", 1e9)
     x, w, b = _inputs(xs, ws, seed=5 * sum(xs) + sum(ws))
@@ -352,31 +353,42 @@ def test_base_and_index_steps_read_their_sum(monkeypatch, written_out):
     ((2, 12, 6, 18), (16, 12, 7, 7), 3, 1),  # rows of 7 taps: five at once, then two alone
     ((3, 10, 12, 6), (24, 10, 3, 4), 1, 1),  # rows of 4 taps: three at once, then one
     ((2, 16, 12, 12), (16, 16, 3, 3), 1, 2),  # dilated: taps two apart, one at a time
+    ((2, 8, 12, 12), (32, 8, 3, 3), 1, 1),  # two panels, rows of 3 taps: the forward's blocks a row at a time
+    ((3, 9, 7, 14), (40, 9, 3, 3), 1, 1),  # rows of 14 positions: some blocks runs, some not; 40 filters
 ])
 def test_runs_of_positions_by_rows_of_taps(monkeypatch, compiled, xs, ws, padding, dilation):
-    """One panel's blocks that are runs of positions take a row of taps at a time (forward, and
-    the input gradient, on the bordered copy where :func:`_implicit._runs_pay` says so): the same
-    bits as the input gradient by classes, and the loop reference; each case both ways (WIDE)."""
+    """Blocks that are runs of positions take a row of taps at a time (one panel: rows of five or
+    three; two panels: rows of three; the forward, and the input gradient on the bordered copy
+    where :func:`_implicit._runs_pay` says so): the same bits as the input gradient by classes,
+    and the loop reference; each case both ways (WIDE)."""
     from cnnlab.functional import _implicit
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
     x, w, b = _inputs(xs, ws, seed=sum(xs) + 3 * sum(ws))
     kw = {"stride": 1, "padding": padding, "dilation": dilation, "method": "implicit"}
     g = np.random.default_rng(17).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
-    real, chosen = _implicit._runs_pay, []
+    real, chosen, pack_cost = _implicit._runs_pay, [], _implicit.PACK_COST
 
     def seen(*args):
         chosen.append(real(*args))
         return chosen[-1]
 
+    monkeypatch.setattr(_implicit, "_runs_pay", seen)
     for wide in (True, False):
         monkeypatch.setattr(_numba_simd, "WIDE", wide)
+        monkeypatch.setattr(_implicit, "RUN_BLOCKS", True)
         chosen.clear()
-        monkeypatch.setattr(_implicit, "_runs_pay", seen)
-        y, (gx, gw, _) = F.conv2d(x, w, b, **kw), F.conv_backward(g, x, w, b, **kw)
-        assert chosen == [wide and ws[1] > _implicit.PAIR_LANES and xs[-1] % 6 == 0 and dilation == 1]
-        monkeypatch.setattr(_implicit, "_runs_pay", lambda *a: False)
-        _implicit._grad_x_plan.cache_clear()
+        y = F.conv2d(x, w, b, **kw)
+        copies = spied(monkeypatch, _implicit, "_padded_input")
+        gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+        runs = wide and ws[1] > _implicit.PAIR_LANES and xs[-1] % 6 == 0 and dilation == 1
+        assert chosen == [runs]
+        with_runs = copies["_padded_input"]
+        monkeypatch.setattr(_implicit, "RUN_BLOCKS", False)
+        monkeypatch.setattr(_implicit, "PACK_COST", 0.0)  # (by classes, whatever the copy's cost)
         classes = F.conv_backward(g, x, w, b, **kw)[0]
+        monkeypatch.setattr(_implicit, "PACK_COST", pack_cost)
+        if runs:  # (the upstream gradient's bordered copy, which the classes do without)
+            assert with_runs - (copies["_padded_input"] - with_runs) == 1
         np.testing.assert_array_equal(_bits(gx), _bits(classes))
         _against_loop_reference((y, gx, gw), x, w, b, g, 1, padding, dilation, 1)

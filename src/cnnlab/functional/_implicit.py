@@ -629,6 +629,10 @@ def _grad_x_plan(batch: int, out_ch: int, og: int, channels: int, cg_all: int, x
     return None, plan
 
 
+# Whether the input gradient takes the bordered copy where that makes every block a run (:func:`_runs_pay`).
+RUN_BLOCKS = True
+
+
 def _runs_pay(cg: int, x_spatial: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> bool:
     """Whether the input gradient runs on a zero-bordered copy of the upstream gradient because
     every block of its positions is then a run along a row, which the one-panel kernel takes a
@@ -640,7 +644,7 @@ def _runs_pay(cg: int, x_spatial: Sequence[int], stride: Sequence[int], dilation
     (round 36, the kernel time alone)."""
     from cnnlab.functional import _numba_simd
 
-    return (_numba_simd.WIDE and PAIR_LANES < cg <= _COLS and all(s == 1 for s in stride)
+    return (RUN_BLOCKS and _numba_simd.WIDE and PAIR_LANES < cg <= _COLS and all(s == 1 for s in stride)
             and all(d == 1 for d in dilation) and x_spatial[-1] % _ROWS == 0)
 
 

@@ -14,6 +14,7 @@ from cnnlab.functional._numba_simd import (
     prefetch_write,
     wfma2_idx,
     wfma2_run6,
+    wfma2_slide,
     wfma_idx,
     wfma_run6,
     wfma_slide,
@@ -121,6 +122,52 @@ def _panel_run_taps(c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src, p0, q0,
 
 
 @numba.njit(inline="always")
+def _panels_run_taps(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, base, ds, wt, wpk, wk, wnext, ka,
+                     kz):  # pragma: no cover - compiled
+    # six positions one after another (src[base + ...]) by two panels (c the first's sums, e the
+    # second's, its weights wnext further on) through the taps ka .. kz - 1: three taps one after
+    # another in the input in one step (:func:`cnnlab.functional._numba_simd.wfma2_slide`: 8
+    # inputs read for 36 multiply-adds), else a tap at a time; the same sums in the same order
+    k = ka
+    while k < kz:
+        dk = ds[k]
+        if k + 3 <= kz and ds[k + 2] == dk + 2 and ds[k + 1] == dk + 1:
+            a0, a1, a2 = wk + wt[k] * COLS, wk + wt[k + 1] * COLS, wk + wt[k + 2] * COLS
+            c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5 = wfma2_slide(
+                (c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5), src, base, dk,
+                (wload(wpk, a0), wload(wpk, a0 + wnext), wload(wpk, a1), wload(wpk, a1 + wnext), wload(wpk, a2),
+                 wload(wpk, a2 + wnext)))
+            k += 3
+        else:
+            w = wk + wt[k] * COLS
+            c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_run(
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, base, dk, wload(wpk, w), wload(wpk, w + wnext))
+            k += 1
+    return c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5
+
+
+@numba.njit(inline="always")
+def _panels_run_block(src, wpk, bias, acc, out, base, a, e_a, oc, oe, b_at, ds, wt, wk, wnext, k0, k1, first_ch,
+                      last_ch, pitch, lo, hi):  # pragma: no cover - compiled
+    # one block of _two_panels whose six positions are a run (src[base + ...]): its two panels'
+    # sums from the bias (the first chunk) or acc (at a and e_a), through the chunk's taps of each
+    # channel (_panels_run_taps), stored to out at oc and oe
+    if k0 == 0:
+        b0, b1 = wload(bias, b_at), wload(bias, b_at + COLS)
+        c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
+        e0, e1, e2, e3, e4, e5 = b1, b1, b1, b1, b1, b1
+    else:
+        c0, c1, c2, c3, c4, c5 = _rows(acc, a)
+        e0, e1, e2, e3, e4, e5 = _rows(acc, e_a)
+    for ch in range(first_ch, last_ch):
+        ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
+        c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_run_taps(
+            c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, base, ds, wt, wpk, wk, wnext, ka, kz)
+    _put_rows(out, oc, c0, c1, c2, c3, c4, c5)
+    _put_rows(out, oe, e0, e1, e2, e3, e4, e5)
+
+
+@numba.njit(inline="always")
 def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
                 filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
     # Two blocks of 6 positions (from table row r) by two panels of 16 filters (the second with
@@ -147,17 +194,6 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a
                 at = np.uint64(base + yrow * cstride)
                 for j in range(filters):
                     prefetch_write(y, at + np.uint64(j * cstride))
-    if k0 == 0:
-        b0, b1 = wload(bias, b_at), wload(bias, b_at + COLS)
-        c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
-        d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
-        e0, e1, e2, e3, e4, e5 = b1, b1, b1, b1, b1, b1
-        f0, f1, f2, f3, f4, f5 = b1, b1, b1, b1, b1, b1
-    else:
-        c0, c1, c2, c3, c4, c5 = _rows(acc, a)
-        d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
-        e0, e1, e2, e3, e4, e5 = _rows(acc, e_a)
-        f0, f1, f2, f3, f4, f5 = _rows(acc, e_a2)
     lo, hi = 0, per
     if box.shape[0]:
         bi = r // ROWS
@@ -165,44 +201,65 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a
     first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
     if lo == 0 and hi == per:
         first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
-    # (the twelve positions one after another in the input, as along an output row: one address
-    # a tap, the others a fixed distance from it, and no twelve addresses to keep in registers.
-    # Round 35, one thread, the same process, without / with, median ms: the issue's layer's
-    # forward 3.69 / 3.52 and input gradient 4.53 / 4.15, N32 C32 28x28 -> 64 k5 p2 19.5 / 17.9,
-    # the stride-2 layer's forward 2.87 / 2.72; the same path for the one-panel blocks gained
-    # nothing measurable and was left out, for its compile time)
-    run = (p1 == p0 + 1 and p2 == p0 + 2 and p3 == p0 + 3 and p4 == p0 + 4 and p5 == p0 + 5 and q0 == p0 + 6
-           and q1 == p0 + 7 and q2 == p0 + 8 and q3 == p0 + 9 and q4 == p0 + 10 and q5 == p0 + 11)
-    for ch in range(first_ch, last_ch):
-        ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-        if run:
+    # where the sums go: to acc, to wait for the next chunk (or the stores by filter), or to buf,
+    # to be stored into y below
+    waits = k1 < taps or staged
+    out, oc, od = (acc, a, a2) if waits else (buf, 0, ROWS * COLS)
+    oe, of = (e_a, e_a2) if waits else (2 * ROWS * COLS, 3 * ROWS * COLS)
+    # (each block a run of six positions one after another in the input, as along an output row:
+    # one address a tap.  Where the kernel's rows are three taps long, a row of taps at a time,
+    # _panels_run_taps, one block after the other, each block's 12 sums stored before the next
+    # runs (with both blocks' 24 sums held, five taps' weights did not fit the registers); with
+    # rows of five, a tap at a time, both blocks at once, the two panels' weights read once for
+    # both (a block at a time, and rows of five or three taps, ran slower).  One thread, fastest
+    # of 21, ms: N64 C32 14x14 -> 64 k3 p1 forward 2.73-2.80 -> 2.14-2.16; the issue's layer
+    # (k5) forward 2.88-3.23, a row of five at a time 3.30-4.64, rows of three 3.45-3.82)
+    half_runs = (p1 == p0 + 1 and p2 == p0 + 2 and p3 == p0 + 3 and p4 == p0 + 4 and p5 == p0 + 5 and q1 == q0 + 1
+                 and q2 == q0 + 2 and q3 == q0 + 3 and q4 == q0 + 4 and q5 == q0 + 5)
+    if half_runs and row == 3:
+        _panels_run_block(src, wpk, bias, acc, out, p0, a, e_a, oc, oe, b_at, ds, wt, wk, wnext, k0, k1,
+                          first_ch, last_ch, pitch, lo, hi)
+        _panels_run_block(src, wpk, bias, acc, out, q0, a2, e_a2, od, of, b_at, ds, wt, wk, wnext, k0, k1,
+                          first_ch, last_ch, pitch, lo, hi)
+    else:
+        if k0 == 0:
+            b0, b1 = wload(bias, b_at), wload(bias, b_at + COLS)
+            c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
+            d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
+            e0, e1, e2, e3, e4, e5 = b1, b1, b1, b1, b1, b1
+            f0, f1, f2, f3, f4, f5 = b1, b1, b1, b1, b1, b1
+        else:
+            c0, c1, c2, c3, c4, c5 = _rows(acc, a)
+            d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
+            e0, e1, e2, e3, e4, e5 = _rows(acc, e_a)
+            f0, f1, f2, f3, f4, f5 = _rows(acc, e_a2)
+        run = half_runs and q0 == p0 + 6  # (twelve positions one after another)
+        for ch in range(first_ch, last_ch):
+            ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
+            if run:
+                for k in range(np.uint64(ka), np.uint64(kz)):
+                    dk = ds[k]
+                    w = wk + wt[k] * COLS
+                    v, u = wload(wpk, w), wload(wpk, w + wnext)
+                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_run(
+                        c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, dk, v, u)
+                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_run(
+                        d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, dk, v, u)
+                continue
             for k in range(np.uint64(ka), np.uint64(kz)):
                 dk = ds[k]
                 w = wk + wt[k] * COLS
                 v, u = wload(wpk, w), wload(wpk, w + wnext)
-                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_run(
-                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, dk, v, u)
-                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_run(
-                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, p0 + 6, dk, v, u)
-            continue
-        for k in range(np.uint64(ka), np.uint64(kz)):
-            dk = ds[k]
-            w = wk + wt[k] * COLS
-            v, u = wload(wpk, w), wload(wpk, w + wnext)
-            c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
-                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, p1, p2, p3, p4, p5, dk, v, u)
-            d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
-                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, q1, q2, q3, q4, q5, dk, v, u)
-    if k1 < taps or staged:  # (the sums wait for the next chunk, or the stores by filter)
-        _put_rows(acc, a, c0, c1, c2, c3, c4, c5)
-        _put_rows(acc, a2, d0, d1, d2, d3, d4, d5)
-        _put_rows(acc, e_a, e0, e1, e2, e3, e4, e5)
-        _put_rows(acc, e_a2, f0, f1, f2, f3, f4, f5)
+                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
+                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, p1, p2, p3, p4, p5, dk, v, u)
+                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
+                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, q1, q2, q3, q4, q5, dk, v, u)
+        _put_rows(out, oc, c0, c1, c2, c3, c4, c5)
+        _put_rows(out, od, d0, d1, d2, d3, d4, d5)
+        _put_rows(out, oe, e0, e1, e2, e3, e4, e5)
+        _put_rows(out, of, f0, f1, f2, f3, f4, f5)
+    if waits:
         return
-    _put_rows(buf, 0, c0, c1, c2, c3, c4, c5)
-    _put_rows(buf, ROWS * COLS, d0, d1, d2, d3, d4, d5)
-    _put_rows(buf, 2 * ROWS * COLS, e0, e1, e2, e3, e4, e5)
-    _put_rows(buf, 3 * ROWS * COLS, f0, f1, f2, f3, f4, f5)
     for i in range(2 * ROWS):
         base = yoff[r + i]
         if base >= 0:

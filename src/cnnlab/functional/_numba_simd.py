@@ -302,7 +302,7 @@ def _single(codegen):
 
 
 def _slide_codegen(positions: int, width: int, panels: int):
-    """The code of :func:`wfma_slide` (with ``panels`` 1): ``positions`` positions one after
+    """The code of :func:`wfma_slide` / :func:`wfma2_slide`: ``positions`` positions one after
     another by ``width`` taps one after another (inputs ``a[t]``, ``t = 0 .. positions + width -
     2``, from ``base + index``), each input broadcast once and multiplied into every sum it
     reaches: sum ``(i, j)`` (position ``i``, panel ``j``) plus ``a[i + r] * w[r, j]`` for r = 0, 1,
@@ -366,6 +366,17 @@ def wfma_slide(typingctx, sums, arr, base, index, weights):
     if shape is None:
         return None
     return sums(sums, arr, base, index, weights), _slide_codegen(shape[0], shape[1], 1)
+
+
+@intrinsic
+def wfma2_slide(typingctx, sums, arr, base, index, weights):
+    """:func:`wfma_slide` by two panels of 16 filters: ``sums`` position by position, the two
+    panels' of a position together (``2i``, ``2i + 1``); ``weights`` tap by tap, the two panels'
+    together; each input broadcast once for both panels."""
+    shape = _slide_types(sums, arr, base, index, weights, 2)
+    if shape is None:
+        return None
+    return sums(sums, arr, base, index, weights), _slide_codegen(shape[0], shape[1], 2)
 
 
 @intrinsic
