@@ -243,17 +243,17 @@ def _fused_oracle(a: np.float32, w: np.ndarray, acc: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("written_out", [True, False])
 def test_both_panels_step_is_two_fused_multiply_adds_of_one_read(monkeypatch, written_out):
-    """``wfma2_at``: ``c + a * v`` and ``e + a * u``, ``a`` read once at the index and broadcast,
+    """``wfma2_idx``: ``c + a * v`` and ``e + a * u``, ``a`` read once at base + index and broadcast,
     each sum rounded once; written out as AVX-512 instructions (on such a CPU) or by LLVM's
     ``fma``, each compiled anew here.  Values whose unfused sums round otherwise in some lanes."""
     if written_out and not _numba_simd._wide_cpu():
         pytest.skip("no AVX-512 here")
     monkeypatch.setattr(_numba_simd, "WIDE_ASM", written_out)
-    wfma2_at, wload, wstore = _numba_simd.wfma2_at, _numba_simd.wload, _numba_simd.wstore
+    wfma2_idx, wload, wstore = _numba_simd.wfma2_idx, _numba_simd.wload, _numba_simd.wstore
 
     @numba.njit
     def step(c, e, arr, index, v, u, out):  # (compiled on the first call, after the switch)
-        c1, e1 = wfma2_at(wload(c, 0), wload(e, 0), arr, index, wload(v, 0), wload(u, 0))
+        c1, e1 = wfma2_idx(wload(c, 0), wload(e, 0), arr, 2, index - 2, wload(v, 0), wload(u, 0))
         wstore(out, 0, c1)
         wstore(out, 16, e1)
 

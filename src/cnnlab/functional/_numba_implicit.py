@@ -70,6 +70,7 @@ from cnnlab.functional._numba_panels import (
     _panel_run_taps,
     _put_rows,
     _rows,
+    _runs,
     _two_panels,
 )
 from cnnlab.functional._numba_simd import (
@@ -214,9 +215,7 @@ def _make_taps_forward(span):
                                 first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
                             # (with span 1, twelve positions one after another read from one
                             # address a tap, as in _two_panels)
-                            run = span == 1 and pair and (
-                                p1 == p0 + 1 and p2 == p0 + 2 and p3 == p0 + 3 and p4 == p0 + 4 and p5 == p0 + 5
-                                and q1 == q0 + 1 and q2 == q0 + 2 and q3 == q0 + 3 and q4 == q0 + 4 and q5 == q0 + 5)
+                            run = span == 1 and pair and _runs(p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5)
                             for ch in range(first_ch, last_ch):
                                 ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
                                 if run:

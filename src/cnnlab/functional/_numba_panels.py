@@ -57,6 +57,14 @@ def _put_rows(arr, a, c0, c1, c2, c3, c4, c5):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always")
+def _runs(p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5):  # pragma: no cover - compiled
+    # whether each of two blocks' six positions lie one after another in the input (p0, p0 + 1,
+    # ...; q0, q0 + 1, ...), so that a step reads them from one address
+    return (p1 == p0 + 1 and p2 == p0 + 2 and p3 == p0 + 3 and p4 == p0 + 4 and p5 == p0 + 5 and q1 == q0 + 1
+            and q2 == q0 + 2 and q3 == q0 + 3 and q4 == q0 + 4 and q5 == q0 + 5)
+
+
+@numba.njit(inline="always")
 def _panels_step(c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, i0, i1, i2, i3, i4, i5, at, v,
                  u):  # pragma: no cover - compiled
     # one step of a block of 6 positions (inputs src[i_r + at]) by two panels: c<r> + src[i_r + at]
@@ -174,7 +182,7 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a
     # filters2 filters; tap k's packed weights at wk + wt[k] * COLS, the second panel's wnext
     # further on, its sums ROWS * COLS further on in acc, its rows of y 16 further on), the taps
     # k0 .. k1 of the chunk: 24 running sums in registers, each input broadcast once into a
-    # register for both panels' multiply-adds (:func:`cnnlab.functional._numba_simd.wfma2_at`).
+    # register for both panels' multiply-adds (:func:`cnnlab.functional._numba_simd.wfma2_idx`).
     # The same sums in the same order as the two panels one after another (the same bits).  On
     # the Zen 5 of round 35 a block's 24 reads folded into the multiply-adds (each input read
     # twice, as before) held them to about one a cycle, half of what the CPU runs: the issue's
@@ -214,8 +222,7 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a
     # both (a block at a time, and rows of five or three taps, ran slower).  One thread, fastest
     # of 21, ms: N64 C32 14x14 -> 64 k3 p1 forward 2.73-2.80 -> 2.14-2.16; the issue's layer
     # (k5) forward 2.88-3.23, a row of five at a time 3.30-4.64, rows of three 3.45-3.82)
-    half_runs = (p1 == p0 + 1 and p2 == p0 + 2 and p3 == p0 + 3 and p4 == p0 + 4 and p5 == p0 + 5 and q1 == q0 + 1
-                 and q2 == q0 + 2 and q3 == q0 + 3 and q4 == q0 + 4 and q5 == q0 + 5)
+    half_runs = _runs(p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5)
     if half_runs and row == 3:
         _panels_run_block(src, wpk, bias, acc, out, p0, a, e_a, oc, oe, b_at, ds, wt, wk, wnext, k0, k1,
                           first_ch, last_ch, pitch, lo, hi)

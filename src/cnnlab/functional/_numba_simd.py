@@ -96,7 +96,7 @@ def _wide_cpu() -> bool:
 
 # Whether the product kernels run two 6 x 16 blocks at once (see the module's notes).
 WIDE = _wide_cpu()
-# Whether :func:`wfma2_at` writes its instructions out (AVX-512 ones): fixed at import, as the
+# Whether the steps of :func:`_slide_sums` write their instructions out (AVX-512 ones): fixed at import, as the
 # target CPU is, apart from ``WIDE``, which tests switch to run the kernels' other block.
 WIDE_ASM = WIDE
 if WIDE_ASM:  # (the instructions are parsed by LLVM's assembler, which Numba does not set up)
@@ -180,72 +180,17 @@ vzero, vload, vstore, vfma_at = _vector_ops(_VEC, f32x8)
 wzero, wload, wstore, wfma_at = _vector_ops(_WIDE_VEC, f32x16)
 
 
-@intrinsic
-def wfma2_at(typingctx, c, e, arr, index, v, u):
-    """``(c + a * v, e + a * u)`` of sixteen lanes, ``a`` the value ``arr[index]`` (C-contiguous
-    float32) broadcast to every lane, one rounding per lane: the two panels' step of one position,
-    the value broadcast once into a register for both multiply-adds.  With AVX-512 the three
-    instructions are written out as one unit (``vbroadcastss`` and two ``vfmadd231ps``): left to
-    LLVM, a block's twelve broadcasts were all loaded first and, short of registers, seven of its
-    24 sums went to the stack on every tap; without AVX-512, the same sums by LLVM's ``fma``."""
-    if not (c == f32x16 and e == f32x16 and _float32_array(arr) and isinstance(index, types.Integer)
-            and v == f32x16 and u == f32x16):
-        return None
-    pair = types.UniTuple(f32x16, 2)
+def _steps_codegen(positions: int, panels: int):
+    """The code of an intrinsic whose arguments are ``positions * panels`` sums, ``arr, base,
+    index`` and ``panels`` values: the new sums ``sum + arr[base + index + o] * v`` for the
+    offsets ``o = 0 .. positions - 1``, the panels of one offset together, one rounding per lane:
+    a slide of one tap (:func:`_slide_sums`)."""
+    n = positions * panels
 
     def codegen(context, builder, sig, args):
-        ptr = _element_ptr(context, builder, sig.args[2], args[2], args[3])
-        if WIDE_ASM:
-            vec = _WIDE_VEC
-            fn = ir.FunctionType(ir.LiteralStructType([vec, vec, vec]), [vec, vec, ptr.type, vec, vec])
-            out = builder.asm(fn, "vbroadcastss ($5), $2\n\tvfmadd231ps $2, $6, $0\n\tvfmadd231ps $2, $7, $1",
-                              "=v,=v,=&v,0,1,r,v,v", [args[0], args[1], ptr, args[4], args[5]], False)
-            first, second = builder.extract_value(out, 0), builder.extract_value(out, 1)
-        else:
-            spread = _splat(builder, builder.load(ptr, align=4), _WIDE_VEC)
-            first, second = _fma(builder, spread, args[4], args[0]), _fma(builder, spread, args[5], args[1])
-        return context.make_tuple(builder, sig.return_type, [first, second])
-    return pair(c, e, arr, index, v, u), codegen
-
-
-def _asm_steps(builder, sums, base_ptr, index, values, offsets):
-    """The running ``sums`` (one per offset and value, offset by offset) plus ``a[o] * v`` for each
-    offset ``o`` (in values) and value ``v``, the address of ``a[o]`` ``base_ptr + 4 * index + 4 * o``:
-    per offset one ``vbroadcastss`` into a scratch register read by the multiply-adds
-    (``vfmadd231ps``), in one unit of inline assembly (LLVM folds a broadcast into the
-    multiply-add it feeds, and such multiply-adds ran at one a cycle on the Zen 5 of round 35).
-    The address is written as base, index and displacement, so that no ``lea`` per input is needed."""
-    vec = _WIDE_VEC
-    n, nv = len(sums), len(values)
-    scratch, first_in = n, 2 * n + 1  # (operand numbers: the sums, the scratch, the sums again, base...)
-    lines = []
-    for i, off in enumerate(offsets):
-        lines.append(f"vbroadcastss {4 * off}(${first_in}, ${first_in + 1}, 4), ${scratch}")
-        for j in range(nv):
-            lines.append(f"vfmadd231ps ${scratch}, ${first_in + 2 + j}, ${i * nv + j}")
-    constraints = ",".join(["=v"] * n + ["=&v"] + [str(i) for i in range(n)] + ["r", "r"] + ["v"] * nv)
-    fn = ir.FunctionType(ir.LiteralStructType([vec] * (n + 1)), [vec] * n + [base_ptr.type, index.type] + [vec] * nv)
-    out = builder.asm(fn, "\n\t".join(lines), constraints, [*sums, base_ptr, index, *values], False)
-    return [builder.extract_value(out, i) for i in range(n)]
-
-
-def _steps_codegen(n: int, panels: int, offsets: tuple[int, ...]):
-    """The code of an intrinsic whose arguments are ``n`` sums, ``arr, base, index`` and ``panels``
-    values: the new sums ``sum + arr[base + index + o] * v`` (offset by offset, the panels of one
-    offset together; one rounding per lane), by :func:`_asm_steps` with AVX-512, by LLVM's ``fma``
-    of a broadcast otherwise (the same bits)."""
-    def codegen(context, builder, sig, args):
-        cs, vs = list(args[:n]), list(args[n + 3:])
         base_ptr = _element_ptr(context, builder, sig.args[n], args[n], args[n + 1])
         idx = context.cast(builder, args[n + 2], sig.args[n + 2], types.int64)
-        if WIDE_ASM:
-            new = _asm_steps(builder, cs, base_ptr, idx, vs, offsets)
-        else:
-            new = []
-            for i, off in enumerate(offsets):
-                at = builder.gep(base_ptr, [builder.add(idx, ir.Constant(ir.IntType(64), off))])
-                spread = _splat(builder, builder.load(at, align=4), _WIDE_VEC)
-                new.extend(_fma(builder, spread, vs[j], cs[i * panels + j]) for j in range(panels))
+        new = _slide_sums(builder, list(args[:n]), base_ptr, idx, list(args[n + 3:]), positions, 1, panels)
         return context.make_tuple(builder, sig.return_type, new)
     return codegen
 
@@ -258,19 +203,19 @@ def _steps_types(sums, arr, base, index, values) -> bool:
 @intrinsic
 def wfma_idx(typingctx, c, arr, base, index, v):
     """``c + arr[base + index] * v`` (sixteen lanes, the input broadcast, one rounding per lane),
-    the address written as base and index (:func:`_asm_steps`): a block's step at one position."""
+    the address written as base and index (:func:`_slide_sums`): a block's step at one position."""
     if not _steps_types((c,), arr, base, index, (v,)):
         return None
-    return f32x16(c, arr, base, index, v), _single(_steps_codegen(1, 1, (0,)))
+    return f32x16(c, arr, base, index, v), _single(_steps_codegen(1, 1))
 
 
 @intrinsic
 def wfma2_idx(typingctx, c, e, arr, base, index, v, u):
     """``(c + a * v, e + a * u)``, ``a = arr[base + index]`` broadcast once for both (the two
-    panels' step at one position; :func:`wfma2_at` with the address as base and index)."""
+    panels' step at one position, the address as base and index)."""
     if not _steps_types((c, e), arr, base, index, (v, u)):
         return None
-    return types.UniTuple(f32x16, 2)(c, e, arr, base, index, v, u), _steps_codegen(2, 2, (0,))
+    return types.UniTuple(f32x16, 2)(c, e, arr, base, index, v, u), _steps_codegen(1, 2)
 
 
 @intrinsic
@@ -280,7 +225,7 @@ def wfma_run6(typingctx, c0, c1, c2, c3, c4, c5, arr, base, index, v):
     sums = (c0, c1, c2, c3, c4, c5)
     if not _steps_types(sums, arr, base, index, (v,)):
         return None
-    return types.UniTuple(f32x16, 6)(*sums, arr, base, index, v), _steps_codegen(6, 1, tuple(range(6)))
+    return types.UniTuple(f32x16, 6)(*sums, arr, base, index, v), _steps_codegen(6, 1)
 
 
 @intrinsic
@@ -290,7 +235,7 @@ def wfma2_run6(typingctx, c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5, arr, b
     sums = (c0, e0, c1, e1, c2, e2, c3, e3, c4, e4, c5, e5)
     if not _steps_types(sums, arr, base, index, (v, u)):
         return None
-    return types.UniTuple(f32x16, 12)(*sums, arr, base, index, v, u), _steps_codegen(12, 2, tuple(range(6)))
+    return types.UniTuple(f32x16, 12)(*sums, arr, base, index, v, u), _steps_codegen(6, 2)
 
 
 def _single(codegen):
@@ -301,47 +246,53 @@ def _single(codegen):
     return single
 
 
-def _slide_codegen(positions: int, width: int, panels: int):
-    """The code of :func:`wfma_slide` / :func:`wfma2_slide`: ``positions`` positions one after
-    another by ``width`` taps one after another (inputs ``a[t]``, ``t = 0 .. positions + width -
-    2``, from ``base + index``), each input broadcast once and multiplied into every sum it
-    reaches: sum ``(i, j)`` (position ``i``, panel ``j``) plus ``a[i + r] * w[r, j]`` for r = 0, 1,
-    ... in that order, one rounding each: the same sums, in the same order, as ``width`` steps
-    of one tap each."""
-    n = positions * panels
+def _slide_sums(builder, sums, base_ptr, idx, ws, positions: int, width: int, panels: int):
+    """``positions`` positions one after another by ``width`` taps one after another (inputs
+    ``a[t]``, ``t = 0 .. positions + width - 2``, from ``base_ptr + 4 * idx``), each input
+    broadcast once and multiplied into every sum it reaches: sum ``(i, j)`` (position ``i``, panel
+    ``j``, at ``i * panels + j``) plus ``a[i + r] * ws[r * panels + j]`` for r = 0, 1, ... in that
+    order, one rounding each: the same sums, in the same order, as ``width`` steps of one tap each.
+    With AVX-512 one unit of inline assembly (``vbroadcastss`` into a scratch register read by the
+    ``vfmadd231ps``: LLVM folds a broadcast into the multiply-add it feeds, and such multiply-adds
+    ran at one a cycle on the Zen 5 of round 35; each address as base, index and displacement, no
+    ``lea`` per input); LLVM's ``fma`` of a broadcast otherwise (the same bits)."""
+    n, vec = positions * panels, _WIDE_VEC
+    if WIDE_ASM:
+        scratch, base_op = n, 2 * n + 1  # (operands: sums, scratch, tied sums, base, index, weights)
+        lines = []
+        for t in range(positions + width - 1):
+            lines.append(f"vbroadcastss {4 * t}(${base_op}, ${base_op + 1}, 4), ${scratch}")
+            for r in range(width):
+                i = t - r
+                if 0 <= i < positions:
+                    for j in range(panels):
+                        lines.append(f"vfmadd231ps ${scratch}, ${base_op + 2 + r * panels + j}, ${i * panels + j}")
+        constraints = ",".join(["=v"] * n + ["=&v"] + [str(i) for i in range(n)] + ["r", "r"] + ["v"] * len(ws))
+        fn = ir.FunctionType(ir.LiteralStructType([vec] * (n + 1)), [vec] * n + [base_ptr.type, idx.type]
+                             + [vec] * len(ws))
+        out = builder.asm(fn, "\n\t".join(lines), constraints, [*sums, base_ptr, idx, *ws], False)
+        return [builder.extract_value(out, i) for i in range(n)]
+    new = list(sums)
+    for t in range(positions + width - 1):
+        at = builder.gep(base_ptr, [builder.add(idx, ir.Constant(ir.IntType(64), t))])
+        spread = _splat(builder, builder.load(at, align=4), vec)
+        for r in range(width):
+            i = t - r
+            if 0 <= i < positions:
+                for j in range(panels):
+                    new[i * panels + j] = _fma(builder, spread, ws[r * panels + j], new[i * panels + j])
+    return new
 
+
+def _slide_codegen(positions: int, width: int, panels: int):
+    """The code of :func:`wfma_slide` / :func:`wfma2_slide` (:func:`_slide_sums`; the sums and the
+    weights come as tuples)."""
     def codegen(context, builder, sig, args):
-        sums, arr_t = list(cgutils.unpack_tuple(builder, args[0])), sig.args[1]
-        ws = list(cgutils.unpack_tuple(builder, args[4]))
-        base_ptr = _element_ptr(context, builder, arr_t, args[1], args[2])
+        sums, ws = list(cgutils.unpack_tuple(builder, args[0])), list(cgutils.unpack_tuple(builder, args[4]))
+        base_ptr = _element_ptr(context, builder, sig.args[1], args[1], args[2])
         idx = context.cast(builder, args[3], sig.args[3], types.int64)
-        vec = _WIDE_VEC
-        if WIDE_ASM:
-            scratch, base_op = n, 2 * n + 1  # (operands: sums, scratch, tied sums, base, index, weights)
-            lines = []
-            for t in range(positions + width - 1):
-                lines.append(f"vbroadcastss {4 * t}(${base_op}, ${base_op + 1}, 4), ${scratch}")
-                for r in range(width):
-                    i = t - r
-                    if 0 <= i < positions:
-                        for j in range(panels):
-                            lines.append(f"vfmadd231ps ${scratch}, ${base_op + 2 + r * panels + j}, ${i * panels + j}")
-            constraints = ",".join(["=v"] * n + ["=&v"] + [str(i) for i in range(n)] + ["r", "r"] + ["v"] * len(ws))
-            fn = ir.FunctionType(ir.LiteralStructType([vec] * (n + 1)), [vec] * n + [base_ptr.type, idx.type]
-                                 + [vec] * len(ws))
-            out = builder.asm(fn, "\n\t".join(lines), constraints, [*sums, base_ptr, idx, *ws], False)
-            new = [builder.extract_value(out, i) for i in range(n)]
-        else:
-            new = list(sums)
-            for t in range(positions + width - 1):
-                at = builder.gep(base_ptr, [builder.add(idx, ir.Constant(ir.IntType(64), t))])
-                spread = _splat(builder, builder.load(at, align=4), vec)
-                for r in range(width):
-                    i = t - r
-                    if 0 <= i < positions:
-                        for j in range(panels):
-                            new[i * panels + j] = _fma(builder, spread, ws[r * panels + j], new[i * panels + j])
-        return context.make_tuple(builder, sig.return_type, new)
+        return context.make_tuple(builder, sig.return_type,
+                                  _slide_sums(builder, sums, base_ptr, idx, ws, positions, width, panels))
     return codegen
 
 
