@@ -65,7 +65,7 @@ def test_scatter_forward_by_the_implicit_kernels(monkeypatch, case):
     """float32 with at least MIN_LANES output channels per group: the strided forward is the
     implicit kernels' input gradient (its phases skip the stride's zeros); small integers, so
     every product and sum is exact and the result equals the loop reference's."""
-    from cnnlab.functional import _implicit
+    from cnnlab.functional import _implicit, _implicit_grad_x
 
     spatial, kernel, stride, padding, output_padding, groups, dilation = case
     rng = np.random.default_rng(sum(spatial) * 7 + len(kernel))
@@ -73,8 +73,8 @@ def test_scatter_forward_by_the_implicit_kernels(monkeypatch, case):
     w = rng.integers(-4, 5, (4, 9, *kernel)).astype(np.float32)  # 9 outputs per group: part of a block of 16
     monkeypatch.setattr(_implicit, "MIN_POSITIONS", 1)  # (these inputs have 12-90 positions)
     calls = []
-    real = _implicit.grad_x
-    monkeypatch.setattr(_implicit, "grad_x", lambda *a: calls.append(1) or real(*a))
+    real = _implicit_grad_x.grad_x
+    monkeypatch.setattr(_implicit_grad_x, "grad_x", lambda *a: calls.append(1) or real(*a))
     kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
     with _backend.using("numba"):
         y = F.conv_transpose(x, w, **kw)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _conv_backward_kernels, _conv_kernels, _implicit, _naive
+from cnnlab.functional import _backend, _conv_backward_kernels, _conv_kernels, _implicit, _implicit_grad_x, _naive
 from cnnlab.functional._args import ntuple, padding_pairs
 from tests.functional.spies import spied
 
@@ -533,7 +533,7 @@ def test_input_gradient_classes_read_the_definitions_pairs(batch, channels, spat
     half speed); ``complete`` says whether every cell receives a term."""
     out_ch = 3
     out, want = _grad_x_pairs(batch, out_ch, channels, spatial, kernel, stride, dilation, pads)
-    complete, flats, (pos, pstart, yoff, delta, dstart) = _implicit._grad_x_tables(
+    complete, flats, (pos, pstart, yoff, delta, dstart) = _implicit_grad_x._grad_x_tables(
         batch, out_ch, out_ch, channels, spatial, tuple(out), kernel, stride, dilation, tuple(lo for lo, _ in pads))
     plane, ktaps = int(np.prod(spatial)), int(np.prod(kernel))
     got = []
@@ -752,7 +752,7 @@ def test_border_boxes_hold_every_tap_read_inside(compiled, monkeypatch, xs, ws, 
     n = w.ndim - 2
     s, pads, d = _args(w, stride, padding, dilation)
     out = _conv(n)(x, w, None, stride=stride, padding=padding, dilation=dilation, groups=groups).shape[2:]
-    border = _implicit._grad_x_border(tuple(x.shape[2:]), tuple(out), tuple(w.shape[2:]), s, d,
+    border = _implicit_grad_x._grad_x_border(tuple(x.shape[2:]), tuple(out), tuple(w.shape[2:]), s, d,
                                       tuple(lo for lo, _ in pads))
     checked = 0
     # the forward's padded input (also run by the array backward), and the input gradient's

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _implicit, _naive
+from cnnlab.functional import _backend, _implicit, _implicit_grad_x, _naive
 from tests.functional.test_implicit import _against_loop_reference, _args, _conv, _inputs
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
@@ -52,7 +52,7 @@ def _spans(monkeypatch):
     from cnnlab.functional import _numba_implicit_grad_w as nw
 
     seen = {"_forward_call": [], "_grad_x_call": [], "taps_grad_w": []}
-    for module, name in ((_implicit, "_forward_call"), (_implicit, "_grad_x_call"), (nw, "taps_grad_w")):
+    for module, name in ((_implicit, "_forward_call"), (_implicit_grad_x, "_grad_x_call"), (nw, "taps_grad_w")):
         original = getattr(module, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):

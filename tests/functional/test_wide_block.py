@@ -359,21 +359,21 @@ def test_base_and_index_steps_read_their_sum(monkeypatch, written_out):
 def test_runs_of_positions_by_rows_of_taps(monkeypatch, compiled, xs, ws, padding, dilation):
     """Blocks that are runs of positions take a row of taps at a time (one panel: rows of five or
     three; two panels: rows of three; the forward, and the input gradient on the bordered copy
-    where :func:`_implicit._runs_pay` says so): the same bits as the input gradient by classes,
+    where :func:`_implicit_grad_x._runs_pay` says so): the same bits as the input gradient by classes,
     and the loop reference; each case both ways (WIDE)."""
-    from cnnlab.functional import _implicit
+    from cnnlab.functional import _implicit, _implicit_grad_x
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
     x, w, b = _inputs(xs, ws, seed=sum(xs) + 3 * sum(ws))
     kw = {"stride": 1, "padding": padding, "dilation": dilation, "method": "implicit"}
     g = np.random.default_rng(17).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
-    real, chosen, pack_cost = _implicit._runs_pay, [], _implicit.PACK_COST
+    real, chosen, pack_cost = _implicit_grad_x._runs_pay, [], _implicit.PACK_COST
 
     def seen(*args):
         chosen.append(real(*args))
         return chosen[-1]
 
-    monkeypatch.setattr(_implicit, "_runs_pay", seen)
+    monkeypatch.setattr(_implicit_grad_x, "_runs_pay", seen)
     for wide in (True, False):
         monkeypatch.setattr(_numba_simd, "WIDE", wide)
         monkeypatch.setattr(_implicit, "RUN_BLOCKS", True)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.functional import _backend, _blas, _implicit, _pointwise, _winograd
+from cnnlab.functional import _backend, _blas, _implicit, _implicit_grad_x, _pointwise, _winograd
 from cnnlab.functional._columns import _as_2d, _crop, _pads2, _with_pads, _zero_pad, col2im_cm, im2col_cm
 from cnnlab.functional._conv_kernels import (
     Saved,
@@ -141,7 +141,7 @@ def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bo
     grad_x = None
     if needs[0] and _implicit.grad_x_applies(saved.weight):
         unpadded = tuple((-lo, -hi) for lo, hi in saved.crop) if saved.crop else None
-        grad_x = _implicit.grad_x(grad_out, saved.weight, _with_pads(saved.xp_shape, unpadded),
+        grad_x = _implicit_grad_x.grad_x(grad_out, saved.weight, _with_pads(saved.xp_shape, unpadded),
                                   saved.pads or saved.crop, saved.stride, saved.dilation, saved.groups)
     elif needs[0]:
         grad_x = _crop(gemm_grad_x(grad_matrix(grad_out, saved), saved, saved.xp_shape), saved.crop)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.functional import _backend, _implicit
+from cnnlab.functional import _backend, _implicit, _implicit_grad_x
 from cnnlab.functional import _conv_backward_kernels as backward_kernels
 from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
@@ -139,7 +139,7 @@ def _scatter_forward(x: np.ndarray, w: np.ndarray, a: _TransposeArgs) -> np.ndar
     if not all(reached):  # (a crop past every cell the taps reach)
         return np.zeros((batch, channels, *a.out), dtype=a.dtype)
     if _implicit_applies(x, w):
-        y = _implicit.grad_x(x, w, (batch, channels, *reached), pads, a.stride, a.dilation, a.groups)
+        y = _implicit_grad_x.grad_x(x, w, (batch, channels, *reached), pads, a.stride, a.dilation, a.groups)
     else:
         y = _gemm_scatter(x, w, a, (batch, channels, *reached), pads)
     if not any(extra):
@@ -151,7 +151,7 @@ def _scatter_forward(x: np.ndarray, w: np.ndarray, a: _TransposeArgs) -> np.ndar
 
 def _implicit_applies(x: np.ndarray, w: np.ndarray) -> bool:
     """Whether the strided forward runs as the implicit kernels' input gradient
-    (:func:`cnnlab.functional._implicit.grad_x`, its phases skip the stride's zeros as the
+    (:func:`cnnlab.functional._implicit_grad_x.grad_x`, its phases skip the stride's zeros as the
     scatter does): float32, the compiled kernels, what that input gradient needs of the weight
     (:func:`cnnlab.functional._implicit.grad_x_applies`), and as many positions as the automatic
     rule asks of the implicit kernels (:data:`cnnlab.functional._implicit.MIN_POSITIONS`).

@@ -161,21 +161,21 @@ def _make_taps_forward(span):
                     k1 = min(taps, k0 + step)
                     for og in range(groups16):
                         filters = min(half, out_ch - og * half)
-                        for blk in range(b_first, b_last, 2 if wide else 1):
+                        blk_from = b_first
+                        if span == 1 and panels and wide and (og % 2 == 1 or og + 1 < groups16):
+                            # (the pairs of blocks run two panels of 16 filters at once, with panel
+                            # og - 1 where og is odd: _two_panels; an odd block left takes the path below)
+                            pairs = (b_last - b_first) // 2
+                            blk_from = b_first + 2 * pairs
+                            if og % 2 == 0:
+                                _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
+                                            pstart[f] + b_first * ROWS, pairs, shift, og * (ROWS * COLS),
+                                            groups16 * (ROWS * COLS), bias0 + og * COLS,
+                                            grp * gwstep + og * wpanel, wpanel,
+                                            row0 + og * half, min(half, out_ch - (og + 1) * half), cstride,
+                                            k0, k1, taps, per, row, staged)
+                        for blk in range(blk_from, b_last, 2 if wide else 1):
                             pair = wide and blk + 1 < b_last  # (blocks blk and blk + 1 at once)
-                            if span == 1 and panels and pair:
-                                # (a pair of blocks runs two panels of 16 filters at once: _two_panels)
-                                if og % 2 == 0 and og + 1 < groups16:
-                                    _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
-                                                pstart[f] + blk * ROWS, shift,
-                                                ((blk - b_first) * groups16 + og) * (ROWS * COLS),
-                                                groups16 * (ROWS * COLS), bias0 + og * COLS,
-                                                grp * gwstep + og * wpanel, wpanel,
-                                                row0 + og * half, min(half, out_ch - (og + 1) * half), cstride,
-                                                k0, k1, taps, per, row, staged)
-                                    continue
-                                if og % 2 == 1:
-                                    continue  # (this pair ran with panel og - 1)
                             r = pstart[f] + blk * ROWS
                             r2 = r + ROWS if pair else r
                             p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional._numba_simd import (
     prefetch_write,
     wfma2_idx,
@@ -175,104 +176,115 @@ def _panels_run_block(src, wpk, bias, acc, out, base, a, e_a, oc, oe, b_at, ds, 
     _put_rows(out, oe, e0, e1, e2, e3, e4, e5)
 
 
-@numba.njit(inline="always")
-def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r, shift, a, bstep, b_at, wk, wnext, yrow,
-                filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
-    # Two blocks of 6 positions (from table row r) by two panels of 16 filters (the second with
-    # filters2 filters; tap k's packed weights at wk + wt[k] * COLS, the second panel's wnext
-    # further on, its sums ROWS * COLS further on in acc, its rows of y 16 further on), the taps
-    # k0 .. k1 of the chunk: 24 running sums in registers, each input broadcast once into a
-    # register for both panels' multiply-adds (:func:`cnnlab.functional._numba_simd.wfma2_idx`).
-    # The same sums in the same order as the two panels one after another (the same bits).  On
-    # the Zen 5 of round 35 a block's 24 reads folded into the multiply-adds (each input read
-    # twice, as before) held them to about one a cycle, half of what the CPU runs: the issue's
-    # layer's forward on one thread 4.8 -> 3.8 ms.
-    r2 = r + ROWS
-    p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
-    p3, p4, p5 = pos[r + 3] + shift, pos[r + 4] + shift, pos[r + 5] + shift
-    q0, q1, q2 = pos[r2] + shift, pos[r2 + 1] + shift, pos[r2 + 2] + shift
-    q3, q4, q5 = pos[r2 + 3] + shift, pos[r2 + 4] + shift, pos[r2 + 5] + shift
-    a2, e_a = a + bstep, a + ROWS * COLS
-    e_a2 = e_a + bstep
+@_backend.part_kernel
+def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r_first, pairs, shift, a_first, bstep, b_at, wk,
+                wnext, yrow, filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
+    # ``pairs`` pairs of blocks of 6 positions one after another (the first from table row
+    # r_first, its sums at a_first of acc, block i's sums bstep * i further on) by two panels of 16
+    # filters (the second with filters2 filters; tap k's packed weights at wk + wt[k] * COLS, the
+    # second panel's wnext further on, its sums ROWS * COLS further on in acc, its rows of y 16
+    # further on), the taps k0 .. k1 of the chunk: 24 running sums in registers, each input
+    # broadcast once into a register for both panels' multiply-adds
+    # (:func:`cnnlab.functional._numba_simd.wfma2_idx`).  The same sums in the same order as the two
+    # panels one after another (the same bits).  On the Zen 5 of round 35 a block's 24 reads folded
+    # into the multiply-adds (each input read twice, as before) held them to about one a cycle,
+    # half of what the CPU runs: the issue's layer's forward on one thread 4.8 -> 3.8 ms.
+    #
+    # A part of the kernel compiled on its own (:func:`cnnlab.functional._backend.part_kernel`,
+    # round 37: inlined, it took the kernel's compile from 6-8 to 12-13 s), called once per phase,
+    # chunk and two panels of a job rather than once per pair (a call per pair slowed the forward
+    # of 3 channels, 27 taps, by 7%).  Its helpers are inlined once each: Numba copies an
+    # inlined function's IR block by block, each block with every variable of the function, and
+    # each call site of a helper of many blocks cost about a second to compile.
     filters = COLS + filters2
-    if k1 == taps and not staged:  # (the lines of y the blocks will write, as in the kernel)
-        for i in range(0, 2 * ROWS, ROWS - 1):
-            base = yoff[r + i]
-            if base >= 0:
-                at = np.uint64(base + yrow * cstride)
-                for j in range(filters):
-                    prefetch_write(y, at + np.uint64(j * cstride))
-    lo, hi = 0, per
-    if box.shape[0]:
-        bi = r // ROWS
-        lo, hi = min(box[bi, 0], box[bi + 1, 0]) * row, max(box[bi, 1], box[bi + 1, 1]) * row
-    first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
-    if lo == 0 and hi == per:
-        first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
-    # where the sums go: to acc, to wait for the next chunk (or the stores by filter), or to buf,
-    # to be stored into y below
     waits = k1 < taps or staged
-    out, oc, od = (acc, a, a2) if waits else (buf, 0, ROWS * COLS)
-    oe, of = (e_a, e_a2) if waits else (2 * ROWS * COLS, 3 * ROWS * COLS)
-    # (each block a run of six positions one after another in the input, as along an output row:
-    # one address a tap.  Where the kernel's rows are three taps long, a row of taps at a time,
-    # _panels_run_taps, one block after the other, each block's 12 sums stored before the next
-    # runs (with both blocks' 24 sums held, five taps' weights did not fit the registers); with
-    # rows of five, a tap at a time, both blocks at once, the two panels' weights read once for
-    # both (a block at a time, and rows of five or three taps, ran slower).  One thread, fastest
-    # of 21, ms: N64 C32 14x14 -> 64 k3 p1 forward 2.73-2.80 -> 2.14-2.16; the issue's layer
-    # (k5) forward 2.88-3.23, a row of five at a time 3.30-4.64, rows of three 3.45-3.82)
-    half_runs = _runs(p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5)
-    if half_runs and row == 3:
-        _panels_run_block(src, wpk, bias, acc, out, p0, a, e_a, oc, oe, b_at, ds, wt, wk, wnext, k0, k1,
-                          first_ch, last_ch, pitch, lo, hi)
-        _panels_run_block(src, wpk, bias, acc, out, q0, a2, e_a2, od, of, b_at, ds, wt, wk, wnext, k0, k1,
-                          first_ch, last_ch, pitch, lo, hi)
-    else:
-        if k0 == 0:
-            b0, b1 = wload(bias, b_at), wload(bias, b_at + COLS)
-            c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
-            d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
-            e0, e1, e2, e3, e4, e5 = b1, b1, b1, b1, b1, b1
-            f0, f1, f2, f3, f4, f5 = b1, b1, b1, b1, b1, b1
+    for pair in range(pairs):
+        r = r_first + 2 * ROWS * pair
+        a = a_first + 2 * bstep * pair
+        r2 = r + ROWS
+        p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
+        p3, p4, p5 = pos[r + 3] + shift, pos[r + 4] + shift, pos[r + 5] + shift
+        q0, q1, q2 = pos[r2] + shift, pos[r2 + 1] + shift, pos[r2 + 2] + shift
+        q3, q4, q5 = pos[r2 + 3] + shift, pos[r2 + 4] + shift, pos[r2 + 5] + shift
+        a2, e_a = a + bstep, a + ROWS * COLS
+        e_a2 = e_a + bstep
+        if k1 == taps and not staged:  # (the lines of y the blocks will write, as in the kernel)
+            for i in range(0, 2 * ROWS, ROWS - 1):
+                base = yoff[r + i]
+                if base >= 0:
+                    at = np.uint64(base + yrow * cstride)
+                    for j in range(filters):
+                        prefetch_write(y, at + np.uint64(j * cstride))
+        lo, hi = 0, per
+        if box.shape[0]:
+            bi = r // ROWS
+            lo, hi = min(box[bi, 0], box[bi + 1, 0]) * row, max(box[bi, 1], box[bi + 1, 1]) * row
+        first_ch, last_ch, pitch = k0 // per, (k1 + per - 1) // per, per
+        if lo == 0 and hi == per:
+            first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
+        # where the sums go: to acc, to wait for the next chunk (or the stores by filter), or to
+        # buf, to be stored into y below
+        out, oc, od = (acc, a, a2) if waits else (buf, 0, ROWS * COLS)
+        oe, of = (e_a, e_a2) if waits else (2 * ROWS * COLS, 3 * ROWS * COLS)
+        # (each block a run of six positions one after another in the input, as along an output
+        # row: one address a tap.  Where the kernel's rows are three taps long, a row of taps at a
+        # time, _panels_run_taps, one block after the other, each block's 12 sums stored before
+        # the next runs (with both blocks' 24 sums held, five taps' weights did not fit the
+        # registers); with rows of five, a tap at a time, both blocks at once, the two panels'
+        # weights read once for both (a block at a time, and rows of five or three taps, ran
+        # slower).  One thread, fastest of 21, ms: N64 C32 14x14 -> 64 k3 p1 forward 2.73-2.80 ->
+        # 2.14-2.16; the issue's layer (k5) forward 2.88-3.23, a row of five at a time 3.30-4.64,
+        # rows of three 3.45-3.82)
+        half_runs = _runs(p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5)
+        if half_runs and row == 3:
+            for blk in range(2):
+                base, ab, eb, ob, fb = (p0, a, e_a, oc, oe) if blk == 0 else (q0, a2, e_a2, od, of)
+                _panels_run_block(src, wpk, bias, acc, out, base, ab, eb, ob, fb, b_at, ds, wt, wk, wnext, k0, k1,
+                                  first_ch, last_ch, pitch, lo, hi)
         else:
-            c0, c1, c2, c3, c4, c5 = _rows(acc, a)
-            d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
-            e0, e1, e2, e3, e4, e5 = _rows(acc, e_a)
-            f0, f1, f2, f3, f4, f5 = _rows(acc, e_a2)
-        run = half_runs and q0 == p0 + 6  # (twelve positions one after another)
-        for ch in range(first_ch, last_ch):
-            ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-            if run:
+            if k0 == 0:
+                b0, b1 = wload(bias, b_at), wload(bias, b_at + COLS)
+                c0, c1, c2, c3, c4, c5 = b0, b0, b0, b0, b0, b0
+                d0, d1, d2, d3, d4, d5 = b0, b0, b0, b0, b0, b0
+                e0, e1, e2, e3, e4, e5 = b1, b1, b1, b1, b1, b1
+                f0, f1, f2, f3, f4, f5 = b1, b1, b1, b1, b1, b1
+            else:
+                c0, c1, c2, c3, c4, c5 = _rows(acc, a)
+                d0, d1, d2, d3, d4, d5 = _rows(acc, a2)
+                e0, e1, e2, e3, e4, e5 = _rows(acc, e_a)
+                f0, f1, f2, f3, f4, f5 = _rows(acc, e_a2)
+            run = half_runs and q0 == p0 + 6  # (twelve positions one after another)
+            for ch in range(first_ch, last_ch):
+                ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
+                if run:
+                    for k in range(np.uint64(ka), np.uint64(kz)):
+                        dk = ds[k]
+                        w = wk + wt[k] * COLS
+                        v, u = wload(wpk, w), wload(wpk, w + wnext)
+                        c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_run(
+                            c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, dk, v, u)
+                        d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_run(
+                            d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, dk, v, u)
+                    continue
                 for k in range(np.uint64(ka), np.uint64(kz)):
                     dk = ds[k]
                     w = wk + wt[k] * COLS
                     v, u = wload(wpk, w), wload(wpk, w + wnext)
-                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_run(
-                        c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, dk, v, u)
-                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_run(
-                        d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, dk, v, u)
-                continue
-            for k in range(np.uint64(ka), np.uint64(kz)):
-                dk = ds[k]
-                w = wk + wt[k] * COLS
-                v, u = wload(wpk, w), wload(wpk, w + wnext)
-                c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
-                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, p1, p2, p3, p4, p5, dk, v, u)
-                d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
-                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, q1, q2, q3, q4, q5, dk, v, u)
-        _put_rows(out, oc, c0, c1, c2, c3, c4, c5)
-        _put_rows(out, od, d0, d1, d2, d3, d4, d5)
-        _put_rows(out, oe, e0, e1, e2, e3, e4, e5)
-        _put_rows(out, of, f0, f1, f2, f3, f4, f5)
-    if waits:
-        return
-    for i in range(2 * ROWS):
-        base = yoff[r + i]
-        if base >= 0:
-            at = np.uint64(base + yrow * cstride)
-            for j in range(COLS):
-                y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
-            at += np.uint64(COLS * cstride)
-            for j in range(filters2):
-                y[at + np.uint64(j * cstride)] = buf[(2 * ROWS + i) * COLS + j]
+                    c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5 = _panels_step(
+                        c0, c1, c2, c3, c4, c5, e0, e1, e2, e3, e4, e5, src, p0, p1, p2, p3, p4, p5, dk, v, u)
+                    d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5 = _panels_step(
+                        d0, d1, d2, d3, d4, d5, f0, f1, f2, f3, f4, f5, src, q0, q1, q2, q3, q4, q5, dk, v, u)
+            _put_rows(out, oc, c0, c1, c2, c3, c4, c5)
+            _put_rows(out, od, d0, d1, d2, d3, d4, d5)
+            _put_rows(out, oe, e0, e1, e2, e3, e4, e5)
+            _put_rows(out, of, f0, f1, f2, f3, f4, f5)
+        if not waits:
+            for i in range(2 * ROWS):
+                base = yoff[r + i]
+                if base >= 0:
+                    at = np.uint64(base + yrow * cstride)
+                    for j in range(COLS):
+                        y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
+                    at += np.uint64(COLS * cstride)
+                    for j in range(filters2):
+                        y[at + np.uint64(j * cstride)] = buf[(2 * ROWS + i) * COLS + j]
