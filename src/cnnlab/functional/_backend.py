@@ -419,18 +419,6 @@ def job_kernel(fn: Any = None, **options: Any) -> Any:
     return numba.njit(**options)(fn)
 
 
-def part_kernel(fn: Any) -> Any:
-    """``numba.njit`` for a large part of a kernel that the kernel calls rather than inlines
-    (with :func:`job_kernel`'s options: cached on disk, ``noalias`` arguments, ``error_model=
-    "numpy"``): compiled once, on its own, where an ``inline="always"`` helper is compiled into
-    the kernel at each of its call sites.  Numba's inlining pass rebuilds the whole caller's
-    definitions after each call site it inlines, so its cost grows with the kernel's size times
-    the number of inlined calls: the implicit forward's kernel compiled in 12.2-13.1 s with its
-    two-panel path inlined and 7.6 s with that path a part (round 37).  For a part called once
-    per block of several hundred multiply-adds or more: the call costs some tens of cycles."""
-    return job_kernel(fn)
-
-
 def kernel_sources() -> list[str]:
     """The files of cnnlab's compiled kernels and the code inlined into them (``_numba_*.py``
     and the helper threads' ``_team.py``), sorted."""

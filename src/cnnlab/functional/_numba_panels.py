@@ -176,7 +176,7 @@ def _panels_run_block(src, wpk, bias, acc, out, base, a, e_a, oc, oe, b_at, ds, 
     _put_rows(out, oe, e0, e1, e2, e3, e4, e5)
 
 
-@_backend.part_kernel
+@_backend.job_kernel
 def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r_first, pairs, shift, a_first, bstep, b_at, wk,
                 wnext, yrow, filters2, cstride, k0, k1, taps, per, row, staged):  # pragma: no cover - compiled
     # ``pairs`` pairs of blocks of 6 positions one after another (the first from table row
@@ -190,8 +190,9 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r_first, pa
     # into the multiply-adds (each input read twice, as before) held them to about one a cycle,
     # half of what the CPU runs: the issue's layer's forward on one thread 4.8 -> 3.8 ms.
     #
-    # A part of the kernel compiled on its own (:func:`cnnlab.functional._backend.part_kernel`,
-    # round 37: inlined, it took the kernel's compile from 6-8 to 12-13 s), called once per phase,
+    # A part of the kernel compiled on its own, with the kernels' options
+    # (:func:`cnnlab.functional._backend.job_kernel`), and called rather than inlined (round 37:
+    # inlined, it took the kernel's compile from 6-8 to 12-13 s; a part, 8.1 s): once per phase,
     # chunk and two panels of a job rather than once per pair (a call per pair slowed the forward
     # of 3 channels, 27 taps, by 7%).  Its helpers are inlined once each: Numba copies an
     # inlined function's IR block by block, each block with every variable of the function, and
