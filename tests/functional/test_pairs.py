@@ -347,3 +347,67 @@ def test_grouped_weight_gradient_repeats_bit_for_bit(compiled, monkeypatch, ws, 
     rw = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), one,
                                     ((1, 1), (1, 1)), one, groups)[1]
     np.testing.assert_allclose(first, rw, rtol=1e-5, atol=1e-5 * np.abs(rw).max())
+
+
+def _aligned_by_hand(p, y):
+    """The check of :func:`_pairs.aligned_runs` for one phase's real positions, written row by
+    row: rows are the chains of positions one after another in ``p``; a row of ``L >= 6`` gives
+    blocks from ``min(6j, L - 6)``, a place already in block ``j - 1`` written nowhere; the
+    shorter rows' positions follow in order, padded to a multiple of 6."""
+    rows, row = [], [0]
+    for i in range(1, len(p)):
+        if p[i] == p[i - 1] + 1:
+            row.append(i)
+        else:
+            rows.append(row)
+            row = [i]
+    rows.append(row)
+    got_p, got_y, rest = [], [], []
+    for row in rows:
+        if len(row) < 6:
+            rest += row
+            continue
+        for j in range(-(-len(row) // 6)):
+            first = min(6 * j, len(row) - 6)
+            for k in range(first, first + 6):
+                got_p.append(p[row[k]])
+                got_y.append(y[row[k]] if k >= 6 * j else -1)
+    got_p += [p[i] for i in rest] + [p[0]] * (-len(rest) % 6)
+    got_y += [y[i] for i in rest] + [-1] * (-len(rest) % 6)
+    return got_p, got_y
+
+
+def test_aligned_runs_follow_the_definition():
+    """Rows of 10, 6, 14, 3 and 2 positions, a gap in the input, padding entries: each phase's
+    re-tiled positions and offsets against the check written row by row; every block of a long
+    row a run; every real position written once; None where the rows fill whole blocks already
+    or the positions would grow by more than allowed."""
+    from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional import _pairs
+
+    rng = np.random.default_rng(3)
+    phases = [
+        (np.r_[100:110, 200:206, 300:314], np.arange(30)),  # rows of 10, 6, 14
+        (np.r_[7:10, 20:22, 40:52, 60:61], np.arange(50, 68)),  # 3, 2 (short), 12, 1
+        (np.r_[0:8], np.arange(8) * 3),  # the offsets need not follow the positions
+    ]
+    (pos, yoff, delta), lengths, dlen = _tables(rng, phases)
+    pstart, dstart = ni.starts(lengths), ni.starts(dlen)
+    got = _pairs.aligned_runs(pos, pstart, yoff, 1.0)
+    assert got is not None
+    got_pos, got_start, got_y = got
+    assert len(got_start) == len(phases) + 1
+    for f, (p, y) in enumerate(phases):
+        a, b = got_start[f], got_start[f + 1]
+        want_p, want_y = _aligned_by_hand(list(p), list(y))
+        assert got_pos[a:b].tolist() == want_p
+        assert got_y[a:b].tolist() == want_y
+        written = sorted(zip(got_pos[a:b][got_y[a:b] >= 0].tolist(), got_y[a:b][got_y[a:b] >= 0].tolist()))
+        assert written == sorted(zip(p.tolist(), y.tolist()))
+    # the first phase: rows of 10, 6 and 14 in 2 + 1 + 3 blocks, each one after another in the input
+    blocks = got_pos[got_start[0]:got_start[1]].reshape(-1, 6)
+    assert blocks.shape[0] == 6 and (np.diff(blocks, axis=1) == 1).all()
+    assert _pairs.aligned_runs(pos, pstart, yoff, 0.05) is None  # (6 positions more than 60)
+    whole = [(np.r_[0:12, 50:56], np.arange(18))]  # rows of 12 and 6: whole blocks already
+    (pos, yoff, _), lengths, _ = _tables(rng, whole)
+    assert _pairs.aligned_runs(pos, ni.starts(lengths), yoff, 1.0) is None

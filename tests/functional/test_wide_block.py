@@ -392,3 +392,38 @@ def test_runs_of_positions_by_rows_of_taps(monkeypatch, compiled, xs, ws, paddin
             assert with_runs - (copies["_padded_input"] - with_runs) == 1
         np.testing.assert_array_equal(_bits(gx), _bits(classes))
         _against_loop_reference((y, gx, gw), x, w, b, g, 1, padding, dilation, 1)
+
+
+@pytest.mark.parametrize("xs, ws, padding", [
+    ((2, 16, 14, 14), (16, 16, 5, 5), 0),  # LeNet-5's second layer: rows of 10, two blocks each
+    ((2, 12, 9, 11), (40, 12, 3, 3), 1),  # two panels' forward as it is; the input gradient's rows of 11
+    ((3, 9, 7, 7), (16, 9, 1, 1), 0),  # 1x1: a whole image one row of 49
+])
+def test_rows_retiled_into_runs_give_the_same_bits(monkeypatch, compiled, xs, ws, padding):
+    """Rows of positions that do not fill whole blocks are re-tiled into runs where a call has one
+    panel of filters (:func:`cnnlab.functional._implicit.run_phases`): the forward and the input gradient give
+    the same bits as without (``RUN_BLOCKS`` off), and the loop reference's values."""
+    from cnnlab.functional import _implicit, _pairs
+
+    monkeypatch.setattr(_numba_simd, "WIDE", True)
+    x, w, b = _inputs(xs, ws, seed=sum(xs) + sum(ws))
+    kw = {"stride": 1, "padding": padding, "dilation": 1, "method": "implicit"}
+    g = np.random.default_rng(5).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
+    real, made = _pairs.aligned_runs, []
+
+    def seen(*args):
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(_pairs, "aligned_runs", seen)
+    y = F.conv2d(x, w, b, **kw)
+    gx, gw, _ = F.conv_backward(g, x, w, b, **kw)
+    assert any(m is not None for m in made)  # (re-tiled)
+    monkeypatch.setattr(_implicit, "RUN_BLOCKS", False)
+    made.clear()
+    y0 = F.conv2d(x, w, b, **kw)
+    gx0 = F.conv_backward(g, x, w, b, **kw)[0]
+    assert made == []
+    np.testing.assert_array_equal(_bits(y), _bits(y0))
+    np.testing.assert_array_equal(_bits(gx), _bits(gx0))
+    _against_loop_reference((y, gx, gw), x, w, b, g, 1, padding, 1, 1)

@@ -365,7 +365,7 @@ def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
 
     out_ch = weight.shape[0]
     og = out_ch // groups
-    pos, pstart, yoff, delta, dstart = phases
+    pos, pstart, yoff, delta, dstart = run_phases(phases, span, og)
     cstride = int(math.prod(y.shape[2:]))
     w = weight.reshape(groups, og, -1)
     b = None if bias is None else np.asarray(bias, np.float32).reshape(groups, og)
@@ -530,5 +530,29 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
 
 
 # Whether the input gradient takes the bordered copy where that makes every block a run
-# (:func:`cnnlab.functional._implicit_grad_x._runs_pay`).
+# (:func:`cnnlab.functional._implicit_grad_x._runs_pay`), and the one-position-a-row calls'
+# rows are re-tiled into whole blocks (:func:`run_phases`).
 RUN_BLOCKS = True
+# The most positions that re-tiling rows into whole blocks may add, as a share of a call's
+# (:func:`run_phases`).  One thread, the fastest of 101 forwards, as they are / re-tiled (ms): N64
+# C16 14x14 -> 16 k5 (rows of 10, 20% more positions) 0.60-0.62 / 0.52-0.53, N32 C32 12x12 -> 16 k3
+# (rows of 10) 0.252 / 0.230, N32 C16 22x22 -> 16 k7 (rows of 16, 12.5%) 1.27 / 1.19; against it
+# N64 C32 16x16 -> 16 k3 (rows of 14, 29%) 0.82 / 0.83-0.86.  Two panels gain nothing from runs of
+# rows of 3 taps and take rows of 5 a tap at a time: N64 C32 16x16 -> 64 k3 2.67-2.81 / 3.25-3.45.
+RUN_EXTRA = 0.2
+
+
+def run_phases(phases: tuple, span: int, lanes: int) -> tuple:
+    """The ``phases`` ``(pos, pstart, yoff, delta, dstart)`` of a kernel call with ``span``
+    positions a row and ``lanes`` filters (input channels, for the input gradient) a group, their
+    rows re-tiled into whole blocks of positions one after another
+    (:func:`cnnlab.functional._pairs.aligned_runs`) where the kernels take such a block a row of
+    taps at a time and that pays: one position a row, one panel of filters, the wide blocks of
+    AVX-512, at most :data:`RUN_EXTRA` more positions; else as they are."""
+    from cnnlab.functional import _numba_simd, _pairs
+
+    if span != 1 or lanes > _COLS or not RUN_BLOCKS or not _numba_simd.WIDE:
+        return phases
+    pos, pstart, yoff, delta, dstart = phases
+    runs = _pairs.aligned_runs(pos, pstart, yoff, RUN_EXTRA)
+    return phases if runs is None else (*runs, delta, dstart)

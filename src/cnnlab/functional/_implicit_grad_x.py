@@ -184,7 +184,7 @@ def _grad_x_call(g: np.ndarray, weight: np.ndarray, groups: int, flats: Sequence
 
     out_ch, cg = weight.shape[:2]
     og = out_ch // groups
-    pos, pstart, yoff, delta, dstart = phases
+    pos, pstart, yoff, delta, dstart = im.run_phases(phases, span, cg)
     xplane = int(math.prod(y.shape[2:]))
     w = weight.reshape(groups, og, cg, -1)
     packs = im._group_packs(np.repeat(w, 2, axis=2) if span == 2 else w, span * cg)

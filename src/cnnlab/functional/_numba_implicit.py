@@ -167,7 +167,7 @@ def _make_taps_forward(span):
                             # og - 1 where og is odd: _two_panels; an odd block left takes the path below)
                             pairs = (b_last - b_first) // 2
                             blk_from = b_first + 2 * pairs
-                            if og % 2 == 0:
+                            if og % 2 == 0 and pairs:  # (a call costs, where a job has no pair of a phase)
                                 _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
                                             pstart[f] + b_first * ROWS, pairs, shift, og * (ROWS * COLS),
                                             groups16 * (ROWS * COLS), bias0 + og * COLS,

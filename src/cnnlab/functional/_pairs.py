@@ -122,3 +122,53 @@ def _split_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np
             a.flags.writeable = False
         out.append(tables)
     return tuple(out)
+
+
+def aligned_runs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, most: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(pos, pstart, yoff)``: the positions of a one-position-a-row call re-tiled so that each
+    row of at least ``ROWS`` of them (a chain of positions one after another in the input) fills
+    whole blocks of ``ROWS``, the row's last block moved back to end with the row and its first
+    places, computed in the block before too, written nowhere (``yoff`` -1): every such block is
+    then a run, which the kernels take a row of taps at a time
+    (:func:`cnnlab.functional._numba_panels._panel_run_taps`), the same sums in the same order for
+    every position; the positions of shorter rows follow each phase's blocks, in order.  None
+    where every row fills whole blocks already, or where the positions computed would grow by
+    more than a share ``most`` of the table's.  Kept for the next call with the same read-only
+    tables."""
+    return _memo((pos, pstart, yoff), ("runs", most), functools.partial(_aligned_runs, pos, pstart, yoff, most))
+
+
+def _aligned_runs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, most: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    out_pos, out_y, sizes, ragged = [], [], [], False
+    for f in range(pstart.shape[0] - 1):
+        p, y = pos[pstart[f]:pstart[f + 1]], yoff[pstart[f]:pstart[f + 1]]
+        real = y >= 0
+        p, y = p[real], y[real]
+        count = p.size
+        begins = np.ones(count, bool)
+        begins[1:] = p[1:] != p[:-1] + 1
+        first = np.flatnonzero(begins)
+        length = np.diff(np.append(first, count))
+        long = length >= ROWS
+        ragged = ragged or bool(np.any(length[long] % ROWS))
+        # the long rows' blocks: block j of a row from its first place + min(ROWS*j, length - ROWS)
+        blocks = -(-length[long] // ROWS)
+        row_first = np.repeat(first[long], blocks)
+        j = np.arange(row_first.size) - np.repeat(np.cumsum(blocks) - blocks, blocks)
+        start = row_first + np.minimum(ROWS * j, np.repeat(length[long], blocks) - ROWS)
+        at = (start[:, None] + np.arange(ROWS)).reshape(-1)
+        again = (at < np.repeat(row_first + ROWS * j, ROWS)).reshape(-1)  # (computed in the block before)
+        rest = np.flatnonzero(np.repeat(~long, length))
+        extra = -rest.size % ROWS
+        fill = p[0] if count else 0
+        out_pos.append(np.concatenate([p[at], p[rest], np.full(extra, fill, np.int64)]))
+        out_y.append(np.concatenate([np.where(again, -1, y[at]), y[rest], np.full(extra, -1, np.int64)]))
+        sizes.append(out_pos[-1].size)
+    if not ragged or sum(sizes) > (1 + most) * (pstart[-1] - pstart[0]):
+        return None
+    out = (np.concatenate(out_pos), starts(sizes), np.concatenate(out_y))
+    for a in out:
+        a.flags.writeable = False
+    return out
