@@ -391,8 +391,8 @@ def test_aligned_runs_follow_the_definition():
         (np.r_[7:10, 20:22, 40:52, 60:61], np.arange(50, 68)),  # 3, 2 (short), 12, 1
         (np.r_[0:8], np.arange(8) * 3),  # the offsets need not follow the positions
     ]
-    (pos, yoff, delta), lengths, dlen = _tables(rng, phases)
-    pstart, dstart = ni.starts(lengths), ni.starts(dlen)
+    (pos, yoff, _), lengths, _ = _tables(rng, phases)
+    pstart = ni.starts(lengths)
     got = _pairs.aligned_runs(pos, pstart, yoff, 1.0)
     assert got is not None
     got_pos, got_start, got_y = got
@@ -402,8 +402,9 @@ def test_aligned_runs_follow_the_definition():
         want_p, want_y = _aligned_by_hand(list(p), list(y))
         assert got_pos[a:b].tolist() == want_p
         assert got_y[a:b].tolist() == want_y
-        written = sorted(zip(got_pos[a:b][got_y[a:b] >= 0].tolist(), got_y[a:b][got_y[a:b] >= 0].tolist()))
-        assert written == sorted(zip(p.tolist(), y.tolist()))
+        kept = got_y[a:b] >= 0
+        written = sorted(zip(got_pos[a:b][kept].tolist(), got_y[a:b][kept].tolist(), strict=True))
+        assert written == sorted(zip(p.tolist(), y.tolist(), strict=True))
     # the first phase: rows of 10, 6 and 14 in 2 + 1 + 3 blocks, each one after another in the input
     blocks = got_pos[got_start[0]:got_start[1]].reshape(-1, 6)
     assert blocks.shape[0] == 6 and (np.diff(blocks, axis=1) == 1).all()
