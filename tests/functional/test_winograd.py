@@ -315,9 +315,10 @@ def test_no_scratch_value_is_read_before_it_is_written(compiled, monkeypatch):
 def test_products_by_the_blas_match_the_loop_reference(compiled, monkeypatch, xs, out_ch, padding, dilation,
                                                        chunk_tiles):
     """Large layers run the 16 products as matrix products by the BLAS, between the transforms
-    of runs of tiles (``BLAS_MIN_PRODUCT`` 0: every layer here; runs of 5 tiles, or all at once):
-    the forward and both gradients agree with the loop reference."""
+    of runs of tiles (``BLAS_MIN_PRODUCT`` and ``GRAD_W_BLAS_MIN_PRODUCT`` 0: every layer here;
+    runs of 5 tiles, or all at once): the forward and both gradients agree with the loop reference."""
     monkeypatch.setattr(_winograd, "BLAS_MIN_PRODUCT", 0)
+    monkeypatch.setattr(_winograd, "GRAD_W_BLAS_MIN_PRODUCT", 0)
     width = max(-(-xs[1] // 8) * 8, -(-out_ch // 8) * 8)
     monkeypatch.setattr(_winograd, "BLAS_CHUNK_BYTES", chunk_tiles * 16 * 4 * width)
     x, w, b = _inputs(xs, out_ch, seed=sum(xs) + 3 * out_ch)
@@ -327,6 +328,23 @@ def test_products_by_the_blas_match_the_loop_reference(compiled, monkeypatch, xs
     _matches_reference(x, w, b, kw, seed=6)
     assert blas == {"correlate_by_blas": 3, "grad_w_by_blas": 1}
     assert counts == {"correlate": 0, "grad_w": 0}
+
+
+@pytest.mark.parametrize("correlate_least, grad_w_least", [(0, 10**9), (10**9, 0), (20 * 12, 20 * 12 + 1)])
+def test_weight_gradient_takes_the_blas_on_its_own_rule(compiled, monkeypatch, correlate_least, grad_w_least):
+    """The forward and input gradient (``BLAS_MIN_PRODUCT``) and the weight gradient
+    (``GRAD_W_BLAS_MIN_PRODUCT``) choose the BLAS's products apart, each from its own number of
+    input channels times filters on (a 12 -> 20 layer: 240); either way the loop reference's values."""
+    monkeypatch.setattr(_winograd, "BLAS_MIN_PRODUCT", correlate_least)
+    monkeypatch.setattr(_winograd, "GRAD_W_BLAS_MIN_PRODUCT", grad_w_least)
+    x, w, b = _inputs((2, 12, 9, 10), 20, seed=41)
+    counts = _counted(monkeypatch)
+    blas = _counted(monkeypatch, "correlate_by_blas", "grad_w_by_blas")
+    _matches_reference(x, w, b, {"padding": 1, "dilation": 1, "method": "winograd"}, seed=7)
+    fused_correlations = 3 if correlate_least > 240 else 0
+    fused_grad_w = 1 if grad_w_least > 240 else 0
+    assert counts == {"correlate": fused_correlations, "grad_w": fused_grad_w}
+    assert blas == {"correlate_by_blas": 3 - fused_correlations, "grad_w_by_blas": 1 - fused_grad_w}
 
 
 def test_blas_weights_are_the_packed_ones_rearranged(compiled):

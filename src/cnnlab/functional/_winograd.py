@@ -58,19 +58,29 @@ MIN_TILES = 192
 # Input channels times filters from which the 16 products run as matrix products by the BLAS,
 # between transforms of runs of tiles (:func:`correlate_by_blas`, :func:`grad_w_by_blas`), instead
 # of in the fused kernels' jobs (whose weights, 16 x C x O values, each job reads again, and whose
-# weight gradient keeps 16 x C x O sums per thread).  Measured on 2 cores, forward+backward, N8
-# 14x14 layers, fused / BLAS / torch (ms): 256 -> 256 29.4-31.7 / 37.6-48.9 / 31.3-38.2; 256 ->
-# 512 55.3 / 51.4 / 52.9; 512 -> 256 52.3 / 48.2 / 52.7; 384 -> 384 62.5 / 53.9 / 62.6; 512 -> 512
-# 113-164 / 101-104 / 106-111 (N16: 207 / 147 / 203).
-BLAS_MIN_PRODUCT = 256 * 512
+# weight gradient keeps 16 x C x O sums per thread): for the forward and the input gradient
+# (``BLAS_MIN_PRODUCT``) and for the weight gradient (``GRAD_W_BLAS_MIN_PRODUCT``).  Set in round 21
+# on a Zen 4 (forward+backward together, N8 14x14 layers, fused / BLAS / torch, ms: 256 -> 256
+# 29.4-31.7 / 37.6-48.9 / 31.3-38.2; 512 -> 512 113-164 / 101-104 / 106-111) at 256 x 512 for
+# both; measured apart on the Zen 5 of round 38 (2 threads, the fastest of 9-11, OpenBLAS's
+# SkylakeX kernels; forward / input gradient / weight gradient, fused and BLAS, ms): N8 C512
+# 14x14 -> 256 9.2 / 9.9 / 14.7 and 18.8 / 17.4 / 9.8; N8 C256 -> 512 9.3 / 10.9 / 14.3 and 17.5 /
+# 19.9 / 11.9; N8 C384 -> 384 12.2 / 12.6 / 22.2 and 17.6 / 17.0 / 11.4; N8 C512 -> 512 28.2 / 26.8
+# / 34.8 and 32.4 / 31.9 / 22.2; N4 C512 28x28 -> 512 39.0 / 35.7 / 46.0 and 42.6 / 41.9 / 32.7;
+# the weight gradient alone, fused / BLAS: N8 C256 14x14 -> 256 10.8 / 6.0, N8 C128 14x14 -> 256
+# 4.4 / 4.4, N8 C128 28x28 -> 128 4.9 / 6.3, N16 C64 56x56 -> 64 16.0 / 22.6, N64 C32 14x14 -> 64 2.8 / 5.1:
+# the forward and input gradient fused up to the largest layers 'auto' sends here, the weight
+# gradient by the BLAS from GRAD_W_BLAS_MIN_PRODUCT on.
+BLAS_MIN_PRODUCT = 1024 * 512
+GRAD_W_BLAS_MIN_PRODUCT = 256 * 256
 # Bytes of transformed values (input or output side) per run of tiles of the BLAS's products.
 BLAS_CHUNK_BYTES = 16 << 20
 
 
-def by_blas(weight_shape: Sequence[int]) -> bool:
-    """Whether the 16 products of a layer of these weights run by the BLAS (see
-    :data:`BLAS_MIN_PRODUCT`)."""
-    return weight_shape[0] * weight_shape[1] >= BLAS_MIN_PRODUCT
+def by_blas(weight_shape: Sequence[int], least: int | None = None) -> bool:
+    """Whether the 16 products of a layer of these weights run by the BLAS: at least ``least``
+    (:data:`BLAS_MIN_PRODUCT` when None) input channels times filters."""
+    return weight_shape[0] * weight_shape[1] >= (BLAS_MIN_PRODUCT if least is None else least)
 
 
 def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, stride: Sequence[int],
@@ -372,11 +382,13 @@ def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], b
     gblock = blocked(grad_out, lows, x_spatial, dilation, reach)
     # (a padding past the kernel's reach leaves upstream values outside the block: lows < 0)
     needs_w = needs[1] and min(lows) >= 0
-    if by_blas(weight.shape):
-        gw = grad_w_by_blas(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs_w else None
-        gx = correlate_by_blas(grad_out, weight, True, lows, x_spatial, dilation, None, gblock) if needs[0] else None
-        return gx, gw
-    gw = grad_w(block, x_shape, gblock, lows, grad_out.shape, dilation) if needs_w else None
-    gx = (correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation, None, gblock)
-          if needs[0] else None)
+    gw = gx = None
+    if needs_w:
+        gw = (grad_w_by_blas(block, x_shape, gblock, lows, grad_out.shape, dilation)
+              if by_blas(weight.shape, GRAD_W_BLAS_MIN_PRODUCT) else
+              grad_w(block, x_shape, gblock, lows, grad_out.shape, dilation))
+    if needs[0]:
+        gx = (correlate_by_blas(grad_out, weight, True, lows, x_spatial, dilation, None, gblock) if by_blas(weight.shape)
+              else correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation,
+                             None, gblock))
     return gx, gw
