@@ -388,7 +388,8 @@ def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], b
               if by_blas(weight.shape, GRAD_W_BLAS_MIN_PRODUCT) else
               grad_w(block, x_shape, gblock, lows, grad_out.shape, dilation))
     if needs[0]:
-        gx = (correlate_by_blas(grad_out, weight, True, lows, x_spatial, dilation, None, gblock) if by_blas(weight.shape)
-              else correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation,
-                             None, gblock))
+        gx = (correlate_by_blas(grad_out, weight, True, lows, x_spatial, dilation, None, gblock)
+              if by_blas(weight.shape) else
+              correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation, None,
+                        gblock))
     return gx, gw
