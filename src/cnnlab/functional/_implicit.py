@@ -161,7 +161,7 @@ def _pack(matrix: np.ndarray, cols: int = _COLS) -> np.ndarray:
     the filters of a register block, 16 here, 6 in :func:`cnnlab.functional._numba_blocked.forward`)."""
     from cnnlab.functional import _numba_implicit as ni
 
-    return ni.pack(matrix[None], np.arange(matrix.shape[1]), cols)
+    return ni.pack(matrix[None], _every_tap(matrix.shape[1]), cols)  # (the same taps' array: its plan kept)
 
 
 def _bias16(bias: np.ndarray | None, rows: int) -> np.ndarray:
