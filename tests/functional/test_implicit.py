@@ -901,3 +901,41 @@ def test_prefetch_changes_no_value():
     want = np.arange(40, dtype=np.float32)
     want[::3] *= 2
     np.testing.assert_array_equal(out, want)
+
+
+def test_jobs_follow_the_weights_size_and_leave_the_bits_alone(compiled, monkeypatch):
+    """A forward's blocks go to jobs of JOB_BLOCKS_LIGHT blocks where a group's packed weights
+    are light, of JOB_BLOCKS where heavy, at least MIN_JOBS jobs where JOB_BLOCKS gives them; the
+    outputs and input gradient are the same bits whatever the jobs (each position's sums are its
+    block's alone)."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    pstart = ni.starts([6 * 100, 6 * 7])  # (phases of 100 and 7 blocks)
+    dstart = ni.starts([9, 4])
+    monkeypatch.setattr(ni, "JOB_BLOCKS", 8)
+    monkeypatch.setattr(ni, "MIN_JOBS", 8)
+    assert ni._forward_plan(pstart, dstart, 32, 1024)[0] == 8  # (ceil(100/32) = 4, ceil(100/8) = 13: 8)
+    assert ni._forward_plan(pstart, dstart, 8, 1024)[0] == 13
+    assert ni._forward_plan(ni.starts([6 * 5]), dstart[:2], 32, 1024)[0] == 1  # (5 blocks: one job of 8)
+    seen = []
+    real = ni._forward_plan
+
+    def spy(pstart, dstart, job_blocks, chunk):
+        seen.append(job_blocks)
+        return real(pstart, dstart, job_blocks, chunk)
+
+    monkeypatch.setattr(ni, "_forward_plan", spy)
+    x, w, b = _inputs((3, 8, 11, 13), (24, 8, 3, 3), seed=12)
+    kw = {"padding": 1, "method": "implicit"}
+    g = np.random.default_rng(2).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)
+    results = []
+    for light, limit in ((32, 1 << 20), (3, 1 << 20), (32, 0)):
+        monkeypatch.setattr(ni, "JOB_BLOCKS_LIGHT", light)
+        monkeypatch.setattr(ni, "LIGHT_WEIGHT_BYTES", limit)
+        seen.clear()
+        ni._memos.clear()
+        results.append((F.conv2d(x, w, b, **kw), F.conv_backward(g, x, w, b, **kw)[0]))
+        assert seen and set(seen) == {light if limit else 8}
+    for y, gx in results[1:]:
+        np.testing.assert_array_equal(y.view(np.int32), results[0][0].view(np.int32))
+        np.testing.assert_array_equal(gx.view(np.int32), results[0][1].view(np.int32))

@@ -81,9 +81,20 @@ from cnnlab.functional._numba_simd import (
     wload,
 )
 
-# Blocks of positions per job of the forward: the job's weights stay in the L1 cache while it
-# runs through 8 blocks of 6 positions.
+# Blocks of positions per job of the forward (and of the input gradient): JOB_BLOCKS, or
+# JOB_BLOCKS_LIGHT where a group's packed weights take at most LIGHT_WEIGHT_BYTES (a job pays for
+# each of its phases, chunks and panels a pass of loop bookkeeping and the two-panel part's call,
+# which few taps do not hide), with at least MIN_JOBS jobs where JOB_BLOCKS would give them (both
+# threads busy on small problems).  Measured on 2 threads, forwards alternating in one process,
+# the fastest of 61, JOB_BLOCKS 8 / 16 / 32 (ms): N32 C6 28x28 -> 32 k3 p1 (54 taps) 0.90 / 0.83
+# / 0.79; N32 C32 32x32 -> 64 k3 p1 4.99 / 4.87 / 4.65; the issue's layer 1.42 / 1.40 / 1.35; N8
+# C64 28x28 -> 128 k5 p2 (800 KB of weights) 6.83 / 6.72 / 6.68; N64 C32 7x7 -> 64 1.02 / 0.95
+# / 0.96; against it, heavy weights, 8 / 32: N8 C256 14x14 -> 256 k3 (2.3 MB) 5.37 / 5.69, N8 C128
+# 14x14 -> 512 k5 (6.5 MB) 13.1 / 14.2.
 JOB_BLOCKS = 8
+JOB_BLOCKS_LIGHT = 32
+LIGHT_WEIGHT_BYTES = 1 << 20
+MIN_JOBS = 8
 # Taps per chunk of the forward (the taps are split into equal chunks of at most this many): a job
 # runs all its blocks through one chunk before the next, so that the chunk's packed weights (64
 # bytes a tap per 16 filters) stay in a cache, the blocks' sums waiting in ``acc`` between chunks.
@@ -358,8 +369,9 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
     only the kernel rows that reach inside it (:func:`cnnlab.functional._frames.boxes`; None: every tap)."""
     threads = numba.config.NUMBA_NUM_THREADS
     bufs = np.empty((threads, 4 * ROWS * COLS), np.float32)
-    jobs, share, chunked, products = _memo((pstart, dstart), (JOB_BLOCKS, TAP_CHUNK),
-                                           functools.partial(_forward_plan, pstart, dstart, JOB_BLOCKS, TAP_CHUNK))
+    job_blocks = JOB_BLOCKS_LIGHT if wpk.nbytes // groups <= LIGHT_WEIGHT_BYTES else JOB_BLOCKS
+    jobs, share, chunked, products = _memo((pstart, dstart), (job_blocks, TAP_CHUNK, JOB_BLOCKS, MIN_JOBS),
+                                           functools.partial(_forward_plan, pstart, dstart, job_blocks, TAP_CHUNK))
     # output planes a multiple of 2 KB apart: a block's 16 filters would share one or two sets of
     # the L1 cache, so the sums wait in ``accs`` and are stored a filter at a time
     staged = (cstride * y.itemsize) % STAGED_PITCH == 0
@@ -379,12 +391,14 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
 
 
 def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk: int) -> tuple[int, int, bool, float]:
-    """``(jobs, share, chunked, products)`` of :func:`taps_forward` for these tables (``job_blocks``,
-    ``chunk``: :data:`JOB_BLOCKS`, :data:`TAP_CHUNK`): its jobs, the most blocks a job takes of a
+    """``(jobs, share, chunked, products)`` of :func:`taps_forward` for these tables (``job_blocks``:
+    :data:`JOB_BLOCKS` or :data:`JOB_BLOCKS_LIGHT`, ``chunk``: :data:`TAP_CHUNK`): its jobs (at least
+    :data:`MIN_JOBS` where :data:`JOB_BLOCKS` gives them), the most blocks a job takes of a
     phase, whether the taps come in chunks, and the products of positions by taps (times the
     filters: the call's work)."""
     blocks = np.diff(pstart) // ROWS
-    jobs = max(1, -(-int(blocks.max(initial=0)) // job_blocks))
+    most = int(blocks.max(initial=0))
+    jobs = max(1, -(-most // job_blocks), min(-(-most // JOB_BLOCKS), MIN_JOBS))
     products = float(np.dot(np.diff(pstart), np.diff(dstart)))
     chunked = int(np.diff(dstart).max(initial=0)) > chunk
     return jobs, -(-int(blocks.max(initial=0)) // jobs), chunked, products
