@@ -939,3 +939,35 @@ def test_jobs_follow_the_weights_size_and_leave_the_bits_alone(compiled, monkeyp
     for y, gx in results[1:]:
         np.testing.assert_array_equal(y.view(np.int32), results[0][0].view(np.int32))
         np.testing.assert_array_equal(gx.view(np.int32), results[0][1].view(np.int32))
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, groups", [
+    ((7, 3, 11, 10), (8, 3, 5, 5), 2, 2, 1),  # 3 channels, strided, padded; 7 samples: blocks of 2, the last 1
+    ((5, 12, 9, 9), (24, 4, 3, 3), 1, 1, 3),  # 4 channels a group
+])
+def test_few_channel_input_gradient_in_blocks_of_samples(compiled, monkeypatch, xs, ws, stride, padding, groups):
+    """An implicit forward's input gradient for layers with fewer channels a group than its
+    kernels take runs col2im(W.T @ G) a block of samples at a time (GRAD_X_BLOCK_BYTES): blocks
+    of 2 samples, the last of 1, give the loop reference's values (the BLAS may round a block's
+    product apart from the whole batch's: its kernels for small products sum in another order)."""
+    from cnnlab.functional import _conv_backward_kernels as bk
+
+    x, w, b = _inputs(xs, ws, seed=sum(xs) + 7)
+    kw = {"stride": stride, "padding": padding, "groups": groups, "method": "implicit"}
+    y = F.conv2d(x, w, b, **kw)
+    g = np.random.default_rng(8).uniform(-1, 1, y.shape).astype(np.float32)
+    whole = F.conv_backward(g, x, w, b, **kw)
+    calls = []
+    real = bk.gemm_grad_x
+
+    def spy(g2, saved, shape, *args, **kwargs):
+        calls.append(shape[0])
+        return real(g2, saved, shape, *args, **kwargs)
+
+    monkeypatch.setattr(bk, "gemm_grad_x", spy)
+    per_sample = xs[1] * ws[2] * ws[3] * int(np.prod(y.shape[2:])) * 4
+    monkeypatch.setattr(bk, "GRAD_X_BLOCK_BYTES", 2 * per_sample)
+    blocks = F.conv_backward(g, x, w, b, **kw)
+    assert calls == [2] * (xs[0] // 2) + [1] * (xs[0] % 2)
+    _against_loop_reference((y, blocks[0], blocks[1]), x, w, b, g, stride, padding, 1, groups)
+    np.testing.assert_allclose(blocks[0], whole[0], rtol=1e-5, atol=1e-5 * np.abs(whole[0]).max())
