@@ -18,7 +18,6 @@ gradient that ``needs`` does not ask for is not computed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -164,8 +163,7 @@ def _gemm_grad_x_blocks(grad_out: np.ndarray, saved: Saved) -> np.ndarray:
     (:data:`GRAD_X_BLOCK_BYTES` of column gradient each), into one array: the implicit forward's
     input gradient for the layers its kernels do not take (too few input channels a group)."""
     shape = tuple(saved.xp_shape)
-    per_sample = shape[1] * math.prod(saved.weight.shape[2:]) * math.prod(grad_out.shape[2:]) * grad_out.itemsize
-    step = max(1, GRAD_X_BLOCK_BYTES // max(1, per_sample))
+    step = chunk(shape, saved.weight.shape[2:], grad_out.shape[2:], grad_out.itemsize, GRAD_X_BLOCK_BYTES)
     if step >= shape[0]:
         return gemm_grad_x(grad_matrix(grad_out, saved), saved, shape)
     grad_xp = np.empty(shape, np.result_type(grad_out, saved.weight))

@@ -332,10 +332,12 @@ BLOCK_BYTES = 32 << 20
 KEEP_COLUMNS_BYTES = BLOCK_BYTES
 
 
-def chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], itemsize: int) -> int:
-    """Samples per block: all of them when the whole column matrix is small."""
+def chunk(xp_shape: Sequence[int], kernel: Sequence[int], out: Sequence[int], itemsize: int,
+          block_bytes: int | None = None) -> int:
+    """Samples per block of at most ``block_bytes`` (:data:`BLOCK_BYTES` when None) of column
+    matrix: all of them when the whole column matrix is small."""
     per_sample = xp_shape[1] * int(math.prod(kernel)) * int(math.prod(out)) * itemsize
-    return max(1, BLOCK_BYTES // max(1, per_sample))
+    return max(1, (BLOCK_BYTES if block_bytes is None else block_bytes) // max(1, per_sample))
 
 
 def _columns_compiled(x_shape: Sequence[int], kernel: Sequence[int]) -> bool:

@@ -401,7 +401,7 @@ def _forward_plan(pstart: np.ndarray, dstart: np.ndarray, job_blocks: int, chunk
     jobs = max(1, -(-most // job_blocks), min(-(-most // JOB_BLOCKS), MIN_JOBS))
     products = float(np.dot(np.diff(pstart), np.diff(dstart)))
     chunked = int(np.diff(dstart).max(initial=0)) > chunk
-    return jobs, -(-int(blocks.max(initial=0)) // jobs), chunked, products
+    return jobs, -(-most // jobs), chunked, products
 
 
 # What :func:`_memo` keeps: at most this many entries (then it starts afresh).
