@@ -180,6 +180,26 @@ def test_transpose_moves_a_block_unchanged(compiled, cols):
         assert (dst[:out] == 7).all() and (dst[out + 16 * cols:] == 7).all()
 
 
+def test_masked_store_writes_only_its_lanes(compiled):
+    """``wstore_lanes(a, i, v, lo, hi)``: ``a[i + l] = v[l]`` for ``lo <= l < hi`` and nothing
+    else, the bits unchanged; ``i`` may lie before the array's start where ``lo`` keeps the
+    stored lanes inside it (the two-panel forward stores a second panel's lanes 4-15 so)."""
+    values = np.arange(1, 17, dtype=np.float32)
+    values[[2, 5, 9]] = [np.nan, -0.0, 1e-45]
+
+    @numba.njit
+    def run(dst, i, src, lo, hi):
+        _numba_simd.wstore_lanes(dst, np.int64(i), _numba_simd.wload(src, 0), lo, hi)
+
+    for at, lo, hi in ((0, 0, 16), (10, 0, 12), (-4, 4, 16), (7, 3, 9), (20, 5, 5), (5, 15, 16)):
+        dst = np.full(48, 7.0, np.float32)
+        run(dst, at, values, lo, hi)
+        expected = np.full(48, 7.0, np.float32)
+        for lane in range(lo, hi):
+            expected[at + lane] = values[lane]
+        np.testing.assert_array_equal(_bits(dst), _bits(expected))
+
+
 TRANSPOSE_CASES = [
     # x shape, weight shape, stride, padding, dilation, groups
     ((3, 4, 9, 21), (40, 4, 3, 3), 1, 1, 1, 1),  # rows of 21: 16 in a row, then 5; a third panel of 8 filters

@@ -64,6 +64,7 @@ from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
 from cnnlab.functional._frames import Frame, boxes
 from cnnlab.functional._numba_panels import (
+    BUF,
     COLS,
     ROWS,
     _panel_blocks,
@@ -142,7 +143,7 @@ def _make_taps_forward(span):
         # further on, its bias O16 * g further on, its filters written grow * g rows further
         # on; wide: two blocks of ROWS positions at a time where the job has two left (12 x 16 sums;
         # with panels, span 1 and a second panel of filters, 12 x 32: _two_panels);
-        # bufs: a row of 4 * ROWS * COLS values per thread; job g * jobs + j takes the j-th share of
+        # bufs: a row of BUF values per thread; job g * jobs + j takes the j-th share of
         # every phase's blocks of group g, so the phases of one region run one after another; jobs
         # first..last-1; kgrid: per phase, its taps a channel (the taps come channel after
         # channel) and a slab of them (the taps of a channel with the same first kernel index);
@@ -368,7 +369,7 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
     (:class:`Frame`): where ``src`` is a zero-padded copy, so that each block of positions runs
     only the kernel rows that reach inside it (:func:`cnnlab.functional._frames.boxes`; None: every tap)."""
     threads = numba.config.NUMBA_NUM_THREADS
-    bufs = np.empty((threads, 4 * ROWS * COLS), np.float32)
+    bufs = np.empty((threads, BUF), np.float32)
     job_blocks = JOB_BLOCKS_LIGHT if wpk.nbytes // groups <= LIGHT_WEIGHT_BYTES else JOB_BLOCKS
     jobs, share, chunked, products = _memo((pstart, dstart), (job_blocks, TAP_CHUNK, JOB_BLOCKS, MIN_JOBS),
                                            functools.partial(_forward_plan, pstart, dstart, job_blocks, TAP_CHUNK))

@@ -367,6 +367,38 @@ def copy_pair(typingctx, dst, i, src, j):
     return types.none(dst, i, src, j), codegen
 
 
+@intrinsic
+def wstore_lanes(typingctx, arr, index, value, lo, hi):
+    """``arr[index + l] = value[l]`` for the lanes ``lo <= l < hi`` of a sixteen-lane ``value``
+    (C-contiguous float32 ``arr``), the others left alone: one masked store (LLVM's
+    ``masked.store``; a ``vmovups`` under a mask register with AVX-512), the bits unchanged.  Only
+    the stored lanes' addresses need lie in ``arr``: ``index`` itself may be up to ``lo`` before
+    its start.  No bounds check."""
+    if not (_float32_array(arr) and isinstance(index, types.Integer) and value == f32x16
+            and isinstance(lo, types.Integer) and isinstance(hi, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        index = context.cast(builder, args[1], sig.args[1], types.int64)
+        ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], index), _WIDE_VEC.as_pointer())
+        lanes = ir.Constant(ir.VectorType(i64, 16), list(range(16)))
+        bounds = [context.cast(builder, args[k], sig.args[k], types.int64) for k in (3, 4)]
+        low, high = (builder.insert_element(ir.Constant(ir.VectorType(i64, 16), ir.Undefined), b, ir.Constant(i32, 0))
+                     for b in bounds)
+        zeros = ir.Constant(ir.VectorType(i32, 16), [0] * 16)
+        low = builder.shuffle_vector(low, ir.Constant(low.type, ir.Undefined), zeros)
+        high = builder.shuffle_vector(high, ir.Constant(high.type, ir.Undefined), zeros)
+        mask = builder.and_(builder.icmp_signed(">=", lanes, low), builder.icmp_signed("<", lanes, high))
+        mask_type = ir.VectorType(ir.IntType(1), 16)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [_WIDE_VEC, _WIDE_VEC.as_pointer(), i32, mask_type]),
+            "llvm.masked.store.v16f32.p0")
+        builder.call(fn, [args[2], ptr, ir.Constant(i32, 4), mask])
+        return context.get_dummy_value()
+    return types.none(arr, index, value, lo, hi), codegen
+
+
 def _swap_mask(b: int, second: bool) -> ir.Constant:
     """The shuffle of two rows ``i`` and ``i + b`` (``i``'s bit ``b`` clear) of a 16 x 16 block that
     swaps their off-diagonal blocks of ``b`` lanes: row ``i`` keeps its lanes without bit ``b`` and
