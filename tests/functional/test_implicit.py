@@ -847,6 +847,11 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((1, 128, 20, 20), (16, 128, 5, 5), 1, (1, 1), np.float32, "implicit"),  # 256 positions, 16 filters
     ((1, 128, 20, 20), (65, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 65 filters
     ((1, 128, 19, 19), (16, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 225 positions
+    ((1, 512, 14, 14), (8, 512, 5, 5), 1, (1, 1), np.float32, "implicit"),  # 100 positions of 12,800 taps
+    ((1, 512, 12, 12), (64, 512, 3, 3), 1, (1, 1), np.float32, "implicit"),  # 100 positions of 4,608 taps
+    ((1, 512, 11, 11), (64, 512, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 81 positions
+    ((1, 512, 12, 12), (65, 512, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 65 filters
+    ((1, 448, 12, 12), (64, 448, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 4,032 taps
     ((8, 128, 32, 32), (512, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 512 filters
     ((8, 128, 32, 32), (511, 128, 5, 5), 1, (1, 1), np.float32, "implicit"),
     ((8, 128, 32, 32), (1024, 128, 3, 3), 2, (1, 1), np.float32, "gemm"),  # 512 filters a group

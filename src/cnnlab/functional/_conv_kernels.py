@@ -128,7 +128,9 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     :data:`cnnlab.functional._implicit.MIN_FLOPS` FLOPs (a smaller call is mostly the kernels'
     fixed costs) and at least :data:`cnnlab.functional._implicit.MIN_POSITIONS` output positions
     (:data:`cnnlab.functional._implicit.MIN_POSITIONS_FEW_FILTERS` with at most
-    :data:`cnnlab.functional._implicit.FEW_FILTERS` filters per group), and fewer than
+    :data:`cnnlab.functional._implicit.FEW_FILTERS` filters per group, and
+    :data:`cnnlab.functional._implicit.MIN_POSITIONS_DEEP` where those filters have at least
+    :data:`cnnlab.functional._implicit.DEEP_TAPS` taps each), and fewer than
     :data:`cnnlab.functional._implicit.MANY_FILTERS` filters per group unless Winograd's
     in the batch (with fewer its jobs are too few to share out, and the BLAS's product wins).
     A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched products.
@@ -161,9 +163,12 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     steps = stride or (1,) * (len(weight_shape) - 2)
     outputs = xp_shape[0] * math.prod((n - k) // s + 1 for n, k, s in zip(xp_shape[2:], weight_shape[2:], steps,
                                                                           strict=True))
+    few = out_ch // groups <= _implicit.FEW_FILTERS
+    deep = math.prod(weight_shape[1:]) >= _implicit.DEEP_TAPS
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
             and flops >= _implicit.MIN_FLOPS and (outputs >= _implicit.MIN_POSITIONS or (
-                outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and out_ch // groups <= _implicit.FEW_FILTERS))
+                outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and few) or (
+                outputs >= _implicit.MIN_POSITIONS_DEEP and few and deep))
             and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
         dilation = (1, 1) if dilation is None else tuple(dilation)
         if _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation):

@@ -96,6 +96,19 @@ MIN_POSITIONS = 512
 # against it -> 256 (N1 16x16 k5 C512 0.76, N8 7x7 k3 C512 0.91).
 MIN_POSITIONS_FEW_FILTERS = 256
 FEW_FILTERS = 64
+# Positions from which, with at most FEW_FILTERS filters per group and at least DEEP_TAPS taps a
+# position (input channels per group times the kernel's size), 'auto' takes them all the same: the
+# column matrix is DEEP_TAPS values or more a position, and copying it costs more than the product.
+# Measured on 2 cores, forward+backward, one process with settled threads, fastest of 31, GEMM path
+# / implicit / torch (ms): N1 C512 14x14 -> 8 k5 p2 (196 positions) 3.73 / 2.40 / 1.82; N1 C512
+# 10x10 -> 8 k5 p2 (100) 2.71 / 1.66 / 1.29; N2 C512 7x7 -> 16 k5 p2 (98) 1.99 / 1.43 / 0.95; N2
+# C256 8x8 -> 16 k5 p2 (128) 1.55 / 1.12 / 0.96; N1 C128 14x14 -> 32 k7 p3 2.79 / 1.51 / 1.29; N1
+# C512 12x12 -> 32 k3 p1 1.85 / 1.59 / 1.32; N1 C512 10x10 -> 32 k3 p1 1.20 / 1.15 / 1.09, -> 64
+# 1.85 / 1.66 / 1.48; N2 C512 7x7 -> 64 k3 p1 2.01 / 1.79 / 1.39.  With fewer taps the GEMM path
+# keeps them: N1 C128 14x14 -> 16 k3 p1 (1,152 taps) 1.16 / 1.19, N1 C256 8x8 -> 16 k3 p1 1.02 /
+# 1.10, N2 C64 8x8 -> 32 k3 p1 0.90 / 0.99.
+MIN_POSITIONS_DEEP = 96
+DEEP_TAPS = 4096
 # Filters per group from which 'auto' takes the GEMM path instead (but for Winograd's layers): the
 # implicit kernels stream every filter's packed weights past each job's positions, and OpenBLAS's
 # blocked product reuses them better.  Measured on 2 cores, forward+backward, one process with
