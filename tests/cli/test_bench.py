@@ -118,8 +118,48 @@ def test_every_timed_call_starts_after_the_process_settles(monkeypatch):
     events = []
     monkeypatch.setattr(_runner, "settle", lambda: events.append("settle"))
     times = _runner._interleaved({"a": lambda: events.append("a"), "b": lambda: events.append("b")}, 2, warmup=1)
-    assert events == ["a", "b"] + ["settle", "a", "settle", "b"] * 2
+    assert events == ["a", "b"] + ["settle", "a", "settle", "b"] + ["settle", "b", "settle", "a"]
     assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2}
+
+
+def test_each_round_starts_with_another_contender(monkeypatch):
+    """Round ``r`` runs the contenders from the ``r``-th on (each follows every other in turn), and
+    each contender's times are its own calls' in the order of the rounds."""
+    from cnnlab.bench import _runner
+
+    monkeypatch.setattr(_runner, "settle", lambda: None)
+    order = []
+    clock = iter(range(100))
+    monkeypatch.setattr(_runner, "_time", lambda fn, repeats: [fn() or next(clock)])
+    fns = {k: (lambda k=k: order.append(k)) for k in "abc"}
+    times = _runner._interleaved(fns, 4, warmup=0)
+    assert order == list("abc" "bca" "cab" "abc")
+    assert times == {"a": [0, 5, 7, 9], "b": [1, 3, 8, 10], "c": [2, 4, 6, 11]}
+
+
+def test_each_row_has_the_ceiling_of_its_own_rounds(monkeypatch):
+    """A GEMM product is timed among each workload's contenders (not a peer), and the row's
+    rounds share is its median rate over that product's median rate."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from cnnlab.bench import _runner
+
+    monkeypatch.setattr(_runner, "gemm_rate", lambda: 100.0)
+    monkeypatch.setattr(_runner, "gemm_probe", lambda: ((lambda: None), 8e9))
+    seen = []
+
+    def rounds(fns, repeats, warmup=1):
+        seen.append(list(fns))
+        return {k: ([0.04, 0.1, 0.05] if k == _runner.PROBE else [0.04, 0.01, 0.02]) for k in fns}
+
+    monkeypatch.setattr(_runner, "_interleaved", rounds)
+    result = _runner.run(repeats=3, only="k1 s1 p0 fwd+bwd", training=False, progress=False)
+    assert seen == [["cnnlab", "torch", _runner.PROBE]]
+    (row,) = result["workloads"]
+    assert set(row["peers_s"]) == {"torch"} and row["best_peer"] == "torch"
+    assert row["rounds_ceiling_gflops"] == pytest.approx(8e9 / 0.05 / 1e9)
+    assert row["rounds_ceiling_share"] == pytest.approx(row["gflops"] / 160.0)
 
 
 def test_settle_waits_for_a_busy_thread_to_stop():

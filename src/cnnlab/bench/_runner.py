@@ -71,15 +71,37 @@ def settle(step: float = SETTLE_STEP_S, busy: float = SETTLE_BUSY_S, limit: floa
 
 
 def _interleaved(fns: dict[str, Any], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Each contender's call times: ``repeats`` rounds of one call of every contender (so that a
+    slow spell of a busy machine falls on all), each call started on a settled process
+    (:func:`settle`), and each round in another order (round ``r`` starts with the ``r``-th
+    contender), so that no contender always runs after the same one, in caches it left."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():  # one round of every contender, so slow phases of a busy machine hit all
+    names = list(fns)
+    for r in range(repeats):
+        first = r % len(names) if names else 0
+        for name in names[first:] + names[:first]:
             settle()  # (no contender's call shares the cores with the threads of the one before)
-            times[name] += _time(fn, 1)
+            times[name] += _time(fns[name], 1)
     return times
+
+
+# The name of the GEMM product timed among each workload's contenders (not a peer): the ceiling
+# of the rounds the workload ran in.
+PROBE = "gemm ceiling"
+
+
+def gemm_probe(size: int = 1024) -> tuple[Any, float]:
+    """``(call, flops)``: a float32 ``size`` x ``size`` product of NumPy's BLAS (the ceiling's), to
+    be timed among a workload's contenders: its median rate is the ceiling of the same rounds, on
+    a machine whose load changes from minute to minute (the GEMM rate at the start of a run, the
+    fastest of 11, read 358-385 GFLOP/s in runs on this machine whose layers' medians took up to
+    twice their quiet times)."""
+    a = np.random.default_rng(1).standard_normal((size, size)).astype(np.float32)
+    a @ a
+    return (lambda: a @ a), 2.0 * size**3
 
 
 def _training_workloads(torch):
@@ -107,17 +129,21 @@ def run(repeats: int = 7, threads: int | None = None, only: str | None = None, t
     if only:
         workloads = [w for w in workloads if only in w.name]
     rows = []
+    probe, probe_flops = gemm_probe()
     for i, w in enumerate(workloads):
         if progress:
             print(f"[{i + 1}/{len(workloads)}] {w.name}", file=sys.stderr, flush=True)
-        times = _interleaved({"cnnlab": w.ours, **w.peers}, repeats)
+        times = _interleaved({"cnnlab": w.ours, **w.peers, PROBE: probe}, repeats)
         ours = float(np.median(times["cnnlab"]))
-        peers = {k: float(np.median(v)) for k, v in times.items() if k != "cnnlab"}
+        peers = {k: float(np.median(v)) for k, v in times.items() if k not in ("cnnlab", PROBE)}
         best_peer = min(peers, key=peers.get)
+        rounds_ceiling = probe_flops / float(np.median(times[PROBE])) / 1e9
         rows.append({
             "workload": w.name, "cnnlab_s": ours, "cnnlab_spread_s": float(np.ptp(times["cnnlab"])),
             "peers_s": peers, "best_peer": best_peer, "ratio": peers[best_peer] / ours,
             "gflops": w.flops / ours / 1e9, "cnnlab_best_s": float(np.min(times["cnnlab"])),
+            # the median's rate over the median rate of the GEMM timed in the same rounds
+            "rounds_ceiling_gflops": rounds_ceiling, "rounds_ceiling_share": w.flops / ours / 1e9 / rounds_ceiling,
         })
     # measured again after the layers, the higher of the two readings is the ceiling of the run
     ceiling = max(ceiling, gemm_rate())
@@ -158,12 +184,14 @@ def _print(result: dict[str, Any]) -> None:
     print(f"machine: {m['platform']}, {m['threads']} threads, numba={m['numba']}, "
           f"float32 GEMM {m['gemm_gflops']:.1f} GFLOP/s (the ceiling; a workload's GFLOP/s counts its "
           f"defining sum, which Winograd layers compute with fewer products)")
+    print("(ceil%: the median's rate over the ceiling; best%: the fastest round's; rounds%: the median's over "
+          "the median rate of a GEMM timed in the same rounds)")
     print(f"{'workload':58s} {'cnnlab ms':>10s} {'spread':>8s} {'best peer':>18s} {'ratio':>6s} "
-          f"{'GFLOP/s':>8s} {'ceil%':>6s} {'best%':>6s}")
+          f"{'GFLOP/s':>8s} {'ceil%':>6s} {'best%':>6s} {'rounds%':>7s}")
     for r in result["workloads"]:
         print(f"{r['workload'][:58]:58s} {r['cnnlab_s'] * 1e3:10.2f} {r['cnnlab_spread_s'] * 1e3:8.2f} "
               f"{r['best_peer'][:18]:>18s} {r['ratio']:6.2f} {r['gflops']:8.1f} {100 * r['ceiling_share']:5.0f}% "
-              f"{100 * r['best_ceiling_share']:5.0f}%")
+              f"{100 * r['best_ceiling_share']:5.0f}% {100 * r['rounds_ceiling_share']:6.0f}%")
     for s in result["training"]:
         line = (f"training {s['model']:14s} cnnlab {s['cnnlab_steps_per_s']:7.1f} steps/s   "
                 f"torch {s['torch_steps_per_s']:7.1f} steps/s   ratio {s['ratio']:.2f}")
