@@ -77,10 +77,27 @@ def test_lists_subclasses_and_other_settings_are_checked_afresh(fresh, monkeypat
     want = F.conv2d(x, w, padding=1)
     monkeypatch.setattr(_conv, "_CHECKED", {})
     np.testing.assert_array_equal(F.conv2d(x.tolist(), w.tolist(), padding=1), want)
-    np.testing.assert_array_equal(F.conv2d(x, w, padding=[1, 1], stride=[1]), want)
     np.testing.assert_array_equal(F.conv2d(x, w, padding=((1, 1), (1, 1))), want)
+    np.testing.assert_array_equal(F.conv2d(x, w, padding=[(1, 1), 1]), want)
     np.testing.assert_array_equal(F.conv2d(np.ma.masked_array(x), w, padding=1), want)
     assert _conv._CHECKED == {}
+
+
+def test_lists_of_ints_are_kept_apart_from_tuples(fresh):
+    """A list of ints (the nn layers pass their padding so) is kept under a key of its own, not
+    the tuple of the same ints', and what it keeps is the checks' own; a list the checks refuse
+    is refused after an equal-looking one passed."""
+    x = np.ones((2, 2, 7, 6), np.float32)
+    w = np.ones((3, 2, 3, 2), np.float32)
+    for padding, stride in (([1, 2], [1]), ([0, 1], [2, 1]), ((1, 2), (1,))):
+        want = _conv._checked_args("conv2d", x, w, None, stride, padding, 1, 1, "zeros", 2)
+        for _ in range(2):
+            _same(_conv._conv_args("conv2d", x, w, None, stride, padding, 1, 1, "zeros", 2), want)
+    assert len(_conv._CHECKED) == 3
+    with pytest.raises(TypeError, match="conv2d"):
+        F.conv2d(x, w, padding=[1, 2.0], stride=[1])
+    with pytest.raises(ValueError, match="conv2d"):
+        F.conv2d(x, w, padding=[1, 2, 3], stride=[1])
 
 
 def test_a_full_store_starts_afresh(fresh, monkeypatch):

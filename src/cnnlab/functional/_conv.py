@@ -122,19 +122,26 @@ def _settings_key(op: str, x: Any, weight: Any, bias: Any, stride: Any, padding:
                   padding_mode: Any, n: int | None) -> tuple | None:
     """What the checks of :func:`_checked_args` depend on, where that is all they depend on: NumPy
     arrays (not subclasses, not lists) of which one is floating (integer inputs have their values
-    checked), and settings that are plain ints, strs or tuples of ints (``2``, ``2.0``, ``True``
-    and ``np.int64(2)`` are equal keys of a dict, not equal settings: only the first is kept);
-    else None."""
+    checked), and settings that are plain ints, strs or tuples or lists of ints (``2``, ``2.0``,
+    ``True`` and ``np.int64(2)`` are equal keys of a dict, not equal settings: only the first is
+    kept); else None."""
     if type(x) is not np.ndarray or type(weight) is not np.ndarray or not (bias is None or type(bias) is np.ndarray):
         return None
     if x.dtype.kind != "f" and weight.dtype.kind != "f" and (bias is None or bias.dtype.kind != "f"):
         return None
+    settings = []
     for value in (stride, padding, dilation, groups, padding_mode):
         kind = type(value)
-        if kind is not int and kind is not str and not (kind is tuple and all(type(v) is int for v in value)):
+        if kind is int or kind is str or (kind is tuple and all(type(v) is int for v in value)):
+            settings.append(value)
+        elif kind is list and all(type(v) is int for v in value):
+            # (a list of ints, as the nn layers pass their padding: kept apart from the tuple of the
+            # same ints, which the checks may read otherwise)
+            settings.append((list, *value))
+        else:
             return None
     return (op, n, x.shape, x.dtype, weight.shape, weight.dtype, None if bias is None else (bias.shape, bias.dtype),
-            stride, padding, dilation, groups, padding_mode)
+            *settings)
 
 
 def _checked_args(
