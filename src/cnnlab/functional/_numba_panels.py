@@ -3,7 +3,8 @@ six rows of a ``6 x 16`` block of running sums read from and written to a buffer
 (:func:`_rows`, :func:`_put_rows`, and their forms with six addresses), and, on a CPU with
 AVX-512, a pair of blocks of 6 positions through two panels of 16 filters at once
 (:func:`_two_panels`, 12 x 32 sums in 24 registers; :data:`cnnlab.functional._numba_implicit.PANELS`
-says when the forward kernel takes it).  The Winograd kernels use the rows too."""
+says when the forward kernel takes it), whose sums go to the output a filter at a time where their
+positions are one run (:func:`_store_panels`).  The Winograd kernels use the rows too."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ register, and each operation is a few lines of LLVM IR (``numba.extending.intrin
 
 And sixteen-lane vectors, :data:`f32x16` (an LLVM ``<16 x float>``: one AVX-512 register, or two
 AVX ones where the CPU has no AVX-512): :func:`wload`, :func:`wstore`, :func:`wfma_at` as their
-eight-lane namesakes, and :func:`wfma_rows`, six rows of a block of 16 filters.  The product
+eight-lane namesakes, :func:`wfma_rows`, six rows of a block of 16 filters, and
+:func:`wstore_lanes`, a store of some of the lanes (a mask).  The product
 kernels run their 6 x 16 blocks with these, and where :data:`WIDE` (the CPU has AVX-512) two
 blocks at once, 12 x 16 in 12 registers of the 32: each step one load of 16 weights, 12 broadcast
 inputs and 12 ``vfmadd231ps`` of 16 lanes, half the instructions of two 8-lane 6 x 16 steps for
