@@ -35,9 +35,8 @@ def gemm_rate(size: int = 1024, repeats: int = 11) -> float:
     shared machine the slower rounds only measure the neighbours (a median of 5 once read 95
     GFLOP/s where the same command read 148-158 in the runs around it, and put the 56x56 layer
     at 108% of it)."""
-    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
-    a @ a
-    return 2.0 * size**3 / float(np.min(_time(lambda: a @ a, repeats))) / 1e9
+    call, flops = gemm_probe(size)
+    return flops / float(np.min(_time(call, repeats))) / 1e9
 
 
 # How long :func:`settle` sleeps between its looks, how much CPU time other threads may use in
@@ -98,8 +97,8 @@ def gemm_probe(size: int = 1024) -> tuple[Any, float]:
     be timed among a workload's contenders: its median rate is the ceiling of the same rounds, on
     a machine whose load changes from minute to minute (the GEMM rate at the start of a run, the
     fastest of 11, read 358-385 GFLOP/s in runs on this machine whose layers' medians took up to
-    twice their quiet times)."""
-    a = np.random.default_rng(1).standard_normal((size, size)).astype(np.float32)
+    twice their quiet times).  :func:`gemm_rate` times the same product."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
     a @ a
     return (lambda: a @ a), 2.0 * size**3
 
@@ -138,12 +137,13 @@ def run(repeats: int = 7, threads: int | None = None, only: str | None = None, t
         peers = {k: float(np.median(v)) for k, v in times.items() if k not in ("cnnlab", PROBE)}
         best_peer = min(peers, key=peers.get)
         rounds_ceiling = probe_flops / float(np.median(times[PROBE])) / 1e9
+        gflops = w.flops / ours / 1e9
         rows.append({
             "workload": w.name, "cnnlab_s": ours, "cnnlab_spread_s": float(np.ptp(times["cnnlab"])),
             "peers_s": peers, "best_peer": best_peer, "ratio": peers[best_peer] / ours,
-            "gflops": w.flops / ours / 1e9, "cnnlab_best_s": float(np.min(times["cnnlab"])),
+            "gflops": gflops, "cnnlab_best_s": float(np.min(times["cnnlab"])),
             # the median's rate over the median rate of the GEMM timed in the same rounds
-            "rounds_ceiling_gflops": rounds_ceiling, "rounds_ceiling_share": w.flops / ours / 1e9 / rounds_ceiling,
+            "rounds_ceiling_gflops": rounds_ceiling, "rounds_ceiling_share": gflops / rounds_ceiling,
         })
     # measured again after the layers, the higher of the two readings is the ceiling of the run
     ceiling = max(ceiling, gemm_rate())

@@ -384,12 +384,8 @@ def wstore_lanes(typingctx, arr, index, value, lo, hi):
         index = context.cast(builder, args[1], sig.args[1], types.int64)
         ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], index), _WIDE_VEC.as_pointer())
         lanes = ir.Constant(ir.VectorType(i64, 16), list(range(16)))
-        bounds = [context.cast(builder, args[k], sig.args[k], types.int64) for k in (3, 4)]
-        low, high = (builder.insert_element(ir.Constant(ir.VectorType(i64, 16), ir.Undefined), b, ir.Constant(i32, 0))
-                     for b in bounds)
-        zeros = ir.Constant(ir.VectorType(i32, 16), [0] * 16)
-        low = builder.shuffle_vector(low, ir.Constant(low.type, ir.Undefined), zeros)
-        high = builder.shuffle_vector(high, ir.Constant(high.type, ir.Undefined), zeros)
+        low, high = (_splat(builder, context.cast(builder, args[k], sig.args[k], types.int64), lanes.type)
+                     for k in (3, 4))
         mask = builder.and_(builder.icmp_signed(">=", lanes, low), builder.icmp_signed("<", lanes, high))
         mask_type = ir.VectorType(ir.IntType(1), 16)
         fn = cgutils.get_or_insert_function(
