@@ -117,3 +117,25 @@ def test_a_sums_gradient_reaches_a_convolution_as_a_filled_array(monkeypatch):
     gx, gw, _ = F.conv_backward(np.ones((2, 16, 9, 9), np.float32), x, w, None, padding=1)
     np.testing.assert_array_equal(xx.grad, gx)
     np.testing.assert_array_equal(ww.grad, gw)
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16384, 16385, 3 * 16384 + 7, 600_001])
+def test_all_finite_is_numpys_isfinite_all(size):
+    """``all_finite`` (one pass over the values' exponent bits, in jobs of FINITE_JOB values, on two
+    threads past the parallel threshold) against ``np.isfinite(a).all()``: finite arrays with the
+    extremes (the largest float32, subnormals, signed zeros), and each of inf, -inf and NaN at the
+    first and last value and at the edges of the jobs."""
+    from cnnlab.functional._numba_kernels import FINITE_JOB, all_finite
+
+    rng = np.random.default_rng(size)
+    a = rng.uniform(-3, 3, size).astype(np.float32)
+    special = np.array([np.finfo(np.float32).max, -np.finfo(np.float32).max, np.float32(1e-45), -0.0, 0.0],
+                       np.float32)
+    a[: min(size, special.size)] = special[: min(size, special.size)]
+    assert all_finite(a) is True is bool(np.isfinite(a).all())
+    for where in sorted({0, size - 1, FINITE_JOB - 1, FINITE_JOB, size // 2} & set(range(size))):
+        for bad in (np.inf, -np.inf, np.nan):
+            b = a.copy()
+            b[where] = bad
+            assert all_finite(b) is False, (where, bad)
+    assert all_finite(a.reshape(-1, 1)[::1]) is True  # (any shape)

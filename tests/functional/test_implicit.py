@@ -976,3 +976,89 @@ def test_few_channel_input_gradient_in_blocks_of_samples(compiled, monkeypatch, 
     assert calls == [2] * (xs[0] // 2) + [1] * (xs[0] % 2)
     _against_loop_reference((y, blocks[0], blocks[1]), x, w, b, g, stride, padding, 1, groups)
     np.testing.assert_allclose(blocks[0], whole[0], rtol=1e-5, atol=1e-5 * np.abs(whole[0]).max())
+
+
+@pytest.mark.parametrize("big, rows, taps, flat", [
+    (1, 32, 40, list(range(40))),  # every tap in order: two runs of 16 transposed, 8 one by one
+    (3, 16, 37, list(range(5, 37)) + [0, 1, 2]),  # runs of 16 after a start, then a jump back
+    (2, 20, 50, list(range(18)) + list(range(30, 50))),  # rows past a block's 16: the block of 4 one by one
+    (1, 48, 33, list(range(16)) + [20] + list(range(16, 20)) + list(range(21, 33))),  # a tap out of order
+])
+def test_pack_transposes_runs_of_sixteen_taps(compiled, big, rows, taps, flat):
+    """Where 16 taps of a phase lie one after another and a block has 16 rows, ``pack`` writes them
+    by 16 x 16 transposes in registers: every value still at the index formula's place (as in
+    test_pack_lays_out_the_register_blocks, here with runs of consecutive taps and jumps between
+    them), zeros past the last row, with and without the wide path."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    src = np.random.default_rng(rows + taps).uniform(-2, 2, (big, rows, taps)).astype(np.float32)
+    blocks, nt = -(-rows // 16), len(flat)
+    want = np.zeros((blocks, big, nt, 16), np.float32)  # [r // 16, a, j, r % 16]
+    padded = np.zeros((big, blocks * 16, taps), np.float32)
+    padded[:, :rows] = src
+    want[:] = padded[:, :, flat].reshape(big, blocks, 16, nt).transpose(1, 0, 3, 2)
+    got = ni.pack(src, np.array(flat), 16)
+    np.testing.assert_array_equal(got, want.reshape(-1))
+    ostart, flat64, fstart = ni._pack_plan([flat], blocks * 16 * big)
+    for wide in (False, True):
+        out = np.full(got.size, np.nan, np.float32)
+        ni._pack_rows(src.reshape(-1), rows, taps, flat64, fstart, ostart, 16, wide, out, 0, blocks, 0)
+        np.testing.assert_array_equal(out, want.reshape(-1))
+
+
+def test_one_owner_of_each_share_of_taps():
+    """The weight gradient's threads add into one row of sums only where run_jobs's split keeps
+    each share of a group's taps (``runs`` jobs in a row) on one thread."""
+    from cnnlab.functional import _numba_implicit_grad_w as nw
+
+    assert nw._one_owner(2, 1, 2) and nw._one_owner(6, 3, 2) and nw._one_owner(8, 2, 4)
+    assert not nw._one_owner(9, 3, 2)  # (4 of 9: the second share split at its second run)
+    assert not nw._one_owner(4, 2, 3)  # (1 and 2 of 4: the first share split)
+    assert nw._one_owner(5, 5, 1)  # (one thread)
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, shared", [
+    ((1, 64, 9, 9), (32, 64, 5, 5), 2, 2, True),  # padded copy: one class, one run, the taps shared out
+    ((2, 32, 8, 8), (48, 32, 3, 3), 1, 1, True),
+    ((1, 64, 9, 9), (32, 64, 5, 5), 2, 2, False),  # the padding skipped: 9 classes, a row of sums per thread
+])
+def test_weight_gradient_of_shared_taps_in_one_row_of_sums(compiled, monkeypatch, xs, ws, stride, padding, shared):
+    """With the taps shared out between the threads (few runs of positions) and one class of
+    positions, every tap's sums have one thread, so the threads add into one row of ``parts``
+    (no zeros of a row per thread, nor their sum, to write and read: 12.8 MB for N8 C512 14x14 ->
+    64 k7 s2): the same bits as a row per thread (``_one_owner`` refused), and close to the float64
+    loop reference; with classes of positions (``shared`` False here: the padding skipped) a tap
+    has a share in each class, and the rows stay apart."""
+    import numba
+
+    from cnnlab.functional import _numba_implicit_grad_w as nw
+
+    if not shared:
+        monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
+        monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+        monkeypatch.setattr(_implicit, "RUN_BLOCKS", False)
+    apart_rows = numba.config.NUMBA_NUM_THREADS  # (a row of sums per thread the kernels may use)
+    monkeypatch.setitem(_backend._state, "threads", 2)
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    x = rng.uniform(-1, 1, xs).astype(np.float32)
+    w = rng.uniform(-1, 1, ws).astype(np.float32)
+    out = F.conv2d(x, w, None, stride, padding, method="implicit")
+    g = rng.uniform(-1, 1, out.shape).astype(np.float32)
+    real, rows = nw._taps_grad_w, []
+
+    def kernel(*a):
+        rows.append(a[18].shape[0])  # (parts)
+        real(*a)
+
+    monkeypatch.setattr(nw, "_taps_grad_w", kernel)
+    got = F.conv_backward(g, x, w, None, stride, padding, method="implicit")[1]
+    assert rows and set(rows) == {1 if shared else apart_rows}
+    monkeypatch.setattr(nw, "_one_owner", lambda *a: False)
+    rows.clear()
+    apart = F.conv_backward(g, x, w, None, stride, padding, method="implicit")[1]
+    assert set(rows) == {apart_rows}
+    np.testing.assert_array_equal(got, apart)
+    s, pads, d = _args(w, stride, padding, 1)
+    want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), s, pads, d,
+                                      1)[1]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

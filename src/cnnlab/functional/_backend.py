@@ -166,8 +166,8 @@ def start_threads() -> bool:
     start-up cost (Numba's import and the threads) out of the first op, e.g. out of a timing.
     """
     started = get_backend() != "numpy" and numba_available()
-    if started and _kernel_threads() > 1:
-        _team(_kernel_threads() - 1)
+    if started and kernel_threads() > 1:
+        _team(kernel_threads() - 1)
     return started
 
 
@@ -501,7 +501,7 @@ def _no_alias_compiler() -> Any:
     return _state["no_alias"]
 
 
-def _kernel_threads() -> int:
+def kernel_threads() -> int:
     """The threads :func:`run_jobs` may use: :func:`get_num_threads`, at most as many as the
     kernels have scratch rows for (``numba.config.NUMBA_NUM_THREADS``)."""
     import numba
@@ -547,7 +547,7 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
     once it has run its share of the others (the kernel keeps those jobs' sums apart, by job).
     An error in any run is raised here once every run has ended (none is left writing).
     """
-    threads = min(int(jobs), _kernel_threads())
+    threads = min(int(jobs), kernel_threads())
     if threads <= 1 or work < min_work:
         kernel(*args, 0, int(jobs), 0)
         return

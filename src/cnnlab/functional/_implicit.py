@@ -141,11 +141,20 @@ SEGMENT_COST = 40.0
 SKIP_BORDER = True
 
 
+def _finite(weight: np.ndarray) -> bool:
+    """Whether every value of the weight is finite (compiled for float32: one pass, both cores)."""
+    if weight.dtype == np.float32 and _backend.use_numba(weight.size):
+        from cnnlab.functional._numba_kernels import all_finite
+
+        return all_finite(weight)
+    return bool(np.isfinite(weight).all())
+
+
 def grad_x_applies(weight: np.ndarray) -> bool:
     """Whether the input gradient runs as implicit correlations: at least :data:`MIN_LANES`
     input channels per group, and finite weights (the padded upstream gradient's zero border
     meets every weight, and ``inf * 0`` is ``nan``)."""
-    return weight.shape[1] >= MIN_LANES and bool(np.isfinite(weight).all())
+    return weight.shape[1] >= MIN_LANES and _finite(weight)
 
 
 def _pitches(spatial: Sequence[int]) -> list[int]:
@@ -340,7 +349,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         tables = _geometry(x, weight.shape, stride, dilation, pads, out)
         padded = float(math.prod(_with_pads(x.shape, pads)))
         pays = classes_pay(tables, padded, weight.shape[0], x.shape[0], int(math.prod(weight.shape[1:])))
-        finite = bool(np.isfinite(weight).all())
+        finite = _finite(weight)
         if tables.tapless or not pays or not finite:
             if finite and SKIP_BORDER:  # (the blocks skip the kernel rows that read the copy's zero border alone)
                 frame = _frame(x.shape[2:], pads, dilation[0], kernel[0], weight.shape[1])

@@ -122,7 +122,9 @@ def _make_taps_grad_w(span):
             jg = np.int64(job)
             grp, jb = jg // (runs * tap_jobs), jg % (runs * tap_jobs)
             share, run = jb // runs, jb % runs
-            part = parts[thread] if jg < tail_start else parts[rows + jg - tail_start]
+            # (one row of parts: every job adds into it, see taps_grad_w's ``shared``)
+            part = (parts[0] if parts.shape[0] == 1 else parts[thread] if jg < tail_start
+                    else parts[rows + jg - tail_start])
             pbase, sshift = grp * rows_k * width, grp * gsrc  # (group grp's panels; its input channels)
             first, last = total * run // runs, total * (run + 1) // runs
             # the job's positions channels-last, 16 filters at a time:
@@ -290,6 +292,14 @@ def _grad_w_plan(seg: np.ndarray, segf: np.ndarray, dstart: np.ndarray, tapmap: 
     return int(np.diff(dstart).max(initial=0)), float(np.dot(np.diff(seg), np.diff(dstart)[segf])), rowmap
 
 
+def _one_owner(jobs: int, runs: int, threads: int) -> bool:
+    """Whether :func:`_backend.run_jobs`'s split of ``jobs`` between ``threads`` (runs of equal
+    length, in order) leaves every share of a group's taps (``runs`` jobs one after another) on one
+    thread."""
+    threads = min(jobs, threads)
+    return runs == 1 or all(jobs * t // threads % runs == 0 for t in range(1, threads))
+
+
 def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarray, seg: np.ndarray,
                 segf: np.ndarray, delta: np.ndarray, dstart: np.ndarray, tapmap: np.ndarray, taps: int,
                 filters: int | None = None, groups: int = 1, gsrc: int = 0, span: int = 1) -> np.ndarray:
@@ -317,7 +327,8 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     jobs = runs * tap_jobs * groups
     tail = min(GRAD_W_TAIL, runs * groups // 5) if tap_jobs == 1 and threads > 1 else 0
     rows = taps + 1  # (the padding taps' scratch row last)
-    parts = np.zeros((threads + tail, groups * rows * width), np.float32)
+    shared = tap_jobs > 1 and dstart.shape[0] == 2 and _one_owner(jobs, runs, _backend.kernel_threads())
+    parts = np.zeros((1 if shared else threads + tail, groups * rows * width), np.float32)
     kernel = _taps_grad_w if span == 1 else _taps_grad_w_pairs()
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),

@@ -306,6 +306,36 @@ def channel_major(g):
 
 
 # ---------------------------------------------------------------------------------------------
+# whether every value of a float32 array is finite: its exponent bits are not all ones
+
+
+_EXPONENT32 = np.uint32(0x7F800000)
+# Values a job of all_finite reads (64 KiB)
+FINITE_JOB = 1 << 14
+
+
+@_backend.job_kernel
+def _largest_exponent(bits, per, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    # bits: the values' bits (uint32); out[thread]: the largest exponent field of the values of
+    # jobs first_job .. last_job-1 (``per`` values a job) and of what out[thread] held
+    top = out[thread]
+    for i in range(np.uint64(first_job * per), np.uint64(min(last_job * per, bits.shape[0]))):
+        top = max(top, bits[i] & _EXPONENT32)  # (an integer max: it vectorises, unlike a float test)
+    out[thread] = top
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """``bool(np.isfinite(a).all())`` of a float32 array in one pass and no temporary array, on
+    both cores for large ones (the 6.4 MB weights of a 512-channel 7x7 layer, read cold after a
+    layer: 450 us by NumPy on one core, whose temporary array of 1.6 MB is written and read again)."""
+    flat = np.ascontiguousarray(a, np.float32).reshape(-1)
+    out = np.zeros(_backend.kernel_threads(), np.uint32)
+    _backend.run_jobs(_largest_exponent, -(-flat.size // FINITE_JOB), _backend.read_only(flat.view(np.uint32)),
+                      FINITE_JOB, out, work=flat.size)
+    return bool(out.max(initial=0) < _EXPONENT32)
+
+
+# ---------------------------------------------------------------------------------------------
 # ReLU and its backward from its output: branch-free selects over the flat arrays
 
 
