@@ -394,16 +394,18 @@ def test_packing_plans_kept_by_the_tables_identity(compiled, monkeypatch):
     assert len(ni._memos) == 1
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("count, out_ch, taps, rows, groups", [
     (1, 16, 12, 12, 1), (2, 20, 10, 12, 1), (3, 37, 7, 12, 1), (2, 64, 288, 288, 1), (8, 64, 288, 289, 1),
-    (2, 8, 10, 12, 3), (3, 20, 7, 9, 2)])
-def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows, groups, split):
+    (2, 8, 10, 12, 3), (3, 20, 7, 9, 2), (1, 48, 40, 41, 1), (2, 40, 35, 36, 2)])
+def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, taps, rows, groups, split, wide):
     """The weight gradient's per-thread sums ``parts[t, g, o // 16, k, o % 16]`` come out as ``(G *
     O, taps)`` (``O``: a group's filters): the threads' values added in thread order (as NumPy's
     sum over the first axis), the padding filters and taps dropped, group after group; any number
     of threads, on the calling thread alone or its panels split between the threads (``split``:
-    as ``PARTS_MIN_WORK`` lets the stride-2 layer's 8 sums of 289 x 64 run)."""
+    as ``PARTS_MIN_WORK`` lets the stride-2 layer's 8 sums of 289 x 64 run); ``wide``: full panels
+    written 16 taps at a time by transposes in registers (``transpose16_to``), the last taps one by one."""
     from cnnlab.functional import _numba_implicit_grad_w as nw
 
     width = -(-out_ch // 16) * 16
@@ -416,7 +418,7 @@ def test_weight_gradient_parts_summed_and_transposed(compiled, count, out_ch, ta
     out = np.empty((groups * out_ch, taps), np.float32)
     flat = parts.reshape(-1).copy()
     _backend.run_jobs(nw._parts_transposed, groups * width // 16, flat, parts[0].size, rows, groups * out_ch, out_ch, 1,
-                      out.reshape(-1), work=flat.size, min_work=0 if split else flat.size + 1)
+                      wide, out.reshape(-1), work=flat.size, min_work=0 if split else flat.size + 1)
     np.testing.assert_array_equal(out, want)
 
 

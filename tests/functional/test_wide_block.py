@@ -180,6 +180,30 @@ def test_transpose_moves_a_block_unchanged(compiled, cols):
         assert (dst[:out] == 7).all() and (dst[out + 16 * cols:] == 7).all()
 
 
+def test_transpose_to_writes_its_rows_apart(compiled):
+    """``transpose16_to(src, i, stride, dst, j, dstride)``: ``dst[j + dstride*c + r] = src[i +
+    r*stride + c]`` for ``r, c`` in 0 .. 15, the bits unchanged (NaNs, infinities, signed zeros,
+    subnormals among them), nothing else written (the gaps between the rows of ``dst`` kept)."""
+    rng = np.random.default_rng(17)
+    src = rng.standard_normal(40 * 20).astype(np.float32)
+    src[[0, 21, 60, 61, 250, 399]] = [np.nan, -np.inf, -0.0, 1e-45, np.inf, -np.nan]
+
+    @numba.njit
+    def run(src, i, stride, dst, j, dstride):
+        _numba_simd.transpose16_to(src, np.uint64(i), np.uint64(stride), dst, np.uint64(j), np.uint64(dstride))
+
+    for at, stride, out, dstride in ((0, 16, 0, 16), (5, 20, 3, 17), (21, 40, 9, 31), (0, 16, 1, 50)):
+        dst = np.full(16 * dstride + 40, 7.0, np.float32)
+        run(src, at, stride, dst, out, dstride)
+        block = np.lib.stride_tricks.as_strided(src[at:], (16, 16), (4 * stride, 4))
+        written = np.zeros(dst.size, bool)
+        for c in range(16):
+            row = dst[out + dstride * c:out + dstride * c + 16]
+            np.testing.assert_array_equal(_bits(row), _bits(block[:, c].copy()))
+            written[out + dstride * c:out + dstride * c + 16] = True
+        assert (dst[~written] == 7).all()
+
+
 def test_masked_store_writes_only_its_lanes(compiled):
     """``wstore_lanes(a, i, v, lo, hi)``: ``a[i + l] = v[l]`` for ``lo <= l < hi`` and nothing
     else, the bits unchanged; ``i`` may lie before the array's start where ``lo`` keeps the

@@ -28,7 +28,14 @@ from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
 from cnnlab.functional._numba_implicit import _memo, _named
 from cnnlab.functional._numba_panels import COLS, ROWS, _panels_step, _put_rows_at, _rows_at
-from cnnlab.functional._numba_simd import transpose8, transpose16, wfma_span_blocks, wfma_span_rows, wload
+from cnnlab.functional._numba_simd import (
+    transpose8,
+    transpose16,
+    transpose16_to,
+    wfma_span_blocks,
+    wfma_span_rows,
+    wload,
+)
 
 # As the forward's PANELS (:mod:`cnnlab.functional._numba_implicit`), in the weight gradient: a pair
 # of blocks of 6 taps through two panels of 16 filters at once (12 taps by 32 filters, each input
@@ -241,7 +248,7 @@ def _taps_grad_w_pairs():
 
 
 @_backend.job_kernel
-def _parts_transposed(parts, part, rows, out_ch, group_ch, span, out, first_job, last_job, thread
+def _parts_transposed(parts, part, rows, out_ch, group_ch, span, wide, out, first_job, last_job, thread
                       ):  # pragma: no cover - compiled
     # parts: flat (T, G * O16 // 16, rows, 16), each thread's ``part`` values (G groups of
     # group_ch filters, O16 // 16 panels of 16 each); job ob writes out[o, k] = parts[0, ob, k, o %
@@ -271,7 +278,13 @@ def _parts_transposed(parts, part, rows, out_ch, group_ch, span, out, first_job,
                 for lane in range(n):
                     out[(o0 + lane) * taps + k] = parts[at + 2 * lane] + parts[at + 2 * lane + 1]
         elif n == COLS:  # (a constant count of lanes: with ``n`` for every panel, 512 x 4608 took 3.7 ms, not 2.8)
-            for k in range(taps):
+            k0 = 0
+            if wide:  # 16 taps of the 16 filters at a time, each filter's 16 in one vector
+                while k0 + COLS <= taps:
+                    transpose16_to(parts, np.uint64(panel + k0 * COLS), np.uint64(COLS), out,
+                                   np.uint64(o0 * taps + k0), np.uint64(taps))
+                    k0 += COLS
+            for k in range(k0, taps):
                 at = panel + k * COLS
                 for lane in range(COLS):
                     out[(o0 + lane) * taps + k] = parts[at + lane]
@@ -338,5 +351,6 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
                       tail=tail)
     out = np.empty((groups * out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, groups * width // COLS, parts.reshape(-1), parts.shape[1], rows,
-                      groups * out_ch, out_ch, span, out.reshape(-1), work=parts.size, min_work=PARTS_MIN_WORK)
+                      groups * out_ch, out_ch, span, _numba_simd.WIDE, out.reshape(-1), work=parts.size,
+                      min_work=PARTS_MIN_WORK)
     return out

@@ -404,43 +404,53 @@ def _swap_mask(b: int, second: bool) -> ir.Constant:
     return ir.Constant(ir.VectorType(ir.IntType(32), 16), lanes)
 
 
-def _transposed(cols: int):
+def _transposed(cols: int, strided: bool = False):
     """The intrinsic ``dst[j + 16*c + r] = src[i + r*stride + c]`` for ``r`` in 0 .. 15 and ``c``
-    in 0 .. cols-1 (16 or 8; see :func:`transpose16`)."""
+    in 0 .. cols-1 (16 or 8; see :func:`transpose16`); ``strided``: with a last argument
+    ``dstride``, ``dst[j + dstride*c + r]`` (:func:`transpose16_to`)."""
+
+    def typed(src, ints, signature):
+        if not (_float32_array(src[0]) and _float32_array(src[1])
+                and all(isinstance(t, types.Integer) and t.bitwidth == 64 for t in ints)):
+            return None
+        return signature, codegen
+
+    def codegen(context, builder, sig, args):
+        at, step, out = args[1], args[2], args[4]
+        pitch = args[5] if strided else ir.Constant(out.type, 16)
+        vec = ir.VectorType(ir.FloatType(), cols)
+        rows = []
+        for r in range(16):
+            index = builder.add(at, builder.mul(step, ir.Constant(step.type, r)))
+            ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], index), vec.as_pointer())
+            rows.append(builder.load(ptr, align=4))
+        if cols == 8:  # (row r's 8 values and row r + 8's in one vector: two 8 x 8 blocks side by side)
+            both = ir.Constant(ir.VectorType(ir.IntType(32), 16), list(range(16)))
+            rows = [builder.shuffle_vector(rows[r], rows[r + 8], both) for r in range(8)]
+        b = cols // 2
+        while b:
+            for r in range(cols):
+                if not r & b:
+                    first, second = rows[r], rows[r + b]
+                    rows[r] = builder.shuffle_vector(first, second, _swap_mask(b, False))
+                    rows[r + b] = builder.shuffle_vector(first, second, _swap_mask(b, True))
+            b //= 2
+        for c in range(cols):
+            index = builder.add(out, builder.mul(pitch, ir.Constant(out.type, c)))
+            ptr = builder.bitcast(_element_ptr(context, builder, sig.args[3], args[3], index),
+                                  _WIDE_VEC.as_pointer())
+            builder.store(rows[c], ptr, align=4)
+        return context.get_dummy_value()
+
+    if strided:
+        @intrinsic
+        def transpose_to(typingctx, src, i, stride, dst, j, dstride):
+            return typed((src, dst), (i, stride, j, dstride), types.none(src, i, stride, dst, j, dstride))
+        return transpose_to
 
     @intrinsic
     def transpose(typingctx, src, i, stride, dst, j):
-        ints = (i, stride, j)
-        if not (_float32_array(src) and _float32_array(dst)
-                and all(isinstance(t, types.Integer) and t.bitwidth == 64 for t in ints)):
-            return None
-
-        def codegen(context, builder, sig, args):
-            at, step, out = args[1], args[2], args[4]
-            vec = ir.VectorType(ir.FloatType(), cols)
-            rows = []
-            for r in range(16):
-                index = builder.add(at, builder.mul(step, ir.Constant(step.type, r)))
-                ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], index), vec.as_pointer())
-                rows.append(builder.load(ptr, align=4))
-            if cols == 8:  # (row r's 8 values and row r + 8's in one vector: two 8 x 8 blocks side by side)
-                both = ir.Constant(ir.VectorType(ir.IntType(32), 16), list(range(16)))
-                rows = [builder.shuffle_vector(rows[r], rows[r + 8], both) for r in range(8)]
-            b = cols // 2
-            while b:
-                for r in range(cols):
-                    if not r & b:
-                        first, second = rows[r], rows[r + b]
-                        rows[r] = builder.shuffle_vector(first, second, _swap_mask(b, False))
-                        rows[r + b] = builder.shuffle_vector(first, second, _swap_mask(b, True))
-                b //= 2
-            for c in range(cols):
-                index = builder.add(out, ir.Constant(out.type, 16 * c))
-                ptr = builder.bitcast(_element_ptr(context, builder, sig.args[3], args[3], index),
-                                      _WIDE_VEC.as_pointer())
-                builder.store(rows[c], ptr, align=4)
-            return context.get_dummy_value()
-        return types.none(src, i, stride, dst, j), codegen
+        return typed((src, dst), (i, stride, j), types.none(src, i, stride, dst, j))
     return transpose
 
 
@@ -451,6 +461,11 @@ block by block in registers (off-diagonal blocks of 8, 4, 2 and 1 lanes: 64 two-
 shuffles) and written as 16 vectors; the bits unchanged.  No bounds check.  The weight
 gradient copies 16 filters of 16 positions of the upstream gradient channels-last with it
 (one value at a time, that copy took a fifth of the kernel where each thread had 100 taps)."""
+transpose16_to = _transposed(16, strided=True)
+transpose16_to.__doc__ = """:func:`transpose16` into rows ``dstride`` apart: ``dst[j + dstride*c + r] =
+src[i + r*stride + c]`` for ``r, c`` in 0 .. 15 (each of the 16 vectors written to a row of its own).  The weight
+gradient's sums, 16 filters a tap, go to the gradient's rows of taps this way, 16 taps of a filter
+in one vector."""
 transpose8 = _transposed(8)
 transpose8.__doc__ = """:func:`transpose16` of 16 rows of 8 values (``c`` in 0 .. 7): row ``r``'s 8 values and row
 ``r + 8``'s joined in one vector, then the two 8 x 8 blocks transposed side by side (off-diagonal
