@@ -1064,3 +1064,52 @@ def test_weight_gradient_of_shared_taps_in_one_row_of_sums(compiled, monkeypatch
     want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), s, pads, d,
                                       1)[1]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_segments_of_one_class_joined():
+    """``_joined_segments``: runs of segments of one class become one segment (its first start, the
+    run's class), the others kept, the end kept; every position still in a segment of its class."""
+    seg = np.array([0, 16, 32, 40, 41, 57, 73, 80])
+    segf = np.array([0, 0, 1, 0, 0, 0, 2])
+    got_seg, got_f = _implicit._joined_segments(seg, segf)
+    np.testing.assert_array_equal(got_seg, [0, 32, 40, 73, 80])
+    np.testing.assert_array_equal(got_f, [0, 1, 0, 2])
+    for a, b in ((seg, segf), (got_seg, got_f)):
+        classes = np.repeat(b, np.diff(a))
+        np.testing.assert_array_equal(classes, np.repeat(segf, np.diff(seg)))
+    one, f = _implicit._joined_segments(np.array([0, 5]), np.array([3]))
+    assert one.tolist() == [0, 5] and f.tolist() == [3]
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding", [
+    ((16, 32, 7, 7), (24, 32, 5, 5), 2, 2),  # a padded copy: one class, 16 positions an image
+    ((6, 16, 9, 9), (32, 16, 3, 3), 1, 1),
+])
+def test_weight_gradient_of_joined_segments_keeps_its_bits(compiled, monkeypatch, xs, ws, stride, padding):
+    """The weight gradient over segments joined across images (a load and store of the sums per run
+    of one class) gives the same bits as over a segment per image and class (each segment's
+    positions add onto the sums in the same order either way), and the float64 loop reference's
+    values; the kernel is handed one segment where there is one class."""
+    from cnnlab.functional import _numba_implicit_grad_w as nw
+
+    rng = np.random.default_rng(sum(xs))
+    x = rng.uniform(-1, 1, xs).astype(np.float32)
+    w = rng.uniform(-1, 1, ws).astype(np.float32)
+    g = rng.uniform(-1, 1, F.conv2d(x, w, None, stride, padding).shape).astype(np.float32)
+    real, segments = nw.taps_grad_w, []
+
+    def spy(src, g, pos, goff, seg, segf, *a, **k):
+        segments.append(seg.size - 1)
+        return real(src, g, pos, goff, seg, segf, *a, **k)
+
+    monkeypatch.setattr(nw, "taps_grad_w", spy)
+    got = F.conv_backward(g, x, w, None, stride, padding, method="implicit")[1]
+    assert segments == [1]
+    monkeypatch.setattr(_implicit, "_joined_segments", lambda seg, segf: (seg, segf))
+    per_image = F.conv_backward(g, x, w, None, stride, padding, method="implicit")[1]
+    assert segments[-1] == xs[0]
+    np.testing.assert_array_equal(got, per_image)
+    s, pads, d = _args(w, stride, padding, 1)
+    want = _naive.naive_conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), s, pads, d,
+                                      1)[1]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

@@ -519,6 +519,25 @@ def _grad_w_padded(g: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int
     return _grad_w_sums(g, src, tables, weight_shape, groups)
 
 
+def _joined_segments(seg: np.ndarray, segf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(seg, segf)`` with the segments that follow one of the same class joined to it: the weight
+    gradient's kernel loads and stores a segment's sums once per block of taps, and adds a
+    segment's positions in order onto them, so that a run of segments of one class gives the same
+    sums as one segment, at a load and store per run instead of per image (a padded copy has one
+    class: N64 C256 7x7 -> 64 k7 s2, 16 positions an image, loaded and stored its 3.2 MB of sums
+    64 times)."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    def join() -> tuple[np.ndarray, np.ndarray]:
+        first = np.flatnonzero(np.diff(segf, prepend=-1))  # (the segments that start a run)
+        joined = np.append(seg[first], seg[-1]), segf[first]
+        for a in joined:
+            a.flags.writeable = False
+        return joined
+
+    return ni._memo((seg, segf), ("joined",), join)
+
+
 def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: Sequence[int], groups: int
                  ) -> np.ndarray:
     """The weight gradient's sums by :func:`cnnlab.functional._numba_implicit_grad_w.taps_grad_w`, group
@@ -539,7 +558,7 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     # (with at most PAIR_LANES filters a group, the segments' positions that pair in panels of 8
     # filters at 2 positions, the others' sums added)
     parts = (zip(_pairs.split_segments(*segments), (2, 1), strict=True) if og <= PAIR_LANES
-             else [(segments, 1)])
+             else [((tables.wpos, tables.wgoff, *_joined_segments(tables.seg, tables.segf)), 1)])
     result = None
     for part, span in parts:
         if part is not None:
