@@ -655,17 +655,22 @@ def test_forward_pads_a_copy_only_where_the_definition_needs_it(compiled, skippi
     np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("xs, ws, stride, skips", [
-    ((32, 32, 32, 32), (64, 32, 3, 3), 2, True),  # the bench's stride-2 layer: a quarter of the work per value copied
-    ((8, 512, 7, 7), (512, 512, 3, 3), 1, False),  # 8 corners of 8 positions, each packing 2,048 x 512 weights
-    ((64, 64, 7, 7), (64, 64, 3, 3), 1, False),  # nine classes of 7x7 images: many short segments
+@pytest.mark.parametrize("xs, ws, stride, pad, skips", [
+    ((32, 32, 32, 32), (64, 32, 3, 3), 2, 1, True),  # the stride-2 layer: a quarter of the work per value copied
+    ((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, False),  # 8 corners of 8 positions, each packing 2,048 x 512 weights
+    # nine classes of 7x7 images: short segments, joined class by class since round 40 (4.8 / 4.1 ms)
+    ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, True),
+    ((64, 256, 7, 7), (64, 256, 7, 7), 2, 3, True),  # half the taps read the border (21.7 / 18.2 ms)
+    ((8, 512, 14, 14), (64, 512, 7, 7), 2, 3, False),  # 16 classes of 25,088 taps' tables (23.8 / 25.4 ms)
+    ((32, 16, 24, 24), (32, 16, 5, 5), 1, 2, True),  # the issue's layer
 ])
-def test_padding_skipped_where_it_pays(compiled, monkeypatch, xs, ws, stride, skips):
-    """The rule (``classes_pay``) on three layers (padding 1): whether the forward reads the
-    unpadded input, seen by whether it makes a padded copy."""
+def test_padding_skipped_where_it_pays(compiled, monkeypatch, xs, ws, stride, pad, skips):
+    """The rule (``classes_pay``) on layers measured both ways (forward+backward, padded copy /
+    classes): whether the forward reads the unpadded input, seen by whether it makes a padded
+    copy."""
     calls = spied(monkeypatch, _implicit, "_padded_input")
     x = np.zeros(xs, np.float32)
-    _implicit.forward(x, np.zeros(ws, np.float32), (stride, stride), (1, 1), 1, ((1, 1), (1, 1)), None)
+    _implicit.forward(x, np.ones(ws, np.float32), (stride, stride), (1, 1), 1, ((pad, pad), (pad, pad)), None)
     assert calls["_padded_input"] == (0 if skips else 1)
 
 
@@ -1066,19 +1071,28 @@ def test_weight_gradient_of_shared_taps_in_one_row_of_sums(compiled, monkeypatch
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
-def test_segments_of_one_class_joined():
-    """``_joined_segments``: runs of segments of one class become one segment (its first start, the
-    run's class), the others kept, the end kept; every position still in a segment of its class."""
-    seg = np.array([0, 16, 32, 40, 41, 57, 73, 80])
-    segf = np.array([0, 0, 1, 0, 0, 0, 2])
-    got_seg, got_f = _implicit._joined_segments(seg, segf)
-    np.testing.assert_array_equal(got_seg, [0, 32, 40, 73, 80])
-    np.testing.assert_array_equal(got_f, [0, 1, 0, 2])
-    for a, b in ((seg, segf), (got_seg, got_f)):
-        classes = np.repeat(b, np.diff(a))
-        np.testing.assert_array_equal(classes, np.repeat(segf, np.diff(seg)))
-    one, f = _implicit._joined_segments(np.array([0, 5]), np.array([3]))
-    assert one.tolist() == [0, 5] and f.tolist() == [3]
+def test_segments_of_one_class_joined(monkeypatch):
+    """``_joined_segments``: segments shorter than SMALL_SEGMENT after the others, class by class
+    (each class's positions in their order), then each run of segments of one class one segment;
+    every position kept once, with its upstream gradient's offset, in a segment of its class."""
+    from cnnlab.functional import _pairs
+
+    monkeypatch.setattr(_pairs, "SMALL_SEGMENT", 10)
+    seg = np.array([0, 16, 32, 40, 41, 57, 73, 80, 82])
+    segf = np.array([0, 0, 1, 0, 0, 0, 2, 1])  # (lengths 16 16 8 1 16 16 7 2)
+    pos = np.arange(82) * 3
+    goff = np.arange(82) * 5 + 1
+    p, g, got_seg, got_f = _implicit._joined_segments(pos, goff, seg, segf)
+    # large ones in order (0: 0-16, 16-32; 0: 41-57, 57-73), then the short ones class by class:
+    # class 0: 40-41; class 1: 32-40, 80-82; class 2: 73-80
+    order = [*range(0, 32), *range(41, 73), 40, *range(32, 40), 80, 81, *range(73, 80)]
+    np.testing.assert_array_equal(p, pos[order])
+    np.testing.assert_array_equal(g, goff[order])
+    np.testing.assert_array_equal(got_seg, [0, 65, 75, 82])
+    np.testing.assert_array_equal(got_f, [0, 1, 2])
+    assert not any(a.flags.writeable for a in (p, g, got_seg, got_f))
+    one = _implicit._joined_segments(pos[:5], goff[:5], np.array([0, 5]), np.array([3]))
+    assert one[2].tolist() == [0, 5] and one[3].tolist() == [3]
 
 
 @pytest.mark.parametrize("xs, ws, stride, padding", [
@@ -1105,7 +1119,7 @@ def test_weight_gradient_of_joined_segments_keeps_its_bits(compiled, monkeypatch
     monkeypatch.setattr(nw, "taps_grad_w", spy)
     got = F.conv_backward(g, x, w, None, stride, padding, method="implicit")[1]
     assert segments == [1]
-    monkeypatch.setattr(_implicit, "_joined_segments", lambda seg, segf: (seg, segf))
+    monkeypatch.setattr(_implicit, "_joined_segments", lambda *segments: segments)
     per_image = F.conv_backward(g, x, w, None, stride, padding, method="implicit")[1]
     assert segments[-1] == xs[0]
     np.testing.assert_array_equal(got, per_image)

@@ -134,6 +134,16 @@ MANY_FILTERS = 512
 # 8x8 -> 64 k7 p3 97.5 / 238 (padded chosen), the stride-2 layer 8.07 / 8.13 (classes).
 PACK_COST = 4.0
 SEGMENT_COST = 40.0
+# A padded copy's products of its zero border (multiply-adds, a filter's, for every position and
+# tap that reads the border), in copied values: the classes skip them.  Since round 40 the weight
+# gradient joins short segments class by class (:func:`_joined_segments`), and the classes won
+# where each image's segments were short: forward+backward, 2 cores, one process, padded copy /
+# classes (ms): N64 C256 7x7 -> 64 k7 s2 p3 (half the taps read the border) 21.7 / 18.2
+# (forward 8.7 / 5.2), N64 C256 8x8 -> 64 k7 p3 88.7 / 75.3, N64 C64 7x7 -> 64 k5 p2 10.4 / 7.7,
+# N64 C64 7x7 -> 64 k3 p1 4.8 / 4.1, the issue's layer N32 C16 24x24 -> 32 k5 p2 7.45 / 7.34;
+# the padded copy kept: N8 C512 14x14 -> 64 k7 s2 p3 23.8 / 25.4, N8 C512 7x7 -> 512 31.2 /
+# 31.1, N2 C128 28x28 -> 128 k5 s2 p2 7.0 / 7.0.
+PRODUCT_COST = 0.1
 
 
 # Whether the products on a zero-padded copy skip the kernel rows (planes, in 3-d) that read its
@@ -321,14 +331,18 @@ def _geometry(src: np.ndarray, weight_shape: Sequence[int], stride: Sequence[int
                    tuple(weight_shape[2:]), tuple(out), tuple(stride), tuple(dilation), lows)
 
 
-def classes_pay(tables: Tables, padded_values: float, out_ch: int, batch: int, full_taps: int) -> bool:
+def classes_pay(tables: Tables, padded_values: float, out_ch: int, full_taps: int) -> bool:
     """Whether reading the unpadded input by the classes of ``tables`` costs less than a padded
-    copy of ``padded_values`` values (see :data:`PACK_COST`): ``full_taps`` is a position's taps
-    without padding (``C_g * prod(k)``), the classes' taps beyond it are run and segmented
-    extra."""
+    copy of ``padded_values`` values and the products of its zero border (see
+    :data:`PACK_COST`, :data:`PRODUCT_COST`): ``full_taps`` is a position's taps without padding
+    (``C_g * prod(k)``), the classes' taps beyond it are run and segmented extra; the weight
+    gradient's segments are counted as its kernel gets them (:func:`_joined_segments`)."""
     extra = float(tables.dstart[-1] - full_taps)
-    segments = float(tables.dstart6[-1] - full_taps) / _ROWS * -(-out_ch // _COLS) * batch
-    return PACK_COST * extra * out_ch + SEGMENT_COST * segments <= padded_values
+    taps6 = np.diff(tables.dstart6)
+    joined = _joined_segments(tables.wpos, tables.wgoff, tables.seg, tables.segf)[3]
+    segments = max(0.0, float(taps6[joined].sum() - full_taps)) / _ROWS * -(-out_ch // _COLS)
+    wasted = float(np.dot(np.diff(tables.pstart), full_taps - np.diff(tables.dstart)))  # (a filter's products)
+    return PACK_COST * extra * out_ch + SEGMENT_COST * segments <= padded_values + PRODUCT_COST * wasted * out_ch
 
 
 def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
@@ -348,7 +362,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     if pads:
         tables = _geometry(x, weight.shape, stride, dilation, pads, out)
         padded = float(math.prod(_with_pads(x.shape, pads)))
-        pays = classes_pay(tables, padded, weight.shape[0], x.shape[0], int(math.prod(weight.shape[1:])))
+        pays = classes_pay(tables, padded, weight.shape[0], int(math.prod(weight.shape[1:])))
         finite = _finite(weight)
         if tables.tapless or not pays or not finite:
             if finite and SKIP_BORDER:  # (the blocks skip the kernel rows that read the copy's zero border alone)
@@ -519,23 +533,38 @@ def _grad_w_padded(g: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int
     return _grad_w_sums(g, src, tables, weight_shape, groups)
 
 
-def _joined_segments(seg: np.ndarray, segf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(seg, segf)`` with the segments that follow one of the same class joined to it: the weight
-    gradient's kernel loads and stores a segment's sums once per block of taps, and adds a
-    segment's positions in order onto them, so that a run of segments of one class gives the same
-    sums as one segment, at a load and store per run instead of per image (a padded copy has one
-    class: N64 C256 7x7 -> 64 k7 s2, 16 positions an image, loaded and stored its 3.2 MB of sums
-    64 times)."""
+def _joined_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(pos, goff, seg, segf)`` of the weight gradient's kernel with its segments joined: the
+    kernel loads and stores a segment's sums once per block of taps, so that short segments cost
+    more in loads and stores than in products.  Segments shorter than
+    :data:`cnnlab.functional._pairs.SMALL_SEGMENT` go after the others, class by class (each
+    class's positions in their order), as :func:`cnnlab.functional._pairs.split_segments` does
+    for the pairs; then each run of segments of one class is one segment (the kernel adds a
+    segment's positions onto the sums in order, so a run gives the same sums as its segments one
+    after another).  A padded copy has one class, one segment an image: N64 C256 7x7 -> 64 k7 s2,
+    16 positions an image, loaded and stored its 3.2 MB of sums 64 times; with the padding's
+    classes (16, of one position an image each), 1,024 times."""
     from cnnlab.functional import _numba_implicit as ni
+    from cnnlab.functional._pairs import SMALL_SEGMENT
 
-    def join() -> tuple[np.ndarray, np.ndarray]:
-        first = np.flatnonzero(np.diff(segf, prepend=-1))  # (the segments that start a run)
-        joined = np.append(seg[first], seg[-1]), segf[first]
+    def join() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        length = np.diff(seg)
+        small = length < SMALL_SEGMENT
+        order = np.concatenate([np.flatnonzero(~small), np.flatnonzero(small)[np.argsort(segf[small], kind="stable")]])
+        if small.any():
+            take = np.concatenate([np.arange(seg[i], seg[i + 1]) for i in order]) if order.size else seg[:0]
+            p, g, f = pos[take], goff[take], segf[order]
+            s = ni.starts(length[order])
+        else:
+            p, g, f, s = pos, goff, segf, seg
+        first = np.flatnonzero(np.diff(f, prepend=-1))  # (the segments that start a run of one class)
+        joined = (p, g, np.append(s[first], s[-1]), f[first])
         for a in joined:
             a.flags.writeable = False
         return joined
 
-    return ni._memo((seg, segf), ("joined",), join)
+    return ni._memo((pos, goff, seg, segf), ("joined",), join)
 
 
 def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: Sequence[int], groups: int
@@ -558,7 +587,7 @@ def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: S
     # (with at most PAIR_LANES filters a group, the segments' positions that pair in panels of 8
     # filters at 2 positions, the others' sums added)
     parts = (zip(_pairs.split_segments(*segments), (2, 1), strict=True) if og <= PAIR_LANES
-             else [((tables.wpos, tables.wgoff, *_joined_segments(tables.seg, tables.segf)), 1)])
+             else [(_joined_segments(tables.wpos, tables.wgoff, tables.seg, tables.segf), 1)])
     result = None
     for part, span in parts:
         if part is not None:
