@@ -137,12 +137,13 @@ SEGMENT_COST = 40.0
 # A padded copy's products of its zero border (multiply-adds, a filter's, for every position and
 # tap that reads the border), in copied values: the classes skip them.  Since round 40 the weight
 # gradient joins short segments class by class (:func:`_joined_segments`), and the classes won
-# where each image's segments were short: forward+backward, 2 cores, one process, padded copy /
-# classes (ms): N64 C256 7x7 -> 64 k7 s2 p3 (half the taps read the border) 21.7 / 18.2
-# (forward 8.7 / 5.2), N64 C256 8x8 -> 64 k7 p3 88.7 / 75.3, N64 C64 7x7 -> 64 k5 p2 10.4 / 7.7,
-# N64 C64 7x7 -> 64 k3 p1 4.8 / 4.1, the layer N32 C16 24x24 -> 32 k5 p2 7.45 / 7.34;
-# the padded copy kept: N8 C512 14x14 -> 64 k7 s2 p3 23.8 / 25.4, N8 C512 7x7 -> 512 31.2 /
-# 31.1, N2 C128 28x28 -> 128 k5 s2 p2 7.0 / 7.0.
+# where each image's segments were short: 2 cores, one process, padded copy / classes (ms), the
+# forward, input and weight gradients timed apart and added: N64 C256 7x7 -> 64 k7 s2 p3 (half the
+# taps read the border) 24.2 / 18.6 (forward 8.7 / 5.2), N64 C256 8x8 -> 64 k7 p3 88.7 / 75.3;
+# forward+backward through autograd: N64 C64 7x7 -> 64 k5 p2 10.4 / 7.7, N64 C64 7x7 -> 64 k3 p1
+# 4.8 / 4.1, the layer N32 C16 24x24 -> 32 k5 p2 7.45 / 7.34; the padded copy kept: N8
+# C512 14x14 -> 64 k7 s2 p3 23.8 / 25.4, N8 C512 7x7 -> 512 31.2 / 31.1, N2 C128 28x28 -> 128 k5
+# s2 p2 7.0 / 7.0.
 PRODUCT_COST = 0.1
 
 
