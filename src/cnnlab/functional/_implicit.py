@@ -554,7 +554,7 @@ def _joined_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: n
         small = length < SMALL_SEGMENT
         order = np.concatenate([np.flatnonzero(~small), np.flatnonzero(small)[np.argsort(segf[small], kind="stable")]])
         if small.any():
-            take = np.concatenate([np.arange(seg[i], seg[i + 1]) for i in order]) if order.size else seg[:0]
+            take = np.concatenate([np.arange(seg[i], seg[i + 1]) for i in order])
             p, g, f = pos[take], goff[take], segf[order]
             s = ni.starts(length[order])
         else:

@@ -67,6 +67,7 @@ from cnnlab.functional._numba_panels import (
     BUF,
     COLS,
     ROWS,
+    _in_a_row,
     _panel_blocks,
     _panel_run_taps,
     _put_rows,
@@ -311,15 +312,6 @@ def _taps_forward_pairs():
     return _backend.made_kernel(_named(_make_taps_forward(2), "_taps_forward_pairs"))
 
 
-@numba.njit(inline="always")
-def _consecutive(flat, j, count):  # pragma: no cover - compiled
-    # whether flat[j .. j+count-1] are count taps one after another
-    for t in range(1, count):
-        if flat[j + t] != flat[j] + t:
-            return False
-    return True
-
-
 @_backend.job_kernel
 def _pack_rows(src, rows, taps, flat, fstart, ostart, cols, wide, out, first_job, last_job, thread
                ):  # pragma: no cover - compiled
@@ -343,7 +335,7 @@ def _pack_rows(src, rows, taps, flat, fstart, ostart, cols, wide, out, first_job
                 # 16 taps one after another by the block's 16 rows at once, transposed in registers
                 # (the 6.4 MB weights of a 512-channel 7x7 layer: one value at a time, 1.0-1.7 ms)
                 base = np.uint64((a * rows + r0) * taps)
-                while done + 16 <= nt and _consecutive(flat, fstart[f] + done, 16):
+                while _in_a_row(flat, fstart[f] + done, fstart[f + 1], 16):
                     transpose16(src, base + np.uint64(flat[fstart[f] + done]), np.uint64(taps), out,
                                 np.uint64(ostart[f] + ((rb * big + a) * nt + done) * cols))
                     done += 16

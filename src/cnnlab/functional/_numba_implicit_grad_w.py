@@ -27,7 +27,7 @@ import numpy as np
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
 from cnnlab.functional._numba_implicit import _memo, _named
-from cnnlab.functional._numba_panels import COLS, ROWS, _panels_step, _put_rows_at, _rows_at
+from cnnlab.functional._numba_panels import COLS, ROWS, _in_a_row, _panels_step, _put_rows_at, _rows_at
 from cnnlab.functional._numba_simd import (
     transpose8,
     transpose16,
@@ -72,17 +72,6 @@ PARTS_MIN_WORK = 1 << 16
 # ns a value on one core for the layer, 0.46 -> 0.17 for N64 C8 7x7 -> 256).  The same
 # values either way.
 GRAD_W_TRANSPOSE = True
-
-
-@numba.njit(inline="always")
-def _in_a_row(goff, p, last, count):  # pragma: no cover - compiled
-    # whether positions p .. p+count-1 (all before last) lie one after another in the upstream gradient
-    if p + count > last or goff[p + count - 1] != goff[p] + count - 1:  # (the usual miss, at once)
-        return False
-    for t in range(1, count - 1):
-        if goff[p + t] != goff[p] + t:
-            return False
-    return True
 
 
 @numba.njit(inline="always")

@@ -35,6 +35,18 @@ BUF = TRANSPOSED + 2 * COLS * COLS
 
 
 @numba.njit(inline="always")
+def _in_a_row(offsets, p, last, count):  # pragma: no cover - compiled
+    # whether offsets[p .. p+count-1] (all before last) follow one another (+1 each): positions of
+    # the upstream gradient (the weight gradient's copy), taps of a phase (the weights' packing)
+    if p + count > last or offsets[p + count - 1] != offsets[p] + count - 1:  # (the usual miss, at once)
+        return False
+    for t in range(1, count - 1):
+        if offsets[p + t] != offsets[p] + t:
+            return False
+    return True
+
+
+@numba.njit(inline="always")
 def _rows_at(arr, a0, a1, a2, a3, a4, a5):  # pragma: no cover - compiled
     # the six 16-lane rows of a block of sums whose rows lie at arr[a0], ..., arr[a5]
     return wload(arr, a0), wload(arr, a1), wload(arr, a2), wload(arr, a3), wload(arr, a4), wload(arr, a5)

@@ -409,8 +409,8 @@ def _transposed(cols: int, strided: bool = False):
     in 0 .. cols-1 (16 or 8; see :func:`transpose16`); ``strided``: with a last argument
     ``dstride``, ``dst[j + dstride*c + r]`` (:func:`transpose16_to`)."""
 
-    def typed(src, ints, signature):
-        if not (_float32_array(src[0]) and _float32_array(src[1])
+    def typed(arrays, ints, signature):
+        if not (all(_float32_array(a) for a in arrays)
                 and all(isinstance(t, types.Integer) and t.bitwidth == 64 for t in ints)):
             return None
         return signature, codegen
