@@ -674,6 +674,22 @@ def test_padding_skipped_where_it_pays(compiled, monkeypatch, xs, ws, stride, pa
     assert calls["_padded_input"] == (0 if skips else 1)
 
 
+
+def test_the_rule_is_kept_for_the_same_tables_and_costs(compiled, monkeypatch):
+    """``classes_pay`` keeps its answer for the same cached tables, the same numbers and the same
+    costs, and answers afresh when any of them changes."""
+    x = np.zeros((32, 16, 24, 24), np.float32)
+    tables = _implicit._geometry(x, (32, 16, 5, 5), (1, 1), (1, 1), ((2, 2), (2, 2)), (24, 24))
+    padded = 32.0 * 16 * 28 * 28
+    assert _implicit.classes_pay(tables, padded, 32, 400) is True
+    assert _implicit.classes_pay(tables, padded, 32, 400) is _implicit._classes_pay(tables, padded, 32, 400)
+    assert _implicit.classes_pay(tables, 0.0, 32, 400) is _implicit._classes_pay(tables, 0.0, 32, 400)
+    monkeypatch.setattr(_implicit, "PACK_COST", 1e9)
+    assert _implicit.classes_pay(tables, padded, 32, 400) is False
+    monkeypatch.setattr(_implicit, "PACK_COST", 4.0)
+    monkeypatch.setattr(_implicit, "SEGMENT_COST", 1e9)
+    assert _implicit.classes_pay(tables, padded, 32, 400) is False
+
 BORDER_CASES = [
     # x shape, weight shape, stride, padding, dilation, groups, pair lanes
     ((3, 16, 9, 10), (32, 16, 5, 5), 1, 2, 1, 1, 0),  # the issue's layer, small: rows 0-1 and 7-8 skip

@@ -310,3 +310,97 @@ def test_current_cpu_is_one_the_thread_may_use():
 
     cpu = _team._current_cpu()
     assert cpu is None or cpu in os.sched_getaffinity(0)
+
+
+def test_wake_sends_a_sleeping_helper_back_to_watching():
+    """``wake`` rouses a helper asleep after its watch (here: parked) to watch again, without a
+    job, and the next job is still run once, by it."""
+    if _team._watchers() is None:
+        pytest.skip("needs Numba (the helpers only sleep without its compiled watch)")
+    team = _team.Team(1, 600.0)
+    try:
+        _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        team.park()
+        _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
+        team.wake()
+        _finishes(lambda: _wait_for(lambda: not team._sleeping[0]))
+        threading.Event().wait(0.05)
+        assert not team._sleeping[0]  # (watching, not back asleep: the park was lifted)
+        (first, second), caller = _run_shared(team, "ab")
+        assert first == ("a", caller) and second[0] == "b" and second[1] != caller
+    finally:
+        _finishes(team.close)
+
+
+def test_wake_leaves_helpers_that_only_sleep_and_a_busy_team_alone():
+    team = _team.Team(1, 0.0)  # (never watches: a woken helper would only go back to sleep)
+    try:
+        _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
+        team.wake()
+        assert team._alarms == 0
+    finally:
+        _finishes(team.close)
+    if _team._watchers() is None:
+        return
+    team = _team.Team(1, 600.0)
+    try:
+        _run(team, [(_ident, ("a",)), (_ident, ("b",))])
+        team.park()
+        _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
+        inner = []
+        _run(team, [(lambda: inner.append(team.wake()), ()), (_ident, ("b",))])
+        assert team._alarms == 0  # (a wake from inside a job: the team was busy)
+        team.park()
+        _finishes(lambda: _wait_for(lambda: team._sleeping[0]))
+        team.wake()
+        assert team._alarms == 1
+    finally:
+        _finishes(team.close)
+
+
+class _WakeSpy:
+    def __init__(self) -> None:
+        import os
+
+        self.pid, self.calls = os.getpid(), 0
+
+    def wake(self) -> None:
+        self.calls += 1
+
+
+def test_wake_threads_wakes_the_team_only_for_parallel_work(monkeypatch):
+    spy = _WakeSpy()
+    monkeypatch.setitem(_backend._state, "team", spy)
+    monkeypatch.setitem(_backend._state, "threads", 2)
+    monkeypatch.setattr(_backend, "kernel_threads", lambda: 2)
+    _backend.wake_threads(_backend.PARALLEL_MIN_WORK - 1)
+    assert spy.calls == 0
+    _backend.wake_threads(_backend.PARALLEL_MIN_WORK)
+    assert spy.calls == 1
+    monkeypatch.setattr(_backend, "kernel_threads", lambda: 1)
+    _backend.wake_threads(10 * _backend.PARALLEL_MIN_WORK)
+    assert spy.calls == 1  # (one thread: nobody to wake)
+    spy.pid = -1  # (a team made by another process, before a fork: not this one's)
+    monkeypatch.setattr(_backend, "kernel_threads", lambda: 2)
+    _backend.wake_threads(10 * _backend.PARALLEL_MIN_WORK)
+    assert spy.calls == 1
+
+
+def test_a_convolution_wakes_the_threads_for_its_multiply_adds(monkeypatch):
+    """Forward (plain and saving) and backward each announce their multiply-adds as they start:
+    positions times the weight's values (N * prod(out) * O * C/groups * prod(k))."""
+    from cnnlab.functional import _conv
+
+    seen: list[float] = []
+    monkeypatch.setattr(_backend, "wake_threads", seen.append)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 9, 7)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3, 2)).astype(np.float32)
+    _conv.conv2d(x, w, None, 2, 1, 1, 2)
+    out = ((9 + 2 - 3) // 2 + 1) * ((7 + 2 - 2) // 2 + 1)
+    assert seen == [2 * out * 6 * 2 * 3 * 2]
+    fw, bw = _conv.saving_pair("conv2d", 2)
+    y, ctx = fw((True, True, False), x, w, None, 2, 1, 1, 2)
+    bw(np.ones_like(y), ctx, (True, True, False))
+    assert seen == [2 * out * 6 * 2 * 3 * 2] * 3

@@ -331,6 +331,15 @@ def park_threads() -> None:
         team.park()
 
 
+def wake_threads(work: float) -> None:
+    """Wake the kernels' helper threads if they sleep and a call of ``work`` multiply-adds (or
+    values) is coming that :func:`run_jobs` would share with them: called as an op starts, so that
+    their waking overlaps the op's preparation (:meth:`._team.Team.wake`)."""
+    team = _state.get("team")
+    if team is not None and work >= PARALLEL_MIN_WORK and team.pid == os.getpid() and kernel_threads() > 1:
+        team.wake()
+
+
 def read_only(a: Any) -> Any:
     """A read-only view of the array ``a`` (``a`` itself when it is read-only already): Numba
     compiles a kernel once per argument type, and an array's type includes whether it is

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnlab.functional import _backend
 from cnnlab.functional import _conv_backward_kernels as backward_kernels
 from cnnlab.functional import _conv_kernels as kernels
 from cnnlab.functional._args import (
@@ -198,6 +199,7 @@ def _conv(
 ) -> np.ndarray:
     method = _check_method(op, method)
     a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
+    _wake_threads(a)
     y = _empty_output(a)
     if y is None:
         xin, kpads = _kernel_input(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
@@ -205,6 +207,13 @@ def _conv(
         y, _ = kernels.forward(xin, a.weight.astype(a.dtype, copy=False), a.stride, a.dilation, a.groups, method,
                                bias, pads=kpads)
     return y[0] if a.unbatched else y
+
+
+def _wake_threads(a: _ConvArgs) -> None:
+    """Wake the kernels' sleeping helper threads as a large convolution starts (its multiply-adds:
+    positions times the weight's values), so that they are watching for its first parallel kernel
+    by the time the checks and tables before it are done (:func:`_backend.wake_threads`)."""
+    _backend.wake_threads(float(a.x.shape[0]) * math.prod(a.out) * a.weight.size)
 
 
 def _kernel_input(x: np.ndarray, pads: PadPairs, padding_mode: str) -> tuple[np.ndarray, PadPairs | None]:
@@ -395,6 +404,7 @@ def _conv_forward_saving(
     """
     method = _check_method(op, method)
     a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
+    _wake_threads(a)
     y = _empty_output(a)
     saved = None
     if y is None:
@@ -429,6 +439,7 @@ def conv_backward_saved(
     if ctx.kernel is None:  # empty batch: every gradient is zero (or empty)
         return _empty_grads(g, ctx, needs)
     kernel = ctx.kernel
+    _backend.wake_threads(float(ctx.x_shape[0]) * math.prod(kernel.out) * math.prod(ctx.weight_shape))
     if ctx.x is not None:  # the padded input was dropped after the forward: pad it again
         kernel = kernel._replace(xp=pad(ctx.x, ctx.pads, ctx.padding_mode))
     grad_xin, grad_w = backward_kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])), release=release)

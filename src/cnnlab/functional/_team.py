@@ -210,6 +210,7 @@ class Team:
         self._results: list[Any] = [None] * helpers
         self._errors: list[BaseException | None] = [None] * helpers
         self._sleeping = [False] * helpers
+        self._alarms = 0  # (how many times :meth:`wake` has woken sleeping helpers)
         try:
             self._affinity: set[int] | None = os.sched_getaffinity(0)
         except (OSError, AttributeError):
@@ -251,7 +252,8 @@ class Team:
             if value == seen:
                 with self._wake:
                     self._sleeping[i] = True
-                    while int(flags[posted]) == seen:
+                    alarms = self._alarms
+                    while int(flags[posted]) == seen and self._alarms == alarms:
                         self._wake.wait()
                     self._sleeping[i] = False
                 value = int(flags[posted])
@@ -357,6 +359,26 @@ class Team:
             self._call(i, call)
             call = None
             self._finished(i, number)
+
+    def wake(self) -> None:
+        """Wake the sleeping helpers, to watch for the next job (for :data:`SPIN_SECONDS`) from
+        now on: a caller that knows a large job is coming calls this before the work that
+        prepares it, so that the helper's 25-60 us of waking (and its move to another CPU, see
+        the module's notes) overlap that work instead of delaying the job.  Nothing where no
+        helper sleeps, where the helpers only sleep (no compiled watch), or while the team is
+        busy."""
+        if not self.rounds or not any(self._sleeping) or not self._busy.acquire(blocking=False):
+            return
+        try:
+            for i in range(self.helpers):
+                if self._sleeping[i]:
+                    self._away_from_caller(i)
+            self._flags[self._stop] = 0
+            with self._wake:
+                self._alarms += 1
+                self._wake.notify_all()
+        finally:
+            self._busy.release()
 
     def park(self) -> None:
         """Send watching helpers to sleep now (before work that needs the other cores, such as a
