@@ -404,3 +404,44 @@ def test_a_convolution_wakes_the_threads_for_its_multiply_adds(monkeypatch):
     y, ctx = fw((True, True, False), x, w, None, 2, 1, 1, 2)
     bw(np.ones_like(y), ctx, (True, True, False))
     assert seen == [2 * out * 6 * 2 * 3 * 2] * 3
+
+
+def test_a_long_job_is_posted_with_the_long_grace(monkeypatch):
+    """``run(..., long=True)`` posts each helper's job with :data:`LONG_GRACE_SECONDS` of rounds
+    beside its number (which the watch waits before it returns a job it sees), a plain run with
+    none (the watch's own grace); and ``run_jobs`` asks for it from :data:`LONG_WORK` on."""
+    if _team._watchers() is None:
+        pytest.skip("needs numba")
+    watch = _team._watchers()["watch"]
+    flags = np.zeros(3 * _team._LINE, np.int64)
+    flags[0], flags[1] = 7, 1000
+    assert watch(flags, 0, 0, _team._LINE, 10, 0) == 7  # (a job seen is returned, after its grace)
+    team = _team.Team(1)
+    try:
+        assert team.long_grace == int(team.rounds * _team.LONG_GRACE_SECONDS / _team.SPIN_SECONDS) > team.grace
+        (_, second), _ = _run_shared(team, "ab")
+        assert second[0] == "b" and team._flags[team._grace_flag(0)] == 0
+        got: list = []
+        _finishes(lambda: got.append(team.run([(_ident, ("a",)), (_ident, ("b",))], long=True)))
+        assert [tag for tag, _ in got[0]] == ["a", "b"] and team._flags[team._grace_flag(0)] == team.long_grace
+        assert team._grace_flag(0) // _team._LINE == team._posted_flag(0) // _team._LINE  # (one cache line)
+    finally:
+        _finishes(team.close)
+
+    longs: list = []
+
+    class Spy:
+        pid = __import__("os").getpid()
+        helpers = 1
+
+        def run(self, calls, long=False):
+            longs.append(long)
+            return [c[0](*c[1]) for c in calls]
+
+    monkeypatch.setitem(_backend._state, "team", Spy())
+    monkeypatch.setattr(_backend, "kernel_threads", lambda: 2)
+    kernel = lambda first, last, thread: None  # noqa: E731
+    _backend.run_jobs(kernel, 4, work=_backend.LONG_WORK - 1)
+    _backend.run_jobs(kernel, 4, work=_backend.LONG_WORK)
+    _backend.run_jobs(kernel, 4, work=_backend.LONG_WORK, balanced=True)
+    assert longs == [False, True, True]

@@ -518,6 +518,12 @@ def kernel_threads() -> int:
     return min(get_num_threads(), int(numba.config.NUMBA_NUM_THREADS))
 
 
+# The work (see :func:`run_jobs`) from which a call's helpers wait the longer grace of
+# :data:`._team.LONG_GRACE_SECONDS` before they take the GIL for their share: a few hundred
+# microseconds a thread at least, where 6 us more of waiting costs under 2%.
+LONG_WORK = 20_000_000
+
+
 def _guided_bounds(jobs: int, threads: int) -> list[int]:
     """Where the chunks of a balanced :func:`run_jobs` start (and, last, ``jobs``): each chunk
     a ``2 * threads``-th of the jobs not yet given out, down to :data:`MIN_CHUNK_SHARE` of all,
@@ -587,7 +593,8 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
     else:
         bounds = [jobs * t // threads for t in range(threads + 1)]
         body, per_thread = kernel, [(bounds[t], bounds[t + 1], t) for t in range(threads)]
-    if _team(threads - 1).run([(body, (*args, *per_thread[t])) for t in range(threads)]) is None:
+    if _team(threads - 1).run([(body, (*args, *per_thread[t])) for t in range(threads)],
+                              long=work >= LONG_WORK) is None:
         kernel(*args, 0, int(jobs), 0)  # (the team is busy: another thread's call, or one inside a job)
 
 

@@ -70,6 +70,13 @@ SPIN_SECONDS = 0.002
 # 37-48 -> 24-25 (0, then 1-1.5 us); LeNet-5 training step, 400 alternating steps each, 25th
 # percentile 4.21 -> 4.01 ms (0, 1.5 us); 3 us no better.
 GRACE_SECONDS = 2e-6
+# The grace of a job that :meth:`Team.run` is told is long (``long=True``: a kernel of a large
+# layer): the caller's own way from posting it to its compiled share, with the GIL held, took
+# 10-30 us there (the Python of a balanced split, run after the previous kernel emptied the caches),
+# so a helper that asked for the GIL after 2 us slept, and was woken 30-60 us after the caller had
+# started.  The issue's layer N32 C16 24x24 -> 32 k5 p2 forward+backward, 2 threads, the helper's
+# first job started after the caller's (median, us): 2 us 30-65, 8 us 10-15 (each kernel 2.3 ms).
+LONG_GRACE_SECONDS = 8e-6
 
 _LINE = 8  # int64 values per 64-byte cache line: each flag has a line of its own
 _x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
@@ -127,12 +134,13 @@ def _compile() -> dict[str, Any]:
 
     @numba.njit(**options)
     def watch(flags, index, value, stop, rounds, grace):  # pragma: no cover - compiled
-        # flags[index] once it differs from value (after `grace` more rounds), or value after
-        # `rounds` rounds or once flags[stop] is set
+        # flags[index] once it differs from value (after `grace` more rounds, or flags[index + 1]
+        # where the caller asked for more with the job), or value after `rounds` rounds or once
+        # flags[stop] is set
         for _ in range(rounds):
             seen = load_acquire(flags, index)
             if seen != value:
-                for _ in range(grace):
+                for _ in range(max(grace, load_acquire(flags, index + 1))):
                     pause()
                 return seen
             if load_acquire(flags, stop) != 0:
@@ -223,6 +231,7 @@ class Team:
         self._publish_watch = compiled["publish_watch"] if compiled else None
         self.rounds = _calibrated_rounds(self._watch, spin_seconds) if self._watch is not None else 0
         self.grace = int(self.rounds * GRACE_SECONDS / spin_seconds) if self.rounds else 0
+        self.long_grace = int(self.rounds * LONG_GRACE_SECONDS / spin_seconds) if self.rounds else 0
         self._threads = [threading.Thread(target=self._serve, args=(i,), daemon=True, name=f"cnnlab-kernel-{i}")
                          for i in range(helpers)]
         for thread in self._threads:
@@ -231,6 +240,10 @@ class Team:
     @staticmethod
     def _posted_flag(i: int) -> int:
         return 2 * i * _LINE  # (where the number of the job posted to helper i is)
+
+    @staticmethod
+    def _grace_flag(i: int) -> int:
+        return 2 * i * _LINE + 1  # (the grace rounds of the job posted to helper i, beside its number)
 
     @staticmethod
     def _done_flag(i: int) -> int:
@@ -283,11 +296,12 @@ class Team:
                 flags[done] = number
                 self._wake.notify_all()
 
-    def _post(self, i: int, call: tuple[Callable[..., Any], tuple]) -> None:
+    def _post(self, i: int, call: tuple[Callable[..., Any], tuple], long: bool = False) -> None:
         self._errors[i], self._results[i] = None, None
         self._posted[i] += 1
         self._pending[i] = (self._posted[i], call)
         self._flags[self._stop] = 0
+        self._flags[self._grace_flag(i)] = self.long_grace if long else 0  # (read after the number below)
         self._flags[self._posted_flag(i)] = self._posted[i]
         if self._sleeping[i]:
             self._away_from_caller(i)
@@ -318,11 +332,12 @@ class Team:
         while self._watch(flags, done, number - 1, self._never, 100_000, 0) != number:
             os.sched_yield() if hasattr(os, "sched_yield") else time.sleep(0)
 
-    def run(self, calls: Sequence[tuple[Callable[..., Any], tuple]]) -> list[Any] | None:
+    def run(self, calls: Sequence[tuple[Callable[..., Any], tuple]], long: bool = False) -> list[Any] | None:
         """Call ``calls[0]`` (a function and its arguments) on this thread and ``calls[1:]`` on
         helpers, at once; their results once all have returned, or None (nothing called) when
         the team is busy.  The first error raised by any of them is raised here, after all have
-        ended."""
+        ended.  ``long``: the calls are long (a large kernel's shares), so a watching helper that
+        sees its job waits :data:`LONG_GRACE_SECONDS` before it asks for the GIL."""
         if len(calls) - 1 > self.helpers:
             raise ValueError(f"Team.run: {len(calls) - 1} calls for {self.helpers} helper threads")
         if not self._busy.acquire(blocking=False):
@@ -330,7 +345,7 @@ class Team:
         try:
             for i in range(len(calls) - 1):
                 self._wait(i)  # (a job left running by an interrupted run)
-                self._post(i, calls[i + 1])
+                self._post(i, calls[i + 1], long)
             error: BaseException | None = None
             try:
                 first = calls[0][0](*calls[0][1])
