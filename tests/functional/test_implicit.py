@@ -394,6 +394,29 @@ def test_packing_plans_kept_by_the_tables_identity(compiled, monkeypatch):
     assert len(ni._memos) == 1
 
 
+def test_a_kept_answer_needs_the_same_read_only_tables(monkeypatch):
+    """``_memo`` answers from what it kept only for the very tables it kept, still read-only: a
+    table made writeable again (its values may have changed) is computed afresh."""
+    from cnnlab.functional import _numba_implicit as ni
+
+    monkeypatch.setattr(ni, "_memos", {})
+    table = np.arange(5, dtype=np.int64)
+    table.flags.writeable = False
+    made: list[int] = []
+
+    def make():
+        made.append(int(table.sum()))
+        return made[-1]
+
+    assert ni._memo((table,), ("x",), make) == 10 and ni._memo((table,), ("x",), make) == 10
+    assert made == [10]  # (kept)
+    assert ni._memo((table,), ("y",), make) == 10 and made == [10, 10]  # (other values: afresh)
+    table.flags.writeable = True
+    table[0] = 100
+    assert ni._memo((table,), ("x",), make) == 110 and made == [10, 10, 110]
+    assert ni._memo((table.copy(),), ("x",), lambda: -1) == -1  # (a writeable copy: never kept)
+
+
 @pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("count, out_ch, taps, rows, groups", [

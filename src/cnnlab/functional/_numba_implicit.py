@@ -428,12 +428,17 @@ def _memo(tables: Sequence, extra: tuple, make):
     sizes and starts that the kernels' wrappers derive from the tables cost 10-20 us of NumPy calls
     each time (a LeNet-5 layer's forward is 250 us).  The entry holds the tables themselves, so
     that their ``id`` is not reused while it is kept."""
-    if not all(isinstance(t, np.ndarray) and not t.flags.writeable for t in tables):
-        return make()
     key = (*map(id, tables), *extra)
     hit = _memos.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], tables, strict=True)):
-        return hit[1]
+    if hit is not None:  # (plain loops: a dozen calls a layer's step, run with the caches cold)
+        for kept, table in zip(hit[0], tables, strict=True):
+            if kept is not table or table.flags.writeable:
+                break
+        else:
+            return hit[1]
+    for table in tables:
+        if not isinstance(table, np.ndarray) or table.flags.writeable:
+            return make()
     value = make()
     if len(_memos) >= MEMO_ENTRIES:
         _memos.clear()
