@@ -561,6 +561,8 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
     ran a job, the last ``tail`` jobs are handed out one at a time to whichever thread is free,
     once it has run its share of the others (the kernel keeps those jobs' sums apart, by job).
     An error in any run is raised here once every run has ended (none is left writing).
+    From :data:`LONG_WORK` on, the helpers wait the longer grace of a long job before they take
+    the GIL for their share (:data:`._team.LONG_GRACE_SECONDS`).
     """
     threads = min(int(jobs), kernel_threads())
     if threads <= 1 or work < min_work:

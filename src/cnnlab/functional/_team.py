@@ -35,6 +35,13 @@ sharing it with the caller, until the scheduler moved one of them.  A LeNet-5 tr
 both (6.7-7.3 before either; torch 6.1-6.6; 3.7-4.2 with no pause), three or four fresh processes
 each, alternating.
 
+A caller that knows a large job is coming wakes the sleeping helpers before it prepares it
+(:meth:`Team.wake`, :func:`cnnlab.functional._backend.wake_threads`: a convolution announces its
+multiply-adds as it starts), so that their waking overlaps the op's checks and tables; and a job
+posted as long (:meth:`Team.run` with ``long``) has its helper wait :data:`LONG_GRACE_SECONDS`
+instead of :data:`GRACE_SECONDS` before it asks for the GIL, the caller's own way to its share
+being longer there.
+
 This is what OpenMP runtimes do (GNU OpenMP's threads spin for a while after each parallel loop;
 PyTorch's do).  A watching helper takes a core, so before a matrix product that runs on several
 BLAS threads the caller sends the helpers to sleep (:meth:`Team.park`): the BLAS's own threads
