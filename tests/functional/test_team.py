@@ -359,18 +359,27 @@ def test_wake_leaves_helpers_that_only_sleep_and_a_busy_team_alone():
         _finishes(team.close)
 
 
-class _WakeSpy:
+class _SpyTeam:
+    """A stand-in for the kernels' team in ``_backend._state``: counts its wakes, notes whether each
+    run was asked to be long, and runs the calls on the caller."""
+
+    helpers = 1
+
     def __init__(self) -> None:
         import os
 
-        self.pid, self.calls = os.getpid(), 0
+        self.pid, self.calls, self.longs = os.getpid(), 0, []
 
     def wake(self) -> None:
         self.calls += 1
 
+    def run(self, calls, long=False):
+        self.longs.append(long)
+        return [call[0](*call[1]) for call in calls]
+
 
 def test_wake_threads_wakes_the_team_only_for_parallel_work(monkeypatch):
-    spy = _WakeSpy()
+    spy = _SpyTeam()
     monkeypatch.setitem(_backend._state, "team", spy)
     monkeypatch.setitem(_backend._state, "threads", 2)
     monkeypatch.setattr(_backend, "kernel_threads", lambda: 2)
@@ -428,20 +437,11 @@ def test_a_long_job_is_posted_with_the_long_grace(monkeypatch):
     finally:
         _finishes(team.close)
 
-    longs: list = []
-
-    class Spy:
-        pid = __import__("os").getpid()
-        helpers = 1
-
-        def run(self, calls, long=False):
-            longs.append(long)
-            return [c[0](*c[1]) for c in calls]
-
-    monkeypatch.setitem(_backend._state, "team", Spy())
+    spy = _SpyTeam()
+    monkeypatch.setitem(_backend._state, "team", spy)
     monkeypatch.setattr(_backend, "kernel_threads", lambda: 2)
     kernel = lambda first, last, thread: None  # noqa: E731
     _backend.run_jobs(kernel, 4, work=_backend.LONG_WORK - 1)
     _backend.run_jobs(kernel, 4, work=_backend.LONG_WORK)
     _backend.run_jobs(kernel, 4, work=_backend.LONG_WORK, balanced=True)
-    assert longs == [False, True, True]
+    assert spy.longs == [False, True, True]

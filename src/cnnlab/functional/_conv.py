@@ -199,7 +199,7 @@ def _conv(
 ) -> np.ndarray:
     method = _check_method(op, method)
     a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
-    _wake_threads(a)
+    _wake_threads(a.x.shape[0], a.out, a.weight.shape)
     y = _empty_output(a)
     if y is None:
         xin, kpads = _kernel_input(a.x.astype(a.dtype, copy=False), a.pads, a.padding_mode)
@@ -209,11 +209,12 @@ def _conv(
     return y[0] if a.unbatched else y
 
 
-def _wake_threads(a: _ConvArgs) -> None:
-    """Wake the kernels' sleeping helper threads as a large convolution starts (its multiply-adds:
-    positions times the weight's values), so that they are watching for its first parallel kernel
-    by the time the checks and tables before it are done (:func:`_backend.wake_threads`)."""
-    _backend.wake_threads(float(a.x.shape[0]) * math.prod(a.out) * a.weight.size)
+def _wake_threads(batch: int, out: Sequence[int], weight_shape: Sequence[int]) -> None:
+    """Wake the kernels' sleeping helper threads as a large convolution (forward or backward)
+    starts: its multiply-adds, ``batch`` times the ``out`` positions times the weight's values, so
+    that they are watching for its first parallel kernel by the time the checks and tables before
+    it are done (:func:`_backend.wake_threads`)."""
+    _backend.wake_threads(float(batch) * math.prod(out) * math.prod(weight_shape))
 
 
 def _kernel_input(x: np.ndarray, pads: PadPairs, padding_mode: str) -> tuple[np.ndarray, PadPairs | None]:
@@ -404,7 +405,7 @@ def _conv_forward_saving(
     """
     method = _check_method(op, method)
     a = _conv_args(op, x, weight, bias, stride, padding, dilation, groups, padding_mode, n)
-    _wake_threads(a)
+    _wake_threads(a.x.shape[0], a.out, a.weight.shape)
     y = _empty_output(a)
     saved = None
     if y is None:
@@ -439,7 +440,7 @@ def conv_backward_saved(
     if ctx.kernel is None:  # empty batch: every gradient is zero (or empty)
         return _empty_grads(g, ctx, needs)
     kernel = ctx.kernel
-    _backend.wake_threads(float(ctx.x_shape[0]) * math.prod(kernel.out) * math.prod(ctx.weight_shape))
+    _wake_threads(ctx.x_shape[0], kernel.out, ctx.weight_shape)
     if ctx.x is not None:  # the padded input was dropped after the forward: pad it again
         kernel = kernel._replace(xp=pad(ctx.x, ctx.pads, ctx.padding_mode))
     grad_xin, grad_w = backward_kernels.backward(g, kernel, (bool(needs[0]), bool(needs[1])), release=release)
