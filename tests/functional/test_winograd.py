@@ -1,11 +1,14 @@
-"""The Winograd method (``functional/_winograd.py`` and its kernels in ``_numba_winograd.py``)
-against the loop reference: the forward and both gradients for channel and filter counts that
-its blocks split unevenly, paddings (asymmetric, none, past the kernel's reach), dilations, one
-image and many; the weight transform against its definition; the fall-backs (values that are
-not finite, other dtypes and layers, no Numba); the weight gradient's fixed order of sums; the
-automatic rule."""
+"""The Winograd method (``functional/_winograd.py`` and its kernels in ``_numba_winograd.py``),
+F(2x2, 3x3) and F(2x2, 5x5), against the loop reference: the forward and both gradients for
+channel and filter counts that its blocks split unevenly, paddings (asymmetric, none, past the
+kernel's reach), dilations, one image and many; the weight transforms and the weight gradient's
+adjoint against their definitions (F(2x2, 5x5)'s matrices built here from its interpolation
+points); the fall-backs (values that are not finite, other dtypes and layers, no Numba); the
+weight gradient's fixed order of sums; the automatic rule."""
 
 from __future__ import annotations
+
+import fractions
 
 import numpy as np
 import pytest
@@ -29,12 +32,23 @@ CASES = [
     ((4, 16, 26, 25), 16, 1, 1),  # 676 tiles: many jobs, and the weight gradient's tail
     ((1, 16, 5, 5), 16, (4, 5), 1),  # padding past the kernel's reach: the weight gradient by the implicit kernels
 ]
+# F(2x2, 5x5): the same kinds of layer with 5x5 kernels
+CASES_5 = [
+    ((2, 16, 7, 9), 16, 2, 1),  # odd sizes: tiles with one output row or column
+    ((3, 9, 8, 8), 17, 2, 1),  # a partial block of 8 channels, a block of 16 filters and one
+    ((1, 8, 6, 7), 5, 0, 1),  # no padding: 2 x 3 outputs
+    ((2, 12, 11, 10), 20, ((4, 0), (1, 3)), (2, 1)),  # asymmetric padding, dilated along the height
+    ((2, 16, 13, 12), 24, 4, 2),  # dilation 2
+    ((1, 72, 6, 6), 40, 2, 1),  # two chunks of the forward (64) and of the weight gradient (48)
+    ((4, 16, 22, 21), 16, 2, 1),  # 484 tiles: many jobs of TILES_5, and the weight gradient's tail
+    ((1, 16, 5, 5), 16, (5, 6), 1),  # padding past the kernel's reach: the weight gradient by the implicit kernels
+]
 
 
-def _inputs(xs, out_ch, seed):
+def _inputs(xs, out_ch, seed, size=3):
     g = np.random.default_rng(seed)
     x = g.uniform(-2, 2, xs).astype(np.float32)
-    w = g.uniform(-2, 2, (out_ch, xs[1], 3, 3)).astype(np.float32)
+    w = g.uniform(-2, 2, (out_ch, xs[1], size, size)).astype(np.float32)
     b = g.uniform(-2, 2, out_ch).astype(np.float32)
     return x, w, b
 
@@ -102,6 +116,29 @@ def test_matches_the_loop_reference(compiled, monkeypatch, xs, out_ch, padding, 
     assert counts["grad_w"] == (0 if padding == (4, 5) else 1)
 
 
+@pytest.mark.parametrize("xs, out_ch, padding, dilation", CASES_5)
+def test_five_by_five_matches_the_loop_reference(compiled, monkeypatch, xs, out_ch, padding, dilation):
+    """F(2x2, 5x5): the forward and the input gradient of 5x5 layers by the kernels (36 products
+    a tile and channel), within float32's rounding of the loop reference; the weight gradient by
+    the implicit kernels (the adjoint's transforms lose a digit on the kernel's outer taps)."""
+    from cnnlab.functional import _implicit
+
+    x, w, b = _inputs(xs, out_ch, seed=sum(xs) + out_ch, size=5)
+    kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
+    counts = _counted(monkeypatch)
+    implicit = {"grad_w": 0}
+    original = _implicit.grad_w
+
+    def spy(*args, **kwargs):
+        implicit["grad_w"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_implicit, "grad_w", spy)
+    _matches_reference(x, w, b, kw, seed=9)
+    assert counts == {"correlate": 3, "grad_w": 0}
+    assert implicit["grad_w"] == 1
+
+
 def test_autograd_runs_the_same_kernels(compiled, monkeypatch):
     """Through the autograd engine (the forward keeps its blocked input for the weight gradient)."""
     from cnnlab.autograd import Tensor
@@ -135,6 +172,55 @@ def test_transformed_weights_are_g_w_g_transposed(compiled, out_ch, channels, sw
             u[:, :, o, c] = g @ v[o, c].astype(np.float64) @ g.T
     want = u.reshape(16, -1, 16, u.shape[3]).transpose(0, 1, 3, 2).astype(np.float32).reshape(-1)
     np.testing.assert_array_equal(_winograd.transformed(w, swap), want)
+
+
+def _g_of_points(points, taps):
+    """G of F(m, taps) for the finite interpolation points ``points`` and infinity, exactly:
+    row i maps the taps w to w(p_i) / prod_{j != i} (p_i - p_j), the last row to the last tap."""
+    rows = []
+    for p in points:
+        scale = fractions.Fraction(1)
+        for q in points:
+            if q != p:
+                scale *= p - q
+        rows.append([fractions.Fraction(p) ** k / scale for k in range(taps)])
+    rows.append([0] * (taps - 1) + [1])
+    return np.array([[float(v) for v in row] for row in rows])
+
+
+def _g5():
+    return _g_of_points([0, 1, -1, 2, -2], 5)
+
+
+def test_five_by_five_matrices_compute_the_correlation():
+    """The test's own F(2x2, 5x5) matrices: ``A' [(G w G') * (B' d B)] A`` is the 2 x 2
+    correlation of a 6 x 6 tile with a 5 x 5 kernel (in float64), so the checks below hold the
+    kernels to a right definition."""
+    bt = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                   [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
+    at = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]], np.float64)
+    g = _g5()
+    rng = np.random.default_rng(12)
+    d, w = rng.uniform(-2, 2, (6, 6)), rng.uniform(-2, 2, (5, 5))
+    want = np.array([[np.sum(d[i:i + 5, j:j + 5] * w) for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(at @ ((g @ w @ g.T) * (bt @ d @ bt.T)) @ at.T, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("out_ch, channels", [(16, 8), (17, 9), (5, 3)])
+def test_five_by_five_weights_are_g_w_g_transposed(compiled, out_ch, channels, swap):
+    """F(2x2, 5x5)'s ``U = G w G'`` (36 entries, xi = 6*i + k) of every filter and channel, packed
+    as the 3x3 layers' are, against the test's own ``G`` (float64, rounded once)."""
+    w = np.random.default_rng(out_ch + 1).uniform(-2, 2, (out_ch, channels, 5, 5)).astype(np.float32)
+    v = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3) if swap else w
+    rows, cols = v.shape[:2]
+    g = _g5()
+    u = np.zeros((6, 6, -(-rows // 16) * 16, -(-cols // 8) * 8))
+    for o in range(rows):
+        for c in range(cols):
+            u[:, :, o, c] = g @ v[o, c].astype(np.float64) @ g.T
+    want = u.reshape(36, -1, 16, u.shape[3]).transpose(0, 1, 3, 2).astype(np.float32).reshape(-1)
+    np.testing.assert_allclose(_winograd.transformed(w, swap), want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("size, dilation, want", [
@@ -195,11 +281,15 @@ def test_jobs_of_fewer_tiles_change_no_value_of_the_forward(compiled, monkeypatc
     first = F.conv2d(x, w, b, padding=1, method="winograd")
     monkeypatch.setattr(nw, "TILES", tiles)
     np.testing.assert_array_equal(F.conv2d(x, w, b, padding=1, method="winograd"), first)
+    x5, w5, b5 = _inputs((3, 24, 10, 9), 20, seed=8, size=5)
+    first = F.conv2d(x5, w5, b5, padding=2, method="winograd")
+    monkeypatch.setattr(nw, "TILES_5", tiles)
+    np.testing.assert_array_equal(F.conv2d(x5, w5, b5, padding=2, method="winograd"), first)
 
 
-@pytest.mark.parametrize("case", ["stride 2", "groups 2", "5x5", "1-d", "float64", "int64"])
+@pytest.mark.parametrize("case", ["stride 2", "groups 2", "7x7", "3x5", "1-d", "float64", "int64"])
 def test_other_layers_take_another_method(compiled, monkeypatch, case):
-    """The kernels are for float32 3x3 layers of stride 1 and one group: any other convolution
+    """The kernels are for float32 3x3 and 5x5 layers of stride 1 and one group: any other convolution
     asked for with ``method='winograd'`` is computed another way, with the same result."""
     g = np.random.default_rng(3)
     xs, ws, kw = (2, 8, 9, 9), (8, 8, 3, 3), {"padding": 1}
@@ -207,8 +297,10 @@ def test_other_layers_take_another_method(compiled, monkeypatch, case):
         kw["stride"] = 2
     elif case == "groups 2":
         ws, kw["groups"] = (8, 4, 3, 3), 2
-    elif case == "5x5":
-        ws = (8, 8, 5, 5)
+    elif case == "7x7":
+        ws = (8, 8, 7, 7)
+    elif case == "3x5":
+        ws, kw["padding"] = (8, 8, 3, 5), (1, 2)
     elif case == "1-d":
         xs, ws = (2, 8, 9), (8, 8, 3)
     dtype = {"float64": np.float64, "int64": np.int64}.get(case, np.float32)
@@ -258,7 +350,14 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((8, 640, 16, 16), (256, 640, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # (256 filters: the implicit kernels)
     ((11, 512, 9, 9), (512, 512, 3, 3), 1, (1, 1), (1, 1), "gemm"),  # 11 * 16 = 176 tiles: below MIN_TILES
     ((64, 32, 16, 16), (64, 16, 3, 3), 2, (1, 1), (1, 1), "implicit"),  # two groups
-    ((64, 32, 16, 16), (64, 32, 5, 5), 1, (1, 1), (1, 1), "implicit"),  # 5x5
+    ((32, 16, 28, 28), (32, 16, 5, 5), 1, (1, 1), (1, 1), "winograd"),  # 5x5: 4608 tiles
+    ((8, 16, 36, 36), (32, 16, 5, 5), 1, (1, 1), (1, 1), "winograd"),  # 8 * 256 = 2048 tiles
+    ((7, 16, 36, 36), (32, 16, 5, 5), 1, (1, 1), (1, 1), "implicit"),  # 1792 tiles: below MIN_TILES_5
+    ((16, 64, 32, 32), (64, 64, 5, 5), 1, (1, 1), (1, 1), "winograd"),  # 64 x 64 = MAX_PRODUCT_5
+    ((16, 65, 32, 32), (64, 65, 5, 5), 1, (1, 1), (1, 1), "implicit"),  # 65 x 64: above it
+    ((64, 8, 28, 28), (32, 8, 5, 5), 1, (1, 1), (1, 1), "implicit"),  # 8 channels: below MIN_CHANNELS
+    ((32, 16, 28, 28), (32, 16, 5, 5), 1, (1, 1), (2, 2), "winograd"),  # dilated: 24 x 24 outputs
+    ((32, 16, 28, 28), (32, 16, 7, 7), 1, (1, 1), (1, 1), "implicit"),  # 7x7
     ((4, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # 4 * 49 = 196 tiles
     ((3, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 147 tiles: below MIN_TILES
 ])
@@ -284,7 +383,8 @@ def test_vector_add_and_subtract():
     np.testing.assert_array_equal(out[8:], x[:8] - x[8:])
 
 
-def test_no_scratch_value_is_read_before_it_is_written(compiled, monkeypatch):
+@pytest.mark.parametrize("size", [3, 5])
+def test_no_scratch_value_is_read_before_it_is_written(compiled, monkeypatch, size):
     """Every buffer the method allocates uninitialised (blocked copies, transforms, sums, the
     tail jobs' sums, which the jobs zero themselves) is written before it is read: with
     ``np.empty`` handing out arrays full of nan, the results still match the reference."""
@@ -297,17 +397,18 @@ def test_no_scratch_value_is_read_before_it_is_written(compiled, monkeypatch):
         return out
 
     monkeypatch.setattr(_winograd, "GRAD_W_TAIL", 3)
-    x, w, b = _inputs((8, 24, 20, 18), 20, seed=13)  # 720 tiles: 15 jobs, 3 of them the tail
+    x, w, b = _inputs((8, 24, 20, 18), 20, seed=13, size=size)  # 720 tiles: 15 jobs of 48 (30 of 24), 3 the tail
     g = np.random.default_rng(5).uniform(-1, 1, (8, 20, 20, 18)).astype(np.float32)
+    pad = size // 2
     monkeypatch.setattr(np, "empty", poisoned)
     counts = _counted(monkeypatch)
-    y = F.conv2d(x, w, b, padding=1, method="winograd")
-    gx, gw, _ = F.conv_backward(g, x, w, b, padding=1, method="winograd")
+    y = F.conv2d(x, w, b, padding=pad, method="winograd")
+    gx, gw, _ = F.conv_backward(g, x, w, b, padding=pad, method="winograd")
     monkeypatch.setattr(np, "empty", empty)
-    ry, rx, rw = _reference(x, w, b, g, 1, 1)
+    ry, rx, rw = _reference(x, w, b, g, pad, 1)
     for got, want in ((y, ry), (gx, rx), (gw, rw)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
-    assert counts == {"correlate": 3, "grad_w": 1}
+    assert counts == {"correlate": 3, "grad_w": 1 if size == 3 else 0}
 
 
 @pytest.mark.parametrize("chunk_tiles", [10**6, 5])

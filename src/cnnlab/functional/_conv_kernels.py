@@ -42,11 +42,12 @@ by one of four methods (``conv(..., method=...)`` chooses; :func:`choose_method`
     ``W.T @ G`` and col2im for fewer than 8 input channels per group, or non-finite weights).
     Other dtypes, or no Numba, run the GEMM path.
 ``'winograd'``
-    float32 3x3 kernels of stride 1 and one group (2-d, any dilation and padding), compiled:
-    every 2 x 2 outputs of a filter from 16 products per input channel instead of 36
-    (:mod:`cnnlab.functional._winograd`), the input gradient the same way, and the weight
-    gradient from the same transforms' adjoint; both read the padding as zeros, with no padded
-    copy.  A call with a value that is not finite, and any other layer, runs as ``'implicit'``.
+    float32 3x3 and 5x5 kernels of stride 1 and one group (2-d, any dilation and padding),
+    compiled: every 2 x 2 outputs of a filter from 16 products per input channel instead of 36
+    (3x3), or 36 instead of 100 (5x5) (:mod:`cnnlab.functional._winograd`), the input gradient
+    the same way, and a 3x3 layer's weight gradient from the same transforms' adjoint (a 5x5
+    layer's by the implicit kernels); all read the padding as zeros, with no padded copy.  A
+    call with a value that is not finite, and any other layer, runs as ``'implicit'``.
 
 Here the rules that choose a method (:func:`choose_method`, :func:`choose_backward`) and the
 forward; the adjoints, from what the forward saves, are in
@@ -114,8 +115,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     :data:`DIRECT_MIN_WIDTH_PER_TAP` times the kernel's width, or fewer
     filters per group than the implicit kernels take (and a kernel wider than 1x1), and a unit
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
-    kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 layers of
-    stride 1 and one group with enough channels, filters and tiles take ``'winograd'``
+    kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 and 5x5
+    layers of stride 1 and one group with enough channels, filters and tiles take ``'winograd'``
     (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's).
 
     The implicit products skip the column matrix, the BLAS's own packing of it and the

@@ -1,4 +1,6 @@
-"""Winograd kernels (Numba, float32): a 3x3 convolution of stride 1 with 16 products per 2x2 outputs.
+"""Winograd kernels (Numba, float32): a 3x3 convolution of stride 1 with 16 products per 2x2 outputs,
+and a 5x5 one with 36 (F(2x2, 5x5), the forward's and input gradient's kernel only; see
+``_input_tiles5``, ``_output_tile5`` and :func:`_weights_any`).
 
 Each output tile of 2 x 2 positions (``dh``, ``dw`` apart: the dilation) of one image and one
 filter is ``Y = A' [sum_c (G w[o, c] G') * (B' d[c] B)] A`` (Lavin and Gray's F(2x2, 3x3)), with
@@ -45,6 +47,8 @@ LANES = 8  # channels per block of the blocked input (one vector)
 # Tiles per job at most (a multiple of ROWS): the job's 16 x TILES x channels transformed inputs
 # and 16 x TILES x filters sums stay in the L2 cache.
 TILES = 48
+# (for a 5x5 kernel's 36 entries a tile: the same buffers' bytes at 2.25 times the entries)
+TILES_5 = 24
 # Input channels transformed and multiplied at a time (a multiple of LANES): their 16 x TILES
 # values per entry, and the chunk's transformed weights (64 bytes a channel per 16 filters),
 # stay in the L1 cache.
@@ -199,6 +203,116 @@ def _output_tile(m, at, mstep, b):  # pragma: no cover - compiled
             vadd(b, vadd(vadd(s10, s11), s12)), vadd(b, vsub(vsub(s11, s12), s13)))
 
 
+# F(2x2, 5x5): the same tiles of 2 x 2 outputs, from 6 x 6 input values and 36 products per input
+# channel instead of 100 (2.8 times fewer), by Lavin and Gray's transforms for the points 0, 1, -1,
+# 2, -2 and infinity (the input transform is F(4x4, 3x3)'s):
+#
+#     B' = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+#           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+#     A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]
+#
+# and G (6 x 5, its rows w -> w(p) / prod_{q != p} (p - q) at each point p, and the last tap at
+# infinity) applied in float64 by _weights_any.  Products by 2 and 4 are sums (exact).
+
+
+@numba.njit(inline="always")
+def _twice(a):  # pragma: no cover - compiled
+    return vadd(a, a)
+
+
+@numba.njit(inline="always")
+def _four(a):  # pragma: no cover - compiled
+    b = vadd(a, a)
+    return vadd(b, b)
+
+
+@numba.njit(inline="always")
+def _bt6(d0, d1, d2, d3, d4, d5):  # pragma: no cover - compiled
+    # B' d of six values (one column or row of a 6 x 6 tile), 8 lanes each
+    t42 = vsub(d4, d2)
+    m31 = _twice(vsub(d3, d1))
+    return (vadd(_four(vsub(d0, d2)), t42), vsub(vadd(d3, d4), _four(vadd(d1, d2))),
+            vadd(_four(vsub(d1, d2)), vsub(d4, d3)), vadd(m31, t42), vsub(t42, m31),
+            vadd(_four(vsub(d1, d3)), vsub(d5, d3)))
+
+
+@numba.njit(inline="always")
+def _at6(m0, m1, m2, m3, m4, m5):  # pragma: no cover - compiled
+    # A' m of six values: (m0 + m1 + m2 + m3 + m4, m1 - m2 + 2 (m3 - m4) + m5)
+    return (vadd(vadd(vadd(m0, m1), vadd(m2, m3)), m4),
+            vadd(vadd(vsub(m1, m2), _twice(vsub(m3, m4))), m5))
+
+
+@numba.njit(inline="always")
+def _store6(a, at, step, v):  # pragma: no cover - compiled
+    # the six vectors of v at a[at], a[at + step], ..., a[at + 5*step]
+    vstore(a, at, v[0])
+    vstore(a, at + step, v[1])
+    vstore(a, at + 2 * step, v[2])
+    vstore(a, at + 3 * step, v[3])
+    vstore(a, at + 4 * step, v[4])
+    vstore(a, at + 5 * step, v[5])
+
+
+@numba.njit(inline="always")
+def _input_tiles5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep,
+                  width):  # pragma: no cover - compiled
+    # _input_tiles for F(2x2, 5x5): vb[xi*vstep + tl*width + c - c0] = (B' d B)[xi] of the tile's
+    # 6 x 6 values d of channel c, xi = 6*i + k
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    r = np.uint64(dh * wn * LANES)
+    k = np.uint64(dw * LANES)
+    for tl in range(count):
+        t = min(t0 + tl, total - 1)
+        n, rest = t // (th * tw), t % (th * tw)
+        h0, w0 = rows_base[rest // tw], cols_base[rest % tw]
+        for cb in range(c0 // LANES, (c0 + cc) // LANES):
+            b = np.uint64((((n * cblocks + cb) * hn + h0) * wn + w0) * LANES)
+            at = np.uint64(tl * width + cb * LANES - c0)
+            # columns first: E[:, j] = B' d[:, j], then each row of E times B
+            e0 = _bt6(vload(xb, b), vload(xb, b + r), vload(xb, b + 2 * r), vload(xb, b + 3 * r),
+                      vload(xb, b + 4 * r), vload(xb, b + 5 * r))
+            e1 = _bt6(vload(xb, b + k), vload(xb, b + r + k), vload(xb, b + 2 * r + k), vload(xb, b + 3 * r + k),
+                      vload(xb, b + 4 * r + k), vload(xb, b + 5 * r + k))
+            b2 = b + 2 * k
+            e2 = _bt6(vload(xb, b2), vload(xb, b2 + r), vload(xb, b2 + 2 * r), vload(xb, b2 + 3 * r),
+                      vload(xb, b2 + 4 * r), vload(xb, b2 + 5 * r))
+            b3 = b + 3 * k
+            e3 = _bt6(vload(xb, b3), vload(xb, b3 + r), vload(xb, b3 + 2 * r), vload(xb, b3 + 3 * r),
+                      vload(xb, b3 + 4 * r), vload(xb, b3 + 5 * r))
+            b4 = b + 4 * k
+            e4 = _bt6(vload(xb, b4), vload(xb, b4 + r), vload(xb, b4 + 2 * r), vload(xb, b4 + 3 * r),
+                      vload(xb, b4 + 4 * r), vload(xb, b4 + 5 * r))
+            b5 = b + 5 * k
+            e5 = _bt6(vload(xb, b5), vload(xb, b5 + r), vload(xb, b5 + 2 * r), vload(xb, b5 + 3 * r),
+                      vload(xb, b5 + 4 * r), vload(xb, b5 + 5 * r))
+            _store6(vb, at, vstep, _bt6(e0[0], e1[0], e2[0], e3[0], e4[0], e5[0]))
+            _store6(vb, at + 6 * vstep, vstep, _bt6(e0[1], e1[1], e2[1], e3[1], e4[1], e5[1]))
+            _store6(vb, at + 12 * vstep, vstep, _bt6(e0[2], e1[2], e2[2], e3[2], e4[2], e5[2]))
+            _store6(vb, at + 18 * vstep, vstep, _bt6(e0[3], e1[3], e2[3], e3[3], e4[3], e5[3]))
+            _store6(vb, at + 24 * vstep, vstep, _bt6(e0[4], e1[4], e2[4], e3[4], e4[4], e5[4]))
+            _store6(vb, at + 30 * vstep, vstep, _bt6(e0[5], e1[5], e2[5], e3[5], e4[5], e5[5]))
+
+
+@numba.njit(inline="always")
+def _output_tile5(m, at, mstep, b):  # pragma: no cover - compiled
+    # Y = A' M A (+ b) of a tile from its 36 entries m[at + xi*mstep .. + 8], xi = 6*i + k
+    s0 = _at6(vload(m, at), vload(m, at + 6 * mstep), vload(m, at + 12 * mstep), vload(m, at + 18 * mstep),
+              vload(m, at + 24 * mstep), vload(m, at + 30 * mstep))
+    s1 = _at6(vload(m, at + mstep), vload(m, at + 7 * mstep), vload(m, at + 13 * mstep), vload(m, at + 19 * mstep),
+              vload(m, at + 25 * mstep), vload(m, at + 31 * mstep))
+    s2 = _at6(vload(m, at + 2 * mstep), vload(m, at + 8 * mstep), vload(m, at + 14 * mstep),
+              vload(m, at + 20 * mstep), vload(m, at + 26 * mstep), vload(m, at + 32 * mstep))
+    s3 = _at6(vload(m, at + 3 * mstep), vload(m, at + 9 * mstep), vload(m, at + 15 * mstep),
+              vload(m, at + 21 * mstep), vload(m, at + 27 * mstep), vload(m, at + 33 * mstep))
+    s4 = _at6(vload(m, at + 4 * mstep), vload(m, at + 10 * mstep), vload(m, at + 16 * mstep),
+              vload(m, at + 22 * mstep), vload(m, at + 28 * mstep), vload(m, at + 34 * mstep))
+    s5 = _at6(vload(m, at + 5 * mstep), vload(m, at + 11 * mstep), vload(m, at + 17 * mstep),
+              vload(m, at + 23 * mstep), vload(m, at + 29 * mstep), vload(m, at + 35 * mstep))
+    y00, y01 = _at6(s0[0], s1[0], s2[0], s3[0], s4[0], s5[0])
+    y10, y11 = _at6(s0[1], s1[1], s2[1], s3[1], s4[1], s5[1])
+    return vadd(b, y00), vadd(b, y01), vadd(b, y10), vadd(b, y11)
+
 @numba.njit(inline="always")
 def _tile_at(t, rows_base, cols_base, dh, dw, out_h, out_w):  # pragma: no cover - compiled
     # tile t of the batch: its image n, first output row and column, and whether its second row
@@ -248,7 +362,7 @@ def _add_checks(checks, thread, ob, check):  # pragma: no cover - compiled
 
 @_backend.job_kernel
 def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
-             vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
+             size, vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
     # xb: flat (N, cblocks, hn, wn, 8) blocked, padded input (by _blocked); a tile (n, a, j)
     # covers output rows rows_base[a] (+ dh) and columns cols_base[j] (+ dw) of image n, and reads
     # xb rows rows_base[a] + dh*i, columns cols_base[j] + dw*k (i, k = 0..3); u: flat (16, O16 //
@@ -256,7 +370,10 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
     # wide: two blocks of 6 tiles at a time where two are left (12 x 16 sums); vbuf: (threads,
     # 16 * (tiles * CHANNEL_CHUNK + SKEW)); mbuf: (threads, 16 * (O16 * tiles + SKEW)); obuf:
     # (threads, 5 * 16); checks: (threads,), each thread's sum of y - y over its outputs (nan
-    # where one is not finite); job j: tiles j*tiles .. (j+1)*tiles - 1 of all N*TH*TW
+    # where one is not finite); size: the kernel's, 3 (16 entries xi = 4*i + k) or 5 (F(2x2, 5x5):
+    # 36 entries xi = 6*i + k, u flat (36, ...), the buffers' 16 rows 36); job j: tiles j*tiles ..
+    # (j+1)*tiles - 1 of all N*TH*TW
+    entries = (size + 1) * (size + 1)
     th, tw = rows_base.shape[0], cols_base.shape[0]
     total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
     groups16 = bias.shape[0] // COLS
@@ -271,10 +388,14 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
         padded = -(-count // ROWS) * ROWS
         for c0 in range(0, channels, CHANNEL_CHUNK):
             cc = min(CHANNEL_CHUNK, channels - c0)
-            _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb, vstep,
-                         CHANNEL_CHUNK)
-            # the 16 products, M[xi, og, tile, 16] (+)= V[xi, tile, :] @ U[xi, og, :, 16]
-            for xi in range(16):
+            if size == 5:
+                _input_tiles5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb,
+                              vstep, CHANNEL_CHUNK)
+            else:
+                _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb,
+                             vstep, CHANNEL_CHUNK)
+            # the products, M[xi, og, tile, 16] (+)= V[xi, tile, :] @ U[xi, og, :, 16]
+            for xi in range(entries):
                 for og in range(groups16):
                     w_at = ((xi * groups16 + og) * channels + c0) * COLS
                     for blk in range(0, padded, 2 * ROWS if wide else ROWS):
@@ -316,7 +437,10 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
             for og in range(groups16):
                 for half in range(0, COLS, LANES):
                     at = np.uint64((og * tiles + tl) * COLS + half)
-                    y00, y01, y10, y11 = _output_tile(mb, at, mstep, vload(bias, og * COLS + half))
+                    if size == 5:
+                        y00, y01, y10, y11 = _output_tile5(mb, at, mstep, vload(bias, og * COLS + half))
+                    else:
+                        y00, y01, y10, y11 = _output_tile(mb, at, mstep, vload(bias, og * COLS + half))
                     check = _stage_outputs(ob, COLS, half, y00, y01, y10, y11, check)
                 _store_outputs(y, ob, COLS, np.uint64((n * out_ch + og * COLS) * plane_out + oh * out_w + ow),
                                min(COLS, out_ch - og * COLS), plane_out, dh, dw, out_w, more_h, more_w)
@@ -536,3 +660,37 @@ def _adjoint(du, channels, out_ch, gw, first_job, last_job, thread):  # pragma: 
             gw[out + np.uint64(6)] = np.float32(c0 + (c1 + c2) * half)
             gw[out + np.uint64(7)] = np.float32((c1 - c2) * half)
             gw[out + np.uint64(8)] = np.float32((c1 + c2) * half + c3)
+
+
+@_backend.job_kernel
+def _weights_any(w, gm, size, out_ch, channels, swap, u, scratch, first_job, last_job, thread
+                 ):  # pragma: no cover - compiled
+    # _weights for any kernel size: u[xi, f // 16, e, f % 16] = (G v G')[xi] of the size x size v =
+    # w[f, e] (with swap, w[e, f] turned by 180 degrees), in float64, rounded once; gm: flat (n,
+    # size) float64 G, n = size + 1 (xi = n*i + k); scratch: (threads, n * size) float64 for G v
+    n = size + 1
+    c8 = -(-channels // LANES) * LANES
+    groups16 = u.shape[0] // (n * n * COLS * c8)
+    taps = size * size
+    scratch = scratch[thread]
+    step = np.uint64(groups16 * c8 * COLS)
+    for job in range(np.uint64(first_job), np.uint64(last_job)):
+        og = np.int64(job)
+        for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
+            for e in range(channels):
+                base = (e * out_ch + f) * taps if swap else (f * channels + e) * taps
+                for i in range(n):  # G v
+                    for t in range(size):
+                        acc = 0.0
+                        for s in range(size):
+                            at = (taps - 1 - s * size - t) if swap else (s * size + t)
+                            acc += gm[i * size + s] * np.float64(w[np.uint64(base + at)])
+                        scratch[i * size + t] = acc
+                for i in range(n):  # (G v) G'
+                    for k in range(n):
+                        acc = 0.0
+                        for t in range(size):
+                            acc += scratch[i * size + t] * gm[k * size + t]
+                        u[np.uint64((og * c8 + e) * COLS + f - og * COLS) + np.uint64(i * n + k) * step] = (
+                            np.float32(acc))
+

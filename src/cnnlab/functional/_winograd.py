@@ -1,5 +1,5 @@
-"""The Winograd method of a 3x3 convolution of stride 1 (``method='winograd'``): float32, by the
-compiled kernel of :mod:`cnnlab.functional._numba_winograd`.
+"""The Winograd method of a 3x3 or 5x5 convolution of stride 1 (``method='winograd'``): float32,
+by the compiled kernel of :mod:`cnnlab.functional._numba_winograd`.
 
 F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): every
 2 x 2 outputs of a filter (``d`` apart along an axis of dilation ``d``) take 16 products per input
@@ -19,6 +19,16 @@ vector with the padding written in (:func:`blocked`), which the forward keeps fo
 gradient; the upstream gradient is blocked once for both gradients.  (A weight gradient whose
 padding reaches past the kernel, ``lo > 2*d``, runs on the implicit kernels.)
 
+F(2x2, 5x5), the same tiles of 2 x 2 outputs from 6 x 6 input values: 36 products per input
+channel instead of 100 (2.8 times fewer), by the transforms of the points 0, 1, -1, 2, -2 and
+infinity (``B'`` is F(4x4, 3x3)'s; ``A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]``; ``G`` is
+:data:`G5`, applied in float64).  The forward and the input gradient run the same fused kernel
+with 36 entries a tile (no BLAS variant: 'auto' takes this method only for layers of at most
+:data:`MAX_PRODUCT_5` input channels times filters); the weight gradient runs on the implicit
+kernels, because the adjoint's ``G' dU G`` brings the outer taps' sums out of entries up to 25
+times larger: on uniform inputs and 3,840 tiles its largest error was 2e-5 of the largest value,
+twice the 1e-5 that every other path keeps (and the tile's products gained it only 5%).
+
 A call whose output has a value that is not finite is run again by the implicit kernels: the
 transforms add and subtract input values, and ``inf - inf`` would be ``nan`` where the defining
 sum has ``inf``.
@@ -28,7 +38,10 @@ the largest values of its 4 x 4 tile, where the defining sum's scales with those
 window.  For inputs of similar sizes (activations, images) the two are alike (measured on normal
 values: 2.1e-6 against 6.2e-6 for the implicit kernels, docs/BENCHMARKS.md round 20); an input
 with a value many orders of magnitude above its neighbours can leave an error of that value
-times float32's epsilon on outputs whose windows miss it.  ``method='implicit'`` keeps the
+times float32's epsilon on outputs whose windows miss it.  F(2x2, 5x5)'s transforms scale
+values by up to 5 (and its ``G`` by 1/24): on normal values its largest forward error was
+1.9e-6 to 2.5e-6 of the largest output, against 4e-7 to 1e-6 for the implicit kernels (this round's
+five layers of the check in docs/BENCHMARKS.md, round 42).  ``method='implicit'`` keeps the
 defining sum's behaviour.
 """
 
@@ -78,31 +91,72 @@ BLAS_CHUNK_BYTES = 16 << 20
 
 
 def by_blas(weight_shape: Sequence[int], least: int | None = None) -> bool:
-    """Whether the 16 products of a layer of these weights run by the BLAS: at least ``least``
-    (:data:`BLAS_MIN_PRODUCT` when None) input channels times filters."""
+    """Whether the 16 products of a 3x3 layer of these weights run by the BLAS: at least ``least``
+    (:data:`BLAS_MIN_PRODUCT` when None) input channels times filters.  A 5x5 layer's 36 products
+    run in the fused kernels at every size."""
+    if weight_shape[-1] != 3:
+        return False
     return weight_shape[0] * weight_shape[1] >= (BLAS_MIN_PRODUCT if least is None else least)
 
 
 def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, stride: Sequence[int],
            dilation: Sequence[int]) -> bool:
     """Whether 'auto' takes this method for a float32 convolution it would give the implicit
-    kernels (padded input ``xp_shape``): 2-d, 3x3, stride 1, one group, :data:`MIN_CHANNELS` to
-    :data:`MAX_CHANNELS` input channels and filters, at least :data:`MIN_TILES` tiles."""
+    kernels (padded input ``xp_shape``): 2-d, stride 1, one group, and either 3x3 with
+    :data:`MIN_CHANNELS` to :data:`MAX_CHANNELS` input channels and filters and at least
+    :data:`MIN_TILES` tiles, or 5x5 with at least :data:`MIN_CHANNELS` of each, at most
+    :data:`MAX_PRODUCT_5` input channels times filters and at least :data:`MIN_TILES_5` tiles."""
     if not _layer_fits(weight_shape, stride, groups):
         return False
     out_ch, channels = weight_shape[:2]
-    if not (MIN_CHANNELS <= channels <= MAX_CHANNELS and MIN_CHANNELS <= out_ch <= MAX_CHANNELS):
+    size = weight_shape[-1]
+    if size == 5:
+        if not (channels >= MIN_CHANNELS and out_ch >= MIN_CHANNELS and channels * out_ch <= MAX_PRODUCT_5):
+            return False
+    elif not (MIN_CHANNELS <= channels <= MAX_CHANNELS and MIN_CHANNELS <= out_ch <= MAX_CHANNELS):
         return False
-    out = [n - 2 * d for n, d in zip(xp_shape[2:], dilation, strict=True)]
+    out = [n - (size - 1) * d for n, d in zip(xp_shape[2:], dilation, strict=True)]
     if min(out) < 1:
         return False
     tiles = xp_shape[0] * math.prod(len(tile_bases(o, d)) for o, d in zip(out, dilation, strict=True))
-    return tiles >= MIN_TILES
+    return tiles >= (MIN_TILES if size == 3 else MIN_TILES_5)
+
+
+# 5x5 layers 'auto' gives F(2x2, 5x5): input channels times filters up to MAX_PRODUCT_5 (the
+# fused kernels' jobs each read all 36 x C x O transformed weights, and larger layers stream them
+# from beyond the L2 cache) and at least MIN_TILES_5 tiles of 2 x 2 outputs in the batch.
+# Measured on 2 cores (the Zen 4 of docs/BENCHMARKS.md, round 42), forward+backward, alternating in
+# one process, median ms (Winograd / implicit / torch): N32 C16 24x24 -> 32 p2 (4608 tiles) 7.1 /
+# 8.2 / 7.7 (least of 41); N32 C16 24x24 -> 16 5.2 / 5.8 / 5.9; N32 C16 -> 64 14.2 / 16.9 / 15.5;
+# N64 C32 14x14 -> 64 16.0 / 20.5 / 19.3; N16 C64 28x28 -> 64 24.9 / 37.7 / 37.1; N16 C16 32x32 -> 32
+# 7.0 / 9.2 / 8.2; against it N8 C128 14x14 -> 128 26.0 / 20.3 / 18.8, N8 C256 14x14 -> 256 111 / 78 /
+# 72, N32 C32 12x12 -> 32 (1152 tiles) 5.8 / 4.9 / 4.7, N64 C16 12x12 -> 32 unpadded (1024 tiles)
+# 2.7 / 2.6 / 3.1, N4 C16 16x16 -> 16 (256 tiles) 1.9 / 1.8 / 3.6.
+MAX_PRODUCT_5 = 64 * 64
+MIN_TILES_5 = 2048
 
 
 def _layer_fits(weight_shape: Sequence[int], stride: Sequence[int], groups: int) -> bool:
-    """2-d, a 3x3 kernel, stride 1, one group: the layers the kernels compute."""
-    return len(weight_shape) == 4 and tuple(weight_shape[2:]) == (3, 3) and all(s == 1 for s in stride) and groups == 1
+    """2-d, a 3x3 or 5x5 kernel, stride 1, one group: the layers the kernels compute."""
+    return (len(weight_shape) == 4 and tuple(weight_shape[2:]) in ((3, 3), (5, 5)) and all(s == 1 for s in stride)
+            and groups == 1)
+
+
+def entries(size: int) -> int:
+    """The transformed values of a tile, per channel: 16 for a 3x3 kernel (F(2x2, 3x3)), 36 for a
+    5x5 one (F(2x2, 5x5))."""
+    return (size + 1) * (size + 1)
+
+
+# G of F(2x2, 5x5) (6 x 5, float64; the points 0, 1, -1, 2, -2 and infinity): row i maps the 5
+# taps w to w(p_i) / prod_{j != i} (p_i - p_j), the last row the last tap (see _numba_winograd).
+G5 = np.array([[1 / 4, 0, 0, 0, 0],
+               [-1 / 6, -1 / 6, -1 / 6, -1 / 6, -1 / 6],
+               [-1 / 6, 1 / 6, -1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6, 1 / 3, 2 / 3],
+               [1 / 24, -1 / 12, 1 / 6, -1 / 3, 2 / 3],
+               [0, 0, 0, 0, 1]], np.float64)
+G5.flags.writeable = False
 
 
 def applies(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], groups: int) -> bool:
@@ -126,6 +180,14 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
     if swap:
         out_ch, channels = channels, out_ch
     c8 = -(-channels // nw.LANES) * nw.LANES
+    size = weight.shape[-1]
+    if size == 5:  # (the fused kernels only: see by_blas)
+        u = np.zeros(entries(5) * -(-out_ch // _COLS) * _COLS * c8, np.float32)
+        _backend.run_jobs(nw._weights_any, -(-out_ch // _COLS),
+                          _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)),
+                          _backend.read_only(G5.reshape(-1)), 5, out_ch, channels, swap, u,
+                          np.empty((numba.config.NUMBA_NUM_THREADS, G5.size)), work=u.size * 10.0)
+        return u
     rows = -(-out_ch // nw.LANES) * nw.LANES if blas else -(-out_ch // _COLS) * _COLS
     u = np.zeros(16 * rows * c8, np.float32)
     _backend.run_jobs(nw._weights, -(-out_ch // _COLS),
@@ -147,17 +209,18 @@ def tile_bases(size: int, dilation: int) -> np.ndarray:
 
 
 def blocked(src: np.ndarray, lows: Sequence[int], out: Sequence[int], dilation: Sequence[int],
-            at_least: Sequence[int] = (0, 0)) -> tuple[np.ndarray, int, int]:
+            at_least: Sequence[int] = (0, 0), size: int = 3) -> tuple[np.ndarray, int, int]:
     """``(xb, hn, wn)``: the float32 ``(N, C, H, W)`` ``src`` zero-padded by ``lows`` in front and
-    as far as the tiles of ``out`` outputs reach behind (and to at least ``at_least`` rows and
-    columns), in blocks of 8 channels (flat ``xb[n, c // 8, h, w, c % 8]``, zeros past the last
-    channel), ``hn x wn`` values a plane."""
+    as far as the tiles of ``out`` outputs reach behind (``size + 1`` input values a tile along an
+    axis, ``size`` the kernel's; and to at least ``at_least`` rows and columns), in blocks of 8
+    channels (flat ``xb[n, c // 8, h, w, c % 8]``, zeros past the last channel), ``hn x wn`` values
+    a plane."""
     from cnnlab.functional import _numba_winograd as nw
 
     batch, channels, height, width = src.shape
     rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
-    hn = max(int(rows.max()) + 3 * dilation[0] + 1, at_least[0])
-    wn = max(int(cols.max()) + 3 * dilation[1] + 1, at_least[1])
+    hn = max(int(rows.max()) + size * dilation[0] + 1, at_least[0])
+    wn = max(int(cols.max()) + size * dilation[1] + 1, at_least[1])
     cblocks = -(-channels // nw.LANES)
     xb = np.empty(batch * cblocks * hn * wn * nw.LANES, np.float32)
     flat = _backend.read_only(np.ascontiguousarray(src, np.float32).reshape(-1))
@@ -166,19 +229,21 @@ def blocked(src: np.ndarray, lows: Sequence[int], out: Sequence[int], dilation: 
     return xb, hn, wn
 
 
-def _tiles(total: int) -> int:
+def _tiles(total: int, size: int = 3) -> int:
+    """Tiles per job: at most :data:`~cnnlab.functional._numba_winograd.TILES` (for a 5x5 kernel,
+    ``TILES_5``: its 36 entries a tile), a multiple of 6 (the register block's rows)."""
     from cnnlab.functional import _numba_winograd as nw
 
-    return min(nw.TILES, -(-total // nw.ROWS) * nw.ROWS)
+    return min(nw.TILES if size == 3 else nw.TILES_5, -(-total // nw.ROWS) * nw.ROWS)
 
 
 def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], out: Sequence[int],
-              dilation: Sequence[int], bias: np.ndarray | None = None, block: tuple | None = None
+              dilation: Sequence[int], bias: np.ndarray | None = None, block: tuple | None = None, size: int = 3
               ) -> np.ndarray | None:
     """``y[b, o, i, j] = bias[o] + sum_{c, s, t} src[b, c, i - lo_h + s*dh, j - lo_w + t*dw] * w[o, c, s, t]``
     for the float32 ``(N, C, H, W)`` ``src`` (zeros outside it) and ``u`` (:func:`transformed`);
     None when a value came out not finite (the caller then runs another method).  ``block``: the
-    :func:`blocked` copy of ``src``, when made already."""
+    :func:`blocked` copy of ``src``, when made already; ``size``: the kernel's, 3 or 5."""
     import numba
 
     from cnnlab.functional import _numba_simd
@@ -186,13 +251,14 @@ def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], 
 
     batch, channels = src.shape[:2]
     rows, cols = tile_bases(out[0], dilation[0]), tile_bases(out[1], dilation[1])
-    xb, hn, wn = block if block is not None else blocked(src, lows, out, dilation)
+    xb, hn, wn = block if block is not None else blocked(src, lows, out, dilation, size=size)
     total = batch * len(rows) * len(cols)
     blocks = -(-out_ch // _COLS)
-    tiles = _tiles(total)
+    tiles = _tiles(total, size)
     threads = numba.config.NUMBA_NUM_THREADS
-    vbuf = np.empty((threads, 16 * (tiles * nw.CHANNEL_CHUNK + nw.SKEW)), np.float32)
-    mbuf = np.empty((threads, 16 * (blocks * _COLS * tiles + nw.SKEW)), np.float32)
+    e = entries(size)
+    vbuf = np.empty((threads, e * (tiles * nw.CHANNEL_CHUNK + nw.SKEW)), np.float32)
+    mbuf = np.empty((threads, e * (blocks * _COLS * tiles + nw.SKEW)), np.float32)
     obuf = np.empty((threads, 5 * _COLS), np.float32)
     checks = np.zeros(threads, np.float32)
     full = np.zeros(blocks * _COLS, np.float32)
@@ -202,8 +268,8 @@ def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], 
     cblocks = -(-channels // nw.LANES)
     _backend.run_jobs(nw._forward, -(-total // tiles), _backend.read_only(xb), cblocks, hn, wn, dilation[0],
                       dilation[1], rows, cols, _backend.read_only(u), full, out_ch, out[0], out[1], y.reshape(-1),
-                      tiles, _numba_simd.WIDE, vbuf, mbuf, obuf, checks,
-                      work=float(total) * 16 * cblocks * 8 * blocks * 16,
+                      tiles, _numba_simd.WIDE, size, vbuf, mbuf, obuf, checks,
+                      work=float(total) * e * cblocks * 8 * blocks * 16,
                       balanced=True)
     return None if np.isnan(checks).any() else y
 
@@ -356,12 +422,13 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     if not applies(x, weight, stride, groups):
         return None
     lows = [lo for lo, _ in pads] if pads else [0, 0]
-    block = blocked(x, lows, out, dilation)
+    size = weight.shape[-1]
+    block = blocked(x, lows, out, dilation, size=size)
     bias = None if bias is None else np.asarray(bias, np.float32)
     if by_blas(weight.shape):
         y = correlate_by_blas(x, weight, False, lows, out, dilation, bias, block)
     else:
-        y = correlate(x, transformed(weight), weight.shape[0], lows, out, dilation, bias, block)
+        y = correlate(x, transformed(weight), weight.shape[0], lows, out, dilation, bias, block, size)
     return None if y is None else (y, block)
 
 
@@ -370,18 +437,21 @@ def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], b
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(grad_x, grad_w)`` of a Winograd forward (None where not needed, or where a value came out
     not finite: the caller computes those another way).  The input gradient is the correlation of
-    the upstream gradient, padded by ``2*d - lo`` in front, with the weights turned by 180 degrees
-    and their channel axes swapped; both gradients read one blocked copy of the upstream gradient."""
+    the upstream gradient, padded by ``(k - 1)*d - lo`` in front (``k`` the kernel's size), with the
+    weights turned by 180 degrees and their channel axes swapped; both gradients read one blocked
+    copy of the upstream gradient."""
     if grad_out.dtype != np.float32 or weight.dtype != np.float32:
         return None, None
-    lows = [2 * d - (pads[a][0] if pads else 0) for a, d in enumerate(dilation)]
+    size = weight.shape[-1]
+    lows = [(size - 1) * d - (pads[a][0] if pads else 0) for a, d in enumerate(dilation)]
     x_spatial = tuple(x_shape[2:])
     # (every upstream value inside the block, for the weight gradient, even where the padding
     # reaches past the kernel and the input gradient's tiles do not read it)
     reach = [o + lo for o, lo in zip(grad_out.shape[2:], lows, strict=True)]
-    gblock = blocked(grad_out, lows, x_spatial, dilation, reach)
-    # (a padding past the kernel's reach leaves upstream values outside the block: lows < 0)
-    needs_w = needs[1] and min(lows) >= 0
+    gblock = blocked(grad_out, lows, x_spatial, dilation, reach, size)
+    # (a padding past the kernel's reach leaves upstream values outside the block: lows < 0; a
+    # 5x5 layer's weight gradient is left to the implicit kernels, see the module's notes)
+    needs_w = needs[1] and min(lows) >= 0 and size == 3
     gw = gx = None
     if needs_w:
         gw = (grad_w_by_blas(block, x_shape, gblock, lows, grad_out.shape, dilation)
@@ -391,5 +461,5 @@ def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], b
         gx = (correlate_by_blas(grad_out, weight, True, lows, x_spatial, dilation, None, gblock)
               if by_blas(weight.shape) else
               correlate(grad_out, transformed(weight, swap=True), weight.shape[1], lows, x_spatial, dilation, None,
-                        gblock))
+                        gblock, size))
     return gx, gw
