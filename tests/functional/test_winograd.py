@@ -221,6 +221,8 @@ def test_five_by_five_weights_are_g_w_g_transposed(compiled, out_ch, channels, s
             u[:, :, o, c] = g @ v[o, c].astype(np.float64) @ g.T
     want = u.reshape(36, -1, 16, u.shape[3]).transpose(0, 1, 3, 2).astype(np.float32).reshape(-1)
     np.testing.assert_allclose(_winograd.transformed(w, swap), want, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="3x3"):  # (no BLAS layout for 5x5 weights)
+        _winograd.transformed(w, swap, blas=True)
 
 
 @pytest.mark.parametrize("size, dilation, want", [

@@ -125,13 +125,15 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
 # 5x5 layers 'auto' gives F(2x2, 5x5): input channels times filters up to MAX_PRODUCT_5 (the
 # fused kernels' jobs each read all 36 x C x O transformed weights, and larger layers stream them
 # from beyond the L2 cache) and at least MIN_TILES_5 tiles of 2 x 2 outputs in the batch.
-# Measured on 2 cores (the Zen 4 of docs/BENCHMARKS.md, round 42), forward+backward, alternating in
-# one process, median ms (Winograd / implicit / torch): N32 C16 24x24 -> 32 p2 (4608 tiles) 7.1 /
-# 8.2 / 7.7 (least of 41); N32 C16 24x24 -> 16 5.2 / 5.8 / 5.9; N32 C16 -> 64 14.2 / 16.9 / 15.5;
-# N64 C32 14x14 -> 64 16.0 / 20.5 / 19.3; N16 C64 28x28 -> 64 24.9 / 37.7 / 37.1; N16 C16 32x32 -> 32
-# 7.0 / 9.2 / 8.2; against it N8 C128 14x14 -> 128 26.0 / 20.3 / 18.8, N8 C256 14x14 -> 256 111 / 78 /
-# 72, N32 C32 12x12 -> 32 (1152 tiles) 5.8 / 4.9 / 4.7, N64 C16 12x12 -> 32 unpadded (1024 tiles)
-# 2.7 / 2.6 / 3.1, N4 C16 16x16 -> 16 (256 tiles) 1.9 / 1.8 / 3.6.
+# Measured on 2 cores (the Zen 4 of docs/BENCHMARKS.md, round 42), forward+backward through
+# autograd, alternating in one process, median ms (Winograd / implicit / torch; padding 2): N32 C16
+# 24x24 -> 32 (4608 tiles) 8.2 / 9.0 / 8.5; N64 C32 12x12 -> 64 (2304) 12.2 / 14.3 / 13.9; N32 C32
+# 24x24 -> 32 13.3 / 15.5 / 14.9; N8 C16 32x32 -> 32 (2048) 4.5 / 5.0 / 4.8; N16 C64 32x32 -> 64 39.3
+# / 54.0 / 53.2; N16 C32 56x56 -> 32 30.2 / 38.5 / 37.9; N64 C16 14x14 -> 16 3.4 / 3.5 / 3.0; against
+# it (with a weight gradient by the transforms' adjoint, since dropped) N8 C128 14x14 -> 128 26.0 /
+# 20.3 / 18.8, N8 C256 14x14 -> 256 111 / 78 / 72, N32 C32 12x12 -> 32 (1152 tiles) 5.8 / 4.9 / 4.7,
+# N64 C16 12x12 -> 32 unpadded (1024 tiles) 2.7 / 2.6 / 3.1, N4 C16 16x16 -> 16 (256 tiles) 1.9 /
+# 1.8 / 3.6.
 MAX_PRODUCT_5 = 64 * 64
 MIN_TILES_5 = 2048
 
@@ -171,7 +173,9 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
     float64 and rounded once; zeros past the last filter and, up to a multiple of 8, the last
     channel): flat ``U[xi, o // 16, c, o % 16]`` for the fused kernels, or with ``blas`` the
     ``(16, C8, O8)`` array ``U[xi, c, o]`` for the BLAS's products.  With ``swap``, of the input
-    gradient's weights ``w[c, o]`` turned by 180 degrees (its filters are the input channels)."""
+    gradient's weights ``w[c, o]`` turned by 180 degrees (its filters are the input channels).
+    ``xi`` counts the 16 entries of a 3x3 kernel's ``G`` or the 36 of a 5x5 one's (:data:`G5`; the
+    fused kernels' layout only)."""
     import numba
 
     from cnnlab.functional import _numba_winograd as nw
@@ -181,7 +185,9 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
         out_ch, channels = channels, out_ch
     c8 = -(-channels // nw.LANES) * nw.LANES
     size = weight.shape[-1]
-    if size == 5:  # (the fused kernels only: see by_blas)
+    if size == 5:
+        if blas:
+            raise ValueError("transformed: the BLAS's layout is for 3x3 weights (see by_blas), got a 5x5 kernel")
         u = np.zeros(entries(5) * -(-out_ch // _COLS) * _COLS * c8, np.float32)
         _backend.run_jobs(nw._weights_any, -(-out_ch // _COLS),
                           _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)),
