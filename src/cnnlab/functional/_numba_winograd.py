@@ -101,18 +101,23 @@ def _blocked(src, channels, height, width, lo_h, lo_w, hn, wn, xb, first_job, la
 
 
 @numba.njit(inline="always")
+def _tile_origin(t, rows_base, cols_base):  # pragma: no cover - compiled
+    # tile t of the batch: its image and its first input row and column in the blocked input
+    th, tw = rows_base.shape[0], cols_base.shape[0]
+    rest = t % (th * tw)
+    return t // (th * tw), rows_base[rest // tw], cols_base[rest % tw]
+
+
+@numba.njit(inline="always")
 def _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep,
                  width):  # pragma: no cover - compiled
     # the input transform of tiles t0 .. t0 + count - 1 (past the last tile: the last one again),
     # channels c0 .. c0 + cc - 1 (cc a multiple of LANES): vb[xi*vstep + tl*width + c - c0]
     # = (B' d B)[xi] of tile t0 + tl's 4 x 4 values d of channel c, 8 channels per vector
-    th, tw = rows_base.shape[0], cols_base.shape[0]
     r1, r2, r3 = np.uint64(dh * wn * LANES), np.uint64(2 * dh * wn * LANES), np.uint64(3 * dh * wn * LANES)
     k1, k2, k3 = np.uint64(dw * LANES), np.uint64(2 * dw * LANES), np.uint64(3 * dw * LANES)
     for tl in range(count):
-        t = min(t0 + tl, total - 1)
-        n, rest = t // (th * tw), t % (th * tw)
-        h0, w0 = rows_base[rest // tw], cols_base[rest % tw]
+        n, h0, w0 = _tile_origin(min(t0 + tl, total - 1), rows_base, cols_base)
         for cb in range(c0 // LANES, (c0 + cc) // LANES):
             b = np.uint64((((n * cblocks + cb) * hn + h0) * wn + w0) * LANES)
             d00, d01, d02, d03 = vload(xb, b), vload(xb, b + k1), vload(xb, b + k2), vload(xb, b + k3)
@@ -244,6 +249,20 @@ def _at6(m0, m1, m2, m3, m4, m5):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always")
+def _bt6_loads(a, at, step):  # pragma: no cover - compiled
+    # _bt6 of the six vectors a[at], a[at + step], ..., a[at + 5*step]
+    return _bt6(vload(a, at), vload(a, at + step), vload(a, at + 2 * step), vload(a, at + 3 * step),
+                vload(a, at + 4 * step), vload(a, at + 5 * step))
+
+
+@numba.njit(inline="always")
+def _at6_loads(a, at, step):  # pragma: no cover - compiled
+    # _at6 of the six vectors a[at], a[at + step], ..., a[at + 5*step]
+    return _at6(vload(a, at), vload(a, at + step), vload(a, at + 2 * step), vload(a, at + 3 * step),
+                vload(a, at + 4 * step), vload(a, at + 5 * step))
+
+
+@numba.njit(inline="always")
 def _store6(a, at, step, v):  # pragma: no cover - compiled
     # the six vectors of v at a[at], a[at + step], ..., a[at + 5*step]
     vstore(a, at, v[0])
@@ -259,33 +278,16 @@ def _input_tiles5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, 
                   width):  # pragma: no cover - compiled
     # _input_tiles for F(2x2, 5x5): vb[xi*vstep + tl*width + c - c0] = (B' d B)[xi] of the tile's
     # 6 x 6 values d of channel c, xi = 6*i + k
-    th, tw = rows_base.shape[0], cols_base.shape[0]
     r = np.uint64(dh * wn * LANES)
     k = np.uint64(dw * LANES)
     for tl in range(count):
-        t = min(t0 + tl, total - 1)
-        n, rest = t // (th * tw), t % (th * tw)
-        h0, w0 = rows_base[rest // tw], cols_base[rest % tw]
+        n, h0, w0 = _tile_origin(min(t0 + tl, total - 1), rows_base, cols_base)
         for cb in range(c0 // LANES, (c0 + cc) // LANES):
             b = np.uint64((((n * cblocks + cb) * hn + h0) * wn + w0) * LANES)
             at = np.uint64(tl * width + cb * LANES - c0)
             # columns first: E[:, j] = B' d[:, j], then each row of E times B
-            e0 = _bt6(vload(xb, b), vload(xb, b + r), vload(xb, b + 2 * r), vload(xb, b + 3 * r),
-                      vload(xb, b + 4 * r), vload(xb, b + 5 * r))
-            e1 = _bt6(vload(xb, b + k), vload(xb, b + r + k), vload(xb, b + 2 * r + k), vload(xb, b + 3 * r + k),
-                      vload(xb, b + 4 * r + k), vload(xb, b + 5 * r + k))
-            b2 = b + 2 * k
-            e2 = _bt6(vload(xb, b2), vload(xb, b2 + r), vload(xb, b2 + 2 * r), vload(xb, b2 + 3 * r),
-                      vload(xb, b2 + 4 * r), vload(xb, b2 + 5 * r))
-            b3 = b + 3 * k
-            e3 = _bt6(vload(xb, b3), vload(xb, b3 + r), vload(xb, b3 + 2 * r), vload(xb, b3 + 3 * r),
-                      vload(xb, b3 + 4 * r), vload(xb, b3 + 5 * r))
-            b4 = b + 4 * k
-            e4 = _bt6(vload(xb, b4), vload(xb, b4 + r), vload(xb, b4 + 2 * r), vload(xb, b4 + 3 * r),
-                      vload(xb, b4 + 4 * r), vload(xb, b4 + 5 * r))
-            b5 = b + 5 * k
-            e5 = _bt6(vload(xb, b5), vload(xb, b5 + r), vload(xb, b5 + 2 * r), vload(xb, b5 + 3 * r),
-                      vload(xb, b5 + 4 * r), vload(xb, b5 + 5 * r))
+            e0, e1, e2 = _bt6_loads(xb, b, r), _bt6_loads(xb, b + k, r), _bt6_loads(xb, b + 2 * k, r)
+            e3, e4, e5 = _bt6_loads(xb, b + 3 * k, r), _bt6_loads(xb, b + 4 * k, r), _bt6_loads(xb, b + 5 * k, r)
             _store6(vb, at, vstep, _bt6(e0[0], e1[0], e2[0], e3[0], e4[0], e5[0]))
             _store6(vb, at + 6 * vstep, vstep, _bt6(e0[1], e1[1], e2[1], e3[1], e4[1], e5[1]))
             _store6(vb, at + 12 * vstep, vstep, _bt6(e0[2], e1[2], e2[2], e3[2], e4[2], e5[2]))
@@ -297,18 +299,10 @@ def _input_tiles5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, 
 @numba.njit(inline="always")
 def _output_tile5(m, at, mstep, b):  # pragma: no cover - compiled
     # Y = A' M A (+ b) of a tile from its 36 entries m[at + xi*mstep .. + 8], xi = 6*i + k
-    s0 = _at6(vload(m, at), vload(m, at + 6 * mstep), vload(m, at + 12 * mstep), vload(m, at + 18 * mstep),
-              vload(m, at + 24 * mstep), vload(m, at + 30 * mstep))
-    s1 = _at6(vload(m, at + mstep), vload(m, at + 7 * mstep), vload(m, at + 13 * mstep), vload(m, at + 19 * mstep),
-              vload(m, at + 25 * mstep), vload(m, at + 31 * mstep))
-    s2 = _at6(vload(m, at + 2 * mstep), vload(m, at + 8 * mstep), vload(m, at + 14 * mstep),
-              vload(m, at + 20 * mstep), vload(m, at + 26 * mstep), vload(m, at + 32 * mstep))
-    s3 = _at6(vload(m, at + 3 * mstep), vload(m, at + 9 * mstep), vload(m, at + 15 * mstep),
-              vload(m, at + 21 * mstep), vload(m, at + 27 * mstep), vload(m, at + 33 * mstep))
-    s4 = _at6(vload(m, at + 4 * mstep), vload(m, at + 10 * mstep), vload(m, at + 16 * mstep),
-              vload(m, at + 22 * mstep), vload(m, at + 28 * mstep), vload(m, at + 34 * mstep))
-    s5 = _at6(vload(m, at + 5 * mstep), vload(m, at + 11 * mstep), vload(m, at + 17 * mstep),
-              vload(m, at + 23 * mstep), vload(m, at + 29 * mstep), vload(m, at + 35 * mstep))
+    step = 6 * mstep
+    s0, s1, s2 = _at6_loads(m, at, step), _at6_loads(m, at + mstep, step), _at6_loads(m, at + 2 * mstep, step)
+    s3, s4 = _at6_loads(m, at + 3 * mstep, step), _at6_loads(m, at + 4 * mstep, step)
+    s5 = _at6_loads(m, at + 5 * mstep, step)
     y00, y01 = _at6(s0[0], s1[0], s2[0], s3[0], s4[0], s5[0])
     y10, y11 = _at6(s0[1], s1[1], s2[1], s3[1], s4[1], s5[1])
     return vadd(b, y00), vadd(b, y01), vadd(b, y10), vadd(b, y11)
