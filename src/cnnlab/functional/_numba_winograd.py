@@ -14,11 +14,11 @@ direct sum has 36 (2.25 times fewer).  The transforms ``B`` and ``A`` only add a
 - :func:`_blocked`: the input zero-padded into blocks of 8 channels, ``xb[n, c // 8, h, w, c %
   8]`` (zeros past the last channel), so that a tile's 16 values of 8 channels are 16 vector
   loads and the transform runs on 8 channels at once, without a test for the border.
-- :func:`_forward` runs jobs of :data:`TILES` tiles.  A job transforms its tiles' input (a chunk
-  of :data:`CHANNEL_CHUNK` channels at a time) into a buffer of its thread, ``V[xi, tile, c]``,
-  runs the 16 products by the same ``6 x 16`` register block as
-  :mod:`cnnlab.functional._numba_implicit` (6 tiles by 16 filters, the channels the shared
-  dimension), keeps the sums ``M[xi, og, tile, 16]`` in a second buffer, and transforms them
+- :func:`_forward` (and :func:`_forward5`, F(2x2, 5x5)'s) runs jobs of :data:`TILES` tiles.  A
+  job transforms its tiles' input (a chunk of :data:`CHANNEL_CHUNK` channels at a time) into a
+  buffer of its thread, ``V[xi, tile, c]``, runs the 16 products by the same ``6 x 16`` register
+  block as :mod:`cnnlab.functional._numba_implicit` (6 tiles by 16 filters, the channels the
+  shared dimension), keeps the sums ``M[xi, og, tile, 16]`` in a second buffer, and transforms them
   into the output, 8 filters per vector.
 - :func:`_grad_w`: the weight gradient's 16 products, ``dU[xi, c, o] = sum_tiles V[xi, tile, c]
   * Z[xi, tile, o]`` with ``Z = A dY A'`` of the tile's 2 x 2 upstream gradients (read from the
@@ -354,9 +354,29 @@ def _add_checks(checks, thread, ob, check):  # pragma: no cover - compiled
         checks[thread] += ob[ob.shape[0] - LANES + lane]
 
 
+# The forward of a 3x3 layer (_forward) and of a 5x5 one (_forward5): one body, inlined into each
+# with the size's entries and its two transforms passed in as functions, so that each kernel
+# compiles only its own transforms (with both in one kernel behind a test of the size, a 3x3
+# layer's first call compiled 4.8 s instead of 2.6: Numba types and lowers a branch never taken).
+
 @_backend.job_kernel
 def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
-             size, vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
+             vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
+    _forward_body(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
+                  16, _input_tiles, _output_tile, vbuf, mbuf, obuf, checks, first_job, last_job, thread)
+
+
+@_backend.job_kernel
+def _forward5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
+              vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
+    _forward_body(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
+                  36, _input_tiles5, _output_tile5, vbuf, mbuf, obuf, checks, first_job, last_job, thread)
+
+
+@numba.njit(inline="always")
+def _forward_body(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
+                  entries, input_tiles, output_tile, vbuf, mbuf, obuf, checks, first_job, last_job, thread
+                  ):  # pragma: no cover - compiled
     # xb: flat (N, cblocks, hn, wn, 8) blocked, padded input (by _blocked); a tile (n, a, j)
     # covers output rows rows_base[a] (+ dh) and columns cols_base[j] (+ dw) of image n, and reads
     # xb rows rows_base[a] + dh*i, columns cols_base[j] + dw*k (i, k = 0..3); u: flat (16, O16 //
@@ -364,10 +384,10 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
     # wide: two blocks of 6 tiles at a time where two are left (12 x 16 sums); vbuf: (threads,
     # 16 * (tiles * CHANNEL_CHUNK + SKEW)); mbuf: (threads, 16 * (O16 * tiles + SKEW)); obuf:
     # (threads, 5 * 16); checks: (threads,), each thread's sum of y - y over its outputs (nan
-    # where one is not finite); size: the kernel's, 3 (16 entries xi = 4*i + k) or 5 (F(2x2, 5x5):
-    # 36 entries xi = 6*i + k, u flat (36, ...), the buffers' 16 rows 36); job j: tiles j*tiles ..
-    # (j+1)*tiles - 1 of all N*TH*TW
-    entries = (size + 1) * (size + 1)
+    # where one is not finite); entries: 16 (xi = 4*i + k) with _input_tiles and _output_tile, or
+    # for F(2x2, 5x5) 36 (xi = 6*i + k; u flat (36, ...), the buffers' 16 rows 36, the tiles 6 x
+    # 6 input values) with _input_tiles5 and _output_tile5; job j: tiles j*tiles .. (j+1)*tiles -
+    # 1 of all N*TH*TW
     th, tw = rows_base.shape[0], cols_base.shape[0]
     total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
     groups16 = bias.shape[0] // COLS
@@ -375,19 +395,14 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
     vb, mb, ob = vbuf[thread], mbuf[thread], obuf[thread]
     vstep = np.uint64(tiles * CHANNEL_CHUNK + SKEW)
     mstep = np.uint64(groups16 * tiles * COLS + SKEW)
-    check = vzero()
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         t0 = np.int64(job) * tiles
         count = min(tiles, total - t0)
         padded = -(-count // ROWS) * ROWS
         for c0 in range(0, channels, CHANNEL_CHUNK):
             cc = min(CHANNEL_CHUNK, channels - c0)
-            if size == 5:
-                _input_tiles5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb,
-                              vstep, CHANNEL_CHUNK)
-            else:
-                _input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb,
-                             vstep, CHANNEL_CHUNK)
+            input_tiles(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, padded, c0, cc, vb, vstep,
+                        CHANNEL_CHUNK)
             # the products, M[xi, og, tile, 16] (+)= V[xi, tile, :] @ U[xi, og, :, 16]
             for xi in range(entries):
                 for og in range(groups16):
@@ -424,20 +439,28 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
                                                                          wload(u, w))
                                 w += COLS
                         _put_rows(mb, a, c_0, c_1, c_2, c_3, c_4, c_5)
-        # the output transform, Y = A' M A (+ bias), 8 filters per vector
-        plane_out = out_h * out_w
-        for tl in range(count):
-            n, oh, ow, more_h, more_w = _tile_at(t0 + tl, rows_base, cols_base, dh, dw, out_h, out_w)
-            for og in range(groups16):
-                for half in range(0, COLS, LANES):
-                    at = np.uint64((og * tiles + tl) * COLS + half)
-                    if size == 5:
-                        y00, y01, y10, y11 = _output_tile5(mb, at, mstep, vload(bias, og * COLS + half))
-                    else:
-                        y00, y01, y10, y11 = _output_tile(mb, at, mstep, vload(bias, og * COLS + half))
-                    check = _stage_outputs(ob, COLS, half, y00, y01, y10, y11, check)
-                _store_outputs(y, ob, COLS, np.uint64((n * out_ch + og * COLS) * plane_out + oh * out_w + ow),
-                               min(COLS, out_ch - og * COLS), plane_out, dh, dw, out_w, more_h, more_w)
+        _outputs(output_tile, mb, mstep, bias, tiles, t0, count, rows_base, cols_base, dh, dw, out_ch, out_h, out_w,
+                 y, ob, checks, thread)
+
+
+@numba.njit(inline="always")
+def _outputs(output_tile, mb, mstep, bias, tiles, t0, count, rows_base, cols_base, dh, dw, out_ch, out_h, out_w, y,
+             ob, checks, thread):  # pragma: no cover - compiled
+    # the output transform of a job's tiles t0 .. t0 + count - 1, Y = A' M A (+ bias) by
+    # output_tile (_output_tile or _output_tile5), 8 filters per vector, from their sums M[xi, og,
+    # tile, 16] at mb (entries mstep apart); checks[thread] += the outputs' y - y (as _forward's)
+    groups16 = bias.shape[0] // COLS
+    plane_out = out_h * out_w
+    check = vzero()
+    for tl in range(count):
+        n, oh, ow, more_h, more_w = _tile_at(t0 + tl, rows_base, cols_base, dh, dw, out_h, out_w)
+        for og in range(groups16):
+            for half in range(0, COLS, LANES):
+                at = np.uint64((og * tiles + tl) * COLS + half)
+                y00, y01, y10, y11 = output_tile(mb, at, mstep, vload(bias, og * COLS + half))
+                check = _stage_outputs(ob, COLS, half, y00, y01, y10, y11, check)
+            _store_outputs(y, ob, COLS, np.uint64((n * out_ch + og * COLS) * plane_out + oh * out_w + ow),
+                           min(COLS, out_ch - og * COLS), plane_out, dh, dw, out_w, more_h, more_w)
     _add_checks(checks, thread, ob, check)
 
 

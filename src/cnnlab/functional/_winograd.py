@@ -272,9 +272,10 @@ def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], 
         full[:out_ch] = bias
     y = np.empty((batch, out_ch, *out), np.float32)
     cblocks = -(-channels // nw.LANES)
-    _backend.run_jobs(nw._forward, -(-total // tiles), _backend.read_only(xb), cblocks, hn, wn, dilation[0],
-                      dilation[1], rows, cols, _backend.read_only(u), full, out_ch, out[0], out[1], y.reshape(-1),
-                      tiles, _numba_simd.WIDE, size, vbuf, mbuf, obuf, checks,
+    kernel = nw._forward5 if size == 5 else nw._forward
+    _backend.run_jobs(kernel, -(-total // tiles), _backend.read_only(xb), cblocks, hn, wn, dilation[0], dilation[1],
+                      rows, cols, _backend.read_only(u), full, out_ch, out[0], out[1], y.reshape(-1), tiles,
+                      _numba_simd.WIDE, vbuf, mbuf, obuf, checks,
                       work=float(total) * e * cblocks * 8 * blocks * 16,
                       balanced=True)
     return None if np.isnan(checks).any() else y
