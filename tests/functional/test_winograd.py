@@ -473,3 +473,25 @@ def test_weight_gradient_adjoint_is_g_transposed_du_g(compiled):
         for c in range(7):
             want[o, c] = g.T @ du[:, c, o].astype(np.float64).reshape(4, 4) @ g
     np.testing.assert_array_equal(_winograd._adjoint(du, 7, 5), want.astype(np.float32))
+
+
+@pytest.mark.parametrize("size, padding, needs, blocks", [
+    (5, 2, (False, True), 0),  # a 5x5 layer's weight gradient alone: the implicit kernels', nothing blocked
+    (3, 4, (False, True), 0),  # a padding past the kernel's reach: the same
+    (3, 1, (False, True), 1),  # a 3x3 weight gradient reads the blocked upstream gradient
+    (5, 2, (True, False), 1),  # so does any input gradient
+])
+def test_the_upstream_gradient_is_blocked_only_for_a_kernel_that_reads_it(compiled, monkeypatch, size, padding, needs,
+                                                                         blocks):
+    x, w, _ = _inputs((1, 16, 6, 6), 16, seed=3, size=size)
+    out = 6 + 2 * padding - size + 1
+    g = np.random.default_rng(2).uniform(-1, 1, (1, 16, out, out)).astype(np.float32)
+    pads = ((padding, padding), (padding, padding))
+    block = _winograd.blocked(x, [padding, padding], (out, out), (1, 1), size=size)
+    calls = []
+    original = _winograd.blocked
+    monkeypatch.setattr(_winograd, "blocked", lambda *a, **k: calls.append(1) or original(*a, **k))
+    gx, gw = _winograd.backward(g, w, x.shape, block, pads, (1, 1), needs)
+    assert len(calls) == blocks
+    assert (gx is not None) == (needs[0] and blocks == 1)
+    assert (gw is not None) == (needs[1] and blocks == 1)

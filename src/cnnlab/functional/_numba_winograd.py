@@ -307,6 +307,7 @@ def _output_tile5(m, at, mstep, b):  # pragma: no cover - compiled
     y10, y11 = _at6(s0[1], s1[1], s2[1], s3[1], s4[1], s5[1])
     return vadd(b, y00), vadd(b, y01), vadd(b, y10), vadd(b, y11)
 
+
 @numba.njit(inline="always")
 def _tile_at(t, rows_base, cols_base, dh, dw, out_h, out_w):  # pragma: no cover - compiled
     # tile t of the batch: its image n, first output row and column, and whether its second row

@@ -451,14 +451,16 @@ def backward(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], b
         return None, None
     size = weight.shape[-1]
     lows = [(size - 1) * d - (pads[a][0] if pads else 0) for a, d in enumerate(dilation)]
+    # (a padding past the kernel's reach leaves upstream values outside the block: lows < 0; a
+    # 5x5 layer's weight gradient is left to the implicit kernels, see the module's notes)
+    needs_w = needs[1] and min(lows) >= 0 and size == 3
+    if not (needs[0] or needs_w):
+        return None, None  # (nothing here to read the blocked upstream gradient)
     x_spatial = tuple(x_shape[2:])
     # (every upstream value inside the block, for the weight gradient, even where the padding
     # reaches past the kernel and the input gradient's tiles do not read it)
     reach = [o + lo for o, lo in zip(grad_out.shape[2:], lows, strict=True)]
     gblock = blocked(grad_out, lows, x_spatial, dilation, reach, size)
-    # (a padding past the kernel's reach leaves upstream values outside the block: lows < 0; a
-    # 5x5 layer's weight gradient is left to the implicit kernels, see the module's notes)
-    needs_w = needs[1] and min(lows) >= 0 and size == 3
     gw = gx = None
     if needs_w:
         gw = (grad_w_by_blas(block, x_shape, gblock, lows, grad_out.shape, dilation)
