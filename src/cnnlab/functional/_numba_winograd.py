@@ -1,6 +1,6 @@
 """Winograd kernels (Numba, float32): a 3x3 convolution of stride 1 with 16 products per 2x2 outputs,
-and a 5x5 one with 36 (F(2x2, 5x5), the forward's and input gradient's kernel only; see
-``_input_tiles5``, ``_output_tile5`` and :func:`_weights_any`).
+and a 5x5 one with 36 (F(2x2, 5x5), the forward's and input gradient's kernel only, whose
+transforms and kernel are in :mod:`cnnlab.functional._numba_winograd5`).
 
 Each output tile of 2 x 2 positions (``dh``, ``dw`` apart: the dilation) of one image and one
 filter is ``Y = A' [sum_c (G w[o, c] G') * (B' d[c] B)] A`` (Lavin and Gray's F(2x2, 3x3)), with
@@ -14,7 +14,7 @@ direct sum has 36 (2.25 times fewer).  The transforms ``B`` and ``A`` only add a
 - :func:`_blocked`: the input zero-padded into blocks of 8 channels, ``xb[n, c // 8, h, w, c %
   8]`` (zeros past the last channel), so that a tile's 16 values of 8 channels are 16 vector
   loads and the transform runs on 8 channels at once, without a test for the border.
-- :func:`_forward` (and :func:`_forward5`, F(2x2, 5x5)'s) runs jobs of :data:`TILES` tiles.  A
+- :func:`_forward` (and ``_numba_winograd5._forward5``, F(2x2, 5x5)'s) runs jobs of :data:`TILES` tiles.  A
   job transforms its tiles' input (a chunk of :data:`CHANNEL_CHUNK` channels at a time) into a
   buffer of its thread, ``V[xi, tile, c]``, runs the 16 products by the same ``6 x 16`` register
   block as :mod:`cnnlab.functional._numba_implicit` (6 tiles by 16 filters, the channels the
@@ -208,106 +208,6 @@ def _output_tile(m, at, mstep, b):  # pragma: no cover - compiled
             vadd(b, vadd(vadd(s10, s11), s12)), vadd(b, vsub(vsub(s11, s12), s13)))
 
 
-# F(2x2, 5x5): the same tiles of 2 x 2 outputs, from 6 x 6 input values and 36 products per input
-# channel instead of 100 (2.8 times fewer), by Lavin and Gray's transforms for the points 0, 1, -1,
-# 2, -2 and infinity (the input transform is F(4x4, 3x3)'s):
-#
-#     B' = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-#           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
-#     A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]
-#
-# and G (6 x 5, its rows w -> w(p) / prod_{q != p} (p - q) at each point p, and the last tap at
-# infinity) applied in float64 by _weights_any.  Products by 2 and 4 are sums (exact).
-
-
-@numba.njit(inline="always")
-def _twice(a):  # pragma: no cover - compiled
-    return vadd(a, a)
-
-
-@numba.njit(inline="always")
-def _four(a):  # pragma: no cover - compiled
-    b = vadd(a, a)
-    return vadd(b, b)
-
-
-@numba.njit(inline="always")
-def _bt6(d0, d1, d2, d3, d4, d5):  # pragma: no cover - compiled
-    # B' d of six values (one column or row of a 6 x 6 tile), 8 lanes each
-    t42 = vsub(d4, d2)
-    m31 = _twice(vsub(d3, d1))
-    return (vadd(_four(vsub(d0, d2)), t42), vsub(vadd(d3, d4), _four(vadd(d1, d2))),
-            vadd(_four(vsub(d1, d2)), vsub(d4, d3)), vadd(m31, t42), vsub(t42, m31),
-            vadd(_four(vsub(d1, d3)), vsub(d5, d3)))
-
-
-@numba.njit(inline="always")
-def _at6(m0, m1, m2, m3, m4, m5):  # pragma: no cover - compiled
-    # A' m of six values: (m0 + m1 + m2 + m3 + m4, m1 - m2 + 2 (m3 - m4) + m5)
-    return (vadd(vadd(vadd(m0, m1), vadd(m2, m3)), m4),
-            vadd(vadd(vsub(m1, m2), _twice(vsub(m3, m4))), m5))
-
-
-@numba.njit(inline="always")
-def _bt6_loads(a, at, step):  # pragma: no cover - compiled
-    # _bt6 of the six vectors a[at], a[at + step], ..., a[at + 5*step]
-    return _bt6(vload(a, at), vload(a, at + step), vload(a, at + 2 * step), vload(a, at + 3 * step),
-                vload(a, at + 4 * step), vload(a, at + 5 * step))
-
-
-@numba.njit(inline="always")
-def _at6_loads(a, at, step):  # pragma: no cover - compiled
-    # _at6 of the six vectors a[at], a[at + step], ..., a[at + 5*step]
-    return _at6(vload(a, at), vload(a, at + step), vload(a, at + 2 * step), vload(a, at + 3 * step),
-                vload(a, at + 4 * step), vload(a, at + 5 * step))
-
-
-@numba.njit(inline="always")
-def _store6(a, at, step, v):  # pragma: no cover - compiled
-    # the six vectors of v at a[at], a[at + step], ..., a[at + 5*step]
-    vstore(a, at, v[0])
-    vstore(a, at + step, v[1])
-    vstore(a, at + 2 * step, v[2])
-    vstore(a, at + 3 * step, v[3])
-    vstore(a, at + 4 * step, v[4])
-    vstore(a, at + 5 * step, v[5])
-
-
-@numba.njit(inline="always")
-def _input_tiles5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, total, t0, count, c0, cc, vb, vstep,
-                  width):  # pragma: no cover - compiled
-    # _input_tiles for F(2x2, 5x5): vb[xi*vstep + tl*width + c - c0] = (B' d B)[xi] of the tile's
-    # 6 x 6 values d of channel c, xi = 6*i + k
-    r = np.uint64(dh * wn * LANES)
-    k = np.uint64(dw * LANES)
-    for tl in range(count):
-        n, h0, w0 = _tile_origin(min(t0 + tl, total - 1), rows_base, cols_base)
-        for cb in range(c0 // LANES, (c0 + cc) // LANES):
-            b = np.uint64((((n * cblocks + cb) * hn + h0) * wn + w0) * LANES)
-            at = np.uint64(tl * width + cb * LANES - c0)
-            # columns first: E[:, j] = B' d[:, j], then each row of E times B
-            e0, e1, e2 = _bt6_loads(xb, b, r), _bt6_loads(xb, b + k, r), _bt6_loads(xb, b + 2 * k, r)
-            e3, e4, e5 = _bt6_loads(xb, b + 3 * k, r), _bt6_loads(xb, b + 4 * k, r), _bt6_loads(xb, b + 5 * k, r)
-            _store6(vb, at, vstep, _bt6(e0[0], e1[0], e2[0], e3[0], e4[0], e5[0]))
-            _store6(vb, at + 6 * vstep, vstep, _bt6(e0[1], e1[1], e2[1], e3[1], e4[1], e5[1]))
-            _store6(vb, at + 12 * vstep, vstep, _bt6(e0[2], e1[2], e2[2], e3[2], e4[2], e5[2]))
-            _store6(vb, at + 18 * vstep, vstep, _bt6(e0[3], e1[3], e2[3], e3[3], e4[3], e5[3]))
-            _store6(vb, at + 24 * vstep, vstep, _bt6(e0[4], e1[4], e2[4], e3[4], e4[4], e5[4]))
-            _store6(vb, at + 30 * vstep, vstep, _bt6(e0[5], e1[5], e2[5], e3[5], e4[5], e5[5]))
-
-
-@numba.njit(inline="always")
-def _output_tile5(m, at, mstep, b):  # pragma: no cover - compiled
-    # Y = A' M A (+ b) of a tile from its 36 entries m[at + xi*mstep .. + 8], xi = 6*i + k
-    step = 6 * mstep
-    s0, s1, s2 = _at6_loads(m, at, step), _at6_loads(m, at + mstep, step), _at6_loads(m, at + 2 * mstep, step)
-    s3, s4 = _at6_loads(m, at + 3 * mstep, step), _at6_loads(m, at + 4 * mstep, step)
-    s5 = _at6_loads(m, at + 5 * mstep, step)
-    y00, y01 = _at6(s0[0], s1[0], s2[0], s3[0], s4[0], s5[0])
-    y10, y11 = _at6(s0[1], s1[1], s2[1], s3[1], s4[1], s5[1])
-    return vadd(b, y00), vadd(b, y01), vadd(b, y10), vadd(b, y11)
-
-
 @numba.njit(inline="always")
 def _tile_at(t, rows_base, cols_base, dh, dw, out_h, out_w):  # pragma: no cover - compiled
     # tile t of the batch: its image n, first output row and column, and whether its second row
@@ -355,9 +255,9 @@ def _add_checks(checks, thread, ob, check):  # pragma: no cover - compiled
         checks[thread] += ob[ob.shape[0] - LANES + lane]
 
 
-# The forward of a 3x3 layer (_forward) and of a 5x5 one (_forward5): one body, inlined into each
-# with the size's entries and its two transforms passed in as functions, so that each kernel
-# compiles only its own transforms (with both in one kernel behind a test of the size, a 3x3
+# The forward of a 3x3 layer (_forward) and of a 5x5 one (_numba_winograd5._forward5): one body,
+# inlined into each with the size's entries and its two transforms passed in as functions, so that
+# each kernel compiles only its own transforms (with both in one kernel behind a test of the size, a 3x3
 # layer's first call compiled 4.8 s instead of 2.6: Numba types and lowers a branch never taken).
 
 @_backend.job_kernel
@@ -365,13 +265,6 @@ def _forward(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch,
              vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
     _forward_body(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
                   16, _input_tiles, _output_tile, vbuf, mbuf, obuf, checks, first_job, last_job, thread)
-
-
-@_backend.job_kernel
-def _forward5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
-              vbuf, mbuf, obuf, checks, first_job, last_job, thread):  # pragma: no cover - compiled
-    _forward_body(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch, out_h, out_w, y, tiles, wide,
-                  36, _input_tiles5, _output_tile5, vbuf, mbuf, obuf, checks, first_job, last_job, thread)
 
 
 @numba.njit(inline="always")
@@ -387,8 +280,8 @@ def _forward_body(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, ou
     # (threads, 5 * 16); checks: (threads,), each thread's sum of y - y over its outputs (nan
     # where one is not finite); entries: 16 (xi = 4*i + k) with _input_tiles and _output_tile, or
     # for F(2x2, 5x5) 36 (xi = 6*i + k; u flat (36, ...), the buffers' 16 rows 36, the tiles 6 x
-    # 6 input values) with _input_tiles5 and _output_tile5; job j: tiles j*tiles .. (j+1)*tiles -
-    # 1 of all N*TH*TW
+    # 6 input values) with _numba_winograd5's _input_tiles5 and _output_tile5; job j: tiles
+    # j*tiles .. (j+1)*tiles - 1 of all N*TH*TW
     th, tw = rows_base.shape[0], cols_base.shape[0]
     total = xb.shape[0] // (cblocks * hn * wn * LANES) * th * tw
     groups16 = bias.shape[0] // COLS
@@ -678,37 +571,3 @@ def _adjoint(du, channels, out_ch, gw, first_job, last_job, thread):  # pragma: 
             gw[out + np.uint64(6)] = np.float32(c0 + (c1 + c2) * half)
             gw[out + np.uint64(7)] = np.float32((c1 - c2) * half)
             gw[out + np.uint64(8)] = np.float32((c1 + c2) * half + c3)
-
-
-@_backend.job_kernel
-def _weights_any(w, gm, size, out_ch, channels, swap, u, scratch, first_job, last_job, thread
-                 ):  # pragma: no cover - compiled
-    # _weights for any kernel size: u[xi, f // 16, e, f % 16] = (G v G')[xi] of the size x size v =
-    # w[f, e] (with swap, w[e, f] turned by 180 degrees), in float64, rounded once; gm: flat (n,
-    # size) float64 G, n = size + 1 (xi = n*i + k); scratch: (threads, n * size) float64 for G v
-    n = size + 1
-    c8 = -(-channels // LANES) * LANES
-    groups16 = u.shape[0] // (n * n * COLS * c8)
-    taps = size * size
-    scratch = scratch[thread]
-    step = np.uint64(groups16 * c8 * COLS)
-    for job in range(np.uint64(first_job), np.uint64(last_job)):
-        og = np.int64(job)
-        for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
-            for e in range(channels):
-                base = (e * out_ch + f) * taps if swap else (f * channels + e) * taps
-                for i in range(n):  # G v
-                    for t in range(size):
-                        acc = 0.0
-                        for s in range(size):
-                            at = (taps - 1 - s * size - t) if swap else (s * size + t)
-                            acc += gm[i * size + s] * np.float64(w[np.uint64(base + at)])
-                        scratch[i * size + t] = acc
-                for i in range(n):  # (G v) G'
-                    for k in range(n):
-                        acc = 0.0
-                        for t in range(size):
-                            acc += scratch[i * size + t] * gm[k * size + t]
-                        u[np.uint64((og * c8 + e) * COLS + f - og * COLS) + np.uint64(i * n + k) * step] = (
-                            np.float32(acc))
-

@@ -179,6 +179,7 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
     import numba
 
     from cnnlab.functional import _numba_winograd as nw
+    from cnnlab.functional import _numba_winograd5 as nw5
 
     out_ch, channels = weight.shape[:2]
     if swap:
@@ -189,7 +190,7 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
         if blas:
             raise ValueError("transformed: the BLAS's layout is for 3x3 weights (see by_blas), got a 5x5 kernel")
         u = np.zeros(entries(5) * -(-out_ch // _COLS) * _COLS * c8, np.float32)
-        _backend.run_jobs(nw._weights_any, -(-out_ch // _COLS),
+        _backend.run_jobs(nw5._weights_any, -(-out_ch // _COLS),
                           _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)),
                           _backend.read_only(G5.reshape(-1)), 5, out_ch, channels, swap, u,
                           np.empty((numba.config.NUMBA_NUM_THREADS, G5.size)), work=u.size * 10.0)
@@ -243,6 +244,17 @@ def _tiles(total: int, size: int = 3) -> int:
     return min(nw.TILES if size == 3 else nw.TILES_5, -(-total // nw.ROWS) * nw.ROWS)
 
 
+def _forward_kernel(size: int):
+    """The fused forward kernel for ``size`` x ``size`` weights (F(2x2, 3x3)'s or F(2x2, 5x5)'s)."""
+    if size == 5:
+        from cnnlab.functional import _numba_winograd5 as nw5
+
+        return nw5._forward5
+    from cnnlab.functional import _numba_winograd as nw
+
+    return nw._forward
+
+
 def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], out: Sequence[int],
               dilation: Sequence[int], bias: np.ndarray | None = None, block: tuple | None = None, size: int = 3
               ) -> np.ndarray | None:
@@ -272,7 +284,7 @@ def correlate(src: np.ndarray, u: np.ndarray, out_ch: int, lows: Sequence[int], 
         full[:out_ch] = bias
     y = np.empty((batch, out_ch, *out), np.float32)
     cblocks = -(-channels // nw.LANES)
-    kernel = nw._forward5 if size == 5 else nw._forward
+    kernel = _forward_kernel(size)
     _backend.run_jobs(kernel, -(-total // tiles), _backend.read_only(xb), cblocks, hn, wn, dilation[0], dilation[1],
                       rows, cols, _backend.read_only(u), full, out_ch, out[0], out[1], y.reshape(-1), tiles,
                       _numba_simd.WIDE, vbuf, mbuf, obuf, checks,
