@@ -1,8 +1,8 @@
 """Winograd's F(2x2, 5x5) kernels (Numba, float32): a 5x5 convolution of stride 1 with 36 products
 per 2 x 2 outputs and input channel instead of 100, in the fused forward of
 :mod:`cnnlab.functional._numba_winograd` (its ``_forward_body``, here with this size's transforms:
-:func:`_forward5`), for the forward and the input gradient; and :func:`_weights_any`, ``U = G w G'``
-for any kernel size (in float64, rounded once).
+:func:`_forward5`), for the forward and the input gradient; and :func:`_weights5`, ``U = G w G'``
+of the weights (in float64, rounded once; ``G`` by the even and odd sums of the taps, :func:`_g5`).
 
 The transforms of a tile's 6 x 6 inputs and of its 36 sums are additions and subtractions (and
 products by 2 and 4, which are sums): :func:`_bt6` and :func:`_at6` on one row or column of 8
@@ -28,7 +28,7 @@ from cnnlab.functional._numba_winograd import COLS, LANES, _forward_body, _tile_
 #     A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]
 #
 # and G (6 x 5, its rows w -> w(p) / prod_{q != p} (p - q) at each point p, and the last tap at
-# infinity) applied in float64 by _weights_any.  Products by 2 and 4 are sums (exact).
+# infinity) applied in float64 by _weights5.  Products by 2 and 4 are sums (exact).
 
 
 @numba.njit(inline="always")
@@ -126,34 +126,50 @@ def _forward5(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, u, bias, out_ch
                   36, _input_tiles5, _output_tile5, vbuf, mbuf, obuf, checks, first_job, last_job, thread)
 
 
+@numba.njit(inline="always")
+def _g5(v0, v1, v2, v3, v4):  # pragma: no cover - compiled
+    # G v of five taps (float64): the values at 0, 1, -1, 2, -2 over prod_{q != p} (p - q) (4, -6,
+    # -6, 24, 24), and the last tap (infinity), by the taps' even and odd sums
+    even, odd = v0 + v2 + v4, v1 + v3
+    even2, odd2 = v0 + 4.0 * v2 + 16.0 * v4, 2.0 * v1 + 8.0 * v3
+    return (v0 * 0.25, (even + odd) * (-1.0 / 6.0), (odd - even) * (1.0 / 6.0), (even2 + odd2) * (1.0 / 24.0),
+            (even2 - odd2) * (1.0 / 24.0), v4)
+
+
+@numba.njit(inline="always")
+def _tap(w, base, s, t, swap):  # pragma: no cover - compiled
+    # tap (s, t) of the 5 x 5 weights at w[base:], turned by 180 degrees with swap, in float64
+    return np.float64(w[np.uint64(base + (24 - 5 * s - t if swap else 5 * s + t))])
+
+
 @_backend.job_kernel
-def _weights_any(w, gm, size, out_ch, channels, swap, u, scratch, first_job, last_job, thread
-                 ):  # pragma: no cover - compiled
-    # _weights for any kernel size: u[xi, f // 16, e, f % 16] = (G v G')[xi] of the size x size v =
-    # w[f, e] (with swap, w[e, f] turned by 180 degrees), in float64, rounded once; gm: flat (n,
-    # size) float64 G, n = size + 1 (xi = n*i + k); scratch: (threads, n * size) float64 for G v
-    n = size + 1
+def _weights5(w, out_ch, channels, swap, u, first_job, last_job, thread):  # pragma: no cover - compiled
+    # u: flat (36, O16 // 16, C8, 16), zero on entry: u[xi, f // 16, e, f % 16] = (G v G')[xi] of
+    # the 5 x 5 v = w[f, e] (with swap, w[e, f] turned by 180 degrees: the input gradient's
+    # weights), xi = 6*i + k, in float64, rounded once; w: flat (O, C, 5, 5) if not swap else
+    # (C, O, 5, 5); job j: filters 16*j .. 16*j + 15
     c8 = -(-channels // LANES) * LANES
-    groups16 = u.shape[0] // (n * n * COLS * c8)
-    taps = size * size
-    scratch = scratch[thread]
+    groups16 = u.shape[0] // (36 * COLS * c8)
     step = np.uint64(groups16 * c8 * COLS)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         og = np.int64(job)
         for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
             for e in range(channels):
-                base = (e * out_ch + f) * taps if swap else (f * channels + e) * taps
-                for i in range(n):  # G v
-                    for t in range(size):
-                        acc = 0.0
-                        for s in range(size):
-                            at = (taps - 1 - s * size - t) if swap else (s * size + t)
-                            acc += gm[i * size + s] * np.float64(w[np.uint64(base + at)])
-                        scratch[i * size + t] = acc
-                for i in range(n):  # (G v) G'
-                    for k in range(n):
-                        acc = 0.0
-                        for t in range(size):
-                            acc += scratch[i * size + t] * gm[k * size + t]
-                        u[np.uint64((og * c8 + e) * COLS + f - og * COLS) + np.uint64(i * n + k) * step] = (
-                            np.float32(acc))
+                base = (e * out_ch + f) * 25 if swap else (f * channels + e) * 25
+                # G v, a column t of v at a time: c[t][i] = (G v)[i, t]
+                c0 = _g5(_tap(w, base, 0, 0, swap), _tap(w, base, 1, 0, swap), _tap(w, base, 2, 0, swap),
+                         _tap(w, base, 3, 0, swap), _tap(w, base, 4, 0, swap))
+                c1 = _g5(_tap(w, base, 0, 1, swap), _tap(w, base, 1, 1, swap), _tap(w, base, 2, 1, swap),
+                         _tap(w, base, 3, 1, swap), _tap(w, base, 4, 1, swap))
+                c2 = _g5(_tap(w, base, 0, 2, swap), _tap(w, base, 1, 2, swap), _tap(w, base, 2, 2, swap),
+                         _tap(w, base, 3, 2, swap), _tap(w, base, 4, 2, swap))
+                c3 = _g5(_tap(w, base, 0, 3, swap), _tap(w, base, 1, 3, swap), _tap(w, base, 2, 3, swap),
+                         _tap(w, base, 3, 3, swap), _tap(w, base, 4, 3, swap))
+                c4 = _g5(_tap(w, base, 0, 4, swap), _tap(w, base, 1, 4, swap), _tap(w, base, 2, 4, swap),
+                         _tap(w, base, 3, 4, swap), _tap(w, base, 4, 4, swap))
+                at = np.uint64((og * c8 + e) * COLS + f - og * COLS)
+                for i in range(6):  # (G v) G', row i
+                    r = _g5(c0[i], c1[i], c2[i], c3[i], c4[i])
+                    row = at + np.uint64(6 * i) * step
+                    for k in range(6):
+                        u[row + np.uint64(k) * step] = np.float32(r[k])

@@ -22,7 +22,7 @@ padding reaches past the kernel, ``lo > 2*d``, runs on the implicit kernels.)
 F(2x2, 5x5), the same tiles of 2 x 2 outputs from 6 x 6 input values: 36 products per input
 channel instead of 100 (2.8 times fewer), by the transforms of the points 0, 1, -1, 2, -2 and
 infinity (``B'`` is F(4x4, 3x3)'s; ``A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]``; ``G`` is
-:data:`G5`, applied in float64).  The forward and the input gradient run the same fused kernel
+:data:`G5`, applied in float64 by sums of the taps).  The forward and the input gradient run the same fused kernel
 with 36 entries a tile (no BLAS variant: 'auto' takes this method only for layers of at most
 :data:`MAX_PRODUCT_5` input channels times filters); the weight gradient runs on the implicit
 kernels, because the adjoint's ``G' dU G`` brings the outer taps' sums out of entries up to 25
@@ -190,10 +190,9 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
         if blas:
             raise ValueError("transformed: the BLAS's layout is for 3x3 weights (see by_blas), got a 5x5 kernel")
         u = np.zeros(entries(5) * -(-out_ch // _COLS) * _COLS * c8, np.float32)
-        _backend.run_jobs(nw5._weights_any, -(-out_ch // _COLS),
-                          _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)),
-                          _backend.read_only(G5.reshape(-1)), 5, out_ch, channels, swap, u,
-                          np.empty((numba.config.NUMBA_NUM_THREADS, G5.size)), work=u.size * 10.0)
+        _backend.run_jobs(nw5._weights5, -(-out_ch // _COLS),
+                          _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)), out_ch, channels,
+                          swap, u, work=u.size * 10.0)
         return u
     rows = -(-out_ch // nw.LANES) * nw.LANES if blas else -(-out_ch // _COLS) * _COLS
     u = np.zeros(16 * rows * c8, np.float32)
