@@ -19,15 +19,15 @@ vector with the padding written in (:func:`blocked`), which the forward keeps fo
 gradient; the upstream gradient is blocked once for both gradients.  (A weight gradient whose
 padding reaches past the kernel, ``lo > 2*d``, runs on the implicit kernels.)
 
-F(2x2, 5x5), the same tiles of 2 x 2 outputs from 6 x 6 input values: 36 products per input
-channel instead of 100 (2.8 times fewer), by the transforms of the points 0, 1, -1, 2, -2 and
-infinity (``B'`` is F(4x4, 3x3)'s; ``A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]``; ``G`` is
-:data:`G5`, applied in float64 by sums of the taps).  The forward and the input gradient run the same fused kernel
-with 36 entries a tile (no BLAS variant: 'auto' takes this method only for layers of at most
-:data:`MAX_PRODUCT_5` input channels times filters); the weight gradient runs on the implicit
-kernels, because the adjoint's ``G' dU G`` brings the outer taps' sums out of entries up to 25
-times larger: on uniform inputs and 3,840 tiles its largest error was 2e-5 of the largest value,
-twice the 1e-5 that every other path keeps (and the tile's products gained it only 5%).
+F(2x2, 5x5), the same tiles of 2 x 2 outputs from 6 x 6 input values: 36 products per input channel
+instead of 100 (2.8 times fewer), by the transforms of the points 0, 1, -1, 2, -2 and infinity
+(``B'`` is F(4x4, 3x3)'s; ``A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]``; ``G`` is :data:`G5`,
+applied in float64 by sums of the taps). The forward and the input gradient run the same fused
+kernel with 36 entries a tile (no BLAS variant; 'auto' takes this method from :data:`MIN_OUTPUTS_5`
+outputs); the weight gradient runs on the implicit kernels, because the adjoint's ``G' dU G``
+brings the outer taps' sums out of entries up to 25 times larger: on uniform inputs and 3,840 tiles
+its largest error was 2e-5 of the largest value, twice the 1e-5 that every other path keeps (and
+the tile's products gained it only 5%).
 
 A call whose output has a value that is not finite is run again by the implicit kernels: the
 transforms add and subtract input values, and ``inf - inf`` would be ``nan`` where the defining
@@ -104,38 +104,37 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
     """Whether 'auto' takes this method for a float32 convolution it would give the implicit
     kernels (padded input ``xp_shape``): 2-d, stride 1, one group, and either 3x3 with
     :data:`MIN_CHANNELS` to :data:`MAX_CHANNELS` input channels and filters and at least
-    :data:`MIN_TILES` tiles, or 5x5 with at least :data:`MIN_CHANNELS` of each, at most
-    :data:`MAX_PRODUCT_5` input channels times filters and at least :data:`MIN_TILES_5` tiles."""
+    :data:`MIN_TILES` tiles, or 5x5 with as many channels and filters and at least
+    :data:`MIN_OUTPUTS_5` outputs in the batch."""
     if not _layer_fits(weight_shape, stride, groups):
         return False
     out_ch, channels = weight_shape[:2]
     size = weight_shape[-1]
-    if size == 5:
-        if not (channels >= MIN_CHANNELS and out_ch >= MIN_CHANNELS and channels * out_ch <= MAX_PRODUCT_5):
-            return False
-    elif not (MIN_CHANNELS <= channels <= MAX_CHANNELS and MIN_CHANNELS <= out_ch <= MAX_CHANNELS):
+    if not (MIN_CHANNELS <= channels <= MAX_CHANNELS and MIN_CHANNELS <= out_ch <= MAX_CHANNELS):
         return False
     out = [n - (size - 1) * d for n, d in zip(xp_shape[2:], dilation, strict=True)]
     if min(out) < 1:
         return False
+    if size == 5:
+        return xp_shape[0] * math.prod(out) >= MIN_OUTPUTS_5
     tiles = xp_shape[0] * math.prod(len(tile_bases(o, d)) for o, d in zip(out, dilation, strict=True))
-    return tiles >= (MIN_TILES if size == 3 else MIN_TILES_5)
+    return tiles >= MIN_TILES
 
 
-# 5x5 layers 'auto' gives F(2x2, 5x5): input channels times filters up to MAX_PRODUCT_5 (the
-# fused kernels' jobs each read all 36 x C x O transformed weights, and larger layers stream them
-# from beyond the L2 cache) and at least MIN_TILES_5 tiles of 2 x 2 outputs in the batch.
-# Measured on 2 cores (the Zen 4 of docs/BENCHMARKS.md, round 42), forward+backward through
-# autograd, alternating in one process, median ms (Winograd / implicit / torch; padding 2): N32 C16
-# 24x24 -> 32 (4608 tiles) 8.2 / 9.0 / 8.5; N64 C32 12x12 -> 64 (2304) 12.2 / 14.3 / 13.9; N32 C32
-# 24x24 -> 32 13.3 / 15.5 / 14.9; N8 C16 32x32 -> 32 (2048) 4.5 / 5.0 / 4.8; N16 C64 32x32 -> 64 39.3
-# / 54.0 / 53.2; N16 C32 56x56 -> 32 30.2 / 38.5 / 37.9; N64 C16 14x14 -> 16 3.4 / 3.5 / 3.0; against
-# it (with a weight gradient by the transforms' adjoint, since dropped) N8 C128 14x14 -> 128 26.0 /
-# 20.3 / 18.8, N8 C256 14x14 -> 256 111 / 78 / 72, N32 C32 12x12 -> 32 (1152 tiles) 5.8 / 4.9 / 4.7,
-# N64 C16 12x12 -> 32 unpadded (1024 tiles) 2.7 / 2.6 / 3.1, N4 C16 16x16 -> 16 (256 tiles) 1.9 /
-# 1.8 / 3.6.
-MAX_PRODUCT_5 = 64 * 64
-MIN_TILES_5 = 2048
+# 5x5 layers 'auto' gives F(2x2, 5x5): MIN_CHANNELS to MAX_CHANNELS input channels and filters,
+# as for 3x3 ones, and at least MIN_OUTPUTS_5 outputs in the batch (outputs, not tiles: an image
+# of 7x7 outputs takes 16 tiles, the products of 64 outputs for 49).  Below it the
+# weights' two transforms (36 x C x O values each, forward and input gradient) weigh as much as
+# the products saved.  Measured on 2 cores (the Zen 4 of docs/BENCHMARKS.md, round 43: the weight
+# gradient on the implicit kernels, the weights' transform by _weights5), forward+backward through
+# autograd, alternating in one process, median ms (Winograd / implicit / torch; padding 2): N4 C16
+# 16x16 -> 16 (1024 outputs) 1.14 / 1.22 / 2.47; N4 C128 16x16 -> 128 14.0 / 15.0 / 12.0; N8 C64
+# 14x14 -> 64 4.1 / 5.6 / 4.6; N32 C128 7x7 -> 32 5.6 / 6.5 / 4.9; N8 C256 14x14 -> 256 62.9 / 79.4
+# / 66.1; N32 C128 28x28 -> 128 189 / 287 / 255; N16 C512 14x14 -> 128 99.7 / 141.9 / 121.5; N8
+# C16 16x16 -> 512 14.4 / 15.8 / 12.4; against it N2 C256 16x16 -> 256 (512 outputs) 38.3 / 29.5 /
+# 25.8, N16 C256 7x7 -> 256 (784) 47.9 / 43.7 / 30.5, N1 C256 14x14 -> 32 (196) 4.4 / 3.3 / 3.5,
+# N4 C32 12x12 -> 32 (576) 1.62 / 1.57 / 2.31, N32 C8 24x24 -> 32 (8 channels) 6.2 / 5.5 / 5.8.
+MIN_OUTPUTS_5 = 1024
 
 
 def _layer_fits(weight_shape: Sequence[int], stride: Sequence[int], groups: int) -> bool:
