@@ -104,13 +104,14 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
     """Whether 'auto' takes this method for a float32 convolution it would give the implicit
     kernels (padded input ``xp_shape``): 2-d, stride 1, one group, and either 3x3 with
     :data:`MIN_CHANNELS` to :data:`MAX_CHANNELS` input channels and filters and at least
-    :data:`MIN_TILES` tiles, or 5x5 with as many channels and filters and at least
-    :data:`MIN_OUTPUTS_5` outputs in the batch."""
+    :data:`MIN_TILES` tiles, or 5x5 with :data:`MIN_CHANNELS` to :data:`MAX_CHANNELS_5` of each
+    and at least :data:`MIN_OUTPUTS_5` outputs in the batch."""
     if not _layer_fits(weight_shape, stride, groups):
         return False
     out_ch, channels = weight_shape[:2]
     size = weight_shape[-1]
-    if not (MIN_CHANNELS <= channels <= MAX_CHANNELS and MIN_CHANNELS <= out_ch <= MAX_CHANNELS):
+    most = MAX_CHANNELS if size == 3 else MAX_CHANNELS_5
+    if not (MIN_CHANNELS <= channels <= most and MIN_CHANNELS <= out_ch <= most):
         return False
     out = [n - (size - 1) * d for n, d in zip(xp_shape[2:], dilation, strict=True)]
     if min(out) < 1:
@@ -121,20 +122,25 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
     return tiles >= MIN_TILES
 
 
-# 5x5 layers 'auto' gives F(2x2, 5x5): MIN_CHANNELS to MAX_CHANNELS input channels and filters,
-# as for 3x3 ones, and at least MIN_OUTPUTS_5 outputs in the batch (outputs, not tiles: an image
-# of 7x7 outputs takes 16 tiles, the products of 64 outputs for 49).  Below it the
-# weights' two transforms (36 x C x O values each, forward and input gradient) weigh as much as
-# the products saved.  Measured on 2 cores (the Zen 4 of docs/BENCHMARKS.md, round 43: the weight
-# gradient on the implicit kernels, the weights' transform by _weights5), forward+backward through
-# autograd, alternating in one process, median ms (Winograd / implicit / torch; padding 2): N4 C16
-# 16x16 -> 16 (1024 outputs) 1.14 / 1.22 / 2.47; N4 C128 16x16 -> 128 14.0 / 15.0 / 12.0; N8 C64
-# 14x14 -> 64 4.1 / 5.6 / 4.6; N32 C128 7x7 -> 32 5.6 / 6.5 / 4.9; N8 C256 14x14 -> 256 62.9 / 79.4
-# / 66.1; N32 C128 28x28 -> 128 189 / 287 / 255; N16 C512 14x14 -> 128 99.7 / 141.9 / 121.5; N8
-# C16 16x16 -> 512 14.4 / 15.8 / 12.4; against it N2 C256 16x16 -> 256 (512 outputs) 38.3 / 29.5 /
-# 25.8, N16 C256 7x7 -> 256 (784) 47.9 / 43.7 / 30.5, N1 C256 14x14 -> 32 (196) 4.4 / 3.3 / 3.5,
-# N4 C32 12x12 -> 32 (576) 1.62 / 1.57 / 2.31, N32 C8 24x24 -> 32 (8 channels) 6.2 / 5.5 / 5.8.
+# 5x5 layers 'auto' gives F(2x2, 5x5): MIN_CHANNELS to MAX_CHANNELS_5 input channels and filters,
+# and at least MIN_OUTPUTS_5 outputs in the batch (outputs, not tiles: an image of 7x7 outputs takes
+# 16 tiles, the products of 64 outputs for 49).  MAX_CHANNELS_5 is the accuracy's: the forward sums
+# the input channels' products of transformed values 20-100 times larger than the output they make
+# (the input gradient the filters'), and its largest error on normal values grows with them; N8
+# 14x14, five draws, largest error over the largest value (the implicit kernels' in brackets): 16
+# channels 2.9e-6 (0.9e-6), 64 5.8e-6 (1.7e-6), 96 9.1e-6 (2.0e-6, the input gradient), 128 7.2e-6,
+# 256 1.2e-5: past the 1e-5 every path keeps.  Faster there too (N32 C128 28x28 -> 128 forward+
+# backward 189 / 287 ms), but not taken.  Below MIN_OUTPUTS_5 the weights' two transforms (36 x C x
+# O values, forward and input gradient) weigh as much as the products saved.  Measured on 2 cores
+# (the Zen 4 of docs/BENCHMARKS.md, round 43: the weight gradient on the implicit kernels, the
+# weights' transform by _weights5), forward+backward through autograd, alternating in one process,
+# median ms (Winograd / implicit / torch; padding 2): N4 C16 16x16 -> 16 (1024 outputs) 1.14 / 1.22
+# / 2.47; N8 C64 14x14 -> 64 4.1 / 5.6 / 4.6; N64 C64 7x7 -> 64 10.4 / 10.9 / 8.7; N8 C32 16x16 ->
+# 32 2.2 / 2.5 / 4.1; N16 C64 16x16 -> 64 11.4 / 14.1 / 12.1; against it N4 C32 12x12 -> 32 (576
+# outputs) 1.62 / 1.57 / 2.31, N1 C64 28x28 -> 64 (784) 3.6 / 3.6 / 5.6, N32 C8 24x24 -> 32 (8
+# channels) 6.2 / 5.5 / 5.8.
 MIN_OUTPUTS_5 = 1024
+MAX_CHANNELS_5 = 64
 
 
 def _layer_fits(weight_shape: Sequence[int], stride: Sequence[int], groups: int) -> bool:
