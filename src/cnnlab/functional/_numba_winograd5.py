@@ -153,8 +153,8 @@ def _weights5(w, out_ch, channels, swap, u, first_job, last_job, thread):  # pra
     step = np.uint64(groups16 * c8 * COLS)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         og = np.int64(job)
-        for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
-            for e in range(channels):
+        for e in range(channels):  # (a panel's 16 filters side by side: each entry's stores one run)
+            for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
                 base = (e * out_ch + f) * 25 if swap else (f * channels + e) * 25
                 # G v, a column t of v at a time: c[t][i] = (G v)[i, t]
                 c0 = _g5(_tap(w, base, 0, 0, swap), _tap(w, base, 1, 0, swap), _tap(w, base, 2, 0, swap),
