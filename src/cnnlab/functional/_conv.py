@@ -275,7 +275,8 @@ def conv(
         or no Numba: ``'gemm'``); ``'winograd'`` computes 2 x 2 outputs with 16 products per
         input channel instead of 36 (F(2x2, 3x3): float32 3x3 kernels of stride 1, one group,
         2-d), or 36 instead of 100 (F(2x2, 5x5): 5x5 kernels, the same layers; the weight
-        gradient by ``'implicit'``); other layers: ``'implicit'``; its rounding error follows the
+        gradient by ``'implicit'``; ``'auto'`` takes it for 16-64 channels and filters, since its
+        error grows with them); other layers: ``'implicit'``; its rounding error follows the
         largest values of a 4 x 4 (6 x 6) tile rather than of the kernel's window.  ``'auto'`` follows
         :func:`cnnlab.functional._conv_kernels.choose_method` and :func:`cnnlab.set_backend`.
 
