@@ -125,11 +125,12 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
 # 5x5 layers 'auto' gives F(2x2, 5x5): MIN_CHANNELS to MAX_CHANNELS_5 input channels and filters,
 # and at least MIN_OUTPUTS_5 outputs in the batch (outputs, not tiles: an image of 7x7 outputs takes
 # 16 tiles, the products of 64 outputs for 49).  MAX_CHANNELS_5 is the accuracy's: the forward sums
-# the input channels' products of transformed values 20-100 times larger than the output they make
-# (the input gradient the filters'), and its largest error on normal values grows with them; N8
+# the input channels' products of transformed values (B' has entries up to 5, A' up to 2), which
+# cancel into the output (the input gradient the filters'), and its largest error on normal values
+# grows with them; N8
 # 14x14, five draws, largest error over the largest value (the implicit kernels' in brackets): 16
-# channels 2.9e-6 (0.9e-6), 64 5.8e-6 (1.7e-6), 96 9.1e-6 (2.0e-6, the input gradient), 128 7.2e-6,
-# 256 1.2e-5: past the 1e-5 every path keeps.  Faster there too (N32 C128 28x28 -> 128 forward+
+# channels 2.9e-6 (0.9e-6), 64 5.8e-6 (1.7e-6), 96 9.1e-6 (the input gradient's; 2.0e-6), 128
+# 7.2e-6, 256 1.2e-5: past the 1e-5 every path keeps.  Faster there too (N32 C128 28x28 -> 128 forward+
 # backward 189 / 287 ms), but not taken.  Below MIN_OUTPUTS_5 the weights' two transforms (36 x C x
 # O values, forward and input gradient) weigh as much as the products saved.  Measured on 2 cores
 # (the Zen 4 of docs/BENCHMARKS.md, round 43: the weight gradient on the implicit kernels, the
