@@ -21,13 +21,14 @@ padding reaches past the kernel, ``lo > 2*d``, runs on the implicit kernels.)
 
 F(2x2, 5x5), the same tiles of 2 x 2 outputs from 6 x 6 input values: 36 products per input channel
 instead of 100 (2.8 times fewer), by the transforms of the points 0, 1, -1, 2, -2 and infinity
-(``B'`` is F(4x4, 3x3)'s; ``A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]``; ``G`` is :data:`G5`,
-applied in float64 by sums of the taps). The forward and the input gradient run the same fused
-kernel with 36 entries a tile (no BLAS variant; 'auto' takes this method from :data:`MIN_OUTPUTS_5`
-outputs); the weight gradient runs on the implicit kernels, because the adjoint's ``G' dU G``
-brings the outer taps' sums out of entries up to 25 times larger: on uniform inputs and 3,840 tiles
-its largest error was 2e-5 of the largest value, twice the 1e-5 that every other path keeps (and
-the tile's products gained it only 5%).
+(``B'`` is F(4x4, 3x3)'s; ``A' = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]``; ``G`` maps the taps
+to their values at each point over ``prod (p - q)``, applied in float64 by sums of the taps:
+``_numba_winograd5._g5``). The forward and the input gradient run the same fused kernel with 36
+entries a tile (no BLAS variant; 'auto' takes this method from :data:`MIN_OUTPUTS_5` outputs); the
+weight gradient runs on the implicit kernels, because the adjoint's ``G' dU G`` brings the outer
+taps' sums out of entries up to 25 times larger: on uniform inputs and 3,840 tiles its largest
+error was 2e-5 of the largest value, twice the 1e-5 that every other path keeps (and the tile's
+products gained it only 5%).
 
 A call whose output has a value that is not finite is run again by the implicit kernels: the
 transforms add and subtract input values, and ``inf - inf`` would be ``nan`` where the defining
@@ -127,19 +128,18 @@ def chosen(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int, st
 # 16 tiles, the products of 64 outputs for 49).  MAX_CHANNELS_5 is the accuracy's: the forward sums
 # the input channels' products of transformed values (B' has entries up to 5, A' up to 2), which
 # cancel into the output (the input gradient the filters'), and its largest error on normal values
-# grows with them; N8
-# 14x14, five draws, largest error over the largest value (the implicit kernels' in brackets): 16
-# channels 2.9e-6 (0.9e-6), 64 5.8e-6 (1.7e-6), 96 9.1e-6 (the input gradient's; 2.0e-6), 128
-# 7.2e-6, 256 1.2e-5: past the 1e-5 every path keeps.  Faster there too (N32 C128 28x28 -> 128 forward+
-# backward 189 / 287 ms), but not taken.  Below MIN_OUTPUTS_5 the weights' two transforms (36 x C x
-# O values, forward and input gradient) weigh as much as the products saved.  Measured on 2 cores
-# (the Zen 4 of docs/BENCHMARKS.md, round 43: the weight gradient on the implicit kernels, the
-# weights' transform by _weights5), forward+backward through autograd, alternating in one process,
-# median ms (Winograd / implicit / torch; padding 2): N4 C16 16x16 -> 16 (1024 outputs) 1.14 / 1.22
-# / 2.47; N8 C64 14x14 -> 64 4.1 / 5.6 / 4.6; N64 C64 7x7 -> 64 10.4 / 10.9 / 8.7; N8 C32 16x16 ->
-# 32 2.2 / 2.5 / 4.1; N16 C64 16x16 -> 64 11.4 / 14.1 / 12.1; against it N4 C32 12x12 -> 32 (576
-# outputs) 1.62 / 1.57 / 2.31, N1 C64 28x28 -> 64 (784) 3.6 / 3.6 / 5.6, N32 C8 24x24 -> 32 (8
-# channels) 6.2 / 5.5 / 5.8.
+# grows with them; N8 14x14, five draws, largest error over the largest value (the implicit kernels'
+# in brackets): 16 channels 2.9e-6 (0.9e-6), 64 5.8e-6 (1.7e-6), 96 9.1e-6 (the input gradient's;
+# 2.0e-6), 128 7.2e-6, 256 1.2e-5: past the 1e-5 every path keeps.  Faster there too (N32 C128 28x28
+# -> 128 forward+backward 189 / 287 ms), but not taken.  Below MIN_OUTPUTS_5 the weights' two
+# transforms (36 x C x O values, forward and input gradient) weigh as much as the products saved.
+# Measured on 2 cores (the Zen 4 of docs/BENCHMARKS.md, round 43: the weight gradient on the
+# implicit kernels, the weights' transform by _weights5), forward+backward through autograd,
+# alternating in one process, median ms (Winograd / implicit / torch; padding 2): N4 C16 16x16 -> 16
+# (1024 outputs) 1.14 / 1.22 / 2.47; N8 C64 14x14 -> 64 4.1 / 5.6 / 4.6; N64 C64 7x7 -> 64 10.4 /
+# 10.9 / 8.7; N8 C32 16x16 -> 32 2.2 / 2.5 / 4.1; N16 C64 16x16 -> 64 11.4 / 14.1 / 12.1; against it
+# N4 C32 12x12 -> 32 (576 outputs) 1.62 / 1.57 / 2.31, N1 C64 28x28 -> 64 (784) 3.6 / 3.6 / 5.6, N32
+# C8 24x24 -> 32 (8 channels) 6.2 / 5.5 / 5.8.
 MIN_OUTPUTS_5 = 1024
 MAX_CHANNELS_5 = 64
 
@@ -156,17 +156,6 @@ def entries(size: int) -> int:
     return (size + 1) * (size + 1)
 
 
-# G of F(2x2, 5x5) (6 x 5, float64; the points 0, 1, -1, 2, -2 and infinity): row i maps the 5
-# taps w to w(p_i) / prod_{j != i} (p_i - p_j), the last row the last tap (see _numba_winograd).
-G5 = np.array([[1 / 4, 0, 0, 0, 0],
-               [-1 / 6, -1 / 6, -1 / 6, -1 / 6, -1 / 6],
-               [-1 / 6, 1 / 6, -1 / 6, 1 / 6, -1 / 6],
-               [1 / 24, 1 / 12, 1 / 6, 1 / 3, 2 / 3],
-               [1 / 24, -1 / 12, 1 / 6, -1 / 3, 2 / 3],
-               [0, 0, 0, 0, 1]], np.float64)
-G5.flags.writeable = False
-
-
 def applies(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], groups: int) -> bool:
     """Whether the Winograd kernel can run this convolution: float32, :func:`_layer_fits`, and the
     compiled kernels allowed."""
@@ -180,8 +169,8 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
     channel): flat ``U[xi, o // 16, c, o % 16]`` for the fused kernels, or with ``blas`` the
     ``(16, C8, O8)`` array ``U[xi, c, o]`` for the BLAS's products.  With ``swap``, of the input
     gradient's weights ``w[c, o]`` turned by 180 degrees (its filters are the input channels).
-    ``xi`` counts the 16 entries of a 3x3 kernel's ``G`` or the 36 of a 5x5 one's (:data:`G5`; the
-    fused kernels' layout only)."""
+    ``xi`` counts the 16 entries of a 3x3 kernel's ``G`` or the 36 of a 5x5 one's (``_numba_winograd5._g5``;
+    the fused kernels' layout only)."""
     import numba
 
     from cnnlab.functional import _numba_winograd as nw
