@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.functional import _backend, _blas, _implicit, _implicit_grad_x, _pointwise, _winograd
+from cnnlab.functional import _backend, _blas, _fft_conv, _implicit, _implicit_grad_x, _pointwise, _winograd
 from cnnlab.functional._columns import _as_2d, _crop, _pads2, _with_pads, _zero_pad, col2im_cm, im2col_cm
 from cnnlab.functional._conv_kernels import (
     Saved,
@@ -58,6 +58,13 @@ def backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool] = (Tru
         return _implicit_backward(grad_out, saved, needs)
     if saved.method == "winograd":
         return _winograd_backward(grad_out, saved, needs)
+    if saved.method == "fft":
+        if grad_out.dtype.kind == "f" and np.isfinite(grad_out).all():
+            return _fft_conv.backward(grad_out, saved.spectra, saved.weight.shape, saved.stride, saved.dilation,
+                                      saved.groups, saved.pads, needs)
+        # (a value that is not finite would reach every gradient through the transforms: the GEMM
+        # path's, from the input the forward kept)
+        saved = saved._replace(method="gemm", spectra=None)
     blocked = _blocked_needs(grad_out, saved, needs)
     rest = (needs[0] and not blocked[0], needs[1] and not blocked[1])
     grad_x = grad_w = None

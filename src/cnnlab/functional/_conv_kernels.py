@@ -66,7 +66,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.functional import _backend, _blas, _implicit, _pointwise, _winograd
+from cnnlab.functional import _backend, _blas, _fft_conv, _implicit, _pointwise, _winograd
 from cnnlab.functional._columns import (
     _as_2d,
     _out_shape,
@@ -78,7 +78,7 @@ from cnnlab.functional._columns import (
 )
 from cnnlab.functional._windows import windows
 
-CONV_METHODS = ("auto", "gemm", "direct", "implicit", "winograd")
+CONV_METHODS = ("auto", "gemm", "direct", "implicit", "winograd", "fft")
 
 
 class Saved(NamedTuple):
@@ -104,6 +104,8 @@ class Saved(NamedTuple):
     crop: tuple[tuple[int, int], ...] | None = None
     # the Winograd forward's blocked input ``(xb, hn, wn)`` (cnnlab.functional._winograd.blocked)
     blocked: tuple | None = None
+    # the FFT forward's spectra of the input and the weight (cnnlab.functional._fft_conv.Spectra)
+    spectra: object | None = None
 
 
 def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int,
@@ -279,6 +281,12 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         if bias is not None:
             y += bias.reshape((-1,) + (1,) * len(out))
         return y, (saved if save else None)
+    if method == "fft":
+        if _fft_conv.applies(x, weight):
+            y, spectra = _fft_conv.forward(x, weight, stride, dilation, groups, pads, out, bias, save)
+            return y, (Saved("fft", None, x, x.shape, weight, stride, dilation, groups, out, pads=pads,
+                             spectra=spectra) if save else None)
+        method = "implicit"  # (integers stay exact, and a value that is not finite would reach every output)
     if method == "winograd":
         done = _winograd.forward(x, weight, stride, dilation, groups, pads, out, bias)
         if done is not None:
