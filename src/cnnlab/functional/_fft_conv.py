@@ -54,12 +54,15 @@ PadPairs = tuple[tuple[int, int], ...]
 
 class Spectra(NamedTuple):
     """What an FFT forward keeps for its backward: the spectra of the input (``x_spec``) and of the
-    dilated weight (``w_spec``), each ``(rows, bins)`` as :func:`_rows` makes them, and the plan."""
+    dilated weight (``w_spec``), complex ``(N, C, *bins)`` and ``(O, C_g, *bins)``, or packed by
+    the compiled transforms (``packed``: their count of 16-bin chunks), and the periods."""
 
-    x_spec: object
-    w_spec: object
+    x_spec: np.ndarray
+    w_spec: np.ndarray
     lengths: tuple[int, ...]
     x_spatial: tuple[int, ...]
+    packed: int = 0
+    dtype: np.dtype = np.dtype(np.float32)
 
 
 def applies(x: np.ndarray, weight: np.ndarray) -> bool:
@@ -139,6 +142,74 @@ def _products(a: np.ndarray, b: np.ndarray, groups: int, conj_a: bool, conj_b: b
     return np.ascontiguousarray(z.transpose(1, 2, 3, 0)).reshape(o, c // groups, bins)
 
 
+# Periods up to which float32 layers of 1 or 2 spatial dims take the compiled dense transforms
+# (:func:`cnnlab.functional._numba_fft.spectra`: a sum over every value per bin, ``L**2`` work
+# per axis instead of ``L log L``, but vectorised and with no call per plane).
+DENSE_MAX_PERIOD = 64
+
+
+def _dense(dtype: np.dtype, periods: Sequence[int], work: float) -> bool:
+    return (dtype == np.float32 and len(periods) <= 2 and max(periods) <= DENSE_MAX_PERIOD
+            and _backend.use_numba(work))
+
+
+def _axes(counts: Sequence[int], steps: Sequence[int], offsets: Sequence[int], periods: Sequence[int]) -> tuple:
+    """``(rows, columns)`` :class:`cnnlab.functional._numba_fft.Axis` of a plane (a 1-d signal:
+    one row of period 1)."""
+    from cnnlab.functional._numba_fft import Axis
+
+    found = [Axis(*a) for a in zip(counts, steps, offsets, periods, strict=True)]
+    return (Axis(1, 1, 0, 1), found[0]) if len(found) == 1 else (found[0], found[1])
+
+
+def _dense_forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int],
+                   groups: int, pads: PadPairs | None, out: Sequence[int], periods: tuple[int, ...]
+                   ) -> tuple[np.ndarray, Spectra]:
+    from cnnlab.functional import _numba_fft as nf
+
+    n, c = x.shape[:2]
+    o, cg = weight.shape[:2]
+    dims = len(out)
+    lows = [lo for lo, _ in pads] if pads else [0] * dims
+    x_axes = _axes(x.shape[2:], (1,) * dims, (0,) * dims, periods)
+    w_axes = _axes(weight.shape[2:], dilation, (0,) * dims, periods)
+    y_axes = _axes(out, stride, lows, periods)
+    chunks = nf.chunks_of(*x_axes)
+    x_spec = nf.spectra(np.ascontiguousarray(x).reshape(n * c, x_axes[0].count, -1), *x_axes)
+    w_spec = nf.spectra(np.ascontiguousarray(weight).reshape(o * cg, w_axes[0].count, -1), *w_axes)
+    z, _ = nf.packed_products(x_spec, (n, c), w_spec, (o, cg), groups, False, True, "forward", chunks)
+    y = nf.planes(z, n * o, *y_axes).reshape(n, o, *out)
+    return y, Spectra(x_spec, w_spec, periods, tuple(x.shape[2:]), chunks, np.dtype(np.float32))
+
+
+def _dense_backward(g: np.ndarray, spectra: Spectra, weight_shape: Sequence[int], stride: Sequence[int],
+                    dilation: Sequence[int], groups: int, pads: PadPairs | None, needs: tuple[bool, bool]
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    from cnnlab.functional import _numba_fft as nf
+
+    n, o = g.shape[:2]
+    out = g.shape[2:]
+    dims = len(out)
+    o_, cg = weight_shape[:2]
+    c = cg * groups
+    periods = spectra.lengths
+    lows = [lo for lo, _ in pads] if pads else [0] * dims
+    g_axes = _axes(out, stride, lows, periods)
+    g_spec = nf.spectra(np.ascontiguousarray(g).reshape(n * o, g_axes[0].count, -1), *g_axes)
+    grad_x = grad_w = None
+    if needs[0]:
+        z, _ = nf.packed_products(g_spec, (n, o), spectra.w_spec, (o, cg), groups, False, False, "grad_x",
+                                  spectra.packed)
+        x_axes = _axes(spectra.x_spatial, (1,) * dims, (0,) * dims, periods)
+        grad_x = nf.planes(z, n * c, *x_axes).reshape(n, c, *spectra.x_spatial)
+    if needs[1]:
+        z, _ = nf.packed_products(g_spec, (n, o), spectra.x_spec, (n, c), groups, True, False, "grad_w",
+                                  spectra.packed)
+        w_axes = _axes(weight_shape[2:], dilation, (0,) * dims, periods)
+        grad_w = nf.planes(z, o * cg, *w_axes).reshape(weight_shape)
+    return grad_x, grad_w
+
+
 def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int,
             pads: PadPairs | None, out: Sequence[int], bias: np.ndarray | None, save: bool
             ) -> tuple[np.ndarray, Spectra | None]:
@@ -149,8 +220,15 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     x = x.astype(dtype, copy=False)
     dims = len(out)
     spatial = tuple(x.shape[2:])
+    extent = tuple((k - 1) * d + 1 for k, d in zip(weight.shape[2:], dilation, strict=True))
+    periods = lengths(spatial, extent, pads)
+    if _dense(dtype, periods, float(x.size) * weight.shape[0]):
+        y, spectra = _dense_forward(x, weight.astype(dtype, copy=False), stride, dilation, groups, pads, out,
+                                    periods)
+        if bias is not None:
+            y += bias.astype(dtype, copy=False).reshape((-1,) + (1,) * dims)
+        return y, (spectra if save else None)
     wd = dilate(weight.astype(dtype, copy=False), tuple(dilation))
-    periods = lengths(spatial, wd.shape[2:], pads)
     x_spec = _transform(x, periods)
     w_spec = _transform(wd, periods)
     n, c = x.shape[:2]
@@ -163,7 +241,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         y += bias.astype(dtype, copy=False).reshape((-1,) + (1,) * dims)
     if not save:
         return y, None
-    return y, Spectra(x_spec, w_spec, periods, spatial)
+    return y, Spectra(x_spec, w_spec, periods, spatial, 0, dtype)
 
 
 def backward(grad_out: np.ndarray, spectra: Spectra, weight_shape: Sequence[int], stride: Sequence[int],
@@ -171,8 +249,10 @@ def backward(grad_out: np.ndarray, spectra: Spectra, weight_shape: Sequence[int]
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(grad_x, grad_w)`` of an FFT forward from its ``spectra`` (None where ``needs`` says so);
     ``grad_x`` of the unpadded input."""
-    dtype = spectra.x_spec.real.dtype
+    dtype = spectra.dtype
     g = grad_out.astype(dtype, copy=False)
+    if spectra.packed:
+        return _dense_backward(g, spectra, weight_shape, stride, dilation, groups, pads, needs)
     n, o = g.shape[:2]
     out = g.shape[2:]
     periods = spectra.lengths

@@ -17,17 +17,21 @@ run a chunk's blocks with ``i`` fastest, so the 4 rows of ``B`` of consecutive j
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
 from cnnlab.functional import _backend
-from cnnlab.functional._numba_simd import f32x16, wload, wstore, wzero
+from cnnlab.functional._backend import read_only
+from cnnlab.functional._numba_simd import f32x16, wfma_at, wload, wstore, wstore_lanes, wzero
 
 LANES = 16
 
 
 def _vector_ops():
-    """``(wfma, wneg)``: ``acc + a * b`` and ``-a`` on sixteen lanes (LLVM's ``fma`` and ``fneg``)."""
+    """``(wfma, wmul)``: ``acc + a * b`` and ``a * b`` on sixteen lanes (LLVM's ``fma``, ``fmul``)."""
     from numba.extending import intrinsic
 
     from cnnlab.functional._numba_simd import _fma
@@ -42,18 +46,18 @@ def _vector_ops():
         return f32x16(acc, a, b), codegen
 
     @intrinsic
-    def wneg(typingctx, a):
-        if a != f32x16:
+    def wmul(typingctx, a, b):
+        if not (a == f32x16 and b == f32x16):
             return None
 
         def codegen(context, builder, sig, args):
-            return builder.fneg(args[0])
-        return f32x16(a), codegen
+            return builder.fmul(args[0], args[1])
+        return f32x16(a, b), codegen
 
-    return wfma, wneg
+    return wfma, wmul
 
 
-wfma, wneg = _vector_ops()
+wfma, wmul = _vector_ops()
 
 
 @numba.njit(inline="always")
@@ -89,13 +93,18 @@ def _unpack(src, dst, rows, bins, first_job, last_job, thread):  # pragma: no co
 
 
 @_backend.job_kernel
-def _products(a, b, z, dims, first_job, last_job, thread):  # pragma: no cover - compiled
+def _products(a, b, z, dims, signs, first_job, last_job, thread):  # pragma: no cover - compiled
     # z[g, i, j] = sum_k a[g, i, k] * b[g, j, k] (complex, packed), rows of a at g*ga + i*ai + k*ak,
-    # of b at g*gb + j*bj + k*bk, of z at g*gz + i*zi + j*zj; a job: a 2 x 4 block of one chunk
+    # of b at g*gb + j*bj + k*bk, of z at g*gz + i*zi + j*zj; a job: a 2 x 4 block of one chunk.
+    # The real sums take ar*br + u*bi, the imaginary ones v*bi + t*br, with u, v, t = ai, ar, ai
+    # times the signs (-1, 1, 1: a times b; 1, -1, 1: a times conj(b); 1, 1, -1: conj(a) times b)
     na, nb, nk, groups = dims[0], dims[1], dims[2], dims[3]
     ga, ai, ak, gb, bj, bk, gz, zi, zj = dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11], \
         dims[12]
     rows_a, rows_b, rows_z = dims[13], dims[14], dims[15]
+    su = wload(signs, 0)
+    sv = wload(signs, 16)
+    st = wload(signs, 32)
     iblocks = (na + 1) // 2
     jblocks = (nb + 3) // 4
     for job in range(np.uint64(first_job), np.uint64(last_job)):
@@ -130,41 +139,45 @@ def _products(a, b, z, dims, first_job, last_job, thread):  # pragma: no cover -
         for k in range(nk):
             p0 = base_a + (i0 * ai + k * ak) * 32
             p1 = base_a + (i1 * ai + k * ak) * 32
-            xr0 = wload(a, p0)
-            xi0 = wload(a, p0 + 16)
-            xr1 = wload(a, p1)
-            xi1 = wload(a, p1 + 16)
-            nx0 = wneg(xi0)
-            nx1 = wneg(xi1)
+            ar0 = wload(a, p0)
+            ai0 = wload(a, p0 + 16)
+            ar1 = wload(a, p1)
+            ai1 = wload(a, p1 + 16)
+            u0 = wmul(ai0, su)
+            v0 = wmul(ar0, sv)
+            t0 = wmul(ai0, st)
+            u1 = wmul(ai1, su)
+            v1 = wmul(ar1, sv)
+            t1 = wmul(ai1, st)
             kb = base_b + k * bk * 32
             q = kb + j0 * bj * 32
             br = wload(b, q)
             bi = wload(b, q + 16)
-            r00 = wfma(wfma(r00, xr0, br), nx0, bi)
-            m00 = wfma(wfma(m00, xr0, bi), xi0, br)
-            r10 = wfma(wfma(r10, xr1, br), nx1, bi)
-            m10 = wfma(wfma(m10, xr1, bi), xi1, br)
+            r00 = wfma(wfma(r00, ar0, br), u0, bi)
+            m00 = wfma(wfma(m00, v0, bi), t0, br)
+            r10 = wfma(wfma(r10, ar1, br), u1, bi)
+            m10 = wfma(wfma(m10, v1, bi), t1, br)
             q = kb + j1 * bj * 32
             br = wload(b, q)
             bi = wload(b, q + 16)
-            r01 = wfma(wfma(r01, xr0, br), nx0, bi)
-            m01 = wfma(wfma(m01, xr0, bi), xi0, br)
-            r11 = wfma(wfma(r11, xr1, br), nx1, bi)
-            m11 = wfma(wfma(m11, xr1, bi), xi1, br)
+            r01 = wfma(wfma(r01, ar0, br), u0, bi)
+            m01 = wfma(wfma(m01, v0, bi), t0, br)
+            r11 = wfma(wfma(r11, ar1, br), u1, bi)
+            m11 = wfma(wfma(m11, v1, bi), t1, br)
             q = kb + j2 * bj * 32
             br = wload(b, q)
             bi = wload(b, q + 16)
-            r02 = wfma(wfma(r02, xr0, br), nx0, bi)
-            m02 = wfma(wfma(m02, xr0, bi), xi0, br)
-            r12 = wfma(wfma(r12, xr1, br), nx1, bi)
-            m12 = wfma(wfma(m12, xr1, bi), xi1, br)
+            r02 = wfma(wfma(r02, ar0, br), u0, bi)
+            m02 = wfma(wfma(m02, v0, bi), t0, br)
+            r12 = wfma(wfma(r12, ar1, br), u1, bi)
+            m12 = wfma(wfma(m12, v1, bi), t1, br)
             q = kb + j3 * bj * 32
             br = wload(b, q)
             bi = wload(b, q + 16)
-            r03 = wfma(wfma(r03, xr0, br), nx0, bi)
-            m03 = wfma(wfma(m03, xr0, bi), xi0, br)
-            r13 = wfma(wfma(r13, xr1, br), nx1, bi)
-            m13 = wfma(wfma(m13, xr1, bi), xi1, br)
+            r03 = wfma(wfma(r03, ar0, br), u0, bi)
+            m03 = wfma(wfma(m03, v0, bi), t0, br)
+            r13 = wfma(wfma(r13, ar1, br), u1, bi)
+            m13 = wfma(wfma(m13, v1, bi), t1, br)
         # (a block past the last row or column repeats it: the same sums written twice; the
         # highest first, so that the true ones land last)
         base_z = (chunk * rows_z + g * gz) * 32
@@ -178,13 +191,206 @@ def _products(a, b, z, dims, first_job, last_job, thread):  # pragma: no cover -
         _put(z, base_z + (i0 * zi + j0 * zj) * 32, r00, m00)
 
 
-def _packed(a: np.ndarray, sign: float) -> np.ndarray:
+@_backend.job_kernel
+def _spectra(src, cw, sw, ch, sh, nsh, dims, dst, scratch, first_job, last_job, thread):  # pragma: no cover
+    # the 2-d real DFT of each plane src[r] (a x b values) at the periods lh, lw, its values at the
+    # positions the tables were made for, by dense sums: along each row (bins of the last axis,
+    # 16 a vector: t = sum_b x[., b] (cw[b] + i sw[b])), then down each column (bin fh: sum_a t[a]
+    # (ch[fh, a] - i sh[fh, a])); written packed (dst[chunk, r, part, lane], bins flattened fh
+    # first), zeros past the last bin
+    a_n, b_n, lh, bw, vb, chunks, rows = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6]
+    buf = scratch[thread]
+    rowlen = vb * 32
+    xs = a_n * rowlen  # (the spectra by row fh and vector, before they are flattened)
+    flat = xs + lh * rowlen  # (flattened: real parts, then imaginary parts from flat + half)
+    half = chunks * 16 + 16
+    for r in range(np.uint64(first_job), np.uint64(last_job)):
+        base = r * a_n * b_n
+        for a0 in range(0, a_n, 4):
+            a1 = min(a0 + 1, a_n - 1)
+            a2 = min(a0 + 2, a_n - 1)
+            a3 = min(a0 + 3, a_n - 1)
+            for v in range(vb):
+                c0 = wzero()
+                c1 = wzero()
+                c2 = wzero()
+                c3 = wzero()
+                s0 = wzero()
+                s1 = wzero()
+                s2 = wzero()
+                s3 = wzero()
+                for j in range(b_n):
+                    cv = wload(cw, (j * vb + v) * 16)
+                    sv = wload(sw, (j * vb + v) * 16)
+                    c0 = wfma_at(c0, src, base + a0 * b_n + j, cv)
+                    s0 = wfma_at(s0, src, base + a0 * b_n + j, sv)
+                    c1 = wfma_at(c1, src, base + a1 * b_n + j, cv)
+                    s1 = wfma_at(s1, src, base + a1 * b_n + j, sv)
+                    c2 = wfma_at(c2, src, base + a2 * b_n + j, cv)
+                    s2 = wfma_at(s2, src, base + a2 * b_n + j, sv)
+                    c3 = wfma_at(c3, src, base + a3 * b_n + j, cv)
+                    s3 = wfma_at(s3, src, base + a3 * b_n + j, sv)
+                _put(buf, a3 * rowlen + v * 32, c3, s3)
+                _put(buf, a2 * rowlen + v * 32, c2, s2)
+                _put(buf, a1 * rowlen + v * 32, c1, s1)
+                _put(buf, a0 * rowlen + v * 32, c0, s0)
+        for f0 in range(0, lh, 4):
+            f1 = min(f0 + 1, lh - 1)
+            f2 = min(f0 + 2, lh - 1)
+            f3 = min(f0 + 3, lh - 1)
+            for v in range(vb):
+                xr0 = wzero()
+                xr1 = wzero()
+                xr2 = wzero()
+                xr3 = wzero()
+                xi0 = wzero()
+                xi1 = wzero()
+                xi2 = wzero()
+                xi3 = wzero()
+                for a in range(a_n):
+                    tr = wload(buf, a * rowlen + v * 32)
+                    ti = wload(buf, a * rowlen + v * 32 + 16)
+                    xr0 = wfma_at(wfma_at(xr0, ch, f0 * a_n + a, tr), sh, f0 * a_n + a, ti)
+                    xi0 = wfma_at(wfma_at(xi0, ch, f0 * a_n + a, ti), nsh, f0 * a_n + a, tr)
+                    xr1 = wfma_at(wfma_at(xr1, ch, f1 * a_n + a, tr), sh, f1 * a_n + a, ti)
+                    xi1 = wfma_at(wfma_at(xi1, ch, f1 * a_n + a, ti), nsh, f1 * a_n + a, tr)
+                    xr2 = wfma_at(wfma_at(xr2, ch, f2 * a_n + a, tr), sh, f2 * a_n + a, ti)
+                    xi2 = wfma_at(wfma_at(xi2, ch, f2 * a_n + a, ti), nsh, f2 * a_n + a, tr)
+                    xr3 = wfma_at(wfma_at(xr3, ch, f3 * a_n + a, tr), sh, f3 * a_n + a, ti)
+                    xi3 = wfma_at(wfma_at(xi3, ch, f3 * a_n + a, ti), nsh, f3 * a_n + a, tr)
+                _put(buf, xs + f3 * rowlen + v * 32, xr3, xi3)
+                _put(buf, xs + f2 * rowlen + v * 32, xr2, xi2)
+                _put(buf, xs + f1 * rowlen + v * 32, xr1, xi1)
+                _put(buf, xs + f0 * rowlen + v * 32, xr0, xi0)
+        # flattened in increasing order: a vector's lanes past the row's last bin land on the next
+        # row's first bins, which are written after it
+        for f in range(lh):
+            for v in range(vb):
+                wstore(buf, flat + f * bw + v * 16, wload(buf, xs + f * rowlen + v * 32))
+                wstore(buf, flat + half + f * bw + v * 16, wload(buf, xs + f * rowlen + v * 32 + 16))
+        for i in range(lh * bw, chunks * 16):
+            buf[flat + i] = 0.0
+            buf[flat + half + i] = 0.0
+        for c in range(chunks):
+            at = (c * rows + r) * 32
+            wstore(dst, at, wload(buf, flat + c * 16))
+            wstore(dst, at + 16, wload(buf, flat + half + c * 16))
+
+
+@_backend.job_kernel
+def _planes(src, ihc, ihs, ihns, iwc, iws, dims, dst, scratch, first_job, last_job, thread):  # pragma: no cover
+    # the inverse of _spectra for each packed spectrum src[., r]: the real plane's values at the
+    # out_a x out_b positions the tables were made for (ihc/ihs: cos/sin of each row position's
+    # phase for each bin fh, over lh; iwc/iws: those of the columns, times each bin's weight in a
+    # real signal, 1 or 2, over lw), written to dst[r] (out_a x out_b, contiguous)
+    lh, bw, vb, chunks, rows, out_a, out_b, vo = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6],         dims[7]
+    buf = scratch[thread]
+    half = chunks * 16 + 16
+    ts = 2 * half  # (the rows' sums by bin of the last axis: out_a x vb vectors, real and imaginary)
+    rowlen = vb * 32
+    for r in range(np.uint64(first_job), np.uint64(last_job)):
+        for c in range(chunks):
+            at = (c * rows + r) * 32
+            wstore(buf, c * 16, wload(src, at))
+            wstore(buf, half + c * 16, wload(src, at + 16))
+        for a0 in range(0, out_a, 4):
+            a1 = min(a0 + 1, out_a - 1)
+            a2 = min(a0 + 2, out_a - 1)
+            a3 = min(a0 + 3, out_a - 1)
+            for v in range(vb):
+                tr0 = wzero()
+                tr1 = wzero()
+                tr2 = wzero()
+                tr3 = wzero()
+                ti0 = wzero()
+                ti1 = wzero()
+                ti2 = wzero()
+                ti3 = wzero()
+                for f in range(lh):
+                    xr = wload(buf, f * bw + v * 16)
+                    xi = wload(buf, half + f * bw + v * 16)
+                    tr0 = wfma_at(wfma_at(tr0, ihc, a0 * lh + f, xr), ihns, a0 * lh + f, xi)
+                    ti0 = wfma_at(wfma_at(ti0, ihs, a0 * lh + f, xr), ihc, a0 * lh + f, xi)
+                    tr1 = wfma_at(wfma_at(tr1, ihc, a1 * lh + f, xr), ihns, a1 * lh + f, xi)
+                    ti1 = wfma_at(wfma_at(ti1, ihs, a1 * lh + f, xr), ihc, a1 * lh + f, xi)
+                    tr2 = wfma_at(wfma_at(tr2, ihc, a2 * lh + f, xr), ihns, a2 * lh + f, xi)
+                    ti2 = wfma_at(wfma_at(ti2, ihs, a2 * lh + f, xr), ihc, a2 * lh + f, xi)
+                    tr3 = wfma_at(wfma_at(tr3, ihc, a3 * lh + f, xr), ihns, a3 * lh + f, xi)
+                    ti3 = wfma_at(wfma_at(ti3, ihs, a3 * lh + f, xr), ihc, a3 * lh + f, xi)
+                _put(buf, ts + a3 * rowlen + v * 32, tr3, ti3)
+                _put(buf, ts + a2 * rowlen + v * 32, tr2, ti2)
+                _put(buf, ts + a1 * rowlen + v * 32, tr1, ti1)
+                _put(buf, ts + a0 * rowlen + v * 32, tr0, ti0)
+        for a0 in range(0, out_a, 4):
+            a1 = min(a0 + 1, out_a - 1)
+            a2 = min(a0 + 2, out_a - 1)
+            a3 = min(a0 + 3, out_a - 1)
+            for u in range(vo):
+                y0 = wzero()
+                y1 = wzero()
+                y2 = wzero()
+                y3 = wzero()
+                for f in range(bw):
+                    cv = wload(iwc, (f * vo + u) * 16)
+                    sv = wload(iws, (f * vo + u) * 16)
+                    lane = (f // 16) * 32 + f % 16
+                    y0 = wfma_at(wfma_at(y0, buf, ts + a0 * rowlen + lane, cv), buf, ts + a0 * rowlen + lane + 16, sv)
+                    y1 = wfma_at(wfma_at(y1, buf, ts + a1 * rowlen + lane, cv), buf, ts + a1 * rowlen + lane + 16, sv)
+                    y2 = wfma_at(wfma_at(y2, buf, ts + a2 * rowlen + lane, cv), buf, ts + a2 * rowlen + lane + 16, sv)
+                    y3 = wfma_at(wfma_at(y3, buf, ts + a3 * rowlen + lane, cv), buf, ts + a3 * rowlen + lane + 16, sv)
+                hi = min(16, out_b - u * 16)
+                base = r * out_a * out_b + u * 16
+                wstore_lanes(dst, base + a3 * out_b, y3, 0, hi)
+                wstore_lanes(dst, base + a2 * out_b, y2, 0, hi)
+                wstore_lanes(dst, base + a1 * out_b, y1, 0, hi)
+                wstore_lanes(dst, base + a0 * out_b, y0, 0, hi)
+
+
+def _packed(a: np.ndarray) -> np.ndarray:
+    """``a`` (complex64, ``(rows, channels, bins)``) packed as the products read it."""
     rows, bins = a.shape[0] * a.shape[1], a.shape[2]
     chunks = -(-bins // LANES)
     flat = np.ascontiguousarray(a).reshape(rows, bins).view(np.float32).reshape(-1)
     out = np.empty(chunks * rows * 2 * LANES, dtype=np.float32)
-    _backend.run_jobs(_pack, rows, flat, out, rows, bins, chunks, np.float32(sign), work=float(rows) * bins)
+    _backend.run_jobs(_pack, rows, read_only(flat), out, rows, bins, chunks, np.float32(1.0), work=float(rows) * bins)
     return out
+
+
+# The signs (u, v, t) of _products for a times b, a times conj(b) and conj(a) times b.
+_SIGNS = {(False, False): (-1.0, 1.0, 1.0), (False, True): (1.0, -1.0, 1.0), (True, False): (1.0, 1.0, -1.0)}
+
+
+def packed_products(pa: np.ndarray, a_shape: tuple[int, int], pb: np.ndarray, b_shape: tuple[int, int],
+                    groups: int, conj_a: bool, conj_b: bool, kind: str, chunks: int
+                    ) -> tuple[np.ndarray, tuple[int, int]]:
+    """The sums of :func:`cnnlab.functional._fft_conv._products` of two packed spectra of
+    ``a_shape`` and ``b_shape`` rows (``(rows, channels)``; ``chunks`` of 16 bins): the packed
+    result and its ``(rows, channels)``."""
+    if kind == "forward":  # a (N, C), b (O, C_g): z (N, O)
+        n, c = a_shape
+        o, cg = b_shape
+        og = o // groups
+        na, nb, nk, shape = n, og, cg, (n, o)
+        strides = (cg, c, 1, og * cg, cg, 1, og, o, 1)
+    elif kind == "grad_x":  # a (N, O), b (O, C_g): z (N, C)
+        n, o = a_shape
+        cg = b_shape[1]
+        og = o // groups
+        na, nb, nk, shape = n, cg, og, (n, groups * cg)
+        strides = (og, o, 1, og * cg, 1, cg, cg, groups * cg, 1)
+    else:  # grad_w: a (N, O), b (N, C): z (O, C_g)
+        n, o = a_shape
+        c = b_shape[1]
+        og, cg = o // groups, c // groups
+        na, nb, nk, shape = og, cg, n, (o, cg)
+        strides = (og, 1, o, cg, 1, c, og * cg, cg, 1)
+    ra, rb, rz = a_shape[0] * a_shape[1], b_shape[0] * b_shape[1], shape[0] * shape[1]
+    dims = np.array((na, nb, nk, groups, *strides, ra, rb, rz), dtype=np.int64)
+    signs = np.repeat(np.array(_SIGNS[(conj_a, conj_b)], dtype=np.float32), LANES)
+    z = np.empty(chunks * rz * 2 * LANES, dtype=np.float32)
+    jobs = ((na + 1) // 2) * ((nb + 3) // 4) * groups * chunks
+    _backend.run_jobs(_products, jobs, read_only(pa), read_only(pb), z, read_only(dims), read_only(signs), work=4.0 * na * nb * nk * groups * chunks * LANES)
+    return z, shape
 
 
 def products(a: np.ndarray, b: np.ndarray, groups: int, conj_a: bool, conj_b: bool, kind: str) -> np.ndarray:
@@ -192,31 +398,117 @@ def products(a: np.ndarray, b: np.ndarray, groups: int, conj_a: bool, conj_b: bo
     (``(rows, channels, bins)`` each): the sums as a complex64 array ``(rows, channels, bins)``."""
     bins = a.shape[2]
     chunks = -(-bins // LANES)
-    pa, pb = _packed(a, -1.0 if conj_a else 1.0), _packed(b, -1.0 if conj_b else 1.0)
-    ra, rb = a.shape[0] * a.shape[1], b.shape[0] * b.shape[1]
-    if kind == "forward":  # a (N, C), b (O, C_g): z (N, O)
-        n, c = a.shape[:2]
-        o, cg = b.shape[:2]
-        og = o // groups
-        na, nb, nk, shape = n, og, cg, (n, o)
-        strides = (cg, c, 1, og * cg, cg, 1, og, o, 1)
-    elif kind == "grad_x":  # a (N, O), b (O, C_g): z (N, C)
-        n, o = a.shape[:2]
-        cg = b.shape[1]
-        og = o // groups
-        na, nb, nk, shape = n, cg, og, (n, groups * cg)
-        strides = (og, o, 1, og * cg, 1, cg, cg, groups * cg, 1)
-    else:  # grad_w: a (N, O), b (N, C): z (O, C_g)
-        n, o = a.shape[:2]
-        c = b.shape[1]
-        og, cg = o // groups, c // groups
-        na, nb, nk, shape = og, cg, n, (o, cg)
-        strides = (og, 1, o, cg, 1, c, og * cg, cg, 1)
+    z, shape = packed_products(_packed(a), a.shape[:2], _packed(b), b.shape[:2], groups, conj_a, conj_b, kind,
+                               chunks)
     rz = shape[0] * shape[1]
-    dims = np.array((na, nb, nk, groups, *strides, ra, rb, rz), dtype=np.int64)
-    z = np.empty(chunks * rz * 2 * LANES, dtype=np.float32)
-    jobs = ((na + 1) // 2) * ((nb + 3) // 4) * groups * chunks
-    _backend.run_jobs(_products, jobs, pa, pb, z, dims, work=4.0 * na * nb * nk * groups * chunks * LANES)
     out = np.empty((*shape, bins), dtype=np.complex64)
-    _backend.run_jobs(_unpack, rz, z, out.reshape(-1).view(np.float32), rz, bins, work=float(rz) * bins)
+    _backend.run_jobs(_unpack, rz, read_only(z), out.reshape(-1).view(np.float32), rz, bins, work=float(rz) * bins)
     return out
+
+
+class Axis(NamedTuple):
+    """Where a plane's values lie along one axis of the period: ``count`` values at
+    ``(i*step - offset) mod period`` (the input: step 1; the dilated kernel: its dilation; the
+    output and its gradient: the stride, less the padding before)."""
+
+    count: int
+    step: int
+    offset: int
+    period: int
+
+    def phases(self) -> np.ndarray:
+        """``2 pi / period`` times each value's position (float64, ``(count,)``)."""
+        pos = (np.arange(self.count) * self.step - self.offset) % self.period
+        return 2.0 * np.pi * pos / self.period
+
+
+def _vectors(n: int) -> int:
+    return -(-n // LANES)
+
+
+@functools.lru_cache(maxsize=256)
+def _row_tables(axis: Axis) -> tuple[np.ndarray, np.ndarray]:
+    """``(cos, -sin)`` of each bin ``f < period // 2 + 1`` (columns, 16 a vector, zeros past the
+    last) at each position (rows) of the last axis, for the forward sums."""
+    bins = axis.period // 2 + 1
+    angle = np.outer(axis.phases(), np.arange(bins))
+    width = _vectors(bins) * LANES
+    c, s = np.zeros((axis.count, width)), np.zeros((axis.count, width))
+    c[:, :bins], s[:, :bins] = np.cos(angle), -np.sin(angle)
+    return read_only(c.astype(np.float32)), read_only(s.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=256)
+def _column_tables(axis: Axis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(cos, sin, -sin)`` of each bin (rows) at each position (columns) of the first axis."""
+    angle = np.outer(np.arange(axis.period), axis.phases())
+    c, s = np.cos(angle), np.sin(angle)
+    return tuple(read_only(t.astype(np.float32)) for t in (c, s, -s))
+
+
+@functools.lru_cache(maxsize=256)
+def _inverse_column_tables(axis: Axis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(cos, sin, -sin) / period`` of each position (rows) for each bin (columns) of the first axis."""
+    angle = np.outer(axis.phases(), np.arange(axis.period))
+    c, s = np.cos(angle) / axis.period, np.sin(angle) / axis.period
+    return tuple(read_only(t.astype(np.float32)) for t in (c, s, -s))
+
+
+@functools.lru_cache(maxsize=256)
+def _inverse_row_tables(axis: Axis) -> tuple[np.ndarray, np.ndarray]:
+    """``(w cos, -w sin) / period`` of each bin (rows) at each position (columns, 16 a vector,
+    zeros past the last) of the last axis, ``w`` the bin's weight in a real signal's half spectrum
+    (1 for the first bin and, for an even period, the last; 2 for the others)."""
+    bins = axis.period // 2 + 1
+    weight = np.full(bins, 2.0)
+    weight[0] = 1.0
+    if axis.period % 2 == 0:
+        weight[-1] = 1.0
+    angle = np.outer(np.arange(bins), axis.phases())
+    width = _vectors(axis.count) * LANES
+    c, s = np.zeros((bins, width)), np.zeros((bins, width))
+    c[:, :axis.count] = weight[:, None] * np.cos(angle) / axis.period
+    s[:, :axis.count] = -weight[:, None] * np.sin(angle) / axis.period
+    return read_only(c.astype(np.float32)), read_only(s.astype(np.float32))
+
+
+def chunks_of(rows_axis: Axis, cols_axis: Axis) -> int:
+    """Chunks of 16 bins of a plane's spectrum of these periods."""
+    return _vectors(rows_axis.period * (cols_axis.period // 2 + 1))
+
+
+def _scratch(size: int) -> np.ndarray:
+    return np.empty((_backend.kernel_threads(), size), dtype=np.float32)
+
+
+def spectra(planes: np.ndarray, rows_axis: Axis, cols_axis: Axis) -> np.ndarray:
+    """The packed 2-d real DFTs of the float32 ``planes`` (``(P, rows_axis.count,
+    cols_axis.count)``, contiguous) at the axes' periods, each value at its axis position."""
+    count = planes.shape[0]
+    lh, bw = rows_axis.period, cols_axis.period // 2 + 1
+    vb, chunks = _vectors(bw), chunks_of(rows_axis, cols_axis)
+    cw, sw = _row_tables(cols_axis)
+    ch, sh, nsh = _column_tables(rows_axis)
+    dims = np.array((rows_axis.count, cols_axis.count, lh, bw, vb, chunks, count), dtype=np.int64)
+    size = (rows_axis.count + lh) * vb * 32 + 2 * (chunks * LANES + LANES)
+    dst = np.empty(chunks * count * 2 * LANES, dtype=np.float32)
+    work = float(count) * (rows_axis.count * cols_axis.count + lh * rows_axis.count) * vb * 32
+    _backend.run_jobs(_spectra, count, read_only(planes.reshape(-1)), cw, sw, ch, sh, nsh, read_only(dims), dst, _scratch(size),
+                      work=work)
+    return dst
+
+
+def planes(packed: np.ndarray, count: int, rows_axis: Axis, cols_axis: Axis) -> np.ndarray:
+    """The real planes (float32, ``(count, rows_axis.count, cols_axis.count)``) whose packed
+    spectra ``packed`` holds, at the axes' positions: the inverse of :func:`spectra`."""
+    lh, bw = rows_axis.period, cols_axis.period // 2 + 1
+    vb, chunks, vo = _vectors(bw), chunks_of(rows_axis, cols_axis), _vectors(cols_axis.count)
+    ihc, ihs, ihns = _inverse_column_tables(rows_axis)
+    iwc, iws = _inverse_row_tables(cols_axis)
+    dims = np.array((lh, bw, vb, chunks, count, rows_axis.count, cols_axis.count, vo), dtype=np.int64)
+    size = 2 * (chunks * LANES + LANES) + rows_axis.count * vb * 32
+    dst = np.empty((count, rows_axis.count, cols_axis.count), dtype=np.float32)
+    work = float(count) * rows_axis.count * (lh * vb + bw * vo) * 32
+    _backend.run_jobs(_planes, count, read_only(packed), ihc, ihs, ihns, iwc, iws, read_only(dims), dst.reshape(-1), _scratch(size),
+                      work=work)
+    return dst
