@@ -340,6 +340,9 @@ OPS += [
     _method_entry("conv3d", conv3d, 3, "implicit"),
     _method_entry("conv1d", conv1d, 1, "winograd"),
     _method_entry("conv2d", conv2d, 2, "winograd"),
+    _method_entry("conv1d", conv1d, 1, "fft"),
+    _method_entry("conv2d", conv2d, 2, "fft"),
+    _method_entry("conv3d", conv3d, 3, "fft"),
 ]
 
 

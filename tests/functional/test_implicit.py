@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _conv_backward_kernels, _conv_kernels, _implicit, _implicit_grad_x, _naive
+from cnnlab.functional import (
+    _backend,
+    _conv_backward_kernels,
+    _conv_kernels,
+    _fft_conv,
+    _implicit,
+    _implicit_grad_x,
+    _naive,
+)
 from cnnlab.functional._args import ntuple, padding_pairs
 from tests.functional.spies import spied
 
@@ -909,7 +917,10 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((2, 256, 33, 33), (256, 256, 3, 3), 1, (2, 2), np.float32, "implicit"),  # 2 * 16 * 16 = 512 positions
     ((2, 256, 31, 34), (256, 256, 3, 3), 1, (2, 2), np.float32, "gemm"),  # 2 * 15 * 16 = 480
 ])
-def test_automatic_rule(compiled, xs, ws, groups, stride, dtype, expected):
+def test_automatic_rule(compiled, monkeypatch, xs, ws, groups, stride, dtype, expected):
+    # (the rule among the other methods: where the FFT's model would take a layer first is
+    # test_fft_conv.py's to check)
+    monkeypatch.setattr(_fft_conv, "chosen", lambda *args: False)
     assert _conv_kernels.choose_method(xs, ws, groups, stride, dtype) == expected
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cnnlab.functional as F
-from cnnlab.functional import _backend, _conv_kernels, _naive, _winograd
+from cnnlab.functional import _backend, _conv_kernels, _fft_conv, _naive, _winograd
 from cnnlab.functional._args import padding_pairs
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
@@ -367,7 +367,10 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((4, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "winograd"),  # 4 * 49 = 196 tiles
     ((3, 64, 16, 16), (64, 64, 3, 3), 1, (1, 1), (1, 1), "implicit"),  # 147 tiles: below MIN_TILES
 ])
-def test_automatic_rule(compiled, xs, ws, groups, stride, dilation, expected):
+def test_automatic_rule(compiled, monkeypatch, xs, ws, groups, stride, dilation, expected):
+    # (the rule among the other methods: where the FFT's model would take a layer first is
+    # test_fft_conv.py's to check)
+    monkeypatch.setattr(_fft_conv, "chosen", lambda *args: False)
     assert _conv_kernels.choose_method(xs, ws, groups, stride, np.float32, dilation) == expected
 
 

@@ -266,7 +266,7 @@ def conv(
         divisible by it.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
         How padded cells are filled, as in PyTorch's ``nn.Conv`` layers.
-    method : {'auto', 'gemm', 'direct', 'implicit', 'winograd'}, default 'auto'
+    method : {'auto', 'gemm', 'direct', 'implicit', 'winograd', 'fft'}, default 'auto'
         The kernel that computes the sum (all give the same result up to float rounding, and
         integer inputs stay exact on every method): ``'gemm'`` is im2col and one matrix product
         for the whole batch (a 1x1 kernel skips im2col); ``'direct'`` loops over kernel taps
@@ -277,7 +277,15 @@ def conv(
         2-d), or 36 instead of 100 (F(2x2, 5x5): 5x5 kernels, the same layers; the weight
         gradient by ``'implicit'``; ``'auto'`` takes it for 16-64 channels and filters, since its
         error grows with them); other layers: ``'implicit'``; its rounding error follows the
-        largest values of a 4 x 4 (6 x 6) tile rather than of the kernel's window.  ``'auto'`` follows
+        largest values of a 4 x 4 (6 x 6) tile rather than of the kernel's window.  ``'fft'``
+        multiplies the spectra of every input plane and every filter plane bin by bin, summing
+        over the channels there, and transforms each output plane back (float32 and float64,
+        any dims, stride, dilation and groups; compiled transforms for float32 1-d and 2-d
+        layers); its cost hardly depends on the kernel's size, so ``'auto'`` takes it for 5x5
+        and larger float32 kernels where its model of time is the lower
+        (:func:`cnnlab.functional._fft_conv.chosen`); its error grows with the log of the
+        transform's length, not with the taps summed; integers, and values that are not
+        finite, run ``'implicit'`` instead.  ``'auto'`` follows
         :func:`cnnlab.functional._conv_kernels.choose_method` and :func:`cnnlab.set_backend`.
 
     Shape

@@ -9,7 +9,7 @@ kernels compute
 
     y[b, o, p] = sum_{c, t} xp[b, g*C_g + c, p*s + t*d] * w[o, c, t]        (g = o // O_g)
 
-by one of four methods (``conv(..., method=...)`` chooses; :func:`choose_method` is the rule):
+by one of five methods (``conv(..., method=...)`` chooses; :func:`choose_method` is the rule):
 
 ``'gemm'``
     im2col then one matrix product per group.  The columns are laid out channel-major,
@@ -48,6 +48,12 @@ by one of four methods (``conv(..., method=...)`` chooses; :func:`choose_method`
     the same way, and a 3x3 layer's weight gradient from the same transforms' adjoint (a 5x5
     layer's by the implicit kernels); all read the padding as zeros, with no padded copy.  A
     call with a value that is not finite, and any other layer, runs as ``'implicit'``.
+
+``'fft'``
+    float32 and float64 layers by products of spectra (:mod:`cnnlab.functional._fft_conv`): each
+    input plane's and filter plane's spectrum made once, the channels summed bin by bin, each
+    output plane transformed back; the backward from the kept spectra.  Integers, and values that
+    are not finite, run as ``'implicit'``.
 
 Here the rules that choose a method (:func:`choose_method`, :func:`choose_backward`) and the
 forward; the adjoints, from what the forward saves, are in
@@ -110,7 +116,7 @@ class Saved(NamedTuple):
 
 def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int,
                   stride: Sequence[int] | None = None, dtype: np.dtype | None = None,
-                  dilation: Sequence[int] | None = None) -> str:
+                  dilation: Sequence[int] | None = None, pads: Sequence[tuple[int, int]] | None = None) -> str:
     """The automatic rule: ``'direct'`` when the Numba kernels are available and either the
     convolution is depthwise (one input and one output channel per group) or it is 2-d with at
     most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer) and output rows
@@ -119,7 +125,9 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
     kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 and 5x5
     layers of stride 1 and one group with enough channels, filters and tiles take ``'winograd'``
-    (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's).
+    (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's), and kernels of 25 or
+    more taps ``'fft'`` where its model of time is the lower (:func:`cnnlab.functional._fft_conv.chosen`;
+    ``pads``: the zero padding that ``xp_shape`` includes, which sets its transforms' lengths).
 
     The implicit products skip the column matrix, the BLAS's own packing of it and the
     channel-first copy of the product.  Measured on 2 cores, forward+backward, interleaved in one
@@ -173,8 +181,13 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
                 outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and few) or (
                 outputs >= _implicit.MIN_POSITIONS_DEEP and few and deep))
             and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
-        dilation = (1, 1) if dilation is None else tuple(dilation)
-        if _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation):
+        dilation = (1,) * (len(weight_shape) - 2) if dilation is None else tuple(dilation)
+        winograd = _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation)
+        x_shape = tuple(xp_shape[:2]) + tuple(n - lo - hi for n, (lo, hi) in zip(
+            xp_shape[2:], pads or ((0, 0),) * len(steps), strict=True))
+        if _fft_conv.chosen(x_shape, weight_shape, groups, pads, steps, dilation, winograd):
+            return "fft"
+        if winograd:
             return "winograd"
         if out_ch // groups < _implicit.MANY_FILTERS:
             return "implicit"
@@ -265,7 +278,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     out = _out_shape(xp_shape, kernel, stride, dilation)
     backward_method = "same"
     if method == "auto":
-        method = choose_method(xp_shape, weight.shape, groups, stride, np.result_type(x, weight), dilation)
+        method = choose_method(xp_shape, weight.shape, groups, stride, np.result_type(x, weight), dilation, pads)
         if method == "direct":
             backward_method = choose_backward(weight.shape, groups, stride)
     if method == "direct":

@@ -276,16 +276,94 @@ def backward(grad_out: np.ndarray, spectra: Spectra, weight_shape: Sequence[int]
     return grad_x, grad_w
 
 
-def cost(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads: PadPairs | None,
-         dilation: Sequence[int]) -> float:
-    """A model of the forward's work in multiply-adds: the products' ``4 * C_g`` per bin, sample
-    and filter, and ``L log2 L`` per transformed plane (inputs, filters, outputs)."""
+def _vectors(n: int) -> int:
+    return -(-n // 16)
+
+
+def _fours(n: int) -> int:
+    return -(-n // 4) * 4
+
+
+def _plane_in(a: int, b: int, lh: int, lw: int) -> float:
+    """Vector operations of one plane's spectrum (:func:`cnnlab.functional._numba_fft.spectra`):
+    the sums along rows and down columns (4 rows at a time), and the copies into packed chunks."""
+    bw = lw // 2 + 1
+    vb, chunks = _vectors(bw), _vectors(lh * bw)
+    return float(_fours(a) * b * vb * 2 + _fours(lh) * a * vb * 4 + 4 * lh * vb + 4 * chunks)
+
+
+def _plane_out(a: int, b: int, lh: int, lw: int) -> float:
+    """Vector operations of one plane's inverse at ``a x b`` positions (``planes``)."""
+    bw = lw // 2 + 1
+    vb, chunks = _vectors(bw), _vectors(lh * bw)
+    return float(_fours(a) * lh * vb * 4 + _fours(a) * _vectors(b) * bw * 2 + 4 * chunks)
+
+
+def work(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads: PadPairs | None,
+         stride: Sequence[int], dilation: Sequence[int]) -> float:
+    """The compiled path's forward+backward in 16-lane vector multiply-adds (its model of time):
+    the spectra of the input, weight and upstream gradient planes, the three products (4.4 a bin
+    chunk, sample, filter and channel: 32 multiply-adds and 6 signs' products a step of a 2 x 4
+    block), and the inverses of the output, input gradient and weight gradient planes."""
+    n, c = x_shape[:2]
+    o, cg = weight_shape[:2]
+    spatial, kernel = list(x_shape[2:]), list(weight_shape[2:])
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    pairs = pads or ((0, 0),) * len(spatial)
+    periods = list(lengths(spatial, extent, pads))
+    out = [(s_ + lo + hi - e) // st + 1 for s_, (lo, hi), e, st in zip(spatial, pairs, extent, stride, strict=True)]
+    if len(spatial) == 1:
+        spatial, kernel, out, periods = [1] + spatial, [1] + kernel, [1] + out, [1] + periods
+    lh, lw = periods
+    chunks = _vectors(lh * (lw // 2 + 1))
+    planes = (n * c * (_plane_in(*spatial, lh, lw) + _plane_out(*spatial, lh, lw))
+              + o * cg * (_plane_in(*kernel, lh, lw) + _plane_out(*kernel, lh, lw))
+              + n * o * (_plane_in(*out, lh, lw) + _plane_out(*out, lh, lw)))
+    # the products by 2 x 4 blocks (a block past the last row or column computed anyway), and the
+    # packed spectra each written and read again (TRAFFIC units a value: large layers' spectra
+    # leave the caches, and a batch of one has its weight gradient's products one step long)
+    blocks = (_fours(o) * 2 * -(-n // 2) * cg + _fours(cg) * 2 * -(-n // 2) * o
+              + _fours(cg) * 2 * -(-o // 2) * n)
+    spectra = 2.0 * (n * c + o * cg + n * o) * chunks * 32
+    return planes + 4.4 * blocks * chunks + TRAFFIC * spectra
+
+
+TRAFFIC = 0.5
+
+# The automatic rule (:func:`chosen`): float32 layers of 1 or 2 spatial dims, one group, kernels of
+# at least FFT_MIN_TAPS taps (5x5 and larger; the 3x3 Winograd method beat this one on every 3x3
+# layer measured), periods the dense transforms take, and a modelled time below FFT_MARGIN of the
+# other method's.  Models, ms on the 2-core machine of docs/BENCHMARKS.md (round 44, fitted to 28
+# layers' forward+backward): this method FFT_FIXED + FFT_MS_PER_UNIT per million units of
+# :func:`work`; the implicit kernels DIRECT_FIXED + DIRECT_MS_PER_MAC per million 16-lane
+# multiply-adds of the forward and both gradients (F(2x2, 5x5)'s: WINOGRAD5_MS_PER_UNIT per million
+# of its 36 products a tile for the forward and input gradient and the implicit weight gradient).
+FFT_MIN_TAPS = 25
+FFT_MARGIN = 0.85
+FFT_FIXED, FFT_MS_PER_UNIT = 0.6, 0.21
+DIRECT_FIXED, DIRECT_MS_PER_MAC = 0.3, 0.16
+WINOGRAD5_MS_PER_UNIT = 0.28
+
+
+def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads: PadPairs | None,
+           stride: Sequence[int], dilation: Sequence[int], winograd: bool) -> bool:
+    """Whether 'auto' takes this method for a float32 layer it would give the implicit kernels
+    (``winograd``: or F(2x2, 5x5)): see :data:`FFT_MIN_TAPS` and the models above."""
+    kernel = weight_shape[2:]
+    if groups != 1 or len(kernel) > 2 or math.prod(kernel) < FFT_MIN_TAPS:
+        return False
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    if max(lengths(x_shape[2:], extent, pads)) > DENSE_MAX_PERIOD:
+        return False
     n, c = x_shape[:2]
     o = weight_shape[0]
-    extent = tuple((k - 1) * d + 1 for k, d in zip(weight_shape[2:], dilation, strict=True))
-    periods = lengths(x_shape[2:], extent, pads)
-    bins = math.prod(periods[:-1]) * (periods[-1] // 2 + 1)
-    cells = float(math.prod(periods))
-    planes = n * c + o * (c // groups) + n * o
-    return 4.0 * n * o * (c // groups) * bins + planes * cells * max(math.log2(cells), 1.0)
-
+    pairs = pads or ((0, 0),) * len(kernel)
+    out = [(s_ + lo + hi - e) // st + 1 for s_, (lo, hi), e, st in zip(x_shape[2:], pairs, extent, stride,
+                                                                        strict=True)]
+    macs = float(n) * o * c * math.prod(out) / 16  # (16-lane multiply-adds of one pass)
+    if winograd:
+        direct = DIRECT_FIXED + WINOGRAD5_MS_PER_UNIT * (2 * macs * 36 / 4 + macs * math.prod(kernel)) / 1e6
+    else:
+        direct = DIRECT_FIXED + DIRECT_MS_PER_MAC * 3 * macs * math.prod(kernel) / 1e6
+    fft = FFT_FIXED + FFT_MS_PER_UNIT * work(x_shape, weight_shape, groups, pads, stride, dilation) / 1e6
+    return fft < FFT_MARGIN * direct

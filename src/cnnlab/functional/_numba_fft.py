@@ -283,7 +283,8 @@ def _planes(src, ihc, ihs, ihns, iwc, iws, dims, dst, scratch, first_job, last_j
     # out_a x out_b positions the tables were made for (ihc/ihs: cos/sin of each row position's
     # phase for each bin fh, over lh; iwc/iws: those of the columns, times each bin's weight in a
     # real signal, 1 or 2, over lw), written to dst[r] (out_a x out_b, contiguous)
-    lh, bw, vb, chunks, rows, out_a, out_b, vo = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6],         dims[7]
+    lh, bw, vb, chunks, rows = dims[0], dims[1], dims[2], dims[3], dims[4]
+    out_a, out_b, vo = dims[5], dims[6], dims[7]
     buf = scratch[thread]
     half = chunks * 16 + 16
     ts = 2 * half  # (the rows' sums by bin of the last axis: out_a x vb vectors, real and imaginary)
@@ -389,7 +390,8 @@ def packed_products(pa: np.ndarray, a_shape: tuple[int, int], pb: np.ndarray, b_
     signs = np.repeat(np.array(_SIGNS[(conj_a, conj_b)], dtype=np.float32), LANES)
     z = np.empty(chunks * rz * 2 * LANES, dtype=np.float32)
     jobs = ((na + 1) // 2) * ((nb + 3) // 4) * groups * chunks
-    _backend.run_jobs(_products, jobs, read_only(pa), read_only(pb), z, read_only(dims), read_only(signs), work=4.0 * na * nb * nk * groups * chunks * LANES)
+    _backend.run_jobs(_products, jobs, read_only(pa), read_only(pb), z, read_only(dims), read_only(signs),
+                      work=4.0 * na * nb * nk * groups * chunks * LANES)
     return z, shape
 
 
@@ -493,8 +495,8 @@ def spectra(planes: np.ndarray, rows_axis: Axis, cols_axis: Axis) -> np.ndarray:
     size = (rows_axis.count + lh) * vb * 32 + 2 * (chunks * LANES + LANES)
     dst = np.empty(chunks * count * 2 * LANES, dtype=np.float32)
     work = float(count) * (rows_axis.count * cols_axis.count + lh * rows_axis.count) * vb * 32
-    _backend.run_jobs(_spectra, count, read_only(planes.reshape(-1)), cw, sw, ch, sh, nsh, read_only(dims), dst, _scratch(size),
-                      work=work)
+    _backend.run_jobs(_spectra, count, read_only(planes.reshape(-1)), cw, sw, ch, sh, nsh, read_only(dims), dst,
+                      _scratch(size), work=work)
     return dst
 
 
@@ -509,6 +511,6 @@ def planes(packed: np.ndarray, count: int, rows_axis: Axis, cols_axis: Axis) -> 
     size = 2 * (chunks * LANES + LANES) + rows_axis.count * vb * 32
     dst = np.empty((count, rows_axis.count, cols_axis.count), dtype=np.float32)
     work = float(count) * rows_axis.count * (lh * vb + bw * vo) * 32
-    _backend.run_jobs(_planes, count, read_only(packed), ihc, ihs, ihns, iwc, iws, read_only(dims), dst.reshape(-1), _scratch(size),
-                      work=work)
+    _backend.run_jobs(_planes, count, read_only(packed), ihc, ihs, ihns, iwc, iws, read_only(dims), dst.reshape(-1),
+                      _scratch(size), work=work)
     return dst

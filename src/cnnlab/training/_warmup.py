@@ -95,9 +95,33 @@ def kind(unit: Any, x_shape: Sequence[int]) -> tuple:
     weight = getattr(unit, "weight", None)
     shape = getattr(getattr(weight, "data", None), "shape", ())
     if len(shape) >= 3 and hasattr(unit, "stride") and hasattr(unit, "groups"):  # a convolution
-        return (type(unit).__name__, _conv_kernels.choose_method(x_shape, shape, unit.groups, unit.stride,
-                                                                 weight.data.dtype, getattr(unit, "dilation", None)))
+        pads = _conv_pads(unit, x_shape)
+        xp_shape = tuple(x_shape[:2]) + tuple(n + lo + hi for n, (lo, hi) in zip(x_shape[2:], pads or (), strict=False))
+        return (type(unit).__name__, _conv_kernels.choose_method(
+            xp_shape if pads else x_shape, shape, unit.groups, unit.stride, weight.data.dtype,
+            getattr(unit, "dilation", None), pads))
     return (type(unit).__name__, repr(unit))
+
+
+def _conv_pads(unit: Any, x_shape: Sequence[int]) -> tuple | None:
+    """The zero padding a convolution unit applies to an input of ``x_shape`` (its checked
+    arguments, from an array of that shape that holds no memory), or None where it has none or
+    its settings do not describe one (a transposed convolution's)."""
+    import numpy as np
+
+    from cnnlab.functional import _conv
+
+    padding = getattr(unit, "padding", None)
+    if padding is None or getattr(unit, "padding_mode", "zeros") != "zeros" or "Transpose" in type(unit).__name__:
+        return None
+    weight = unit.weight.data
+    try:
+        x = np.broadcast_to(np.zeros((), dtype=weight.dtype), tuple(x_shape))
+        a = _conv._conv_args("conv", x, weight, None, unit.stride, padding, getattr(unit, "dilation", 1),
+                             unit.groups, "zeros", weight.ndim - 2)
+    except (TypeError, ValueError):
+        return None
+    return a.pads if any(lo or hi for lo, hi in a.pads) else None
 
 
 def pass_orders(kinds: Sequence[tuple]) -> tuple[list[int], list[int]]:
