@@ -73,11 +73,14 @@ def applies(x: np.ndarray, weight: np.ndarray) -> bool:
     return bool(np.isfinite(x).all() and np.isfinite(weight).all())
 
 
-def lengths(spatial: Sequence[int], kernel: Sequence[int], pads: PadPairs | None) -> tuple[int, ...]:
-    """The period per axis: a fast FFT length of at least ``S + max(lo, hi)`` and the dilated
-    kernel's extent ``kernel`` (which, with padding on both sides, can be the larger)."""
+def lengths(spatial: Sequence[int], kernel: Sequence[int], pads: PadPairs | None, exact: bool = False
+            ) -> tuple[int, ...]:
+    """The period per axis: at least ``S + max(lo, hi)`` and the dilated kernel's extent
+    ``kernel`` (which, with padding on both sides, can be the larger); that length itself with
+    ``exact`` (the dense transforms take any), else a length the FFT is fast on."""
     pads = pads or ((0, 0),) * len(spatial)
-    return tuple(_fft.fast_len(max(n + max(lo, hi), k)) for n, k, (lo, hi) in zip(spatial, kernel, pads, strict=True))
+    least = [max(n + max(lo, hi), k) for n, k, (lo, hi) in zip(spatial, kernel, pads, strict=True)]
+    return tuple(least) if exact else tuple(_fft.fast_len(n) for n in least)
 
 
 def _transform(a: np.ndarray, periods: Sequence[int]) -> np.ndarray:
@@ -221,13 +224,14 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     dims = len(out)
     spatial = tuple(x.shape[2:])
     extent = tuple((k - 1) * d + 1 for k, d in zip(weight.shape[2:], dilation, strict=True))
-    periods = lengths(spatial, extent, pads)
+    periods = lengths(spatial, extent, pads, exact=True)
     if _dense(dtype, periods, float(x.size) * weight.shape[0]):
         y, spectra = _dense_forward(x, weight.astype(dtype, copy=False), stride, dilation, groups, pads, out,
                                     periods)
         if bias is not None:
             y += bias.astype(dtype, copy=False).reshape((-1,) + (1,) * dims)
         return y, (spectra if save else None)
+    periods = lengths(spatial, extent, pads)
     wd = dilate(weight.astype(dtype, copy=False), tuple(dilation))
     x_spec = _transform(x, periods)
     w_spec = _transform(wd, periods)
@@ -310,7 +314,7 @@ def work(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads:
     spatial, kernel = list(x_shape[2:]), list(weight_shape[2:])
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
     pairs = pads or ((0, 0),) * len(spatial)
-    periods = list(lengths(spatial, extent, pads))
+    periods = list(lengths(spatial, extent, pads, exact=True))
     out = [(s_ + lo + hi - e) // st + 1 for s_, (lo, hi), e, st in zip(spatial, pairs, extent, stride, strict=True)]
     if len(spatial) == 1:
         spatial, kernel, out, periods = [1] + spatial, [1] + kernel, [1] + out, [1] + periods
@@ -353,7 +357,7 @@ def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pad
     if groups != 1 or len(kernel) > 2 or math.prod(kernel) < FFT_MIN_TAPS:
         return False
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
-    if max(lengths(x_shape[2:], extent, pads)) > DENSE_MAX_PERIOD:
+    if max(lengths(x_shape[2:], extent, pads, exact=True)) > DENSE_MAX_PERIOD:
         return False
     n, c = x_shape[:2]
     o = weight_shape[0]
