@@ -239,3 +239,38 @@ def test_float64_and_no_numba_take_the_other_paths():
         assert _conv_kernels.choose_method(xp, (32, 32, 7, 7), 1, (1, 1), np.float32, (1, 1), pads) != "fft"
     finally:
         _backend.set_backend(previous)
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("xs, ws, padding", [
+    ((3, 5, 20, 37), (6, 5, 5, 5), 2),  # half spectra of two vectors; rows of 37 (a masked last vector)
+    ((5, 3, 9, 9), (7, 3, 7, 7), 3),  # odd batch and filters: blocks past the last row and column
+])
+def test_no_scratch_value_is_read_before_it_is_written(monkeypatch, xs, ws, padding):
+    """Every array the compiled path allocates uninitialised (packed spectra and products, the
+    transforms' scratch rows, the outputs) is written before it is read: with ``np.empty``
+    handing out arrays full of nan, the results still match the reference."""
+    rng = np.random.default_rng(17)
+    x = rng.uniform(-1, 1, xs).astype(np.float32)
+    w = rng.uniform(-1, 1, ws).astype(np.float32)
+    b = np.zeros(ws[0], np.float32)
+    empty = np.empty
+
+    def poisoned(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        return out
+
+    previous = _backend.set_backend("numba")
+    try:
+        monkeypatch.setattr(np, "empty", poisoned)
+        y = F.conv2d(x, w, b, padding=padding, method="fft")
+        g = rng.uniform(-1, 1, y.shape).astype(np.float32)
+        gx, gw, _ = F.conv_backward(g, x, w, b, padding=padding, method="fft")
+        monkeypatch.setattr(np, "empty", empty)
+    finally:
+        _backend.set_backend(previous)
+    ry, rx, rw = _reference(x, w, b, g, 1, padding, 1, 1)
+    for got, want in ((y, ry), (gx, rx), (gw, rw)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
