@@ -274,3 +274,22 @@ def test_no_scratch_value_is_read_before_it_is_written(monkeypatch, xs, ws, padd
     ry, rx, rw = _reference(x, w, b, g, 1, padding, 1, 1)
     for got, want in ((y, ry), (gx, rx), (gw, rw)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+def test_a_forward_alone_is_weighed_alone():
+    """Without a backward to follow (``backward=False``: a call with nothing to save), the rule
+    weighs the forward's work alone: the issue's 5x5 layer keeps F(2x2, 5x5) (9 products an
+    output and channel against spectra made for one product), a 7x7 layer still takes the FFT."""
+    from cnnlab.functional._columns import _with_pads
+
+    previous = _backend.set_backend("numba")
+    try:
+        for xs, ws, p, fb, alone in (((32, 16, 24, 24), (32, 16, 5, 5), 2, "fft", "winograd"),
+                                     ((32, 32, 16, 16), (32, 32, 7, 7), 3, "fft", "fft")):
+            pads = ((p, p), (p, p))
+            xp = _with_pads(xs, pads)
+            assert _conv_kernels.choose_method(xp, ws, 1, (1, 1), np.float32, (1, 1), pads) == fb
+            assert _conv_kernels.choose_method(xp, ws, 1, (1, 1), np.float32, (1, 1), pads, backward=False) == alone
+    finally:
+        _backend.set_backend(previous)

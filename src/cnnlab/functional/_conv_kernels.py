@@ -116,7 +116,8 @@ class Saved(NamedTuple):
 
 def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: int,
                   stride: Sequence[int] | None = None, dtype: np.dtype | None = None,
-                  dilation: Sequence[int] | None = None, pads: Sequence[tuple[int, int]] | None = None) -> str:
+                  dilation: Sequence[int] | None = None, pads: Sequence[tuple[int, int]] | None = None,
+                  backward: bool = True) -> str:
     """The automatic rule: ``'direct'`` when the Numba kernels are available and either the
     convolution is depthwise (one input and one output channel per group) or it is 2-d with at
     most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer) and output rows
@@ -127,7 +128,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     layers of stride 1 and one group with enough channels, filters and tiles take ``'winograd'``
     (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's), and kernels of 25 or
     more taps ``'fft'`` where its model of time is the lower (:func:`cnnlab.functional._fft_conv.chosen`;
-    ``pads``: the zero padding that ``xp_shape`` includes, which sets its transforms' lengths).
+    ``pads``: the zero padding that ``xp_shape`` includes, which sets its transforms' lengths;
+    ``backward``: whether a backward follows, which the FFT's model weighs).
 
     The implicit products skip the column matrix, the BLAS's own packing of it and the
     channel-first copy of the product.  Measured on 2 cores, forward+backward, interleaved in one
@@ -185,7 +187,7 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
         winograd = _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation)
         x_shape = tuple(xp_shape[:2]) + tuple(n - lo - hi for n, (lo, hi) in zip(
             xp_shape[2:], pads or ((0, 0),) * len(steps), strict=True))
-        if _fft_conv.chosen(x_shape, weight_shape, groups, pads, steps, dilation, winograd):
+        if _fft_conv.chosen(x_shape, weight_shape, groups, pads, steps, dilation, winograd, backward):
             return "fft"
         if winograd:
             return "winograd"
@@ -278,7 +280,8 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     out = _out_shape(xp_shape, kernel, stride, dilation)
     backward_method = "same"
     if method == "auto":
-        method = choose_method(xp_shape, weight.shape, groups, stride, np.result_type(x, weight), dilation, pads)
+        method = choose_method(xp_shape, weight.shape, groups, stride, np.result_type(x, weight), dilation, pads,
+                               backward=save)
         if method == "direct":
             backward_method = choose_backward(weight.shape, groups, stride)
     if method == "direct":

@@ -304,11 +304,12 @@ def _plane_out(a: int, b: int, lh: int, lw: int) -> float:
 
 
 def work(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads: PadPairs | None,
-         stride: Sequence[int], dilation: Sequence[int]) -> float:
-    """The compiled path's forward+backward in 16-lane vector multiply-adds (its model of time):
-    the spectra of the input, weight and upstream gradient planes, the three products (4.4 a bin
-    chunk, sample, filter and channel: 32 multiply-adds and 6 signs' products a step of a 2 x 4
-    block), and the inverses of the output, input gradient and weight gradient planes."""
+         stride: Sequence[int], dilation: Sequence[int], backward: bool = True) -> float:
+    """The compiled path's forward+backward (the forward alone unless ``backward``) in 16-lane
+    vector multiply-adds (its model of time): the spectra of the input, weight and upstream
+    gradient planes, the three products (4.4 a bin chunk, sample, filter and channel: 32
+    multiply-adds and 6 signs' products a step of a 2 x 4 block), and the inverses of the output,
+    input gradient and weight gradient planes."""
     n, c = x_shape[:2]
     o, cg = weight_shape[:2]
     spatial, kernel = list(x_shape[2:]), list(weight_shape[2:])
@@ -320,6 +321,11 @@ def work(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads:
         spatial, kernel, out, periods = [1] + spatial, [1] + kernel, [1] + out, [1] + periods
     lh, lw = periods
     chunks = _vectors(lh * (lw // 2 + 1))
+    if not backward:
+        planes = (n * c * _plane_in(*spatial, lh, lw) + o * cg * _plane_in(*kernel, lh, lw)
+                  + n * o * _plane_out(*out, lh, lw))
+        blocks = _fours(o) * 2 * -(-n // 2) * cg
+        return planes + 4.4 * blocks * chunks + TRAFFIC * (n * c + o * cg + n * o) * chunks * 32
     planes = (n * c * (_plane_in(*spatial, lh, lw) + _plane_out(*spatial, lh, lw))
               + o * cg * (_plane_in(*kernel, lh, lw) + _plane_out(*kernel, lh, lw))
               + n * o * (_plane_in(*out, lh, lw) + _plane_out(*out, lh, lw)))
@@ -350,9 +356,11 @@ WINOGRAD5_MS_PER_UNIT = 0.28
 
 
 def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads: PadPairs | None,
-           stride: Sequence[int], dilation: Sequence[int], winograd: bool) -> bool:
+           stride: Sequence[int], dilation: Sequence[int], winograd: bool, backward: bool = True) -> bool:
     """Whether 'auto' takes this method for a float32 layer it would give the implicit kernels
-    (``winograd``: or F(2x2, 5x5)): see :data:`FFT_MIN_TAPS` and the models above."""
+    (``winograd``: or F(2x2, 5x5)), for its forward and backward (the forward alone unless
+    ``backward``: a third of the other method's work, and of this one's the input's and weight's
+    spectra, one product and the output's inverse): see :data:`FFT_MIN_TAPS` and the models above."""
     kernel = weight_shape[2:]
     if groups != 1 or len(kernel) > 2 or math.prod(kernel) < FFT_MIN_TAPS:
         return False
@@ -366,8 +374,10 @@ def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pad
                                                                         strict=True)]
     macs = float(n) * o * c * math.prod(out) / 16  # (16-lane multiply-adds of one pass)
     if winograd:
-        direct = DIRECT_FIXED + WINOGRAD5_MS_PER_UNIT * (2 * macs * 36 / 4 + macs * math.prod(kernel)) / 1e6
+        units = macs * 36 / 4 if not backward else 2 * macs * 36 / 4 + macs * math.prod(kernel)
+        direct = DIRECT_FIXED + WINOGRAD5_MS_PER_UNIT * units / 1e6
     else:
-        direct = DIRECT_FIXED + DIRECT_MS_PER_MAC * 3 * macs * math.prod(kernel) / 1e6
-    fft = FFT_FIXED + FFT_MS_PER_UNIT * work(x_shape, weight_shape, groups, pads, stride, dilation) / 1e6
+        direct = DIRECT_FIXED + DIRECT_MS_PER_MAC * (3 if backward else 1) * macs * math.prod(kernel) / 1e6
+    units = work(x_shape, weight_shape, groups, pads, stride, dilation, backward)
+    fft = FFT_FIXED * (1.0 if backward else 0.5) + FFT_MS_PER_UNIT * units / 1e6
     return fft < FFT_MARGIN * direct
