@@ -1,11 +1,14 @@
-"""Call counters for the tests that check which compiled kernels an op ran, and a stand-in for
-the helper threads' queue of jobs that makes every helper late."""
+"""Call counters for the tests that check which compiled kernels an op ran, a stand-in for
+``np.empty`` that fills its arrays with nan, and one for the helper threads' queue of jobs that
+makes every helper late."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 
@@ -24,6 +27,18 @@ def spied(monkeypatch: pytest.MonkeyPatch, module: ModuleType, *names: str,
             return _original(*args, **kwargs)
         monkeypatch.setattr(module, name, spy)
     return calls
+
+
+def nan_empty(empty: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A stand-in for ``np.empty`` (``empty``, the original) whose floating arrays come full of
+    nan: a kernel that reads a value of its buffers before writing it then gives nan."""
+
+    def poisoned(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        return out
+    return poisoned
 
 
 class LateHelpers(dict):

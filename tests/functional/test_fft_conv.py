@@ -15,6 +15,7 @@ import cnnlab.functional as F
 from cnnlab import Tensor
 from cnnlab.functional import _backend, _conv_kernels, _fft_conv, _naive
 from cnnlab.functional._args import padding_pairs
+from tests.functional.spies import nan_empty, spied
 
 # x shape, weight shape, stride, padding, dilation, groups
 CASES = [
@@ -63,14 +64,7 @@ def test_matches_the_loop_reference(backend, monkeypatch, dtype, xs, ws, stride,
     x = rng.uniform(-2, 2, xs).astype(dtype)
     w = rng.uniform(-2, 2, ws).astype(dtype)
     b = rng.uniform(-2, 2, ws[0]).astype(dtype)
-    calls = {"forward": 0, "backward": 0}
-    for name in calls:
-        original = getattr(_fft_conv, name)
-
-        def spy(*args, _original=original, _name=name, **kwargs):
-            calls[_name] += 1
-            return _original(*args, **kwargs)
-        monkeypatch.setattr(_fft_conv, name, spy)
+    calls = spied(monkeypatch, _fft_conv, "forward", "backward")
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "fft"}
     conv = _conv_fn(len(ws) - 2)
     y = conv(x, w, b, **kw)
@@ -255,16 +249,9 @@ def test_no_scratch_value_is_read_before_it_is_written(monkeypatch, xs, ws, padd
     w = rng.uniform(-1, 1, ws).astype(np.float32)
     b = np.zeros(ws[0], np.float32)
     empty = np.empty
-
-    def poisoned(*args, **kwargs):
-        out = empty(*args, **kwargs)
-        if out.dtype.kind == "f":
-            out.fill(np.nan)
-        return out
-
     previous = _backend.set_backend("numba")
     try:
-        monkeypatch.setattr(np, "empty", poisoned)
+        monkeypatch.setattr(np, "empty", nan_empty(empty))
         y = F.conv2d(x, w, b, padding=padding, method="fft")
         g = rng.uniform(-1, 1, y.shape).astype(np.float32)
         gx, gw, _ = F.conv_backward(g, x, w, b, padding=padding, method="fft")

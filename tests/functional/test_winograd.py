@@ -16,6 +16,7 @@ import pytest
 import cnnlab.functional as F
 from cnnlab.functional import _backend, _conv_kernels, _fft_conv, _naive, _winograd
 from cnnlab.functional._args import padding_pairs
+from tests.functional.spies import nan_empty
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
 
@@ -398,18 +399,11 @@ def test_no_scratch_value_is_read_before_it_is_written(compiled, monkeypatch, si
     tail jobs' sums, which the jobs zero themselves) is written before it is read: with
     ``np.empty`` handing out arrays full of nan, the results still match the reference."""
     empty = np.empty
-
-    def poisoned(*args, **kwargs):
-        out = empty(*args, **kwargs)
-        if out.dtype.kind == "f":
-            out.fill(np.nan)
-        return out
-
     monkeypatch.setattr(_winograd, "GRAD_W_TAIL", 3)
     x, w, b = _inputs((8, 24, 20, 18), 20, seed=13, size=size)  # 720 tiles: 15 jobs of 48 (30 of 24), 3 the tail
     g = np.random.default_rng(5).uniform(-1, 1, (8, 20, 20, 18)).astype(np.float32)
     pad = size // 2
-    monkeypatch.setattr(np, "empty", poisoned)
+    monkeypatch.setattr(np, "empty", nan_empty(empty))
     counts = _counted(monkeypatch)
     y = F.conv2d(x, w, b, padding=pad, method="winograd")
     gx, gw, _ = F.conv_backward(g, x, w, b, padding=pad, method="winograd")

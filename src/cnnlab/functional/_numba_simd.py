@@ -19,8 +19,8 @@ register, and each operation is a few lines of LLVM IR (``numba.extending.intrin
 
 And sixteen-lane vectors, :data:`f32x16` (an LLVM ``<16 x float>``: one AVX-512 register, or two
 AVX ones where the CPU has no AVX-512): :func:`wload`, :func:`wstore`, :func:`wfma_at` as their
-eight-lane namesakes, :func:`wfma_rows`, six rows of a block of 16 filters, and
-:func:`wstore_lanes`, a store of some of the lanes (a mask).  The product
+eight-lane namesakes, :func:`wfma` and :func:`wmul` lane by lane, :func:`wfma_rows`, six rows
+of a block of 16 filters, and :func:`wstore_lanes`, a store of some of the lanes (a mask).  The product
 kernels run their 6 x 16 blocks with these, and where :data:`WIDE` (the CPU has AVX-512) two
 blocks at once, 12 x 16 in 12 registers of the 32: each step one load of 16 weights, 12 broadcast
 inputs and 12 ``vfmadd231ps`` of 16 lanes, half the instructions of two 8-lane 6 x 16 steps for
@@ -517,6 +517,28 @@ def vfma(typingctx, acc, a, b):
     def codegen(context, builder, sig, args):
         return _fma(builder, args[1], args[2], args[0])
     return f32x8(acc, a, b), codegen
+
+
+@intrinsic
+def wfma(typingctx, acc, a, b):
+    """``acc + a * b`` on sixteen lanes, one rounding per lane (the FFT convolution's products)."""
+    if not (acc == f32x16 and a == f32x16 and b == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _fma(builder, args[1], args[2], args[0])
+    return f32x16(acc, a, b), codegen
+
+
+@intrinsic
+def wmul(typingctx, a, b):
+    """``a * b`` on sixteen lanes."""
+    if not (a == f32x16 and b == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(args[0], args[1])
+    return f32x16(a, b), codegen
 
 
 @numba.njit(inline="always")
