@@ -202,6 +202,8 @@ def test_autograd_runs_the_method_once_each_way(monkeypatch):
     ((8, 64, 56, 56), (16, 64, 7, 7), 2, 3, "implicit"),  # stride 2: a quarter of the outputs
     ((32, 32, 16, 16), (32, 16, 7, 7), 1, 3, "implicit"),  # two groups
     ((64, 1, 28, 28), (32, 1, 5, 5), 1, 0, "direct"),  # a first layer
+    ((8, 192, 28, 28), (192, 192, 7, 7), 1, 3, "implicit"),  # 36,864 filter planes: 151 MB of spectra
+    ((8, 128, 28, 28), (128, 128, 7, 7), 1, 3, "fft"),  # 16,384 of them: 70 MB
 ])
 def test_automatic_rule(xs, ws, stride, padding, expected):
     from cnnlab.functional._columns import _with_pads

@@ -350,6 +350,11 @@ TRAFFIC = 0.5
 # of its 36 products a tile for the forward and input gradient and the implicit weight gradient).
 FFT_MIN_TAPS = 25
 FFT_MARGIN = 0.85
+# Bytes of packed spectra (of the inputs, filters and upstream gradients: those live at once, the
+# first two from the forward to the backward) above which 'auto' leaves a layer to the other
+# methods: a filter plane's spectrum is the period's size, not the kernel's (a 7x7 filter of a
+# 56x56 layer: 7.4 kB against 196 B), so a layer of 256 x 256 such filters would hold 0.9 GB.
+FFT_MAX_SPECTRA_BYTES = 96 * 2**20
 FFT_FIXED, FFT_MS_PER_UNIT = 0.6, 0.21
 DIRECT_FIXED, DIRECT_MS_PER_MAC = 0.3, 0.16
 WINOGRAD5_MS_PER_UNIT = 0.28
@@ -369,6 +374,10 @@ def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pad
         return False
     n, c = x_shape[:2]
     o = weight_shape[0]
+    periods = lengths(x_shape[2:], extent, pads, exact=True)
+    bins = math.prod(periods[:-1]) * (periods[-1] // 2 + 1)
+    if (n * c + o * c + n * o) * _vectors(bins) * 16 * 8 > FFT_MAX_SPECTRA_BYTES:
+        return False
     pairs = pads or ((0, 0),) * len(kernel)
     out = [(s_ + lo + hi - e) // st + 1 for s_, (lo, hi), e, st in zip(x_shape[2:], pairs, extent, stride,
                                                                         strict=True)]
