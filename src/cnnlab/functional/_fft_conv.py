@@ -17,7 +17,8 @@ The circular correlation of period ``L`` (per axis), ``z[m] = sum_j x[(m + j) mo
 ``lo`` (before) / ``hi`` (after) at ``m = (i*s - lo) mod L`` as long as ``L >= S + max(lo, hi)``
 (``S`` the input's length) and ``L`` holds the dilated kernel: every index the window reads is
 then either the input's own or a zero of the fill, never another input cell folded onto it
-(:func:`cnnlab.functional._fft.plan` derives the same length for one signal).  The same period serves the backward:
+(:func:`cnnlab.functional._fft.plan` derives the same length for one signal).  The same period
+serves the backward:
 
     grad_x:  GX[n, c, f] = sum_o G[n, o, f] * W[o, c, f]          (a circular convolution)
     grad_w:  GW[o, c, f] = sum_n conj(G[n, o, f]) * X[n, c, f]    (a correlation; then the first
@@ -27,10 +28,12 @@ with ``G`` the spectrum of the upstream gradient placed at the forward's indices
 L``.  The forward keeps ``X`` and ``W`` for them, so the backward makes one transform per
 upstream plane and one inverse per gradient plane.
 
-The bin-by-bin products run in the compiled kernel of :mod:`cnnlab.functional._numba_fft` for
-float32 where Numba is installed, else as one batched complex matrix product per bin
-(``numpy.matmul`` over the bins).  Transforms by :mod:`scipy.fft` when installed, else
-:mod:`numpy.fft` (:mod:`cnnlab.functional._fft` picks), real-to-complex along the last axis.
+Float32 layers of 1 or 2 spatial dims with periods up to :data:`DENSE_MAX_PERIOD` run all of it
+compiled (:mod:`cnnlab.functional._numba_fft`: dense transforms written in the products' packed
+layout, their inverses at the outputs' positions only, the products by register blocks) where
+Numba is in use.  Others transform by :mod:`scipy.fft` when installed, else :mod:`numpy.fft`
+(:mod:`cnnlab.functional._fft` picks; real-to-complex along the last axis), and multiply by the
+compiled products (complex64) or one batched complex matrix product per bin (``numpy.matmul``).
 
 Exactness: the FFT rounds (its error grows with ``log L``, not with the taps, and on normal values
 it is below the implicit kernels': 7x7 layers of 32 channels, 2.6e-7 of the largest output against
@@ -94,6 +97,7 @@ def _transform(a: np.ndarray, periods: Sequence[int]) -> np.ndarray:
 
 
 def _inverse(spec: np.ndarray, periods: Sequence[int]) -> np.ndarray:
+    """The real planes of period ``periods`` whose half spectra ``spec`` holds (its trailing axes)."""
     dims = len(periods)
     axes = tuple(range(spec.ndim - dims, spec.ndim))
     threads = _fft.workers(spec.size)
