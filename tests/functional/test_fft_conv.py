@@ -282,3 +282,23 @@ def test_a_forward_alone_is_weighed_alone():
             assert _conv_kernels.choose_method(xp, ws, 1, (1, 1), np.float32, (1, 1), pads, backward=False) == alone
     finally:
         _backend.set_backend(previous)
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+def test_transposed_convolution_through_the_rule(monkeypatch):
+    """A transposed 7x7 layer's gradients run a convolution by the automatic rule (its input
+    gradient a forward, its weight gradient that forward's weight gradient with the layer's input
+    as the upstream gradient): the FFT's, within float32's rounding of the float64 computation."""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((32, 32, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((32, 32, 7, 7)) * 0.1).astype(np.float32)
+    y = F.conv_transpose2d(x, w, None, 1, 3)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    calls = spied(monkeypatch, _fft_conv, "forward", "backward")
+    gx, gw, _ = F.conv_transpose_backward(g, x, w, None, 1, 3)
+    assert calls == {"forward": 1, "backward": 1}
+    # (float64 takes the other paths)
+    rx, rw, _ = F.conv_transpose_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), None,
+                                          1, 3)
+    for got, want in ((gx, rx), (gw, rw)):
+        assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max()
