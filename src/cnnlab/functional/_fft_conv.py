@@ -50,6 +50,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cnnlab.functional import _backend, _fft
+from cnnlab.functional._columns import _out_shape
 from cnnlab.functional._windows import dilate
 
 PadPairs = tuple[tuple[int, int], ...]
@@ -74,6 +75,11 @@ def applies(x: np.ndarray, weight: np.ndarray) -> bool:
     if dtype not in (np.float32, np.float64):
         return False
     return bool(np.isfinite(x).all() and np.isfinite(weight).all())
+
+
+def _extent(kernel: Sequence[int], dilation: Sequence[int]) -> tuple[int, ...]:
+    """The dilated kernel's size per axis."""
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
 
 
 def lengths(spatial: Sequence[int], kernel: Sequence[int], pads: PadPairs | None, exact: bool = False
@@ -197,7 +203,7 @@ def _dense_backward(g: np.ndarray, spectra: Spectra, weight_shape: Sequence[int]
     n, o = g.shape[:2]
     out = g.shape[2:]
     dims = len(out)
-    o_, cg = weight_shape[:2]
+    cg = weight_shape[1]
     c = cg * groups
     periods = spectra.lengths
     lows = [lo for lo, _ in pads] if pads else [0] * dims
@@ -224,19 +230,26 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     dtype of ``x`` and ``weight`` (float32 or float64, :func:`applies`), and what its backward
     needs when ``save``."""
     dtype = np.result_type(x, weight)
-    x = x.astype(dtype, copy=False)
+    x, weight = x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
     dims = len(out)
     spatial = tuple(x.shape[2:])
-    extent = tuple((k - 1) * d + 1 for k, d in zip(weight.shape[2:], dilation, strict=True))
+    extent = _extent(weight.shape[2:], dilation)
     periods = lengths(spatial, extent, pads, exact=True)
     if _dense(dtype, periods, float(x.size) * weight.shape[0]):
-        y, spectra = _dense_forward(x, weight.astype(dtype, copy=False), stride, dilation, groups, pads, out,
-                                    periods)
-        if bias is not None:
-            y += bias.astype(dtype, copy=False).reshape((-1,) + (1,) * dims)
-        return y, (spectra if save else None)
-    periods = lengths(spatial, extent, pads)
-    wd = dilate(weight.astype(dtype, copy=False), tuple(dilation))
+        y, spectra = _dense_forward(x, weight, stride, dilation, groups, pads, out, periods)
+    else:
+        y, spectra = _spectral_forward(x, weight, stride, dilation, groups, pads, out, lengths(spatial, extent, pads))
+    if bias is not None:
+        y += bias.astype(dtype, copy=False).reshape((-1,) + (1,) * dims)
+    return y, (spectra if save else None)
+
+
+def _spectral_forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int],
+                      groups: int, pads: PadPairs | None, out: Sequence[int], periods: tuple[int, ...]
+                      ) -> tuple[np.ndarray, Spectra]:
+    """The forward by SciPy's or NumPy's transforms (any dims and float dtype), at fast periods."""
+    dtype = x.dtype
+    wd = dilate(weight, tuple(dilation))
     x_spec = _transform(x, periods)
     w_spec = _transform(wd, periods)
     n, c = x.shape[:2]
@@ -245,11 +258,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     full = _inverse(z.reshape(n, o, *x_spec.shape[2:]), periods)
     picks = _positions(out, stride, pads, periods)
     y = np.ascontiguousarray(full[(slice(None), slice(None)) + np.ix_(*picks)], dtype=dtype)
-    if bias is not None:
-        y += bias.astype(dtype, copy=False).reshape((-1,) + (1,) * dims)
-    if not save:
-        return y, None
-    return y, Spectra(x_spec, w_spec, periods, spatial, 0, dtype)
+    return y, Spectra(x_spec, w_spec, periods, tuple(x.shape[2:]), 0, dtype)
 
 
 def backward(grad_out: np.ndarray, spectra: Spectra, weight_shape: Sequence[int], stride: Sequence[int],
@@ -317,10 +326,8 @@ def work(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads:
     n, c = x_shape[:2]
     o, cg = weight_shape[:2]
     spatial, kernel = list(x_shape[2:]), list(weight_shape[2:])
-    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
-    pairs = pads or ((0, 0),) * len(spatial)
-    periods = list(lengths(spatial, extent, pads, exact=True))
-    out = [(s_ + lo + hi - e) // st + 1 for s_, (lo, hi), e, st in zip(spatial, pairs, extent, stride, strict=True)]
+    periods = list(lengths(spatial, _extent(kernel, dilation), pads, exact=True))
+    out = list(_out_shape(x_shape, kernel, stride, dilation, pads))
     if len(spatial) == 1:
         spatial, kernel, out, periods = [1] + spatial, [1] + kernel, [1] + out, [1] + periods
     lh, lw = periods
@@ -373,18 +380,15 @@ def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pad
     kernel = weight_shape[2:]
     if groups != 1 or len(kernel) > 2 or math.prod(kernel) < FFT_MIN_TAPS:
         return False
-    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
-    if max(lengths(x_shape[2:], extent, pads, exact=True)) > DENSE_MAX_PERIOD:
+    periods = lengths(x_shape[2:], _extent(kernel, dilation), pads, exact=True)
+    if max(periods) > DENSE_MAX_PERIOD:
         return False
     n, c = x_shape[:2]
     o = weight_shape[0]
-    periods = lengths(x_shape[2:], extent, pads, exact=True)
     bins = math.prod(periods[:-1]) * (periods[-1] // 2 + 1)
     if (n * c + o * c + n * o) * _vectors(bins) * 16 * 8 > FFT_MAX_SPECTRA_BYTES:
         return False
-    pairs = pads or ((0, 0),) * len(kernel)
-    out = [(s_ + lo + hi - e) // st + 1 for s_, (lo, hi), e, st in zip(x_shape[2:], pairs, extent, stride,
-                                                                        strict=True)]
+    out = _out_shape(x_shape, kernel, stride, dilation, pads)
     macs = float(n) * o * c * math.prod(out) / 16  # (16-lane multiply-adds of one pass)
     if winograd:
         units = macs * 36 / 4 if not backward else 2 * macs * 36 / 4 + macs * math.prod(kernel)

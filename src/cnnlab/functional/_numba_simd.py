@@ -491,54 +491,39 @@ def prefetch_write(typingctx, arr, index):
     return types.none(arr, index), codegen
 
 
-def _binary(name: str, doc: str):
+def _binary(name: str, doc: str, vtype=f32x8):
+    """The intrinsic ``op(a, b)`` of two vectors of ``vtype``: LLVM's instruction ``name``, lane by lane."""
     @intrinsic
     def op(typingctx, a, b):
-        if not (a == f32x8 and b == f32x8):
+        if not (a == vtype and b == vtype):
             return None
 
         def codegen(context, builder, sig, args):
             return getattr(builder, name)(args[0], args[1])
-        return f32x8(a, b), codegen
+        return vtype(a, b), codegen
     op.__doc__ = doc
     return op
 
 
+def _lanewise_fma(vtype, doc: str):
+    """The intrinsic ``fma(acc, a, b)`` of three vectors of ``vtype``: ``acc + a * b`` lane by lane."""
+    @intrinsic
+    def fma(typingctx, acc, a, b):
+        if not (acc == vtype and a == vtype and b == vtype):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return _fma(builder, args[1], args[2], args[0])
+        return vtype(acc, a, b), codegen
+    fma.__doc__ = doc
+    return fma
+
+
 vadd = _binary("fadd", "``a + b``, lane by lane.")
 vsub = _binary("fsub", "``a - b``, lane by lane.")
-
-
-@intrinsic
-def vfma(typingctx, acc, a, b):
-    """``acc + a * b``, lane by lane, one rounding per lane (LLVM's ``fma``)."""
-    if not (acc == f32x8 and a == f32x8 and b == f32x8):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _fma(builder, args[1], args[2], args[0])
-    return f32x8(acc, a, b), codegen
-
-
-@intrinsic
-def wfma(typingctx, acc, a, b):
-    """``acc + a * b`` on sixteen lanes, one rounding per lane (the FFT convolution's products)."""
-    if not (acc == f32x16 and a == f32x16 and b == f32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _fma(builder, args[1], args[2], args[0])
-    return f32x16(acc, a, b), codegen
-
-
-@intrinsic
-def wmul(typingctx, a, b):
-    """``a * b`` on sixteen lanes."""
-    if not (a == f32x16 and b == f32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fmul(args[0], args[1])
-    return f32x16(a, b), codegen
+vfma = _lanewise_fma(f32x8, "``acc + a * b``, lane by lane, one rounding per lane (LLVM's ``fma``).")
+wmul = _binary("fmul", "``a * b`` on sixteen lanes.", f32x16)
+wfma = _lanewise_fma(f32x16, "``acc + a * b`` on sixteen lanes, one rounding per lane (the FFT's products).")
 
 
 @numba.njit(inline="always")

@@ -88,6 +88,7 @@ def kind(unit: Any, x_shape: Sequence[int]) -> tuple:
     method the automatic rule picks (:func:`cnnlab.functional._conv_kernels.choose_method`: the
     direct kernels, the implicit ones, the Winograd ones or the GEMM path); else its type and configuration."""
     from cnnlab.functional import _conv_kernels
+    from cnnlab.functional._columns import _with_pads
     from cnnlab.nn import Sequential
 
     if isinstance(unit, Sequential):
@@ -96,9 +97,8 @@ def kind(unit: Any, x_shape: Sequence[int]) -> tuple:
     shape = getattr(getattr(weight, "data", None), "shape", ())
     if len(shape) >= 3 and hasattr(unit, "stride") and hasattr(unit, "groups"):  # a convolution
         pads = _conv_pads(unit, x_shape)
-        xp_shape = tuple(x_shape[:2]) + tuple(n + lo + hi for n, (lo, hi) in zip(x_shape[2:], pads or (), strict=False))
         return (type(unit).__name__, _conv_kernels.choose_method(
-            xp_shape if pads else x_shape, shape, unit.groups, unit.stride, weight.data.dtype,
+            _with_pads(x_shape, pads), shape, unit.groups, unit.stride, weight.data.dtype,
             getattr(unit, "dilation", None), pads))
     return (type(unit).__name__, repr(unit))
 
