@@ -476,3 +476,29 @@ def test_products_from_several_python_threads_at_once_leave_the_count_as_it_was(
         w.join(120)
     assert not failures and not any(w.is_alive() for w in workers)
     assert [get() for get, _ in calls] == [2] * len(calls)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((7, 1), (1, 9)), ((3, 1, 5, 1), (4, 1, 6)), ((1, 8, 1), (64, 1, 1, 40))], ids=str)
+def test_outer_products_are_numpys_to_the_bit_with_signed_zeros_and_non_finite_values(shapes, dtype):
+    # (an inner size of 1: a sum of one product, which starts from +0.0 in NumPy's loop and the BLAS)
+    rng = np.random.default_rng(7)
+    values = np.array([0.0, -0.0, 1.5, -2.25, np.inf, -np.inf, np.nan, 1e-30, 3e38], dtype=dtype)
+    a, b = (rng.choice(values, size=s).astype(dtype) for s in shapes)
+    with np.errstate(all="ignore"):
+        want = np.matmul(a, b)
+        got = _blas.matmul(a, b)
+        buffer = np.full(want.shape, 5, dtype=dtype)
+        out = _blas.matmul(a, b, out=buffer)
+    assert out is buffer
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+    np.testing.assert_array_equal(out.view(f"u{out.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
+def test_mixed_float_outer_products_promote_as_numpy_does():
+    a = np.arange(4, dtype=np.float32).reshape(4, 1) - 1.5
+    b = np.arange(3, dtype=np.float64).reshape(1, 3) * 1e-3
+    got, want = _blas.matmul(a, b), np.matmul(a, b)
+    assert got.dtype == want.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
