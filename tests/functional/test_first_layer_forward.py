@@ -88,3 +88,66 @@ def test_other_problems_take_the_direct_loops(two_threads, monkeypatch, case):
                             groups)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
     assert calls["forward"] == 0
+
+
+# layers the automatic rule gives the implicit kernels, whose forward the blocks above take:
+# (x shape, weight shape, padding, whether the blocks run)
+IMPLICIT_LAYERS = [
+    ((2, 8, 32, 32), (32, 8, 3, 3), 1, True),  # 8 channels, rows of 32
+    ((1, 12, 20, 64), (16, 12, 5, 5), 2, True),  # 12 channels, 5x5, rows of 64
+    ((2, 13, 32, 32), (32, 13, 3, 3), 1, False),  # 13 channels
+    ((2, 8, 28, 28), (32, 8, 3, 3), 1, False),  # rows of 28: no whole vectors
+    ((2, 8, 16, 16), (32, 8, 3, 3), 1, False),  # rows of 16
+]
+
+
+@pytest.mark.parametrize("xs, ws, padding, blocks", IMPLICIT_LAYERS, ids=str)
+def test_few_channel_layers_take_the_blocked_forward_and_the_implicit_backward(
+        two_threads, monkeypatch, xs, ws, padding, blocks):
+    """'auto' on a float32 layer of few channels with rows of whole vectors: the forward by the
+    blocks (the bias added), the gradients by the implicit kernels from the padded copy; each
+    against the float64 loop reference."""
+    from cnnlab import Tensor
+    from cnnlab.functional import _conv_kernels, _implicit
+    from cnnlab.functional import _numba_blocked as nb
+
+    monkeypatch.setattr(_implicit, "MIN_FLOPS", 0.0)  # (small layers stand for large ones)
+    monkeypatch.setattr(_implicit, "MIN_POSITIONS", 0)
+    g = np.random.default_rng(sum(xs) + sum(ws))
+    x = g.standard_normal(xs).astype(np.float32)
+    w = g.standard_normal(ws).astype(np.float32)
+    b = g.standard_normal(ws[0]).astype(np.float32)
+    pads = ((padding, padding),) * 2
+    assert _conv_kernels.choose_method(_conv_kernels._with_pads(xs, pads), ws, 1, (1, 1), np.float32, (1, 1),
+                                       pads) == "implicit"
+    calls = spied(monkeypatch, nb, "forward")
+    implicit = spied(monkeypatch, _implicit, "forward", "grad_w")
+    tx, tw, tb = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+    y = F.conv2d(tx, tw, tb, padding=padding)
+    assert (calls["forward"], implicit["forward"]) == ((1, 0) if blocks else (0, 1))
+    up = g.standard_normal(y.shape).astype(np.float32)
+    y.backward(up)
+    assert implicit["grad_w"] == 1
+    x64, w64, up64 = x.astype(np.float64), w.astype(np.float64), up.astype(np.float64)
+    ref = _naive.naive_conv(x64, w64, b.astype(np.float64), (1, 1), pads, (1, 1), 1)
+    rx, rw = _naive.naive_conv_backward(up64, x64, w64, (1, 1), pads, (1, 1), 1)[:2]
+    for got, want in ((y.data, ref), (tx.grad, rx), (tw.grad, rw), (tb.grad, up64.sum(axis=(0, 2, 3)))):
+        got = np.asarray(got)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_the_blocked_forward_is_taken_under_auto_only(two_threads, monkeypatch):
+    """``method='implicit'`` asked for by name runs the implicit forward, as asked."""
+    from cnnlab.functional import _implicit
+    from cnnlab.functional import _numba_blocked as nb
+
+    calls = spied(monkeypatch, nb, "forward")
+    implicit = spied(monkeypatch, _implicit, "forward")
+    g = np.random.default_rng(9)
+    x = g.standard_normal((2, 8, 32, 32)).astype(np.float32)
+    w = g.standard_normal((32, 8, 3, 3)).astype(np.float32)
+    y = F.conv2d(x, w, padding=1, method="implicit")
+    assert (calls["forward"], implicit["forward"]) == (0, 1)
+    ref = _naive.naive_conv(x.astype(np.float64), w.astype(np.float64), None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

@@ -880,7 +880,10 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (2, 2), np.float32, "implicit"),
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), np.float64, "gemm"),
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, (1, 1), None, "gemm"),  # (no dtype: the rule of the shapes alone)
-    ((64, 32, 14, 14), (64, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: GEMM path (batched from 256 positions)
+    ((64, 32, 16, 16), (64, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: batched products from 256 positions
+    ((64, 32, 14, 14), (64, 32, 1, 1), 1, (1, 1), np.float32, "implicit"),  # 196 positions a sample
+    ((64, 32, 256), (64, 32, 1), 1, (1,), np.float32, "gemm"),  # (1-d: the same count)
+    ((64, 32, 255), (64, 32, 1), 1, (1,), np.float32, "implicit"),
     ((64, 32, 14, 14), (64, 32, 1, 1), 1, (2, 2), np.float32, "implicit"),
     ((64, 32, 14, 14), (4, 32, 3, 3), 1, (1, 1), np.float32, "direct"),  # 4 filters: 12 of 16 lanes idle
     ((64, 32, 14, 14), (32, 4, 3, 3), 8, (1, 1), np.float32, "direct"),  # 4 filters per group

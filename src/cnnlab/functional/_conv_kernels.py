@@ -124,7 +124,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     :data:`DIRECT_MIN_WIDTH_PER_TAP` times the kernel's width, or fewer
     filters per group than the implicit kernels take (and a kernel wider than 1x1), and a unit
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
-    kernels, except 1x1 kernels of stride 1, and ``'gemm'``; of the implicit ones, 3x3 and 5x5
+    kernels, except 1x1 kernels of stride 1 with :data:`cnnlab.functional._pointwise.MIN_POSITIONS` output
+    positions a sample or more, and ``'gemm'``; of the implicit ones, 3x3 and 5x5
     layers of stride 1 and one group with enough channels, filters and tiles take ``'winograd'``
     (:func:`cnnlab.functional._winograd.chosen`; ``dilation``: the layer's), and kernels of 25 or
     more taps ``'fft'`` where its model of time is the lower (:func:`cnnlab.functional._fft_conv.chosen`;
@@ -146,7 +147,11 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     :data:`cnnlab.functional._implicit.DEEP_TAPS` taps each), and fewer than
     :data:`cnnlab.functional._implicit.MANY_FILTERS` filters per group unless Winograd's
     in the batch (with fewer its jobs are too few to share out, and the BLAS's product wins).
-    A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched products.
+    A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched products where
+    each sample's product is wide enough; with fewer positions the GEMM path copies the input into
+    its column matrix, and the implicit kernels are faster (forward+backward, 2 cores, GEMM path /
+    implicit / torch, ms: N64 C128 8x8 -> 8 1.41 / 0.92 / 1.09-2.98; N32 C256 7x7 -> 64 2.10 / 1.84 /
+    2.20-3.46; N64 C64 14x14 -> 128 5.88 / 4.95 / 5.49-5.62; N128 C24 14x14 -> 48 3.13 / 2.30 / 2.90-7.21).
 
     With so few input channels the im2col matrix has only ``C*K`` rows: building it and copying
     the product back to channel-first order cost more than the product, and the direct loop wins
@@ -174,15 +179,15 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     positions = float(xp_shape[0]) * float(math.prod(xp_shape[2:])) / math.prod(stride or (1,))
     flops = 2.0 * positions * float(math.prod(weight_shape))
     steps = stride or (1,) * (len(weight_shape) - 2)
-    outputs = xp_shape[0] * math.prod((n - k) // s + 1 for n, k, s in zip(xp_shape[2:], weight_shape[2:], steps,
-                                                                          strict=True))
+    out_sizes = [(n - k) // s + 1 for n, k, s in zip(xp_shape[2:], weight_shape[2:], steps, strict=True)]
+    outputs = xp_shape[0] * math.prod(out_sizes)
     few = out_ch // groups <= _implicit.FEW_FILTERS
     deep = math.prod(weight_shape[1:]) >= _implicit.DEEP_TAPS
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
             and flops >= _implicit.MIN_FLOPS and (outputs >= _implicit.MIN_POSITIONS or (
                 outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and few) or (
                 outputs >= _implicit.MIN_POSITIONS_DEEP and few and deep))
-            and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
+            and not _pointwise.takes(weight_shape[2:], steps, out_sizes)):
         dilation = (1,) * (len(weight_shape) - 2) if dilation is None else tuple(dilation)
         winograd = _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation)
         x_shape = tuple(xp_shape[:2]) + tuple(n - lo - hi for n, (lo, hi) in zip(
@@ -284,6 +289,14 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
                                backward=save)
         if method == "direct":
             backward_method = choose_backward(weight.shape, groups, stride)
+        elif method == "implicit" and _blocked_forward_pays(x, weight, stride, dilation, groups, out):
+            xp = _zero_pad(x, pads)
+            y = _direct_forward(xp, weight, stride, dilation, groups, out)
+            if bias is not None:
+                y += bias.reshape((-1,) + (1,) * len(out))
+            # (the backward the implicit kernels', from the padded copy as their forward leaves it)
+            return y, (Saved("implicit", None, xp, xp.shape, weight, stride, dilation, groups, out, crop=pads)
+                       if save else None)
     if method == "direct":
         if pads and _direct_compiled(x, weight, out) and _direct_buffered(weight.shape, groups, pads):
             y = _direct_forward(x, weight, stride, dilation, groups, out, pads)  # (the kernels pad each plane)
@@ -398,6 +411,35 @@ def _gemm_forward(cols: np.ndarray, weight: np.ndarray, groups: int, batch: int,
     else:  # the bias is added during the copy that makes the output channel-first
         np.add(prod, bias.reshape(-1, 1).astype(prod.dtype, copy=False), out=y)
     return y.reshape(batch, out_ch, *out)
+
+
+# Input channels up to which a layer the rule gives the implicit kernels takes its forward from
+# the direct kernels' register blocks (:func:`cnnlab.functional._numba_blocked.forward`: 16
+# positions of a row a vector, stored as they come) where its output rows are whole vectors of
+# at least BLOCKED_FORWARD_MIN_WIDTH; the backward stays the implicit kernels'.  With so few
+# channels the implicit kernels' sums run over few taps (72 for 8 channels of 3x3) between the
+# transposes that store them.  Measured on 2 cores, forward, one process with settled threads
+# (implicit / blocks / torch, ms): N32 C8 32x32 -> 64 k3 p1 2.99 / 1.89 / 1.70, N32 C12 32x32 ->
+# 64 4.08 / 3.29 / 2.56, N16 C8 32x32 -> 128 k5 5.47 / 4.65 / 4.02, N16 C4 64x64 -> 32 2.30 /
+# 1.22 / 2.20, N32 C8 32x32 -> 16 0.92 / 0.80 / 1.28; against it rows of 14-28 (N64 C8 14x14 -> 64
+# 0.98 / 2.49, N32 C8 28x28 -> 64 1.72 / 1.68, N16 C8 24x24 -> 64 0.99 / 1.09) and of 16 (N32
+# C8 16x16 -> 32 0.51 / 0.63), and 16 channels (N32 C16 32x32 -> 64 4.26 / 3.67, where Winograd
+# takes 3.46).
+BLOCKED_FORWARD_MAX_CHANNELS = 12
+BLOCKED_FORWARD_MIN_WIDTH = 32
+
+
+def _blocked_forward_pays(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int],
+                          groups: int, out: Sequence[int]) -> bool:
+    """Whether the automatic rule's implicit layer takes its forward from the direct kernels'
+    register blocks instead (:data:`BLOCKED_FORWARD_MAX_CHANNELS`): float32, 2-d, one group, stride
+    and dilation 1, output rows a multiple of 16 and at least :data:`BLOCKED_FORWARD_MIN_WIDTH`."""
+    from cnnlab.functional import _numba_blocked as nb
+
+    return (len(out) == 2 and groups == 1 and weight.shape[1] <= BLOCKED_FORWARD_MAX_CHANNELS
+            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and out[1] >= BLOCKED_FORWARD_MIN_WIDTH
+            and out[1] % nb.F_POSITIONS == 0 and x.dtype == np.float32 and weight.dtype == np.float32
+            and _direct_compiled(x, weight, out))
 
 
 def _direct_compiled(x: np.ndarray, weight: np.ndarray, out: Sequence[int]) -> bool:
