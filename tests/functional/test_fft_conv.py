@@ -26,6 +26,7 @@ CASES = [
     ((1, 3, 6, 7), (2, 3, 3, 3), (2, 1), 4, 1, 1),  # padding past the kernel's reach
     ((1, 2, 5, 6), (3, 2, 5, 3), 1, 2, 2, 1),  # a dilated kernel (9 rows) longer than input and padding
     ((2, 2, 40, 37), (3, 2, 5, 5), 1, 2, 1, 1),  # periods over 32: half spectra of two vectors, rows of 37
+    ((1, 2, 90, 70), (3, 2, 7, 5), 2, 3, 1, 1),  # periods over 64 (96 x 74), strided
     ((5, 3, 7, 7), (9, 3, 7, 7), 1, 0, 1, 1),  # one output
     ((2, 4, 31), (6, 4, 5), 1, 2, 1, 1),  # 1-d
     ((3, 6, 50), (4, 3, 9), 2, 4, 2, 2),  # 1-d, strided, dilated, grouped
@@ -86,6 +87,7 @@ def test_matches_the_loop_reference(backend, monkeypatch, dtype, xs, ws, stride,
     ((3, 2, 0), (4, 3, 0), (12, 20)),  # a dilated kernel
     ((6, 2, 1), (20, 2, 3), (13, 40)),  # strided outputs from before the start (wrapped), two vectors a row
     ((1, 1, 0), (33, 1, 0), (1, 36)),  # a 1-d signal: one row of period 1
+    ((70, 1, 0), (90, 1, 0), (75, 128)),  # periods over 64: five vectors of bins a row
 ])
 def test_compiled_transforms_are_numpys_dft(rows, cols, periods):
     """``spectra`` against ``numpy.fft.rfft2`` of the planes placed at their positions, and
@@ -196,7 +198,10 @@ def test_autograd_runs_the_method_once_each_way(monkeypatch):
     ((32, 32, 16, 16), (32, 32, 7, 7), 1, 3, "fft"),  # 7x7: 49 taps a channel against a few per bin
     ((32, 16, 24, 24), (32, 16, 5, 5), 1, 2, "fft"),  # the issue's 5x5 layer (F(2x2, 5x5) the other choice)
     ((8, 128, 14, 14), (128, 128, 5, 5), 1, 2, "fft"),  # 128 channels (the implicit kernels the other)
-    ((8, 32, 64, 64), (32, 32, 5, 5), 1, 2, "winograd"),  # a period of 66: past the dense transforms
+    ((8, 32, 64, 64), (32, 32, 5, 5), 1, 2, "winograd"),  # a period of 68: F(2x2, 5x5) modelled faster
+    ((4, 64, 64, 64), (64, 64, 7, 7), 1, 3, "fft"),  # a period of 70
+    ((8, 32, 100, 100), (32, 32, 9, 9), 1, 4, "fft"),  # a period of 108
+    ((2, 32, 128, 128), (32, 32, 7, 7), 1, 3, "implicit"),  # a period of 134: past the dense transforms
     ((64, 32, 14, 14), (64, 32, 3, 3), 1, 1, "winograd"),  # 3x3: fewer taps than FFT_MIN_TAPS
     ((1, 64, 32, 32), (64, 64, 7, 7), 1, 3, "implicit"),  # one image: 4096 filter planes to transform
     ((8, 64, 56, 56), (16, 64, 7, 7), 2, 3, "implicit"),  # stride 2: a quarter of the outputs

@@ -157,8 +157,15 @@ def _products(a: np.ndarray, b: np.ndarray, groups: int, conj_a: bool, conj_b: b
 
 # Periods up to which float32 layers of 1 or 2 spatial dims take the compiled dense transforms
 # (:func:`cnnlab.functional._numba_fft.spectra`: a sum over every value per bin, ``L**2`` work
-# per axis instead of ``L log L``, but vectorised and with no call per plane).
-DENSE_MAX_PERIOD = 64
+# per axis instead of ``L log L``, but vectorised and with no call per plane).  Past 64 the
+# transforms' share grows, and the rule's model (fitted up to 64) still picks: measured on 2
+# cores, forward+backward, one process alternating (implicit / FFT / torch, ms): N4 C64 64x64 ->
+# 64 k7 p3 (period 70) 93.9 / 55.6 / 89.8, N8 C16 80x80 -> 32 k7 37.6 / 22.4 / 36.6, N8 C32
+# 100x100 -> 32 k9 p4 180.9 / 116.7 / 182.8, all taken; not taken: N8 C64 72x72 -> 64 k7 228 /
+# 188 (a ratio over FFT_MARGIN), N32 C8 96x96 -> 16 k7 65.8 / 67.6, N16 C16 64x64 -> 16 k5 (F(2x2,
+# 5x5) 11.9) 13.8 / 15.8; SciPy's transforms, past 128, took 359 ms on N2 C32 128x128 -> 32 k7
+# (implicit 48).
+DENSE_MAX_PERIOD = 128
 
 
 def _dense(dtype: np.dtype, periods: Sequence[int], work: float) -> bool:
