@@ -387,7 +387,8 @@ def _on_one_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.n
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` (into ``out`` when given), as the module's summary says: below
     :data:`SMALL_GEMM_FLOPS` on one BLAS thread, above it split between threads by
-    :func:`products`, else on all of the BLAS's threads.
+    :func:`products`, else on all of the BLAS's threads; an outer product (an inner size of 1) as
+    a broadcast multiply, with NumPy's bits.
 
     Only floating products reach the BLAS (integer ones are NumPy's exact loops), so the rules
     apply to floats only.
