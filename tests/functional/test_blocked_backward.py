@@ -133,6 +133,39 @@ def test_the_automatic_rule_gives_first_layers_the_blocked_gradients(monkeypatch
     np.testing.assert_allclose(gw, _reference(g, x, w, 1, 1)[1], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_long_one_d_first_layer_runs_the_direct_forward_and_the_blocked_gradients(dtype, monkeypatch):
+    # 'auto' on a 1-d first layer of at least DIRECT_MIN_LENGTH_1D outputs: the direct forward, the
+    # blocked gradients; values and both gradients (and the bias's) against the loop reference
+    from cnnlab import Tensor
+    from cnnlab.functional import _numba_direct as nd
+
+    calls = _spied(monkeypatch)
+    spied(monkeypatch, nd, "direct_forward", into=calls)
+    rng = np.random.default_rng(21)
+    length = _conv_kernels.DIRECT_MIN_LENGTH_1D + 3
+    x, w, b = rng.standard_normal((6, 3, length)), rng.standard_normal((20, 3, 5)), rng.standard_normal(20)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    assert _conv_kernels.choose_method((6, 3, length + 4), w.shape, 1, (1,), dtype, (1,)) == "direct"
+    previous = _backend.set_backend("numba")
+    try:
+        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv1d(xt, wt, bt, padding=2)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        y.backward(g)
+    finally:
+        _backend.set_backend(previous)
+    assert calls == {"grad_w": 1, "grad_x": 1, "direct_forward": 1}
+    x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
+    ref_y = _naive.naive_conv(x64, w64, b.astype(np.float64), (1,), ((2, 2),), (1,), 1)
+    ref_x, ref_w = _naive.naive_conv_backward(g64, x64, w64, (1,), ((2, 2),), (1,), 1)[:2]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for got, want in ((y.data, ref_y), (xt.grad, ref_x), (wt.grad, ref_w), (bt.grad, g64.sum(axis=(0, 2)))):
+        got = np.asarray(got)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
 def test_the_tensor_route_takes_the_blocked_kernels(padding_mode, monkeypatch):
     # through autograd: a small zero-padded input is padded again for the backward (REPAD_BYTES),

@@ -892,6 +892,11 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((64, 32, 14, 14), (32, 4, 3, 3), 8, (2, 1), np.float32, "direct"),  # strided along the height only
     ((64, 32, 14, 14), (4, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: no columns to save
     ((64, 32, 14), (4, 32, 3), 1, (1,), np.float32, "gemm"),  # 1-d: not the 2-d direct kernels' rule
+    ((32, 3, 514), (128, 3, 3), 1, (1,), np.float32, "direct"),  # a 1-d first layer of 512 outputs
+    ((256, 1, 132), (32, 1, 5), 1, (1,), np.float32, "direct"),  # 128 outputs
+    ((256, 1, 131), (32, 1, 5), 1, (1,), np.float32, "implicit"),  # 127
+    ((32, 3, 514), (128, 3, 3), 1, (2,), np.float32, "implicit"),  # strided
+    ((32, 4, 514), (128, 4, 3), 1, (1,), np.float32, "implicit"),  # 4 channels
     ((64, 32, 14, 14), (64, 4, 3, 3), 8, (1, 1), np.float32, "implicit"),  # 8 filters per group
     ((64, 3, 14, 14), (16, 3, 3, 3), 1, (1, 1), np.float32, "direct"),  # a first layer
     ((64, 32, 14, 14), (32, 1, 3, 3), 32, (1, 1), np.float32, "direct"),  # depthwise

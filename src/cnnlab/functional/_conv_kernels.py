@@ -119,9 +119,10 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
                   dilation: Sequence[int] | None = None, pads: Sequence[tuple[int, int]] | None = None,
                   backward: bool = True) -> str:
     """The automatic rule: ``'direct'`` when the Numba kernels are available and either the
-    convolution is depthwise (one input and one output channel per group) or it is 2-d with at
-    most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's first layer) and output rows
-    :data:`DIRECT_MIN_WIDTH_PER_TAP` times the kernel's width, or fewer
+    convolution is depthwise (one input and one output channel per group) or it has at
+    most :data:`DIRECT_MAX_CHANNELS` input channels per group (an image's or a signal's first layer)
+    and, 2-d, output rows :data:`DIRECT_MIN_WIDTH_PER_TAP` times the kernel's width or, 1-d,
+    :data:`DIRECT_MIN_LENGTH_1D` outputs, or fewer
     filters per group than the implicit kernels take (and a kernel wider than 1x1), and a unit
     stride along the width; otherwise ``'implicit'`` for float32 (``dtype``) with the Numba
     kernels, except 1x1 kernels of stride 1 with :data:`cnnlab.functional._pointwise.MIN_POSITIONS` output
@@ -169,8 +170,10 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     if cg == 1 and out_ch == groups and len(weight_shape) - 2 <= 2:
         return "direct"
     unit_width = stride is None or stride[-1] == 1
-    if len(weight_shape) == 4 and cg <= DIRECT_MAX_CHANNELS and unit_width and _wide_rows(
-            xp_shape[-1], weight_shape[-1], 1 if dilation is None else dilation[-1]):
+    last_dilation = 1 if dilation is None else dilation[-1]
+    if cg <= DIRECT_MAX_CHANNELS and unit_width and (
+            len(weight_shape) == 4 and _wide_rows(xp_shape[-1], weight_shape[-1], last_dilation)
+            or len(weight_shape) == 3 and _long_signal(xp_shape[-1], weight_shape[-1], last_dilation)):
         return "direct"
     if (len(weight_shape) == 4 and out_ch // groups < _implicit.MIN_LANES and unit_width
             and not _pointwise.is_pointwise(weight_shape[2:], stride or ())):
@@ -222,6 +225,22 @@ DIRECT_MAX_CHANNELS = 3
 # -> 256 k3 p1 10.2 / 13.8 / 13.9, N64 C1 16x16 -> 64 k5 p2 3.5 / 4.4 / 6.3, N32 C3 28x28 -> 64 k7
 # p3 15.8 / 19.0 / 30.8; at 14x14 with a 5x5 kernel either wins by turns.
 DIRECT_MIN_WIDTH_PER_TAP = 3
+
+
+# Output positions from which a 1-d first layer (at most DIRECT_MAX_CHANNELS channels a group, unit
+# stride) takes the direct kernels, its signal one row.  Measured on 2 cores, forward+backward, one
+# process alternating (the rule's other choice / direct / torch, ms): N32 C3 L512 -> 128 k3 p1 4.40 /
+# 2.03 / 4.0-9.3, N32 C1 L1024 -> 32 k7 2.38 / 1.26 / 2.5-6.2, N16 C2 L2048 -> 64 k9 5.16 / 4.04 /
+# 6.0-6.5, N64 C1 L128 -> 32 k5 p2 1.13 / 0.83 / 1.6-5.0, N16 C3 L128 -> 64 k5 1.11 / 0.77 /
+# 1.3-4.4; against it N100 C1 L40 -> 32 k5 p2 0.79 / 1.13 / 1.3-2.8 and N64 C1 L96 -> 32 k5 0.86
+# / 1.56 / 1.6-3.5 (N32 C3 L112 -> 16 k3 0.52 / 0.47, about even).
+DIRECT_MIN_LENGTH_1D = 128
+
+
+def _long_signal(padded: int, kernel: int, dilation: int) -> bool:
+    """Whether a unit-stride 1-d layer of ``padded`` input positions gives at least
+    :data:`DIRECT_MIN_LENGTH_1D` outputs."""
+    return padded - dilation * (kernel - 1) >= DIRECT_MIN_LENGTH_1D
 
 
 def _wide_rows(padded: int, kernel: int, dilation: int) -> bool:
