@@ -302,29 +302,26 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     kernel = weight.shape[2:]
     xp_shape = _with_pads(x.shape, pads)
     out = _out_shape(xp_shape, kernel, stride, dilation)
-    backward_method = "same"
+    backward_method, saved_as = "same", "direct"
     if method == "auto":
         method = choose_method(xp_shape, weight.shape, groups, stride, np.result_type(x, weight), dilation, pads,
                                backward=save)
         if method == "direct":
             backward_method = choose_backward(weight.shape, groups, stride)
         elif method == "implicit" and _blocked_forward_pays(x, weight, stride, dilation, groups, out):
-            xp = _zero_pad(x, pads)
-            y = _direct_forward(xp, weight, stride, dilation, groups, out)
-            if bias is not None:
-                y += bias.reshape((-1,) + (1,) * len(out))
-            # (the backward the implicit kernels', from the padded copy as their forward leaves it)
-            return y, (Saved("implicit", None, xp, xp.shape, weight, stride, dilation, groups, out, crop=pads)
-                       if save else None)
+            # (the forward by the direct kernels from a padded copy, saved for the implicit kernels'
+            # backward as their own forward leaves it)
+            method, saved_as = "direct", "implicit"
     if method == "direct":
-        if pads and _direct_compiled(x, weight, out) and _direct_buffered(weight.shape, groups, pads):
+        if (saved_as == "direct" and pads and _direct_compiled(x, weight, out)
+                and _direct_buffered(weight.shape, groups, pads)):
             y = _direct_forward(x, weight, stride, dilation, groups, out, pads)  # (the kernels pad each plane)
             saved = Saved("direct", None, x, x.shape, weight, stride, dilation, groups, out, backward_method,
                           pads=pads)
         else:
             xp = _zero_pad(x, pads)
             y = _direct_forward(xp, weight, stride, dilation, groups, out)
-            saved = Saved("direct", None, xp, xp.shape, weight, stride, dilation, groups, out, backward_method,
+            saved = Saved(saved_as, None, xp, xp.shape, weight, stride, dilation, groups, out, backward_method,
                           crop=pads)
         if bias is not None:
             y += bias.reshape((-1,) + (1,) * len(out))
