@@ -148,6 +148,10 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     :data:`cnnlab.functional._implicit.DEEP_TAPS` taps each), and fewer than
     :data:`cnnlab.functional._implicit.MANY_FILTERS` filters per group unless Winograd's
     in the batch (with fewer its jobs are too few to share out, and the BLAS's product wins).
+    A layer whose products mostly read the zero padding (:func:`dense_share` at most
+    :data:`IMPLICIT_MAX_DENSE_SHARE`) takes them from
+    :data:`cnnlab.functional._implicit.MIN_POSITIONS_FEW_FILTERS` positions on, whatever its filters:
+    they skip those products, which the GEMM path computes.
     A 1x1 kernel of stride 1 needs no column matrix at all, and keeps its batched products where
     each sample's product is wide enough; with fewer positions the GEMM path copies the input into
     its column matrix, and the implicit kernels are faster (forward+backward, 2 cores, GEMM path /
@@ -186,10 +190,13 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     outputs = xp_shape[0] * math.prod(out_sizes)
     few = out_ch // groups <= _implicit.FEW_FILTERS
     deep = math.prod(weight_shape[1:]) >= _implicit.DEEP_TAPS
+    # (a layer whose products mostly read the zero padding: the implicit kernels skip them)
+    sparse = (outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and pads is not None
+              and dense_share(xp_shape[2:], weight_shape[2:], steps, dilation, pads) <= IMPLICIT_MAX_DENSE_SHARE)
     if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
             and flops >= _implicit.MIN_FLOPS and (outputs >= _implicit.MIN_POSITIONS or (
                 outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and few) or (
-                outputs >= _implicit.MIN_POSITIONS_DEEP and few and deep))
+                outputs >= _implicit.MIN_POSITIONS_DEEP and few and deep) or sparse)
             and not _pointwise.takes(weight_shape[2:], steps, out_sizes)):
         dilation = (1,) * (len(weight_shape) - 2) if dilation is None else tuple(dilation)
         winograd = _winograd.chosen(xp_shape, weight_shape, groups, steps, dilation)
@@ -199,9 +206,41 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
             return "fft"
         if winograd:
             return "winograd"
-        if out_ch // groups < _implicit.MANY_FILTERS:
+        if out_ch // groups < _implicit.MANY_FILTERS or sparse:
             return "implicit"
     return "gemm"
+
+
+# The share of a layer's products (output positions times taps) that read the input, not its zero
+# padding, up to which 'auto' takes the implicit kernels, which skip the padding's products (the GEMM
+# path multiplies its zeros), with :data:`cnnlab.functional._implicit.MIN_POSITIONS_FEW_FILTERS`
+# output positions or more, whatever the filters and positions the other thresholds ask for.
+# Measured on 2 cores, forward+backward, one process alternating, GEMM path / implicit / torch
+# (ms): N64 C3 7x7x7 -> 512 k7 s2 p3 (share 0.36) 73.3 / 50.1 / 98.5, forward alone 27.8 / 13.0 /
+# 11.1; N1 C128 7x7x7 -> 128 k5 p2 (0.57) 29.7 / 21.6 / 15.3; N16 C128 5x5 -> 256 k5 p2 (0.58)
+# 15.3 / 13.4 / 10.7; N8 C128 7x7 -> 256 k7 p3 (0.57) 31.2 / 25.8 / 20.7.  Above it the GEMM path
+# wins as often as not: N8 C512 7x7 -> 512 k5 p2 (0.69) 106.7 / 127.5; N16 C256 5x5 -> 256 k3
+# p1 (0.75) 11.4 / 11.9; N2 C128 6x6x6 -> 512 k3 p1 (0.70) 27.5 / 30.5; but N4 C64 8x8x8 -> 512
+# k3 p1 (0.77) 59.1 / 51.6.  With fewer positions it loses: N1 C512 4x4x4 -> 512 k3 p1 (0.58, 64
+# positions) 22.6 / 31.9.
+IMPLICIT_MAX_DENSE_SHARE = 0.6
+
+
+def dense_share(padded: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                dilation: Sequence[int] | None, pads: Sequence[tuple[int, int]]) -> float:
+    """The share of a convolution's products (output positions times kernel taps) whose input
+    value lies inside the input, not in its zero padding ``pads`` (``padded``: the spatial sizes
+    with the padding; one factor per axis, each the mean over that axis's outputs of the taps that
+    land inside)."""
+    share = 1.0
+    dilation = dilation or (1,) * len(kernel)
+    for n, k, s, d, (lo, hi) in zip(padded, kernel, stride, dilation, pads, strict=True):
+        out = (n - d * (k - 1) - 1) // s + 1
+        if out <= 0:
+            return 1.0
+        inside = sum(1 for o in range(out) for t in range(k) if lo <= o * s + t * d < n - hi)
+        share *= inside / (out * k)
+    return share
 
 
 # Input channels per group up to which a 2-d convolution takes the direct kernels (see above).
