@@ -159,10 +159,12 @@ def test_autograd_runs_the_same_kernels(compiled, monkeypatch):
 
 @pytest.mark.parametrize("swap", [False, True])
 @pytest.mark.parametrize("out_ch, channels", [(16, 8), (17, 9), (5, 3)])
-def test_transformed_weights_are_g_w_g_transposed(compiled, out_ch, channels, swap):
+def test_transformed_weights_are_g_w_g_transposed(compiled, monkeypatch, out_ch, channels, swap):
     """``U = G w G'`` of every filter and channel (for the input gradient, of the weights turned by
     180 degrees with their channel axes swapped), packed 16 filters to a panel, zeros past the
-    last filter and up to a multiple of 8 channels."""
+    last filter and up to a multiple of 8 channels (written by the kernel: its buffer comes from
+    ``np.empty``, here full of nan)."""
+    monkeypatch.setattr(np, "empty", nan_empty(np.empty))
     w = np.random.default_rng(out_ch).uniform(-2, 2, (out_ch, channels, 3, 3)).astype(np.float32)
     v = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3) if swap else w
     rows, cols = v.shape[:2]
@@ -451,9 +453,11 @@ def test_weight_gradient_takes_the_blas_on_its_own_rule(compiled, monkeypatch, c
     assert blas == {"correlate_by_blas": 3 - fused_correlations, "grad_w_by_blas": 1 - fused_grad_w}
 
 
-def test_blas_weights_are_the_packed_ones_rearranged(compiled):
+def test_blas_weights_are_the_packed_ones_rearranged(compiled, monkeypatch):
     """The BLAS's ``U[xi, c, o]`` holds the same float32 values as the fused kernels' panels
-    (both computed in float64 and rounded once), for the forward's and the input gradient's."""
+    (both computed in float64 and rounded once), for the forward's and the input gradient's, and
+    zeros in its padding (its buffer from ``np.empty``, here full of nan)."""
+    monkeypatch.setattr(np, "empty", nan_empty(np.empty))
     w = np.random.default_rng(9).uniform(-2, 2, (20, 12, 3, 3)).astype(np.float32)
     for swap in (False, True):
         rows, cols = (12, 20) if swap else (20, 12)

@@ -435,11 +435,15 @@ def _grad_w(xb, cblocks, hn, wn, dh, dw, rows_base, cols_base, gb, gblocks, ghn,
 
 @_backend.job_kernel
 def _weights(w, out_ch, channels, swap, blas, u, scratch, first_job, last_job, thread):  # pragma: no cover - compiled
-    # u: flat (16, O16 // 16, C8, 16), zero on entry: u[xi, f // 16, e, f % 16] = (G v G')[xi] of
-    # the 3 x 3 v = w[f, e] (or, with swap, w[e, f] turned by 180 degrees: the input gradient's
-    # weights), in float64, rounded once; w: flat (O, C, 3, 3) if not swap else (C, O, 3, 3);
-    # scratch: (threads, 12) float64; job j: filters 16*j .. 16*j + 15; with blas, u is instead
-    # flat (16, C8, O8): u[xi, e, f] (the BLAS's layout)
+    # u: flat (16, O16 // 16, C8, 16): u[xi, f // 16, e, f % 16] = (G v G')[xi] of the 3 x 3
+    # v = w[f, e] (or, with swap, w[e, f] turned by 180 degrees: the input gradient's weights), in
+    # float64, rounded once, and zero for the padding's filters f >= out_ch and channels
+    # e >= channels (u need not be zero on entry); w: flat (O, C, 3, 3) if not swap else (C, O, 3, 3);
+    # scratch: (threads, 12 + 16 * 16) float64; job j: filters 16*j .. 16*j + 15; with blas, u is
+    # instead flat (16, C8, O8): u[xi, e, f] (the BLAS's layout).  A channel's 16 filters are
+    # transformed into the scratch first, then written plane by plane, each plane's 16 values
+    # one cache line: the planes lie a multiple of 4 KiB apart, and writing a value to each in
+    # turn had every line evicted between two of its writes.
     c8 = -(-channels // LANES) * LANES
     groups16 = u.shape[0] // (16 * COLS * c8)
     o8 = u.shape[0] // (16 * c8)
@@ -447,8 +451,19 @@ def _weights(w, out_ch, channels, swap, blas, u, scratch, first_job, last_job, t
     scratch = scratch[thread]
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         og = np.int64(job)
-        for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
-            for e in range(channels):
+        first = og * COLS
+        last = min(o8, first + COLS)
+        if blas:
+            step = np.uint64(c8 * o8)
+        else:
+            step = np.uint64(groups16 * c8 * COLS)
+        for e in range(c8):
+            for f in range(first, last):
+                block = 12 + 16 * (f - first)  # (the filter's 16 values in the scratch)
+                if f >= out_ch or e >= channels:
+                    for xi in range(16):
+                        scratch[block + xi] = 0.0
+                    continue
                 # G v, row by row (v's rows s = 0, 1, 2; for the input gradient, turned)
                 base = (e * out_ch + f) * 9 if swap else (f * channels + e) * 9
                 r0, r2 = (6, 0) if swap else (0, 6)
@@ -461,18 +476,17 @@ def _weights(w, out_ch, channels, swap, blas, u, scratch, first_job, last_job, t
                     scratch[3 + t] = (v0 + v1 + v2) * half
                     scratch[6 + t] = (v0 - v1 + v2) * half
                     scratch[9 + t] = v2
-                for i in range(4):  # (G v) G'
+                for i in range(4):  # (G v) G': entry xi = 4 i + j
                     g0, g1, g2 = scratch[3 * i], scratch[3 * i + 1], scratch[3 * i + 2]
-                    if blas:
-                        at = np.uint64((4 * i * c8 + e) * o8 + f)
-                        step = np.uint64(c8 * o8)
-                    else:
-                        at = np.uint64(((4 * i * groups16 + og) * c8 + e) * COLS + f - og * COLS)
-                        step = np.uint64(groups16 * c8 * COLS)
-                    u[at] = np.float32(g0)
-                    u[at + step] = np.float32((g0 + g1 + g2) * half)
-                    u[at + 2 * step] = np.float32((g0 - g1 + g2) * half)
-                    u[at + 3 * step] = np.float32(g2)
+                    scratch[block + 4 * i] = g0
+                    scratch[block + 4 * i + 1] = (g0 + g1 + g2) * half
+                    scratch[block + 4 * i + 2] = (g0 - g1 + g2) * half
+                    scratch[block + 4 * i + 3] = g2
+            at = np.uint64(e * o8 + first) if blas else np.uint64((og * c8 + e) * COLS)
+            for xi in range(16):
+                row = at + np.uint64(xi) * step
+                for f in range(last - first):
+                    u[row + np.uint64(f)] = np.float32(scratch[12 + 16 * f + xi])
 
 
 # The transforms of the whole batch, for products by the BLAS (large layers): V[xi, t, c] of the

@@ -190,10 +190,10 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
                           swap, u, work=u.size * 10.0)
         return u
     rows = -(-out_ch // nw.LANES) * nw.LANES if blas else -(-out_ch // _COLS) * _COLS
-    u = np.zeros(16 * rows * c8, np.float32)
+    u = np.empty(16 * rows * c8, np.float32)  # (every value written, the padding's zeros too)
     _backend.run_jobs(nw._weights, -(-out_ch // _COLS),
                       _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)), out_ch, channels, swap,
-                      blas, u, np.empty((numba.config.NUMBA_NUM_THREADS, 12)), work=u.size)
+                      blas, u, np.empty((numba.config.NUMBA_NUM_THREADS, 12 + 16 * 16)), work=u.size)
     return u.reshape(16, c8, rows) if blas else u
 
 
