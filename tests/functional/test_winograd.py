@@ -469,15 +469,18 @@ def test_blas_weights_are_the_packed_ones_rearranged(compiled, monkeypatch):
         assert not u[:, cols:].any() and not u[:, :, rows:].any()
 
 
-def test_weight_gradient_adjoint_is_g_transposed_du_g(compiled):
-    """``G' dU G`` of every filter and channel against a float64 loop."""
-    du = np.random.default_rng(10).uniform(-2, 2, (16, 7, 5)).astype(np.float32)
+@pytest.mark.parametrize("channels, out_ch, sliced", [(7, 5, False), (9, 37, False), (9, 37, True), (1, 1, True)])
+def test_weight_gradient_adjoint_is_g_transposed_du_g(compiled, channels, out_ch, sliced):
+    """``G' dU G`` of every filter and channel against a float64 loop: filters past one job of 16,
+    and ``dU`` read in place from a slice of larger sums (the BLAS's, padded to 8 lanes)."""
+    full = np.random.default_rng(10 + out_ch).uniform(-2, 2, (16, channels + 3, out_ch + 5)).astype(np.float32)
+    du = full[:, 1:channels + 1, 2:out_ch + 2] if sliced else np.ascontiguousarray(full[:, :channels, :out_ch])
     g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-    want = np.empty((5, 7, 3, 3))
-    for o in range(5):
-        for c in range(7):
+    want = np.empty((out_ch, channels, 3, 3))
+    for o in range(out_ch):
+        for c in range(channels):
             want[o, c] = g.T @ du[:, c, o].astype(np.float64).reshape(4, 4) @ g
-    np.testing.assert_array_equal(_winograd._adjoint(du, 7, 5), want.astype(np.float32))
+    np.testing.assert_array_equal(_winograd._adjoint(du, channels, out_ch), want.astype(np.float32))
 
 
 @pytest.mark.parametrize("size, padding, needs, blocks", [

@@ -551,37 +551,40 @@ def _output_all(m, rows_base, cols_base, dh, dw, out_ch, out_h, out_w, bias, y, 
 
 
 @_backend.job_kernel
-def _adjoint(du, channels, out_ch, gw, first_job, last_job, thread):  # pragma: no cover - compiled
-    # gw[o, c] = G' dU[:, c, o] G (3 x 3, in float64, rounded once) from du: flat (16, C, O)
-    # float32, entry xi = 4*i + k; gw: flat (O, C, 3, 3); job j: filter j
+def _adjoint(du, channels, out_ch, row, plane, gw, first_job, last_job, thread):  # pragma: no cover - compiled
+    # gw[o, c] = G' dU[:, c, o] G (3 x 3, in float64, rounded once) from du: flat float32,
+    # dU[xi, c, o] at xi * plane + c * row + o, entry xi = 4*i + k; gw: flat (O, C, 3, 3); job j:
+    # filters 16*j .. 16*j + 15, channel by channel, so that the 16 planes' lines read for one
+    # filter serve the next 15 (filter by filter, every line of dU was read 16 times from memory)
     half = 0.5
-    plane = np.uint64(channels * out_ch)
+    plane = np.uint64(plane)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
-        o = np.int64(job)
+        first = np.int64(job) * 16
         for c in range(channels):
-            at = np.uint64(c * out_ch + o)
-            out = np.uint64((o * channels + c) * 9)
-            # rows: G' dU (G' = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]), column k
-            for k in range(4):
-                d0 = np.float64(du[at + np.uint64(k) * plane])
-                d1 = np.float64(du[at + np.uint64(4 + k) * plane])
-                d2 = np.float64(du[at + np.uint64(8 + k) * plane])
-                d3 = np.float64(du[at + np.uint64(12 + k) * plane])
-                if k == 0:
-                    a0, b0, c0 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
-                elif k == 1:
-                    a1, b1, c1 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
-                elif k == 2:
-                    a2, b2, c2 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
-                else:
-                    a3, b3, c3 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
-            # then columns: (G' dU) G
-            gw[out] = np.float32(a0 + (a1 + a2) * half)
-            gw[out + np.uint64(1)] = np.float32((a1 - a2) * half)
-            gw[out + np.uint64(2)] = np.float32((a1 + a2) * half + a3)
-            gw[out + np.uint64(3)] = np.float32(b0 + (b1 + b2) * half)
-            gw[out + np.uint64(4)] = np.float32((b1 - b2) * half)
-            gw[out + np.uint64(5)] = np.float32((b1 + b2) * half + b3)
-            gw[out + np.uint64(6)] = np.float32(c0 + (c1 + c2) * half)
-            gw[out + np.uint64(7)] = np.float32((c1 - c2) * half)
-            gw[out + np.uint64(8)] = np.float32((c1 + c2) * half + c3)
+            for o in range(first, min(out_ch, first + 16)):
+                at = np.uint64(c * row + o)
+                out = np.uint64((o * channels + c) * 9)
+                # rows: G' dU (G' = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]), column k
+                for k in range(4):
+                    d0 = np.float64(du[at + np.uint64(k) * plane])
+                    d1 = np.float64(du[at + np.uint64(4 + k) * plane])
+                    d2 = np.float64(du[at + np.uint64(8 + k) * plane])
+                    d3 = np.float64(du[at + np.uint64(12 + k) * plane])
+                    if k == 0:
+                        a0, b0, c0 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+                    elif k == 1:
+                        a1, b1, c1 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+                    elif k == 2:
+                        a2, b2, c2 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+                    else:
+                        a3, b3, c3 = d0 + (d1 + d2) * half, (d1 - d2) * half, (d1 + d2) * half + d3
+                # then columns: (G' dU) G
+                gw[out] = np.float32(a0 + (a1 + a2) * half)
+                gw[out + np.uint64(1)] = np.float32((a1 - a2) * half)
+                gw[out + np.uint64(2)] = np.float32((a1 + a2) * half + a3)
+                gw[out + np.uint64(3)] = np.float32(b0 + (b1 + b2) * half)
+                gw[out + np.uint64(4)] = np.float32((b1 - b2) * half)
+                gw[out + np.uint64(5)] = np.float32((b1 + b2) * half + b3)
+                gw[out + np.uint64(6)] = np.float32(c0 + (c1 + c2) * half)
+                gw[out + np.uint64(7)] = np.float32((c1 - c2) * half)
+                gw[out + np.uint64(8)] = np.float32((c1 + c2) * half + c3)
