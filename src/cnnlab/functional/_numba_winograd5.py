@@ -143,18 +143,27 @@ def _tap(w, base, s, t, swap):  # pragma: no cover - compiled
 
 
 @_backend.job_kernel
-def _weights5(w, out_ch, channels, swap, u, first_job, last_job, thread):  # pragma: no cover - compiled
-    # u: flat (36, O16 // 16, C8, 16), zero on entry: u[xi, f // 16, e, f % 16] = (G v G')[xi] of
-    # the 5 x 5 v = w[f, e] (with swap, w[e, f] turned by 180 degrees: the input gradient's
-    # weights), xi = 6*i + k, in float64, rounded once; w: flat (O, C, 5, 5) if not swap else
-    # (C, O, 5, 5); job j: filters 16*j .. 16*j + 15
+def _weights5(w, out_ch, channels, swap, u, scratch, first_job, last_job, thread):  # pragma: no cover - compiled
+    # u: flat (36, O16 // 16, C8, 16): u[xi, f // 16, e, f % 16] = (G v G')[xi] of the 5 x 5
+    # v = w[f, e] (with swap, w[e, f] turned by 180 degrees: the input gradient's weights),
+    # xi = 6*i + k, in float64, rounded once, and zero for the padding's filters f >= out_ch and
+    # channels e >= channels (u need not be zero on entry); w: flat (O, C, 5, 5) if not swap else
+    # (C, O, 5, 5); scratch: (threads, 36 * 16) float64; job j: filters 16*j .. 16*j + 15.  As
+    # the 3 x 3 kernel's: a channel's 16 filters into the scratch, then the 36 planes (a multiple
+    # of 4 KiB apart) written one cache line each
     c8 = -(-channels // LANES) * LANES
     groups16 = u.shape[0] // (36 * COLS * c8)
     step = np.uint64(groups16 * c8 * COLS)
+    scratch = scratch[thread]
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         og = np.int64(job)
-        for e in range(channels):  # (a panel's 16 filters side by side: each entry's stores one run)
-            for f in range(og * COLS, min(out_ch, (og + 1) * COLS)):
+        for e in range(c8):
+            for f in range(og * COLS, (og + 1) * COLS):
+                block = 36 * (f - og * COLS)  # (the filter's 36 values in the scratch)
+                if f >= out_ch or e >= channels:
+                    for xi in range(36):
+                        scratch[block + xi] = 0.0
+                    continue
                 base = (e * out_ch + f) * 25 if swap else (f * channels + e) * 25
                 # G v, a column t of v at a time: c[t][i] = (G v)[i, t]
                 c0 = _g5(_tap(w, base, 0, 0, swap), _tap(w, base, 1, 0, swap), _tap(w, base, 2, 0, swap),
@@ -167,9 +176,12 @@ def _weights5(w, out_ch, channels, swap, u, first_job, last_job, thread):  # pra
                          _tap(w, base, 3, 3, swap), _tap(w, base, 4, 3, swap))
                 c4 = _g5(_tap(w, base, 0, 4, swap), _tap(w, base, 1, 4, swap), _tap(w, base, 2, 4, swap),
                          _tap(w, base, 3, 4, swap), _tap(w, base, 4, 4, swap))
-                at = np.uint64((og * c8 + e) * COLS + f - og * COLS)
                 for i in range(6):  # (G v) G', row i
                     r = _g5(c0[i], c1[i], c2[i], c3[i], c4[i])
-                    row = at + np.uint64(6 * i) * step
                     for k in range(6):
-                        u[row + np.uint64(k) * step] = np.float32(r[k])
+                        scratch[block + 6 * i + k] = r[k]
+            at = np.uint64((og * c8 + e) * COLS)
+            for xi in range(36):
+                row = at + np.uint64(xi) * step
+                for f in range(COLS):
+                    u[row + np.uint64(f)] = np.float32(scratch[36 * f + xi])

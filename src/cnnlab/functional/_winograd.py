@@ -184,10 +184,10 @@ def transformed(weight: np.ndarray, swap: bool = False, blas: bool = False) -> n
     if size == 5:
         if blas:
             raise ValueError("transformed: the BLAS's layout is for 3x3 weights (see by_blas), got a 5x5 kernel")
-        u = np.zeros(entries(5) * -(-out_ch // _COLS) * _COLS * c8, np.float32)
+        u = np.empty(entries(5) * -(-out_ch // _COLS) * _COLS * c8, np.float32)  # (padding written too)
         _backend.run_jobs(nw5._weights5, -(-out_ch // _COLS),
                           _backend.read_only(np.ascontiguousarray(weight, np.float32).reshape(-1)), out_ch, channels,
-                          swap, u, work=u.size * 10.0)
+                          swap, u, np.empty((numba.config.NUMBA_NUM_THREADS, 36 * 16)), work=u.size * 10.0)
         return u
     rows = -(-out_ch // nw.LANES) * nw.LANES if blas else -(-out_ch // _COLS) * _COLS
     u = np.empty(16 * rows * c8, np.float32)  # (every value written, the padding's zeros too)
