@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+
+import numpy as np
+import pytest
 
 from cnnlab.cli import main
 
@@ -183,6 +187,37 @@ def test_settle_waits_for_a_busy_thread_to_stop():
     worker.join()
     assert not alive and waited < 30.0
     assert settle(limit=30.0) < 30.0  # a quiet process returns at once (not at the limit)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads' states from /proc")
+def test_settle_waits_for_a_running_thread_whose_cpu_time_is_not_yet_counted(monkeypatch):
+    """A thread running outside the GIL (one ``memset`` of 512 MB through ctypes, page faults
+    included: some hundred ms in the running state) holds :func:`settle` back by its state alone:
+    the process's CPU time is made to stand still, as the kernel's accounting does for a thread
+    spinning on another core between its ticks."""
+    import ctypes
+    import threading
+
+    from cnnlab.bench import _runner
+
+    size = 512 << 20
+    buffer = np.empty(size, np.uint8)  # (not touched yet: its pages fault in inside the call)
+    ready = threading.Event()
+
+    def fill():
+        ready.set()
+        ctypes.memset(buffer.ctypes.data, 1, size)
+
+    monkeypatch.setattr(_runner.time, "process_time", lambda: 0.0)
+    worker = threading.Thread(target=fill)
+    worker.start()
+    ready.wait()
+    waited = _runner.settle(limit=30.0)
+    alive = worker.is_alive()
+    worker.join()
+    assert not alive and waited < 30.0
+    assert buffer[size // 2] == 1
+    assert not _runner.others_running() and _runner.settle(limit=30.0) < 30.0
 
 
 def test_memory_child_times_enough_steps(monkeypatch):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
+import threading
 import time
 from typing import Any
 
@@ -55,18 +57,46 @@ def settle(step: float = SETTLE_STEP_S, busy: float = SETTLE_BUSY_S, limit: floa
     that spinning thread: measured on the 2-core machine of docs/BENCHMARKS.md, in a process
     that imported torch without starting cnnlab's threads first, cnnlab's 14x14 layer
     (forward+backward) used 8 ms more CPU time per call, and took 30.7 instead of 26.1 ms, when
-    each call followed one of torch's.  (:func:`run` starts cnnlab's threads before importing
-    torch, and there torch's threads were seen to stop at once; this wait makes the timings
-    independent of that.)  So every timed call starts once the process has been quiet for
-    ``step`` seconds: the main thread sleeps while the process's CPU time grows by at most
-    ``busy`` seconds (``time.process_time`` counts all of its threads)."""
+    each call followed one of torch's.  So every timed call starts once the process has been quiet
+    for ``step`` seconds: no other thread in the running state (on Linux, its state in
+    ``/proc/self/task``), and the process's CPU time (``time.process_time``, all of its threads)
+    grown by at most ``busy`` seconds while the main thread slept.
+
+    The CPU time alone was not enough: the kernel adds a spinning thread's time to the process's
+    only when that thread is next switched out or its core's timer ticks, so the sum can stand
+    still for milliseconds while it spins.  Seen on that machine: torch's worker thread ran for
+    about 8 ms after each call, a settle by CPU time returned after its first 2 ms every time,
+    and a 10x10 layer (N1 C256 -> 256 k5) then took 11.5-11.8 ms instead of 7.7-8.7, with 8 ms
+    more CPU time, all of it on torch's thread."""
     start = time.perf_counter()
     while time.perf_counter() - start < limit:
         before = time.process_time()
         time.sleep(step)
-        if time.process_time() - before <= busy:
+        if time.process_time() - before <= busy and not others_running():
             break
     return time.perf_counter() - start
+
+
+def others_running() -> bool:
+    """Whether a thread of this process other than the calling one is running or waiting for a
+    core now (state ``R`` in ``/proc/self/task/<id>/stat``); False where that cannot be read
+    (not Linux)."""
+    me = threading.get_native_id()
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for task in tasks:
+        if task == str(me):
+            continue
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # (a thread that ended meanwhile)
+        if fields and fields[0] == "R":
+            return True
+    return False
 
 
 def _interleaved(fns: dict[str, Any], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
