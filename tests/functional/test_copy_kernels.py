@@ -44,19 +44,26 @@ def test_pad_planes_is_numpys_zero_padding(two_threads, shape, pads, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("value", [1.0, -2.5, 0.0, np.inf, np.nan])
-def test_relu_backward_of_one_broadcast_value(two_threads, dtype, value):
-    """``g`` broadcast from one value: the kernel reads that value; the result is ``np.where``'s."""
-    from cnnlab.functional._numba_kernels import relu_grad
+def test_relu_keep_and_its_backward_of_one_broadcast_value(two_threads, dtype, value):
+    """:func:`relu_keep`: ``np.maximum(x, 0)`` bit for bit and the mask ``not y <= 0`` (NaN kept);
+    the backward from that mask, ``g`` broadcast from one value (the kernel reads that value) or
+    not: ``np.where(y <= 0, 0, g)``, signs of zeros included."""
+    from cnnlab.functional._numba_kernels import relu_grad_kept, relu_keep
 
-    y = np.random.default_rng(1).standard_normal((7, 3, 5)).astype(dtype)
-    y.reshape(-1)[:4] = [0.0, -0.0, np.nan, np.inf]
-    g = np.broadcast_to(np.asarray(value, dtype), y.shape)
-    want = np.where(y <= 0, dtype(0), g)
-    got = relu_grad(g, y)
+    x = np.random.default_rng(1).standard_normal((7, 3, 5)).astype(dtype)
+    x.reshape(-1)[:5] = [0.0, -0.0, np.nan, np.inf, -np.inf]
+    y, keep = relu_keep(x)
+    want_y = np.maximum(x, dtype(0))
+    np.testing.assert_array_equal(y, want_y)
+    assert np.array_equal(np.signbit(y), np.signbit(want_y)) and y.dtype == dtype
+    assert keep.dtype == np.bool_ and np.array_equal(keep, ~(want_y <= 0))
+    g = np.broadcast_to(np.asarray(value, dtype), x.shape)
+    want = np.where(want_y <= 0, dtype(0), g)
+    got = relu_grad_kept(g, keep)
     np.testing.assert_array_equal(got, want)
     assert np.array_equal(np.signbit(got), np.signbit(want))
-    partial = np.broadcast_to(np.arange(5, dtype=dtype), y.shape)  # broadcast, but not one value
-    np.testing.assert_array_equal(relu_grad(partial, y), np.where(y <= 0, dtype(0), partial))
+    partial = np.broadcast_to(np.arange(5, dtype=dtype), x.shape)  # broadcast, but not one value
+    np.testing.assert_array_equal(relu_grad_kept(partial, keep), np.where(want_y <= 0, dtype(0), partial))
 
 
 def test_gradient_of_a_sum_reaches_a_leaf_as_an_array_of_its_own():

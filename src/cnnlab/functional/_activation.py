@@ -324,17 +324,26 @@ def elu_backward(grad_out: Any, x: Any, alpha: float = 1.0) -> np.ndarray:
 
 
 def relu_forward_saving(needs: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`relu` and its output, which is all its backward needs (``x > 0`` iff ``y > 0``)."""
-    y = relu(x)
-    return y, y
-
-
-def relu_backward_saved(grad_out: np.ndarray, y: np.ndarray, needs: Any) -> np.ndarray:
-    """``grad_out`` where ``y > 0``, else 0 (NaN passes ``grad_out`` through, as :func:`relu_backward`)."""
-    g = np.asarray(grad_out)
-    if y.dtype.kind == "f" and g.dtype == y.dtype and _backend.use_numba(y.size):
+    """:func:`relu` and all its backward needs: ``keep``, a ``np.bool_`` array, True where the
+    output is not ``<= 0`` (``x > 0`` iff ``y > 0``; NaN is kept).  One byte a value instead of the
+    output itself, which is then freed as soon as the next layer is done with it: in a LeNet-5
+    training step (batch 64) the forward held 1.54 MiB of ReLU outputs until their backward."""
+    arr = check_array("relu", "x", x, allow_empty=True)
+    if arr.dtype.kind == "f" and _backend.float_kernels_take(arr):
         from cnnlab.functional import _numba_kernels as nk
 
-        return nk.relu_grad(g, y)  # one branch-free pass (np.where branches on every element)
-    return np.where(y <= 0, g.dtype.type(0), g)
+        return nk.relu_keep(arr)
+    y = relu(arr)
+    return y, np.logical_not(y <= 0)
+
+
+def relu_backward_saved(grad_out: np.ndarray, keep: np.ndarray, needs: Any) -> np.ndarray:
+    """``grad_out`` where ``keep`` (:func:`relu_forward_saving`'s: the output positive or NaN), else 0,
+    as :func:`relu_backward`."""
+    g = np.asarray(grad_out)
+    if g.dtype.kind == "f" and _backend.use_numba(keep.size):
+        from cnnlab.functional import _numba_kernels as nk
+
+        return nk.relu_grad_kept(g, keep)  # one branch-free pass (np.where branches on every element)
+    return np.where(keep, g, g.dtype.type(0))
 

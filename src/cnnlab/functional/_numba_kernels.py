@@ -336,7 +336,7 @@ def all_finite(a: np.ndarray) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# ReLU and its backward from its output: branch-free selects over the flat arrays
+# ReLU, and its backward from the mask of kept values: branch-free selects over the flat arrays
 
 
 @_backend.job_kernel
@@ -354,31 +354,49 @@ def relu(x):
 
 
 @_backend.job_kernel
-def _relu_grad(g, y, out, first_job, last_job, thread):  # pragma: no cover - compiled
+def _relu_keep(x, out, keep, first_job, last_job, thread):  # pragma: no cover - compiled
     for i in range(np.uint64(first_job), np.uint64(last_job)):
-        out[i] = 0 if y[i] <= 0 else g[i]
+        below = x[i] <= 0  # (False for NaN: NaN is kept, and passes its gradient, as in relu_grad)
+        out[i] = 0 if below else x[i]
+        keep[i] = 0 if below else 1
+
+
+def relu_keep(x):
+    """:func:`relu` and, in one pass, ``keep``: a ``np.bool_`` array, True where the output is not
+    ``<= 0`` (positive or NaN), what the backward needs of it."""
+    out = np.empty(x.shape, x.dtype)
+    keep = np.empty(x.shape, np.bool_)
+    _backend.run_jobs(_relu_keep, out.size, np.ascontiguousarray(x).reshape(-1), out.reshape(-1),
+                      keep.reshape(-1).view(np.uint8), work=5 * out.size)
+    return out, keep
 
 
 @_backend.job_kernel
-def _relu_grad_one(g, y, out, first_job, last_job, thread):  # pragma: no cover - compiled
+def _relu_grad_kept(g, keep, out, first_job, last_job, thread):  # pragma: no cover - compiled
+    for i in range(np.uint64(first_job), np.uint64(last_job)):
+        out[i] = 0 if keep[i] == 0 else g[i]
+
+
+@_backend.job_kernel
+def _relu_grad_kept_one(g, keep, out, first_job, last_job, thread):  # pragma: no cover - compiled
     value = g[0]
     for i in range(np.uint64(first_job), np.uint64(last_job)):
-        out[i] = 0 if y[i] <= 0 else value
+        out[i] = 0 if keep[i] == 0 else value
 
 
-def relu_grad(g, y):
-    """``g`` where ``y > 0`` (or NaN), else 0; ``g`` is broadcast to ``y``'s shape.  A gradient
-    that is one value broadcast (a ``sum``'s) is read as that value, not copied out first."""
-    g = np.broadcast_to(g, y.shape)
-    out = np.empty(y.shape, g.dtype)
-    if not out.size:  # (nothing to do; _relu_grad_one would read a value that is not there)
+def relu_grad_kept(g, keep):
+    """``g`` where ``keep`` (a ``np.bool_`` array, :func:`relu_keep`'s), else 0; ``g`` is broadcast to
+    ``keep``'s shape, and one value broadcast is read as that value."""
+    g = np.broadcast_to(g, keep.shape)
+    out = np.empty(keep.shape, g.dtype)
+    if not out.size:
         return out
-    flat_y = np.ascontiguousarray(y).reshape(-1)
+    flat_keep = np.ascontiguousarray(keep).reshape(-1).view(np.uint8)
     if not any(g.strides):
-        _backend.run_jobs(_relu_grad_one, out.size, np.array([g.flat[0]], g.dtype), flat_y, out.reshape(-1),
-                          work=4 * out.size)
+        _backend.run_jobs(_relu_grad_kept_one, out.size, np.array([g.flat[0]], g.dtype), flat_keep,
+                          out.reshape(-1), work=4 * out.size)
         return out
-    _backend.run_jobs(_relu_grad, out.size, np.ascontiguousarray(g).reshape(-1), flat_y, out.reshape(-1),
+    _backend.run_jobs(_relu_grad_kept, out.size, np.ascontiguousarray(g).reshape(-1), flat_keep, out.reshape(-1),
                       work=4 * out.size)
     return out
 
