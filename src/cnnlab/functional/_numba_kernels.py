@@ -356,7 +356,7 @@ def relu(x):
 @_backend.job_kernel
 def _relu_keep(x, out, keep, first_job, last_job, thread):  # pragma: no cover - compiled
     for i in range(np.uint64(first_job), np.uint64(last_job)):
-        below = x[i] <= 0  # (False for NaN: NaN is kept, and passes its gradient, as in relu_grad)
+        below = x[i] <= 0  # (False for NaN: NaN is kept, and passes its gradient, as in relu_backward)
         out[i] = 0 if below else x[i]
         keep[i] = 0 if below else 1
 

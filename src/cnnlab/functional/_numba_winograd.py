@@ -449,14 +449,11 @@ def _weights(w, out_ch, channels, swap, blas, u, scratch, first_job, last_job, t
     o8 = u.shape[0] // (16 * c8)
     half = 0.5
     scratch = scratch[thread]
+    step = np.uint64(c8 * o8) if blas else np.uint64(groups16 * c8 * COLS)  # (between two planes)
     for job in range(np.uint64(first_job), np.uint64(last_job)):
         og = np.int64(job)
         first = og * COLS
         last = min(o8, first + COLS)
-        if blas:
-            step = np.uint64(c8 * o8)
-        else:
-            step = np.uint64(groups16 * c8 * COLS)
         for e in range(c8):
             for f in range(first, last):
                 block = 12 + 16 * (f - first)  # (the filter's 16 values in the scratch)
