@@ -196,8 +196,10 @@ def test_autograd_runs_the_method_once_each_way(monkeypatch):
 @pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
 @pytest.mark.parametrize("xs, ws, stride, padding, expected", [
     ((32, 32, 16, 16), (32, 32, 7, 7), 1, 3, "fft"),  # 7x7: 49 taps a channel against a few per bin
-    ((32, 16, 24, 24), (32, 16, 5, 5), 1, 2, "fft"),  # the issue's 5x5 layer (F(2x2, 5x5) the other choice)
-    ((8, 128, 14, 14), (128, 128, 5, 5), 1, 2, "fft"),  # 128 channels (the implicit kernels the other)
+    # the issue's 5x5 layer (F(2x2, 5x5) the other choice; without AVX-512 the chosen one)
+    ((32, 16, 24, 24), (32, 16, 5, 5), 1, 2, ("fft", "winograd")),
+    ((8, 128, 14, 14), (128, 128, 5, 5), 1, 2, ("fft", "implicit")),  # 128 channels
+    ((8, 64, 28, 28), (64, 64, 5, 5), 1, 2, ("fft", "winograd")),
     ((8, 32, 64, 64), (32, 32, 5, 5), 1, 2, "winograd"),  # a period of 68: F(2x2, 5x5) modelled faster
     ((4, 64, 64, 64), (64, 64, 7, 7), 1, 3, "fft"),  # a period of 70
     ((8, 32, 100, 100), (32, 32, 9, 9), 1, 4, "fft"),  # a period of 108
@@ -210,9 +212,15 @@ def test_autograd_runs_the_method_once_each_way(monkeypatch):
     ((8, 192, 28, 28), (192, 192, 7, 7), 1, 3, "implicit"),  # 36,864 filter planes: 151 MB of spectra
     ((8, 128, 28, 28), (128, 128, 7, 7), 1, 3, "fft"),  # 16,384 of them: 70 MB
 ])
-def test_automatic_rule(xs, ws, stride, padding, expected):
+@pytest.mark.parametrize("wide", [True, False])
+def test_automatic_rule(xs, ws, stride, padding, expected, wide, monkeypatch):
+    """The rule's choice by the model of the kernels' vector width (``expected``: one method for
+    both, or the AVX-512 and AVX2 ones)."""
+    from cnnlab.functional import _numba_simd
     from cnnlab.functional._columns import _with_pads
 
+    monkeypatch.setattr(_numba_simd, "WIDE", wide)
+    expected = expected if isinstance(expected, str) else expected[0 if wide else 1]
     previous = _backend.set_backend("numba")
     try:
         groups = xs[1] // ws[1]
@@ -271,12 +279,15 @@ def test_no_scratch_value_is_read_before_it_is_written(monkeypatch, xs, ws, padd
 
 
 @pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
-def test_a_forward_alone_is_weighed_alone():
+def test_a_forward_alone_is_weighed_alone(monkeypatch):
     """Without a backward to follow (``backward=False``: a call with nothing to save), the rule
     weighs the forward's work alone: the issue's 5x5 layer keeps F(2x2, 5x5) (9 products an
-    output and channel against spectra made for one product), a 7x7 layer still takes the FFT."""
+    output and channel against spectra made for one product), a 7x7 layer still takes the FFT
+    (by the AVX-512 model, whose forward+backward takes the FFT for both)."""
+    from cnnlab.functional import _numba_simd
     from cnnlab.functional._columns import _with_pads
 
+    monkeypatch.setattr(_numba_simd, "WIDE", True)
     previous = _backend.set_backend("numba")
     try:
         for xs, ws, p, fb, alone in (((32, 16, 24, 24), (32, 16, 5, 5), 2, "fft", "winograd"),

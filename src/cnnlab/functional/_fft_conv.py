@@ -361,11 +361,11 @@ TRAFFIC = 0.5
 # The automatic rule (:func:`chosen`): float32 layers of 1 or 2 spatial dims, one group, kernels of
 # at least FFT_MIN_TAPS taps (5x5 and larger; the 3x3 Winograd method beat this one on every 3x3
 # layer measured), periods the dense transforms take, and a modelled time below FFT_MARGIN of the
-# other method's.  Models, ms on the 2-core machine of docs/BENCHMARKS.md (round 44, fitted to 28
-# layers' forward+backward): this method FFT_FIXED + FFT_MS_PER_UNIT per million units of
-# :func:`work`; the implicit kernels DIRECT_FIXED + DIRECT_MS_PER_MAC per million 16-lane
-# multiply-adds of the forward and both gradients (F(2x2, 5x5)'s: WINOGRAD5_MS_PER_UNIT per million
-# of its 36 products a tile for the forward and input gradient and the implicit weight gradient).
+# other method's.  Models (:class:`Model`), ms on 2 cores: this method fft_fixed + fft_ms_per_unit
+# per million units of :func:`work`; the implicit kernels direct_fixed + direct_ms_per_mac per
+# million 16-lane multiply-adds of the forward and both gradients (F(2x2, 5x5)'s:
+# winograd5_ms_per_unit per million of its 36 products a tile for the forward and input gradient
+# and the implicit weight gradient).
 FFT_MIN_TAPS = 25
 FFT_MARGIN = 0.85
 # Bytes of packed spectra (of the inputs, filters and upstream gradients: those live at once, the
@@ -373,9 +373,36 @@ FFT_MARGIN = 0.85
 # methods: a filter plane's spectrum is the period's size, not the kernel's (a 7x7 filter of a
 # 56x56 layer: 7.4 kB against 196 B), so a layer of 256 x 256 such filters would hold 0.9 GB.
 FFT_MAX_SPECTRA_BYTES = 96 * 2**20
-FFT_FIXED, FFT_MS_PER_UNIT = 0.6, 0.21
-DIRECT_FIXED, DIRECT_MS_PER_MAC = 0.3, 0.16
-WINOGRAD5_MS_PER_UNIT = 0.28
+
+
+class Model(NamedTuple):
+    """The automatic rule's model of time of each method (ms; see the comment above)."""
+
+    fft_fixed: float
+    fft_ms_per_unit: float
+    direct_fixed: float
+    direct_ms_per_mac: float
+    winograd5_ms_per_unit: float
+
+
+# By the compiled kernels' vector width (cnnlab.functional._numba_simd.WIDE).  True (AVX-512):
+# fitted in round 44 to 28 layers' forward+backward on the Zen 4 of docs/BENCHMARKS.md.  False
+# (AVX2, 16-lane operations compiled as two 8-lane ones): refitted in round 47 on a Zen 3 to 21
+# layers (measured / AVX-512 model: this method 2.0-2.9 times, median 2.45, its 2 x 4 blocks of
+# complex sums needing 32 of the 16 AVX registers; the implicit kernels 1.3-1.8, median 1.45;
+# F(2x2, 5x5) 1.0-1.6, median 1.2).  Forward+backward, FFT / F(2x2, 5x5) / implicit, ms on the
+# Zen 3: N32 C16 24x24 -> 32 k5 p2 11.5 / 10.2 / 10.9; N4 C64 56x56 -> 64 k5 68.7 / 38.6 / 56.7;
+# N8 C64 28x28 -> 64 k7 23.0 / - / 52.5; N1 C64 32x32 -> 64 k7 18.9 / - / 11.4.
+MODELS = {True: Model(0.6, 0.21, 0.3, 0.16, 0.28), False: Model(1.2, 0.51, 0.5, 0.23, 0.33)}
+
+
+def model() -> Model:
+    """The :class:`Model` of this machine's compiled kernels (AVX-512 or not), read at each call."""
+    try:
+        from cnnlab.functional import _numba_simd
+    except ImportError:  # (no Numba: the rule is not used)
+        return MODELS[True]
+    return MODELS[bool(_numba_simd.WIDE)]
 
 
 def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads: PadPairs | None,
@@ -397,11 +424,12 @@ def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pad
         return False
     out = _out_shape(x_shape, kernel, stride, dilation, pads)
     macs = float(n) * o * c * math.prod(out) / 16  # (16-lane multiply-adds of one pass)
+    m = model()
     if winograd:
         units = macs * 36 / 4 if not backward else 2 * macs * 36 / 4 + macs * math.prod(kernel)
-        direct = DIRECT_FIXED + WINOGRAD5_MS_PER_UNIT * units / 1e6
+        direct = m.direct_fixed + m.winograd5_ms_per_unit * units / 1e6
     else:
-        direct = DIRECT_FIXED + DIRECT_MS_PER_MAC * (3 if backward else 1) * macs * math.prod(kernel) / 1e6
+        direct = m.direct_fixed + m.direct_ms_per_mac * (3 if backward else 1) * macs * math.prod(kernel) / 1e6
     units = work(x_shape, weight_shape, groups, pads, stride, dilation, backward)
-    fft = FFT_FIXED * (1.0 if backward else 0.5) + FFT_MS_PER_UNIT * units / 1e6
+    fft = m.fft_fixed * (1.0 if backward else 0.5) + m.fft_ms_per_unit * units / 1e6
     return fft < FFT_MARGIN * direct
