@@ -33,8 +33,10 @@ from cnnlab.functional._numba_simd import (
     transpose16,
     transpose16_to,
     wfma_span_blocks,
+    wfma_at,
     wfma_span_rows,
     wload,
+    wstore,
 )
 
 # As the forward's PANELS (:mod:`cnnlab.functional._numba_implicit`), in the weight gradient: a pair
@@ -73,12 +75,54 @@ PARTS_MIN_WORK = 1 << 16
 # values either way.
 GRAD_W_TRANSPOSE = True
 
+# Whether, without AVX-512, the weight gradient's product runs its taps 4 at a time by a panel of 16
+# filters (:func:`_four_taps`: 8 sums of 8 lanes), not 6 (12 sums: with the upstream gradient's two
+# vectors and two broadcasts, LLVM kept one sum on the stack, stored and loaded again every step).
+# The same bits.
+GRAD_W_FOUR_TAPS = True
+
 
 @numba.njit(inline="always")
 def _tap_rows(tm, k, pb):  # pragma: no cover - compiled
     # where the sums of taps k .. k+5 lie in a panel of a thread's parts that starts at pb (16 a tap's row)
     return (pb + tm[k] * COLS, pb + tm[k + 1] * COLS, pb + tm[k + 2] * COLS, pb + tm[k + 3] * COLS,
             pb + tm[k + 4] * COLS, pb + tm[k + 5] * COLS)
+
+
+@numba.njit(inline="always")
+def _tap4(ds, tm, kt, i, nt, pb, scratch):  # pragma: no cover - compiled
+    # tap kt + i of a run of nt taps (its offset and its row of sums), or past the run a stand-in:
+    # the run's first offset (valid for its class) and the scratch row
+    if i < nt:
+        return ds[kt + i], pb + tm[kt + i] * COLS
+    return ds[kt], pb + scratch * COLS
+
+
+@numba.njit(inline="always")
+def _four_taps(part, src, gt, pos, ds, tm, kt, nt, pb, scratch, at, p0, p1, sshift):  # pragma: no cover
+    # Without AVX-512: taps kt .. kt+nt-1 of a panel of 16 filters, 4 taps at a time (8 sums of 8
+    # lanes, 2 of the upstream gradient and the broadcasts: a 6 x 16 block's 12 sums left LLVM one
+    # of the 16 registers short, a sum spilled to the stack every step).  Each tap's sums in the
+    # same order as the 6 x 16 block's.
+    for i in range(0, nt, 4):
+        f0, a0 = _tap4(ds, tm, kt, i, nt, pb, scratch)
+        f1, a1 = _tap4(ds, tm, kt, i + 1, nt, pb, scratch)
+        f2, a2 = _tap4(ds, tm, kt, i + 2, nt, pb, scratch)
+        f3, a3 = _tap4(ds, tm, kt, i + 3, nt, pb, scratch)
+        c0, c1, c2, c3 = wload(part, a0), wload(part, a1), wload(part, a2), wload(part, a3)
+        q = at
+        for p in range(p0, p1):
+            s = pos[p] + sshift
+            v = wload(gt, q)
+            c0 = wfma_at(c0, src, s + f0, v)
+            c1 = wfma_at(c1, src, s + f1, v)
+            c2 = wfma_at(c2, src, s + f2, v)
+            c3 = wfma_at(c3, src, s + f3, v)
+            q += COLS
+        wstore(part, a0, c0)
+        wstore(part, a1, c1)
+        wstore(part, a2, c2)
+        wstore(part, a3, c3)
 
 
 def _make_taps_grad_w(span):
@@ -88,7 +132,7 @@ def _make_taps_grad_w(span):
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
     lanes), whose two lanes :func:`_parts_transposed` adds."""
     def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
-               groups, gsrc, gg, bufs, parts, wpanels, transposed, first_job, last_job,
+               groups, gsrc, gg, bufs, parts, wpanels, transposed, four, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
         # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
@@ -106,7 +150,8 @@ def _make_taps_grad_w(span):
         # panels of parts (each part row holds the groups' sums one after another); wpanels: with
         # span 1, pairs of panels at once (GRAD_W_PANELS, see _two_panels);
         # transposed: the upstream gradient copied 16 positions by 16 filters at a time where it can
-        # be (GRAD_W_TRANSPOSE)
+        # be (GRAD_W_TRANSPOSE); four: with span 1, runs of 12 (or 6) taps by 4 taps at a time
+        # (GRAD_W_FOUR_TAPS, without AVX-512), not by blocks of 6
         total = pos.shape[0]
         runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
         width = bufs.shape[1] // GRAD_W_JOB  # O16
@@ -160,6 +205,13 @@ def _make_taps_grad_w(span):
                 kblocks = (dstart[f + 1] - dstart[f]) // ROWS
                 kt, k_end = share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS
                 while kt < k_end:
+                    if span == 1 and four:  # (AVX2: two blocks of 6 taps at once, by 4 taps)
+                        nt = 2 * ROWS if kt + ROWS < k_end else ROWS
+                        for og in range(0, width, COLS):
+                            _four_taps(part, src, gt, pos, ds, tm, kt, nt, pbase + og * rows_k, rows_k - 1,
+                                       og * GRAD_W_JOB + (s0 - first) * COLS, p0, p1, sshift)
+                        kt += nt
+                        continue
                     pair = wide and kt + ROWS < k_end  # (two blocks of 6 taps at once: 12 x 16 sums)
                     kt2 = kt + ROWS if pair else kt
                     d0, d1, d2 = ds[kt], ds[kt + 1], ds[kt + 2]
@@ -336,7 +388,7 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
                       GRAD_W_PANELS and _numba_simd.WIDE, GRAD_W_TRANSPOSE and _numba_simd.WIDE,
-                      work=products * out_ch * groups * span,
+                      GRAD_W_FOUR_TAPS and not _numba_simd.WIDE, work=products * out_ch * groups * span,
                       tail=tail)
     out = np.empty((groups * out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, groups * width // COLS, parts.reshape(-1), parts.shape[1], rows,
