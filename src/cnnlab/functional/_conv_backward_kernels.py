@@ -161,8 +161,11 @@ def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bo
 # batch / 1 / 2 / 4 MiB, the fastest of 21 alternating in one process (ms): N64 C3 56x56 -> 8 k7
 # s2 p3 (29 MB of column gradient) 7.07 / 4.77 / 4.43 / 3.91; N64 C6 14x14 -> 16 k5 (3.8 MB)
 # 0.40 / 0.56 / 0.51 / 0.43; N32 C6 28x28 -> 32 k3 p1 (5.4 MB) 0.76 / 1.00 / 0.81 / 0.76; N64 C3
-# 32x32 -> 32 k3 s2 p1 0.53 / 0.53 / 0.51 / 0.53.
-GRAD_X_BLOCK_BYTES = 4 << 20
+# 32x32 -> 32 k3 s2 p1 0.53 / 0.53 / 0.51 / 0.53.  2 MiB since round 47: LeNet-5's second layer
+# (N64 C6 14x14 -> 16 k5) made its training step's peak, 3.8 MB of column gradient at once; its
+# step's peak resident growth 9.95 -> 8.14 MiB (torch 7.0-9.9), its step 8.8 -> 9.1 and 9.3 -> 9.8
+# ms (settled, alternating in one process; 1 MiB: 9.6, 10.1).
+GRAD_X_BLOCK_BYTES = 2 << 20
 
 
 def _gemm_grad_x_blocks(grad_out: np.ndarray, saved: Saved) -> np.ndarray:
