@@ -479,3 +479,29 @@ def test_rows_retiled_into_runs_give_the_same_bits(monkeypatch, compiled, xs, ws
     np.testing.assert_array_equal(_bits(y), _bits(y0))
     np.testing.assert_array_equal(_bits(gx), _bits(gx0))
     _against_loop_reference((y, gx, gw), x, w, b, g, 1, padding, 1, 1)
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", [
+    ((3, 7, 9, 8), (33, 7, 3, 3), 1, 1, 1, 1),  # 63 taps: 5 runs of 12 and one of 6 (4 + 2 stand-ins)
+    ((2, 5, 12, 11), (16, 5, 5, 5), 1, 2, 1, 1),  # 5x5: classes of positions with 2-5 rows of taps
+    ((2, 6, 9, 8), (12, 2, 3, 3), 1, 1, 1, 3),  # groups
+    ((3, 7, 19), (16, 7, 3), 1, 2, 3, 1),  # 1-d, dilated
+])
+def test_weight_gradient_by_four_taps_gives_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding, dilation,
+                                                          groups):
+    """Without AVX-512 the weight gradient's product runs its taps 4 at a time (``GRAD_W_FOUR_TAPS``,
+    a run's last taps past its end summed into the scratch row): every tap's sums as the 6 x 16
+    block's, in the same order, so the same bits; and the loop reference's values."""
+    x, w, b = _inputs(xs, ws, seed=11 * sum(xs) + sum(ws))
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
+    conv = _conv(w.ndim - 2)
+    g = np.random.default_rng(9).uniform(-1, 1, conv(x, w, b, **kw).shape).astype(np.float32)
+    monkeypatch.setattr(_numba_simd, "WIDE", False)
+    calls = spied(monkeypatch, nig, "taps_grad_w")
+    runs = {}
+    for four in (True, False):
+        monkeypatch.setattr(nig, "GRAD_W_FOUR_TAPS", four)
+        runs[four] = (conv(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2])
+    assert calls["taps_grad_w"] >= 2
+    np.testing.assert_array_equal(_bits(runs[True][2]), _bits(runs[False][2]))
+    _against_loop_reference(runs[True], x, w, b, g, stride, padding, dilation, groups)
