@@ -13,7 +13,7 @@ import pytest
 
 import cnnlab.functional as F
 from cnnlab import Tensor
-from cnnlab.functional import _backend, _conv_kernels, _fft_conv, _naive
+from cnnlab.functional import _backend, _conv_kernels, _fft_conv, _naive, _winograd
 from cnnlab.functional._args import padding_pairs
 from tests.functional.spies import nan_empty, spied
 
@@ -198,8 +198,9 @@ def test_autograd_runs_the_method_once_each_way(monkeypatch):
     ((32, 32, 16, 16), (32, 32, 7, 7), 1, 3, "fft"),  # 7x7: 49 taps a channel against a few per bin
     # the issue's 5x5 layer (F(2x2, 5x5) the other choice; without AVX-512 the chosen one)
     ((32, 16, 24, 24), (32, 16, 5, 5), 1, 2, ("fft", "winograd")),
-    ((8, 128, 14, 14), (128, 128, 5, 5), 1, 2, ("fft", "implicit")),  # 128 channels
-    ((8, 64, 28, 28), (64, 64, 5, 5), 1, 2, ("fft", "winograd")),
+    ((8, 128, 14, 14), (128, 128, 5, 5), 1, 2, "fft"),  # 128 channels (the implicit kernels the other)
+    ((4, 64, 56, 56), (64, 64, 5, 5), 1, 2, ("fft", "winograd")),  # a period of 60, 64 channels
+    ((16, 64, 8, 8), (64, 64, 5, 5), 1, 2, ("fft", "winograd")),  # 64 positions a plane
     ((8, 32, 64, 64), (32, 32, 5, 5), 1, 2, "winograd"),  # a period of 68: F(2x2, 5x5) modelled faster
     ((4, 64, 64, 64), (64, 64, 7, 7), 1, 3, "fft"),  # a period of 70
     ((8, 32, 100, 100), (32, 32, 9, 9), 1, 4, "fft"),  # a period of 108
@@ -230,7 +231,8 @@ def test_automatic_rule(xs, ws, stride, padding, expected, wide, monkeypatch):
         assert got == expected
         # the rule's inputs: the model's times, on the side the choice says
         if expected == "fft":
-            assert _fft_conv.chosen(xs, ws, groups, pads, (stride, stride), (1, 1), ws[-1] == 5)
+            winograd = _winograd.chosen(xp, ws, groups, (stride, stride), (1, 1))  # (the other method's)
+            assert _fft_conv.chosen(xs, ws, groups, pads, (stride, stride), (1, 1), winograd)
     finally:
         _backend.set_backend(previous)
 
@@ -318,3 +320,47 @@ def test_transposed_convolution_through_the_rule(monkeypatch):
                                           1, 3)
     for got, want in ((gx, rx), (gw, rw)):
         assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max()
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("a_rows, b_rows, groups, kind, conj_a, conj_b", [
+    ((5, 6), (7, 6), 1, "forward", False, False),  # 7 filters: a block of 4 and one past the end
+    ((3, 8), (8, 2), 2, "grad_x", False, False),  # groups
+    ((4, 9), (4, 6), 3, "grad_w", True, False),  # the conjugate of a
+    ((2, 5), (6, 5), 1, "forward", False, True),  # the conjugate of b
+])
+def test_narrow_products_give_the_wide_kernels_bits(monkeypatch, a_rows, b_rows, groups, kind, conj_a, conj_b):
+    """Without AVX-512 the products run by 1 x 4 blocks of 8 lanes (``NARROW_PRODUCTS``): each sum's
+    terms in the 2 x 4 kernel's order, so the same bits; and the complex128 sums' values."""
+    from cnnlab.functional import _numba_fft, _numba_simd
+
+    rng = np.random.default_rng(31)
+    bins = 37  # (3 chunks of 16 bins, the last part-filled)
+
+    def spectrum(shape):
+        return (rng.standard_normal((*shape, bins)) + 1j * rng.standard_normal((*shape, bins))).astype(np.complex64)
+
+    a, b = spectrum(a_rows), spectrum(b_rows)
+    calls = spied(monkeypatch, _numba_fft, "_products", "_products_narrow")
+    got = {}
+    for narrow in (True, False):
+        monkeypatch.setattr(_numba_simd, "WIDE", not narrow)
+        got[narrow] = _numba_fft.products(a, b, groups, conj_a, conj_b, kind)
+    assert calls == {"_products": 1, "_products_narrow": 1}
+    np.testing.assert_array_equal(got[True].view(np.int32), got[False].view(np.int32))
+    a64 = np.conj(a).astype(np.complex128) if conj_a else a.astype(np.complex128)
+    b64 = np.conj(b).astype(np.complex128) if conj_b else b.astype(np.complex128)
+    if kind == "forward":  # z[n, o] = sum_c a[n, g c] b[o, c]
+        n, c = a_rows
+        og = b_rows[0] // groups
+        want = np.concatenate([np.einsum("nkf,okf->nof", a64[:, g * (c // groups):(g + 1) * (c // groups)],
+                                         b64[g * og:(g + 1) * og]) for g in range(groups)], axis=1)
+    elif kind == "grad_x":  # z[n, g cg + c] = sum_o a[n, g og + o] b[g og + o, c]
+        og = a_rows[1] // groups
+        want = np.concatenate([np.einsum("nof,ocf->ncf", a64[:, g * og:(g + 1) * og], b64[g * og:(g + 1) * og])
+                               for g in range(groups)], axis=1)
+    else:  # z[g og + o, c] = sum_n a[n, g og + o] b[n, g cg + c]
+        og, cg = a_rows[1] // groups, b_rows[1] // groups
+        want = np.concatenate([np.einsum("nof,ncf->ocf", a64[:, g * og:(g + 1) * og], b64[:, g * cg:(g + 1) * cg])
+                               for g in range(groups)], axis=0)
+    np.testing.assert_allclose(got[True], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

@@ -388,12 +388,14 @@ class Model(NamedTuple):
 # By the compiled kernels' vector width (cnnlab.functional._numba_simd.WIDE).  True (AVX-512):
 # fitted in round 44 to 28 layers' forward+backward on the Zen 4 of docs/BENCHMARKS.md.  False
 # (AVX2, 16-lane operations compiled as two 8-lane ones): refitted in round 47 on a Zen 3 to 21
-# layers (measured / AVX-512 model: this method 2.0-2.9 times, median 2.45, its 2 x 4 blocks of
-# complex sums needing 32 of the 16 AVX registers; the implicit kernels 1.3-1.8, median 1.45;
-# F(2x2, 5x5) 1.0-1.6, median 1.2).  Forward+backward, FFT / F(2x2, 5x5) / implicit, ms on the
-# Zen 3: N32 C16 24x24 -> 32 k5 p2 11.5 / 10.2 / 10.9; N4 C64 56x56 -> 64 k5 68.7 / 38.6 / 56.7;
-# N8 C64 28x28 -> 64 k7 23.0 / - / 52.5; N1 C64 32x32 -> 64 k7 18.9 / - / 11.4.
-MODELS = {True: Model(0.6, 0.21, 0.3, 0.16, 0.28), False: Model(1.2, 0.51, 0.5, 0.23, 0.33)}
+# layers (measured / AVX-512 model: the implicit kernels 1.3-1.8, median 1.45; F(2x2, 5x5) 1.0-1.6,
+# median 1.2; this method 2.0-2.9, median 2.45, then 17-20% less with the products by 8-lane
+# blocks, :data:`cnnlab.functional._numba_fft.NARROW_PRODUCTS`, so about 2.05).  Forward+backward,
+# FFT / F(2x2, 5x5) / implicit, ms on the Zen 3: N32 C16 24x24 -> 32 k5 p2 9.9-11.5 / 10.4 / 10.9
+# (a draw: the rule's margin leaves it to F(2x2, 5x5)); N8 C64 28x28 -> 64 k5 18.1 / 20.3 / 29.4;
+# N4 C64 56x56 -> 64 k5 65.8 / 40.6 / 55.3; N8 C64 28x28 -> 64 k7 22.7 / - / 52.1; N1 C64 32x32
+# -> 64 k7 27.9 / - / 18.3.
+MODELS = {True: Model(0.6, 0.21, 0.3, 0.16, 0.28), False: Model(1.0, 0.43, 0.5, 0.23, 0.33)}
 
 
 def model() -> Model:

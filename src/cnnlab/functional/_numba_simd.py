@@ -521,6 +521,7 @@ def _lanewise_fma(vtype, doc: str):
 
 vadd = _binary("fadd", "``a + b``, lane by lane.")
 vsub = _binary("fsub", "``a - b``, lane by lane.")
+vmul = _binary("fmul", "``a * b``, lane by lane.")
 vfma = _lanewise_fma(f32x8, "``acc + a * b``, lane by lane, one rounding per lane (LLVM's ``fma``).")
 wmul = _binary("fmul", "``a * b`` on sixteen lanes.", f32x16)
 wfma = _lanewise_fma(f32x16, "``acc + a * b`` on sixteen lanes, one rounding per lane (the FFT's products).")
