@@ -34,9 +34,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from cnnlab.functional import _backend
+from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional import _numba_simd
 from cnnlab.functional._numba_simd import (
     vfma,
     vload,
