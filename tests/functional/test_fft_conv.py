@@ -1,7 +1,7 @@
 """The FFT method of the convolution layers (``functional/_fft_conv.py``, its compiled transforms
-and products in ``_numba_fft.py``) against the loop reference: the forward and both gradients
-for 1-, 2- and 3-d layers with strides, dilations, groups and padding (asymmetric, and past the
-kernel), batches and channel counts that the products' 2 x 4 blocks split unevenly, periods whose
+in ``_numba_fft.py`` and products in ``_numba_fft_products.py``) against the loop reference: the
+forward and both gradients for 1-, 2- and 3-d layers with strides, dilations, groups and padding
+(asymmetric, and past the kernel), batches and channel counts that the products' 2 x 4 blocks split unevenly, periods whose
 half spectra take one vector of 16 bins or more, outputs rows wider than a vector; the compiled
 transforms against NumPy's FFT; the fall-backs (integers stay exact, values that are not finite
 keep every path's NaN pattern); its accuracy on a 7x7 layer; the automatic rule."""
@@ -330,9 +330,9 @@ def test_transposed_convolution_through_the_rule(monkeypatch):
     ((2, 5), (6, 5), 1, "forward", False, True),  # the conjugate of b
 ])
 def test_narrow_products_give_the_wide_kernels_bits(monkeypatch, a_rows, b_rows, groups, kind, conj_a, conj_b):
-    """Without AVX-512 the products run by 1 x 4 blocks of 8 lanes (``NARROW_PRODUCTS``): each sum's
+    """Without AVX-512 the products run by 1 x 4 blocks of 8 lanes (``NARROW_KERNELS``): each sum's
     terms in the 2 x 4 kernel's order, so the same bits; and the complex128 sums' values."""
-    from cnnlab.functional import _numba_fft, _numba_simd
+    from cnnlab.functional import _numba_fft_products, _numba_simd
 
     rng = np.random.default_rng(31)
     bins = 37  # (3 chunks of 16 bins, the last part-filled)
@@ -341,11 +341,11 @@ def test_narrow_products_give_the_wide_kernels_bits(monkeypatch, a_rows, b_rows,
         return (rng.standard_normal((*shape, bins)) + 1j * rng.standard_normal((*shape, bins))).astype(np.complex64)
 
     a, b = spectrum(a_rows), spectrum(b_rows)
-    calls = spied(monkeypatch, _numba_fft, "_products", "_products_narrow")
+    calls = spied(monkeypatch, _numba_fft_products, "_products", "_products_narrow")
     got = {}
     for narrow in (True, False):
         monkeypatch.setattr(_numba_simd, "WIDE", not narrow)
-        got[narrow] = _numba_fft.products(a, b, groups, conj_a, conj_b, kind)
+        got[narrow] = _numba_fft_products.products(a, b, groups, conj_a, conj_b, kind)
     assert calls == {"_products": 1, "_products_narrow": 1}
     np.testing.assert_array_equal(got[True].view(np.int32), got[False].view(np.int32))
     a64 = np.conj(a).astype(np.complex128) if conj_a else a.astype(np.complex128)
@@ -364,3 +364,41 @@ def test_narrow_products_give_the_wide_kernels_bits(monkeypatch, a_rows, b_rows,
         want = np.concatenate([np.einsum("nof,ncf->ocf", a64[:, g * og:(g + 1) * og], b64[:, g * cg:(g + 1) * cg])
                                for g in range(groups)], axis=0)
     np.testing.assert_allclose(got[True], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("xs, ws, padding, stride", [
+    ((3, 5, 13, 11), (6, 5, 5, 5), 2, 1),  # 13 rows: blocks of 2 and 4 rows end unevenly
+    ((2, 4, 16, 16), (5, 4, 7, 7), 3, 2),  # strided: the output's positions every other one
+    ((4, 3, 29), (5, 3, 9), 4, 1),  # 1-d
+])
+def test_narrow_transforms_give_the_wide_kernels_bits(monkeypatch, xs, ws, padding, stride):
+    """The transforms by blocks of 2 rows (without AVX-512) and of 4 give each value's sums in the
+    same order: the same bits through a whole forward and backward; and the loop reference's values."""
+    from cnnlab.functional import _numba_fft, _numba_simd
+
+    rng = np.random.default_rng(37)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) * 0.2).astype(np.float32)
+    conv = F.conv1d if len(xs) == 3 else F.conv2d
+    g = rng.standard_normal(conv(x, w, None, stride, padding, method="fft").shape).astype(np.float32)
+    calls = spied(monkeypatch, _numba_fft, "_spectra", "_spectra_narrow", "_planes", "_planes_narrow")
+    runs = {}
+    previous = _backend.set_backend("numba")
+    try:
+        for narrow in (True, False):
+            monkeypatch.setattr(_numba_simd, "WIDE", not narrow)
+            runs[narrow] = (conv(x, w, None, stride, padding, method="fft"),
+                            *F.conv_backward(g, x, w, None, stride, padding, method="fft")[:2])
+    finally:
+        _backend.set_backend(previous)
+    assert min(calls.values()) >= 2
+    for a, b in zip(runs[True], runs[False], strict=True):
+        np.testing.assert_array_equal(a.view(np.int32), b.view(np.int32))
+    pads = padding_pairs("conv", padding, len(xs) - 2)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    want = (_naive.naive_conv(x64, w64, None, (stride,) * (len(xs) - 2), pads, (1,) * (len(xs) - 2), 1),
+            *_naive.naive_conv_backward(g.astype(np.float64), x64, w64, (stride,) * (len(xs) - 2), pads,
+                                        (1,) * (len(xs) - 2), 1)[:2])
+    for got, ref in zip(runs[True], want, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

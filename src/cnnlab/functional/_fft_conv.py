@@ -126,9 +126,9 @@ def _products(a: np.ndarray, b: np.ndarray, groups: int, conj_a: bool, conj_b: b
     ``Z[n, c] = sum_o A[n, o] B[o, c]``, 'grad_w' ``Z[o, c] = sum_n conj(A[n, o]) B[n, c]``,
     channels of one group with one another."""
     if a.dtype == np.complex64 and b.dtype == np.complex64 and _backend.use_numba(float(a.size) * b.shape[1]):
-        from cnnlab.functional import _numba_fft
+        from cnnlab.functional import _numba_fft_products
 
-        return _numba_fft.products(a, b, groups, conj_a, conj_b, kind)
+        return _numba_fft_products.products(a, b, groups, conj_a, conj_b, kind)
     a = np.conj(a) if conj_a else a
     b = np.conj(b) if conj_b else b
     bins = a.shape[-1]
@@ -186,6 +186,7 @@ def _dense_forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dil
                    groups: int, pads: PadPairs | None, out: Sequence[int], periods: tuple[int, ...]
                    ) -> tuple[np.ndarray, Spectra]:
     from cnnlab.functional import _numba_fft as nf
+    from cnnlab.functional import _numba_fft_products as nfp
 
     n, c = x.shape[:2]
     o, cg = weight.shape[:2]
@@ -197,7 +198,7 @@ def _dense_forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dil
     chunks = nf.chunks_of(*x_axes)
     x_spec = nf.spectra(np.ascontiguousarray(x).reshape(n * c, x_axes[0].count, -1), *x_axes)
     w_spec = nf.spectra(np.ascontiguousarray(weight).reshape(o * cg, w_axes[0].count, -1), *w_axes)
-    z, _ = nf.packed_products(x_spec, (n, c), w_spec, (o, cg), groups, False, True, "forward", chunks)
+    z, _ = nfp.packed_products(x_spec, (n, c), w_spec, (o, cg), groups, False, True, "forward", chunks)
     y = nf.planes(z, n * o, *y_axes).reshape(n, o, *out)
     return y, Spectra(x_spec, w_spec, periods, tuple(x.shape[2:]), chunks, np.dtype(np.float32))
 
@@ -206,6 +207,7 @@ def _dense_backward(g: np.ndarray, spectra: Spectra, weight_shape: Sequence[int]
                     dilation: Sequence[int], groups: int, pads: PadPairs | None, needs: tuple[bool, bool]
                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
     from cnnlab.functional import _numba_fft as nf
+    from cnnlab.functional import _numba_fft_products as nfp
 
     n, o = g.shape[:2]
     out = g.shape[2:]
@@ -218,12 +220,12 @@ def _dense_backward(g: np.ndarray, spectra: Spectra, weight_shape: Sequence[int]
     g_spec = nf.spectra(np.ascontiguousarray(g).reshape(n * o, g_axes[0].count, -1), *g_axes)
     grad_x = grad_w = None
     if needs[0]:
-        z, _ = nf.packed_products(g_spec, (n, o), spectra.w_spec, (o, cg), groups, False, False, "grad_x",
+        z, _ = nfp.packed_products(g_spec, (n, o), spectra.w_spec, (o, cg), groups, False, False, "grad_x",
                                   spectra.packed)
         x_axes = _axes(spectra.x_spatial, (1,) * dims, (0,) * dims, periods)
         grad_x = nf.planes(z, n * c, *x_axes).reshape(n, c, *spectra.x_spatial)
     if needs[1]:
-        z, _ = nf.packed_products(g_spec, (n, o), spectra.x_spec, (n, c), groups, True, False, "grad_w",
+        z, _ = nfp.packed_products(g_spec, (n, o), spectra.x_spec, (n, c), groups, True, False, "grad_w",
                                   spectra.packed)
         w_axes = _axes(weight_shape[2:], dilation, (0,) * dims, periods)
         grad_w = nf.planes(z, o * cg, *w_axes).reshape(weight_shape)
@@ -390,7 +392,7 @@ class Model(NamedTuple):
 # (AVX2, 16-lane operations compiled as two 8-lane ones): refitted in round 47 on a Zen 3 to 21
 # layers (measured / AVX-512 model: the implicit kernels 1.3-1.8, median 1.45; F(2x2, 5x5) 1.0-1.6,
 # median 1.2; this method 2.0-2.9, median 2.45, then 17-20% less with the products by 8-lane
-# blocks, :data:`cnnlab.functional._numba_fft.NARROW_PRODUCTS`, so about 2.05).  Forward+backward,
+# blocks, :data:`cnnlab.functional._numba_fft_products.NARROW_KERNELS`, so about 2.05).  Forward+backward,
 # FFT / F(2x2, 5x5) / implicit, ms on the Zen 3: N32 C16 24x24 -> 32 k5 p2 9.9-11.5 / 10.4 / 10.9
 # (a draw: the rule's margin leaves it to F(2x2, 5x5)); N8 C64 28x28 -> 64 k5 18.1 / 20.3 / 29.4;
 # N4 C64 56x56 -> 64 k5 65.8 / 40.6 / 55.3; N8 C64 28x28 -> 64 k7 22.7 / - / 52.1; N1 C64 32x32
