@@ -1,10 +1,10 @@
-"""The FFT method of the convolution layers (``functional/_fft_conv.py``, its compiled transforms
-in ``_numba_fft.py`` and products in ``_numba_fft_products.py``) against the loop reference: the
+"""The FFT method of the convolution layers (``functional/_fft_conv.py``, its compiled transforms in
+``_numba_fft.py`` and products in ``_numba_fft_products.py``) against the loop reference: the
 forward and both gradients for 1-, 2- and 3-d layers with strides, dilations, groups and padding
-(asymmetric, and past the kernel), batches and channel counts that the products' 2 x 4 blocks split unevenly, periods whose
-half spectra take one vector of 16 bins or more, outputs rows wider than a vector; the compiled
-transforms against NumPy's FFT; the fall-backs (integers stay exact, values that are not finite
-keep every path's NaN pattern); its accuracy on a 7x7 layer; the automatic rule."""
+(asymmetric, and past the kernel), batches and channel counts that the products' 2 x 4 blocks split
+unevenly, periods whose half spectra take one vector of 16 bins or more, outputs rows wider than a
+vector; the compiled transforms against NumPy's FFT; the fall-backs (integers stay exact, values
+that are not finite keep every path's NaN pattern); its accuracy on a 7x7 layer; the automatic rule."""
 
 from __future__ import annotations
 
