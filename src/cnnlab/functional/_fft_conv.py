@@ -326,12 +326,13 @@ def _plane_out(a: int, b: int, lh: int, lw: int) -> float:
 
 
 def work(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads: PadPairs | None,
-         stride: Sequence[int], dilation: Sequence[int], backward: bool = True) -> float:
+         stride: Sequence[int], dilation: Sequence[int], backward: bool = True, traffic: float = 0.5) -> float:
     """The compiled path's forward+backward (the forward alone unless ``backward``) in 16-lane
     vector multiply-adds (its model of time): the spectra of the input, weight and upstream
     gradient planes, the three products (4.4 a bin chunk, sample, filter and channel: 32
     multiply-adds and 6 signs' products a step of a 2 x 4 block), and the inverses of the output,
-    input gradient and weight gradient planes."""
+    input gradient and weight gradient planes; and ``traffic`` units a packed spectrum's value
+    written and read again."""
     n, c = x_shape[:2]
     o, cg = weight_shape[:2]
     spatial, kernel = list(x_shape[2:]), list(weight_shape[2:])
@@ -345,20 +346,17 @@ def work(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pads:
         planes = (n * c * _plane_in(*spatial, lh, lw) + o * cg * _plane_in(*kernel, lh, lw)
                   + n * o * _plane_out(*out, lh, lw))
         blocks = _fours(o) * 2 * -(-n // 2) * cg
-        return planes + 4.4 * blocks * chunks + TRAFFIC * (n * c + o * cg + n * o) * chunks * 32
+        return planes + 4.4 * blocks * chunks + traffic * (n * c + o * cg + n * o) * chunks * 32
     planes = (n * c * (_plane_in(*spatial, lh, lw) + _plane_out(*spatial, lh, lw))
               + o * cg * (_plane_in(*kernel, lh, lw) + _plane_out(*kernel, lh, lw))
               + n * o * (_plane_in(*out, lh, lw) + _plane_out(*out, lh, lw)))
     # the products by 2 x 4 blocks (a block past the last row or column computed anyway), and the
-    # packed spectra each written and read again (TRAFFIC units a value: large layers' spectra
+    # packed spectra each written and read again (traffic units a value: large layers' spectra
     # leave the caches, and a batch of one has its weight gradient's products one step long)
     blocks = (_fours(o) * 2 * -(-n // 2) * cg + _fours(cg) * 2 * -(-n // 2) * o
               + _fours(cg) * 2 * -(-o // 2) * n)
     spectra = 2.0 * (n * c + o * cg + n * o) * chunks * 32
-    return planes + 4.4 * blocks * chunks + TRAFFIC * spectra
-
-
-TRAFFIC = 0.5
+    return planes + 4.4 * blocks * chunks + traffic * spectra
 
 # The automatic rule (:func:`chosen`): float32 layers of 1 or 2 spatial dims, one group, kernels of
 # at least FFT_MIN_TAPS taps (5x5 and larger; the 3x3 Winograd method beat this one on every 3x3
@@ -382,22 +380,26 @@ class Model(NamedTuple):
 
     fft_fixed: float
     fft_ms_per_unit: float
+    traffic: float  # (:func:`work`'s units a spectrum's value written and read again)
     direct_fixed: float
     direct_ms_per_mac: float
+    winograd5_fixed: float  # (forward+backward; half of it for a forward alone)
     winograd5_ms_per_unit: float
 
 
 # By the compiled kernels' vector width (cnnlab.functional._numba_simd.WIDE).  True (AVX-512):
 # fitted in round 44 to 28 layers' forward+backward on the Zen 4 of docs/BENCHMARKS.md.  False
-# (AVX2, 16-lane operations compiled as two 8-lane ones): refitted in round 47 on a Zen 3 to 21
-# layers (measured / AVX-512 model: the implicit kernels 1.3-1.8, median 1.45; F(2x2, 5x5) 1.0-1.6,
-# median 1.2; this method 2.0-2.9, median 2.45, then 17-20% less with the products by 8-lane
-# blocks, :data:`cnnlab.functional._numba_fft_products.NARROW_KERNELS`, so about 2.05).  Forward+backward,
-# FFT / F(2x2, 5x5) / implicit, ms on the Zen 3: N32 C16 24x24 -> 32 k5 p2 9.9-11.5 / 10.4 / 10.9
-# (a draw: the rule's margin leaves it to F(2x2, 5x5)); N8 C64 28x28 -> 64 k5 18.1 / 20.3 / 29.4;
-# N4 C64 56x56 -> 64 k5 65.8 / 40.6 / 55.3; N8 C64 28x28 -> 64 k7 22.7 / - / 52.1; N1 C64 32x32
-# -> 64 k7 27.9 / - / 18.3.
-MODELS = {True: Model(0.6, 0.21, 0.3, 0.16, 0.28), False: Model(1.0, 0.43, 0.5, 0.23, 0.33)}
+# (AVX2, 16-lane operations compiled as two 8-lane ones, and the narrow FFT kernels of
+# cnnlab.functional._numba_fft_products.NARROW_KERNELS): refitted in round 47 on a Zen 3 to 14
+# layers of this method by least squares of the relative error (0.28 ms a unit of work, 0.55 a
+# unit of traffic, in a slow spell of the shared machine: scaled by its 1.4), and F(2x2, 5x5)'s
+# to two layers (a large fixed cost: its transforms of the weights and the implicit weight
+# gradient's set-up).  Forward+backward, FFT / F(2x2, 5x5) / implicit / torch, ms on the Zen 3 in
+# that spell: N32 C16 24x24 -> 32 k5 p2 10.1 / 12.5 / 13.1 / 13.2; N8 C64 28x28 -> 64 k5 21.1 /
+# 23.5 / 39.2 / 34.8; N4 C64 56x56 -> 64 k5 54.8 / 40.7 / 57.0 / 52.0 (a weight gradient of
+# 4,096 spectra summed over 4 samples: traffic); N8 C32 64x64 -> 32 k5 31.4 / 30.1 / 40.7 / 32.0;
+# N4 C128 6x6 -> 512 k5 27.3 / 29.1 / 16.0 / 10.3; N8 C64 28x28 -> 64 k7 15.5 / - / 49.1 / 41.2.
+MODELS = {True: Model(0.6, 0.21, 0.5, 0.3, 0.16, 0.3, 0.28), False: Model(0.8, 0.2, 2.2, 0.5, 0.23, 3.0, 0.27)}
 
 
 def model() -> Model:
@@ -431,9 +433,9 @@ def chosen(x_shape: Sequence[int], weight_shape: Sequence[int], groups: int, pad
     m = model()
     if winograd:
         units = macs * 36 / 4 if not backward else 2 * macs * 36 / 4 + macs * math.prod(kernel)
-        direct = m.direct_fixed + m.winograd5_ms_per_unit * units / 1e6
+        direct = m.winograd5_fixed * (1.0 if backward else 0.5) + m.winograd5_ms_per_unit * units / 1e6
     else:
         direct = m.direct_fixed + m.direct_ms_per_mac * (3 if backward else 1) * macs * math.prod(kernel) / 1e6
-    units = work(x_shape, weight_shape, groups, pads, stride, dilation, backward)
+    units = work(x_shape, weight_shape, groups, pads, stride, dilation, backward, m.traffic)
     fft = m.fft_fixed * (1.0 if backward else 0.5) + m.fft_ms_per_unit * units / 1e6
     return fft < FFT_MARGIN * direct
