@@ -179,6 +179,15 @@ def _put8(z, at, re, im):  # pragma: no cover - compiled
     vstore(z, at + 16, im)
 
 
+@numba.njit(inline="always")
+def _complex_step(r, m, ar, u, v, t, b, q):  # pragma: no cover - compiled
+    # one step of a running complex sum of 8 lanes by b's value at q (real parts, then imaginary
+    # parts 16 further on): as _products' steps, r + ar*br + u*bi and m + v*bi + t*br
+    br = vload(b, q)
+    bi = vload(b, q + 16)
+    return vfma(vfma(r, ar, br), u, bi), vfma(vfma(m, v, bi), t, br)
+
+
 @_backend.job_kernel
 def _products_narrow(a, b, z, dims, signs, first_job, last_job, thread):  # pragma: no cover - compiled
     # _products (the same dims and signs, each sum's terms in the same order, so the same bits) by
@@ -221,26 +230,10 @@ def _products_narrow(a, b, z, dims, signs, first_job, last_job, thread):  # prag
                 v = vmul(ar, sv)
                 t = vmul(aim, st)
                 kb = base_b + k * bk * 32
-                q = kb + j0 * bj * 32
-                br = vload(b, q)
-                bi = vload(b, q + 16)
-                r0 = vfma(vfma(r0, ar, br), u, bi)
-                m0 = vfma(vfma(m0, v, bi), t, br)
-                q = kb + j1 * bj * 32
-                br = vload(b, q)
-                bi = vload(b, q + 16)
-                r1 = vfma(vfma(r1, ar, br), u, bi)
-                m1 = vfma(vfma(m1, v, bi), t, br)
-                q = kb + j2 * bj * 32
-                br = vload(b, q)
-                bi = vload(b, q + 16)
-                r2 = vfma(vfma(r2, ar, br), u, bi)
-                m2 = vfma(vfma(m2, v, bi), t, br)
-                q = kb + j3 * bj * 32
-                br = vload(b, q)
-                bi = vload(b, q + 16)
-                r3 = vfma(vfma(r3, ar, br), u, bi)
-                m3 = vfma(vfma(m3, v, bi), t, br)
+                r0, m0 = _complex_step(r0, m0, ar, u, v, t, b, kb + j0 * bj * 32)
+                r1, m1 = _complex_step(r1, m1, ar, u, v, t, b, kb + j1 * bj * 32)
+                r2, m2 = _complex_step(r2, m2, ar, u, v, t, b, kb + j2 * bj * 32)
+                r3, m3 = _complex_step(r3, m3, ar, u, v, t, b, kb + j3 * bj * 32)
             # (a block past the last column repeats it: the same sums, written twice)
             base_z = (chunk * rows_z + g * gz) * 32 + h
             _put8(z, base_z + (i0 * zi + j3 * zj) * 32, r3, m3)
