@@ -2,14 +2,15 @@
 planes and their inverses, packed as the bin-by-bin products of
 :mod:`cnnlab.functional._numba_fft_products` read and write them (:mod:`cnnlab.functional._fft_conv`).
 
-**Transforms** (:func:`spectra`, :func:`planes`).  Not FFTs: dense sums, ``L`` terms a bin and
-axis instead of ``log L``, but vectorised (along a row, its bins 16 a vector; down the columns,
-4 bins at a time) and with no call per plane: SciPy's transforms took 0.7-0.9 ms for the 1024
-planes of a 16 x 16 layer on one worker, plus 0.2-0.4 ms a packing (``_numba_fft_products._pack``,
-still used for theirs), and the dense sums write the packed layout themselves.  Each value enters at its
-position in the period (``Axis``: the input's own, a dilated kernel's taps, a strided output's
-places less the padding), so no zero-filled copy is made, and the inverse computes the wanted
-positions only.  Their tables of cosines and sines are made in float64 and rounded once.
+**Transforms** (:func:`spectra`, :func:`planes`). Not FFTs: dense sums, ``L`` terms a bin and axis
+instead of ``log L``, but vectorised (along a row, its bins 16 a vector; down the columns, 4 bins at
+a time, or 2 without AVX-512: :func:`_make_spectra`) and with no call per plane: SciPy's transforms
+took 0.7-0.9 ms for the 1024 planes of a 16 x 16 layer on one worker, plus 0.2-0.4 ms a packing
+(``_numba_fft_products._pack``, still used for theirs), and the dense sums write the packed layout
+themselves. Each value enters at its position in the period (``Axis``: the input's own, a dilated
+kernel's taps, a strided output's places less the padding), so no zero-filled copy is made, and the
+inverse computes the wanted positions only. Their tables of cosines and sines are made in float64
+and rounded once.
 """
 from __future__ import annotations
 

@@ -9,12 +9,13 @@ channels-last into a buffer of its thread (16 filters per vector; a transposed c
 whole gradient beforehand cost NumPy 1.5 ms on the 14x14 layer, a third of the kernel), then
 adds 6 (or 12) of a segment's taps by 16 filters at a time into its thread's ``parts``.
 
-On a CPU with AVX-512 (``WIDE``) a job runs two blocks of 6 taps at once (12 x 16 sums), and,
-where a group has more than 16 filters, two panels of 16 filters at once (12 taps by 32 filters,
-:data:`GRAD_W_PANELS`).  A group of at most 8 filters runs each filter at two adjacent positions
-(``span`` 2, as the forward: :mod:`cnnlab.functional._numba_implicit`), the two lanes added at the
-end by :func:`_parts_transposed`.  The sums of each tap are the same, in the same order, either
-way.
+On a CPU with AVX-512 (``WIDE``) a job runs two blocks of 6 taps at once (12 x 16 sums), and, where
+a group has more than 16 filters, two panels of 16 filters at once (12 taps by 32 filters,
+:data:`GRAD_W_PANELS`); without it, the same 12 (or 6) taps 4 at a time (:func:`_four_taps`,
+:data:`GRAD_W_FOUR_TAPS`: 8 sums, which AVX2's 16 registers hold with the operands). A group of at
+most 8 filters runs each filter at two adjacent positions (``span`` 2, as the forward:
+:mod:`cnnlab.functional._numba_implicit`), the two lanes added at the end by
+:func:`_parts_transposed`. The sums of each tap are the same, in the same order, either way.
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ def _make_taps_grad_w(span):
                 kblocks = (dstart[f + 1] - dstart[f]) // ROWS
                 kt, k_end = share * kblocks // tap_jobs * ROWS, (share + 1) * kblocks // tap_jobs * ROWS
                 while kt < k_end:
-                    if span == 1 and four:  # (AVX2: two blocks of 6 taps at once, by 4 taps)
+                    if span == 1 and four:  # (AVX2: a run of two blocks of 6 taps, or one, by 4 taps)
                         nt = 2 * ROWS if kt + ROWS < k_end else ROWS
                         for og in range(0, width, COLS):
                             _four_taps(part, src, gt, pos, ds, tm, kt, nt, pbase + og * rows_k, rows_k - 1,
