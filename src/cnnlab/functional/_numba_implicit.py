@@ -126,6 +126,48 @@ PANELS = True
 STAGED_PITCH = 2048
 
 
+@_backend.job_kernel
+def _staged_stores(y, acc, yoff, r_first, b_first, b_last, groups16, half, out_ch, row0, cstride, span
+                   ):  # pragma: no cover - compiled
+    # The sums of a phase's blocks b_first .. b_last-1 of a job (block blk's at acc[((blk - b_first) *
+    # groups16 + og) * ROWS * COLS:], position by position, 16 lanes each; its positions' offsets in
+    # y at yoff[r_first + blk * ROWS:], padding < 0) stored a filter at a time, the positions in
+    # order: with planes 2 or 4 KB apart (the stride-2 layer's input gradient, 32x32 planes), a
+    # block's 16 filters fell into one or two sets of the L1 cache, and its stores took 2.8 of the
+    # kernel's 6.1 ms; in order they took 0.9 (round 35).  Round 48, on a Zen 3: a block's six sums
+    # read before any of them is stored (a load and its store one after another took 1.8-2.6 ms of
+    # that input gradient's 6.1-7.7 on one thread); and a part compiled on its own (inlined into the
+    # kernel, the same loop took the input gradient from 6.0 to 9.3-9.9 ms).
+    for og in range(groups16):
+        for j in range(min(half, out_ch - og * half)):
+            at = np.uint64((row0 + og * half + j) * cstride)
+            for blk in range(b_first, b_last):
+                r = r_first + blk * ROWS
+                a = ((blk - b_first) * groups16 + og) * (ROWS * COLS) + span * j
+                if span == 1:
+                    v0, v1, v2 = acc[a], acc[a + COLS], acc[a + 2 * COLS]
+                    v3, v4, v5 = acc[a + 3 * COLS], acc[a + 4 * COLS], acc[a + 5 * COLS]
+                    b0, b1, b2 = yoff[r], yoff[r + 1], yoff[r + 2]
+                    b3, b4, b5 = yoff[r + 3], yoff[r + 4], yoff[r + 5]
+                    if b0 >= 0:
+                        y[np.uint64(b0) + at] = v0
+                    if b1 >= 0:
+                        y[np.uint64(b1) + at] = v1
+                    if b2 >= 0:
+                        y[np.uint64(b2) + at] = v2
+                    if b3 >= 0:
+                        y[np.uint64(b3) + at] = v3
+                    if b4 >= 0:
+                        y[np.uint64(b4) + at] = v4
+                    if b5 >= 0:
+                        y[np.uint64(b5) + at] = v5
+                else:
+                    for i in range(ROWS):
+                        base = yoff[r + i]
+                        if base >= 0:
+                            copy_pair(y, np.uint64(base) + at, acc, a + i * COLS)
+
+
 def _make_taps_forward(span):
     """The forward product kernel (see :func:`taps_forward`) with ``span`` positions a block's
     row: 1, its 16 lanes 16 filters (each row's input broadcast); 2, 8 filters at two adjacent
@@ -274,24 +316,9 @@ def _make_taps_forward(span):
                                             y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
                                         else:  # (lanes 2j, 2j + 1: filter j at the two positions, one 8-byte copy)
                                             copy_pair(y, at + np.uint64(j * cstride), buf, i * COLS + 2 * j)
-                if staged:
-                    # the phase's sums stored a filter at a time, its positions in order: with planes
-                    # 2 or 4 KB apart (the stride-2 layer's input gradient, 32x32 planes), a block's 16
-                    # filters fell into one or two sets of the L1 cache, and its stores took 2.8 of
-                    # the kernel's 6.1 ms; in order they took 0.9
-                    for og in range(groups16):
-                        for j in range(min(half, out_ch - og * half)):
-                            at = np.uint64((row0 + og * half + j) * cstride)
-                            for blk in range(b_first, b_last):
-                                r = pstart[f] + blk * ROWS
-                                a = ((blk - b_first) * groups16 + og) * (ROWS * COLS) + span * j
-                                for i in range(ROWS):
-                                    base = yoff[r + i]
-                                    if base >= 0:
-                                        if span == 1:
-                                            y[np.uint64(base) + at] = acc[a + i * COLS]
-                                        else:
-                                            copy_pair(y, np.uint64(base) + at, acc, a + i * COLS)
+                if staged:  # (the phase's sums, stored a filter at a time: _staged_stores)
+                    _staged_stores(y, acc, yoff, pstart[f], b_first, b_last, groups16, half, out_ch, row0, cstride,
+                                   span)
     return kernel
 
 
