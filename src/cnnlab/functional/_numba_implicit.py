@@ -134,10 +134,12 @@ def _staged_stores(y, acc, yoff, r_first, b_first, b_last, groups16, half, out_c
     # y at yoff[r_first + blk * ROWS:], padding < 0) stored a filter at a time, the positions in
     # order: with planes 2 or 4 KB apart (the stride-2 layer's input gradient, 32x32 planes), a
     # block's 16 filters fell into one or two sets of the L1 cache, and its stores took 2.8 of the
-    # kernel's 6.1 ms; in order they took 0.9 (round 35).  Round 48, on a Zen 3: a block's six sums
-    # read before any of them is stored (a load and its store one after another took 1.8-2.6 ms of
-    # that input gradient's 6.1-7.7 on one thread); and a part compiled on its own (inlined into the
-    # kernel, the same loop took the input gradient from 6.0 to 9.3-9.9 ms).
+    # kernel's 6.1 ms; in order they took 0.9 (round 35).  Round 48, on a Zen 3, where these stores
+    # took 1.8-2.6 ms of that input gradient's 6.1-7.7 on one thread: a part compiled on its own,
+    # a block's six sums written as six loads, then six stores (LLVM keeps each load under its
+    # store's test; 6.58 -> 6.38 ms against the loop inside the kernel).  Inlined into the kernel,
+    # the same code took the input gradient to 9.3-9.9 ms; with unsigned indices here, 5.31 -> 7.06:
+    # what this loop costs depends on how LLVM lays it out, so a change here is measured.
     for og in range(groups16):
         for j in range(min(half, out_ch - og * half)):
             at = np.uint64((row0 + og * half + j) * cstride)
