@@ -135,38 +135,24 @@ def _staged_stores(y, acc, yoff, r_first, b_first, b_last, groups16, half, out_c
     # order: with planes 2 or 4 KB apart (the stride-2 layer's input gradient, 32x32 planes), a
     # block's 16 filters fell into one or two sets of the L1 cache, and its stores took 2.8 of the
     # kernel's 6.1 ms; in order they took 0.9 (round 35).  Round 48, on a Zen 3, where these stores
-    # took 1.8-2.6 ms of that input gradient's 6.1-7.7 on one thread: a part compiled on its own,
-    # a block's six sums written as six loads, then six stores (LLVM keeps each load under its
-    # store's test; 6.58 -> 6.38 ms against the loop inside the kernel).  Inlined into the kernel,
-    # the same code took the input gradient to 9.3-9.9 ms; with unsigned indices here, 5.31 -> 7.06:
-    # what this loop costs depends on how LLVM lays it out, so a change here is measured.
+    # took 1.8-2.6 ms of that input gradient's 6.1-7.7 on one thread: the loop as a part compiled
+    # on its own (6.58 -> 6.38 ms against the same loop inside the kernel; a block's six sums written
+    # out as six loads, then six stores, no faster: 5.30 / 5.08, 5.47 / 5.16 ms, unrolled / loop).
+    # Six loads and stores inlined into the kernel took the input gradient to 9.3-9.9 ms; with
+    # unsigned indices here, 5.31 -> 7.06: what this loop costs depends on how LLVM lays it out,
+    # so a change here is measured.
     for og in range(groups16):
         for j in range(min(half, out_ch - og * half)):
             at = np.uint64((row0 + og * half + j) * cstride)
             for blk in range(b_first, b_last):
                 r = r_first + blk * ROWS
                 a = ((blk - b_first) * groups16 + og) * (ROWS * COLS) + span * j
-                if span == 1:
-                    v0, v1, v2 = acc[a], acc[a + COLS], acc[a + 2 * COLS]
-                    v3, v4, v5 = acc[a + 3 * COLS], acc[a + 4 * COLS], acc[a + 5 * COLS]
-                    b0, b1, b2 = yoff[r], yoff[r + 1], yoff[r + 2]
-                    b3, b4, b5 = yoff[r + 3], yoff[r + 4], yoff[r + 5]
-                    if b0 >= 0:
-                        y[np.uint64(b0) + at] = v0
-                    if b1 >= 0:
-                        y[np.uint64(b1) + at] = v1
-                    if b2 >= 0:
-                        y[np.uint64(b2) + at] = v2
-                    if b3 >= 0:
-                        y[np.uint64(b3) + at] = v3
-                    if b4 >= 0:
-                        y[np.uint64(b4) + at] = v4
-                    if b5 >= 0:
-                        y[np.uint64(b5) + at] = v5
-                else:
-                    for i in range(ROWS):
-                        base = yoff[r + i]
-                        if base >= 0:
+                for i in range(ROWS):
+                    base = yoff[r + i]
+                    if base >= 0:
+                        if span == 1:
+                            y[np.uint64(base) + at] = acc[a + i * COLS]
+                        else:
                             copy_pair(y, np.uint64(base) + at, acc, a + i * COLS)
 
 
