@@ -486,12 +486,15 @@ def test_rows_retiled_into_runs_give_the_same_bits(monkeypatch, compiled, xs, ws
     ((2, 5, 12, 11), (16, 5, 5, 5), 1, 2, 1, 1),  # 5x5: classes of positions with 2-5 rows of taps
     ((2, 6, 9, 8), (12, 2, 3, 3), 1, 1, 1, 3),  # groups
     ((3, 7, 19), (16, 7, 3), 1, 2, 3, 1),  # 1-d, dilated
+    ((2, 5, 9, 10), (48, 5, 3, 3), 2, 1, 1, 1),  # stride 2, 3 panels: a pair by 3 taps, one by 4
+    ((2, 6, 8, 7), (64, 3, 3, 2), 1, (1, 0), 1, 2),  # 2 groups of 2 panels each (a pair per group)
 ])
 def test_weight_gradient_by_four_taps_gives_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding, dilation,
                                                           groups):
     """Without AVX-512 the weight gradient's product runs its taps 4 at a time (``GRAD_W_FOUR_TAPS``,
-    a run's last taps past its end summed into the scratch row): every tap's sums as the 6 x 16
-    block's, in the same order, so the same bits; and the loop reference's values."""
+    a run's last taps past its end summed into the scratch row), and pairs of panels 3 taps at a
+    time (``GRAD_W_THREE_BY_TWO``): every tap's sums as the 6 x 16 block's, in the same order, so
+    the same bits; and the loop reference's values."""
     x, w, b = _inputs(xs, ws, seed=11 * sum(xs) + sum(ws))
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
     conv = _conv(w.ndim - 2)
@@ -499,9 +502,11 @@ def test_weight_gradient_by_four_taps_gives_the_same_bits(compiled, monkeypatch,
     monkeypatch.setattr(_numba_simd, "WIDE", False)
     calls = spied(monkeypatch, nig, "taps_grad_w")
     runs = {}
-    for four in (True, False):
+    for four, three in ((True, True), (True, False), (False, False)):
         monkeypatch.setattr(nig, "GRAD_W_FOUR_TAPS", four)
-        runs[four] = (conv(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2])
-    assert calls["taps_grad_w"] >= 2
-    np.testing.assert_array_equal(_bits(runs[True][2]), _bits(runs[False][2]))
-    _against_loop_reference(runs[True], x, w, b, g, stride, padding, dilation, groups)
+        monkeypatch.setattr(nig, "GRAD_W_THREE_BY_TWO", three)
+        runs[four, three] = (conv(x, w, b, **kw), *F.conv_backward(g, x, w, b, **kw)[:2])
+    assert calls["taps_grad_w"] >= 3
+    for key in ((True, True), (True, False)):
+        np.testing.assert_array_equal(_bits(runs[key][2]), _bits(runs[False, False][2]))
+    _against_loop_reference(runs[True, True], x, w, b, g, stride, padding, dilation, groups)

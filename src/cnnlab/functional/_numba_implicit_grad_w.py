@@ -12,9 +12,10 @@ adds 6 (or 12) of a segment's taps by 16 filters at a time into its thread's ``p
 On a CPU with AVX-512 (``WIDE``) a job runs two blocks of 6 taps at once (12 x 16 sums), and, where
 a group has more than 16 filters, two panels of 16 filters at once (12 taps by 32 filters,
 :data:`GRAD_W_PANELS`); without it, the same 12 (or 6) taps 4 at a time (:func:`_four_taps`,
-:data:`GRAD_W_FOUR_TAPS`: 8 sums, which AVX2's 16 registers hold with the operands). A group of at
-most 8 filters runs each filter at two adjacent positions (``span`` 2, as the forward:
-:mod:`cnnlab.functional._numba_implicit`), the two lanes added at the end by
+:data:`GRAD_W_FOUR_TAPS`: 8 sums, which AVX2's 16 registers hold with the operands), or, for a
+pair of panels, 3 at a time by both (:func:`_three_taps_panels`, :data:`GRAD_W_THREE_BY_TWO`: 12
+sums).  A group of at most 8 filters runs each filter at two adjacent positions (``span`` 2, as
+the forward: :mod:`cnnlab.functional._numba_implicit`), the two lanes added at the end by
 :func:`_parts_transposed`. The sums of each tap are the same, in the same order, either way.
 """
 
@@ -33,6 +34,9 @@ from cnnlab.functional._numba_simd import (
     transpose8,
     transpose16,
     transpose16_to,
+    vfma_at,
+    vload,
+    vstore,
     wfma_at,
     wfma_span_blocks,
     wfma_span_rows,
@@ -82,6 +86,18 @@ GRAD_W_TRANSPOSE = True
 # The same bits.
 GRAD_W_FOUR_TAPS = True
 
+# Whether, without AVX-512, pairs of panels of 16 filters run 3 taps at a time by both panels
+# (:func:`_three_taps_panels`: 12 sums of 8 lanes, each broadcast input feeding 4 of them, where
+# :func:`_four_taps`' 8 sums, one multiply-add each a step, barely cover the multiply-add's
+# latency).  Written with the inputs held and the gradient's vectors loaded one after another: with
+# both panels' gradient held (17 registers), LLVM kept 5 sums on the stack and the stride-2 layer's
+# weight gradient took 9.9 ms, not 5.7.  The same bits.  Off -> on, weight gradient, one process
+# alternating (ms, Zen 3, 2 threads): the stride-2 layer N32 C32 32x32 -> 64 k3 s2 2.76 -> 2.41
+# and 2.70 -> 2.44 (one thread 5.92 -> 5.70); N64 C32 14x14 -> 64 3.54 -> 3.12; the issue's layer
+# N32 C16 24x24 -> 32 k5 3.49 -> 3.09; N16 C64 56x56 -> 64 28.0 -> 23.7; N8 C32 16x16 -> 48
+# (a pair and a single panel) 0.66 -> 0.59.
+GRAD_W_THREE_BY_TWO = True
+
 
 @numba.njit(inline="always")
 def _tap_rows(tm, k, pb):  # pragma: no cover - compiled
@@ -126,6 +142,46 @@ def _four_taps(part, src, gt, pos, ds, tm, kt, nt, pb, scratch, at, p0, p1, sshi
         wstore(part, a3, c3)
 
 
+@numba.njit(inline="always")
+def _three_taps_panels(part, src, gt, pos, ds, tm, kt, nt, pb, dq, at, du, p0, p1, sshift):  # pragma: no cover
+    # Without AVX-512: taps kt .. kt+nt-1 (nt a multiple of 3) of two panels of 16 filters (the
+    # second's sums dq further on in part, its gradient du further on in gt), 3 taps at a time:
+    # 12 sums of 8 lanes; the three inputs broadcast and held, the gradient's four vectors of 8
+    # loaded one after another (12 + 3 + 1 registers)
+    for i in range(0, nt, 3):
+        f0, f1, f2 = ds[kt + i], ds[kt + i + 1], ds[kt + i + 2]
+        a0, a1, a2 = pb + tm[kt + i] * COLS, pb + tm[kt + i + 1] * COLS, pb + tm[kt + i + 2] * COLS
+        c0, c1, c2 = vload(part, a0), vload(part, a1), vload(part, a2)
+        h0, h1, h2 = vload(part, a0 + 8), vload(part, a1 + 8), vload(part, a2 + 8)
+        e0, e1, e2 = vload(part, a0 + dq), vload(part, a1 + dq), vload(part, a2 + dq)
+        z0, z1, z2 = vload(part, a0 + dq + 8), vload(part, a1 + dq + 8), vload(part, a2 + dq + 8)
+        q = at
+        for p in range(p0, p1):
+            s = pos[p] + sshift
+            i0, i1, i2 = s + f0, s + f1, s + f2
+            v = vload(gt, q)
+            c0, c1, c2 = vfma_at(c0, src, i0, v), vfma_at(c1, src, i1, v), vfma_at(c2, src, i2, v)
+            v = vload(gt, q + 8)
+            h0, h1, h2 = vfma_at(h0, src, i0, v), vfma_at(h1, src, i1, v), vfma_at(h2, src, i2, v)
+            v = vload(gt, q + du)
+            e0, e1, e2 = vfma_at(e0, src, i0, v), vfma_at(e1, src, i1, v), vfma_at(e2, src, i2, v)
+            v = vload(gt, q + du + 8)
+            z0, z1, z2 = vfma_at(z0, src, i0, v), vfma_at(z1, src, i1, v), vfma_at(z2, src, i2, v)
+            q += COLS
+        vstore(part, a0, c0)
+        vstore(part, a1, c1)
+        vstore(part, a2, c2)
+        vstore(part, a0 + 8, h0)
+        vstore(part, a1 + 8, h1)
+        vstore(part, a2 + 8, h2)
+        vstore(part, a0 + dq, e0)
+        vstore(part, a1 + dq, e1)
+        vstore(part, a2 + dq, e2)
+        vstore(part, a0 + dq + 8, z0)
+        vstore(part, a1 + dq + 8, z1)
+        vstore(part, a2 + dq + 8, z2)
+
+
 def _make_taps_grad_w(span):
     """The weight gradient's product kernel (see :func:`taps_grad_w`) with ``span`` positions a
     lane set: 1, lane ``j`` of a panel filter ``j``; 2, lane ``j`` filter ``j // 2`` at the
@@ -133,7 +189,7 @@ def _make_taps_grad_w(span):
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
     lanes), whose two lanes :func:`_parts_transposed` adds."""
     def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
-               groups, gsrc, gg, bufs, parts, wpanels, transposed, four, first_job, last_job,
+               groups, gsrc, gg, bufs, parts, wpanels, transposed, four, three, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; g: flat upstream gradient, channel-first (position p's value of filter o at
         # goff[p] + o*npos); pos: the positions in segments seg[i] .. seg[i+1]-1, each of one class
@@ -152,7 +208,8 @@ def _make_taps_grad_w(span):
         # span 1, pairs of panels at once (GRAD_W_PANELS, see _two_panels);
         # transposed: the upstream gradient copied 16 positions by 16 filters at a time where it can
         # be (GRAD_W_TRANSPOSE); four: with span 1, runs of 12 (or 6) taps by 4 taps at a time
-        # (GRAD_W_FOUR_TAPS, without AVX-512), not by blocks of 6
+        # (GRAD_W_FOUR_TAPS, without AVX-512), not by blocks of 6; three: with ``four``, pairs of
+        # panels by 3 taps at a time (GRAD_W_THREE_BY_TWO)
         total = pos.shape[0]
         runs = (total + GRAD_W_JOB - 1) // GRAD_W_JOB
         width = bufs.shape[1] // GRAD_W_JOB  # O16
@@ -209,6 +266,13 @@ def _make_taps_grad_w(span):
                     if span == 1 and four:  # (AVX2: a run of two blocks of 6 taps, or one, by 4 taps)
                         nt = 2 * ROWS if kt + ROWS < k_end else ROWS
                         for og in range(0, width, COLS):
+                            if three and og // COLS % 2 == 0 and og + COLS < width:
+                                _three_taps_panels(part, src, gt, pos, ds, tm, kt, nt, pbase + og * rows_k,
+                                                   COLS * rows_k, og * GRAD_W_JOB + (s0 - first) * COLS,
+                                                   COLS * GRAD_W_JOB, p0, p1, sshift)
+                                continue
+                            if three and og // COLS % 2 == 1:
+                                continue  # (run with the panel before it)
                             _four_taps(part, src, gt, pos, ds, tm, kt, nt, pbase + og * rows_k, rows_k - 1,
                                        og * GRAD_W_JOB + (s0 - first) * COLS, p0, p1, sshift)
                         kt += nt
@@ -389,7 +453,8 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
                       GRAD_W_PANELS and _numba_simd.WIDE, GRAD_W_TRANSPOSE and _numba_simd.WIDE,
-                      GRAD_W_FOUR_TAPS and not _numba_simd.WIDE, work=products * out_ch * groups * span,
+                      GRAD_W_FOUR_TAPS and not _numba_simd.WIDE, GRAD_W_THREE_BY_TWO and span == 1,
+                      work=products * out_ch * groups * span,
                       tail=tail)
     out = np.empty((groups * out_ch, taps), np.float32)
     _backend.run_jobs(_parts_transposed, groups * width // COLS, parts.reshape(-1), parts.shape[1], rows,
