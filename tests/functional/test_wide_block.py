@@ -234,18 +234,19 @@ TRANSPOSE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("wide", [True, False])
 @pytest.mark.parametrize("route", ["default", "classes", "copy"])
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", TRANSPOSE_CASES)
 def test_weight_gradient_transposed_copy_gives_the_same_bits(compiled, monkeypatch, xs, ws, stride, padding,
-                                                               dilation, groups, route):
+                                                               dilation, groups, route, wide):
     """The weight gradient's upstream gradient copied channels-last 16 (or 8) positions by 16 filters
     at a time (``GRAD_W_TRANSPOSE``) or one value at a time: the same bits, on the classes of positions
     (``classes``: runs of positions broken at each class's edges) and on the padded copy
-    (``copy``); and the loop reference."""
+    (``copy``), with and without AVX-512's kernels (``wide``); and the loop reference."""
     from cnnlab.functional import _implicit
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
-    monkeypatch.setattr(_numba_simd, "WIDE", True)
+    monkeypatch.setattr(_numba_simd, "WIDE", wide)
     if route == "classes":
         monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
         monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)

@@ -74,10 +74,14 @@ GRAD_W_TAIL = 8
 PARTS_MIN_WORK = 1 << 16
 
 # Whether the weight gradient copies its upstream gradient channels-last 16 positions by 16
-# filters at a time (:func:`cnnlab.functional._numba_simd.transpose16`, with AVX-512) where 16
-# positions of a job lie in a row of the gradient (8: ``transpose8``), rather than one value at a time (0.42 -> 0.20
-# ns a value on one core for the issue's layer, 0.46 -> 0.17 for N64 C8 7x7 -> 256).  The same
-# values either way.
+# filters at a time (:func:`cnnlab.functional._numba_simd.transpose16`) where 16 positions of a
+# job lie in a row of the gradient (8: ``transpose8``), rather than one value at a time (0.42 ->
+# 0.20 ns a value on one core for the issue's layer, 0.46 -> 0.17 for N64 C8 7x7 -> 256, with
+# AVX-512).  The same values either way.  Without AVX-512 too since round 49 (LLVM splits the
+# shuffles into AVX2's): the weight gradient, 2 threads, Zen 3, one process alternating, values ->
+# transposed (ms): the stride-2 layer 2.63 -> 2.47 and 2.70 -> 2.48 (one thread 4.50 -> 4.11);
+# N64 C32 14x14 -> 64 3.80 -> 3.54; the issue's layer 3.89 -> 3.61; N16 C64 56x56 -> 64 25.3 ->
+# 23.6; N8 C32 16x16 -> 48 0.77 -> 0.68.
 GRAD_W_TRANSPOSE = True
 
 # Whether, without AVX-512, the weight gradient's product runs its taps 4 at a time by a panel of 16
@@ -452,7 +456,7 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
-                      GRAD_W_PANELS and _numba_simd.WIDE, GRAD_W_TRANSPOSE and _numba_simd.WIDE,
+                      GRAD_W_PANELS and _numba_simd.WIDE, GRAD_W_TRANSPOSE,
                       GRAD_W_FOUR_TAPS and not _numba_simd.WIDE, GRAD_W_THREE_BY_TWO and span == 1,
                       work=products * out_ch * groups * span,
                       tail=tail)
