@@ -16,6 +16,7 @@ from cnnlab.functional import (
     _conv_kernels,
     _fft_conv,
     _implicit,
+    _implicit_grad_w,
     _implicit_grad_x,
     _naive,
 )
@@ -639,7 +640,7 @@ def test_weight_gradient_checks_the_border_only_when_it_must(compiled, skipping,
     only when its sums came out not finite (or some output reads padding alone, whose gradient
     no sum shows): finite values, no check and no copy; an infinite input, a check and no copy;
     an infinite gradient on the border, a check and a padded copy; outputs of padding alone
-    (``_implicit.grad_w`` called with such padding), a check first, and a copy for an infinite
+    (``_implicit_grad_w.grad_w`` called with such padding), a check first, and a copy for an infinite
     gradient there.  Each against the loop reference's values and nan pattern."""
     pad = 3 if case.startswith("tapless") else 1  # (3: the corner outputs of a 3x3 kernel read padding alone)
     x, w, b = _inputs((2, 8, 7, 6), (16, 8, 3, 3), seed=12)
@@ -651,9 +652,9 @@ def test_weight_gradient_checks_the_border_only_when_it_must(compiled, skipping,
     if case in ("gradient inf", "tapless inf"):
         g[0, 5, 0, 0] = np.inf  # (a corner: padding taps, and no tap at all with padding 3)
     pads, one, two = ((pad, pad), (pad, pad)), (1, 1), (2, 2)
-    calls = spied(monkeypatch, _implicit, "_border_finite", "_padded_input")
+    calls = spied(monkeypatch, _implicit_grad_w, "_border_finite", into=spied(monkeypatch, _implicit, "_padded_input"))
     if case.startswith("tapless"):  # (the forward pads such an input itself: the kernel's own entry)
-        gw = _implicit.grad_w(g, x, pads, w.shape, two, one, 1)
+        gw = _implicit_grad_w.grad_w(g, x, pads, w.shape, two, one, 1)
     else:
         gw = F.conv_backward(g, x, w, b, **kw)[1]
     assert (calls["_border_finite"], calls["_padded_input"]) == (checks, copies)

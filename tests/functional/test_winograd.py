@@ -122,19 +122,19 @@ def test_five_by_five_matches_the_loop_reference(compiled, monkeypatch, xs, out_
     """F(2x2, 5x5): the forward and the input gradient of 5x5 layers by the kernels (36 products
     a tile and channel), within float32's rounding of the loop reference; the weight gradient by
     the implicit kernels (the adjoint's transforms lose a digit on the kernel's outer taps)."""
-    from cnnlab.functional import _implicit
+    from cnnlab.functional import _implicit_grad_w
 
     x, w, b = _inputs(xs, out_ch, seed=sum(xs) + out_ch, size=5)
     kw = {"padding": padding, "dilation": dilation, "method": "winograd"}
     counts = _counted(monkeypatch)
     implicit = {"grad_w": 0}
-    original = _implicit.grad_w
+    original = _implicit_grad_w.grad_w
 
     def spy(*args, **kwargs):
         implicit["grad_w"] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(_implicit, "grad_w", spy)
+    monkeypatch.setattr(_implicit_grad_w, "grad_w", spy)
     _matches_reference(x, w, b, kw, seed=9)
     assert counts == {"correlate": 3, "grad_w": 0}
     assert implicit["grad_w"] == 1

@@ -22,7 +22,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.functional import _backend, _blas, _fft_conv, _implicit, _implicit_grad_x, _pointwise, _winograd
+from cnnlab.functional import (
+    _backend,
+    _blas,
+    _fft_conv,
+    _implicit,
+    _implicit_grad_w,
+    _implicit_grad_x,
+    _pointwise,
+    _winograd,
+)
 from cnnlab.functional._columns import _as_2d, _crop, _pads2, _with_pads, _zero_pad, col2im_cm, im2col_cm
 from cnnlab.functional._conv_kernels import (
     Saved,
@@ -143,7 +152,7 @@ def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bo
     if grad_out.dtype != np.float32 or not _implicit.applies(saved.xp, saved.weight):
         grad_xp, grad_w = _backward(grad_out, saved._replace(method="gemm"), needs)
         return (None if grad_xp is None else _crop(grad_xp, saved.crop)), grad_w
-    grad_w = (_implicit.grad_w(grad_out, saved.xp, saved.pads, saved.weight.shape, saved.stride, saved.dilation,
+    grad_w = (_implicit_grad_w.grad_w(grad_out, saved.xp, saved.pads, saved.weight.shape, saved.stride, saved.dilation,
                                saved.groups) if needs[1] else None)
     grad_x = None
     if needs[0] and _implicit.grad_x_applies(saved.weight):

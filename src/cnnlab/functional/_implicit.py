@@ -20,9 +20,10 @@ block of positions skips the kernel rows that read the copy's zero border alone
 bordered upstream gradient.
 
 - forward: ``taps_forward``, the classes its phases;
-- weight gradient: ``grad_w[o, (c, t)] = sum_{b, p} g[b, o, p] * xp[pos[b, p] + delta[c, t]]``,
-  ``taps_grad_w`` (:mod:`cnnlab.functional._numba_implicit_grad_w`) with the upstream gradient
-  copied channels-last, image by image;
+- weight gradient (:func:`cnnlab.functional._implicit_grad_w.grad_w`): ``grad_w[o, (c, t)] =
+  sum_{b, p} g[b, o, p] * xp[pos[b, p] + delta[c, t]]``, ``taps_grad_w``
+  (:mod:`cnnlab.functional._numba_implicit_grad_w`) with the upstream gradient copied
+  channels-last, image by image;
 - input gradient (:func:`cnnlab.functional._implicit_grad_x.grad_x`): an input cell ``i = q*s +
   r`` receives ``g[b, o, (i + lo - t*d) / s] * w[o, c, t]`` from the taps with ``(r + lo - t*d) %
   s == 0``; so for each phase ``r`` of the stride (one with stride 1) and class of its cells,
@@ -501,49 +502,6 @@ def _tap_rows(flats: Sequence[np.ndarray], rows: int, taps: int) -> np.ndarray:
     return ni._memo(list(flats), ("rows", rows, taps), make)
 
 
-def _border_finite(grad_out: np.ndarray, tables: Tables) -> bool:
-    """Whether the upstream gradient is finite at every position with a tap that reads padding
-    (the definition multiplies it by zero there, and ``inf * 0`` is ``nan``): the runs of
-    ``tables.border``, slice by slice."""
-    for axis, q0, length in tables.border:
-        index = [slice(None)] * grad_out.ndim
-        index[2 + axis] = slice(q0, q0 + length)
-        if not np.isfinite(grad_out[tuple(index)]).all():
-            return False
-    return True
-
-
-def grad_w(grad_out: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int]] | None,
-           weight_shape: Sequence[int], stride: Sequence[int], dilation: Sequence[int], groups: int) -> np.ndarray:
-    """The weight gradient from the upstream gradient and what the forward kept: the input
-    ``src`` with the zero padding ``pads`` still to apply (whose taps the kernels skip, unless the
-    upstream gradient is not finite where they would be read: then on a padded copy), or already
-    padded (``pads`` None).
-
-    The gradient's border is checked only when the sums come out not finite (or some output
-    reads padding alone): a value that is not finite at a position with a tap inside the input
-    makes that tap's sum not finite (``inf * x`` is ``inf`` or ``nan``, and no sum of it is
-    finite), so finite sums mean a finite border.  (Checking first cost 65 us of the stride-2
-    layer's 2.1 ms weight gradient.)"""
-    out = grad_out.shape[2:]
-    g = np.ascontiguousarray(grad_out, np.float32)
-    tables = _geometry(src, weight_shape, stride, dilation, pads, out)
-    if pads and tables.tapless and not _border_finite(g, tables):
-        return _grad_w_padded(g, src, pads, weight_shape, stride, dilation, groups)
-    result = _grad_w_sums(g, src, tables, weight_shape, groups)
-    if pads and not tables.tapless and not np.isfinite(result).all() and not _border_finite(g, tables):
-        return _grad_w_padded(g, src, pads, weight_shape, stride, dilation, groups)
-    return result
-
-
-def _grad_w_padded(g: np.ndarray, src: np.ndarray, pads: Sequence[tuple[int, int]], weight_shape: Sequence[int],
-                   stride: Sequence[int], dilation: Sequence[int], groups: int) -> np.ndarray:
-    """:func:`grad_w` on a zero-padded copy of ``src`` (every tap read, padding included)."""
-    src = _padded_input(src, pads)
-    tables = _geometry(src, weight_shape, stride, dilation, None, g.shape[2:])
-    return _grad_w_sums(g, src, tables, weight_shape, groups)
-
-
 def _joined_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(pos, goff, seg, segf)`` of the weight gradient's kernel with its segments joined: the
@@ -576,38 +534,6 @@ def _joined_segments(pos: np.ndarray, goff: np.ndarray, seg: np.ndarray, segf: n
         return joined
 
     return ni._memo((pos, goff, seg, segf), ("joined",), join)
-
-
-def _grad_w_sums(g: np.ndarray, src: np.ndarray, tables: Tables, weight_shape: Sequence[int], groups: int
-                 ) -> np.ndarray:
-    """The weight gradient's sums by :func:`cnnlab.functional._numba_implicit_grad_w.taps_grad_w`, group
-    by group, over the positions and taps of ``tables``."""
-    from cnnlab.functional import _numba_implicit_grad_w as nw
-    from cnnlab.functional import _pairs
-
-    out = g.shape[2:]
-    batch, spatial = src.shape[0], src.shape[2:]
-    out_ch, cg = weight_shape[:2]
-    og = out_ch // groups
-    plane, npos = int(math.prod(spatial)), int(math.prod(out))
-    taps = int(cg * math.prod(weight_shape[2:]))
-    g = g.reshape(batch, out_ch, npos)
-    # (every group in one call, group k's filters read where they lie in the whole gradient: a
-    # copy of each group's took N32 C256 14x14 -> 256 in 32 groups 0.95 of its 6.3 ms)
-    segments = (tables.wpos, tables.wgoff, tables.seg, tables.segf)
-    # (with at most PAIR_LANES filters a group, the segments' positions that pair in panels of 8
-    # filters at 2 positions, the others' sums added)
-    parts = (zip(_pairs.split_segments(*segments), (2, 1), strict=True) if og <= PAIR_LANES
-             else [(_joined_segments(tables.wpos, tables.wgoff, tables.seg, tables.segf), 1)])
-    result = None
-    for part, span in parts:
-        if part is not None:
-            sums = nw.taps_grad_w(src.reshape(-1), g, *part, tables.delta6, tables.dstart6, tables.tapmap, taps, og,
-                                  groups, cg * plane, span=span)
-            result = sums if result is None else result + sums
-    if result is None:  # (no positions at all)
-        result = np.zeros((out_ch, taps), np.float32)
-    return result.reshape(weight_shape)
 
 
 # Whether the input gradient takes the bordered copy where that makes every block a run
