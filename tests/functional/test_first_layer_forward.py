@@ -108,7 +108,7 @@ def test_few_channel_layers_take_the_blocked_forward_and_the_implicit_backward(
     blocks (the bias added), the gradients by the implicit kernels from the padded copy; each
     against the float64 loop reference."""
     from cnnlab import Tensor
-    from cnnlab.functional import _conv_kernels, _implicit
+    from cnnlab.functional import _conv_kernels, _implicit, _implicit_grad_w
     from cnnlab.functional import _numba_blocked as nb
 
     monkeypatch.setattr(_implicit, "MIN_FLOPS", 0.0)  # (small layers stand for large ones)
@@ -121,7 +121,7 @@ def test_few_channel_layers_take_the_blocked_forward_and_the_implicit_backward(
     assert _conv_kernels.choose_method(_conv_kernels._with_pads(xs, pads), ws, 1, (1, 1), np.float32, (1, 1),
                                        pads) == "implicit"
     calls = spied(monkeypatch, nb, "forward")
-    implicit = spied(monkeypatch, _implicit, "forward", "grad_w")
+    implicit = spied(monkeypatch, _implicit, "forward", into=spied(monkeypatch, _implicit_grad_w, "grad_w"))
     tx, tw, tb = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
     y = F.conv2d(tx, tw, tb, padding=padding)
     assert (calls["forward"], implicit["forward"]) == ((1, 0) if blocks else (0, 1))

@@ -152,8 +152,8 @@ def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bo
     if grad_out.dtype != np.float32 or not _implicit.applies(saved.xp, saved.weight):
         grad_xp, grad_w = _backward(grad_out, saved._replace(method="gemm"), needs)
         return (None if grad_xp is None else _crop(grad_xp, saved.crop)), grad_w
-    grad_w = (_implicit_grad_w.grad_w(grad_out, saved.xp, saved.pads, saved.weight.shape, saved.stride, saved.dilation,
-                               saved.groups) if needs[1] else None)
+    grad_w = (_implicit_grad_w.grad_w(grad_out, saved.xp, saved.pads, saved.weight.shape, saved.stride,
+                                      saved.dilation, saved.groups) if needs[1] else None)
     grad_x = None
     if needs[0] and _implicit.grad_x_applies(saved.weight):
         unpadded = tuple((-lo, -hi) for lo, hi in saved.crop) if saved.crop else None

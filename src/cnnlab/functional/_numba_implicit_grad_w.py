@@ -148,7 +148,7 @@ def _four_taps(part, src, gt, pos, ds, tm, kt, nt, pb, scratch, at, p0, p1, sshi
 
 @numba.njit(inline="always")
 def _three_taps_panels(part, src, gt, pos, ds, tm, kt, nt, pb, dq, at, du, p0, p1, sshift):  # pragma: no cover
-    # Without AVX-512: taps kt .. kt+nt-1 (nt a multiple of 3) of two panels of 16 filters (the
+    # Without AVX-512: taps kt .. kt+nt-1 (nt: 6 or 12, a block or two) of two panels of 16 filters (the
     # second's sums dq further on in part, its gradient du further on in gt), 3 taps at a time:
     # 12 sums of 8 lanes; the three inputs broadcast and held, the gradient's four vectors of 8
     # loaded one after another (12 + 3 + 1 registers)
