@@ -147,6 +147,20 @@ def _four_taps(part, src, gt, pos, ds, tm, kt, nt, pb, scratch, at, p0, p1, sshi
 
 
 @numba.njit(inline="always")
+def _three_at(part, a0, a1, a2, off):  # pragma: no cover - compiled
+    # the 8 lanes at a0 + off, a1 + off and a2 + off: three taps' sums of one half of a panel
+    return vload(part, a0 + off), vload(part, a1 + off), vload(part, a2 + off)
+
+
+@numba.njit(inline="always")
+def _put_three_at(part, a0, a1, a2, off, c0, c1, c2):  # pragma: no cover - compiled
+    # _three_at's sums written back
+    vstore(part, a0 + off, c0)
+    vstore(part, a1 + off, c1)
+    vstore(part, a2 + off, c2)
+
+
+@numba.njit(inline="always")
 def _three_taps_panels(part, src, gt, pos, ds, tm, kt, nt, pb, dq, at, du, p0, p1, sshift):  # pragma: no cover
     # Without AVX-512: taps kt .. kt+nt-1 (nt: 6 or 12, a block or two) of two panels of 16 filters (the
     # second's sums dq further on in part, its gradient du further on in gt), 3 taps at a time:
@@ -155,10 +169,10 @@ def _three_taps_panels(part, src, gt, pos, ds, tm, kt, nt, pb, dq, at, du, p0, p
     for i in range(0, nt, 3):
         f0, f1, f2 = ds[kt + i], ds[kt + i + 1], ds[kt + i + 2]
         a0, a1, a2 = pb + tm[kt + i] * COLS, pb + tm[kt + i + 1] * COLS, pb + tm[kt + i + 2] * COLS
-        c0, c1, c2 = vload(part, a0), vload(part, a1), vload(part, a2)
-        h0, h1, h2 = vload(part, a0 + 8), vload(part, a1 + 8), vload(part, a2 + 8)
-        e0, e1, e2 = vload(part, a0 + dq), vload(part, a1 + dq), vload(part, a2 + dq)
-        z0, z1, z2 = vload(part, a0 + dq + 8), vload(part, a1 + dq + 8), vload(part, a2 + dq + 8)
+        c0, c1, c2 = _three_at(part, a0, a1, a2, 0)  # (first panel, lanes 0-7 and 8-15; then the second)
+        h0, h1, h2 = _three_at(part, a0, a1, a2, 8)
+        e0, e1, e2 = _three_at(part, a0, a1, a2, dq)
+        z0, z1, z2 = _three_at(part, a0, a1, a2, dq + 8)
         q = at
         for p in range(p0, p1):
             s = pos[p] + sshift
@@ -172,18 +186,10 @@ def _three_taps_panels(part, src, gt, pos, ds, tm, kt, nt, pb, dq, at, du, p0, p
             v = vload(gt, q + du + 8)
             z0, z1, z2 = vfma_at(z0, src, i0, v), vfma_at(z1, src, i1, v), vfma_at(z2, src, i2, v)
             q += COLS
-        vstore(part, a0, c0)
-        vstore(part, a1, c1)
-        vstore(part, a2, c2)
-        vstore(part, a0 + 8, h0)
-        vstore(part, a1 + 8, h1)
-        vstore(part, a2 + 8, h2)
-        vstore(part, a0 + dq, e0)
-        vstore(part, a1 + dq, e1)
-        vstore(part, a2 + dq, e2)
-        vstore(part, a0 + dq + 8, z0)
-        vstore(part, a1 + dq + 8, z1)
-        vstore(part, a2 + dq + 8, z2)
+        _put_three_at(part, a0, a1, a2, 0, c0, c1, c2)
+        _put_three_at(part, a0, a1, a2, 8, h0, h1, h2)
+        _put_three_at(part, a0, a1, a2, dq, e0, e1, e2)
+        _put_three_at(part, a0, a1, a2, dq + 8, z0, z1, z2)
 
 
 def _make_taps_grad_w(span):
