@@ -1,5 +1,5 @@
 """Numba's disk cache of cnnlab's kernels is keyed by every kernel file
-(``_backend.stamp_kernel_caches``): a kernel inlines code from other files, and a change there
+(``_kernel_cache.stamp_kernel_caches``): a kernel inlines code from other files, and a change there
 alone must not load the kernel compiled before it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.functional import _backend
+from cnnlab.functional import _backend, _kernel_cache
 
 pytestmark = pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
 
@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kernel_sources_are_the_files_kernels_inline_from():
-    names = [os.path.basename(f) for f in _backend.kernel_sources()]
+    names = [os.path.basename(f) for f in _kernel_cache.kernel_sources()]
     assert names == sorted(names)
     for name in ("_numba_implicit.py", "_numba_panels.py", "_numba_simd.py", "_numba_kernels.py", "_team.py"):
         assert name in names
-    assert all(os.path.isfile(f) for f in _backend.kernel_sources())
+    assert all(os.path.isfile(f) for f in _kernel_cache.kernel_sources())
     assert "_backend.py" not in names and "_implicit.py" not in names  # (no kernels there)
 
 
@@ -33,16 +33,16 @@ def test_the_stamp_follows_every_kernel_files_contents(tmp_path, monkeypatch):
     files = [tmp_path / "_numba_a.py", tmp_path / "_numba_b.py"]
     for i, f in enumerate(files):
         f.write_text(f"x = {i}\n")
-    monkeypatch.setattr(_backend, "kernel_sources", lambda: [str(f) for f in files])
-    monkeypatch.setitem(_backend._state, "stamp_key", None)
-    first = _backend.kernel_sources_stamp()
-    assert _backend.kernel_sources_stamp() == first  # (unchanged: the same)
+    monkeypatch.setattr(_kernel_cache, "kernel_sources", lambda: [str(f) for f in files])
+    monkeypatch.setitem(_kernel_cache._state, "stamp_key", None)
+    first = _kernel_cache.kernel_sources_stamp()
+    assert _kernel_cache.kernel_sources_stamp() == first  # (unchanged: the same)
     files[1].write_text("x = 2\n")  # (one file changed, the same size)
-    second = _backend.kernel_sources_stamp()
+    second = _kernel_cache.kernel_sources_stamp()
     assert second != first
     files[1].write_text("x = 1\n")
     os.utime(files[1], ns=(1, 1))  # (the old contents again, another time: the old stamp)
-    assert _backend.kernel_sources_stamp() == first
+    assert _kernel_cache.kernel_sources_stamp() == first
 
 
 def test_kernels_cached_with_every_kernel_files_stamp_and_other_functions_not(tmp_path):
@@ -52,7 +52,7 @@ def test_kernels_cached_with_every_kernel_files_stamp_and_other_functions_not(tm
     # own locator and stamp
     script = f"""
 import json, sys, numpy as np
-from cnnlab.functional import _backend, _numba_kernels
+from cnnlab.functional import _kernel_cache, _numba_kernels
 assert _numba_kernels.relu(np.arange(-4, 4, dtype=np.float32)).tolist() == [0, 0, 0, 0, 0, 1, 2, 3]
 kernel = _numba_kernels._relu
 sys.path.insert(0, {str(tmp_path)!r})
@@ -61,7 +61,7 @@ open({str(tmp_path / "other.py")!r}, "w").write(
 import other
 other.f(1)
 print(json.dumps([type(kernel._cache._impl.locator).__name__, type(other.f._cache._impl.locator).__name__,
-                  _backend.kernel_sources_stamp()]))
+                  _kernel_cache.kernel_sources_stamp()]))
 """
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)

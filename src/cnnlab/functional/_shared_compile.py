@@ -60,15 +60,16 @@ def share(folder: str | os.PathLike[str] | None, wait: bool = True) -> None:
 
 
 def kernel_modules() -> list[Any]:
-    """Every module of cnnlab's compiled kernels (``_numba_*.py``, :func:`cnnlab.functional._backend.kernel_sources`),
-    imported: their kernels are what :func:`share` wraps.  (A fixed list of six modules left out
-    the ones added since, the implicit kernels' among them, and a cold ``cnnlab train`` compiled
-    ``_taps_forward``, 5-7 s, in both processes at once.)"""
+    """Every module of cnnlab's compiled kernels (``_numba_*.py``,
+    :func:`cnnlab.functional._kernel_cache.kernel_sources`), imported: their kernels are what
+    :func:`share` wraps.  (A fixed list of six modules left out the ones added since, the implicit
+    kernels' among them, and a cold ``cnnlab train`` compiled ``_taps_forward``, 5-7 s, in both
+    processes at once.)"""
     import importlib
 
-    from cnnlab.functional import _backend
+    from cnnlab.functional import _kernel_cache
 
-    names = sorted(os.path.splitext(os.path.basename(f))[0] for f in _backend.kernel_sources())
+    names = sorted(os.path.splitext(os.path.basename(f))[0] for f in _kernel_cache.kernel_sources())
     return [importlib.import_module(f"cnnlab.functional.{name}") for name in names]
 
 

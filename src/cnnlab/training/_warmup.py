@@ -145,10 +145,10 @@ def pass_orders(kinds: Sequence[tuple]) -> tuple[list[int], list[int]]:
 
 def _sources() -> list[Path]:
     """The files of the compiled kernels (their changes invalidate Numba's cache:
-    :func:`cnnlab.functional._backend.stamp_kernel_caches`)."""
-    from cnnlab.functional import _backend
+    :func:`cnnlab.functional._kernel_cache.stamp_kernel_caches`)."""
+    from cnnlab.functional import _kernel_cache
 
-    return [Path(f) for f in _backend.kernel_sources()]
+    return [Path(f) for f in _kernel_cache.kernel_sources()]
 
 
 def _key(spec: dict[str, Any]) -> str:
