@@ -66,6 +66,7 @@ Integer inputs run the same code in int64, so results stay exact.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -231,9 +232,16 @@ def dense_share(padded: Sequence[int], kernel: Sequence[int], stride: Sequence[i
     """The share of a convolution's products (output positions times kernel taps) whose input
     value lies inside the input, not in its zero padding ``pads`` (``padded``: the spatial sizes
     with the padding; one factor per axis, each the mean over that axis's outputs of the taps that
-    land inside)."""
+    land inside).  Kept per geometry: the loop over outputs and taps took 14 us of each call's
+    23 us choice of method for the stride-2 layer."""
+    return _dense_share(tuple(padded), tuple(kernel), tuple(stride), tuple(dilation or (1,) * len(kernel)),
+                        tuple(map(tuple, pads)))
+
+
+@functools.lru_cache(maxsize=256)
+def _dense_share(padded: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+                 dilation: tuple[int, ...], pads: tuple[tuple[int, int], ...]) -> float:
     share = 1.0
-    dilation = dilation or (1,) * len(kernel)
     for n, k, s, d, (lo, hi) in zip(padded, kernel, stride, dilation, pads, strict=True):
         out = (n - d * (k - 1) - 1) // s + 1
         if out <= 0:
