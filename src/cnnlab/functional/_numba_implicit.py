@@ -163,12 +163,14 @@ def _staged_stores(y, acc, yoff, r_first, b_first, b_last, groups16, half, out_c
                             copy_pair(y, np.uint64(base) + at, sums, a + i * np.uint64(COLS))
 
 
-def _make_taps_forward(span):
+def _make_taps_forward(span, wide_code=True):
     """The forward product kernel (see :func:`taps_forward`) with ``span`` positions a block's
     row: 1, its 16 lanes 16 filters (each row's input broadcast); 2, 8 filters at two adjacent
     positions (lane ``2j + e``: filter ``j`` at position ``p + e``; each row's two inputs
     broadcast to the even and odd lanes, :func:`cnnlab.functional._numba_simd.wfma_pair_at`), for
-    groups of at most 8 filters (or input channels), which would leave half the lanes idle."""
+    groups of at most 8 filters (or input channels), which would leave half the lanes idle.
+    ``wide_code`` False: without the paths of the wide block (its argument ``wide`` then read as
+    False), which Numba prunes before compiling (:func:`width_variant`)."""
     def kernel(src, wpk, wtap, wpanel, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
                cstride, first_row, out_ch, groups, gsrc, grow, y, wide, panels, bufs, accs, first_job, last_job,
                thread):  # pragma: no cover - compiled
@@ -213,7 +215,7 @@ def _make_taps_forward(span):
                     for og in range(groups16):
                         filters = min(half, out_ch - og * half)
                         blk_from = b_first
-                        if span == 1 and panels and wide and (og % 2 == 1 or og + 1 < groups16):
+                        if wide_code and span == 1 and panels and wide and (og % 2 == 1 or og + 1 < groups16):
                             # (the pairs of blocks run two panels of 16 filters at once, with panel
                             # og - 1 where og is odd: _two_panels; an odd block left takes the path below)
                             pairs = (b_last - b_first) // 2
@@ -225,8 +227,8 @@ def _make_taps_forward(span):
                                             grp * gwstep + og * wpanel, wpanel,
                                             row0 + og * half, min(half, out_ch - (og + 1) * half), cstride,
                                             k0, k1, taps, per, row, staged)
-                        for blk in range(blk_from, b_last, 2 if wide else 1):
-                            pair = wide and blk + 1 < b_last  # (blocks blk and blk + 1 at once)
+                        for blk in range(blk_from, b_last, 2 if wide_code and wide else 1):
+                            pair = wide_code and wide and blk + 1 < b_last  # (blocks blk and blk + 1 at once)
                             r = pstart[f] + blk * ROWS
                             r2 = r + ROWS if pair else r
                             p0, p1, p2 = pos[r] + shift, pos[r + 1] + shift, pos[r + 2] + shift
@@ -266,20 +268,21 @@ def _make_taps_forward(span):
                                 first_ch, last_ch, pitch, lo, hi = 0, 1, 0, k0, k1
                             # (with span 1, twelve positions one after another read from one
                             # address a tap, as in _two_panels)
-                            run = span == 1 and pair and _runs(p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5)
+                            run = wide_code and span == 1 and pair and _runs(p0, p1, p2, p3, p4, p5,
+                                                                             q0, q1, q2, q3, q4, q5)
                             for ch in range(first_ch, last_ch):
                                 ka, kz = max(k0, ch * pitch + lo), min(k1, ch * pitch + hi)
-                                if run:
+                                if wide_code and run:  # (wide_code: branches Numba prunes)
                                     c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = _panel_run_taps(
                                         c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src, p0, q0, ds, wt, wpk,
                                         wk, ka, kz)
-                                elif span == 1 and pair:
+                                elif wide_code and span == 1 and pair:
                                     for k in range(np.uint64(ka), np.uint64(kz)):
                                         c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5 = _panel_blocks(
                                             c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5, src,
                                             p0, p1, p2, p3, p4, p5, q0, q1, q2, q3, q4, q5, ds[k],
                                             wload(wpk, wk + wt[k] * COLS))
-                                elif pair:
+                                elif wide_code and pair:
                                     for k in range(np.uint64(ka), np.uint64(kz)):
                                         dk = ds[k]
                                         w = wk + wt[k] * COLS
@@ -325,13 +328,30 @@ def _named(fn, name):
     return _backend.job_kernel(fn)
 
 
-_taps_forward = _named(_make_taps_forward(1), "_taps_forward")
+# The forward kernels are compiled for one block width, this CPU's (``_numba_simd.WIDE`` at
+# import), and for the other only where it is asked for (tests set ``_numba_simd.WIDE``):
+# without AVX-512 the wide block's paths are never taken, and compiling them as well took the
+# first implicit forward of a cold start 9.7 s instead of 5.3 (round 50).
+_WIDE_AT_IMPORT = bool(_numba_simd.WIDE)
+_taps_forward = _named(_make_taps_forward(1, _WIDE_AT_IMPORT), "_taps_forward")
 
 
 @functools.cache
+def width_variant(make, name: str, span: int, wide: bool):
+    """The kernel ``make(span, wide)`` (``span`` 1, or 2: blocks of 8 filters at 2 positions),
+    with or without the wide block's paths, compiled on first use under ``name`` (``_pairs``
+    added for span 2, and ``_wide`` or ``_narrow`` for the width other than this CPU's, so that
+    each has its own entry of Numba's disk cache).  The kernel of span 1 and this CPU's width is
+    a module attribute (:data:`_taps_forward`), compiled on import."""
+    name += "_pairs" if span == 2 else ""
+    if wide != _WIDE_AT_IMPORT:
+        name += "_wide" if wide else "_narrow"
+    return _backend.made_kernel(_named(make(span, wide), name))
+
+
 def _taps_forward_pairs():
-    """The forward kernel of blocks of 8 filters at 2 positions, compiled on first use."""
-    return _backend.made_kernel(_named(_make_taps_forward(2), "_taps_forward_pairs"))
+    """The forward kernel of blocks of 8 filters at 2 positions for this block width, compiled on first use."""
+    return width_variant(_make_taps_forward, "_taps_forward", 2, bool(_numba_simd.WIDE))
 
 
 @_backend.job_kernel
@@ -413,7 +433,9 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
     accs = np.empty((threads, share * o16 * ROWS if chunked or staged else 0), np.float32)
     kgrid, box = _memo((pos, pstart, yoff, delta, dstart), ("box", frame),
                        functools.partial(boxes, pos, pstart, yoff, delta, dstart, frame, ROWS))
-    kernel = _taps_forward if span == 1 else _taps_forward_pairs()
+    wide = bool(_numba_simd.WIDE)
+    kernel = (_taps_forward if span == 1 and wide == _WIDE_AT_IMPORT
+              else width_variant(_make_taps_forward, "_taps_forward", span, wide))
     gwstep = wpk.shape[0] // groups  # (a group's packed weights)
     wpanel = gwstep // (o16 // COLS)  # (a panel's)
     _backend.run_jobs(kernel, jobs * groups,

@@ -28,7 +28,7 @@ import numpy as np
 
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._numba_implicit import _memo, _named
+from cnnlab.functional._numba_implicit import _WIDE_AT_IMPORT, _memo, _named, width_variant
 from cnnlab.functional._numba_panels import COLS, ROWS, _in_a_row, _panels_step, _put_rows_at, _rows_at
 from cnnlab.functional._numba_simd import (
     transpose8,
@@ -192,12 +192,14 @@ def _three_taps_panels(part, src, gt, pos, ds, tm, kt, nt, pb, dq, at, du, p0, p
         _put_three_at(part, a0, a1, a2, dq + 8, z0, z1, z2)
 
 
-def _make_taps_grad_w(span):
+def _make_taps_grad_w(span, wide_code=True):
     """The weight gradient's product kernel (see :func:`taps_grad_w`) with ``span`` positions a
     lane set: 1, lane ``j`` of a panel filter ``j``; 2, lane ``j`` filter ``j // 2`` at the
     pair's position ``j % 2`` (``pos``, ``goff``: the pairs' first positions, the second one
     further on in the input and the gradient; each tap's two inputs broadcast to the even and odd
-    lanes), whose two lanes :func:`_parts_transposed` adds."""
+    lanes), whose two lanes :func:`_parts_transposed` adds.  ``wide_code`` False: without the
+    wide block's paths (``wide`` read as False), which Numba prunes before compiling (see
+    :func:`cnnlab.functional._numba_implicit.width_variant`)."""
     def kernel(src, g, npos, out_ch, pos, goff, seg, segf, delta, dstart, tapmap, wide, tap_jobs, tail_start,
                groups, gsrc, gg, bufs, parts, wpanels, transposed, four, three, first_job, last_job,
                thread):  # pragma: no cover - compiled
@@ -287,14 +289,14 @@ def _make_taps_grad_w(span):
                                        og * GRAD_W_JOB + (s0 - first) * COLS, p0, p1, sshift)
                         kt += nt
                         continue
-                    pair = wide and kt + ROWS < k_end  # (two blocks of 6 taps at once: 12 x 16 sums)
+                    pair = wide_code and wide and kt + ROWS < k_end  # (two blocks of 6 taps at once: 12 x 16 sums)
                     kt2 = kt + ROWS if pair else kt
                     d0, d1, d2 = ds[kt], ds[kt + 1], ds[kt + 2]
                     d3, d4, d5 = ds[kt + 3], ds[kt + 4], ds[kt + 5]
                     e0, e1, e2 = ds[kt2], ds[kt2 + 1], ds[kt2 + 2]
                     e3, e4, e5 = ds[kt2 + 3], ds[kt2 + 4], ds[kt2 + 5]
                     for og in range(0, width, COLS):
-                        if span == 1 and wpanels and pair and og + COLS < width and (og // COLS) % 2 == 0:
+                        if wide_code and span == 1 and wpanels and pair and og + COLS < width and (og // COLS) % 2 == 0:
                             # (two panels of 16 filters at once: 12 taps by 32 filters, 24 sums)
                             pb, dq = pbase + og * rows_k, COLS * rows_k  # (dq: the second panel further on)
                             a0, a1, a2, a3, a4, a5 = _tap_rows(tm, kt, pb)
@@ -323,7 +325,7 @@ def _make_taps_grad_w(span):
                             _put_rows_at(part, b0 + dq, b1 + dq, b2 + dq, b3 + dq, b4 + dq,
                                          b5 + dq, z0, z1, z2, z3, z4, z5)
                             continue
-                        if span == 1 and wpanels and pair and (og // COLS) % 2 == 1:
+                        if wide_code and span == 1 and wpanels and pair and (og // COLS) % 2 == 1:
                             continue  # (this panel ran with the one before it)
                         # (16 filters' panel of taps by lanes; the blocks' taps in their rows)
                         pb = pbase + og * rows_k
@@ -331,7 +333,7 @@ def _make_taps_grad_w(span):
                         b0, b1, b2, b3, b4, b5 = _tap_rows(tm, kt2, pb)
                         c0, c1, c2, c3, c4, c5 = _rows_at(part, a0, a1, a2, a3, a4, a5)
                         at = og * GRAD_W_JOB + (s0 - first) * COLS  # (og: filters og..og+15)
-                        if pair:
+                        if wide_code and pair:  # (wide_code: branches Numba prunes)
                             h0, h1, h2, h3, h4, h5 = _rows_at(part, b0, b1, b2, b3, b4, b5)
                             for p in range(p0, p1):
                                 s = pos[p] + sshift
@@ -354,13 +356,12 @@ def _make_taps_grad_w(span):
     return kernel
 
 
-_taps_grad_w = _named(_make_taps_grad_w(1), "_taps_grad_w")
+_taps_grad_w = _named(_make_taps_grad_w(1, _WIDE_AT_IMPORT), "_taps_grad_w")  # (this CPU's block width)
 
 
-@functools.cache
 def _taps_grad_w_pairs():
-    """The weight gradient kernel of 8 filters at 2 positions a panel, compiled on first use."""
-    return _backend.made_kernel(_named(_make_taps_grad_w(2), "_taps_grad_w_pairs"))
+    """The weight gradient kernel of 8 filters at 2 positions a panel for this block width, compiled on first use."""
+    return width_variant(_make_taps_grad_w, "_taps_grad_w", 2, bool(_numba_simd.WIDE))
 
 
 @_backend.job_kernel
@@ -458,7 +459,9 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     rows = taps + 1  # (the padding taps' scratch row last)
     shared = tap_jobs > 1 and dstart.shape[0] == 2 and _one_owner(jobs, runs, _backend.kernel_threads())
     parts = np.zeros((1 if shared else threads + tail, groups * rows * width), np.float32)
-    kernel = _taps_grad_w if span == 1 else _taps_grad_w_pairs()
+    wide = bool(_numba_simd.WIDE)
+    kernel = (_taps_grad_w if span == 1 and wide == _WIDE_AT_IMPORT
+              else width_variant(_make_taps_grad_w, "_taps_grad_w", span, wide))
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
