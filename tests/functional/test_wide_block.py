@@ -511,3 +511,64 @@ def test_weight_gradient_by_four_taps_gives_the_same_bits(compiled, monkeypatch,
     for key in ((True, True), (True, False)):
         np.testing.assert_array_equal(_bits(runs[key][2]), _bits(runs[False, False][2]))
     _against_loop_reference(runs[True, True], x, w, b, g, stride, padding, dilation, groups)
+
+
+NARROW_ONLY = """
+import json
+import numpy as np
+from cnnlab.functional import _numba_simd
+
+_numba_simd.WIDE = False  # (a CPU without AVX-512, whatever this one is, before the kernels' module is imported)
+import cnnlab.functional as F
+from cnnlab.functional import _backend, _numba_implicit as ni, _numba_implicit_grad_w as nw, _numba_panels
+
+_backend.set_backend("numba")
+rng = np.random.default_rng(0)
+x = rng.standard_normal((4, 32, 12, 12)).astype(np.float32)
+for w, groups in ((rng.standard_normal((64, 32, 3, 3)).astype(np.float32), 1),
+                  (rng.standard_normal((16, 8, 3, 3)).astype(np.float32), 4)):  # (spans 1 and 2)
+    y = F.conv2d(x, w, padding=1, groups=groups, method="implicit")
+    F.conv_backward(np.ones_like(y), x, w, None, padding=1, groups=groups, method="implicit")
+print(json.dumps({"two_panels": len(_numba_panels._two_panels.signatures),
+                  "forward": [ni._taps_forward.py_func.__name__, len(ni._taps_forward.signatures),
+                              ni._taps_forward_pairs().py_func.__name__],
+                  "grad_w": [nw._taps_grad_w.py_func.__name__, len(nw._taps_grad_w.signatures),
+                             nw._taps_grad_w_pairs().py_func.__name__]}))
+"""
+
+
+def test_a_narrow_cpu_compiles_no_wide_block_code():
+    """Without AVX-512 the product kernels are compiled without the wide block's paths, which Numba
+    prunes before compiling (they took a cold start's first implicit forward 9.7 s instead of
+    5.3): the two-panel part those paths call is never compiled, and the kernels that ran are
+    this width's, under their plain names."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", NARROW_ONLY], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["two_panels"] == 0
+    assert got["forward"] == ["_taps_forward", 1, "_taps_forward_pairs"]
+    assert got["grad_w"] == ["_taps_grad_w", 1, "_taps_grad_w_pairs"]
+
+
+def test_the_other_width_is_its_own_kernel(compiled, monkeypatch):
+    """The block width this CPU lacks is compiled on first use under a name of its own (its own
+    entry of Numba's disk cache), and gives the same bits as this CPU's."""
+    x, w, _ = _inputs((2, 16, 9, 9), (32, 16, 3, 3), seed=8)
+    runs = {}
+    for wide in (ni._WIDE_AT_IMPORT, not ni._WIDE_AT_IMPORT):
+        monkeypatch.setattr(_numba_simd, "WIDE", wide)
+        calls = spied(monkeypatch, ni, "taps_forward")
+        runs[wide] = F.conv2d(x, w, padding=1, method="implicit")
+        assert calls["taps_forward"] >= 1
+    other = ni.width_variant(ni._make_taps_forward, "_taps_forward", 1, not ni._WIDE_AT_IMPORT)
+    assert other is not ni._taps_forward and other.signatures
+    assert other.py_func.__name__ == "_taps_forward_" + ("narrow" if ni._WIDE_AT_IMPORT else "wide")
+    np.testing.assert_array_equal(_bits(runs[True]), _bits(runs[False]))
