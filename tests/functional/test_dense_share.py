@@ -37,6 +37,11 @@ def test_dense_share_counts_the_products_inside_the_input(spatial, kernel, strid
     padded = [n + lo + hi for n, (lo, hi) in zip(spatial, pads, strict=True)]
     got = _conv_kernels.dense_share(padded, kernel, stride, dilation, pads)
     assert got == pytest.approx(_counted_share(spatial, kernel, stride, dilation, pads), rel=1e-12)
+    # (kept per geometry: lists, tuples and numpy integers give the same value, and so does the
+    # same geometry asked again)
+    as_lists = [list(map(np.int64, a)) for a in (padded, kernel, stride, dilation)] + [[list(p) for p in pads]]
+    assert _conv_kernels.dense_share(*as_lists) == got
+    assert _conv_kernels.dense_share(tuple(padded), kernel, stride, dilation, pads) == got
 
 
 @pytest.fixture
