@@ -539,8 +539,8 @@ print(json.dumps({"two_panels": len(_numba_panels._two_panels.signatures),
 
 def test_a_narrow_cpu_compiles_no_wide_block_code():
     """Without AVX-512 the product kernels are compiled without the wide block's paths, which Numba
-    prunes before compiling (they took a cold start's first implicit forward 9.7 s instead of
-    5.3): the two-panel part those paths call is never compiled, and the kernels that ran are
+    prunes before compiling (they took a cold start's first implicit forward 12.8-15.5 s
+    instead of 3.5-3.8): the two-panel part those paths call is never compiled, and the kernels that ran are
     this width's, under their plain names."""
     import json
     import os

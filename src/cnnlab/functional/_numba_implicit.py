@@ -331,7 +331,7 @@ def _named(fn, name):
 # The forward kernels are compiled for one block width, this CPU's (``_numba_simd.WIDE`` at
 # import), and for the other only where it is asked for (tests set ``_numba_simd.WIDE``):
 # without AVX-512 the wide block's paths are never taken, and compiling them as well took the
-# first implicit forward of a cold start 9.7 s instead of 5.3 (round 50).
+# first implicit forward of a cold start 12.8-15.5 s instead of 3.5-3.8 (round 50, alternating).
 _WIDE_AT_IMPORT = bool(_numba_simd.WIDE)
 _taps_forward = _named(_make_taps_forward(1, _WIDE_AT_IMPORT), "_taps_forward")
 
