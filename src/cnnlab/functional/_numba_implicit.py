@@ -349,9 +349,17 @@ def width_variant(make, name: str, span: int, wide: bool):
     return _backend.made_kernel(_named(make(span, wide), name))
 
 
+def kernel_for(plain, make, name: str, span: int):
+    """The kernel of ``span`` for the block width asked for now (``_numba_simd.WIDE``): ``plain``
+    (the module's kernel of span 1 and this CPU's width, read at each call so that a test may
+    patch it) or :func:`width_variant`."""
+    wide = bool(_numba_simd.WIDE)
+    return plain if span == 1 and wide == _WIDE_AT_IMPORT else width_variant(make, name, span, wide)
+
+
 def _taps_forward_pairs():
     """The forward kernel of blocks of 8 filters at 2 positions for this block width, compiled on first use."""
-    return width_variant(_make_taps_forward, "_taps_forward", 2, bool(_numba_simd.WIDE))
+    return kernel_for(_taps_forward, _make_taps_forward, "_taps_forward", 2)
 
 
 @_backend.job_kernel
@@ -433,9 +441,7 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
     accs = np.empty((threads, share * o16 * ROWS if chunked or staged else 0), np.float32)
     kgrid, box = _memo((pos, pstart, yoff, delta, dstart), ("box", frame),
                        functools.partial(boxes, pos, pstart, yoff, delta, dstart, frame, ROWS))
-    wide = bool(_numba_simd.WIDE)
-    kernel = (_taps_forward if span == 1 and wide == _WIDE_AT_IMPORT
-              else width_variant(_make_taps_forward, "_taps_forward", span, wide))
+    kernel = kernel_for(_taps_forward, _make_taps_forward, "_taps_forward", span)
     gwstep = wpk.shape[0] // groups  # (a group's packed weights)
     wpanel = gwstep // (o16 // COLS)  # (a panel's)
     _backend.run_jobs(kernel, jobs * groups,

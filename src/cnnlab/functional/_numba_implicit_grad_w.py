@@ -28,7 +28,7 @@ import numpy as np
 
 from cnnlab.functional import _backend, _numba_simd
 from cnnlab.functional._backend import read_only
-from cnnlab.functional._numba_implicit import _WIDE_AT_IMPORT, _memo, _named, width_variant
+from cnnlab.functional._numba_implicit import _WIDE_AT_IMPORT, _memo, _named, kernel_for
 from cnnlab.functional._numba_panels import COLS, ROWS, _in_a_row, _panels_step, _put_rows_at, _rows_at
 from cnnlab.functional._numba_simd import (
     transpose8,
@@ -361,7 +361,7 @@ _taps_grad_w = _named(_make_taps_grad_w(1, _WIDE_AT_IMPORT), "_taps_grad_w")  # 
 
 def _taps_grad_w_pairs():
     """The weight gradient kernel of 8 filters at 2 positions a panel for this block width, compiled on first use."""
-    return width_variant(_make_taps_grad_w, "_taps_grad_w", 2, bool(_numba_simd.WIDE))
+    return kernel_for(_taps_grad_w, _make_taps_grad_w, "_taps_grad_w", 2)
 
 
 @_backend.job_kernel
@@ -459,9 +459,7 @@ def taps_grad_w(src: np.ndarray, g: np.ndarray, pos: np.ndarray, goff: np.ndarra
     rows = taps + 1  # (the padding taps' scratch row last)
     shared = tap_jobs > 1 and dstart.shape[0] == 2 and _one_owner(jobs, runs, _backend.kernel_threads())
     parts = np.zeros((1 if shared else threads + tail, groups * rows * width), np.float32)
-    wide = bool(_numba_simd.WIDE)
-    kernel = (_taps_grad_w if span == 1 and wide == _WIDE_AT_IMPORT
-              else width_variant(_make_taps_grad_w, "_taps_grad_w", span, wide))
+    kernel = kernel_for(_taps_grad_w, _make_taps_grad_w, "_taps_grad_w", span)
     _backend.run_jobs(kernel, jobs, read_only(src), read_only(g.reshape(-1)), npos, out_ch,
                       *map(read_only, (pos, goff, seg, segf, delta, dstart, rowmap)),
                       _numba_simd.WIDE, tap_jobs, jobs - tail, groups, gsrc, out_ch * npos, bufs, parts,
