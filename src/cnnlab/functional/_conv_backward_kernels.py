@@ -146,11 +146,12 @@ def _backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool], rele
 def _implicit_backward(grad_out: np.ndarray, saved: Saved, needs: tuple[bool, bool]
                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(grad_x, grad_w)`` of an implicit forward, whose ``saved.xp`` is its input with the
-    padding ``saved.pads`` still to apply, or already padded by ``saved.crop``.  A float64
-    upstream gradient, or a backend that no longer allows the compiled kernels, takes the GEMM
-    path from the same input."""
-    if grad_out.dtype != np.float32 or not _implicit.applies(saved.xp, saved.weight):
-        grad_xp, grad_w = _backward(grad_out, saved._replace(method="gemm"), needs)
+    padding ``saved.pads`` still to apply, or already padded by ``saved.crop``.  A forward that
+    'auto' gave the GEMM path's gradients (``saved.backward``, see
+    :func:`cnnlab.functional._conv_kernels._gemm_backward_pays`), a float64 upstream gradient, or a
+    backend that no longer allows the compiled kernels takes the GEMM path from the same input."""
+    if saved.backward == "gemm" or grad_out.dtype != np.float32 or not _implicit.applies(saved.xp, saved.weight):
+        grad_xp, grad_w = _backward(grad_out, saved._replace(method="gemm", backward="same"), needs)
         return (None if grad_xp is None else _crop(grad_xp, saved.crop)), grad_w
     grad_w = (_implicit_grad_w.grad_w(grad_out, saved.xp, saved.pads, saved.weight.shape, saved.stride,
                                       saved.dilation, saved.groups) if needs[1] else None)

@@ -101,7 +101,7 @@ class Saved(NamedTuple):
     groups: int
     out: tuple[int, ...]
     # how the backward runs: 'same' as the forward, or 'gemm' for a direct forward whose gradients
-    # the GEMM path computes faster (see choose_backward)
+    # the GEMM path computes faster (see choose_backward), or an implicit one's (_gemm_backward_pays)
     backward: str = "same"
     # zero padding around ``xp`` that the kernels apply on the fly (the GEMM path, and the buffered
     # direct kernels: ``xp`` is then the unpadded input), and zero padding to crop from the input
@@ -325,6 +325,35 @@ def _blocked_applies(weight_shape: Sequence[int], stride: Sequence[int], groups:
             and 1 < weight_shape[0] and weight_shape[1] <= BLOCKED_MAX_CHANNELS)
 
 
+def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequence[int]) -> bool:
+    """Whether a convolution whose forward 'auto' gives the implicit kernels takes its gradients
+    from the GEMM path instead (columns rebuilt from the input the forward kept): a stride above 1
+    along some axis, fewer than :data:`GEMM_BACKWARD_MAX_CHANNELS` input channels per group and
+    at least :data:`GEMM_BACKWARD_MIN_FILTERS` filters per group."""
+    return (weight_shape[1] < GEMM_BACKWARD_MAX_CHANNELS and weight_shape[0] // groups >= GEMM_BACKWARD_MIN_FILTERS
+            and any(s > 1 for s in stride))
+
+
+# The input gradient of a strided layer runs each phase of the stride with the input channels as
+# the register block's 16 lanes (the roles of channels and filters swap), one position at a time:
+# with fewer than 16 channels a group, lanes stay idle, and the weight gradient's sums over a
+# position's few taps (channels times kernel) are short.  The GEMM path's two products do better
+# there from 64 filters on, while the implicit forward stays faster than the GEMM path's.
+# Measured on the Zen 3 (AVX2), 2 threads, forward+backward through autograd, settled calls
+# alternating in one process, implicit backward / GEMM backward / torch (ms): N16 C8 32x32 -> 256
+# k3 s2 6.60 / 5.15 / 5.07; N16 C8 64x64 -> 128 k3 s2 13.82 / 11.06 / 10.75; N16 C4 64x64 -> 128
+# 9.45 / 7.51 / 10.38; N16 C8 32x32 -> 256 k5 s2 13.67 / 9.68 / 9.53; N32 C8 16x16 -> 256 3.88 /
+# 3.00 / 5.77; N64 C4 56x56 -> 128 19.18 / 17.28 / 26.28; N16 C12 64x64 -> 128 16.07 / 15.81;
+# N8 C8 32x32 -> 64 1.70 / 1.53; conv1d N16 C4 L512 -> 128 k5 s2 2.72 / 2.32; conv3d N8 C4
+# 16^3 -> 64 k3 s2 3.84 / 3.83.  Not with 32 filters (N16 C8 48x48 -> 32 2.64 / 2.83, N16 C12
+# 48x48 -> 32 2.64 / 3.13, N16 C8 64x64 -> 32 k5 7.36 / 8.08) nor 16 channels (N16 C16 32x32 ->
+# 128 4.40 / 4.49).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and
+# loses on others (N16 C12 16x16 -> 64 3.26 / 3.96, conv1d N16 C8 L512 -> 128 4.20 / 4.64,
+# conv3d N32 C8 14^3 -> 128 108 / 115), so stride 1 keeps the implicit backward.
+GEMM_BACKWARD_MAX_CHANNELS = 16
+GEMM_BACKWARD_MIN_FILTERS = 64
+
+
 # Input channels up to which the blocked backward kernels run (their block, _numba_blocked.BLOCK).
 BLOCKED_MAX_CHANNELS = 4
 
@@ -359,6 +388,8 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
             # (the forward by the direct kernels from a padded copy, saved for the implicit kernels'
             # backward as their own forward leaves it)
             method, saved_as = "direct", "implicit"
+        elif method == "implicit" and save and _gemm_backward_pays(weight.shape, groups, stride):
+            backward_method = "gemm"  # (the GEMM path's gradients, from the input the forward keeps)
     if method == "direct":
         if (saved_as == "direct" and pads and _direct_compiled(x, weight, out)
                 and _direct_buffered(weight.shape, groups, pads)):
@@ -389,8 +420,8 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         method = "gemm"  # (other dtypes, or no compiled kernels)
     if method == "implicit":
         y, src, left = _implicit.forward(x, weight, stride, dilation, groups, pads, bias)
-        return y, (Saved("implicit", None, src, src.shape, weight, stride, dilation, groups, out, pads=left,
-                         crop=None if left else pads) if save else None)
+        return y, (Saved("implicit", None, src, src.shape, weight, stride, dilation, groups, out, backward_method,
+                         pads=left, crop=None if left else pads) if save else None)
     if _pointwise.takes(kernel, stride, out):
         xp = _zero_pad(x, pads)
         y = _pointwise.forward(xp, weight, groups, bias)
