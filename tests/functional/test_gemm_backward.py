@@ -1,4 +1,4 @@
-"""Strided layers of few channels and many filters: 'auto' runs their forward on the implicit
+"""Strided layers of 8-15 channels and many filters: 'auto' runs their forward on the implicit
 kernels and their gradients on the GEMM path (``_conv_kernels._gemm_backward_pays``), each
 against the float64 loop reference; the layers just outside that rule keep the implicit
 gradients, and ``method='implicit'`` keeps them too."""
@@ -64,11 +64,11 @@ TAKEN = [
     # x shape, weight shape, stride, padding, groups
     ((2, 8, 16, 16), (64, 8, 3, 3), 2, 1, 1),  # the rule's least filters
     ((3, 15, 11, 13), (96, 15, 3, 3), 2, 1, 1),  # 15 channels (the most), odd sizes
-    ((2, 4, 17, 17), (64, 4, 5, 5), 2, 2, 1),  # 5x5
-    ((2, 3, 16, 20), (80, 3, 3, 3), 3, 0, 1),  # stride 3, no padding
+    ((2, 8, 17, 17), (64, 8, 5, 5), 2, 2, 1),  # 5x5
+    ((2, 9, 16, 20), (80, 9, 3, 3), 3, 0, 1),  # stride 3, no padding
     ((2, 16, 12, 12), (128, 8, 3, 3), 2, 1, 2),  # two groups of 8 channels and 64 filters
     ((4, 8, 64), (64, 8, 5), 2, 2, 1),  # 1-d
-    ((2, 4, 8, 8, 8), (64, 4, 3, 3, 3), 2, 1, 1),  # 3-d
+    ((2, 8, 8, 8, 8), (64, 8, 3, 3, 3), 2, 1, 1),  # 3-d
 ]
 
 
@@ -94,13 +94,16 @@ def test_strided_few_channel_layers_take_the_gemm_gradients(small_layers_auto, m
 KEPT = [
     ((2, 8, 16, 16), (32, 8, 3, 3), 2, 1),  # 32 filters: too few
     ((2, 16, 16, 16), (64, 16, 3, 3), 2, 1),  # 16 channels: a whole register block
+    ((2, 4, 16, 16), (64, 4, 3, 3), 2, 1),  # 4 channels: the input gradient the GEMM path's already
     ((2, 8, 10, 10), (64, 8, 3, 3), 1, 1),  # stride 1
 ]
 
 
 @pytest.mark.parametrize("xs, ws, stride, padding", KEPT, ids=str)
 def test_other_layers_keep_the_implicit_gradients(small_layers_auto, monkeypatch, xs, ws, stride, padding):
-    """Just outside the rule (filters, channels, stride), the gradients stay implicit."""
+    """Just outside the rule (filters, channels, stride), the gradients stay as before: the
+    implicit kernels', the input gradient by the GEMM path's products where the channels are
+    too few for the implicit kernels."""
     g = np.random.default_rng(sum(xs) + sum(ws) + 1)
     x = g.standard_normal(xs).astype(np.float32)
     w = g.standard_normal(ws).astype(np.float32)
@@ -108,7 +111,8 @@ def test_other_layers_keep_the_implicit_gradients(small_layers_auto, monkeypatch
     calls = _spies(monkeypatch)
     monkeypatch.setattr(ck, "_blocked_forward_pays", lambda *a: False)  # (stride 1: the implicit forward itself)
     got = _run(x, w, b, stride, padding)
-    assert calls == {"forward": 1, "grad_x": 1, "grad_w": 1, "_gemm_grad_w": 0, "gemm_grad_x": 0}
+    few = ws[1] < _implicit.MIN_LANES
+    assert calls == {"forward": 1, "grad_x": int(not few), "grad_w": 1, "_gemm_grad_w": 0, "gemm_grad_x": int(few)}
     _check_against_reference(x, w, b, stride, padding, 1, got)
 
 
@@ -142,6 +146,7 @@ def test_a_forward_without_gradients_runs_as_before(small_layers_auto, monkeypat
 
 @pytest.mark.parametrize("ws, groups, stride, taken", [
     ((64, 15, 3, 3), 1, (2, 2), True), ((64, 16, 3, 3), 1, (2, 2), False),  # channels: < 16
+    ((64, 8, 3, 3), 1, (2, 2), True), ((64, 7, 3, 3), 1, (2, 2), False),  # and >= MIN_LANES
     ((63, 8, 3, 3), 1, (2, 2), False), ((128, 8, 3, 3), 2, (2, 2), True),  # filters per group: >= 64
     ((128, 8, 3, 3), 4, (2, 2), False),  # 32 filters a group
     ((64, 8, 3, 3), 1, (1, 2), True), ((64, 8, 3, 3), 1, (2, 1), True),  # a stride above 1 on either axis

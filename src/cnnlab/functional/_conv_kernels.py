@@ -328,10 +328,11 @@ def _blocked_applies(weight_shape: Sequence[int], stride: Sequence[int], groups:
 def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequence[int]) -> bool:
     """Whether a convolution whose forward 'auto' gives the implicit kernels takes its gradients
     from the GEMM path instead (columns rebuilt from the input the forward kept): a stride above 1
-    along some axis, fewer than :data:`GEMM_BACKWARD_MAX_CHANNELS` input channels per group and
-    at least :data:`GEMM_BACKWARD_MIN_FILTERS` filters per group."""
-    return (weight_shape[1] < GEMM_BACKWARD_MAX_CHANNELS and weight_shape[0] // groups >= GEMM_BACKWARD_MIN_FILTERS
-            and any(s > 1 for s in stride))
+    along some axis, from :data:`cnnlab.functional._implicit.MIN_LANES` to fewer than
+    :data:`GEMM_BACKWARD_MAX_CHANNELS` input channels per group (with fewer the input gradient is
+    the GEMM path's already) and at least :data:`GEMM_BACKWARD_MIN_FILTERS` filters per group."""
+    return (_implicit.MIN_LANES <= weight_shape[1] < GEMM_BACKWARD_MAX_CHANNELS
+            and weight_shape[0] // groups >= GEMM_BACKWARD_MIN_FILTERS and any(s > 1 for s in stride))
 
 
 # The input gradient of a strided layer runs each phase of the stride with the input channels as
@@ -341,11 +342,13 @@ def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequen
 # there from 64 filters on, while the implicit forward stays faster than the GEMM path's.
 # Measured on the Zen 3 (AVX2), 2 threads, forward+backward through autograd, settled calls
 # alternating in one process, implicit backward / GEMM backward / torch (ms): N16 C8 32x32 -> 256
-# k3 s2 6.60 / 5.15 / 5.07; N16 C8 64x64 -> 128 k3 s2 13.82 / 11.06 / 10.75; N16 C4 64x64 -> 128
-# 9.45 / 7.51 / 10.38; N16 C8 32x32 -> 256 k5 s2 13.67 / 9.68 / 9.53; N32 C8 16x16 -> 256 3.88 /
-# 3.00 / 5.77; N64 C4 56x56 -> 128 19.18 / 17.28 / 26.28; N16 C12 64x64 -> 128 16.07 / 15.81;
-# N8 C8 32x32 -> 64 1.70 / 1.53; conv1d N16 C4 L512 -> 128 k5 s2 2.72 / 2.32; conv3d N8 C4
-# 16^3 -> 64 k3 s2 3.84 / 3.83.  Not with 32 filters (N16 C8 48x48 -> 32 2.64 / 2.83, N16 C12
+# k3 s2 6.60 / 5.15 / 5.07; N16 C8 64x64 -> 128 k3 s2 13.82 / 11.06 / 10.75; N32 C8 64x64 -> 128
+# 24.86 / 21.30 / 22.14; N16 C8 32x32 -> 256 k5 s2 13.67 / 9.68 / 9.53; N32 C8 16x16 -> 256 3.88
+# / 3.00 / 5.77; N16 C12 64x64 -> 128 16.07 / 15.81; N8 C8 32x32 -> 64 1.70 / 1.53.  With fewer
+# than MIN_LANES channels (the input gradient the GEMM path's already) the weight gradient alone
+# would change, and it wins or loses by shape: N16 C4 64x64 -> 128 9.45 / 7.51, N8 C3 224x224 ->
+# 64 k3 s2 27.3 / 19.3, but a ResNet's first layer N8 C3 224x224 -> 64 k7 s2 47.6 / 55.3 (N2:
+# 15.1 / 15.6), N64 C3 112x112 -> 64 k3 s2 46.8 / 50.4.  Not with 32 filters (N16 C8 48x48 -> 32 2.64 / 2.83, N16 C12
 # 48x48 -> 32 2.64 / 3.13, N16 C8 64x64 -> 32 k5 7.36 / 8.08) nor 16 channels (N16 C16 32x32 ->
 # 128 4.40 / 4.49).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and
 # loses on others (N16 C12 16x16 -> 64 3.26 / 3.96, conv1d N16 C8 L512 -> 128 4.20 / 4.64,
