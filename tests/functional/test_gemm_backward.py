@@ -46,10 +46,14 @@ def _run(x, w, b, stride, padding, groups=1, method="auto"):
     return y.data, tx.grad, tw.grad, tb.grad, up
 
 
+def _steps(stride, n):
+    return tuple(stride) if isinstance(stride, tuple) else (stride,) * n
+
+
 def _check_against_reference(x, w, b, stride, padding, groups, got):
     y, gx, gw, gb, up = got
     n = w.ndim - 2
-    s, pads, d = (stride,) * n, ((padding, padding),) * n, (1,) * n
+    s, pads, d = _steps(stride, n), ((padding, padding),) * n, (1,) * n
     x64, w64, up64 = x.astype(np.float64), w.astype(np.float64), up.astype(np.float64)
     ref = _naive.naive_conv(x64, w64, b.astype(np.float64), s, pads, d, groups)
     rx, rw = _naive.naive_conv_backward(up64, x64, w64, s, pads, d, groups)[:2]
@@ -67,6 +71,7 @@ TAKEN = [
     ((2, 8, 17, 17), (64, 8, 5, 5), 2, 2, 1),  # 5x5
     ((2, 9, 16, 20), (80, 9, 3, 3), 3, 0, 1),  # stride 3, no padding
     ((2, 16, 12, 12), (128, 8, 3, 3), 2, 1, 2),  # two groups of 8 channels and 64 filters
+    ((2, 8, 10, 16), (64, 8, 3, 3), (1, 2), 1, 1),  # strided along the last axis only
     ((4, 8, 64), (64, 8, 5), 2, 2, 1),  # 1-d
     ((2, 8, 8, 8, 8), (64, 8, 3, 3, 3), 2, 1, 1),  # 3-d
 ]
@@ -83,7 +88,7 @@ def test_strided_few_channel_layers_take_the_gemm_gradients(small_layers_auto, m
     b = g.standard_normal(ws[0]).astype(np.float32)
     n = len(ws) - 2
     pads = ((padding, padding),) * n
-    assert ck.choose_method(ck._with_pads(xs, pads), ws, groups, (stride,) * n, np.float32, (1,) * n,
+    assert ck.choose_method(ck._with_pads(xs, pads), ws, groups, _steps(stride, n), np.float32, (1,) * n,
                             pads) == "implicit"
     calls = _spies(monkeypatch)
     got = _run(x, w, b, stride, padding, groups)
@@ -96,6 +101,7 @@ KEPT = [
     ((2, 16, 16, 16), (64, 16, 3, 3), 2, 1),  # 16 channels: a whole register block
     ((2, 4, 16, 16), (64, 4, 3, 3), 2, 1),  # 4 channels: the input gradient the GEMM path's already
     ((2, 8, 10, 10), (64, 8, 3, 3), 1, 1),  # stride 1
+    ((2, 8, 12, 10), (64, 8, 3, 3), (2, 1), 1),  # a unit stride along the last axis
 ]
 
 
@@ -149,8 +155,9 @@ def test_a_forward_without_gradients_runs_as_before(small_layers_auto, monkeypat
     ((64, 8, 3, 3), 1, (2, 2), True), ((64, 7, 3, 3), 1, (2, 2), False),  # and >= MIN_LANES
     ((63, 8, 3, 3), 1, (2, 2), False), ((128, 8, 3, 3), 2, (2, 2), True),  # filters per group: >= 64
     ((128, 8, 3, 3), 4, (2, 2), False),  # 32 filters a group
-    ((64, 8, 3, 3), 1, (1, 2), True), ((64, 8, 3, 3), 1, (2, 1), True),  # a stride above 1 on either axis
+    ((64, 8, 3, 3), 1, (1, 2), True), ((64, 8, 3, 3), 1, (2, 1), False),  # a stride above 1 on the last axis
     ((64, 8, 3, 3), 1, (1, 1), False), ((64, 8, 5), 1, (2,), True), ((64, 8, 3, 3, 3), 1, (1, 1, 2), True),
+    ((64, 8, 3, 3, 3), 1, (2, 2, 1), False),
 ])
 def test_the_rule_at_its_edges(ws, groups, stride, taken):
     assert ck._gemm_backward_pays(ws, groups, stride) is taken

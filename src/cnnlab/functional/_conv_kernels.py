@@ -328,11 +328,12 @@ def _blocked_applies(weight_shape: Sequence[int], stride: Sequence[int], groups:
 def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequence[int]) -> bool:
     """Whether a convolution whose forward 'auto' gives the implicit kernels takes its gradients
     from the GEMM path instead (columns rebuilt from the input the forward kept): a stride above 1
-    along some axis, from :data:`cnnlab.functional._implicit.MIN_LANES` to fewer than
-    :data:`GEMM_BACKWARD_MAX_CHANNELS` input channels per group (with fewer the input gradient is
-    the GEMM path's already) and at least :data:`GEMM_BACKWARD_MIN_FILTERS` filters per group."""
+    along the last axis (else the input gradient runs pairs of positions, its lanes full), from
+    :data:`cnnlab.functional._implicit.MIN_LANES` to fewer than :data:`GEMM_BACKWARD_MAX_CHANNELS`
+    input channels per group (with fewer, the input gradient is the GEMM path's already) and at
+    least :data:`GEMM_BACKWARD_MIN_FILTERS` filters per group."""
     return (_implicit.MIN_LANES <= weight_shape[1] < GEMM_BACKWARD_MAX_CHANNELS
-            and weight_shape[0] // groups >= GEMM_BACKWARD_MIN_FILTERS and any(s > 1 for s in stride))
+            and weight_shape[0] // groups >= GEMM_BACKWARD_MIN_FILTERS and stride[-1] > 1)
 
 
 # The input gradient of a strided layer runs each phase of the stride with the input channels as
@@ -350,7 +351,10 @@ def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequen
 # 64 k3 s2 27.3 / 19.3, but a ResNet's first layer N8 C3 224x224 -> 64 k7 s2 47.6 / 55.3 (N2:
 # 15.1 / 15.6), N64 C3 112x112 -> 64 k3 s2 46.8 / 50.4.  Not with 32 filters (N16 C8 48x48 -> 32 2.64 / 2.83, N16 C12
 # 48x48 -> 32 2.64 / 3.13, N16 C8 64x64 -> 32 k5 7.36 / 8.08) nor 16 channels (N16 C16 32x32 ->
-# 128 4.40 / 4.49).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and
+# 128 4.40 / 4.49), nor with a unit stride along the last axis, where the input gradient's blocks
+# of 8 channels at 2 positions fill the lanes (strides (2, 1): N16 C8 32x32 -> 256 12.45 / 12.06,
+# N16 C8 64x64 -> 128 29.31 / 30.18, N16 C12 32x32 -> 128 8.93 / 9.40; (1, 2): 15.44 / 12.56,
+# 29.82 / 30.01, 12.87 / 12.50).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and
 # loses on others (N16 C12 16x16 -> 64 3.26 / 3.96, conv1d N16 C8 L512 -> 128 4.20 / 4.64,
 # conv3d N32 C8 14^3 -> 128 108 / 115), so stride 1 keeps the implicit backward.
 GEMM_BACKWARD_MAX_CHANNELS = 16
