@@ -336,27 +336,27 @@ def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequen
             and weight_shape[0] // groups >= GEMM_BACKWARD_MIN_FILTERS and stride[-1] > 1)
 
 
-# The input gradient of a strided layer runs each phase of the stride with the input channels as
-# the register block's 16 lanes (the roles of channels and filters swap), one position at a time:
-# with fewer than 16 channels a group, lanes stay idle, and the weight gradient's sums over a
-# position's few taps (channels times kernel) are short.  The GEMM path's two products do better
-# there from 64 filters on, while the implicit forward stays faster than the GEMM path's.
-# Measured on the Zen 3 (AVX2), 2 threads, forward+backward through autograd, settled calls
-# alternating in one process, implicit backward / GEMM backward / torch (ms): N16 C8 32x32 -> 256
-# k3 s2 6.60 / 5.15 / 5.07; N16 C8 64x64 -> 128 k3 s2 13.82 / 11.06 / 10.75; N32 C8 64x64 -> 128
-# 24.86 / 21.30 / 22.14; N16 C8 32x32 -> 256 k5 s2 13.67 / 9.68 / 9.53; N32 C8 16x16 -> 256 3.88
-# / 3.00 / 5.77; N16 C12 64x64 -> 128 16.07 / 15.81; N8 C8 32x32 -> 64 1.70 / 1.53.  With fewer
-# than MIN_LANES channels (the input gradient the GEMM path's already) the weight gradient alone
-# would change, and it wins or loses by shape: N16 C4 64x64 -> 128 9.45 / 7.51, N8 C3 224x224 ->
-# 64 k3 s2 27.3 / 19.3, but a ResNet's first layer N8 C3 224x224 -> 64 k7 s2 47.6 / 55.3 (N2:
-# 15.1 / 15.6), N64 C3 112x112 -> 64 k3 s2 46.8 / 50.4.  Not with 32 filters (N16 C8 48x48 -> 32 2.64 / 2.83, N16 C12
-# 48x48 -> 32 2.64 / 3.13, N16 C8 64x64 -> 32 k5 7.36 / 8.08) nor 16 channels (N16 C16 32x32 ->
-# 128 4.40 / 4.49), nor with a unit stride along the last axis, where the input gradient's blocks
-# of 8 channels at 2 positions fill the lanes (strides (2, 1): N16 C8 32x32 -> 256 12.45 / 12.06,
-# N16 C8 64x64 -> 128 29.31 / 30.18, N16 C12 32x32 -> 128 8.93 / 9.40; (1, 2): 15.44 / 12.56,
-# 29.82 / 30.01, 12.87 / 12.50).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and
-# loses on others (N16 C12 16x16 -> 64 3.26 / 3.96, conv1d N16 C8 L512 -> 128 4.20 / 4.64,
-# conv3d N32 C8 14^3 -> 128 108 / 115), so stride 1 keeps the implicit backward.
+# The input gradient of a strided layer runs each phase of the stride with the input channels as the
+# register block's 16 lanes (the roles of channels and filters swap), one position at a time: with
+# fewer than 16 channels a group, lanes stay idle, and the weight gradient's sums over a position's
+# few taps (channels times kernel) are short.  The GEMM path's two products do better there from 64
+# filters on, while the implicit forward stays faster than the GEMM path's. Measured on the Zen 3
+# (AVX2), 2 threads, forward+backward through autograd, settled calls alternating in one process,
+# implicit backward / GEMM backward / torch (ms): N16 C8 32x32 -> 256 k3 s2 6.60 / 5.15 / 5.07; N16
+# C8 64x64 -> 128 k3 s2 13.82 / 11.06 / 10.75; N32 C8 64x64 -> 128 24.86 / 21.30 / 22.14; N16 C8
+# 32x32 -> 256 k5 s2 13.67 / 9.68 / 9.53; N32 C8 16x16 -> 256 3.88 / 3.00 / 5.77; N16 C12 64x64 ->
+# 128 16.07 / 15.81; N8 C8 32x32 -> 64 1.70 / 1.53.  With fewer than MIN_LANES channels (the input
+# gradient the GEMM path's already) the weight gradient alone would change, and it wins or loses by
+# shape: N16 C4 64x64 -> 128 9.45 / 7.51, N8 C3 224x224 -> 64 k3 s2 27.3 / 19.3, but a ResNet's
+# first layer N8 C3 224x224 -> 64 k7 s2 47.6 / 55.3 (N2: 15.1 / 15.6), N64 C3 112x112 -> 64 k3 s2
+# 46.8 / 50.4.  Not with 32 filters (N16 C8 48x48 -> 32 2.64 / 2.83, N16 C12 48x48 -> 32 2.64 /
+# 3.13, N16 C8 64x64 -> 32 k5 7.36 / 8.08) nor 16 channels (N16 C16 32x32 -> 128 4.40 / 4.49), nor
+# with a unit stride along the last axis, where the input gradient's blocks of 8 channels at 2
+# positions fill the lanes (strides (2, 1): N16 C8 32x32 -> 256 12.45 / 12.06, N16 C8 64x64 -> 128
+# 29.31 / 30.18, N16 C12 32x32 -> 128 8.93 / 9.40; (1, 2): 15.44 / 12.56, 29.82 / 30.01, 12.87 /
+# 12.50).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and loses on others
+# (N16 C12 16x16 -> 64 3.26 / 3.96, conv1d N16 C8 L512 -> 128 4.20 / 4.64, conv3d N32 C8 14^3 -> 128
+# 108 / 115), so stride 1 keeps the implicit backward.
 GEMM_BACKWARD_MAX_CHANNELS = 16
 GEMM_BACKWARD_MIN_FILTERS = 64
 
