@@ -329,11 +329,11 @@ def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequen
     """Whether a convolution whose forward 'auto' gives the implicit kernels takes its gradients
     from the GEMM path instead (columns rebuilt from the input the forward kept): a stride above 1
     along the last axis (else the input gradient runs pairs of positions, its lanes full), from
-    :data:`cnnlab.functional._implicit.MIN_LANES` to fewer than :data:`GEMM_BACKWARD_MAX_CHANNELS`
+    :data:`cnnlab.functional._implicit.MIN_LANES` to fewer than :data:`IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS`
     input channels per group (with fewer, the input gradient is the GEMM path's already) and at
-    least :data:`GEMM_BACKWARD_MIN_FILTERS` filters per group."""
-    return (_implicit.MIN_LANES <= weight_shape[1] < GEMM_BACKWARD_MAX_CHANNELS
-            and weight_shape[0] // groups >= GEMM_BACKWARD_MIN_FILTERS and stride[-1] > 1)
+    least :data:`IMPLICIT_GEMM_BACKWARD_MIN_FILTERS` filters per group."""
+    return (_implicit.MIN_LANES <= weight_shape[1] < IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS
+            and weight_shape[0] // groups >= IMPLICIT_GEMM_BACKWARD_MIN_FILTERS and stride[-1] > 1)
 
 
 # The input gradient of a strided layer runs each phase of the stride with the input channels as the
@@ -357,8 +357,8 @@ def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequen
 # 12.50).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and loses on others
 # (N16 C12 16x16 -> 64 3.26 / 3.96, conv1d N16 C8 L512 -> 128 4.20 / 4.64, conv3d N32 C8 14^3 -> 128
 # 108 / 115), so stride 1 keeps the implicit backward.
-GEMM_BACKWARD_MAX_CHANNELS = 16
-GEMM_BACKWARD_MIN_FILTERS = 64
+IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS = 16
+IMPLICIT_GEMM_BACKWARD_MIN_FILTERS = 64
 
 
 # Input channels up to which the blocked backward kernels run (their block, _numba_blocked.BLOCK).
