@@ -107,6 +107,86 @@ def test_all_ignored_mean_is_nan_as_torch():
     assert loss.cross_entropy(x, t, reduction="sum") == 0.0
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_all_ignored_mean_has_zero_gradient(smoothing):
+    """Every target ignored: the mean is 0 / 0 = nan, but no entry reaches the loss, so every
+    gradient is 0 (PyTorch's), not ``0 * (grad_out / 0)`` = nan."""
+    x = rng(1).standard_normal((3, 4))
+    t = np.full(3, 2)
+    ce = loss.cross_entropy_backward(np.float64(1.0), x, t, label_smoothing=smoothing, ignore_index=2)
+    np.testing.assert_array_equal(ce, np.zeros_like(x))
+    if smoothing == 0.0:
+        nll = loss.nll_loss_backward(np.float64(1.0), x, t, ignore_index=2)
+        np.testing.assert_array_equal(nll, np.zeros_like(x))
+    xt = Tensor(x, requires_grad=True)
+    out = F.cross_entropy(xt, t, label_smoothing=smoothing, ignore_index=2)
+    assert np.isnan(out.data)
+    out.backward()
+    np.testing.assert_array_equal(xt.grad, np.zeros_like(x))
+
+
+def test_ignored_entry_loss_is_zero_whatever_its_scores():
+    """An ignored entry's scores never reach the loss: a NaN or infinite score there gives a loss
+    of 0 for it, and the kept entries' mean is unchanged (their own weight over their count)."""
+    x = np.array([[0.5, -1.0, 2.0], [np.nan, np.inf, -np.inf]])
+    t = np.array([2, 1])
+    # row 0 by hand: -log softmax(x0)[2]
+    row0 = -(2.0 - np.log(np.exp(0.5) + np.exp(-1.0) + np.exp(2.0)))
+    for smoothing in (0.0, 0.3):
+        out = loss.cross_entropy(x, t, reduction="none", label_smoothing=smoothing, ignore_index=1)
+        assert out[1] == 0.0
+        mean = loss.cross_entropy(x, t, label_smoothing=smoothing, ignore_index=1)
+        np.testing.assert_allclose(mean, out[0], rtol=1e-15)
+    np.testing.assert_allclose(loss.cross_entropy(x, t, reduction="none", ignore_index=1)[0], row0, rtol=1e-14)
+    nll = loss.nll_loss(x, t, reduction="none", ignore_index=1)
+    np.testing.assert_array_equal(nll, [-2.0, 0.0])
+    assert loss.nll_loss(x, t, ignore_index=1) == -2.0
+    grad = loss.nll_loss_backward(np.ones(2), x, t, reduction="none", ignore_index=1)
+    np.testing.assert_array_equal(grad, [[0.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+
+
+def test_mean_over_zero_total_weight_is_nan_with_smoothing():
+    """Kept targets whose classes all weigh 0: the mean divides by a total weight of 0, nan (as
+    PyTorch, whose smoothed loss divides each of its parts by that total), not +-inf."""
+    x = rng(2).standard_normal((2, 3))
+    t = np.array([0, 1])
+    w = np.array([0.0, 0.0, 1.0])
+    for smoothing in (0.0, 0.25):
+        assert np.isnan(loss.cross_entropy(x, t, weight=w, label_smoothing=smoothing))
+    assert loss.cross_entropy(x, t, weight=w, label_smoothing=0.25, reduction="sum") != 0.0
+
+
+@needs_torch
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_ignored_entries_match_torch(reduction, smoothing):
+    """Ignored entries among kept ones, some ignored rows holding NaN and infinite scores, every
+    target ignored, and zero class weights: losses and gradients as torch gives them (NaN where
+    torch gives NaN)."""
+    r = rng(4)
+    x = r.standard_normal((5, 4))
+    x[3] = [np.nan, 1.0, np.inf, 0.0]
+    cases = [(np.array([0, 3, 1, 3, 2]), None), (np.full(5, 3), None),
+             (np.array([0, 1, 3, 3, 0]), np.array([0.0, 0.0, 1.0, 2.0]))]
+    for t, w in cases:
+        kwargs = dict(ignore_index=3, reduction=reduction)
+        fns = [("cross_entropy", dict(kwargs, label_smoothing=smoothing))]
+        if smoothing == 0.0:
+            fns.append(("nll_loss", kwargs))
+        for name, kw in fns:
+            xt = Tensor(x, requires_grad=True)
+            out = getattr(F, name)(xt, t, weight=w, **kw)
+            grad_out = np.arange(1.0, 1.0 + out.data.size).reshape(out.data.shape)
+            (out * Tensor(grad_out)).sum().backward()
+            tx = torch.tensor(x, requires_grad=True)
+            tout = getattr(torch.nn.functional, name)(tx, _torch_value(t), weight=_torch_value(w), **kw)
+            tout.backward(torch.from_numpy(grad_out))
+            np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-12, atol=1e-15,
+                                       err_msg=f"{name} {t} {w} {kw}")
+            np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=1e-12, atol=1e-15,
+                                       err_msg=f"{name} grad {t} {w} {kw}")
+
+
 def test_integer_scores_compute_in_float64():
     t = np.array([0, 2])
     ints = np.array([[1, 2, 3], [3, 0, -1]])

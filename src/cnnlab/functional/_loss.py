@@ -10,6 +10,13 @@ Reductions: ``"none"`` keeps one loss per sample (and position); ``"sum"`` adds 
 targets (the number of targets when no ``weight`` is given), and by the number of samples and
 positions otherwise.  If every target is ignored the mean is ``0 / 0 = nan``, as in PyTorch.
 
+Ignored targets, as in PyTorch: an ignored entry's loss is 0 whatever its scores (a NaN or
+infinite score there does not reach the loss), and its gradient is 0 whatever the mean's divisor
+(with every target ignored, the mean is nan but the gradient is 0, not ``0 * inf``; only scores
+that are themselves not finite give a NaN through the softmax's gradient, as in PyTorch).  The
+mean of class-index targets whose total weight is 0 is nan, with or without label smoothing
+(PyTorch divides each part of the smoothed loss by that total).
+
 Each ``*_backward(grad_out, *same_arguments)`` returns the gradient with respect to ``input``.
 ``mse_loss`` and ``binary_cross_entropy_with_logits`` live in
 :mod:`cnnlab.functional._loss_elementwise`.
@@ -32,12 +39,15 @@ _REDUCTIONS = ("none", "mean", "sum")
 
 
 def _reduce(loss: np.ndarray, reduction: str, count: Any) -> np.ndarray:
-    """Apply ``reduction``; ``count`` is the divisor of ``"mean"``."""
+    """Apply ``reduction``; ``count`` is the divisor of ``"mean"`` (a mean over a divisor of 0 is
+    nan, as PyTorch's ``0 / 0``, even where the losses do not sum to 0)."""
     if reduction == "none":
         return loss
     total = np.sum(loss, dtype=loss.dtype)
     if reduction == "sum":
         return np.asarray(total)
+    if count == 0:
+        return np.asarray(np.nan, dtype=loss.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(total / count, dtype=loss.dtype)
 
@@ -263,7 +273,8 @@ def _ce_forward(parsed: tuple, reduction: str, unbatched: bool) -> tuple[np.ndar
         targets = index, kept, w_t = _class_targets("cross_entropy", x, target, weight, ignore_index)
         with np.errstate(invalid="ignore"):
             picked = (_picked(x, index) - shift[:, 0]) - log_total[:, 0]
-        loss = -(1 - eps) * w_t * picked.astype(x.dtype, copy=False)
+        # (an ignored entry's loss is 0, whatever its scores: PyTorch skips it)
+        loss = np.where(kept, -(1 - eps) * w_t * picked.astype(x.dtype, copy=False), 0)
         if eps > 0:
             class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             w = 1 if weight is None else weight.reshape(class_shape)
@@ -296,11 +307,20 @@ def cross_entropy_backward(
                                       ignore_index)[0]
 
 
-def _ce_scale(grad_out: Any, reduction: str, count: Any, x: np.ndarray) -> np.ndarray:
-    """``grad_out`` over the mean's divisor, shaped to broadcast against ``(N, C, d1, ...)``."""
+def _ce_scale(grad_out: Any, reduction: str, count: Any, x: np.ndarray, kept: np.ndarray | None = None
+              ) -> np.ndarray:
+    """``grad_out`` over the mean's divisor, shaped to broadcast against ``(N, C, d1, ...)``; 0 for
+    the entries that ``kept`` (``(N, d1, ...)``, class-index targets) marks ignored, so that their
+    gradient is 0 even where the divisor is (PyTorch's).  A mean over a divisor of 0 is nan, and
+    so is every kept entry's gradient (PyTorch's NaN from the target's ``0 * (grad_out / 0)``
+    reaches the whole row through the softmax), not the smoothing's ``+-inf``."""
     scale = _grad_scale(grad_out, reduction, count, x.dtype)
+    if reduction == "mean" and count == 0:
+        scale = np.full_like(scale, np.nan)
     if reduction == "none":
         scale = scale.reshape((x.shape[0], 1) + x.shape[2:])
+    if kept is not None:
+        scale = np.where(kept[:, None], scale, 0).astype(x.dtype, copy=False)
     return scale
 
 
@@ -315,8 +335,8 @@ def _ce_grads(grad_out: Any, parsed: tuple, saved: tuple, reduction: str, shapes
     grad_x = grad_t = None
     if needs[0] and targets is not None and eps == 0:
         # q is w_t at the target and 0 elsewhere: grad = (p - [c == t]) w_t grad_out (/ count)
-        index, _, w_t = targets
-        coef = w_t[:, None] * _ce_scale(grad_out, reduction, w_t.sum(), x)
+        index, kept, w_t = targets
+        coef = w_t[:, None] * _ce_scale(grad_out, reduction, w_t.sum(), x, kept)
         grad = p * coef
         if grad.ndim == 2:  # (one entry per row: plain indexing, 3 us against 10 along an axis)
             rows = np.arange(grad.shape[0])
@@ -327,7 +347,8 @@ def _ce_grads(grad_out: Any, parsed: tuple, saved: tuple, reduction: str, shapes
         grad_x = grad.reshape(input_shape).astype(x.dtype, copy=False)
     elif needs[0]:
         q, count = _ce_target_weights(x, target, weight, eps, ignore_index, probs)
-        grad = (p * np.sum(q, axis=1, keepdims=True) - q) * _ce_scale(grad_out, reduction, count, x)
+        kept = None if probs else targets[1]
+        grad = (p * np.sum(q, axis=1, keepdims=True) - q) * _ce_scale(grad_out, reduction, count, x, kept)
         grad_x = grad.reshape(input_shape).astype(x.dtype, copy=False)
     if probs and needs[1]:
         class_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
@@ -450,8 +471,9 @@ def nll_loss(
     >>> nll_loss(np.log(np.array([[0.25, 0.75]])), np.array([1]), reduction="none")
     array([0.28768207])
     """
-    x, (index, _, w_t) = _nll_parse(input, target, weight, reduction, ignore_index)
-    loss = -w_t * np.take_along_axis(x, index[:, None], axis=1)[:, 0]
+    x, (index, kept, w_t) = _nll_parse(input, target, weight, reduction, ignore_index)
+    # (an ignored entry's loss is 0, whatever its input: PyTorch skips it)
+    loss = np.where(kept, -w_t * np.take_along_axis(x, index[:, None], axis=1)[:, 0], 0).astype(x.dtype, copy=False)
     if np.ndim(input) == 1 and reduction == "none":
         loss = loss[0]
     return _reduce(loss, reduction, w_t.sum())
@@ -467,10 +489,13 @@ def nll_loss_backward(
 ) -> np.ndarray:
     """Gradient of :func:`nll_loss` with respect to ``input``: ``-w[t_n] * grad_out`` at
     ``input[n, t_n]`` (divided by ``sum_n w[t_n]`` for ``"mean"``), zero elsewhere."""
-    x, (index, _, w_t) = _nll_parse(input, target, weight, reduction, ignore_index)
+    x, (index, kept, w_t) = _nll_parse(input, target, weight, reduction, ignore_index)
     scale = _grad_scale(grad_out, reduction, w_t.sum(), x.dtype)
     if reduction == "none":
         scale = scale.reshape(w_t.shape)
+    if reduction == "mean" and w_t.sum() == 0:  # (a mean over 0: nan, as PyTorch's 0 * (grad_out / 0))
+        scale = np.full_like(scale, np.nan)
+    scale = np.where(kept, scale, 0).astype(x.dtype, copy=False)  # (an ignored entry's gradient is 0)
     grad = np.zeros_like(x)
     np.put_along_axis(grad, index[:, None], (-w_t * scale)[:, None], axis=1)
     return grad.reshape(np.shape(input))
