@@ -146,3 +146,54 @@ def test_all_finite_is_numpys_isfinite_all(size):
             b[where] = bad
             assert all_finite(b) is False, (where, bad)
     assert all_finite(a.reshape(-1, 1)[::1]) is True  # (any shape)
+
+
+def _columns_reference(x, kernel, stride, dilation, pads):
+    """``cols[(c*kh + i)*kw + j, (b*oh + a)*ow + e] = xp[b, c, a*sh + i*dh, e*sw + j*dw]`` of the
+    zero-padded ``xp`` (``np.pad``), one cell at a time."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), *pads))
+    batch, channels, height, width = xp.shape
+    oh, ow = (height - dh * (kh - 1) - 1) // sh + 1, (width - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((channels * kh * kw, batch * oh * ow), x.dtype)
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                for b in range(batch):
+                    for a in range(oh):
+                        for e in range(ow):
+                            value = xp[b, c, a * sh + i * dh, e * sw + j * dw]
+                            cols[(c * kh + i) * kw + j, (b * oh + a) * ow + e] = value
+    return cols
+
+
+@pytest.mark.parametrize("shape, kernel, stride, dilation, pads", [
+    # rows shorter than SHORT_ROW (their padding cells written one by one): 1-d layers (height 1),
+    # small images, rows wholly in the padding, padding on one side only, strides and dilations
+    ((3, 2, 1, 10), (1, 3), (1, 2), (1, 1), ((0, 0), (1, 1))),
+    ((2, 3, 1, 19), (1, 5), (1, 2), (1, 2), ((0, 0), (3, 0))),
+    ((2, 2, 7, 7), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
+    ((2, 2, 5, 6), (3, 3), (2, 3), (2, 1), ((2, 1), (0, 4))),
+    ((1, 2, 3, 3), (3, 3), (1, 1), (1, 1), ((3, 3), (2, 2))),
+    ((2, 1, 14, 14), (5, 5), (1, 1), (1, 1), ((2, 2), (2, 2))),
+    # rows of SHORT_ROW cells or more (the whole row zeroed, then its inside copied)
+    ((2, 2, 4, 40), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
+    ((1, 2, 3, 70), (2, 3), (1, 2), (1, 1), ((1, 0), (2, 2))),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_kernel_writes_every_cell(two_threads, shape, kernel, stride, dilation, pads, dtype):
+    """The compiled im2col fills every cell of a column matrix that held NaN before (each padding
+    cell a 0, each other the input's value), bit for bit as the reference, for either unit or
+    other strides along the width."""
+    from cnnlab.functional import _numba_kernels as nk
+
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    want = _columns_reference(x, kernel, stride, dilation, pads)
+    (kh, kw), (sh, sw), (dh, dw), ((ph, _), (pw, _)) = kernel, stride, dilation, pads
+    oh = (shape[2] + sum(pads[0]) - dh * (kh - 1) - 1) // sh + 1
+    ow = (shape[3] + sum(pads[1]) - dw * (kw - 1) - 1) // sw + 1
+    cols = np.full(want.shape, np.nan, dtype)
+    _backend.run_jobs(nk._im2col(sw == 1), want.shape[0], x, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, cols,
+                      np.zeros(1, dtype), work=cols.size)
+    np.testing.assert_array_equal(cols, want)
+    np.testing.assert_array_equal(nk.im2col(x, kernel, stride, dilation, pads), want)
