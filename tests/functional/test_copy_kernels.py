@@ -197,3 +197,30 @@ def test_im2col_kernel_writes_every_cell(two_threads, shape, kernel, stride, dil
                       np.zeros(1, dtype), work=cols.size)
     np.testing.assert_array_equal(cols, want)
     np.testing.assert_array_equal(nk.im2col(x, kernel, stride, dilation, pads), want)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, dilation, pads", [
+    ((2, 2, 4, 5, 6), (3, 3, 3), (1, 1, 1), (1, 1, 1), ((1, 1), (1, 1), (1, 1))),
+    ((1, 2, 5, 3, 7), (2, 3, 2), (2, 1, 3), (1, 2, 1), ((0, 2), (2, 0), (1, 3))),
+    ((1, 1, 3, 3, 40), (3, 1, 3), (1, 1, 1), (1, 1, 1), ((1, 1), (0, 0), (2, 1))),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col3_kernel_writes_every_cell(two_threads, shape, kernel, stride, dilation, pads, dtype):
+    """The compiled 3-d im2col on columns that held NaN before: every padding cell a 0, every
+    other the input's value (the reference: ``np.pad`` and a window per output, cell by cell)."""
+    from cnnlab.functional import _numba_kernels as nk
+
+    x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    xp = np.pad(x, ((0, 0), (0, 0), *pads))
+    out = [(size - d * (k - 1) - 1) // s + 1
+           for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation, strict=True)]
+    want = np.empty((shape[1] * int(np.prod(kernel)), shape[0] * int(np.prod(out))), dtype)
+    (sd, sh, sw), (dd, dh, dw), taps = stride, dilation, int(np.prod(kernel))
+    for c in range(shape[1]):
+        for t, (q, i, j) in enumerate(np.ndindex(*kernel)):
+            for col, (b, z, a, e) in enumerate(np.ndindex(shape[0], *out)):
+                want[c * taps + t, col] = xp[b, c, z * sd + q * dd, a * sh + i * dh, e * sw + j * dw]
+    cols = np.full(want.shape, np.nan, dtype)
+    _backend.run_jobs(nk._im2col3, want.shape[0], x, *kernel, *stride, *dilation, *(lo for lo, _ in pads), *out, cols,
+                      np.zeros(1, dtype), work=cols.size)
+    np.testing.assert_array_equal(cols, want)

@@ -190,11 +190,15 @@ def col2im(cols, x_shape, kernel, stride, dilation, out, pads=((0, 0), (0, 0)), 
 # columns by NumPy's copy of a window view and scattered them back tap by tap with strided adds:
 # N4 C8 16^3 -> 16 k3 p1, col2im 9 ms of a 22 ms forward+backward.
 @_backend.job_kernel
-def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols, first_job, last_job,
+def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols, zero, first_job, last_job,
              thread):  # pragma: no cover - compiled
     batch, channels, depth, height, width = x.shape
     xf, cf, ncols = x.reshape(-1), cols.reshape(-1), cols.shape[1]
     step = np.uint64(sw)
+    # (padding cells written with ``zero[0]``, one by one, as in the 2-d kernel: a row's sides, and
+    # whole rows shorter than SHORT_ROW, each a call of ``memset`` otherwise)
+    zv = zero[0]
+    short = ow < SHORT_ROW
     taps = kd * kh * kw
     for row in range(np.uint64(first_job), np.uint64(last_job)):  # of channels * taps
         c = row // taps
@@ -208,10 +212,16 @@ def _im2col3(x, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, od, oh, ow, cols
                     d0 = np.uint64(row * ncols + ((b * od + z) * oh + a) * ow)
                     r = a * sh + i * dh - ph
                     if plane < 0 or plane >= depth or r < 0 or r >= height:
-                        _zero_cells(cf, d0, 0, ow)
+                        if short:
+                            for e in range(np.uint64(0), np.uint64(ow)):
+                                cf[d0 + e] = zv
+                        else:
+                            _zero_cells(cf, d0, 0, ow)
                         continue
-                    _zero_cells(cf, d0, 0, e_lo)
-                    _zero_cells(cf, d0, e_hi, ow)
+                    for e in range(np.uint64(0), np.uint64(e_lo)):
+                        cf[d0 + e] = zv
+                    for e in range(np.uint64(e_hi), np.uint64(ow)):
+                        cf[d0 + e] = zv
                     s0 = np.uint64((((b * channels + c) * depth + plane) * height + r) * width
                                    + e_lo * sw + j * dw - pw)
                     d1 = d0 + np.uint64(e_lo)
@@ -252,7 +262,7 @@ def im2col3(x, kernel, stride, dilation, pads):
                 for size, k, s, d, (lo, hi) in zip(x.shape[2:], kernel, stride, dilation, pads, strict=True))
     cols = np.empty((x.shape[1] * int(np.prod(kernel)), x.shape[0] * int(np.prod(out))), dtype=x.dtype)
     _backend.run_jobs(_im2col3, cols.shape[0], np.ascontiguousarray(x), *kernel, *stride, *dilation,
-                      *(lo for lo, _ in pads), *out, cols, work=cols.size)
+                      *(lo for lo, _ in pads), *out, cols, np.zeros(1, x.dtype), work=cols.size)
     return cols
 
 
