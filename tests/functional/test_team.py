@@ -398,21 +398,28 @@ def test_wake_threads_wakes_the_team_only_for_parallel_work(monkeypatch):
 
 def test_a_convolution_wakes_the_threads_for_its_multiply_adds(monkeypatch):
     """Forward (plain and saving) and backward each announce their multiply-adds as they start:
-    positions times the weight's values (N * prod(out) * O * C/groups * prod(k))."""
+    positions times the weight's values (N * prod(out) * O * C/groups * prod(k)), from
+    ``EARLY_WAKE_MIN_WORK`` on; a smaller convolution announces nothing (its helpers wait for
+    its first parallel job, if it has one)."""
     from cnnlab.functional import _conv
 
+    assert _conv.EARLY_WAKE_MIN_WORK > _backend.PARALLEL_MIN_WORK
     seen: list[float] = []
     monkeypatch.setattr(_backend, "wake_threads", seen.append)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 4, 9, 7)).astype(np.float32)
     w = rng.standard_normal((6, 2, 3, 2)).astype(np.float32)
-    _conv.conv2d(x, w, None, 2, 1, 1, 2)
     out = ((9 + 2 - 3) // 2 + 1) * ((7 + 2 - 2) // 2 + 1)
-    assert seen == [2 * out * 6 * 2 * 3 * 2]
+    work = 2 * out * 6 * 2 * 3 * 2
     fw, bw = _conv.saving_pair("conv2d", 2)
-    y, ctx = fw((True, True, False), x, w, None, 2, 1, 1, 2)
-    bw(np.ones_like(y), ctx, (True, True, False))
-    assert seen == [2 * out * 6 * 2 * 3 * 2] * 3
+    for limit, announced in ((work + 1, []), (work, [work]), (0, [work])):
+        monkeypatch.setattr(_conv, "EARLY_WAKE_MIN_WORK", limit)
+        seen.clear()
+        _conv.conv2d(x, w, None, 2, 1, 1, 2)
+        assert seen == announced
+        y, ctx = fw((True, True, False), x, w, None, 2, 1, 1, 2)
+        bw(np.ones_like(y), ctx, (True, True, False))
+        assert seen == announced * 3
 
 
 def test_a_long_job_is_posted_with_the_long_grace(monkeypatch):
