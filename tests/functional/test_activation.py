@@ -160,6 +160,24 @@ def test_derivative_at_zero(name, kwargs, slope):
         np.testing.assert_array_equal(grad, expected)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_elu_backward_at_nan_is_nan(backend):
+    """ELU's gradient where x is NaN is NaN (PyTorch's vectorised kernel), not grad_out (the x > 0
+    branch); beside it, the two branches and the kink, by hand: g, alpha * exp(x) * g, alpha * g."""
+    from cnnlab.functional import _backend
+
+    if backend == "numba" and not _backend.numba_available():
+        pytest.skip("needs numba")
+    x = np.tile(np.array([np.nan, 2.0, -1.0, 0.0]), 20_000)  # (large enough for the compiled kernel)
+    g = np.tile(np.array([3.0, 3.0, 3.0, 3.0]), 20_000)
+    with _backend.using(backend):
+        for dtype in (np.float64, np.float32):
+            grad = elu_backward(g.astype(dtype), x.astype(dtype), alpha=0.5)
+            assert grad.dtype == dtype
+            np.testing.assert_array_equal(grad[:4], np.array([np.nan, 3.0, 1.5 * np.exp(-1.0), 1.5], dtype))
+            np.testing.assert_array_equal(grad.reshape(-1, 4), np.broadcast_to(grad[:4], (20_000, 4)))
+
+
 def test_relu_backward_at_zero_and_nan_like_torch():
     x = np.array([-1.0, 0.0, 2.0, np.nan])
     g = np.array([5.0, 5.0, 5.0, 5.0])

@@ -78,8 +78,11 @@ def _elu(v):
     return v if v > 0 or math.isnan(v) else ALPHA * math.expm1(v)
 
 
-def _elu_grad(v):  # (NaN: the right piece's 1, as PyTorch's x <= 0 test gives)
-    return 1.0 if v > 0 or math.isnan(v) else ALPHA * math.exp(v)
+def _elu_grad(v):  # (NaN: NaN, as PyTorch's vectorised kernel gives on tensors of a vector's length or more;
+    # its scalar loop, on shorter ones, gives the right piece's 1)
+    if math.isnan(v):
+        return math.nan
+    return 1.0 if v > 0 else ALPHA * math.exp(v)
 
 
 ORACLES = {  # name: (forward, derivative)

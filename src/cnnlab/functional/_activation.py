@@ -305,7 +305,8 @@ def elu_backward(grad_out: Any, x: Any, alpha: float = 1.0) -> np.ndarray:
     Notes
     -----
     ``grad_x = grad_out`` where ``x > 0`` and ``alpha * exp(x) * grad_out`` where ``x <= 0``; at
-    ``x = 0`` this gives ``alpha`` (the left derivative), as in PyTorch.
+    ``x = 0`` this gives ``alpha`` (the left derivative), as in PyTorch; where ``x`` is NaN, NaN
+    (as PyTorch's vectorised kernel gives).
 
     Examples
     --------
@@ -316,7 +317,8 @@ def elu_backward(grad_out: Any, x: Any, alpha: float = 1.0) -> np.ndarray:
     g, xa = _backward_inputs("elu_backward", grad_out, x)
     if (fast := _fast("elu", g, xa, param=a)) is not None:
         return fast
-    return np.where(xa <= 0, g * (a * np.exp(np.minimum(xa, 0))), g)
+    # (NaN in x gives NaN: np.minimum keeps it, as PyTorch's vectorised ELU backward does)
+    return np.where(xa > 0, g, g * (a * np.exp(np.minimum(xa, 0))))
 
 
 # --------------------------------------------------------------------------------------------

@@ -193,9 +193,11 @@ def _elu(x, y, alpha, first_job, last_job, thread):  # pragma: no cover - compil
 
 @_backend.job_kernel(fastmath={"contract"})
 def _elu_grad(g, x, out, alpha, first_job, last_job, thread):  # pragma: no cover - compiled
+    # (NaN in x gives NaN, as PyTorch's vectorised ELU backward does: v + g is NaN there)
     for i in range(np.uint64(first_job), np.uint64(last_job)):
         v = np.float64(x[i])
-        out[i] = g[i] * (alpha * exp_nonpos(min(v, 0.0))) if v <= 0 else g[i]
+        neg = g[i] * (alpha * exp_nonpos(min(v, 0.0)))
+        out[i] = g[i] if v > 0 else (neg if v <= 0 else v + g[i])
 
 
 _FORWARD = {"sigmoid": _sigmoid, "tanh": _tanh, "gelu": _gelu, "leaky_relu": _leaky_relu, "elu": _elu}
