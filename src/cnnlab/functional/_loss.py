@@ -53,8 +53,12 @@ def _reduce(loss: np.ndarray, reduction: str, count: Any) -> np.ndarray:
 
 
 def _grad_scale(grad_out: Any, reduction: str, count: Any, dtype: np.dtype) -> np.ndarray:
-    """The factor each element's local gradient is multiplied by (broadcastable to them)."""
+    """The factor each element's local gradient is multiplied by (broadcastable to them); a mean
+    over a divisor of 0 (every target ignored, or class weights summing to 0) is nan, as its loss
+    is (:func:`_reduce`): PyTorch's ``0 * (grad_out / 0)``, not the ``+-inf`` of ``grad_out / 0``."""
     grad_out = np.asarray(grad_out, dtype=dtype)
+    if reduction == "mean" and count == 0:
+        return np.full_like(grad_out, np.nan)
     if reduction == "mean":
         with np.errstate(divide="ignore", invalid="ignore"):
             return grad_out / count
@@ -311,12 +315,9 @@ def _ce_scale(grad_out: Any, reduction: str, count: Any, x: np.ndarray, kept: np
               ) -> np.ndarray:
     """``grad_out`` over the mean's divisor, shaped to broadcast against ``(N, C, d1, ...)``; 0 for
     the entries that ``kept`` (``(N, d1, ...)``, class-index targets) marks ignored, so that their
-    gradient is 0 even where the divisor is (PyTorch's).  A mean over a divisor of 0 is nan, and
-    so is every kept entry's gradient (PyTorch's NaN from the target's ``0 * (grad_out / 0)``
-    reaches the whole row through the softmax), not the smoothing's ``+-inf``."""
+    gradient is 0 even where the divisor is (PyTorch's); a kept entry's is nan there
+    (:func:`_grad_scale`: PyTorch's NaN at the target reaches the whole row through the softmax)."""
     scale = _grad_scale(grad_out, reduction, count, x.dtype)
-    if reduction == "mean" and count == 0:
-        scale = np.full_like(scale, np.nan)
     if reduction == "none":
         scale = scale.reshape((x.shape[0], 1) + x.shape[2:])
     if kept is not None:
@@ -493,8 +494,6 @@ def nll_loss_backward(
     scale = _grad_scale(grad_out, reduction, w_t.sum(), x.dtype)
     if reduction == "none":
         scale = scale.reshape(w_t.shape)
-    if reduction == "mean" and w_t.sum() == 0:  # (a mean over 0: nan, as PyTorch's 0 * (grad_out / 0))
-        scale = np.full_like(scale, np.nan)
     scale = np.where(kept, scale, 0).astype(x.dtype, copy=False)  # (an ignored entry's gradient is 0)
     grad = np.zeros_like(x)
     np.put_along_axis(grad, index[:, None], (-w_t * scale)[:, None], axis=1)
