@@ -100,17 +100,18 @@ def _make_im2col(unit):
                     d0 = np.uint64(dst + a * ow)
                     r = a * sh + i * dh - ph
                     outside = r < 0 or r >= height
-                    if short and (outside or e_lo > 0 or e_hi < ow):
-                        for e in range(np.uint64(0), np.uint64(ow if outside else e_lo)):
-                            cf[d0 + e] = z
-                        if not outside:
-                            for e in range(np.uint64(e_hi), np.uint64(ow)):
+                    if outside or e_lo > 0 or e_hi < ow:  # (a row that reads any padding)
+                        if short:  # (its padding cells only, one by one)
+                            for e in range(np.uint64(0), np.uint64(ow if outside else e_lo)):
                                 cf[d0 + e] = z
-                    elif outside or e_lo > 0 or e_hi < ow:
-                        # a row that reads any padding is zeroed whole and its inside copied over:
-                        # one loop instead of one per side, which took 1.5-2 s off this kernel's
-                        # compile time (4.2-5.4 -> 2.9-3.6 s) at the same speed (the row is in L1)
-                        _zero_cells(cf, d0, 0, ow)
+                            if not outside:
+                                for e in range(np.uint64(e_hi), np.uint64(ow)):
+                                    cf[d0 + e] = z
+                        else:
+                            # zeroed whole and its inside copied over: one loop instead of one per
+                            # side, which took 1.5-2 s off this kernel's compile time (4.2-5.4 -> 2.9-3.6
+                            # s) at the same speed (the row is in L1)
+                            _zero_cells(cf, d0, 0, ow)
                     if outside:
                         continue
                     s0 = np.uint64(((b * channels + c) * height + r) * width + e_lo * sw + j * dw - pw)
