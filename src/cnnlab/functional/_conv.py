@@ -210,18 +210,11 @@ def _conv(
 
 
 # A convolution (forward or backward) of at least this many multiply-adds wakes the kernels'
-# sleeping helper threads as it starts (:func:`_wake_threads`); a smaller one leaves them to the
-# first parallel job, if it has one.  An early wake is a helper taking the GIL, and a 2 ms spin,
-# whether or not the op then hands it work: the small layers of a training step (the MNIST-1D
-# CNN's, none of whose kernels and products runs on two threads, and LeNet-5's) woke the helpers
-# at every layer, each wake stalling the caller.  Measured on the Zen 3 of docs/BENCHMARKS.md
-# (round 52), training steps alternating in one process, early wake on every conv / never (us):
-# MNIST-1D 2426 / 2290, 2995 / 2660, 2856 / 2750, 2689 / 2674; LeNet-5 6405 / 6052, 6682 / 6074,
-# 6527 / 6375, 6231 / 5996; the convnet recipe 46,940 / 46,948.  Single layers timed cold (the
-# benchmark's way), early wake / none, forward+backward (ms): the issue's layer 9.93 / 9.65,
-# stride 2 10.53 / 10.64, 14x14 10.30 / 9.99, 3 channels 5.68 / 5.91, 1 channel 4.36 / 4.11, 56x56
-# 51.6 / 52.8: within the noise; the early wake is kept for layers this large, where round 41
-# measured it (a Zen 4: the issue's layer's first kernel 83 -> 36 us late after a quiet spell).
+# sleeping helper threads as it starts (:func:`_wake_threads`); a smaller one leaves them to its
+# first parallel job, if it has one.  An early wake is a helper taking the GIL and a 2 ms spin,
+# whether or not the op hands it work: the MNIST-1D CNN's layers (none of whose kernels runs on two
+# threads) and LeNet-5's woke them at every pass, and their training steps ran up to 11% slower
+# (round 52, docs/BENCHMARKS.md); single layers this large, timed cold, gain or lose within noise.
 EARLY_WAKE_MIN_WORK = 5e7
 
 
