@@ -12,7 +12,7 @@ import pytest
 
 from cnnlab.functional import _backend
 
-DEFAULT = 1 << 15
+DEFAULT = _backend.COMPILE_MIN_WORK
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
