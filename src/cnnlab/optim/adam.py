@@ -13,18 +13,23 @@ from cnnlab.optim.optimizer import Optimizer
 __all__ = ["Adam", "AdamW"]
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, diff: np.ndarray | None = None) -> None:
     """``start += weight * (end - start)`` in place, computed the way PyTorch's ``lerp_`` is.
 
     For a weight of 0.5 or more PyTorch computes from the far end,
     ``end - (end - start) * (1 - weight)``, which is more accurate there; with the weight in
-    the array's dtype both branches round as PyTorch's do.
+    the array's dtype both branches round as PyTorch's do.  ``diff``: ``end - start`` already
+    computed into an array of ``start``'s shape and dtype, which is overwritten.
     """
     w = start.dtype.type(weight)
+    if diff is None:
+        diff = end - start
     if abs(w) < 0.5:
-        start += w * (end - start)
+        diff *= w
+        start += diff
     else:
-        start[...] = end - (end - start) * (start.dtype.type(1) - w)
+        diff *= start.dtype.type(1) - w
+        np.subtract(end, diff, out=start)
 
 
 class Adam(Optimizer):
@@ -161,9 +166,14 @@ class Adam(Optimizer):
                 grad = grad + weight_decay * data
 
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(exp_avg, grad, 1 - beta1)
+        # (the operations of PyTorch's single-tensor Adam, in its order, into two scratch arrays:
+        # a dozen NumPy calls a parameter, each allocating nothing)
+        scratch = np.subtract(grad, exp_avg, dtype=data.dtype)
+        _lerp_(exp_avg, grad, 1 - beta1, scratch)
         exp_avg_sq *= beta2
-        exp_avg_sq += ((1 - beta2) * grad) * grad
+        np.multiply(grad, 1 - beta2, out=scratch)
+        scratch *= grad
+        exp_avg_sq += scratch
 
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
@@ -171,11 +181,14 @@ class Adam(Optimizer):
         if amsgrad:
             max_exp_avg_sq = state["max_exp_avg_sq"]
             np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt
+            denom = np.sqrt(max_exp_avg_sq)
         else:
-            denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt
+            denom = np.sqrt(exp_avg_sq)
+        denom /= bias_correction2_sqrt
         denom += eps
-        data += (-step_size * exp_avg) / denom
+        np.multiply(exp_avg, -step_size, out=scratch)
+        scratch /= denom
+        data += scratch
 
 
 class AdamW(Adam):
