@@ -12,7 +12,7 @@ import pytest
 
 from cnnlab.functional import _backend
 
-DEFAULT = _backend.COMPILE_MIN_WORK
+DEFAULT = _backend.COMPILE_MIN_WORK  # (read at import, before the autouse fixture of tests/conftest.py sets 0)
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -30,6 +30,13 @@ def test_threshold_decides_auto_but_not_an_explicit_numba_backend(monkeypatch):
         assert not _backend.use_numba(10**9)
     finally:
         _backend.set_backend(previous)
+
+
+def test_the_default_threshold_compiles_small_training_layers():
+    """The default keeps tiny calls (the lecture's example, under 1,000) on NumPy but runs the
+    compiled kernels for the MNIST-1D CNN's smallest layers (12,500-25,000 values or
+    multiply-adds), where NumPy's many small calls cost more than the kernels."""
+    assert 1_000 < DEFAULT <= 12_500  # (the module's value at import: the suite's fixture sets 0)
 
 
 CHILD = """
