@@ -166,8 +166,8 @@ class Adam(Optimizer):
                 grad = grad + weight_decay * data
 
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        # (the operations of PyTorch's single-tensor Adam, in its order, into two scratch arrays:
-        # a dozen NumPy calls a parameter, each allocating nothing)
+        # (the update's dozen NumPy operations, in the order of PyTorch's single-tensor Adam, written
+        # into two arrays allocated here, the difference's and the square root's, not one each)
         scratch = np.subtract(grad, exp_avg, dtype=data.dtype)
         _lerp_(exp_avg, grad, 1 - beta1, scratch)
         exp_avg_sq *= beta2
