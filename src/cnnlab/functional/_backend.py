@@ -487,10 +487,8 @@ def run_jobs(kernel: Any, jobs: int, *args: Any, work: float, min_work: float = 
     From :data:`LONG_WORK` on, the helpers wait the longer grace of a long job before they take
     the GIL for their share (:data:`._team.LONG_GRACE_SECONDS`).
     """
-    if work < min_work:  # (first: the thread count reads the CPU affinity, a system call of 1 us)
-        kernel(*args, 0, int(jobs), 0)
-        return
-    threads = min(int(jobs), kernel_threads())
+    # (the work first: the thread count reads the CPU affinity, a system call of 1 us)
+    threads = 1 if work < min_work else min(int(jobs), kernel_threads())
     if threads <= 1:
         kernel(*args, 0, int(jobs), 0)
         return
