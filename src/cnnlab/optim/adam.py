@@ -13,17 +13,16 @@ from cnnlab.optim.optimizer import Optimizer
 __all__ = ["Adam", "AdamW"]
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, diff: np.ndarray | None = None) -> None:
-    """``start += weight * (end - start)`` in place, computed the way PyTorch's ``lerp_`` is.
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, scratch: np.ndarray) -> None:
+    """``start += weight * (end - start)`` in place, computed the way PyTorch's ``lerp_`` is, with
+    ``scratch`` (an array of ``start``'s shape and dtype) overwritten by the intermediate values.
 
     For a weight of 0.5 or more PyTorch computes from the far end,
     ``end - (end - start) * (1 - weight)``, which is more accurate there; with the weight in
-    the array's dtype both branches round as PyTorch's do.  ``diff``: ``end - start`` already
-    computed into an array of ``start``'s shape and dtype, which is overwritten.
+    the array's dtype both branches round as PyTorch's do.
     """
     w = start.dtype.type(weight)
-    if diff is None:
-        diff = end - start
+    diff = np.subtract(end, start, out=scratch)
     if abs(w) < 0.5:
         diff *= w
         start += diff
@@ -167,8 +166,8 @@ class Adam(Optimizer):
 
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         # (the update's dozen NumPy operations, in the order of PyTorch's single-tensor Adam, written
-        # into two arrays allocated here, the difference's and the square root's, not one each)
-        scratch = np.subtract(grad, exp_avg, dtype=data.dtype)
+        # into two arrays allocated here, the scratch and the square root's, not one each)
+        scratch = np.empty_like(data)
         _lerp_(exp_avg, grad, 1 - beta1, scratch)
         exp_avg_sq *= beta2
         np.multiply(grad, 1 - beta2, out=scratch)
