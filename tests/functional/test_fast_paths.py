@@ -213,6 +213,48 @@ def test_pool_tensor_route_matches_array_backward(shape, kw, n, method):
                                                                       return_indices=True)[1])
 
 
+def _batch_norm_formula(x, rm, rv, w, b, training, momentum=0.1, eps=1e-5):
+    """Batch normalisation written out here (the oracle), updating ``rm``, ``rv`` in training."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    axes = (0, *range(2, x.ndim))
+    if training:
+        mean, var = x.mean(axis=axes), x.var(axis=axes)
+        count = x.size // x.shape[1]
+        rm[...] = (1 - momentum) * rm + momentum * mean
+        rv[...] = (1 - momentum) * rv + momentum * var * count / (count - 1)
+    else:
+        mean, var = rm, rv
+    return (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * w.reshape(shape) + b.reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_on_arrays_matches_tensors_and_the_formula(training, relu, dtype):
+    # arrays and Tensors take the same kernels (the same bits); both against the formula, with the
+    # running statistics; large enough for the compiled kernels (COMPILE_MIN_WORK) where Numba runs
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((8, 5, 24, 24)) * 3 + 1).astype(dtype)
+    w, b = rng.standard_normal(5).astype(dtype), rng.standard_normal(5).astype(dtype)
+    rm, rv = rng.standard_normal(5).astype(dtype), (rng.random(5) + 0.5).astype(dtype)
+    op = F.batch_norm_relu if relu else F.batch_norm
+    stats = [rm.copy(), rv.copy()]
+    got = op(x, *stats, w, b, training)
+    tstats = [rm.copy(), rv.copy()]
+    on_tensors = op(Tensor(x, requires_grad=True), *tstats, Tensor(w), Tensor(b), training)  # (the saving forward)
+    np.testing.assert_array_equal(got, on_tensors.data)
+    for a, t in zip(stats, tstats, strict=True):
+        np.testing.assert_array_equal(a, t)
+    ref = [rm.astype(np.float64), rv.astype(np.float64)]
+    want = _batch_norm_formula(x.astype(np.float64), *ref, w.astype(np.float64), b.astype(np.float64), training)
+    want = np.maximum(want, 0) if relu else want
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
+    for a, r in zip(stats, ref, strict=True):
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_saving_pair_matches_plain_backward(training):
     x = RNG.standard_normal((4, 3, 5, 5))
@@ -222,7 +264,8 @@ def test_batch_norm_saving_pair_matches_plain_backward(training):
     expected = F.batch_norm_backward(g, x, rm.copy(), rv.copy(), w, b, training)
     xt, wt, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, w, b))
     y = F.batch_norm(xt, rm.copy(), rv.copy(), wt, bt, training)
-    np.testing.assert_allclose(y.data, F.batch_norm(x, rm.copy(), rv.copy(), w, b, training), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y.data, _batch_norm_formula(x, rm.copy(), rv.copy(), w, b, training), rtol=1e-10,
+                               atol=1e-12)
     y.backward(g)
     for got, want in zip((xt.grad, wt.grad, bt.grad), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

@@ -161,23 +161,35 @@ def batch_norm(
 
 
 def _batch_norm(op: str, x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any, training: Any,
-                momentum: Any, eps: Any) -> np.ndarray:
+                momentum: Any, eps: Any, relu: bool = False) -> np.ndarray:
+    """:func:`batch_norm` (``relu``: then clamped at 0, :func:`batch_norm_relu`) on arrays: by the
+    compiled kernels where they take ``x`` (:func:`_fast`), else by NumPy."""
     a = _norm_args(op, x, running_mean, running_var, weight, bias, training, momentum, eps)
     if a.x.size == 0:  # an empty batch: an empty result, and the running statistics stay as they are
         return a.x.copy()
+    if _fast(a.x):  # the kernels of the Tensor route, so that arrays and Tensors give the same bits
+        return _compiled_forward(a, momentum, eps, relu)[0]
     mean, var, inv_std = _statistics(a, eps)
-    if a.batch_stats and a.running_mean is not None:
-        m = float(momentum)
-        unbiased = var * (a.count / (a.count - 1))
-        a.running_mean[...] = (1 - m) * a.running_mean + m * mean
-        a.running_var[...] = (1 - m) * a.running_var + m * unbiased
+    _update_running(a, momentum, mean, var)
     nd = a.x.ndim
     y = (a.x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)
     if a.weight is not None:
         y = y * _per_channel(a.weight.astype(y.dtype, copy=False), nd)
     if a.bias is not None:
         y = y + _per_channel(a.bias.astype(y.dtype, copy=False), nd)
+    if relu:
+        np.maximum(y, y.dtype.type(0), out=y)
     return y
+
+
+def _update_running(a: _NormArgs, momentum: Any, mean: np.ndarray, var: np.ndarray) -> None:
+    """In training with running statistics, update them in place from the batch's ``mean`` and
+    biased ``var`` (the running variance takes the unbiased one, ``var * M / (M - 1)``)."""
+    if a.batch_stats and a.running_mean is not None:
+        m = float(momentum)
+        unbiased = var * (a.count / (a.count - 1))
+        a.running_mean[...] = (1 - m) * a.running_mean + m * mean
+        a.running_var[...] = (1 - m) * a.running_var + m * unbiased
 
 
 # Backward of y = gamma * xhat + beta, xhat = (x - mu) * s, s = (var + eps)^(-1/2).
@@ -295,6 +307,26 @@ def _fused_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray,
     return mean, var.astype(a.x.dtype, copy=False), inv_std.astype(a.x.dtype, copy=False)
 
 
+def _compiled_forward(a: _NormArgs, momentum: Any, eps: Any, relu: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(y, mean, inv_std, scale, shift)`` by the compiled kernels (``scale``, ``shift``: the
+    weight and bias, or 1 and 0), the running statistics updated; ``relu``: ``y`` clamped at 0 as
+    it is written."""
+    from cnnlab.functional import _numba_norm as nk
+
+    scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
+    shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
+    if a.batch_stats:
+        # the statistics (two passes, float64 sums) and the output, a channel at a time: one pass
+        # over the input from memory (the channel's other passes find it in the core's cache)
+        y, mean, var, inv_std = nk.bn_forward(a.x, eps, scale, shift, relu)
+    else:
+        mean, var, inv_std = _statistics(a, eps)
+        y = nk.bn_apply(a.x, mean, inv_std, scale, shift, relu=relu)
+    _update_running(a, momentum, mean, var)
+    return y, mean, inv_std, scale, shift
+
+
 def _fast(x: np.ndarray) -> bool:
     """Whether the compiled kernels handle ``x`` (float32/float64, Numba allowed)."""
     return x.ndim >= 2 and _backend.float_kernels_take(x)
@@ -318,21 +350,10 @@ def _forward_saving(op: str, relu: bool, needs: Any, x: Any, running_mean: Any, 
                             a.bias is not None, a.batch_stats, a.axes, relu_out=y if relu else None)
     fast = _fast(a.x)
     if fast:
-        from cnnlab.functional import _numba_norm as nk
-
-        scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight
-        shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias
-    if fast and a.batch_stats:
-        # the statistics (two passes, float64 sums) and the output, a channel at a time: one pass
-        # over the input from memory (the channel's other passes find it in the core's cache)
-        y, mean, var, inv_std = nk.bn_forward(a.x, eps, scale, shift, relu)
+        y, mean, inv_std, scale, shift = _compiled_forward(a, momentum, eps, relu)
     else:
         mean, var, inv_std = _fused_statistics(a, eps)
-        y = nk.bn_apply(a.x, mean, inv_std, scale, shift, relu=relu) if fast else None
-    if a.batch_stats and a.running_mean is not None:
-        m = float(momentum)
-        a.running_mean[...] = (1 - m) * a.running_mean + m * mean
-        a.running_var[...] = (1 - m) * a.running_var + m * (var * (a.count / (a.count - 1)))
+        _update_running(a, momentum, mean, var)
     nd = a.x.ndim
     keep = needs[0] or (len(needs) > 3 and needs[3])
     if fast:  # one pass writes the output; the backward recomputes xhat from x and mean
@@ -459,8 +480,8 @@ def batch_norm_relu(
     array([[0.],
            [1.]])
     """
-    y = _batch_norm("batch_norm_relu", x, running_mean, running_var, weight, bias, training, momentum, eps)
-    return np.maximum(y, y.dtype.type(0), out=y)
+    return _batch_norm("batch_norm_relu", x, running_mean, running_var, weight, bias, training, momentum, eps,
+                       relu=True)
 
 
 def batch_norm_relu_backward_all(
