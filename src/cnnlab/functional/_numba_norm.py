@@ -45,16 +45,21 @@ def _moments(x, c):  # pragma: no cover - compiled
 
 
 @njit(inline="always", cache=True)
+def _apply_row(src, mu, s, gam, bet, relu, dy):  # pragma: no cover - compiled
+    # _apply of one row of a channel
+    if relu:
+        for p in range(src.shape[0]):
+            v = _bn_value(src[p], mu, s, gam, bet)
+            dy[p] = 0 if v <= 0 else v  # max(v, 0) with NaN kept, as np.maximum
+    else:
+        for p in range(src.shape[0]):
+            dy[p] = _bn_value(src[p], mu, s, gam, bet)
+
+
+@njit(inline="always", cache=True)
 def _apply(x, c, mu, s, gam, bet, relu, y):  # pragma: no cover - compiled
     for b in range(x.shape[0]):
-        src, dy = x[b, c], y[b, c]
-        if relu:
-            for p in range(x.shape[2]):
-                v = _bn_value(src[p], mu, s, gam, bet)
-                dy[p] = 0 if v <= 0 else v  # max(v, 0) with NaN kept, as np.maximum
-        else:
-            for p in range(x.shape[2]):
-                dy[p] = _bn_value(src[p], mu, s, gam, bet)
+        _apply_row(x[b, c], mu, s, gam, bet, relu, y[b, c])
 
 
 @njit(fastmath={"reassoc"}, cache=True, nogil=True)
@@ -93,8 +98,13 @@ def _grad_x(g, x, c, mu, s, gam, bet, zero, relu, mg, mgx, sc, grad_x):  # pragm
 
 @_backend.job_kernel
 def _bn_apply(x, mean, inv_std, scale, shift, relu, y, first_job, last_job, thread):  # pragma: no cover - compiled
-    for c in range(np.uint64(first_job), np.uint64(last_job)):  # of channels
-        _apply(x, c, mean[c], inv_std[c], scale[c], shift[c], relu, y)
+    # jobs: the rows (b, c) of x in memory order, so that each thread streams through one part of
+    # x and y (a channel at a time, its rows P values long and C * P apart, took N128 C48 14x14
+    # 0.62-0.79 ms against 0.38-0.54 for torch)
+    channels = x.shape[1]
+    for row in range(np.uint64(first_job), np.uint64(last_job)):
+        b, c = row // np.uint64(channels), row % np.uint64(channels)
+        _apply_row(x[b, c], mean[c], inv_std[c], scale[c], shift[c], relu, y[b, c])
 
 
 @_backend.job_kernel
@@ -168,8 +178,8 @@ def bn_apply(x, mean, inv_std, scale, shift, relu=False):
     x3 = _as_ncp(x)
     y = np.empty(x3.shape, x.dtype)
     t = x.dtype.type
-    _backend.run_jobs(_bn_apply, x3.shape[1], x3, mean.astype(t), inv_std.astype(t), scale.astype(t),
-                      shift.astype(t), bool(relu), y, work=2 * x.size)
+    _backend.run_jobs(_bn_apply, x3.shape[0] * x3.shape[1], x3, mean.astype(t), inv_std.astype(t), scale.astype(t),
+                      shift.astype(t), bool(relu), y, work=2 * x.size, balanced=True)
     return y.reshape(x.shape)
 
 
