@@ -27,7 +27,11 @@ PAIR_CASES = [
     ((2, 8, 9, 7), (6, 8, 3, 3), 1, 1, 1, 1),  # one group of 6 filters; an odd width (7): 3 pairs a row
     ((2, 16, 10, 12), (16, 4, 5, 3), 1, (2, 1), (1, 2), 4),  # 4 filters a group, dilated, asymmetric kernel
     ((2, 10, 8, 10), (10, 5, 3, 3), (2, 1), 1, 1, 2),  # strided along the height only: pairs along the width
-    ((2, 16, 8, 8), (16, 8, 3, 3), 2, 1, 1, 2),  # strided along the width: nothing pairs
+    ((2, 16, 8, 8), (16, 8, 3, 3), 2, 1, 1, 2),  # strided along the width: the input gradient's cells alone pair
+    ((2, 16, 9, 11), (16, 8, 3, 3), 2, 1, 1, 2),  # the same with phases of odd widths (6 and 5 cells a row)
+    ((1, 16, 16, 32), (16, 8, 3, 3), 2, 1, 1, 2),  # input planes 2 KB apart: the input gradient's staged stores
+    ((2, 8, 7, 14), (12, 8, 3, 3), (1, 3), 1, 1, 1),  # stride 3 along the width: cells paired 3 apart
+    ((2, 12, 9, 12), (12, 6, 4, 4), 2, (1, 2), 1, 2),  # 6 channels a group, a 4x4 kernel: 2 taps a phase
     ((3, 16, 20), (16, 8, 3), 1, 1, 1, 2),  # 1-d
     ((2, 16, 3, 4, 6), (16, 8, 3, 3, 3), 1, 1, 1, 2),  # 3-d
     ((2, 48, 6, 8), (8, 48, 3, 3), 1, 1, 1, 1),  # 432 taps: the forward in chunks
@@ -97,7 +101,11 @@ def test_pairs_give_the_same_bits_as_single_positions(compiled, monkeypatch, xs,
         if ry.shape[-1] % 2:
             assert 1 in spans["_forward_call"] and 1 in spans["taps_grad_w"]
     else:
-        assert set(spans["_forward_call"] + spans["_grad_x_call"] + spans["taps_grad_w"]) == {1}
+        # strided along the width: a forward's (and the weight gradient's) neighbours read inputs a
+        # stride apart, one position a row; an input gradient's cells of one phase read
+        # neighbouring values of the upstream gradient and pair, their two cells a stride apart
+        assert set(spans["_forward_call"] + spans["taps_grad_w"]) == {1}
+        assert 2 in spans["_grad_x_call"]
 
 
 def test_a_padded_layer_runs_both_spans(compiled, monkeypatch):
@@ -145,12 +153,13 @@ def _tables(rng, phases):
     return out, lengths, dlen
 
 
-def _pairs_in_order(p, y):
+def _pairs_in_order(p, y, out_step=1):
     """The check written pair by pair: walking the positions in order, a position and the next
-    one pair where the next is one further on in both ``p`` and ``y``; ``(firsts, singles)``."""
+    one pair where the next is one further on in ``p`` and ``out_step`` further on in ``y``;
+    ``(firsts, singles)``."""
     firsts, singles, i = [], [], 0
     while i < len(p):
-        if i + 1 < len(p) and p[i + 1] == p[i] + 1 and y[i + 1] == y[i] + 1:
+        if i + 1 < len(p) and p[i + 1] == p[i] + 1 and y[i + 1] == y[i] + out_step:
             firsts.append(i)
             i += 2
         else:
@@ -159,27 +168,32 @@ def _pairs_in_order(p, y):
     return firsts, singles
 
 
-def test_split_pairs_follows_the_definition():
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_split_pairs_follows_the_definition(step):
     """Phases with an odd count, a gap in the input or in the output, and paired ones; each
     phase's paired positions (their first ones) and single ones against a check written pair by
-    pair, a phase in both kinds where it has both."""
+    pair, a phase in both kinds where it has both.  ``step``: the output's distance between a
+    pair's positions (an input gradient's cells of one phase, a stride apart), the outputs below
+    scaled by it, and one phase whose outputs are 1 apart, which pairs only with step 1."""
     from cnnlab.functional import _numba_implicit as ni
     from cnnlab.functional import _pairs
 
     rng = np.random.default_rng(0)
     runs = [
-        (np.arange(100, 112), np.arange(7, 19)),  # 12 adjacent: 6 pairs
-        (np.arange(5, 10), np.arange(0, 5)),  # odd count: 2 pairs and the last single
-        (np.array([0, 1, 3, 4]), np.array([0, 1, 2, 3])),  # a gap in the input between pairs: 2 pairs
-        (np.array([0, 2, 3, 4]), np.array([0, 1, 2, 3])),  # the first not adjacent: single, pair, single
-        (np.array([10, 11, 12, 13]), np.array([0, 1, 5, 7])),  # the second pair not adjacent in the output
-        (np.arange(40, 54), np.arange(200, 214)),  # 14: pairs, 7 of them padded to 12
-        (np.array([3, 5, 7]), np.array([0, 1, 2])),  # none adjacent: single only
+        (np.arange(100, 112), np.arange(7, 19) * step),  # 12 adjacent: 6 pairs
+        (np.arange(5, 10), np.arange(0, 5) * step),  # odd count: 2 pairs and the last single
+        (np.array([0, 1, 3, 4]), np.array([0, 1, 2, 3]) * step),  # a gap in the input between pairs: 2 pairs
+        (np.array([0, 2, 3, 4]), np.array([0, 1, 2, 3]) * step),  # the first not adjacent: single, pair, single
+        (np.array([10, 11, 12, 13]), np.array([0, 1, 5, 7]) * step),  # the second pair not adjacent in the output
+        (np.arange(40, 54), np.arange(200, 214) * step),  # 14: pairs, 7 of them padded to 12
+        (np.array([3, 5, 7]), np.array([0, 1, 2]) * step),  # none adjacent: single only
+        (np.arange(60, 64), np.arange(10, 14)),  # outputs 1 apart: pairs with step 1 only
     ]
     (pos, yoff, delta), lengths, dlen = _tables(rng, runs)
     pstart, dstart = ni.starts(lengths), ni.starts(dlen)
-    paired, rest = _pairs.split_pairs(pos, pstart, yoff, delta, dstart)
-    want = [_pairs_in_order(p, y) for p, y in runs]
+    paired, rest = _pairs.split_pairs(pos, pstart, yoff, delta, dstart, out_step=step)
+    want = [_pairs_in_order(p, y, step) for p, y in runs]
+    assert bool(want[-1][0]) == (step == 1)
     assert paired[0].tolist() == [f for f, (firsts, _) in enumerate(want) if firsts]
     assert rest[0].tolist() == [f for f, (_, singles) in enumerate(want) if singles]
     for kind, which in ((paired, 0), (rest, 1)):

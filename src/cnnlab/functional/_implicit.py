@@ -387,7 +387,7 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     y = np.empty((src.shape[0], out_ch, *out), np.float32)
     gsrc = cg * int(math.prod(src.shape[2:]))  # (a group's input channels further on)
     phases = (tables.pos, tables.pstart, tables.yoff, tables.delta, tables.dstart)
-    for flats, part, span in _phase_parts(og, stride, tables.flats, phases):
+    for flats, part, span in _phase_parts(og, stride[-1], tables.flats, phases):
         _forward_call(src, weight, bias, groups, flats, part, y, gsrc, span, frame=frame)
     return y, src, pads
 
@@ -433,18 +433,23 @@ def _forward_call(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
                         delta + g * gsrc, dstart, yoff, cstride, g * og, og, y.reshape(-1), frame=frame)
 
 
-def _phase_parts(lanes: int, stride: Sequence[int], flats: Sequence[np.ndarray], phases: tuple) -> list[tuple]:
+def _phase_parts(lanes: int, in_step: int, flats: Sequence[np.ndarray], phases: tuple, out_step: int = 1
+                 ) -> list[tuple]:
     """``[(flats, phases, span)]``: the calls that run the ``phases`` ``(pos, pstart, yoff, delta,
     dstart)`` (taps ``flats``) of a product with ``lanes`` filters (or input channels) a group.
-    With at most :data:`PAIR_LANES` of them and a unit stride along the last axis, the phases'
-    positions that pair (:func:`cnnlab.functional._pairs.split_pairs`) in blocks of 8 at 2
-    positions (span 2) and the others with 16 a block; else all of them in one call."""
+    With at most :data:`PAIR_LANES` of them and neighbours along the last axis one value apart in
+    the input (``in_step``: a forward's stride there; an input gradient's 1), the phases'
+    positions that pair (:func:`cnnlab.functional._pairs.split_pairs`, the pair's second position
+    ``out_step`` further on in the output: 1 for a forward, the stride for an input gradient) in
+    blocks of 8 at 2 positions (span 2) and the others with 16 a block; else all of them in one
+    call."""
     from cnnlab.functional import _pairs
 
-    if lanes > PAIR_LANES or stride[-1] != 1:
+    if lanes > PAIR_LANES or in_step != 1:
         return [(flats, phases, 1)]
     return [([flats[f] for f in part[0]], part[1:], span)
-            for part, span in zip(_pairs.split_pairs(*phases), (2, 1), strict=True) if part is not None]
+            for part, span in zip(_pairs.split_pairs(*phases, out_step=out_step), (2, 1), strict=True)
+            if part is not None]
 
 
 class _Packs:

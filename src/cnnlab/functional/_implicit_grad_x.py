@@ -169,13 +169,15 @@ def grad_x(grad_out: np.ndarray, weight: np.ndarray, x_shape: Sequence[int], pad
     if not flats:
         return y
     gsrc = og * int(math.prod(g.shape[2:]))  # (a group's filters further on)
-    for part_flats, part, span in im._phase_parts(cg, stride, flats, phases):  # (cells paired by input channels)
-        _grad_x_call(g, weight, groups, part_flats, part, y, gsrc, span, frame=frame)
+    # (cells paired by input channels: neighbours in a phase read neighbouring values of g, and
+    # lie a stride apart in the input gradient)
+    for part_flats, part, span in im._phase_parts(cg, 1, flats, phases, out_step=stride[-1]):
+        _grad_x_call(g, weight, groups, part_flats, part, y, gsrc, span, frame=frame, pair_step=stride[-1])
     return y
 
 
 def _grad_x_call(g: np.ndarray, weight: np.ndarray, groups: int, flats: Sequence[np.ndarray], phases: tuple,
-                 y: np.ndarray, gsrc: int, span: int, frame=None) -> None:
+                 y: np.ndarray, gsrc: int, span: int, frame=None, pair_step: int = 1) -> None:
     """The products of :func:`grad_x` for the ``phases`` ``(pos, pstart, yoff, delta, dstart)``
     (taps ``flats``) into ``y``: the rows of a group's weights are its input channels, the columns
     ``(filter, tap)`` of each class's taps; every group in one call where a group's channels fit
@@ -193,8 +195,8 @@ def _grad_x_call(g: np.ndarray, weight: np.ndarray, groups: int, flats: Sequence
         ni.taps_forward(g.reshape(-1), packs.wpk, wtap, np.zeros(groups * -(-span * cg // ni.COLS) * ni.COLS,
                                                                  np.float32),
                         pos, pstart, delta, dstart, yoff, xplane, 0, cg, y.reshape(-1), groups, gsrc, cg,
-                        span=span, frame=frame)
+                        span=span, frame=frame, pair_step=pair_step)
         return
     for k in range(groups):
         ni.taps_forward(g.reshape(-1), packs(k), wtap, im._bias16(None, cg), pos, pstart, delta + k * gsrc, dstart,
-                        yoff, xplane, k * cg, cg, y.reshape(-1), frame=frame)
+                        yoff, xplane, k * cg, cg, y.reshape(-1), span=span, frame=frame, pair_step=pair_step)

@@ -127,7 +127,7 @@ STAGED_PITCH = 2048
 
 
 @_backend.job_kernel
-def _staged_stores(y, acc, yoff, r_first, b_first, b_last, groups16, half, out_ch, row0, cstride, span
+def _staged_stores(y, acc, yoff, r_first, b_first, b_last, groups16, half, out_ch, row0, cstride, span, ypair
                    ):  # pragma: no cover - compiled
     # The sums of a phase's blocks b_first .. b_last-1 of a job (block blk's at acc[((blk - b_first) *
     # groups16 + og) * ROWS * COLS:], position by position, 16 lanes each; its positions' offsets in
@@ -159,8 +159,11 @@ def _staged_stores(y, acc, yoff, r_first, b_first, b_last, groups16, half, out_c
                     if base >= 0:
                         if span == 1:
                             y[np.uint64(base) + at] = sums[a + i * np.uint64(COLS)]
-                        else:
+                        elif ypair == 1:
                             copy_pair(y, np.uint64(base) + at, sums, a + i * np.uint64(COLS))
+                        else:  # (a pair's second position ypair further on in y)
+                            y[np.uint64(base) + at] = sums[a + i * np.uint64(COLS)]
+                            y[np.uint64(base + ypair) + at] = sums[a + i * np.uint64(COLS) + np.uint64(1)]
 
 
 def _make_taps_forward(span, wide_code=True):
@@ -172,7 +175,7 @@ def _make_taps_forward(span, wide_code=True):
     ``wide_code`` False: without the paths of the wide block (its argument ``wide`` then read as
     False), which Numba prunes before compiling (:func:`width_variant`)."""
     def kernel(src, wpk, wtap, wpanel, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
-               cstride, first_row, out_ch, groups, gsrc, grow, y, wide, panels, bufs, accs, first_job, last_job,
+               cstride, ypair, first_row, out_ch, groups, gsrc, grow, y, wide, panels, bufs, accs, first_job, last_job,
                thread):  # pragma: no cover - compiled
         # src: flat input; wpk: the packed weights of every tap (a panel of 16 filters, or one filter
         # twice with span 2, after another, wpanel values apart); phases f = 0 .. F-1, each with its taps
@@ -312,11 +315,16 @@ def _make_taps_forward(span, wide_code=True):
                                     for j in range(filters):
                                         if span == 1:
                                             y[at + np.uint64(j * cstride)] = buf[i * COLS + j]
-                                        else:  # (lanes 2j, 2j + 1: filter j at the two positions, one 8-byte copy)
+                                        elif ypair == 1:  # (lanes 2j, 2j + 1: filter j at the two
+                                            # positions, one 8-byte copy)
                                             copy_pair(y, at + np.uint64(j * cstride), buf, i * COLS + 2 * j)
+                                        else:  # (the second position ypair further on: an input gradient's
+                                            # cells of one phase, a stride apart)
+                                            y[at + np.uint64(j * cstride)] = buf[i * COLS + 2 * j]
+                                            y[at + np.uint64(j * cstride + ypair)] = buf[i * COLS + 2 * j + 1]
                 if staged:  # (the phase's sums, stored a filter at a time: _staged_stores)
                     _staged_stores(y, acc, yoff, pstart[f], b_first, b_last, groups16, half, out_ch, row0, cstride,
-                                   span)
+                                   span, ypair)
     return kernel
 
 
@@ -412,7 +420,7 @@ def starts(lengths: Sequence[int]) -> np.ndarray:
 def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.ndarray, pos: np.ndarray,
                  pstart: np.ndarray, delta: np.ndarray, dstart: np.ndarray, yoff: np.ndarray, cstride: int,
                  first_row: int, out_ch: int, y: np.ndarray, groups: int = 1, gsrc: int = 0, grow: int = 0,
-                 span: int = 1, frame: Frame | None = None) -> None:
+                 span: int = 1, frame: Frame | None = None, pair_step: int = 1) -> None:
     """Run :func:`_taps_forward` (see the module's docstring) into the flat float32 ``y``: its
     filter ``o`` goes to row ``first_row + o`` (``cstride`` apart).  ``wpk``: the weights of
     every tap packed once (:func:`pack`; every group's, one after another); the phases' tables
@@ -426,7 +434,9 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
     on (a call per group cost a hand-off between the threads each: 32 groups, 64 calls a step).
     ``span`` 2: blocks of 8 filters at 2 positions (:func:`_make_taps_forward`; ``pos``, ``yoff``:
     the pairs' first positions, from :func:`split_pairs`; weights and bias packed with each
-    filter's row twice, ``bias`` 16 values a group).  ``frame``
+    filter's row twice, ``bias`` 16 values a group; ``pair_step``: how far a pair's second
+    position lies from its first in ``y``, 1 for a forward, the stride for an input gradient's
+    phases).  ``frame``
     (:class:`Frame`): where ``src`` is a zero-padded copy, so that each block of positions runs
     only the kernel rows that reach inside it (:func:`cnnlab.functional._frames.boxes`; None: every tap)."""
     threads = numba.config.NUMBA_NUM_THREADS
@@ -447,7 +457,8 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
     _backend.run_jobs(kernel, jobs * groups,
                       read_only(src), read_only(wpk), read_only(wtap), wpanel, gwstep,
                       *map(read_only, (bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
-                      jobs, TAP_CHUNK, staged, cstride, first_row, out_ch, groups, gsrc, grow, y, _numba_simd.WIDE,
+                      jobs, TAP_CHUNK, staged, cstride, int(pair_step), first_row, out_ch, groups, gsrc, grow, y,
+                      _numba_simd.WIDE,
                       PANELS and _numba_simd.WIDE, bufs, accs, work=products * out_ch * groups * span,
                       balanced=True)
 

@@ -19,8 +19,8 @@ import numpy as np
 from cnnlab.functional._numba_implicit import ROWS, _memo, starts
 
 
-def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray
-                ) -> tuple[tuple | None, tuple | None]:
+def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray,
+                out_step: int = 1) -> tuple[tuple | None, tuple | None]:
     """``(paired, rest)``: the phases of :func:`cnnlab.functional._numba_implicit.taps_forward`
     split into the positions that pair (in order, a position and the next one where that is the
     next value in both the input and the output: ``pos + 1``, ``yoff + 1``; :func:`_pairing`) and
@@ -29,20 +29,22 @@ def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np
     paired ones' ``pos``, ``yoff`` the first position of each pair; each part padded to a
     multiple of ``ROWS`` as the tables are), or None where no position is of that kind.  In a
     2-d layer the rows pair two by two; a row of odd width leaves one position, and the left and
-    right edges, a column wide, pair not at all.  Kept for the next call with the same read-only
-    tables."""
-    return _memo((pos, pstart, yoff, delta, dstart), ("pairs",),
-                 functools.partial(_split_pairs, pos, pstart, yoff, delta, dstart))
+    right edges, a column wide, pair not at all.  ``out_step``: the output's distance between a
+    pair's positions instead of 1 (an input gradient's cells of one phase of a stride lie that stride
+    apart; the kernel then stores a pair's two values apart).  Kept for the next call with the
+    same read-only tables."""
+    return _memo((pos, pstart, yoff, delta, dstart), ("pairs", out_step),
+                 functools.partial(_split_pairs, pos, pstart, yoff, delta, dstart, out_step))
 
 
-def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray
-                 ) -> tuple[tuple | None, tuple | None]:
+def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray,
+                 out_step: int = 1) -> tuple[tuple | None, tuple | None]:
     kinds: tuple[list, list] = ([], [])  # (phase, its positions, its offsets, its taps) paired / not
     for f in range(pstart.shape[0] - 1):
         p, y = pos[pstart[f]:pstart[f + 1]], yoff[pstart[f]:pstart[f + 1]]
         taps = delta[dstart[f]:dstart[f + 1]]
         real = int(np.count_nonzero(y >= 0))  # (the padding entries come last)
-        first, single = _pairing(p[:real], y[:real])
+        first, single = _pairing(p[:real], y[:real], out_step)
         for kind, at in zip(kinds, (first, single), strict=True):
             if at.size:
                 lead, lead_y = p[at], y[at]
@@ -52,15 +54,15 @@ def _split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: n
     return tuple(_phase_tables(k) if k else None for k in kinds)
 
 
-def _pairing(pos: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pairing(pos: np.ndarray, out: np.ndarray, out_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(first, single)``: the indices of the positions ``pos`` (written at ``out``) that begin a
-    pair, taken in order (a position and the next one where that is the next value in both), and
-    of those left single: in each chain of such neighbours, its 1st and 2nd, 3rd and 4th, ...
-    positions pair, and an odd chain's last is single."""
+    pair, taken in order (a position and the next one where that is the next value in the input
+    and ``out_step`` further on in the output), and of those left single: in each chain of such
+    neighbours, its 1st and 2nd, 3rd and 4th, ... positions pair, and an odd chain's last is single."""
     count = pos.size
     index = np.arange(count, dtype=np.int64)
     link = np.zeros(count, bool)  # (position i and i + 1 neighbours)
-    link[:-1] = (pos[1:] == pos[:-1] + 1) & (out[1:] == out[:-1] + 1)
+    link[:-1] = (pos[1:] == pos[:-1] + 1) & (out[1:] == out[:-1] + out_step)
     begins = np.ones(count, bool)
     begins[1:] = ~link[:-1]
     along = index - np.maximum.accumulate(np.where(begins, index, 0))  # (place in its chain)
