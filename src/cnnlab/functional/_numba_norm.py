@@ -2,7 +2,9 @@
 installed and the backend allows it.
 
 Each pass is one loop over ``x`` viewed as ``(N, C, P)``, its jobs the channels, so every thread
-owns whole channels (:func:`cnnlab.functional._backend.run_jobs`).  ``cache=True`` keeps the
+owns whole channels (:func:`cnnlab.functional._backend.run_jobs`); the apply pass alone
+(:func:`bn_apply`, with statistics already known: eval mode) takes the rows ``(b, c)`` in memory
+order instead.  ``cache=True`` keeps the
 compiled code on disk, as for the kernels of :mod:`cnnlab.functional._numba_kernels`.
 """
 
