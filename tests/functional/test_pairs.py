@@ -111,10 +111,12 @@ def test_pairs_give_the_same_bits_as_single_positions(compiled, monkeypatch, xs,
 def test_a_padded_layer_runs_both_spans(compiled, monkeypatch):
     """With the padding skipped by classes of positions, the interior and the top and bottom
     edges pair and the left and right edges (a column wide) do not: both kernels run, each on
-    its own phases, with no padded copy of the input."""
+    its own phases, with no padded copy of the input (``PAIRS_PADDED`` off: this even width would
+    take the copy)."""
     monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
     monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
     monkeypatch.setattr(_implicit, "RUN_BLOCKS", False)
+    monkeypatch.setattr(_implicit, "PAIRS_PADDED", False)
     from tests.functional.spies import spied
 
     copies = spied(monkeypatch, _implicit, "_padded_input")
@@ -133,6 +135,34 @@ def test_a_padded_layer_runs_both_spans(compiled, monkeypatch):
     rx, rw = _naive.naive_conv_backward(g.astype(np.float64), x64, w64, one, pads, one, 2)[:2]
     np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(gw, rw, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("width, filters, stride, padded", [
+    (10, 8, 1, True),  # even rows of pairs: the padded copy, every position paired
+    (9, 8, 1, False),  # odd rows: the classes (the cost model's choice here)
+    (10, 16, 1, False),  # 16 filters a group: no pairs
+    (10, 8, (1, 2), False),  # strided along the width: no pairs in the forward
+])
+def test_paired_forwards_of_even_rows_read_a_padded_copy(compiled, monkeypatch, width, filters, stride, padded):
+    """Where every position of a paired forward would pair on a padded copy (even output rows),
+    the forward reads the copy though the cost model would skip the padding by classes
+    (``PACK_COST`` 0 makes the classes pay); elsewhere the model's choice stands.  Either way
+    the result matches the loop reference."""
+    monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
+    monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0)
+    from tests.functional.spies import spied
+
+    copies = spied(monkeypatch, _implicit, "_padded_input")
+    seen = _spans(monkeypatch)
+    x, w, b = _inputs((2, 16, 6, width), (2 * filters, 8, 3, 3), seed=width + filters)
+    y = F.conv2d(x, w, b, stride=stride, padding=1, groups=2, method="implicit")
+    assert (copies["_padded_input"] == 1) == padded
+    if padded:
+        assert seen["_forward_call"] == [2]  # (one call: every position in a pair)
+    pads, one = ((1, 1), (1, 1)), (1, 1)
+    s = (stride, stride) if isinstance(stride, int) else stride
+    want = _naive.naive_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, pads, one, 2)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-4)
 
 
 def _tables(rng, phases):

@@ -146,6 +146,19 @@ SEGMENT_COST = 40.0
 # C512 14x14 -> 64 k7 s2 p3 23.8 / 25.4, N8 C512 7x7 -> 512 31.2 / 31.1, N2 C128 28x28 -> 128 k5
 # s2 p2 7.0 / 7.0.
 PRODUCT_COST = 0.1
+# Whether a forward whose positions run in pairs (at most PAIR_LANES filters a group, a unit stride
+# along the last axis) reads a padded copy wherever its output rows are of even width, whatever
+# :func:`classes_pay` says: on the copy every position pairs, while the classes leave the left and
+# right edges (a column wide) to a second call at half the lanes.  The rule's model counts neither.
+# Measured on the Zen 4 (AVX-512), 2 threads, one process alternating, classes / padded copy,
+# forward+backward (ms): N32 C64 28x28 -> 64 g8 8.18 / 7.37, N16 C64 56x56 -> 64 g8 16.8 / 15.1,
+# N32 C256 14x14 -> 256 g32 9.97 / 9.41, N32 C128 8x8 -> 128 g16 2.12 / 1.90, N32 C64 10x10 -> 64
+# g8 1.97 / 1.73, 12x12 2.49 / 2.03, N32 C32 16x16 -> 32 k5 p2 g4 3.51 / 3.05, N32 C64 28x28 -> 8
+# 7.51 / 6.90, N64 C16 14x14 -> 8 2.16 / 2.07, N8 C32 112x112 -> 32 g4 13.9 / 13.7.  At odd widths
+# the copy's rows leave a position single too, and the classes win or tie: N32 C128 7x7 -> 128
+# g16 2.14 / 2.28 (and 2.49 / 2.62), N64 C256 7x7 -> 256 g32 7.27 / 8.01, N32 C64 13x13 -> 64 g8
+# 2.99 / 2.98, 27x27 8.97 / 9.54.
+PAIRS_PADDED = True
 
 
 # Whether the products on a zero-padded copy skip the kernel rows (planes, in 3-d) that read its
@@ -375,6 +388,8 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
         tables = _geometry(x, weight.shape, stride, dilation, pads, out)
         padded = float(math.prod(_with_pads(x.shape, pads)))
         pays = classes_pay(tables, padded, weight.shape[0], int(math.prod(weight.shape[1:])))
+        if pays and PAIRS_PADDED and _pairs_fill_rows(weight.shape[0] // groups, stride, out):
+            pays = False  # (every position pairs on the padded copy: see PAIRS_PADDED)
         finite = _finite(weight)
         if tables.tapless or not pays or not finite:
             if finite and SKIP_BORDER:  # (the blocks skip the kernel rows that read the copy's zero border alone)
@@ -390,6 +405,13 @@ def forward(x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: 
     for flats, part, span in _phase_parts(og, stride[-1], tables.flats, phases):
         _forward_call(src, weight, bias, groups, flats, part, y, gsrc, span, frame=frame)
     return y, src, pads
+
+
+def _pairs_fill_rows(filters: int, stride: Sequence[int], out: Sequence[int]) -> bool:
+    """Whether a forward's positions would all pair on a padded copy (:data:`PAIRS_PADDED`): at
+    most :data:`PAIR_LANES` ``filters`` a group, a unit stride along the last axis and output rows
+    of even width."""
+    return filters <= PAIR_LANES and stride[-1] == 1 and out[-1] % 2 == 0
 
 
 def _frame(spatial: Sequence[int], pads: Sequence[tuple[int, int]], step: int, slabs: int, channels: int):
