@@ -35,9 +35,10 @@ bordered upstream gradient.
 
 Every group runs in one call of each kernel.  Groups of at most :data:`PAIR_LANES` filters (or
 input channels, for the input gradient) run blocks of 8 filters at 2 adjacent positions where the
-positions pair (a unit stride along the last axis; :mod:`cnnlab.functional._pairs`): the
-positions that pair in one call, the others (the left and right edges, a column wide, and an
-odd row's last) in a second one.
+positions pair (neighbours along the last axis that read neighbouring inputs: a forward's at a
+unit stride there, an input gradient's cells of one phase whatever the stride, stored a stride
+apart; :mod:`cnnlab.functional._pairs`): the positions that pair in one call, the others (the
+left and right edges, a column wide, and an odd row's last) in a second one.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def applies(x: np.ndarray, weight: np.ndarray) -> bool:
 MIN_LANES = 8
 # Lanes (filters, or input channels for the input gradient) per group up to which the kernels run
 # blocks of 8 filters at 2 adjacent positions (span 2), where the layer's positions come in such
-# pairs (a unit stride along the last axis; each row's positions two by two): 16 filters a block
+# pairs (neighbours reading neighbouring inputs: a forward's at a unit stride along the last axis,
+# an input gradient's cells of one phase; each row's positions two by two): 16 filters a block
 # would leave half the lanes idle.
 PAIR_LANES = 8
 

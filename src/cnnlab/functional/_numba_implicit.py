@@ -39,9 +39,11 @@ weights packed with each filter's row twice, and each row's two inputs ``src[p +
 ``src[p + d + 1]`` broadcast to the even and odd lanes by one 8-byte load
 (:func:`cnnlab.functional._numba_simd.wfma_pair_at`).  Each output's sum runs over the same
 taps in the same order as with one position a row (the same bits); the weight gradient sums a
-filter's even and odd positions apart and adds the two at the end.  The positions that do
-not pair (a column a class wide, an odd row's last, every one with a stride along the last
-axis) keep one position a row, in a second call.
+filter's even and odd positions apart and adds the two at the end.  An input gradient's cells
+of one phase of a stride read neighbouring values of the upstream gradient and pair too, their
+two outputs stored ``ypair`` (the stride) apart instead of by one 8-byte copy.  The positions that
+do not pair (a column a class wide, an odd row's last, a forward's every one with a stride along
+the last axis) keep one position a row, in a second call.
 
 Where ``src`` is a zero-padded copy (:class:`Frame`), a block of positions runs, of each channel,
 only the kernel rows (planes, in 3-d) that some of its positions read inside the copy's values:

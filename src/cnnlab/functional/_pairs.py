@@ -4,10 +4,11 @@ A group of at most 8 filters (or input channels, for the input gradient) would l
 register block's 16 lanes idle; there the kernels of :mod:`cnnlab.functional._numba_implicit` hold
 each filter at two adjacent positions.  This module splits their tables, once per geometry (kept
 with the tables by :func:`cnnlab.functional._numba_implicit._memo`), into the positions that pair
-(a position and the next one where that is the next value in both the input and the output,
-taken in order: :func:`_pairing`) and those left single, which keep one position a row in a
-second call: the forward's and the input gradient's phases (:func:`split_pairs`) and the weight
-gradient's segments (:func:`split_segments`, which also joins short segments class by class).
+(a position and the next one where that is the next value in the input and the next in the
+output, or a stride further on for an input gradient's cells, taken in order: :func:`_pairing`)
+and those left single, which keep one position a row in a second call: the forward's and the
+input gradient's phases (:func:`split_pairs`) and the weight gradient's segments
+(:func:`split_segments`, which also joins short segments class by class).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np
                 out_step: int = 1) -> tuple[tuple | None, tuple | None]:
     """``(paired, rest)``: the phases of :func:`cnnlab.functional._numba_implicit.taps_forward`
     split into the positions that pair (in order, a position and the next one where that is the
-    next value in both the input and the output: ``pos + 1``, ``yoff + 1``; :func:`_pairing`) and
+    next value in the input and ``out_step`` further on in the output: ``pos + 1``, ``yoff +
+    out_step``; :func:`_pairing`) and
     those that do not, each ``(phases, pos, pstart, yoff, delta, dstart)`` (``phases``: the index
     of each part's phase, a phase in both where some of its positions pair and some do not; the
     paired ones' ``pos``, ``yoff`` the first position of each pair; each part padded to a
