@@ -169,7 +169,7 @@ def _batch_norm(op: str, x: Any, running_mean: Any, running_var: Any, weight: An
         return a.x.copy()
     if _fast(a.x):  # the kernels of the Tensor route, so that arrays and Tensors give the same bits
         return _compiled_forward(a, momentum, eps, relu)[0]
-    mean, var, inv_std = _statistics(a, eps)
+    mean, var, inv_std = _fused_statistics(a, eps)  # (the Tensor route's NumPy statistics: the same bits)
     _update_running(a, momentum, mean, var)
     nd = a.x.ndim
     y = (a.x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)
