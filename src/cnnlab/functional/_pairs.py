@@ -23,18 +23,17 @@ from cnnlab.functional._numba_implicit import ROWS, _memo, starts
 def split_pairs(pos: np.ndarray, pstart: np.ndarray, yoff: np.ndarray, delta: np.ndarray, dstart: np.ndarray,
                 out_step: int = 1) -> tuple[tuple | None, tuple | None]:
     """``(paired, rest)``: the phases of :func:`cnnlab.functional._numba_implicit.taps_forward`
-    split into the positions that pair (in order, a position and the next one where that is the
-    next value in the input and ``out_step`` further on in the output: ``pos + 1``, ``yoff +
-    out_step``; :func:`_pairing`) and
-    those that do not, each ``(phases, pos, pstart, yoff, delta, dstart)`` (``phases``: the index
-    of each part's phase, a phase in both where some of its positions pair and some do not; the
-    paired ones' ``pos``, ``yoff`` the first position of each pair; each part padded to a
-    multiple of ``ROWS`` as the tables are), or None where no position is of that kind.  In a
-    2-d layer the rows pair two by two; a row of odd width leaves one position, and the left and
-    right edges, a column wide, pair not at all.  ``out_step``: the output's distance between a
-    pair's positions instead of 1 (an input gradient's cells of one phase of a stride lie that stride
-    apart; the kernel then stores a pair's two values apart).  Kept for the next call with the
-    same read-only tables."""
+    split into the positions that pair (in order, a position and the next one where that is the next
+    value in the input and ``out_step`` further on in the output: ``pos + 1``, ``yoff + out_step``;
+    :func:`_pairing`) and those that do not, each ``(phases, pos, pstart, yoff, delta, dstart)``
+    (``phases``: the index of each part's phase, a phase in both where some of its positions pair
+    and some do not; the paired ones' ``pos``, ``yoff`` the first position of each pair; each part
+    padded to a multiple of ``ROWS`` as the tables are), or None where no position is of that kind.
+    In a 2-d layer the rows pair two by two; a row of odd width leaves one position, and the left
+    and right edges, a column wide, pair not at all.  ``out_step``: the output's distance between a
+    pair's positions instead of 1 (an input gradient's cells of one phase of a stride lie that
+    stride apart; the kernel then stores a pair's two values apart).  Kept for the next call with
+    the same read-only tables."""
     return _memo((pos, pstart, yoff, delta, dstart), ("pairs", out_step),
                  functools.partial(_split_pairs, pos, pstart, yoff, delta, dstart, out_step))
 
