@@ -169,17 +169,28 @@ def _batch_norm(op: str, x: Any, running_mean: Any, running_var: Any, weight: An
         return a.x.copy()
     if _fast(a.x):  # the kernels of the Tensor route, so that arrays and Tensors give the same bits
         return _compiled_forward(a, momentum, eps, relu)[0]
-    mean, var, inv_std = _fused_statistics(a, eps)  # (the Tensor route's NumPy statistics: the same bits)
+    return _numpy_forward(a, momentum, eps, relu, keep=False)[0]
+
+
+def _numpy_forward(a: _NormArgs, momentum: Any, eps: Any, relu: bool, keep: bool
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(y, xhat, inv_std)`` by NumPy, the fallback of :func:`_compiled_forward` (the running statistics
+    updated): ``y = xhat * weight + bias``, clamped at 0 if ``relu``; ``xhat``, the normalised
+    input, is returned (as an array of its own) only if ``keep``, else None."""
+    mean, var, inv_std, centred = _fused_statistics(a, eps)
     _update_running(a, momentum, mean, var)
     nd = a.x.ndim
-    y = (a.x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)
-    if a.weight is not None:
-        y = y * _per_channel(a.weight.astype(y.dtype, copy=False), nd)
-    if a.bias is not None:
-        y = y + _per_channel(a.bias.astype(y.dtype, copy=False), nd)
+    xhat = a.x - _per_channel(mean, nd) if centred is None else centred  # (a new array either way)
+    xhat *= _per_channel(inv_std, nd)
+    y = xhat.copy() if keep else xhat
+    if a.weight is not None or a.bias is not None:
+        scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight.astype(a.x.dtype, copy=False)
+        shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias.astype(a.x.dtype, copy=False)
+        y *= _per_channel(scale, nd)
+        y += _per_channel(shift, nd)
     if relu:
         np.maximum(y, y.dtype.type(0), out=y)
-    return y
+    return y, xhat if keep else None, inv_std
 
 
 def _update_running(a: _NormArgs, momentum: Any, mean: np.ndarray, var: np.ndarray) -> None:
@@ -294,17 +305,19 @@ class NormSaved(NamedTuple):
     relu_affine: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _fused_statistics(a: _NormArgs, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mean, var, inv_std)``: the batch variance from the centred values of one pass (same
-    formula as ``np.var``), computed once and reused for the output."""
+def _fused_statistics(a: _NormArgs, eps: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(mean, var, inv_std, centred)``: the batch variance from the centred values ``x - mean``
+    of one pass (same formula as ``np.var``), handed on for the output; with running statistics
+    ``centred`` is None."""
     if not a.batch_stats:
-        return _statistics(a, eps)
+        return (*_statistics(a, eps), None)
     mean = a.x.mean(axis=a.axes)
     centred = a.x - _per_channel(mean, a.x.ndim)
     flat = centred.reshape(centred.shape[0], centred.shape[1], -1)
     var = np.einsum("ncp,ncp->c", flat, flat) / a.count
     inv_std = 1 / np.sqrt(var + a.x.dtype.type(eps))
-    return mean, var.astype(a.x.dtype, copy=False), inv_std.astype(a.x.dtype, copy=False)
+    return mean, var.astype(a.x.dtype, copy=False), inv_std.astype(a.x.dtype, copy=False), centred
 
 
 def _compiled_forward(a: _NormArgs, momentum: Any, eps: Any, relu: bool
@@ -348,35 +361,20 @@ def _forward_saving(op: str, relu: bool, needs: Any, x: Any, running_mean: Any, 
         y = batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
         return y, NormSaved(np.zeros(a.x.shape, a.x.dtype), np.zeros(a.x.shape[1], a.x.dtype), a.weight,
                             a.bias is not None, a.batch_stats, a.axes, relu_out=y if relu else None)
-    fast = _fast(a.x)
-    if fast:
-        y, mean, inv_std, scale, shift = _compiled_forward(a, momentum, eps, relu)
-    else:
-        mean, var, inv_std = _fused_statistics(a, eps)
-        _update_running(a, momentum, mean, var)
-    nd = a.x.ndim
     keep = needs[0] or (len(needs) > 3 and needs[3])
-    if fast:  # one pass writes the output; the backward recomputes xhat from x and mean
-        return y, NormSaved(None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
-                            a.x if keep else None, mean,
-                            # training: the mask is recomputed from x as the sums are taken; eval
-                            # mode masks g first, by the output (kept anyway: it is the result)
-                            relu_out=y if relu and not a.batch_stats else None,
-                            relu_affine=((np.array(scale, a.x.dtype), np.array(shift, a.x.dtype))
-                                         if relu and a.batch_stats else None))
-    xhat = a.x - _per_channel(mean, nd)
-    xhat *= _per_channel(inv_std, nd)
-    if a.weight is None and a.bias is None:
-        y = xhat.copy()
-    else:
-        scale = np.ones(a.x.shape[1], a.x.dtype) if a.weight is None else a.weight.astype(a.x.dtype, copy=False)
-        shift = np.zeros(a.x.shape[1], a.x.dtype) if a.bias is None else a.bias.astype(a.x.dtype, copy=False)
-        y = xhat * _per_channel(scale, nd)
-        y += _per_channel(shift, nd)
-    if relu:
-        np.maximum(y, y.dtype.type(0), out=y)
-    return y, NormSaved(xhat if keep else None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
-                        relu_out=y if relu else None)
+    if not _fast(a.x):
+        y, xhat, inv_std = _numpy_forward(a, momentum, eps, relu, keep)
+        return y, NormSaved(xhat, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
+                            relu_out=y if relu else None)
+    # one pass writes the output; the backward recomputes xhat from x and mean
+    y, mean, inv_std, scale, shift = _compiled_forward(a, momentum, eps, relu)
+    return y, NormSaved(None, inv_std, a.weight, a.bias is not None, a.batch_stats, a.axes,
+                        a.x if keep else None, mean,
+                        # training: the mask is recomputed from x as the sums are taken; eval
+                        # mode masks g first, by the output (kept anyway: it is the result)
+                        relu_out=y if relu and not a.batch_stats else None,
+                        relu_affine=((np.array(scale, a.x.dtype), np.array(shift, a.x.dtype))
+                                     if relu and a.batch_stats else None))
 
 
 def batch_norm_backward_saved(grad_out: np.ndarray, saved: NormSaved, needs: Any) -> tuple:
