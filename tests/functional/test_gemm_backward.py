@@ -99,7 +99,8 @@ def test_strided_few_channel_layers_take_the_gemm_gradients(small_layers_auto, m
 KEPT = [
     ((2, 8, 16, 16), (32, 8, 3, 3), 2, 1),  # 32 filters: too few
     ((2, 16, 16, 16), (64, 16, 3, 3), 2, 1),  # 16 channels: a whole register block
-    ((2, 4, 16, 16), (64, 4, 3, 3), 2, 1),  # 4 channels: the input gradient the GEMM path's already
+    ((2, 3, 16, 16), (64, 3, 3, 3), 2, 1),  # 3 channels: the input gradient the GEMM path's already
+    ((2, 4, 16, 16), (32, 4, 3, 3), 2, 1),  # 4 channels and 32 filters: the input gradient implicit
     ((2, 8, 10, 10), (64, 8, 3, 3), 1, 1),  # stride 1
     ((2, 8, 12, 10), (64, 8, 3, 3), (2, 1), 1),  # a unit stride along the last axis
 ]
@@ -117,7 +118,7 @@ def test_other_layers_keep_the_implicit_gradients(small_layers_auto, monkeypatch
     calls = _spies(monkeypatch)
     monkeypatch.setattr(ck, "_blocked_forward_pays", lambda *a: False)  # (stride 1: the implicit forward itself)
     got = _run(x, w, b, stride, padding)
-    few = ws[1] < _implicit.MIN_LANES
+    few = ws[1] < _implicit.GRAD_X_MIN_LANES
     assert calls == {"forward": 1, "grad_x": int(not few), "grad_w": 1, "_gemm_grad_w": 0, "gemm_grad_x": int(few)}
     _check_against_reference(x, w, b, stride, padding, 1, got)
 
@@ -152,7 +153,7 @@ def test_a_forward_without_gradients_runs_as_before(small_layers_auto, monkeypat
 
 @pytest.mark.parametrize("ws, groups, stride, taken", [
     ((64, 15, 3, 3), 1, (2, 2), True), ((64, 16, 3, 3), 1, (2, 2), False),  # channels: < 16
-    ((64, 8, 3, 3), 1, (2, 2), True), ((64, 7, 3, 3), 1, (2, 2), False),  # and >= MIN_LANES
+    ((64, 4, 3, 3), 1, (2, 2), True), ((64, 3, 3, 3), 1, (2, 2), False),  # and >= GRAD_X_MIN_LANES
     ((63, 8, 3, 3), 1, (2, 2), False), ((128, 8, 3, 3), 2, (2, 2), True),  # filters per group: >= 64
     ((128, 8, 3, 3), 4, (2, 2), False),  # 32 filters a group
     ((64, 8, 3, 3), 1, (1, 2), True), ((64, 8, 3, 3), 1, (2, 1), False),  # a stride above 1 on the last axis

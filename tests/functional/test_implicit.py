@@ -99,13 +99,15 @@ def _spied(monkeypatch):
     return spied(monkeypatch, nw, "taps_grad_w", into=spied(monkeypatch, ni, "taps_forward"))
 
 
-@pytest.mark.parametrize("min_lanes", [1, _implicit.MIN_LANES])
+@pytest.mark.parametrize("rule", ["every", "library"])
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CASES)
-def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups, min_lanes):
-    """Each case twice: with every input gradient implicit (``MIN_LANES`` 1, so the phases of
-    small strided cases run too), and with the library's rule; 16 lanes a block throughout (the
-    blocks of 8 filters at 2 positions, and their calls, are test_pairs.py's)."""
-    monkeypatch.setattr(_implicit, "MIN_LANES", min_lanes)
+def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, padding, dilation, groups, rule):
+    """Each case twice: with every input gradient implicit (``MIN_LANES`` and ``GRAD_X_MIN_LANES``
+    1, so the phases of small strided cases run too), and with the library's rule; 16 lanes a
+    block throughout (the blocks of 8 filters at 2 positions, and their calls, are test_pairs.py's)."""
+    if rule == "every":
+        monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+        monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     monkeypatch.setattr(_implicit, "PAIR_LANES", 0)
     x, w, b = _inputs(xs, ws, seed=sum(xs) + sum(ws))
     s, pads, d = _args(w, stride, padding, dilation)
@@ -126,13 +128,13 @@ def test_matches_the_loop_reference(compiled, monkeypatch, xs, ws, stride, paddi
     # in one call), the weight gradient once: each one call for every group, except where a
     # group's lanes (filters for the forward, input channels for the input gradient) fill more
     # than one register block (then a call per group)
-    # (fewer than MIN_LANES input channels per group: the input gradient by col2im)
+    # (fewer than GRAD_X_MIN_LANES input channels per group: the input gradient by col2im)
     def per_call(lanes):
         return 1 if groups == 1 or lanes <= 16 else groups
 
     assert calls["taps_grad_w"] == 1
     assert calls["taps_forward"] == 2 * per_call(w.shape[0] // groups) + (
-        0 if w.shape[1] < _implicit.MIN_LANES else per_call(w.shape[1]))
+        0 if w.shape[1] < _implicit.GRAD_X_MIN_LANES else per_call(w.shape[1]))
 
 
 @pytest.mark.parametrize("route", ["skip", "copy"])
@@ -144,6 +146,7 @@ def test_padding_skipped_or_copied_gives_the_same_values(compiled, monkeypatch, 
     gradient instead (``PACK_COST`` huge), every input gradient implicit: all three results
     against the loop reference."""
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     monkeypatch.setattr(_implicit, "PAIR_LANES", 0)  # (pairs of positions take the copy: see test_pairs.py)
     monkeypatch.setattr(_implicit, "PACK_COST", 0.0 if route == "skip" else 1e30)
     monkeypatch.setattr(_implicit, "SEGMENT_COST", 0.0 if route == "skip" else 1e30)
@@ -179,6 +182,7 @@ def test_tap_chunks_change_no_value(compiled, monkeypatch, xs, ws, stride, paddi
     from cnnlab.functional import _numba_implicit as ni
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     x, w, b = _inputs(xs, ws, seed=sum(xs) * 3 + sum(ws))
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
     g = np.random.default_rng(8).uniform(-1, 1, _conv(w.ndim - 2)(x, w, b, **kw).shape).astype(np.float32)
@@ -206,6 +210,7 @@ def test_staged_stores_change_no_value(compiled, monkeypatch, xs, ws, stride, pa
     from cnnlab.functional import _numba_implicit as ni
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     x, w, b = _inputs(xs, ws, seed=sum(xs) * 5 + sum(ws))
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
     g = np.random.default_rng(9).uniform(-1, 1, _conv(w.ndim - 2)(x, w, b, **kw).shape).astype(np.float32)
@@ -750,6 +755,7 @@ def _border_run(monkeypatch, skip, xs, ws, stride, padding, dilation, groups, la
 
     with monkeypatch.context() as m:
         m.setattr(_implicit, "MIN_LANES", 1)
+        m.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
         m.setattr(_implicit, "PAIR_LANES", lanes)
         m.setattr(_implicit, "PACK_COST", 1e30)
         m.setattr(_implicit, "SEGMENT_COST", 1e30)
@@ -889,7 +895,10 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((64, 32, 14, 14), (4, 32, 3, 3), 1, (1, 1), np.float32, "direct"),  # 4 filters: 12 of 16 lanes idle
     ((64, 32, 14, 14), (32, 4, 3, 3), 8, (1, 1), np.float32, "direct"),  # 4 filters per group
     ((64, 32, 14, 14), (32, 4, 3, 3), 8, (1, 1), np.float64, "direct"),  # (any dtype)
-    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (2, 2), np.float32, "gemm"),  # strided along the width
+    ((64, 32, 14, 14), (32, 4, 3, 3), 8, (2, 2), np.float32, "gemm"),  # strided along the width: 7 MFLOP
+    ((32, 128, 58, 58), (128, 4, 3, 3), 32, (2, 2), np.float32, "implicit"),  # 4 filters a group (ResNeXt's)
+    ((32, 128, 58, 58), (128, 4, 3, 3), 32, (1, 2), np.float32, "implicit"),  # (a stride along the width)
+    ((32, 96, 58, 58), (96, 3, 3, 3), 32, (2, 2), np.float32, "gemm"),  # 3 filters a group
     ((64, 32, 14, 14), (32, 4, 3, 3), 8, (2, 1), np.float32, "direct"),  # strided along the height only
     ((64, 32, 14, 14), (4, 32, 1, 1), 1, (1, 1), np.float32, "gemm"),  # 1x1: no columns to save
     ((64, 32, 14), (4, 32, 3), 1, (1,), np.float32, "gemm"),  # 1-d: not the 2-d direct kernels' rule
@@ -1014,7 +1023,7 @@ def test_jobs_follow_the_weights_size_and_leave_the_bits_alone(compiled, monkeyp
 
 @pytest.mark.parametrize("xs, ws, stride, padding, groups", [
     ((7, 3, 11, 10), (8, 3, 5, 5), 2, 2, 1),  # 3 channels, strided, padded; 7 samples: blocks of 2, the last 1
-    ((5, 12, 9, 9), (24, 4, 3, 3), 1, 1, 3),  # 4 channels a group
+    ((5, 9, 9, 9), (24, 3, 3, 3), 1, 1, 3),  # 3 channels a group (from GRAD_X_MIN_LANES, 4: implicit)
 ])
 def test_few_channel_input_gradient_in_blocks_of_samples(compiled, monkeypatch, xs, ws, stride, padding, groups):
     """An implicit forward's input gradient for layers with fewer channels a group than its

@@ -73,6 +73,7 @@ def test_pairs_give_the_same_bits_as_single_positions(compiled, monkeypatch, xs,
     implicit (``MIN_LANES`` 1): the forward and the input gradient the same bits, the weight
     gradient close; all three against the loop reference."""
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     x, w, b = _inputs(xs, ws, seed=5 * sum(xs) + sum(ws))
     kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "method": "implicit"}
     conv = _conv(w.ndim - 2)

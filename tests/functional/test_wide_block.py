@@ -135,6 +135,7 @@ def test_two_panels_at_once_give_the_same_bits(compiled, monkeypatch, xs, ws, st
     from cnnlab.functional import _implicit
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     monkeypatch.setattr(_numba_simd, "WIDE", True)
     if route == "copy":
         monkeypatch.setattr(_implicit, "PACK_COST", 1e9)
@@ -246,6 +247,7 @@ def test_weight_gradient_transposed_copy_gives_the_same_bits(compiled, monkeypat
     from cnnlab.functional import _implicit
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     monkeypatch.setattr(_numba_simd, "WIDE", wide)
     if route == "classes":
         monkeypatch.setattr(_implicit, "PACK_COST", 0.0)
@@ -409,6 +411,7 @@ def test_runs_of_positions_by_rows_of_taps(monkeypatch, compiled, xs, ws, paddin
     from cnnlab.functional import _implicit, _implicit_grad_x
 
     monkeypatch.setattr(_implicit, "MIN_LANES", 1)
+    monkeypatch.setattr(_implicit, "GRAD_X_MIN_LANES", 1)
     x, w, b = _inputs(xs, ws, seed=sum(xs) + 3 * sum(ws))
     kw = {"stride": 1, "padding": padding, "dilation": dilation, "method": "implicit"}
     g = np.random.default_rng(17).uniform(-1, 1, F.conv2d(x, w, b, **kw).shape).astype(np.float32)

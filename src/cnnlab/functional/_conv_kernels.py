@@ -140,7 +140,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     N16 C64 56x56 -> 64 153-170 / 113-117 / 109-119, N32 C32 32x32 -> 64 s2 21-26 / 14-18 /
     14-20, the same with dilation 2 (28x28 -> 32) 35-36 / 19-20 / 23-31; a ``convnet`` training
     step 86.5 / 80.8 / 95.0.  It needs :data:`cnnlab.functional._implicit.MIN_LANES` filters per
-    group (its register block holds 16), a forward of at least
+    group (its register block holds 16; :data:`IMPLICIT_MIN_FILTERS_STRIDED` for a layer strided
+    along the last axis), a forward of at least
     :data:`cnnlab.functional._implicit.MIN_FLOPS` FLOPs (a smaller call is mostly the kernels'
     fixed costs) and at least :data:`cnnlab.functional._implicit.MIN_POSITIONS` output positions
     (:data:`cnnlab.functional._implicit.MIN_POSITIONS_FEW_FILTERS` with at most
@@ -194,7 +195,8 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     # (a layer whose products mostly read the zero padding: the implicit kernels skip them)
     sparse = (outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and pads is not None
               and dense_share(xp_shape[2:], weight_shape[2:], steps, dilation, pads) <= IMPLICIT_MAX_DENSE_SHARE)
-    if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= _implicit.MIN_LANES
+    min_filters = _implicit.MIN_LANES if unit_width else IMPLICIT_MIN_FILTERS_STRIDED
+    if (dtype is not None and np.dtype(dtype) == np.float32 and out_ch // groups >= min_filters
             and flops >= _implicit.MIN_FLOPS and (outputs >= _implicit.MIN_POSITIONS or (
                 outputs >= _implicit.MIN_POSITIONS_FEW_FILTERS and few) or (
                 outputs >= _implicit.MIN_POSITIONS_DEEP and few and deep) or sparse)
@@ -210,6 +212,20 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
         if out_ch // groups < _implicit.MANY_FILTERS or sparse:
             return "implicit"
     return "gemm"
+
+
+# Filters per group from which 'auto' takes the implicit kernels for a layer strided along the last
+# axis (unit-stride layers with fewer than :data:`cnnlab.functional._implicit.MIN_LANES` take the
+# direct kernels): 4 of the block's 16 lanes computing still beats the GEMM path's many small
+# products, and the input gradient pairs from 4 channels a group
+# (:data:`cnnlab.functional._implicit.GRAD_X_MIN_LANES`).  Measured on the Zen 4, 2 threads,
+# settled calls alternating in one process, forward by GEMM / implicit / torch, then
+# forward+backward (ms): ResNeXt's N32 C128 56x56 -> 128 k3 s2 p1 g32 (4 a group) 19.3 / 9.7 /
+# 8.1, 62.7 / 30.0 / 53.7; N32 C96 28x28 -> 96 g16 (6) 4.4 / 2.1 / 3.4, 10.5 / 6.9 / 11.6; N64 C32
+# 28x28 -> 16 g4 (4) 3.1 / 1.7 / 2.1, 7.1 / 4.8 / 7.2; N32 C256 14x14 -> 256 g64 (4) 3.4 / 1.6 /
+# 2.0, 7.0 / 5.2 / 8.0; N64 C16 28x28 -> 4 1.9 / 1.0 / 1.6, 3.6 / 2.6 / 7.4.  With 2 a group
+# the forward wins (N32 C64 28x28 -> 64 g32 2.6 / 1.6) but the backward loses (5.7 / 6.6).
+IMPLICIT_MIN_FILTERS_STRIDED = 4
 
 
 # The share of a layer's products (output positions times taps) that read the input, not its zero
@@ -329,10 +345,11 @@ def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequen
     """Whether a convolution whose forward 'auto' gives the implicit kernels takes its gradients
     from the GEMM path instead (columns rebuilt from the input the forward kept): a stride above 1
     along the last axis (else the input gradient runs pairs of positions, its lanes full), from
-    :data:`cnnlab.functional._implicit.MIN_LANES` to fewer than :data:`IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS`
-    input channels per group (with fewer, the input gradient is the GEMM path's already) and at
-    least :data:`IMPLICIT_GEMM_BACKWARD_MIN_FILTERS` filters per group."""
-    return (_implicit.MIN_LANES <= weight_shape[1] < IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS
+    :data:`cnnlab.functional._implicit.GRAD_X_MIN_LANES` to fewer than
+    :data:`IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS` input channels per group (with fewer, the input
+    gradient is the GEMM path's already) and at least :data:`IMPLICIT_GEMM_BACKWARD_MIN_FILTERS`
+    filters per group."""
+    return (_implicit.GRAD_X_MIN_LANES <= weight_shape[1] < IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS
             and weight_shape[0] // groups >= IMPLICIT_GEMM_BACKWARD_MIN_FILTERS and stride[-1] > 1)
 
 
@@ -356,7 +373,11 @@ def _gemm_backward_pays(weight_shape: Sequence[int], groups: int, stride: Sequen
 # 29.31 / 30.18, N16 C12 32x32 -> 128 8.93 / 9.40; (1, 2): 15.44 / 12.56, 29.82 / 30.01, 12.87 /
 # 12.50).  At stride 1 it wins on small images (N16 C8 14x14 -> 256 4.57 / 4.07) and loses on others
 # (N16 C12 16x16 -> 64 3.26 / 3.96, conv1d N16 C8 L512 -> 128 4.20 / 4.64, conv3d N32 C8 14^3 -> 128
-# 108 / 115), so stride 1 keeps the implicit backward.
+# 108 / 115), so stride 1 keeps the implicit backward.  From 4 channels, since the implicit input
+# gradient runs from :data:`cnnlab.functional._implicit.GRAD_X_MIN_LANES` (Zen 4, forward+backward,
+# implicit backward / GEMM backward / torch, ms: N16 C4 32x32 -> 256 k3 s2 p1 4.58 / 3.40 / 8.90,
+# N16 C6 32x32 -> 128 2.94 / 2.64 / 5.40; with the input gradient by col2im the implicit backward
+# took 3.79 and 2.79).
 IMPLICIT_GEMM_BACKWARD_MAX_CHANNELS = 16
 IMPLICIT_GEMM_BACKWARD_MIN_FILTERS = 64
 

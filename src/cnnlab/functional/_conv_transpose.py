@@ -153,14 +153,15 @@ def _implicit_applies(x: np.ndarray, w: np.ndarray) -> bool:
     """Whether the strided forward runs as the implicit kernels' input gradient
     (:func:`cnnlab.functional._implicit_grad_x.grad_x`, its phases skip the stride's zeros as the
     scatter does): float32, the compiled kernels, what that input gradient needs of the weight
-    (:func:`cnnlab.functional._implicit.grad_x_applies`), and as many positions as the automatic
+    (:func:`cnnlab.functional._implicit.grad_x_applies`, with
+    :data:`cnnlab.functional._implicit.MIN_LANES` channels a group), and as many positions as the automatic
     rule asks of the implicit kernels (:data:`cnnlab.functional._implicit.MIN_POSITIONS`).
     Measured on 2 cores, col2im / implicit, ms: N16 C32 14x14 -> 16 k4 s2 p1 1.71 / 1.54; N8
     C128 14x14 -> 64 k4 s2 p1 4.14 / 3.67; N8 C256 7x7 -> 128 k2 s2 (392 positions) 1.49 / 2.55."""
     positions = x.shape[0] * int(np.prod(x.shape[2:]))  # (those of the conv whose input gradient this is)
     return (x.dtype == np.float32 and w.dtype == np.float32 and 1 <= w.ndim - 2 <= 3
             and positions >= _implicit.MIN_POSITIONS and _backend.use_numba(float(x.size) * float(w[0].size))
-            and _implicit.grad_x_applies(w))
+            and _implicit.grad_x_applies(w, _implicit.MIN_LANES))
 
 
 def _gemm_scatter(x: np.ndarray, w: np.ndarray, a: _TransposeArgs, shape: tuple[int, ...],

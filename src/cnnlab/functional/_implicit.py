@@ -30,8 +30,8 @@ bordered upstream gradient.
   ``taps_forward`` over the upstream gradient, with the class's taps of the weights transposed
   (channels and filters swap places): the adjoint is a correlation again, all in one call.
   Non-finite weights (the sum has no term there, but a zero padding would multiply them), and
-  layers with fewer than :data:`MIN_LANES` input channels per group, take the GEMM path's col2im
-  instead (:func:`grad_x_applies`).
+  layers with fewer than :data:`GRAD_X_MIN_LANES` input channels per group, take the GEMM path's
+  col2im instead (:func:`grad_x_applies`).
 
 Every group runs in one call of each kernel.  Groups of at most :data:`PAIR_LANES` filters (or
 input channels, for the input gradient) run blocks of 8 filters at 2 adjacent positions where the
@@ -75,6 +75,18 @@ MIN_LANES = 8
 # an input gradient's cells of one phase; each row's positions two by two): 16 filters a block
 # would leave half the lanes idle.
 PAIR_LANES = 8
+# Input channels per group from which a convolution's input gradient runs as implicit correlations
+# (:func:`grad_x_applies`): its cells of one phase pair (span 2), so 4 channels fill half the
+# block's lanes, as 8 filters of a paired forward do.  Measured on the Zen 4, 2 threads,
+# forward+backward through autograd with an implicit forward, settled calls alternating in one
+# process, input gradient by col2im / implicit (ms): N64 C6 14x14 -> 16 k5 (LeNet-5's second
+# layer) 2.64 / 2.31; N32 C6 28x28 -> 32 k3 p1 4.91 / 4.07; N64 C4 28x28 -> 16 k3 p1 4.84 / 4.02;
+# N16 C5 56x56 -> 32 k3 p1 8.05 / 7.45; N64 C7 14x14 -> 32 k3 p1 3.42 / 2.77; N8 C6 64x64 -> 16 k5
+# p2 8.04 / 5.41; stride 2: N32 C6 28x28 -> 32 2.55 / 2.33, N32 C4 32x32 -> 64 3.28 / 3.27.  With 3
+# channels they tie (N64 C3 8x8 -> 32 k3 p1 1.63 / 1.64; N32 C3 32x32 -> 32 s2 2.48 / 2.45).  A
+# transposed convolution's forward, which is such an input gradient, keeps :data:`MIN_LANES`
+# (N16 C64 28x28 -> 4 k4 s2 p1: 2.34 ms by col2im, 2.97 implicit).
+GRAD_X_MIN_LANES = 4
 
 
 # Multiply-adds (times 2: FLOPs) of a forward from which 'auto' takes the implicit kernels: below it
@@ -177,11 +189,11 @@ def _finite(weight: np.ndarray) -> bool:
     return bool(np.isfinite(weight).all())
 
 
-def grad_x_applies(weight: np.ndarray) -> bool:
-    """Whether the input gradient runs as implicit correlations: at least :data:`MIN_LANES`
-    input channels per group, and finite weights (the padded upstream gradient's zero border
-    meets every weight, and ``inf * 0`` is ``nan``)."""
-    return weight.shape[1] >= MIN_LANES and _finite(weight)
+def grad_x_applies(weight: np.ndarray, min_lanes: int | None = None) -> bool:
+    """Whether the input gradient runs as implicit correlations: at least ``min_lanes`` input
+    channels per group (None: :data:`GRAD_X_MIN_LANES`), and finite weights (the padded upstream
+    gradient's zero border meets every weight, and ``inf * 0`` is ``nan``)."""
+    return weight.shape[1] >= (GRAD_X_MIN_LANES if min_lanes is None else min_lanes) and _finite(weight)
 
 
 def _pitches(spatial: Sequence[int]) -> list[int]:
