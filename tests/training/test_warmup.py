@@ -191,8 +191,9 @@ def test_the_helper_puts_off_a_unit_the_training_process_is_compiling(monkeypatc
 
 
 def test_each_pass_runs_opposite_to_the_training_process(monkeypatch, tmp_path):
-    # forward passes last unit first (the training process: first unit first), train steps first
-    # unit first (the training process's backward: last unit first), eval passes last unit first
+    # the first unit's forward, then eval passes last unit first (the training process needs them
+    # last), forward passes last unit first (the training process: first unit first), train steps
+    # first unit first (the training process's backward: last unit first)
     from cnnlab.training import models
 
     calls = []
@@ -216,8 +217,8 @@ def test_each_pass_runs_opposite_to_the_training_process(monkeypatch, tmp_path):
     assert _warmup.warm(spec) == 3
     shapes_found = calls[:3]  # the input shapes, found first in eval mode
     assert shapes_found == [(0, False), (1, False), (2, False)]
-    assert calls[3:] == ([(0, True)] + [(2, True), (1, True), (0, True)] + [(0, True), (1, True), (2, True)]
-                         + [(2, False), (1, False), (0, False)])
+    assert calls[3:] == ([(0, True)] + [(2, False), (1, False), (0, False)] + [(2, True), (1, True), (0, True)]
+                         + [(0, True), (1, True), (2, True)])
 
 
 def test_pass_orders_run_opposite_to_where_the_training_process_first_needs_each_kind():

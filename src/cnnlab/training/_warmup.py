@@ -12,9 +12,15 @@ kernels each unit brings (:func:`pass_orders`; units of one :func:`kind` share t
 forward at the training batch size, first the units where the training process first needs a
 kind's kernels, last one first (its forward pass runs first unit first); then forward and backward,
 first the units where its backward pass (last unit first) first needs a kind's kernels, first one
-first; then forward in eval mode at the evaluation batch size.  Only the first unit's forward comes
-first: the helper starts while the training process still loads its data, and that kernel is the
-one the training process needs first.  Every kernel the helper compiles goes to Numba's disk
+first.  Two things come before those passes: the first unit's forward (the helper starts while the
+training process still loads its data, and that kernel is the one the training process needs
+first), and then every unit's forward in eval mode at the evaluation batch size, last unit first:
+the training process needs those last, at the end of its first epoch, and a larger batch can take
+other kernels than training's.  The MNIST-1D CNN's second and third layers, for one, run the
+implicit kernels at the evaluation batch and the GEMM path at the training batch, and the implicit
+forward is the longest compile of all (6-8 s on the AVX-512 Zen 4).  With the evaluation last in the
+helper too, the training process compiled it itself at the end: a cold `cnnlab demo` took 12-14 s
+(round 55).  Every kernel the helper compiles goes to Numba's disk
 cache, where the training process finds it when it gets there (Numba looks in the cache before it
 compiles), so the two processes meet in the middle of each pass.  (With the backward pass last
 unit first in both, the first layer's backward kernel came last in both, and the convnet's cold
@@ -226,9 +232,9 @@ def stop(helper: subprocess.Popen | None) -> None:
 
 
 def warm(spec: dict[str, Any]) -> int:
-    """The helper's work on ``spec``'s model: the first unit's forward, then every unit's forward
-    (last unit first), every unit's forward and backward (first unit first), and every unit's
-    forward in eval mode (last unit first); writes the marker at the end.  Returns the number of
+    """The helper's work on ``spec``'s model: the first unit's forward, every unit's forward in
+    eval mode (last unit first), then every unit's forward (last unit first) and every unit's
+    forward and backward (first unit first); writes the marker at the end.  Returns the number of
     units."""
     import cnnlab
     from cnnlab.autograd import Tensor, no_grad
@@ -272,8 +278,11 @@ def warm(spec: dict[str, Any]) -> int:
     # (:func:`pass_orders`), so the two processes meet in the middle.
     forwards, backwards = pass_orders([kind(unit, (spec["batch_size"], *shape)) for unit, shape in zip(parts, shapes,
                                                                                                    strict=True)])
-    work = collections.deque([(forward, 0)] + [(forward, i) for i in forwards] + [(train_step, i) for i in backwards]
-                             + [(evaluation, i) for i in reversed(range(len(parts)))])
+    # The evaluation's forwards right after the first unit's: the training process comes to them
+    # last (the end of its first epoch), and at the evaluation batch some layers take other kernels
+    # than in training, the longest compiles of all (see the module's notes).
+    work = collections.deque([(forward, 0)] + [(evaluation, i) for i in reversed(range(len(parts)))]
+                             + [(forward, i) for i in forwards] + [(train_step, i) for i in backwards])
     deferred: collections.Counter = collections.Counter()
     while work:
         task, i = work.popleft()
