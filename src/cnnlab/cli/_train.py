@@ -22,7 +22,7 @@ models: a built-in name or a spec string such as c16k3p1-bn-relu-mp2-c32k3p1-rel
 examples:
   cnnlab train                                   # the MNIST-1D paper's CNN, compared with the paper
   cnnlab train --model mnist1d-cnn-bn            # our stronger MNIST-1D recipe
-  cnnlab train --data fashion-mnist              # convnet on Fashion-MNIST (16 epochs, ~9 min on 2 cores)
+  cnnlab train --data fashion-mnist              # convnet on Fashion-MNIST (24 epochs, ~6 min on 2 cores)
   cnnlab train --resume runs/RUN/last.safetensors --epochs 80
 """
 

@@ -40,7 +40,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                        "scheduler": "none", "augment": 0},
     "lenet5": {"epochs": 10, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
                "scheduler": "none", "augment": 0},
-    "convnet": {"epochs": 16, "batch_size": 128, "optimizer": "adamw", "lr": 5e-3, "weight_decay": 5e-4,
+    "convnet": {"epochs": 24, "batch_size": 128, "optimizer": "adamw", "lr": 5e-3, "weight_decay": 5e-4,
                 "scheduler": "onecycle", "augment": 0},
     "spec": {"epochs": 10, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
              "scheduler": "none", "augment": 0},
