@@ -94,6 +94,31 @@ def test_scatter_forward_by_the_implicit_kernels(monkeypatch, case):
     assert calls == [1]
 
 
+@pytest.mark.skipif(not _backend.numba_available(), reason="needs numba")
+@pytest.mark.parametrize("outputs, implicit", [(4, False), (7, False), (8, True)])
+def test_few_output_channels_keep_col2im(monkeypatch, outputs, implicit):
+    """The implicit input gradient runs from GRAD_X_MIN_LANES (4) channels a group in a conv's
+    backward, but a transposed conv's strided forward keeps MIN_LANES (8) output channels a group
+    before it takes those kernels (col2im was faster below); the values are the loop reference's
+    either way (small integers: exact)."""
+    from cnnlab.functional import _implicit, _implicit_grad_x
+
+    assert _implicit.GRAD_X_MIN_LANES < 8 == _implicit.MIN_LANES
+    rng = np.random.default_rng(outputs)
+    x = rng.integers(-4, 5, (2, 8, 5, 6)).astype(np.float32)
+    w = rng.integers(-4, 5, (8, outputs, 3, 3)).astype(np.float32)
+    monkeypatch.setattr(_implicit, "MIN_POSITIONS", 1)
+    calls = []
+    real = _implicit_grad_x.grad_x
+    monkeypatch.setattr(_implicit_grad_x, "grad_x", lambda *a: calls.append(1) or real(*a))
+    with _backend.using("numba"):
+        y = F.conv_transpose2d(x, w, stride=2, padding=1)
+    want = _naive.naive_conv_transpose(x.astype(np.float64), w.astype(np.float64), None, (2, 2),
+                                       ((1, 1), (1, 1)), (0, 0), 1, (1, 1))
+    np.testing.assert_array_equal(y, want)
+    assert calls == ([1] if implicit else [])
+
+
 def test_scatter_forward_in_blocks_of_samples(monkeypatch):
     monkeypatch.setattr(_conv_kernels, "BLOCK_BYTES", 1)  # one sample per block
     rng = np.random.default_rng(9)
