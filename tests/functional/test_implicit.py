@@ -909,6 +909,11 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((32, 4, 514), (128, 4, 3), 1, (1,), np.float32, "implicit"),  # 4 channels
     ((64, 32, 14, 14), (64, 4, 3, 3), 8, (1, 1), np.float32, "implicit"),  # 8 filters per group
     ((64, 3, 14, 14), (16, 3, 3, 3), 1, (1, 1), np.float32, "direct"),  # a first layer
+    ((64, 3, 18, 18), (16, 3, 5, 5), 1, (1, 1), np.float32, "direct"),  # rows of 14 for a 5x5 kernel: 16 filters
+    ((64, 3, 18, 18), (17, 3, 5, 5), 1, (1, 1), np.float32, "implicit"),  # 17 filters
+    ((64, 3, 22, 22), (16, 3, 7, 7), 1, (1, 1), np.float32, "direct"),  # rows of 16 for 7x7
+    ((64, 3, 18, 18), (16, 3, 7, 7), 1, (1, 1), np.float32, "implicit"),  # rows of 12: under 2 a kernel column
+    ((256, 3, 10, 10), (16, 3, 3, 3), 1, (1, 1), np.float32, "implicit"),  # rows of 8 for a 3x3 kernel
     ((64, 32, 14, 14), (32, 1, 3, 3), 32, (1, 1), np.float32, "direct"),  # depthwise
     ((32, 64, 1000), (64, 64, 9), 1, (1,), np.float32, "implicit"),  # 1-d, 2.4 GFLOP
     ((100, 25, 19), (25, 25, 3), 1, (2,), np.float32, "gemm"),  # MNIST-1D's second layer: 3.6 MFLOP

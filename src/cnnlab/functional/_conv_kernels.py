@@ -178,7 +178,7 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     unit_width = stride is None or stride[-1] == 1
     last_dilation = 1 if dilation is None else dilation[-1]
     if cg <= DIRECT_MAX_CHANNELS and unit_width and (
-            len(weight_shape) == 4 and _wide_rows(xp_shape[-1], weight_shape[-1], last_dilation)
+            len(weight_shape) == 4 and _wide_rows(xp_shape[-1], weight_shape[-1], last_dilation, out_ch // groups)
             or len(weight_shape) == 3 and _long_signal(xp_shape[-1], weight_shape[-1], last_dilation)):
         return "direct"
     if (len(weight_shape) == 4 and out_ch // groups < _implicit.MIN_LANES and unit_width
@@ -288,6 +288,22 @@ DIRECT_MAX_CHANNELS = 3
 # -> 256 k3 p1 10.2 / 13.8 / 13.9, N64 C1 16x16 -> 64 k5 p2 3.5 / 4.4 / 6.3, N32 C3 28x28 -> 64 k7
 # p3 15.8 / 19.0 / 30.8; at 14x14 with a 5x5 kernel either wins by turns.
 DIRECT_MIN_WIDTH_PER_TAP = 3
+# With few filters the direct kernels' work shrinks with them, while the implicit kernels' fixed
+# costs stay: first layers of at most DIRECT_FEW_FILTERS filters a group and a kernel of
+# DIRECT_FEW_FILTERS_MIN_KERNEL columns or more take the direct kernels from
+# DIRECT_FEW_FILTERS_MIN_WIDTH_PER_TAP output columns per kernel column.  Measured on the Zen 4
+# (round 55), forward+backward through autograd, settled calls alternating in one process, the
+# rule's choice before (implicit) / direct / torch (ms): N64 C3 16x16 -> 8 k7 p3 3.16 / 2.21 /
+# 3.53, -> 16 4.75 / 3.34 / 3.69; N64 C3 14x14 -> 8 k5 p2 2.01 / 1.35 / 3.95, -> 16 2.09 / 1.94
+# (again 2.29 / 1.87); N64 C1 16x16 -> 8 k7 1.79 / 1.35; N32 C3 14x14 -> 8 k7 1.76 / 1.20; N64 C1
+# 14x14 -> 16 k5 1.67 / 1.28; N64 C3 10x10 -> 8 k5 1.36 / 0.98; N8 C3 16x16 -> 16 k7 1.47 / 0.94
+# / 1.31; N64 C2 14x14 -> 12 k5 1.88 / 1.40; N64 C1 12x12 -> 8 k5 (GEMM path) 1.07 / 0.91.
+# Against it: 32 filters (N64 C3 16x16 -> 32 k7 5.06 / 5.81, N64 C3 14x14 -> 32 k5 3.76 / 4.66),
+# rows under 2 columns a kernel column (N64 C3 12x12 -> 16 k7 2.43 / 2.59), and 3x3 kernels on
+# 7x7 and 8x8 images (GEMM path 0.62 / 0.67 and 0.70 / 0.81).
+DIRECT_FEW_FILTERS = 16
+DIRECT_FEW_FILTERS_MIN_KERNEL = 5
+DIRECT_FEW_FILTERS_MIN_WIDTH_PER_TAP = 2
 
 
 # Output positions from which a 1-d first layer (at most DIRECT_MAX_CHANNELS channels a group, unit
@@ -306,11 +322,16 @@ def _long_signal(padded: int, kernel: int, dilation: int) -> bool:
     return padded - dilation * (kernel - 1) >= DIRECT_MIN_LENGTH_1D
 
 
-def _wide_rows(padded: int, kernel: int, dilation: int) -> bool:
+def _wide_rows(padded: int, kernel: int, dilation: int, filters: int | None = None) -> bool:
     """Whether a unit-stride axis of ``padded`` input columns gives at least
-    :data:`DIRECT_MIN_WIDTH_PER_TAP` output columns per column of the dilated kernel."""
+    :data:`DIRECT_MIN_WIDTH_PER_TAP` output columns per column of the dilated kernel, or
+    :data:`DIRECT_FEW_FILTERS_MIN_WIDTH_PER_TAP` for at most :data:`DIRECT_FEW_FILTERS` ``filters``
+    a group and a kernel of :data:`DIRECT_FEW_FILTERS_MIN_KERNEL` columns or more."""
     extent = dilation * (kernel - 1) + 1
-    return padded - extent + 1 >= DIRECT_MIN_WIDTH_PER_TAP * extent
+    per_tap = DIRECT_MIN_WIDTH_PER_TAP
+    if filters is not None and filters <= DIRECT_FEW_FILTERS and kernel >= DIRECT_FEW_FILTERS_MIN_KERNEL:
+        per_tap = DIRECT_FEW_FILTERS_MIN_WIDTH_PER_TAP
+    return padded - extent + 1 >= per_tap * extent
 
 
 def choose_backward(weight_shape: Sequence[int], groups: int, stride: Sequence[int] | None = None) -> str:
