@@ -322,14 +322,14 @@ def _long_signal(padded: int, kernel: int, dilation: int) -> bool:
     return padded - dilation * (kernel - 1) >= DIRECT_MIN_LENGTH_1D
 
 
-def _wide_rows(padded: int, kernel: int, dilation: int, filters: int | None = None) -> bool:
+def _wide_rows(padded: int, kernel: int, dilation: int, filters: int) -> bool:
     """Whether a unit-stride axis of ``padded`` input columns gives at least
     :data:`DIRECT_MIN_WIDTH_PER_TAP` output columns per column of the dilated kernel, or
     :data:`DIRECT_FEW_FILTERS_MIN_WIDTH_PER_TAP` for at most :data:`DIRECT_FEW_FILTERS` ``filters``
     a group and a kernel of :data:`DIRECT_FEW_FILTERS_MIN_KERNEL` columns or more."""
     extent = dilation * (kernel - 1) + 1
     per_tap = DIRECT_MIN_WIDTH_PER_TAP
-    if filters is not None and filters <= DIRECT_FEW_FILTERS and kernel >= DIRECT_FEW_FILTERS_MIN_KERNEL:
+    if filters <= DIRECT_FEW_FILTERS and kernel >= DIRECT_FEW_FILTERS_MIN_KERNEL:
         per_tap = DIRECT_FEW_FILTERS_MIN_WIDTH_PER_TAP
     return padded - extent + 1 >= per_tap * extent
 
