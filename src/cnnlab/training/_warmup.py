@@ -19,8 +19,9 @@ the training process needs those last, at the end of its first epoch, and a larg
 other kernels than training's.  The MNIST-1D CNN's second and third layers, for one, run the
 implicit kernels at the evaluation batch and the GEMM path at the training batch, and the implicit
 forward is the longest compile of all (6-8 s on the AVX-512 Zen 4).  With the evaluation last in the
-helper too, the training process compiled it itself at the end: a cold `cnnlab demo` took 12-14 s
-(round 55).  Every kernel the helper compiles goes to Numba's disk
+helper, the training process reached its first evaluation about 3.4 s in and waited some 7 s for
+the helper's compile of it; cold `cnnlab train --epochs 1` took 14.46 and 12.48 s, and 12.98 and
+11.37 s with the evaluation first (round 55, alternating runs).  Every kernel the helper compiles goes to Numba's disk
 cache, where the training process finds it when it gets there (Numba looks in the cache before it
 compiles), so the two processes meet in the middle of each pass.  (With the backward pass last
 unit first in both, the first layer's backward kernel came last in both, and the convnet's cold
