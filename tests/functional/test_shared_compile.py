@@ -3,6 +3,7 @@ compile each kernel once (the training process and its compiling helper)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -150,3 +151,68 @@ def test_sharing_wraps_the_kernels_of_every_kernel_module(tmp_path):
         assert _numba_implicit._taps_forward._cnnlab_shared
     finally:
         _shared_compile.share(None)
+
+
+MEANWHILE = """
+import json, sys
+import numpy as np
+import cnnlab.functional as F
+from pathlib import Path
+from cnnlab.functional import _numba_implicit as ni, _numba_panels as npn, _shared_compile
+
+folder = Path(sys.argv[1])
+_shared_compile.share(folder)
+sig = npn._two_panels_signature()
+lock = folder / ("cnnlab-compiling-" + _shared_compile._name(npn._two_panels, sig.args))
+lock.write_text(sys.argv[2])  # another live process is compiling the two-panel part
+seen = []
+real = ni.two_panels_address
+
+def spy(meanwhile=None):
+    def then():
+        seen.append(["meanwhile", len(ni._taps_forward.signatures), len(npn._two_panels.signatures)])
+        meanwhile()
+        seen.append(["after", len(ni._taps_forward.signatures), len(npn._two_panels.signatures)])
+        lock.unlink()  # the other process is done
+    return real(then)
+
+ni.two_panels_address = spy
+rng = np.random.default_rng(3)
+x = rng.integers(-3, 4, (2, 8, 7, 9)).astype(np.float32)
+w = rng.integers(-2, 3, (40, 8, 3, 3)).astype(np.float32)  # 40 filters: two panels of 16 and one of 8
+y = F.conv2d(x, w, padding=1, method="implicit")
+ref = F.conv2d(x.astype(np.int64), w.astype(np.int64), padding=1)
+print(json.dumps({"seen": seen, "same": bool(np.array_equal(y, ref)), "panels": len(npn._two_panels.signatures),
+                  "locks": [p.name for p in folder.glob("cnnlab-compiling-*")]}))
+"""
+
+
+@needs_numba
+def test_the_forward_kernel_compiles_while_another_process_compiles_its_part(tmp_path, other_process):
+    # the two-panel part of the implicit forward is called at its address: where the helper
+    # process holds its lock, the training process compiles the kernel first, then takes the part
+    from cnnlab.functional import _numba_simd
+
+    if not _numba_simd.WIDE:
+        pytest.skip("the two-panel part runs on CPUs with AVX-512 only")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", MEANWHILE, str(tmp_path), str(other_process.pid)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["seen"] == [["meanwhile", 0, 0], ["after", 1, 0]]  # the kernel compiled first, the part after
+    assert got["same"] and got["panels"] == 1 and got["locks"] == []
+
+
+@needs_numba
+def test_the_part_is_not_put_off_when_no_other_process_compiles_it(monkeypatch):
+    from cnnlab.functional import _numba_panels, _numba_simd
+
+    if not _numba_simd.WIDE:
+        pytest.skip("the two-panel part runs on CPUs with AVX-512 only")
+    monkeypatch.setattr(_numba_panels, "_address", [])  # (as before this process's first forward)
+    called = []
+    assert _shared_compile.sharing() is None
+    address = _numba_panels.two_panels_address(lambda: called.append(1))
+    assert address > 0 and called == []
+    assert _numba_panels.two_panels_address() == address  # one compile a process

@@ -75,7 +75,8 @@ from cnnlab.functional._numba_panels import (
     _put_rows,
     _rows,
     _runs,
-    _two_panels,
+    call_two_panels,
+    two_panels_address,
 )
 from cnnlab.functional._numba_simd import (
     copy_pair,
@@ -177,8 +178,8 @@ def _make_taps_forward(span, wide_code=True):
     ``wide_code`` False: without the paths of the wide block (its argument ``wide`` then read as
     False), which Numba prunes before compiling (:func:`width_variant`)."""
     def kernel(src, wpk, wtap, wpanel, gwstep, bias, pos, pstart, delta, dstart, yoff, kgrid, box, jobs, chunk, staged,
-               cstride, ypair, first_row, out_ch, groups, gsrc, grow, y, wide, panels, bufs, accs, first_job, last_job,
-               thread):  # pragma: no cover - compiled
+               cstride, ypair, first_row, out_ch, groups, gsrc, grow, y, wide, panels, two_panels, bufs, accs,
+               first_job, last_job, thread):  # pragma: no cover - compiled
         # src: flat input; wpk: the packed weights of every tap (a panel of 16 filters, or one filter
         # twice with span 2, after another, wpanel values apart); phases f = 0 .. F-1, each with its taps
         # delta[dstart[f]:dstart[f+1]] (tap k's weights the 16 values at wpk[wtap[k] * 16:] of each
@@ -226,7 +227,7 @@ def _make_taps_forward(span, wide_code=True):
                             pairs = (b_last - b_first) // 2
                             blk_from = b_first + 2 * pairs
                             if og % 2 == 0 and pairs:  # (a call costs, where a job has no pair of a phase)
-                                _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
+                                call_two_panels(two_panels, src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y,
                                             pstart[f] + b_first * ROWS, pairs, shift, og * (ROWS * COLS),
                                             groups16 * (ROWS * COLS), bias0 + og * COLS,
                                             grp * gwstep + og * wpanel, wpanel,
@@ -456,12 +457,15 @@ def taps_forward(src: np.ndarray, wpk: np.ndarray, wtap: np.ndarray, bias: np.nd
     kernel = kernel_for(_taps_forward, _make_taps_forward, "_taps_forward", span)
     gwstep = wpk.shape[0] // groups  # (a group's packed weights)
     wpanel = gwstep // (o16 // COLS)  # (a panel's)
-    _backend.run_jobs(kernel, jobs * groups,
-                      read_only(src), read_only(wpk), read_only(wtap), wpanel, gwstep,
-                      *map(read_only, (bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
-                      jobs, TAP_CHUNK, staged, cstride, int(pair_step), first_row, out_ch, groups, gsrc, grow, y,
-                      _numba_simd.WIDE,
-                      PANELS and _numba_simd.WIDE, bufs, accs, work=products * out_ch * groups * span,
+    wide = bool(_numba_simd.WIDE)
+    panels = PANELS and wide
+    args = (read_only(src), read_only(wpk), read_only(wtap), wpanel, gwstep,
+            *map(read_only, (bias, pos, pstart, delta, dstart, yoff, kgrid, box)),
+            jobs, TAP_CHUNK, staged, cstride, int(pair_step), first_row, out_ch, groups, gsrc, grow, y, wide, panels)
+    # (the kernel calls _two_panels at its address; where another process is compiling that, this
+    # one compiles the kernel meanwhile, a call that runs no job)
+    address = two_panels_address(lambda: kernel(*args, 0, bufs, accs, 0, 0, 0)) if panels and span == 1 else 0
+    _backend.run_jobs(kernel, jobs * groups, *args, address, bufs, accs, work=products * out_ch * groups * span,
                       balanced=True)
 
 

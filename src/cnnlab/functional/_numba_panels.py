@@ -8,10 +8,16 @@ positions are one run (:func:`_store_panels`).  The Winograd kernels use the row
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
+from numba.core.extending import intrinsic
+from numba.core.types import StarArgTuple
+from numba.core.types import void as types_void
 
-from cnnlab.functional import _backend
+from cnnlab.functional import _backend, _shared_compile
 from cnnlab.functional._numba_simd import (
     prefetch_write,
     transpose16,
@@ -262,6 +268,13 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r_first, pa
     # of 3 channels, 27 taps, by 7%).  Its helpers are inlined once each: Numba copies an
     # inlined function's IR block by block, each block with every variable of the function, and
     # each call site of a helper of many blocks cost about a second to compile.
+    #
+    # Round 56: the kernel calls it at its address (:func:`call_two_panels`), not by name, so
+    # neither compile needs the other, and two processes can do them at once.  Called by name,
+    # Numba compiled it inside the kernel's compile: 6-8 s on the AVX-512 Zen 4, 3.8 s of it this
+    # part, and a cold ``cnnlab train`` waited for all of it at its first evaluation.  Compiled
+    # apart, this part takes 2.2 s and the kernel 2.8 s; cold ``cnnlab train --epochs 1``
+    # 9.9-11.0 -> 7.1-7.7 s, cold ``cnnlab demo`` 9.3 -> 7.4-7.6 s, forwards within the noise.
     filters = COLS + filters2
     waits = k1 < taps or staged
     for pair in range(pairs):
@@ -346,3 +359,68 @@ def _two_panels(src, wpk, bias, pos, yoff, box, ds, wt, acc, buf, y, r_first, pa
             _put_rows(out, of, f0, f1, f2, f3, f4, f5)
         if not waits:
             _store_panels(y, yoff, r, buf, yrow, filters2, cstride)
+
+
+def _two_panels_signature():
+    """The argument types of :func:`_two_panels` as :func:`call_two_panels` passes them (the
+    forward kernel's arrays and integers, cast to these)."""
+    from numba import types
+
+    def arr(dtype, ndim=1, readonly=True):
+        return types.Array(dtype, ndim, "C", readonly=readonly)
+
+    f32, i64, out = arr(types.float32), arr(types.int64), arr(types.float32, readonly=False)
+    return types.void(f32, f32, f32, i64, i64, arr(types.int64, 2), i64, i64, out, out, out,
+                      *[types.int64] * 16, types.boolean)
+
+
+@intrinsic
+def call_two_panels(typingctx, address, *args):
+    """Call :func:`_two_panels`, compiled, at ``address`` (:func:`two_panels_address`) with
+    ``args`` (its arguments in order, cast to :func:`_two_panels_signature`'s types), as Numba
+    calls a compiled function by name (its calling convention, the same machine code): the
+    caller's compile does not compile the callee."""
+    sig = _two_panels_signature()
+    if len(args) != len(sig.args):
+        return None
+    packed = StarArgTuple.from_types(args)
+
+    def codegen(context, builder, signature, values):
+        fnty = context.call_conv.get_function_type(sig.return_type, sig.args)
+        fn = builder.inttoptr(values[0], fnty.as_pointer())
+        cast = [context.cast(builder, builder.extract_value(values[1], i), t, want)
+                for i, (t, want) in enumerate(zip(args, sig.args, strict=True))]
+        context.call_conv.call_function(builder, fn, sig.return_type, sig.args, cast)
+        return context.get_dummy_value()
+
+    return types_void(address, packed), codegen
+
+
+# The address of _two_panels's compiled entry, once known (one compile a process).
+_address: list[int] = []
+
+
+def two_panels_address(meanwhile: Callable[[], Any] | None = None) -> int:
+    """The address of :func:`_two_panels`'s compiled entry, for :func:`call_two_panels`; it is
+    compiled (or loaded from Numba's disk cache) on the first call.  Where another process is
+    compiling it (:mod:`cnnlab.functional._shared_compile`), ``meanwhile`` runs first (the
+    caller's own kernel: the forward kernel compiles while the other process compiles this part),
+    and then the address is waited for."""
+    if _address:
+        return _address[0]
+    if meanwhile is not None and _shared_compile.sharing():
+        try:
+            with _shared_compile.without_waiting():
+                return _compiled_address()
+        except _shared_compile.Busy:
+            meanwhile()
+    return _compiled_address()
+
+
+def _compiled_address() -> int:
+    """Compile (or load) :func:`_two_panels` for :func:`_two_panels_signature`; its entry's address."""
+    sig = _two_panels_signature()
+    _two_panels.compile(sig)
+    cres = _two_panels.overloads[sig.args]
+    _address[:] = [cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)]
+    return _address[0]

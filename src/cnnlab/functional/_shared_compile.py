@@ -73,6 +73,20 @@ def kernel_modules() -> list[Any]:
     return [importlib.import_module(f"cnnlab.functional.{name}") for name in names]
 
 
+@contextlib.contextmanager
+def without_waiting() -> Any:
+    """Within the block, a kernel that another process is compiling raises :class:`Busy` on this
+    thread instead of being waited for (as in the helper's ``share(..., wait=False)``), so the
+    caller can compile something else first (:func:`cnnlab.functional._numba_panels.two_panels_address`).
+    Nothing changes where compilations are not coordinated."""
+    before = getattr(_depth, "no_wait", False)
+    _depth.no_wait = True
+    try:
+        yield
+    finally:
+        _depth.no_wait = before
+
+
 def sharing() -> str | None:
     """The folder of the lock files, or None when compilations are not coordinated."""
     return _state["folder"]
@@ -95,7 +109,8 @@ def wrap(dispatcher: Any) -> Any:
             return compile_here(sig)
         outermost = getattr(_depth, "n", 0) == 0
         path = os.path.join(folder, f"cnnlab-compiling-{_name(dispatcher, args)}")
-        with _lock(path, wait=_state["wait"] or not outermost):
+        wait = _state["wait"] and not getattr(_depth, "no_wait", False)
+        with _lock(path, wait=wait or not outermost):
             _depth.n = getattr(_depth, "n", 0) + 1
             try:
                 return compile_here(sig)  # (loads the other process's work from the cache, if it did it)
