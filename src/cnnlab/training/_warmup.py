@@ -21,7 +21,10 @@ implicit kernels at the evaluation batch and the GEMM path at the training batch
 forward is the longest compile of all (6-8 s on the AVX-512 Zen 4).  With the evaluation last in the
 helper, the training process reached its first evaluation about 3.4 s in and waited some 7 s for
 the helper's compile of it; cold `cnnlab train --epochs 1` took 14.46 and 12.48 s, and 12.98 and
-11.37 s with the evaluation first (round 55, alternating runs).  Every kernel the helper compiles goes to Numba's disk
+11.37 s with the evaluation first (round 55, alternating runs).  Since round 56 that kernel calls
+its two-panel part at an address, so the two compile apart: the helper compiles the part while the
+training process compiles the kernel (:func:`cnnlab.functional._numba_panels.two_panels_address`),
+and a cold `cnnlab train --epochs 1` takes 7.1-7.7 s.  Every kernel the helper compiles goes to Numba's disk
 cache, where the training process finds it when it gets there (Numba looks in the cache before it
 compiles), so the two processes meet in the middle of each pass.  (With the backward pass last
 unit first in both, the first layer's backward kernel came last in both, and the convnet's cold
