@@ -931,6 +931,12 @@ def test_without_numba_the_method_is_the_gemm_path(monkeypatch):
     ((1, 448, 12, 12), (64, 448, 3, 3), 1, (1, 1), np.float32, "gemm"),  # 4,032 taps
     ((8, 128, 32, 32), (512, 128, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 512 filters
     ((8, 128, 32, 32), (511, 128, 5, 5), 1, (1, 1), np.float32, "implicit"),
+    ((8, 64, 20, 20), (512, 64, 5, 5), 1, (1, 1), np.float32, "implicit"),  # 512 filters, 64 channels of 25 taps
+    ((8, 65, 20, 20), (512, 65, 5, 5), 1, (1, 1), np.float32, "gemm"),  # 65 channels
+    ((1, 32, 38, 38), (512, 32, 7, 7), 1, (1, 1), np.float32, "implicit"),  # 49 taps
+    ((8, 32, 18, 24), (512, 32, 5, 5), 1, (1, 1), np.float32, "implicit"),  # 25 taps
+    ((8, 32, 18, 24), (512, 32, 4, 6), 1, (1, 1), np.float32, "gemm"),  # 24 taps
+    ((8, 32, 18, 24), (512, 32, 5, 5), 1, (1, 1), np.float64, "gemm"),  # (float64: never implicit)
     ((8, 128, 32, 32), (1024, 128, 3, 3), 2, (1, 1), np.float32, "gemm"),  # 512 filters a group
     ((8, 128, 32, 32), (512, 128, 3, 3), 1, (1, 1), np.float32, "winograd"),  # 3x3: Winograd's all the same
     ((8, 512, 32), (512, 512, 3), 1, (1,), np.float32, "gemm"),  # 1-d

@@ -148,8 +148,10 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
     :data:`cnnlab.functional._implicit.FEW_FILTERS` filters per group, and
     :data:`cnnlab.functional._implicit.MIN_POSITIONS_DEEP` where those filters have at least
     :data:`cnnlab.functional._implicit.DEEP_TAPS` taps each), and fewer than
-    :data:`cnnlab.functional._implicit.MANY_FILTERS` filters per group unless Winograd's
-    in the batch (with fewer its jobs are too few to share out, and the BLAS's product wins).
+    :data:`cnnlab.functional._implicit.MANY_FILTERS` filters per group, but for kernels of
+    :data:`MANY_FILTERS_MIN_TAPS` taps or more a channel with at most
+    :data:`MANY_FILTERS_MAX_CHANNELS` channels a group (Winograd's layers are taken before; with
+    fewer positions the implicit kernels' jobs are too few to share out, and the BLAS's product wins).
     A layer whose products mostly read the zero padding (:func:`dense_share` at most
     :data:`IMPLICIT_MAX_DENSE_SHARE`) takes them from
     :data:`cnnlab.functional._implicit.MIN_POSITIONS_FEW_FILTERS` positions on, whatever its filters:
@@ -209,9 +211,23 @@ def choose_method(xp_shape: Sequence[int], weight_shape: Sequence[int], groups: 
             return "fft"
         if winograd:
             return "winograd"
-        if out_ch // groups < _implicit.MANY_FILTERS or sparse:
+        if out_ch // groups < _implicit.MANY_FILTERS or sparse or (
+                cg <= MANY_FILTERS_MAX_CHANNELS and math.prod(weight_shape[2:]) >= MANY_FILTERS_MIN_TAPS):
             return "implicit"
     return "gemm"
+
+
+# Where a group has :data:`cnnlab.functional._implicit.MANY_FILTERS` filters, 'auto' still takes the
+# implicit kernels for kernels of at least this many taps a channel and at most this many input
+# channels a group: the layers that made that threshold had 128 channels or more.  Measured on the
+# Zen 4, 2 threads, settled calls alternating in one process, forward by GEMM / implicit / torch,
+# then forward+backward (ms): N1 C32 32x32 -> 512 k7 p3 9.24 / 8.19 / 7.76, 28.8 / 27.0 / 26.7;
+# N1 C8 56x56 -> 512 k7 p3 8.28 / 6.91 / 6.95, 23.9 / 23.9 / 29.3; N8 C8 28x28 -> 512 k5 p2 8.95 /
+# 7.52 / 7.11; N4 C48 16x16 -> 512 k5 p2 7.97 / 6.90 / 6.16, 23.9 / 21.6 / 18.5; N4 C64 16x16 k5 p2
+# 10.0 / 8.65 / 7.47, 27.6 / 24.7 / 21.7; N8 C32 28x28 k5 p2 29.7 / 25.2 / 23.5.  3x3 kernels tie
+# or lose: N2 C32 16x16 -> 512 k3 p1 4.34 / 4.44 (forward+backward), N2 C128 16x16 10.4 / 10.5.
+MANY_FILTERS_MAX_CHANNELS = 64
+MANY_FILTERS_MIN_TAPS = 25
 
 
 # Filters per group from which 'auto' takes the implicit kernels for a layer strided along the last
